@@ -64,14 +64,14 @@ public sealed class KernelResetSuppression : IDisposable
     {
         ObjectDisposedException.ThrowIf(_removed, this);
         var listing = RunNft(["list", "table", "inet", TableName], input: null);
-        const string marker = "counter packets ";
-        var at = listing.IndexOf(marker, StringComparison.Ordinal);
+        const string Marker = "counter packets ";
+        var at = listing.IndexOf(Marker, StringComparison.Ordinal);
         if (at < 0)
         {
             throw new PacketTransportException($"nft listing of {TableName} has no counter:\n{listing}");
         }
 
-        var digits = listing.AsSpan(at + marker.Length);
+        var digits = listing.AsSpan(at + Marker.Length);
         var end = digits.IndexOf(' ');
         return long.Parse(end < 0 ? digits : digits[..end], NumberStyles.None, CultureInfo.InvariantCulture);
     }

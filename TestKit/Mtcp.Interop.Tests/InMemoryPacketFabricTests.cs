@@ -63,17 +63,17 @@ public sealed class InMemoryPacketFabricTests
     [Fact]
     public void Fabric_must_deliver_every_segment_from_concurrent_senders()
     {
-        const int senders = 4;
-        const int segmentsPerSender = 2000;
+        const int Senders = 4;
+        const int SegmentsPerSender = 2000;
         var fabric = new InMemoryPacketFabric();
-        using var sink = fabric.Attach(AddressB, queueCapacity: senders * segmentsPerSender);
-        var sources = Enumerable.Range(1, senders).Select(i => fabric.Attach(IpAddress.Parse($"10.0.1.{i}"))).ToArray();
+        using var sink = fabric.Attach(AddressB, queueCapacity: Senders * SegmentsPerSender);
+        var sources = Enumerable.Range(1, Senders).Select(i => fabric.Attach(IpAddress.Parse($"10.0.1.{i}"))).ToArray();
         try
         {
-            Parallel.For(0, senders, s =>
+            Parallel.For(0, Senders, s =>
             {
                 Span<byte> segment = stackalloc byte[8];
-                for (var n = 0; n < segmentsPerSender; n++)
+                for (var n = 0; n < SegmentsPerSender; n++)
                 {
                     System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(segment, s);
                     System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(segment[4..], n);
@@ -81,9 +81,9 @@ public sealed class InMemoryPacketFabricTests
                 }
             });
 
-            var nextExpected = new int[senders];
+            var nextExpected = new int[Senders];
             var buffer = new byte[sink.ReceiveBufferLength];
-            for (var i = 0; i < senders * segmentsPerSender; i++)
+            for (var i = 0; i < Senders * SegmentsPerSender; i++)
             {
                 Assert.Equal(ReceiveOutcome.Received, sink.Receive(buffer, ReceiveTimeout, out var received));
                 var sender = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(buffer);

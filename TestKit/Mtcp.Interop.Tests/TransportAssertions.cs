@@ -45,23 +45,23 @@ internal static class TransportAssertions
     /// </summary>
     public static void AssertReceiveAllocatesNothing(IPacketTransport from, IPacketTransport to)
     {
-        const int warmUp = 50;
-        const int measured = 500;
+        const int WarmUp = 50;
+        const int Measured = 500;
         var segment = SeededBytes(7, 100);
         var buffer = new byte[to.ReceiveBufferLength];
-        for (var i = 0; i < warmUp + measured; i++)
+        for (var i = 0; i < WarmUp + Measured; i++)
         {
             Assert.True(from.Send(to.LocalAddress, segment));
         }
 
-        for (var i = 0; i < warmUp; i++)
+        for (var i = 0; i < WarmUp; i++)
         {
             Assert.Equal(ReceiveOutcome.Received, to.Receive(buffer, ReceiveTimeout, out _));
         }
 
         var before = GC.GetAllocatedBytesForCurrentThread();
         var receivedCount = 0;
-        for (var i = 0; i < measured; i++)
+        for (var i = 0; i < Measured; i++)
         {
             if (to.Receive(buffer, ReceiveTimeout, out _) == ReceiveOutcome.Received)
             {
@@ -70,8 +70,8 @@ internal static class TransportAssertions
         }
 
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(measured, receivedCount);
-        Assert.True(allocated == 0, $"receiving {measured} segments allocated {allocated} bytes");
+        Assert.Equal(Measured, receivedCount);
+        Assert.True(allocated == 0, $"receiving {Measured} segments allocated {allocated} bytes");
     }
 
     /// <summary>Blocks a thread in an unlimited receive, disposes the transport, and checks the receive ends as Closed.</summary>

@@ -14,7 +14,7 @@ public sealed class NetworkNamespace : IDisposable
 {
     private const string NamePrefix = "mtcp-";
     private const string NamespaceDirectory = "/var/run/netns";
-    private static int s_counter;
+    private static int _counter;
 
     // The namespace the process started in, opened once so every Run can return to it.
     private static readonly Lazy<int> OriginalNamespace = new(() => OpenNamespace("/proc/self/ns/net"));
@@ -36,7 +36,7 @@ public sealed class NetworkNamespace : IDisposable
         NetnsPrerequisites.RequireRoot();
         _ = OriginalNamespace.Value;
         RemoveOrphans();
-        var name = string.Create(CultureInfo.InvariantCulture, $"{NamePrefix}{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}-{tag}");
+        var name = string.Create(CultureInfo.InvariantCulture, $"{NamePrefix}{Environment.ProcessId}-{Interlocked.Increment(ref _counter)}-{tag}");
         HostCommand.RunChecked("ip", "netns", "add", name);
         var created = new NetworkNamespace(name);
         try
