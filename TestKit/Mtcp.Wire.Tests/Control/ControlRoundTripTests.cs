@@ -99,6 +99,21 @@ public sealed class ControlRoundTripTests
     }
 
     [Fact]
+    public void Decoded_messages_must_own_their_bytes_so_the_frame_buffer_can_be_reused()
+    {
+        var replyFrame = (byte[])ControlSamples.ReplyBytes.Clone();
+        var requestFrame = (byte[])ControlSamples.RequestBytes.Clone();
+        Assert.True(StateReply.TryDecode(replyFrame, out var reply, out _));
+        Assert.True(StateRequest.TryDecode(requestFrame, out var request, out _));
+
+        Array.Clear(replyFrame);
+        Array.Clear(requestFrame);
+
+        Assert.Equal(ControlSamples.Reply, reply);
+        Assert.Equal(ControlSamples.Request, request);
+    }
+
+    [Fact]
     public void Manifests_must_stay_frozen_and_map_to_their_message_types()
     {
         Assert.Equal("SRQ", StateRequest.SerializerManifest);
