@@ -38,6 +38,7 @@ public sealed class CaptureCheckTests(ITestOutputHelper output)
         Assert.Equal(2, capture.Count($"tcp && ip.src == {VethNamespacePair.AddressA}", protocol));
         var line = Assert.Single(flagged);
         Assert.Contains("7002", line, StringComparison.Ordinal);
+        capture.KeepFileOnDispose = false;
     }
 
     [Fact]

@@ -13,7 +13,6 @@ public sealed class PacketCapture : IDisposable
 
     private readonly BackgroundCommand _tshark;
     private bool _stopped;
-    private bool _keepFile;
 
     private PacketCapture(BackgroundCommand tshark, string file)
     {
@@ -22,6 +21,9 @@ public sealed class PacketCapture : IDisposable
     }
 
     public string FilePath { get; }
+
+    /// <summary>Whether dispose leaves the file in place; set when <see cref="BadSegments"/> finds any.</summary>
+    public bool KeepFileOnDispose { get; set; }
 
     /// <summary>Starts capturing on <paramref name="interfaceName"/> inside <paramref name="ns"/> and waits until packets are being recorded.</summary>
     public static PacketCapture Start(NetworkNamespace ns, string interfaceName, string filePath)
@@ -68,7 +70,7 @@ public sealed class PacketCapture : IDisposable
     public IReadOnlyList<string> BadSegments(params byte[] decodeAsTcp)
     {
         var bad = Read(BadSegmentFilter, decodeAsTcp);
-        _keepFile |= bad.Count > 0;
+        KeepFileOnDispose |= bad.Count > 0;
         return bad;
     }
 
@@ -93,7 +95,7 @@ public sealed class PacketCapture : IDisposable
     {
         Stop();
         _tshark.Dispose();
-        if (!_keepFile)
+        if (!KeepFileOnDispose)
         {
             File.Delete(FilePath);
         }
