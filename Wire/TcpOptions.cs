@@ -57,7 +57,7 @@ public readonly record struct SackBlockList
 /// know are kept as their raw bytes (kind, length and data, in order) so they round-trip untouched.
 /// Decoding allocates only for unknown options and for MTCP options that carry lists.
 /// </summary>
-public readonly record struct TcpOptions
+public readonly partial record struct TcpOptions
 {
     private const int MaxSegmentSizeLength = 4;
     private const int WindowScaleLength = 3;
@@ -86,6 +86,24 @@ public readonly record struct TcpOptions
     /// <summary>Raw bytes of every option this codec does not decode, in wire order; empty when none.</summary>
     public ReadOnlyMemory<byte> Unknown { get; init; }
 
+    /// <summary>TCP_MIGRATE: alternate servers, on the origin server's SYN+ACK.</summary>
+    public MtcpAlternateServers? AlternateServers { get; init; }
+
+    /// <summary>TCP_MIGRATED_CONN, on the client's special SYN to the new server.</summary>
+    public MtcpMigratedConnection? MigratedConnection { get; init; }
+
+    /// <summary>MIGRATE_TRIGGER, on a trigger's special segment to the client.</summary>
+    public MtcpMigrateTrigger? MigrateTrigger { get; init; }
+
+    /// <summary>The origin's <c>last_ack_sent</c> and <c>snd_max_seen</c>, on the new server's SYN+ACK.</summary>
+    public MtcpOrigConnectionInfo? OrigConnectionInfo { get; init; }
+
+    /// <summary>
+    /// β = <c>t_last_rcv_nxt - snd_max_seen</c> (thesis 4.2.3), the bytes the client received from the
+    /// origin beyond what the new server's state covers, on the client's ACK of the new server's SYN.
+    /// </summary>
+    public uint? Beta { get; init; }
+
     /// <summary>Bytes the options take on the wire, before padding to a 32-bit boundary.</summary>
     public int BufferLength =>
         (MaxSegmentSize.HasValue ? MaxSegmentSizeLength : 0)
@@ -93,6 +111,7 @@ public readonly record struct TcpOptions
         + (SackPermitted ? SackPermittedLength : 0)
         + (Timestamps.HasValue ? TimestampsLength : 0)
         + (Sack.Count > 0 ? 2 + (Sack.Count * SackBlockLength) : 0)
+        + MtcpBufferLength
         + Unknown.Length;
 
     /// <summary>Bytes the options take in the header: <see cref="BufferLength"/> rounded up to 4.</summary>
@@ -179,6 +198,19 @@ public readonly record struct TcpOptions
                     or TcpOptionKind.Timestamps or TcpOptionKind.Sack:
                     error = WireError.BadOptionLength;
                     return false;
+                case TcpOptionKind.Experimental1 or TcpOptionKind.Experimental2 when MtcpOption.IsOurs(data):
+                    if (!TryParseMtcp(data, ref parsed, out var recognized, out error))
+                    {
+                        return false;
+                    }
+
+                    if (!recognized)
+                    {
+                        whole.CopyTo(unknown[unknownLength..]);
+                        unknownLength += length;
+                    }
+
+                    break;
                 default:
                     whole.CopyTo(unknown[unknownLength..]);
                     unknownLength += length;
@@ -215,6 +247,11 @@ public readonly record struct TcpOptions
         if (destination.Length < padded)
         {
             error = WireError.BufferTooSmall;
+            return false;
+        }
+
+        if (!TryWriteMtcpPrerequisites(out error))
+        {
             return false;
         }
 
@@ -264,6 +301,7 @@ public readonly record struct TcpOptions
             }
         }
 
+        at += WriteMtcp(destination[at..]);
         Unknown.Span.CopyTo(destination[at..]);
         at += Unknown.Length;
 
@@ -280,8 +318,9 @@ public readonly record struct TcpOptions
         && SackPermitted == other.SackPermitted
         && Sack == other.Sack
         && Timestamps == other.Timestamps
-        && Unknown.Span.SequenceEqual(other.Unknown.Span);
+        && Unknown.Span.SequenceEqual(other.Unknown.Span)
+        && MtcpEquals(other);
 
     public override int GetHashCode() =>
-        HashCode.Combine(MaxSegmentSize, WindowScale, SackPermitted, Sack, Timestamps, Unknown.Length);
+        HashCode.Combine(MaxSegmentSize, WindowScale, SackPermitted, Sack, Timestamps, Unknown.Length, MtcpHashCode());
 }

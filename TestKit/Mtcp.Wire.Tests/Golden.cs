@@ -95,11 +95,64 @@ internal static class Golden
         Options = new TcpOptions { MaxSegmentSize = 1400, Unknown = Bytes("1e04 1001") },
     };
 
+    public static readonly IpAddress V4NewServer = IpAddress.Parse("192.0.2.3");
+
+    /// <summary>The client's special SYN to a new server (thesis 4.2.3): MSS and TCP_MIGRATED_CONN.</summary>
+    public static readonly byte[] MigratingSynV4 = Bytes(
+        "c001 0050" // ports 49153 -> 80
+        + "0000 1000" // seq
+        + "0000 0000" // ack
+        + "c0 02 ffff" // data offset 12 words, SYN, window 65535
+        + "36d3 0000" // checksum, urgent pointer
+        + "0204 05b4" // MSS 1460
+        + "fd 18 4d54 02" // kind 253, length 24, ExID "MT", subtype MIGRATED_CONN
+        + "00 c000 0202 0050" // flags (IPv4, client port = SYN source port), origin 192.0.2.2:80
+        + "ffff fffe" // client rcv_nxt
+        + "0123 4567 89ab cdef"); // authenticator
+
+    public static readonly TcpSegmentRepr MigratingSynV4Repr = new()
+    {
+        SourcePort = 49153,
+        DestinationPort = 80,
+        SequenceNumber = new SeqNumber(0x1000),
+        Flags = TcpFlags.Syn,
+        Window = 0xFFFF,
+        Options = new TcpOptions
+        {
+            MaxSegmentSize = 1460,
+            MigratedConnection = new MtcpMigratedConnection(
+                new ServerEndpoint(V4Server, 80), null, new SeqNumber(0xFFFF_FFFE), 0x0123_4567_89AB_CDEF),
+        },
+    };
+
+    /// <summary>The client's ACK that completes a migration, carrying β = 1500.</summary>
+    public static readonly byte[] BetaAckV4 = Bytes(
+        "c001 0050" // ports 49153 -> 80
+        + "0000 1001" // seq
+        + "5555 5556" // ack
+        + "80 10 0400" // data offset 8 words, ACK, window 1024
+        + "5161 0000" // checksum, urgent pointer
+        + "fd 09 4d54 05 0000 05dc" // β option
+        + "00 0000"); // EOL padding
+
+    public static readonly TcpSegmentRepr BetaAckV4Repr = new()
+    {
+        SourcePort = 49153,
+        DestinationPort = 80,
+        SequenceNumber = new SeqNumber(0x1001),
+        AcknowledgmentNumber = new SeqNumber(0x5555_5556),
+        Flags = TcpFlags.Ack,
+        Window = 1024,
+        Options = new TcpOptions { Beta = 1500 },
+    };
+
     public static IEnumerable<(string Name, byte[] Bytes, TcpSegmentRepr Repr, IpAddress Source, IpAddress Destination)> Segments()
     {
         yield return (nameof(SynV4), SynV4, SynV4Repr, V4Client, V4Server);
         yield return (nameof(AckV6), AckV6, AckV6Repr, V6Server, V6Client);
         yield return (nameof(SynAckUnknownV4), SynAckUnknownV4, SynAckUnknownV4Repr, V4Server, V4Client);
+        yield return (nameof(MigratingSynV4), MigratingSynV4, MigratingSynV4Repr, V4Client, V4NewServer);
+        yield return (nameof(BetaAckV4), BetaAckV4, BetaAckV4Repr, V4Client, V4NewServer);
     }
 
     /// <summary>A buffer filled with <see cref="Marker"/>, so that a field the encoder forgot shows up.</summary>
