@@ -84,7 +84,9 @@ public sealed partial class TcpConnection
             return false;
         }
 
-        header = MakeHeader(_sndNxt, TcpFlags.Ack);
+        // SND.MAX, not the possibly rewound SND.NXT: after a go-back-N rewind SND.NXT can lie below the peer's
+        // RCV.NXT, and a pure ACK carrying it would be unacceptable there (and its ACK field ignored).
+        header = MakeHeader(_sndMax, TcpFlags.Ack);
         AfterEmit(header);
         return true;
     }
