@@ -1,0 +1,64 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Transports;
+
+/// <summary>
+/// Carries TCP-format segments (header plus payload, checksum already set by the codec) between IP
+/// addresses. Implementations: raw IPv4 with protocol 253 or 6, UDP encapsulation, and an in-memory
+/// fabric. One thread may send while another receives; <see cref="Receive"/> is meant for one
+/// dedicated thread (blocking receive beats async receive on small machines).
+/// </summary>
+public interface IPacketTransport : IDisposable
+{
+    /// <summary>The address segments are sent from and filtered on: only segments addressed here are returned.</summary>
+    IpAddress LocalAddress { get; }
+
+    /// <summary>The largest segment (TCP header plus payload) this transport carries in one packet.</summary>
+    int MaxSegmentLength { get; }
+
+    /// <summary>
+    /// The least buffer length <see cref="Receive"/> accepts: room for the largest packet including any
+    /// carrier header, so that nothing is ever truncated.
+    /// </summary>
+    int ReceiveBufferLength { get; }
+
+    /// <summary>
+    /// Sends one segment. Returns false when the packet was dropped locally (send buffer full, no route):
+    /// IP is best effort, so the caller treats that as loss and lets retransmission recover.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">the transport was disposed.</exception>
+    bool Send(IpAddress destination, ReadOnlySpan<byte> segment);
+
+    /// <summary>
+    /// Blocks until a segment addressed to <see cref="LocalAddress"/> arrives, the timeout passes, or
+    /// the transport is disposed. The segment is written into <paramref name="buffer"/> (possibly after
+    /// a carrier header) and located by <paramref name="received"/>; nothing is allocated per packet.
+    /// <see cref="Timeout.InfiniteTimeSpan"/> waits without limit.
+    /// </summary>
+    /// <exception cref="ArgumentException">the buffer is shorter than <see cref="ReceiveBufferLength"/>.</exception>
+    ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received);
+}
+
+/// <summary>What one call to <see cref="IPacketTransport.Receive"/> produced.</summary>
+public enum ReceiveOutcome
+{
+    /// <summary>A segment was written into the buffer.</summary>
+    Received,
+
+    /// <summary>The timeout passed without a segment for this address.</summary>
+    TimedOut,
+
+    /// <summary>The transport was disposed; no segment will ever arrive again.</summary>
+    Closed,
+}
+
+/// <summary>
+/// Where a received segment lies in the caller's buffer, and the IP addresses it travelled between
+/// (needed for the pseudo-header checksum, RFC 9293 §3.1, and for demultiplexing).
+/// </summary>
+public readonly record struct ReceivedSegment(IpAddress Source, IpAddress Destination, int Offset, int Length)
+{
+    public Span<byte> SliceOf(Span<byte> buffer) => buffer.Slice(Offset, Length);
+
+    public ReadOnlySpan<byte> SliceOf(ReadOnlySpan<byte> buffer) => buffer.Slice(Offset, Length);
+}

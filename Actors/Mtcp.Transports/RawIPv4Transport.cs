@@ -1,0 +1,345 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Mtcp.Wire;
+
+namespace Mtcp.Transports;
+
+/// <summary>Settings of a raw IPv4 transport.</summary>
+public sealed record RawTransportOptions
+{
+    /// <summary>
+    /// Receive buffer asked for with SO_RCVBUFFORCE (falls back to SO_RCVBUF, capped by rmem_max, when
+    /// not permitted). The default 208 KB overruns under bulk transfer.
+    /// </summary>
+    public int ReceiveBufferBytes { get; init; } = 8 * 1024 * 1024;
+
+    /// <summary>Send buffer, set the same way as the receive buffer.</summary>
+    public int SendBufferBytes { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// SO_MARK put on every packet sent, so that a firewall rule can tell the engine's segments from
+    /// the kernel's (see <see cref="KernelResetSuppression"/>). Null leaves packets unmarked.
+    /// </summary>
+    public uint? SocketMark { get; init; }
+}
+
+/// <summary>
+/// Segments carried directly in IPv4 packets over a raw socket: protocol 253 (RFC 3692 experimental;
+/// the kernel's TCP never sees them) or protocol 6 (real TCP, so unmodified kernel TCP peers can talk to
+/// the engine; the local kernel's own RSTs must then be suppressed, see
+/// <see cref="KernelResetSuppression"/>). Needs CAP_NET_RAW.
+/// </summary>
+/// <remarks>
+/// Every raw socket of a protocol receives every packet of that protocol in its network namespace, so
+/// the socket is bound to <see cref="LocalAddress"/> (the kernel then delivers only packets addressed
+/// to it) and each packet's destination is checked again here. Received packets start with the IPv4
+/// header, which is parsed for the addresses and skipped. The kernel reassembles fragments before raw
+/// delivery, so a segment may be as large as an IPv4 packet allows.
+/// </remarks>
+public sealed class RawIPv4Transport : IPacketTransport
+{
+    /// <summary>IP protocol 253, reserved for experimentation (RFC 3692).</summary>
+    public const byte ExperimentalProtocol = 253;
+
+    /// <summary>IP protocol 6, TCP.</summary>
+    public const byte TcpProtocol = 6;
+
+    private const int MaxIPv4PacketLength = 65535;
+    private const int MinIPv4HeaderLength = 20;
+    private const int SockaddrInLength = 16;
+
+    private readonly Socket _socket;
+    private readonly byte _protocol;
+    private readonly uint _localAddressValue;
+    private readonly SocketAddress _sendAddress = new(AddressFamily.InterNetwork, SockaddrInLength);
+    private readonly Lock _sendLock = new();
+    private TimeSpan _currentTimeout = Timeout.InfiniteTimeSpan;
+    private long _discardedPackets;
+    private volatile bool _disposed;
+
+    private RawIPv4Transport(Socket socket, IpAddress localAddress, byte protocol)
+    {
+        _socket = socket;
+        _protocol = protocol;
+        LocalAddress = localAddress;
+        Span<byte> bytes = stackalloc byte[IpAddress.V4Length];
+        localAddress.WriteTo(bytes);
+        _localAddressValue = BinaryPrimitives.ReadUInt32BigEndian(bytes);
+    }
+
+    public IpAddress LocalAddress { get; }
+
+    /// <summary>The IP protocol number this transport sends and receives.</summary>
+    public byte Protocol => _protocol;
+
+    public int MaxSegmentLength => MaxIPv4PacketLength - MinIPv4HeaderLength;
+
+    public int ReceiveBufferLength => MaxIPv4PacketLength;
+
+    /// <summary>Packets received on the socket but not returned: wrong destination, malformed or truncated IPv4 header.</summary>
+    public long DiscardedPackets => Interlocked.Read(ref _discardedPackets);
+
+
+    /// <summary>Opens a protocol-253 transport bound to <paramref name="localAddress"/>.</summary>
+    public static RawIPv4Transport OpenExperimental(IpAddress localAddress, RawTransportOptions? options = null) =>
+        Open(localAddress, ExperimentalProtocol, options ?? new RawTransportOptions());
+
+    /// <summary>
+    /// Opens a protocol-6 transport bound to <paramref name="localAddress"/>. Unless told otherwise the
+    /// socket marks its packets with <see cref="KernelResetSuppression.DefaultEngineMark"/>.
+    /// </summary>
+    public static RawIPv4Transport OpenTcp(IpAddress localAddress, RawTransportOptions? options = null) =>
+        Open(localAddress, TcpProtocol, options ?? new RawTransportOptions { SocketMark = KernelResetSuppression.DefaultEngineMark });
+
+    /// <summary>
+    /// Opens a raw IPv4 socket for <paramref name="protocol"/> in the calling thread's network namespace
+    /// (the socket stays in that namespace for its whole life).
+    /// </summary>
+    /// <exception cref="InsufficientPrivilegeException">the process lacks CAP_NET_RAW.</exception>
+    /// <exception cref="PacketTransportException">the socket could not be opened or bound.</exception>
+    public static RawIPv4Transport Open(IpAddress localAddress, byte protocol, RawTransportOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!localAddress.IsIPv4)
+        {
+            throw new ArgumentException($"a raw IPv4 transport needs an IPv4 local address, not {localAddress}", nameof(localAddress));
+        }
+
+        var fd = Libc.Socket(Libc.AfInet, Libc.SockRaw | Libc.SockCloexec, protocol);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            var cause = new SocketException(errno);
+            if (errno is Libc.Eperm or Libc.Eacces)
+            {
+                throw new InsufficientPrivilegeException(
+                    $"Opening a raw IPv4 socket for IP protocol {protocol} was refused: it requires root or CAP_NET_RAW. " +
+                    "Run as root (or grant CAP_NET_RAW), or use the UDP encapsulation transport, which needs no privilege.",
+                    cause);
+            }
+
+            throw new PacketTransportException($"socket(AF_INET, SOCK_RAW, {protocol}) failed: {cause.Message} (errno {errno})", cause);
+        }
+
+        var socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        try
+        {
+            Configure(socket, localAddress, options);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        return new RawIPv4Transport(socket, localAddress, protocol);
+    }
+
+    private static void Configure(Socket socket, IpAddress localAddress, RawTransportOptions options)
+    {
+        SetBuffer(socket, Libc.SoRcvbufforce, SocketOptionName.ReceiveBuffer, options.ReceiveBufferBytes);
+        SetBuffer(socket, Libc.SoSndbufforce, SocketOptionName.SendBuffer, options.SendBufferBytes);
+        if (options.SocketMark is { } mark)
+        {
+            Span<byte> value = stackalloc byte[sizeof(uint)];
+            BinaryPrimitives.WriteUInt32LittleEndian(value, mark);
+            try
+            {
+                socket.SetRawSocketOption(Libc.SolSocket, Libc.SoMark, value);
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.AccessDenied || e.ErrorCode == Libc.Eperm)
+            {
+                throw new InsufficientPrivilegeException(
+                    "Setting SO_MARK on the raw socket requires root or CAP_NET_ADMIN: run as root or use the UDP encapsulation transport.", e);
+            }
+        }
+
+        try
+        {
+            // Bound raw sockets get only packets whose destination is the bound address (raw_v4_match).
+            socket.Bind(new IPEndPoint(localAddress.ToIPAddress(), 0));
+        }
+        catch (SocketException e)
+        {
+            throw new PacketTransportException($"binding the raw socket to {localAddress} failed: {e.Message}; is the address assigned to an interface in this network namespace?", e);
+        }
+    }
+
+    private static void SetBuffer(Socket socket, int forceOption, SocketOptionName fallback, int bytes)
+    {
+        Span<byte> value = stackalloc byte[sizeof(int)];
+        BinaryPrimitives.WriteInt32LittleEndian(value, bytes);
+        try
+        {
+            socket.SetRawSocketOption(Libc.SolSocket, forceOption, value);
+        }
+        catch (SocketException)
+        {
+            // Without CAP_NET_ADMIN the kernel caps the plain option at net.core.[rw]mem_max.
+            socket.SetSocketOption(SocketOptionLevel.Socket, fallback, bytes);
+        }
+    }
+
+    public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!destination.IsIPv4)
+        {
+            throw new ArgumentException($"a raw IPv4 transport cannot send to {destination}", nameof(destination));
+        }
+
+        if (segment.Length > MaxSegmentLength)
+        {
+            throw new ArgumentException($"segment of {segment.Length} bytes exceeds the {MaxSegmentLength}-byte IPv4 limit", nameof(segment));
+        }
+
+        lock (_sendLock)
+        {
+            var address = _sendAddress.Buffer.Span;
+            BinaryPrimitives.WriteUInt16BigEndian(address[2..], 0);
+            destination.WriteTo(address[4..]);
+            try
+            {
+                _socket.SendTo(segment, SocketFlags.None, _sendAddress);
+                return true;
+            }
+            catch (SocketException e) when (IsLocalDrop(e.SocketErrorCode))
+            {
+                return false;
+            }
+        }
+    }
+
+    internal static bool IsLocalDrop(SocketError error) => error is SocketError.NoBufferSpaceAvailable
+        or SocketError.WouldBlock
+        or SocketError.HostUnreachable
+        or SocketError.NetworkUnreachable
+        or SocketError.ConnectionRefused;
+
+    public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received)
+    {
+        if (buffer.Length < ReceiveBufferLength)
+        {
+            throw new ArgumentException($"the receive buffer needs {ReceiveBufferLength} bytes, got {buffer.Length}", nameof(buffer));
+        }
+
+        received = default;
+        if (_disposed)
+        {
+            return ReceiveOutcome.Closed;
+        }
+
+        SetTimeout(timeout);
+        var deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            int length;
+            try
+            {
+                length = _socket.Receive(buffer, SocketFlags.None);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
+            {
+                return ReceiveOutcome.TimedOut;
+            }
+            catch (Exception e) when (_disposed && e is SocketException or ObjectDisposedException)
+            {
+                return ReceiveOutcome.Closed;
+            }
+
+            if (_disposed)
+            {
+                return ReceiveOutcome.Closed;
+            }
+
+            if (TryLocateSegment(buffer[..length], out received))
+            {
+                return ReceiveOutcome.Received;
+            }
+
+            Interlocked.Increment(ref _discardedPackets);
+            if (Environment.TickCount64 >= deadline)
+            {
+                return ReceiveOutcome.TimedOut;
+            }
+        }
+    }
+
+    /*
+     * RFC 791 §3.1, the fields read here:
+     *  0                   1                   2                   3
+     *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+     * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+     * |Version|  IHL  |Type of Service|          Total Length         |
+     * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+     * |         Identification        |Flags|      Fragment Offset    |
+     * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+     * |  Time to Live |    Protocol   |         Header Checksum       |
+     * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+     * |                       Source Address                          |
+     * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+     * |                    Destination Address                        |
+     * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+     */
+    private const int VersionAndIhlOffset = 0;
+    private const int TotalLengthOffset = 2;
+    private const int ProtocolOffset = 9;
+    private const int SourceAddressOffset = 12;
+    private const int DestinationAddressOffset = 16;
+
+    private bool TryLocateSegment(ReadOnlySpan<byte> packet, out ReceivedSegment received)
+    {
+        received = default;
+        if (packet.Length < MinIPv4HeaderLength)
+        {
+            return false;
+        }
+
+        var versionAndIhl = packet[VersionAndIhlOffset];
+        var headerLength = (versionAndIhl & 0x0F) * 4;
+        var totalLength = BinaryPrimitives.ReadUInt16BigEndian(packet[TotalLengthOffset..]);
+        if (versionAndIhl >> 4 != 4
+            || headerLength < MinIPv4HeaderLength
+            || totalLength < headerLength
+            || totalLength > packet.Length
+            || packet[ProtocolOffset] != _protocol
+            || BinaryPrimitives.ReadUInt32BigEndian(packet[DestinationAddressOffset..]) != _localAddressValue)
+        {
+            return false;
+        }
+
+        received = new ReceivedSegment(
+            IpAddress.FromIPv4(packet[SourceAddressOffset..]),
+            LocalAddress,
+            headerLength,
+            totalLength - headerLength);
+        return true;
+    }
+
+    private void SetTimeout(TimeSpan timeout)
+    {
+        if (timeout == _currentTimeout)
+        {
+            return;
+        }
+
+        // SO_RCVTIMEO: 0 means wait forever, so a zero timeout is rounded up to one millisecond.
+        _socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
+        _currentTimeout = timeout;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _socket.Dispose();
+    }
+
+    public override string ToString() => $"raw IPv4 protocol {_protocol} at {LocalAddress}";
+}

@@ -1,0 +1,79 @@
+using System.Net;
+using System.Net.Sockets;
+using Mtcp.Transports;
+using Mtcp.Wire;
+using static Mtcp.Interop.Tests.TransportAssertions;
+
+namespace Mtcp.Interop.Tests;
+
+[Trait("Category", "Interop")]
+public sealed class UdpEncapsulationTransportTests
+{
+    private static readonly IpAddress LoopbackA = IpAddress.Parse("127.0.0.2");
+    private static readonly IpAddress LoopbackB = IpAddress.Parse("127.0.0.3");
+
+    /// <summary>Both ends use the same port number on their own loopback address, as nodes of one service would.</summary>
+    private static (UdpEncapsulationTransport A, UdpEncapsulationTransport B) OpenPair()
+    {
+        var probe = UdpEncapsulationTransport.Open(LoopbackA, 0, 0);
+        var port = probe.LocalPort;
+        probe.Dispose();
+        return (UdpEncapsulationTransport.Open(LoopbackA, port, port), UdpEncapsulationTransport.Open(LoopbackB, port, port));
+    }
+
+    [Fact]
+    public void Udp_must_carry_segments_both_ways_on_loopback_up_to_60_KB()
+    {
+        var (a, b) = OpenPair();
+        using (a)
+        using (b)
+        {
+            AssertCarries(a, b, seed: 10, 20, 1460, 60 * 1024, a.MaxSegmentLength);
+            AssertCarries(b, a, seed: 11, 20, 1460, 60 * 1024);
+        }
+    }
+
+    [Fact]
+    public void Udp_must_discard_datagrams_from_ports_other_than_the_peer_port()
+    {
+        var (a, b) = OpenPair();
+        using (a)
+        using (b)
+        using (var stranger = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp))
+        {
+            stranger.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.4"), 0));
+            stranger.SendTo(new byte[40], new IPEndPoint(b.LocalAddress.ToIPAddress(), b.LocalPort));
+            var buffer = new byte[b.ReceiveBufferLength];
+            Assert.Equal(ReceiveOutcome.TimedOut, b.Receive(buffer, TimeSpan.FromMilliseconds(200), out _));
+            Assert.Equal(1, b.DiscardedDatagrams);
+
+            AssertCarries(a, b, seed: 12, 64);
+        }
+    }
+
+    [Fact]
+    public void Udp_must_return_closed_when_disposed_during_a_blocking_receive()
+    {
+        var (a, b) = OpenPair();
+        a.Dispose();
+        AssertDisposeEndsBlockingReceive(b);
+    }
+
+    [Fact]
+    public void Udp_receive_must_not_allocate_per_segment()
+    {
+        var (a, b) = OpenPair();
+        using (a)
+        using (b)
+        {
+            AssertReceiveAllocatesNothing(a, b);
+        }
+    }
+
+    [Fact]
+    public void Udp_must_reject_a_wildcard_local_address()
+    {
+        var error = Assert.Throws<ArgumentException>(() => UdpEncapsulationTransport.Open(IpAddress.Parse("0.0.0.0"), 0, 0));
+        Assert.Contains("specific", error.Message, StringComparison.Ordinal);
+    }
+}
