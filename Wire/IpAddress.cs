@@ -80,6 +80,13 @@ public readonly struct IpAddress : IEquatable<IpAddress>
         throw new InvalidOperationException("the default IpAddress has no family");
     }
 
+    /// <summary>
+    /// The address's contribution to an Internet checksum: the sum of its 32-bit big-endian words, which
+    /// folds to the same value as the sum of its 16-bit words (RFC 1071 §2).
+    /// </summary>
+    internal ulong SumOfWords() =>
+        (_high >> 32) + (_high & 0xFFFF_FFFF) + (_low >> 32) + (_low & 0xFFFF_FFFF);
+
     public IPAddress ToIPAddress()
     {
         Span<byte> bytes = stackalloc byte[V6Length];

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace Mtcp.Wire;
 
 /// <summary>One SACK block (RFC 2018): the bytes [Left, Right) were received.</summary>
@@ -53,13 +55,23 @@ public readonly record struct SackBlockList
 /// <summary>
 /// The options of one segment as validated values. The standard options are fields; options we do not
 /// know are kept as their raw bytes (kind, length and data, in order) so they round-trip untouched.
+/// Decoding allocates only for unknown options and for MTCP options that carry lists.
 /// </summary>
-public readonly record struct TcpOptions
+public readonly partial record struct TcpOptions
 {
+    private const int MaxSegmentSizeLength = 4;
+    private const int WindowScaleLength = 3;
+    private const int SackPermittedLength = 2;
+    private const int TimestampsLength = 10;
+    private const int SackBlockLength = 8;
+
     /// <summary>MSS (RFC 9293 §3.7.1); only on SYN segments.</summary>
     public ushort? MaxSegmentSize { get; init; }
 
-    /// <summary>Window scale shift count (RFC 7323 §2); only on SYN segments.</summary>
+    /// <summary>
+    /// Window scale shift count (RFC 7323 §2); only on SYN segments. Kept as received: values above 14
+    /// are for the engine to clamp (RFC 7323 §2.3), not for the codec to reject.
+    /// </summary>
     public byte? WindowScale { get; init; }
 
     /// <summary>SACK-permitted (RFC 2018 §2); only on SYN segments.</summary>
@@ -73,4 +85,242 @@ public readonly record struct TcpOptions
 
     /// <summary>Raw bytes of every option this codec does not decode, in wire order; empty when none.</summary>
     public ReadOnlyMemory<byte> Unknown { get; init; }
+
+    /// <summary>TCP_MIGRATE: alternate servers, on the origin server's SYN+ACK.</summary>
+    public MtcpAlternateServers? AlternateServers { get; init; }
+
+    /// <summary>TCP_MIGRATED_CONN, on the client's special SYN to the new server.</summary>
+    public MtcpMigratedConnection? MigratedConnection { get; init; }
+
+    /// <summary>MIGRATE_TRIGGER, on a trigger's special segment to the client.</summary>
+    public MtcpMigrateTrigger? MigrateTrigger { get; init; }
+
+    /// <summary>The origin's <c>last_ack_sent</c> and <c>snd_max_seen</c>, on the new server's SYN+ACK.</summary>
+    public MtcpOrigConnectionInfo? OrigConnectionInfo { get; init; }
+
+    /// <summary>
+    /// β = <c>t_last_rcv_nxt - snd_max_seen</c> (thesis 4.2.3), the bytes the client received from the
+    /// origin beyond what the new server's state covers, on the client's ACK of the new server's SYN.
+    /// </summary>
+    public uint? Beta { get; init; }
+
+    /// <summary>Bytes the options take on the wire, before padding to a 32-bit boundary.</summary>
+    public int BufferLength =>
+        (MaxSegmentSize.HasValue ? MaxSegmentSizeLength : 0)
+        + (WindowScale.HasValue ? WindowScaleLength : 0)
+        + (SackPermitted ? SackPermittedLength : 0)
+        + (Timestamps.HasValue ? TimestampsLength : 0)
+        + (Sack.Count > 0 ? 2 + (Sack.Count * SackBlockLength) : 0)
+        + MtcpBufferLength
+        + Unknown.Length;
+
+    /// <summary>Bytes the options take in the header: <see cref="BufferLength"/> rounded up to 4.</summary>
+    public int PaddedLength => (BufferLength + 3) & ~3;
+
+    /// <summary>
+    /// Decodes an option area (RFC 9293 §3.1, §3.2). EOL ends the list and the bytes after it are
+    /// padding. A known kind with the wrong length, a length below 2 or a length that runs past the
+    /// area is an error. When a kind repeats, the last occurrence wins.
+    /// </summary>
+    public static bool TryParse(ReadOnlySpan<byte> options, out TcpOptions result, out WireError error)
+    {
+        result = default;
+        Span<byte> unknown = stackalloc byte[TcpSegment.MaxOptionsLength];
+        var unknownLength = 0;
+        var parsed = default(TcpOptions);
+        var index = 0;
+        while (index < options.Length)
+        {
+            var kind = (TcpOptionKind)options[index];
+            if (kind == TcpOptionKind.EndOfOptionList)
+            {
+                break;
+            }
+
+            if (kind == TcpOptionKind.NoOperation)
+            {
+                index++;
+                continue;
+            }
+
+            if (index + 1 >= options.Length)
+            {
+                error = WireError.OptionOverrun;
+                return false;
+            }
+
+            int length = options[index + 1];
+            if (length < 2)
+            {
+                error = WireError.BadOptionLength;
+                return false;
+            }
+
+            if (length > options.Length - index)
+            {
+                error = WireError.OptionOverrun;
+                return false;
+            }
+
+            var whole = options.Slice(index, length);
+            var data = whole[2..];
+            switch (kind)
+            {
+                case TcpOptionKind.MaxSegmentSize when length == MaxSegmentSizeLength:
+                    parsed = parsed with { MaxSegmentSize = BinaryPrimitives.ReadUInt16BigEndian(data) };
+                    break;
+                case TcpOptionKind.WindowScale when length == WindowScaleLength:
+                    parsed = parsed with { WindowScale = data[0] };
+                    break;
+                case TcpOptionKind.SackPermitted when length == SackPermittedLength:
+                    parsed = parsed with { SackPermitted = true };
+                    break;
+                case TcpOptionKind.Timestamps when length == TimestampsLength:
+                    parsed = parsed with
+                    {
+                        Timestamps = new TcpTimestamps(
+                            BinaryPrimitives.ReadUInt32BigEndian(data),
+                            BinaryPrimitives.ReadUInt32BigEndian(data[4..])),
+                    };
+                    break;
+                case TcpOptionKind.Sack when data.Length >= SackBlockLength && data.Length % SackBlockLength == 0:
+                    var blocks = default(SackBlockList);
+                    for (var offset = 0; offset < data.Length; offset += SackBlockLength)
+                    {
+                        blocks = blocks.Add(new SackBlock(
+                            new SeqNumber(BinaryPrimitives.ReadUInt32BigEndian(data[offset..])),
+                            new SeqNumber(BinaryPrimitives.ReadUInt32BigEndian(data[(offset + 4)..]))));
+                    }
+
+                    parsed = parsed with { Sack = blocks };
+                    break;
+                case TcpOptionKind.MaxSegmentSize or TcpOptionKind.WindowScale or TcpOptionKind.SackPermitted
+                    or TcpOptionKind.Timestamps or TcpOptionKind.Sack:
+                    error = WireError.BadOptionLength;
+                    return false;
+                case TcpOptionKind.Experimental1 or TcpOptionKind.Experimental2 when MtcpOption.IsOurs(data):
+                    if (!TryParseMtcp(data, ref parsed, out var recognized, out error))
+                    {
+                        return false;
+                    }
+
+                    if (!recognized)
+                    {
+                        whole.CopyTo(unknown[unknownLength..]);
+                        unknownLength += length;
+                    }
+
+                    break;
+                default:
+                    whole.CopyTo(unknown[unknownLength..]);
+                    unknownLength += length;
+                    break;
+            }
+
+            index += length;
+        }
+
+        result = parsed with
+        {
+            Unknown = unknownLength == 0 ? ReadOnlyMemory<byte>.Empty : unknown[..unknownLength].ToArray(),
+        };
+        error = WireError.None;
+        return true;
+    }
+
+    /// <summary>
+    /// Writes the options and pads them to a 32-bit boundary with an EOL followed by zeros (RFC 9293
+    /// §3.1). Known options go first in a fixed order, then the unknown ones byte for byte.
+    /// Fails with <see cref="WireError.OptionsTooLong"/> above 40 bytes.
+    /// </summary>
+    public bool TryWrite(Span<byte> destination, out int written, out WireError error)
+    {
+        written = 0;
+        var length = BufferLength;
+        var padded = PaddedLength;
+        if (length > TcpSegment.MaxOptionsLength)
+        {
+            error = WireError.OptionsTooLong;
+            return false;
+        }
+
+        if (destination.Length < padded)
+        {
+            error = WireError.BufferTooSmall;
+            return false;
+        }
+
+        if (!TryWriteMtcpPrerequisites(out error))
+        {
+            return false;
+        }
+
+        var at = 0;
+        if (MaxSegmentSize is { } mss)
+        {
+            destination[at] = (byte)TcpOptionKind.MaxSegmentSize;
+            destination[at + 1] = MaxSegmentSizeLength;
+            BinaryPrimitives.WriteUInt16BigEndian(destination[(at + 2)..], mss);
+            at += MaxSegmentSizeLength;
+        }
+
+        if (WindowScale is { } shift)
+        {
+            destination[at] = (byte)TcpOptionKind.WindowScale;
+            destination[at + 1] = WindowScaleLength;
+            destination[at + 2] = shift;
+            at += WindowScaleLength;
+        }
+
+        if (SackPermitted)
+        {
+            destination[at] = (byte)TcpOptionKind.SackPermitted;
+            destination[at + 1] = SackPermittedLength;
+            at += SackPermittedLength;
+        }
+
+        if (Timestamps is { } timestamps)
+        {
+            destination[at] = (byte)TcpOptionKind.Timestamps;
+            destination[at + 1] = TimestampsLength;
+            BinaryPrimitives.WriteUInt32BigEndian(destination[(at + 2)..], timestamps.TsVal);
+            BinaryPrimitives.WriteUInt32BigEndian(destination[(at + 6)..], timestamps.TsEcr);
+            at += TimestampsLength;
+        }
+
+        if (Sack.Count > 0)
+        {
+            destination[at] = (byte)TcpOptionKind.Sack;
+            destination[at + 1] = (byte)(2 + (Sack.Count * SackBlockLength));
+            at += 2;
+            for (var i = 0; i < Sack.Count; i++)
+            {
+                BinaryPrimitives.WriteUInt32BigEndian(destination[at..], Sack[i].Left.Value);
+                BinaryPrimitives.WriteUInt32BigEndian(destination[(at + 4)..], Sack[i].Right.Value);
+                at += SackBlockLength;
+            }
+        }
+
+        at += WriteMtcp(destination[at..]);
+        Unknown.Span.CopyTo(destination[at..]);
+        at += Unknown.Length;
+
+        destination[at..padded].Clear();
+        written = padded;
+        error = WireError.None;
+        return true;
+    }
+
+    /// <summary>Value equality that compares <see cref="Unknown"/> by content, not by buffer identity.</summary>
+    public bool Equals(TcpOptions other) =>
+        MaxSegmentSize == other.MaxSegmentSize
+        && WindowScale == other.WindowScale
+        && SackPermitted == other.SackPermitted
+        && Sack == other.Sack
+        && Timestamps == other.Timestamps
+        && Unknown.Span.SequenceEqual(other.Unknown.Span)
+        && MtcpEquals(other);
+
+    public override int GetHashCode() =>
+        HashCode.Combine(MaxSegmentSize, WindowScale, SackPermitted, Sack, Timestamps, Unknown.Length, MtcpHashCode());
 }

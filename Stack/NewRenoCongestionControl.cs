@@ -1,0 +1,134 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Stack;
+
+/// <summary>What the sender must do after an ACK was fed to <see cref="NewRenoCongestionControl"/>.</summary>
+internal enum CongestionSignal
+{
+    None,
+
+    /// <summary>Retransmit the first unacknowledged segment now (third duplicate ACK or a partial ACK).</summary>
+    RetransmitFirstUnacknowledged,
+}
+
+/// <summary>
+/// Congestion control: slow start and congestion avoidance (RFC 5681 §3.1), fast retransmit and fast recovery with
+/// the NewReno modification (RFC 5681 §3.2, RFC 6582 §3.2), and the loss window after a timeout (RFC 5681 §3.1).
+/// Byte counting follows RFC 5681: slow start grows by at most one SMSS per ACK.
+/// </summary>
+internal sealed class NewRenoCongestionControl
+{
+    /// <summary>Keeps arithmetic far from overflow; a window this large is never the limit in practice.</summary>
+    private const int MaxWindow = int.MaxValue / 4;
+
+    private const int DuplicateAckThreshold = 3;
+
+    public NewRenoCongestionControl(int senderMss, int initialWindowSegments, SeqNumber initialSequence)
+    {
+        SenderMss = senderMss;
+        InitialWindowSegments = initialWindowSegments;
+        Window = senderMss * initialWindowSegments;
+        SlowStartThreshold = MaxWindow;
+        Recover = initialSequence;
+    }
+
+    public int SenderMss { get; private set; }
+
+    public int InitialWindowSegments { get; }
+
+    /// <summary>cwnd in bytes.</summary>
+    public int Window { get; private set; }
+
+    /// <summary>ssthresh in bytes; starts arbitrarily high (RFC 5681 §3.1).</summary>
+    public int SlowStartThreshold { get; private set; }
+
+    /// <summary>
+    /// RFC 6582 "recover", held as one past the highest sequence number sent when recovery (or a timeout) last
+    /// began, so "the ACK covers recover" reads <c>ack &gt;= Recover</c>.
+    /// </summary>
+    public SeqNumber Recover { get; private set; }
+
+    public bool InFastRecovery { get; private set; }
+
+    public int DuplicateAcks { get; private set; }
+
+    /// <summary>Sets SMSS once the handshake settled it and re-derives the initial window (RFC 6928 §2).</summary>
+    public void SetSenderMss(int senderMss)
+    {
+        SenderMss = senderMss;
+        Window = senderMss * InitialWindowSegments;
+    }
+
+    /// <summary>
+    /// An ACK that moved SND.UNA forward by <paramref name="newlyAcked"/> bytes to <paramref name="ack"/>;
+    /// <paramref name="flightSizeAfter"/> is what is still outstanding.
+    /// </summary>
+    public CongestionSignal OnNewAck(SeqNumber ack, int newlyAcked, int flightSizeAfter)
+    {
+        DuplicateAcks = 0;
+        if (InFastRecovery)
+        {
+            if (ack >= Recover)
+            {
+                // RFC 6582 §3.2 step 3, full ACK: deflate, option (1).
+                Window = Math.Min(SlowStartThreshold, Math.Max(flightSizeAfter, SenderMss) + SenderMss);
+                InFastRecovery = false;
+                return CongestionSignal.None;
+            }
+
+            // RFC 6582 §3.2 step 4, partial ACK: retransmit the next hole, deflate by what was acked, add back one SMSS.
+            Window = Math.Max(SenderMss, Window - newlyAcked + (newlyAcked >= SenderMss ? SenderMss : 0));
+            return CongestionSignal.RetransmitFirstUnacknowledged;
+        }
+
+        if (Window < SlowStartThreshold)
+        {
+            Window = Math.Min(MaxWindow, Window + Math.Min(newlyAcked, SenderMss));
+        }
+        else
+        {
+            // RFC 5681 §3.1 eq. (3): about one SMSS per RTT.
+            Window = Math.Min(MaxWindow, Window + Math.Max(1, (int)((long)SenderMss * SenderMss / Window)));
+        }
+
+        return CongestionSignal.None;
+    }
+
+    /// <summary>
+    /// A duplicate ACK (RFC 5681 §2 definition) for <paramref name="ack"/> while <paramref name="flightSize"/> bytes are
+    /// outstanding and <paramref name="highestSent"/> is SND.MAX.
+    /// </summary>
+    public CongestionSignal OnDuplicateAck(SeqNumber ack, int flightSize, SeqNumber highestSent)
+    {
+        DuplicateAcks++;
+        if (InFastRecovery)
+        {
+            // RFC 6582 §3.2 step 2 (RFC 5681 §3.2 step 4): inflate for each segment that left the network.
+            Window = Math.Min(MaxWindow, Window + SenderMss);
+            return CongestionSignal.None;
+        }
+
+        // RFC 6582 §3.2 step 1: only enter recovery when the ACK covers more than "recover", so one loss
+        // episode (or the retransmissions after a timeout) does not halve the window twice.
+        if (DuplicateAcks == DuplicateAckThreshold && ack >= Recover)
+        {
+            SlowStartThreshold = Math.Max(flightSize / 2, 2 * SenderMss);
+            Window = SlowStartThreshold + (DuplicateAckThreshold * SenderMss);
+            Recover = highestSent;
+            InFastRecovery = true;
+            return CongestionSignal.RetransmitFirstUnacknowledged;
+        }
+
+        return CongestionSignal.None;
+    }
+
+    /// <summary>The retransmission timer expired (RFC 5681 §3.1 eq. (4), loss window one SMSS; RFC 6582 §4).</summary>
+    public void OnRetransmissionTimeout(int flightSize, SeqNumber highestSent)
+    {
+        SlowStartThreshold = Math.Max(flightSize / 2, 2 * SenderMss);
+        Window = SenderMss;
+        InFastRecovery = false;
+        DuplicateAcks = 0;
+        Recover = highestSent;
+    }
+}

@@ -1,0 +1,256 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Stack;
+
+/// <summary>
+/// The receive buffer: one fixed ring that holds, in stream order,
+/// <list type="number">
+/// <item>the read log: bytes the application has read but that are retained (MTCP thesis §3.3.3, §4.2.2),
+/// from <see cref="RetainedStart"/> to <see cref="ReadNext"/>;</item>
+/// <item>readable bytes, from <see cref="ReadNext"/> to <see cref="Next"/> (RCV.NXT for data);</item>
+/// <item>out-of-order bytes beyond <see cref="Next"/>, placed where they belong and tracked by a
+/// <see cref="ReassemblyRanges"/> until the hole before them fills (RFC 9293 §3.10.7.4, seventh step).</item>
+/// </list>
+/// Three cursors: the retention cursor only moves by <see cref="ReleaseReadLog"/>, or together with the read
+/// cursor when retention is off, so the read log can be handed back without copying it first.
+/// Allocates only at construction.
+/// </summary>
+internal sealed class ReceiveBuffer
+{
+    private readonly byte[] _storage;
+    private readonly ReassemblyRanges _outOfOrder;
+
+    /// <summary>Ring index of the byte at <see cref="RetainedStart"/>.</summary>
+    private int _head;
+
+    private int _retainedLength;
+    private int _readableLength;
+
+    public ReceiveBuffer(int capacity, SeqNumber next, bool retainReadLog, int maxOutOfOrderRanges = 32)
+    {
+        _storage = new byte[capacity];
+        _outOfOrder = new ReassemblyRanges(maxOutOfOrderRanges);
+        RetainedStart = next;
+        RetainReadLog = retainReadLog;
+    }
+
+    public int Capacity => _storage.Length;
+
+    public bool RetainReadLog { get; set; }
+
+    /// <summary>Sequence number of the oldest retained byte (start of the read log).</summary>
+    public SeqNumber RetainedStart { get; private set; }
+
+    /// <summary>Sequence number of the next byte the application will read.</summary>
+    public SeqNumber ReadNext => RetainedStart + _retainedLength;
+
+    /// <summary>Sequence number one past the last in-order byte received (RCV.NXT, not counting a FIN).</summary>
+    public SeqNumber Next => ReadNext + _readableLength;
+
+    public int ReadLogLength => _retainedLength;
+
+    public int Readable => _readableLength;
+
+    /// <summary>Room from <see cref="Next"/> onward: the receive window (RCV.WND) this buffer can honour.</summary>
+    public int Window => Capacity - _retainedLength - _readableLength;
+
+    /// <summary>True while some out-of-order bytes wait for a hole to fill.</summary>
+    public bool HasOutOfOrderData => _outOfOrder.Count > 0;
+
+    /// <summary>
+    /// Stores the bytes of a segment starting at <paramref name="seq"/>, trimmed to the window
+    /// [Next, Next + Window). Returns how far <see cref="Next"/> advanced. <paramref name="stored"/> is how many
+    /// bytes were placed (new or duplicate); out-of-order bytes are dropped when the range table is full.
+    /// </summary>
+    public int Write(SeqNumber seq, ReadOnlySpan<byte> data, out int stored)
+    {
+        stored = 0;
+        var offset = seq - Next;
+        if (offset < 0)
+        {
+            if (-offset >= data.Length)
+            {
+                return 0;
+            }
+
+            data = data[-offset..];
+            offset = 0;
+        }
+
+        var window = Window;
+        if (offset >= window)
+        {
+            return 0;
+        }
+
+        data = data[..Math.Min(data.Length, window - offset)];
+        if (data.IsEmpty)
+        {
+            return 0;
+        }
+
+        if (offset > 0 && !_outOfOrder.Add(offset, offset + data.Length))
+        {
+            return 0;
+        }
+
+        var index = (_head + _retainedLength + _readableLength + offset) % Capacity;
+        var first = Math.Min(data.Length, Capacity - index);
+        data[..first].CopyTo(_storage.AsSpan(index));
+        data[first..].CopyTo(_storage);
+        stored = data.Length;
+
+        var advanced = offset == 0 ? data.Length : 0;
+        advanced = _outOfOrder.Advance(advanced);
+        _readableLength += advanced;
+        return advanced;
+    }
+
+    /// <summary>Copies readable bytes to <paramref name="destination"/> and advances the read cursor.</summary>
+    public int Read(Span<byte> destination)
+    {
+        var count = Math.Min(destination.Length, _readableLength);
+        var index = (_head + _retainedLength) % Capacity;
+        var first = Math.Min(count, Capacity - index);
+        _storage.AsSpan(index, first).CopyTo(destination);
+        _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
+        _readableLength -= count;
+        _retainedLength += count;
+        if (!RetainReadLog)
+        {
+            Release(_retainedLength);
+        }
+
+        return count;
+    }
+
+    /// <summary>Copies the read log (bytes read since the retention cursor) without moving any cursor.</summary>
+    public int CopyReadLog(Span<byte> destination)
+    {
+        var count = Math.Min(destination.Length, _retainedLength);
+        var first = Math.Min(count, Capacity - _head);
+        _storage.AsSpan(_head, first).CopyTo(destination);
+        _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
+        return count;
+    }
+
+    /// <summary>
+    /// The read log as at most two spans over the ring (no copy); valid until the next call that changes the buffer.
+    /// </summary>
+    public void GetReadLog(out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
+    {
+        var firstLength = Math.Min(_retainedLength, Capacity - _head);
+        first = _storage.AsSpan(_head, firstLength);
+        second = _storage.AsSpan(0, _retainedLength - firstLength);
+    }
+
+    /// <summary>Frees the read log up to <paramref name="upTo"/>, which must lie in [RetainedStart, ReadNext].</summary>
+    public void ReleaseReadLog(SeqNumber upTo)
+    {
+        var count = upTo - RetainedStart;
+        if (count < 0 || count > _retainedLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(upTo), $"{upTo} is outside the read log [{RetainedStart}, {ReadNext}]");
+        }
+
+        Release(count);
+    }
+
+    private void Release(int count)
+    {
+        _head = (_head + count) % Capacity;
+        _retainedLength -= count;
+        RetainedStart += count;
+    }
+}
+
+/// <summary>
+/// Out-of-order byte ranges as offsets from RCV.NXT, sorted and disjoint, in a fixed array (smoltcp's
+/// <c>Assembler</c> idea): bytes themselves live in the receive ring, this only remembers which are present.
+/// </summary>
+internal sealed class ReassemblyRanges
+{
+    private readonly int[] _starts;
+    private readonly int[] _ends;
+
+    public ReassemblyRanges(int capacity)
+    {
+        _starts = new int[capacity];
+        _ends = new int[capacity];
+    }
+
+    public int Count { get; private set; }
+
+    public (int Start, int End) this[int index] => (_starts[index], _ends[index]);
+
+    /// <summary>Records [start, end) (offsets &gt; 0 from RCV.NXT), merging neighbours; false when the table is full.</summary>
+    public bool Add(int start, int end)
+    {
+        var i = 0;
+        while (i < Count && _ends[i] < start)
+        {
+            i++;
+        }
+
+        var j = i;
+        while (j < Count && _starts[j] <= end)
+        {
+            start = Math.Min(start, _starts[j]);
+            end = Math.Max(end, _ends[j]);
+            j++;
+        }
+
+        var merged = j - i;
+        if (merged == 0)
+        {
+            if (Count == _starts.Length)
+            {
+                return false;
+            }
+
+            Array.Copy(_starts, i, _starts, i + 1, Count - i);
+            Array.Copy(_ends, i, _ends, i + 1, Count - i);
+            Count++;
+        }
+        else if (merged > 1)
+        {
+            Array.Copy(_starts, j, _starts, i + 1, Count - j);
+            Array.Copy(_ends, j, _ends, i + 1, Count - j);
+            Count -= merged - 1;
+        }
+
+        _starts[i] = start;
+        _ends[i] = end;
+        return true;
+    }
+
+    /// <summary>
+    /// RCV.NXT moved forward by <paramref name="inOrder"/> bytes: rebases every range and absorbs those now
+    /// contiguous with it. Returns the total advance, in-order bytes plus absorbed ranges.
+    /// </summary>
+    public int Advance(int inOrder)
+    {
+        if (inOrder == 0 || Count == 0)
+        {
+            return inOrder;
+        }
+
+        var advance = inOrder;
+        var absorbed = 0;
+        while (absorbed < Count && _starts[absorbed] <= advance)
+        {
+            advance = Math.Max(advance, _ends[absorbed]);
+            absorbed++;
+        }
+
+        var remaining = Count - absorbed;
+        for (var k = 0; k < remaining; k++)
+        {
+            _starts[k] = _starts[k + absorbed] - advance;
+            _ends[k] = _ends[k + absorbed] - advance;
+        }
+
+        Count = remaining;
+        return advance;
+    }
+}

@@ -1,0 +1,84 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Stack;
+
+/// <summary>
+/// The send buffer: a fixed ring holding every byte written and not yet acknowledged, addressed by sequence
+/// number. <see cref="Start"/> is the sequence number of the oldest unacknowledged data byte (SND.UNA for data),
+/// <see cref="End"/> one past the last byte written. Retransmissions read any range in between, and MTCP's
+/// write-buffer synchronisation (thesis §4.2.2) reads the unacknowledged bytes between two sequence numbers the
+/// same way. Allocates only at construction.
+/// </summary>
+internal sealed class SendBuffer
+{
+    private readonly byte[] _storage;
+
+    /// <summary>Ring index of the byte at <see cref="Start"/>.</summary>
+    private int _head;
+
+    public SendBuffer(int capacity, SeqNumber start)
+    {
+        _storage = new byte[capacity];
+        Start = start;
+    }
+
+    public int Capacity => _storage.Length;
+
+    /// <summary>Bytes held: written and not yet acknowledged.</summary>
+    public int Length { get; private set; }
+
+    public int Free => Capacity - Length;
+
+    public SeqNumber Start { get; private set; }
+
+    public SeqNumber End => Start + Length;
+
+    /// <summary>Appends as much of <paramref name="data"/> as fits; returns the count appended.</summary>
+    public int Write(ReadOnlySpan<byte> data)
+    {
+        var count = Math.Min(data.Length, Free);
+        var tail = (_head + Length) % Capacity;
+        var first = Math.Min(count, Capacity - tail);
+        data[..first].CopyTo(_storage.AsSpan(tail));
+        data[first..count].CopyTo(_storage);
+        Length += count;
+        return count;
+    }
+
+    /// <summary>
+    /// Copies the bytes from <paramref name="from"/> up to <paramref name="to"/> (exclusive), bounded by
+    /// <paramref name="destination"/>'s length; returns the count. Both bounds must lie in [Start, End].
+    /// </summary>
+    public int CopyRange(SeqNumber from, SeqNumber to, Span<byte> destination)
+    {
+        var offset = from - Start;
+        var available = to - from;
+        if (offset < 0 || available < 0 || offset + available > Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the buffered [{Start}, {End})");
+        }
+
+        var count = Math.Min(available, destination.Length);
+        var index = (_head + offset) % Capacity;
+        var first = Math.Min(count, Capacity - index);
+        _storage.AsSpan(index, first).CopyTo(destination);
+        _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
+        return count;
+    }
+
+    /// <summary>Releases every byte before <paramref name="ack"/> (clamped to [Start, End]); returns the count released.</summary>
+    public int AcknowledgeTo(SeqNumber ack)
+    {
+        var count = ack - Start;
+        if (count <= 0)
+        {
+            return 0;
+        }
+
+        count = Math.Min(count, Length);
+        _head = (_head + count) % Capacity;
+        Length -= count;
+        Start += count;
+        return count;
+    }
+}

@@ -1,0 +1,100 @@
+namespace Mtcp.Stack;
+
+/// <summary>
+/// Settings of one TCP connection. Immutable; <see cref="Validate"/> runs when a connection is created and
+/// names the first bad field. Sizes are in bytes, durations are <see cref="TimeSpan"/>s.
+/// </summary>
+public sealed record TcpConfig
+{
+    /// <summary>The defaults: RFC values where the RFCs give one, otherwise values suited to a LAN service.</summary>
+    public static TcpConfig Default { get; } = new();
+
+    /// <summary>
+    /// Largest payload we send in one segment and the MSS we announce on our SYN (RFC 9293 §3.7.1), in bytes.
+    /// The effective send MSS is the smaller of this and the peer's announced MSS (536 when absent, RFC 9293 §3.7.1).
+    /// </summary>
+    public int MaxSegmentSize { get; init; } = 1460;
+
+    /// <summary>Capacity of the send buffer in bytes: written bytes stay there until acknowledged.</summary>
+    public int SendBufferSize { get; init; } = 256 * 1024;
+
+    /// <summary>
+    /// Capacity of the receive buffer in bytes, which bounds the advertised window. When
+    /// <see cref="RetainReadLog"/> is on, bytes read but not yet released also occupy it.
+    /// </summary>
+    public int ReceiveBufferSize { get; init; } = 256 * 1024;
+
+    /// <summary>
+    /// Window-scale shift offered on our SYN (RFC 7323 §2.2), 0 to 14; null to not offer the option, which
+    /// also disables scaling in both directions and caps the advertised window at 65,535 bytes.
+    /// </summary>
+    public byte? WindowScaleShift { get; init; } = 7;
+
+    /// <summary>Nagle's algorithm (RFC 9293 §3.7.4): hold a sub-MSS segment while unacknowledged data is in flight.</summary>
+    public bool Nagle { get; init; }
+
+    /// <summary>Retransmission timeout before any RTT sample (RFC 6298 §2.1: 1 second).</summary>
+    public TimeSpan InitialRto { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Lower bound of the RTO (RFC 6298 §2.4 says 1 s; 200 ms is the common LAN choice).</summary>
+    public TimeSpan MinRto { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Upper bound of the RTO, also capping exponential backoff (RFC 6298 §2.5: at least 60 s).</summary>
+    public TimeSpan MaxRto { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Clock granularity G in the RTO formula (RFC 6298 §2.3).</summary>
+    public TimeSpan ClockGranularity { get; init; } = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>How long an ACK may be delayed (RFC 9293 §3.8.6.3: under 0.5 s); zero disables delayed ACKs.</summary>
+    public TimeSpan DelayedAckTimeout { get; init; } = TimeSpan.FromMilliseconds(40);
+
+    /// <summary>Maximum segment lifetime; TIME_WAIT lasts twice this (RFC 9293 §3.4.2).</summary>
+    public TimeSpan MaximumSegmentLifetime { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Give up on an active or passive open not completed within this time (RFC 9293 §3.8.3 R2 for SYN).</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(75);
+
+    /// <summary>Retransmissions of a SYN or SYN-ACK before the open fails (RFC 9293 §3.8.3 R2 for SYN).</summary>
+    public int MaxSynRetransmissions { get; init; } = 6;
+
+    /// <summary>Consecutive RTO expirations for the same data before the connection is aborted (RFC 9293 §3.8.3 R2).</summary>
+    public int MaxRetransmissions { get; init; } = 15;
+
+    /// <summary>Initial congestion window in segments (RFC 6928: 10); the window is this times the send MSS.</summary>
+    public int InitialWindowSegments { get; init; } = 10;
+
+    /// <summary>
+    /// MTCP read log (thesis §3.3.3, §4.2.2): when on, bytes the application reads stay in the receive buffer until
+    /// <see cref="TcpConnection.ReleaseReadLog"/> releases them, so a migration can hand them to the new server.
+    /// </summary>
+    public bool RetainReadLog { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid field.</summary>
+    public TcpConfig Validate()
+    {
+        Require(MaxSegmentSize is >= 64 and <= 65495, nameof(MaxSegmentSize), "must be 64..65495 bytes");
+        Require(SendBufferSize >= MaxSegmentSize, nameof(SendBufferSize), "must hold at least one MaxSegmentSize");
+        Require(ReceiveBufferSize >= MaxSegmentSize, nameof(ReceiveBufferSize), "must hold at least one MaxSegmentSize");
+        Require(WindowScaleShift is null or <= 14, nameof(WindowScaleShift), "must be 0..14 (RFC 7323 §2.3) or null");
+        Require(InitialRto > TimeSpan.Zero, nameof(InitialRto), "must be positive");
+        Require(MinRto > TimeSpan.Zero, nameof(MinRto), "must be positive");
+        Require(MaxRto >= MinRto, nameof(MaxRto), "must be at least MinRto");
+        Require(InitialRto >= MinRto && InitialRto <= MaxRto, nameof(InitialRto), "must lie within MinRto..MaxRto");
+        Require(ClockGranularity >= TimeSpan.Zero, nameof(ClockGranularity), "must not be negative");
+        Require(DelayedAckTimeout >= TimeSpan.Zero && DelayedAckTimeout < TimeSpan.FromMilliseconds(500), nameof(DelayedAckTimeout), "must be 0 up to 500 ms (RFC 9293 §3.8.6.3)");
+        Require(MaximumSegmentLifetime >= TimeSpan.Zero, nameof(MaximumSegmentLifetime), "must not be negative");
+        Require(ConnectTimeout > TimeSpan.Zero, nameof(ConnectTimeout), "must be positive");
+        Require(MaxSynRetransmissions >= 0, nameof(MaxSynRetransmissions), "must not be negative");
+        Require(MaxRetransmissions >= 1, nameof(MaxRetransmissions), "must be at least 1");
+        Require(InitialWindowSegments >= 1, nameof(InitialWindowSegments), "must be at least 1");
+        return this;
+    }
+
+    private static void Require(bool condition, string field, string rule)
+    {
+        if (!condition)
+        {
+            throw new ArgumentException($"TcpConfig.{field} {rule}", field);
+        }
+    }
+}

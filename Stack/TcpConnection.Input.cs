@@ -1,0 +1,457 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Stack;
+
+/// <summary>Segment arrival, RFC 9293 §3.10.7, step by step.</summary>
+public sealed partial class TcpConnection
+{
+    /// <summary>
+    /// Processes one arriving segment whose ports the driver already matched to this connection
+    /// (a listener accepts any remote port). <paramref name="payload"/> is copied; it need not outlive the call.
+    /// </summary>
+    public void HandleSegment(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        Stats.SegmentsReceived++;
+        switch (_state)
+        {
+            case TcpState.Closed:
+                // §3.10.7.1: everything but a RST gets a RST.
+                if (TryMakeReset(segment, payload.Length, out var reset))
+                {
+                    _resetPending = true;
+                    _reset = reset;
+                }
+
+                return;
+            case TcpState.Listen:
+                OnSegmentInListen(now, segment);
+                return;
+            case TcpState.SynSent:
+                OnSegmentInSynSent(now, segment);
+                return;
+            default:
+                OnSegmentSynchronized(now, segment, payload);
+                return;
+        }
+    }
+
+    /// <summary>RFC 9293 §3.10.7.2.</summary>
+    private void OnSegmentInListen(Instant now, in TcpSegmentRepr segment)
+    {
+        if (segment.Has(TcpFlags.Rst))
+        {
+            return;
+        }
+
+        if (segment.Has(TcpFlags.Ack))
+        {
+            RemotePort = segment.SourcePort;
+            QueueReset(segment.AcknowledgmentNumber, default, TcpFlags.Rst);
+            RemotePort = 0;
+            return;
+        }
+
+        if (!segment.Has(TcpFlags.Syn))
+        {
+            return;
+        }
+
+        // Data on a SYN is not queued: the peer retransmits it once the handshake is done.
+        RemotePort = segment.SourcePort;
+        AcceptPeerSyn(segment);
+        _state = TcpState.SynReceived;
+        _connectDeadline = now + _config.ConnectTimeout;
+    }
+
+    /// <summary>RFC 9293 §3.10.7.3.</summary>
+    private void OnSegmentInSynSent(Instant now, in TcpSegmentRepr segment)
+    {
+        var hasAck = segment.Has(TcpFlags.Ack);
+        var ack = segment.AcknowledgmentNumber;
+
+        // First: the ACK must cover our SYN and nothing we never sent (ISS < SEG.ACK <= SND.MAX).
+        if (hasAck && (ack <= InitialSendSequence || ack > _sndMax))
+        {
+            if (!segment.Has(TcpFlags.Rst))
+            {
+                QueueReset(ack, default, TcpFlags.Rst);
+            }
+
+            return;
+        }
+
+        // Second: a RST counts only with an acceptable ACK (RFC 5961 §3.2 for SYN-SENT).
+        if (segment.Has(TcpFlags.Rst))
+        {
+            if (hasAck)
+            {
+                EnterClosed(TcpEvent.Reset);
+            }
+
+            return;
+        }
+
+        // Fourth: the SYN.
+        if (!segment.Has(TcpFlags.Syn))
+        {
+            return;
+        }
+
+        AcceptPeerSyn(segment);
+        if (hasAck)
+        {
+            OnAcknowledgment(now, ack, segment);
+            _sndWnd = segment.Window;
+            _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
+            _sndWl1 = segment.SequenceNumber;
+            _sndWl2 = ack;
+            EnterEstablished();
+            _ackNow = true;
+        }
+        else
+        {
+            // Simultaneous open (§3.5, figure 8): answer with SYN,ACK, re-using our ISS.
+            _state = TcpState.SynReceived;
+            _sndNxt = InitialSendSequence;
+            _retransmitAt = null;
+            _timing = false;
+        }
+    }
+
+    /// <summary>Records what a SYN tells us: IRS, MSS and window scale (RFC 9293 §3.7.1, RFC 7323 §2.2).</summary>
+    private void AcceptPeerSyn(in TcpSegmentRepr segment)
+    {
+        _irs = segment.SequenceNumber;
+        _receive = new ReceiveBuffer(_config.ReceiveBufferSize, _irs + 1, _config.RetainReadLog);
+        var peerMss = segment.Options.MaxSegmentSize ?? DefaultPeerMss;
+        _sendMss = Math.Max(1, Math.Min(_config.MaxSegmentSize, (int)peerMss));
+        _congestion.SetSenderMss(_sendMss);
+
+        // RFC 7323 §2.2: scaling is in force only when both SYNs carry the option; shifts above 14 are read as 14.
+        if (segment.Options.WindowScale is { } peerShift && _config.WindowScaleShift is { } ourShift)
+        {
+            _sndWindowShift = Math.Min((int)peerShift, 14);
+            _rcvWindowShift = ourShift;
+            _windowScalingAgreed = true;
+        }
+        else
+        {
+            _sndWindowShift = 0;
+            _rcvWindowShift = 0;
+            _windowScalingAgreed = false;
+        }
+
+        // A SYN's window is never scaled (RFC 7323 §2.2).
+        _sndWnd = segment.Window;
+        _maxSndWnd = _sndWnd;
+        _sndWl1 = segment.SequenceNumber;
+        _sndWl2 = segment.AcknowledgmentNumber;
+    }
+
+    private void EnterEstablished()
+    {
+        _connectDeadline = null;
+        _state = _finQueued ? TcpState.FinWait1 : TcpState.Established;
+        _events.Enqueue(TcpEvent.Connected);
+    }
+
+    /// <summary>RFC 9293 §3.10.7.4, for SYN-RECEIVED and every synchronized state.</summary>
+    private void OnSegmentSynchronized(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        var receive = _receive!;
+        var seq = segment.SequenceNumber;
+        var rcvNxt = ReceiveNext;
+        var segmentLength = SegmentLength(segment, payload.Length);
+
+        // A repeated SYN from the peer while our SYN,ACK is unanswered: it lost our SYN,ACK, so resend at once.
+        if (_state == TcpState.SynReceived && segment.Has(TcpFlags.Syn) && !segment.Has(TcpFlags.Ack) && seq == _irs)
+        {
+            _sndNxt = InitialSendSequence;
+            return;
+        }
+
+        // First check, sequence number. The acceptance table of §3.10.7.4:
+        //   SEG.LEN  RCV.WND  acceptable when
+        //   0        0        SEG.SEQ = RCV.NXT
+        //   0        >0       RCV.NXT <= SEG.SEQ < RCV.NXT+RCV.WND
+        //   >0       0        never
+        //   >0       >0       RCV.NXT <= SEG.SEQ < RCV.NXT+RCV.WND  or  RCV.NXT <= SEG.SEQ+SEG.LEN-1 < RCV.NXT+RCV.WND
+        // RCV.WND is what the buffer can take now, which is never less than what we announced.
+        var window = _finReceived ? 0 : receive.Window;
+        var acceptable = (segmentLength, window) switch
+        {
+            (0, 0) => seq == rcvNxt,
+            (0, _) => seq.InRange(rcvNxt, rcvNxt + window),
+            (_, 0) => false,
+            _ => seq.InRange(rcvNxt, rcvNxt + window) || (seq + (segmentLength - 1)).InRange(rcvNxt, rcvNxt + window),
+        };
+
+        // After our FIN was acknowledged by a FIN-carrying peer, a retransmitted FIN is the only thing that can
+        // arrive in TIME-WAIT: acknowledge it and restart the 2 MSL timer (§3.10.7.4, eighth step).
+        if (_state == TcpState.TimeWait && segment.Has(TcpFlags.Fin) && !segment.Has(TcpFlags.Rst))
+        {
+            _ackNow = true;
+            EnterTimeWait(now);
+            return;
+        }
+
+        if (!acceptable)
+        {
+            // An unacceptable segment is answered by an ACK (unless it is a RST) and dropped.
+            Stats.SegmentsRejected++;
+            if (!segment.Has(TcpFlags.Rst))
+            {
+                _ackNow = true;
+            }
+
+            return;
+        }
+
+        // Second check, RST (RFC 5961 §3.2): only an exact RCV.NXT match resets; any other in-window RST gets a
+        // challenge ACK so a blind attacker must guess the exact sequence number.
+        if (segment.Has(TcpFlags.Rst))
+        {
+            if (seq != rcvNxt)
+            {
+                SendChallengeAck();
+                return;
+            }
+
+            EnterClosed(_state is TcpState.Closing or TcpState.LastAck or TcpState.TimeWait ? TcpEvent.Closed : TcpEvent.Reset);
+            return;
+        }
+
+        // Fourth check, SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, drop.
+        if (segment.Has(TcpFlags.Syn))
+        {
+            SendChallengeAck();
+            return;
+        }
+
+        // Fifth check, ACK. A segment without ACK is dropped.
+        if (!segment.Has(TcpFlags.Ack))
+        {
+            return;
+        }
+
+        var ack = segment.AcknowledgmentNumber;
+        if (_state == TcpState.SynReceived)
+        {
+            if (!(ack > _sndUna && ack <= _sndMax))
+            {
+                QueueReset(ack, default, TcpFlags.Rst);
+                return;
+            }
+
+            _sndWnd = segment.Window << _sndWindowShift;
+            _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
+            _sndWl1 = seq;
+            _sndWl2 = ack;
+            EnterEstablished();
+        }
+
+        if (ack > _sndMax)
+        {
+            // Acknowledges something not yet sent: send an ACK and drop (§3.10.7.4, RFC 5961 §5.2).
+            _ackNow = true;
+            return;
+        }
+
+        if (ack >= _sndUna)
+        {
+            ProcessAck(now, segment, payload.Length);
+            if (_state == TcpState.Closed)
+            {
+                return;
+            }
+        }
+
+        // Seventh step, segment text: only while the peer may still send (before its FIN).
+        if (!payload.IsEmpty && _state is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
+        {
+            ProcessText(now, seq, payload);
+        }
+
+        // Eighth step, FIN.
+        if (segment.Has(TcpFlags.Fin) && !_finReceived)
+        {
+            var finSeq = seq + payload.Length;
+            if (finSeq == receive.Next)
+            {
+                AcceptPeerFin(now);
+            }
+            else if (finSeq > receive.Next)
+            {
+                _pendingPeerFin = finSeq;
+            }
+        }
+        else if (_pendingPeerFin is { } pending && pending == receive.Next && !_finReceived)
+        {
+            AcceptPeerFin(now);
+        }
+    }
+
+    private void SendChallengeAck()
+    {
+        Stats.ChallengeAcks++;
+        _ackNow = true;
+    }
+
+    /// <summary>SND.UNA &lt;= SEG.ACK &lt;= SND.MAX: new data acknowledged, duplicate ACKs and window updates.</summary>
+    private void ProcessAck(Instant now, in TcpSegmentRepr segment, int payloadLength)
+    {
+        var ack = segment.AcknowledgmentNumber;
+        var seq = segment.SequenceNumber;
+        var scaledWindow = segment.Window << _sndWindowShift;
+
+        if (ack > _sndUna)
+        {
+            OnAcknowledgment(now, ack, segment);
+        }
+        else if (payloadLength == 0 && !segment.Has(TcpFlags.Fin) && scaledWindow == _sndWnd && _sndMax > _sndUna)
+        {
+            // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, repeats SND.UNA and the window,
+            // and arrives while data is outstanding.
+            Stats.DuplicateAcks++;
+            if (_congestion.OnDuplicateAck(ack, _sndMax - _sndUna, _sndMax) == CongestionSignal.RetransmitFirstUnacknowledged)
+            {
+                Stats.FastRetransmits++;
+                _fastRetransmitPending = true;
+                _timing = false;
+            }
+        }
+
+        // Window update (§3.10.7.4): only from a segment newer than the last one that set it.
+        if (_sndWl1 < seq || (_sndWl1 == seq && _sndWl2 <= ack))
+        {
+            _sndWnd = scaledWindow;
+            _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
+            _sndWl1 = seq;
+            _sndWl2 = ack;
+            if (_sndWnd > 0)
+            {
+                _persistAt = null;
+                _persistBackoff = 0;
+            }
+        }
+
+        // Our FIN is acknowledged once SEG.ACK passes it.
+        if (_finQueued && _sndUna == _send.End + 1)
+        {
+            switch (_state)
+            {
+                case TcpState.FinWait1:
+                    _state = TcpState.FinWait2;
+                    break;
+                case TcpState.Closing:
+                    EnterTimeWait(now);
+                    break;
+                case TcpState.LastAck:
+                    EnterClosed(TcpEvent.Closed);
+                    break;
+                default:
+                    break;
+            }
+        }
+    }
+
+    /// <summary>SND.UNA advances to <paramref name="ack"/>: free the buffer, sample the RTT, run congestion control.</summary>
+    private void OnAcknowledgment(Instant now, SeqNumber ack, in TcpSegmentRepr segment)
+    {
+        var flightBefore = _sndMax - _sndUna;
+        var newlyAcked = ack - _sndUna;
+        _sndUna = ack;
+        if (_sndNxt < ack)
+        {
+            // After a go-back-N rewind the receiver may acknowledge past SND.NXT (it had buffered the rest).
+            _sndNxt = ack;
+        }
+
+        var freedData = _send.AcknowledgeTo(ack);
+        Stats.BytesAcked += freedData;
+        if (freedData > 0 && _writableWanted)
+        {
+            _writableWanted = false;
+            _events.Enqueue(TcpEvent.Writable);
+        }
+
+        if (_timing && ack > _timedSeq)
+        {
+            _timing = false;
+            _rtt.OnSample(now - _timedAt);
+        }
+
+        _consecutiveTimeouts = 0;
+
+        // Congestion control counts data only: the ACK of a SYN or FIN neither grows cwnd nor ends recovery.
+        if (freedData > 0 && _congestion.OnNewAck(ack, freedData, flightBefore - newlyAcked) == CongestionSignal.RetransmitFirstUnacknowledged)
+        {
+            Stats.FastRetransmits++;
+            _fastRetransmitPending = true;
+            _timing = false;
+        }
+
+        // RFC 6298 §5.2/§5.3: stop the timer when everything is acknowledged, otherwise restart it.
+        _retransmitAt = _sndUna == _sndMax ? null : now + _rtt.Rto;
+    }
+
+    /// <summary>Seventh step: place the bytes (trimmed to the window), then decide how soon to acknowledge.</summary>
+    private void ProcessText(Instant now, SeqNumber seq, ReadOnlySpan<byte> payload)
+    {
+        var receive = _receive!;
+        var inOrder = seq == receive.Next;
+        var filledHole = receive.HasOutOfOrderData;
+        var advanced = receive.Write(seq, payload, out var stored);
+        Stats.BytesReceived += stored;
+
+        if (advanced > 0 && !_readableQueued)
+        {
+            _readableQueued = true;
+            _events.Enqueue(TcpEvent.Readable);
+        }
+
+        if (!inOrder || (filledHole && advanced > 0) || stored < payload.Length)
+        {
+            // RFC 5681 §4.2: an out-of-order segment, or one that fills a hole, is acknowledged at once; so is a
+            // duplicate or trimmed segment, to resynchronise the sender.
+            _ackNow = true;
+            return;
+        }
+
+        // RFC 9293 §3.8.6.3 / RFC 1122 §4.2.3.2: acknowledge at least every second full-sized segment,
+        // otherwise within the delayed-ACK timeout.
+        _unackedBytes += payload.Length;
+        if (_unackedBytes >= 2 * _sendMss || _config.DelayedAckTimeout == TimeSpan.Zero)
+        {
+            _ackNow = true;
+        }
+        else
+        {
+            _delayedAckAt ??= now + _config.DelayedAckTimeout;
+        }
+    }
+
+    private void AcceptPeerFin(Instant now)
+    {
+        _finReceived = true;
+        _pendingPeerFin = null;
+        _ackNow = true;
+        _events.Enqueue(TcpEvent.PeerClosed);
+        switch (_state)
+        {
+            case TcpState.SynReceived:
+            case TcpState.Established:
+                _state = TcpState.CloseWait;
+                break;
+            case TcpState.FinWait1:
+                // Our FIN not yet acknowledged: simultaneous close (§3.6, figure 13).
+                _state = TcpState.Closing;
+                break;
+            case TcpState.FinWait2:
+                EnterTimeWait(now);
+                break;
+            default:
+                break;
+        }
+    }
+}

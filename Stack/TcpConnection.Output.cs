@@ -1,0 +1,291 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Stack;
+
+/// <summary>Segment production and the retransmission timer.</summary>
+public sealed partial class TcpConnection
+{
+    /// <summary>
+    /// Produces the next segment to send, if any: header in <paramref name="header"/>, payload copied into
+    /// <paramref name="payloadBuffer"/> (at most its length and at most the send MSS). Call until it returns false.
+    /// Priority: a pending RST, the SYN, a fast retransmission, new data or FIN, then a bare ACK or window probe.
+    /// </summary>
+    public bool PollTransmit(Instant now, Span<byte> payloadBuffer, out TcpSegmentRepr header, out int payloadLength)
+    {
+        payloadLength = 0;
+        if (_resetPending)
+        {
+            _resetPending = false;
+            header = _reset;
+            Stats.SegmentsSent++;
+            return true;
+        }
+
+        header = default;
+        switch (_state)
+        {
+            case TcpState.Closed:
+            case TcpState.Listen:
+                return false;
+            case TcpState.SynSent:
+            case TcpState.SynReceived:
+                if (_sndNxt == InitialSendSequence)
+                {
+                    header = EmitSyn(now);
+                    return true;
+                }
+
+                return _state == TcpState.SynReceived && TryEmitAck(out header);
+            default:
+                break;
+        }
+
+        if (_fastRetransmitPending)
+        {
+            _fastRetransmitPending = false;
+            if (_sndUna < _sndMax)
+            {
+                header = EmitData(now, _sndUna, _sendMss, payloadBuffer, out payloadLength, advance: false);
+                return true;
+            }
+        }
+
+        if (TryEmitNewData(now, payloadBuffer, out header, out payloadLength))
+        {
+            return true;
+        }
+
+        if (_probePending)
+        {
+            // RFC 9293 §3.8.6.1: a probe the receiver must answer with its current window. An already
+            // acknowledged sequence number (SND.UNA - 1) without data is unacceptable there, so it elicits an
+            // ACK without consuming sequence space.
+            _probePending = false;
+            Stats.ZeroWindowProbes++;
+            header = MakeHeader(_sndUna - 1, TcpFlags.Ack);
+            AfterEmit(header);
+            return true;
+        }
+
+        if (TryEmitAck(out header))
+        {
+            return true;
+        }
+
+        ArmPersistTimerIfWindowClosed(now);
+        return false;
+    }
+
+    private bool TryEmitAck(out TcpSegmentRepr header)
+    {
+        header = default;
+        if (!_ackNow)
+        {
+            return false;
+        }
+
+        // SND.MAX, not the possibly rewound SND.NXT: after a go-back-N rewind SND.NXT can lie below the peer's
+        // RCV.NXT, and a pure ACK carrying it would be unacceptable there (and its ACK field ignored).
+        header = MakeHeader(_sndMax, TcpFlags.Ack);
+        AfterEmit(header);
+        return true;
+    }
+
+    private TcpSegmentRepr EmitSyn(Instant now)
+    {
+        var synAck = _state == TcpState.SynReceived;
+        byte? windowScale = synAck
+            ? (_windowScalingAgreed ? (byte)_rcvWindowShift : null)
+            : _config.WindowScaleShift;
+        var header = new TcpSegmentRepr
+        {
+            SourcePort = LocalPort,
+            DestinationPort = RemotePort,
+            SequenceNumber = InitialSendSequence,
+            AcknowledgmentNumber = synAck ? ReceiveNext : default,
+            Flags = synAck ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn,
+
+            // RFC 7323 §2.2: the window on a SYN is never scaled.
+            Window = (ushort)Math.Min(_receive?.Window ?? _config.ReceiveBufferSize, MaxWindowField),
+            Options = new TcpOptions { MaxSegmentSize = (ushort)_config.MaxSegmentSize, WindowScale = windowScale },
+        };
+
+        CountSequenceSpaceSent(now, InitialSendSequence, 1);
+        _sndNxt = InitialSendSequence + 1;
+        _sndMax = SeqNumber.Max(_sndMax, _sndNxt);
+        _retransmitAt ??= now + _rtt.Rto;
+        _lastAdvertisedWindow = header.Window;
+        ClearAckState();
+        Stats.SegmentsSent++;
+        return header;
+    }
+
+    /// <summary>New data (or the FIN) from SND.NXT, within min(SND.WND, cwnd) and sender-side SWS avoidance.</summary>
+    private bool TryEmitNewData(Instant now, Span<byte> payloadBuffer, out TcpSegmentRepr header, out int payloadLength)
+    {
+        header = default;
+        payloadLength = 0;
+        if (_state is not (TcpState.Established or TcpState.FinWait1 or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck))
+        {
+            return false;
+        }
+
+        var dataEnd = _send.End;
+        var finPending = _finQueued && _sndNxt <= dataEnd;
+        var available = dataEnd - _sndNxt;
+        if (available <= 0 && !finPending)
+        {
+            return false;
+        }
+
+        var mss = Math.Min(_sendMss, payloadBuffer.Length);
+        var inFlight = _sndNxt - _sndUna;
+        var usable = Math.Min(_sndWnd, _congestion.Window) - inFlight;
+        var length = Math.Max(0, Math.Min(Math.Min(available, mss), usable));
+        var withFin = finPending && _sndNxt + length == dataEnd;
+
+        if (length == 0 && !withFin)
+        {
+            return false;
+        }
+
+        if (length > 0 && length < mss && !withFin)
+        {
+            // Sender SWS avoidance (RFC 9293 §3.8.6.2.1) and Nagle (§3.7.4): a short segment goes out only when it
+            // empties the buffer (and, with Nagle, nothing is in flight), or when nothing at all is in flight,
+            // which also stands in for the override timer and keeps a small window from stalling us.
+            var emptiesBuffer = length == available;
+            var allowed = inFlight == 0 || (emptiesBuffer && !_config.Nagle) || length >= _maxSndWnd / 2;
+            if (!allowed)
+            {
+                return false;
+            }
+        }
+
+        header = EmitData(now, _sndNxt, length, payloadBuffer, out payloadLength, advance: true);
+        return true;
+    }
+
+    /// <summary>Emits up to <paramref name="maxLength"/> bytes from <paramref name="from"/>, with a FIN when they end the stream.</summary>
+    private TcpSegmentRepr EmitData(Instant now, SeqNumber from, int maxLength, Span<byte> payloadBuffer, out int payloadLength, bool advance)
+    {
+        var dataEnd = _send.End;
+        var available = Math.Max(0, dataEnd - from);
+        var length = Math.Min(Math.Min(available, maxLength), payloadBuffer.Length);
+        if (length > 0)
+        {
+            _send.CopyRange(from, from + length, payloadBuffer);
+        }
+
+        var fin = _finQueued && from + length == dataEnd;
+        var flags = TcpFlags.Ack;
+        if (fin)
+        {
+            flags |= TcpFlags.Fin;
+        }
+
+        if (length > 0 && from + length == dataEnd)
+        {
+            flags |= TcpFlags.Psh;
+        }
+
+        var header = MakeHeader(from, flags);
+        var consumed = length + (fin ? 1 : 0);
+        CountSequenceSpaceSent(now, from, consumed);
+        var end = from + consumed;
+        if (advance)
+        {
+            _sndNxt = end;
+        }
+
+        _sndMax = SeqNumber.Max(_sndMax, end);
+        _retransmitAt ??= now + _rtt.Rto;
+        Stats.BytesSent += length;
+        payloadLength = length;
+        AfterEmit(header);
+        return header;
+    }
+
+    /// <summary>Retransmission accounting and RTT timing (RFC 6298 §3, Karn: time only first transmissions).</summary>
+    private void CountSequenceSpaceSent(Instant now, SeqNumber from, int length)
+    {
+        if (from < _sndMax)
+        {
+            Stats.Retransmissions++;
+            _timing = false;
+        }
+        else if (!_timing && length > 0)
+        {
+            _timing = true;
+            _timedSeq = from;
+            _timedAt = now;
+        }
+    }
+
+    private TcpSegmentRepr MakeHeader(SeqNumber seq, TcpFlags flags) => new()
+    {
+        SourcePort = LocalPort,
+        DestinationPort = RemotePort,
+        SequenceNumber = seq,
+        AcknowledgmentNumber = ReceiveNext,
+        Flags = flags,
+        Window = (ushort)(AdvertisableWindow() >> _rcvWindowShift),
+    };
+
+    /// <summary>Every segment after the SYN carries ACK and our window, so it answers any pending ACK.</summary>
+    private void AfterEmit(in TcpSegmentRepr header)
+    {
+        _lastAdvertisedWindow = header.Window << _rcvWindowShift;
+        ClearAckState();
+        Stats.SegmentsSent++;
+    }
+
+    private void ClearAckState()
+    {
+        _ackNow = false;
+        _delayedAckAt = null;
+        _unackedBytes = 0;
+    }
+
+    /// <summary>RFC 9293 §3.8.6.1: with data waiting, nothing in flight and a zero window, the persist timer runs.</summary>
+    private void ArmPersistTimerIfWindowClosed(Instant now)
+    {
+        var hasData = _send.End > _sndNxt;
+        if (_sndWnd == 0 && hasData && _sndNxt == _sndUna && _retransmitAt is null && _persistAt is null
+            && _state is TcpState.Established or TcpState.FinWait1 or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck)
+        {
+            _persistAt = now + _rtt.Rto;
+        }
+    }
+
+    /// <summary>RFC 6298 §5.4-5.6 with go-back-N: back off, collapse cwnd (RFC 5681 §3.1) and resend from SND.UNA.</summary>
+    private void OnRetransmissionTimeout(Instant now)
+    {
+        _retransmitAt = null;
+        if (_sndUna == _sndMax)
+        {
+            return;
+        }
+
+        _consecutiveTimeouts++;
+        Stats.RetransmissionTimeouts++;
+        var limit = _state is TcpState.SynSent or TcpState.SynReceived ? _config.MaxSynRetransmissions : _config.MaxRetransmissions;
+        if (_consecutiveTimeouts > limit)
+        {
+            // RFC 9293 §3.8.3, threshold R2: give up.
+            EnterClosed(TcpEvent.TimedOut);
+            return;
+        }
+
+        _rtt.OnTimeout();
+        if (_state is not (TcpState.SynSent or TcpState.SynReceived))
+        {
+            _congestion.OnRetransmissionTimeout(_sndMax - _sndUna, _sndMax);
+        }
+
+        _timing = false;
+        _fastRetransmitPending = false;
+        _sndNxt = _sndUna;
+        _retransmitAt = now + _rtt.Rto;
+    }
+}

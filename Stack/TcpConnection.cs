@@ -1,0 +1,473 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Stack;
+
+/// <summary>
+/// One TCP connection endpoint as a sans-IO state machine (RFC 9293). Inputs: <see cref="HandleSegment"/>,
+/// <see cref="HandleTimeout"/> and the application calls, each given the current time. Outputs, polled in this
+/// order after every input: <see cref="PollTransmit"/> until false, <see cref="PollEvent"/> until false, then
+/// <see cref="PollTimeout"/> to arm the driver's single timer. Addresses and checksums are the driver's business;
+/// ports come from the connection. Not thread-safe: one driver owns it.
+/// </summary>
+public sealed partial class TcpConnection
+{
+    /// <summary>MSS assumed when the peer's SYN carries no MSS option (RFC 9293 §3.7.1).</summary>
+    private const int DefaultPeerMss = 536;
+
+    /// <summary>Largest value of the 16-bit window field.</summary>
+    private const int MaxWindowField = ushort.MaxValue;
+
+    private readonly TcpConfig _config;
+    private readonly SendBuffer _send;
+    private readonly RttEstimator _rtt;
+    private readonly NewRenoCongestionControl _congestion;
+    private readonly Queue<TcpEvent> _events = new(8);
+
+    /// <summary>Created once the peer's ISN is known (its first byte is IRS + 1).</summary>
+    private ReceiveBuffer? _receive;
+
+    private TcpState _state;
+    private SeqNumber _irs;
+
+    // Send sequence space (RFC 9293 §3.3.1). Invariant: ISS <= SND.UNA <= SND.NXT <= SND.MAX.
+    // SND.MAX is one past the highest sequence number ever sent; SND.NXT moves back to SND.UNA on a timeout
+    // (go-back-N) and forward again as acknowledgments or new transmissions arrive.
+    private SeqNumber _sndUna;
+    private SeqNumber _sndNxt;
+    private SeqNumber _sndMax;
+
+    /// <summary>SND.WND in bytes, already scaled.</summary>
+    private int _sndWnd;
+    private SeqNumber _sndWl1;
+    private SeqNumber _sndWl2;
+
+    /// <summary>Largest window the peer ever offered; sender-side SWS avoidance (RFC 9293 §3.8.6.2.1).</summary>
+    private int _maxSndWnd;
+
+    /// <summary>Shift applied to the peer's window field (its offer), and to ours (our offer); 0 unless both sent WS.</summary>
+    private int _sndWindowShift;
+    private int _rcvWindowShift;
+    private bool _windowScalingAgreed;
+
+    private int _sendMss;
+
+    /// <summary>Close was called: a FIN follows the last byte written, at sequence number <c>_send.End</c>.</summary>
+    private bool _finQueued;
+
+    /// <summary>The peer's FIN was accepted (RCV.NXT counts it).</summary>
+    private bool _finReceived;
+
+    /// <summary>A FIN that arrived ahead of a hole, waiting until RCV.NXT reaches it.</summary>
+    private SeqNumber? _pendingPeerFin;
+
+    // ACK scheduling (RFC 9293 §3.8.6.3, RFC 1122 §4.2.3.2).
+    private bool _ackNow;
+    private int _unackedBytes;
+    private Instant? _delayedAckAt;
+    private int _lastAdvertisedWindow;
+
+    // Timers: each is a deadline or null; PollTimeout returns the earliest.
+    private Instant? _retransmitAt;
+    private int _consecutiveTimeouts;
+    private Instant? _persistAt;
+    private int _persistBackoff;
+    private Instant? _timeWaitUntil;
+    private Instant? _connectDeadline;
+
+    // One RTT measurement at a time (RFC 6298 §3 with Karn: never over retransmitted data).
+    private bool _timing;
+    private SeqNumber _timedSeq;
+    private Instant _timedAt;
+
+    private bool _fastRetransmitPending;
+    private bool _probePending;
+    private bool _writableWanted;
+    private bool _readableQueued;
+
+    private bool _resetPending;
+    private TcpSegmentRepr _reset;
+
+    private TcpConnection(TcpConfig config, TcpState state, ushort localPort, ushort remotePort, SeqNumber iss)
+    {
+        _config = config.Validate();
+        _state = state;
+        LocalPort = localPort;
+        RemotePort = remotePort;
+        InitialSendSequence = iss;
+        _sndUna = iss;
+        _sndNxt = iss;
+        _sndMax = iss;
+        _send = new SendBuffer(config.SendBufferSize, iss + 1);
+        _rtt = new RttEstimator(config.InitialRto, config.MinRto, config.MaxRto, config.ClockGranularity);
+        _sendMss = Math.Min(config.MaxSegmentSize, DefaultPeerMss);
+        _congestion = new NewRenoCongestionControl(_sendMss, config.InitialWindowSegments, iss);
+    }
+
+    public TcpState State => _state;
+
+    public ushort LocalPort { get; }
+
+    /// <summary>The peer's port; zero while listening.</summary>
+    public ushort RemotePort { get; private set; }
+
+    public TcpConfig Config => _config;
+
+    public TcpConnectionStats Stats { get; } = new();
+
+    public SeqNumber InitialSendSequence { get; }
+
+    /// <summary>IRS, the peer's initial sequence number; meaningful once a SYN arrived.</summary>
+    public SeqNumber InitialReceiveSequence => _irs;
+
+    /// <summary>SND.UNA: oldest unacknowledged sequence number.</summary>
+    public SeqNumber SendUnacknowledged => _sndUna;
+
+    /// <summary>SND.NXT: next sequence number to send.</summary>
+    public SeqNumber SendNext => _sndNxt;
+
+    /// <summary>RCV.NXT: next sequence number expected (counts a received FIN).</summary>
+    public SeqNumber ReceiveNext => _receive is null ? _irs : _receive.Next + (_finReceived ? 1 : 0);
+
+    /// <summary>SND.WND in bytes (scaled).</summary>
+    public int SendWindow => _sndWnd;
+
+    /// <summary>The send MSS in force (our setting bounded by the peer's announced MSS).</summary>
+    public int SendMss => _sendMss;
+
+    /// <summary>Shift we apply to the peer's window field (RFC 7323); 0 when scaling was not agreed.</summary>
+    public int SendWindowShift => _sndWindowShift;
+
+    /// <summary>Shift we apply to our own advertised window (RFC 7323); 0 when scaling was not agreed.</summary>
+    public int ReceiveWindowShift => _rcvWindowShift;
+
+    /// <summary>cwnd in bytes.</summary>
+    public int CongestionWindow => _congestion.Window;
+
+    /// <summary>ssthresh in bytes.</summary>
+    public int SlowStartThreshold => _congestion.SlowStartThreshold;
+
+    public bool InFastRecovery => _congestion.InFastRecovery;
+
+    /// <summary>The RTO that the next retransmission timer will use, backoff included.</summary>
+    public TimeSpan RetransmissionTimeout => _rtt.Rto;
+
+    /// <summary>SRTT, or null before the first RTT sample.</summary>
+    public TimeSpan? SmoothedRtt => _rtt.SmoothedRtt;
+
+    /// <summary>Bytes the application can read now.</summary>
+    public int BytesReadable => _receive?.Readable ?? 0;
+
+    /// <summary>Room left in the send buffer.</summary>
+    public int SendBufferFree => _finQueued ? 0 : _send.Free;
+
+    /// <summary>Bytes written and not yet acknowledged.</summary>
+    public int BytesUnacknowledged => _send.Length;
+
+    /// <summary>True when the application may still write (RFC 9293 §3.10.2).</summary>
+    public bool CanWrite => !_finQueued && _state is TcpState.SynSent or TcpState.SynReceived or TcpState.Established or TcpState.CloseWait;
+
+    /// <summary>Opens a passive endpoint in LISTEN (RFC 9293 §3.10.1). One SYN turns it into SYN-RECEIVED.</summary>
+    public static TcpConnection Listen(TcpConfig config, ushort localPort, SeqNumber iss)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return new TcpConnection(config, TcpState.Listen, localPort, 0, iss);
+    }
+
+    /// <summary>Starts an active open (RFC 9293 §3.10.1): the SYN is the first segment <see cref="PollTransmit"/> returns.</summary>
+    public static TcpConnection Connect(TcpConfig config, ushort localPort, ushort remotePort, SeqNumber iss, Instant now)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var connection = new TcpConnection(config, TcpState.SynSent, localPort, remotePort, iss);
+        connection._connectDeadline = now + config.ConnectTimeout;
+        return connection;
+    }
+
+    /// <summary>Queues bytes for sending (RFC 9293 §3.10.2); returns how many fit in the send buffer.</summary>
+    public int Write(ReadOnlySpan<byte> data)
+    {
+        if (!CanWrite)
+        {
+            return 0;
+        }
+
+        var written = _send.Write(data);
+        if (written < data.Length)
+        {
+            _writableWanted = true;
+        }
+
+        return written;
+    }
+
+    /// <summary>Reads in-order bytes (RFC 9293 §3.10.3); may open the window and schedule a window update.</summary>
+    public int Read(Span<byte> destination)
+    {
+        if (_receive is null)
+        {
+            return 0;
+        }
+
+        var count = _receive.Read(destination);
+        _readableQueued = false;
+        if (count > 0)
+        {
+            ScheduleWindowUpdateIfOpened();
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// Graceful close (RFC 9293 §3.10.4): no more writes; a FIN follows the buffered bytes. Closing before the
+    /// handshake ends deletes the connection.
+    /// </summary>
+    public void Close(Instant now)
+    {
+        switch (_state)
+        {
+            case TcpState.Listen:
+            case TcpState.SynSent:
+                EnterClosed(TcpEvent.Closed);
+                break;
+            case TcpState.SynReceived:
+                // The FIN waits for ESTABLISHED; it is sent from FIN-WAIT-1 (RFC 9293 §3.10.4).
+                _finQueued = true;
+                break;
+            case TcpState.Established:
+                _finQueued = true;
+                _state = TcpState.FinWait1;
+                break;
+            case TcpState.CloseWait:
+                _finQueued = true;
+                _state = TcpState.LastAck;
+                break;
+            default:
+                break;
+        }
+    }
+
+    /// <summary>Abort (RFC 9293 §3.10.5): a RST where the peer holds state, then CLOSED at once.</summary>
+    public void Abort(Instant now)
+    {
+        if (_state is TcpState.SynReceived or TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait)
+        {
+            QueueReset(_sndNxt, default, TcpFlags.Rst);
+        }
+
+        if (_state != TcpState.Closed)
+        {
+            EnterClosed(TcpEvent.Closed);
+        }
+    }
+
+    /// <summary>Returns the next event, if any.</summary>
+    public bool PollEvent(out TcpEvent e)
+    {
+        if (_events.TryDequeue(out e))
+        {
+            if (e == TcpEvent.Readable)
+            {
+                _readableQueued = false;
+            }
+
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>The earliest deadline at which <see cref="HandleTimeout"/> must be called, or null when none.</summary>
+    public Instant? PollTimeout()
+    {
+        Instant? earliest = null;
+        Consider(ref earliest, _retransmitAt);
+        Consider(ref earliest, _persistAt);
+        Consider(ref earliest, _delayedAckAt);
+        Consider(ref earliest, _timeWaitUntil);
+        Consider(ref earliest, _connectDeadline);
+        return earliest;
+
+        static void Consider(ref Instant? earliest, Instant? candidate)
+        {
+            if (candidate is { } c && (earliest is not { } e || c < e))
+            {
+                earliest = c;
+            }
+        }
+    }
+
+    /// <summary>Fires every timer whose deadline is at or before <paramref name="now"/>.</summary>
+    public void HandleTimeout(Instant now)
+    {
+        if (_timeWaitUntil is { } timeWait && timeWait <= now)
+        {
+            // RFC 9293 §3.10.8: TIME-WAIT timeout deletes the TCB.
+            EnterClosed(TcpEvent.Closed);
+            return;
+        }
+
+        if (_connectDeadline is { } deadline && deadline <= now)
+        {
+            EnterClosed(TcpEvent.TimedOut);
+            return;
+        }
+
+        if (_retransmitAt is { } retransmit && retransmit <= now)
+        {
+            OnRetransmissionTimeout(now);
+            if (_state == TcpState.Closed)
+            {
+                return;
+            }
+        }
+
+        if (_delayedAckAt is { } delayedAck && delayedAck <= now)
+        {
+            _delayedAckAt = null;
+            _ackNow = true;
+        }
+
+        if (_persistAt is { } persist && persist <= now)
+        {
+            // RFC 9293 §3.8.6.1: probe the zero window; back off like the RTO while the peer keeps it closed.
+            _probePending = true;
+            _persistAt = now + Backoff(_rtt.Rto, ++_persistBackoff);
+        }
+    }
+
+    /// <summary>
+    /// Builds the RST that answers a segment arriving where no connection exists (RFC 9293 §3.10.7.1, CLOSED):
+    /// false for an incoming RST, which is never answered.
+    /// </summary>
+    public static bool TryMakeReset(in TcpSegmentRepr incoming, int payloadLength, out TcpSegmentRepr reset)
+    {
+        reset = default;
+        if (incoming.Has(TcpFlags.Rst))
+        {
+            return false;
+        }
+
+        reset = incoming.Has(TcpFlags.Ack)
+            ? new TcpSegmentRepr
+            {
+                SourcePort = incoming.DestinationPort,
+                DestinationPort = incoming.SourcePort,
+                SequenceNumber = incoming.AcknowledgmentNumber,
+                Flags = TcpFlags.Rst,
+            }
+            : new TcpSegmentRepr
+            {
+                SourcePort = incoming.DestinationPort,
+                DestinationPort = incoming.SourcePort,
+                SequenceNumber = new SeqNumber(0),
+                AcknowledgmentNumber = incoming.SequenceNumber + SegmentLength(incoming, payloadLength),
+                Flags = TcpFlags.Rst | TcpFlags.Ack,
+            };
+        return true;
+    }
+
+    // ---- MTCP hooks (thesis §3.3.3, §4.2.2, fig. 4.10). Migration itself is built on these. ----
+
+    /// <summary>Sequence number of the first byte of the read log (bytes read but retained).</summary>
+    public SeqNumber ReadLogStart => _receive?.RetainedStart ?? _irs + 1;
+
+    /// <summary>Sequence number of the next byte the application will read.</summary>
+    public SeqNumber ReadNext => _receive?.ReadNext ?? _irs + 1;
+
+    /// <summary>Bytes in the read log.</summary>
+    public int ReadLogLength => _receive?.ReadLogLength ?? 0;
+
+    /// <summary>Copies the read log [ReadLogStart, ReadNext) without releasing it.</summary>
+    public int CopyReadLog(Span<byte> destination) => _receive?.CopyReadLog(destination) ?? 0;
+
+    /// <summary>Releases the read log up to <paramref name="upTo"/> (a later snapshot covers those bytes); may open the window.</summary>
+    public void ReleaseReadLog(SeqNumber upTo)
+    {
+        if (_receive is null)
+        {
+            return;
+        }
+
+        _receive.ReleaseReadLog(upTo);
+        ScheduleWindowUpdateIfOpened();
+    }
+
+    /// <summary>
+    /// Copies the written-but-unacknowledged bytes in [<paramref name="from"/>, <paramref name="to"/>); both must
+    /// lie within the send buffer, i.e. between SND.UNA and the last byte written (sequence numbers of data).
+    /// </summary>
+    public int CopyUnacknowledged(SeqNumber from, SeqNumber to, Span<byte> destination) => _send.CopyRange(from, to, destination);
+
+    /// <summary>Sequence number one past the last byte written by the application.</summary>
+    public SeqNumber WriteEnd => _send.End;
+
+    private static int SegmentLength(in TcpSegmentRepr segment, int payloadLength) =>
+        payloadLength + (segment.Has(TcpFlags.Syn) ? 1 : 0) + (segment.Has(TcpFlags.Fin) ? 1 : 0);
+
+    private static TimeSpan Backoff(TimeSpan rto, int shift) => TimeSpan.FromTicks(rto.Ticks << Math.Min(shift, 16));
+
+    private void EnterClosed(TcpEvent reason)
+    {
+        _state = TcpState.Closed;
+        _retransmitAt = null;
+        _persistAt = null;
+        _delayedAckAt = null;
+        _timeWaitUntil = null;
+        _connectDeadline = null;
+        _ackNow = false;
+        _probePending = false;
+        _fastRetransmitPending = false;
+        if (reason != TcpEvent.Closed)
+        {
+            _events.Enqueue(reason);
+        }
+
+        _events.Enqueue(TcpEvent.Closed);
+    }
+
+    private void EnterTimeWait(Instant now)
+    {
+        _state = TcpState.TimeWait;
+        _retransmitAt = null;
+        _persistAt = null;
+        _timeWaitUntil = now + _config.MaximumSegmentLifetime + _config.MaximumSegmentLifetime;
+    }
+
+    private void QueueReset(SeqNumber seq, SeqNumber ack, TcpFlags flags)
+    {
+        _resetPending = true;
+        _reset = new TcpSegmentRepr
+        {
+            SourcePort = LocalPort,
+            DestinationPort = RemotePort,
+            SequenceNumber = seq,
+            AcknowledgmentNumber = ack,
+            Flags = flags,
+        };
+    }
+
+    private void ScheduleWindowUpdateIfOpened()
+    {
+        if (_receive is null || _state is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2))
+        {
+            return;
+        }
+
+        // RFC 1122 §4.2.3.3 (receiver SWS avoidance): announce a larger window only once it grew by
+        // min(half the buffer, one MSS).
+        var threshold = Math.Min(_receive.Capacity / 2, _config.MaxSegmentSize);
+        if (AdvertisableWindow() - _lastAdvertisedWindow >= threshold)
+        {
+            _ackNow = true;
+        }
+    }
+
+    /// <summary>The window we can announce now, in bytes, after rounding to our scale and the 16-bit field.</summary>
+    private int AdvertisableWindow()
+    {
+        var window = _receive?.Window ?? _config.ReceiveBufferSize;
+        var cap = MaxWindowField << _rcvWindowShift;
+        window = Math.Min(window, cap);
+        return (window >> _rcvWindowShift) << _rcvWindowShift;
+    }
+}

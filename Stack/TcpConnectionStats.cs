@@ -1,0 +1,41 @@
+namespace Mtcp.Stack;
+
+/// <summary>Counters for tests and benchmarks. Plain fields: the engine is single-threaded by contract.</summary>
+public sealed class TcpConnectionStats
+{
+    /// <summary>Segments produced by <see cref="TcpConnection.PollTransmit"/>, retransmissions included.</summary>
+    public long SegmentsSent { get; internal set; }
+
+    /// <summary>Segments given to <see cref="TcpConnection.HandleSegment"/>.</summary>
+    public long SegmentsReceived { get; internal set; }
+
+    /// <summary>Segments that carried sequence space already sent once (SYN, data or FIN).</summary>
+    public long Retransmissions { get; internal set; }
+
+    /// <summary>Fast retransmits triggered by the third duplicate ACK (RFC 5681 §3.2) or a partial ACK (RFC 6582).</summary>
+    public long FastRetransmits { get; internal set; }
+
+    /// <summary>Retransmission-timer expirations (RFC 6298 §5.4).</summary>
+    public long RetransmissionTimeouts { get; internal set; }
+
+    /// <summary>Duplicate ACKs received, as RFC 5681 §2 defines them.</summary>
+    public long DuplicateAcks { get; internal set; }
+
+    /// <summary>Zero-window probes sent by the persist timer (RFC 9293 §3.8.6.1).</summary>
+    public long ZeroWindowProbes { get; internal set; }
+
+    /// <summary>Payload bytes sent, retransmissions included.</summary>
+    public long BytesSent { get; internal set; }
+
+    /// <summary>Payload bytes the peer acknowledged for the first time.</summary>
+    public long BytesAcked { get; internal set; }
+
+    /// <summary>Payload bytes accepted into the receive buffer (in order or out of order, each counted once on arrival).</summary>
+    public long BytesReceived { get; internal set; }
+
+    /// <summary>Segments dropped as unacceptable (RFC 9293 §3.10.7.4, first check).</summary>
+    public long SegmentsRejected { get; internal set; }
+
+    /// <summary>Challenge ACKs sent for in-window RSTs and SYNs (RFC 5961 §3.2, §4.2).</summary>
+    public long ChallengeAcks { get; internal set; }
+}

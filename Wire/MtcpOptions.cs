@@ -1,0 +1,577 @@
+using System.Buffers.Binary;
+
+namespace Mtcp.Wire;
+
+/// <summary>
+/// The MTCP options (thesis 3.2.1, 4.2.3), carried as shared experimental options (RFC 6994):
+/// <code>
+///  +--------+--------+--------+--------+--------+----------------
+///  | Kind   | Length |   ExID = 0x4D54 | Subtype| subtype data ...
+///  | 253/254|        |                 |        |
+///  +--------+--------+--------+--------+--------+----------------
+/// </code>
+/// Kind 253 is emitted; 254 is accepted too. An option with our ExID and an unknown subtype is kept
+/// as an unknown option (it round-trips untouched); one with a known subtype but an impossible layout
+/// is <see cref="WireError.BadMtcpOption"/>.
+/// </summary>
+public static class MtcpOption
+{
+    /// <summary>
+    /// Our 16-bit ExID: ASCII "MT". It is not an IANA-assigned ExID: RFC 6994 §4 lets an experiment run
+    /// with an unregistered one, at the cost of a possible (detectable) collision.
+    /// </summary>
+    public const ushort ExperimentId = 0x4D54;
+
+    /// <summary>Kind, length, ExID and subtype.</summary>
+    public const int HeaderLength = 5;
+
+    /// <summary>Authenticators are 64-bit truncated MACs, big-endian on the wire.</summary>
+    public const int AuthenticatorLength = 8;
+
+    internal static bool IsOurs(ReadOnlySpan<byte> data) =>
+        data.Length >= 2 && BinaryPrimitives.ReadUInt16BigEndian(data) == ExperimentId;
+
+    internal static int WriteHeader(Span<byte> destination, MtcpOptionSubtype subtype, int length)
+    {
+        destination[0] = (byte)TcpOptionKind.Experimental1;
+        destination[1] = (byte)length;
+        BinaryPrimitives.WriteUInt16BigEndian(destination[2..], ExperimentId);
+        destination[4] = (byte)subtype;
+        return HeaderLength;
+    }
+
+    internal static int EndpointLength(ServerEndpoint endpoint) => endpoint.Address.Length + 2;
+
+    internal static int WriteEndpoint(Span<byte> destination, ServerEndpoint endpoint)
+    {
+        var length = endpoint.Address.WriteTo(destination);
+        BinaryPrimitives.WriteUInt16BigEndian(destination[length..], endpoint.Port);
+        return length + 2;
+    }
+
+    internal static bool TryReadEndpoint(ref ReadOnlySpan<byte> data, bool ipv6, out ServerEndpoint endpoint)
+    {
+        var addressLength = ipv6 ? IpAddress.V6Length : IpAddress.V4Length;
+        if (data.Length < addressLength + 2)
+        {
+            endpoint = default;
+            return false;
+        }
+
+        var address = ipv6 ? IpAddress.FromIPv6(data) : IpAddress.FromIPv4(data);
+        endpoint = new ServerEndpoint(address, BinaryPrimitives.ReadUInt16BigEndian(data[addressLength..]));
+        data = data[(addressLength + 2)..];
+        return true;
+    }
+}
+
+/// <summary>The subtype byte after the ExID.</summary>
+public enum MtcpOptionSubtype : byte
+{
+    /// <summary>TCP_MIGRATE: alternate servers on the origin server's SYN+ACK (thesis 4.2.3, Figure 4.6).</summary>
+    AlternateServers = 1,
+
+    /// <summary>TCP_MIGRATED_CONN on the client's special SYN to the new server (thesis 4.2.3).</summary>
+    MigratedConnection = 2,
+
+    /// <summary>MIGRATE_TRIGGER from a remote trigger to the client (thesis 3.2.1).</summary>
+    MigrateTrigger = 3,
+
+    /// <summary>The origin's <c>last_ack_sent</c> and <c>snd_max_seen</c> on the new server's SYN+ACK (thesis 4.2.3).</summary>
+    OrigConnectionInfo = 4,
+
+    /// <summary>β on the client's ACK that completes the migration handshake (thesis 4.2.3).</summary>
+    Beta = 5,
+}
+
+/// <summary>A server's service address and port.</summary>
+public readonly record struct ServerEndpoint(IpAddress Address, ushort Port)
+{
+    public override string ToString() => $"{Address}:{Port}";
+}
+
+/// <summary>
+/// TCP_MIGRATE (thesis 4.2.3): the other cooperating servers the client may migrate to, in the
+/// origin server's order of preference.
+/// <code>
+///  | 253 | len | ExID | 1 | families | server 0: address, port | server 1 ... |
+/// </code>
+/// Bit i of <c>families</c> is set when server i has a 16-byte IPv6 address, clear for a 4-byte IPv4
+/// one; bits past the last server must be clear. Each server takes 6 (IPv4) or 18 (IPv6) bytes, so at
+/// most <see cref="MaxServers"/> fit.
+/// </summary>
+public sealed record MtcpAlternateServers
+{
+    public const int MaxServers = 8;
+
+    /// <summary>Option header plus the families byte.</summary>
+    public const int FixedLength = MtcpOption.HeaderLength + 1;
+
+    private readonly ServerEndpoint[] _servers;
+
+    /// <summary>Throws when a server has no address or there are more than <see cref="MaxServers"/>.</summary>
+    public MtcpAlternateServers(IEnumerable<ServerEndpoint> servers)
+    {
+        _servers = servers.ToArray();
+        if (_servers.Length > MaxServers)
+        {
+            throw new ArgumentException($"at most {MaxServers} alternate servers fit in one option", nameof(servers));
+        }
+
+        if (_servers.Any(s => s.Address.Length == 0))
+        {
+            throw new ArgumentException("an alternate server has no address", nameof(servers));
+        }
+    }
+
+    private MtcpAlternateServers(ServerEndpoint[] servers) => _servers = servers;
+
+    public IReadOnlyList<ServerEndpoint> Servers => _servers;
+
+    /// <summary>Bytes on the wire, option header included.</summary>
+    public int BufferLength => FixedLength + _servers.Sum(MtcpOption.EndpointLength);
+
+    /// <summary>
+    /// What is kept when the list is too long: the longest prefix of <paramref name="preferred"/>, in the
+    /// given order of preference, whose option fits in <paramref name="bytesAvailable"/>; the rest are
+    /// dropped and counted in <paramref name="dropped"/>. We keep a prefix rather than packing more small
+    /// IPv4 entries past a large IPv6 one so that the client always learns the servers the origin prefers
+    /// most. Returns null when not even the first server fits: an empty list tells the client nothing.
+    /// </summary>
+    public static MtcpAlternateServers? Fit(IReadOnlyList<ServerEndpoint> preferred, int bytesAvailable, out int dropped)
+    {
+        var kept = 0;
+        var length = FixedLength;
+        while (kept < preferred.Count && kept < MaxServers
+            && length + MtcpOption.EndpointLength(preferred[kept]) <= bytesAvailable)
+        {
+            length += MtcpOption.EndpointLength(preferred[kept]);
+            kept++;
+        }
+
+        dropped = preferred.Count - kept;
+        return kept == 0 ? null : new MtcpAlternateServers(preferred.Take(kept));
+    }
+
+    internal int Write(Span<byte> destination)
+    {
+        var at = MtcpOption.WriteHeader(destination, MtcpOptionSubtype.AlternateServers, BufferLength);
+        byte families = 0;
+        for (var i = 0; i < _servers.Length; i++)
+        {
+            if (_servers[i].Address.IsIPv6)
+            {
+                families |= (byte)(1 << i);
+            }
+        }
+
+        destination[at++] = families;
+        foreach (var server in _servers)
+        {
+            at += MtcpOption.WriteEndpoint(destination[at..], server);
+        }
+
+        return at;
+    }
+
+    internal static MtcpAlternateServers? Parse(ReadOnlySpan<byte> body)
+    {
+        if (body.IsEmpty)
+        {
+            return null;
+        }
+
+        int families = body[0];
+        body = body[1..];
+        var servers = new List<ServerEndpoint>(MaxServers);
+        while (!body.IsEmpty)
+        {
+            if (servers.Count == MaxServers
+                || !MtcpOption.TryReadEndpoint(ref body, (families & (1 << servers.Count)) != 0, out var server))
+            {
+                return null;
+            }
+
+            servers.Add(server);
+        }
+
+        // Bits for servers that are not there would make two encodings of one list.
+        return (families >> servers.Count) != 0 ? null : new MtcpAlternateServers(servers.ToArray());
+    }
+
+    public bool Equals(MtcpAlternateServers? other) => other is not null && _servers.AsSpan().SequenceEqual(other._servers);
+
+    public override int GetHashCode() => _servers.Length == 0 ? 0 : HashCode.Combine(_servers.Length, _servers[0]);
+
+    public override string ToString() => $"AlternateServers [{string.Join(", ", _servers)}]";
+}
+
+/// <summary>
+/// TCP_MIGRATED_CONN (thesis 4.2.3) on the client's special SYN to the new server: which connection
+/// migrates, the client's <c>rcv_nxt</c> on it, and an authenticator.
+/// <code>
+///  | 253 | len | ExID | 2 | flags | origin address (4/16) | origin port | [client port] | rcv_nxt | authenticator (8) |
+/// </code>
+/// The Cid is compressed: its client address is the IP source of the SYN (the client does not move),
+/// and its client port is the SYN's source port unless flag 0x02 carries it. Flag 0x01: the origin
+/// address is IPv6. Sizes: 24/26 bytes for IPv4, 36/38 for IPv6; with MSS (4) everything fits except
+/// an IPv6 Cid with an explicit client port (42), so an IPv6 client reuses its original port.
+/// </summary>
+public readonly record struct MtcpMigratedConnection(ServerEndpoint OriginServer, ushort? ClientPort, SeqNumber RcvNxt, ulong Authenticator)
+{
+    private const byte OriginIsIPv6 = 0x01;
+    private const byte ClientPortPresent = 0x02;
+
+    public int BufferLength => MtcpOption.HeaderLength + 1 + MtcpOption.EndpointLength(OriginServer)
+        + (ClientPort.HasValue ? 2 : 0) + 4 + MtcpOption.AuthenticatorLength;
+
+    /// <summary>The migrating connection's Cid, given the SYN's IP source and TCP source port.</summary>
+    public ConnectionId ToConnectionId(IpAddress synSource, ushort synSourcePort) =>
+        new(synSource, ClientPort ?? synSourcePort, OriginServer.Address, OriginServer.Port);
+
+    internal int Write(Span<byte> destination)
+    {
+        var at = MtcpOption.WriteHeader(destination, MtcpOptionSubtype.MigratedConnection, BufferLength);
+        destination[at++] = (byte)((OriginServer.Address.IsIPv6 ? OriginIsIPv6 : 0) | (ClientPort.HasValue ? ClientPortPresent : 0));
+        at += MtcpOption.WriteEndpoint(destination[at..], OriginServer);
+        if (ClientPort is { } clientPort)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(destination[at..], clientPort);
+            at += 2;
+        }
+
+        BinaryPrimitives.WriteUInt32BigEndian(destination[at..], RcvNxt.Value);
+        BinaryPrimitives.WriteUInt64BigEndian(destination[(at + 4)..], Authenticator);
+        return at + 4 + MtcpOption.AuthenticatorLength;
+    }
+
+    internal static MtcpMigratedConnection? Parse(ReadOnlySpan<byte> body)
+    {
+        if (body.IsEmpty || (body[0] & ~(OriginIsIPv6 | ClientPortPresent)) != 0)
+        {
+            return null;
+        }
+
+        var flags = body[0];
+        body = body[1..];
+        if (!MtcpOption.TryReadEndpoint(ref body, (flags & OriginIsIPv6) != 0, out var origin))
+        {
+            return null;
+        }
+
+        ushort? clientPort = null;
+        var rest = (flags & ClientPortPresent) != 0 ? 2 + 4 + MtcpOption.AuthenticatorLength : 4 + MtcpOption.AuthenticatorLength;
+        if (body.Length != rest)
+        {
+            return null;
+        }
+
+        if ((flags & ClientPortPresent) != 0)
+        {
+            clientPort = BinaryPrimitives.ReadUInt16BigEndian(body);
+            body = body[2..];
+        }
+
+        return new MtcpMigratedConnection(
+            origin,
+            clientPort,
+            new SeqNumber(BinaryPrimitives.ReadUInt32BigEndian(body)),
+            BinaryPrimitives.ReadUInt64BigEndian(body[4..]));
+    }
+}
+
+/// <summary>
+/// The optional destination of a MIGRATE_TRIGGER, <c>(S_dest, Auth_dest)</c> in thesis 3.2.1.
+/// <paramref name="Server"/> null means the trigger's sender is the destination (a server pulling a
+/// connection to itself), which saves the address bytes.
+/// </summary>
+public readonly record struct MtcpTriggerDestination(ServerEndpoint? Server, ulong AuthDest);
+
+/// <summary>
+/// MIGRATE_TRIGGER = (Cid, Auth_trig, (S_dest, Auth_dest)) (thesis 3.2.1), sent by a remote trigger
+/// to the client on the Cid's client port.
+/// <code>
+///  | 253 | len | ExID | 3 | flags | Auth_trig (8) | [origin address, port] | [destination address, port] | [Auth_dest (8)] |
+/// </code>
+/// The Cid is compressed: its client address and port are the trigger segment's IP destination and
+/// TCP destination port; its server end is the segment's source unless flag 0x01 carries the origin
+/// server (a third server triggering). Flags: 0x01 origin present, 0x02 origin is IPv6, 0x04 destination
+/// present (Auth_dest present), 0x08 destination address present (else the sender), 0x10 destination is
+/// IPv6. IPv4 with everything explicit is 34 bytes; IPv6 fits 40 bytes only when at most one of the two
+/// endpoints is explicit (origin implied, or destination = sender); both explicit in IPv6 (58) cannot be
+/// emitted.
+/// </summary>
+public readonly record struct MtcpMigrateTrigger(ulong AuthTrig, ServerEndpoint? OriginServer, MtcpTriggerDestination? Destination)
+{
+    private const byte OriginPresent = 0x01;
+    private const byte OriginIsIPv6 = 0x02;
+    private const byte DestinationPresent = 0x04;
+    private const byte DestinationServerPresent = 0x08;
+    private const byte DestinationIsIPv6 = 0x10;
+    private const byte KnownFlags = OriginPresent | OriginIsIPv6 | DestinationPresent | DestinationServerPresent | DestinationIsIPv6;
+
+    public int BufferLength => MtcpOption.HeaderLength + 1 + MtcpOption.AuthenticatorLength
+        + (OriginServer is { } origin ? MtcpOption.EndpointLength(origin) : 0)
+        + (Destination is { } destination
+            ? MtcpOption.AuthenticatorLength + (destination.Server is { } server ? MtcpOption.EndpointLength(server) : 0)
+            : 0);
+
+    /// <summary>The Cid, given the trigger segment's source and destination endpoints.</summary>
+    public ConnectionId ToConnectionId(ServerEndpoint segmentSource, IpAddress clientAddress, ushort clientPort)
+    {
+        var origin = OriginServer ?? segmentSource;
+        return new ConnectionId(clientAddress, clientPort, origin.Address, origin.Port);
+    }
+
+    internal bool HasAddresses =>
+        (OriginServer is not { } origin || origin.Address.Length != 0)
+        && (Destination?.Server is not { } server || server.Address.Length != 0);
+
+    internal int Write(Span<byte> destination)
+    {
+        var at = MtcpOption.WriteHeader(destination, MtcpOptionSubtype.MigrateTrigger, BufferLength);
+        var flags = 0;
+        if (OriginServer is { } origin)
+        {
+            flags |= OriginPresent | (origin.Address.IsIPv6 ? OriginIsIPv6 : 0);
+        }
+
+        if (Destination is { } target)
+        {
+            flags |= DestinationPresent;
+            if (target.Server is { } server)
+            {
+                flags |= DestinationServerPresent | (server.Address.IsIPv6 ? DestinationIsIPv6 : 0);
+            }
+        }
+
+        destination[at++] = (byte)flags;
+        BinaryPrimitives.WriteUInt64BigEndian(destination[at..], AuthTrig);
+        at += MtcpOption.AuthenticatorLength;
+        if (OriginServer is { } originServer)
+        {
+            at += MtcpOption.WriteEndpoint(destination[at..], originServer);
+        }
+
+        if (Destination is { } dest)
+        {
+            if (dest.Server is { } destServer)
+            {
+                at += MtcpOption.WriteEndpoint(destination[at..], destServer);
+            }
+
+            BinaryPrimitives.WriteUInt64BigEndian(destination[at..], dest.AuthDest);
+            at += MtcpOption.AuthenticatorLength;
+        }
+
+        return at;
+    }
+
+    internal static MtcpMigrateTrigger? Parse(ReadOnlySpan<byte> body)
+    {
+        if (body.Length < 1 + MtcpOption.AuthenticatorLength)
+        {
+            return null;
+        }
+
+        var flags = body[0];
+        var consistent = (flags & ~KnownFlags) == 0
+            && ((flags & OriginIsIPv6) == 0 || (flags & OriginPresent) != 0)
+            && ((flags & DestinationServerPresent) == 0 || (flags & DestinationPresent) != 0)
+            && ((flags & DestinationIsIPv6) == 0 || (flags & DestinationServerPresent) != 0);
+        if (!consistent)
+        {
+            return null;
+        }
+
+        var authTrig = BinaryPrimitives.ReadUInt64BigEndian(body[1..]);
+        body = body[(1 + MtcpOption.AuthenticatorLength)..];
+        ServerEndpoint? origin = null;
+        if ((flags & OriginPresent) != 0)
+        {
+            if (!MtcpOption.TryReadEndpoint(ref body, (flags & OriginIsIPv6) != 0, out var server))
+            {
+                return null;
+            }
+
+            origin = server;
+        }
+
+        MtcpTriggerDestination? destination = null;
+        if ((flags & DestinationPresent) != 0)
+        {
+            ServerEndpoint? destinationServer = null;
+            if ((flags & DestinationServerPresent) != 0)
+            {
+                if (!MtcpOption.TryReadEndpoint(ref body, (flags & DestinationIsIPv6) != 0, out var server))
+                {
+                    return null;
+                }
+
+                destinationServer = server;
+            }
+
+            if (body.Length < MtcpOption.AuthenticatorLength)
+            {
+                return null;
+            }
+
+            destination = new MtcpTriggerDestination(destinationServer, BinaryPrimitives.ReadUInt64BigEndian(body));
+            body = body[MtcpOption.AuthenticatorLength..];
+        }
+
+        return body.IsEmpty ? new MtcpMigrateTrigger(authTrig, origin, destination) : null;
+    }
+}
+
+/// <summary>
+/// On the new server's SYN+ACK (thesis 4.2.3): the origin server's <c>rcv_nxt</c> as it stood when the
+/// state was packaged (its <c>last_ack_sent</c>, kept at the new server as <c>orig_server_rcv_nxt</c>)
+/// and <c>snd_max_seen</c> (kept as <c>orig_server_max_snd_seq</c>).
+/// <code>
+///  | 253 | 13 | ExID | 4 | last_ack_sent | snd_max_seen |
+/// </code>
+/// </summary>
+public readonly record struct MtcpOrigConnectionInfo(SeqNumber LastAckSent, SeqNumber SndMaxSeen)
+{
+    public const int BufferLength = MtcpOption.HeaderLength + 8;
+
+    internal int Write(Span<byte> destination)
+    {
+        var at = MtcpOption.WriteHeader(destination, MtcpOptionSubtype.OrigConnectionInfo, BufferLength);
+        BinaryPrimitives.WriteUInt32BigEndian(destination[at..], LastAckSent.Value);
+        BinaryPrimitives.WriteUInt32BigEndian(destination[(at + 4)..], SndMaxSeen.Value);
+        return BufferLength;
+    }
+
+    internal static MtcpOrigConnectionInfo? Parse(ReadOnlySpan<byte> body) =>
+        body.Length != 8
+            ? null
+            : new MtcpOrigConnectionInfo(
+                new SeqNumber(BinaryPrimitives.ReadUInt32BigEndian(body)),
+                new SeqNumber(BinaryPrimitives.ReadUInt32BigEndian(body[4..])));
+}
+
+/// <summary>
+/// The MTCP fields of <see cref="TcpOptions"/>. At most one option of each subtype is kept (the last,
+/// as for the standard kinds).
+/// </summary>
+public readonly partial record struct TcpOptions
+{
+    /// <summary>β's option: <c>| 253 | 9 | ExID | 5 | β (32 bits) |</c>.</summary>
+    public const int BetaLength = MtcpOption.HeaderLength + 4;
+
+    /// <summary>True when any MTCP option is present.</summary>
+    public bool HasMtcp =>
+        AlternateServers is not null || MigratedConnection.HasValue || MigrateTrigger.HasValue
+        || OrigConnectionInfo.HasValue || Beta.HasValue;
+
+    /// <summary>
+    /// These options with TCP_MIGRATE holding as many of <paramref name="preferred"/> as fit beside the
+    /// other options in 40 bytes, kept in order of preference (see <see cref="MtcpAlternateServers.Fit"/>).
+    /// </summary>
+    public TcpOptions WithAlternateServers(IReadOnlyList<ServerEndpoint> preferred, out int dropped)
+    {
+        var others = (this with { AlternateServers = null }).BufferLength;
+        return this with { AlternateServers = MtcpAlternateServers.Fit(preferred, TcpSegment.MaxOptionsLength - others, out dropped) };
+    }
+
+    private int MtcpBufferLength =>
+        (AlternateServers?.BufferLength ?? 0)
+        + (MigratedConnection?.BufferLength ?? 0)
+        + (MigrateTrigger?.BufferLength ?? 0)
+        + (OrigConnectionInfo.HasValue ? MtcpOrigConnectionInfo.BufferLength : 0)
+        + (Beta.HasValue ? BetaLength : 0);
+
+    private bool TryWriteMtcpPrerequisites(out WireError error)
+    {
+        var addressesPresent = (MigratedConnection is not { } migrated || migrated.OriginServer.Address.Length != 0)
+            && (MigrateTrigger is not { } trigger || trigger.HasAddresses);
+        error = addressesPresent ? WireError.None : WireError.MissingAddress;
+        return addressesPresent;
+    }
+
+    private int WriteMtcp(Span<byte> destination)
+    {
+        var at = 0;
+        if (AlternateServers is { } alternates)
+        {
+            at += alternates.Write(destination[at..]);
+        }
+
+        if (MigratedConnection is { } migrated)
+        {
+            at += migrated.Write(destination[at..]);
+        }
+
+        if (MigrateTrigger is { } trigger)
+        {
+            at += trigger.Write(destination[at..]);
+        }
+
+        if (OrigConnectionInfo is { } info)
+        {
+            at += info.Write(destination[at..]);
+        }
+
+        if (Beta is { } beta)
+        {
+            at += MtcpOption.WriteHeader(destination[at..], MtcpOptionSubtype.Beta, BetaLength);
+            BinaryPrimitives.WriteUInt32BigEndian(destination[at..], beta);
+            at += 4;
+        }
+
+        return at;
+    }
+
+    /// <summary>
+    /// Decodes the data of an experimental option that carries our ExID into <paramref name="options"/>.
+    /// <paramref name="recognized"/> is false for a subtype we do not know (the caller keeps it raw).
+    /// </summary>
+    private static bool TryParseMtcp(ReadOnlySpan<byte> data, ref TcpOptions options, out bool recognized, out WireError error)
+    {
+        error = WireError.None;
+        recognized = true;
+        if (data.Length < 3)
+        {
+            error = WireError.BadMtcpOption;
+            return false;
+        }
+
+        var body = data[3..];
+        switch ((MtcpOptionSubtype)data[2])
+        {
+            case MtcpOptionSubtype.AlternateServers when MtcpAlternateServers.Parse(body) is { } alternates:
+                options = options with { AlternateServers = alternates };
+                return true;
+            case MtcpOptionSubtype.MigratedConnection when MtcpMigratedConnection.Parse(body) is { } migrated:
+                options = options with { MigratedConnection = migrated };
+                return true;
+            case MtcpOptionSubtype.MigrateTrigger when MtcpMigrateTrigger.Parse(body) is { } trigger:
+                options = options with { MigrateTrigger = trigger };
+                return true;
+            case MtcpOptionSubtype.OrigConnectionInfo when MtcpOrigConnectionInfo.Parse(body) is { } info:
+                options = options with { OrigConnectionInfo = info };
+                return true;
+            case MtcpOptionSubtype.Beta when body.Length == 4:
+                options = options with { Beta = BinaryPrimitives.ReadUInt32BigEndian(body) };
+                return true;
+            case MtcpOptionSubtype.AlternateServers or MtcpOptionSubtype.MigratedConnection or MtcpOptionSubtype.MigrateTrigger
+                or MtcpOptionSubtype.OrigConnectionInfo or MtcpOptionSubtype.Beta:
+                error = WireError.BadMtcpOption;
+                return false;
+            default:
+                recognized = false;
+                return true;
+        }
+    }
+
+    private bool MtcpEquals(TcpOptions other) =>
+        Equals(AlternateServers, other.AlternateServers)
+        && MigratedConnection == other.MigratedConnection
+        && MigrateTrigger == other.MigrateTrigger
+        && OrigConnectionInfo == other.OrigConnectionInfo
+        && Beta == other.Beta;
+
+    private int MtcpHashCode() => HashCode.Combine(AlternateServers, MigratedConnection, MigrateTrigger, OrigConnectionInfo, Beta);
+}
