@@ -86,7 +86,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
     private TimeSpan KernelClientAgainstEngineServer(VethNamespacePair pair, int seed)
     {
         using var transport = pair.A.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressA));
-        var suppression = pair.A.Run(() => KernelResetSuppression.Install(EnginePort));
+        var suppression = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
         try
         {
             var echo = new EngineEchoApplication();
@@ -106,7 +106,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         }
         finally
         {
-            pair.A.Run(suppression.Dispose);
+            suppression.Dispose();
         }
     }
 
@@ -122,7 +122,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         Exception? serverFailure = null;
         var server = KernelEcho.StartEchoServer(listener, e => serverFailure = e);
         using var transport = pair.A.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressA));
-        var suppression = pair.A.Run(() => KernelResetSuppression.Install(EnginePort));
+        var suppression = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
         try
         {
             var payload = KernelEcho.Payload(seed);
@@ -143,7 +143,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         }
         finally
         {
-            pair.A.Run(suppression.Dispose);
+            suppression.Dispose();
         }
     }
 
