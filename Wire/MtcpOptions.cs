@@ -17,8 +17,9 @@ namespace Mtcp.Wire;
 public static class MtcpOption
 {
     /// <summary>
-    /// Our 16-bit ExID: ASCII "MT". It is not an IANA-assigned ExID: RFC 6994 §4 lets an experiment run
-    /// with an unregistered one, at the cost of a possible (detectable) collision.
+    /// Our 16-bit ExID: ASCII "MT". It is not an IANA-assigned ExID (Wireshark's dissector, which knows
+    /// the registered ones, shows it as unknown): RFC 6994 §4 lets an experiment run with an unregistered
+    /// one, at the cost of a possible collision, which the subtype and strict layouts make detectable.
     /// </summary>
     public const ushort ExperimentId = 0x4D54;
 

@@ -88,10 +88,19 @@ public sealed class WireFuzzTests(ITestOutputHelper output)
         var stopwatch = Stopwatch.StartNew();
         for (var i = 0; i < Inputs; i++)
         {
-            var length = NextOptionArea(random, input);
-            if (random.Next(3) != 0)
+            int length;
+            if (random.Next(10) == 0)
             {
-                length = Mutate(random, input, length, lengthBytesFrom: 0);
+                length = random.Next(input.Length + 1);
+                random.NextBytes(input.AsSpan(0, length));
+            }
+            else
+            {
+                length = NextOptionArea(random, input);
+                if (random.Next(3) != 0)
+                {
+                    length = Mutate(random, input, length, lengthBytesFrom: 0);
+                }
             }
 
             var bytes = input.AsSpan(0, length);
