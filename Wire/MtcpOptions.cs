@@ -477,15 +477,21 @@ public readonly partial record struct TcpOptions
         return this with { AlternateServers = MtcpAlternateServers.Fit(preferred, TcpSegment.MaxOptionsLength - others, out dropped) };
     }
 
-    private int MtcpBufferLength =>
-        (AlternateServers?.BufferLength ?? 0)
-        + (MigratedConnection?.BufferLength ?? 0)
-        + (MigrateTrigger?.BufferLength ?? 0)
-        + (OrigConnectionInfo.HasValue ? MtcpOrigConnectionInfo.BufferLength : 0)
-        + (Beta.HasValue ? BetaLength : 0);
+    private int MtcpBufferLength => _mtcp is null ? 0
+        : (_mtcp.AlternateServers?.BufferLength ?? 0)
+            + (_mtcp.MigratedConnection?.BufferLength ?? 0)
+            + (_mtcp.MigrateTrigger?.BufferLength ?? 0)
+            + (_mtcp.OrigConnectionInfo.HasValue ? MtcpOrigConnectionInfo.BufferLength : 0)
+            + (_mtcp.Beta.HasValue ? BetaLength : 0);
 
     private bool TryWriteMtcpPrerequisites(out WireError error)
     {
+        if (_mtcp is null)
+        {
+            error = WireError.None;
+            return true;
+        }
+
         var addressesPresent = (MigratedConnection is not { } migrated || migrated.OriginServer.Address.Length != 0)
             && (MigrateTrigger is not { } trigger || trigger.HasAddresses);
         error = addressesPresent ? WireError.None : WireError.MissingAddress;
@@ -494,6 +500,11 @@ public readonly partial record struct TcpOptions
 
     private int WriteMtcp(Span<byte> destination)
     {
+        if (_mtcp is null)
+        {
+            return 0;
+        }
+
         var at = 0;
         if (AlternateServers is { } alternates)
         {
@@ -529,7 +540,7 @@ public readonly partial record struct TcpOptions
     /// Decodes the data of an experimental option that carries our ExID into <paramref name="options"/>.
     /// <paramref name="recognized"/> is false for a subtype we do not know (the caller keeps it raw).
     /// </summary>
-    private static bool TryParseMtcp(ReadOnlySpan<byte> data, ref TcpOptions options, out bool recognized, out WireError error)
+    private static bool TryParseMtcp(ReadOnlySpan<byte> data, ref MtcpOptionValues? options, out bool recognized, out WireError error)
     {
         error = WireError.None;
         recognized = true;
@@ -543,19 +554,19 @@ public readonly partial record struct TcpOptions
         switch ((MtcpOptionSubtype)data[2])
         {
             case MtcpOptionSubtype.AlternateServers when MtcpAlternateServers.Parse(body) is { } alternates:
-                options = options with { AlternateServers = alternates };
+                options = (options ?? MtcpOptionValues.None) with { AlternateServers = alternates };
                 return true;
             case MtcpOptionSubtype.MigratedConnection when MtcpMigratedConnection.Parse(body) is { } migrated:
-                options = options with { MigratedConnection = migrated };
+                options = (options ?? MtcpOptionValues.None) with { MigratedConnection = migrated };
                 return true;
             case MtcpOptionSubtype.MigrateTrigger when MtcpMigrateTrigger.Parse(body) is { } trigger:
-                options = options with { MigrateTrigger = trigger };
+                options = (options ?? MtcpOptionValues.None) with { MigrateTrigger = trigger };
                 return true;
             case MtcpOptionSubtype.OrigConnectionInfo when MtcpOrigConnectionInfo.Parse(body) is { } info:
-                options = options with { OrigConnectionInfo = info };
+                options = (options ?? MtcpOptionValues.None) with { OrigConnectionInfo = info };
                 return true;
             case MtcpOptionSubtype.Beta when body.Length == 4:
-                options = options with { Beta = BinaryPrimitives.ReadUInt32BigEndian(body) };
+                options = (options ?? MtcpOptionValues.None) with { Beta = BinaryPrimitives.ReadUInt32BigEndian(body) };
                 return true;
             case MtcpOptionSubtype.AlternateServers or MtcpOptionSubtype.MigratedConnection or MtcpOptionSubtype.MigrateTrigger
                 or MtcpOptionSubtype.OrigConnectionInfo or MtcpOptionSubtype.Beta:
@@ -568,11 +579,23 @@ public readonly partial record struct TcpOptions
     }
 
     private bool MtcpEquals(TcpOptions other) =>
-        Equals(AlternateServers, other.AlternateServers)
+        ReferenceEquals(_mtcp, other._mtcp)
+        || (Equals(AlternateServers, other.AlternateServers)
         && MigratedConnection == other.MigratedConnection
         && MigrateTrigger == other.MigrateTrigger
         && OrigConnectionInfo == other.OrigConnectionInfo
-        && Beta == other.Beta;
+        && Beta == other.Beta);
 
     private int MtcpHashCode() => HashCode.Combine(AlternateServers, MigratedConnection, MigrateTrigger, OrigConnectionInfo, Beta);
+}
+
+/// <summary>The MTCP options of one <see cref="TcpOptions"/>; see there why they are held by reference.</summary>
+internal sealed record MtcpOptionValues(
+    MtcpAlternateServers? AlternateServers,
+    MtcpMigratedConnection? MigratedConnection,
+    MtcpMigrateTrigger? MigrateTrigger,
+    MtcpOrigConnectionInfo? OrigConnectionInfo,
+    uint? Beta)
+{
+    public static readonly MtcpOptionValues None = new(null, null, null, null, null);
 }
