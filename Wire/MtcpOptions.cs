@@ -26,6 +26,9 @@ public static class MtcpOption
     /// <summary>Kind, length, ExID and subtype.</summary>
     public const int HeaderLength = 5;
 
+    /// <summary>β's option: <c>| 253 | 9 | ExID | 5 | β (32 bits) |</c>.</summary>
+    public const int BetaLength = HeaderLength + 4;
+
     /// <summary>Authenticators are 64-bit truncated MACs, big-endian on the wire.</summary>
     public const int AuthenticatorLength = 8;
 
@@ -459,9 +462,6 @@ public readonly record struct MtcpOrigConnectionInfo(SeqNumber LastAckSent, SeqN
 /// </summary>
 public readonly partial record struct TcpOptions
 {
-    /// <summary>β's option: <c>| 253 | 9 | ExID | 5 | β (32 bits) |</c>.</summary>
-    public const int BetaLength = MtcpOption.HeaderLength + 4;
-
     /// <summary>True when any MTCP option is present.</summary>
     public bool HasMtcp =>
         AlternateServers is not null || MigratedConnection.HasValue || MigrateTrigger.HasValue
@@ -482,7 +482,7 @@ public readonly partial record struct TcpOptions
             + (_mtcp.MigratedConnection?.BufferLength ?? 0)
             + (_mtcp.MigrateTrigger?.BufferLength ?? 0)
             + (_mtcp.OrigConnectionInfo.HasValue ? MtcpOrigConnectionInfo.BufferLength : 0)
-            + (_mtcp.Beta.HasValue ? BetaLength : 0);
+            + (_mtcp.Beta.HasValue ? MtcpOption.BetaLength : 0);
 
     private bool TryWriteMtcpPrerequisites(out WireError error)
     {
@@ -528,7 +528,7 @@ public readonly partial record struct TcpOptions
 
         if (Beta is { } beta)
         {
-            at += MtcpOption.WriteHeader(destination[at..], MtcpOptionSubtype.Beta, BetaLength);
+            at += MtcpOption.WriteHeader(destination[at..], MtcpOptionSubtype.Beta, MtcpOption.BetaLength);
             BinaryPrimitives.WriteUInt32BigEndian(destination[at..], beta);
             at += 4;
         }
