@@ -17,13 +17,17 @@ namespace Mtcp.Wire;
 public static class MtcpOption
 {
     /// <summary>
-    /// Our 16-bit ExID: ASCII "MT". It is not an IANA-assigned ExID: RFC 6994 §4 lets an experiment run
-    /// with an unregistered one, at the cost of a possible (detectable) collision.
+    /// Our 16-bit ExID: ASCII "MT". It is not an IANA-assigned ExID (Wireshark's dissector, which knows
+    /// the registered ones, shows it as unknown): RFC 6994 §4 lets an experiment run with an unregistered
+    /// one, at the cost of a possible collision, which the subtype and strict layouts make detectable.
     /// </summary>
     public const ushort ExperimentId = 0x4D54;
 
     /// <summary>Kind, length, ExID and subtype.</summary>
     public const int HeaderLength = 5;
+
+    /// <summary>β's option: <c>| 253 | 9 | ExID | 5 | β (32 bits) |</c>.</summary>
+    public const int BetaLength = HeaderLength + 4;
 
     /// <summary>Authenticators are 64-bit truncated MACs, big-endian on the wire.</summary>
     public const int AuthenticatorLength = 8;
@@ -458,9 +462,6 @@ public readonly record struct MtcpOrigConnectionInfo(SeqNumber LastAckSent, SeqN
 /// </summary>
 public readonly partial record struct TcpOptions
 {
-    /// <summary>β's option: <c>| 253 | 9 | ExID | 5 | β (32 bits) |</c>.</summary>
-    public const int BetaLength = MtcpOption.HeaderLength + 4;
-
     /// <summary>True when any MTCP option is present.</summary>
     public bool HasMtcp =>
         AlternateServers is not null || MigratedConnection.HasValue || MigrateTrigger.HasValue
@@ -476,15 +477,21 @@ public readonly partial record struct TcpOptions
         return this with { AlternateServers = MtcpAlternateServers.Fit(preferred, TcpSegment.MaxOptionsLength - others, out dropped) };
     }
 
-    private int MtcpBufferLength =>
-        (AlternateServers?.BufferLength ?? 0)
-        + (MigratedConnection?.BufferLength ?? 0)
-        + (MigrateTrigger?.BufferLength ?? 0)
-        + (OrigConnectionInfo.HasValue ? MtcpOrigConnectionInfo.BufferLength : 0)
-        + (Beta.HasValue ? BetaLength : 0);
+    private int MtcpBufferLength => _mtcp is null ? 0
+        : (_mtcp.AlternateServers?.BufferLength ?? 0)
+            + (_mtcp.MigratedConnection?.BufferLength ?? 0)
+            + (_mtcp.MigrateTrigger?.BufferLength ?? 0)
+            + (_mtcp.OrigConnectionInfo.HasValue ? MtcpOrigConnectionInfo.BufferLength : 0)
+            + (_mtcp.Beta.HasValue ? MtcpOption.BetaLength : 0);
 
     private bool TryWriteMtcpPrerequisites(out WireError error)
     {
+        if (_mtcp is null)
+        {
+            error = WireError.None;
+            return true;
+        }
+
         var addressesPresent = (MigratedConnection is not { } migrated || migrated.OriginServer.Address.Length != 0)
             && (MigrateTrigger is not { } trigger || trigger.HasAddresses);
         error = addressesPresent ? WireError.None : WireError.MissingAddress;
@@ -493,6 +500,11 @@ public readonly partial record struct TcpOptions
 
     private int WriteMtcp(Span<byte> destination)
     {
+        if (_mtcp is null)
+        {
+            return 0;
+        }
+
         var at = 0;
         if (AlternateServers is { } alternates)
         {
@@ -516,7 +528,7 @@ public readonly partial record struct TcpOptions
 
         if (Beta is { } beta)
         {
-            at += MtcpOption.WriteHeader(destination[at..], MtcpOptionSubtype.Beta, BetaLength);
+            at += MtcpOption.WriteHeader(destination[at..], MtcpOptionSubtype.Beta, MtcpOption.BetaLength);
             BinaryPrimitives.WriteUInt32BigEndian(destination[at..], beta);
             at += 4;
         }
@@ -528,7 +540,7 @@ public readonly partial record struct TcpOptions
     /// Decodes the data of an experimental option that carries our ExID into <paramref name="options"/>.
     /// <paramref name="recognized"/> is false for a subtype we do not know (the caller keeps it raw).
     /// </summary>
-    private static bool TryParseMtcp(ReadOnlySpan<byte> data, ref TcpOptions options, out bool recognized, out WireError error)
+    private static bool TryParseMtcp(ReadOnlySpan<byte> data, ref MtcpOptionValues? options, out bool recognized, out WireError error)
     {
         error = WireError.None;
         recognized = true;
@@ -542,19 +554,19 @@ public readonly partial record struct TcpOptions
         switch ((MtcpOptionSubtype)data[2])
         {
             case MtcpOptionSubtype.AlternateServers when MtcpAlternateServers.Parse(body) is { } alternates:
-                options = options with { AlternateServers = alternates };
+                options = (options ?? MtcpOptionValues.None) with { AlternateServers = alternates };
                 return true;
             case MtcpOptionSubtype.MigratedConnection when MtcpMigratedConnection.Parse(body) is { } migrated:
-                options = options with { MigratedConnection = migrated };
+                options = (options ?? MtcpOptionValues.None) with { MigratedConnection = migrated };
                 return true;
             case MtcpOptionSubtype.MigrateTrigger when MtcpMigrateTrigger.Parse(body) is { } trigger:
-                options = options with { MigrateTrigger = trigger };
+                options = (options ?? MtcpOptionValues.None) with { MigrateTrigger = trigger };
                 return true;
             case MtcpOptionSubtype.OrigConnectionInfo when MtcpOrigConnectionInfo.Parse(body) is { } info:
-                options = options with { OrigConnectionInfo = info };
+                options = (options ?? MtcpOptionValues.None) with { OrigConnectionInfo = info };
                 return true;
             case MtcpOptionSubtype.Beta when body.Length == 4:
-                options = options with { Beta = BinaryPrimitives.ReadUInt32BigEndian(body) };
+                options = (options ?? MtcpOptionValues.None) with { Beta = BinaryPrimitives.ReadUInt32BigEndian(body) };
                 return true;
             case MtcpOptionSubtype.AlternateServers or MtcpOptionSubtype.MigratedConnection or MtcpOptionSubtype.MigrateTrigger
                 or MtcpOptionSubtype.OrigConnectionInfo or MtcpOptionSubtype.Beta:
@@ -567,11 +579,23 @@ public readonly partial record struct TcpOptions
     }
 
     private bool MtcpEquals(TcpOptions other) =>
-        Equals(AlternateServers, other.AlternateServers)
+        ReferenceEquals(_mtcp, other._mtcp)
+        || (Equals(AlternateServers, other.AlternateServers)
         && MigratedConnection == other.MigratedConnection
         && MigrateTrigger == other.MigrateTrigger
         && OrigConnectionInfo == other.OrigConnectionInfo
-        && Beta == other.Beta;
+        && Beta == other.Beta);
 
     private int MtcpHashCode() => HashCode.Combine(AlternateServers, MigratedConnection, MigrateTrigger, OrigConnectionInfo, Beta);
+}
+
+/// <summary>The MTCP options of one <see cref="TcpOptions"/>; see there why they are held by reference.</summary>
+internal sealed record MtcpOptionValues(
+    MtcpAlternateServers? AlternateServers,
+    MtcpMigratedConnection? MigratedConnection,
+    MtcpMigrateTrigger? MigrateTrigger,
+    MtcpOrigConnectionInfo? OrigConnectionInfo,
+    uint? Beta)
+{
+    public static readonly MtcpOptionValues None = new(null, null, null, null, null);
 }

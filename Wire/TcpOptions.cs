@@ -65,6 +65,19 @@ public readonly partial record struct TcpOptions
     private const int TimestampsLength = 10;
     private const int SackBlockLength = 8;
 
+    /// <summary>
+    /// The MTCP options live behind one reference, null on every segment that has none: they appear only
+    /// on the few segments of a migration, and keeping them out of line keeps this struct (copied with
+    /// every segment) small. Immutable, so copies of this struct may share it.
+    /// </summary>
+    private readonly MtcpOptionValues? _mtcp;
+
+    public TcpOptions()
+    {
+    }
+
+    private TcpOptions(MtcpOptionValues? mtcp) => _mtcp = mtcp;
+
     /// <summary>MSS (RFC 9293 §3.7.1); only on SYN segments.</summary>
     public ushort? MaxSegmentSize { get; init; }
 
@@ -87,22 +100,42 @@ public readonly partial record struct TcpOptions
     public ReadOnlyMemory<byte> Unknown { get; init; }
 
     /// <summary>TCP_MIGRATE: alternate servers, on the origin server's SYN+ACK.</summary>
-    public MtcpAlternateServers? AlternateServers { get; init; }
+    public MtcpAlternateServers? AlternateServers
+    {
+        get => _mtcp?.AlternateServers;
+        init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { AlternateServers = value };
+    }
 
     /// <summary>TCP_MIGRATED_CONN, on the client's special SYN to the new server.</summary>
-    public MtcpMigratedConnection? MigratedConnection { get; init; }
+    public MtcpMigratedConnection? MigratedConnection
+    {
+        get => _mtcp?.MigratedConnection;
+        init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { MigratedConnection = value };
+    }
 
     /// <summary>MIGRATE_TRIGGER, on a trigger's special segment to the client.</summary>
-    public MtcpMigrateTrigger? MigrateTrigger { get; init; }
+    public MtcpMigrateTrigger? MigrateTrigger
+    {
+        get => _mtcp?.MigrateTrigger;
+        init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { MigrateTrigger = value };
+    }
 
     /// <summary>The origin's <c>last_ack_sent</c> and <c>snd_max_seen</c>, on the new server's SYN+ACK.</summary>
-    public MtcpOrigConnectionInfo? OrigConnectionInfo { get; init; }
+    public MtcpOrigConnectionInfo? OrigConnectionInfo
+    {
+        get => _mtcp?.OrigConnectionInfo;
+        init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { OrigConnectionInfo = value };
+    }
 
     /// <summary>
     /// β = <c>t_last_rcv_nxt - snd_max_seen</c> (thesis 4.2.3), the bytes the client received from the
     /// origin beyond what the new server's state covers, on the client's ACK of the new server's SYN.
     /// </summary>
-    public uint? Beta { get; init; }
+    public uint? Beta
+    {
+        get => _mtcp?.Beta;
+        init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { Beta = value };
+    }
 
     /// <summary>Bytes the options take on the wire, before padding to a 32-bit boundary.</summary>
     public int BufferLength =>
@@ -127,7 +160,12 @@ public readonly partial record struct TcpOptions
         result = default;
         Span<byte> unknown = stackalloc byte[TcpSegment.MaxOptionsLength];
         var unknownLength = 0;
-        var parsed = default(TcpOptions);
+        ushort? maxSegmentSize = null;
+        byte? windowScale = null;
+        var sackPermitted = false;
+        var sack = default(SackBlockList);
+        TcpTimestamps? timestamps = null;
+        MtcpOptionValues? mtcp = null;
         var index = 0;
         while (index < options.Length)
         {
@@ -167,39 +205,35 @@ public readonly partial record struct TcpOptions
             switch (kind)
             {
                 case TcpOptionKind.MaxSegmentSize when length == MaxSegmentSizeLength:
-                    parsed = parsed with { MaxSegmentSize = BinaryPrimitives.ReadUInt16BigEndian(data) };
+                    maxSegmentSize = BinaryPrimitives.ReadUInt16BigEndian(data);
                     break;
                 case TcpOptionKind.WindowScale when length == WindowScaleLength:
-                    parsed = parsed with { WindowScale = data[0] };
+                    windowScale = data[0];
                     break;
                 case TcpOptionKind.SackPermitted when length == SackPermittedLength:
-                    parsed = parsed with { SackPermitted = true };
+                    sackPermitted = true;
                     break;
                 case TcpOptionKind.Timestamps when length == TimestampsLength:
-                    parsed = parsed with
-                    {
-                        Timestamps = new TcpTimestamps(
-                            BinaryPrimitives.ReadUInt32BigEndian(data),
-                            BinaryPrimitives.ReadUInt32BigEndian(data[4..])),
-                    };
+                    timestamps = new TcpTimestamps(
+                        BinaryPrimitives.ReadUInt32BigEndian(data),
+                        BinaryPrimitives.ReadUInt32BigEndian(data[4..]));
                     break;
                 case TcpOptionKind.Sack when data.Length >= SackBlockLength && data.Length % SackBlockLength == 0:
-                    var blocks = default(SackBlockList);
+                    sack = default;
                     for (var offset = 0; offset < data.Length; offset += SackBlockLength)
                     {
-                        blocks = blocks.Add(new SackBlock(
+                        sack = sack.Add(new SackBlock(
                             new SeqNumber(BinaryPrimitives.ReadUInt32BigEndian(data[offset..])),
                             new SeqNumber(BinaryPrimitives.ReadUInt32BigEndian(data[(offset + 4)..]))));
                     }
 
-                    parsed = parsed with { Sack = blocks };
                     break;
                 case TcpOptionKind.MaxSegmentSize or TcpOptionKind.WindowScale or TcpOptionKind.SackPermitted
                     or TcpOptionKind.Timestamps or TcpOptionKind.Sack:
                     error = WireError.BadOptionLength;
                     return false;
                 case TcpOptionKind.Experimental1 or TcpOptionKind.Experimental2 when MtcpOption.IsOurs(data):
-                    if (!TryParseMtcp(data, ref parsed, out var recognized, out error))
+                    if (!TryParseMtcp(data, ref mtcp, out var recognized, out error))
                     {
                         return false;
                     }
@@ -220,8 +254,13 @@ public readonly partial record struct TcpOptions
             index += length;
         }
 
-        result = parsed with
+        result = new TcpOptions(mtcp)
         {
+            MaxSegmentSize = maxSegmentSize,
+            WindowScale = windowScale,
+            SackPermitted = sackPermitted,
+            Sack = sack,
+            Timestamps = timestamps,
             Unknown = unknownLength == 0 ? ReadOnlyMemory<byte>.Empty : unknown[..unknownLength].ToArray(),
         };
         error = WireError.None;
@@ -237,7 +276,7 @@ public readonly partial record struct TcpOptions
     {
         written = 0;
         var length = BufferLength;
-        var padded = PaddedLength;
+        var padded = (length + 3) & ~3;
         if (length > TcpSegment.MaxOptionsLength)
         {
             error = WireError.OptionsTooLong;

@@ -115,14 +115,15 @@ public readonly record struct TcpSegmentRepr
             return false;
         }
 
-        var optionsLength = Options.PaddedLength;
-        if (Options.BufferLength > TcpSegment.MaxOptionsLength)
+        var options = Options;
+        var optionsLength = options.BufferLength;
+        if (optionsLength > TcpSegment.MaxOptionsLength)
         {
             error = WireError.OptionsTooLong;
             return false;
         }
 
-        var headerLength = TcpSegment.MinHeaderLength + optionsLength;
+        var headerLength = TcpSegment.MinHeaderLength + ((optionsLength + 3) & ~3);
         var total = headerLength + payload.Length;
         if (total > MaxSegmentLength)
         {
@@ -138,7 +139,7 @@ public readonly record struct TcpSegmentRepr
 
         // Payload first: a caller may have built it in place at destination[headerLength..] already.
         payload.CopyTo(destination[headerLength..]);
-        if (!Options.TryWrite(destination[TcpSegment.Field.Options..headerLength], out _, out error))
+        if (!options.TryWrite(destination[TcpSegment.Field.Options..headerLength], out _, out error))
         {
             return false;
         }

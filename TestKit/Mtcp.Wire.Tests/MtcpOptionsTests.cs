@@ -311,4 +311,26 @@ public sealed class MtcpOptionsTests
         Assert.Equal(12 + 13 + 9, options.BufferLength);
         Assert.Equal(options, Parse(Emit(options)));
     }
+
+    [Fact]
+    public void Copies_of_options_must_not_share_changes_to_mtcp_values()
+    {
+        var first = new TcpOptions { Beta = 1, MaxSegmentSize = 1000 };
+        var second = first with { Beta = 2 };
+
+        Assert.Equal(1u, first.Beta);
+        Assert.Equal(2u, second.Beta);
+        Assert.NotEqual(first, second);
+    }
+
+    [Fact]
+    public void Options_with_mtcp_values_cleared_must_equal_options_that_never_had_them()
+    {
+        var cleared = new TcpOptions { Beta = 5 } with { Beta = null };
+
+        Assert.False(cleared.HasMtcp);
+        Assert.Equal(default(TcpOptions), cleared);
+        Assert.Equal(default(TcpOptions).GetHashCode(), cleared.GetHashCode());
+        Assert.Equal(0, cleared.BufferLength);
+    }
 }
