@@ -86,8 +86,8 @@ public sealed class CaptureCheckTests(ITestOutputHelper output)
         segment[13] = 0x10;
         BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(14), 65535);
         "0123456789"u8.CopyTo(segment.AsSpan(20));
-        var checksum = InternetChecksum.TcpOverIPv4(VethNamespacePair.AddressA, VethNamespacePair.AddressB, segment);
-        BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(InternetChecksum.ChecksumOffset), (ushort)(checksum + checksumAdjustment));
+        var checksum = IndependentTcpChecksum.TcpOverIPv4(VethNamespacePair.AddressA, VethNamespacePair.AddressB, segment);
+        BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(IndependentTcpChecksum.ChecksumOffset), (ushort)(checksum + checksumAdjustment));
         return segment;
     }
 }

@@ -7,7 +7,7 @@ namespace Mtcp.Interop.Tests;
 /// The TCP checksum over the IPv4 pseudo-header (RFC 9293 §3.1, RFC 1071), written out independently of
 /// the codec so that the capture check is tested against a checksum known to be right or wrong.
 /// </summary>
-internal static class InternetChecksum
+internal static class IndependentTcpChecksum
 {
     public const int ChecksumOffset = 16;
 
