@@ -121,6 +121,49 @@ public sealed class NewRenoCongestionControlTests
         Assert.False(cc.InFastRecovery); // RFC 6582 §4: avoids a second reduction for the same loss
     }
 
+    [Fact]
+    public void First_two_duplicate_acks_must_each_allow_one_more_segment()
+    {
+        var cc = Create();
+        Assert.Equal(10 * Mss, cc.SendAllowance);
+        cc.OnDuplicateAck(Iss + 1, 10 * Mss, Iss + 1 + (10 * Mss));
+        Assert.Equal(11 * Mss, cc.SendAllowance);
+        cc.OnDuplicateAck(Iss + 1, 11 * Mss, Iss + 1 + (11 * Mss));
+        Assert.Equal(12 * Mss, cc.SendAllowance);
+        Assert.Equal(10 * Mss, cc.Window); // limited transmit leaves cwnd alone (RFC 3042 §2)
+    }
+
+    [Fact]
+    public void Duplicate_acks_below_recover_after_small_ack_advances_must_start_fast_retransmit()
+    {
+        var cc = Create();
+        var highest = Iss + 1 + (20 * Mss);
+        cc.OnRetransmissionTimeout(20 * Mss, highest);
+        cc.OnNewAck(Iss + 1 + Mss, Mss, 19 * Mss);
+        cc.OnNewAck(Iss + 1 + (2 * Mss), Mss, 18 * Mss);
+        for (var i = 0; i < 2; i++)
+        {
+            cc.OnDuplicateAck(Iss + 1 + (2 * Mss), 18 * Mss, highest);
+        }
+
+        // RFC 6582 §4.1: the last advance was one SMSS, so these duplicates report a fresh loss.
+        Assert.Equal(CongestionSignal.RetransmitFirstUnacknowledged, cc.OnDuplicateAck(Iss + 1 + (2 * Mss), 18 * Mss, highest));
+    }
+
+    [Fact]
+    public void Duplicate_acks_below_recover_after_a_large_ack_jump_must_not_start_fast_retransmit()
+    {
+        var cc = Create();
+        var highest = Iss + 1 + (20 * Mss);
+        cc.OnRetransmissionTimeout(20 * Mss, highest);
+        cc.OnNewAck(Iss + 1 + Mss, Mss, 19 * Mss);
+        cc.OnNewAck(Iss + 1 + (12 * Mss), 11 * Mss, 8 * Mss);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(CongestionSignal.None, cc.OnDuplicateAck(Iss + 1 + (12 * Mss), 8 * Mss, highest));
+        }
+    }
+
     private static void EnterRecovery(NewRenoCongestionControl cc)
     {
         for (var i = 0; i < 3; i++)

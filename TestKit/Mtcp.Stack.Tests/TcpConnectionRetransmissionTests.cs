@@ -152,6 +152,25 @@ public sealed class TcpConnectionRetransmissionTests
     }
 
     [Fact]
+    public void Duplicate_acks_must_release_new_segments_by_limited_transmit()
+    {
+        var peer = EstablishedWithRtt100(ScriptedPeer.DefaultConfig with { InitialWindowSegments = 2 });
+        peer.Connection.Write(new byte[6000]);
+        Assert.Equal(2, peer.Drain().Count);
+
+        // The first ACK after the SYN,ACK changes the window, so it is a window update, not a duplicate.
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 1));
+        peer.AssertSilent();
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 1));
+        Assert.Equal(LocalIss + 2001, peer.Single().Seq);
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 1));
+        Assert.Equal(LocalIss + 3001, peer.Single().Seq);
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 1));
+        Assert.Equal(LocalIss + 1, peer.Drain()[0].Seq); // third duplicate: fast retransmit
+        Assert.Equal(1, peer.Connection.Stats.FastRetransmits);
+    }
+
+    [Fact]
     public void Window_changes_must_not_count_as_duplicate_acks()
     {
         var peer = EstablishedWithRtt100();
