@@ -8,7 +8,7 @@ namespace Mtcp.Actors;
 /// One slice of an encoded <see cref="StateReply"/> too large for one Akka.Remote frame. Thesis 4.2.3 sends
 /// the reply as one chain of mbufs over a TCP control connection; Akka.Remote instead drops any message
 /// above <c>maximum-frame-size</c>, so a large reply travels as chunks of
-/// <c>mtcp.control.reply-chunk-size</c> bytes and the requesting server rebuilds it.
+/// <c>mtcp.control.reply-chunk-size</c> bytes and <see cref="StateReplyAssembler"/> rebuilds it.
 /// Every chunk describes the whole transfer, so the first to arrive (in any order) can start it.
 /// </summary>
 public sealed record StateReplyChunk
