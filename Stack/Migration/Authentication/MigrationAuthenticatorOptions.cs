@@ -1,9 +1,10 @@
 namespace Mtcp.Stack.Migration.Authentication;
 
 /// <summary>
-/// The cluster keys in force and the replay window for MIGRATED_CONN attempts. A rotation gives every
-/// server the new key as <see cref="CurrentKey"/> and keeps the old one as <see cref="PreviousKey"/>,
-/// so material derived or signed under either verifies while the configuration rolls out.
+/// The cluster keys in force and the replay window for MIGRATED_CONN attempts. A hitless rotation has two
+/// phases: every server first gets the new key as <see cref="PreviousKey"/> (accepted, not used), then every
+/// server makes it <see cref="CurrentKey"/> and keeps the old one as <see cref="PreviousKey"/>; at each step
+/// any two servers accept what the other derives or signs.
 /// </summary>
 public sealed record MigrationAuthenticatorOptions
 {
