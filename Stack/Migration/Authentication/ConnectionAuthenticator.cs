@@ -13,7 +13,15 @@ public readonly struct ConnectionAuthenticator
 {
     private readonly MigrationSecret _secret;
 
-    public ConnectionAuthenticator(MigrationSecret secret) => _secret = secret;
+    public ConnectionAuthenticator(MigrationSecret secret)
+    {
+        if (secret.IsZero)
+        {
+            throw new ArgumentException("the all-zero migration secret is what an unset secret looks like", nameof(secret));
+        }
+
+        _secret = secret;
+    }
 
     /// <summary>
     /// The MIGRATED_CONN authenticator the client puts on its special SYN to the new server:
@@ -25,7 +33,7 @@ public readonly struct ConnectionAuthenticator
     public ulong MigratedConnection(ConnectionId migratingCid, ConnectionId newEndpointCid, SeqNumber clientRcvNxt, uint attempt)
     {
         Span<byte> key = stackalloc byte[MigrationSecret.Length];
-        _secret.WriteTo(key);
+        WriteKey(key);
         Span<byte> buffer = stackalloc byte[MacInput.MaxLength];
         var input = new MacInput(buffer, MacLabel.MigratedConnection);
         input.WriteConnectionId(migratingCid);
@@ -93,7 +101,7 @@ public readonly struct ConnectionAuthenticator
     public TriggerKey DeriveTriggerKey(ConnectionId cid, uint epoch)
     {
         Span<byte> key = stackalloc byte[MigrationSecret.Length];
-        _secret.WriteTo(key);
+        WriteKey(key);
         Span<byte> buffer = stackalloc byte[MacInput.MaxLength];
         var input = new MacInput(buffer, MacLabel.TriggerKey);
         input.WriteConnectionId(cid);
@@ -112,7 +120,7 @@ public readonly struct ConnectionAuthenticator
     public ulong AuthDest(ConnectionId cid, uint epoch, ServerEndpoint destination)
     {
         Span<byte> key = stackalloc byte[MigrationSecret.Length];
-        _secret.WriteTo(key);
+        WriteKey(key);
         Span<byte> buffer = stackalloc byte[MacInput.MaxLength];
         var input = new MacInput(buffer, MacLabel.AuthDest);
         input.WriteConnectionId(cid);
@@ -152,6 +160,17 @@ public readonly struct ConnectionAuthenticator
 
         return destination is { } server && !VerifyAuthDest(cid, epoch, server, authDest) ? TriggerCheck.BadAuthDest : TriggerCheck.Accepted;
     }
+
+    /// <summary>A <c>default</c> instance has no secret; MACs under a known all-zero key would be forgeable.</summary>
+    private void WriteKey(Span<byte> key)
+    {
+        if (_secret.IsZero)
+        {
+            throw new InvalidOperationException("ConnectionAuthenticator used without a migration secret");
+        }
+
+        _secret.WriteTo(key);
+    }
 }
 
 /// <summary>
@@ -163,7 +182,15 @@ public readonly struct TriggerAuthenticator
 {
     private readonly TriggerKey _key;
 
-    public TriggerAuthenticator(TriggerKey key) => _key = key;
+    public TriggerAuthenticator(TriggerKey key)
+    {
+        if (key.IsZero)
+        {
+            throw new ArgumentException("the all-zero trigger key is what an unset key looks like", nameof(key));
+        }
+
+        _key = key;
+    }
 
     /// <summary>
     /// Auth_trig (thesis 3.2.1): <c>HMAC(trigger key, "MTCP1 Auth_trig\0" | Cid | 0)</c> without a destination,
@@ -173,6 +200,11 @@ public readonly struct TriggerAuthenticator
     /// </summary>
     public ulong AuthTrig(ConnectionId cid, ServerEndpoint? destination, ulong authDest)
     {
+        if (_key.IsZero)
+        {
+            throw new InvalidOperationException("TriggerAuthenticator used without a trigger key");
+        }
+
         Span<byte> key = stackalloc byte[TriggerKey.Length];
         _key.WriteTo(key);
         Span<byte> buffer = stackalloc byte[MacInput.MaxLength];

@@ -41,6 +41,8 @@ public readonly struct MigrationSecret : IEquatable<MigrationSecret>
         return Length;
     }
 
+    internal bool IsZero => _high == 0 && _low == 0;
+
     public bool Equals(MigrationSecret other) => _high == other._high && _low == other._low;
 
     public override bool Equals(object? obj) => obj is MigrationSecret other && Equals(other);
@@ -91,6 +93,8 @@ public readonly struct TriggerKey : IEquatable<TriggerKey>
         BinaryPrimitives.WriteUInt64BigEndian(destination[8..], _low);
         return Length;
     }
+
+    internal bool IsZero => _high == 0 && _low == 0;
 
     public bool Equals(TriggerKey other) => _high == other._high && _low == other._low;
 

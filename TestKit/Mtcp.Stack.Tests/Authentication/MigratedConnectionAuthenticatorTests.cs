@@ -212,4 +212,13 @@ public sealed class MigratedConnectionAuthenticatorTests
         Assert.Equal(secret, recomputed);
         Assert.Equal("MigrationSecret(redacted)", recomputed.ToString());
     }
+
+    [Fact]
+    public void An_unset_secret_or_trigger_key_must_be_refused_rather_than_used_as_a_zero_key()
+    {
+        Assert.Throws<ArgumentException>(() => new ConnectionAuthenticator(default));
+        Assert.Throws<ArgumentException>(() => new TriggerAuthenticator(default));
+        Assert.Throws<InvalidOperationException>(() => default(ConnectionAuthenticator).MigratedConnection(Cid, NewEndpointCid, RcvNxt, 0));
+        Assert.Throws<InvalidOperationException>(() => default(TriggerAuthenticator).AuthTrig(Cid, null, 0));
+    }
 }
