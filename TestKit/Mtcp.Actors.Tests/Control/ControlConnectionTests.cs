@@ -10,6 +10,7 @@ namespace Mtcp.Actors.Tests;
 /// and for the requesting endpoint.
 /// </summary>
 [Trait("Category", "Actors")]
+[Trait("Category", "MultiNode")]
 public sealed class ControlConnectionTests : Akka.TestKit.Xunit2.TestKit
 {
     private static readonly TimeSpan StateRequestTimeout = TimeSpan.FromMilliseconds(750);
