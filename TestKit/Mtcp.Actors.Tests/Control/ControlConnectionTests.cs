@@ -87,6 +87,19 @@ public sealed class ControlConnectionTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(ack, received.Ack);
     }
 
+    [Fact]
+    public async Task State_ack_sent_through_the_manager_must_reach_the_origin_registry()
+    {
+        await RequestAndReceiveAtOriginAsync(12);
+        _originRegistry.Reply(ControlSamples.Replying(12, "state"u8.ToArray()));
+        await _endpoint.ExpectMsgAsync<StateReply>(Patience);
+
+        var ack = new StateAck(12, ControlSamples.MigratingCid);
+        _destinationManager.Tell(new AcknowledgeState(_originAddress, ack));
+
+        Assert.Equal(new StateAckReceived(_destinationAddress, ack), await _originRegistry.ExpectMsgAsync<StateAckReceived>(Patience));
+    }
+
     [Theory]
     [InlineData(StateRejectReason.CbNotFound)]
     [InlineData(StateRejectReason.InvalidState)]
