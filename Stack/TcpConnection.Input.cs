@@ -195,7 +195,11 @@ public sealed partial class TcpConnection
             return;
         }
 
-        if (!acceptable)
+        // With RCV.WND = 0 nothing is acceptable, "but special allowance should be made to accept valid ACKs,
+        // URGs, and RSTs" (§3.10.7.4): a segment at exactly RCV.NXT still counts for its control bits and ACK
+        // field; its text and FIN are dropped, and our ACK repeats the zero window.
+        var controlOnly = !acceptable && window == 0 && seq == rcvNxt;
+        if (!acceptable && !controlOnly)
         {
             // An unacceptable segment is answered by an ACK (unless it is a RST) and dropped.
             Stats.SegmentsRejected++;
@@ -205,6 +209,12 @@ public sealed partial class TcpConnection
             }
 
             return;
+        }
+
+        if (controlOnly && segmentLength > 0)
+        {
+            Stats.SegmentsRejected++;
+            _ackNow = true;
         }
 
         // Second check, RST (RFC 5961 §3.2): only an exact RCV.NXT match resets; any other in-window RST gets a
@@ -250,9 +260,10 @@ public sealed partial class TcpConnection
             EnterEstablished();
         }
 
-        if (ack > _sndMax)
+        // Acknowledges something not yet sent, or is older than any window the peer could still be
+        // acknowledging: send an ACK and drop (§3.10.7.4, RFC 5961 §5.2).
+        if (ack > _sndMax || ack < _sndUna - Math.Max(_maxSndWnd, 1))
         {
-            // Acknowledges something not yet sent: send an ACK and drop (§3.10.7.4, RFC 5961 §5.2).
             _ackNow = true;
             return;
         }
@@ -264,6 +275,11 @@ public sealed partial class TcpConnection
             {
                 return;
             }
+        }
+
+        if (controlOnly)
+        {
+            return;
         }
 
         // Seventh step, segment text: only while the peer may still send (before its FIN).

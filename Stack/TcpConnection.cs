@@ -331,7 +331,7 @@ public sealed partial class TcpConnection
         {
             // RFC 9293 §3.8.6.1: probe the zero window; back off like the RTO while the peer keeps it closed.
             _probePending = true;
-            _persistAt = now + Backoff(_rtt.Rto, ++_persistBackoff);
+            _persistAt = now + PersistInterval(++_persistBackoff);
         }
     }
 
@@ -404,7 +404,12 @@ public sealed partial class TcpConnection
     private static int SegmentLength(in TcpSegmentRepr segment, int payloadLength) =>
         payloadLength + (segment.Has(TcpFlags.Syn) ? 1 : 0) + (segment.Has(TcpFlags.Fin) ? 1 : 0);
 
-    private static TimeSpan Backoff(TimeSpan rto, int shift) => TimeSpan.FromTicks(rto.Ticks << Math.Min(shift, 16));
+    /// <summary>The RTO doubled <paramref name="shift"/> times, capped at the configured maximum RTO.</summary>
+    private TimeSpan PersistInterval(int shift)
+    {
+        var interval = TimeSpan.FromTicks(_rtt.Rto.Ticks << Math.Min(shift, 16));
+        return interval > _config.MaxRto ? _config.MaxRto : interval;
+    }
 
     private void EnterClosed(TcpEvent reason)
     {
