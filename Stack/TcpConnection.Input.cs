@@ -122,7 +122,7 @@ public sealed partial class TcpConnection
     private void AcceptPeerSyn(in TcpSegmentRepr segment)
     {
         _irs = segment.SequenceNumber;
-        _receive = new ReceiveBuffer(_config.ReceiveBufferSize, _irs + 1, _config.RetainReadLog);
+        _receive = new ReceiveBuffer(_config.ReceiveBufferSize, _irs + 1, _retainReadLogAtOpen);
         var peerMss = segment.Options.MaxSegmentSize ?? DefaultPeerMss;
         _sendMss = Math.Max(1, Math.Min(_config.MaxSegmentSize, (int)peerMss));
         _congestion.SetSenderMss(_sendMss);
@@ -151,6 +151,12 @@ public sealed partial class TcpConnection
     private void EnterEstablished()
     {
         _connectDeadline = null;
+        if (_handshakeTimedOut)
+        {
+            // RFC 6298 §5.7: a SYN or SYN,ACK timed out, so start data transfer with an RTO of at least 3 s.
+            _rtt.OnHandshakeTimedOut();
+        }
+
         _state = _finQueued ? TcpState.FinWait1 : TcpState.Established;
         _events.Enqueue(TcpEvent.Connected);
     }
@@ -266,6 +272,8 @@ public sealed partial class TcpConnection
                 _ackNow = true;
                 return;
             case SegmentVerdict.Reset:
+                // In SYN-RECEIVED after a passive open RFC 9293 returns to LISTEN; here every SYN got its own
+                // connection from a listener that keeps listening, so this connection simply closes.
                 EnterClosed(_state is TcpState.Closing or TcpState.LastAck or TcpState.TimeWait ? TcpEvent.Closed : TcpEvent.Reset);
                 return;
             case SegmentVerdict.ChallengeAck:

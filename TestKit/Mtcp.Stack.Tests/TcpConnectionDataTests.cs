@@ -284,6 +284,33 @@ public sealed class TcpConnectionDataTests
     }
 
     [Fact]
+    public void Read_log_must_be_visible_without_copying_and_switchable()
+    {
+        var peer = ScriptedPeer.Established();
+        Assert.False(peer.Connection.RetainReadLog);
+        peer.Connection.RetainReadLog = true;
+        peer.SendData(Bytes(200), LocalIss + 1);
+        peer.Connection.Read(new byte[200]);
+        peer.Connection.GetReadLog(out var first, out var second);
+        Assert.Equal(Bytes(200), first.ToArray().Concat(second.ToArray()));
+
+        peer.Connection.RetainReadLog = false;
+        Assert.Equal(0, peer.Connection.ReadLogLength);
+        Assert.Equal(peer.Connection.ReadNext, peer.Connection.ReadLogStart);
+    }
+
+    [Fact]
+    public void Unacknowledged_bytes_must_be_visible_without_copying()
+    {
+        var peer = ScriptedPeer.Established();
+        peer.Connection.Write(Bytes(1500));
+        peer.Drain();
+        var una = peer.Connection.SendUnacknowledged;
+        peer.Connection.GetUnacknowledged(una + 100, una + 1500, out var first, out var second);
+        Assert.Equal(Bytes(1500)[100..], first.ToArray().Concat(second.ToArray()));
+    }
+
+    [Fact]
     public void Unacknowledged_bytes_between_two_sequence_numbers_must_be_available()
     {
         var peer = ScriptedPeer.Established();
