@@ -14,7 +14,8 @@ internal enum CongestionSignal
 /// <summary>
 /// Congestion control: slow start and congestion avoidance (RFC 5681 §3.1), fast retransmit and fast recovery with
 /// the NewReno modification (RFC 5681 §3.2, RFC 6582 §3.2), and the loss window after a timeout (RFC 5681 §3.1).
-/// Byte counting follows RFC 5681: slow start grows by at most one SMSS per ACK.
+/// Byte counting follows RFC 5681: slow start grows by at most one SMSS per ACK. Limited transmit (RFC 3042) lets
+/// the first two duplicate ACKs each release one new segment, so a small window still yields three duplicates.
 /// </summary>
 internal sealed class NewRenoCongestionControl
 {
@@ -23,6 +24,10 @@ internal sealed class NewRenoCongestionControl
 
     private const int DuplicateAckThreshold = 3;
 
+    /// <summary>Highest cumulative ACK so far and the one before it, for the RFC 6582 §4.1 ACK heuristic.</summary>
+    private SeqNumber _highestAck;
+    private SeqNumber _previousHighestAck;
+
     public NewRenoCongestionControl(int senderMss, int initialWindowSegments, SeqNumber initialSequence)
     {
         SenderMss = senderMss;
@@ -30,6 +35,8 @@ internal sealed class NewRenoCongestionControl
         Window = senderMss * initialWindowSegments;
         SlowStartThreshold = MaxWindow;
         Recover = initialSequence;
+        _highestAck = initialSequence;
+        _previousHighestAck = initialSequence;
     }
 
     public int SenderMss { get; private set; }
@@ -52,6 +59,12 @@ internal sealed class NewRenoCongestionControl
 
     public int DuplicateAcks { get; private set; }
 
+    /// <summary>
+    /// Bytes the sender may have outstanding: cwnd plus, outside recovery, one SMSS for each of the first two
+    /// duplicate ACKs (limited transmit, RFC 3042 §2; cwnd itself is unchanged).
+    /// </summary>
+    public int SendAllowance => Window + (InFastRecovery ? 0 : Math.Min(DuplicateAcks, DuplicateAckThreshold - 1) * SenderMss);
+
     /// <summary>Sets SMSS once the handshake settled it and re-derives the initial window (RFC 6928 §2).</summary>
     public void SetSenderMss(int senderMss)
     {
@@ -66,6 +79,8 @@ internal sealed class NewRenoCongestionControl
     public CongestionSignal OnNewAck(SeqNumber ack, int newlyAcked, int flightSizeAfter)
     {
         DuplicateAcks = 0;
+        _previousHighestAck = _highestAck;
+        _highestAck = ack;
         if (InFastRecovery)
         {
             if (ack >= Recover)
@@ -108,9 +123,12 @@ internal sealed class NewRenoCongestionControl
             return CongestionSignal.None;
         }
 
-        // RFC 6582 §3.2 step 1: only enter recovery when the ACK covers more than "recover", so one loss
-        // episode (or the retransmissions after a timeout) does not halve the window twice.
-        if (DuplicateAcks == DuplicateAckThreshold && ack >= Recover)
+        // RFC 6582 §3.2 step 1: enter recovery when the ACK covers more than "recover", so one loss episode does
+        // not halve the window twice. Below "recover" (after a timeout) the ACK heuristic of §4.1 decides: a small
+        // last advance of the cumulative ACK means these duplicates report a new loss, not spurious retransmissions.
+        var coversRecover = ack >= Recover;
+        var heuristicSaysLoss = Window > SenderMss && _highestAck - _previousHighestAck <= 4 * SenderMss;
+        if (DuplicateAcks == DuplicateAckThreshold && (coversRecover || heuristicSaysLoss))
         {
             SlowStartThreshold = Math.Max(flightSize / 2, 2 * SenderMss);
             Window = SlowStartThreshold + (DuplicateAckThreshold * SenderMss);

@@ -140,7 +140,7 @@ public sealed partial class TcpConnection
 
         var mss = Math.Min(_sendMss, payloadBuffer.Length);
         var inFlight = _sndNxt - _sndUna;
-        var usable = Math.Min(_sndWnd, _congestion.Window) - inFlight;
+        var usable = Math.Min(_sndWnd, _congestion.SendAllowance) - inFlight;
         var length = Math.Max(0, Math.Min(Math.Min(available, mss), usable));
         var withFin = finPending && _sndNxt + length == dataEnd;
 

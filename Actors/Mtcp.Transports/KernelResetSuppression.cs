@@ -10,19 +10,22 @@ namespace Mtcp.Transports;
 /// so it answers each SYN or ACK with a RST (RFC 9293 §3.10.7.1) that would kill the connection. The
 /// engine's own packets carry a socket mark (<see cref="RawTransportOptions.SocketMark"/>) and are
 /// exempt, so the engine can still send RSTs. The rule lives in a table of its own,
-/// <c>inet mtcp_PORT</c>, in the network namespace of the calling thread; disposing removes it.
+/// <c>inet mtcp_PORT</c>; disposing removes it. By default <c>nft</c> runs in the process's network
+/// namespace; a command prefix such as <c>ip netns exec NAME</c> runs it in another.
 /// </summary>
 public sealed class KernelResetSuppression : IDisposable
 {
     /// <summary>The mark the protocol-6 transport puts on its packets by default: "MTCP" in ASCII.</summary>
     public const uint DefaultEngineMark = 0x4D544350;
 
+    private readonly string[] _commandPrefix;
     private bool _removed;
 
-    private KernelResetSuppression(ushort port, uint engineMark)
+    private KernelResetSuppression(ushort port, uint engineMark, string[] commandPrefix)
     {
         Port = port;
         EngineMark = engineMark;
+        _commandPrefix = commandPrefix;
     }
 
     public ushort Port { get; }
@@ -34,14 +37,15 @@ public sealed class KernelResetSuppression : IDisposable
 
     public static string TableNameFor(ushort port) => "mtcp_" + port.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>
-    /// Installs (or replaces) the rule for <paramref name="port"/> in the calling thread's network
-    /// namespace.
-    /// </summary>
+    /// <summary>Installs (or replaces) the rule for <paramref name="port"/>.</summary>
+    /// <param name="port">The engine's TCP port.</param>
+    /// <param name="engineMark">The socket mark of the engine's packets, which pass.</param>
+    /// <param name="commandPrefix">Words put before <c>nft</c>, e.g. <c>ip netns exec NAME</c>; none runs nft directly.</param>
     /// <exception cref="InsufficientPrivilegeException">nftables refused: CAP_NET_ADMIN is needed.</exception>
     /// <exception cref="PacketTransportException">the nft command is missing or failed.</exception>
-    public static KernelResetSuppression Install(ushort port, uint engineMark = DefaultEngineMark)
+    public static KernelResetSuppression Install(ushort port, uint engineMark = DefaultEngineMark, IReadOnlyList<string>? commandPrefix = null)
     {
+        var prefix = commandPrefix?.ToArray() ?? [];
         var table = TableNameFor(port);
         var mark = "0x" + engineMark.ToString("x8", CultureInfo.InvariantCulture);
         // Declaring then deleting the table first makes the script replace a table left by a crashed run.
@@ -55,15 +59,15 @@ public sealed class KernelResetSuppression : IDisposable
             "  }",
             "}",
             string.Empty);
-        RunNft(["-f", "-"], script);
-        return new KernelResetSuppression(port, engineMark);
+        RunNft(prefix, ["-f", "-"], script);
+        return new KernelResetSuppression(port, engineMark, prefix);
     }
 
     /// <summary>Packets the rule has dropped so far (the rule's counter).</summary>
     public long DroppedResets()
     {
         ObjectDisposedException.ThrowIf(_removed, this);
-        var listing = RunNft(["list", "table", "inet", TableName], input: null);
+        var listing = RunNft(_commandPrefix, ["list", "table", "inet", TableName], input: null);
         const string Marker = "counter packets ";
         var at = listing.IndexOf(Marker, StringComparison.Ordinal);
         if (at < 0)
@@ -76,7 +80,7 @@ public sealed class KernelResetSuppression : IDisposable
         return long.Parse(end < 0 ? digits : digits[..end], NumberStyles.None, CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Removes the table; must run in the same network namespace as <see cref="Install"/>.</summary>
+    /// <summary>Removes the table.</summary>
     public void Dispose()
     {
         if (_removed)
@@ -85,19 +89,20 @@ public sealed class KernelResetSuppression : IDisposable
         }
 
         _removed = true;
-        RunNft(["delete", "table", "inet", TableName], input: null);
+        RunNft(_commandPrefix, ["delete", "table", "inet", TableName], input: null);
     }
 
-    private static string RunNft(string[] arguments, string? input)
+    private static string RunNft(string[] prefix, string[] arguments, string? input)
     {
-        var start = new ProcessStartInfo("nft")
+        string[] commandLine = [.. prefix, "nft", .. arguments];
+        var start = new ProcessStartInfo(commandLine[0])
         {
             RedirectStandardInput = input is not null,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in arguments)
+        foreach (var argument in commandLine.Skip(1))
         {
             start.ArgumentList.Add(argument);
         }
@@ -105,11 +110,11 @@ public sealed class KernelResetSuppression : IDisposable
         Process process;
         try
         {
-            process = Process.Start(start) ?? throw new PacketTransportException("nft could not be started");
+            process = Process.Start(start) ?? throw new PacketTransportException($"{commandLine[0]} could not be started");
         }
         catch (Win32Exception e)
         {
-            throw new PacketTransportException("the nft command was not found: install nftables (apt-get install nftables) to use the protocol-6 transport", e);
+            throw new PacketTransportException($"{commandLine[0]} was not found: install nftables (and iproute2 for namespaces) to use the protocol-6 transport", e);
         }
 
         using (process)
@@ -120,16 +125,16 @@ public sealed class KernelResetSuppression : IDisposable
                 process.StandardInput.Close();
             }
 
-            var errorTask = process.StandardError.ReadToEndAsync();
+            // nft writes a few lines at most, so reading the two pipes one after the other cannot block.
             var output = process.StandardOutput.ReadToEnd();
+            var error = process.StandardError.ReadToEnd();
             process.WaitForExit();
-            var error = errorTask.GetAwaiter().GetResult();
             if (process.ExitCode == 0)
             {
                 return output;
             }
 
-            var command = "nft " + string.Join(' ', arguments);
+            var command = string.Join(' ', commandLine);
             if (error.Contains("Operation not permitted", StringComparison.Ordinal))
             {
                 throw new InsufficientPrivilegeException(

@@ -17,11 +17,7 @@ internal static partial class Libc
     public const int SoSndbufforce = 32;
     public const int Eperm = 1;
     public const int Eacces = 13;
-    public const int Eprotonosupport = 93;
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     public static partial int Socket(int domain, int type, int protocol);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    public static partial int Close(int fd);
 }

@@ -28,7 +28,7 @@ public sealed class KernelResetSuppressionTests
         Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
         Assert.True(ReceivesSegment(observer, RstFlag, TimeSpan.FromSeconds(2)), "the kernel's RST was not seen before the rule");
 
-        var rule = pair.A.Run(() => KernelResetSuppression.Install(EnginePort));
+        var rule = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
         try
         {
             Assert.Contains($"tcp sport {EnginePort}", pair.A.Exec("nft", "list", "table", "inet", rule.TableName).StandardOutput, StringComparison.Ordinal);
@@ -38,7 +38,7 @@ public sealed class KernelResetSuppressionTests
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ConnectFromB(pair, engineEndPoint, TimeSpan.FromSeconds(1.5)));
             Assert.True(ReceivesSegment(engine, SynFlag, TimeSpan.FromSeconds(1)), "the engine's raw socket did not see the SYN");
             Assert.False(ReceivesSegment(observer, RstFlag, TimeSpan.FromMilliseconds(300)), "a kernel RST got through the rule");
-            Assert.True(pair.A.Run(rule.DroppedResets) > 0);
+            Assert.True(rule.DroppedResets() > 0);
 
             // The engine's own RSTs carry the socket mark and pass.
             engine.Send(VethNamespacePair.AddressB, ResetSegment(EnginePort, 50000));
@@ -46,7 +46,7 @@ public sealed class KernelResetSuppressionTests
         }
         finally
         {
-            pair.A.Run(rule.Dispose);
+            rule.Dispose();
         }
 
         Assert.DoesNotContain(rule.TableName, pair.A.Exec("nft", "list", "tables").StandardOutput, StringComparison.Ordinal);
@@ -58,11 +58,11 @@ public sealed class KernelResetSuppressionTests
     public void Install_must_replace_a_table_left_behind_by_an_earlier_run()
     {
         using var ns = NetworkNamespace.Create();
-        var first = ns.Run(() => KernelResetSuppression.Install(EnginePort));
-        var second = ns.Run(() => KernelResetSuppression.Install(EnginePort));
+        var first = KernelResetSuppression.Install(EnginePort, commandPrefix: ns.CommandPrefix);
+        var second = KernelResetSuppression.Install(EnginePort, commandPrefix: ns.CommandPrefix);
         var listing = ns.Exec("nft", "list", "table", "inet", second.TableName).StandardOutput;
         Assert.Single(listing.Split('\n'), line => line.Contains("tcp sport", StringComparison.Ordinal));
-        ns.Run(second.Dispose);
+        second.Dispose();
         Assert.DoesNotContain(first.TableName, ns.Exec("nft", "list", "tables").StandardOutput, StringComparison.Ordinal);
     }
 

@@ -76,4 +76,22 @@ public sealed class UdpEncapsulationTransportTests
         var error = Assert.Throws<ArgumentException>(() => UdpEncapsulationTransport.Open(IpAddress.Parse("0.0.0.0"), 0, 0));
         Assert.Contains("specific", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Udp_must_carry_segments_over_IPv6()
+    {
+        var loopback = IpAddress.Parse("::1");
+        ushort portA;
+        using (var probe = UdpEncapsulationTransport.Open(loopback, 0, 0))
+        {
+            portA = probe.LocalPort;
+        }
+
+        using var b = UdpEncapsulationTransport.Open(loopback, 0, portA);
+        using var a = UdpEncapsulationTransport.Open(loopback, portA, b.LocalPort);
+
+        Assert.Equal(65535 - 8, a.MaxSegmentLength);
+        AssertCarries(a, b, seed: 13, 20, 1460, 60 * 1024);
+        AssertCarries(b, a, seed: 14, 20);
+    }
 }

@@ -56,7 +56,8 @@ public sealed class NetworkNamespace : IDisposable
     /// Runs <paramref name="action"/> on a dedicated thread that has entered this namespace with
     /// setns(2), then returns that thread to the original namespace. A socket belongs for its whole
     /// life to the namespace it was created in, so sockets made here stay inside. The action must not
-    /// start threads or tasks: a new thread inherits the namespace of the thread that creates it.
+    /// start threads, tasks, async I/O or processes: a new thread (a thread-pool worker too) inherits the
+    /// namespace of the thread that creates it and would stay inside. Run commands with <see cref="Exec"/>.
     /// </summary>
     public T Run<T>(Func<T> action)
     {
@@ -137,10 +138,13 @@ public sealed class NetworkNamespace : IDisposable
 
     public string GetSysctl(string key) => Exec("sysctl", "-n", key).StandardOutput.Trim();
 
+    /// <summary>The words that make a command run inside this namespace: <c>ip netns exec NAME</c>.</summary>
+    public IReadOnlyList<string> CommandPrefix => ["ip", "netns", "exec", Name];
+
     private string[] Prefix(string[] commandLine)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return ["ip", "netns", "exec", Name, .. commandLine];
+        return [.. CommandPrefix, .. commandLine];
     }
 
     public void Dispose()

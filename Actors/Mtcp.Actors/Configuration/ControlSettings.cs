@@ -1,0 +1,162 @@
+using Akka.Actor;
+using Akka.Configuration;
+
+namespace Mtcp.Actors;
+
+/// <summary>
+/// The <c>mtcp.control</c> section of the configuration (control connection, thesis 4.2.3), read once and
+/// validated. Every value comes from HOCON (see HOCON/mtcp-reference.conf for units and defaults); a
+/// missing or invalid key fails with a <see cref="ConfigurationException"/> that names the key.
+/// </summary>
+public sealed record ControlSettings
+{
+    public const string StateRequestTimeoutPath = "mtcp.control.state-request-timeout";
+    public const string ReplyChunkSizePath = "mtcp.control.reply-chunk-size";
+    public const string RemoteEnvelopeReservePath = "mtcp.control.remote-envelope-reserve";
+    public const string MaxStateReplySizePath = "mtcp.control.max-state-reply-size";
+    public const string MaxReassemblyBytesPath = "mtcp.control.max-reassembly-bytes";
+
+    /// <summary>Akka.Remote's frame limit, which every chunk (payload plus envelope) must fit.</summary>
+    public const string MaximumFrameSizePath = "akka.remote.dot-netty.tcp.maximum-frame-size";
+
+    private ControlSettings(
+        TimeSpan stateRequestTimeout,
+        int replyChunkSize,
+        int remoteEnvelopeReserve,
+        int maxStateReplySize,
+        long maxReassemblyBytes,
+        long maximumFrameSize)
+    {
+        StateRequestTimeout = stateRequestTimeout;
+        ReplyChunkSize = replyChunkSize;
+        RemoteEnvelopeReserve = remoteEnvelopeReserve;
+        MaxStateReplySize = maxStateReplySize;
+        MaxReassemblyBytes = maxReassemblyBytes;
+        MaximumFrameSize = maximumFrameSize;
+    }
+
+    /// <summary>How long a state request may go unanswered before the migration fails.</summary>
+    public TimeSpan StateRequestTimeout { get; }
+
+    /// <summary>Largest chunk payload; an encoded state reply longer than this is sent in chunks.</summary>
+    public int ReplyChunkSize { get; }
+
+    /// <summary>Bytes of each remote frame set aside for the envelope and the chunk header.</summary>
+    public int RemoteEnvelopeReserve { get; }
+
+    /// <summary>Largest encoded state reply accepted from a peer.</summary>
+    public int MaxStateReplySize { get; }
+
+    /// <summary>Bound on the bytes held for partially received replies on one control connection.</summary>
+    public long MaxReassemblyBytes { get; }
+
+    /// <summary>Akka.Remote's <c>maximum-frame-size</c>, read for the cross-check with the chunk size.</summary>
+    public long MaximumFrameSize { get; }
+
+    public static ControlSettings Create(ActorSystem system)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        return Create(system.Settings.Config);
+    }
+
+    /// <summary>Reads and validates the settings; throws <see cref="ConfigurationException"/> naming the first bad key.</summary>
+    public static ControlSettings Create(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+
+        var timeout = ReadDuration(config, StateRequestTimeoutPath);
+        if (timeout <= TimeSpan.Zero)
+        {
+            throw Invalid(config, StateRequestTimeoutPath, "must be positive");
+        }
+
+        var chunkSize = ReadPositiveSize(config, ReplyChunkSizePath, int.MaxValue);
+        var envelopeReserve = ReadPositiveSize(config, RemoteEnvelopeReservePath, int.MaxValue);
+        var maxReply = ReadPositiveSize(config, MaxStateReplySizePath, int.MaxValue);
+        var maxReassembly = ReadPositiveSize(config, MaxReassemblyBytesPath, long.MaxValue);
+        var frameSize = ReadPositiveSize(config, MaximumFrameSizePath, long.MaxValue);
+
+        if ((long)chunkSize + envelopeReserve > frameSize)
+        {
+            throw new ConfigurationException(
+                $"{ReplyChunkSizePath} ({chunkSize} bytes) plus {RemoteEnvelopeReservePath} ({envelopeReserve} bytes) must not exceed "
+                + $"{MaximumFrameSizePath} ({frameSize} bytes): every chunk would be dropped by Akka.Remote as oversized");
+        }
+
+        if (maxReply < chunkSize)
+        {
+            throw new ConfigurationException(
+                $"{MaxStateReplySizePath} ({maxReply} bytes) must be at least {ReplyChunkSizePath} ({chunkSize} bytes)");
+        }
+
+        if (maxReassembly < maxReply)
+        {
+            throw new ConfigurationException(
+                $"{MaxReassemblyBytesPath} ({maxReassembly} bytes) must be at least {MaxStateReplySizePath} ({maxReply} bytes), "
+                + "or no reply of the largest accepted size could ever be reassembled");
+        }
+
+        return new ControlSettings(timeout, (int)chunkSize, (int)envelopeReserve, (int)maxReply, maxReassembly, frameSize);
+    }
+
+    private static TimeSpan ReadDuration(Config config, string path)
+    {
+        RequirePresent(config, path);
+        try
+        {
+            return config.GetTimeSpan(path, null, allowInfinite: false);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            // Akka's HOCON reader cannot parse a negative duration at all; say what is wrong with it.
+            var requirement = config.GetString(path).TrimStart().StartsWith('-') ? "must be positive" : "must be a duration such as 2s or 500ms";
+            throw Invalid(config, path, requirement, e);
+        }
+    }
+
+    private static long ReadPositiveSize(Config config, string path, long max)
+    {
+        RequirePresent(config, path);
+        long? size;
+        try
+        {
+            size = config.GetByteSize(path);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw Invalid(config, path, "must be a size in bytes such as 128000b or 128KiB", e);
+        }
+
+        if (size is null)
+        {
+            throw Invalid(config, path, "must be a size in bytes such as 128000b or 128KiB");
+        }
+
+        if (size <= 0)
+        {
+            throw Invalid(config, path, "must be positive");
+        }
+
+        if (size > max)
+        {
+            throw Invalid(config, path, $"must be at most {max} bytes");
+        }
+
+        return size.Value;
+    }
+
+    private static void RequirePresent(Config config, string path)
+    {
+        if (!config.HasPath(path))
+        {
+            throw new ConfigurationException(
+                $"{path} is missing: layer the node's configuration over the reference one with MtcpConfig.WithFallback");
+        }
+    }
+
+    private static ConfigurationException Invalid(Config config, string path, string requirement, Exception? cause = null)
+    {
+        var message = $"{path} {requirement}, got {config.GetString(path)}";
+        return cause is null ? new ConfigurationException(message) : new ConfigurationException(message, cause);
+    }
+}

@@ -1,0 +1,24 @@
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Actors;
+
+/// <summary>How the origin server puts a state reply on the control connection.</summary>
+public static class StateReplyTransfer
+{
+    /// <summary>
+    /// The messages to send, in order, for <paramref name="reply"/>: the reply itself when its encoding fits
+    /// <see cref="ControlSettings.ReplyChunkSize"/> (the common case, no reassembly cost), otherwise its
+    /// encoding cut into <see cref="StateReplyChunk"/>s that each fit one Akka.Remote frame.
+    /// </summary>
+    public static IReadOnlyList<object> ToMessages(StateReply reply, ControlSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(reply);
+        ArgumentNullException.ThrowIfNull(settings);
+        if (reply.GetEncodedLength() <= settings.ReplyChunkSize)
+        {
+            return [reply];
+        }
+
+        return StateReplyChunk.Split(reply.RequestId, reply.ToArray(), settings.ReplyChunkSize);
+    }
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Mtcp.Stack;
+using Mtcp.TestKit.Netns;
+using Mtcp.Transports;
+using Mtcp.Wire;
+using Xunit.Abstractions;
+
+namespace Mtcp.Interop.Tests;
+
+/// <summary>
+/// The Linux kernel's TCP as the conformance judge: our engine, over the protocol-6 raw transport in
+/// namespace A, exchanges 10 MB each way with kernel sockets in namespace B across a veth pair. The
+/// kernel in A is kept from resetting the engine's connection by <see cref="KernelResetSuppression"/>.
+/// </summary>
+[Trait("Category", "Interop")]
+public sealed class KernelInteropTests(ITestOutputHelper output)
+{
+    // Ports no dissector claims, so that random payload is not parsed as an application protocol.
+    private const ushort EnginePort = 47001;
+    private const ushort KernelPort = 47002;
+    private static readonly TimeSpan TransferTimeout = TimeSpan.FromSeconds(120);
+
+    public static TheoryData<bool, bool, bool> KernelOptionCombinations
+    {
+        get
+        {
+            var data = new TheoryData<bool, bool, bool>();
+            foreach (var windowScaling in new[] { true, false })
+            {
+                foreach (var sack in new[] { true, false })
+                {
+                    foreach (var timestamps in new[] { true, false })
+                    {
+                        data.Add(windowScaling, sack, timestamps);
+                    }
+                }
+            }
+
+            return data;
+        }
+    }
+
+    [Fact]
+    public void Kernel_client_must_echo_10_MB_through_the_engine_serving_over_protocol_6_with_a_clean_capture()
+    {
+        using var pair = VethNamespacePair.Create();
+        using var capture = PacketCapture.Start(pair.A, VethNamespacePair.InterfaceName, CaptureCheckTests.CapturePath("engine-server"));
+        var elapsed = KernelClientAgainstEngineServer(pair, seed: 1);
+        output.WriteLine($"kernel client -> engine server, 10 MB each way: {elapsed.TotalMilliseconds:F0} ms");
+        output.WriteLine($"kernel client -> kernel server, 10 MB each way: {KernelToKernel(pair).TotalMilliseconds:F0} ms");
+
+        var bad = capture.BadSegments();
+        Assert.True(bad.Count == 0, $"the capture {capture.FilePath} holds malformed or bad-checksum segments:\n{string.Join('\n', bad.Take(20))}");
+        Assert.True(capture.Count("tcp") > 2 * KernelEcho.TransferBytes / 1460);
+    }
+
+    [Fact]
+    public void Engine_client_must_echo_10_MB_through_a_kernel_server()
+    {
+        using var pair = VethNamespacePair.Create();
+        var elapsed = EngineClientAgainstKernelServer(pair, seed: 2);
+        output.WriteLine($"engine client -> kernel server, 10 MB each way: {elapsed.TotalMilliseconds:F0} ms");
+        output.WriteLine($"kernel client -> kernel server, 10 MB each way: {KernelToKernel(pair).TotalMilliseconds:F0} ms");
+    }
+
+    [Theory]
+    [MemberData(nameof(KernelOptionCombinations))]
+    public void Engine_must_interoperate_with_kernel_window_scaling_sack_and_timestamps_switched(bool windowScaling, bool sack, bool timestamps)
+    {
+        using var pair = VethNamespacePair.Create();
+        foreach (var side in new[] { pair.A, pair.B })
+        {
+            side.SetSysctl("net.ipv4.tcp_window_scaling", windowScaling ? "1" : "0");
+            side.SetSysctl("net.ipv4.tcp_sack", sack ? "1" : "0");
+            side.SetSysctl("net.ipv4.tcp_timestamps", timestamps ? "1" : "0");
+        }
+
+        var asServer = KernelClientAgainstEngineServer(pair, seed: 10);
+        var asClient = EngineClientAgainstKernelServer(pair, seed: 11);
+        output.WriteLine($"wscale={windowScaling} sack={sack} ts={timestamps}: engine server {asServer.TotalMilliseconds:F0} ms, engine client {asClient.TotalMilliseconds:F0} ms, kernel-kernel {KernelToKernel(pair).TotalMilliseconds:F0} ms");
+    }
+
+    private TimeSpan KernelClientAgainstEngineServer(VethNamespacePair pair, int seed)
+    {
+        using var transport = pair.A.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressA));
+        var suppression = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
+        try
+        {
+            var echo = new EngineEchoApplication();
+            using var driver = TransportConnectionDriver.Listen(transport, TcpConfig.Default, EnginePort, new SeqNumber((uint)(0xFFFF_F000 + seed)), echo);
+            using var client = pair.B.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+            client.Connect(new IPEndPoint(VethNamespacePair.AddressA.ToIPAddress(), EnginePort));
+            var payload = KernelEcho.Payload(seed);
+            var (length, sha256, elapsed) = KernelEcho.SendAndReceiveEcho(client, payload, TransferTimeout);
+            client.Close();
+
+            Assert.True(driver.WaitUntilFinished(TimeSpan.FromSeconds(10)), $"the engine did not finish: state {driver.State}, events {string.Join(',', echo.Events)}");
+            Report(driver);
+            Assert.Equal(payload.Length, length);
+            Assert.Equal(SHA256.HashData(payload), sha256);
+            Assert.Empty(driver.RejectedSegments);
+            return elapsed;
+        }
+        finally
+        {
+            suppression.Dispose();
+        }
+    }
+
+    private TimeSpan EngineClientAgainstKernelServer(VethNamespacePair pair, int seed)
+    {
+        using var listener = pair.B.Run(() =>
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            socket.Bind(new IPEndPoint(VethNamespacePair.AddressB.ToIPAddress(), KernelPort));
+            socket.Listen();
+            return socket;
+        });
+        Exception? serverFailure = null;
+        var server = KernelEcho.StartEchoServer(listener, e => serverFailure = e);
+        using var transport = pair.A.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressA));
+        var suppression = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
+        try
+        {
+            var payload = KernelEcho.Payload(seed);
+            var application = new EngineSendAndHashApplication(payload);
+            var stopwatch = Stopwatch.StartNew();
+            using var driver = TransportConnectionDriver.Connect(
+                transport, TcpConfig.Default, EnginePort, VethNamespacePair.AddressB, KernelPort, new SeqNumber((uint)(0xFFFF_F000 + seed)), application);
+            var finished = driver.WaitUntilFinished(TransferTimeout);
+            stopwatch.Stop();
+            Report(driver);
+            Assert.True(finished, $"the engine did not finish: state {driver.State}, received {application.BytesReceived}, events {string.Join(',', application.Events)}");
+            Assert.True(server.Join(TimeSpan.FromSeconds(10)), "the kernel echo server did not finish");
+            Assert.Null(serverFailure);
+            Assert.Equal(payload.Length, application.BytesReceived);
+            Assert.Equal(SHA256.HashData(payload), application.ReceivedSha256);
+            Assert.Empty(driver.RejectedSegments);
+            return stopwatch.Elapsed;
+        }
+        finally
+        {
+            suppression.Dispose();
+        }
+    }
+
+    /// <summary>The baseline: the same 10 MB echo between kernel sockets in the same namespaces.</summary>
+    private static TimeSpan KernelToKernel(VethNamespacePair pair)
+    {
+        using var listener = pair.A.Run(() =>
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            socket.Bind(new IPEndPoint(VethNamespacePair.AddressA.ToIPAddress(), 0));
+            socket.Listen();
+            return socket;
+        });
+        Exception? serverFailure = null;
+        var server = KernelEcho.StartEchoServer(listener, e => serverFailure = e);
+        using var client = pair.B.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        client.Connect(listener.LocalEndPoint!);
+        var payload = KernelEcho.Payload(99);
+        var (length, sha256, elapsed) = KernelEcho.SendAndReceiveEcho(client, payload, TransferTimeout);
+        Assert.True(server.Join(TimeSpan.FromSeconds(10)));
+        Assert.Null(serverFailure);
+        Assert.Equal(payload.Length, length);
+        Assert.Equal(SHA256.HashData(payload), sha256);
+        return elapsed;
+    }
+
+    private void Report(TransportConnectionDriver driver)
+    {
+        var stats = driver.Stats;
+        output.WriteLine(
+            $"engine: sent {stats.SegmentsSent} segments, received {stats.SegmentsReceived}, retransmissions {stats.Retransmissions} " +
+            $"(fast {stats.FastRetransmits}, timeouts {stats.RetransmissionTimeouts}), rejected by engine {stats.SegmentsRejected}, " +
+            $"rejected by codec [{string.Join(", ", driver.RejectedSegments.Select(r => $"{r.Key}: {r.Value}"))}], final state {driver.State}");
+    }
+}

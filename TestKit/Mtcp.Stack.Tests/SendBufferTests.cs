@@ -1,0 +1,64 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Stack.Tests;
+
+[Trait("Category", "Stack")]
+public sealed class SendBufferTests
+{
+    private static readonly SeqNumber NearWrap = new(0xFFFF_FFFA);
+
+    private static byte[] Bytes(int count, int start = 0) => Enumerable.Range(start, count).Select(i => (byte)i).ToArray();
+
+    [Fact]
+    public void Write_must_accept_only_what_fits()
+    {
+        var buffer = new SendBuffer(10, NearWrap);
+        Assert.Equal(10, buffer.Write(Bytes(15)));
+        Assert.Equal(0, buffer.Write(Bytes(1)));
+        Assert.Equal(NearWrap + 10, buffer.End);
+    }
+
+    [Fact]
+    public void CopyRange_must_read_across_the_ring_edge_and_the_sequence_wrap()
+    {
+        var buffer = new SendBuffer(10, NearWrap);
+        buffer.Write(Bytes(8));
+        Assert.Equal(6, buffer.AcknowledgeTo(NearWrap + 6));
+        buffer.Write(Bytes(7, start: 8)); // ring now wraps: bytes 6..14 in storage order 6,7 | 8..14
+        var copy = new byte[9];
+        Assert.Equal(9, buffer.CopyRange(NearWrap + 6, NearWrap + 15, copy));
+        Assert.Equal(Bytes(9, start: 6), copy);
+        Assert.True(buffer.End.Value < NearWrap.Value, "the end crossed 2^32");
+    }
+
+    [Fact]
+    public void CopyRange_must_stop_at_the_destination_length()
+    {
+        var buffer = new SendBuffer(10, NearWrap);
+        buffer.Write(Bytes(10));
+        var copy = new byte[3];
+        Assert.Equal(3, buffer.CopyRange(NearWrap + 2, NearWrap + 10, copy));
+        Assert.Equal(Bytes(3, start: 2), copy);
+    }
+
+    [Fact]
+    public void AcknowledgeTo_must_ignore_old_acks_and_clamp_to_the_end()
+    {
+        var buffer = new SendBuffer(10, NearWrap);
+        buffer.Write(Bytes(4));
+        Assert.Equal(0, buffer.AcknowledgeTo(NearWrap - 3));
+        Assert.Equal(4, buffer.AcknowledgeTo(NearWrap + 5)); // +5 covers a FIN after the 4 bytes
+        Assert.Equal(0, buffer.Length);
+        Assert.Equal(NearWrap + 4, buffer.Start);
+    }
+
+    [Fact]
+    public void CopyRange_outside_the_unacknowledged_bytes_must_throw()
+    {
+        var buffer = new SendBuffer(10, NearWrap);
+        buffer.Write(Bytes(4));
+        buffer.AcknowledgeTo(NearWrap + 2);
+        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.CopyRange(NearWrap + 1, NearWrap + 3, new byte[4]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.CopyRange(NearWrap + 2, NearWrap + 5, new byte[4]));
+    }
+}
