@@ -57,6 +57,9 @@ public sealed class MtcpServerStats
     /// <summary>Encoded size of the largest state reply this host sent, frame header included.</summary>
     public int LargestStateReply { get; internal set; }
 
+    /// <summary>Why special SYNs were refused here, with counts (state reject reasons, timeouts, bad replies).</summary>
+    public Dictionary<string, int> RefusalReasons { get; } = [];
+
     /// <summary>Segments for a connection that migrated away, dropped without answer.</summary>
     public long SilencedSegments { get; internal set; }
 }

@@ -254,7 +254,7 @@ public sealed class MtcpServerHost
             case StateReject reject:
                 if (_pendingByRequest.TryGetValue(reject.RequestId, out var rejected))
                 {
-                    Refuse(rejected, $"state reject: {reject.Reason}");
+                    Refuse(rejected, $"state reject {reject.Reason}");
                 }
 
                 break;
@@ -400,6 +400,7 @@ public sealed class MtcpServerHost
         _order.Remove(endpoint);
         _nextPoll = 0;
         Stats.MigrationsRefused++;
+        Stats.RefusalReasons[reason] = Stats.RefusalReasons.GetValueOrDefault(reason) + 1;
     }
 
     private TcpOptions SynAckOptions(Endpoint endpoint, TcpOptions options)
