@@ -259,10 +259,8 @@ public sealed class MtcpClientConnection
             if (migration.Deadline <= now)
             {
                 FailMigration(migration, "no SYN+ACK from the destination in time");
-                return;
             }
-
-            if (migration.Next.Tcb.PollTimeout() is { } due && due <= now)
+            else if (migration.Next.Tcb.PollTimeout() is { } due && due <= now)
             {
                 migration.Next.Tcb.HandleTimeout(now);
                 if (migration.Next.Tcb.State == TcpState.Closed)
@@ -271,7 +269,10 @@ public sealed class MtcpClientConnection
                 }
             }
 
-            return;
+            if (_migration is not null)
+            {
+                return;
+            }
         }
 
         if (_current.Tcb.PollTimeout() is { } currentDue && currentDue <= now)

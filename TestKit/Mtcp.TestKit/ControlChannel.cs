@@ -30,6 +30,9 @@ public sealed class ControlChannel : ISimNode
     /// <summary>Messages of these types are dropped on send (a stalled or partitioned origin).</summary>
     public HashSet<ControlMessageType> Withheld { get; } = [];
 
+    /// <summary>Every message carried, decoded, in delivery order (for tests that inspect the state transfer).</summary>
+    public List<(IpAddress From, IpAddress To, ControlMessage Message)> Delivered { get; } = [];
+
     public long MessagesCarried { get; private set; }
 
     public long BytesCarried { get; private set; }
@@ -83,6 +86,7 @@ public sealed class ControlChannel : ISimNode
                 throw new InvalidOperationException($"control frame failed to decode: {error}");
             }
 
+            Delivered.Add((item.From, item.To, message));
             _servers[item.To].HandleControl(now, item.From, message);
         }
     }

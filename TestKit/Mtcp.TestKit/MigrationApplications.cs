@@ -22,9 +22,13 @@ public abstract class ServerSession(TcpConnection connection, ImportedState impo
 
     protected bool CloseCalled { get; private set; }
 
+    /// <summary>While true the application neither reads nor writes (a busy server: data piles up unread).</summary>
+    public bool Paused { get; set; }
+
     public void Pump(Instant now)
     {
-        if (Emigrated || Connection.State == TcpState.Closed)
+        // A migrated-away connection is CLOSED too; the application must hear EMIGRATED from its next call.
+        if (Paused || Emigrated || (Connection.State == TcpState.Closed && !Connection.IsMigratedAway))
         {
             return;
         }
@@ -345,12 +349,23 @@ public sealed class ClientApplication(byte[] toSend, byte[] expected, bool close
 
     public bool ReceivedAll => Received == expected.Length;
 
+    /// <summary>While true the application does not close (to hold the connection in CLOSE_WAIT for a test).</summary>
+    public bool HoldClose { get; set; }
+
+    /// <summary>While true the application neither reads nor writes (a slow reader: the window closes).</summary>
+    public bool Paused { get; set; }
+
     public void Pump(Instant now, MtcpClientConnection connection)
     {
         while (connection.PollEvent(out var e))
         {
             Events.Add(e);
             PeerClosed |= e == TcpEvent.PeerClosed;
+        }
+
+        if (Paused)
+        {
+            return;
         }
 
         if (Sent < toSend.Length)
@@ -375,7 +390,7 @@ public sealed class ClientApplication(byte[] toSend, byte[] expected, bool close
             Received += read;
         }
 
-        if (!CloseCalled && Sent == toSend.Length && ReceivedAll && (closeFirst || PeerClosed))
+        if (!CloseCalled && !HoldClose && Sent == toSend.Length && ReceivedAll && (closeFirst || PeerClosed))
         {
             CloseCalled = true;
             connection.Close(now);
