@@ -100,4 +100,17 @@ internal sealed class SendBuffer
         Start += count;
         return count;
     }
+
+    /// <summary>
+    /// Drops up to <paramref name="count"/> bytes from the front without moving <see cref="Start"/>: the bytes after
+    /// them take their sequence numbers. MTCP's β (thesis 4.2.3) removes bytes the client already has before any
+    /// of them was sent. Returns the count dropped.
+    /// </summary>
+    public int DiscardFront(int count)
+    {
+        count = Math.Clamp(count, 0, Length);
+        _head = (_head + count) % Capacity;
+        Length -= count;
+        return count;
+    }
 }

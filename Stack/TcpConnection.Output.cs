@@ -242,6 +242,7 @@ public sealed partial class TcpConnection
 
     private void ClearAckState()
     {
+        _lastAckSent = ReceiveNext;
         _ackNow = false;
         _delayedAckAt = null;
         _unackedBytes = 0;

@@ -188,23 +188,26 @@ public sealed partial class TcpConnection
     /// <summary>Queues bytes for sending (RFC 9293 §3.10.2); returns how many fit in the send buffer.</summary>
     public int Write(ReadOnlySpan<byte> data)
     {
+        ThrowIfMigratedAway();
         if (!CanWrite)
         {
             return 0;
         }
 
+        var discarded = DiscardDuplicateWrite(ref data);
         var written = _send.Write(data);
         if (written < data.Length)
         {
             _writableWanted = true;
         }
 
-        return written;
+        return discarded + written;
     }
 
     /// <summary>Reads in-order bytes (RFC 9293 §3.10.3); may open the window and schedule a window update.</summary>
     public int Read(Span<byte> destination)
     {
+        ThrowIfMigratedAway();
         if (_receive is null)
         {
             return 0;

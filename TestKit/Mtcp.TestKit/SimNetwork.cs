@@ -72,6 +72,9 @@ public sealed class SimNetwork
 
     public int PacketsInFlight => _inFlight.Count;
 
+    /// <summary>Packets for which this returns true are lost on sending, for tests that need one exact loss.</summary>
+    public Func<SimPacket, bool>? Drop { get; set; }
+
     /// <summary>Observes every packet as it is delivered (after impairments), for tests that inspect traffic.</summary>
     public Action<Instant, SimPacket>? OnDeliver { get; set; }
 
@@ -155,6 +158,9 @@ public sealed class SimNetwork
         return true;
     }
 
+    /// <summary>Puts a packet on the wire as if a host had sent it (subject to the same impairments), e.g. a forgery.</summary>
+    public void Inject(in SimPacket packet) => Send(packet);
+
     /// <summary>Polls every node until it has nothing more to send and puts the packets on the wire.</summary>
     public void CollectTransmissions()
     {
@@ -184,7 +190,7 @@ public sealed class SimNetwork
             _linkFreeAt[packet.Source] = departure + TimeSpan.FromTicks(packet.Size * TimeSpan.TicksPerSecond / bandwidth);
         }
 
-        if (Random.NextDouble() < conditions.LossRate)
+        if (Random.NextDouble() < conditions.LossRate || Drop?.Invoke(packet) == true)
         {
             Stats.Lost++;
             return;
