@@ -32,7 +32,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private Instant? _armedDeadline;
     private bool _peerFinished;
 
-    private EndpointActor(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel>? connectCompletion)
+    public EndpointActor(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel>? connectCompletion)
     {
         _context = context;
         _key = key;

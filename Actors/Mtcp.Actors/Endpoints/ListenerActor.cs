@@ -40,7 +40,7 @@ internal sealed class ListenerActor : ReceiveActor
     private readonly Queue<TaskCompletionSource<EndpointChannel?>> _acceptors = new();
     private long _created;
 
-    private ListenerActor(EndpointContext context, ushort port, int backlog)
+    public ListenerActor(EndpointContext context, ushort port, int backlog)
     {
         _context = context;
         _port = port;

@@ -32,7 +32,7 @@ public sealed class PacketActor : ReceiveActor
     private int _nextEphemeralPort;
     private long _created;
 
-    private PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn)
+    public PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn)
     {
         _transport = opened.Transport;
         _reason = opened.Reason;
