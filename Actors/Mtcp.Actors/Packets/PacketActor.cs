@@ -32,12 +32,12 @@ public sealed class PacketActor : ReceiveActor
     private int _nextEphemeralPort;
     private long _created;
 
-    public PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn)
+    public PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn, ConnectionTable table)
     {
         _transport = opened.Transport;
         _reason = opened.Reason;
         _settings = settings;
-        _context = new EndpointContext(_transport, new ConnectionTable(), new PacketCounters(), tcp, isn, new MonotonicClock());
+        _context = new EndpointContext(_transport, table, new PacketCounters(), tcp, isn, new MonotonicClock());
         _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
         _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = $"mtcp receive {_transport.LocalAddress}" };
 
@@ -47,12 +47,15 @@ public sealed class PacketActor : ReceiveActor
     }
 
     /// <summary>The packet actor over an opened transport, which it owns from now on (and disposes when it stops).</summary>
-    public static Props Props(OpenedTransport transport, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers? isn = null)
+    /// <param name="table">the routing table; a host may keep a reference to inspect it, or pre-register actors in it.</param>
+    public static Props Props(OpenedTransport transport, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers? isn = null, ConnectionTable? table = null)
     {
         ArgumentNullException.ThrowIfNull(transport);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(tcp);
-        return Akka.Actor.Props.Create(() => new PacketActor(transport, settings, tcp, isn ?? new InitialSequenceNumbers()));
+        var routing = table ?? new ConnectionTable();
+        var sequenceNumbers = isn ?? new InitialSequenceNumbers();
+        return Akka.Actor.Props.Create(() => new PacketActor(transport, settings, tcp, sequenceNumbers, routing));
     }
 
     protected override SupervisorStrategy SupervisorStrategy() => EndpointSupervision.Strategy;
