@@ -17,10 +17,14 @@ namespace Mtcp.Actors.Tests;
 /// </summary>
 [Trait("Category", "Actors")]
 [Trait("Category", "MultiNode")]
+[Collection(MultiNodeCollection.Name)]
 public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
 {
     /// <summary>Bound on forming a 3-node cluster and on a change reaching every view (measured: a few seconds).</summary>
     private static readonly TimeSpan Convergence = TimeSpan.FromSeconds(20);
+
+    /// <summary>A node that lost its peers may wait on their associations while it stops.</summary>
+    private static readonly TimeSpan ShutdownPatience = TimeSpan.FromSeconds(20);
 
     private readonly ITestOutputHelper _output;
     private readonly List<Node> _nodes = [];
@@ -36,7 +40,7 @@ public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
     {
         foreach (var node in _nodes.Skip(1))
         {
-            Shutdown(node.System, verifySystemShutdown: true);
+            Shutdown(node.System, ShutdownPatience, verifySystemShutdown: true);
         }
 
         base.AfterAll();
@@ -189,6 +193,10 @@ public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
 
         requesterManager.Tell(new RequestState(victim.Address, request, endpoint.Ref));
         Assert.Equal(StateRequestFailure.PeerUnreachable, (await endpoint.ExpectMsgAsync<StateRequestFailed>(TimeSpan.FromSeconds(3))).Reason);
+
+        // Heal the partition so that both systems can shut down without waiting on a blackholed association.
+        await ((IRemoteActorRefProvider)((ExtendedActorSystem)requester.System).Provider).Transport.ManagementCommand(
+            new SetThrottle(victim.Address, ThrottleTransportAdapter.Direction.Both, Unthrottled.Instance));
     }
 
     /// <summary>One server node: its system, the endpoint it announces, and a probe subscribed to its directory.</summary>

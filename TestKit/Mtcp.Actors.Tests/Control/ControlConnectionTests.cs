@@ -11,6 +11,7 @@ namespace Mtcp.Actors.Tests;
 /// </summary>
 [Trait("Category", "Actors")]
 [Trait("Category", "MultiNode")]
+[Collection(MultiNodeCollection.Name)]
 public sealed class ControlConnectionTests : Akka.TestKit.Xunit2.TestKit
 {
     private static readonly TimeSpan StateRequestTimeout = TimeSpan.FromMilliseconds(750);
