@@ -137,6 +137,17 @@ public readonly partial record struct TcpOptions
         init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { Beta = value };
     }
 
+    /// <summary>
+    /// The connection's migration secret, on the origin server's SYN+ACK (beyond the thesis). Set it with
+    /// <see cref="WithMigrationSecret"/> when the segment also carries TCP_MIGRATE, so that the list, not the
+    /// secret, gives way.
+    /// </summary>
+    public MtcpMigrationSecret? MigrationSecret
+    {
+        get => _mtcp?.MigrationSecret;
+        init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { MigrationSecret = value };
+    }
+
     /// <summary>Bytes the options take on the wire, before padding to a 32-bit boundary.</summary>
     public int BufferLength =>
         (MaxSegmentSize.HasValue ? MaxSegmentSizeLength : 0)
