@@ -70,4 +70,7 @@ public enum ControlWireError : byte
 
     /// <summary>The state reply's migration credential is longer than <see cref="StateReply.MaxMigrationCredentialLength"/>.</summary>
     MigrationCredentialTooLong,
+
+    /// <summary>A control envelope names an empty sender or receiver identity.</summary>
+    EmptyIdentity,
 }
