@@ -72,7 +72,10 @@ public static class MtcpOption
 /// <summary>The subtype byte after the ExID.</summary>
 public enum MtcpOptionSubtype : byte
 {
-    /// <summary>TCP_MIGRATE: alternate servers on the origin server's SYN+ACK (thesis 4.2.3, Figure 4.6).</summary>
+    /// <summary>
+    /// TCP_MIGRATE: alternate servers on the origin server's SYN+ACK (thesis 4.2.3, Figure 4.6), repeated on its
+    /// first segments after the handshake when the migration secret crowds them out.
+    /// </summary>
     AlternateServers = 1,
 
     /// <summary>TCP_MIGRATED_CONN on the client's special SYN to the new server (thesis 4.2.3).</summary>

@@ -99,7 +99,11 @@ public readonly partial record struct TcpOptions
     /// <summary>Raw bytes of every option this codec does not decode, in wire order; empty when none.</summary>
     public ReadOnlyMemory<byte> Unknown { get; init; }
 
-    /// <summary>TCP_MIGRATE: alternate servers, on the origin server's SYN+ACK.</summary>
+    /// <summary>
+    /// TCP_MIGRATE: alternate servers, on the origin server's SYN+ACK, or on its first segments after the
+    /// handshake when the migration secret left no room for them (see <see cref="WithMigrationSecret"/>); the
+    /// list received last replaces the one before.
+    /// </summary>
     public MtcpAlternateServers? AlternateServers
     {
         get => _mtcp?.AlternateServers;

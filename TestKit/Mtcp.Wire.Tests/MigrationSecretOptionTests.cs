@@ -132,6 +132,40 @@ public sealed class MigrationSecretOptionTests
     }
 
     [Fact]
+    public void Syn_ack_with_the_secret_and_the_next_data_segment_with_the_list_must_survive_the_segment_codec()
+    {
+        var synAck = new TcpSegmentRepr
+        {
+            SourcePort = 80,
+            DestinationPort = 49152,
+            SequenceNumber = new SeqNumber(0xFFFF_FFF0),
+            AcknowledgmentNumber = new SeqNumber(1),
+            Flags = TcpFlags.Syn | TcpFlags.Ack,
+            Window = 0xFFFF,
+            Options = SynAckStandard.WithMigrationSecret(Secret, EightV4, out var droppedOnSynAck),
+        };
+        var firstData = synAck with
+        {
+            SequenceNumber = new SeqNumber(0xFFFF_FFF1),
+            Flags = TcpFlags.Ack | TcpFlags.Psh,
+            Options = new TcpOptions { Timestamps = new TcpTimestamps(101, 201) }.WithAlternateServers(EightV4, out var droppedOnData),
+        };
+
+        Assert.Equal(8, droppedOnSynAck);
+        Assert.Equal(4, droppedOnData);
+        Assert.Equal(TcpSegment.MaxHeaderLength, synAck.HeaderLength);
+        Assert.Equal(TcpSegment.MaxHeaderLength, firstData.HeaderLength);
+        foreach (var (segment, payload) in new[] { (synAck, Array.Empty<byte>()), (firstData, "reply"u8.ToArray()) })
+        {
+            var buffer = new byte[TcpSegment.MaxHeaderLength + payload.Length];
+            Assert.True(segment.TryEmit(buffer, payload, Golden.V4Server, Golden.V4Client, out var written, out var error), error.ToString());
+            Assert.True(TcpSegmentRepr.TryParse(buffer.AsSpan(0, written), Golden.V4Server, Golden.V4Client, ChecksumPolicy.Verify, out var parsed, out var offset, out error), error.ToString());
+            Assert.Equal(segment, parsed);
+            Assert.Equal(payload, buffer[offset..written]);
+        }
+    }
+
+    [Fact]
     public void Secret_that_cannot_fit_must_fail_the_write_rather_than_vanish()
     {
         // 20 bytes of options this codec does not know leave 20: one short of the secret option.
