@@ -19,8 +19,8 @@ public sealed record StateReply : ControlMessage
     internal const int FixedFieldsLength = 24 + 12 + 6;
 
     /// <summary>
-    /// Longest <see cref="MigrationCredential"/>: room for the 17 bytes of today's credential and a later,
-    /// larger one, while its length still fits the byte it is announced in with a bound a decoder enforces.
+    /// Longest <see cref="MigrationCredential"/>: room for today's 17-byte credential and a later, larger one;
+    /// a decoder rejects a longer one before reading it.
     /// </summary>
     public const int MaxMigrationCredentialLength = 32;
 
