@@ -157,6 +157,26 @@ internal sealed class ReceiveBuffer
         second = _storage.AsSpan(0, _retainedLength - firstLength);
     }
 
+    /// <summary>
+    /// The in-order bytes in [<paramref name="from"/>, <paramref name="to"/>), anywhere between
+    /// <see cref="RetainedStart"/> and <see cref="Next"/> (read log and unread bytes alike), as at most two spans over
+    /// the ring (no copy); valid until the next call that changes the buffer.
+    /// </summary>
+    public void GetRange(SeqNumber from, SeqNumber to, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
+    {
+        var offset = from - RetainedStart;
+        var count = to - from;
+        if (offset < 0 || count < 0 || offset + count > _retainedLength + _readableLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the held [{RetainedStart}, {Next})");
+        }
+
+        var index = (_head + offset) % Capacity;
+        var firstLength = Math.Min(count, Capacity - index);
+        first = _storage.AsSpan(index, firstLength);
+        second = _storage.AsSpan(0, count - firstLength);
+    }
+
     /// <summary>Frees the read log up to <paramref name="upTo"/>, which must lie in [RetainedStart, ReadNext].</summary>
     public void ReleaseReadLog(SeqNumber upTo)
     {

@@ -110,6 +110,21 @@ public sealed class ReceiveBufferTests
     }
 
     [Fact]
+    public void Range_must_span_the_read_log_and_the_unread_bytes()
+    {
+        var buffer = new ReceiveBuffer(8, NearWrap, retainReadLog: true);
+        buffer.Write(NearWrap, Bytes(6), out _);
+        buffer.Read(new byte[4]);
+        buffer.ReleaseReadLog(NearWrap + 4);
+        buffer.Write(NearWrap + 6, Bytes(5, start: 6), out _); // ring slots 6,7,0,1,2
+        buffer.Read(new byte[3]);
+        buffer.GetRange(NearWrap + 5, NearWrap + 11, out var a, out var b);
+        Assert.Equal(Bytes(6, start: 5), a.ToArray().Concat(b.ToArray()));
+        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.GetRange(NearWrap + 3, NearWrap + 5, out _, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.GetRange(NearWrap + 5, NearWrap + 12, out _, out _));
+    }
+
+    [Fact]
     public void Releasing_beyond_the_read_cursor_must_throw()
     {
         var buffer = new ReceiveBuffer(8, NearWrap, retainReadLog: true);
