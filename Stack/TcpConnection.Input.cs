@@ -16,12 +16,7 @@ public sealed partial class TcpConnection
         {
             case TcpState.Closed:
                 // §3.10.7.1: everything but a RST gets a RST.
-                if (TryMakeReset(segment, payload.Length, out var reset))
-                {
-                    _resetPending = true;
-                    _reset = reset;
-                }
-
+                QueueReply(segment, payload.Length);
                 return;
             case TcpState.Listen:
                 OnSegmentInListen(now, segment);
@@ -35,6 +30,15 @@ public sealed partial class TcpConnection
         }
     }
 
+    private void QueueReply(in TcpSegmentRepr segment, int payloadLength)
+    {
+        if (TryMakeReset(segment, payloadLength, out var reset))
+        {
+            _resetPending = true;
+            _reset = reset;
+        }
+    }
+
     /// <summary>RFC 9293 §3.10.7.2.</summary>
     private void OnSegmentInListen(Instant now, in TcpSegmentRepr segment)
     {
@@ -45,9 +49,8 @@ public sealed partial class TcpConnection
 
         if (segment.Has(TcpFlags.Ack))
         {
-            RemotePort = segment.SourcePort;
-            QueueReset(segment.AcknowledgmentNumber, default, TcpFlags.Rst);
-            RemotePort = 0;
+            // Any ACK is bad in LISTEN: <SEQ=SEG.ACK><CTL=RST>, the same answer CLOSED gives.
+            QueueReply(segment, 0);
             return;
         }
 
