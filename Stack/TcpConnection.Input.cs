@@ -16,7 +16,7 @@ public sealed partial class TcpConnection
         {
             case TcpState.Closed:
                 // §3.10.7.1: everything but a RST gets a RST.
-                QueueReply(segment, payload.Length);
+                QueueResetAnswering(segment, payload.Length);
                 return;
             case TcpState.Listen:
                 OnSegmentInListen(now, segment);
@@ -30,7 +30,7 @@ public sealed partial class TcpConnection
         }
     }
 
-    private void QueueReply(in TcpSegmentRepr segment, int payloadLength)
+    private void QueueResetAnswering(in TcpSegmentRepr segment, int payloadLength)
     {
         if (TryMakeReset(segment, payloadLength, out var reset))
         {
@@ -50,7 +50,7 @@ public sealed partial class TcpConnection
         if (segment.Has(TcpFlags.Ack))
         {
             // Any ACK is bad in LISTEN: <SEQ=SEG.ACK><CTL=RST>, the same answer CLOSED gives.
-            QueueReply(segment, 0);
+            QueueResetAnswering(segment, 0);
             return;
         }
 
