@@ -60,4 +60,40 @@ public sealed class LossyNetworkPropertyTests(ITestOutputHelper output)
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{seeds} seeds in {stopwatch.Elapsed.TotalSeconds:F1} s"));
     }
+
+    [Fact]
+    public void Erratic_applications_with_small_buffers_must_still_exchange_everything()
+    {
+        var seeds = Environment.GetEnvironmentVariable("MTCP_SOAK") == "1" ? 2000 : 200;
+        const long Bytes = 1024 * 1024;
+        var config = LossTolerantConfig with
+        {
+            SendBufferSize = 8 * 1024,
+            ReceiveBufferSize = 6 * 1024,
+            WindowScaleShift = 0,
+            Nagle = true,
+        };
+        long probes = 0;
+        for (var seed = 1; seed <= seeds; seed++)
+        {
+            var loss = seed % 3 * 0.05;
+            var pair = new TcpPair(
+                seed,
+                ConditionsFor(seed, loss),
+                config,
+                Bytes,
+                Bytes / 2,
+                pacing: random => new ApplicationPacing(random, MaxReadChunk: 3000, MaxWriteChunk: 5000, ReadPauseProbability: 0.05, MaxReadPause: TimeSpan.FromSeconds(2)));
+            var closed = pair.DriveToClose(TimeSpan.FromHours(2));
+            var context = pair.Describe();
+            Assert.True(closed, $"not both CLOSED: {context}");
+            Assert.Equal(Bytes / 2, pair.ClientApp.BytesRead);
+            Assert.Equal(Bytes, pair.ServerApp.BytesRead);
+            Assert.True(pair.ClientApp.FirstMismatch < 0 && pair.ServerApp.FirstMismatch < 0, $"corrupted stream: {context}");
+            probes += pair.ClientConnection.Stats.ZeroWindowProbes + pair.ServerConnection!.Stats.ZeroWindowProbes;
+        }
+
+        Assert.True(probes > 0, "no run closed a window long enough to probe it");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{seeds} seeds, {probes} zero-window probes"));
+    }
 }
