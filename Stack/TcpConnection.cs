@@ -527,7 +527,7 @@ public sealed partial class TcpConnection
 
         // RFC 1122 §4.2.3.3 (receiver SWS avoidance): announce a larger window only once it grew by
         // min(half the buffer, one MSS).
-        var threshold = Math.Min(_receive.Capacity / 2, _config.MaxSegmentSize);
+        var threshold = Math.Min(_receive.Size / 2, _config.MaxSegmentSize);
         if (AdvertisableWindow() - _lastAdvertisedWindow >= threshold)
         {
             _ackNow = true;

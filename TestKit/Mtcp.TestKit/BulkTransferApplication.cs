@@ -43,6 +43,12 @@ public sealed class BulkTransferApplication
 
     public bool CloseCalled { get; private set; }
 
+    /// <summary>How many times the read log was checked against the stream and released (MTCP snapshots).</summary>
+    public int ReadLogReleases { get; private set; }
+
+    /// <summary>Stream offset of the first read-log byte that differed from what was read, or -1.</summary>
+    public long FirstReadLogMismatch { get; private set; } = -1;
+
     public bool PeerClosed { get; private set; }
 
     public List<TcpEvent> Events { get; } = [];
@@ -97,6 +103,24 @@ public sealed class BulkTransferApplication
         ReadAvailable(now, connection, greedy: true);
     }
 
+    /// <summary>
+    /// What an MTCP snapshot does to the receive side: the read log must hold exactly the bytes read since the last
+    /// release, and is then released up to the read cursor.
+    /// </summary>
+    private void CheckAndReleaseReadLog(TcpConnection connection)
+    {
+        var logOffset = BytesRead - connection.ReadLogLength;
+        connection.GetReadLog(out var first, out var second);
+        if (FirstReadLogMismatch < 0)
+        {
+            var mismatch = StreamPattern.FirstMismatch(_receiveKey, logOffset, first);
+            FirstReadLogMismatch = mismatch >= 0 ? mismatch : StreamPattern.FirstMismatch(_receiveKey, logOffset + first.Length, second);
+        }
+
+        connection.ReleaseReadLog(connection.ReadNext);
+        ReadLogReleases++;
+    }
+
     private void ReadAvailable(Instant now, TcpConnection connection, bool greedy = false)
     {
         var limit = _pacing is { } p && !greedy ? p.Random.Next(1, p.MaxReadChunk + 1) : _buffer.Length;
@@ -110,6 +134,11 @@ public sealed class BulkTransferApplication
             }
 
             BytesRead += read;
+            if (connection.RetainReadLog && (_pacing is null || _pacing.Random.NextDouble() < _pacing.ReadLogReleaseProbability))
+            {
+                CheckAndReleaseReadLog(connection);
+            }
+
             if (_pacing is { } pacing && !greedy)
             {
                 if (pacing.Random.NextDouble() < pacing.ReadPauseProbability)
@@ -132,4 +161,5 @@ public sealed class BulkTransferApplication
 /// <param name="MaxWriteChunk">Largest single write, bytes.</param>
 /// <param name="ReadPauseProbability">Chance, after each read, that reading stops for up to <paramref name="MaxReadPause"/>.</param>
 /// <param name="MaxReadPause">Longest pause in reading.</param>
-public sealed record ApplicationPacing(Random Random, int MaxReadChunk, int MaxWriteChunk, double ReadPauseProbability, TimeSpan MaxReadPause);
+/// <param name="ReadLogReleaseProbability">With a retained read log, the chance after each read that it is checked and released.</param>
+public sealed record ApplicationPacing(Random Random, int MaxReadChunk, int MaxWriteChunk, double ReadPauseProbability, TimeSpan MaxReadPause, double ReadLogReleaseProbability = 1);
