@@ -103,7 +103,7 @@ public sealed partial class TcpConnection
         AcceptPeerSyn(segment);
         if (hasAck)
         {
-            OnAcknowledgment(now, ack, segment);
+            OnAcknowledgment(now, ack);
             _sndWnd = segment.Window;
             _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
             _sndWl1 = segment.SequenceNumber;
@@ -360,7 +360,7 @@ public sealed partial class TcpConnection
 
         if (ack > _sndUna)
         {
-            OnAcknowledgment(now, ack, segment);
+            OnAcknowledgment(now, ack);
         }
         else if (payloadLength == 0 && !segment.Has(TcpFlags.Fin) && scaledWindow == _sndWnd && _sndMax > _sndUna)
         {
@@ -410,7 +410,7 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>SND.UNA advances to <paramref name="ack"/>: free the buffer, sample the RTT, run congestion control.</summary>
-    private void OnAcknowledgment(Instant now, SeqNumber ack, in TcpSegmentRepr segment)
+    private void OnAcknowledgment(Instant now, SeqNumber ack)
     {
         var flightBefore = _sndMax - _sndUna;
         var newlyAcked = ack - _sndUna;
