@@ -24,6 +24,7 @@ internal sealed class ReceiveBuffer
     private int _head;
 
     private int _retainedLength;
+    private bool _retainReadLog;
     private int _readableLength;
 
     public ReceiveBuffer(int capacity, SeqNumber next, bool retainReadLog, int maxOutOfOrderRanges = 32)
@@ -36,7 +37,19 @@ internal sealed class ReceiveBuffer
 
     public int Capacity => _storage.Length;
 
-    public bool RetainReadLog { get; set; }
+    /// <summary>Keep bytes after they are read (the read log). Turning it off frees the whole read log at once.</summary>
+    public bool RetainReadLog
+    {
+        get => _retainReadLog;
+        set
+        {
+            _retainReadLog = value;
+            if (!value)
+            {
+                Release(_retainedLength);
+            }
+        }
+    }
 
     /// <summary>Sequence number of the oldest retained byte (start of the read log).</summary>
     public SeqNumber RetainedStart { get; private set; }

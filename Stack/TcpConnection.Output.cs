@@ -279,7 +279,11 @@ public sealed partial class TcpConnection
         }
 
         _rtt.OnTimeout();
-        if (_state is not (TcpState.SynSent or TcpState.SynReceived))
+        if (_state is TcpState.SynSent or TcpState.SynReceived)
+        {
+            _handshakeTimedOut = true;
+        }
+        else
         {
             _congestion.OnRetransmissionTimeout(_sndMax - _sndUna, _sndMax);
         }

@@ -1,0 +1,112 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Mtcp.Actors.Endpoints;
+using Mtcp.Actors.Packets;
+using Mtcp.Transports;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Api;
+
+/// <summary>
+/// The MTCP runtime of one node inside an <see cref="ActorSystem"/>: its packet actor over one transport, and the
+/// listeners and connections above it. Settings come from <c>mtcp.runtime</c> and <c>mtcp.tcp</c> (the reference
+/// configuration is the fallback). Listeners and clients are made with <see cref="MtcpListener"/> and
+/// <see cref="MtcpClient"/>.
+/// </summary>
+public sealed class MtcpRuntime : IAsyncDisposable
+{
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
+
+    private MtcpRuntime(ActorSystem system, IActorRef packetActor, RuntimeSettings settings, IpAddress localAddress, string transport)
+    {
+        System = system;
+        PacketActor = packetActor;
+        Settings = settings;
+        LocalAddress = localAddress;
+        TransportDescription = transport;
+    }
+
+    public ActorSystem System { get; }
+
+    /// <summary>The packet actor: the parent of every listener and connection of this runtime.</summary>
+    public IActorRef PacketActor { get; }
+
+    public RuntimeSettings Settings { get; }
+
+    /// <summary>The address this node's segments come from.</summary>
+    public IpAddress LocalAddress { get; }
+
+    /// <summary>Which transport carries the segments, e.g. "raw IPv4 protocol 253 at 127.0.0.2".</summary>
+    public string TransportDescription { get; }
+
+    /// <summary>Starts a runtime on the transport <c>mtcp.runtime.transport</c> names (not <c>memory</c>).</summary>
+    /// <param name="name">the packet actor's name, unique within the system.</param>
+    public static MtcpRuntime Start(ActorSystem system, string name = "mtcp") => Start(system, fabric: null, overrides: null, name);
+
+    /// <summary>
+    /// Starts a runtime with <paramref name="overrides"/> layered over the system's configuration (e.g. another
+    /// <c>mtcp.runtime.local-address</c> for a second node in the same system); <paramref name="fabric"/> serves
+    /// <c>mtcp.runtime.transport = memory</c>.
+    /// </summary>
+    /// <exception cref="ConfigurationException">a setting is missing or invalid.</exception>
+    /// <exception cref="PacketTransportException">the transport could not be opened.</exception>
+    public static MtcpRuntime Start(ActorSystem system, InMemoryPacketFabric? fabric, Config? overrides, string name = "mtcp")
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var config = MtcpConfig.WithFallback(overrides is null ? system.Settings.Config : overrides.WithFallback(system.Settings.Config));
+        var settings = RuntimeSettings.Create(config);
+        return Start(system, PacketTransports.Open(settings, fabric), settings, TcpSettings.Create(config), name);
+    }
+
+    /// <summary>
+    /// Starts a runtime over a transport the caller opened (e.g. raw protocol 6 for kernel TCP peers, or a
+    /// transport with injected faults); the runtime owns it from now on. <c>mtcp.runtime.transport</c> is not read.
+    /// </summary>
+    public static MtcpRuntime Start(ActorSystem system, IPacketTransport transport, Config? overrides, string name = "mtcp")
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        ArgumentNullException.ThrowIfNull(transport);
+        var config = MtcpConfig.WithFallback(overrides is null ? system.Settings.Config : overrides.WithFallback(system.Settings.Config));
+        return Start(system, new OpenedTransport(transport, "the transport was supplied by the host"), RuntimeSettings.Create(config), TcpSettings.Create(config), name);
+    }
+
+    private static MtcpRuntime Start(ActorSystem system, OpenedTransport opened, RuntimeSettings settings, Stack.TcpConfig tcp, string name)
+    {
+        IActorRef packetActor;
+        try
+        {
+            packetActor = system.ActorOf(Packets.PacketActor.Props(opened, settings, tcp), name);
+        }
+        catch
+        {
+            opened.Transport.Dispose();
+            throw;
+        }
+
+        return new MtcpRuntime(system, packetActor, settings, opened.Transport.LocalAddress, opened.Transport.ToString() ?? settings.Transport.ToString());
+    }
+
+    /// <summary>The packet actor's counters: segments received, routed, malformed by reason, strays and RSTs sent.</summary>
+    public Task<PacketStatistics> GetStatisticsAsync(CancellationToken cancellationToken = default) =>
+        PacketActor.Ask<PacketStatistics>(GetPacketStatistics.Instance, cancellationToken);
+
+    internal Task<EndpointChannel> ConnectAsync(IpAddress remoteAddress, ushort remotePort)
+    {
+        var connected = new TaskCompletionSource<EndpointChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
+        PacketActor.Tell(new ConnectTo(remoteAddress, remotePort, connected));
+        return connected.Task;
+    }
+
+    /// <summary>Stops the packet actor, every listener and connection under it, and closes the transport.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await PacketActor.GracefulStop(StopTimeout).ConfigureAwait(false);
+        }
+        catch (TaskCanceledException)
+        {
+            // The actor did not confirm in time; it is stopping regardless.
+        }
+    }
+}

@@ -1,0 +1,112 @@
+using Akka.Configuration;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors;
+
+/// <summary>Which packet transport a runtime uses (<c>mtcp.runtime.transport</c>).</summary>
+public enum TransportKind
+{
+    /// <summary>Raw IPv4 protocol 253 when raw sockets are permitted, UDP encapsulation otherwise.</summary>
+    Auto,
+
+    /// <summary>Raw IPv4, IP protocol 253 (RFC 3692 experimental).</summary>
+    Raw,
+
+    /// <summary>UDP encapsulation.</summary>
+    Udp,
+
+    /// <summary>An in-process fabric supplied by the caller.</summary>
+    Memory,
+}
+
+/// <summary>
+/// The <c>mtcp.runtime</c> section (packet actor and transport), read once and validated. Every value comes
+/// from HOCON (see HOCON/mtcp-reference.conf for units and defaults); a missing or invalid key fails with a
+/// <see cref="ConfigurationException"/> naming the key.
+/// </summary>
+public sealed record RuntimeSettings
+{
+    public const string Section = "mtcp.runtime";
+
+    private RuntimeSettings()
+    {
+    }
+
+    public TransportKind Transport { get; private init; }
+
+    /// <summary>The address this node sends from and accepts segments for.</summary>
+    public IpAddress LocalAddress { get; private init; }
+
+    public int RawReceiveBufferSize { get; private init; }
+
+    public int RawSendBufferSize { get; private init; }
+
+    public ushort UdpPort { get; private init; }
+
+    public ushort UdpPeerPort { get; private init; }
+
+    public int UdpSocketBufferSize { get; private init; }
+
+    /// <summary>Longest single blocking receive of the receive thread; bounds how long stopping takes.</summary>
+    public TimeSpan ReceivePollInterval { get; private init; }
+
+    /// <summary>Established connections a listener holds before AcceptAsync takes them.</summary>
+    public int AcceptBacklog { get; private init; }
+
+    public ushort EphemeralPortFirst { get; private init; }
+
+    public ushort EphemeralPortLast { get; private init; }
+
+    public static RuntimeSettings Create(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        const string TransportPath = Section + ".transport";
+        const string AddressPath = Section + ".local-address";
+        var transport = HoconValues.Text(config, TransportPath).ToLowerInvariant() switch
+        {
+            "auto" => TransportKind.Auto,
+            "raw" => TransportKind.Raw,
+            "udp" => TransportKind.Udp,
+            "memory" => TransportKind.Memory,
+            _ => throw HoconValues.Invalid(config, TransportPath, "must be one of auto, raw, udp, memory"),
+        };
+
+        if (!System.Net.IPAddress.TryParse(HoconValues.Text(config, AddressPath), out var parsed))
+        {
+            throw HoconValues.Invalid(config, AddressPath, "must be an IPv4 or IPv6 address");
+        }
+
+        if (parsed.Equals(System.Net.IPAddress.Any) || parsed.Equals(System.Net.IPAddress.IPv6Any))
+        {
+            throw HoconValues.Invalid(config, AddressPath, "must be a specific address, not the wildcard (segments are filtered by destination)");
+        }
+
+        var address = IpAddress.FromIPAddress(parsed);
+        if (transport is TransportKind.Auto or TransportKind.Raw && !address.IsIPv4)
+        {
+            throw HoconValues.Invalid(config, AddressPath, $"must be an IPv4 address when {TransportPath} is {transport.ToString().ToLowerInvariant()}");
+        }
+
+        var first = HoconValues.Integer(config, Section + ".ephemeral-port-first", 1, ushort.MaxValue);
+        var last = HoconValues.Integer(config, Section + ".ephemeral-port-last", 1, ushort.MaxValue);
+        if (first > last)
+        {
+            throw new ConfigurationException($"{Section}.ephemeral-port-first ({first}) must not exceed {Section}.ephemeral-port-last ({last})");
+        }
+
+        return new RuntimeSettings
+        {
+            Transport = transport,
+            LocalAddress = address,
+            RawReceiveBufferSize = HoconValues.Size(config, Section + ".raw.receive-buffer-size", 1, int.MaxValue),
+            RawSendBufferSize = HoconValues.Size(config, Section + ".raw.send-buffer-size", 1, int.MaxValue),
+            UdpPort = (ushort)HoconValues.Integer(config, Section + ".udp.port", 1, ushort.MaxValue),
+            UdpPeerPort = (ushort)HoconValues.Integer(config, Section + ".udp.peer-port", 1, ushort.MaxValue),
+            UdpSocketBufferSize = HoconValues.Size(config, Section + ".udp.socket-buffer-size", 1, int.MaxValue),
+            ReceivePollInterval = HoconValues.Duration(config, Section + ".receive-poll-interval", allowZero: false),
+            AcceptBacklog = HoconValues.Integer(config, Section + ".accept-backlog", 1, int.MaxValue),
+            EphemeralPortFirst = (ushort)first,
+            EphemeralPortLast = (ushort)last,
+        };
+    }
+}

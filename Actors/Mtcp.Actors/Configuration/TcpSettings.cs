@@ -1,0 +1,61 @@
+using Akka.Configuration;
+using Mtcp.Stack;
+
+namespace Mtcp.Actors;
+
+/// <summary>
+/// The <c>mtcp.tcp</c> section, read once into the engine's <see cref="TcpConfig"/> and validated by it; a
+/// rule the engine refuses is reported as a <see cref="ConfigurationException"/> naming the HOCON key.
+/// </summary>
+public static class TcpSettings
+{
+    public const string Section = "mtcp.tcp";
+
+    public static TcpConfig Create(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        const string WindowScalePath = Section + ".window-scale";
+        HoconValues.RequirePresent(config, WindowScalePath);
+        var windowScaleText = config.GetString(WindowScalePath).Trim();
+        byte? windowScale = windowScaleText is "off" or "false" or "no"
+            ? null
+            : (byte)HoconValues.Integer(config, WindowScalePath, 0, 14);
+
+        var tcp = new TcpConfig
+        {
+            MaxSegmentSize = HoconValues.Integer(config, Section + ".max-segment-size", 64, 65495),
+            SendBufferSize = HoconValues.Size(config, Section + ".send-buffer-size", 64, int.MaxValue),
+            ReceiveBufferSize = HoconValues.Size(config, Section + ".receive-buffer-size", 64, int.MaxValue),
+            WindowScaleShift = windowScale,
+            Nagle = HoconValues.Boolean(config, Section + ".nagle"),
+            InitialRto = HoconValues.Duration(config, Section + ".initial-rto", allowZero: false),
+            MinRto = HoconValues.Duration(config, Section + ".min-rto", allowZero: false),
+            MaxRto = HoconValues.Duration(config, Section + ".max-rto", allowZero: false),
+            DelayedAckTimeout = HoconValues.Duration(config, Section + ".delayed-ack", allowZero: true),
+            MaximumSegmentLifetime = HoconValues.Duration(config, Section + ".maximum-segment-lifetime", allowZero: true),
+            ConnectTimeout = HoconValues.Duration(config, Section + ".connect-timeout", allowZero: false),
+            MaxSynRetransmissions = HoconValues.Integer(config, Section + ".max-syn-retransmissions", 0, int.MaxValue),
+            MaxRetransmissions = HoconValues.Integer(config, Section + ".max-retransmissions", 1, int.MaxValue),
+            InitialWindowSegments = HoconValues.Integer(config, Section + ".initial-window-segments", 1, int.MaxValue),
+        };
+
+        try
+        {
+            return tcp.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigurationException($"{Section}: {e.Message} (keys: {KeyOf(e.ParamName)})", e);
+        }
+    }
+
+    private static string KeyOf(string? field) => field switch
+    {
+        nameof(TcpConfig.MaxSegmentSize) => Section + ".max-segment-size",
+        nameof(TcpConfig.SendBufferSize) => Section + ".send-buffer-size",
+        nameof(TcpConfig.ReceiveBufferSize) => Section + ".receive-buffer-size",
+        nameof(TcpConfig.InitialRto) or nameof(TcpConfig.MinRto) or nameof(TcpConfig.MaxRto) => $"{Section}.initial-rto, min-rto, max-rto",
+        nameof(TcpConfig.DelayedAckTimeout) => Section + ".delayed-ack",
+        _ => Section + "." + field,
+    };
+}

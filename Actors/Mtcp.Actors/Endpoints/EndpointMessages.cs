@@ -1,0 +1,64 @@
+namespace Mtcp.Actors.Endpoints;
+
+/// <summary>The stream started a read: serve <see cref="EndpointChannel.Reader"/>.</summary>
+internal sealed class ReadRequested
+{
+    public static readonly ReadRequested Instance = new();
+
+    private ReadRequested()
+    {
+    }
+}
+
+/// <summary>The stream started a write: serve <see cref="EndpointChannel.Writer"/>.</summary>
+internal sealed class WriteRequested
+{
+    public static readonly WriteRequested Instance = new();
+
+    private WriteRequested()
+    {
+    }
+}
+
+/// <summary>The application closed its side: a FIN follows the bytes already written (RFC 9293 §3.10.4).</summary>
+internal sealed class CloseRequested
+{
+    public static readonly CloseRequested Instance = new();
+
+    private CloseRequested()
+    {
+    }
+}
+
+/// <summary>The application gave up on the connection: RST and CLOSED (RFC 9293 §3.10.5).</summary>
+internal sealed class AbortRequested
+{
+    public static readonly AbortRequested Instance = new();
+
+    private AbortRequested()
+    {
+    }
+}
+
+/// <summary>A client endpoint's 4-tuple is registered: send the SYN.</summary>
+internal sealed class OpenActive
+{
+    public static readonly OpenActive Instance = new();
+
+    private OpenActive()
+    {
+    }
+}
+
+/// <summary>A server endpoint finished its handshake; its listener queues it for AcceptAsync.</summary>
+internal sealed record EndpointEstablished(EndpointChannel Channel);
+
+/// <summary>The engine's single timer fired.</summary>
+internal sealed class EngineTick
+{
+    public static readonly EngineTick Instance = new();
+
+    private EngineTick()
+    {
+    }
+}

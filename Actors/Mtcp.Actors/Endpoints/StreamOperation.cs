@@ -1,0 +1,194 @@
+using System.Runtime.InteropServices;
+using System.Threading.Tasks.Sources;
+using Mtcp.Stack;
+
+namespace Mtcp.Actors.Endpoints;
+
+/// <summary>
+/// One direction of an application stream, shared between the stream (which starts a read or a write) and the
+/// endpoint actor (which completes it from its engine). It is reused for every call, so a read or a write costs
+/// no allocation; like a socket, a direction allows one call in flight at a time. The caller's buffer is only
+/// touched by the actor while the call is pending, under the operation's lock, so a cancelled call never sees
+/// its buffer written after the cancellation returned.
+/// </summary>
+internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
+{
+    private readonly object _gate = new();
+    private readonly string _direction;
+    private ManualResetValueTaskSourceCore<int> _core = new() { RunContinuationsAsynchronously = true };
+    private Memory<byte> _buffer;
+    private int _transferred;
+    private bool _pending;
+    private CancellationTokenRegistration _cancellation;
+    private CancellationToken _token;
+    private bool _endOfStream;
+    private string? _failure;
+    private Exception? _failureCause;
+
+    public StreamOperation(string direction) => _direction = direction;
+
+    /// <summary>True while a call waits for the actor.</summary>
+    public bool IsPending
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _pending;
+            }
+        }
+    }
+
+    /// <summary>Starts a call over <paramref name="buffer"/>; the actor is told separately.</summary>
+    /// <exception cref="InvalidOperationException">a call in this direction is still pending.</exception>
+    public short Start(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_pending)
+            {
+                throw new InvalidOperationException($"another {_direction} is already in progress on this stream");
+            }
+
+            _core.Reset();
+            var version = _core.Version;
+            if (_failure is not null)
+            {
+                _core.SetException(new IOException(_failure, _failureCause));
+            }
+            else if (_endOfStream)
+            {
+                _core.SetResult(0);
+            }
+            else if (cancellationToken.IsCancellationRequested)
+            {
+                _core.SetException(new OperationCanceledException(cancellationToken));
+            }
+            else
+            {
+                _buffer = buffer;
+                _transferred = 0;
+                _pending = true;
+                _token = cancellationToken;
+                if (cancellationToken.CanBeCanceled)
+                {
+                    // Runs inline if cancellation raced in; the lock is re-entrant, so Cancel completes the call here.
+                    _cancellation = cancellationToken.UnsafeRegister(static state => ((StreamOperation)state!).Cancel(), this);
+                }
+            }
+
+            return version;
+        }
+    }
+
+    /// <summary>Actor side: reads what the engine holds into the pending read; completes it with 0 at end of stream.</summary>
+    public void ServeRead(TcpConnection connection, bool peerFinished)
+    {
+        lock (_gate)
+        {
+            if (!_pending)
+            {
+                return;
+            }
+
+            var count = connection.Read(_buffer.Span);
+            if (count > 0 || peerFinished)
+            {
+                Complete(count);
+            }
+        }
+    }
+
+    /// <summary>Actor side: moves as much of the pending write as the send buffer accepts; completes once all is in.</summary>
+    public void ServeWrite(TcpConnection connection)
+    {
+        lock (_gate)
+        {
+            if (!_pending)
+            {
+                return;
+            }
+
+            _transferred += connection.Write(_buffer.Span[_transferred..]);
+            if (_transferred == _buffer.Length)
+            {
+                Complete(_transferred);
+            }
+        }
+    }
+
+    /// <summary>Actor side: no more data will come; the pending and every later read returns 0.</summary>
+    public void EndOfStream()
+    {
+        lock (_gate)
+        {
+            _endOfStream = true;
+            if (_pending)
+            {
+                Complete(0);
+            }
+        }
+    }
+
+    /// <summary>Actor side: the connection is gone; the pending and every later call fails with an <see cref="IOException"/>.</summary>
+    public void Fail(string reason, Exception? cause = null)
+    {
+        lock (_gate)
+        {
+            if (_failure is not null)
+            {
+                return;
+            }
+
+            _failure = reason;
+            _failureCause = cause;
+            if (_pending)
+            {
+                Finish();
+                _core.SetException(new IOException(reason, cause));
+            }
+        }
+    }
+
+    /// <summary>Marks a write buffer as the call's buffer; the actor only reads it.</summary>
+    public short StartWrite(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken) =>
+        Start(MemoryMarshal.AsMemory(buffer), cancellationToken);
+
+    private void Cancel()
+    {
+        lock (_gate)
+        {
+            if (_pending)
+            {
+                Finish();
+                _core.SetException(new OperationCanceledException(_token));
+            }
+        }
+    }
+
+    private void Complete(int result)
+    {
+        Finish();
+        _core.SetResult(result);
+    }
+
+    private void Finish()
+    {
+        _pending = false;
+        _buffer = default;
+        _token = default;
+
+        // Unregister, not Dispose: Dispose would wait for a running Cancel, which waits for this lock.
+        _cancellation.Unregister();
+        _cancellation = default;
+    }
+
+    public int GetResult(short token) => _core.GetResult(token);
+
+    void IValueTaskSource.GetResult(short token) => _core.GetResult(token);
+
+    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+}

@@ -1,0 +1,218 @@
+using Akka.Actor;
+using Akka.Event;
+using Mtcp.Actors.Endpoints;
+using Mtcp.Stack;
+using Mtcp.Transports;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Packets;
+
+/// <summary>
+/// Owns one packet transport and demultiplexes what it receives. A dedicated thread blocks in
+/// <see cref="IPacketTransport.Receive"/> (on two cores blocking receive beats async receive), decodes each segment
+/// with the codec (checksum over the pseudo-header verified) and routes it by 4-tuple: to its endpoint actor, a SYN
+/// of a new 4-tuple to the listener of its port, anything else answered as CLOSED answers it (RFC 9293 §3.10.7.1,
+/// a RST built by <see cref="TcpConnection.TryMakeReset"/>). Malformed segments are dropped and counted by reason.
+/// The receive buffer is reused; the only per-segment allocation is the <see cref="InboundSegment"/> message, whose
+/// payload travels in a pooled buffer.
+/// </summary>
+/// <remarks>
+/// The actor itself binds listeners and starts client connections, so that it parents every actor of the node.
+/// Supervision: one-for-one, always stop (see <see cref="EndpointSupervision"/>).
+/// </remarks>
+public sealed class PacketActor : ReceiveActor
+{
+    private readonly IPacketTransport _transport;
+    private readonly string _reason;
+    private readonly RuntimeSettings _settings;
+    private readonly EndpointContext _context;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Thread _receiveThread;
+    private volatile bool _stopping;
+    private int _nextEphemeralPort;
+    private long _created;
+
+    public PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn, ConnectionTable table)
+    {
+        _transport = opened.Transport;
+        _reason = opened.Reason;
+        _settings = settings;
+        _context = new EndpointContext(_transport, table, new PacketCounters(), tcp, isn, new MonotonicClock());
+        _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
+        _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = $"mtcp receive {_transport.LocalAddress}" };
+
+        Receive<Bind>(OnBind);
+        Receive<ConnectTo>(OnConnect);
+        Receive<GetPacketStatistics>(_ => Sender.Tell(_context.Counters.Snapshot()));
+    }
+
+    /// <summary>The packet actor over an opened transport, which it owns from now on (and disposes when it stops).</summary>
+    /// <param name="table">the routing table; a host may keep a reference to inspect it, or pre-register actors in it.</param>
+    public static Props Props(OpenedTransport transport, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers? isn = null, ConnectionTable? table = null)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(tcp);
+        var routing = table ?? new ConnectionTable();
+        var sequenceNumbers = isn ?? new InitialSequenceNumbers();
+        return Akka.Actor.Props.Create(() => new PacketActor(transport, settings, tcp, sequenceNumbers, routing));
+    }
+
+    protected override SupervisorStrategy SupervisorStrategy() => EndpointSupervision.Strategy;
+
+    protected override void PreStart()
+    {
+        _log.Info("MTCP packet transport: {0} (because {1})", _transport, _reason);
+        _receiveThread.Start();
+    }
+
+    protected override void PostStop()
+    {
+        _stopping = true;
+        _transport.Dispose();
+        _receiveThread.Join();
+        base.PostStop();
+    }
+
+    private void OnBind(Bind bind)
+    {
+        if (bind.Port == 0)
+        {
+            Sender.Tell(new Status.Failure(new ArgumentException("a listener needs a port from 1 to 65535", nameof(bind))));
+            return;
+        }
+
+        if (_context.Table.IsListening(bind.Port))
+        {
+            Sender.Tell(new Status.Failure(new InvalidOperationException($"port {bind.Port} of {_transport.LocalAddress} already has a listener")));
+            return;
+        }
+
+        var listener = Context.ActorOf(ListenerActor.Props(_context, bind.Port, _settings.AcceptBacklog), $"listener-{bind.Port}-{++_created}");
+        _context.Table.TryAddListener(bind.Port, listener);
+        Sender.Tell(new Bound(bind.Port, listener));
+    }
+
+    private void OnConnect(ConnectTo connect)
+    {
+        if (!TryPickEphemeralPort(connect.RemoteAddress, connect.RemotePort, out var key))
+        {
+            connect.Connected.TrySetException(new IOException(
+                $"no free local port in {_settings.EphemeralPortFirst}-{_settings.EphemeralPortLast} towards {connect.RemoteAddress}:{connect.RemotePort}"));
+            return;
+        }
+
+        var endpoint = Context.ActorOf(EndpointActor.Connecting(_context, key, connect.Connected), EndpointNames.For(key, ++_created));
+        _context.Table.TryAddEndpoint(key, endpoint);
+        endpoint.Tell(OpenActive.Instance);
+    }
+
+    private bool TryPickEphemeralPort(IpAddress remoteAddress, ushort remotePort, out ConnectionKey key)
+    {
+        var first = _settings.EphemeralPortFirst;
+        var count = _settings.EphemeralPortLast - first + 1;
+        for (var attempt = 0; attempt < count; attempt++)
+        {
+            var port = (ushort)(first + ((_nextEphemeralPort - first + attempt) % count));
+            key = new ConnectionKey(remoteAddress, remotePort, port);
+            if (!_context.Table.IsListening(port) && !_context.Table.TryGetEndpoint(key, out _))
+            {
+                _nextEphemeralPort = first + ((port - first + 1) % count);
+                return true;
+            }
+        }
+
+        key = default;
+        return false;
+    }
+
+    private void ReceiveLoop()
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(_transport.ReceiveBufferLength);
+        var resetEncoder = new SegmentEncoder(_transport.LocalAddress, maxPayload: 1);
+        while (!_stopping)
+        {
+            ReceiveOutcome outcome;
+            ReceivedSegment received;
+            try
+            {
+                outcome = _transport.Receive(buffer, _settings.ReceivePollInterval, out received);
+            }
+            catch (Exception e) when (e is ObjectDisposedException || _stopping)
+            {
+                return;
+            }
+
+            if (outcome == ReceiveOutcome.Closed)
+            {
+                return;
+            }
+
+            if (outcome != ReceiveOutcome.Received)
+            {
+                continue;
+            }
+
+            try
+            {
+                Dispatch(received.SliceOf(buffer.AsSpan()), received.Source, received.Destination, resetEncoder);
+            }
+            catch (ObjectDisposedException) when (_stopping)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // An exception on this thread would end the process; one bad segment must not.
+                _log.Error(e, "receive thread: dispatching a segment from {0} failed", received.Source);
+            }
+        }
+    }
+
+    private void Dispatch(ReadOnlySpan<byte> bytes, IpAddress source, IpAddress destination, SegmentEncoder resetEncoder)
+    {
+        var counters = _context.Counters;
+        counters.Received();
+        if (!TcpSegmentRepr.TryParse(bytes, source, destination, ChecksumPolicy.Verify, out var header, out var payloadOffset, out var error))
+        {
+            counters.Malformed(error);
+            if (_log.IsDebugEnabled)
+            {
+                _log.Debug("dropped a malformed segment from {0} ({1} bytes): {2}", source, bytes.Length, error);
+            }
+
+            return;
+        }
+
+        var key = new ConnectionKey(source, header.SourcePort, header.DestinationPort);
+        var payload = bytes[payloadOffset..];
+        if (_context.Table.TryGetEndpoint(key, out var endpoint))
+        {
+            counters.Routed();
+            endpoint.Tell(InboundSegment.Create(key, header, payload));
+            return;
+        }
+
+        // RFC 9293 §3.10.7.2: a LISTEN socket takes a SYN; an ACK or RST to it is not a new connection.
+        if ((header.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn && _context.Table.TryGetListener(header.DestinationPort, out var listener))
+        {
+            counters.Routed();
+            listener.Tell(InboundSegment.Create(key, header, payload));
+            return;
+        }
+
+        counters.Stray();
+        if (TcpConnection.TryMakeReset(header, payload.Length, out var reset))
+        {
+            var sent = _transport.Send(source, resetEncoder.Encode(reset, source));
+            if (sent)
+            {
+                counters.ResetSent();
+            }
+            else
+            {
+                counters.SendDropped();
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+using Akka.Actor;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Packets;
+
+/// <summary>Opens a listener on <paramref name="Port"/>; answered by <see cref="Bound"/> or a <see cref="Status.Failure"/>.</summary>
+public sealed record Bind(ushort Port);
+
+/// <summary>The listener actor now owns the port.</summary>
+public sealed record Bound(ushort Port, IActorRef Listener);
+
+/// <summary>Opens a connection to <paramref name="RemoteAddress"/>:<paramref name="RemotePort"/> from an ephemeral port.</summary>
+internal sealed record ConnectTo(IpAddress RemoteAddress, ushort RemotePort, TaskCompletionSource<Endpoints.EndpointChannel> Connected);

@@ -1,0 +1,82 @@
+using System.Collections.Immutable;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Packets;
+
+/// <summary>A snapshot of a packet actor's counters (answer to <see cref="GetPacketStatistics"/>).</summary>
+/// <param name="SegmentsReceived">segments the transport delivered to the receive thread.</param>
+/// <param name="SegmentsRouted">segments handed to an endpoint or listener.</param>
+/// <param name="MalformedByReason">segments the codec refused, by reason; none of them changed any state.</param>
+/// <param name="StraySegments">well-formed segments for no connection and no listener.</param>
+/// <param name="ResetsSent">RSTs sent in answer to stray segments (RFC 9293 §3.10.7.1).</param>
+/// <param name="SynsDropped">SYNs a listener dropped because its backlog was full.</param>
+/// <param name="SendsDropped">segments the transport dropped locally (full send buffer, no route).</param>
+public sealed record PacketStatistics(
+    long SegmentsReceived,
+    long SegmentsRouted,
+    ImmutableDictionary<WireError, long> MalformedByReason,
+    long StraySegments,
+    long ResetsSent,
+    long SynsDropped,
+    long SendsDropped)
+{
+    public long MalformedSegments => MalformedByReason.Values.Sum();
+}
+
+/// <summary>Asks a packet actor for its <see cref="PacketStatistics"/>.</summary>
+public sealed class GetPacketStatistics
+{
+    public static readonly GetPacketStatistics Instance = new();
+
+    private GetPacketStatistics()
+    {
+    }
+}
+
+/// <summary>The counters behind <see cref="PacketStatistics"/>, written from the receive thread and the endpoints.</summary>
+internal sealed class PacketCounters
+{
+    private readonly long[] _malformed = new long[Enum.GetValues<WireError>().Length];
+    private long _received;
+    private long _routed;
+    private long _stray;
+    private long _resets;
+    private long _synsDropped;
+    private long _sendsDropped;
+
+    public void Received() => Interlocked.Increment(ref _received);
+
+    public void Routed() => Interlocked.Increment(ref _routed);
+
+    public void Malformed(WireError reason) => Interlocked.Increment(ref _malformed[(int)reason]);
+
+    public void Stray() => Interlocked.Increment(ref _stray);
+
+    public void ResetSent() => Interlocked.Increment(ref _resets);
+
+    public void SynDropped() => Interlocked.Increment(ref _synsDropped);
+
+    public void SendDropped() => Interlocked.Increment(ref _sendsDropped);
+
+    public PacketStatistics Snapshot()
+    {
+        var malformed = ImmutableDictionary.CreateBuilder<WireError, long>();
+        foreach (var reason in Enum.GetValues<WireError>())
+        {
+            var count = Interlocked.Read(ref _malformed[(int)reason]);
+            if (count > 0)
+            {
+                malformed.Add(reason, count);
+            }
+        }
+
+        return new PacketStatistics(
+            Interlocked.Read(ref _received),
+            Interlocked.Read(ref _routed),
+            malformed.ToImmutable(),
+            Interlocked.Read(ref _stray),
+            Interlocked.Read(ref _resets),
+            Interlocked.Read(ref _synsDropped),
+            Interlocked.Read(ref _sendsDropped));
+    }
+}

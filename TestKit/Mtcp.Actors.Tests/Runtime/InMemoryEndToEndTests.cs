@@ -1,0 +1,211 @@
+using System.Net;
+using Akka.Configuration;
+using Mtcp.Actors.Api;
+using Mtcp.Transports;
+using Mtcp.Wire;
+using static Mtcp.Actors.Tests.Runtime.RuntimeTestSupport;
+
+namespace Mtcp.Actors.Tests.Runtime;
+
+/// <summary>Client and server runtimes in one ActorSystem, joined by an in-memory fabric, used only through the API.</summary>
+[Trait("Category", "Actors")]
+public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
+{
+    private const ushort ServicePort = 7000;
+    private static readonly TimeSpan TestTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly InMemoryPacketFabric _fabric = new();
+    private readonly MtcpRuntime _server;
+    private readonly MtcpRuntime _client;
+
+    public InMemoryEndToEndTests()
+        : base(MtcpConfig.WithFallback(ConfigurationFactory.ParseString(FastCloseConfig)))
+    {
+        _server = MtcpRuntime.Start(Sys, _fabric, NodeConfig("10.0.0.1"), "server");
+        _client = MtcpRuntime.Start(Sys, _fabric, NodeConfig("10.0.0.2"), "client");
+    }
+
+    private IPEndPoint Service => new(IPAddress.Parse("10.0.0.1"), ServicePort);
+
+    [Fact]
+    public async Task Client_and_server_must_move_8_MB_each_way_intact_and_close_gracefully()
+    {
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var listener = new MtcpListener(_server, ServicePort);
+        await listener.StartAsync(timeout.Token);
+        var accepting = listener.AcceptAsync(timeout.Token);
+        using var client = new MtcpClient(_client);
+        var clientStream = await client.ConnectAsync(Service, timeout.Token);
+        await using var connection = await accepting;
+
+        Assert.Equal(clientStream.LocalEndPoint, connection.RemoteEndPoint);
+        Assert.Equal(Service, connection.LocalEndPoint);
+        await ExchangeBothWaysAsync(clientStream, connection.Stream, 8L << 20, chunk: 48 * 1024, timeout.Token);
+
+        var stats = await _server.GetStatisticsAsync(timeout.Token);
+        Assert.Equal(0, stats.MalformedSegments);
+        Assert.Equal(0, stats.StraySegments);
+    }
+
+    [Fact]
+    public async Task Hundred_concurrent_connections_must_each_deliver_their_bytes_intact()
+    {
+        const int Connections = 100;
+        const long Bytes = 256 * 1024;
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var listener = new MtcpListener(_server, ServicePort);
+        await listener.StartAsync(timeout.Token);
+
+        var serverSide = Task.Run(async () =>
+        {
+            var served = new List<Task>();
+            for (var i = 0; i < Connections; i++)
+            {
+                var connection = await listener.AcceptAsync(timeout.Token);
+                served.Add(Task.Run(async () =>
+                {
+                    // Echo: whatever the client sends comes back, until its FIN.
+                    var buffer = new byte[16 * 1024];
+                    int read;
+                    while ((read = await connection.Stream.ReadAsync(buffer, timeout.Token)) > 0)
+                    {
+                        await connection.Stream.WriteAsync(buffer.AsMemory(0, read), timeout.Token);
+                    }
+
+                    await connection.DisposeAsync();
+                }, timeout.Token));
+            }
+
+            await Task.WhenAll(served);
+        }, timeout.Token);
+
+        var clients = Enumerable.Range(0, Connections).Select(i => Task.Run(async () =>
+        {
+            using var client = new MtcpClient(_client);
+            var stream = await client.ConnectAsync(Service, timeout.Token);
+            var reading = ReadAllAsync(stream, Bytes, timeout.Token);
+            var sent = await WritePatternAsync(stream, (ulong)i, Bytes, 8 * 1024, timeout.Token);
+            var received = await reading;
+            Assert.Equal(Bytes, received.Length);
+            Assert.Equal(Convert.ToHexString(sent), Convert.ToHexString(received.Sha256));
+        }, timeout.Token)).ToArray();
+
+        await Task.WhenAll(clients);
+        await serverSide;
+    }
+
+    [Fact]
+    public async Task Slow_reader_must_hold_the_writer_at_the_buffers_instead_of_growing_memory()
+    {
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var listener = new MtcpListener(_server, ServicePort);
+        await listener.StartAsync(timeout.Token);
+        var accepting = listener.AcceptAsync(timeout.Token);
+        using var client = new MtcpClient(_client);
+        var writer = await client.ConnectAsync(Service, timeout.Token);
+        await using var connection = await accepting;
+
+        // The server reads nothing; the client writes far more than both buffers hold.
+        const long Offered = 64L << 20;
+        long accepted = 0;
+        var chunk = new byte[16 * 1024];
+        var writing = Task.Run(async () =>
+        {
+            for (long offset = 0; offset < Offered; offset += chunk.Length)
+            {
+                Mtcp.TestKit.StreamPattern.Fill(7, offset, chunk);
+                await writer.WriteAsync(chunk, timeout.Token);
+                Interlocked.Add(ref accepted, chunk.Length);
+            }
+        }, timeout.Token);
+
+        // Wait until the writer has stalled: the accepted count stops moving.
+        long previous;
+        do
+        {
+            previous = Interlocked.Read(ref accepted);
+            await Task.Delay(300, timeout.Token);
+        }
+        while (Interlocked.Read(ref accepted) != previous);
+
+        var stalledAt = Interlocked.Read(ref accepted);
+        var tcp = TcpSettings.Create(Sys.Settings.Config);
+        var bound = tcp.SendBufferSize + tcp.ReceiveBufferSize + chunk.Length;
+        Assert.False(writing.IsCompleted);
+        Assert.True(stalledAt <= bound, $"the writer got {stalledAt} bytes accepted with nobody reading; the buffers hold {bound}");
+        Assert.True(stalledAt >= tcp.SendBufferSize, $"the writer stalled after only {stalledAt} bytes");
+
+        // The reader resumes: every byte arrives, in order, and the writer finishes.
+        var received = await ReadAllAsync(connection.Stream, Offered, timeout.Token);
+        await writing;
+        Assert.Equal(Offered, received.Length);
+        Assert.Equal(Convert.ToHexString(await PatternHashAsync(7, Offered)), Convert.ToHexString(received.Sha256));
+    }
+
+    [Fact]
+    public async Task Connect_to_a_port_without_listener_must_fail_with_connection_reset()
+    {
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        using var client = new MtcpClient(_client);
+
+        var error = await Assert.ThrowsAsync<IOException>(() => client.ConnectAsync(new IPEndPoint(IPAddress.Parse("10.0.0.1"), 7999), timeout.Token));
+
+        Assert.Contains("reset", error.Message);
+        var stats = await _server.GetStatisticsAsync(timeout.Token);
+        Assert.Equal(1, stats.ResetsSent);
+    }
+
+    [Fact]
+    public async Task Cancelled_read_must_end_with_OperationCanceledException_and_leave_the_stream_usable()
+    {
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var listener = new MtcpListener(_server, ServicePort);
+        await listener.StartAsync(timeout.Token);
+        var accepting = listener.AcceptAsync(timeout.Token);
+        using var client = new MtcpClient(_client);
+        var stream = await client.ConnectAsync(Service, timeout.Token);
+        await using var connection = await accepting;
+
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => _ = await stream.ReadAsync(new byte[10], cancel.Token));
+
+        await connection.Stream.WriteAsync("hello"u8.ToArray(), timeout.Token);
+        var buffer = new byte[10];
+        var read = await stream.ReadAsync(buffer, timeout.Token);
+        Assert.Equal("hello", System.Text.Encoding.ASCII.GetString(buffer, 0, read));
+    }
+
+    [Fact]
+    public async Task Disposed_listener_must_fail_pending_accepts_and_keep_accepted_connections()
+    {
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        var listener = new MtcpListener(_server, ServicePort);
+        await listener.StartAsync(timeout.Token);
+        var accepting = listener.AcceptAsync(timeout.Token);
+        using var client = new MtcpClient(_client);
+        var stream = await client.ConnectAsync(Service, timeout.Token);
+        await using var connection = await accepting;
+        var pending = listener.AcceptAsync(timeout.Token);
+
+        await listener.DisposeAsync();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await pending);
+        await stream.WriteAsync("still here"u8.ToArray(), timeout.Token);
+        var buffer = new byte[32];
+        var read = await connection.Stream.ReadAsync(buffer, timeout.Token);
+        Assert.Equal("still here", System.Text.Encoding.ASCII.GetString(buffer, 0, read));
+    }
+
+    private static async Task<byte[]> PatternHashAsync(ulong key, long length)
+    {
+        using var sink = Stream.Null;
+        return await WritePatternAsync(sink, key, length, 64 * 1024, CancellationToken.None);
+    }
+
+    protected override void AfterAll()
+    {
+        _client.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+        _server.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+        base.AfterAll();
+    }
+}
