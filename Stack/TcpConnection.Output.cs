@@ -55,6 +55,13 @@ public sealed partial class TcpConnection
             return true;
         }
 
+        // A pending ACK goes first and on its own: the probe below is unacceptable at the peer by design, so an
+        // acknowledgment riding on it would be ignored, and two backoffs in step could withhold it for ever.
+        if (TryEmitAck(out header))
+        {
+            return true;
+        }
+
         if (_probePending)
         {
             // RFC 9293 §3.8.6.1: a probe the receiver must answer with its current window. An already
@@ -64,11 +71,6 @@ public sealed partial class TcpConnection
             Stats.ZeroWindowProbes++;
             header = MakeHeader(_sndUna - 1, TcpFlags.Ack);
             AfterEmit(header);
-            return true;
-        }
-
-        if (TryEmitAck(out header))
-        {
             return true;
         }
 

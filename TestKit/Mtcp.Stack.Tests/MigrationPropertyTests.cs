@@ -80,6 +80,8 @@ internal sealed class ScheduleTotals
 /// <summary>One random schedule, reproducible from its seed.</summary>
 internal static class MigrationSchedule
 {
+
+
     public static MigrationTestbed Run(int seed, ScheduleTotals totals, out string? failure)
     {
         var random = new Random(seed);
