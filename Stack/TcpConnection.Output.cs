@@ -87,8 +87,10 @@ public sealed partial class TcpConnection
         }
 
         // SND.MAX, not the possibly rewound SND.NXT: after a go-back-N rewind SND.NXT can lie below the peer's
-        // RCV.NXT, and a pure ACK carrying it would be unacceptable there (and its ACK field ignored).
-        header = MakeHeader(_sndMax, TcpFlags.Ack);
+        // RCV.NXT, and a pure ACK carrying it would be unacceptable there (and its ACK field ignored). Except into
+        // a closed window: there only SEG.SEQ = RCV.NXT is acceptable (RFC 9293 §3.10.7.4), and SND.MAX lies past
+        // it whenever bytes beyond were lost; SND.NXT is at worst below RCV.NXT, which draws the ACK that fixes it.
+        header = MakeHeader(_sndWnd == 0 ? _sndNxt : _sndMax, TcpFlags.Ack);
         AfterEmit(header);
         return true;
     }
