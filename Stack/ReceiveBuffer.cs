@@ -24,6 +24,7 @@ internal sealed class ReceiveBuffer
     private int _head;
 
     private int _retainedLength;
+    private bool _retainReadLog;
     private int _readableLength;
 
     public ReceiveBuffer(int capacity, SeqNumber next, bool retainReadLog, int maxOutOfOrderRanges = 32)
@@ -36,7 +37,19 @@ internal sealed class ReceiveBuffer
 
     public int Capacity => _storage.Length;
 
-    public bool RetainReadLog { get; set; }
+    /// <summary>Keep bytes after they are read (the read log). Turning it off frees the whole read log at once.</summary>
+    public bool RetainReadLog
+    {
+        get => _retainReadLog;
+        set
+        {
+            _retainReadLog = value;
+            if (!value)
+            {
+                Release(_retainedLength);
+            }
+        }
+    }
 
     /// <summary>Sequence number of the oldest retained byte (start of the read log).</summary>
     public SeqNumber RetainedStart { get; private set; }
@@ -130,6 +143,27 @@ internal sealed class ReceiveBuffer
         var count = Math.Min(destination.Length, _retainedLength);
         var first = Math.Min(count, Capacity - _head);
         _storage.AsSpan(_head, first).CopyTo(destination);
+        _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
+        return count;
+    }
+
+    /// <summary>
+    /// Copies the in-order bytes [<paramref name="from"/>, <paramref name="to"/>), read log and readable bytes alike,
+    /// without moving any cursor (MTCP read-buffer state, thesis fig. 4.10). Both bounds must lie in
+    /// [<see cref="RetainedStart"/>, <see cref="Next"/>].
+    /// </summary>
+    public int CopyRange(SeqNumber from, SeqNumber to, Span<byte> destination)
+    {
+        var offset = from - RetainedStart;
+        var count = to - from;
+        if (offset < 0 || count < 0 || offset + count > _retainedLength + _readableLength || count > destination.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the held [{RetainedStart}, {Next})");
+        }
+
+        var index = (_head + offset) % Capacity;
+        var first = Math.Min(count, Capacity - index);
+        _storage.AsSpan(index, first).CopyTo(destination);
         _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
         return count;
     }

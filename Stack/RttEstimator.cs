@@ -60,6 +60,23 @@ internal sealed class RttEstimator
         Rto = _baseRto;
     }
 
+    /// <summary>
+    /// RFC 6298 §5.7: when the SYN or SYN,ACK timed out, data transfer starts with an RTO of at least 3 seconds
+    /// (within the configured maximum) unless an RTT sample already exists.
+    /// </summary>
+    public void OnHandshakeTimedOut()
+    {
+        if (SmoothedRtt is not null)
+        {
+            return;
+        }
+
+        var threeSeconds = TimeSpan.FromSeconds(3);
+        _baseRto = Clamp(threeSeconds > _baseRto ? threeSeconds : _baseRto);
+        BackoffCount = 0;
+        Rto = _baseRto;
+    }
+
     /// <summary>The timer expired: double the RTO, capped at the maximum (RFC 6298 §5.5).</summary>
     public void OnTimeout()
     {

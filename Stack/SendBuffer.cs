@@ -66,6 +66,25 @@ internal sealed class SendBuffer
         return count;
     }
 
+    /// <summary>
+    /// The bytes in [<paramref name="from"/>, <paramref name="to"/>) as at most two spans over the ring (no copy);
+    /// valid until the next call that changes the buffer. Both bounds must lie in [Start, End].
+    /// </summary>
+    public void GetRange(SeqNumber from, SeqNumber to, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
+    {
+        var offset = from - Start;
+        var count = to - from;
+        if (offset < 0 || count < 0 || offset + count > Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the buffered [{Start}, {End})");
+        }
+
+        var index = (_head + offset) % Capacity;
+        var firstLength = Math.Min(count, Capacity - index);
+        first = _storage.AsSpan(index, firstLength);
+        second = _storage.AsSpan(0, count - firstLength);
+    }
+
     /// <summary>Releases every byte before <paramref name="ack"/> (clamped to [Start, End]); returns the count released.</summary>
     public int AcknowledgeTo(SeqNumber ack)
     {
@@ -79,6 +98,19 @@ internal sealed class SendBuffer
         _head = (_head + count) % Capacity;
         Length -= count;
         Start += count;
+        return count;
+    }
+
+    /// <summary>
+    /// Drops up to <paramref name="count"/> bytes from the front without moving <see cref="Start"/>: the bytes after
+    /// them take their sequence numbers. MTCP's β (thesis 4.2.3) removes bytes the client already has before any
+    /// of them was sent. Returns the count dropped.
+    /// </summary>
+    public int DiscardFront(int count)
+    {
+        count = Math.Clamp(count, 0, Length);
+        _head = (_head + count) % Capacity;
+        Length -= count;
         return count;
     }
 }

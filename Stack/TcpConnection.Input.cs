@@ -122,7 +122,7 @@ public sealed partial class TcpConnection
     private void AcceptPeerSyn(in TcpSegmentRepr segment)
     {
         _irs = segment.SequenceNumber;
-        _receive = new ReceiveBuffer(_config.ReceiveBufferSize, _irs + 1, _config.RetainReadLog);
+        _receive = new ReceiveBuffer(_config.ReceiveBufferSize, _irs + 1, _retainReadLogAtOpen);
         var peerMss = segment.Options.MaxSegmentSize ?? DefaultPeerMss;
         _sendMss = Math.Max(1, Math.Min(_config.MaxSegmentSize, (int)peerMss));
         _congestion.SetSenderMss(_sendMss);
@@ -151,33 +151,53 @@ public sealed partial class TcpConnection
     private void EnterEstablished()
     {
         _connectDeadline = null;
+        if (_handshakeTimedOut)
+        {
+            // RFC 6298 §5.7: a SYN or SYN,ACK timed out, so start data transfer with an RTO of at least 3 s.
+            _rtt.OnHandshakeTimedOut();
+        }
+
         _state = _finQueued ? TcpState.FinWait1 : TcpState.Established;
         _events.Enqueue(TcpEvent.Connected);
     }
 
-    /// <summary>RFC 9293 §3.10.7.4, for SYN-RECEIVED and every synchronized state.</summary>
-    private void OnSegmentSynchronized(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    /// <summary>
+    /// The checks of RFC 9293 §3.10.7.4 (first to fifth step) for SYN-RECEIVED and every synchronized state, as one
+    /// decision table. Pure: it reads the connection and the segment and changes nothing. Rules apply in order; the
+    /// first that matches decides.
+    /// <code>
+    ///  #  state        segment                                   verdict             rule
+    ///  1  SYN-RCVD     SYN, no ACK, SEG.SEQ = IRS                ResendSynAck        peer lost our SYN,ACK
+    ///  2  TIME-WAIT    FIN                                       RestartTimeWait     §3.10.7.4 eighth step
+    ///  3  any          unacceptable SEQ (table below), RST       Drop                §3.10.7.4 first check
+    ///  4  any          unacceptable SEQ, not RST                 DropWithAck         §3.10.7.4 first check
+    ///  5  any          RST, SEG.SEQ = RCV.NXT                    Reset               RFC 5961 §3.2
+    ///  6  any          RST, elsewhere in the window              ChallengeAck        RFC 5961 §3.2
+    ///  7  any          SYN                                       ChallengeAck        RFC 5961 §4.2
+    ///  8  any          no ACK                                    Drop                §3.10.7.4 fifth check
+    ///  9  SYN-RCVD     not SND.UNA &lt; SEG.ACK &lt;= SND.MAX       ResetBadAck         §3.10.7.4 fifth check
+    /// 10  any          SEG.ACK &gt; SND.MAX, or older than SND.UNA - MAX.SND.WND
+    ///                                                            DropWithAck         §3.10.7.4, RFC 5961 §5.2
+    /// 11  any          acceptable SEQ                            Accept
+    /// 12  any          RCV.WND = 0 and SEG.SEQ = RCV.NXT         AcceptControlOnly   §3.10.7.4: "special allowance
+    ///                                                                                for valid ACKs, URGs and RSTs"
+    /// </code>
+    /// Sequence acceptability (first check), with RCV.WND what the buffer can take now (never less than announced):
+    /// <code>
+    ///  SEG.LEN  RCV.WND  acceptable when
+    ///  0        0        SEG.SEQ = RCV.NXT
+    ///  0        &gt;0       RCV.NXT &lt;= SEG.SEQ &lt; RCV.NXT+RCV.WND
+    ///  &gt;0       0        never
+    ///  &gt;0       &gt;0       RCV.NXT &lt;= SEG.SEQ &lt; RCV.NXT+RCV.WND  or  RCV.NXT &lt;= SEG.SEQ+SEG.LEN-1 &lt; RCV.NXT+RCV.WND
+    /// </code>
+    /// </summary>
+    internal SegmentVerdict Judge(in TcpSegmentRepr segment, int payloadLength)
     {
-        var receive = _receive!;
         var seq = segment.SequenceNumber;
+        var ack = segment.AcknowledgmentNumber;
         var rcvNxt = ReceiveNext;
-        var segmentLength = SegmentLength(segment, payload.Length);
-
-        // A repeated SYN from the peer while our SYN,ACK is unanswered: it lost our SYN,ACK, so resend at once.
-        if (_state == TcpState.SynReceived && segment.Has(TcpFlags.Syn) && !segment.Has(TcpFlags.Ack) && seq == _irs)
-        {
-            _sndNxt = InitialSendSequence;
-            return;
-        }
-
-        // First check, sequence number. The acceptance table of §3.10.7.4:
-        //   SEG.LEN  RCV.WND  acceptable when
-        //   0        0        SEG.SEQ = RCV.NXT
-        //   0        >0       RCV.NXT <= SEG.SEQ < RCV.NXT+RCV.WND
-        //   >0       0        never
-        //   >0       >0       RCV.NXT <= SEG.SEQ < RCV.NXT+RCV.WND  or  RCV.NXT <= SEG.SEQ+SEG.LEN-1 < RCV.NXT+RCV.WND
-        // RCV.WND is what the buffer can take now, which is never less than what we announced.
-        var window = _finReceived ? 0 : receive.Window;
+        var segmentLength = SegmentLength(segment, payloadLength);
+        var window = _finReceived ? 0 : _receive!.Window;
         var acceptable = (segmentLength, window) switch
         {
             (0, 0) => seq == rcvNxt,
@@ -185,76 +205,106 @@ public sealed partial class TcpConnection
             (_, 0) => false,
             _ => seq.InRange(rcvNxt, rcvNxt + window) || (seq + (segmentLength - 1)).InRange(rcvNxt, rcvNxt + window),
         };
+        var atRcvNxtWithClosedWindow = window == 0 && seq == rcvNxt;
+        var rst = segment.Has(TcpFlags.Rst);
+        var syn = segment.Has(TcpFlags.Syn);
 
-        // After our FIN was acknowledged by a FIN-carrying peer, a retransmitted FIN is the only thing that can
-        // arrive in TIME-WAIT: acknowledge it and restart the 2 MSL timer (§3.10.7.4, eighth step).
-        if (_state == TcpState.TimeWait && segment.Has(TcpFlags.Fin) && !segment.Has(TcpFlags.Rst))
+        if (_state == TcpState.SynReceived && syn && !segment.Has(TcpFlags.Ack) && seq == _irs)
         {
-            _ackNow = true;
-            EnterTimeWait(now);
-            return;
+            return SegmentVerdict.ResendSynAck; // 1
         }
 
-        if (!acceptable)
+        if (_state == TcpState.TimeWait && segment.Has(TcpFlags.Fin) && !rst)
         {
-            // An unacceptable segment is answered by an ACK (unless it is a RST) and dropped.
-            Stats.SegmentsRejected++;
-            if (!segment.Has(TcpFlags.Rst))
-            {
-                _ackNow = true;
-            }
-
-            return;
+            return SegmentVerdict.RestartTimeWait; // 2
         }
 
-        // Second check, RST (RFC 5961 §3.2): only an exact RCV.NXT match resets; any other in-window RST gets a
-        // challenge ACK so a blind attacker must guess the exact sequence number.
-        if (segment.Has(TcpFlags.Rst))
+        if (!acceptable && !atRcvNxtWithClosedWindow)
         {
-            if (seq != rcvNxt)
-            {
-                SendChallengeAck();
-                return;
-            }
-
-            EnterClosed(_state is TcpState.Closing or TcpState.LastAck or TcpState.TimeWait ? TcpEvent.Closed : TcpEvent.Reset);
-            return;
+            return rst ? SegmentVerdict.Drop : SegmentVerdict.DropWithAck; // 3, 4
         }
 
-        // Fourth check, SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, drop.
-        if (segment.Has(TcpFlags.Syn))
+        if (rst)
         {
-            SendChallengeAck();
-            return;
+            return seq == rcvNxt ? SegmentVerdict.Reset : SegmentVerdict.ChallengeAck; // 5, 6
         }
 
-        // Fifth check, ACK. A segment without ACK is dropped.
+        if (syn)
+        {
+            return SegmentVerdict.ChallengeAck; // 7
+        }
+
         if (!segment.Has(TcpFlags.Ack))
         {
-            return;
+            return SegmentVerdict.Drop; // 8
         }
 
+        if (_state == TcpState.SynReceived && !(ack > _sndUna && ack <= _sndMax))
+        {
+            return SegmentVerdict.ResetBadAck; // 9
+        }
+
+        if (ack > _sndMax || ack < _sndUna - Math.Max(_maxSndWnd, 1))
+        {
+            return SegmentVerdict.DropWithAck; // 10
+        }
+
+        return acceptable ? SegmentVerdict.Accept : SegmentVerdict.AcceptControlOnly; // 11, 12
+    }
+
+    /// <summary>RFC 9293 §3.10.7.4 for SYN-RECEIVED and every synchronized state: judge, then act on the verdict.</summary>
+    private void OnSegmentSynchronized(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        var verdict = Judge(segment, payload.Length);
+        switch (verdict)
+        {
+            case SegmentVerdict.ResendSynAck:
+                _sndNxt = InitialSendSequence;
+                return;
+            case SegmentVerdict.RestartTimeWait:
+                _ackNow = true;
+                EnterTimeWait(now);
+                return;
+            case SegmentVerdict.Drop:
+                return;
+            case SegmentVerdict.DropWithAck:
+                Stats.SegmentsRejected++;
+                _ackNow = true;
+                return;
+            case SegmentVerdict.Reset:
+                // In SYN-RECEIVED after a passive open RFC 9293 returns to LISTEN; here every SYN got its own
+                // connection from a listener that keeps listening, so this connection simply closes.
+                EnterClosed(_state is TcpState.Closing or TcpState.LastAck or TcpState.TimeWait ? TcpEvent.Closed : TcpEvent.Reset);
+                return;
+            case SegmentVerdict.ChallengeAck:
+                Stats.ChallengeAcks++;
+                _ackNow = true;
+                return;
+            case SegmentVerdict.ResetBadAck:
+                QueueReset(segment.AcknowledgmentNumber, default, TcpFlags.Rst);
+                return;
+            case SegmentVerdict.AcceptControlOnly:
+                if (SegmentLength(segment, payload.Length) > 0)
+                {
+                    Stats.SegmentsRejected++;
+                    _ackNow = true;
+                }
+
+                break;
+            default:
+                break;
+        }
+
+        var seq = segment.SequenceNumber;
         var ack = segment.AcknowledgmentNumber;
         if (_state == TcpState.SynReceived)
         {
-            if (!(ack > _sndUna && ack <= _sndMax))
-            {
-                QueueReset(ack, default, TcpFlags.Rst);
-                return;
-            }
-
+            // Rule 9 passed: the ACK covers our SYN (§3.10.7.4 fifth step, SYN-RECEIVED).
             _sndWnd = segment.Window << _sndWindowShift;
             _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
             _sndWl1 = seq;
             _sndWl2 = ack;
             EnterEstablished();
-        }
-
-        if (ack > _sndMax)
-        {
-            // Acknowledges something not yet sent: send an ACK and drop (§3.10.7.4, RFC 5961 §5.2).
-            _ackNow = true;
-            return;
         }
 
         if (ack >= _sndUna)
@@ -265,6 +315,13 @@ public sealed partial class TcpConnection
                 return;
             }
         }
+
+        if (verdict == SegmentVerdict.AcceptControlOnly)
+        {
+            return;
+        }
+
+        var receive = _receive!;
 
         // Seventh step, segment text: only while the peer may still send (before its FIN).
         if (!payload.IsEmpty && _state is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
@@ -289,12 +346,6 @@ public sealed partial class TcpConnection
         {
             AcceptPeerFin(now);
         }
-    }
-
-    private void SendChallengeAck()
-    {
-        Stats.ChallengeAcks++;
-        _ackNow = true;
     }
 
     /// <summary>SND.UNA &lt;= SEG.ACK &lt;= SND.MAX: new data acknowledged, duplicate ACKs and window updates.</summary>

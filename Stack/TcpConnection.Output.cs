@@ -242,6 +242,7 @@ public sealed partial class TcpConnection
 
     private void ClearAckState()
     {
+        _lastAckSent = ReceiveNext;
         _ackNow = false;
         _delayedAckAt = null;
         _unackedBytes = 0;
@@ -278,7 +279,11 @@ public sealed partial class TcpConnection
         }
 
         _rtt.OnTimeout();
-        if (_state is not (TcpState.SynSent or TcpState.SynReceived))
+        if (_state is TcpState.SynSent or TcpState.SynReceived)
+        {
+            _handshakeTimedOut = true;
+        }
+        else
         {
             _congestion.OnRetransmissionTimeout(_sndMax - _sndUna, _sndMax);
         }

@@ -69,6 +69,7 @@ public sealed partial class TcpConnection
     // Timers: each is a deadline or null; PollTimeout returns the earliest.
     private Instant? _retransmitAt;
     private int _consecutiveTimeouts;
+    private bool _handshakeTimedOut;
     private Instant? _persistAt;
     private int _persistBackoff;
     private Instant? _timeWaitUntil;
@@ -84,6 +85,7 @@ public sealed partial class TcpConnection
     private bool _writableWanted;
     private bool _readableQueued;
 
+    private bool _retainReadLogAtOpen;
     private bool _resetPending;
     private TcpSegmentRepr _reset;
 
@@ -101,6 +103,7 @@ public sealed partial class TcpConnection
         _rtt = new RttEstimator(config.InitialRto, config.MinRto, config.MaxRto, config.ClockGranularity);
         _sendMss = Math.Min(config.MaxSegmentSize, DefaultPeerMss);
         _congestion = new NewRenoCongestionControl(_sendMss, config.InitialWindowSegments, iss);
+        _retainReadLogAtOpen = config.RetainReadLog;
     }
 
     public TcpState State => _state;
@@ -185,23 +188,26 @@ public sealed partial class TcpConnection
     /// <summary>Queues bytes for sending (RFC 9293 §3.10.2); returns how many fit in the send buffer.</summary>
     public int Write(ReadOnlySpan<byte> data)
     {
+        ThrowIfMigratedAway();
         if (!CanWrite)
         {
             return 0;
         }
 
+        var discarded = DiscardDuplicateWrite(ref data);
         var written = _send.Write(data);
         if (written < data.Length)
         {
             _writableWanted = true;
         }
 
-        return written;
+        return discarded + written;
     }
 
     /// <summary>Reads in-order bytes (RFC 9293 §3.10.3); may open the window and schedule a window update.</summary>
     public int Read(Span<byte> destination)
     {
+        ThrowIfMigratedAway();
         if (_receive is null)
         {
             return 0;
@@ -331,7 +337,7 @@ public sealed partial class TcpConnection
         {
             // RFC 9293 §3.8.6.1: probe the zero window; back off like the RTO while the peer keeps it closed.
             _probePending = true;
-            _persistAt = now + Backoff(_rtt.Rto, ++_persistBackoff);
+            _persistAt = now + PersistInterval(++_persistBackoff);
         }
     }
 
@@ -398,13 +404,56 @@ public sealed partial class TcpConnection
     /// </summary>
     public int CopyUnacknowledged(SeqNumber from, SeqNumber to, Span<byte> destination) => _send.CopyRange(from, to, destination);
 
+    /// <summary>
+    /// The unacknowledged bytes in [<paramref name="from"/>, <paramref name="to"/>) as at most two spans, without
+    /// copying; valid until the next call into this connection.
+    /// </summary>
+    public void GetUnacknowledged(SeqNumber from, SeqNumber to, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second) =>
+        _send.GetRange(from, to, out first, out second);
+
+    /// <summary>The read log [ReadLogStart, ReadNext) as at most two spans, without copying; valid until the next call.</summary>
+    public void GetReadLog(out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
+    {
+        if (_receive is null)
+        {
+            first = default;
+            second = default;
+            return;
+        }
+
+        _receive.GetReadLog(out first, out second);
+    }
+
+    /// <summary>
+    /// Whether read bytes are retained as the read log (starts as <see cref="TcpConfig.RetainReadLog"/>). Turning it
+    /// off releases the current log.
+    /// </summary>
+    public bool RetainReadLog
+    {
+        get => _receive?.RetainReadLog ?? _retainReadLogAtOpen;
+        set
+        {
+            _retainReadLogAtOpen = value;
+            if (_receive is not null)
+            {
+                _receive.RetainReadLog = value;
+                ScheduleWindowUpdateIfOpened();
+            }
+        }
+    }
+
     /// <summary>Sequence number one past the last byte written by the application.</summary>
     public SeqNumber WriteEnd => _send.End;
 
     private static int SegmentLength(in TcpSegmentRepr segment, int payloadLength) =>
         payloadLength + (segment.Has(TcpFlags.Syn) ? 1 : 0) + (segment.Has(TcpFlags.Fin) ? 1 : 0);
 
-    private static TimeSpan Backoff(TimeSpan rto, int shift) => TimeSpan.FromTicks(rto.Ticks << Math.Min(shift, 16));
+    /// <summary>The RTO doubled <paramref name="shift"/> times, capped at the configured maximum RTO.</summary>
+    private TimeSpan PersistInterval(int shift)
+    {
+        var interval = TimeSpan.FromTicks(_rtt.Rto.Ticks << Math.Min(shift, 16));
+        return interval > _config.MaxRto ? _config.MaxRto : interval;
+    }
 
     private void EnterClosed(TcpEvent reason)
     {

@@ -39,4 +39,7 @@ public enum TcpEvent
 
     /// <summary>The connection gave up: establishment timeout or too many retransmissions (RFC 9293 §3.8.3 R2).</summary>
     TimedOut,
+
+    /// <summary>The connection migrated to another server (thesis 4.2.3, state ack): reads and writes now fail with EMIGRATED.</summary>
+    MigratedAway,
 }

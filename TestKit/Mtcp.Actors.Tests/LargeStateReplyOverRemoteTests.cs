@@ -1,5 +1,8 @@
+using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Event;
+using Akka.Serialization;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors.Tests;
@@ -19,7 +22,7 @@ public sealed class LargeStateReplyOverRemoteTests : Akka.TestKit.Xunit2.TestKit
     public LargeStateReplyOverRemoteTests()
         : base(NodeConfig(), "destination")
     {
-        _origin = ActorSystem.Create("origin", NodeConfig().WithFallback(DefaultConfig));
+        _origin = ActorSystem.Create("origin", OriginConfig().WithFallback(NodeConfig()).WithFallback(DefaultConfig));
         _settings = ControlSettings.Create(Sys);
     }
 
@@ -28,6 +31,12 @@ public sealed class LargeStateReplyOverRemoteTests : Akka.TestKit.Xunit2.TestKit
         akka.remote.dot-netty.tcp.hostname = 127.0.0.1
         akka.remote.dot-netty.tcp.port = 0
         """));
+
+    /// <summary>The origin can also send <see cref="Truncated"/> messages: a control frame cut short under the real id and manifest.</summary>
+    private static Config OriginConfig() => ConfigurationFactory.ParseString($$"""
+        akka.actor.serializers.truncating = "{{typeof(TruncatingSerializer).AssemblyQualifiedName}}"
+        akka.actor.serialization-bindings { "{{typeof(Truncated).AssemblyQualifiedName}}" = truncating }
+        """);
 
     protected override void AfterAll()
     {
@@ -111,6 +120,47 @@ public sealed class LargeStateReplyOverRemoteTests : Akka.TestKit.Xunit2.TestKit
         var result = await ExpectMsgAsync<AssemblyResult>(TransferTimeout);
         Assert.Equal(AssemblyStatus.UnexpectedRequest, result.Status);
     }
+
+    [Fact]
+    public async Task Malformed_control_frame_must_be_dropped_and_leave_the_association_and_receiver_working()
+    {
+        var receiver = await RemoteReceiverAsync();
+
+        // Akka.Remote logs the serializer's exception, which names the wire error, and drops that one message.
+        await EventFilter.Custom(logEvent =>
+            logEvent is Warning { Cause: SerializationException cause }
+            && logEvent.Message.ToString()!.Contains("serializer id [253] and manifest [SRP]", StringComparison.Ordinal)
+            && cause.Message.Contains(nameof(ControlWireError.BodyLengthMismatch), StringComparison.Ordinal)).ExpectOneAsync(() =>
+        {
+            receiver.Tell(new Truncated(ControlSamples.Reply), ActorRefs.NoSender);
+            return Task.CompletedTask;
+        });
+        receiver.Tell(ControlSamples.Ack, ActorRefs.NoSender);
+
+        Assert.Equal(ControlSamples.Ack, await ExpectMsgAsync<StateAck>(TransferTimeout));
+    }
+
+    /// <summary>A control message to be sent damaged.</summary>
+    public sealed record Truncated(ControlMessage Inner);
+
+    /// <summary>
+    /// Writes a <see cref="Truncated"/> message as its inner frame minus the last byte, under
+    /// <see cref="ControlMessageSerializer"/>'s identifier and the inner manifest, so the receiver's
+    /// <see cref="ControlMessageSerializer"/> is handed a malformed frame.
+    /// </summary>
+    public sealed class TruncatingSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+    {
+        public override int Identifier => ControlMessageSerializerIdentifier;
+
+        public override string Manifest(object o) => ((Truncated)o).Inner.Manifest;
+
+        public override byte[] ToBinary(object obj) => ((Truncated)obj).Inner.ToArray()[..^1];
+
+        public override object FromBinary(byte[] bytes, string manifest) =>
+            throw new NotSupportedException("only the sending side uses this serializer");
+    }
+
+    private const int ControlMessageSerializerIdentifier = 253;
 
     /// <summary>
     /// The receiving half of a control connection, reduced to what these tests need: whole control messages

@@ -87,4 +87,23 @@ public sealed class RttEstimatorTests
         Assert.Equal(0, rtt.BackoffCount);
         Assert.Equal(300 * Ms, rtt.Rto);
     }
+
+    [Fact]
+    public void Handshake_timeout_without_a_sample_must_start_data_at_three_seconds()
+    {
+        var rtt = Create();
+        rtt.OnTimeout();
+        rtt.OnHandshakeTimedOut();
+        Assert.Equal(TimeSpan.FromSeconds(3), rtt.Rto); // RFC 6298 §5.7
+        Assert.Equal(0, rtt.BackoffCount);
+    }
+
+    [Fact]
+    public void Handshake_timeout_must_not_override_a_measured_rtt()
+    {
+        var rtt = Create();
+        rtt.OnSample(100 * Ms);
+        rtt.OnHandshakeTimedOut();
+        Assert.Equal(300 * Ms, rtt.Rto);
+    }
 }

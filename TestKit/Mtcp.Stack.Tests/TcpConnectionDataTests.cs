@@ -176,6 +176,38 @@ public sealed class TcpConnectionDataTests
     }
 
     [Fact]
+    public void Acks_riding_on_data_must_count_while_our_window_is_zero()
+    {
+        var config = ScriptedPeer.DefaultConfig with { ReceiveBufferSize = 2000 };
+        var peer = ScriptedPeer.Established(config);
+        peer.SendData(Bytes(1000), LocalIss + 1);
+        peer.SendData(Bytes(1000), LocalIss + 1);
+        Assert.Equal(0, peer.Single().Header.Window);
+        peer.Connection.Write(Bytes(500));
+        peer.Drain();
+
+        // Our window is closed, so the text is dropped, but the ACK of our 500 bytes is taken (§3.10.7.4).
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 501), Bytes(100));
+        Assert.Equal(LocalIss + 501, peer.Connection.SendUnacknowledged);
+        var ack = peer.Single();
+        Assert.Equal(peer.RemoteNext, ack.Ack);
+        Assert.Equal(0, ack.Header.Window);
+        Assert.Equal(2000, peer.Connection.BytesReadable);
+    }
+
+    [Fact]
+    public void Ack_older_than_the_largest_window_must_be_dropped()
+    {
+        var peer = ScriptedPeer.Established();
+        peer.Connection.Write(Bytes(1000));
+        peer.Drain();
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 1001));
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss - 1_000_000), Bytes(10));
+        Assert.Equal(TcpFlags.Ack, peer.Single().Flags); // RFC 5961 §5.2: ACK and drop
+        Assert.Equal(0, peer.Connection.BytesReadable);
+    }
+
+    [Fact]
     public void Reading_a_full_buffer_must_send_a_window_update()
     {
         var config = ScriptedPeer.DefaultConfig with { ReceiveBufferSize = 4000 };
@@ -249,6 +281,33 @@ public sealed class TcpConnectionDataTests
         peer.Connection.ReleaseReadLog(start + 200);
         Assert.Equal(100, peer.Connection.ReadLogLength);
         Assert.Equal(start + 200, peer.Connection.ReadLogStart);
+    }
+
+    [Fact]
+    public void Read_log_must_be_visible_without_copying_and_switchable()
+    {
+        var peer = ScriptedPeer.Established();
+        Assert.False(peer.Connection.RetainReadLog);
+        peer.Connection.RetainReadLog = true;
+        peer.SendData(Bytes(200), LocalIss + 1);
+        peer.Connection.Read(new byte[200]);
+        peer.Connection.GetReadLog(out var first, out var second);
+        Assert.Equal(Bytes(200), first.ToArray().Concat(second.ToArray()));
+
+        peer.Connection.RetainReadLog = false;
+        Assert.Equal(0, peer.Connection.ReadLogLength);
+        Assert.Equal(peer.Connection.ReadNext, peer.Connection.ReadLogStart);
+    }
+
+    [Fact]
+    public void Unacknowledged_bytes_must_be_visible_without_copying()
+    {
+        var peer = ScriptedPeer.Established();
+        peer.Connection.Write(Bytes(1500));
+        peer.Drain();
+        var una = peer.Connection.SendUnacknowledged;
+        peer.Connection.GetUnacknowledged(una + 100, una + 1500, out var first, out var second);
+        Assert.Equal(Bytes(1500)[100..], first.ToArray().Concat(second.ToArray()));
     }
 
     [Fact]

@@ -31,6 +31,7 @@ public sealed class SimNetwork
     private readonly List<ISimNode> _nodes = [];
     private readonly Dictionary<IpAddress, ISimNode> _byAddress = [];
     private readonly Dictionary<IpAddress, Instant> _linkFreeAt = [];
+    private readonly Dictionary<(IpAddress From, IpAddress To), LinkConditions> _linkOverrides = [];
     private readonly PriorityQueue<SimPacket, (Instant At, long Order)> _inFlight = new();
     private long _order;
 
@@ -46,14 +47,33 @@ public sealed class SimNetwork
     /// <summary>The only source of randomness in a run; nodes may draw ISNs from it too.</summary>
     public Random Random { get; }
 
-    /// <summary>Impairments for packets sent from now on; may change mid-run.</summary>
+    /// <summary>Impairments for packets sent from now on, unless a link override applies; may change mid-run.</summary>
     public LinkConditions Conditions { get; set; }
+
+    /// <summary>
+    /// Gives the one-way link <paramref name="from"/> to <paramref name="to"/> its own conditions (null restores the
+    /// network-wide ones); a <see cref="LinkConditions.LossRate"/> of 1 partitions it.
+    /// </summary>
+    public void SetLinkConditions(IpAddress from, IpAddress to, LinkConditions? conditions)
+    {
+        if (conditions is null)
+        {
+            _linkOverrides.Remove((from, to));
+        }
+        else
+        {
+            _linkOverrides[(from, to)] = conditions;
+        }
+    }
 
     public Instant Now { get; private set; } = Instant.FromMilliseconds(1);
 
     public SimNetworkStats Stats { get; } = new();
 
     public int PacketsInFlight => _inFlight.Count;
+
+    /// <summary>Packets for which this returns true are lost on sending, for tests that need one exact loss.</summary>
+    public Func<SimPacket, bool>? Drop { get; set; }
 
     /// <summary>Observes every packet as it is delivered (after impairments), for tests that inspect traffic.</summary>
     public Action<Instant, SimPacket>? OnDeliver { get; set; }
@@ -138,6 +158,9 @@ public sealed class SimNetwork
         return true;
     }
 
+    /// <summary>Puts a packet on the wire as if a host had sent it (subject to the same impairments), e.g. a forgery.</summary>
+    public void Inject(in SimPacket packet) => Send(packet);
+
     /// <summary>Polls every node until it has nothing more to send and puts the packets on the wire.</summary>
     public void CollectTransmissions()
     {
@@ -153,7 +176,7 @@ public sealed class SimNetwork
     private void Send(in SimPacket packet)
     {
         Stats.Sent++;
-        var conditions = Conditions;
+        var conditions = _linkOverrides.Count > 0 && _linkOverrides.TryGetValue((packet.Source, packet.Destination), out var link) ? link : Conditions;
         if (packet.Size > conditions.Mtu)
         {
             Stats.OverMtu++;
@@ -167,7 +190,7 @@ public sealed class SimNetwork
             _linkFreeAt[packet.Source] = departure + TimeSpan.FromTicks(packet.Size * TimeSpan.TicksPerSecond / bandwidth);
         }
 
-        if (Random.NextDouble() < conditions.LossRate)
+        if (Random.NextDouble() < conditions.LossRate || Drop?.Invoke(packet) == true)
         {
             Stats.Lost++;
             return;

@@ -7,7 +7,7 @@ namespace Mtcp.Actors;
 
 /// <summary>
 /// Serializes the control-connection messages (thesis 4.2.3) in their byte-exact Mtcp.Wire.Control
-/// encoding, and <see cref="StateReplyChunk"/>s in theirs. Bound in HOCON/mtcp-reference.conf; its
+/// encoding, and <see cref="StateReplyChunk"/>s and <see cref="AbandonStateTransfer"/> notices in theirs. Bound in HOCON/mtcp-reference.conf; its
 /// identifier comes from <c>akka.actor.serialization-identifiers</c> (253). The manifests are the
 /// messages' frozen <c>SerializerManifest</c> constants, so a type may be renamed or moved freely.
 /// A malformed payload raises a <see cref="SerializationException"/> naming the manifest and the
@@ -24,6 +24,7 @@ public sealed class ControlMessageSerializer : SerializerWithStringManifest
     {
         ControlMessage message => message.Manifest,
         StateReplyChunk => StateReplyChunk.SerializerManifest,
+        AbandonStateTransfer => AbandonStateTransfer.SerializerManifest,
         _ => throw Unsupported(o),
     };
 
@@ -31,6 +32,7 @@ public sealed class ControlMessageSerializer : SerializerWithStringManifest
     {
         ControlMessage message => message.ToArray(),
         StateReplyChunk chunk => chunk.ToArray(),
+        AbandonStateTransfer notice => notice.ToArray(),
         _ => throw Unsupported(obj),
     };
 
@@ -42,6 +44,13 @@ public sealed class ControlMessageSerializer : SerializerWithStringManifest
             return StateReplyChunk.TryDecode(bytes, out var chunk, out var chunkError)
                 ? chunk
                 : throw Malformed(manifest, chunkError, bytes.Length);
+        }
+
+        if (manifest == AbandonStateTransfer.SerializerManifest)
+        {
+            return AbandonStateTransfer.TryDecode(bytes, out var notice, out var noticeError)
+                ? notice
+                : throw Malformed(manifest, noticeError, bytes.Length);
         }
 
         return ControlMessageCodec.TryDecode(manifest, bytes, out var message, out var error)

@@ -1,0 +1,234 @@
+using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
+using System.Text;
+using Akka.Actor;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors;
+
+/// <summary>Why a <see cref="ServiceAnnouncement"/> could not be decoded.</summary>
+public enum ServiceAnnouncementError : byte
+{
+    None = 0,
+    Truncated,
+    UnsupportedVersion,
+    UnknownFlags,
+    BadAddressFamily,
+    BadPort,
+    BadControlAddress,
+    TrailingBytes,
+}
+
+/// <summary>
+/// What one server node tells the others through the service directory: where clients reach its MTCP
+/// service (TCP_ADDSERVERS, thesis 4.2.3) and the address of its end of the control connections
+/// (TCP_CONTROL_MAPPINGS). <see cref="ReplyRequested"/> asks the receiver to answer with its own announcement,
+/// so that two directories that started at different times still learn of each other.
+/// </summary>
+public sealed record ServiceAnnouncement
+{
+    public const string SerializerManifest = "SDA";
+
+    public const byte CurrentVersion = 1;
+
+    /// <summary>Entries fit a 16-bit count; far more than any cluster of cooperating servers has.</summary>
+    public const int MaxServiceEndpoints = ushort.MaxValue;
+
+    /// <summary>
+    /// <code>
+    /// +---------------+---------------+-------------------------------+
+    /// |    Version    |     Flags     |        EndpointCount          |
+    /// +---------------+---------------+-------------------------------+
+    /// | per endpoint: Family (4 or 6) | Address (4 or 16) | Port (16) |
+    /// +-------------------------------+-------------------------------+
+    /// |   ControlAddressLength (16)   | ControlAddress (UTF-8) ...    |
+    /// +-------------------------------+-------------------------------+
+    /// </code>
+    /// Flags: bit 0 is <see cref="ReplyRequested"/>; the others are zero. Integers are big-endian.
+    /// </summary>
+    private const int HeaderLength = 4;
+    private const byte ReplyRequestedFlag = 0x01;
+
+    private readonly ServerEndpoint[] _serviceEndpoints;
+
+    public ServiceAnnouncement(IEnumerable<ServerEndpoint> serviceEndpoints, Address controlAddress, bool replyRequested)
+    {
+        ArgumentNullException.ThrowIfNull(serviceEndpoints);
+        ArgumentNullException.ThrowIfNull(controlAddress);
+        _serviceEndpoints = serviceEndpoints.ToArray();
+        if (_serviceEndpoints.Length > MaxServiceEndpoints || _serviceEndpoints.Any(e => e.Address.Length == 0))
+        {
+            throw new ArgumentException("service endpoints must have addresses and number at most 65535", nameof(serviceEndpoints));
+        }
+
+        if (!controlAddress.HasGlobalScope)
+        {
+            throw new ArgumentException($"control address {controlAddress} is not reachable from other nodes", nameof(controlAddress));
+        }
+
+        ControlAddress = controlAddress;
+        ReplyRequested = replyRequested;
+    }
+
+    /// <summary>Where clients reach the announcing node's MTCP service.</summary>
+    public IReadOnlyList<ServerEndpoint> ServiceEndpoints => _serviceEndpoints;
+
+    /// <summary>The announcing node's Akka address: its end of every control connection.</summary>
+    public Address ControlAddress { get; }
+
+    /// <summary>The receiver should answer with its own announcement.</summary>
+    public bool ReplyRequested { get; }
+
+    public bool Equals(ServiceAnnouncement? other) =>
+        other is not null
+        && ControlAddress.Equals(other.ControlAddress)
+        && ReplyRequested == other.ReplyRequested
+        && _serviceEndpoints.AsSpan().SequenceEqual(other._serviceEndpoints);
+
+    public override int GetHashCode() => HashCode.Combine(ControlAddress, ReplyRequested, _serviceEndpoints.Length);
+
+    /// <summary>The same announcement with <see cref="ReplyRequested"/> set as given.</summary>
+    public ServiceAnnouncement WithReplyRequested(bool replyRequested) =>
+        replyRequested == ReplyRequested ? this : new ServiceAnnouncement(_serviceEndpoints, ControlAddress, replyRequested);
+
+    /// <summary>True when both announce the same endpoints and control address, whatever their reply flags.</summary>
+    public bool SameContent(ServiceAnnouncement other) =>
+        other is not null && ControlAddress.Equals(other.ControlAddress) && _serviceEndpoints.AsSpan().SequenceEqual(other._serviceEndpoints);
+
+    public byte[] ToArray()
+    {
+        var control = Encoding.UTF8.GetBytes(ControlAddress.ToString());
+        var length = HeaderLength + _serviceEndpoints.Sum(e => 1 + e.Address.Length + 2) + 2 + control.Length;
+        var bytes = new byte[length];
+        var span = bytes.AsSpan();
+        span[0] = CurrentVersion;
+        span[1] = ReplyRequested ? ReplyRequestedFlag : (byte)0;
+        BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)_serviceEndpoints.Length);
+        var at = HeaderLength;
+        foreach (var endpoint in _serviceEndpoints)
+        {
+            span[at++] = endpoint.Address.IsIPv4 ? (byte)4 : (byte)6;
+            at += endpoint.Address.WriteTo(span[at..]);
+            BinaryPrimitives.WriteUInt16BigEndian(span[at..], endpoint.Port);
+            at += 2;
+        }
+
+        BinaryPrimitives.WriteUInt16BigEndian(span[at..], checked((ushort)control.Length));
+        control.CopyTo(span[(at + 2)..]);
+        return bytes;
+    }
+
+    public static bool TryDecode(ReadOnlySpan<byte> encoded, [NotNullWhen(true)] out ServiceAnnouncement? announcement, out ServiceAnnouncementError error)
+    {
+        announcement = null;
+        if (encoded.Length < HeaderLength)
+        {
+            error = ServiceAnnouncementError.Truncated;
+            return false;
+        }
+
+        if (encoded[0] != CurrentVersion)
+        {
+            error = ServiceAnnouncementError.UnsupportedVersion;
+            return false;
+        }
+
+        var flags = encoded[1];
+        if ((flags & ~ReplyRequestedFlag) != 0)
+        {
+            error = ServiceAnnouncementError.UnknownFlags;
+            return false;
+        }
+
+        int count = BinaryPrimitives.ReadUInt16BigEndian(encoded[2..]);
+        var rest = encoded[HeaderLength..];
+        var endpoints = new ServerEndpoint[count];
+        for (var index = 0; index < count; index++)
+        {
+            if (rest.IsEmpty)
+            {
+                error = ServiceAnnouncementError.Truncated;
+                return false;
+            }
+
+            var addressLength = rest[0] switch
+            {
+                4 => IpAddress.V4Length,
+                6 => IpAddress.V6Length,
+                _ => 0,
+            };
+            if (addressLength == 0)
+            {
+                error = ServiceAnnouncementError.BadAddressFamily;
+                return false;
+            }
+
+            if (rest.Length < 1 + addressLength + 2)
+            {
+                error = ServiceAnnouncementError.Truncated;
+                return false;
+            }
+
+            var addressBytes = rest.Slice(1, addressLength);
+            var address = addressLength == IpAddress.V4Length ? IpAddress.FromIPv4(addressBytes) : IpAddress.FromIPv6(addressBytes);
+            var port = BinaryPrimitives.ReadUInt16BigEndian(rest[(1 + addressLength)..]);
+            if (port == 0)
+            {
+                error = ServiceAnnouncementError.BadPort;
+                return false;
+            }
+
+            endpoints[index] = new ServerEndpoint(address, port);
+            rest = rest[(1 + addressLength + 2)..];
+        }
+
+        if (rest.Length < 2)
+        {
+            error = ServiceAnnouncementError.Truncated;
+            return false;
+        }
+
+        int controlLength = BinaryPrimitives.ReadUInt16BigEndian(rest);
+        if (rest.Length < 2 + controlLength)
+        {
+            error = ServiceAnnouncementError.Truncated;
+            return false;
+        }
+
+        if (rest.Length > 2 + controlLength)
+        {
+            error = ServiceAnnouncementError.TrailingBytes;
+            return false;
+        }
+
+        if (!TryParseAddress(rest.Slice(2, controlLength), out var controlAddress))
+        {
+            error = ServiceAnnouncementError.BadControlAddress;
+            return false;
+        }
+
+        announcement = new ServiceAnnouncement(endpoints, controlAddress, (flags & ReplyRequestedFlag) != 0);
+        error = ServiceAnnouncementError.None;
+        return true;
+    }
+
+    private static bool TryParseAddress(ReadOnlySpan<byte> utf8, [NotNullWhen(true)] out Address? address)
+    {
+        address = null;
+        try
+        {
+            var text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(utf8);
+            var parsed = Address.Parse(text);
+            if (parsed.HasGlobalScope)
+            {
+                address = parsed;
+            }
+        }
+        catch (Exception e) when (e is ArgumentException or UriFormatException or FormatException)
+        {
+            // Not an Akka address: reported to the caller as BadControlAddress.
+        }
+
+        return address is not null;
+    }
+}

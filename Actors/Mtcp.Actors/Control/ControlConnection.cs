@@ -1,0 +1,280 @@
+using Akka.Actor;
+using Akka.Event;
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Actors;
+
+/// <summary>
+/// This node's end of the one control connection to one peer node (thesis 4.2.3: "exactly one control
+/// connection between any two cooperating servers"), over the Akka.Remote association between the nodes.
+/// Every state transfer with that peer, in both directions, is multiplexed onto it by request id.
+/// <para>
+/// Requesting side (S2): <see cref="RequestState"/> goes out to the peer's <see cref="ControlConnectionManager"/>;
+/// the reply (whole or in <see cref="StateReplyChunk"/>s), reject, timeout or failure goes to the requester.
+/// A reply that comes after the request ended is never delivered and never acked: the origin closes its
+/// endpoint only on a <see cref="StateAck"/>, so it keeps serving the client; an
+/// <see cref="AbandonStateTransfer"/> tells it so early.
+/// </para>
+/// <para>
+/// Serving side (S1): a peer's <see cref="StateRequest"/> goes to the connection registry as
+/// <see cref="StateRequestReceived"/>; its answer goes back to the peer (chunked when large); a peer's
+/// <see cref="StateAck"/> goes to the registry as <see cref="StateAckReceived"/>.
+/// </para>
+/// <para>
+/// Direction is told by the sender: a message from a remote sender comes from the peer (the manager forwards
+/// it with the sender kept), a message from a local sender comes from this node's registry or endpoints.
+/// There is no connection phase to model (Akka.Remote associates on the first message and re-associates by
+/// itself), so this is a plain actor, not an FSM; losing the peer is reported by the manager.
+/// </para>
+/// </summary>
+internal sealed class ControlConnection : ReceiveActor, IWithTimers
+{
+    private readonly Address _peer;
+    private readonly ActorSelection _peerManager;
+    private readonly IActorRef _registry;
+    private readonly ControlSettings _settings;
+    private readonly StateReplyAssembler _assembler;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    /// <summary>Requests this node sent to the peer and not yet answered.</summary>
+    private readonly Dictionary<ulong, PendingRequest> _pending = [];
+
+    /// <summary>Peer requests handed to the registry and not yet answered, with the peer connection to answer.</summary>
+    private readonly Dictionary<ulong, IActorRef> _serving = [];
+
+    public ControlConnection(Address peer, IActorRef registry, ControlSettings settings)
+    {
+        _peer = peer;
+        _peerManager = Context.ActorSelection(new RootActorPath(peer) / "user" / ControlConnectionManager.ActorName);
+        _registry = registry;
+        _settings = settings;
+        _assembler = new StateReplyAssembler(settings);
+
+        Receive<RequestState>(Request);
+        Receive<RequestDeadline>(deadline => TimeOut(deadline.RequestId));
+        Receive<ServeDeadline>(deadline => DropServing(deadline.RequestId));
+        Receive<PeerLost>(lost =>
+        {
+            FailAll(lost.Reason);
+            if (lost.StopConnection)
+            {
+                Context.Stop(Self);
+            }
+        });
+        Receive<StateRequest>(Serve);
+        Receive<StateReply>(reply =>
+        {
+            if (IsFromPeer)
+            {
+                Complete(reply.RequestId, reply);
+            }
+            else
+            {
+                Answer(reply.RequestId, reply);
+            }
+        });
+        Receive<StateReject>(reject =>
+        {
+            if (IsFromPeer)
+            {
+                Complete(reject.RequestId, reject);
+            }
+            else
+            {
+                Answer(reject.RequestId, reject);
+            }
+        });
+        Receive<StateReplyChunk>(Reassemble);
+        Receive<StateAck>(ack =>
+        {
+            if (IsFromPeer)
+            {
+                _registry.Tell(new StateAckReceived(_peer, ack), Self);
+            }
+            else
+            {
+                _peerManager.Tell(ack, Self);
+            }
+        });
+        Receive<AbandonStateTransfer>(notice =>
+        {
+            DropServing(notice.RequestId);
+            _registry.Tell(new StateTransferAbandoned(_peer, notice.RequestId, notice.Reason), Self);
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(Address peer, IActorRef registry, ControlSettings settings) =>
+        Akka.Actor.Props.Create(() => new ControlConnection(peer, registry, settings));
+
+    private bool IsFromPeer => Sender.Path.Address.HasGlobalScope;
+
+    protected override void PostStop()
+    {
+        FailAll(StateRequestFailure.ControlConnectionStopped);
+        base.PostStop();
+    }
+
+    private void Request(RequestState request)
+    {
+        var id = request.Request.RequestId;
+        if (!_pending.TryAdd(id, new PendingRequest(request.Request, request.ReplyTo)))
+        {
+            request.ReplyTo.Tell(new StateRequestFailed(_peer, id, request.Request.NewEndpointCid, StateRequestFailure.DuplicateRequestId), Self);
+            return;
+        }
+
+        _assembler.Expect(id);
+        Timers.StartSingleTimer(new RequestDeadline(id), new RequestDeadline(id), _settings.StateRequestTimeout);
+        _peerManager.Tell(request.Request, Self);
+    }
+
+    private void Complete(ulong requestId, ControlMessage answer)
+    {
+        if (!End(requestId, out var pending))
+        {
+            _log.Info("{0} for request {1} from {2} came after the request ended; not delivered, not acked", answer.GetType().Name, requestId, _peer);
+            if (answer is StateReply)
+            {
+                Sender.Tell(new AbandonStateTransfer(requestId, StateTransferAbandonReason.TimedOut), Self);
+            }
+
+            return;
+        }
+
+        pending.ReplyTo.Tell(answer, Self);
+    }
+
+    private void Reassemble(StateReplyChunk chunk)
+    {
+        var result = _assembler.Add(chunk);
+        switch (result.Status)
+        {
+            case AssemblyStatus.Completed:
+                Complete(chunk.RequestId, result.Reply!);
+                break;
+            case AssemblyStatus.Buffered or AssemblyStatus.Duplicate:
+                break;
+            case AssemblyStatus.UnexpectedRequest:
+                _log.Debug("chunk {0} of request {1} from {2} is for no pending request; dropped", chunk.ChunkIndex, chunk.RequestId, _peer);
+                break;
+            case AssemblyStatus.InconsistentChunk:
+                _log.Warning("chunk {0} of request {1} from {2} disagrees with its transfer; dropped", chunk.ChunkIndex, chunk.RequestId, _peer);
+                break;
+            default:
+                _log.Warning("state reply for request {0} from {1} refused: {2} {3}", chunk.RequestId, _peer, result.Status, result.WireError);
+                Fail(chunk.RequestId, ToFailure(result.Status));
+                Sender.Tell(new AbandonStateTransfer(chunk.RequestId, StateTransferAbandonReason.ReplyRefused), Self);
+                break;
+        }
+    }
+
+    private void TimeOut(ulong requestId)
+    {
+        if (!End(requestId, out var pending))
+        {
+            return;
+        }
+
+        pending.ReplyTo.Tell(new StateRequestTimedOut(_peer, requestId, pending.Request.NewEndpointCid, _settings.StateRequestTimeout), Self);
+        _peerManager.Tell(new AbandonStateTransfer(requestId, StateTransferAbandonReason.TimedOut), Self);
+    }
+
+    private void Fail(ulong requestId, StateRequestFailure reason)
+    {
+        if (End(requestId, out var pending))
+        {
+            pending.ReplyTo.Tell(new StateRequestFailed(_peer, requestId, pending.Request.NewEndpointCid, reason), Self);
+        }
+    }
+
+    private void FailAll(StateRequestFailure reason)
+    {
+        if (_pending.Count > 0)
+        {
+            _log.Warning("failing {0} state requests to {1}: {2}", _pending.Count, _peer, reason);
+        }
+
+        foreach (var requestId in _pending.Keys.ToArray())
+        {
+            Fail(requestId, reason);
+        }
+    }
+
+    private bool End(ulong requestId, out PendingRequest pending)
+    {
+        if (!_pending.Remove(requestId, out pending!))
+        {
+            return false;
+        }
+
+        Timers.Cancel(new RequestDeadline(requestId));
+        _assembler.Abandon(requestId);
+        return true;
+    }
+
+    private void Serve(StateRequest request)
+    {
+        if (!_serving.TryAdd(request.RequestId, Sender))
+        {
+            _log.Warning("state request {0} from {1} is already being served; duplicate dropped", request.RequestId, _peer);
+            return;
+        }
+
+        // The requester gives up after the same timeout; an answer later than that would not be used.
+        Timers.StartSingleTimer(new ServeDeadline(request.RequestId), new ServeDeadline(request.RequestId), _settings.StateRequestTimeout);
+        _registry.Tell(new StateRequestReceived(_peer, request), Self);
+    }
+
+    private void Answer(ulong requestId, ControlMessage answer)
+    {
+        if (!_serving.Remove(requestId, out var requester))
+        {
+            _log.Info("{0} for request {1} of {2} answers no request being served; dropped", answer.GetType().Name, requestId, _peer);
+            return;
+        }
+
+        Timers.Cancel(new ServeDeadline(requestId));
+        if (answer is StateReply reply)
+        {
+            foreach (var message in StateReplyTransfer.ToMessages(reply, _settings))
+            {
+                requester.Tell(message, Self);
+            }
+        }
+        else
+        {
+            requester.Tell(answer, Self);
+        }
+    }
+
+    private void DropServing(ulong requestId)
+    {
+        if (_serving.Remove(requestId))
+        {
+            Timers.Cancel(new ServeDeadline(requestId));
+        }
+    }
+
+    private static StateRequestFailure ToFailure(AssemblyStatus status) => status switch
+    {
+        AssemblyStatus.ReplyTooLarge => StateRequestFailure.ReplyTooLarge,
+        AssemblyStatus.ReassemblyBudgetExceeded => StateRequestFailure.ReassemblyBudgetExceeded,
+        _ => StateRequestFailure.MalformedReply,
+    };
+
+    private sealed record PendingRequest(StateRequest Request, IActorRef ReplyTo);
+
+    /// <summary>Timer key and message: the requested state is overdue.</summary>
+    private sealed record RequestDeadline(ulong RequestId);
+
+    /// <summary>Timer key and message: the registry's answer would now come too late for the peer.</summary>
+    private sealed record ServeDeadline(ulong RequestId);
+}
+
+/// <summary>
+/// The manager's word to a control connection that its peer is gone or unreachable; the connection fails its
+/// requests first and then stops itself when told to (a stop from outside would overtake this message).
+/// </summary>
+internal sealed record PeerLost(StateRequestFailure Reason, bool StopConnection = false);

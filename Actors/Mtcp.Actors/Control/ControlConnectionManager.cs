@@ -1,0 +1,177 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Akka.Remote;
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Actors;
+
+/// <summary>
+/// One per node, at <c>/user/mtcp-control</c> (<see cref="ActorName"/>): keeps exactly one
+/// <see cref="ControlConnection"/> per peer node, keyed by the peer's Akka address (the hash table of control
+/// connections keyed by the peer's control address in thesis 4.2.3, step 3), created on first use from either
+/// side. Local endpoints send it <see cref="RequestState"/>; peers' managers send it control messages, which it
+/// forwards, sender kept, to the connection for the sender's node.
+/// <para>
+/// Losing a peer fails every request in flight to it at once with a typed reason: when the cluster marks it
+/// unreachable (<see cref="StateRequestFailure.PeerUnreachable"/>; new requests to it fail at once until it is
+/// reachable again), when it is removed (<see cref="StateRequestFailure.PeerRemoved"/>; its connection stops),
+/// and when the Akka.Remote association to it drops (<see cref="StateRequestFailure.PeerDisassociated"/>).
+/// Cluster events are used when the node runs the cluster provider; association events in any case.
+/// </para>
+/// </summary>
+public sealed class ControlConnectionManager : ReceiveActor
+{
+    /// <summary>The well-known name peers address this actor by; it must be a child of <c>/user</c>.</summary>
+    public const string ActorName = "mtcp-control";
+
+    private readonly IActorRef _registry;
+    private readonly ControlSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<Address, IActorRef> _connections = [];
+    private readonly Dictionary<IActorRef, Address> _peersByConnection = [];
+
+    /// <summary>Peers new requests to which fail at once, and why.</summary>
+    private readonly Dictionary<Address, StateRequestFailure> _lostPeers = [];
+
+    private int _connectionsCreated;
+
+    public ControlConnectionManager(IActorRef registry, ControlSettings settings)
+    {
+        _registry = registry;
+        _settings = settings;
+
+        Receive<RequestState>(request =>
+        {
+            if (_lostPeers.TryGetValue(request.Peer, out var reason))
+            {
+                request.ReplyTo.Tell(new StateRequestFailed(request.Peer, request.Request.RequestId, request.Request.NewEndpointCid, reason));
+                return;
+            }
+
+            ConnectionFor(request.Peer).Forward(request);
+        });
+        Receive<ControlMessage>(FromPeer);
+        Receive<StateReplyChunk>(FromPeer);
+        Receive<AbandonStateTransfer>(FromPeer);
+        Receive<GetControlConnections>(_ => Sender.Tell(new ControlConnections(new Dictionary<Address, IActorRef>(_connections))));
+
+        Receive<ClusterEvent.UnreachableMember>(unreachable => Lose(unreachable.Member.Address, StateRequestFailure.PeerUnreachable, stop: false));
+        Receive<ClusterEvent.ReachableMember>(reachable => _lostPeers.Remove(reachable.Member.Address));
+        Receive<ClusterEvent.MemberUp>(up => _lostPeers.Remove(up.Member.Address));
+        Receive<ClusterEvent.MemberRemoved>(removed => Lose(removed.Member.Address, StateRequestFailure.PeerRemoved, stop: true));
+        Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
+        Receive<DisassociatedEvent>(disassociated =>
+        {
+            if (_connections.TryGetValue(disassociated.RemoteAddress, out var connection))
+            {
+                connection.Tell(new PeerLost(StateRequestFailure.PeerDisassociated));
+            }
+        });
+        Receive<Terminated>(terminated =>
+        {
+            if (_peersByConnection.Remove(terminated.ActorRef, out var peer))
+            {
+                _connections.Remove(peer);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Props for the manager. <paramref name="registry"/> answers <see cref="StateRequestReceived"/> with a
+    /// <see cref="StateReply"/> or <see cref="StateReject"/> and receives <see cref="StateAckReceived"/> and
+    /// <see cref="StateTransferAbandoned"/>.
+    /// </summary>
+    public static Props Props(IActorRef registry, ControlSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(settings);
+        return Akka.Actor.Props.Create(() => new ControlConnectionManager(registry, settings));
+    }
+
+    protected override void PreStart()
+    {
+        Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
+        if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
+        {
+            Cluster.Get(Context.System).Subscribe(
+                Self,
+                ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                typeof(ClusterEvent.IMemberEvent),
+                typeof(ClusterEvent.IReachabilityEvent));
+        }
+    }
+
+    protected override void PostStop()
+    {
+        Context.System.EventStream.Unsubscribe(Self);
+        if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
+        {
+            Cluster.Get(Context.System).Unsubscribe(Self);
+        }
+
+        base.PostStop();
+    }
+
+    private void FromPeer(object message)
+    {
+        var peer = Sender.Path.Address;
+        if (!peer.HasGlobalScope)
+        {
+            _log.Warning("{0} from local {1} dropped: control messages come from peers; local endpoints send RequestState", message.GetType().Name, Sender);
+            return;
+        }
+
+        ConnectionFor(peer).Forward(message);
+    }
+
+    private IActorRef ConnectionFor(Address peer)
+    {
+        if (_connections.TryGetValue(peer, out var connection))
+        {
+            return connection;
+        }
+
+        connection = Context.ActorOf(ControlConnection.Props(peer, _registry, _settings), $"peer-{++_connectionsCreated}");
+        Context.Watch(connection);
+        _connections.Add(peer, connection);
+        _peersByConnection.Add(connection, peer);
+        _log.Debug("control connection to {0} is {1}", peer, connection.Path.Name);
+        return connection;
+    }
+
+    private void Lose(Address peer, StateRequestFailure reason, bool stop)
+    {
+        if (peer.Equals(Cluster.Get(Context.System).SelfAddress))
+        {
+            return;
+        }
+
+        _lostPeers[peer] = reason;
+        if (!_connections.TryGetValue(peer, out var connection))
+        {
+            return;
+        }
+
+        connection.Tell(new PeerLost(reason, stop));
+        if (stop)
+        {
+            _connections.Remove(peer);
+            _peersByConnection.Remove(connection);
+        }
+    }
+}
+
+/// <summary>Starting the control plane's actors under the names peers address them by.</summary>
+public static class ControlActorSystemExtensions
+{
+    /// <summary>
+    /// Starts the node's <see cref="ControlConnectionManager"/> at <c>/user/mtcp-control</c>, with settings read
+    /// (and validated) from the system's configuration.
+    /// </summary>
+    public static IActorRef StartControlConnectionManager(this ActorSystem system, IActorRef registry)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        return system.ActorOf(ControlConnectionManager.Props(registry, ControlSettings.Create(system)), ControlConnectionManager.ActorName);
+    }
+}

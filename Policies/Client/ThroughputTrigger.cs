@@ -1,0 +1,88 @@
+using System.Globalization;
+using Mtcp.Stack;
+
+namespace Mtcp.Policies;
+
+/// <summary>
+/// The smoothed-throughput trigger of thesis 5.3.2 for one connection's current visit to a server.
+/// <para>
+/// C (current throughput) is the bytes received since the previous sample divided by the time since that
+/// sample, in bytes per second: the thesis computes it "every time a new packet is received", so with
+/// <see cref="ThroughputSettings.SampleInterval"/> = 0 a sample is one segment and its inter-arrival time.
+/// Segments received at the same instant as the previous sample (or within the sample interval) are folded
+/// into the next sample, since a rate over zero time means nothing. The first segment only starts the clock;
+/// the first C initialises S. Then S = α·C + (1-α)·S, max = the largest S, and the trigger fires when
+/// S ≤ ratio·max once the minimum observation window has passed.
+/// </para>
+/// </summary>
+public sealed class ThroughputTrigger
+{
+    private readonly ThroughputSettings _settings;
+    private Instant? _visitStart;
+    private Instant _sampleStart;
+    private long _pendingBytes;
+
+    public ThroughputTrigger(ThroughputSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        _settings = settings;
+    }
+
+    /// <summary>C of the latest sample, bytes per second; null before the first sample.</summary>
+    public double? Current { get; private set; }
+
+    /// <summary>S, bytes per second; null before the first sample.</summary>
+    public double? Smoothed { get; private set; }
+
+    /// <summary>The largest S of this visit, bytes per second; null before the first sample.</summary>
+    public double? Maximum { get; private set; }
+
+    /// <summary>Samples taken in this visit.</summary>
+    public int Samples { get; private set; }
+
+    /// <summary>Feeds one received segment; true when the trigger fires.</summary>
+    public bool Observe(int bytes, Instant at)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        if (_visitStart is not { } visitStart)
+        {
+            _visitStart = at;
+            _sampleStart = at;
+            return false;
+        }
+
+        _pendingBytes += bytes;
+        var elapsed = at - _sampleStart;
+        if (elapsed <= TimeSpan.Zero || elapsed < _settings.SampleInterval)
+        {
+            return false;
+        }
+
+        var current = _pendingBytes / elapsed.TotalSeconds;
+        _pendingBytes = 0;
+        _sampleStart = at;
+        Current = current;
+        var smoothed = Smoothed is { } previous ? (_settings.Alpha * current) + ((1 - _settings.Alpha) * previous) : current;
+        Smoothed = smoothed;
+        Maximum = Math.Max(Maximum ?? smoothed, smoothed);
+        Samples++;
+
+        return at - visitStart >= _settings.MinObservationWindow && smoothed <= _settings.TriggerRatio * Maximum.Value;
+    }
+
+    /// <summary>Starts a new visit: after a migration, or after a decision, every measurement starts again.</summary>
+    public void Restart()
+    {
+        _visitStart = null;
+        _pendingBytes = 0;
+        Current = null;
+        Smoothed = null;
+        Maximum = null;
+        Samples = 0;
+    }
+
+    /// <summary>The evidence logged with a decision.</summary>
+    public string Describe() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"smoothed throughput {Smoothed:F0} B/s <= {_settings.TriggerRatio} x max {Maximum:F0} B/s (alpha {_settings.Alpha}, {Samples} samples)");
+}

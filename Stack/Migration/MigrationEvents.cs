@@ -1,0 +1,65 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Stack.Migration;
+
+/// <summary>What happened to a migration, for the driver and the policy; the client application sees none of it.</summary>
+public enum MigrationEventKind
+{
+    /// <summary>The new server's SYN+ACK arrived and the connection switched to it (thesis 4.2.3).</summary>
+    Completed,
+
+    /// <summary>The migration failed (reject, reset, timeout, unreachable destination); the connection stays on its server.</summary>
+    Failed,
+
+    /// <summary>An authenticated MIGRATE_TRIGGER asks to migrate to <see cref="MigrationEvent.Destination"/> (thesis 3.2.1).</summary>
+    TriggerAccepted,
+}
+
+/// <summary>One migration event; <paramref name="Destination"/> is the server concerned.</summary>
+public readonly record struct MigrationEvent(MigrationEventKind Kind, ServerEndpoint Destination, string Detail = "");
+
+/// <summary>Counters of the client side of MTCP.</summary>
+public sealed class MtcpClientStats
+{
+    public long MigrationsStarted { get; internal set; }
+
+    public long MigrationsCompleted { get; internal set; }
+
+    public long MigrationsFailed { get; internal set; }
+
+    public long TriggersAccepted { get; internal set; }
+
+    /// <summary>MIGRATE_TRIGGERs whose authenticator or connection id did not verify: ignored (thesis 3.2.1).</summary>
+    public long ForgedTriggersIgnored { get; internal set; }
+
+    /// <summary>Segments swallowed by a control block in BLACKHOLE (thesis 4.2.3 step 4).</summary>
+    public long BlackholedSegments { get; internal set; }
+
+    /// <summary>ACKs from the old server ignored while migrating (thesis 4.2.3, fig. 4.12).</summary>
+    public long AcksIgnoredWhileMigrating { get; internal set; }
+}
+
+/// <summary>Counters of the server side of MTCP.</summary>
+public sealed class MtcpServerStats
+{
+    public long StateRequestsSent { get; internal set; }
+
+    public long StateRepliesSent { get; internal set; }
+
+    public long StateRejectsSent { get; internal set; }
+
+    public long MigrationsIn { get; internal set; }
+
+    public long MigrationsOut { get; internal set; }
+
+    public long MigrationsRefused { get; internal set; }
+
+    /// <summary>Encoded size of the largest state reply this host sent, frame header included.</summary>
+    public int LargestStateReply { get; internal set; }
+
+    /// <summary>Why special SYNs were refused here, with counts (state reject reasons, timeouts, bad replies).</summary>
+    public Dictionary<string, int> RefusalReasons { get; } = [];
+
+    /// <summary>Segments for a connection that migrated away, dropped without answer.</summary>
+    public long SilencedSegments { get; internal set; }
+}

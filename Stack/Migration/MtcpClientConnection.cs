@@ -1,0 +1,439 @@
+using Mtcp.Wire;
+
+namespace Mtcp.Stack.Migration;
+
+/// <summary>
+/// The client's end of an MTCP connection (thesis 4.2.3, fig. 4.7): one socket that can hold two TCP control blocks.
+/// The application reads and writes one byte stream; underneath, <see cref="BeginMigration"/> opens a second
+/// control block to the destination with a special SYN while the old one keeps receiving, stops sending and
+/// ignores ACKs (SS_ISMIGRATING). On the destination's SYN+ACK the socket switches: the origin's
+/// <c>last_ack_sent</c> acts as an implicit ACK that prunes the send buffer, the unacknowledged rest moves to the new
+/// block, the old block goes to BLACKHOLE for 2 MSL, and β rides on the ACK. A failed migration leaves the
+/// connection on its old server. Sans-IO like <see cref="TcpConnection"/>: inputs carry the time, outputs name the
+/// server each segment goes to.
+/// </summary>
+public sealed class MtcpClientConnection
+{
+    private readonly TcpConfig _config;
+    private readonly IMigrationAuthenticator _authenticator;
+    private readonly List<Blackhole> _blackholes = [];
+    private readonly Queue<MigrationEvent> _migrationEvents = new();
+    private readonly List<ServerEndpoint> _alternateServers = [];
+
+    private Block _current;
+    private Migration? _migration;
+
+    /// <summary>The previous block after a switch, until the application has read what it received.</summary>
+    private TcpConnection? _draining;
+
+    private bool _connectedReported;
+    private bool _peerClosedReported;
+
+    /// <summary>β still to be carried by the new block's segments, until the new server shows it is synchronized.</summary>
+    private uint? _betaPending;
+
+    private MtcpClientConnection(TcpConfig config, IpAddress localAddress, Block current, IMigrationAuthenticator authenticator)
+    {
+        _config = config;
+        LocalAddress = localAddress;
+        _current = current;
+        _authenticator = authenticator;
+    }
+
+    public IpAddress LocalAddress { get; }
+
+    /// <summary>The server the connection is on now.</summary>
+    public ServerEndpoint CurrentServer => _current.Peer;
+
+    /// <summary>The connection id (Cid, thesis 3.2.1) of the current control block.</summary>
+    public ConnectionId Cid => new(LocalAddress, _current.Tcb.LocalPort, _current.Peer.Address, _current.Peer.Port);
+
+    /// <summary>The cooperating servers learned from TCP_MIGRATE on the servers' SYN+ACKs (thesis 4.2.3, fig. 4.6).</summary>
+    public IReadOnlyList<ServerEndpoint> AlternateServers => _alternateServers;
+
+    public bool IsMigrating => _migration is not null;
+
+    public MtcpClientStats Stats { get; } = new();
+
+    /// <summary>The TCP state of the current control block.</summary>
+    public TcpState State => _current.Tcb.State;
+
+    /// <summary>The current control block (for inspection; the application uses this object's Read and Write).</summary>
+    public TcpConnection CurrentControlBlock => _current.Tcb;
+
+    public int BytesReadable => (_draining?.BytesReadable ?? 0) + _current.Tcb.BytesReadable;
+
+    /// <summary>Active open to <paramref name="server"/> (RFC 9293 §3.10.1).</summary>
+    public static MtcpClientConnection Connect(TcpConfig config, IpAddress localAddress, ushort localPort, ServerEndpoint server, SeqNumber iss, Instant now, IMigrationAuthenticator authenticator)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(authenticator);
+        var tcb = TcpConnection.Connect(config, localPort, server.Port, iss, now);
+        return new MtcpClientConnection(config, localAddress, new Block(tcb, server), authenticator);
+    }
+
+    /// <summary>Writes to the socket's send buffer; while migrating the bytes wait in the old block, which does not send them.</summary>
+    public int Write(ReadOnlySpan<byte> data) => _current.Tcb.Write(data);
+
+    /// <summary>Reads the stream: what the previous server delivered first, then the current server's bytes.</summary>
+    public int Read(Span<byte> destination)
+    {
+        var count = 0;
+        if (_draining is { } draining)
+        {
+            count = draining.Read(destination);
+            if (draining.BytesReadable == 0)
+            {
+                _draining = null;
+            }
+        }
+
+        return count + _current.Tcb.Read(destination[count..]);
+    }
+
+    public void Close(Instant now) => _current.Tcb.Close(now);
+
+    /// <summary>
+    /// Starts migrating to <paramref name="destination"/> (thesis 4.2.3): a new control block sends a SYN carrying
+    /// TCP_MIGRATED_CONN (the current Cid, this side's <c>rcv_nxt</c>, an authenticator). <paramref name="localPort"/>
+    /// defaults to the current port; a fresh one avoids reusing a 4-tuple still held by a BLACKHOLE block.
+    /// </summary>
+    public void BeginMigration(Instant now, ServerEndpoint destination, SeqNumber iss, ushort? localPort = null)
+    {
+        if (_migration is not null)
+        {
+            throw new InvalidOperationException("a migration is already in progress");
+        }
+
+        if (destination == _current.Peer)
+        {
+            throw new ArgumentException("the connection is already on that server", nameof(destination));
+        }
+
+        var old = _current.Tcb;
+        if (old.State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing))
+        {
+            throw new InvalidOperationException($"cannot migrate a connection in {old.State}");
+        }
+
+        var port = localPort ?? old.LocalPort;
+        var cid = Cid;
+        var rcvNxt = old.ReceiveDataNext;
+        var option = new MtcpMigratedConnection(
+            _current.Peer,
+            port == old.LocalPort ? null : old.LocalPort,
+            rcvNxt,
+            _authenticator.ComputeMigratedConnection(cid, rcvNxt));
+        var tcb = TcpConnection.Connect(_config, port, destination.Port, iss, now);
+        _migration = new Migration(new Block(tcb, destination), option, now + _config.ConnectTimeout);
+        Stats.MigrationsStarted++;
+    }
+
+    /// <summary>
+    /// A segment from <paramref name="source"/> to this client's <paramref name="segment"/>.DestinationPort. Routed to
+    /// the migrating block, the current block, or a BLACKHOLE block (swallowed); a MIGRATE_TRIGGER is handled here.
+    /// </summary>
+    public void HandleSegment(Instant now, ServerEndpoint source, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        if (segment.Options.MigrateTrigger is { } trigger)
+        {
+            OnTrigger(source, segment.DestinationPort, trigger);
+            return;
+        }
+
+        if (_migration is { } migration && migration.Next.Matches(source, segment.DestinationPort))
+        {
+            OnSegmentForNewBlock(now, migration, segment, payload);
+            return;
+        }
+
+        if (_current.Matches(source, segment.DestinationPort))
+        {
+            OnSegmentForCurrentBlock(now, segment, payload);
+            return;
+        }
+
+        foreach (var hole in _blackholes)
+        {
+            if (hole.Block.Matches(source, segment.DestinationPort))
+            {
+                // BLACKHOLE (thesis 4.2.3 step 4): like TIME-WAIT, but nothing is sent back and nothing accepted.
+                Stats.BlackholedSegments++;
+                return;
+            }
+        }
+    }
+
+    /// <summary>The next segment to send and the server it goes to; call until false.</summary>
+    public bool PollTransmit(Instant now, Span<byte> payloadBuffer, out ServerEndpoint destination, out TcpSegmentRepr header, out int payloadLength)
+    {
+        // SS_ISMIGRATING: the old block sends nothing until the migration ends one way or the other.
+        if (_migration is null && _current.Tcb.PollTransmit(now, payloadBuffer, out header, out payloadLength))
+        {
+            destination = _current.Peer;
+            if (_betaPending is { } beta)
+            {
+                header = header with { Options = header.Options with { Beta = beta } };
+            }
+
+            return true;
+        }
+
+        if (_migration is { } migration && migration.Next.Tcb.PollTransmit(now, payloadBuffer, out header, out payloadLength))
+        {
+            destination = migration.Next.Peer;
+            if (header.Has(TcpFlags.Syn))
+            {
+                header = header with { Options = header.Options with { MigratedConnection = migration.Option } };
+            }
+
+            return true;
+        }
+
+        destination = default;
+        header = default;
+        payloadLength = 0;
+        return false;
+    }
+
+    /// <summary>Application events: the stream's, not the control blocks' (a migration is invisible).</summary>
+    public bool PollEvent(out TcpEvent e)
+    {
+        while (_current.Tcb.PollEvent(out e))
+        {
+            switch (e)
+            {
+                case TcpEvent.Connected when _connectedReported:
+                case TcpEvent.PeerClosed when _peerClosedReported:
+                    continue;
+                case TcpEvent.Connected:
+                    _connectedReported = true;
+                    return true;
+                case TcpEvent.PeerClosed:
+                    _peerClosedReported = true;
+                    return true;
+                default:
+                    return true;
+            }
+        }
+
+        return false;
+    }
+
+    public bool PollMigrationEvent(out MigrationEvent e) => _migrationEvents.TryDequeue(out e);
+
+    public Instant? PollTimeout()
+    {
+        Instant? earliest = null;
+        if (_migration is { } migration)
+        {
+            Consider(ref earliest, migration.Deadline);
+            Consider(ref earliest, migration.Next.Tcb.PollTimeout());
+        }
+        else
+        {
+            Consider(ref earliest, _current.Tcb.PollTimeout());
+        }
+
+        foreach (var hole in _blackholes)
+        {
+            Consider(ref earliest, hole.Until);
+        }
+
+        return earliest;
+
+        static void Consider(ref Instant? earliest, Instant? candidate)
+        {
+            if (candidate is { } c && (earliest is not { } e || c < e))
+            {
+                earliest = c;
+            }
+        }
+    }
+
+    public void HandleTimeout(Instant now)
+    {
+        _blackholes.RemoveAll(hole => hole.Until <= now);
+        if (_migration is { } migration)
+        {
+            if (migration.Deadline <= now)
+            {
+                FailMigration(migration, "no SYN+ACK from the destination in time");
+            }
+            else if (migration.Next.Tcb.PollTimeout() is { } due && due <= now)
+            {
+                migration.Next.Tcb.HandleTimeout(now);
+                if (migration.Next.Tcb.State == TcpState.Closed)
+                {
+                    FailMigration(migration, "the special SYN went unanswered");
+                }
+            }
+
+            if (_migration is not null)
+            {
+                return;
+            }
+        }
+
+        if (_current.Tcb.PollTimeout() is { } currentDue && currentDue <= now)
+        {
+            _current.Tcb.HandleTimeout(now);
+        }
+    }
+
+    private void OnSegmentForCurrentBlock(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        var tcb = _current.Tcb;
+        if (segment.Has(TcpFlags.Syn) && segment.Has(TcpFlags.Ack))
+        {
+            LearnAlternateServers(segment.Options);
+        }
+
+        if (_betaPending is not null && !segment.Has(TcpFlags.Syn))
+        {
+            // The new server sends non-SYN segments only once ESTABLISHED, i.e. once it has taken β.
+            _betaPending = null;
+        }
+
+        if (_migration is not null && segment.Has(TcpFlags.Ack) && segment.AcknowledgmentNumber != tcb.SendUnacknowledged && !segment.Has(TcpFlags.Rst))
+        {
+            // Thesis 4.2.3, fig. 4.12: an ACK from the old server after the state left it could free bytes the new
+            // server never got; its data is still taken. The implicit ACK at the switch makes up for it.
+            Stats.AcksIgnoredWhileMigrating++;
+            tcb.HandleSegment(now, segment with { AcknowledgmentNumber = tcb.SendUnacknowledged }, payload);
+            return;
+        }
+
+        tcb.HandleSegment(now, segment, payload);
+    }
+
+    private void OnSegmentForNewBlock(Instant now, Migration migration, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        var next = migration.Next.Tcb;
+        if (segment.Has(TcpFlags.Syn) && segment.Has(TcpFlags.Ack) && segment.Options.OrigConnectionInfo is null && !segment.Has(TcpFlags.Rst))
+        {
+            // A SYN+ACK without the origin's sequence information cannot be switched to safely: refuse it.
+            FailMigration(migration, "SYN+ACK without orig-connection-info");
+            return;
+        }
+
+        next.HandleSegment(now, segment, payload);
+        if (next.State == TcpState.Closed)
+        {
+            FailMigration(migration, "the destination refused the migration");
+        }
+        else if (next.State != TcpState.SynSent && segment.Options.OrigConnectionInfo is { } info)
+        {
+            LearnAlternateServers(segment.Options);
+            Switch(now, migration, info);
+        }
+    }
+
+    /// <summary>The switch on the new server's SYN+ACK (thesis 4.2.3, client steps 1-5).</summary>
+    private void Switch(Instant now, Migration migration, MtcpOrigConnectionInfo info)
+    {
+        var old = _current;
+        var next = migration.Next.Tcb;
+        _migration = null;
+
+        // Step 2(d): t_last_rcv_nxt; step 5: β = t_last_rcv_nxt - snd_max_seen, bytes the client has beyond the
+        // new server's copy of the stream.
+        var tLastRcvNxt = old.Tcb.ReceiveDataNext;
+        var beta = (uint)Math.Max(0, tLastRcvNxt - info.SndMaxSeen);
+
+        // Step 3: the implicit ACK from the origin's last_ack_sent prunes the send buffer; the rest moves over.
+        var writeEnd = old.Tcb.WriteEnd;
+        var from = SeqNumber.Max(old.Tcb.SendDataStart, SeqNumber.Min(info.LastAckSent, writeEnd));
+        var carried = new byte[writeEnd - from];
+        old.Tcb.CopyUnacknowledged(from, writeEnd, carried);
+        var written = next.Write(carried);
+        if (written != carried.Length)
+        {
+            throw new InvalidOperationException($"the new control block took {written} of {carried.Length} unacknowledged bytes");
+        }
+
+        if (old.Tcb.FinQueued)
+        {
+            var finAcknowledged = old.Tcb.FinAcknowledged || info.LastAckSent == writeEnd + 1;
+            if (finAcknowledged && carried.Length == 0)
+            {
+                next.AdoptAcknowledgedFin(now);
+            }
+            else
+            {
+                next.Close(now);
+            }
+        }
+
+        // Step 4: the old block goes to BLACKHOLE for 2 MSL; what it received stays readable, ahead of the new bytes.
+        _blackholes.Add(new Blackhole(old, now + _config.MaximumSegmentLifetime + _config.MaximumSegmentLifetime));
+        if (old.Tcb.BytesReadable > 0)
+        {
+            _draining = old.Tcb;
+        }
+
+        if (old.Tcb.PeerFinReceived)
+        {
+            _peerClosedReported = true;
+        }
+
+        _current = migration.Next;
+        _betaPending = beta;
+        _connectedReported = true;
+        Stats.MigrationsCompleted++;
+        _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.Completed, migration.Next.Peer));
+    }
+
+    private void FailMigration(Migration migration, string detail)
+    {
+        _migration = null;
+        Stats.MigrationsFailed++;
+        _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.Failed, migration.Next.Peer, detail));
+    }
+
+    /// <summary>MIGRATE_TRIGGER (thesis 3.2.1): acted on only for the current Cid and with a valid authenticator.</summary>
+    private void OnTrigger(ServerEndpoint source, ushort clientPort, MtcpMigrateTrigger trigger)
+    {
+        var cid = trigger.ToConnectionId(source, LocalAddress, clientPort);
+        ServerEndpoint? named = trigger.Destination is { } target ? target.Server ?? source : null;
+        if (cid != Cid || !_authenticator.VerifyTrigger(cid, named, trigger.AuthTrig))
+        {
+            Stats.ForgedTriggersIgnored++;
+            return;
+        }
+
+        ServerEndpoint? destination = named ?? _alternateServers.Where(s => s != _current.Peer).Select(s => (ServerEndpoint?)s).FirstOrDefault();
+        if (destination is not { } chosen || _migration is not null)
+        {
+            return;
+        }
+
+        Stats.TriggersAccepted++;
+        _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.TriggerAccepted, chosen));
+    }
+
+    private void LearnAlternateServers(in TcpOptions options)
+    {
+        if (options.AlternateServers is not { } alternates)
+        {
+            return;
+        }
+
+        foreach (var server in alternates.Servers)
+        {
+            if (!_alternateServers.Contains(server))
+            {
+                _alternateServers.Add(server);
+            }
+        }
+    }
+
+    private readonly record struct Block(TcpConnection Tcb, ServerEndpoint Peer)
+    {
+        public bool Matches(ServerEndpoint source, ushort localPort) => source == Peer && localPort == Tcb.LocalPort;
+    }
+
+    private readonly record struct Blackhole(Block Block, Instant Until);
+
+    private sealed record Migration(Block Next, MtcpMigratedConnection Option, Instant Deadline);
+}

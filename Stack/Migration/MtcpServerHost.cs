@@ -1,0 +1,443 @@
+using System.Buffers.Binary;
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Stack.Migration;
+
+/// <summary>
+/// One server's MTCP endpoints for one service port, sans-IO (thesis 4.2.3, figs 4.1, 4.8): it demultiplexes segments
+/// to <see cref="TcpConnection"/>s, answers a special SYN (TCP_MIGRATED_CONN) by asking the origin server for the
+/// state and holding the SYN until the reply is reinstated, serves other servers' state requests by looking up the
+/// Cid, and silences an endpoint that migrated away. Control messages go out through <see cref="PollControl"/>
+/// addressed by the peer server's service address (the driver maps it to a control connection, thesis
+/// TCP_CONTROL_MAPPINGS) and come in through <see cref="HandleControl"/>.
+/// </summary>
+public sealed class MtcpServerHost
+{
+    private readonly Dictionary<(IpAddress Address, ushort Port), Endpoint> _endpoints = [];
+    private readonly List<Endpoint> _order = [];
+    private readonly Dictionary<ulong, Endpoint> _pendingByRequest = [];
+    private readonly Dictionary<(IpAddress Address, ushort Port), Instant> _silenced = [];
+    private readonly Queue<(IpAddress Destination, TcpSegmentRepr Header)> _replies = new();
+    private readonly Queue<(IpAddress Peer, ControlMessage Message)> _control = new();
+    private readonly Queue<(TcpConnection Connection, ConnectionId Cid)> _accepted = new();
+    private readonly IMigrationAuthenticator _authenticator;
+    private readonly Func<SeqNumber> _issSource;
+    private ulong _nextRequestId;
+    private int _nextPoll;
+
+    /// <param name="service">This server's service address and port (the listening socket).</param>
+    /// <param name="config">Configuration of every endpoint; <see cref="TcpConfig.RetainReadLog"/> should be on for migration support.</param>
+    /// <param name="authenticator">Checks TCP_MIGRATED_CONN authenticators and computes triggers'.</param>
+    /// <param name="issSource">Initial sequence numbers (seeded by the caller).</param>
+    /// <param name="alternateServers">TCP_ADDSERVERS: the cooperating servers announced on SYN+ACKs in TCP_MIGRATE.</param>
+    public MtcpServerHost(ServerEndpoint service, TcpConfig config, IMigrationAuthenticator authenticator, Func<SeqNumber> issSource, IReadOnlyList<ServerEndpoint> alternateServers)
+    {
+        Service = service;
+        Config = config;
+        _authenticator = authenticator;
+        _issSource = issSource;
+        AlternateServers = alternateServers;
+    }
+
+    public ServerEndpoint Service { get; }
+
+    public TcpConfig Config { get; }
+
+    public IReadOnlyList<ServerEndpoint> AlternateServers { get; }
+
+    /// <summary>How long a migrated endpoint waits for the origin's state reply before refusing the special SYN.</summary>
+    public TimeSpan StateReplyTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>True: a refused special SYN gets a RST; false: silence (the client times out).</summary>
+    public bool ResetRefusedMigrations { get; init; } = true;
+
+    public MtcpServerStats Stats { get; } = new();
+
+    /// <summary>Every endpoint ever accepted here, in order, including closed and migrated-away ones.</summary>
+    public IEnumerable<TcpConnection> Connections => _order.Select(e => e.Tcb);
+
+    /// <summary>Endpoints that still hold a connection (not CLOSED, not migrated away).</summary>
+    public int LiveEndpoints => _order.Count(e => e.Tcb.State != TcpState.Closed);
+
+    /// <summary>
+    /// A connection the application may now serve: ESTABLISHED, and for a migrated one, reinstated and past β
+    /// (accept(2) returns only completed connections). Call <see cref="TcpConnection.ImportState"/> on it.
+    /// </summary>
+    public bool PollAccepted(out TcpConnection connection, out ConnectionId cid)
+    {
+        if (_accepted.TryDequeue(out var accepted))
+        {
+            (connection, cid) = accepted;
+            return true;
+        }
+
+        connection = null!;
+        cid = default;
+        return false;
+    }
+
+    /// <summary>The next control message and the service address of the server it is for.</summary>
+    public bool PollControl(out IpAddress peer, out ControlMessage message)
+    {
+        if (_control.TryDequeue(out var item))
+        {
+            (peer, message) = item;
+            return true;
+        }
+
+        peer = default;
+        message = null!;
+        return false;
+    }
+
+    /// <summary>
+    /// Sends a MIGRATE_TRIGGER (thesis 3.2.1) for <paramref name="cid"/> to its client, asking it to migrate to
+    /// <paramref name="destination"/> (null: let the client choose among the alternate servers). Any server may send
+    /// it; the Cid's server end is carried when it is not this server.
+    /// </summary>
+    public void SendTrigger(ConnectionId cid, ServerEndpoint? destination)
+    {
+        var origin = new ServerEndpoint(cid.ServerAddress, cid.ServerPort);
+        var trigger = new MtcpMigrateTrigger(
+            _authenticator.ComputeTrigger(cid, destination),
+            origin == Service ? null : origin,
+            destination is { } d ? new MtcpTriggerDestination(d == Service ? null : d, 0) : null);
+        _replies.Enqueue((cid.ClientAddress, new TcpSegmentRepr
+        {
+            SourcePort = Service.Port,
+            DestinationPort = cid.ClientPort,
+            Flags = TcpFlags.Syn,
+            Options = new TcpOptions { MigrateTrigger = trigger },
+        }));
+    }
+
+    public void Receive(Instant now, IpAddress source, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        if (segment.DestinationPort != Service.Port)
+        {
+            RefuseUnknown(source, segment, payload.Length);
+            return;
+        }
+
+        var key = (source, segment.SourcePort);
+        if (_endpoints.TryGetValue(key, out var endpoint) && !(endpoint.Tcb.State == TcpState.Closed && IsFreshSyn(segment)))
+        {
+            OnSegmentForEndpoint(now, endpoint, segment, payload);
+            return;
+        }
+
+        if (_silenced.TryGetValue(key, out var until))
+        {
+            if (until > now && !IsFreshSyn(segment))
+            {
+                // The connection migrated away (thesis 4.2.3): no ACK, no RST, nothing that could disturb the client.
+                Stats.SilencedSegments++;
+                return;
+            }
+
+            _silenced.Remove(key);
+        }
+
+        if (!IsFreshSyn(segment))
+        {
+            RefuseUnknown(source, segment, payload.Length);
+            return;
+        }
+
+        var tcb = TcpConnection.Listen(Config, Service.Port, _issSource());
+        tcb.HandleSegment(now, segment, payload);
+        endpoint = new Endpoint(tcb, new ConnectionId(source, segment.SourcePort, Service.Address, Service.Port), source);
+        if (_endpoints.Remove(key, out var previous))
+        {
+            _order.Remove(previous);
+        }
+
+        _endpoints[key] = endpoint;
+        _order.Add(endpoint);
+        if (segment.Options.MigratedConnection is { } migrated)
+        {
+            RequestState(now, endpoint, segment, migrated);
+        }
+    }
+
+    public bool PollTransmit(Instant now, Span<byte> payloadBuffer, out IpAddress destination, out TcpSegmentRepr header, out int payloadLength)
+    {
+        payloadLength = 0;
+        if (_replies.TryDequeue(out var reply))
+        {
+            (destination, header) = reply;
+            return true;
+        }
+
+        for (var i = 0; i < _order.Count; i++)
+        {
+            var index = (_nextPoll + i) % _order.Count;
+            var endpoint = _order[index];
+
+            // A special SYN is answered only once the state is reinstated (thesis 4.2.3, step 5).
+            if (endpoint.Pending is not null || endpoint.Tcb.IsMigratedAway)
+            {
+                continue;
+            }
+
+            if (endpoint.Tcb.PollTransmit(now, payloadBuffer, out header, out payloadLength))
+            {
+                _nextPoll = index;
+                destination = endpoint.RemoteAddress;
+                if (header.Has(TcpFlags.Syn | TcpFlags.Ack))
+                {
+                    header = header with { Options = SynAckOptions(endpoint, header.Options) };
+                }
+
+                return true;
+            }
+        }
+
+        destination = default;
+        header = default;
+        return false;
+    }
+
+    public Instant? PollTimeout()
+    {
+        Instant? earliest = null;
+        foreach (var endpoint in _order)
+        {
+            Consider(ref earliest, endpoint.Pending?.Deadline);
+            if (!endpoint.Tcb.IsMigratedAway)
+            {
+                Consider(ref earliest, endpoint.Tcb.PollTimeout());
+            }
+        }
+
+        return earliest;
+
+        static void Consider(ref Instant? earliest, Instant? candidate)
+        {
+            if (candidate is { } c && (earliest is not { } e || c < e))
+            {
+                earliest = c;
+            }
+        }
+    }
+
+    public void HandleTimeout(Instant now)
+    {
+        foreach (var endpoint in _order.ToArray())
+        {
+            if (endpoint.Pending is { } pending && pending.Deadline <= now)
+            {
+                Refuse(endpoint, "no state reply in time");
+                continue;
+            }
+
+            if (!endpoint.Tcb.IsMigratedAway && endpoint.Tcb.PollTimeout() is { } due && due <= now)
+            {
+                endpoint.Tcb.HandleTimeout(now);
+            }
+        }
+    }
+
+    /// <summary>A message from the control connection with server <paramref name="peer"/> (thesis 4.2.3).</summary>
+    public void HandleControl(Instant now, IpAddress peer, ControlMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        switch (message)
+        {
+            case StateRequest request:
+                ServeStateRequest(now, peer, request);
+                break;
+            case StateReply reply:
+                OnStateReply(peer, reply);
+                break;
+            case StateReject reject:
+                if (_pendingByRequest.TryGetValue(reject.RequestId, out var rejected))
+                {
+                    Refuse(rejected, $"state reject {reject.Reason}");
+                }
+
+                break;
+            case StateAck ack:
+                OnStateAck(now, ack);
+                break;
+            default:
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Origin side (S1): look the Cid up (CB_NOT_FOUND), check the authenticator (AUTH_FAILED), then let the
+    /// endpoint package its state or reject it (INVALID_STATE).
+    /// </summary>
+    private void ServeStateRequest(Instant now, IpAddress peer, StateRequest request)
+    {
+        var cid = request.MigratingCid;
+        ControlMessage answer;
+        if (cid.ServerAddress != Service.Address || cid.ServerPort != Service.Port
+            || !_endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint) || endpoint.Tcb.IsMigratedAway
+            || endpoint.Tcb.State == TcpState.Closed)
+        {
+            answer = new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"no connection {cid}");
+        }
+        else if (request.Authenticator.Length != sizeof(ulong)
+            || !_authenticator.VerifyMigratedConnection(cid, request.ClientRcvNxt, BinaryPrimitives.ReadUInt64BigEndian(request.Authenticator.Span)))
+        {
+            answer = new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.AuthFailed, "authenticator did not verify");
+        }
+        else
+        {
+            answer = endpoint.Tcb.PackageState(request);
+        }
+
+        if (answer is StateReply)
+        {
+            Stats.StateRepliesSent++;
+            Stats.LargestStateReply = Math.Max(Stats.LargestStateReply, answer.GetEncodedLength());
+        }
+        else
+        {
+            Stats.StateRejectsSent++;
+        }
+
+        _control.Enqueue((peer, answer));
+    }
+
+    /// <summary>Origin side, on the state ack: the endpoint closes silently and its Cid is silenced for 2 MSL.</summary>
+    private void OnStateAck(Instant now, StateAck ack)
+    {
+        var cid = ack.MigratingCid;
+        if (!_endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint) || endpoint.Tcb.IsMigratedAway)
+        {
+            return;
+        }
+
+        endpoint.Tcb.CompleteMigrationAway();
+        _endpoints.Remove((cid.ClientAddress, cid.ClientPort));
+        _silenced[(cid.ClientAddress, cid.ClientPort)] = now + Config.MaximumSegmentLifetime + Config.MaximumSegmentLifetime;
+        Stats.MigrationsOut++;
+    }
+
+    private void RequestState(Instant now, Endpoint endpoint, in TcpSegmentRepr syn, MtcpMigratedConnection migrated)
+    {
+        var migratingCid = migrated.ToConnectionId(endpoint.RemoteAddress, syn.SourcePort);
+        if (new ServerEndpoint(migratingCid.ServerAddress, migratingCid.ServerPort) == Service)
+        {
+            endpoint.Pending = new PendingState(0, migratingCid, syn, now);
+            Refuse(endpoint, "the connection is already here");
+            return;
+        }
+
+        var authenticator = new byte[sizeof(ulong)];
+        BinaryPrimitives.WriteUInt64BigEndian(authenticator, migrated.Authenticator);
+        var request = new StateRequest(++_nextRequestId, migratingCid, endpoint.Cid, migrated.RcvNxt, authenticator);
+        endpoint.Pending = new PendingState(request.RequestId, migratingCid, syn, now + StateReplyTimeout);
+        _pendingByRequest[request.RequestId] = endpoint;
+        _control.Enqueue((migratingCid.ServerAddress, request));
+        Stats.StateRequestsSent++;
+    }
+
+    /// <summary>Destination side (S2): reinstate, send the state ack, then let the SYN+ACK go.</summary>
+    private void OnStateReply(IpAddress peer, StateReply reply)
+    {
+        if (!_pendingByRequest.Remove(reply.RequestId, out var endpoint) || endpoint.Pending is not { } pending || reply.NewEndpointCid != endpoint.Cid)
+        {
+            // Too late (the SYN was refused) or not ours: no state ack, so the origin keeps the connection.
+            return;
+        }
+
+        try
+        {
+            endpoint.Tcb.ReinstateState(reply);
+        }
+        catch (ArgumentException e)
+        {
+            Refuse(endpoint, e.Message);
+            return;
+        }
+
+        endpoint.Pending = null;
+        endpoint.OrigInfo = new MtcpOrigConnectionInfo(endpoint.Tcb.OrigConnectionLastAckSent(), reply.SndMaxSeen);
+        _control.Enqueue((peer, new StateAck(reply.RequestId, pending.MigratingCid)));
+    }
+
+    private void OnSegmentForEndpoint(Instant now, Endpoint endpoint, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        var tcb = endpoint.Tcb;
+        var wasSynReceived = tcb.State == TcpState.SynReceived;
+        tcb.HandleSegment(now, segment, payload);
+        if (!wasSynReceived || tcb.State is TcpState.SynReceived or TcpState.Closed)
+        {
+            return;
+        }
+
+        if (tcb.AwaitingMigrationHandshake)
+        {
+            // The client's ACK of our SYN+ACK carries β (thesis 4.2.3, last step).
+            tcb.CompleteMigrationHandshake(segment.Options.Beta ?? 0);
+            Stats.MigrationsIn++;
+        }
+
+        _accepted.Enqueue((tcb, endpoint.Cid));
+    }
+
+    /// <summary>The special SYN is refused: the client stays on its old server (thesis 4.2.3).</summary>
+    private void Refuse(Endpoint endpoint, string reason)
+    {
+        if (endpoint.Pending is { } pending)
+        {
+            _pendingByRequest.Remove(pending.RequestId);
+            if (ResetRefusedMigrations && TcpConnection.TryMakeReset(pending.Syn, 0, out var reset))
+            {
+                _replies.Enqueue((endpoint.RemoteAddress, reset));
+            }
+        }
+
+        endpoint.Pending = null;
+        endpoint.RefusedBecause = reason;
+        endpoint.Tcb.Abort(default);
+        _endpoints.Remove((endpoint.RemoteAddress, endpoint.Cid.ClientPort));
+        _order.Remove(endpoint);
+        _nextPoll = 0;
+        Stats.MigrationsRefused++;
+        Stats.RefusalReasons[reason] = Stats.RefusalReasons.GetValueOrDefault(reason) + 1;
+    }
+
+    private TcpOptions SynAckOptions(Endpoint endpoint, TcpOptions options)
+    {
+        if (endpoint.OrigInfo is { } info)
+        {
+            options = options with { OrigConnectionInfo = info };
+        }
+
+        return AlternateServers.Count == 0 ? options : options.WithAlternateServers(AlternateServers, out _);
+    }
+
+    private void RefuseUnknown(IpAddress source, in TcpSegmentRepr segment, int payloadLength)
+    {
+        if (TcpConnection.TryMakeReset(segment, payloadLength, out var reset))
+        {
+            _replies.Enqueue((source, reset));
+        }
+    }
+
+    private static bool IsFreshSyn(in TcpSegmentRepr segment) =>
+        segment.Has(TcpFlags.Syn) && !segment.Has(TcpFlags.Ack) && !segment.Has(TcpFlags.Rst);
+
+    private sealed record PendingState(ulong RequestId, ConnectionId MigratingCid, TcpSegmentRepr Syn, Instant Deadline);
+
+    private sealed class Endpoint(TcpConnection tcb, ConnectionId cid, IpAddress remoteAddress)
+    {
+        public TcpConnection Tcb { get; } = tcb;
+
+        public ConnectionId Cid { get; } = cid;
+
+        public IpAddress RemoteAddress { get; } = remoteAddress;
+
+        public PendingState? Pending { get; set; }
+
+        public MtcpOrigConnectionInfo? OrigInfo { get; set; }
+
+        public string? RefusedBecause { get; set; }
+    }
+}

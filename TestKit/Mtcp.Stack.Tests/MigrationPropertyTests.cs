@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Globalization;
+using Mtcp.TestKit;
+using Xunit.Abstractions;
+
+namespace Mtcp.Stack.Tests;
+
+/// <summary>
+/// Exactly-once across random migration schedules: random service, snapshot frequency, session size and network
+/// impairments (loss up to 20%), and up to 10 migrations per session at random moments, so that they land mid
+/// handshake, during retransmissions, during the FIN exchange and back on servers already left.
+/// </summary>
+[Trait("Category", "Property")]
+public sealed class MigrationPropertyTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Random_migration_schedules_must_deliver_exactly_the_reference_stream_and_close_every_endpoint()
+    {
+        var schedules = Environment.GetEnvironmentVariable("MTCP_SOAK") == "1" ? 50_000 : 5_000;
+        if (int.TryParse(Environment.GetEnvironmentVariable("MTCP_MIGRATION_SCHEDULES"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var count))
+        {
+            schedules = count;
+        }
+
+        var firstSeed = int.TryParse(Environment.GetEnvironmentVariable("MTCP_MIGRATION_SEED"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : 1;
+        var stopwatch = Stopwatch.StartNew();
+        var totals = new ScheduleTotals();
+        for (var seed = firstSeed; seed < firstSeed + schedules; seed++)
+        {
+            MigrationSchedule.Run(seed, totals, out var failure);
+            Assert.True(failure is null, $"schedule failed (replay with MTCP_MIGRATION_SEED={seed}): {failure}");
+        }
+
+        output.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"{schedules} schedules in {stopwatch.Elapsed.TotalSeconds:F1} s: {totals.MigrationsStarted} migrations started, {totals.MigrationsCompleted} completed, "
+            + $"{totals.MigrationsFailed} failed and left the connection on its server; largest state reply {totals.LargestStateReply} bytes"));
+        output.WriteLine("client-side failures: " + string.Join("; ", totals.FailureReasons.Select(p => $"{p.Key} x{p.Value}")));
+        output.WriteLine("refusals at destinations: " + string.Join("; ", totals.RejectReasons.Select(p => $"{p.Key} x{p.Value}")));
+        Assert.True(totals.MigrationsCompleted > schedules, "the schedules must exercise migrations");
+    }
+}
+
+/// <summary>Running totals over many schedules.</summary>
+internal sealed class ScheduleTotals
+{
+    public long MigrationsStarted { get; set; }
+
+    public long MigrationsCompleted { get; set; }
+
+    public long MigrationsFailed { get; set; }
+
+    public int LargestStateReply { get; set; }
+
+    public Dictionary<string, int> FailureReasons { get; } = [];
+
+    public Dictionary<string, int> RejectReasons { get; } = [];
+}
+
+/// <summary>One random schedule, reproducible from its seed.</summary>
+internal static class MigrationSchedule
+{
+    public static MigrationTestbed Run(int seed, ScheduleTotals totals, out string? failure)
+    {
+        var random = new Random(seed);
+        var service = (ReferenceService)random.Next(3);
+        var loss = random.Next(5) * 0.05;
+        var conditions = new LinkConditions
+        {
+            Latency = TimeSpan.FromMilliseconds(random.Next(1, 10)),
+            Jitter = TimeSpan.FromMilliseconds(random.Next(0, 3)),
+            LossRate = loss,
+            DuplicateRate = random.NextDouble() * 0.05,
+            ReorderRate = random.NextDouble() * 0.1,
+            ReorderDelay = TimeSpan.FromMilliseconds(10),
+        };
+        var options = new TestbedOptions
+        {
+            Service = service,
+            SessionBytes = random.Next(16, 65) * 4096,
+            SnapshotEvery = random.Next(1, 17),
+            ControlLatency = TimeSpan.FromMilliseconds(random.Next(1, 20)),
+        };
+        var bed = new MigrationTestbed(seed, conditions, options);
+        var migrations = random.Next(0, 11);
+        var nextAt = bed.Network.Now + TimeSpan.FromMilliseconds(random.Next(0, 200));
+        var limit = bed.Network.Now + TimeSpan.FromMinutes(30);
+        failure = null;
+        while (!bed.Finished)
+        {
+            if (bed.Network.Now > limit || !bed.Network.Step())
+            {
+                failure = "did not finish (deadlock or stall): " + bed.Describe();
+                return bed;
+            }
+
+            if (migrations > 0 && bed.Network.Now >= nextAt)
+            {
+                var target = random.Next(bed.Servers.Count);
+                if (bed.Migrate(target))
+                {
+                    migrations--;
+                }
+
+                nextAt = bed.Network.Now + TimeSpan.FromMilliseconds(random.Next(1, 150));
+            }
+        }
+
+        var stats = bed.Connection.Stats;
+        totals.MigrationsStarted += stats.MigrationsStarted;
+        totals.MigrationsCompleted += stats.MigrationsCompleted;
+        totals.MigrationsFailed += stats.MigrationsFailed;
+        foreach (var e in bed.Client.MigrationEvents.Where(e => e.Kind == Mtcp.Stack.Migration.MigrationEventKind.Failed))
+        {
+            totals.FailureReasons[e.Detail] = totals.FailureReasons.GetValueOrDefault(e.Detail) + 1;
+        }
+
+        foreach (var server in bed.Servers)
+        {
+            foreach (var (reason, count) in server.Host.Stats.RefusalReasons)
+            {
+                totals.RejectReasons[reason] = totals.RejectReasons.GetValueOrDefault(reason) + count;
+            }
+        }
+
+        totals.LargestStateReply = Math.Max(totals.LargestStateReply, bed.Servers.Max(x => x.Host.Stats.LargestStateReply));
+        if (bed.ClientApp.FirstMismatch >= 0 || bed.ClientApp.Received != bed.Expected.Length)
+        {
+            failure = $"stream differs at {bed.ClientApp.FirstMismatch}: " + bed.Describe();
+        }
+
+        return bed;
+    }
+}

@@ -1,0 +1,343 @@
+using Mtcp.Stack.Migration;
+using Mtcp.TestKit;
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+using Xunit.Abstractions;
+
+namespace Mtcp.Stack.Tests;
+
+/// <summary>
+/// The scenarios thesis chapters 3 and 4 draw, each run on the multi-host simulator (client, S1, S2, S3) and each
+/// ending with the client holding exactly the reference stream and every endpoint closed.
+/// </summary>
+[Trait("Category", "Migration")]
+public sealed class MigrationScenarioTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromMinutes(30);
+    private static readonly ServerEndpoint S1 = MigrationTestbed.EndpointOf(0);
+    private static readonly ServerEndpoint S2 = MigrationTestbed.EndpointOf(1);
+    private static readonly ServerEndpoint S3 = MigrationTestbed.EndpointOf(2);
+
+    [Theory]
+    [InlineData(ReferenceService.Stream)]
+    [InlineData(ReferenceService.File)]
+    [InlineData(ReferenceService.RequestResponse)]
+    public void One_migration_must_deliver_the_reference_stream_byte_for_byte_and_stay_invisible_to_the_client_application(ReferenceService service)
+    {
+        var bed = new MigrationTestbed(1, LinkConditions.Perfect, new TestbedOptions { Service = service });
+        Run(bed, () => bed.ClientApp.Received >= 16 * 1024);
+        Assert.True(bed.Migrate(1), bed.Describe());
+
+        Finish(bed);
+
+        Assert.Equal(1, bed.Connection.Stats.MigrationsCompleted);
+        Assert.Equal(S2, bed.Connection.CurrentServer);
+        Assert.Equal([TcpEvent.Connected, TcpEvent.PeerClosed], bed.ClientApp.Events.Where(e => e is not (TcpEvent.Readable or TcpEvent.Writable or TcpEvent.Closed)));
+    }
+
+    [Fact]
+    public void Fig_3_5_to_3_8_and_4_10_reads_since_the_snapshot_must_be_replayed_from_the_read_log_and_unread_bytes_must_follow()
+    {
+        // Figs 3.5-3.7: the server read messages after its last export_state; fig 3.8/4.10: more arrived, acknowledged
+        // and unread. The state reply carries [rcv_seq_snapshot, last_ack_sent): the log, then the unread bytes.
+        var bed = new MigrationTestbed(2, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse, SnapshotEvery = 8 });
+        var s1 = (RequestResponseServerSession)Run(bed, () => bed.Servers[0].Sessions.Count > 0, () => bed.Servers[0].Sessions[0]);
+        Run(bed, () => s1.MessagesRead >= 20 && s1.MessagesRead % 8 != 0 && s1.Connection.ReadLogLength > 0);
+        s1.Paused = true;
+        var logged = s1.Connection.ReadLogLength;
+        Run(bed, () => s1.Connection.BytesReadable >= 2 * bed.Options.MessageSize && s1.Connection.LastAckSent == s1.Connection.ReceiveNext);
+        var unread = s1.Connection.BytesReadable;
+        var snapshotCount = s1.MessagesRead / 8 * 8;
+        Assert.True(bed.Migrate(1));
+
+        Run(bed, () => bed.Servers[1].Sessions.Count == 1);
+
+        var reply = Replies(bed).Single();
+        Assert.Equal(logged + unread, reply.RcvStateLength);
+        var (requests, _) = RequestResponseServerSession.Reference(bed.Options.SessionBytes / bed.Options.MessageSize, bed.Options.MessageSize, MigrationTestbed.RequestKey);
+        Assert.Equal(requests.AsSpan(snapshotCount * bed.Options.MessageSize, reply.RcvStateLength).ToArray(), reply.ReadBufferState.ToArray());
+        var s2 = (RequestResponseServerSession)bed.Servers[1].Sessions.Single();
+        Assert.Equal(ConnectionOrigin.Migrated, s2.Imported.Origin);
+        s1.Paused = false;
+        Finish(bed);
+        Assert.True(s1.Emigrated, "the origin's application must see EMIGRATED");
+        Assert.Equal(bed.Options.SessionBytes / bed.Options.MessageSize, s2.MessagesRead);
+    }
+
+    [Fact]
+    public void Fig_3_9_and_4_9_scenario_1_unacknowledged_bytes_up_to_the_snapshot_must_move_to_the_new_server()
+    {
+        // snd_max_seen < snd_seq_snapshot: transfer snd_seq_snapshot - snd_max_seen bytes, discard none.
+        var bed = new MigrationTestbed(3, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SnapshotEvery = 1, SessionBytes = 256 * 1024 });
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        bed.ClientApp.Paused = true;
+        var s1 = bed.Servers[0].Sessions.Single();
+        Run(bed, () => s1.Connection.BytesUnacknowledged > 16 * 1024 && bed.Connection.CurrentControlBlock.BytesReadable > 32 * 1024);
+        Assert.True(bed.Migrate(1));
+
+        Run(bed, () => bed.Connection.Stats.MigrationsCompleted == 1);
+
+        var reply = Replies(bed).Single();
+        Assert.True(reply.SndStateLength > 0, $"write-buffer state {reply.SndStateLength}");
+        Assert.Equal(0u, reply.SndBytesDiscard);
+        var offset = reply.SndMaxSeen - (s1.Connection.InitialSendSequence + 1);
+        Assert.Equal(bed.Expected.AsSpan(offset, reply.SndStateLength).ToArray(), reply.WriteBufferState.ToArray());
+        bed.ClientApp.Paused = false;
+        Finish(bed);
+    }
+
+    [Fact]
+    public void Fig_3_10_and_4_9_scenario_2_bytes_the_client_has_past_the_snapshot_must_be_discarded_when_rewritten()
+    {
+        // snd_max_seen > snd_seq_snapshot: transfer nothing; the new server drops snd_bytes_discard rewritten bytes.
+        var bed = new MigrationTestbed(4, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SnapshotEvery = 16, SessionBytes = 256 * 1024 });
+        var s1 = Run(bed, () => bed.Servers[0].Sessions.Count == 1, () => bed.Servers[0].Sessions[0]);
+        Run(bed, () => s1.Snapshots >= 5 && (s1.Connection.WriteEnd - (s1.Connection.InitialSendSequence + 1)) % (16 * 1024) != 0);
+        s1.Paused = true;
+        Run(bed, () => s1.Connection.BytesUnacknowledged == 0);
+        var written = s1.Connection.WriteEnd - (s1.Connection.InitialSendSequence + 1);
+        Assert.True(bed.Migrate(1));
+
+        Run(bed, () => bed.Servers[1].Sessions.Count == 1);
+
+        var reply = Replies(bed).Single();
+        Assert.Equal(0, reply.SndStateLength);
+        Assert.True(reply.SndBytesDiscard > 0, "the client must be past the snapshot");
+        var snapshotOffset = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(reply.AppState.Span) * bed.Options.ChunkSize;
+        Assert.Equal(written, snapshotOffset + (int)reply.SndBytesDiscard);
+        Finish(bed);
+    }
+
+    [Fact]
+    public void Fig_4_11_and_4_12_acks_from_the_origin_while_migrating_must_be_ignored_and_made_up_by_the_implicit_ack()
+    {
+        // The client keeps its bytes until the switch; the origin's last_ack_sent, relayed by the new server, frees them.
+        var bed = new MigrationTestbed(5, new LinkConditions { Latency = TimeSpan.FromMilliseconds(10) }, new TestbedOptions
+        {
+            Service = ReferenceService.RequestResponse,
+            SessionBytes = 256 * 1024,
+            ControlLatency = TimeSpan.FromMilliseconds(30),
+        });
+        Run(bed, () => bed.ClientApp.Received >= 32 * 1024);
+        Assert.True(bed.Migrate(1));
+
+        Run(bed, () => bed.Connection.Stats.MigrationsCompleted == 1);
+
+        Assert.True(bed.Connection.Stats.AcksIgnoredWhileMigrating > 0, "the origin's ACKs must arrive during the migration");
+        Finish(bed);
+    }
+
+    [Fact]
+    public void Section_4_2_2_an_active_close_after_the_snapshot_must_be_replayed_so_the_FIN_exchange_does_not_deadlock()
+    {
+        // S1 exported its state in ESTABLISHED, then wrote the rest and closed; the client got the FIN but has not
+        // closed yet. S2 resumes from ESTABLISHED, replays ESTABLISHED -> FIN_WAIT_1 -> FIN_WAIT_2, and both ends close.
+        var bed = new MigrationTestbed(6, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SnapshotEvery = 8, SessionBytes = 60 * 1024 });
+        bed.ClientApp.HoldClose = true;
+        Run(bed, () => bed.ClientApp.PeerClosed && bed.Servers[0].Sessions.Single().Connection.State == TcpState.FinWait2);
+        Assert.Equal(TcpState.CloseWait, bed.Connection.State);
+        Assert.True(bed.Migrate(1));
+
+        Run(bed, () => bed.Connection.Stats.MigrationsCompleted == 1 && bed.Servers[1].Sessions.Count == 1);
+
+        var s2 = bed.Servers[1].Sessions.Single().Connection;
+        Assert.Equal(
+            [new TcpStateTransition(TcpStateCode.Established, TcpStateCode.FinWait1), new TcpStateTransition(TcpStateCode.FinWait1, TcpStateCode.FinWait2)],
+            s2.ReplayedTransitions.ToArray());
+        bed.ClientApp.HoldClose = false;
+        Finish(bed);
+    }
+
+    [Fact]
+    public void A_request_for_an_unknown_connection_must_be_rejected_with_CB_NOT_FOUND_and_disturb_nothing()
+    {
+        var bed = new MigrationTestbed(7, LinkConditions.Perfect, new TestbedOptions());
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        var unknown = new ConnectionId(bed.Client.Address, 12345, S1.Address, S1.Port);
+        InjectSpecialSyn(bed, S2, unknown, bed.Authenticator.ComputeMigratedConnection(unknown, new SeqNumber(1)));
+
+        Run(bed, () => bed.Servers[1].Host.Stats.MigrationsRefused == 1);
+
+        Assert.Equal(1, bed.Servers[1].Host.Stats.RefusalReasons["state reject CbNotFound"]);
+        Assert.Equal(StateRejectReason.CbNotFound, Rejects(bed).Single().Reason);
+        Finish(bed);
+        Assert.Equal(0, bed.Connection.Stats.MigrationsStarted);
+    }
+
+    [Fact]
+    public void A_forged_special_SYN_must_be_rejected_with_AUTH_FAILED_and_leave_the_connection_where_it_is()
+    {
+        // An off-path attacker who knows the 4-tuple but not the key cannot pull the connection to another server.
+        var bed = new MigrationTestbed(8, LinkConditions.Perfect, new TestbedOptions());
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        InjectSpecialSyn(bed, S2, bed.Connection.Cid, authenticator: 0x0123456789ABCDEF);
+
+        Run(bed, () => bed.Servers[1].Host.Stats.MigrationsRefused == 1);
+
+        Assert.Equal(StateRejectReason.AuthFailed, Rejects(bed).Single().Reason);
+        Finish(bed);
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+        Assert.Equal(0, bed.Servers[0].Host.Stats.MigrationsOut);
+    }
+
+    [Fact]
+    public void A_request_while_the_origin_is_in_LAST_ACK_must_be_rejected_with_INVALID_STATE_and_the_client_must_stay()
+    {
+        var bed = new MigrationTestbed(9, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse });
+        var dropped = false;
+        bed.Network.Drop = p => p.Source == S1.Address && p.Header.Has(TcpFlags.Fin) && !dropped && (dropped = true);
+        Run(bed, () => bed.Servers[0].Sessions.Count == 1 && bed.Servers[0].Sessions[0].Connection.State == TcpState.LastAck);
+        Assert.Contains(bed.Connection.State, new[] { TcpState.FinWait1, TcpState.FinWait2 });
+        Assert.True(bed.Migrate(1));
+
+        Finish(bed);
+
+        Assert.Equal(StateRejectReason.InvalidState, Rejects(bed).Single().Reason);
+        Assert.Equal(1, bed.Connection.Stats.MigrationsFailed);
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+    }
+
+    [Fact]
+    public void A_state_reply_that_never_comes_must_time_out_and_leave_the_connection_on_its_server()
+    {
+        var bed = new MigrationTestbed(10, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse });
+        bed.Control.Withheld.Add(ControlMessageType.StateReply);
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        Assert.True(bed.Migrate(1));
+
+        Run(bed, () => bed.Connection.Stats.MigrationsFailed == 1);
+
+        Assert.Equal(1, bed.Servers[1].Host.Stats.RefusalReasons["no state reply in time"]);
+        bed.Control.Withheld.Clear();
+        Finish(bed);
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+    }
+
+    [Fact]
+    public void A_migration_to_an_unreachable_server_must_fail_and_leave_the_connection_working()
+    {
+        var bed = new MigrationTestbed(11, LinkConditions.Perfect, new TestbedOptions());
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        Assert.True(bed.Client.TryMigrate(bed.Network.Now, new ServerEndpoint(IpAddress.Parse("10.0.0.99"), 80)));
+
+        Finish(bed);
+
+        Assert.Equal(1, bed.Connection.Stats.MigrationsFailed);
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+    }
+
+    [Fact]
+    public void An_authenticated_trigger_from_the_origin_must_move_the_connection_to_the_server_it_names()
+    {
+        var bed = new MigrationTestbed(12, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.File });
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        bed.Servers[0].Host.SendTrigger(bed.Connection.Cid, S3);
+
+        Finish(bed);
+
+        Assert.Equal(1, bed.Connection.Stats.TriggersAccepted);
+        Assert.Equal(S3, bed.Connection.CurrentServer);
+    }
+
+    [Fact]
+    public void A_trigger_from_a_third_server_without_a_destination_must_let_the_client_choose_an_alternate_server()
+    {
+        var bed = new MigrationTestbed(13, LinkConditions.Perfect, new TestbedOptions());
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        Assert.Equal([S2, S3], bed.Connection.AlternateServers);
+        bed.Servers[2].Host.SendTrigger(bed.Connection.Cid, null);
+
+        Finish(bed);
+
+        Assert.Equal(1, bed.Connection.Stats.TriggersAccepted);
+        Assert.Equal(S2, bed.Connection.CurrentServer);
+    }
+
+    [Fact]
+    public void A_forged_trigger_must_be_ignored_and_counted()
+    {
+        var bed = new MigrationTestbed(14, LinkConditions.Perfect, new TestbedOptions());
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        var cid = bed.Connection.Cid;
+        bed.Network.Inject(new SimPacket(S3.Address, bed.Client.Address, new TcpSegmentRepr
+        {
+            SourcePort = S3.Port,
+            DestinationPort = cid.ClientPort,
+            Flags = TcpFlags.Syn,
+            Options = new TcpOptions { MigrateTrigger = new MtcpMigrateTrigger(0xBAD, S1, new MtcpTriggerDestination(null, 0)) },
+        }, ReadOnlyMemory<byte>.Empty));
+
+        Finish(bed);
+
+        Assert.Equal(1, bed.Connection.Stats.ForgedTriggersIgnored);
+        Assert.Equal(0, bed.Connection.Stats.MigrationsStarted);
+    }
+
+    [Fact]
+    public void A_connection_must_be_able_to_migrate_back_to_a_server_it_already_left()
+    {
+        var bed = new MigrationTestbed(15, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse, SessionBytes = 128 * 1024 });
+        Run(bed, () => bed.ClientApp.Received >= 16 * 1024);
+        Assert.True(bed.Migrate(1));
+        Run(bed, () => bed.Connection.Stats.MigrationsCompleted == 1 && bed.ClientApp.Received >= 48 * 1024);
+        Assert.True(bed.Migrate(0));
+
+        Finish(bed);
+
+        Assert.Equal(2, bed.Connection.Stats.MigrationsCompleted);
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+        Assert.Equal(1, bed.Servers[0].Host.Stats.MigrationsOut);
+        Assert.Equal(1, bed.Servers[0].Host.Stats.MigrationsIn);
+    }
+
+    [Fact]
+    public void Several_migrations_in_a_row_under_loss_must_keep_the_stream_exact()
+    {
+        var conditions = new LinkConditions { Latency = TimeSpan.FromMilliseconds(3), LossRate = 0.1, DuplicateRate = 0.02, ReorderRate = 0.05 };
+        var bed = new MigrationTestbed(16, conditions, new TestbedOptions { Service = ReferenceService.RequestResponse, SessionBytes = 256 * 1024, SnapshotEvery = 5 });
+        int[] route = [1, 2, 0, 1, 2];
+        for (var hop = 0; hop < route.Length; hop++)
+        {
+            var threshold = (hop + 1) * 32 * 1024;
+            Run(bed, () => bed.ClientApp.Received >= threshold && !bed.Connection.IsMigrating);
+            Assert.True(bed.Migrate(route[hop]), bed.Describe());
+        }
+
+        Finish(bed);
+
+        Assert.Equal(route.Length, bed.Connection.Stats.MigrationsCompleted);
+        Assert.Equal(S3, bed.Connection.CurrentServer);
+    }
+
+    private static void InjectSpecialSyn(MigrationTestbed bed, ServerEndpoint destination, ConnectionId cid, ulong authenticator) =>
+        bed.Network.Inject(new SimPacket(bed.Client.Address, destination.Address, new TcpSegmentRepr
+        {
+            SourcePort = 61000,
+            DestinationPort = destination.Port,
+            SequenceNumber = new SeqNumber(4242),
+            Flags = TcpFlags.Syn,
+            Window = 65535,
+            Options = new TcpOptions { MigratedConnection = new MtcpMigratedConnection(new ServerEndpoint(cid.ServerAddress, cid.ServerPort), cid.ClientPort, new SeqNumber(1), authenticator) },
+        }, ReadOnlyMemory<byte>.Empty));
+
+    private static IEnumerable<StateReply> Replies(MigrationTestbed bed) => bed.Control.Delivered.Select(d => d.Message).OfType<StateReply>();
+
+    private static IEnumerable<StateReject> Rejects(MigrationTestbed bed) => bed.Control.Delivered.Select(d => d.Message).OfType<StateReject>();
+
+    private static void Run(MigrationTestbed bed, Func<bool> condition) => Assert.True(bed.RunUntil(condition, Limit), bed.Describe());
+
+    private static T Run<T>(MigrationTestbed bed, Func<bool> condition, Func<T> result)
+    {
+        Run(bed, condition);
+        return result();
+    }
+
+    private void Finish(MigrationTestbed bed)
+    {
+        Assert.True(bed.RunToFinish(Limit), bed.Describe());
+        output.WriteLine(bed.Describe());
+        Assert.True(bed.ClientApp.FirstMismatch < 0, $"stream differs at {bed.ClientApp.FirstMismatch}: {bed.Describe()}");
+        Assert.Equal(bed.Expected.Length, bed.ClientApp.Received);
+        Assert.All(bed.Sessions, s => Assert.Equal(TcpState.Closed, s.Connection.State));
+    }
+}

@@ -1,0 +1,75 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Mtcp.Stack.Migration;
+using Mtcp.Wire;
+
+namespace Mtcp.TestKit;
+
+/// <summary>
+/// HMAC-SHA256 truncated to 64 bits over a domain tag and the message's fields, with one key shared by the client
+/// and every server of the simulated service. Real cryptography with a deliberately simple key arrangement: enough
+/// to tell a genuine trigger or special SYN from a forged one in the simulator.
+/// </summary>
+public sealed class HmacMigrationAuthenticator(byte[] key) : IMigrationAuthenticator
+{
+    private const byte MigratedConnectionTag = 1;
+    private const byte TriggerTag = 2;
+
+    private readonly byte[] _key = key.ToArray();
+
+    public ulong ComputeMigratedConnection(ConnectionId cid, SeqNumber rcvNxt)
+    {
+        Span<byte> message = stackalloc byte[64];
+        var length = Encode(message, MigratedConnectionTag, cid);
+        BinaryPrimitives.WriteUInt32BigEndian(message[length..], rcvNxt.Value);
+        return Mac(message[..(length + 4)]);
+    }
+
+    public bool VerifyMigratedConnection(ConnectionId cid, SeqNumber rcvNxt, ulong authenticator) =>
+        FixedTimeEquals(ComputeMigratedConnection(cid, rcvNxt), authenticator);
+
+    public ulong ComputeTrigger(ConnectionId cid, ServerEndpoint? destination)
+    {
+        Span<byte> message = stackalloc byte[64];
+        var length = Encode(message, TriggerTag, cid);
+        if (destination is { } server)
+        {
+            length += server.Address.WriteTo(message[length..]);
+            BinaryPrimitives.WriteUInt16BigEndian(message[length..], server.Port);
+            length += 2;
+        }
+
+        return Mac(message[..length]);
+    }
+
+    public bool VerifyTrigger(ConnectionId cid, ServerEndpoint? destination, ulong authenticator) =>
+        FixedTimeEquals(ComputeTrigger(cid, destination), authenticator);
+
+    private static int Encode(Span<byte> destination, byte tag, ConnectionId cid)
+    {
+        destination[0] = tag;
+        var at = 1;
+        at += cid.ClientAddress.WriteTo(destination[at..]);
+        BinaryPrimitives.WriteUInt16BigEndian(destination[at..], cid.ClientPort);
+        at += 2;
+        at += cid.ServerAddress.WriteTo(destination[at..]);
+        BinaryPrimitives.WriteUInt16BigEndian(destination[at..], cid.ServerPort);
+        return at + 2;
+    }
+
+    private ulong Mac(ReadOnlySpan<byte> message)
+    {
+        Span<byte> mac = stackalloc byte[32];
+        HMACSHA256.HashData(_key, message, mac);
+        return BinaryPrimitives.ReadUInt64BigEndian(mac);
+    }
+
+    private static bool FixedTimeEquals(ulong a, ulong b)
+    {
+        Span<byte> left = stackalloc byte[8];
+        Span<byte> right = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(left, a);
+        BinaryPrimitives.WriteUInt64BigEndian(right, b);
+        return CryptographicOperations.FixedTimeEquals(left, right);
+    }
+}

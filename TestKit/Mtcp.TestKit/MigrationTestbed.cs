@@ -1,0 +1,169 @@
+using System.Globalization;
+using Mtcp.Stack;
+using Mtcp.Stack.Migration;
+using Mtcp.Wire;
+
+namespace Mtcp.TestKit;
+
+/// <summary>The reference service the servers of a <see cref="MigrationTestbed"/> run.</summary>
+public enum ReferenceService
+{
+    /// <summary>Thesis ch. 5: the server pushes a stream; snapshot = chunk number.</summary>
+    Stream,
+
+    /// <summary>Thesis ch. 6: the client names a file, the server sends it; snapshot = (name, offset).</summary>
+    File,
+
+    /// <summary>Thesis fig. 3.5: the server reads messages and answers each; snapshot = messages read.</summary>
+    RequestResponse,
+}
+
+/// <summary>Shape of one simulated session.</summary>
+public sealed record TestbedOptions
+{
+    public ReferenceService Service { get; init; } = ReferenceService.Stream;
+
+    /// <summary>Bytes the server sends (stream, file) or the client sends and gets back (request/response).</summary>
+    public int SessionBytes { get; init; } = 64 * 1024;
+
+    public int ChunkSize { get; init; } = 1024;
+
+    public int MessageSize { get; init; } = 64;
+
+    /// <summary>Export a snapshot every this many chunks or messages (thesis 3.3.2: the application's choice).</summary>
+    public int SnapshotEvery { get; init; } = 4;
+
+    public TimeSpan ControlLatency { get; init; } = TimeSpan.FromMilliseconds(2);
+
+    public int ServerCount { get; init; } = 3;
+
+    /// <summary>Servers' TCP settings; the read log is switched on for them and off for the client.</summary>
+    public TcpConfig Tcp { get; init; } = TcpConfig.Default with
+    {
+        SendBufferSize = 64 * 1024,
+        ReceiveBufferSize = 64 * 1024,
+        MaximumSegmentLifetime = TimeSpan.FromMilliseconds(500),
+        MaxSynRetransmissions = 20,
+        MaxRetransmissions = 40,
+        ConnectTimeout = TimeSpan.FromMinutes(10),
+    };
+}
+
+/// <summary>
+/// The multi-host migration simulator: a client and cooperating servers S1, S2, S3 on one <see cref="SimNetwork"/>,
+/// control connections between the servers on a <see cref="ControlChannel"/>, and one of the reference services.
+/// The client connects to S1; tests and property runs then migrate it at chosen or random moments.
+/// </summary>
+public sealed class MigrationTestbed
+{
+    public const ushort ServicePort = 80;
+
+    private static readonly byte[] ServiceKey = "mtcp-simulated-service-key-0001"u8.ToArray();
+
+    private readonly List<MtcpServerNode> _servers = [];
+
+    public MigrationTestbed(int seed, LinkConditions conditions, TestbedOptions options)
+    {
+        Options = options;
+        Network = new SimNetwork(seed, conditions);
+        var random = Network.Random;
+        SeqNumber NextIss() => new((uint)random.NextInt64(0, 1L << 32));
+
+        Authenticator = new HmacMigrationAuthenticator(ServiceKey);
+        Control = Network.Add(new ControlChannel(IpAddress.Parse("10.0.255.254"), options.ControlLatency));
+        var endpoints = Enumerable.Range(0, options.ServerCount).Select(EndpointOf).ToArray();
+        var serverConfig = options.Tcp with { RetainReadLog = true };
+        for (var i = 0; i < options.ServerCount; i++)
+        {
+            var host = new MtcpServerHost(endpoints[i], serverConfig, Authenticator, NextIss, endpoints.Where((_, j) => j != i).ToArray());
+            _servers.Add(Network.Add(new MtcpServerNode(host, Control, CreateSession)));
+        }
+
+        byte[] toSend;
+        byte[] expected;
+        var closeFirst = false;
+        switch (options.Service)
+        {
+            case ReferenceService.Stream:
+                toSend = [];
+                expected = StreamServerSession.Reference(options.SessionBytes / options.ChunkSize, options.ChunkSize, StreamKey);
+                break;
+            case ReferenceService.File:
+                toSend = new byte[FileServerSession.NameLength];
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(toSend, FileName);
+                expected = FileServerSession.Reference(FileName, options.SessionBytes);
+                break;
+            default:
+                (toSend, expected) = RequestResponseServerSession.Reference(options.SessionBytes / options.MessageSize, options.MessageSize, RequestKey);
+                closeFirst = true;
+                break;
+        }
+
+        Expected = expected;
+        Client = Network.Add(new MtcpClientNode(IpAddress.Parse("10.0.0.1"), NextIss));
+        ClientApp = new ClientApplication(toSend, expected, closeFirst);
+        Client.Application = ClientApp;
+        Client.Connect(Network.Now, options.Tcp with { RetainReadLog = false }, endpoints[0], Authenticator);
+    }
+
+    public const ulong StreamKey = 0x5354524541;
+
+    public const ulong FileName = 0x66696C652E62696E;
+
+    public const ulong RequestKey = 0x5245515545535453;
+
+    public TestbedOptions Options { get; }
+
+    public SimNetwork Network { get; }
+
+    public ControlChannel Control { get; }
+
+    public HmacMigrationAuthenticator Authenticator { get; }
+
+    public MtcpClientNode Client { get; }
+
+    public ClientApplication ClientApp { get; }
+
+    public byte[] Expected { get; }
+
+    public IReadOnlyList<MtcpServerNode> Servers => _servers;
+
+    public MtcpClientConnection Connection => Client.Connection!;
+
+    public IEnumerable<ServerSession> Sessions => _servers.SelectMany(s => s.Sessions);
+
+    /// <summary>Client closed after its application closed, and no server holds a live endpoint (none half-open).</summary>
+    public bool Finished =>
+        ClientApp.CloseCalled && Connection.State == TcpState.Closed && !Connection.IsMigrating && _servers.All(s => s.Host.LiveEndpoints == 0);
+
+    public static ServerEndpoint EndpointOf(int index) => new(IpAddress.Parse($"10.0.0.{11 + index}"), ServicePort);
+
+    /// <summary>Starts a migration to server <paramref name="index"/> now; false if the connection cannot migrate at this moment.</summary>
+    public bool Migrate(int index) => Client.TryMigrate(Network.Now, EndpointOf(index));
+
+    public int IndexOf(ServerEndpoint server) => _servers.FindIndex(s => s.Host.Service == server);
+
+    public bool RunUntil(Func<bool> condition, TimeSpan limit) => Network.Drive(condition, limit);
+
+    public bool RunToFinish(TimeSpan limit) => Network.Drive(() => Finished, limit);
+
+    public string Describe()
+    {
+        var c = Connection;
+        var servers = string.Join(" ", _servers.Select(s =>
+            $"S{IndexOf(s.Host.Service) + 1}[live={s.Host.LiveEndpoints} in={s.Host.Stats.MigrationsIn} out={s.Host.Stats.MigrationsOut} refused={s.Host.Stats.MigrationsRefused} "
+            + $"sessions={string.Join(',', s.Sessions.Select(x => $"{x.Connection.State}{(x.Emigrated ? "/EMIGRATED" : string.Empty)}"))}]"));
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"seed={Network.Seed} now={Network.Now} client[{c.State} on S{IndexOf(c.CurrentServer) + 1} migrating={c.IsMigrating} sent={ClientApp.Sent} received={ClientApp.Received}/{Expected.Length} "
+            + $"mismatch={ClientApp.FirstMismatch} closed={ClientApp.CloseCalled} started={c.Stats.MigrationsStarted} completed={c.Stats.MigrationsCompleted} failed={c.Stats.MigrationsFailed}] {servers} "
+            + $"net[sent={Network.Stats.Sent} lost={Network.Stats.Lost} dup={Network.Stats.Duplicated} reordered={Network.Stats.Reordered}]");
+    }
+
+    private ServerSession CreateSession(TcpConnection connection, ImportedState imported) => Options.Service switch
+    {
+        ReferenceService.Stream => new StreamServerSession(connection, imported, Options.SessionBytes / Options.ChunkSize, Options.ChunkSize, StreamKey, Options.SnapshotEvery),
+        ReferenceService.File => new FileServerSession(connection, imported, Options.SessionBytes, Options.ChunkSize, Options.SnapshotEvery),
+        _ => new RequestResponseServerSession(connection, imported, Options.MessageSize, Options.SnapshotEvery),
+    };
+}
