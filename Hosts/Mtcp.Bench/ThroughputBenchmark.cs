@@ -61,13 +61,16 @@ internal static class ThroughputBenchmark
         // One unmeasured warm-up run for the JIT and the socket buffers.
         await run();
         var mbps = new double[options.Runs];
+        var gen0 = GC.CollectionCount(0);
+        var gen1 = GC.CollectionCount(1);
         for (var i = 0; i < options.Runs; i++)
         {
             var elapsed = await run();
             mbps[i] = options.Bytes / elapsed.TotalSeconds / 1e6;
         }
 
-        Console.WriteLine($"{label,-20} median {Median(mbps),9:F1} MB/s  runs [{string.Join(", ", mbps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]");
+        var collections = $"GCs per run gen0 {(GC.CollectionCount(0) - gen0) / options.Runs}, gen1 {(GC.CollectionCount(1) - gen1) / options.Runs}";
+        Console.WriteLine($"{label,-20} median {Median(mbps),9:F1} MB/s  runs [{string.Join(", ", mbps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]  {collections}");
         return mbps;
     }
 
