@@ -61,7 +61,13 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 Context.Stop(Self);
             }
         });
-        Receive<StateRequest>(Serve);
+        Receive<StateRequest>(_ => IsFromPeer, Serve);
+        Receive<StateReplyChunk>(_ => IsFromPeer, Reassemble);
+        Receive<AbandonStateTransfer>(_ => IsFromPeer, notice =>
+        {
+            DropServing(notice.RequestId);
+            _registry.Tell(new StateTransferAbandoned(_peer, notice.RequestId, notice.Reason), Self);
+        });
         Receive<StateReply>(reply =>
         {
             if (IsFromPeer)
@@ -84,7 +90,6 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 Answer(reject.RequestId, reject);
             }
         });
-        Receive<StateReplyChunk>(Reassemble);
         Receive<StateAck>(ack =>
         {
             if (IsFromPeer)
@@ -96,11 +101,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 _peerManager.Tell(ack, Self);
             }
         });
-        Receive<AbandonStateTransfer>(notice =>
-        {
-            DropServing(notice.RequestId);
-            _registry.Tell(new StateTransferAbandoned(_peer, notice.RequestId, notice.Reason), Self);
-        });
+        Receive<object>(message => _log.Warning("{0} from local {1} dropped: only the peer sends it", message.GetType().Name, Sender));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;

@@ -51,6 +51,7 @@ public sealed class ControlConnectionManager : ReceiveActor
 
             ConnectionFor(request.Peer).Forward(request);
         });
+        Receive<AcknowledgeState>(acknowledge => ConnectionFor(acknowledge.Peer).Tell(acknowledge.Ack, Self));
         Receive<ControlMessage>(FromPeer);
         Receive<StateReplyChunk>(FromPeer);
         Receive<AbandonStateTransfer>(FromPeer);

@@ -16,6 +16,13 @@ namespace Mtcp.Actors;
 public sealed record RequestState(Address Peer, StateRequest Request, IActorRef ReplyTo);
 
 /// <summary>
+/// Sends <paramref name="Ack"/> to <paramref name="Peer"/> on the control connection: the same as answering the
+/// <see cref="StateReply"/>'s sender with the ack, for an endpoint that kept the peer's address instead.
+/// Acknowledge only a reply that was delivered and reinstated (thesis 4.2.3, step 4 at S2).
+/// </summary>
+public sealed record AcknowledgeState(Address Peer, StateAck Ack);
+
+/// <summary>
 /// No answer came from <paramref name="Peer"/> within <c>mtcp.control.state-request-timeout</c>: the migration
 /// fails and the client stays on its origin. A reply arriving later is never delivered and never acknowledged,
 /// so the origin keeps the connection (it closes only on a <see cref="StateAck"/>, thesis 4.2.3).

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Remote;
+using Akka.Remote.Transport;
 using Akka.TestKit;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
@@ -15,10 +17,14 @@ namespace Mtcp.Actors.Tests;
 /// </summary>
 [Trait("Category", "Actors")]
 [Trait("Category", "MultiNode")]
+[Collection(MultiNodeCollection.Name)]
 public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
 {
     /// <summary>Bound on forming a 3-node cluster and on a change reaching every view (measured: a few seconds).</summary>
     private static readonly TimeSpan Convergence = TimeSpan.FromSeconds(20);
+
+    /// <summary>A node that lost its peers may wait on their associations while it stops.</summary>
+    private static readonly TimeSpan ShutdownPatience = TimeSpan.FromSeconds(20);
 
     private readonly ITestOutputHelper _output;
     private readonly List<Node> _nodes = [];
@@ -34,7 +40,7 @@ public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
     {
         foreach (var node in _nodes.Skip(1))
         {
-            Shutdown(node.System, verifySystemShutdown: true);
+            Shutdown(node.System, ShutdownPatience, verifySystemShutdown: true);
         }
 
         base.AfterAll();
@@ -152,6 +158,45 @@ public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
         requesterManager.Tell(new RequestState(victim.Address, request, endpoint.Ref));
         var refused = await endpoint.ExpectMsgAsync<StateRequestFailed>(TimeSpan.FromSeconds(3));
         Assert.Contains(refused.Reason, new[] { StateRequestFailure.PeerUnreachable, StateRequestFailure.PeerRemoved });
+    }
+
+    [Fact]
+    public async Task Unreachable_node_must_fail_the_requests_in_flight_to_it_and_refuse_new_ones()
+    {
+        // The throttler transport adapter can blackhole one association without closing it, so the peer is
+        // lost only through the failure detector (no disassociation), as behind a network partition.
+        const string Partitionable = """
+            mtcp.control.state-request-timeout = 60s
+            akka.remote.dot-netty.tcp.applied-adapters = [trttl]
+            """;
+        var requester = StartNode(5, Partitionable);
+        var victim = StartNode(6, Partitionable);
+        var requesterManager = requester.System.StartControlConnectionManager(CreateTestProbe(requester.System).Ref);
+        var victimRegistry = CreateTestProbe(victim.System);
+        victim.System.StartControlConnectionManager(victimRegistry.Ref);
+        Cluster.Get(requester.System).Join(requester.Address);
+        Cluster.Get(victim.System).Join(requester.Address);
+        await requester.AwaitViewAsync([requester, victim]);
+        var endpoint = CreateTestProbe(requester.System);
+        var request = new StateRequest(10, ControlSamples.MigratingCid, ControlSamples.NewEndpointCid, new SeqNumber(1), ReadOnlyMemory<byte>.Empty);
+        requesterManager.Tell(new RequestState(victim.Address, request, endpoint.Ref));
+        await victimRegistry.ExpectMsgAsync<StateRequestReceived>(Convergence);
+
+        var partitioned = Stopwatch.GetTimestamp();
+        Assert.True(await ((IRemoteActorRefProvider)((ExtendedActorSystem)requester.System).Provider).Transport.ManagementCommand(
+            new SetThrottle(victim.Address, ThrottleTransportAdapter.Direction.Both, Blackhole.Instance)));
+
+        var failed = await endpoint.ExpectMsgAsync<StateRequestFailed>(Convergence);
+        _output.WriteLine($"request in flight to the unreachable node failed ({failed.Reason}) after {Stopwatch.GetElapsedTime(partitioned).TotalMilliseconds:F0} ms");
+        Assert.Equal(StateRequestFailure.PeerUnreachable, failed.Reason);
+        await requester.AwaitViewAsync([requester]);
+
+        requesterManager.Tell(new RequestState(victim.Address, request, endpoint.Ref));
+        Assert.Equal(StateRequestFailure.PeerUnreachable, (await endpoint.ExpectMsgAsync<StateRequestFailed>(TimeSpan.FromSeconds(3))).Reason);
+
+        // Heal the partition so that both systems can shut down without waiting on a blackholed association.
+        await ((IRemoteActorRefProvider)((ExtendedActorSystem)requester.System).Provider).Transport.ManagementCommand(
+            new SetThrottle(victim.Address, ThrottleTransportAdapter.Direction.Both, Unthrottled.Instance));
     }
 
     /// <summary>One server node: its system, the endpoint it announces, and a probe subscribed to its directory.</summary>

@@ -10,6 +10,8 @@ namespace Mtcp.Actors.Tests;
 /// and for the requesting endpoint.
 /// </summary>
 [Trait("Category", "Actors")]
+[Trait("Category", "MultiNode")]
+[Collection(MultiNodeCollection.Name)]
 public sealed class ControlConnectionTests : Akka.TestKit.Xunit2.TestKit
 {
     private static readonly TimeSpan StateRequestTimeout = TimeSpan.FromMilliseconds(750);
@@ -84,6 +86,19 @@ public sealed class ControlConnectionTests : Akka.TestKit.Xunit2.TestKit
         var received = await _originRegistry.ExpectMsgAsync<StateAckReceived>(Patience);
         Assert.Equal(_destinationAddress, received.Peer);
         Assert.Equal(ack, received.Ack);
+    }
+
+    [Fact]
+    public async Task State_ack_sent_through_the_manager_must_reach_the_origin_registry()
+    {
+        await RequestAndReceiveAtOriginAsync(12);
+        _originRegistry.Reply(ControlSamples.Replying(12, "state"u8.ToArray()));
+        await _endpoint.ExpectMsgAsync<StateReply>(Patience);
+
+        var ack = new StateAck(12, ControlSamples.MigratingCid);
+        _destinationManager.Tell(new AcknowledgeState(_originAddress, ack));
+
+        Assert.Equal(new StateAckReceived(_destinationAddress, ack), await _originRegistry.ExpectMsgAsync<StateAckReceived>(Patience));
     }
 
     [Theory]

@@ -12,6 +12,7 @@ namespace Mtcp.Actors.Tests;
 /// </summary>
 [Trait("Category", "Actors")]
 [Trait("Category", "MultiNode")]
+[Collection(MultiNodeCollection.Name)]
 public sealed class ControlMultiplexingOverRemoteTests : Akka.TestKit.Xunit2.TestKit
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
