@@ -102,7 +102,7 @@ public sealed class PacketActor : ReceiveActor
             return;
         }
 
-        var endpoint = Context.ActorOf(EndpointActor.Connecting(_context, key, connect.Connected), EndpointNames.For(key, ++_created));
+        var endpoint = Context.ActorOf(EndpointActor.Connecting(_context, key, connect.Connected, connect.Cancellation), EndpointNames.For(key, ++_created));
         _context.Table.TryAddEndpoint(key, endpoint);
         endpoint.Tell(OpenActive.Instance);
     }

@@ -65,6 +65,22 @@ public sealed class EndpointActorTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(ReceiveOutcome.TimedOut, _silentPeer.Receive(buffer, TimeSpan.FromMilliseconds(300), out _));
     }
 
+    [Fact]
+    public async Task Cancelled_connect_must_abort_the_open_and_stop_retransmitting()
+    {
+        using var client = new MtcpClient(_client);
+        using var cancel = new CancellationTokenSource();
+        var connecting = client.ConnectAsync(new IPEndPoint(PeerAddress.ToIPAddress(), 81), cancel.Token);
+        var buffer = new byte[_silentPeer.ReceiveBufferLength];
+        Assert.Equal(ReceiveOutcome.Received, _silentPeer.Receive(buffer, TimeSpan.FromSeconds(5), out _));
+
+        cancel.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => connecting);
+        Assert.Equal(ReceiveOutcome.TimedOut, _silentPeer.Receive(buffer, InitialRto * 3, out _));
+        await AwaitAssertAsync(async () => Assert.Equal(0, (await _client.GetStatisticsAsync()).Endpoints));
+    }
+
     protected override void AfterAll()
     {
         _silentPeer.Dispose();
