@@ -34,11 +34,8 @@ internal static class ThroughputBenchmark
         }
 
         Console.WriteLine($"throughput: {options.Bytes:N0} bytes per run, {options.Runs} runs per transport, chunk {ChunkSize:N0} bytes");
-        var kernel = await MeasureAsync("kernel TCP", options, () => KernelTcpRunAsync(options.Bytes, cancellationToken));
-        var kernelMedian = Median(kernel);
-
         var config = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "HOCON", "bench-throughput.conf")));
-        var results = new List<TransportThroughput>();
+        var series = new List<Series> { new("kernel TCP", () => KernelTcpRunAsync(options.Bytes, cancellationToken)) };
         foreach (var transport in options.Transports)
         {
             if (transport == "raw" && !RawSocketsPermitted(out var why))
@@ -47,31 +44,44 @@ internal static class ThroughputBenchmark
                 continue;
             }
 
-            var runs = await MeasureAsync($"MTCP over {transport}", options, () => MtcpRunAsync(config, transport, options.Bytes, cancellationToken));
-            var median = Median(runs);
-            results.Add(new TransportThroughput(transport, median, kernelMedian, median / kernelMedian, runs));
+            series.Add(new Series(transport, () => MtcpRunAsync(config, transport, options.Bytes, cancellationToken)));
         }
 
+        // One unmeasured warm-up run each (JIT, socket buffers), then the runs interleaved (kernel, each transport,
+        // again), so that load from anything else on the machine falls on every series alike.
+        foreach (var s in series)
+        {
+            await s.Run();
+        }
+
+        var gen0 = GC.CollectionCount(0);
+        for (var i = 0; i < options.Runs; i++)
+        {
+            foreach (var s in series)
+            {
+                var elapsed = await s.Run();
+                s.MBps.Add(options.Bytes / elapsed.TotalSeconds / 1e6);
+            }
+        }
+
+        foreach (var s in series)
+        {
+            Console.WriteLine($"{s.Name,-12} median {Median(s.MBps),9:F1} MB/s  runs [{string.Join(", ", s.MBps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]");
+        }
+
+        Console.WriteLine($"gen0 collections per round of runs (all series): {(double)(GC.CollectionCount(0) - gen0) / options.Runs:F1}");
+        var kernel = series[0].MBps.ToArray();
+        var kernelMedian = Median(kernel);
+        var results = series.Skip(1)
+            .Select(s => new TransportThroughput(s.Name, Median(s.MBps), kernelMedian, Median(s.MBps) / kernelMedian, s.MBps.ToArray()))
+            .ToList();
         await WriteArtifactsAsync(options, kernel, results);
         return 0;
     }
 
-    private static async Task<double[]> MeasureAsync(string label, ThroughputOptions options, Func<Task<TimeSpan>> run)
+    private sealed record Series(string Name, Func<Task<TimeSpan>> Run)
     {
-        // One unmeasured warm-up run for the JIT and the socket buffers.
-        await run();
-        var mbps = new double[options.Runs];
-        var gen0 = GC.CollectionCount(0);
-        var gen1 = GC.CollectionCount(1);
-        for (var i = 0; i < options.Runs; i++)
-        {
-            var elapsed = await run();
-            mbps[i] = options.Bytes / elapsed.TotalSeconds / 1e6;
-        }
-
-        var collections = $"GCs per run gen0 {(GC.CollectionCount(0) - gen0) / options.Runs}, gen1 {(GC.CollectionCount(1) - gen1) / options.Runs}";
-        Console.WriteLine($"{label,-20} median {Median(mbps),9:F1} MB/s  runs [{string.Join(", ", mbps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]  {collections}");
-        return mbps;
+        public List<double> MBps { get; } = [];
     }
 
     private static async Task<TimeSpan> MtcpRunAsync(Config benchConfig, string transport, long bytes, CancellationToken cancellationToken)
@@ -155,7 +165,7 @@ internal static class ThroughputBenchmark
         }
     }
 
-    private static double Median(double[] values)
+    private static double Median(IReadOnlyCollection<double> values)
     {
         var sorted = values.Order().ToArray();
         var middle = sorted.Length / 2;
@@ -174,8 +184,8 @@ internal static class ThroughputBenchmark
         var table = new System.Text.StringBuilder();
         table.AppendLine("# Throughput: one connection on loopback");
         table.AppendLine();
-        table.AppendLine($"{options.Bytes:N0} bytes client to server per run; median of {options.Runs} runs after one warm-up; MB = 10^6 bytes.");
-        table.AppendLine("Kernel TCP measured in the same process and run.");
+        table.AppendLine($"{options.Bytes:N0} bytes client to server per run; median of {options.Runs} runs after one warm-up each; MB = 10^6 bytes.");
+        table.AppendLine("Kernel TCP measured in the same process and run, its runs interleaved with the MTCP runs.");
         table.AppendLine();
         table.AppendLine("| transport | MTCP MB/s | kernel TCP MB/s | MTCP / kernel |");
         table.AppendLine("|---|---:|---:|---:|");
