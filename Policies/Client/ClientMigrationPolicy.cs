@@ -99,28 +99,45 @@ public sealed class ClientMigrationPolicy
         _guard.Forget(message.Connection);
     }
 
-    private ClientOutcome Decide(ConnectionKey key, ClientConnection state, PolicyKind policy, MigrationReason reason, string detail, Instant at)
+    private ClientOutcome? Decide(ConnectionKey key, ClientConnection state, PolicyKind policy, MigrationReason reason, string detail, Instant at)
     {
         var destination = state.Destinations.Choose();
         if (destination is not { } to)
         {
-            return new ClientOutcome(policy, GuardVerdict.NoDestination, new MigrateConnection(key, null, reason, detail));
+            return HeldBack(state, new ClientOutcome(policy, GuardVerdict.NoDestination, new MigrateConnection(key, null, reason, detail)));
         }
 
         var verdict = _guard.TryAdmit(key, state.Destinations.Current, to, at);
-        if (verdict == GuardVerdict.Allowed)
+        if (verdict != GuardVerdict.Allowed)
         {
-            if (state.Throughput?.Maximum is { } best && state.Destinations.Current is { } current)
-            {
-                state.Destinations.RecordThroughput(current, best);
-            }
-
-            state.Destinations.Picked(to);
-            state.Decided = true;
-            state.Restart();
+            return HeldBack(state, new ClientOutcome(policy, verdict, new MigrateConnection(key, to, reason, detail)));
         }
 
+        if (state.Throughput?.Maximum is { } best && state.Destinations.Current is { } current)
+        {
+            state.Destinations.RecordThroughput(current, best);
+        }
+
+        state.Destinations.Picked(to);
+        state.Decided = true;
+        state.Restart();
         return new ClientOutcome(policy, verdict, new MigrateConnection(key, to, reason, detail));
+    }
+
+    /// <summary>
+    /// A trigger keeps firing at every observation while its condition holds; a guard holding it back is
+    /// reported once per episode (until the verdict changes, a decision passes or the visit restarts), so
+    /// logs and counters count episodes, not segments.
+    /// </summary>
+    private static ClientOutcome? HeldBack(ClientConnection state, ClientOutcome outcome)
+    {
+        if (state.LastHeldBack == outcome.Verdict)
+        {
+            return null;
+        }
+
+        state.LastHeldBack = outcome.Verdict;
+        return outcome;
     }
 
     private ClientConnection Connection(ConnectionKey key)
@@ -155,8 +172,12 @@ public sealed class ClientMigrationPolicy
         /// <summary>A decision of ours is out and its migration has not completed yet.</summary>
         public bool Decided { get; set; }
 
+        /// <summary>The guard verdict last reported for this connection's current episode.</summary>
+        public GuardVerdict? LastHeldBack { get; set; }
+
         public void Restart()
         {
+            LastHeldBack = null;
             Throughput?.Restart();
             Latency?.Restart();
             ResponseTime?.Restart();

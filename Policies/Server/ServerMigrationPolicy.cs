@@ -96,6 +96,24 @@ public sealed class ServerMigrationPolicy
         _peers[report.Node] = report;
     }
 
+    /// <summary>
+    /// A migration involving this node completed: the same as <see cref="ConnectionEnded"/> on the node it
+    /// left and <see cref="ConnectionAccepted"/> (with its origin) on the node it reached, for runtimes that
+    /// report migrations rather than arrivals and departures.
+    /// </summary>
+    public void OnMigrationCompleted(MigrationCompleted message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (message.From == Self)
+        {
+            OnConnectionEnded(new ConnectionEnded(message.Connection, message.At));
+        }
+        else if (message.To == Self)
+        {
+            OnConnectionAccepted(new ConnectionAccepted(message.Connection, message.From, message.At));
+        }
+    }
+
     /// <summary>A client's migration away from this node failed: hold the connection down before trying again.</summary>
     public void OnMigrationFailed(MigrationFailed message)
     {

@@ -41,6 +41,7 @@ public sealed class ServerPolicyActor : ReceiveActor, IWithTimers
         Receive<ConnectionEnded>(OnConnectionEnded);
         Receive<BytesServed>(_policy.OnBytesServed);
         Receive<ApplicationLoad>(_policy.OnApplicationLoad);
+        Receive<MigrationCompleted>(OnMigrationCompleted);
         Receive<MigrationFailed>(_policy.OnMigrationFailed);
         Receive<PullConnections>(request => Publish(_policy.OnPullRequest(request)));
         Receive<MigrateOneConnection>(OnMigrateOne);
@@ -88,9 +89,20 @@ public sealed class ServerPolicyActor : ReceiveActor, IWithTimers
     private void OnConnectionEnded(ConnectionEnded message)
     {
         _policy.OnConnectionEnded(message);
+        CompleteDrainIfEmpty(message.At);
+    }
+
+    private void OnMigrationCompleted(MigrationCompleted message)
+    {
+        _policy.OnMigrationCompleted(message);
+        CompleteDrainIfEmpty(message.At);
+    }
+
+    private void CompleteDrainIfEmpty(Instant at)
+    {
         if (_policy.Draining && _policy.Connections == 0)
         {
-            var (outcomes, progress, completed) = _policy.StepDrain(message.At);
+            var (outcomes, progress, completed) = _policy.StepDrain(at);
             Publish(outcomes);
             ReportDrain(progress, completed);
         }

@@ -188,6 +188,32 @@ public sealed class ServerMigrationPolicyTests
     }
 
     [Fact]
+    public void Completed_migrations_must_count_as_departures_and_arrivals()
+    {
+        var origin = Node(S1, 2);
+        var destination = Node(S2, 0, "mtcp.policies.server.guard.hold-down = 0s\nmtcp.policies.server.overload-threshold = 2");
+        var moved = new MigrationCompleted(Connection(1000), S1, S2, Ms(0));
+        origin.OnMigrationCompleted(moved);
+        destination.OnMigrationCompleted(moved);
+        destination.OnMigrationCompleted(new MigrationCompleted(Connection(5), S3, S1, Ms(0)));
+
+        Assert.Equal(1, origin.Connections);
+        Assert.Equal(1, destination.Connections);
+
+        // Overloaded, S2 would shed its one connection to S1, but it just arrived from there.
+        destination.OnConnectionAccepted(new ConnectionAccepted(Connection(6), S3, Ms(0)));
+        destination.OnMigrationCompleted(new MigrationCompleted(Connection(6), S2, S3, Ms(0)));
+        destination.OnMigrationCompleted(new MigrationCompleted(Connection(7), S3, S2, Ms(0)));
+        Assert.Equal(2, destination.Connections);
+        destination.OnPeerLoad(new NodeLoadReport(S1, 0, 0, false, Ms(1)));
+        destination.OnPeerLoad(new NodeLoadReport(S3, 5, 5, false, Ms(1)));
+        var shed = Decisions(destination.Evaluate(Ms(1)).Outcomes);
+
+        // Connection 1000 (from S1) may not go back to S1; connection 7 (from S3) may.
+        Assert.Equal((Connection(7), S1), (Assert.Single(shed).Connection, Assert.Single(shed).Destination));
+    }
+
+    [Fact]
     public void Bytes_per_second_load_must_be_measured_over_the_evaluation_interval()
     {
         var node = Node(S1, 2, "mtcp.policies.server.load-source = bytes-per-second");
