@@ -286,6 +286,12 @@ public sealed class ServerMigrationPolicy
         var count = Math.Clamp(wanted, 1, _settings.MaxMovesPerEvaluation);
         var perConnection = PerConnectionLoad();
         var detail = Describe($"load {LastLoad} >= overload threshold {_settings.OverloadThreshold}");
+        if (peers.Count == 0)
+        {
+            outcomes.Add(new ServerOutcome(PolicyKind.Overload, MigrationReason.Overload, GuardVerdict.NoDestination, null, $"{detail}; no live peer to shed to"));
+            return;
+        }
+
         Move(count, () => LeastLoaded(peers), PolicyKind.Overload, MigrationReason.Overload, detail, at, outcomes, moved => moved.Load += perConnection);
     }
 
@@ -331,8 +337,9 @@ public sealed class ServerMigrationPolicy
 
     /// <summary>
     /// Triggers up to <paramref name="count"/> connections, oldest first, each towards the destination
-    /// <paramref name="nextDestination"/> names (null: stop). Connections in their hold-down or ping-pong
-    /// window are skipped; an empty token bucket stops the round. When no move happened one outcome says why.
+    /// <paramref name="nextDestination"/> names (null: no move would help, stop). Connections in their
+    /// hold-down or ping-pong window are skipped; an empty token bucket stops the round. When a guard kept
+    /// every move from happening, or the bucket ran dry, one outcome says so.
     /// </summary>
     private void Move(
         int count,
@@ -353,9 +360,10 @@ public sealed class ServerMigrationPolicy
                 break;
             }
 
+            // No destination left where a move still helps: the round is done, nothing was held back.
             if (nextDestination() is not { } destination)
             {
-                blocked = moved == 0 ? GuardVerdict.NoDestination : GuardVerdict.Allowed;
+                blocked = GuardVerdict.Allowed;
                 break;
             }
 

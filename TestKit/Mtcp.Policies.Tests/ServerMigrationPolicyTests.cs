@@ -146,6 +146,25 @@ public sealed class ServerMigrationPolicyTests
     }
 
     [Fact]
+    public void Overload_without_a_live_peer_must_say_so()
+    {
+        var node = Node(S1, 10, "mtcp.policies.server.overload-threshold = 5");
+
+        var outcome = Assert.Single(node.Evaluate(Ms(1000)).Outcomes);
+
+        Assert.Equal((PolicyKind.Overload, GuardVerdict.NoDestination), (outcome.Policy, outcome.Verdict));
+    }
+
+    [Fact]
+    public void Push_must_stay_silent_when_one_move_would_invert_the_imbalance()
+    {
+        var node = Node(S1, 3, "mtcp.policies.server.imbalance-threshold = 1");
+        node.OnPeerLoad(new NodeLoadReport(S2, 2, 2, false, Ms(0)));
+
+        Assert.Empty(node.Evaluate(Ms(1000)).Outcomes);
+    }
+
+    [Fact]
     public void Rate_limit_must_cap_decisions_and_say_so()
     {
         var node = new ServerMigrationPolicy(S1, Server("""
