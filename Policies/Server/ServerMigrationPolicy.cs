@@ -84,6 +84,12 @@ public sealed class ServerMigrationPolicy
         _meter.ApplicationLoad(message.Load);
     }
 
+    public void OnProcessorTime(ProcessorTimeSample sample)
+    {
+        ArgumentNullException.ThrowIfNull(sample);
+        _meter.ProcessorTime(sample);
+    }
+
     /// <summary>Keeps the newest report of each peer; this node's own reports are ignored.</summary>
     public void OnPeerLoad(NodeLoadReport report)
     {

@@ -179,6 +179,28 @@ public sealed class PolicyActorTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Server_policy_actor_must_shed_on_cpu_overload_from_owner_samples()
+    {
+        var (policy, decisions, cluster) = ServerActor("""
+            mtcp.policies.server.load-source = cpu
+            mtcp.policies.server.overload-threshold = 0.9
+            mtcp.policies.server.push = off
+            """);
+        policy.Tell(new ConnectionAccepted(Connection(1), null, Ms(0)));
+        policy.Tell(new NodeLoadReport(S2, 0.1, 3, false, Ms(0)));
+        policy.Tell(new ProcessorTimeSample(TimeSpan.Zero, 2, Ms(0)));
+        policy.Tell(new EvaluateLoad(Ms(0)));
+        cluster.ExpectMsg<NodeLoadReport>();
+
+        policy.Tell(new ProcessorTimeSample(TimeSpan.FromSeconds(1.9), 2, Ms(1000)));
+        policy.Tell(new EvaluateLoad(Ms(1000)));
+
+        Assert.Equal(0.95, cluster.ExpectMsg<NodeLoadReport>().Load, 9);
+        var decision = decisions.ExpectMsg<TriggerMigration>();
+        Assert.Equal((Connection(1), S2, MigrationReason.Overload), (decision.Connection, decision.Destination, decision.Reason));
+    }
+
+    [Fact]
     public void Server_policy_actor_must_evaluate_on_its_own_timer_reading_the_injected_clock()
     {
         var cluster = CreateTestProbe();

@@ -76,7 +76,7 @@ public sealed class PolicySettingsTests
     [InlineData("mtcp.policies.client.guard.migrations-per-second = 0", "mtcp.policies.client.guard.migrations-per-second must be greater than 0, got 0")]
     [InlineData("mtcp.policies.server.push = maybe", "mtcp.policies.server.push must be on or off, got maybe")]
     [InlineData("mtcp.policies.server.peer-report-expiry = 0s", "mtcp.policies.server.peer-report-expiry must be positive, got 0s")]
-    [InlineData("mtcp.policies.server.load-source = cpu", "mtcp.policies.server.load-source must be one of connections, bytes-per-second, application, got cpu")]
+    [InlineData("mtcp.policies.server.load-source = gpu", "mtcp.policies.server.load-source must be one of connections, bytes-per-second, application, cpu, got gpu")]
     public void Invalid_value_must_fail_naming_the_key_and_the_value(string overrides, string expected)
     {
         var error = Assert.Throws<ConfigurationException>(() => Settings(overrides));

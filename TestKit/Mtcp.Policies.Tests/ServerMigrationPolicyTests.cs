@@ -254,6 +254,22 @@ public sealed class ServerMigrationPolicyTests
     }
 
     [Fact]
+    public void Cpu_load_must_be_the_processor_share_between_samples()
+    {
+        var node = Node(S1, 2, "mtcp.policies.server.load-source = cpu");
+        Assert.Equal(0, node.Evaluate(Ms(0)).Report.Load);
+        node.OnProcessorTime(new ProcessorTimeSample(TimeSpan.FromSeconds(10), 4, Ms(0)));
+        Assert.Equal(0, node.Evaluate(Ms(0)).Report.Load);
+
+        // 3 s of processor time in 1 s of wall time on 4 processors: 75 %.
+        node.OnProcessorTime(new ProcessorTimeSample(TimeSpan.FromSeconds(13), 4, Ms(1000)));
+        Assert.Equal(0.75, node.Evaluate(Ms(1000)).Report.Load, 9);
+
+        // No newer sample: the share stays.
+        Assert.Equal(0.75, node.Evaluate(Ms(2000)).Report.Load, 9);
+    }
+
+    [Fact]
     public void Operator_must_move_one_connection_whatever_the_hold_down()
     {
         var node = Node(S1, 3, "mtcp.policies.server.guard.hold-down = 1h");
