@@ -44,7 +44,7 @@ public sealed class ClientMigrationPolicy
         ArgumentNullException.ThrowIfNull(message);
         var state = Connection(message.Connection);
         return state.Throughput is { } trigger && trigger.Observe(message.Bytes, message.At)
-            ? Decide(message.Connection, state, PolicyKind.Throughput, MigrationReason.ThroughputDrop, trigger.Describe(), message.At)
+            ? Decide(message.Connection, state, PolicyKind.Throughput, MigrationReason.ThroughputDrop, trigger.Describe, message.At)
             : null;
     }
 
@@ -53,7 +53,7 @@ public sealed class ClientMigrationPolicy
         ArgumentNullException.ThrowIfNull(message);
         var state = Connection(message.Connection);
         return state.Latency is { } trigger && trigger.Observe(message.Delay, message.SmoothedRtt, message.At)
-            ? Decide(message.Connection, state, PolicyKind.Latency, MigrationReason.SegmentDelay, trigger.Describe(), message.At)
+            ? Decide(message.Connection, state, PolicyKind.Latency, MigrationReason.SegmentDelay, trigger.Describe, message.At)
             : null;
     }
 
@@ -62,7 +62,7 @@ public sealed class ClientMigrationPolicy
         ArgumentNullException.ThrowIfNull(message);
         var state = Connection(message.Connection);
         return state.ResponseTime is { } trigger && trigger.Observe(message.ResponseTime, message.At)
-            ? Decide(message.Connection, state, PolicyKind.ResponseTime, MigrationReason.ResponseTime, trigger.Describe(), message.At)
+            ? Decide(message.Connection, state, PolicyKind.ResponseTime, MigrationReason.ResponseTime, trigger.Describe, message.At)
             : null;
     }
 
@@ -99,18 +99,19 @@ public sealed class ClientMigrationPolicy
         _guard.Forget(message.Connection);
     }
 
-    private ClientOutcome? Decide(ConnectionKey key, ClientConnection state, PolicyKind policy, MigrationReason reason, string detail, Instant at)
+    private ClientOutcome? Decide(ConnectionKey key, ClientConnection state, PolicyKind policy, MigrationReason reason, Func<string> describe, Instant at)
     {
+        // The evidence is formatted only for an outcome that is reported, not at every held-back segment.
         var destination = state.Destinations.Choose();
         if (destination is not { } to)
         {
-            return HeldBack(state, new ClientOutcome(policy, GuardVerdict.NoDestination, new MigrateConnection(key, null, reason, detail)));
+            return HeldBack(state, policy, GuardVerdict.NoDestination, new MigrateConnection(key, null, reason, string.Empty), describe);
         }
 
         var verdict = _guard.TryAdmit(key, state.Destinations.Current, to, at);
         if (verdict != GuardVerdict.Allowed)
         {
-            return HeldBack(state, new ClientOutcome(policy, verdict, new MigrateConnection(key, to, reason, detail)));
+            return HeldBack(state, policy, verdict, new MigrateConnection(key, to, reason, string.Empty), describe);
         }
 
         if (state.Throughput?.Maximum is { } best && state.Destinations.Current is { } current)
@@ -121,7 +122,7 @@ public sealed class ClientMigrationPolicy
         state.Destinations.Picked(to);
         state.Decided = true;
         state.Restart();
-        return new ClientOutcome(policy, verdict, new MigrateConnection(key, to, reason, detail));
+        return new ClientOutcome(policy, verdict, new MigrateConnection(key, to, reason, describe()));
     }
 
     /// <summary>
@@ -129,15 +130,15 @@ public sealed class ClientMigrationPolicy
     /// reported once per episode (until the verdict changes, a decision passes or the visit restarts), so
     /// logs and counters count episodes, not segments.
     /// </summary>
-    private static ClientOutcome? HeldBack(ClientConnection state, ClientOutcome outcome)
+    private static ClientOutcome? HeldBack(ClientConnection state, PolicyKind policy, GuardVerdict verdict, MigrateConnection decision, Func<string> describe)
     {
-        if (state.LastHeldBack == outcome.Verdict)
+        if (state.LastHeldBack == verdict)
         {
             return null;
         }
 
-        state.LastHeldBack = outcome.Verdict;
-        return outcome;
+        state.LastHeldBack = verdict;
+        return new ClientOutcome(policy, verdict, decision with { Detail = describe() });
     }
 
     private ClientConnection Connection(ConnectionKey key)
