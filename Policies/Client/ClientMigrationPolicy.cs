@@ -114,6 +114,8 @@ public sealed class ClientMigrationPolicy
             return HeldBack(state, policy, verdict, new MigrateConnection(key, to, reason, string.Empty), describe);
         }
 
+        // Before the restart below wipes the evidence.
+        var decision = new MigrateConnection(key, to, reason, describe());
         if (state.Throughput?.Maximum is { } best && state.Destinations.Current is { } current)
         {
             state.Destinations.RecordThroughput(current, best);
@@ -122,7 +124,7 @@ public sealed class ClientMigrationPolicy
         state.Destinations.Picked(to);
         state.Decided = true;
         state.Restart();
-        return new ClientOutcome(policy, verdict, new MigrateConnection(key, to, reason, describe()));
+        return new ClientOutcome(policy, verdict, decision);
     }
 
     /// <summary>

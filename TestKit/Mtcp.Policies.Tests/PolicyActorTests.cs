@@ -36,6 +36,7 @@ public sealed class PolicyActorTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(stream, decision.Connection);
         Assert.Equal(S2, decision.Destination);
         Assert.Equal(MigrationReason.ThroughputDrop, decision.Reason);
+        Assert.Equal("smoothed throughput 680000 B/s <= 0.7 x max 1000000 B/s (alpha 0.4, 4 samples)", decision.Detail);
     }
 
     [Fact]
