@@ -166,18 +166,10 @@ internal sealed class ReceiveBuffer
     /// </summary>
     public int CopyRange(SeqNumber from, SeqNumber to, Span<byte> destination)
     {
-        var offset = from - RetainedStart;
-        var count = to - from;
-        if (offset < 0 || count < 0 || offset + count > _retainedLength + _readableLength || count > destination.Length)
-        {
-            throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the held [{RetainedStart}, {Next})");
-        }
-
-        var index = (_head + offset) % Capacity;
-        var first = Math.Min(count, Capacity - index);
-        _storage.AsSpan(index, first).CopyTo(destination);
-        _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
-        return count;
+        GetRange(from, to, out var first, out var second);
+        first.CopyTo(destination);
+        second.CopyTo(destination[first.Length..]);
+        return first.Length + second.Length;
     }
 
     /// <summary>
