@@ -17,10 +17,11 @@ public sealed class MtcpRuntime : IAsyncDisposable
 {
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
-    private MtcpRuntime(ActorSystem system, IActorRef packetActor, RuntimeSettings settings, IpAddress localAddress, string transport)
+    private MtcpRuntime(ActorSystem system, IActorRef packetActor, IActorRef registry, RuntimeSettings settings, IpAddress localAddress, string transport)
     {
         System = system;
         PacketActor = packetActor;
+        ConnectionRegistry = registry;
         Settings = settings;
         LocalAddress = localAddress;
         TransportDescription = transport;
@@ -30,6 +31,12 @@ public sealed class MtcpRuntime : IAsyncDisposable
 
     /// <summary>The packet actor: the parent of every listener and connection of this runtime.</summary>
     public IActorRef PacketActor { get; }
+
+    /// <summary>
+    /// This node's <see cref="Actors.ConnectionRegistry"/>: give it to <c>StartControlConnectionManager</c>, so that
+    /// peers' state requests and acks reach the endpoints holding the connections.
+    /// </summary>
+    public IActorRef ConnectionRegistry { get; }
 
     public RuntimeSettings Settings { get; }
 
@@ -73,9 +80,11 @@ public sealed class MtcpRuntime : IAsyncDisposable
     private static MtcpRuntime Start(ActorSystem system, OpenedTransport opened, RuntimeSettings settings, Stack.TcpConfig tcp, string name)
     {
         IActorRef packetActor;
+        IActorRef registry;
         try
         {
-            packetActor = system.ActorOf(Packets.PacketActor.Props(opened, settings, tcp), name);
+            registry = system.ActorOf(Actors.ConnectionRegistry.Props(), name + "-registry");
+            packetActor = system.ActorOf(Packets.PacketActor.Props(opened, settings, tcp, registry: registry), name);
         }
         catch
         {
@@ -83,8 +92,25 @@ public sealed class MtcpRuntime : IAsyncDisposable
             throw;
         }
 
-        return new MtcpRuntime(system, packetActor, settings, opened.Transport.LocalAddress, opened.Transport.ToString() ?? settings.Transport.ToString());
+        return new MtcpRuntime(system, packetActor, registry, settings, opened.Transport.LocalAddress, opened.Transport.ToString() ?? settings.Transport.ToString());
     }
+
+    /// <summary>
+    /// Turns migration on (thesis ch. 4). On a server node: listeners' connections keep a read log, take special
+    /// SYNs, answer state requests and announce the directory's alternates on SYN+ACKs; start the node's
+    /// <see cref="ControlConnectionManager"/> with <see cref="ConnectionRegistry"/> first. On a client node:
+    /// connections opened from now on can migrate (<see cref="MtcpClient.MigrateAsync"/>, MIGRATE_TRIGGER).
+    /// Call before binding listeners or connecting.
+    /// </summary>
+    public async Task EnableMigrationAsync(MigrationSupport support, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(support);
+        await PacketActor.Ask<MigrationEnabled>(new EnableMigration(support), StopTimeout, cancellationToken).ConfigureAwait(false);
+        MigrationEnabled = true;
+    }
+
+    /// <summary>True once <see cref="EnableMigrationAsync"/> completed.</summary>
+    public bool MigrationEnabled { get; private set; }
 
     /// <summary>The packet actor's counters: segments received, routed, malformed by reason, strays and RSTs sent.</summary>
     public Task<PacketStatistics> GetStatisticsAsync(CancellationToken cancellationToken = default) =>
@@ -108,5 +134,7 @@ public sealed class MtcpRuntime : IAsyncDisposable
         {
             // The actor did not confirm in time; it is stopping regardless.
         }
+
+        System.Stop(ConnectionRegistry);
     }
 }
