@@ -17,8 +17,11 @@ public sealed class MtcpRuntime : IAsyncDisposable
 {
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
-    private MtcpRuntime(ActorSystem system, IActorRef packetActor, IActorRef registry, RuntimeSettings settings, IpAddress localAddress, string transport)
+    private readonly bool _ownsRegistry;
+
+    private MtcpRuntime(ActorSystem system, IActorRef packetActor, IActorRef registry, bool ownsRegistry, RuntimeSettings settings, IpAddress localAddress, string transport)
     {
+        _ownsRegistry = ownsRegistry;
         System = system;
         PacketActor = packetActor;
         ConnectionRegistry = registry;
@@ -55,14 +58,18 @@ public sealed class MtcpRuntime : IAsyncDisposable
     /// <c>mtcp.runtime.local-address</c> for a second node in the same system); <paramref name="fabric"/> serves
     /// <c>mtcp.runtime.transport = memory</c>.
     /// </summary>
+    /// <param name="connectionRegistry">
+    /// a <see cref="Actors.ConnectionRegistry"/> shared by several runtimes of one node (one control connection manager
+    /// serves them all; Cids tell their connections apart); null: the runtime starts its own.
+    /// </param>
     /// <exception cref="ConfigurationException">a setting is missing or invalid.</exception>
     /// <exception cref="PacketTransportException">the transport could not be opened.</exception>
-    public static MtcpRuntime Start(ActorSystem system, InMemoryPacketFabric? fabric, Config? overrides, string name = "mtcp")
+    public static MtcpRuntime Start(ActorSystem system, InMemoryPacketFabric? fabric, Config? overrides, string name = "mtcp", IActorRef? connectionRegistry = null)
     {
         ArgumentNullException.ThrowIfNull(system);
         var config = MtcpConfig.WithFallback(overrides is null ? system.Settings.Config : overrides.WithFallback(system.Settings.Config));
         var settings = RuntimeSettings.Create(config);
-        return Start(system, PacketTransports.Open(settings, fabric), settings, TcpSettings.Create(config), name);
+        return Start(system, PacketTransports.Open(settings, fabric), settings, TcpSettings.Create(config), name, connectionRegistry);
     }
 
     /// <summary>
@@ -74,16 +81,16 @@ public sealed class MtcpRuntime : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(transport);
         var config = MtcpConfig.WithFallback(overrides is null ? system.Settings.Config : overrides.WithFallback(system.Settings.Config));
-        return Start(system, new OpenedTransport(transport, "the transport was supplied by the host"), RuntimeSettings.Create(config), TcpSettings.Create(config), name);
+        return Start(system, new OpenedTransport(transport, "the transport was supplied by the host"), RuntimeSettings.Create(config), TcpSettings.Create(config), name, connectionRegistry: null);
     }
 
-    private static MtcpRuntime Start(ActorSystem system, OpenedTransport opened, RuntimeSettings settings, Stack.TcpConfig tcp, string name)
+    private static MtcpRuntime Start(ActorSystem system, OpenedTransport opened, RuntimeSettings settings, Stack.TcpConfig tcp, string name, IActorRef? connectionRegistry)
     {
         IActorRef packetActor;
         IActorRef registry;
         try
         {
-            registry = system.ActorOf(Actors.ConnectionRegistry.Props(), name + "-registry");
+            registry = connectionRegistry ?? system.ActorOf(Actors.ConnectionRegistry.Props(), name + "-registry");
             packetActor = system.ActorOf(Packets.PacketActor.Props(opened, settings, tcp, registry: registry), name);
         }
         catch
@@ -92,7 +99,7 @@ public sealed class MtcpRuntime : IAsyncDisposable
             throw;
         }
 
-        return new MtcpRuntime(system, packetActor, registry, settings, opened.Transport.LocalAddress, opened.Transport.ToString() ?? settings.Transport.ToString());
+        return new MtcpRuntime(system, packetActor, registry, ownsRegistry: connectionRegistry is null, settings, opened.Transport.LocalAddress, opened.Transport.ToString() ?? settings.Transport.ToString());
     }
 
     /// <summary>
@@ -135,6 +142,9 @@ public sealed class MtcpRuntime : IAsyncDisposable
             // The actor did not confirm in time; it is stopping regardless.
         }
 
-        System.Stop(ConnectionRegistry);
+        if (_ownsRegistry)
+        {
+            System.Stop(ConnectionRegistry);
+        }
     }
 }
