@@ -394,7 +394,6 @@ public sealed class MtcpServerHost
         }
 
         endpoint.Pending = null;
-        endpoint.RefusedBecause = reason;
         endpoint.Tcb.Abort(default);
         _endpoints.Remove((endpoint.RemoteAddress, endpoint.Cid.ClientPort));
         _order.Remove(endpoint);
@@ -437,7 +436,5 @@ public sealed class MtcpServerHost
         public PendingState? Pending { get; set; }
 
         public MtcpOrigConnectionInfo? OrigInfo { get; set; }
-
-        public string? RefusedBecause { get; set; }
     }
 }
