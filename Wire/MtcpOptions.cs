@@ -72,7 +72,10 @@ public static class MtcpOption
 /// <summary>The subtype byte after the ExID.</summary>
 public enum MtcpOptionSubtype : byte
 {
-    /// <summary>TCP_MIGRATE: alternate servers on the origin server's SYN+ACK (thesis 4.2.3, Figure 4.6).</summary>
+    /// <summary>
+    /// TCP_MIGRATE: alternate servers on the origin server's SYN+ACK (thesis 4.2.3, Figure 4.6), repeated on its
+    /// first segments after the handshake when the migration secret crowds them out.
+    /// </summary>
     AlternateServers = 1,
 
     /// <summary>TCP_MIGRATED_CONN on the client's special SYN to the new server (thesis 4.2.3).</summary>
@@ -86,6 +89,12 @@ public enum MtcpOptionSubtype : byte
 
     /// <summary>β on the client's ACK that completes the migration handshake (thesis 4.2.3).</summary>
     Beta = 5,
+
+    /// <summary>
+    /// The per-connection migration secret on the origin server's SYN+ACK (beyond the thesis: the key of the
+    /// authenticators of TCP_MIGRATED_CONN and MIGRATE_TRIGGER).
+    /// </summary>
+    MigrationSecret = 6,
 }
 
 /// <summary>A server's service address and port.</summary>
@@ -457,6 +466,66 @@ public readonly record struct MtcpOrigConnectionInfo(SeqNumber LastAckSent, SeqN
 }
 
 /// <summary>
+/// The 128-bit migration secret the origin server derives for a connection and gives the client on its
+/// SYN+ACK, the only segment an off-path attacker never sees; the client keys its MIGRATED_CONN
+/// authenticators and checks triggers with it. The codec carries it as opaque bytes, network order.
+/// <code>
+///  | 253 | 21 | ExID | 6 | secret (16 bytes) |
+/// </code>
+/// With every standard SYN+ACK option (MSS 4, window scale 3, SACK-permitted 2, timestamps 10: 19 bytes) it
+/// takes the remaining 21 of the 40 bytes exactly, leaving no room for TCP_MIGRATE: see
+/// <see cref="TcpOptions.WithMigrationSecret"/> for what is kept and where the alternate servers go then.
+/// </summary>
+public readonly record struct MtcpMigrationSecret
+{
+    /// <summary>Bytes of the secret itself.</summary>
+    public const int SecretLength = 16;
+
+    /// <summary>Bytes on the wire, option header included.</summary>
+    public const int BufferLength = MtcpOption.HeaderLength + SecretLength;
+
+    private readonly ulong _high;
+    private readonly ulong _low;
+
+    private MtcpMigrationSecret(ulong high, ulong low)
+    {
+        _high = high;
+        _low = low;
+    }
+
+    /// <summary>From exactly <see cref="SecretLength"/> bytes; throws on any other length.</summary>
+    public static MtcpMigrationSecret FromBytes(ReadOnlySpan<byte> secret)
+    {
+        if (secret.Length != SecretLength)
+        {
+            throw new ArgumentException($"a migration secret is {SecretLength} bytes, got {secret.Length}", nameof(secret));
+        }
+
+        return new MtcpMigrationSecret(BinaryPrimitives.ReadUInt64BigEndian(secret), BinaryPrimitives.ReadUInt64BigEndian(secret[8..]));
+    }
+
+    /// <summary>Writes the 16 bytes in network order; returns <see cref="SecretLength"/>.</summary>
+    public int WriteTo(Span<byte> destination)
+    {
+        BinaryPrimitives.WriteUInt64BigEndian(destination, _high);
+        BinaryPrimitives.WriteUInt64BigEndian(destination[8..], _low);
+        return SecretLength;
+    }
+
+    /// <summary>Never the bytes: segments are logged, secrets must not be.</summary>
+    public override string ToString() => "MigrationSecret(redacted)";
+
+    internal int Write(Span<byte> destination)
+    {
+        var at = MtcpOption.WriteHeader(destination, MtcpOptionSubtype.MigrationSecret, BufferLength);
+        return at + WriteTo(destination[at..]);
+    }
+
+    internal static MtcpMigrationSecret? Parse(ReadOnlySpan<byte> body) =>
+        body.Length == SecretLength ? FromBytes(body) : null;
+}
+
+/// <summary>
 /// The MTCP fields of <see cref="TcpOptions"/>. At most one option of each subtype is kept (the last,
 /// as for the standard kinds).
 /// </summary>
@@ -465,7 +534,7 @@ public readonly partial record struct TcpOptions
     /// <summary>True when any MTCP option is present.</summary>
     public bool HasMtcp =>
         AlternateServers is not null || MigratedConnection.HasValue || MigrateTrigger.HasValue
-        || OrigConnectionInfo.HasValue || Beta.HasValue;
+        || OrigConnectionInfo.HasValue || Beta.HasValue || MigrationSecret.HasValue;
 
     /// <summary>
     /// These options with TCP_MIGRATE holding as many of <paramref name="preferred"/> as fit beside the
@@ -477,12 +546,38 @@ public readonly partial record struct TcpOptions
         return this with { AlternateServers = MtcpAlternateServers.Fit(preferred, TcpSegment.MaxOptionsLength - others, out dropped) };
     }
 
+    /// <summary>
+    /// The origin server's SYN+ACK: these options plus the migration secret, and TCP_MIGRATE holding the
+    /// longest prefix of <paramref name="preferred"/> that fits in what the secret leaves of the 40 bytes. The
+    /// secret is placed before the list is fitted, so it is never what gets dropped. Bytes left for the list
+    /// (40 - others - 21; one IPv4 alternate needs 12, one IPv6 24):
+    /// <code>
+    ///  other options on the SYN+ACK            others  left  alternates kept
+    ///  MSS, WS, SACK-permitted, timestamps       19      0   none
+    ///  MSS, WS, timestamps                       17      2   none
+    ///  MSS, timestamps                           14      5   none
+    ///  MSS, WS, SACK-permitted                    9     10   none
+    ///  MSS, WS                                    7     12   1 IPv4
+    ///  MSS                                        4     15   1 IPv4
+    ///  (none)                                     0     19   2 IPv4
+    /// </code>
+    /// Fallback for the <paramref name="dropped"/> servers: the origin sends TCP_MIGRATE again, fitted with
+    /// <see cref="WithAlternateServers"/>, on its first segments after the handshake, which carry no SYN-only
+    /// options (beside timestamps 30 bytes remain: 4 IPv4 or 1 IPv6; with no other option 5 IPv4). A later
+    /// TCP_MIGRATE replaces the list the client holds, so that list starts again from the most preferred server.
+    /// If the other options alone exceed 19 bytes (unknown options) the secret cannot fit and
+    /// <see cref="TryWrite"/> fails with <see cref="WireError.OptionsTooLong"/> instead of dropping it.
+    /// </summary>
+    public TcpOptions WithMigrationSecret(MtcpMigrationSecret secret, IReadOnlyList<ServerEndpoint> preferred, out int dropped) =>
+        (this with { MigrationSecret = secret }).WithAlternateServers(preferred, out dropped);
+
     private int MtcpBufferLength => _mtcp is null ? 0
         : (_mtcp.AlternateServers?.BufferLength ?? 0)
             + (_mtcp.MigratedConnection?.BufferLength ?? 0)
             + (_mtcp.MigrateTrigger?.BufferLength ?? 0)
             + (_mtcp.OrigConnectionInfo.HasValue ? MtcpOrigConnectionInfo.BufferLength : 0)
-            + (_mtcp.Beta.HasValue ? MtcpOption.BetaLength : 0);
+            + (_mtcp.Beta.HasValue ? MtcpOption.BetaLength : 0)
+            + (_mtcp.MigrationSecret.HasValue ? MtcpMigrationSecret.BufferLength : 0);
 
     private bool TryWriteMtcpPrerequisites(out WireError error)
     {
@@ -533,6 +628,11 @@ public readonly partial record struct TcpOptions
             at += 4;
         }
 
+        if (MigrationSecret is { } secret)
+        {
+            at += secret.Write(destination[at..]);
+        }
+
         return at;
     }
 
@@ -568,8 +668,11 @@ public readonly partial record struct TcpOptions
             case MtcpOptionSubtype.Beta when body.Length == 4:
                 options = (options ?? MtcpOptionValues.None) with { Beta = BinaryPrimitives.ReadUInt32BigEndian(body) };
                 return true;
+            case MtcpOptionSubtype.MigrationSecret when MtcpMigrationSecret.Parse(body) is { } secret:
+                options = (options ?? MtcpOptionValues.None) with { MigrationSecret = secret };
+                return true;
             case MtcpOptionSubtype.AlternateServers or MtcpOptionSubtype.MigratedConnection or MtcpOptionSubtype.MigrateTrigger
-                or MtcpOptionSubtype.OrigConnectionInfo or MtcpOptionSubtype.Beta:
+                or MtcpOptionSubtype.OrigConnectionInfo or MtcpOptionSubtype.Beta or MtcpOptionSubtype.MigrationSecret:
                 error = WireError.BadMtcpOption;
                 return false;
             default:
@@ -584,9 +687,10 @@ public readonly partial record struct TcpOptions
         && MigratedConnection == other.MigratedConnection
         && MigrateTrigger == other.MigrateTrigger
         && OrigConnectionInfo == other.OrigConnectionInfo
-        && Beta == other.Beta);
+        && Beta == other.Beta
+        && MigrationSecret == other.MigrationSecret);
 
-    private int MtcpHashCode() => HashCode.Combine(AlternateServers, MigratedConnection, MigrateTrigger, OrigConnectionInfo, Beta);
+    private int MtcpHashCode() => HashCode.Combine(AlternateServers, MigratedConnection, MigrateTrigger, OrigConnectionInfo, Beta, MigrationSecret);
 }
 
 /// <summary>The MTCP options of one <see cref="TcpOptions"/>; see there why they are held by reference.</summary>
@@ -595,7 +699,8 @@ internal sealed record MtcpOptionValues(
     MtcpMigratedConnection? MigratedConnection,
     MtcpMigrateTrigger? MigrateTrigger,
     MtcpOrigConnectionInfo? OrigConnectionInfo,
-    uint? Beta)
+    uint? Beta,
+    MtcpMigrationSecret? MigrationSecret)
 {
-    public static readonly MtcpOptionValues None = new(null, null, null, null, null);
+    public static readonly MtcpOptionValues None = new(null, null, null, null, null, null);
 }

@@ -99,7 +99,11 @@ public readonly partial record struct TcpOptions
     /// <summary>Raw bytes of every option this codec does not decode, in wire order; empty when none.</summary>
     public ReadOnlyMemory<byte> Unknown { get; init; }
 
-    /// <summary>TCP_MIGRATE: alternate servers, on the origin server's SYN+ACK.</summary>
+    /// <summary>
+    /// TCP_MIGRATE: alternate servers, on the origin server's SYN+ACK, or on its first segments after the
+    /// handshake when the migration secret left no room for them (see <see cref="WithMigrationSecret"/>); the
+    /// list received last replaces the one before.
+    /// </summary>
     public MtcpAlternateServers? AlternateServers
     {
         get => _mtcp?.AlternateServers;
@@ -135,6 +139,17 @@ public readonly partial record struct TcpOptions
     {
         get => _mtcp?.Beta;
         init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { Beta = value };
+    }
+
+    /// <summary>
+    /// The connection's migration secret, on the origin server's SYN+ACK (beyond the thesis). Set it with
+    /// <see cref="WithMigrationSecret"/> when the segment also carries TCP_MIGRATE, so that the list, not the
+    /// secret, gives way.
+    /// </summary>
+    public MtcpMigrationSecret? MigrationSecret
+    {
+        get => _mtcp?.MigrationSecret;
+        init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { MigrationSecret = value };
     }
 
     /// <summary>Bytes the options take on the wire, before padding to a 32-bit boundary.</summary>

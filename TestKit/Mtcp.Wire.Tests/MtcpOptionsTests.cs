@@ -37,6 +37,7 @@ public sealed class MtcpOptionsTests
         { "trigger, cid implied, no destination", "fd0e 4d54 03" + "00" + "1111111111111111" + "0000" },
         { "orig connection info", "fd0d 4d54 04" + "7ffffff0" + "80000010" + "000000" },
         { "beta", "fd09 4d54 05" + "000005dc" + "000000" },
+        { "migration secret", "fd15 4d54 06" + "000102030405060708090a0b0c0d0e0f" + "000000" },
     };
 
     private static TcpOptions Parse(string hex)
@@ -170,6 +171,9 @@ public sealed class MtcpOptionsTests
     [InlineData("fd0e 4d54 03 04 1111111111111111")] // destination without its authenticator
     [InlineData("fd0c 4d54 04 7ffffff0 800000")] // orig connection info too short
     [InlineData("fd0a 4d54 05 000005dc 00")] // beta too long
+    [InlineData("fd14 4d54 06 000102030405060708090a0b0c0d0e")] // secret a byte short
+    [InlineData("fd16 4d54 06 000102030405060708090a0b0c0d0e0f 10")] // secret a byte long
+    [InlineData("fd05 4d54 06")] // secret missing
     public void Malformed_mtcp_options_must_be_rejected(string hex)
     {
         Assert.False(TcpOptions.TryParse(Golden.Bytes(hex), out _, out var error));

@@ -83,7 +83,7 @@ public sealed class WireFuzzTests(ITestOutputHelper output)
         var random = new Random(Seed + 1);
         var input = new byte[TcpSegment.MaxOptionsLength];
         var emitted = new byte[TcpSegment.MaxOptionsLength];
-        var decodedBySubtype = new int[6];
+        var decodedBySubtype = new int[7];
         var parsed = 0;
         var stopwatch = Stopwatch.StartNew();
         for (var i = 0; i < Inputs; i++)
@@ -118,6 +118,7 @@ public sealed class WireFuzzTests(ITestOutputHelper output)
                 decodedBySubtype[3] += options.MigrateTrigger.HasValue ? 1 : 0;
                 decodedBySubtype[4] += options.OrigConnectionInfo.HasValue ? 1 : 0;
                 decodedBySubtype[5] += options.Beta.HasValue ? 1 : 0;
+                decodedBySubtype[6] += options.MigrationSecret.HasValue ? 1 : 0;
                 Assert.True(options.BufferLength <= length);
                 Assert.True(options.TryWrite(emitted, out var written, out var writeError), writeError.ToString());
                 Assert.True(TcpOptions.TryParse(emitted.AsSpan(0, written), out var again, out var againError), againError.ToString());
@@ -130,7 +131,7 @@ public sealed class WireFuzzTests(ITestOutputHelper output)
             }
         }
 
-        output.WriteLine($"{Inputs} option areas in {stopwatch.Elapsed.TotalSeconds:F2} s: {parsed} decoded; MTCP subtypes 1-5 decoded {string.Join(", ", decodedBySubtype.Skip(1))} times");
+        output.WriteLine($"{Inputs} option areas in {stopwatch.Elapsed.TotalSeconds:F2} s: {parsed} decoded; MTCP subtypes 1-6 decoded {string.Join(", ", decodedBySubtype.Skip(1))} times");
         Assert.True(parsed > Inputs / 10, $"only {parsed} of {Inputs} decoded");
         Assert.All(decodedBySubtype.Skip(1), count => Assert.True(count > Inputs / 200, $"an MTCP subtype decoded only {count} times"));
     }
@@ -260,7 +261,7 @@ public sealed class WireFuzzTests(ITestOutputHelper output)
     private static int NextOption(Random random, Span<byte> destination)
     {
         TcpOptions options;
-        switch (random.Next(14))
+        switch (random.Next(15))
         {
             case 0:
                 destination[0] = (byte)TcpOptionKind.NoOperation;
@@ -318,6 +319,11 @@ public sealed class WireFuzzTests(ITestOutputHelper output)
                 break;
             case 12:
                 options = new TcpOptions { OrigConnectionInfo = new MtcpOrigConnectionInfo(new SeqNumber((uint)random.NextInt64()), new SeqNumber((uint)random.NextInt64())) };
+                break;
+            case 13:
+                Span<byte> secret = stackalloc byte[MtcpMigrationSecret.SecretLength];
+                random.NextBytes(secret);
+                options = new TcpOptions { MigrationSecret = MtcpMigrationSecret.FromBytes(secret) };
                 break;
             default:
                 options = new TcpOptions { Beta = (uint)random.NextInt64() };

@@ -67,4 +67,10 @@ public enum ControlWireError : byte
 
     /// <summary>The reject diagnostic is not valid UTF-8.</summary>
     DiagnosticNotUtf8,
+
+    /// <summary>The state reply's migration credential is longer than <see cref="StateReply.MaxMigrationCredentialLength"/>.</summary>
+    MigrationCredentialTooLong,
+
+    /// <summary>A control envelope names an empty sender or receiver identity.</summary>
+    EmptyIdentity,
 }

@@ -8,7 +8,8 @@ namespace Mtcp.Wire.Control;
 /// The state reply of thesis 4.2.3: S1 packs the migrating connection's state for S2. The header carries
 /// fields (a)-(j) exactly as the thesis lists them (step 5); the three state components and the
 /// state-transition log follow. The lengths (c), (d), (e) are those of the byte payloads, so they cannot
-/// disagree with them in a constructed message; the decoder checks them against the frame.
+/// disagree with them in a constructed message; the decoder checks them against the frame. Beyond the
+/// thesis, the reply carries the connection's migration credential, opaque to this codec.
 /// </summary>
 public sealed record StateReply : ControlMessage
 {
@@ -16,6 +17,12 @@ public sealed record StateReply : ControlMessage
 
     /// <summary>Body bytes before the variable part, after the connection id.</summary>
     internal const int FixedFieldsLength = 24 + 12 + 6;
+
+    /// <summary>
+    /// Longest <see cref="MigrationCredential"/>: room for today's 17-byte credential and a later, larger one;
+    /// a decoder rejects a longer one before reading it.
+    /// </summary>
+    public const int MaxMigrationCredentialLength = 32;
 
     public StateReply(
         ulong requestId,
@@ -28,9 +35,16 @@ public sealed record StateReply : ControlMessage
         ReadOnlyMemory<byte> appState,
         ReadOnlyMemory<byte> writeBufferState,
         ReadOnlyMemory<byte> readBufferState,
-        ImmutableArray<TcpStateTransition> tStateTransitions)
+        ImmutableArray<TcpStateTransition> tStateTransitions,
+        ReadOnlyMemory<byte> migrationCredential = default)
         : base(requestId)
     {
+        if (migrationCredential.Length > MaxMigrationCredentialLength)
+        {
+            throw new ArgumentException(
+                $"migration credential is {migrationCredential.Length} bytes, at most {MaxMigrationCredentialLength}", nameof(migrationCredential));
+        }
+
         NewEndpointCid = ControlWriter.RequireEncodable(newEndpointCid, nameof(newEndpointCid));
         tStateTransitions = tStateTransitions.IsDefault ? [] : tStateTransitions;
         var error = Validate(sndBytesDiscard, writeBufferState.Length, tSnapshot.TState, tStateTransitions.AsSpan());
@@ -40,7 +54,8 @@ public sealed record StateReply : ControlMessage
         }
 
         var bodyLength = (long)ControlWriter.ConnectionIdLength(newEndpointCid) + FixedFieldsLength
-            + appState.Length + writeBufferState.Length + readBufferState.Length + (2L * tStateTransitions.Length);
+            + appState.Length + writeBufferState.Length + readBufferState.Length + (2L * tStateTransitions.Length)
+            + migrationCredential.Length;
         if (bodyLength > ControlFrameHeader.MaxBodyLength || tStateTransitions.Length > ushort.MaxValue)
         {
             throw new ArgumentException($"state reply of {bodyLength} bytes and {tStateTransitions.Length} transitions does not fit one frame");
@@ -55,6 +70,7 @@ public sealed record StateReply : ControlMessage
         WriteBufferState = writeBufferState;
         ReadBufferState = readBufferState;
         TStateTransitions = tStateTransitions;
+        MigrationCredential = migrationCredential;
     }
 
     /// <summary>(b) The key of the requesting endpoint: S2's connection id for the migrating connection.</summary>
@@ -102,6 +118,13 @@ public sealed record StateReply : ControlMessage
     /// <summary><c>t_state_transitions</c>: the TCP state transitions since the snapshot, oldest first, to be replayed at S2 (thesis 4.2.2).</summary>
     public ImmutableArray<TcpStateTransition> TStateTransitions { get; }
 
+    /// <summary>
+    /// What S2 needs to authenticate the connection's later migrations (key generation, ISNs, epoch, next
+    /// attempt: public material, see the threat model), as bytes this codec does not interpret; empty when
+    /// S1 does not authenticate migrations. At most <see cref="MaxMigrationCredentialLength"/> bytes.
+    /// </summary>
+    public ReadOnlyMemory<byte> MigrationCredential { get; }
+
     /// <summary><c>snd_seq_snapshot</c>, recovered from (d), (g), (h) by the rule of thesis 4.2.3 step 4(d).</summary>
     public SeqNumber SndSeqSnapshot => SndMaxSeen + SndStateLength - (int)SndBytesDiscard;
 
@@ -123,14 +146,16 @@ public sealed record StateReply : ControlMessage
         && AppState.Span.SequenceEqual(other.AppState.Span)
         && WriteBufferState.Span.SequenceEqual(other.WriteBufferState.Span)
         && ReadBufferState.Span.SequenceEqual(other.ReadBufferState.Span)
-        && TStateTransitions.AsSpan().SequenceEqual(other.TStateTransitions.AsSpan());
+        && TStateTransitions.AsSpan().SequenceEqual(other.TStateTransitions.AsSpan())
+        && MigrationCredential.Span.SequenceEqual(other.MigrationCredential.Span);
 
     public override int GetHashCode() =>
         HashCode.Combine(RequestId, NewEndpointCid, LastAckSent, SndMaxSeen, TSnapshot, AppState.Length, WriteBufferState.Length, ReadBufferState.Length);
 
     private protected override int GetBodyLength() =>
         ControlWriter.ConnectionIdLength(NewEndpointCid) + FixedFieldsLength
-        + AppState.Length + WriteBufferState.Length + ReadBufferState.Length + (2 * TStateTransitions.Length);
+        + AppState.Length + WriteBufferState.Length + ReadBufferState.Length + (2 * TStateTransitions.Length)
+        + MigrationCredential.Length;
 
     /// <summary>
     /// <code>
@@ -151,7 +176,7 @@ public sealed record StateReply : ControlMessage
     /// +---------------------------------------------------------------+
     /// |                    (h) SndMaxSeen                             |
     /// +---------------+---------------+---------------+---------------+
-    /// | (i) TState    |   SndScale    |   RcvScale    | Reserved (0)  |
+    /// | (i) TState    |   SndScale    |   RcvScale    | CredentialLen |
     /// +---------------+---------------+---------------+---------------+
     /// |                        (i) TFlags                             |
     /// +-------------------------------+-------------------------------+
@@ -169,8 +194,11 @@ public sealed record StateReply : ControlMessage
     /// +---------------+---------------+-------------------------------+
     /// | From (state)  |  To (state)   |  ... TransitionCount times    |
     /// +---------------+---------------+-------------------------------+
+    /// |     MigrationCredential (CredentialLen &lt;= 32 bytes) ...      |
+    /// +---------------------------------------------------------------+
     /// </code>
-    /// (a), the tag naming the request, is the frame header's type and RequestId.
+    /// (a), the tag naming the request, is the frame header's type and RequestId. CredentialLen takes the
+    /// byte that padded the (i) row, so the offsets of every other field are those of the layout without it.
     /// </summary>
     private protected override void EncodeBody(Span<byte> body)
     {
@@ -185,7 +213,7 @@ public sealed record StateReply : ControlMessage
         writer.WriteByte((byte)TSnapshot.TState);
         writer.WriteByte(TSnapshot.SndScale);
         writer.WriteByte(TSnapshot.RcvScale);
-        writer.WriteByte(0);
+        writer.WriteByte((byte)MigrationCredential.Length);
         writer.WriteUInt32((uint)TSnapshot.TFlags);
         writer.WriteUInt16(TSnapshot.TMaxseg);
         writer.WriteUInt16((ushort)TStateTransitions.Length);
@@ -200,6 +228,8 @@ public sealed record StateReply : ControlMessage
             writer.WriteByte((byte)transition.From);
             writer.WriteByte((byte)transition.To);
         }
+
+        writer.WriteBytes(MigrationCredential.Span);
     }
 
     public static bool TryDecode(ReadOnlySpan<byte> frame, [NotNullWhen(true)] out StateReply? message, out ControlWireError error)
@@ -231,7 +261,7 @@ public sealed record StateReply : ControlMessage
         reader.TryReadByte(out var tState);
         reader.TryReadByte(out var sndScale);
         reader.TryReadByte(out var rcvScale);
-        reader.TryReadByte(out var reserved);
+        reader.TryReadByte(out var credentialLength);
         reader.TryReadUInt32(out var tFlags);
         reader.TryReadUInt16(out var tMaxseg);
         reader.TryReadUInt16(out var transitionCount);
@@ -239,14 +269,20 @@ public sealed record StateReply : ControlMessage
         reader.TryReadUInt16(out var soOptions);
         reader.TryReadUInt16(out var soLinger);
 
-        if (!TryValidateSnapshots(tState, sndScale, rcvScale, reserved, tFlags, soState, soOptions, out error))
+        if (!TryValidateSnapshots(tState, sndScale, rcvScale, tFlags, soState, soOptions, out error))
         {
+            return false;
+        }
+
+        if (credentialLength > MaxMigrationCredentialLength)
+        {
+            error = ControlWireError.MigrationCredentialTooLong;
             return false;
         }
 
         // Each length is checked against what is left before it is used, in 64-bit arithmetic, so no
         // combination of 32-bit lengths can wrap into a plausible total.
-        var payloadLength = (ulong)appStateLength + sndStateLength + rcvStateLength + (2UL * transitionCount);
+        var payloadLength = (ulong)appStateLength + sndStateLength + rcvStateLength + (2UL * transitionCount) + credentialLength;
         if (payloadLength > (ulong)reader.Remaining)
         {
             error = ControlWireError.LengthExceedsPayload;
@@ -261,6 +297,7 @@ public sealed record StateReply : ControlMessage
 
         reader.TryReadBytes(appStateLength + sndStateLength + rcvStateLength, out var stateBytes);
         reader.TryReadBytes(2u * transitionCount, out var transitionBytes);
+        reader.TryReadBytes(credentialLength, out var credentialBytes);
 
         var transitions = new TcpStateTransition[transitionCount];
         for (var i = 0; i < transitionBytes.Length; i += 2)
@@ -295,19 +332,16 @@ public sealed record StateReply : ControlMessage
             state[..(int)appStateLength],
             state.Slice((int)appStateLength, (int)sndStateLength),
             state[(int)(appStateLength + sndStateLength)..],
-            ImmutableCollectionsMarshal.AsImmutableArray(transitions));
+            ImmutableCollectionsMarshal.AsImmutableArray(transitions),
+            credentialBytes.IsEmpty ? ReadOnlyMemory<byte>.Empty : credentialBytes.ToArray());
         return true;
     }
 
     private static bool TryValidateSnapshots(
-        byte tState, byte sndScale, byte rcvScale, byte reserved, uint tFlags, ushort soState, ushort soOptions, out ControlWireError error)
+        byte tState, byte sndScale, byte rcvScale, uint tFlags, ushort soState, ushort soOptions, out ControlWireError error)
     {
         error = ControlWireError.None;
-        if (reserved != 0)
-        {
-            error = ControlWireError.ReservedNotZero;
-        }
-        else if (!TcpSnapshot.IsDefined((TcpStateCode)tState))
+        if (!TcpSnapshot.IsDefined((TcpStateCode)tState))
         {
             error = ControlWireError.BadTcpState;
         }

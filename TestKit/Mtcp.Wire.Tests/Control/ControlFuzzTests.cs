@@ -36,7 +36,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
         var random = new Random(seed);
         var bases = BuildBaseVectors(random);
         var buffer = new byte[4096];
-        var accepted = new int[5];
+        var accepted = new int[6];
         var stopwatch = Stopwatch.StartNew();
 
         for (var i = 0; i < count; i++)
@@ -55,11 +55,13 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
         }
 
         stopwatch.Stop();
-        output.WriteLine($"{count} inputs in {stopwatch.Elapsed.TotalSeconds:F2} s; accepted: any {accepted[0]}, request {accepted[1]}, reply {accepted[2]}, ack {accepted[3]}, reject {accepted[4]}");
+        output.WriteLine($"{count} inputs in {stopwatch.Elapsed.TotalSeconds:F2} s; accepted: any {accepted[0]}, request {accepted[1]}, reply {accepted[2]}, ack {accepted[3]}, reject {accepted[4]}, reply with a credential {accepted[5]}");
         for (var kind = 1; kind <= 4; kind++)
         {
             Assert.True(accepted[kind] > 0, $"seed {seed}: no input of type {(ControlMessageType)kind} decoded; the fuzzer is not reaching the body decoders");
         }
+
+        Assert.True(accepted[5] > 0, $"seed {seed}: no reply with a migration credential decoded");
     }
 
     private static void CheckAllDecoders(ReadOnlySpan<byte> input, int[] accepted)
@@ -90,6 +92,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
 
         accepted[0]++;
         accepted[(int)message.MessageType]++;
+        accepted[5] += message is StateReply { MigrationCredential.IsEmpty: false } ? 1 : 0;
         Require(ControlMessageCodec.TryDecode(message.Manifest, input, out var byManifest, out _) && byManifest == message, "decode by manifest differs");
         var encoded = message.ToArray();
         Require(input.SequenceEqual(encoded), "re-encoding an accepted frame changed its bytes");
@@ -114,6 +117,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
     private static List<(byte[] Bytes, int[] LengthFields)> BuildBaseVectors(Random random)
     {
         var bases = ControlSamples.Golden().Select(golden => (golden.Bytes, LengthFieldOffsets(golden.Message))).ToList();
+        bases.Add((ControlSamples.ReplyWithCredentialBytes, LengthFieldOffsets(ControlSamples.ReplyWithCredential)));
         while (bases.Count < BaseVectorCount)
         {
             var message = ControlSamples.RandomMessage(random, MaxBasePayload);
@@ -139,6 +143,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
                 fields.Add((fixedStart + 4) << 3 | 4);
                 fields.Add((fixedStart + 8) << 3 | 4);
                 fields.Add((fixedStart + 16) << 3 | 4);
+                fields.Add((fixedStart + 27) << 3 | 1);
                 fields.Add((fixedStart + 34) << 3 | 2);
                 break;
             case StateReject reject:

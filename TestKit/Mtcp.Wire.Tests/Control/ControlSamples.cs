@@ -49,6 +49,34 @@ internal static class ControlSamples
         + "0001" + "0005" + "001E"
         + "415050" + "0102030405" + "AABB" + "0406" + "0609");
 
+    /// <summary>A 17-byte credential: key generation 2, ISNs 0xFFFFFFF0 and 0x10, epoch 1, next attempt 3.</summary>
+    public static readonly byte[] Credential = Convert.FromHexString("02" + "FFFFFFF0" + "00000010" + "00000001" + "00000003");
+
+    public static StateReply ReplyWithCredential => new(
+        Reply.RequestId,
+        Reply.NewEndpointCid,
+        Reply.LastAckSent,
+        Reply.SndBytesDiscard,
+        Reply.SndMaxSeen,
+        Reply.TSnapshot,
+        Reply.SoSnapshot,
+        Reply.AppState,
+        Reply.WriteBufferState,
+        Reply.ReadBufferState,
+        Reply.TStateTransitions,
+        Credential);
+
+    /// <summary><see cref="ReplyBytes"/> with the credential: its length in the byte after RcvScale, its bytes last.</summary>
+    public static readonly byte[] ReplyWithCredentialBytes = Convert.FromHexString(
+        "01" + "02" + "0000" + "0000006E" + "1122334455667788"
+        + "06" + "20010DB8000000000000000000000001" + "9C40" + "20010DB8000000000000000000000003" + "01BB"
+        + "00000003" + "00000005" + "00000002"
+        + "00001005" + "00000000" + "FFFFFFFE"
+        + "04" + "07" + "09" + "11" + "0000001F" + "05B4" + "0002"
+        + "0001" + "0005" + "001E"
+        + "415050" + "0102030405" + "AABB" + "0406" + "0609"
+        + "02FFFFFFF0000000100000000100000003");
+
     public static StateAck Ack => new(0x0102030405060708, MigratingCidV4);
 
     public static readonly byte[] AckBytes = Convert.FromHexString(
@@ -138,6 +166,7 @@ internal static class ControlSamples
             RandomBytes(random, maxPayload),
             discards ? ReadOnlyMemory<byte>.Empty : RandomBytes(random, maxPayload),
             RandomBytes(random, maxPayload),
-            transitions.ToImmutable());
+            transitions.ToImmutable(),
+            random.Next(3) == 0 ? ReadOnlyMemory<byte>.Empty : RandomBytes(random, StateReply.MaxMigrationCredentialLength));
     }
 }
