@@ -160,27 +160,6 @@ internal sealed class ReceiveBuffer
     }
 
     /// <summary>
-    /// Copies the in-order bytes [<paramref name="from"/>, <paramref name="to"/>), read log and readable bytes alike,
-    /// without moving any cursor (MTCP read-buffer state, thesis fig. 4.10). Both bounds must lie in
-    /// [<see cref="RetainedStart"/>, <see cref="Next"/>].
-    /// </summary>
-    public int CopyRange(SeqNumber from, SeqNumber to, Span<byte> destination)
-    {
-        var offset = from - RetainedStart;
-        var count = to - from;
-        if (offset < 0 || count < 0 || offset + count > _retainedLength + _readableLength || count > destination.Length)
-        {
-            throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the held [{RetainedStart}, {Next})");
-        }
-
-        var index = (_head + offset) % Capacity;
-        var first = Math.Min(count, Capacity - index);
-        _storage.AsSpan(index, first).CopyTo(destination);
-        _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
-        return count;
-    }
-
-    /// <summary>
     /// The read log as at most two spans over the ring (no copy); valid until the next call that changes the buffer.
     /// </summary>
     public void GetReadLog(out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
