@@ -160,6 +160,19 @@ internal sealed class ReceiveBuffer
     }
 
     /// <summary>
+    /// Copies the in-order bytes [<paramref name="from"/>, <paramref name="to"/>), read log and readable bytes alike,
+    /// without moving any cursor (MTCP read-buffer state, thesis fig. 4.10). Both bounds must lie in
+    /// [<see cref="RetainedStart"/>, <see cref="Next"/>].
+    /// </summary>
+    public int CopyRange(SeqNumber from, SeqNumber to, Span<byte> destination)
+    {
+        GetRange(from, to, out var first, out var second);
+        first.CopyTo(destination);
+        second.CopyTo(destination[first.Length..]);
+        return first.Length + second.Length;
+    }
+
+    /// <summary>
     /// The read log as at most two spans over the ring (no copy); valid until the next call that changes the buffer.
     /// </summary>
     public void GetReadLog(out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
