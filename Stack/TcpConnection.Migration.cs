@@ -157,9 +157,7 @@ public sealed partial class TcpConnection
         var rcvEnd = _finReceived ? _receive.Next : SeqNumber.Min(_lastAckSent, _receive.Next);
         rcvEnd = SeqNumber.Max(rcvEnd, rcvSeqSnapshot);
         var readBufferState = new byte[rcvEnd - rcvSeqSnapshot];
-        _receive.GetRange(rcvSeqSnapshot, rcvEnd, out var logAndUnread, out var wrapped);
-        logAndUnread.CopyTo(readBufferState);
-        wrapped.CopyTo(readBufferState.AsSpan(logAndUnread.Length));
+        _receive.CopyRange(rcvSeqSnapshot, rcvEnd, readBufferState);
 
         return new StateReply(
             request.RequestId,
