@@ -78,6 +78,20 @@ public sealed class ProtocolReader
         }
     }
 
+    /// <summary>Reads what is buffered, or else from the stream: at most <paramref name="destination"/>.Length bytes, 0 at its end.</summary>
+    public ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        if (_end == _start)
+        {
+            return _stream.ReadAsync(destination, cancellationToken);
+        }
+
+        var count = Math.Min(_end - _start, destination.Length);
+        _buffer.AsMemory(_start, count).CopyTo(destination);
+        _start += count;
+        return ValueTask.FromResult(count);
+    }
+
     private async ValueTask<bool> FillAsync(CancellationToken cancellationToken)
     {
         if (_start > 0)
