@@ -3,7 +3,7 @@ using Mtcp.Wire;
 namespace Mtcp.Stack;
 
 /// <summary>
-/// The receive buffer: one fixed ring that holds, in stream order,
+/// The receive buffer: one ring that holds, in stream order,
 /// <list type="number">
 /// <item>the read log: bytes the application has read but that are retained (MTCP thesis §3.3.3, §4.2.2),
 /// from <see cref="RetainedStart"/> to <see cref="ReadNext"/>;</item>
@@ -13,12 +13,17 @@ namespace Mtcp.Stack;
 /// </list>
 /// Three cursors: the retention cursor only moves by <see cref="ReleaseReadLog"/>, or together with the read
 /// cursor when retention is off, so the read log can be handed back without copying it first.
-/// Allocates only at construction.
+/// <para>
+/// The window is <see cref="Size"/> minus the unread bytes: the read log does not count against it, as the thesis
+/// keeps <c>read_log_mb</c> apart from the socket buffer (§4.1). An application that must read a request larger
+/// than the buffer before it reaches a snapshot point would otherwise stall. The ring therefore grows (doubling) when
+/// the log needs room; it allocates only when the log outgrows every earlier log, never in a steady state.
+/// </para>
 /// </summary>
 internal sealed class ReceiveBuffer
 {
-    private readonly byte[] _storage;
     private readonly ReassemblyRanges _outOfOrder;
+    private byte[] _storage;
 
     /// <summary>Ring index of the byte at <see cref="RetainedStart"/>.</summary>
     private int _head;
@@ -27,15 +32,20 @@ internal sealed class ReceiveBuffer
     private bool _retainReadLog;
     private int _readableLength;
 
-    public ReceiveBuffer(int capacity, SeqNumber next, bool retainReadLog, int maxOutOfOrderRanges = 32)
+    public ReceiveBuffer(int size, SeqNumber next, bool retainReadLog, int maxOutOfOrderRanges = 32)
     {
-        _storage = new byte[capacity];
+        Size = size;
+        _storage = new byte[size];
         _outOfOrder = new ReassemblyRanges(maxOutOfOrderRanges);
         RetainedStart = next;
         RetainReadLog = retainReadLog;
     }
 
-    public int Capacity => _storage.Length;
+    /// <summary>The receive-buffer size: unread plus out-of-order bytes never exceed it, so it bounds the window.</summary>
+    public int Size { get; }
+
+    /// <summary>Bytes of storage now allocated: <see cref="Size"/> plus room for the largest read log so far.</summary>
+    public int StorageLength => _storage.Length;
 
     /// <summary>Keep bytes after they are read (the read log). Turning it off frees the whole read log at once.</summary>
     public bool RetainReadLog
@@ -65,7 +75,7 @@ internal sealed class ReceiveBuffer
     public int Readable => _readableLength;
 
     /// <summary>Room from <see cref="Next"/> onward: the receive window (RCV.WND) this buffer can honour.</summary>
-    public int Window => Capacity - _retainedLength - _readableLength;
+    public int Window => Size - _readableLength;
 
     /// <summary>True while some out-of-order bytes wait for a hole to fill.</summary>
     public bool HasOutOfOrderData => _outOfOrder.Count > 0;
@@ -107,8 +117,10 @@ internal sealed class ReceiveBuffer
             return 0;
         }
 
-        var index = (_head + _retainedLength + _readableLength + offset) % Capacity;
-        var first = Math.Min(data.Length, Capacity - index);
+        EnsureStorage(_retainedLength + Size);
+
+        var index = (_head + _retainedLength + _readableLength + offset) % _storage.Length;
+        var first = Math.Min(data.Length, _storage.Length - index);
         data[..first].CopyTo(_storage.AsSpan(index));
         data[first..].CopyTo(_storage);
         stored = data.Length;
@@ -123,8 +135,8 @@ internal sealed class ReceiveBuffer
     public int Read(Span<byte> destination)
     {
         var count = Math.Min(destination.Length, _readableLength);
-        var index = (_head + _retainedLength) % Capacity;
-        var first = Math.Min(count, Capacity - index);
+        var index = (_head + _retainedLength) % _storage.Length;
+        var first = Math.Min(count, _storage.Length - index);
         _storage.AsSpan(index, first).CopyTo(destination);
         _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
         _readableLength -= count;
@@ -141,7 +153,7 @@ internal sealed class ReceiveBuffer
     public int CopyReadLog(Span<byte> destination)
     {
         var count = Math.Min(destination.Length, _retainedLength);
-        var first = Math.Min(count, Capacity - _head);
+        var first = Math.Min(count, _storage.Length - _head);
         _storage.AsSpan(_head, first).CopyTo(destination);
         _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
         return count;
@@ -154,18 +166,10 @@ internal sealed class ReceiveBuffer
     /// </summary>
     public int CopyRange(SeqNumber from, SeqNumber to, Span<byte> destination)
     {
-        var offset = from - RetainedStart;
-        var count = to - from;
-        if (offset < 0 || count < 0 || offset + count > _retainedLength + _readableLength || count > destination.Length)
-        {
-            throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the held [{RetainedStart}, {Next})");
-        }
-
-        var index = (_head + offset) % Capacity;
-        var first = Math.Min(count, Capacity - index);
-        _storage.AsSpan(index, first).CopyTo(destination);
-        _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
-        return count;
+        GetRange(from, to, out var first, out var second);
+        first.CopyTo(destination);
+        second.CopyTo(destination[first.Length..]);
+        return first.Length + second.Length;
     }
 
     /// <summary>
@@ -173,9 +177,29 @@ internal sealed class ReceiveBuffer
     /// </summary>
     public void GetReadLog(out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
     {
-        var firstLength = Math.Min(_retainedLength, Capacity - _head);
+        var firstLength = Math.Min(_retainedLength, _storage.Length - _head);
         first = _storage.AsSpan(_head, firstLength);
         second = _storage.AsSpan(0, _retainedLength - firstLength);
+    }
+
+    /// <summary>
+    /// The in-order bytes in [<paramref name="from"/>, <paramref name="to"/>), anywhere between
+    /// <see cref="RetainedStart"/> and <see cref="Next"/> (read log and unread bytes alike), as at most two spans over
+    /// the ring (no copy); valid until the next call that changes the buffer.
+    /// </summary>
+    public void GetRange(SeqNumber from, SeqNumber to, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
+    {
+        var offset = from - RetainedStart;
+        var count = to - from;
+        if (offset < 0 || count < 0 || offset + count > _retainedLength + _readableLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the held [{RetainedStart}, {Next})");
+        }
+
+        var index = (_head + offset) % _storage.Length;
+        var firstLength = Math.Min(count, _storage.Length - index);
+        first = _storage.AsSpan(index, firstLength);
+        second = _storage.AsSpan(0, count - firstLength);
     }
 
     /// <summary>Frees the read log up to <paramref name="upTo"/>, which must lie in [RetainedStart, ReadNext].</summary>
@@ -190,9 +214,25 @@ internal sealed class ReceiveBuffer
         Release(count);
     }
 
+    /// <summary>Grows the ring to hold <paramref name="required"/> bytes from the head, keeping every offset.</summary>
+    private void EnsureStorage(int required)
+    {
+        if (required <= _storage.Length)
+        {
+            return;
+        }
+
+        var grown = new byte[Math.Max(required, 2 * _storage.Length)];
+        var first = _storage.Length - _head;
+        _storage.AsSpan(_head).CopyTo(grown);
+        _storage.AsSpan(0, _head).CopyTo(grown.AsSpan(first));
+        _storage = grown;
+        _head = 0;
+    }
+
     private void Release(int count)
     {
-        _head = (_head + count) % Capacity;
+        _head = (_head + count) % _storage.Length;
         _retainedLength -= count;
         RetainedStart += count;
     }

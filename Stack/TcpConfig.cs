@@ -19,8 +19,8 @@ public sealed record TcpConfig
     public int SendBufferSize { get; init; } = 256 * 1024;
 
     /// <summary>
-    /// Capacity of the receive buffer in bytes, which bounds the advertised window. When
-    /// <see cref="RetainReadLog"/> is on, bytes read but not yet released also occupy it.
+    /// Capacity of the receive buffer in bytes (unread and out-of-order bytes), which bounds the advertised window.
+    /// A retained read log (<see cref="RetainReadLog"/>) is held in addition and does not shrink the window.
     /// </summary>
     public int ReceiveBufferSize { get; init; } = 256 * 1024;
 
@@ -64,8 +64,9 @@ public sealed record TcpConfig
     public int InitialWindowSegments { get; init; } = 10;
 
     /// <summary>
-    /// MTCP read log (thesis §3.3.3, §4.2.2): when on, bytes the application reads stay in the receive buffer until
+    /// MTCP read log (thesis §3.3.3, §4.2.2): when on, bytes the application reads are kept until
     /// <see cref="TcpConnection.ReleaseReadLog"/> releases them, so a migration can hand them to the new server.
+    /// Memory grows with the log; the application bounds it by how often it snapshots.
     /// </summary>
     public bool RetainReadLog { get; init; }
 

@@ -16,12 +16,7 @@ public sealed partial class TcpConnection
         {
             case TcpState.Closed:
                 // §3.10.7.1: everything but a RST gets a RST.
-                if (TryMakeReset(segment, payload.Length, out var reset))
-                {
-                    _resetPending = true;
-                    _reset = reset;
-                }
-
+                QueueResetAnswering(segment, payload.Length);
                 return;
             case TcpState.Listen:
                 OnSegmentInListen(now, segment);
@@ -35,6 +30,15 @@ public sealed partial class TcpConnection
         }
     }
 
+    private void QueueResetAnswering(in TcpSegmentRepr segment, int payloadLength)
+    {
+        if (TryMakeReset(segment, payloadLength, out var reset))
+        {
+            _resetPending = true;
+            _reset = reset;
+        }
+    }
+
     /// <summary>RFC 9293 §3.10.7.2.</summary>
     private void OnSegmentInListen(Instant now, in TcpSegmentRepr segment)
     {
@@ -45,9 +49,8 @@ public sealed partial class TcpConnection
 
         if (segment.Has(TcpFlags.Ack))
         {
-            RemotePort = segment.SourcePort;
-            QueueReset(segment.AcknowledgmentNumber, default, TcpFlags.Rst);
-            RemotePort = 0;
+            // Any ACK is bad in LISTEN: <SEQ=SEG.ACK><CTL=RST>, the same answer CLOSED gives.
+            QueueResetAnswering(segment, 0);
             return;
         }
 
@@ -100,7 +103,7 @@ public sealed partial class TcpConnection
         AcceptPeerSyn(segment);
         if (hasAck)
         {
-            OnAcknowledgment(now, ack, segment);
+            OnAcknowledgment(now, ack);
             _sndWnd = segment.Window;
             _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
             _sndWl1 = segment.SequenceNumber;
@@ -357,7 +360,7 @@ public sealed partial class TcpConnection
 
         if (ack > _sndUna)
         {
-            OnAcknowledgment(now, ack, segment);
+            OnAcknowledgment(now, ack);
         }
         else if (payloadLength == 0 && !segment.Has(TcpFlags.Fin) && scaledWindow == _sndWnd && _sndMax > _sndUna)
         {
@@ -407,7 +410,7 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>SND.UNA advances to <paramref name="ack"/>: free the buffer, sample the RTT, run congestion control.</summary>
-    private void OnAcknowledgment(Instant now, SeqNumber ack, in TcpSegmentRepr segment)
+    private void OnAcknowledgment(Instant now, SeqNumber ack)
     {
         var flightBefore = _sndMax - _sndUna;
         var newlyAcked = ack - _sndUna;

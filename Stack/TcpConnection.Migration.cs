@@ -212,14 +212,16 @@ public sealed partial class TcpConnection
             throw new InvalidOperationException($"a state reply is reinstated once, in SYN-RECEIVED before any write (now {_state})");
         }
 
-        if (reply.RcvStateLength > _config.ReceiveBufferSize || reply.SndStateLength > _send.Capacity)
+        if (reply.SndStateLength > _send.Capacity)
         {
             throw new ArgumentException("the state reply does not fit this endpoint's buffers", nameof(reply));
         }
 
         // The reinstated bytes take the sequence numbers just before the client's first byte on this connection.
+        // They come on top of the configured buffer: the application only starts reading them once the handshake is
+        // done, and a window they had filled could leave the client unable to complete it.
         var readStart = _irs + 1 - reply.RcvStateLength;
-        _receive = new ReceiveBuffer(_config.ReceiveBufferSize, readStart, _config.RetainReadLog);
+        _receive = new ReceiveBuffer(_config.ReceiveBufferSize + reply.RcvStateLength, readStart, _config.RetainReadLog);
         _receive.Write(readStart, reply.ReadBufferState.Span, out _);
         _send.Write(reply.WriteBufferState.Span);
         _soSndBytesDups = checked((int)reply.SndBytesDiscard);

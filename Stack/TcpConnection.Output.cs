@@ -55,6 +55,13 @@ public sealed partial class TcpConnection
             return true;
         }
 
+        // A pending ACK goes first and on its own: the probe below is unacceptable at the peer by design, so an
+        // acknowledgment riding on it would be ignored, and two backoffs in step could withhold it for ever.
+        if (TryEmitAck(out header))
+        {
+            return true;
+        }
+
         if (_probePending)
         {
             // RFC 9293 §3.8.6.1: a probe the receiver must answer with its current window. An already
@@ -64,11 +71,6 @@ public sealed partial class TcpConnection
             Stats.ZeroWindowProbes++;
             header = MakeHeader(_sndUna - 1, TcpFlags.Ack);
             AfterEmit(header);
-            return true;
-        }
-
-        if (TryEmitAck(out header))
-        {
             return true;
         }
 
@@ -85,8 +87,10 @@ public sealed partial class TcpConnection
         }
 
         // SND.MAX, not the possibly rewound SND.NXT: after a go-back-N rewind SND.NXT can lie below the peer's
-        // RCV.NXT, and a pure ACK carrying it would be unacceptable there (and its ACK field ignored).
-        header = MakeHeader(_sndMax, TcpFlags.Ack);
+        // RCV.NXT, and a pure ACK carrying it would be unacceptable there (and its ACK field ignored). Except into
+        // a closed window: there only SEG.SEQ = RCV.NXT is acceptable (RFC 9293 §3.10.7.4), and SND.MAX lies past
+        // it whenever bytes beyond were lost; SND.NXT is at worst below RCV.NXT, which draws the ACK that fixes it.
+        header = MakeHeader(_sndWnd == 0 ? _sndNxt : _sndMax, TcpFlags.Ack);
         AfterEmit(header);
         return true;
     }

@@ -374,7 +374,10 @@ public sealed partial class TcpConnection
 
     // ---- MTCP hooks (thesis §3.3.3, §4.2.2, fig. 4.10). Migration itself is built on these. ----
 
-    /// <summary>Sequence number of the first byte of the read log (bytes read but retained).</summary>
+    /// <summary>
+    /// Sequence number of the first byte of the read log (bytes read but retained). Once migration releases the log
+    /// at each snapshot, this is the thesis's <c>rcv_seq_snapshot</c> (§4.1) and the log is its <c>read_log_mb</c>.
+    /// </summary>
     public SeqNumber ReadLogStart => _receive?.RetainedStart ?? _irs + 1;
 
     /// <summary>Sequence number of the next byte the application will read.</summary>
@@ -406,10 +409,33 @@ public sealed partial class TcpConnection
 
     /// <summary>
     /// The unacknowledged bytes in [<paramref name="from"/>, <paramref name="to"/>) as at most two spans, without
-    /// copying; valid until the next call into this connection.
+    /// copying; valid until the next call into this connection. Write-buffer synchronisation (thesis fig. 3.9)
+    /// transfers [SND.UNA, <c>snd_seq_snapshot</c>) this way.
     /// </summary>
     public void GetUnacknowledged(SeqNumber from, SeqNumber to, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second) =>
         _send.GetRange(from, to, out first, out second);
+
+    /// <summary>
+    /// Received in-order bytes in [<paramref name="from"/>, <paramref name="to"/>) within [ReadLogStart, RCV.NXT):
+    /// the read log and the unread bytes, i.e. the read-buffer state of thesis fig. 3.8. At most two spans, no copy;
+    /// valid until the next call into this connection.
+    /// </summary>
+    public void GetReceived(SeqNumber from, SeqNumber to, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
+    {
+        if (_receive is null)
+        {
+            if (from != to)
+            {
+                throw new ArgumentOutOfRangeException(nameof(from), "nothing has been received");
+            }
+
+            first = default;
+            second = default;
+            return;
+        }
+
+        _receive.GetRange(from, to, out first, out second);
+    }
 
     /// <summary>The read log [ReadLogStart, ReadNext) as at most two spans, without copying; valid until the next call.</summary>
     public void GetReadLog(out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
@@ -504,7 +530,7 @@ public sealed partial class TcpConnection
 
         // RFC 1122 §4.2.3.3 (receiver SWS avoidance): announce a larger window only once it grew by
         // min(half the buffer, one MSS).
-        var threshold = Math.Min(_receive.Capacity / 2, _config.MaxSegmentSize);
+        var threshold = Math.Min(_receive.Size / 2, _config.MaxSegmentSize);
         if (AdvertisableWindow() - _lastAdvertisedWindow >= threshold)
         {
             _ackNow = true;

@@ -33,7 +33,7 @@ public sealed class ClientMigrationPolicy
     public ThroughputTrigger? ThroughputOf(ConnectionKey connection) =>
         _connections.TryGetValue(connection, out var state) ? state.Throughput : null;
 
-    public void OnServersChanged(AlternateServersChanged message)
+    public void OnServersChanged(ConnectionAlternatesChanged message)
     {
         ArgumentNullException.ThrowIfNull(message);
         Connection(message.Connection).Destinations.SetServers(message.CurrentServer, message.Alternates);
@@ -44,7 +44,7 @@ public sealed class ClientMigrationPolicy
         ArgumentNullException.ThrowIfNull(message);
         var state = Connection(message.Connection);
         return state.Throughput is { } trigger && trigger.Observe(message.Bytes, message.At)
-            ? Decide(message.Connection, state, PolicyKind.Throughput, MigrationReason.ThroughputDrop, trigger.Describe(), message.At)
+            ? Decide(message.Connection, state, PolicyKind.Throughput, MigrationReason.ThroughputDrop, trigger.Describe, message.At)
             : null;
     }
 
@@ -53,7 +53,7 @@ public sealed class ClientMigrationPolicy
         ArgumentNullException.ThrowIfNull(message);
         var state = Connection(message.Connection);
         return state.Latency is { } trigger && trigger.Observe(message.Delay, message.SmoothedRtt, message.At)
-            ? Decide(message.Connection, state, PolicyKind.Latency, MigrationReason.SegmentDelay, trigger.Describe(), message.At)
+            ? Decide(message.Connection, state, PolicyKind.Latency, MigrationReason.SegmentDelay, trigger.Describe, message.At)
             : null;
     }
 
@@ -62,7 +62,7 @@ public sealed class ClientMigrationPolicy
         ArgumentNullException.ThrowIfNull(message);
         var state = Connection(message.Connection);
         return state.ResponseTime is { } trigger && trigger.Observe(message.ResponseTime, message.At)
-            ? Decide(message.Connection, state, PolicyKind.ResponseTime, MigrationReason.ResponseTime, trigger.Describe(), message.At)
+            ? Decide(message.Connection, state, PolicyKind.ResponseTime, MigrationReason.ResponseTime, trigger.Describe, message.At)
             : null;
     }
 
@@ -99,28 +99,48 @@ public sealed class ClientMigrationPolicy
         _guard.Forget(message.Connection);
     }
 
-    private ClientOutcome Decide(ConnectionKey key, ClientConnection state, PolicyKind policy, MigrationReason reason, string detail, Instant at)
+    private ClientOutcome? Decide(ConnectionKey key, ClientConnection state, PolicyKind policy, MigrationReason reason, Func<string> describe, Instant at)
     {
+        // The evidence is formatted only for an outcome that is reported, not at every held-back segment.
         var destination = state.Destinations.Choose();
         if (destination is not { } to)
         {
-            return new ClientOutcome(policy, GuardVerdict.NoDestination, new MigrateConnection(key, null, reason, detail));
+            return HeldBack(state, policy, GuardVerdict.NoDestination, new MigrateConnection(key, null, reason, string.Empty), describe);
         }
 
         var verdict = _guard.TryAdmit(key, state.Destinations.Current, to, at);
-        if (verdict == GuardVerdict.Allowed)
+        if (verdict != GuardVerdict.Allowed)
         {
-            if (state.Throughput?.Maximum is { } best && state.Destinations.Current is { } current)
-            {
-                state.Destinations.RecordThroughput(current, best);
-            }
-
-            state.Destinations.Picked(to);
-            state.Decided = true;
-            state.Restart();
+            return HeldBack(state, policy, verdict, new MigrateConnection(key, to, reason, string.Empty), describe);
         }
 
-        return new ClientOutcome(policy, verdict, new MigrateConnection(key, to, reason, detail));
+        // Before the restart below wipes the evidence.
+        var decision = new MigrateConnection(key, to, reason, describe());
+        if (state.Throughput?.Maximum is { } best && state.Destinations.Current is { } current)
+        {
+            state.Destinations.RecordThroughput(current, best);
+        }
+
+        state.Destinations.Picked(to);
+        state.Decided = true;
+        state.Restart();
+        return new ClientOutcome(policy, verdict, decision);
+    }
+
+    /// <summary>
+    /// A trigger keeps firing at every observation while its condition holds; a guard holding it back is
+    /// reported once per episode (until the verdict changes, a decision passes or the visit restarts), so
+    /// logs and counters count episodes, not segments.
+    /// </summary>
+    private static ClientOutcome? HeldBack(ClientConnection state, PolicyKind policy, GuardVerdict verdict, MigrateConnection decision, Func<string> describe)
+    {
+        if (state.LastHeldBack == verdict)
+        {
+            return null;
+        }
+
+        state.LastHeldBack = verdict;
+        return new ClientOutcome(policy, verdict, decision with { Detail = describe() });
     }
 
     private ClientConnection Connection(ConnectionKey key)
@@ -155,8 +175,12 @@ public sealed class ClientMigrationPolicy
         /// <summary>A decision of ours is out and its migration has not completed yet.</summary>
         public bool Decided { get; set; }
 
+        /// <summary>The guard verdict last reported for this connection's current episode.</summary>
+        public GuardVerdict? LastHeldBack { get; set; }
+
         public void Restart()
         {
+            LastHeldBack = null;
             Throughput?.Restart();
             Latency?.Restart();
             ResponseTime?.Restart();

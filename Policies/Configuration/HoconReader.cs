@@ -95,6 +95,14 @@ internal static class HoconReader
     public static IReadOnlyList<T> Choices<T>(Config config, string path, IReadOnlyDictionary<string, T> names)
     {
         RequirePresent(config, path);
+
+        // Akka's reader turns a plain string into an empty list without complaint: `triggers = latency`
+        // would silently switch every trigger off.
+        if (config.GetValue(path).IsString())
+        {
+            throw Invalid(config, path, $"must be a list such as [{names.Keys.First()}]");
+        }
+
         IList<string> texts;
         try
         {

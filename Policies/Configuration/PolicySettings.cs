@@ -25,6 +25,12 @@ public enum LoadSource
 
     /// <summary>The last figure the application reported with <see cref="ApplicationLoad"/>.</summary>
     Application,
+
+    /// <summary>
+    /// Share of the machine's processors this process used between the last two
+    /// <see cref="ProcessorTimeSample"/>s, from 0 to 1 (the server actor samples its own process at each evaluation).
+    /// </summary>
+    Cpu,
 }
 
 /// <summary>
@@ -192,6 +198,7 @@ public sealed record ServerPolicySettings(
         ["connections"] = LoadSource.Connections,
         ["bytes-per-second"] = LoadSource.BytesPerSecond,
         ["application"] = LoadSource.Application,
+        ["cpu"] = LoadSource.Cpu,
     };
 
     public static ServerPolicySettings Create(Config config)

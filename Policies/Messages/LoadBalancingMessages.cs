@@ -29,6 +29,12 @@ public sealed record BytesServed(ConnectionKey Connection, long Bytes, Instant A
 public sealed record ApplicationLoad(double Load, Instant At);
 
 /// <summary>
+/// The processor time this process has used since it started, across <paramref name="ProcessorCount"/>
+/// processors, read at <paramref name="At"/> (for the cpu load source).
+/// </summary>
+public sealed record ProcessorTimeSample(TimeSpan TotalProcessorTime, int ProcessorCount, Instant At);
+
+/// <summary>
 /// Evaluate load and guard rails now. Sent by the actor's own timer (which reads the injected clock) or,
 /// with <c>evaluation-interval = 0s</c>, by the owner: tests drive virtual time this way.
 /// </summary>

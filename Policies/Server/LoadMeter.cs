@@ -15,6 +15,9 @@ public sealed class LoadMeter
     private Instant _measuredAt;
     private double _bytesPerSecond;
     private double _applicationLoad;
+    private ProcessorTimeSample? _latestCpu;
+    private ProcessorTimeSample? _measuredCpu;
+    private double _cpuShare;
 
     public LoadMeter(LoadSource source, Instant start)
     {
@@ -34,11 +37,15 @@ public sealed class LoadMeter
 
     public void ApplicationLoad(double load) => _applicationLoad = load;
 
+    public void ProcessorTime(ProcessorTimeSample sample) => _latestCpu = sample;
+
     /// <summary>The connections, oldest arrival first.</summary>
     public IEnumerable<ConnectionKey> OldestFirst() => _arrivalOrder.OrderBy(entry => entry.Value).Select(entry => entry.Key);
 
     /// <summary>
-    /// The load at <paramref name="at"/>. For bytes per second it closes the current window: the rate is the
+    /// The load at <paramref name="at"/>. For cpu it is the processor time used between the sample seen at the
+    /// previous measurement and the latest one, over the wall time between them times the processor count
+    /// (the previous share when no newer sample came). For bytes per second it closes the current window: the rate is the
     /// bytes served since the previous measurement over the time since then (the previous rate when no time passed).
     /// </summary>
     public double Measure(Instant at)
@@ -58,8 +65,27 @@ public sealed class LoadMeter
                 return _bytesPerSecond;
             case LoadSource.Application:
                 return _applicationLoad;
+            case LoadSource.Cpu:
+                return MeasureCpu();
             default:
                 throw new InvalidOperationException($"unknown load source {_source}");
         }
+    }
+
+    private double MeasureCpu()
+    {
+        if (_latestCpu is not { } latest)
+        {
+            return _cpuShare;
+        }
+
+        if (_measuredCpu is { } previous && latest.At > previous.At && latest.ProcessorCount > 0)
+        {
+            var wall = (latest.At - previous.At).TotalSeconds * latest.ProcessorCount;
+            _cpuShare = Math.Clamp((latest.TotalProcessorTime - previous.TotalProcessorTime).TotalSeconds / wall, 0, 1);
+        }
+
+        _measuredCpu = latest;
+        return _cpuShare;
     }
 }

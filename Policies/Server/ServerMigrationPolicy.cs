@@ -84,6 +84,12 @@ public sealed class ServerMigrationPolicy
         _meter.ApplicationLoad(message.Load);
     }
 
+    public void OnProcessorTime(ProcessorTimeSample sample)
+    {
+        ArgumentNullException.ThrowIfNull(sample);
+        _meter.ProcessorTime(sample);
+    }
+
     /// <summary>Keeps the newest report of each peer; this node's own reports are ignored.</summary>
     public void OnPeerLoad(NodeLoadReport report)
     {
@@ -94,6 +100,24 @@ public sealed class ServerMigrationPolicy
         }
 
         _peers[report.Node] = report;
+    }
+
+    /// <summary>
+    /// A migration involving this node completed: the same as <see cref="ConnectionEnded"/> on the node it
+    /// left and <see cref="ConnectionAccepted"/> (with its origin) on the node it reached, for runtimes that
+    /// report migrations rather than arrivals and departures.
+    /// </summary>
+    public void OnMigrationCompleted(MigrationCompleted message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (message.From == Self)
+        {
+            OnConnectionEnded(new ConnectionEnded(message.Connection, message.At));
+        }
+        else if (message.To == Self)
+        {
+            OnConnectionAccepted(new ConnectionAccepted(message.Connection, message.From, message.At));
+        }
     }
 
     /// <summary>A client's migration away from this node failed: hold the connection down before trying again.</summary>
@@ -268,6 +292,12 @@ public sealed class ServerMigrationPolicy
         var count = Math.Clamp(wanted, 1, _settings.MaxMovesPerEvaluation);
         var perConnection = PerConnectionLoad();
         var detail = Describe($"load {LastLoad} >= overload threshold {_settings.OverloadThreshold}");
+        if (peers.Count == 0)
+        {
+            outcomes.Add(new ServerOutcome(PolicyKind.Overload, MigrationReason.Overload, GuardVerdict.NoDestination, null, $"{detail}; no live peer to shed to"));
+            return;
+        }
+
         Move(count, () => LeastLoaded(peers), PolicyKind.Overload, MigrationReason.Overload, detail, at, outcomes, moved => moved.Load += perConnection);
     }
 
@@ -313,8 +343,9 @@ public sealed class ServerMigrationPolicy
 
     /// <summary>
     /// Triggers up to <paramref name="count"/> connections, oldest first, each towards the destination
-    /// <paramref name="nextDestination"/> names (null: stop). Connections in their hold-down or ping-pong
-    /// window are skipped; an empty token bucket stops the round. When no move happened one outcome says why.
+    /// <paramref name="nextDestination"/> names (null: no move would help, stop). Connections in their
+    /// hold-down or ping-pong window are skipped; an empty token bucket stops the round. When a guard kept
+    /// every move from happening, or the bucket ran dry, one outcome says so.
     /// </summary>
     private void Move(
         int count,
@@ -335,9 +366,10 @@ public sealed class ServerMigrationPolicy
                 break;
             }
 
+            // No destination left where a move still helps: the round is done, nothing was held back.
             if (nextDestination() is not { } destination)
             {
-                blocked = moved == 0 ? GuardVerdict.NoDestination : GuardVerdict.Allowed;
+                blocked = GuardVerdict.Allowed;
                 break;
             }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Stack;
@@ -26,6 +27,10 @@ public sealed class ServerPolicyActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef _drainRequester = ActorRefs.Nobody;
 
+    // With the cpu load source the actor samples its own process at each evaluation, unless the owner
+    // sends ProcessorTimeSample itself (virtual time, or a process other than this one).
+    private bool _sampleOwnProcessor = true;
+
     public ServerPolicyActor(ServerEndpoint self, ServerPolicySettings settings, IActorRef decisions, IActorRef cluster, Func<Instant> clock)
     {
         _settings = settings;
@@ -41,6 +46,12 @@ public sealed class ServerPolicyActor : ReceiveActor, IWithTimers
         Receive<ConnectionEnded>(OnConnectionEnded);
         Receive<BytesServed>(_policy.OnBytesServed);
         Receive<ApplicationLoad>(_policy.OnApplicationLoad);
+        Receive<ProcessorTimeSample>(sample =>
+        {
+            _sampleOwnProcessor = false;
+            _policy.OnProcessorTime(sample);
+        });
+        Receive<MigrationCompleted>(OnMigrationCompleted);
         Receive<MigrationFailed>(_policy.OnMigrationFailed);
         Receive<PullConnections>(request => Publish(_policy.OnPullRequest(request)));
         Receive<MigrateOneConnection>(OnMigrateOne);
@@ -73,6 +84,12 @@ public sealed class ServerPolicyActor : ReceiveActor, IWithTimers
 
     private void Evaluate(Instant at)
     {
+        if (_settings.LoadSource == LoadSource.Cpu && _sampleOwnProcessor)
+        {
+            using var process = Process.GetCurrentProcess();
+            _policy.OnProcessorTime(new ProcessorTimeSample(process.TotalProcessorTime, Environment.ProcessorCount, at));
+        }
+
         var evaluation = _policy.Evaluate(at);
         _cluster.Tell(evaluation.Report);
         Publish(evaluation.Outcomes);
@@ -88,9 +105,20 @@ public sealed class ServerPolicyActor : ReceiveActor, IWithTimers
     private void OnConnectionEnded(ConnectionEnded message)
     {
         _policy.OnConnectionEnded(message);
+        CompleteDrainIfEmpty(message.At);
+    }
+
+    private void OnMigrationCompleted(MigrationCompleted message)
+    {
+        _policy.OnMigrationCompleted(message);
+        CompleteDrainIfEmpty(message.At);
+    }
+
+    private void CompleteDrainIfEmpty(Instant at)
+    {
         if (_policy.Draining && _policy.Connections == 0)
         {
-            var (outcomes, progress, completed) = _policy.StepDrain(message.At);
+            var (outcomes, progress, completed) = _policy.StepDrain(at);
             Publish(outcomes);
             ReportDrain(progress, completed);
         }

@@ -15,7 +15,7 @@ namespace Mtcp.Stack.Migration;
 public sealed class MtcpClientConnection
 {
     private readonly TcpConfig _config;
-    private readonly IMigrationAuthenticator _authenticator;
+    private readonly IMigrationTags _authenticator;
     private readonly List<Blackhole> _blackholes = [];
     private readonly Queue<MigrationEvent> _migrationEvents = new();
     private readonly List<ServerEndpoint> _alternateServers = [];
@@ -32,7 +32,7 @@ public sealed class MtcpClientConnection
     /// <summary>β still to be carried by the new block's segments, until the new server shows it is synchronized.</summary>
     private uint? _betaPending;
 
-    private MtcpClientConnection(TcpConfig config, IpAddress localAddress, Block current, IMigrationAuthenticator authenticator)
+    private MtcpClientConnection(TcpConfig config, IpAddress localAddress, Block current, IMigrationTags authenticator)
     {
         _config = config;
         LocalAddress = localAddress;
@@ -64,7 +64,7 @@ public sealed class MtcpClientConnection
     public int BytesReadable => (_draining?.BytesReadable ?? 0) + _current.Tcb.BytesReadable;
 
     /// <summary>Active open to <paramref name="server"/> (RFC 9293 §3.10.1).</summary>
-    public static MtcpClientConnection Connect(TcpConfig config, IpAddress localAddress, ushort localPort, ServerEndpoint server, SeqNumber iss, Instant now, IMigrationAuthenticator authenticator)
+    public static MtcpClientConnection Connect(TcpConfig config, IpAddress localAddress, ushort localPort, ServerEndpoint server, SeqNumber iss, Instant now, IMigrationTags authenticator)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(authenticator);
@@ -123,7 +123,7 @@ public sealed class MtcpClientConnection
             _current.Peer,
             port == old.LocalPort ? null : old.LocalPort,
             rcvNxt,
-            _authenticator.ComputeMigratedConnection(cid, rcvNxt));
+            _authenticator.ComputeMigratedConnection(cid, new ConnectionId(LocalAddress, port, destination.Address, destination.Port), rcvNxt));
         var tcb = TcpConnection.Connect(_config, port, destination.Port, iss, now);
         _migration = new Migration(new Block(tcb, destination), option, now + _config.ConnectTimeout);
         Stats.MigrationsStarted++;

@@ -21,7 +21,7 @@ public sealed class MtcpServerHost
     private readonly Queue<(IpAddress Destination, TcpSegmentRepr Header)> _replies = new();
     private readonly Queue<(IpAddress Peer, ControlMessage Message)> _control = new();
     private readonly Queue<(TcpConnection Connection, ConnectionId Cid)> _accepted = new();
-    private readonly IMigrationAuthenticator _authenticator;
+    private readonly IMigrationTags _authenticator;
     private readonly Func<SeqNumber> _issSource;
     private ulong _nextRequestId;
     private int _nextPoll;
@@ -31,7 +31,7 @@ public sealed class MtcpServerHost
     /// <param name="authenticator">Checks TCP_MIGRATED_CONN authenticators and computes triggers'.</param>
     /// <param name="issSource">Initial sequence numbers (seeded by the caller).</param>
     /// <param name="alternateServers">TCP_ADDSERVERS: the cooperating servers announced on SYN+ACKs in TCP_MIGRATE.</param>
-    public MtcpServerHost(ServerEndpoint service, TcpConfig config, IMigrationAuthenticator authenticator, Func<SeqNumber> issSource, IReadOnlyList<ServerEndpoint> alternateServers)
+    public MtcpServerHost(ServerEndpoint service, TcpConfig config, IMigrationTags authenticator, Func<SeqNumber> issSource, IReadOnlyList<ServerEndpoint> alternateServers)
     {
         Service = service;
         Config = config;
@@ -281,7 +281,7 @@ public sealed class MtcpServerHost
             answer = new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"no connection {cid}");
         }
         else if (request.Authenticator.Length != sizeof(ulong)
-            || !_authenticator.VerifyMigratedConnection(cid, request.ClientRcvNxt, BinaryPrimitives.ReadUInt64BigEndian(request.Authenticator.Span)))
+            || !_authenticator.VerifyMigratedConnection(cid, request.NewEndpointCid, request.ClientRcvNxt, BinaryPrimitives.ReadUInt64BigEndian(request.Authenticator.Span)))
         {
             answer = new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.AuthFailed, "authenticator did not verify");
         }

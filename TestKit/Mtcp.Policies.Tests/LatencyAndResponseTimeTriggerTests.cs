@@ -28,6 +28,7 @@ public sealed class LatencyAndResponseTimeTriggerTests
         Assert.False(trigger.Observe(TimeSpan.FromMilliseconds(50), Srtt, Ms(131)));
         Assert.False(trigger.Observe(TimeSpan.FromMilliseconds(50), Srtt, Ms(181)));
         Assert.True(trigger.Observe(TimeSpan.FromMilliseconds(50), Srtt, Ms(231)));
+        Assert.Equal("3 segments in a row later than 4 x SRTT (10.0 ms), last delay 50.0 ms", trigger.Describe());
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using Akka.Configuration.Hocon;
 using Mtcp.Actors;
 using static Mtcp.Policies.Tests.Samples;
 
@@ -57,6 +58,12 @@ public sealed class PolicySettingsTests
         Assert.True(settings.Server.Pull);
     }
 
+    [Fact]
+    public void Empty_trigger_list_must_turn_client_triggering_off()
+    {
+        Assert.Empty(Client("mtcp.policies.client.triggers = []").Triggers);
+    }
+
     [Theory]
     [InlineData("mtcp.policies.client.throughput.alpha = 0", "mtcp.policies.client.throughput.alpha must be greater than 0 and at most 1, got 0")]
     [InlineData("mtcp.policies.client.throughput.trigger-ratio = 1.5", "mtcp.policies.client.throughput.trigger-ratio must be greater than 0 and at most 1, got 1.5")]
@@ -64,16 +71,56 @@ public sealed class PolicySettingsTests
     [InlineData("mtcp.policies.client.throughput.min-observation-window = -1s", "mtcp.policies.client.throughput.min-observation-window must not be negative, got -1s")]
     [InlineData("mtcp.policies.client.destination-choice = random", "mtcp.policies.client.destination-choice must be one of round-robin, best-known, got random")]
     [InlineData("mtcp.policies.client.triggers = [throughput, luck]", "mtcp.policies.client.triggers must list only throughput, latency, response-time, got luck")]
+    [InlineData("mtcp.policies.client.triggers = latency", "mtcp.policies.client.triggers must be a list such as [throughput], got latency")]
     [InlineData("mtcp.policies.client.latency.consecutive-segments = 0", "mtcp.policies.client.latency.consecutive-segments must be at least 1, got 0")]
     [InlineData("mtcp.policies.client.guard.migrations-per-second = 0", "mtcp.policies.client.guard.migrations-per-second must be greater than 0, got 0")]
     [InlineData("mtcp.policies.server.push = maybe", "mtcp.policies.server.push must be on or off, got maybe")]
     [InlineData("mtcp.policies.server.peer-report-expiry = 0s", "mtcp.policies.server.peer-report-expiry must be positive, got 0s")]
-    [InlineData("mtcp.policies.server.load-source = cpu", "mtcp.policies.server.load-source must be one of connections, bytes-per-second, application, got cpu")]
+    [InlineData("mtcp.policies.server.load-source = gpu", "mtcp.policies.server.load-source must be one of connections, bytes-per-second, application, cpu, got gpu")]
     public void Invalid_value_must_fail_naming_the_key_and_the_value(string overrides, string expected)
     {
         var error = Assert.Throws<ConfigurationException>(() => Settings(overrides));
 
         Assert.Equal(expected, error.Message);
+    }
+
+    public static TheoryData<string> ReferenceKeys()
+    {
+        var keys = new TheoryData<string>();
+        AddLeaves(MtcpConfig.Reference.GetConfig(PolicySettings.Root).Root.GetObject(), PolicySettings.Root, keys);
+        return keys;
+
+        static void AddLeaves(HoconObject node, string prefix, TheoryData<string> keys)
+        {
+            foreach (var (name, value) in node.Items)
+            {
+                if (value.IsObject())
+                {
+                    AddLeaves(value.GetObject(), $"{prefix}.{name}", keys);
+                }
+                else
+                {
+                    keys.Add($"{prefix}.{name}");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(ReferenceKeys))]
+    public void Every_reference_key_must_be_read_and_validated(string path)
+    {
+        var error = Assert.Throws<ConfigurationException>(() => Settings($"{path} = \"not a valid value\""));
+
+        Assert.StartsWith(path, error.Message);
+    }
+
+    [Fact]
+    public void Reference_section_must_hold_every_key_the_settings_read()
+    {
+        // 19 client keys (2 + throughput 4 + latency 4 + response-time 5 + guard 4) and 16 server keys
+        // (9 + guard 4 + drain 3): the walk above reaches every one of them.
+        Assert.Equal(35, ReferenceKeys().Count);
     }
 
     [Fact]

@@ -60,4 +60,70 @@ public sealed class LossyNetworkPropertyTests(ITestOutputHelper output)
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{seeds} seeds in {stopwatch.Elapsed.TotalSeconds:F1} s"));
     }
+
+    [Fact]
+    public void Erratic_applications_with_small_buffers_must_still_exchange_everything()
+    {
+        var seeds = Environment.GetEnvironmentVariable("MTCP_SOAK") == "1" ? 2000 : 200;
+        const long Bytes = 1024 * 1024;
+        var config = LossTolerantConfig with
+        {
+            SendBufferSize = 8 * 1024,
+            ReceiveBufferSize = 6 * 1024,
+            WindowScaleShift = 0,
+            Nagle = true,
+        };
+        long probes = 0;
+        for (var seed = 1; seed <= seeds; seed++)
+        {
+            var loss = seed % 3 * 0.05;
+            var pair = new TcpPair(
+                seed,
+                ConditionsFor(seed, loss),
+                config,
+                Bytes,
+                Bytes / 2,
+                pacing: random => new ApplicationPacing(random, MaxReadChunk: 3000, MaxWriteChunk: 5000, ReadPauseProbability: 0.05, MaxReadPause: TimeSpan.FromSeconds(2)));
+            var closed = pair.DriveToClose(TimeSpan.FromHours(2));
+            var context = pair.Describe();
+            Assert.True(closed, $"not both CLOSED: {context}");
+            Assert.Equal(Bytes / 2, pair.ClientApp.BytesRead);
+            Assert.Equal(Bytes, pair.ServerApp.BytesRead);
+            Assert.True(pair.ClientApp.FirstMismatch < 0 && pair.ServerApp.FirstMismatch < 0, $"corrupted stream: {context}");
+            probes += pair.ClientConnection.Stats.ZeroWindowProbes + pair.ServerConnection!.Stats.ZeroWindowProbes;
+        }
+
+        Assert.True(probes > 0, "no run closed a window long enough to probe it");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{seeds} seeds, {probes} zero-window probes"));
+    }
+
+    [Fact]
+    public void Retained_read_log_must_hold_exactly_the_bytes_read_since_the_last_release()
+    {
+        var seeds = Environment.GetEnvironmentVariable("MTCP_SOAK") == "1" ? 1000 : 100;
+        const long Bytes = 512 * 1024;
+        var config = LossTolerantConfig with { ReceiveBufferSize = 16 * 1024, RetainReadLog = true };
+        long releases = 0;
+        for (var seed = 1; seed <= seeds; seed++)
+        {
+            var pair = new TcpPair(
+                seed,
+                ConditionsFor(seed, seed % 3 * 0.05),
+                config,
+                Bytes,
+                Bytes,
+                pacing: random => new ApplicationPacing(random, MaxReadChunk: 4000, MaxWriteChunk: 9000, ReadPauseProbability: 0.02, MaxReadPause: TimeSpan.FromSeconds(1), ReadLogReleaseProbability: 0.2));
+            var closed = pair.DriveToClose(TimeSpan.FromHours(2));
+            var context = pair.Describe();
+            Assert.True(closed, $"not both CLOSED: {context}");
+            Assert.Equal(Bytes, pair.ClientApp.BytesRead);
+            Assert.Equal(Bytes, pair.ServerApp.BytesRead);
+            Assert.True(pair.ClientApp.FirstMismatch < 0 && pair.ServerApp.FirstMismatch < 0, $"corrupted stream: {context}");
+            Assert.True(pair.ClientApp.FirstReadLogMismatch < 0 && pair.ServerApp.FirstReadLogMismatch < 0, $"read log differs from the stream: {context}");
+            releases += pair.ClientApp.ReadLogReleases + pair.ServerApp.ReadLogReleases;
+        }
+
+        Assert.True(releases > seeds, "the read log was hardly ever released");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{seeds} seeds, {releases} read-log releases"));
+    }
 }

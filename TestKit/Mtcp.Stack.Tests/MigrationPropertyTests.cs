@@ -35,9 +35,17 @@ public sealed class MigrationPropertyTests(ITestOutputHelper output)
             CultureInfo.InvariantCulture,
             $"{schedules} schedules in {stopwatch.Elapsed.TotalSeconds:F1} s: {totals.MigrationsStarted} migrations started, {totals.MigrationsCompleted} completed, "
             + $"{totals.MigrationsFailed} failed and left the connection on its server; largest state reply {totals.LargestStateReply} bytes"));
+        output.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"started during the previous migration's handshake {totals.DuringPreviousHandshake}, while the origin was retransmitting {totals.WhileOriginRetransmitting}, "
+            + $"during the FIN exchange {totals.DuringFinExchange}, back to a server already left {totals.BackToAServerLeft}"));
         output.WriteLine("client-side failures: " + string.Join("; ", totals.FailureReasons.Select(p => $"{p.Key} x{p.Value}")));
         output.WriteLine("refusals at destinations: " + string.Join("; ", totals.RejectReasons.Select(p => $"{p.Key} x{p.Value}")));
         Assert.True(totals.MigrationsCompleted > schedules, "the schedules must exercise migrations");
+        if (schedules >= 1000)
+        {
+            Assert.True(totals.DuringPreviousHandshake > 0 && totals.WhileOriginRetransmitting > 0 && totals.DuringFinExchange > 0 && totals.BackToAServerLeft > 0, "every kind of moment must be hit");
+        }
     }
 }
 
@@ -52,6 +60,18 @@ internal sealed class ScheduleTotals
 
     public int LargestStateReply { get; set; }
 
+    /// <summary>Migrations started while the previous one's new server still waited for the client's ACK (and β).</summary>
+    public long DuringPreviousHandshake { get; set; }
+
+    /// <summary>Migrations started while the origin held unacknowledged data and had retransmitted on this connection.</summary>
+    public long WhileOriginRetransmitting { get; set; }
+
+    /// <summary>Migrations started with a FIN sent or received (client not in ESTABLISHED).</summary>
+    public long DuringFinExchange { get; set; }
+
+    /// <summary>Migrations started towards a server the connection had already left.</summary>
+    public long BackToAServerLeft { get; set; }
+
     public Dictionary<string, int> FailureReasons { get; } = [];
 
     public Dictionary<string, int> RejectReasons { get; } = [];
@@ -60,6 +80,8 @@ internal sealed class ScheduleTotals
 /// <summary>One random schedule, reproducible from its seed.</summary>
 internal static class MigrationSchedule
 {
+
+
     public static MigrationTestbed Run(int seed, ScheduleTotals totals, out string? failure)
     {
         var random = new Random(seed);
@@ -83,6 +105,7 @@ internal static class MigrationSchedule
         };
         var bed = new MigrationTestbed(seed, conditions, options);
         var migrations = random.Next(0, 11);
+        var visited = new HashSet<int>();
         var nextAt = bed.Network.Now + TimeSpan.FromMilliseconds(random.Next(0, 200));
         var limit = bed.Network.Now + TimeSpan.FromMinutes(30);
         failure = null;
@@ -97,9 +120,18 @@ internal static class MigrationSchedule
             if (migrations > 0 && bed.Network.Now >= nextAt)
             {
                 var target = random.Next(bed.Servers.Count);
+                var origin = bed.Servers[bed.IndexOf(bed.Connection.CurrentServer)].Host.Connections.LastOrDefault(c => !c.IsMigratedAway && c.State != TcpState.Closed);
+                var duringHandshake = bed.Servers.Any(x => x.Host.Connections.Any(c => c.AwaitingMigrationHandshake && c.State != TcpState.Closed));
+                var finExchange = bed.Connection.State != TcpState.Established;
+                var retransmitting = origin is { BytesUnacknowledged: > 0 } && origin.Stats.Retransmissions > 0;
                 if (bed.Migrate(target))
                 {
                     migrations--;
+                    totals.DuringPreviousHandshake += duringHandshake ? 1 : 0;
+                    totals.DuringFinExchange += finExchange ? 1 : 0;
+                    totals.WhileOriginRetransmitting += retransmitting ? 1 : 0;
+                    totals.BackToAServerLeft += visited.Contains(target) ? 1 : 0;
+                    visited.Add(bed.IndexOf(bed.Connection.CurrentServer));
                 }
 
                 nextAt = bed.Network.Now + TimeSpan.FromMilliseconds(random.Next(1, 150));

@@ -154,7 +154,7 @@ public sealed class MigrationScenarioTests(ITestOutputHelper output)
         var bed = new MigrationTestbed(7, LinkConditions.Perfect, new TestbedOptions());
         Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
         var unknown = new ConnectionId(bed.Client.Address, 12345, S1.Address, S1.Port);
-        InjectSpecialSyn(bed, S2, unknown, bed.Authenticator.ComputeMigratedConnection(unknown, new SeqNumber(1)));
+        InjectSpecialSyn(bed, S2, unknown, bed.Tags.ComputeMigratedConnection(unknown, new ConnectionId(bed.Client.Address, 61000, S2.Address, S2.Port), new SeqNumber(1)));
 
         Run(bed, () => bed.Servers[1].Host.Stats.MigrationsRefused == 1);
 

@@ -77,7 +77,7 @@ public sealed class ReceiveBufferTests
         var first = new byte[4];
         buffer.Read(first);
         Assert.Equal(4, buffer.ReadLogLength);
-        Assert.Equal(2, buffer.Window); // the read log still occupies its bytes
+        Assert.Equal(6, buffer.Window); // the read log does not count against the window
         Assert.Equal(NearWrap, buffer.RetainedStart);
         Assert.Equal(NearWrap + 4, buffer.ReadNext);
 
@@ -87,9 +87,34 @@ public sealed class ReceiveBufferTests
 
         buffer.ReleaseReadLog(NearWrap + 3);
         Assert.Equal(1, buffer.ReadLogLength);
-        Assert.Equal(5, buffer.Window);
+        Assert.Equal(6, buffer.Window);
         buffer.GetReadLog(out var a, out var b);
         Assert.Equal(new byte[] { 3 }, a.ToArray().Concat(b.ToArray()));
+    }
+
+    [Fact]
+    public void Read_log_larger_than_the_buffer_must_grow_the_ring_and_keep_every_byte()
+    {
+        var buffer = new ReceiveBuffer(8, NearWrap, retainReadLog: true);
+        var stream = Bytes(40);
+        var read = 0;
+        buffer.Write(NearWrap + 5, stream.AsSpan(5, 3), out _); // out of order, placed before any growth
+        for (var offset = 0; offset < 40;)
+        {
+            var length = Math.Min(3, 40 - offset);
+            buffer.Write(NearWrap + offset, stream.AsSpan(offset, length), out _);
+            offset += length;
+            read += buffer.Read(new byte[3]);
+        }
+
+        read += buffer.Read(new byte[64]);
+        Assert.Equal(40, read);
+        Assert.Equal(40, buffer.ReadLogLength);
+        Assert.True(buffer.StorageLength >= 48);
+        var log = new byte[40];
+        buffer.CopyReadLog(log);
+        Assert.Equal(stream, log);
+        Assert.Equal(8, buffer.Window);
     }
 
     [Fact]
@@ -107,6 +132,21 @@ public sealed class ReceiveBufferTests
         buffer.GetReadLog(out var a, out var b);
         Assert.Equal(2, a.Length);
         Assert.Equal(Bytes(7, start: 6), a.ToArray().Concat(b.ToArray()));
+    }
+
+    [Fact]
+    public void Range_must_span_the_read_log_and_the_unread_bytes()
+    {
+        var buffer = new ReceiveBuffer(8, NearWrap, retainReadLog: true);
+        buffer.Write(NearWrap, Bytes(6), out _);
+        buffer.Read(new byte[4]);
+        buffer.ReleaseReadLog(NearWrap + 4);
+        buffer.Write(NearWrap + 6, Bytes(5, start: 6), out _); // ring slots 6,7,0,1,2
+        buffer.Read(new byte[3]);
+        buffer.GetRange(NearWrap + 5, NearWrap + 11, out var a, out var b);
+        Assert.Equal(Bytes(6, start: 5), a.ToArray().Concat(b.ToArray()));
+        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.GetRange(NearWrap + 3, NearWrap + 5, out _, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.GetRange(NearWrap + 5, NearWrap + 12, out _, out _));
     }
 
     [Fact]

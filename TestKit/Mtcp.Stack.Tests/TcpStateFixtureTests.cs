@@ -77,6 +77,19 @@ public sealed class TcpStateFixtureTests
     }
 
     [Fact]
+    public void Sanity_first_steps_of_a_real_pair_must_match_the_syn_fixtures()
+    {
+        var sim = new SimulatedPair(ScriptedPeer.DefaultConfig);
+        sim.Network.CollectTransmissions();
+        AssertSameSequenceState(ScriptedPeer.SynSent().Connection, sim.Client);
+        Assert.True(sim.Network.Drive(() => sim.Server is not null, TimeSpan.FromSeconds(1)));
+        Assert.Equal(TcpState.SynReceived, sim.Server!.State);
+        Assert.Equal(ScriptedPeer.SynReceived().Connection.ReceiveNext - ScriptedPeer.RemoteIss, sim.Server.ReceiveNext - ScriptedPeer.LocalIss);
+        sim.Network.CollectTransmissions();
+        Assert.Equal(sim.Server.InitialSendSequence + 1, sim.Server.SendNext);
+    }
+
+    [Fact]
     public void Sanity_active_close_on_a_real_pair_must_pass_through_the_fixture_states()
     {
         var sim = SimulatedPair.Established(ScriptedPeer.DefaultConfig);

@@ -69,13 +69,13 @@ public sealed class MigrationTestbed
         var random = Network.Random;
         SeqNumber NextIss() => new((uint)random.NextInt64(0, 1L << 32));
 
-        Authenticator = new HmacMigrationAuthenticator(ServiceKey);
+        Tags = new HmacMigrationTags(ServiceKey);
         Control = Network.Add(new ControlChannel(IpAddress.Parse("10.0.255.254"), options.ControlLatency));
         var endpoints = Enumerable.Range(0, options.ServerCount).Select(EndpointOf).ToArray();
         var serverConfig = options.Tcp with { RetainReadLog = true };
         for (var i = 0; i < options.ServerCount; i++)
         {
-            var host = new MtcpServerHost(endpoints[i], serverConfig, Authenticator, NextIss, endpoints.Where((_, j) => j != i).ToArray());
+            var host = new MtcpServerHost(endpoints[i], serverConfig, Tags, NextIss, endpoints.Where((_, j) => j != i).ToArray());
             _servers.Add(Network.Add(new MtcpServerNode(host, Control, CreateSession)));
         }
 
@@ -103,7 +103,7 @@ public sealed class MigrationTestbed
         Client = Network.Add(new MtcpClientNode(IpAddress.Parse("10.0.0.1"), NextIss));
         ClientApp = new ClientApplication(toSend, expected, closeFirst);
         Client.Application = ClientApp;
-        Client.Connect(Network.Now, options.Tcp with { RetainReadLog = false }, endpoints[0], Authenticator);
+        Client.Connect(Network.Now, options.Tcp with { RetainReadLog = false }, endpoints[0], Tags);
     }
 
     public const ulong StreamKey = 0x5354524541;
@@ -118,7 +118,7 @@ public sealed class MigrationTestbed
 
     public ControlChannel Control { get; }
 
-    public HmacMigrationAuthenticator Authenticator { get; }
+    public HmacMigrationTags Tags { get; }
 
     public MtcpClientNode Client { get; }
 

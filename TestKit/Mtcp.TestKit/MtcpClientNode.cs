@@ -37,7 +37,7 @@ public sealed class MtcpClientNode : ISimNode
 
     public List<MigrationEvent> MigrationEvents { get; } = [];
 
-    public MtcpClientConnection Connect(Instant now, TcpConfig config, ServerEndpoint server, IMigrationAuthenticator authenticator)
+    public MtcpClientConnection Connect(Instant now, TcpConfig config, ServerEndpoint server, IMigrationTags authenticator)
     {
         Connection = MtcpClientConnection.Connect(config, Address, _nextPort++, server, _issSource(), now, authenticator);
         return Connection;

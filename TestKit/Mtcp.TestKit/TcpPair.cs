@@ -14,14 +14,22 @@ public sealed class TcpPair
     private const ulong ClientToServerKey = 0xC11E47;
     private const ulong ServerToClientKey = 0x5E4BE4;
 
-    public TcpPair(int seed, LinkConditions conditions, TcpConfig config, long clientBytes, long serverBytes, SeqNumber? clientIss = null, SeqNumber? serverIss = null)
+    public TcpPair(
+        int seed,
+        LinkConditions conditions,
+        TcpConfig config,
+        long clientBytes,
+        long serverBytes,
+        SeqNumber? clientIss = null,
+        SeqNumber? serverIss = null,
+        Func<Random, ApplicationPacing>? pacing = null)
     {
         Network = new SimNetwork(seed, conditions);
         var random = Network.Random;
         Client = Network.Add(new TcpNode(IpAddress.Parse("10.0.0.1"), config, () => clientIss ?? new SeqNumber((uint)random.NextInt64(0, 1L << 32))));
         Server = Network.Add(new TcpNode(IpAddress.Parse("10.0.0.2"), config, () => serverIss ?? new SeqNumber((uint)random.NextInt64(0, 1L << 32))));
-        ClientApp = new BulkTransferApplication(clientBytes, ClientToServerKey, ServerToClientKey);
-        ServerApp = new BulkTransferApplication(serverBytes, ServerToClientKey, ClientToServerKey);
+        ClientApp = new BulkTransferApplication(clientBytes, ClientToServerKey, ServerToClientKey, pacing: pacing?.Invoke(random));
+        ServerApp = new BulkTransferApplication(serverBytes, ServerToClientKey, ClientToServerKey, pacing: pacing?.Invoke(random));
         Client.Application = (now, c) => ClientApp.Pump(now, c);
         Server.Application = (now, c) => ServerApp.Pump(now, c);
         Server.Listen(ServerPort);
@@ -45,8 +53,21 @@ public sealed class TcpPair
 
     public bool BothClosed => ClientConnection.State == TcpState.Closed && ServerConnection?.State == TcpState.Closed;
 
-    /// <summary>Runs until both ends are CLOSED or the virtual time limit passes.</summary>
-    public bool DriveToClose(TimeSpan timeLimit) => Network.Drive(() => BothClosed, timeLimit);
+    /// <summary>
+    /// Runs until both ends are CLOSED or the virtual time limit passes, then lets each application read what it
+    /// left unread (a paced application may have closed before reading everything).
+    /// </summary>
+    public bool DriveToClose(TimeSpan timeLimit)
+    {
+        var closed = Network.Drive(() => BothClosed, timeLimit);
+        ClientApp.FinishReading(Network.Now, ClientConnection);
+        if (ServerConnection is { } server)
+        {
+            ServerApp.FinishReading(Network.Now, server);
+        }
+
+        return closed;
+    }
 
     /// <summary>A one-line account of the run, for assertion messages (with the seed, so a failure can be replayed).</summary>
     public string Describe()

@@ -1,5 +1,5 @@
-using Akka.Actor;
 using System.Net;
+using Akka.Actor;
 using Mtcp.Actors.Endpoints;
 using Mtcp.Wire;
 
@@ -43,19 +43,8 @@ public sealed class MtcpClient : IDisposable
             throw new ArgumentException("the service endpoint needs a port", nameof(service));
         }
 
-        var connecting = _runtime.ConnectAsync(IpAddress.FromIPAddress(service.Address), (ushort)service.Port);
-        EndpointChannel channel;
-        try
-        {
-            channel = await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // The endpoint aborts itself when it finds the completion already abandoned.
-            _ = connecting.ContinueWith(static t => t.Result.Endpoint.Tell(AbortRequested.Instance), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
-            throw;
-        }
-
+        // The endpoint watches the token: cancelling aborts the handshake and fails the task with OperationCanceledException.
+        var channel = await _runtime.ConnectAsync(IpAddress.FromIPAddress(service.Address), (ushort)service.Port, cancellationToken).ConfigureAwait(false);
         _stream = new MtcpStream(channel);
         return _stream;
     }

@@ -90,10 +90,10 @@ public sealed class MtcpRuntime : IAsyncDisposable
     public Task<PacketStatistics> GetStatisticsAsync(CancellationToken cancellationToken = default) =>
         PacketActor.Ask<PacketStatistics>(GetPacketStatistics.Instance, cancellationToken);
 
-    internal Task<EndpointChannel> ConnectAsync(IpAddress remoteAddress, ushort remotePort)
+    internal Task<EndpointChannel> ConnectAsync(IpAddress remoteAddress, ushort remotePort, CancellationToken cancellationToken)
     {
         var connected = new TaskCompletionSource<EndpointChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
-        PacketActor.Tell(new ConnectTo(remoteAddress, remotePort, connected));
+        PacketActor.Tell(new ConnectTo(remoteAddress, remotePort, connected, cancellationToken));
         return connected.Task;
     }
 

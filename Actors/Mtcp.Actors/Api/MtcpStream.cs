@@ -1,5 +1,5 @@
-using Akka.Actor;
 using System.Net;
+using Akka.Actor;
 using Mtcp.Actors.Endpoints;
 
 namespace Mtcp.Actors.Api;

@@ -28,15 +28,18 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private readonly SegmentEncoder _encoder;
     private readonly EndpointChannel _channel;
     private readonly TaskCompletionSource<EndpointChannel>? _connectCompletion;
+    private readonly CancellationToken _connectCancellation;
+    private CancellationTokenRegistration _connectCancellationRegistration;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private Instant? _armedDeadline;
     private bool _peerFinished;
 
-    public EndpointActor(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel>? connectCompletion)
+    public EndpointActor(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel>? connectCompletion, CancellationToken connectCancellation)
     {
         _context = context;
         _key = key;
         _connectCompletion = connectCompletion;
+        _connectCancellation = connectCancellation;
         _encoder = new SegmentEncoder(context.LocalAddress, context.MaxPayload);
         _channel = new EndpointChannel(Self, context.LocalAddress, key);
         var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
@@ -51,16 +54,33 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     /// <summary>The passive side of one connection, created by its listener for the first SYN of a 4-tuple.</summary>
     public static Props Accepting(EndpointContext context, ConnectionKey key) =>
-        Props.Create(() => new EndpointActor(context, key, null));
+        Props.Create(() => new EndpointActor(context, key, null, CancellationToken.None));
 
     /// <summary>The active side; completes <paramref name="connected"/> once established (or fails it). Sends its SYN on <see cref="OpenActive"/>.</summary>
-    public static Props Connecting(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel> connected) =>
-        Props.Create(() => new EndpointActor(context, key, connected));
+    public static Props Connecting(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation) =>
+        Props.Create(() => new EndpointActor(context, key, connected, cancellation));
+
+    protected override void PreStart()
+    {
+        if (_connectCancellation.CanBeCanceled)
+        {
+            _connectCancellationRegistration = _connectCancellation.UnsafeRegister(static self => ((IActorRef)self!).Tell(ConnectCancelled.Instance), Self);
+        }
+
+        base.PreStart();
+    }
 
     private void Connecting()
     {
         ReceiveEngineInput();
         Receive<OpenActive>(_ => Drive(_context.Clock.Now));
+        Receive<ConnectCancelled>(_ =>
+        {
+            _connectCompletion?.TrySetCanceled(_connectCancellation);
+            var now = _context.Clock.Now;
+            _connection.Abort(now);
+            Drive(now);
+        });
     }
 
     private void Active()
@@ -204,6 +224,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     private void OnConnected()
     {
+        _connectCancellationRegistration.Unregister();
         Become(Active);
         if (_connectCompletion is null)
         {
@@ -249,6 +270,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        _connectCancellationRegistration.Unregister();
         _context.Table.RemoveEndpoint(_key, Self);
         if (_connection.State is not (TcpState.Closed or TcpState.Listen or TcpState.TimeWait))
         {

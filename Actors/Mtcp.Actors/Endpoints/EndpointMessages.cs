@@ -40,6 +40,16 @@ internal sealed class AbortRequested
     }
 }
 
+/// <summary>The caller of ConnectAsync cancelled: abort the open (RFC 9293 §3.10.5) and fail the call as cancelled.</summary>
+internal sealed class ConnectCancelled
+{
+    public static readonly ConnectCancelled Instance = new();
+
+    private ConnectCancelled()
+    {
+    }
+}
+
 /// <summary>A client endpoint's 4-tuple is registered: send the SYN.</summary>
 internal sealed class OpenActive
 {

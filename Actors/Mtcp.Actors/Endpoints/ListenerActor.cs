@@ -62,7 +62,7 @@ internal sealed class ListenerActor : ReceiveActor
         Receive<Unbind>(_ => OnUnbind());
     }
 
-    /// <summary>Unbound: waits for its endpoints to stop; late SYNs routed before unbinding are answered by their retransmission.</summary>
+    /// <summary>Unbound: waits for its endpoints to stop. A SYN routed here just before the unbinding is dropped; its retransmission finds no listener and is refused with a RST.</summary>
     private void Draining()
     {
         Receive<InboundSegment>(segment => segment.Release());

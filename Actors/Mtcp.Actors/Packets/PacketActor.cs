@@ -43,7 +43,7 @@ public sealed class PacketActor : ReceiveActor
 
         Receive<Bind>(OnBind);
         Receive<ConnectTo>(OnConnect);
-        Receive<GetPacketStatistics>(_ => Sender.Tell(_context.Counters.Snapshot()));
+        Receive<GetPacketStatistics>(_ => Sender.Tell(_context.Counters.Snapshot(_context.Table.EndpointCount)));
     }
 
     /// <summary>The packet actor over an opened transport, which it owns from now on (and disposes when it stops).</summary>
@@ -102,7 +102,7 @@ public sealed class PacketActor : ReceiveActor
             return;
         }
 
-        var endpoint = Context.ActorOf(EndpointActor.Connecting(_context, key, connect.Connected), EndpointNames.For(key, ++_created));
+        var endpoint = Context.ActorOf(EndpointActor.Connecting(_context, key, connect.Connected, connect.Cancellation), EndpointNames.For(key, ++_created));
         _context.Table.TryAddEndpoint(key, endpoint);
         endpoint.Tell(OpenActive.Instance);
     }

@@ -9,5 +9,8 @@ public sealed record Bind(ushort Port);
 /// <summary>The listener actor now owns the port.</summary>
 public sealed record Bound(ushort Port, IActorRef Listener);
 
-/// <summary>Opens a connection to <paramref name="RemoteAddress"/>:<paramref name="RemotePort"/> from an ephemeral port.</summary>
-internal sealed record ConnectTo(IpAddress RemoteAddress, ushort RemotePort, TaskCompletionSource<Endpoints.EndpointChannel> Connected);
+/// <summary>
+/// Opens a connection to <paramref name="RemoteAddress"/>:<paramref name="RemotePort"/> from an ephemeral port;
+/// cancelling <paramref name="Cancellation"/> before the handshake completes aborts the attempt.
+/// </summary>
+internal sealed record ConnectTo(IpAddress RemoteAddress, ushort RemotePort, TaskCompletionSource<Endpoints.EndpointChannel> Connected, CancellationToken Cancellation);

@@ -11,6 +11,7 @@ namespace Mtcp.Actors.Packets;
 /// <param name="ResetsSent">RSTs sent in answer to stray segments (RFC 9293 §3.10.7.1).</param>
 /// <param name="SynsDropped">SYNs a listener dropped because its backlog was full.</param>
 /// <param name="SendsDropped">segments the transport dropped locally (full send buffer, no route).</param>
+/// <param name="Endpoints">connection endpoints registered now (TIME-WAIT included).</param>
 public sealed record PacketStatistics(
     long SegmentsReceived,
     long SegmentsRouted,
@@ -18,7 +19,8 @@ public sealed record PacketStatistics(
     long StraySegments,
     long ResetsSent,
     long SynsDropped,
-    long SendsDropped)
+    long SendsDropped,
+    int Endpoints)
 {
     public long MalformedSegments => MalformedByReason.Values.Sum();
 }
@@ -58,7 +60,7 @@ internal sealed class PacketCounters
 
     public void SendDropped() => Interlocked.Increment(ref _sendsDropped);
 
-    public PacketStatistics Snapshot()
+    public PacketStatistics Snapshot(int endpoints)
     {
         var malformed = ImmutableDictionary.CreateBuilder<WireError, long>();
         foreach (var reason in Enum.GetValues<WireError>())
@@ -77,6 +79,7 @@ internal sealed class PacketCounters
             Interlocked.Read(ref _stray),
             Interlocked.Read(ref _resets),
             Interlocked.Read(ref _synsDropped),
-            Interlocked.Read(ref _sendsDropped));
+            Interlocked.Read(ref _sendsDropped),
+            endpoints);
     }
 }

@@ -45,6 +45,39 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
         var stats = await _server.GetStatisticsAsync(timeout.Token);
         Assert.Equal(0, stats.MalformedSegments);
         Assert.Equal(0, stats.StraySegments);
+
+        // Both endpoints leave TIME-WAIT or LAST-ACK for CLOSED, stop, and free their 4-tuples.
+        await AwaitAssertAsync(
+            async () =>
+            {
+                Assert.Equal(0, (await _server.GetStatisticsAsync(timeout.Token)).Endpoints);
+                Assert.Equal(0, (await _client.GetStatisticsAsync(timeout.Token)).Endpoints);
+            },
+            TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Full_backlog_must_drop_new_syns_until_accept_makes_room()
+    {
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var backlogServer = MtcpRuntime.Start(Sys, _fabric, NodeConfig("10.0.0.3", extra: "mtcp.runtime.accept-backlog = 1"), "backlog-server");
+        await using var listener = new MtcpListener(backlogServer, ServicePort);
+        await listener.StartAsync(timeout.Token);
+        var service = new IPEndPoint(IPAddress.Parse("10.0.0.3"), ServicePort);
+
+        using var first = new MtcpClient(_client);
+        await first.ConnectAsync(service, timeout.Token);
+        using var second = new MtcpClient(_client);
+        var secondConnecting = second.ConnectAsync(service, timeout.Token);
+
+        await AwaitAssertAsync(async () => Assert.True((await backlogServer.GetStatisticsAsync(timeout.Token)).SynsDropped >= 1), TimeSpan.FromSeconds(5));
+        Assert.False(secondConnecting.IsCompleted);
+
+        // Accepting the first frees the backlog; the second client's retransmitted SYN gets in (after its 1 s RTO).
+        await using var accepted = await listener.AcceptAsync(timeout.Token);
+        var secondStream = await secondConnecting;
+        await using var secondAccepted = await listener.AcceptAsync(timeout.Token);
+        Assert.Equal(secondStream.LocalEndPoint, secondAccepted.RemoteEndPoint);
     }
 
     [Fact]
@@ -119,21 +152,20 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
             }
         }, timeout.Token);
 
-        // Wait until the writer has stalled: the accepted count stops moving.
+        // Wait until the writer has stalled: past the send buffer, and the accepted count no longer moves.
+        var tcp = TcpSettings.Create(Sys.Settings.Config);
         long previous;
         do
         {
             previous = Interlocked.Read(ref accepted);
-            await Task.Delay(300, timeout.Token);
+            await Task.Delay(500, timeout.Token);
         }
-        while (Interlocked.Read(ref accepted) != previous);
+        while (Interlocked.Read(ref accepted) != previous || previous < tcp.SendBufferSize);
 
         var stalledAt = Interlocked.Read(ref accepted);
-        var tcp = TcpSettings.Create(Sys.Settings.Config);
         var bound = tcp.SendBufferSize + tcp.ReceiveBufferSize + chunk.Length;
         Assert.False(writing.IsCompleted);
         Assert.True(stalledAt <= bound, $"the writer got {stalledAt} bytes accepted with nobody reading; the buffers hold {bound}");
-        Assert.True(stalledAt >= tcp.SendBufferSize, $"the writer stalled after only {stalledAt} bytes");
 
         // The reader resumes: every byte arrives, in order, and the writer finishes.
         var received = await ReadAllAsync(connection.Stream, Offered, timeout.Token);

@@ -10,27 +10,28 @@ namespace Mtcp.TestKit;
 /// and every server of the simulated service. Real cryptography with a deliberately simple key arrangement: enough
 /// to tell a genuine trigger or special SYN from a forged one in the simulator.
 /// </summary>
-public sealed class HmacMigrationAuthenticator(byte[] key) : IMigrationAuthenticator
+public sealed class HmacMigrationTags(byte[] key) : IMigrationTags
 {
     private const byte MigratedConnectionTag = 1;
     private const byte TriggerTag = 2;
 
     private readonly byte[] _key = key.ToArray();
 
-    public ulong ComputeMigratedConnection(ConnectionId cid, SeqNumber rcvNxt)
+    public ulong ComputeMigratedConnection(ConnectionId cid, ConnectionId newEndpointCid, SeqNumber rcvNxt)
     {
-        Span<byte> message = stackalloc byte[64];
+        Span<byte> message = stackalloc byte[128];
         var length = Encode(message, MigratedConnectionTag, cid);
+        length += Encode(message[length..], MigratedConnectionTag, newEndpointCid);
         BinaryPrimitives.WriteUInt32BigEndian(message[length..], rcvNxt.Value);
         return Mac(message[..(length + 4)]);
     }
 
-    public bool VerifyMigratedConnection(ConnectionId cid, SeqNumber rcvNxt, ulong authenticator) =>
-        FixedTimeEquals(ComputeMigratedConnection(cid, rcvNxt), authenticator);
+    public bool VerifyMigratedConnection(ConnectionId cid, ConnectionId newEndpointCid, SeqNumber rcvNxt, ulong authenticator) =>
+        FixedTimeEquals(ComputeMigratedConnection(cid, newEndpointCid, rcvNxt), authenticator);
 
     public ulong ComputeTrigger(ConnectionId cid, ServerEndpoint? destination)
     {
-        Span<byte> message = stackalloc byte[64];
+        Span<byte> message = stackalloc byte[128];
         var length = Encode(message, TriggerTag, cid);
         if (destination is { } server)
         {

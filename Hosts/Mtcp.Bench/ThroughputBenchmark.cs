@@ -1,0 +1,215 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Configuration;
+using Mtcp.Actors;
+using Mtcp.Actors.Api;
+using Mtcp.Transports;
+
+namespace Mtcp.Bench;
+
+internal sealed record ThroughputOptions(long Bytes, int Runs, string[] Transports);
+
+/// <summary>One transport's result: MTCP and kernel TCP medians from the same run, in MB/s (10^6 bytes).</summary>
+internal sealed record TransportThroughput(string Transport, double MtcpMBps, double KernelTcpMBps, double Ratio, double[] MtcpRunsMBps);
+
+/// <summary>
+/// Moves N bytes from a client to a server over one connection, several times per MTCP transport and over the
+/// kernel's TCP on loopback, and reports medians and the ratio. Both ends run in this process, as the kernel TCP
+/// baseline does, so both pay for the same two cores.
+/// </summary>
+internal static class ThroughputBenchmark
+{
+    private const int ChunkSize = 256 * 1024;
+    private const ushort ServicePort = 9000;
+
+    public static async Task<int> RunAsync(ThroughputOptions options, CancellationToken cancellationToken)
+    {
+        if (options.Bytes <= 0 || options.Runs <= 0)
+        {
+            await Console.Error.WriteLineAsync("--bytes and --runs must be positive");
+            return 2;
+        }
+
+        Console.WriteLine($"throughput: {options.Bytes:N0} bytes per run, {options.Runs} runs per transport, chunk {ChunkSize:N0} bytes");
+        var config = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "HOCON", "bench-throughput.conf")));
+        var series = new List<Series> { new("kernel TCP", () => KernelTcpRunAsync(options.Bytes, cancellationToken)) };
+        foreach (var transport in options.Transports)
+        {
+            if (transport == "raw" && !RawSocketsPermitted(out var why))
+            {
+                Console.WriteLine($"raw: skipped ({why})");
+                continue;
+            }
+
+            series.Add(new Series(transport, () => MtcpRunAsync(config, transport, options.Bytes, cancellationToken)));
+        }
+
+        // One unmeasured warm-up run each (JIT, socket buffers), then the runs interleaved (kernel, each transport,
+        // again), so that load from anything else on the machine falls on every series alike.
+        foreach (var s in series)
+        {
+            await s.Run();
+        }
+
+        var gen0 = GC.CollectionCount(0);
+        for (var i = 0; i < options.Runs; i++)
+        {
+            foreach (var s in series)
+            {
+                var elapsed = await s.Run();
+                s.MBps.Add(options.Bytes / elapsed.TotalSeconds / 1e6);
+            }
+        }
+
+        foreach (var s in series)
+        {
+            Console.WriteLine($"{s.Name,-12} median {Median(s.MBps),9:F1} MB/s  runs [{string.Join(", ", s.MBps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]");
+        }
+
+        Console.WriteLine($"gen0 collections per round of runs (all series): {(double)(GC.CollectionCount(0) - gen0) / options.Runs:F1}");
+        var kernel = series[0].MBps.ToArray();
+        var kernelMedian = Median(kernel);
+        var results = series.Skip(1)
+            .Select(s => new TransportThroughput(s.Name, Median(s.MBps), kernelMedian, Median(s.MBps) / kernelMedian, s.MBps.ToArray()))
+            .ToList();
+        await WriteArtifactsAsync(options, kernel, results);
+        return 0;
+    }
+
+    private sealed record Series(string Name, Func<Task<TimeSpan>> Run)
+    {
+        public List<double> MBps { get; } = [];
+    }
+
+    private static async Task<TimeSpan> MtcpRunAsync(Config benchConfig, string transport, long bytes, CancellationToken cancellationToken)
+    {
+        var system = ActorSystem.Create("bench", MtcpConfig.WithFallback(benchConfig));
+        var fabric = transport == "memory" ? new InMemoryPacketFabric() : null;
+        try
+        {
+            await using var server = MtcpRuntime.Start(system, fabric, NodeConfig(transport, "127.0.0.2"), "server");
+            await using var client = MtcpRuntime.Start(system, fabric, NodeConfig(transport, "127.0.0.3"), "client");
+            await using var listener = new MtcpListener(server, ServicePort);
+            await listener.StartAsync(cancellationToken);
+            var accepting = listener.AcceptAsync(cancellationToken);
+            using var mtcpClient = new MtcpClient(client);
+            var stream = await mtcpClient.ConnectAsync(new IPEndPoint(IPAddress.Parse("127.0.0.2"), ServicePort), cancellationToken);
+            await using var connection = await accepting;
+            return await TransferAsync(stream, connection.Stream, bytes, cancellationToken);
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
+    private static Config NodeConfig(string transport, string address) =>
+        ConfigurationFactory.ParseString($"mtcp.runtime.transport = {transport}\nmtcp.runtime.local-address = \"{address}\"");
+
+    private static async Task<TimeSpan> KernelTcpRunAsync(long bytes, CancellationToken cancellationToken)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var client = new TcpClient { NoDelay = true };
+        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port, cancellationToken);
+        using var accepted = await listener.AcceptTcpClientAsync(cancellationToken);
+        return await TransferAsync(client.GetStream(), accepted.GetStream(), bytes, cancellationToken);
+    }
+
+    /// <summary>Writes from one stream while the other reads; the clock stops when the last byte was read.</summary>
+    private static async Task<TimeSpan> TransferAsync(Stream writer, Stream reader, long bytes, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var reading = Task.Run(async () =>
+        {
+            var buffer = new byte[ChunkSize];
+            long total = 0;
+            while (total < bytes)
+            {
+                var read = await reader.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, bytes - total)), cancellationToken);
+                if (read == 0)
+                {
+                    throw new IOException($"the stream ended after {total} of {bytes} bytes");
+                }
+
+                total += read;
+            }
+        }, cancellationToken);
+
+        var chunk = new byte[ChunkSize];
+        Random.Shared.NextBytes(chunk);
+        for (long sent = 0; sent < bytes; sent += chunk.Length)
+        {
+            await writer.WriteAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, bytes - sent)), cancellationToken);
+        }
+
+        await reading;
+        return clock.Elapsed;
+    }
+
+    private static bool RawSocketsPermitted(out string why)
+    {
+        try
+        {
+            RawIPv4Transport.OpenExperimental(Mtcp.Wire.IpAddress.Parse("127.0.0.2")).Dispose();
+            why = string.Empty;
+            return true;
+        }
+        catch (InsufficientPrivilegeException e)
+        {
+            why = e.Message;
+            return false;
+        }
+    }
+
+    private static double Median(IReadOnlyCollection<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        var middle = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+    }
+
+    private static async Task WriteArtifactsAsync(ThroughputOptions options, double[] kernel, List<TransportThroughput> results)
+    {
+        var directory = Path.Combine(RepositoryRoot(), "artifacts", "bench");
+        Directory.CreateDirectory(directory);
+        var json = JsonSerializer.Serialize(
+            new { bytes = options.Bytes, runs = options.Runs, chunkBytes = ChunkSize, kernelTcpMBps = Median(kernel), kernelTcpRunsMBps = kernel, transports = results },
+            new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
+        await File.WriteAllTextAsync(Path.Combine(directory, "throughput.json"), json);
+
+        var table = new System.Text.StringBuilder();
+        table.AppendLine("# Throughput: one connection on loopback");
+        table.AppendLine();
+        table.AppendLine($"{options.Bytes:N0} bytes client to server per run; median of {options.Runs} runs after one warm-up each; MB = 10^6 bytes.");
+        table.AppendLine("Kernel TCP measured in the same process and run, its runs interleaved with the MTCP runs.");
+        table.AppendLine();
+        table.AppendLine("| transport | MTCP MB/s | kernel TCP MB/s | MTCP / kernel |");
+        table.AppendLine("|---|---:|---:|---:|");
+        foreach (var r in results)
+        {
+            table.AppendLine(System.FormattableString.Invariant($"| {r.Transport} | {r.MtcpMBps:F1} | {r.KernelTcpMBps:F1} | {r.Ratio:F3} |"));
+        }
+
+        await File.WriteAllTextAsync(Path.Combine(directory, "throughput.md"), table.ToString());
+        Console.WriteLine();
+        Console.Write(table);
+        Console.WriteLine($"written to {directory}");
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(Directory.GetCurrentDirectory()); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "MtcpActors.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        return Directory.GetCurrentDirectory();
+    }
+}

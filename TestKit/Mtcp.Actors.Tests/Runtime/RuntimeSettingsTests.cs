@@ -1,0 +1,81 @@
+using Akka.Configuration;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Tests.Runtime;
+
+[Trait("Category", "Actors")]
+public sealed class RuntimeSettingsTests
+{
+    private static Config Layered(string overrides) => MtcpConfig.WithFallback(ConfigurationFactory.ParseString(overrides));
+
+    [Fact]
+    public void Reference_config_must_yield_the_documented_runtime_defaults()
+    {
+        var settings = RuntimeSettings.Create(MtcpConfig.Reference);
+
+        Assert.Equal(TransportKind.Auto, settings.Transport);
+        Assert.Equal(IpAddress.Parse("127.0.0.1"), settings.LocalAddress);
+        Assert.Equal(5253, settings.UdpPort);
+        Assert.Equal(5253, settings.UdpPeerPort);
+        Assert.Equal(8 * 1024 * 1024, settings.RawReceiveBufferSize);
+        Assert.Equal(TimeSpan.FromMilliseconds(100), settings.ReceivePollInterval);
+        Assert.Equal(128, settings.AcceptBacklog);
+        Assert.Equal(49152, settings.EphemeralPortFirst);
+        Assert.Equal(65535, settings.EphemeralPortLast);
+    }
+
+    [Fact]
+    public void Reference_config_must_map_onto_the_engine_defaults()
+    {
+        var tcp = TcpSettings.Create(MtcpConfig.Reference);
+
+        Assert.Equal(Stack.TcpConfig.Default, tcp);
+    }
+
+    [Fact]
+    public void Window_scale_off_must_disable_the_option()
+    {
+        Assert.Null(TcpSettings.Create(Layered("mtcp.tcp.window-scale = off")).WindowScaleShift);
+    }
+
+    [Theory]
+    [InlineData("mtcp.runtime.transport = carrier-pigeon", "mtcp.runtime.transport must be one of auto, raw, udp, memory, got carrier-pigeon")]
+    [InlineData("mtcp.runtime.local-address = \"0.0.0.0\"", "mtcp.runtime.local-address must be a specific address, not the wildcard (segments are filtered by destination), got 0.0.0.0")]
+    [InlineData("mtcp.runtime.local-address = \"::1\"", "mtcp.runtime.local-address must be an IPv4 address when mtcp.runtime.transport is auto, got ::1")]
+    [InlineData("mtcp.runtime.udp.port = 70000", "mtcp.runtime.udp.port must be an integer from 1 to 65535, got 70000")]
+    [InlineData("mtcp.runtime.accept-backlog = 0", "mtcp.runtime.accept-backlog must be an integer from 1 to 2147483647, got 0")]
+    [InlineData("mtcp.runtime.receive-poll-interval = 0s", "mtcp.runtime.receive-poll-interval must be positive, got 0s")]
+    public void Invalid_runtime_value_must_fail_naming_the_key_and_the_value(string overrides, string expected)
+    {
+        var error = Assert.Throws<ConfigurationException>(() => RuntimeSettings.Create(Layered(overrides)));
+
+        Assert.Equal(expected, error.Message);
+    }
+
+    [Fact]
+    public void Inverted_ephemeral_range_must_be_refused()
+    {
+        var error = Assert.Throws<ConfigurationException>(() => RuntimeSettings.Create(Layered("mtcp.runtime.ephemeral-port-first = 60000\nmtcp.runtime.ephemeral-port-last = 50000")));
+
+        Assert.Contains("ephemeral-port-first (60000) must not exceed", error.Message);
+    }
+
+    [Theory]
+    [InlineData("mtcp.tcp.max-segment-size = 10", "mtcp.tcp.max-segment-size must be an integer from 64 to 65495, got 10")]
+    [InlineData("mtcp.tcp.nagle = maybe", "mtcp.tcp.nagle must be on or off, got maybe")]
+    [InlineData("mtcp.tcp.delayed-ack = -5ms", "mtcp.tcp.delayed-ack must not be negative, got -5ms")]
+    public void Invalid_tcp_value_must_fail_naming_the_key_and_the_value(string overrides, string expected)
+    {
+        var error = Assert.Throws<ConfigurationException>(() => TcpSettings.Create(Layered(overrides)));
+
+        Assert.Equal(expected, error.Message);
+    }
+
+    [Fact]
+    public void Rule_across_keys_must_name_the_keys_involved()
+    {
+        var error = Assert.Throws<ConfigurationException>(() => TcpSettings.Create(Layered("mtcp.tcp.min-rto = 2s")));
+
+        Assert.Contains("mtcp.tcp.initial-rto, min-rto, max-rto", error.Message);
+    }
+}
