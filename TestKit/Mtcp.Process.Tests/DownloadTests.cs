@@ -1,5 +1,8 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
+using Mtcp.Apps;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -14,13 +17,20 @@ public sealed class DownloadTests(ITestOutputHelper output) : IDisposable
 
     private readonly ProcessTestbed _testbed = new(output);
 
-    [Fact]
-    public async Task Curl_through_the_agent_must_download_a_50MB_file_intact()
+    /// <summary>auto is raw IPv4 protocol 253 when the tests run as root (CAP_NET_RAW), UDP otherwise.</summary>
+    [Theory]
+    [InlineData("auto", null)]
+    [InlineData("udp", "transport: UDP encapsulation")]
+    public async Task Curl_through_the_agent_must_download_a_50MB_file_intact(string transport, string? expectedTransport)
     {
         var expected = WriteRandomFile("big.bin");
-        var server = await _testbed.StartServerAsync("server");
-        var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.FilePort)]);
-        Assert.Contains(agent.Process.Lines, line => line.Contains("transport: ", StringComparison.Ordinal));
+        var transportConfig = $"mtcp.runtime.transport = {transport}";
+        var server = await _testbed.StartServerAsync("server", extraConfig: transportConfig);
+        var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.FilePort)], transportConfig);
+        foreach (var process in new[] { server.Process, agent.Process })
+        {
+            Assert.Contains(process.Lines, line => line.Contains(expectedTransport ?? "transport: ", StringComparison.Ordinal));
+        }
 
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
         var started = Stopwatch.GetTimestamp();
@@ -30,7 +40,10 @@ public sealed class DownloadTests(ITestOutputHelper output) : IDisposable
         Assert.True(exitCode == 0, $"curl exited with {exitCode}: {curlOutput}");
         Assert.Equal($"200 {FileBytes}", curlOutput.Trim());
         Assert.Equal(expected, Sha256Of(downloaded));
-        output.WriteLine($"curl through the agent: {FileBytes / elapsed.TotalSeconds / 1e6:0.0} MB/s ({elapsed.TotalSeconds:0.00} s), SHA-256 verified");
+        output.WriteLine($"curl through the agent ({transport}): {FileBytes / elapsed.TotalSeconds / 1e6:0.0} MB/s ({elapsed.TotalSeconds:0.00} s), SHA-256 verified");
+
+        var kernelElapsed = await DownloadOverKernelTcpAsync("big.bin", expected);
+        output.WriteLine($"the same file from the same file server over kernel TCP: {FileBytes / kernelElapsed.TotalSeconds / 1e6:0.0} MB/s ({kernelElapsed.TotalSeconds:0.00} s)");
     }
 
     [Fact]
@@ -63,6 +76,32 @@ public sealed class DownloadTests(ITestOutputHelper output) : IDisposable
     }
 
     public void Dispose() => _testbed.Dispose();
+
+    /// <summary>The baseline: curl against the same file server application on a kernel-TCP socket, no MTCP, no agent.</summary>
+    private async Task<TimeSpan> DownloadOverKernelTcpAsync(string name, string expectedSha256)
+    {
+        var application = new FileServer(new FileServerOptions(_testbed.Files.FullName, 8192, 100, TimeSpan.FromSeconds(10), 64 * 1024));
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var stopping = new CancellationTokenSource(TransferTimeout);
+        var serving = Task.Run(async () =>
+        {
+            using var socket = await listener.AcceptSocketAsync(stopping.Token);
+            await using var connection = new NetworkStream(socket, ownsSocket: false);
+            await application.ServeAsync(connection, new NoMigrationState(), stopping.Token);
+            socket.Shutdown(SocketShutdown.Send);
+        });
+
+        var downloaded = Path.Combine(_testbed.Directory.FullName, "kernel.bin");
+        var started = Stopwatch.GetTimestamp();
+        var (exitCode, curlOutput) = await Curl.RunAsync("-sS", "--max-time", "120", "-o", downloaded, $"http://{listener.LocalEndpoint}/{name}");
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        await serving;
+
+        Assert.True(exitCode == 0, $"curl over kernel TCP exited with {exitCode}: {curlOutput}");
+        Assert.Equal(expectedSha256, Sha256Of(downloaded));
+        return elapsed;
+    }
 
     private string WriteRandomFile(string name, int bytes = FileBytes)
     {
