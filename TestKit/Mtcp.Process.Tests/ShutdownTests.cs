@@ -8,7 +8,7 @@ namespace Mtcp.Process.Tests;
 [Collection(ProcessCollection.Name)]
 public sealed class ShutdownTests(ITestOutputHelper output) : IDisposable
 {
-    private const int OpenConnections = 20;
+    private const int OpenConnections = 100;
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
     private readonly ProcessTestbed _testbed = new(output);
 
