@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
@@ -271,23 +270,8 @@ public sealed class MtcpServerHost
     {
         ArgumentNullException.ThrowIfNull(request);
         var cid = request.MigratingCid;
-        ControlMessage answer;
-        if (cid.ServerAddress != Service.Address || cid.ServerPort != Service.Port
-            || !_endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint) || endpoint.Tcb.IsMigratedAway
-            || endpoint.Tcb.State == TcpState.Closed)
-        {
-            answer = new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"no connection {cid}");
-        }
-        else if (request.Authenticator.Length != sizeof(ulong)
-            || !_authenticator.VerifyMigratedConnection(cid, request.NewEndpointCid, request.ClientRcvNxt, BinaryPrimitives.ReadUInt64BigEndian(request.Authenticator.Span)))
-        {
-            answer = new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.AuthFailed, "authenticator did not verify");
-        }
-        else
-        {
-            answer = endpoint.Tcb.PackageState(request);
-        }
-
+        _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint);
+        var answer = ServerMigration.AnswerStateRequest(endpoint?.Tcb, Service, request, _authenticator);
         if (answer is StateReply)
         {
             Stats.StateRepliesSent++;
@@ -337,9 +321,7 @@ public sealed class MtcpServerHost
             return;
         }
 
-        var authenticator = new byte[sizeof(ulong)];
-        BinaryPrimitives.WriteUInt64BigEndian(authenticator, migrated.Authenticator);
-        var request = new StateRequest(++_nextRequestId, migratingCid, endpoint.Cid, migrated.RcvNxt, authenticator);
+        var request = ServerMigration.BuildStateRequest(++_nextRequestId, migrated, endpoint.Cid);
         endpoint.Pending = new PendingState(request.RequestId, migratingCid, syn, now + StateReplyTimeout);
         _pendingByRequest[request.RequestId] = endpoint;
         _control.Enqueue((migratingCid.ServerAddress, request));
@@ -358,7 +340,7 @@ public sealed class MtcpServerHost
 
         try
         {
-            endpoint.Tcb.ReinstateState(reply);
+            endpoint.OrigInfo = ServerMigration.Reinstate(endpoint.Tcb, reply);
         }
         catch (ArgumentException e)
         {
@@ -367,7 +349,6 @@ public sealed class MtcpServerHost
         }
 
         endpoint.Pending = null;
-        endpoint.OrigInfo = new MtcpOrigConnectionInfo(endpoint.Tcb.OrigConnectionLastAckSent(), reply.SndMaxSeen);
         _control.Enqueue((peer, new StateAck(reply.RequestId, pending.MigratingCid)));
     }
 
@@ -375,16 +356,17 @@ public sealed class MtcpServerHost
     {
         var tcb = endpoint.Tcb;
         var wasSynReceived = tcb.State == TcpState.SynReceived;
+        var migrated = tcb.AwaitingMigrationHandshake;
         tcb.HandleSegment(now, segment, payload);
-        if (!wasSynReceived || tcb.State is TcpState.SynReceived or TcpState.Closed)
+
+        // The client's ACK of our SYN+ACK carries β (thesis 4.2.3, last step).
+        if (!ServerMigration.CompleteHandshake(tcb, wasSynReceived, segment))
         {
             return;
         }
 
-        if (tcb.AwaitingMigrationHandshake)
+        if (migrated)
         {
-            // The client's ACK of our SYN+ACK carries β (thesis 4.2.3, last step).
-            tcb.CompleteMigrationHandshake(segment.Options.Beta ?? 0);
             Stats.MigrationsIn++;
         }
 
@@ -412,15 +394,8 @@ public sealed class MtcpServerHost
         Stats.RefusalReasons[reason] = Stats.RefusalReasons.GetValueOrDefault(reason) + 1;
     }
 
-    private TcpOptions SynAckOptions(Endpoint endpoint, TcpOptions options)
-    {
-        if (endpoint.OrigInfo is { } info)
-        {
-            options = options with { OrigConnectionInfo = info };
-        }
-
-        return AlternateServers.Count == 0 ? options : options.WithAlternateServers(AlternateServers, out _);
-    }
+    private TcpOptions SynAckOptions(Endpoint endpoint, TcpOptions options) =>
+        ServerMigration.SynAckOptions(options, endpoint.OrigInfo, AlternateServers);
 
     private void RefuseUnknown(IpAddress source, in TcpSegmentRepr segment, int payloadLength)
     {
