@@ -33,7 +33,7 @@ public sealed class ClientMigrationPolicy
     public ThroughputTrigger? ThroughputOf(ConnectionKey connection) =>
         _connections.TryGetValue(connection, out var state) ? state.Throughput : null;
 
-    public void OnServersChanged(AlternateServersChanged message)
+    public void OnServersChanged(ConnectionAlternatesChanged message)
     {
         ArgumentNullException.ThrowIfNull(message);
         Connection(message.Connection).Destinations.SetServers(message.CurrentServer, message.Alternates);

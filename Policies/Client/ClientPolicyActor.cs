@@ -24,7 +24,7 @@ public sealed class ClientPolicyActor : ReceiveActor
         Receive<SegmentObserved>(message => Publish(_policy.OnSegment(message)));
         Receive<SegmentDelay>(message => Publish(_policy.OnSegmentDelay(message)));
         Receive<RequestCompleted>(message => Publish(_policy.OnRequestCompleted(message)));
-        Receive<AlternateServersChanged>(_policy.OnServersChanged);
+        Receive<ConnectionAlternatesChanged>(_policy.OnServersChanged);
         Receive<MigrationCompleted>(_policy.OnMigrationCompleted);
         Receive<MigrationFailed>(_policy.OnMigrationFailed);
         Receive<ConnectionClosed>(_policy.OnClosed);

@@ -31,7 +31,7 @@ public sealed record RequestCompleted(ConnectionKey Connection, TimeSpan Respons
 /// <paramref name="Alternates"/> (the TCP_MIGRATE list of the SYN+ACK, thesis 4.2.3, or a later update).
 /// The first one registers the connection with the client policy.
 /// </summary>
-public sealed record AlternateServersChanged(
+public sealed record ConnectionAlternatesChanged(
     ConnectionKey Connection,
     ServerEndpoint CurrentServer,
     ImmutableArray<ServerEndpoint> Alternates,

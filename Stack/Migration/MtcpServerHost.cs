@@ -245,20 +245,16 @@ public sealed class MtcpServerHost
         switch (message)
         {
             case StateRequest request:
-                ServeStateRequest(now, peer, request);
+                _control.Enqueue((peer, HandleStateRequest(now, request)));
                 break;
             case StateReply reply:
-                OnStateReply(peer, reply);
+                HandleStateReply(peer, reply);
                 break;
             case StateReject reject:
-                if (_pendingByRequest.TryGetValue(reject.RequestId, out var rejected))
-                {
-                    Refuse(rejected, $"state reject {reject.Reason}");
-                }
-
+                HandleStateReject(reject);
                 break;
             case StateAck ack:
-                OnStateAck(now, ack);
+                HandleStateAck(now, ack);
                 break;
             default:
                 break;
@@ -267,10 +263,12 @@ public sealed class MtcpServerHost
 
     /// <summary>
     /// Origin side (S1): look the Cid up (CB_NOT_FOUND), check the authenticator (AUTH_FAILED), then let the
-    /// endpoint package its state or reject it (INVALID_STATE).
+    /// endpoint package its state or reject it (INVALID_STATE). Returns the answer; <see cref="HandleControl"/> also
+    /// queues it for the requesting server.
     /// </summary>
-    private void ServeStateRequest(Instant now, IpAddress peer, StateRequest request)
+    public ControlMessage HandleStateRequest(Instant now, StateRequest request)
     {
+        ArgumentNullException.ThrowIfNull(request);
         var cid = request.MigratingCid;
         _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint);
         var answer = ServerMigration.AnswerStateRequest(endpoint?.Tcb, Service, request, _authenticator);
@@ -284,12 +282,23 @@ public sealed class MtcpServerHost
             Stats.StateRejectsSent++;
         }
 
-        _control.Enqueue((peer, answer));
+        return answer;
+    }
+
+    /// <summary>Destination side (S2): a reject refuses the special SYN it answers; the client stays where it is.</summary>
+    public void HandleStateReject(StateReject reject)
+    {
+        ArgumentNullException.ThrowIfNull(reject);
+        if (_pendingByRequest.TryGetValue(reject.RequestId, out var rejected))
+        {
+            Refuse(rejected, $"state reject {reject.Reason}");
+        }
     }
 
     /// <summary>Origin side, on the state ack: the endpoint closes silently and its Cid is silenced for 2 MSL.</summary>
-    private void OnStateAck(Instant now, StateAck ack)
+    public void HandleStateAck(Instant now, StateAck ack)
     {
+        ArgumentNullException.ThrowIfNull(ack);
         var cid = ack.MigratingCid;
         if (!_endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint) || endpoint.Tcb.IsMigratedAway)
         {
@@ -319,9 +328,10 @@ public sealed class MtcpServerHost
         Stats.StateRequestsSent++;
     }
 
-    /// <summary>Destination side (S2): reinstate, send the state ack, then let the SYN+ACK go.</summary>
-    private void OnStateReply(IpAddress peer, StateReply reply)
+    /// <summary>Destination side (S2): reinstate, send the state ack to <paramref name="peer"/>, then let the SYN+ACK go.</summary>
+    public void HandleStateReply(IpAddress peer, StateReply reply)
     {
+        ArgumentNullException.ThrowIfNull(reply);
         if (!_pendingByRequest.Remove(reply.RequestId, out var endpoint) || endpoint.Pending is not { } pending || reply.NewEndpointCid != endpoint.Cid)
         {
             // Too late (the SYN was refused) or not ours: no state ack, so the origin keeps the connection.
@@ -376,7 +386,6 @@ public sealed class MtcpServerHost
         }
 
         endpoint.Pending = null;
-        endpoint.RefusedBecause = reason;
         endpoint.Tcb.Abort(default);
         _endpoints.Remove((endpoint.RemoteAddress, endpoint.Cid.ClientPort));
         _order.Remove(endpoint);
@@ -412,7 +421,5 @@ public sealed class MtcpServerHost
         public PendingState? Pending { get; set; }
 
         public MtcpOrigConnectionInfo? OrigInfo { get; set; }
-
-        public string? RefusedBecause { get; set; }
     }
 }

@@ -41,7 +41,7 @@ public sealed class ClientMigrationPolicyTests
     public void Degrading_server_must_be_left_for_an_alternate_once_throughput_falls_to_the_ratio()
     {
         var policy = Policy();
-        policy.OnServersChanged(new AlternateServersChanged(Stream, S1, [S2], Ms(0)));
+        policy.OnServersChanged(new ConnectionAlternatesChanged(Stream, S1, [S2], Ms(0)));
 
         var (outcome, at, chunks) = RunVisit(policy, 0);
 
@@ -58,7 +58,7 @@ public sealed class ClientMigrationPolicyTests
     public void Client_must_move_back_and_forth_between_two_degrading_servers()
     {
         var policy = Policy();
-        policy.OnServersChanged(new AlternateServersChanged(Stream, S1, [S2], Ms(0)));
+        policy.OnServersChanged(new ConnectionAlternatesChanged(Stream, S1, [S2], Ms(0)));
         var current = S1;
         var start = 0.0;
         var destinations = new List<ServerEndpoint>();
@@ -92,7 +92,7 @@ public sealed class ClientMigrationPolicyTests
         const int Chunks = 256;
         var migrationCost = TimeSpan.FromMilliseconds(5);
         var policy = Policy("mtcp.policies.client.guard.hold-down = 20ms");
-        policy.OnServersChanged(new AlternateServersChanged(Stream, S1, [S2], Ms(0)));
+        policy.OnServersChanged(new ConnectionAlternatesChanged(Stream, S1, [S2], Ms(0)));
 
         var at = Ms(0);
         var current = S1;
@@ -126,7 +126,7 @@ public sealed class ClientMigrationPolicyTests
     public void Decision_must_wait_for_the_hold_down_after_a_migration()
     {
         var policy = Policy("mtcp.policies.client.throughput.min-observation-window = 0s\nmtcp.policies.client.guard.hold-down = 1s");
-        policy.OnServersChanged(new AlternateServersChanged(Stream, S1, [S2], Ms(0)));
+        policy.OnServersChanged(new ConnectionAlternatesChanged(Stream, S1, [S2], Ms(0)));
         policy.OnMigrationCompleted(new MigrationCompleted(Stream, S2, S1, Ms(0)));
 
         // A throughput collapse right after arriving: the trigger fires, the hold-down holds it back.
@@ -144,7 +144,7 @@ public sealed class ClientMigrationPolicyTests
     public void A_held_back_decision_must_be_reported_once_per_episode()
     {
         var policy = Policy("mtcp.policies.client.throughput.min-observation-window = 0s\nmtcp.policies.client.guard.hold-down = 1s");
-        policy.OnServersChanged(new AlternateServersChanged(Stream, S1, [S2], Ms(0)));
+        policy.OnServersChanged(new ConnectionAlternatesChanged(Stream, S1, [S2], Ms(0)));
         policy.OnMigrationCompleted(new MigrationCompleted(Stream, S2, S1, Ms(0)));
         policy.OnSegment(new SegmentObserved(Stream, Chunk, Ms(0)));
         policy.OnSegment(new SegmentObserved(Stream, Chunk, Ms(1)));
@@ -161,7 +161,7 @@ public sealed class ClientMigrationPolicyTests
     public void Connection_without_alternates_must_get_no_destination()
     {
         var policy = Policy("mtcp.policies.client.throughput.min-observation-window = 0s");
-        policy.OnServersChanged(new AlternateServersChanged(Stream, S1, [], Ms(0)));
+        policy.OnServersChanged(new ConnectionAlternatesChanged(Stream, S1, [], Ms(0)));
         policy.OnSegment(new SegmentObserved(Stream, Chunk, Ms(0)));
         policy.OnSegment(new SegmentObserved(Stream, Chunk, Ms(1)));
 
@@ -175,7 +175,7 @@ public sealed class ClientMigrationPolicyTests
     public void Best_known_must_return_to_the_server_that_gave_the_best_throughput()
     {
         var policy = Policy("mtcp.policies.client.destination-choice = best-known");
-        policy.OnServersChanged(new AlternateServersChanged(Stream, S1, [S2, S3], Ms(0)));
+        policy.OnServersChanged(new ConnectionAlternatesChanged(Stream, S1, [S2, S3], Ms(0)));
 
         // S1 at 1 ms per chunk, S2 unvisited first, then S3 unvisited; S2 and S3 slower than S1 at their best.
         var (first, at1, _) = RunVisit(policy, 0);
@@ -193,7 +193,7 @@ public sealed class ClientMigrationPolicyTests
     public void Only_configured_triggers_must_run()
     {
         var policy = Policy("mtcp.policies.client.triggers = [latency]\nmtcp.policies.client.latency.min-observation-window = 0s");
-        policy.OnServersChanged(new AlternateServersChanged(Stream, S1, [S2], Ms(0)));
+        policy.OnServersChanged(new ConnectionAlternatesChanged(Stream, S1, [S2], Ms(0)));
         for (var i = 0; i < 200; i++)
         {
             Assert.Null(policy.OnSegment(new SegmentObserved(Stream, Chunk, Ms(i * i))));

@@ -21,7 +21,7 @@ public sealed class PolicyActorTests : Akka.TestKit.Xunit2.TestKit
         var settings = Client("mtcp.policies.client.throughput.min-observation-window = 0s");
         var policy = Sys.ActorOf(ClientPolicyActor.Props(settings, decisions.Ref, Ms(0)));
         var stream = Connection(40000);
-        policy.Tell(new AlternateServersChanged(stream, S1, [S2], Ms(0)));
+        policy.Tell(new ConnectionAlternatesChanged(stream, S1, [S2], Ms(0)));
 
         // The hand-computed sequence of thesis 5.3.2's filter: S = 1e6, 1e6, 8e5, then 6.8e5 <= 0.7 x 1e6.
         foreach (var time in new double[] { 0, 1, 2, 4 })
@@ -46,7 +46,7 @@ public sealed class PolicyActorTests : Akka.TestKit.Xunit2.TestKit
         var settings = Client("mtcp.policies.client.throughput.min-observation-window = 0s\nmtcp.policies.client.guard.hold-down = 1s");
         var policy = Sys.ActorOf(ClientPolicyActor.Props(settings, decisions.Ref, Ms(0)));
         var stream = Connection(40001);
-        policy.Tell(new AlternateServersChanged(stream, S1, [S2], Ms(0)));
+        policy.Tell(new ConnectionAlternatesChanged(stream, S1, [S2], Ms(0)));
         policy.Tell(new MigrationCompleted(stream, S2, S1, Ms(0)));
 
         policy.Tell(new SegmentObserved(stream, 1000, Ms(0)));
@@ -74,8 +74,8 @@ public sealed class PolicyActorTests : Akka.TestKit.Xunit2.TestKit
         var policy = Sys.ActorOf(ClientPolicyActor.Props(settings, decisions.Ref, Ms(0)));
         var late = Connection(1);
         var slow = Connection(2);
-        policy.Tell(new AlternateServersChanged(late, S1, [S2], Ms(0)));
-        policy.Tell(new AlternateServersChanged(slow, S1, [S3], Ms(0)));
+        policy.Tell(new ConnectionAlternatesChanged(late, S1, [S2], Ms(0)));
+        policy.Tell(new ConnectionAlternatesChanged(slow, S1, [S3], Ms(0)));
 
         policy.Tell(new SegmentDelay(late, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(10), Ms(10)));
         Assert.Equal(new MigrateConnection(late, S2, MigrationReason.SegmentDelay, decisions.ExpectMsg<MigrateConnection>().Detail), decisions.LastMessage);

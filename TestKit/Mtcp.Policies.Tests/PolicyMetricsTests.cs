@@ -36,7 +36,7 @@ public sealed class PolicyMetricsTests : Akka.TestKit.Xunit2.TestKit
         var settings = Client("mtcp.policies.client.throughput.min-observation-window = 0s\nmtcp.policies.client.guard.hold-down = 1s");
         var policy = Sys.ActorOf(ClientPolicyActor.Props(settings, decisions.Ref, Ms(0)));
         var stream = Connection(1);
-        policy.Tell(new AlternateServersChanged(stream, S1, [S2], Ms(0)));
+        policy.Tell(new ConnectionAlternatesChanged(stream, S1, [S2], Ms(0)));
         policy.Tell(new MigrationCompleted(stream, S2, S1, Ms(0)));
         policy.Tell(new SegmentObserved(stream, 1000, Ms(0)));
         policy.Tell(new SegmentObserved(stream, 1000, Ms(1)));

@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Mtcp.Apps;
+using Mtcp.Hosting;
+using Spectre.Console;
+
+namespace Mtcp.Agent;
+
+/// <summary>A fetch that did not deliver the whole file; the message says what happened.</summary>
+public sealed class FetchFailedException(string message) : Exception(message);
+
+/// <summary>What a completed fetch delivered.</summary>
+public sealed record FetchResult(IPEndPoint Service, string Path, long Bytes, string Sha256, TimeSpan Elapsed);
+
+/// <summary>
+/// The agent's <c>fetch</c>: one HTTP/1.1 GET (RFC 9112) over an MTCP connection, the body written to a file and
+/// hashed with SHA-256 as it arrives, with a progress bar on standard error.
+/// </summary>
+public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
+{
+    public async Task<FetchResult> FetchAsync(string target, FileInfo output, bool showProgress, CancellationToken cancellationToken)
+    {
+        var (services, host, path) = Resolve(target);
+        var started = Stopwatch.GetTimestamp();
+        var (stream, service) = await agent.ConnectAsync(services, cancellationToken).ConfigureAwait(false);
+        await using var _ = stream.ConfigureAwait(false);
+        ConsoleLog.Info($"fetching {path} from {service} over MTCP ({stream.LocalEndPoint})");
+        var request = $"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mtcp-agent\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(request), cancellationToken).ConfigureAwait(false);
+
+        var reader = new ProtocolReader(stream, maxLineLength: 8192);
+        var (status, contentLength) = await ReadHeadAsync(reader, cancellationToken).ConfigureAwait(false);
+        if (status != 200)
+        {
+            var body = new byte[4096];
+            var read = await WithStallTimeoutAsync(token => reader.ReadAsync(body, token), cancellationToken).ConfigureAwait(false);
+            throw new FetchFailedException($"{service} answered {status}: {Encoding.UTF8.GetString(body, 0, read).Trim()}");
+        }
+
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        long received;
+        var file = new FileStream(output.FullName, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0, useAsync: true);
+        await using (file.ConfigureAwait(false))
+        {
+            received = showProgress
+                ? await ProgressConsole().Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+                    .StartAsync(async context =>
+                    {
+                        var task = context.AddTask(path, maxValue: contentLength ?? 1);
+                        return await CopyBodyAsync(reader, file, hash, contentLength, bytes => task.Increment(bytes), cancellationToken).ConfigureAwait(false);
+                    }).ConfigureAwait(false)
+                : await CopyBodyAsync(reader, file, hash, contentLength, _ => { }, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (contentLength is { } expected && received != expected)
+        {
+            throw new FetchFailedException($"{service} closed the connection after {received} of {expected} bytes");
+        }
+
+        return new FetchResult(service, path, received, Convert.ToHexStringLower(hash.GetHashAndReset()), Stopwatch.GetElapsedTime(started));
+    }
+
+    /// <summary>A URL names its own service endpoint; a bare path goes to the configured service pool.</summary>
+    private (IReadOnlyList<IPEndPoint> Services, string Host, string Path) Resolve(string target)
+    {
+        if (target.StartsWith('/'))
+        {
+            var services = settings.RequireServices();
+            return (services, services[0].ToString(), target);
+        }
+
+        if (!Uri.TryCreate(target, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp || !IPAddress.TryParse(uri.Host.Trim('[', ']'), out var address))
+        {
+            throw new FetchFailedException($"{target} must be a path (/file) or an http:// URL with an IP address (http://127.0.0.2:8080/file)");
+        }
+
+        return ([new IPEndPoint(address, uri.Port)], uri.Authority, uri.PathAndQuery);
+    }
+
+    private async Task<(int Status, long? ContentLength)> ReadHeadAsync(ProtocolReader reader, CancellationToken cancellationToken)
+    {
+        var statusLine = await WithStallTimeoutAsync(token => reader.ReadLineAsync(token), cancellationToken).ConfigureAwait(false)
+            ?? throw new FetchFailedException("the service closed the connection without answering");
+        var parts = statusLine.Split(' ', 3);
+        if (parts.Length < 2 || !parts[0].StartsWith("HTTP/1.", StringComparison.Ordinal) || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var status))
+        {
+            throw new FetchFailedException($"the service's answer is not HTTP/1.x: {statusLine}");
+        }
+
+        long? contentLength = null;
+        while (true)
+        {
+            var header = await WithStallTimeoutAsync(token => reader.ReadLineAsync(token), cancellationToken).ConfigureAwait(false)
+                ?? throw new FetchFailedException("the service closed the connection inside the response headers");
+            if (header.Length == 0)
+            {
+                return (status, contentLength);
+            }
+
+            var colon = header.IndexOf(':', StringComparison.Ordinal);
+            if (colon > 0 && header[..colon].Trim().Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                contentLength = long.TryParse(header[(colon + 1)..].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var length)
+                    ? length
+                    : throw new FetchFailedException($"invalid Content-Length: {header}");
+            }
+        }
+    }
+
+    private async Task<long> CopyBodyAsync(ProtocolReader reader, Stream file, IncrementalHash hash, long? contentLength, Action<long> progress, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[256 * 1024];
+        long received = 0;
+        while (contentLength is not { } expected || received < expected)
+        {
+            var wanted = contentLength is { } total ? (int)Math.Min(buffer.Length, total - received) : buffer.Length;
+            var read = await WithStallTimeoutAsync(token => reader.ReadAsync(buffer.AsMemory(0, wanted), token), cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                break;
+            }
+
+            hash.AppendData(buffer, 0, read);
+            await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+            received += read;
+            progress(read);
+        }
+
+        return received;
+    }
+
+    private async Task<T> WithStallTimeoutAsync<T>(Func<CancellationToken, ValueTask<T>> read, CancellationToken cancellationToken)
+    {
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stall.CancelAfter(settings.FetchStallTimeout);
+        try
+        {
+            return await read(stall.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new FetchFailedException($"no data from the service for {settings.FetchStallTimeout.TotalSeconds:0.#} s (mtcp.agent.fetch.stall-timeout); giving up");
+        }
+        catch (IOException e)
+        {
+            throw new FetchFailedException($"the connection to the service failed: {e.Message}");
+        }
+    }
+
+    private static IAnsiConsole ProgressConsole() =>
+        AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+}

@@ -1,0 +1,240 @@
+using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Akka.Configuration;
+using Mtcp.Agent;
+using Mtcp.Hosting;
+using Spectre.Console;
+
+// Exit codes: 0 success, 1 the operation failed, 2 bad configuration or arguments, 3 not available in this build.
+const int Failed = 1;
+const int BadConfiguration = 2;
+const int NotAvailable = 3;
+
+var configOption = new Option<FileInfo[]>("--config", "-c")
+{
+    Description = "A HOCON file layered over agent.conf and the reference configuration; repeatable, the last wins.",
+    Recursive = true,
+};
+var localAddressOption = new Option<string?>("--local-address")
+{
+    Description = "Overrides mtcp.runtime.local-address: the agent's MTCP address (each process on one machine needs its own).",
+    Recursive = true,
+};
+var controlOption = new Option<string?>("--control")
+{
+    Description = "Overrides mtcp.agent.control-endpoint: where serve answers status, e.g. 127.0.0.1:7253.",
+    Recursive = true,
+};
+
+var serve = new Command("serve", "Listen on a local kernel-TCP port and relay each connection over MTCP to the service (for curl, nc, redis-cli).");
+var listenOption = new Option<string?>("--listen") { Description = "Overrides mtcp.agent.serve.listen, e.g. 127.0.0.1:8080." };
+var serviceOption = new Option<string[]>("--service") { Description = "Overrides mtcp.agent.service-endpoints; repeatable, tried in order." };
+serve.Options.Add(listenOption);
+serve.Options.Add(serviceOption);
+
+var fetch = new Command("fetch", "Download a file over MTCP with HTTP GET, showing progress, and print its SHA-256.");
+var targetArgument = new Argument<string>("url-or-path") { Description = "http://<service address>:<port>/<file>, or /<file> for the configured service pool." };
+var outputOption = new Option<FileInfo?>("--output", "-o") { Description = "Where the body is written; the URL's last segment by default." };
+var noProgressOption = new Option<bool>("--no-progress") { Description = "Do not draw the progress bar." };
+fetch.Arguments.Add(targetArgument);
+fetch.Options.Add(outputOption);
+fetch.Options.Add(noProgressOption);
+fetch.Options.Add(serviceOption);
+
+var status = new Command("status", "Show the running agent's transport and relayed connections (asks its control endpoint).");
+var jsonOption = new Option<bool>("--json") { Description = "Print the raw status document." };
+status.Options.Add(jsonOption);
+
+var migrate = new Command("migrate", "Migrate a relayed connection to another server of the service.");
+var connectionOption = new Option<long?>("--connection") { Description = "The relay id shown by status; all connections when omitted." };
+var destinationOption = new Option<string?>("--to") { Description = "The destination service endpoint; the policy's choice when omitted." };
+migrate.Options.Add(connectionOption);
+migrate.Options.Add(destinationOption);
+
+var root = new RootCommand("MTCP client agent: gives unmodified TCP clients connections to an MTCP service.") { serve, fetch, status, migrate };
+root.Options.Add(configOption);
+root.Options.Add(localAddressOption);
+root.Options.Add(controlOption);
+
+serve.SetAction(async (parseResult, _) =>
+{
+    if (!TryLoad(parseResult, out var config, out var settings))
+    {
+        return BadConfiguration;
+    }
+
+    using var stopping = new CancellationTokenSource();
+    void Stop(PosixSignalContext context)
+    {
+        context.Cancel = true;
+        stopping.Cancel();
+    }
+
+    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+    return await RunWithRuntimeAsync(config, settings, async agent =>
+    {
+        await new RelayServer(agent, settings).RunAsync(stopping.Token);
+        return 0;
+    });
+});
+
+fetch.SetAction(async (parseResult, cancellationToken) =>
+{
+    if (!TryLoad(parseResult, out var config, out var settings))
+    {
+        return BadConfiguration;
+    }
+
+    var target = parseResult.GetRequiredValue(targetArgument);
+    var output = parseResult.GetValue(outputOption) ?? new FileInfo(Path.GetFileName(target.Split('?')[0]) is { Length: > 0 } name ? name : "index.html");
+    return await RunWithRuntimeAsync(config, settings, async agent =>
+    {
+        try
+        {
+            var result = await new Fetcher(agent, settings).FetchAsync(target, output, !parseResult.GetValue(noProgressOption), cancellationToken);
+            var seconds = Math.Max(result.Elapsed.TotalSeconds, 1e-6);
+            Console.WriteLine($"{result.Sha256}  {output.FullName}");
+            ConsoleLog.Info($"received {result.Bytes} bytes of {result.Path} from {result.Service} in {seconds:0.000} s ({result.Bytes / seconds / 1e6:0.0} MB/s); SHA-256 {result.Sha256}");
+            return 0;
+        }
+        catch (Exception e) when (e is FetchFailedException or IOException)
+        {
+            ConsoleLog.Error($"fetch failed: {e.Message}");
+            return Failed;
+        }
+    });
+});
+
+status.SetAction(async (parseResult, cancellationToken) =>
+{
+    if (!TryLoad(parseResult, out _, out var settings))
+    {
+        return BadConfiguration;
+    }
+
+    string document;
+    try
+    {
+        document = await ReadStatusAsync(settings.ControlEndpoint, cancellationToken);
+    }
+    catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+    {
+        ConsoleLog.Error($"no agent answers at {settings.ControlEndpoint} (mtcp.agent.control-endpoint): {e.Message}; is \"serve\" running?");
+        return Failed;
+    }
+
+    if (parseResult.GetValue(jsonOption))
+    {
+        Console.WriteLine(document);
+        return 0;
+    }
+
+    var agentStatus = JsonSerializer.Deserialize(document, AgentJson.Default.AgentStatus)!;
+    var console = AnsiConsole.Console;
+    console.MarkupLineInterpolated($"[bold]transport[/]  {agentStatus.Transport}");
+    console.MarkupLineInterpolated($"[bold]listening[/]  {agentStatus.Listen}, relaying to {string.Join(", ", agentStatus.Services)}");
+    console.MarkupLineInterpolated($"[bold]relays[/]     {agentStatus.Connections.Count} open, {agentStatus.Accepted} accepted, {agentStatus.Failed} failed");
+    console.MarkupLineInterpolated($"[bold]migration[/]  {(agentStatus.MigrationAvailable ? "available" : "not available in this build")}");
+    var table = new Table().AddColumns("id", "client", "service", "since", "to service", "from service");
+    foreach (var relay in agentStatus.Connections)
+    {
+        table.AddRow(relay.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), relay.Client, relay.Service, relay.Since.ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture), $"{relay.BytesToService} B", $"{relay.BytesFromService} B");
+    }
+
+    console.Write(table);
+    return 0;
+});
+
+migrate.SetAction(_ =>
+{
+    ConsoleLog.Error("migration is not available in this build: the MTCP runtime does not migrate connections yet, so there is nothing to trigger");
+    return NotAvailable;
+});
+
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+
+bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings settings)
+{
+    try
+    {
+        config = HostConfig.Load(typeof(AgentSettings).Assembly, "Mtcp.Agent.agent.conf", parseResult.GetValue(configOption) ?? []);
+        var overrides = new List<string>();
+        if (parseResult.GetValue(localAddressOption) is { } localAddress)
+        {
+            overrides.Add($"mtcp.runtime.local-address = \"{localAddress}\"");
+        }
+
+        if (parseResult.GetValue(controlOption) is { } control)
+        {
+            overrides.Add($"mtcp.agent.control-endpoint = \"{control}\"");
+        }
+
+        if (parseResult.GetValue(listenOption) is { } listen)
+        {
+            overrides.Add($"mtcp.agent.serve.listen = \"{listen}\"");
+        }
+
+        if (parseResult.GetValue(serviceOption) is { Length: > 0 } services)
+        {
+            overrides.Add($"{AgentSettings.ServiceEndpointsPath} = [{string.Join(", ", services.Select(service => $"\"{service}\""))}]");
+        }
+
+        config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
+        settings = AgentSettings.Create(config);
+        Mtcp.Actors.RuntimeSettings.Create(config);
+        return true;
+    }
+    catch (ConfigurationException e)
+    {
+        ConsoleLog.Error($"configuration error: {e.Message}");
+        config = Config.Empty;
+        settings = null!;
+        return false;
+    }
+}
+
+static async Task<int> RunWithRuntimeAsync(Config config, AgentSettings settings, Func<AgentRuntime, Task<int>> run)
+{
+    AgentRuntime agent;
+    try
+    {
+        agent = AgentRuntime.Start(config, settings);
+    }
+    catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException)
+    {
+        ConsoleLog.Error($"cannot start the MTCP runtime: {e.Message}");
+        return Failed;
+    }
+
+    await using (agent)
+    {
+        try
+        {
+            return await run(agent);
+        }
+        catch (ConfigurationException e)
+        {
+            ConsoleLog.Error($"configuration error: {e.Message}");
+            return BadConfiguration;
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            ConsoleLog.Error(e.Message);
+            return Failed;
+        }
+    }
+}
+
+static async Task<string> ReadStatusAsync(IPEndPoint controlEndpoint, CancellationToken cancellationToken)
+{
+    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+    timeout.CancelAfter(TimeSpan.FromSeconds(5));
+    using var client = new TcpClient(controlEndpoint.AddressFamily);
+    await client.ConnectAsync(controlEndpoint, timeout.Token);
+    using var reader = new StreamReader(client.GetStream());
+    return (await reader.ReadToEndAsync(timeout.Token)).Trim();
+}

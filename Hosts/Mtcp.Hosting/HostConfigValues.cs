@@ -1,0 +1,140 @@
+using Akka.Configuration;
+
+namespace Mtcp.Hosting;
+
+/// <summary>
+/// Reads single keys of the host settings, failing with a <see cref="ConfigurationException"/> that names
+/// the key, the rule and the value found.
+/// </summary>
+public static class HostConfigValues
+{
+    public static TimeSpan Duration(Config config, string path, bool allowZero)
+    {
+        RequirePresent(config, path);
+        TimeSpan value;
+        try
+        {
+            value = config.GetTimeSpan(path, null, allowInfinite: false);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            var requirement = config.GetString(path).TrimStart().StartsWith('-') ? "must not be negative" : "must be a duration such as 2s or 500ms";
+            throw Invalid(config, path, requirement, e);
+        }
+
+        if (value < TimeSpan.Zero || (!allowZero && value == TimeSpan.Zero))
+        {
+            throw Invalid(config, path, allowZero ? "must not be negative" : "must be positive");
+        }
+
+        return value;
+    }
+
+    public static int Size(Config config, string path, int min, int max) => (int)LongSize(config, path, min, max);
+
+    public static long LongSize(Config config, string path, long min, long max)
+    {
+        RequirePresent(config, path);
+        long? size;
+        try
+        {
+            size = config.GetByteSize(path);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw Invalid(config, path, "must be a size in bytes such as 65536b or 256KiB", e);
+        }
+
+        if (size is not { } value || value < min || value > max)
+        {
+            throw Invalid(config, path, $"must be a size of {min} to {max} bytes");
+        }
+
+        return value;
+    }
+
+    public static int Integer(Config config, string path, int min, int max)
+    {
+        RequirePresent(config, path);
+        if (!int.TryParse(config.GetString(path), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            || value < min || value > max)
+        {
+            throw Invalid(config, path, $"must be an integer from {min} to {max}");
+        }
+
+        return value;
+    }
+
+    public static bool Boolean(Config config, string path)
+    {
+        RequirePresent(config, path);
+        return config.GetString(path).Trim().ToLowerInvariant() switch
+        {
+            "on" or "true" or "yes" => true,
+            "off" or "false" or "no" => false,
+            _ => throw Invalid(config, path, "must be on or off"),
+        };
+    }
+
+    public static string Text(Config config, string path)
+    {
+        RequirePresent(config, path);
+        return config.GetString(path).Trim();
+    }
+
+    /// <summary>An "address:port" string with a concrete IPv4 or IPv6 address.</summary>
+    public static System.Net.IPEndPoint EndPoint(Config config, string path)
+    {
+        var text = Text(config, path);
+        if (!System.Net.IPEndPoint.TryParse(text, out var endPoint) || endPoint.Port == 0 || !text.Contains(':', StringComparison.Ordinal) || text.EndsWith(']'))
+        {
+            throw Invalid(config, path, "must be \"address:port\" with a port from 1 to 65535, e.g. 127.0.0.1:8080");
+        }
+
+        return endPoint;
+    }
+
+    /// <summary>A list of "address:port" strings, each with a concrete address.</summary>
+    public static IReadOnlyList<System.Net.IPEndPoint> EndPoints(Config config, string path)
+    {
+        RequirePresent(config, path);
+        IList<string> texts;
+        try
+        {
+            texts = config.GetStringList(path);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw new ConfigurationException($"{path} must be a list of \"address:port\" strings", e);
+        }
+
+        var endPoints = new List<System.Net.IPEndPoint>(texts.Count);
+        foreach (var text in texts)
+        {
+            if (!System.Net.IPEndPoint.TryParse(text, out var endPoint) || endPoint.Port == 0 || !text.Contains(':', StringComparison.Ordinal) || text.EndsWith(']')
+                || endPoint.Address.Equals(System.Net.IPAddress.Any) || endPoint.Address.Equals(System.Net.IPAddress.IPv6Any))
+            {
+                throw new ConfigurationException($"{path} entry {text} must be \"address:port\" with a concrete address and a port from 1 to 65535");
+            }
+
+            endPoints.Add(endPoint);
+        }
+
+        return endPoints;
+    }
+
+    public static void RequirePresent(Config config, string path)
+    {
+        if (!config.HasPath(path))
+        {
+            throw new ConfigurationException(
+                $"{path} is missing: the host configuration must be layered over the reference one (HostConfig.Load)");
+        }
+    }
+
+    public static ConfigurationException Invalid(Config config, string path, string requirement, Exception? cause = null)
+    {
+        var message = $"{path} {requirement}, got {config.GetString(path)}";
+        return cause is null ? new ConfigurationException(message) : new ConfigurationException(message, cause);
+    }
+}

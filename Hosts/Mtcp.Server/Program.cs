@@ -1,0 +1,50 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Akka.Configuration;
+using Mtcp.Apps;
+using Mtcp.Hosting;
+using Mtcp.Server;
+
+var configOption = new Option<FileInfo[]>("--config", "-c")
+{
+    Description = "A HOCON file layered over server-node.conf and the reference configuration; repeatable, the last wins.",
+    AllowMultipleArgumentsPerToken = false,
+};
+var root = new RootCommand("MTCP server node: joins the cluster and serves the sample applications over MTCP.") { configOption };
+root.SetAction(async (parseResult, _) =>
+{
+    ServerNode node;
+    using var metrics = new ServerMetrics();
+    try
+    {
+        var config = HostConfig.Load(typeof(ServerNode).Assembly, "Mtcp.Server.server-node.conf", parseResult.GetValue(configOption) ?? []);
+        node = ServerNode.Create(config, NoMigrationStateProvider.Instance, metrics);
+    }
+    catch (ConfigurationException e)
+    {
+        ConsoleLog.Error($"configuration error: {e.Message}");
+        return 2;
+    }
+
+    using var stopping = new CancellationTokenSource();
+    void Stop(PosixSignalContext context)
+    {
+        context.Cancel = true;
+        stopping.Cancel();
+    }
+
+    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+    try
+    {
+        await node.RunAsync(stopping.Token);
+        return 0;
+    }
+    catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException)
+    {
+        ConsoleLog.Error($"cannot start: {e.Message}");
+        return 1;
+    }
+});
+
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

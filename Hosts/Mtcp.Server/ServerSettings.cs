@@ -1,0 +1,90 @@
+using Akka.Configuration;
+using Mtcp.Apps;
+using Mtcp.Hosting;
+
+namespace Mtcp.Server;
+
+/// <summary>An application and the MTCP port it is served on.</summary>
+public sealed record HostedApplication(IServerApplication Application, ushort Port);
+
+/// <summary>
+/// The <c>mtcp.hosts</c> section as the server node reads it, validated; a bad key fails with a
+/// <see cref="ConfigurationException"/> naming it. Units and defaults: HOCON/mtcp-reference.conf.
+/// </summary>
+public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout, TimeSpan CloseLinger, IReadOnlyList<HostedApplication> Applications)
+{
+    private const string Server = "mtcp.hosts.server";
+
+    public static ServerSettings Create(Config config, TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var systemName = HostConfigValues.Text(config, "mtcp.hosts.system-name");
+        if (systemName.Length == 0 || !systemName.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        {
+            throw HostConfigValues.Invalid(config, "mtcp.hosts.system-name", "must be a non-empty name of letters, digits, '-' and '_'");
+        }
+
+        var applications = new List<HostedApplication>();
+        if (HostConfigValues.Boolean(config, $"{Server}.file.enabled"))
+        {
+            var root = HostConfigValues.Text(config, $"{Server}.file.root");
+            if (!Directory.Exists(root))
+            {
+                throw HostConfigValues.Invalid(config, $"{Server}.file.root", "must be an existing directory");
+            }
+
+            applications.Add(new HostedApplication(
+                new FileServer(new FileServerOptions(
+                    Path.GetFullPath(root),
+                    HostConfigValues.Size(config, $"{Server}.file.max-request-line", 64, 1 << 20),
+                    HostConfigValues.Integer(config, $"{Server}.file.max-headers", 1, 1000),
+                    HostConfigValues.Duration(config, $"{Server}.file.request-timeout", allowZero: false),
+                    HostConfigValues.Size(config, $"{Server}.file.chunk-size", 512, 4 << 20))),
+                Port(config, $"{Server}.file.port")));
+        }
+
+        if (HostConfigValues.Boolean(config, $"{Server}.stream.enabled"))
+        {
+            applications.Add(new HostedApplication(
+                new StreamServer(
+                    new StreamServerOptions(
+                        HostConfigValues.LongSize(config, $"{Server}.stream.stream-length", 1, 1L << 40),
+                        HostConfigValues.Size(config, $"{Server}.stream.chunk-size", 1, 1 << 20),
+                        HostConfigValues.Integer(config, $"{Server}.stream.degrade-after-chunks", 0, int.MaxValue),
+                        HostConfigValues.Duration(config, $"{Server}.stream.delay-step", allowZero: true),
+                        HostConfigValues.Duration(config, $"{Server}.stream.max-delay", allowZero: true)),
+                    timeProvider),
+                Port(config, $"{Server}.stream.port")));
+        }
+
+        if (HostConfigValues.Boolean(config, $"{Server}.request.enabled"))
+        {
+            applications.Add(new HostedApplication(
+                new RequestServer(new RequestServerOptions(
+                    HostConfigValues.Integer(config, $"{Server}.request.max-keys", 1, 100_000),
+                    HostConfigValues.Size(config, $"{Server}.request.max-value-bytes", 1, 1 << 20),
+                    HostConfigValues.Integer(config, $"{Server}.request.max-arguments", 1, 1024))),
+                Port(config, $"{Server}.request.port")));
+        }
+
+        if (applications.Count == 0)
+        {
+            throw new ConfigurationException($"{Server}: no application is enabled; set file.enabled, stream.enabled or request.enabled = on");
+        }
+
+        var duplicate = applications.GroupBy(hosted => hosted.Port).FirstOrDefault(group => group.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new ConfigurationException(
+                $"{Server}: applications {string.Join(" and ", duplicate.Select(hosted => hosted.Application.Name))} are both configured on port {duplicate.Key}");
+        }
+
+        return new ServerSettings(
+            systemName,
+            HostConfigValues.Duration(config, $"{Server}.shutdown-timeout", allowZero: false),
+            HostConfigValues.Duration(config, $"{Server}.close-linger", allowZero: true),
+            applications);
+    }
+
+    private static ushort Port(Config config, string path) => (ushort)HostConfigValues.Integer(config, path, 1, ushort.MaxValue);
+}

@@ -1,0 +1,71 @@
+using Xunit.Abstractions;
+
+namespace Mtcp.Process.Tests;
+
+[Trait("Category", "Process")]
+[Collection(ProcessCollection.Name)]
+public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
+{
+    private static readonly TimeSpan ExitTimeout = TimeSpan.FromSeconds(30);
+    private readonly ProcessTestbed _testbed = new(output);
+
+    [Theory]
+    [InlineData("mtcp.hosts.server.file.port = 70000", "mtcp.hosts.server.file.port must be an integer from 1 to 65535")]
+    [InlineData("mtcp.hosts.server.shutdown-timeout = soon", "mtcp.hosts.server.shutdown-timeout must be a duration")]
+    [InlineData("mtcp.hosts.server.file.root = \"/no/such/directory\"", "mtcp.hosts.server.file.root must be an existing directory")]
+    [InlineData("mtcp.hosts.server { file.enabled = off, request.enabled = off }", "no application is enabled")]
+    [InlineData("mtcp.runtime.transport = carrier-pigeon", "mtcp.runtime.transport")]
+    [InlineData("mtcp.cluster.service-endpoints = [\"0.0.0.0:80\"]", "mtcp.cluster.service-endpoints")]
+    [InlineData("mtcp.hosts.system-name = ${undefined.key}", "is not valid HOCON: Unresolved substitution: undefined.key")]
+    public async Task Server_node_must_reject_a_bad_configuration_naming_the_key(string hocon, string expected)
+    {
+        // Should the node start after all, it must not do so on the addresses of a real node.
+        var address = ProcessTestbed.NextAddress();
+        var config = _testbed.WriteConfig("bad.conf", $$"""
+            akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
+            mtcp.runtime.local-address = "{{address}}"
+            {{hocon}}
+            """);
+        var server = _testbed.Track(HostProcess.Start("server", ProcessTestbed.ServerDll, ["--config", config], output, _testbed.Directory.FullName));
+
+        var exitCode = await server.WaitForExitAsync(ExitTimeout);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(server.Lines, line => line.Contains("configuration error", StringComparison.Ordinal) && line.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Server_node_must_reject_a_missing_config_file()
+    {
+        var server = _testbed.Track(HostProcess.Start("server", ProcessTestbed.ServerDll, ["--config", "/no/such/node.conf"], output, _testbed.Directory.FullName));
+
+        Assert.Equal(2, await server.WaitForExitAsync(ExitTimeout));
+        Assert.Contains(server.Lines, line => line.Contains("/no/such/node.conf does not exist", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("mtcp.agent.connect-timeout = fast", "mtcp.agent.connect-timeout must be a duration")]
+    [InlineData("mtcp.agent.service-endpoints = [\"localhost\"]", "mtcp.agent.service-endpoints entry localhost")]
+    [InlineData("mtcp.agent.serve.listen = \"127.0.0.1\"", "mtcp.agent.serve.listen must be \"address:port\"")]
+    [InlineData("mtcp.agent.service-endpoints = []", "mtcp.agent.service-endpoints is empty")]
+    public async Task Agent_must_reject_a_bad_configuration_naming_the_key(string hocon, string expected)
+    {
+        var config = _testbed.WriteConfig("bad-agent.conf", hocon);
+
+        var (exitCode, agent) = await _testbed.RunAgentAsync("agent", ExitTimeout, "--config", config, "serve");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(agent.Lines, line => line.Contains("configuration error", StringComparison.Ordinal) && line.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Agent_migrate_must_fail_clearly_while_the_runtime_cannot_migrate()
+    {
+        var (exitCode, agent) = await _testbed.RunAgentAsync("agent", ExitTimeout, "migrate");
+
+        Assert.Equal(3, exitCode);
+        Assert.Contains(agent.Lines, line => line.Contains("migration is not available in this build", StringComparison.Ordinal));
+    }
+
+    public void Dispose() => _testbed.Dispose();
+}

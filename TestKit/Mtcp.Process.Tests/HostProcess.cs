@@ -1,0 +1,148 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Xunit.Abstractions;
+
+namespace Mtcp.Process.Tests;
+
+/// <summary>
+/// One real executable (the server node or the agent) run with <c>dotnet &lt;dll&gt;</c>. Its output lines are kept for
+/// assertions and copied to the test's output; disposing kills it if it still runs.
+/// </summary>
+public sealed class HostProcess : IDisposable
+{
+    private readonly System.Diagnostics.Process _process;
+    private readonly ConcurrentQueue<string> _lines = new();
+    private readonly ITestOutputHelper _output;
+    private readonly string _name;
+    private readonly SemaphoreSlim _lineArrived = new(0);
+
+    private HostProcess(string name, System.Diagnostics.Process process, ITestOutputHelper output)
+    {
+        _name = name;
+        _process = process;
+        _output = output;
+    }
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public IReadOnlyCollection<string> Lines => _lines;
+
+    public string Output => string.Join('\n', _lines);
+
+    public static HostProcess Start(string name, string dll, IEnumerable<string> arguments, ITestOutputHelper output, string? workingDirectory = null)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Path.GetTempPath(),
+        };
+        info.ArgumentList.Add(dll);
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        var process = new System.Diagnostics.Process { StartInfo = info, EnableRaisingEvents = true };
+        var host = new HostProcess(name, process, output);
+        process.OutputDataReceived += (_, e) => host.Record(e.Data);
+        process.ErrorDataReceived += (_, e) => host.Record(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return host;
+    }
+
+    /// <summary>Waits for an output line containing <paramref name="text"/>; fails with the output so far.</summary>
+    public async Task<string> WaitForLineAsync(string text, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var line = _lines.FirstOrDefault(candidate => candidate.Contains(text, StringComparison.Ordinal));
+            if (line is not null)
+            {
+                return line;
+            }
+
+            if (deadline.Elapsed > timeout)
+            {
+                throw new TimeoutException($"{_name} printed no line containing \"{text}\" within {timeout.TotalSeconds:0} s (exited: {_process.HasExited}); output:\n{Output}");
+            }
+
+            await _lineArrived.WaitAsync(TimeSpan.FromMilliseconds(100));
+        }
+    }
+
+    /// <summary>Waits for the process to exit and returns its exit code; fails when it does not exit in time.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancellation = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancellation.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{_name} did not exit within {timeout.TotalSeconds:0} s; output:\n{Output}");
+        }
+
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
+
+    /// <summary>Sends SIGTERM, as a service manager does to stop a node.</summary>
+    public void Terminate()
+    {
+        using var kill = System.Diagnostics.Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    /// <summary>Kills the process at once (SIGKILL): no shutdown of any kind.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(10_000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started or already reaped.
+        }
+
+        _process.Dispose();
+        _lineArrived.Dispose();
+    }
+
+    private void Record(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        _lines.Enqueue(line);
+        _lineArrived.Release();
+        try
+        {
+            _output.WriteLine($"[{_name}] {line}");
+        }
+        catch (InvalidOperationException)
+        {
+            // The test already finished; the line is still kept.
+        }
+    }
+}

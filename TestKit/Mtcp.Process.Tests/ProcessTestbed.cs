@@ -1,0 +1,146 @@
+using System.Net;
+using System.Net.Sockets;
+using Xunit.Abstractions;
+
+namespace Mtcp.Process.Tests;
+
+/// <summary>A server node started by a test: its process, MTCP address and Akka.Remote (control) endpoint.</summary>
+public sealed record ServerHandle(HostProcess Process, IPAddress Address, IPEndPoint ControlEndPoint)
+{
+    public string Service(int port) => $"{Address}:{port}";
+}
+
+/// <summary>A running agent <c>serve</c>: where clients connect and where it answers status.</summary>
+public sealed record AgentHandle(HostProcess Process, IPEndPoint Listen, IPEndPoint Control);
+
+/// <summary>
+/// Starts the real server node and agent executables for one test, each on its own loopback address (every raw
+/// socket sees every packet, so nodes are told apart by address), in a scratch directory removed afterwards.
+/// Disposing kills every process still running.
+/// </summary>
+public sealed class ProcessTestbed : IDisposable
+{
+    public const int FilePort = 8080;
+    public const int RequestPort = 6379;
+    public const int StreamPort = 8081;
+
+    private static int _nextAddress = 1;
+    private readonly List<HostProcess> _processes = [];
+    private readonly ITestOutputHelper _output;
+
+    public ProcessTestbed(ITestOutputHelper output)
+    {
+        _output = output;
+        Directory = System.IO.Directory.CreateTempSubdirectory("mtcp-process-");
+        Files = Directory.CreateSubdirectory("files");
+    }
+
+    public static TimeSpan StartTimeout { get; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The scratch directory of this test.</summary>
+    public DirectoryInfo Directory { get; }
+
+    /// <summary>The file server's root.</summary>
+    public DirectoryInfo Files { get; }
+
+    public static string ServerDll => HostDll("Mtcp.Server");
+
+    public static string AgentDll => HostDll("Mtcp.Agent");
+
+    /// <summary>A loopback address no other node of this test run uses (127.0.6.x, away from the usual 127.0.0.x).</summary>
+    public static IPAddress NextAddress()
+    {
+        var host = Interlocked.Increment(ref _nextAddress);
+        return host < 255 ? IPAddress.Parse($"127.0.6.{host}") : throw new InvalidOperationException("out of test addresses");
+    }
+
+    public static int FreeTcpPort(IPAddress address)
+    {
+        using var listener = new TcpListener(address, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public string WriteConfig(string name, string hocon)
+    {
+        var path = Path.Combine(Directory.FullName, name);
+        File.WriteAllText(path, hocon);
+        return path;
+    }
+
+    /// <summary>Starts a server node and waits until it is ready; <paramref name="seed"/> null makes it its own seed.</summary>
+    public async Task<ServerHandle> StartServerAsync(string name, ServerHandle? seed = null, string extraConfig = "")
+    {
+        var address = NextAddress();
+        var control = new IPEndPoint(address, FreeTcpPort(address));
+        var seedNode = seed?.ControlEndPoint ?? control;
+        var config = WriteConfig($"{name}.conf", $$"""
+            akka.remote.dot-netty.tcp { hostname = "{{address}}", port = {{control.Port}} }
+            akka.cluster.seed-nodes = ["akka.tcp://mtcp@{{seedNode}}"]
+            mtcp.runtime.local-address = "{{address}}"
+            mtcp.hosts.server.file.root = "{{Files.FullName}}"
+            {{extraConfig}}
+            """);
+        var process = Track(HostProcess.Start(name, ServerDll, ["--config", config], _output, Directory.FullName));
+        await process.WaitForLineAsync("server node ready", StartTimeout);
+        return new ServerHandle(process, address, control);
+    }
+
+    /// <summary>Starts an agent relaying to <paramref name="services"/> and waits until it accepts clients.</summary>
+    public async Task<AgentHandle> StartAgentAsync(string name, IEnumerable<string> services, string extraConfig = "")
+    {
+        var listen = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
+        var control = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
+        var config = WriteConfig($"{name}.conf", $$"""
+            mtcp.runtime.local-address = "{{NextAddress()}}"
+            mtcp.agent.service-endpoints = [{{string.Join(", ", services.Select(service => $"\"{service}\""))}}]
+            mtcp.agent.serve.listen = "{{listen}}"
+            mtcp.agent.control-endpoint = "{{control}}"
+            {{extraConfig}}
+            """);
+        var process = Track(HostProcess.Start(name, AgentDll, ["--config", config, "serve"], _output, Directory.FullName));
+        await process.WaitForLineAsync("agent ready", StartTimeout);
+        return new AgentHandle(process, listen, control);
+    }
+
+    /// <summary>Runs one agent command (fetch, status, migrate) on its own address and waits for it to exit.</summary>
+    public async Task<(int ExitCode, HostProcess Process)> RunAgentAsync(string name, TimeSpan timeout, params string[] arguments)
+    {
+        var process = Track(HostProcess.Start(name, AgentDll, ["--local-address", NextAddress().ToString(), .. arguments], _output, Directory.FullName));
+        return (await process.WaitForExitAsync(timeout), process);
+    }
+
+    public HostProcess Track(HostProcess process)
+    {
+        _processes.Add(process);
+        return process;
+    }
+
+    public void Dispose()
+    {
+        foreach (var process in _processes)
+        {
+            process.Dispose();
+        }
+
+        try
+        {
+            Directory.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // A killed process may still hold a file for a moment; the directory is in the temp folder.
+        }
+    }
+
+    private static string HostDll(string project)
+    {
+        // The test runs from TestKit/Mtcp.Process.Tests/bin/<configuration>/<tfm>/; the hosts build to the same layout.
+        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var framework = output.Name;
+        var configuration = output.Parent!.Name;
+        var repository = output.Parent.Parent!.Parent!.Parent!.Parent!;
+        var dll = Path.Combine(repository.FullName, "Hosts", project, "bin", configuration, framework, $"{project}.dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException($"{dll} is missing: build the solution (the test project references the hosts)", dll);
+    }
+}

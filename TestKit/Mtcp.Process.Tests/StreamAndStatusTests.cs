@@ -1,0 +1,69 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using Mtcp.Apps;
+using Xunit.Abstractions;
+
+namespace Mtcp.Process.Tests;
+
+[Trait("Category", "Process")]
+[Collection(ProcessCollection.Name)]
+public sealed class StreamAndStatusTests(ITestOutputHelper output) : IDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+    private readonly ProcessTestbed _testbed = new(output);
+
+    [Fact]
+    public async Task Stream_server_must_push_the_whole_stream_in_order_through_the_agent()
+    {
+        const int StreamLength = 256 * 1024;
+        var server = await _testbed.StartServerAsync("server", extraConfig: "mtcp.hosts.server.stream { enabled = on, stream-length = 256KiB, degrade-after-chunks = 128, delay-step = 1ms, max-delay = 5ms }");
+        var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.StreamPort)]);
+        using var client = new TcpClient();
+        await client.ConnectAsync(agent.Listen);
+        var stream = client.GetStream();
+        using var cancellation = new CancellationTokenSource(Bound);
+        await stream.WriteAsync("STREAM\n"u8.ToArray(), cancellation.Token);
+
+        var received = new MemoryStream();
+        await stream.CopyToAsync(received, cancellation.Token);
+
+        Assert.Equal(StreamLength, received.Length);
+        var bytes = received.GetBuffer();
+        var firstWrong = Enumerable.Range(0, StreamLength).FirstOrDefault(i => bytes[i] != StreamServer.ByteAt(i), -1);
+        Assert.True(firstWrong == -1, $"byte {firstWrong} is {bytes[Math.Max(firstWrong, 0)]}");
+    }
+
+    [Fact]
+    public async Task Agent_status_must_show_the_transport_and_the_open_relays()
+    {
+        var server = await _testbed.StartServerAsync("server");
+        var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.RequestPort)]);
+        using var client = new RespClient();
+        await client.ConnectAsync(agent.Listen);
+        Assert.Equal("+PONG", await client.CommandAsync("PING"));
+
+        var (exitCode, status) = await _testbed.RunAgentAsync("status", Bound, "--control", agent.Control.ToString(), "status", "--json");
+
+        Assert.Equal(0, exitCode);
+        using var document = JsonDocument.Parse(status.Lines.Single(line => line.StartsWith('{')));
+        var root = document.RootElement;
+        Assert.Contains($"transport: {root.GetProperty("transport").GetString()}", agent.Process.Output, StringComparison.Ordinal);
+        Assert.False(root.GetProperty("migrationAvailable").GetBoolean());
+        var relay = Assert.Single(root.GetProperty("connections").EnumerateArray());
+        Assert.Equal(server.Service(ProcessTestbed.RequestPort), relay.GetProperty("service").GetString());
+        Assert.Equal(7, relay.GetProperty("bytesFromService").GetInt64());
+    }
+
+    [Fact]
+    public async Task Agent_status_must_fail_clearly_when_no_agent_serves()
+    {
+        var control = $"127.0.0.1:{ProcessTestbed.FreeTcpPort(System.Net.IPAddress.Loopback)}";
+
+        var (exitCode, status) = await _testbed.RunAgentAsync("status", Bound, "--control", control, "status");
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains(status.Lines, line => line.Contains($"no agent answers at {control}", StringComparison.Ordinal));
+    }
+
+    public void Dispose() => _testbed.Dispose();
+}
