@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Packets;
@@ -265,6 +266,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
 
         var now = _context.Clock.Now;
+        var reinstating = Stopwatch.GetTimestamp();
         try
         {
             _origInfo = ServerMigration.Reinstate(_connection, reply);
@@ -276,6 +278,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
             return;
         }
 
+        MigrationMetrics.Reinstate.Record(Stopwatch.GetElapsedTime(reinstating).TotalMilliseconds);
         Sender.Tell(new StateAck(reply.RequestId, awaiting.Request.MigratingCid));
         MigrationMetrics.StateWait.Record((now - awaiting.Sent).TotalMilliseconds);
         MigrationMetrics.StateBytes.Record(reply.GetEncodedLength());
@@ -308,9 +311,15 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private void OnServeStateRequest(ServeStateRequest serve)
     {
         var request = serve.Request;
+        var preparing = Stopwatch.GetTimestamp();
         var answer = _context.Migration is { } migration && _connectCompletion is null
             ? ServerMigration.AnswerStateRequest(_connection, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), request, migration.Tags)
             : new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, "migration is not enabled here");
+        if (answer is StateReply)
+        {
+            MigrationMetrics.Prepare.Record(Stopwatch.GetElapsedTime(preparing).TotalMilliseconds);
+        }
+
         Sender.Tell(answer);
     }
 

@@ -34,7 +34,7 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     private readonly TestProbe _destinationControl;
     private readonly TestProbe _destinationDirectory;
     private readonly TestProbe _controlConnection;
-    private readonly IMigrationTags _tags = new Mtcp.TestKit.HmacMigrationTags("protocol test key"u8.ToArray());
+    private readonly IMigrationTags _tags = new Mtcp.Stack.Migration.Authentication.ServiceKeyMigrationTags("protocol test service key"u8);
 
     public MigrationProtocolTests()
         : base(MtcpConfig.WithFallback(ConfigurationFactory.ParseString(FastCloseConfig)))
