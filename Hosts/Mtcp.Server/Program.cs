@@ -40,7 +40,7 @@ root.SetAction(async (parseResult, _) =>
         await node.RunAsync(stopping.Token);
         return 0;
     }
-    catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException)
+    catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException or Akka.Actor.AskTimeoutException or InvalidOperationException)
     {
         ConsoleLog.Error($"cannot start: {e.Message}");
         return 1;

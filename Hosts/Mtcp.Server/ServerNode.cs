@@ -58,20 +58,29 @@ public sealed class ServerNode
         ConsoleLog.Info($"node {cluster.SelfAddress} joining the cluster through seeds [{string.Join(", ", _config.GetStringList("akka.cluster.seed-nodes"))}]");
         cluster.RegisterOnMemberUp(() => ConsoleLog.Info($"node {cluster.SelfAddress} is Up in the cluster"));
 
-        var runtime = MtcpRuntime.Start(system);
-        ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
-        var directory = system.StartServiceDirectory();
-        system.ActorOf(Props.Create(() => new ServiceViewLogger(directory)), "service-view-logger");
-
         using var applicationsStopping = new CancellationTokenSource();
+        MtcpRuntime runtime;
         var listeners = new List<MtcpListener>();
         var acceptLoops = new List<Task>();
-        foreach (var hosted in _settings.Applications)
+        try
         {
-            var listener = new MtcpListener(runtime, hosted.Port);
-            await listener.StartAsync(stopping).ConfigureAwait(false);
-            listeners.Add(listener);
-            acceptLoops.Add(AcceptLoopAsync(listener, hosted.Application, applicationsStopping.Token));
+            runtime = MtcpRuntime.Start(system);
+            ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
+            var directory = system.StartServiceDirectory();
+            system.ActorOf(Props.Create(() => new ServiceViewLogger(directory)), "service-view-logger");
+            foreach (var hosted in _settings.Applications)
+            {
+                var listener = new MtcpListener(runtime, hosted.Port);
+                await listener.StartAsync(stopping).ConfigureAwait(false);
+                listeners.Add(listener);
+                acceptLoops.Add(AcceptLoopAsync(listener, hosted.Application, applicationsStopping.Token));
+            }
+        }
+        catch
+        {
+            // Leave no actor system behind: its threads would keep the process from exiting.
+            await system.Terminate().ConfigureAwait(false);
+            throw;
         }
 
         ConsoleLog.Info($"server node ready: {string.Join(", ", _settings.Applications.Select(hosted => $"{hosted.Application.Name} on {runtime.LocalAddress}:{hosted.Port}"))}; "
