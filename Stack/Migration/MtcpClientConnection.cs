@@ -18,6 +18,9 @@ public sealed class MtcpClientConnection
     private readonly IMigrationTags _authenticator;
     private readonly List<Blackhole> _blackholes = [];
     private readonly Queue<MigrationEvent> _migrationEvents = new();
+
+    /// <summary>Events the old block raised before the switch and the application has not polled yet.</summary>
+    private readonly Queue<TcpEvent> _carriedEvents = new();
     private readonly List<ServerEndpoint> _alternateServers = [];
 
     private Block _current;
@@ -197,28 +200,7 @@ public sealed class MtcpClientConnection
     }
 
     /// <summary>Application events: the stream's, not the control blocks' (a migration is invisible).</summary>
-    public bool PollEvent(out TcpEvent e)
-    {
-        while (_current.Tcb.PollEvent(out e))
-        {
-            switch (e)
-            {
-                case TcpEvent.Connected when _connectedReported:
-                case TcpEvent.PeerClosed when _peerClosedReported:
-                    continue;
-                case TcpEvent.Connected:
-                    _connectedReported = true;
-                    return true;
-                case TcpEvent.PeerClosed:
-                    _peerClosedReported = true;
-                    return true;
-                default:
-                    return true;
-            }
-        }
-
-        return false;
-    }
+    public bool PollEvent(out TcpEvent e) => _carriedEvents.TryDequeue(out e) || TryTakeEvent(_current.Tcb, out e);
 
     public bool PollMigrationEvent(out MigrationEvent e) => _migrationEvents.TryDequeue(out e);
 
@@ -372,6 +354,12 @@ public sealed class MtcpClientConnection
             _draining = old.Tcb;
         }
 
+        // What the old block raised and the application has not seen yet stays for it, in order.
+        while (TryTakeEvent(old.Tcb, out var pending))
+        {
+            _carriedEvents.Enqueue(pending);
+        }
+
         if (old.Tcb.PeerFinReceived)
         {
             _peerClosedReported = true;
@@ -382,6 +370,30 @@ public sealed class MtcpClientConnection
         _connectedReported = true;
         Stats.MigrationsCompleted++;
         _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.Completed, migration.Next.Peer));
+    }
+
+    /// <summary>The next event of <paramref name="tcb"/> the application should see: one Connected, one PeerClosed.</summary>
+    private bool TryTakeEvent(TcpConnection tcb, out TcpEvent e)
+    {
+        while (tcb.PollEvent(out e))
+        {
+            switch (e)
+            {
+                case TcpEvent.Connected when _connectedReported:
+                case TcpEvent.PeerClosed when _peerClosedReported:
+                    continue;
+                case TcpEvent.Connected:
+                    _connectedReported = true;
+                    return true;
+                case TcpEvent.PeerClosed:
+                    _peerClosedReported = true;
+                    return true;
+                default:
+                    return true;
+            }
+        }
+
+        return false;
     }
 
     private void FailMigration(Migration migration, string detail)

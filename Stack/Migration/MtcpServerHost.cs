@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
@@ -246,20 +245,16 @@ public sealed class MtcpServerHost
         switch (message)
         {
             case StateRequest request:
-                ServeStateRequest(now, peer, request);
+                _control.Enqueue((peer, HandleStateRequest(now, request)));
                 break;
             case StateReply reply:
-                OnStateReply(peer, reply);
+                HandleStateReply(peer, reply);
                 break;
             case StateReject reject:
-                if (_pendingByRequest.TryGetValue(reject.RequestId, out var rejected))
-                {
-                    Refuse(rejected, $"state reject {reject.Reason}");
-                }
-
+                HandleStateReject(reject);
                 break;
             case StateAck ack:
-                OnStateAck(now, ack);
+                HandleStateAck(now, ack);
                 break;
             default:
                 break;
@@ -268,28 +263,15 @@ public sealed class MtcpServerHost
 
     /// <summary>
     /// Origin side (S1): look the Cid up (CB_NOT_FOUND), check the authenticator (AUTH_FAILED), then let the
-    /// endpoint package its state or reject it (INVALID_STATE).
+    /// endpoint package its state or reject it (INVALID_STATE). Returns the answer; <see cref="HandleControl"/> also
+    /// queues it for the requesting server.
     /// </summary>
-    private void ServeStateRequest(Instant now, IpAddress peer, StateRequest request)
+    public ControlMessage HandleStateRequest(Instant now, StateRequest request)
     {
+        ArgumentNullException.ThrowIfNull(request);
         var cid = request.MigratingCid;
-        ControlMessage answer;
-        if (cid.ServerAddress != Service.Address || cid.ServerPort != Service.Port
-            || !_endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint) || endpoint.Tcb.IsMigratedAway
-            || endpoint.Tcb.State == TcpState.Closed)
-        {
-            answer = new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"no connection {cid}");
-        }
-        else if (request.Authenticator.Length != sizeof(ulong)
-            || !_authenticator.VerifyMigratedConnection(cid, request.NewEndpointCid, request.ClientRcvNxt, BinaryPrimitives.ReadUInt64BigEndian(request.Authenticator.Span)))
-        {
-            answer = new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.AuthFailed, "authenticator did not verify");
-        }
-        else
-        {
-            answer = endpoint.Tcb.PackageState(request);
-        }
-
+        _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint);
+        var answer = ServerMigration.AnswerStateRequest(endpoint?.Tcb, Service, request, _authenticator);
         if (answer is StateReply)
         {
             Stats.StateRepliesSent++;
@@ -300,12 +282,23 @@ public sealed class MtcpServerHost
             Stats.StateRejectsSent++;
         }
 
-        _control.Enqueue((peer, answer));
+        return answer;
+    }
+
+    /// <summary>Destination side (S2): a reject refuses the special SYN it answers; the client stays where it is.</summary>
+    public void HandleStateReject(StateReject reject)
+    {
+        ArgumentNullException.ThrowIfNull(reject);
+        if (_pendingByRequest.TryGetValue(reject.RequestId, out var rejected))
+        {
+            Refuse(rejected, $"state reject {reject.Reason}");
+        }
     }
 
     /// <summary>Origin side, on the state ack: the endpoint closes silently and its Cid is silenced for 2 MSL.</summary>
-    private void OnStateAck(Instant now, StateAck ack)
+    public void HandleStateAck(Instant now, StateAck ack)
     {
+        ArgumentNullException.ThrowIfNull(ack);
         var cid = ack.MigratingCid;
         if (!_endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint) || endpoint.Tcb.IsMigratedAway)
         {
@@ -328,18 +321,17 @@ public sealed class MtcpServerHost
             return;
         }
 
-        var authenticator = new byte[sizeof(ulong)];
-        BinaryPrimitives.WriteUInt64BigEndian(authenticator, migrated.Authenticator);
-        var request = new StateRequest(++_nextRequestId, migratingCid, endpoint.Cid, migrated.RcvNxt, authenticator);
+        var request = ServerMigration.BuildStateRequest(++_nextRequestId, migrated, endpoint.Cid);
         endpoint.Pending = new PendingState(request.RequestId, migratingCid, syn, now + StateReplyTimeout);
         _pendingByRequest[request.RequestId] = endpoint;
         _control.Enqueue((migratingCid.ServerAddress, request));
         Stats.StateRequestsSent++;
     }
 
-    /// <summary>Destination side (S2): reinstate, send the state ack, then let the SYN+ACK go.</summary>
-    private void OnStateReply(IpAddress peer, StateReply reply)
+    /// <summary>Destination side (S2): reinstate, send the state ack to <paramref name="peer"/>, then let the SYN+ACK go.</summary>
+    public void HandleStateReply(IpAddress peer, StateReply reply)
     {
+        ArgumentNullException.ThrowIfNull(reply);
         if (!_pendingByRequest.Remove(reply.RequestId, out var endpoint) || endpoint.Pending is not { } pending || reply.NewEndpointCid != endpoint.Cid)
         {
             // Too late (the SYN was refused) or not ours: no state ack, so the origin keeps the connection.
@@ -348,7 +340,7 @@ public sealed class MtcpServerHost
 
         try
         {
-            endpoint.Tcb.ReinstateState(reply);
+            endpoint.OrigInfo = ServerMigration.Reinstate(endpoint.Tcb, reply);
         }
         catch (ArgumentException e)
         {
@@ -357,7 +349,6 @@ public sealed class MtcpServerHost
         }
 
         endpoint.Pending = null;
-        endpoint.OrigInfo = new MtcpOrigConnectionInfo(endpoint.Tcb.OrigConnectionLastAckSent(), reply.SndMaxSeen);
         _control.Enqueue((peer, new StateAck(reply.RequestId, pending.MigratingCid)));
     }
 
@@ -365,16 +356,17 @@ public sealed class MtcpServerHost
     {
         var tcb = endpoint.Tcb;
         var wasSynReceived = tcb.State == TcpState.SynReceived;
+        var migrated = tcb.AwaitingMigrationHandshake;
         tcb.HandleSegment(now, segment, payload);
-        if (!wasSynReceived || tcb.State is TcpState.SynReceived or TcpState.Closed)
+
+        // The client's ACK of our SYN+ACK carries β (thesis 4.2.3, last step).
+        if (!ServerMigration.CompleteHandshake(tcb, wasSynReceived, segment))
         {
             return;
         }
 
-        if (tcb.AwaitingMigrationHandshake)
+        if (migrated)
         {
-            // The client's ACK of our SYN+ACK carries β (thesis 4.2.3, last step).
-            tcb.CompleteMigrationHandshake(segment.Options.Beta ?? 0);
             Stats.MigrationsIn++;
         }
 
@@ -394,7 +386,6 @@ public sealed class MtcpServerHost
         }
 
         endpoint.Pending = null;
-        endpoint.RefusedBecause = reason;
         endpoint.Tcb.Abort(default);
         _endpoints.Remove((endpoint.RemoteAddress, endpoint.Cid.ClientPort));
         _order.Remove(endpoint);
@@ -403,15 +394,8 @@ public sealed class MtcpServerHost
         Stats.RefusalReasons[reason] = Stats.RefusalReasons.GetValueOrDefault(reason) + 1;
     }
 
-    private TcpOptions SynAckOptions(Endpoint endpoint, TcpOptions options)
-    {
-        if (endpoint.OrigInfo is { } info)
-        {
-            options = options with { OrigConnectionInfo = info };
-        }
-
-        return AlternateServers.Count == 0 ? options : options.WithAlternateServers(AlternateServers, out _);
-    }
+    private TcpOptions SynAckOptions(Endpoint endpoint, TcpOptions options) =>
+        ServerMigration.SynAckOptions(options, endpoint.OrigInfo, AlternateServers);
 
     private void RefuseUnknown(IpAddress source, in TcpSegmentRepr segment, int payloadLength)
     {
@@ -437,7 +421,5 @@ public sealed class MtcpServerHost
         public PendingState? Pending { get; set; }
 
         public MtcpOrigConnectionInfo? OrigInfo { get; set; }
-
-        public string? RefusedBecause { get; set; }
     }
 }

@@ -149,6 +149,28 @@ public sealed class MigrationScenarioTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void After_the_switch_the_old_block_must_blackhole_and_the_origin_must_stay_silent()
+    {
+        // Thesis 4.2.3 step 4 (BLACKHOLE: nothing sent back) and S1's close "without disturbing the client".
+        var bed = new MigrationTestbed(17, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse });
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        var oldPort = bed.Connection.Cid.ClientPort;
+        Assert.True(bed.Migrate(1));
+        Run(bed, () => bed.Servers[1].Sessions.Count == 1);
+        var answers = 0;
+        bed.Network.OnDeliver = (_, p) => answers += (p.Source == bed.Client.Address && p.Destination == S1.Address) || (p.Source == S1.Address && p.Destination == bed.Client.Address) ? 1 : 0;
+        var segment = new TcpSegmentRepr { SourcePort = S1.Port, DestinationPort = oldPort, SequenceNumber = new SeqNumber(1), AcknowledgmentNumber = new SeqNumber(1), Flags = TcpFlags.Ack, Window = 1000 };
+
+        bed.Network.Inject(new SimPacket(S1.Address, bed.Client.Address, segment, new byte[100]));
+        bed.Network.Inject(new SimPacket(bed.Client.Address, S1.Address, segment with { SourcePort = oldPort, DestinationPort = S1.Port }, new byte[100]));
+        Finish(bed);
+
+        Assert.Equal(1, bed.Connection.Stats.BlackholedSegments);
+        Assert.Equal(1, bed.Servers[0].Host.Stats.SilencedSegments);
+        Assert.Equal(2, answers);
+    }
+
+    [Fact]
     public void A_request_for_an_unknown_connection_must_be_rejected_with_CB_NOT_FOUND_and_disturb_nothing()
     {
         var bed = new MigrationTestbed(7, LinkConditions.Perfect, new TestbedOptions());

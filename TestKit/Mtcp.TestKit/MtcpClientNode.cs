@@ -11,6 +11,7 @@ namespace Mtcp.TestKit;
 public sealed class MtcpClientNode : ISimNode
 {
     private readonly byte[] _payload = new byte[65536];
+    private readonly WireRoundTrip _wire = new();
     private readonly Func<SeqNumber> _issSource;
     private ushort _nextPort = 50000;
 
@@ -74,7 +75,7 @@ public sealed class MtcpClientNode : ISimNode
         Application?.Pump(now, connection);
         if (connection.PollTransmit(now, _payload, out var destination, out var header, out var length))
         {
-            packet = new SimPacket(Address, destination.Address, header, _payload.AsSpan(0, length).ToArray());
+            packet = _wire.Packet(Address, destination.Address, header, _payload.AsSpan(0, length));
             return true;
         }
 

@@ -14,6 +14,7 @@ public sealed class MtcpServerNode : ISimNode
 {
     private readonly ControlChannel _control;
     private readonly byte[] _payload = new byte[65536];
+    private readonly WireRoundTrip _wire = new();
     private readonly List<ServerSession> _sessions = [];
 
     public MtcpServerNode(MtcpServerHost host, ControlChannel control, Func<TcpConnection, ImportedState, ServerSession> sessionFactory)
@@ -54,7 +55,7 @@ public sealed class MtcpServerNode : ISimNode
         Drain(now);
         if (Host.PollTransmit(now, _payload, out var destination, out var header, out var length))
         {
-            packet = new SimPacket(Address, destination, header, _payload.AsSpan(0, length).ToArray());
+            packet = _wire.Packet(Address, destination, header, _payload.AsSpan(0, length));
             return true;
         }
 

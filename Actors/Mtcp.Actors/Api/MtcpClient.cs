@@ -11,12 +11,15 @@ namespace Mtcp.Actors.Api;
 /// </summary>
 /// <remarks>
 /// Client-initiated migration (thesis ch. 3.2) belongs to this object: the stream it returned keeps working
-/// across migrations, so the reads and writes of the application never see one.
+/// across migrations, so the reads and writes of the application never see one. Migration needs the runtime's
+/// <see cref="MtcpRuntime.EnableMigrationAsync"/> before connecting; every migration's end is reported by
+/// <see cref="MigrationEnded"/> and the <see cref="MigrationMetrics"/> instruments.
 /// </remarks>
 public sealed class MtcpClient : IDisposable
 {
     private readonly MtcpRuntime _runtime;
     private MtcpStream? _stream;
+    private EndpointChannel? _channel;
 
     public MtcpClient(MtcpRuntime runtime)
     {
@@ -26,6 +29,12 @@ public sealed class MtcpClient : IDisposable
 
     /// <summary>The connected stream; null before <see cref="ConnectAsync"/> completes.</summary>
     public MtcpStream? Stream => _stream;
+
+    /// <summary>
+    /// Raised when a migration ends, completed or failed (started by <see cref="MigrateAsync"/> or by a server's
+    /// MIGRATE_TRIGGER). Runs on the connection's actor: keep handlers short and non-blocking.
+    /// </summary>
+    public event EventHandler<MigrationReport>? MigrationEnded;
 
     /// <summary>Opens the connection (three-way handshake) to <paramref name="service"/>.</summary>
     /// <exception cref="IOException">the peer refused (RST) or did not answer within <c>mtcp.tcp.connect-timeout</c>.</exception>
@@ -45,8 +54,33 @@ public sealed class MtcpClient : IDisposable
 
         // The endpoint watches the token: cancelling aborts the handshake and fails the task with OperationCanceledException.
         var channel = await _runtime.ConnectAsync(IpAddress.FromIPAddress(service.Address), (ushort)service.Port, cancellationToken).ConfigureAwait(false);
+        _channel = channel;
+        channel.MigrationReported = report => MigrationEnded?.Invoke(this, report);
         _stream = new MtcpStream(channel);
         return _stream;
+    }
+
+    /// <summary>
+    /// Migrates the connection to <paramref name="destination"/>, or when null to the first alternate server learned
+    /// from the servers' TCP_MIGRATE (thesis 4.2.3). Completes when the migration ends: a failed one (refused, timed
+    /// out, unreachable) reports <see cref="MigrationOutcome.Failed"/> and leaves the connection on its server.
+    /// Cancelling stops the wait, not the migration.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">not connected, migration not enabled, a migration in progress, or no destination known.</exception>
+    public async Task<MigrationReport> MigrateAsync(ServerEndpoint? destination = null, CancellationToken cancellationToken = default)
+    {
+        var channel = _channel ?? throw new InvalidOperationException("connect before migrating");
+        if (channel.MigrationReported is null || !_runtime.MigrationEnabled)
+        {
+            throw new InvalidOperationException("migration is not enabled on this client's runtime (MtcpRuntime.EnableMigrationAsync before connecting)");
+        }
+
+        var completion = new TaskCompletionSource<MigrationReport>(TaskCreationOptions.RunContinuationsAsynchronously);
+        channel.Endpoint.Tell(new MigrateRequested(destination, completion), ActorRefs.NoSender);
+        await using (cancellationToken.UnsafeRegister(static (state, token) => ((TaskCompletionSource<MigrationReport>)state!).TrySetCanceled(token), completion))
+        {
+            return await completion.Task.ConfigureAwait(false);
+        }
     }
 
     public void Dispose() => _stream?.Dispose();

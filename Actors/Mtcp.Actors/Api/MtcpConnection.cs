@@ -1,5 +1,6 @@
 using System.Net;
 using Mtcp.Actors.Endpoints;
+using Mtcp.Stack.Migration;
 
 namespace Mtcp.Actors.Api;
 
@@ -8,18 +9,52 @@ namespace Mtcp.Actors.Api;
 /// <see cref="Stream"/>; disposing the connection closes it gracefully.
 /// </summary>
 /// <remarks>
-/// Migration (thesis ch. 4) adds the application's part here: exporting and importing its state snapshot and
-/// learning that the connection migrated away; the stream stays the same object.
+/// Migration (thesis 3.3.2): the application exports its state at restart points with <see cref="ExportState"/>;
+/// on a connection that migrated in, <see cref="ImportState"/> returns the last exported state, from which the
+/// application resumes (it re-executes from there; bytes it writes again are discarded, thesis 4.2.3). When the
+/// connection migrates away, <see cref="MigratedAway"/> completes and every read, write and export fails with
+/// <see cref="ConnectionMigratedException"/> (EMIGRATED), never silently.
 /// </remarks>
 public sealed class MtcpConnection : IAsyncDisposable, IDisposable
 {
-    internal MtcpConnection(EndpointChannel channel) => Stream = new MtcpStream(channel);
+    private readonly EndpointChannel _channel;
+
+    internal MtcpConnection(EndpointChannel channel)
+    {
+        _channel = channel;
+        Stream = new MtcpStream(channel);
+    }
 
     public MtcpStream Stream { get; }
 
     public IPEndPoint LocalEndPoint => Stream.LocalEndPoint;
 
     public IPEndPoint RemoteEndPoint => Stream.RemoteEndPoint;
+
+    /// <summary>Completes when the connection migrated to another server; the application should then stop serving it.</summary>
+    public Task MigratedAway => _channel.MigratedAway.Task;
+
+    public bool IsMigratedAway => _channel.MigratedAway.Task.IsCompleted;
+
+    /// <summary>
+    /// export_state (thesis 3.3.2): a restart point. Call it between reads and writes (not with one in flight): the
+    /// snapshot covers every byte read and written so far.
+    /// </summary>
+    /// <exception cref="ConnectionMigratedException">the connection migrated away.</exception>
+    public void ExportState(ReadOnlySpan<byte> appState)
+    {
+        if (IsMigratedAway)
+        {
+            throw new ConnectionMigratedException("the connection migrated to another server (EMIGRATED)");
+        }
+
+        _channel.Endpoint.Tell(new ExportRequested(appState.ToArray()), Akka.Actor.ActorRefs.NoSender);
+    }
+
+    /// <summary>import_state (thesis 3.3.2): NEW, or MIGRATED with the origin's last exported application state.</summary>
+    /// <exception cref="ConnectionMigratedException">the connection migrated away.</exception>
+    public ImportedState ImportState() =>
+        IsMigratedAway ? throw new ConnectionMigratedException("the connection migrated to another server (EMIGRATED)") : _channel.Imported;
 
     public void Dispose() => Stream.Dispose();
 

@@ -17,10 +17,14 @@ public sealed class MtcpRuntime : IAsyncDisposable
 {
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
-    private MtcpRuntime(ActorSystem system, IActorRef packetActor, RuntimeSettings settings, IpAddress localAddress, string transport)
+    private readonly bool _ownsRegistry;
+
+    private MtcpRuntime(ActorSystem system, IActorRef packetActor, IActorRef registry, bool ownsRegistry, RuntimeSettings settings, IpAddress localAddress, string transport)
     {
+        _ownsRegistry = ownsRegistry;
         System = system;
         PacketActor = packetActor;
+        ConnectionRegistry = registry;
         Settings = settings;
         LocalAddress = localAddress;
         TransportDescription = transport;
@@ -30,6 +34,12 @@ public sealed class MtcpRuntime : IAsyncDisposable
 
     /// <summary>The packet actor: the parent of every listener and connection of this runtime.</summary>
     public IActorRef PacketActor { get; }
+
+    /// <summary>
+    /// This node's <see cref="Actors.ConnectionRegistry"/>: give it to <c>StartControlConnectionManager</c>, so that
+    /// peers' state requests and acks reach the endpoints holding the connections.
+    /// </summary>
+    public IActorRef ConnectionRegistry { get; }
 
     public RuntimeSettings Settings { get; }
 
@@ -48,14 +58,18 @@ public sealed class MtcpRuntime : IAsyncDisposable
     /// <c>mtcp.runtime.local-address</c> for a second node in the same system); <paramref name="fabric"/> serves
     /// <c>mtcp.runtime.transport = memory</c>.
     /// </summary>
+    /// <param name="connectionRegistry">
+    /// a <see cref="Actors.ConnectionRegistry"/> shared by several runtimes of one node (one control connection manager
+    /// serves them all; Cids tell their connections apart); null: the runtime starts its own.
+    /// </param>
     /// <exception cref="ConfigurationException">a setting is missing or invalid.</exception>
     /// <exception cref="PacketTransportException">the transport could not be opened.</exception>
-    public static MtcpRuntime Start(ActorSystem system, InMemoryPacketFabric? fabric, Config? overrides, string name = "mtcp")
+    public static MtcpRuntime Start(ActorSystem system, InMemoryPacketFabric? fabric, Config? overrides, string name = "mtcp", IActorRef? connectionRegistry = null)
     {
         ArgumentNullException.ThrowIfNull(system);
         var config = MtcpConfig.WithFallback(overrides is null ? system.Settings.Config : overrides.WithFallback(system.Settings.Config));
         var settings = RuntimeSettings.Create(config);
-        return Start(system, PacketTransports.Open(settings, fabric), settings, TcpSettings.Create(config), name);
+        return Start(system, PacketTransports.Open(settings, fabric), settings, TcpSettings.Create(config), name, connectionRegistry);
     }
 
     /// <summary>
@@ -67,15 +81,17 @@ public sealed class MtcpRuntime : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(transport);
         var config = MtcpConfig.WithFallback(overrides is null ? system.Settings.Config : overrides.WithFallback(system.Settings.Config));
-        return Start(system, new OpenedTransport(transport, "the transport was supplied by the host"), RuntimeSettings.Create(config), TcpSettings.Create(config), name);
+        return Start(system, new OpenedTransport(transport, "the transport was supplied by the host"), RuntimeSettings.Create(config), TcpSettings.Create(config), name, connectionRegistry: null);
     }
 
-    private static MtcpRuntime Start(ActorSystem system, OpenedTransport opened, RuntimeSettings settings, Stack.TcpConfig tcp, string name)
+    private static MtcpRuntime Start(ActorSystem system, OpenedTransport opened, RuntimeSettings settings, Stack.TcpConfig tcp, string name, IActorRef? connectionRegistry)
     {
         IActorRef packetActor;
+        IActorRef registry;
         try
         {
-            packetActor = system.ActorOf(Packets.PacketActor.Props(opened, settings, tcp), name);
+            registry = connectionRegistry ?? system.ActorOf(Actors.ConnectionRegistry.Props(), name + "-registry");
+            packetActor = system.ActorOf(Packets.PacketActor.Props(opened, settings, tcp, registry: registry), name);
         }
         catch
         {
@@ -83,8 +99,25 @@ public sealed class MtcpRuntime : IAsyncDisposable
             throw;
         }
 
-        return new MtcpRuntime(system, packetActor, settings, opened.Transport.LocalAddress, opened.Transport.ToString() ?? settings.Transport.ToString());
+        return new MtcpRuntime(system, packetActor, registry, ownsRegistry: connectionRegistry is null, settings, opened.Transport.LocalAddress, opened.Transport.ToString() ?? settings.Transport.ToString());
     }
+
+    /// <summary>
+    /// Turns migration on (thesis ch. 4). On a server node: listeners' connections keep a read log, take special
+    /// SYNs, answer state requests and announce the directory's alternates on SYN+ACKs; start the node's
+    /// <see cref="ControlConnectionManager"/> with <see cref="ConnectionRegistry"/> first. On a client node:
+    /// connections opened from now on can migrate (<see cref="MtcpClient.MigrateAsync"/>, MIGRATE_TRIGGER).
+    /// Call before binding listeners or connecting.
+    /// </summary>
+    public async Task EnableMigrationAsync(MigrationSupport support, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(support);
+        await PacketActor.Ask<MigrationEnabled>(new EnableMigration(support), StopTimeout, cancellationToken).ConfigureAwait(false);
+        MigrationEnabled = true;
+    }
+
+    /// <summary>True once <see cref="EnableMigrationAsync"/> completed.</summary>
+    public bool MigrationEnabled { get; private set; }
 
     /// <summary>The packet actor's counters: segments received, routed, malformed by reason, strays and RSTs sent.</summary>
     public Task<PacketStatistics> GetStatisticsAsync(CancellationToken cancellationToken = default) =>
@@ -107,6 +140,11 @@ public sealed class MtcpRuntime : IAsyncDisposable
         catch (TaskCanceledException)
         {
             // The actor did not confirm in time; it is stopping regardless.
+        }
+
+        if (_ownsRegistry)
+        {
+            System.Stop(ConnectionRegistry);
         }
     }
 }

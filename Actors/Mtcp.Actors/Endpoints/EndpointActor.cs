@@ -2,7 +2,9 @@ using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack;
+using Mtcp.Stack.Migration;
 using Mtcp.Wire;
+using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors.Endpoints;
 
@@ -16,11 +18,14 @@ namespace Mtcp.Actors.Endpoints;
 /// <remarks>
 /// Segments go straight from this actor to the transport, which is thread-safe: a hop through the packet actor
 /// would cost a message and a copy per segment and funnel every connection's output through one mailbox.
-/// A migration adds lifecycle behaviours here (exporting, migrated away); the stream-facing channel stays.
+/// Migration adds two lifecycle behaviours on the server side: awaiting state (a special SYN, thesis 4.2.3 at S2:
+/// the SYN is answered only once the origin's state is reinstated) and migrated away (at S1 after the state ack:
+/// silent for 2 MSL). The migration rules themselves are <see cref="ServerMigration"/>'s, shared with the sans-IO host.
 /// </remarks>
 internal sealed class EndpointActor : ReceiveActor, IWithTimers
 {
     private const string TimerKey = "engine-deadline";
+    private const string SilenceTimerKey = "migrated-away-silence";
 
     private readonly EndpointContext _context;
     private readonly ConnectionKey _key;
@@ -31,8 +36,19 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private readonly CancellationToken _connectCancellation;
     private CancellationTokenRegistration _connectCancellationRegistration;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly IStreamBuffers _buffers;
+    private readonly ConnectionId _cid;
+    private readonly Func<TcpSegmentRepr, TcpSegmentRepr> _decorateSynAck;
     private Instant? _armedDeadline;
     private bool _peerFinished;
+
+    /// <summary>The special SYN waiting for the origin's state, and when the request went out.</summary>
+    private (StateRequest Request, TcpSegmentRepr Syn, Instant Sent)? _awaitingState;
+
+    private MtcpOrigConnectionInfo? _origInfo;
+
+    /// <summary>Set when this endpoint ends without a word to the peer (a refused special SYN already answered by RST, or migrated away).</summary>
+    private bool _silent;
 
     public EndpointActor(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel>? connectCompletion, CancellationToken connectCancellation)
     {
@@ -42,11 +58,16 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         _connectCancellation = connectCancellation;
         _encoder = new SegmentEncoder(context.LocalAddress, context.MaxPayload);
         _channel = new EndpointChannel(Self, context.LocalAddress, key);
-        var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
+        _cid = new ConnectionId(key.RemoteAddress, key.RemotePort, context.LocalAddress, key.LocalPort);
+
+        // A server endpoint that may migrate keeps the bytes read since the last snapshot (thesis 3.3.3).
+        var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload, RetainReadLog = connectCompletion is null && context.Migration is not null };
         var iss = context.NextIss(key);
         _connection = connectCompletion is null
             ? TcpConnection.Listen(tcp, key.LocalPort, iss)
             : TcpConnection.Connect(tcp, key.LocalPort, key.RemotePort, iss, context.Clock.Now);
+        _buffers = new TcpConnectionBuffers(_connection);
+        _decorateSynAck = DecorateSynAck;
         Connecting();
     }
 
@@ -65,6 +86,11 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         if (_connectCancellation.CanBeCanceled)
         {
             _connectCancellationRegistration = _connectCancellation.UnsafeRegister(static self => ((IActorRef)self!).Tell(ConnectCancelled.Instance), Self);
+        }
+
+        if (_connectCompletion is null)
+        {
+            _context.Registry?.Tell(new RegisterEndpoint(_cid, Self));
         }
 
         base.PreStart();
@@ -89,9 +115,10 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         Receive<ReadRequested>(_ => OnRead());
         Receive<WriteRequested>(_ =>
         {
-            _channel.Writer.ServeWrite(_connection);
+            _channel.Writer.ServeWrite(_buffers);
             Drive(_context.Clock.Now);
         });
+        Receive<ExportRequested>(OnExport);
         Receive<CloseRequested>(_ =>
         {
             var now = _context.Clock.Now;
@@ -106,6 +133,55 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     {
         ReceiveEngineInput();
         Receive<ReadRequested>(_ => OnRead());
+        Receive<ExportRequested>(OnExport);
+    }
+
+    /// <summary>
+    /// A special SYN is in (thesis 4.2.3 at S2): the endpoint is in SYN-RECEIVED but does not answer until the
+    /// origin's state is reinstated. The client's retransmitted SYNs are dropped meanwhile; the reply answers them.
+    /// </summary>
+    private void AwaitingState()
+    {
+        Receive<InboundSegment>(segment => segment.Release());
+        Receive<EngineTick>(_ => { });
+        Receive<StateReply>(OnStateReply);
+        Receive<StateReject>(reject => Refuse($"the origin rejected the state request: {reject.Reason} {reject.Diagnostic}"));
+        Receive<StateRequestTimedOut>(timedOut => Refuse($"no state reply from {timedOut.Peer} within {timedOut.Timeout}"));
+        Receive<StateRequestFailed>(failed => Refuse($"the state request to {failed.Peer} failed: {failed.Reason}"));
+        Receive<AbortRequested>(_ => Refuse("aborted"));
+        Receive<ServeStateRequest>(OnServeStateRequest);
+    }
+
+    /// <summary>
+    /// The connection left for another server (thesis 4.2.3, S1 after the state ack): nothing is sent, segments from
+    /// the client are dropped unanswered for 2 MSL so that it never sees a RST from the server it left. A fresh SYN
+    /// from the same 4-tuple (the client coming back) ends the silence and goes to the listener.
+    /// </summary>
+    private void MigratedAway()
+    {
+        Receive<InboundSegment>(segment =>
+        {
+            if ((segment.Header.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn)
+            {
+                _context.Table.RemoveEndpoint(_key, Self);
+                if (_context.Table.TryGetListener(_key.LocalPort, out var listener))
+                {
+                    listener.Tell(segment);
+                }
+                else
+                {
+                    segment.Release();
+                }
+
+                Context.Stop(Self);
+                return;
+            }
+
+            segment.Release();
+        });
+        Receive<SilenceOver>(_ => Context.Stop(Self));
+        Receive<ServeStateRequest>(OnServeStateRequest);
+        ReceiveAny(_ => { });
     }
 
     private void ReceiveEngineInput()
@@ -118,21 +194,179 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
             _connection.Abort(now);
             Drive(now);
         });
+        Receive<ServeStateRequest>(OnServeStateRequest);
+        Receive<MigrateAway>(OnMigrateAway);
     }
 
     private void OnSegment(InboundSegment segment)
     {
         var now = _context.Clock.Now;
+        var header = segment.Header;
+        var wasSynReceived = _connection.State == TcpState.SynReceived;
         try
         {
-            _connection.HandleSegment(now, segment.Header, segment.Payload);
+            _connection.HandleSegment(now, header, segment.Payload);
         }
         finally
         {
             segment.Release();
         }
 
+        if (_connectCompletion is null && _connection.State == TcpState.SynReceived && !wasSynReceived && header.Options.MigratedConnection is { } migrated)
+        {
+            RequestState(now, header, migrated);
+            return;
+        }
+
+        if (_connectCompletion is null)
+        {
+            // The client's ACK of a migrated endpoint's SYN+ACK carries β (thesis 4.2.3, last step).
+            ServerMigration.CompleteHandshake(_connection, wasSynReceived, header);
+        }
+
         Drive(now);
+    }
+
+    /// <summary>Thesis 4.2.3 at S2: ask the origin's node, found by the control mappings, for the connection's state.</summary>
+    private void RequestState(Instant now, in TcpSegmentRepr syn, MtcpMigratedConnection migrated)
+    {
+        _awaitingState = (default!, syn, now);
+        Become(AwaitingState);
+        if (_context.Migration is not { ControlManager: { } controlManager })
+        {
+            Refuse("this node takes no migrated connections (migration not enabled)");
+            return;
+        }
+
+        var request = ServerMigration.BuildStateRequest(_context.RequestIds.Next(), migrated, _cid);
+        var origin = new ServerEndpoint(request.MigratingCid.ServerAddress, request.MigratingCid.ServerPort);
+        if (origin == new ServerEndpoint(_context.LocalAddress, _key.LocalPort))
+        {
+            Refuse("the connection is already here");
+            return;
+        }
+
+        if (!_context.View.ControlMappings.TryGetControlAddress(origin, out var peer))
+        {
+            Refuse($"no control mapping for the origin {origin}");
+            return;
+        }
+
+        _awaitingState = (request, syn, now);
+        controlManager.Tell(new RequestState(peer, request, Self));
+    }
+
+    /// <summary>Thesis 4.2.3 at S2, steps 2-5: reinstate, ack the state (to the control connection that sent it), then answer the SYN.</summary>
+    private void OnStateReply(StateReply reply)
+    {
+        if (_awaitingState is not { } awaiting || reply.RequestId != awaiting.Request.RequestId || reply.NewEndpointCid != _cid)
+        {
+            return;
+        }
+
+        var now = _context.Clock.Now;
+        try
+        {
+            _origInfo = ServerMigration.Reinstate(_connection, reply);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            // No state ack: the origin keeps the connection.
+            Refuse($"the state reply could not be reinstated: {e.Message}");
+            return;
+        }
+
+        Sender.Tell(new StateAck(reply.RequestId, awaiting.Request.MigratingCid));
+        MigrationMetrics.StateWait.Record((now - awaiting.Sent).TotalMilliseconds);
+        MigrationMetrics.StateBytes.Record(reply.GetEncodedLength());
+        _awaitingState = null;
+        Become(Connecting);
+        Drive(now);
+    }
+
+    /// <summary>The special SYN is refused with a RST: the client stays on its old server (thesis 4.2.3).</summary>
+    private void Refuse(string reason)
+    {
+        if (_awaitingState is not { } awaiting)
+        {
+            return;
+        }
+
+        _awaitingState = null;
+        _log.Info("endpoint {0}: migrated connection refused: {1}", _key, reason);
+        MigrationMetrics.Refused.Add(1);
+        if (TcpConnection.TryMakeReset(awaiting.Syn, 0, out var reset) && !_context.Transport.Send(_key.RemoteAddress, _encoder.Encode(reset, _key.RemoteAddress)))
+        {
+            _context.Counters.SendDropped();
+        }
+
+        _silent = true;
+        Context.Stop(Self);
+    }
+
+    /// <summary>Thesis 4.2.3 at S1: this endpoint owns the engine, so it packages (or rejects) the state itself.</summary>
+    private void OnServeStateRequest(ServeStateRequest serve)
+    {
+        var request = serve.Request;
+        var answer = _context.Migration is { } migration && _connectCompletion is null
+            ? ServerMigration.AnswerStateRequest(_connection, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), request, migration.Tags)
+            : new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, "migration is not enabled here");
+        Sender.Tell(answer);
+    }
+
+    /// <summary>Thesis 4.2.3 at S1, on the state ack: close without FIN or RST; the application sees EMIGRATED.</summary>
+    private void OnMigrateAway(MigrateAway migrateAway)
+    {
+        if (_connection.IsMigratedAway || _connection.State == TcpState.Closed)
+        {
+            return;
+        }
+
+        // The application's calls fail first, so that no read or write reaches the engine after it left.
+        var emigrated = new ConnectionMigratedException($"the connection {_cid} migrated to another server (EMIGRATED)");
+        _channel.Reader.FailWith(emigrated);
+        _channel.Writer.FailWith(emigrated);
+        _connection.CompleteMigrationAway();
+        while (_connection.PollEvent(out _))
+        {
+        }
+
+        _channel.MigratedAway.TrySetResult();
+        _context.Registry?.Tell(new UnregisterEndpoint(_cid, Self));
+        MigrationMetrics.MigratedAway.Add(1);
+        _silent = true;
+        Timers.Cancel(TimerKey);
+        _armedDeadline = null;
+        var silence = _context.Tcp.MaximumSegmentLifetime + _context.Tcp.MaximumSegmentLifetime;
+        Timers.StartSingleTimer(SilenceTimerKey, SilenceOver.Instance, silence);
+        Become(MigratedAway);
+    }
+
+    private void OnExport(ExportRequested export)
+    {
+        try
+        {
+            _connection.ExportState(export.AppState);
+        }
+        catch (ConnectionMigratedException)
+        {
+            // Raced with the state ack; the application learns of it from its next call.
+        }
+        catch (InvalidOperationException e)
+        {
+            _log.Warning("endpoint {0}: export_state refused: {1}", _key, e.Message);
+        }
+    }
+
+    /// <summary>A server's SYN+ACK carries TCP_MIGRATE with the alternates, and orig-connection-info when migrated in.</summary>
+    private TcpSegmentRepr DecorateSynAck(TcpSegmentRepr header)
+    {
+        if (!header.Has(TcpFlags.Syn | TcpFlags.Ack) || _context.Migration is null)
+        {
+            return header;
+        }
+
+        return header with { Options = ServerMigration.SynAckOptions(header.Options, _origInfo, _context.View.Alternates.Servers) };
     }
 
     private void OnTick()
@@ -149,7 +383,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     private void OnRead()
     {
-        _channel.Reader.ServeRead(_connection, _peerFinished);
+        _channel.Reader.ServeRead(_buffers, _peerFinished);
 
         // Reading may have opened the window enough to announce it (RFC 1122 §4.2.3.3).
         Drive(_context.Clock.Now);
@@ -176,7 +410,8 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private void Transmit(Instant now)
     {
         var remote = _key.RemoteAddress;
-        while (_encoder.TryPoll(_connection, now, remote, out var segment))
+        var rewrite = _connectCompletion is null ? _decorateSynAck : null;
+        while (_encoder.TryPoll(_connection, now, remote, rewrite, out var segment))
         {
             if (!_context.Transport.Send(remote, segment))
             {
@@ -198,14 +433,14 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
                     OnConnected();
                     break;
                 case TcpEvent.Readable:
-                    _channel.Reader.ServeRead(_connection, _peerFinished);
+                    _channel.Reader.ServeRead(_buffers, _peerFinished);
                     break;
                 case TcpEvent.Writable:
-                    _channel.Writer.ServeWrite(_connection);
+                    _channel.Writer.ServeWrite(_buffers);
                     break;
                 case TcpEvent.PeerClosed:
                     _peerFinished = true;
-                    _channel.Reader.ServeRead(_connection, peerFinished: true);
+                    _channel.Reader.ServeRead(_buffers, peerFinished: true);
                     break;
                 case TcpEvent.Reset:
                     FailAll("the connection was reset by the peer (RST)");
@@ -228,6 +463,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         Become(Active);
         if (_connectCompletion is null)
         {
+            _channel.Imported = _connection.ImportState();
             Context.Parent.Tell(new EndpointEstablished(_channel));
         }
         else if (!_connectCompletion.TrySetResult(_channel))
@@ -272,7 +508,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     {
         _connectCancellationRegistration.Unregister();
         _context.Table.RemoveEndpoint(_key, Self);
-        if (_connection.State is not (TcpState.Closed or TcpState.Listen or TcpState.TimeWait))
+        if (!_silent && _connection.State is not (TcpState.Closed or TcpState.Listen or TcpState.TimeWait))
         {
             // Stopped from outside (a crash, the runtime shutting down): tell the peer, as an aborting socket would.
             try

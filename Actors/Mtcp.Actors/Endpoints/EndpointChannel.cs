@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Mtcp.Actors.Packets;
+using Mtcp.Stack.Migration;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Endpoints;
@@ -26,4 +27,13 @@ internal sealed class EndpointChannel
     public StreamOperation Reader { get; } = new("read");
 
     public StreamOperation Writer { get; } = new("write");
+
+    /// <summary>What ImportState returns (thesis 3.3.2): set by a server endpoint before it is handed out.</summary>
+    public ImportedState Imported { get; set; } = new(ConnectionOrigin.New, ReadOnlyMemory<byte>.Empty);
+
+    /// <summary>Completes when the connection migrated away from this server (thesis 4.2.3, EMIGRATED).</summary>
+    public TaskCompletionSource MigratedAway { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Client side: told of every migration's end, on the endpoint actor's thread.</summary>
+    public Action<MigrationReport>? MigrationReported { get; set; }
 }

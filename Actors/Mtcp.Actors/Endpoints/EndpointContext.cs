@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack;
 using Mtcp.Transports;
@@ -8,8 +9,12 @@ namespace Mtcp.Actors.Endpoints;
 /// <summary>What every endpoint actor of one packet actor shares: the transport, the table, the clock and the settings.</summary>
 internal sealed class EndpointContext
 {
-    public EndpointContext(IPacketTransport transport, ConnectionTable table, PacketCounters counters, TcpConfig tcp, InitialSequenceNumbers isn, MonotonicClock clock)
+    private MigrationSupport? _migration;
+    private AlternateServersChanged _view = new(AlternateServerList.Empty, ControlMappings.Empty);
+
+    public EndpointContext(IPacketTransport transport, ConnectionTable table, PacketCounters counters, TcpConfig tcp, InitialSequenceNumbers isn, MonotonicClock clock, IActorRef? registry = null)
     {
+        Registry = registry;
         Transport = transport;
         Table = table;
         Counters = counters;
@@ -37,6 +42,26 @@ internal sealed class EndpointContext
 
     /// <summary>Largest payload of one segment on this transport.</summary>
     public int MaxPayload { get; }
+
+    /// <summary>The node's connection registry, where server endpoints register their Cid; null: no migration out.</summary>
+    public IActorRef? Registry { get; }
+
+    /// <summary>Set once migration is enabled; read by endpoint actors on their own threads.</summary>
+    public MigrationSupport? Migration
+    {
+        get => Volatile.Read(ref _migration);
+        set => Volatile.Write(ref _migration, value);
+    }
+
+    /// <summary>The service directory's latest view: alternates for TCP_MIGRATE, control mappings to find an origin.</summary>
+    public AlternateServersChanged View
+    {
+        get => Volatile.Read(ref _view);
+        set => Volatile.Write(ref _view, value);
+    }
+
+    /// <summary>Ids of this node's state requests (unique per node, so per peer too).</summary>
+    public ControlRequestIds RequestIds { get; } = new((ulong)Random.Shared.NextInt64());
 
     public SeqNumber NextIss(ConnectionKey key) => Isn.Next(Clock.Now, LocalAddress, key.LocalPort, key.RemoteAddress, key.RemotePort);
 }

@@ -1,3 +1,5 @@
+using Mtcp.Wire;
+
 namespace Mtcp.Actors.Endpoints;
 
 /// <summary>The stream started a read: serve <see cref="EndpointChannel.Reader"/>.</summary>
@@ -69,6 +71,22 @@ internal sealed class EngineTick
     public static readonly EngineTick Instance = new();
 
     private EngineTick()
+    {
+    }
+}
+
+/// <summary>The application's export_state (thesis 3.3.2): a restart point with this application state.</summary>
+internal sealed record ExportRequested(byte[] AppState);
+
+/// <summary>Asks a client endpoint to migrate to <paramref name="Destination"/> (null: an alternate server it learned).</summary>
+internal sealed record MigrateRequested(ServerEndpoint? Destination, TaskCompletionSource<MigrationReport> Completion);
+
+/// <summary>A migrated-away endpoint's 2 MSL of silence are over.</summary>
+internal sealed class SilenceOver
+{
+    public static readonly SilenceOver Instance = new();
+
+    private SilenceOver()
     {
     }
 }

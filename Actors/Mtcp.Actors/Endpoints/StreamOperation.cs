@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 using Mtcp.Stack;
+using Mtcp.Stack.Migration;
 
 namespace Mtcp.Actors.Endpoints;
 
@@ -24,6 +25,7 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
     private bool _endOfStream;
     private string? _failure;
     private Exception? _failureCause;
+    private Exception? _failureException;
 
     public StreamOperation(string direction) => _direction = direction;
 
@@ -52,7 +54,11 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
 
             _core.Reset();
             var version = _core.Version;
-            if (_failure is not null)
+            if (_failureException is not null)
+            {
+                _core.SetException(_failureException);
+            }
+            else if (_failure is not null)
             {
                 _core.SetException(new IOException(_failure, _failureCause));
             }
@@ -82,7 +88,7 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
     }
 
     /// <summary>Actor side: reads what the engine holds into the pending read; completes it with 0 at end of stream.</summary>
-    public void ServeRead(TcpConnection connection, bool peerFinished)
+    public void ServeRead(IStreamBuffers connection, bool peerFinished)
     {
         lock (_gate)
         {
@@ -100,7 +106,7 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
     }
 
     /// <summary>Actor side: moves as much of the pending write as the send buffer accepts; completes once all is in.</summary>
-    public void ServeWrite(TcpConnection connection)
+    public void ServeWrite(IStreamBuffers connection)
     {
         lock (_gate)
         {
@@ -150,6 +156,29 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
         }
     }
 
+    /// <summary>
+    /// Actor side: the pending and every later call fails with <paramref name="exception"/> itself, for a failure the
+    /// application must tell from an I/O error (the connection migrated away, EMIGRATED).
+    /// </summary>
+    public void FailWith(Exception exception)
+    {
+        lock (_gate)
+        {
+            if (_failure is not null)
+            {
+                return;
+            }
+
+            _failure = exception.Message;
+            _failureException = exception;
+            if (_pending)
+            {
+                Finish();
+                _core.SetException(exception);
+            }
+        }
+    }
+
     /// <summary>Marks a write buffer as the call's buffer; the actor only reads it.</summary>
     public short StartWrite(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken) =>
         Start(MemoryMarshal.AsMemory(buffer), cancellationToken);
@@ -191,4 +220,28 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
 
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _core.OnCompleted(continuation, state, token, flags);
+}
+
+/// <summary>The byte stream an endpoint actor serves reads and writes from: one control block, or the client's MTCP socket.</summary>
+internal interface IStreamBuffers
+{
+    int Read(Span<byte> destination);
+
+    int Write(ReadOnlySpan<byte> data);
+}
+
+/// <summary>A server endpoint's (or plain client's) stream: one engine.</summary>
+internal sealed class TcpConnectionBuffers(TcpConnection connection) : IStreamBuffers
+{
+    public int Read(Span<byte> destination) => connection.Read(destination);
+
+    public int Write(ReadOnlySpan<byte> data) => connection.Write(data);
+}
+
+/// <summary>A migrating client's stream: the socket over its control blocks, which hides every migration.</summary>
+internal sealed class ClientConnectionBuffers(MtcpClientConnection connection) : IStreamBuffers
+{
+    public int Read(Span<byte> destination) => connection.Read(destination);
+
+    public int Write(ReadOnlySpan<byte> data) => connection.Write(data);
 }

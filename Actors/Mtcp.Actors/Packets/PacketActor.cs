@@ -32,30 +32,38 @@ public sealed class PacketActor : ReceiveActor
     private int _nextEphemeralPort;
     private long _created;
 
-    public PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn, ConnectionTable table)
+    public PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn, ConnectionTable table, IActorRef? registry)
     {
         _transport = opened.Transport;
         _reason = opened.Reason;
         _settings = settings;
-        _context = new EndpointContext(_transport, table, new PacketCounters(), tcp, isn, new MonotonicClock());
+        _context = new EndpointContext(_transport, table, new PacketCounters(), tcp, isn, new MonotonicClock(), registry);
         _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
         _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = $"mtcp receive {_transport.LocalAddress}" };
 
         Receive<Bind>(OnBind);
         Receive<ConnectTo>(OnConnect);
         Receive<GetPacketStatistics>(_ => Sender.Tell(_context.Counters.Snapshot(_context.Table.EndpointCount)));
+        Receive<EnableMigration>(enable =>
+        {
+            _context.Migration = enable.Support;
+            enable.Support.ServiceDirectory?.Tell(new SubscribeAlternateServers(Self));
+            Sender.Tell(MigrationEnabled.Instance);
+        });
+        Receive<AlternateServersChanged>(view => _context.View = view);
     }
 
     /// <summary>The packet actor over an opened transport, which it owns from now on (and disposes when it stops).</summary>
     /// <param name="table">the routing table; a host may keep a reference to inspect it, or pre-register actors in it.</param>
-    public static Props Props(OpenedTransport transport, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers? isn = null, ConnectionTable? table = null)
+    /// <param name="registry">the node's <see cref="ConnectionRegistry"/>, where server endpoints register for state requests; null: none.</param>
+    public static Props Props(OpenedTransport transport, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers? isn = null, ConnectionTable? table = null, IActorRef? registry = null)
     {
         ArgumentNullException.ThrowIfNull(transport);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(tcp);
         var routing = table ?? new ConnectionTable();
         var sequenceNumbers = isn ?? new InitialSequenceNumbers();
-        return Akka.Actor.Props.Create(() => new PacketActor(transport, settings, tcp, sequenceNumbers, routing));
+        return Akka.Actor.Props.Create(() => new PacketActor(transport, settings, tcp, sequenceNumbers, routing, registry));
     }
 
     protected override SupervisorStrategy SupervisorStrategy() => EndpointSupervision.Strategy;
@@ -102,7 +110,11 @@ public sealed class PacketActor : ReceiveActor
             return;
         }
 
-        var endpoint = Context.ActorOf(EndpointActor.Connecting(_context, key, connect.Connected, connect.Cancellation), EndpointNames.For(key, ++_created));
+        // With migration on, a client endpoint is an MTCP socket that can move between servers (thesis 4.2.3).
+        var props = _context.Migration is { } migration
+            ? ClientEndpointActor.Props(_context, key, migration, connect.Connected, connect.Cancellation)
+            : EndpointActor.Connecting(_context, key, connect.Connected, connect.Cancellation);
+        var endpoint = Context.ActorOf(props, EndpointNames.For(key, ++_created));
         _context.Table.TryAddEndpoint(key, endpoint);
         endpoint.Tell(OpenActive.Instance);
     }

@@ -1,4 +1,5 @@
 using Mtcp.Stack;
+using Mtcp.Stack.Migration;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Packets;
@@ -31,7 +32,14 @@ public sealed class SegmentEncoder
     /// Takes the engine's next segment, if any, and encodes it for <paramref name="remoteAddress"/>. The span
     /// stays valid until the next call.
     /// </summary>
-    public bool TryPoll(TcpConnection connection, Instant now, IpAddress remoteAddress, out ReadOnlySpan<byte> segment)
+    public bool TryPoll(TcpConnection connection, Instant now, IpAddress remoteAddress, out ReadOnlySpan<byte> segment) =>
+        TryPoll(connection, now, remoteAddress, rewrite: null, out segment);
+
+    /// <summary>
+    /// As <see cref="TryPoll(TcpConnection, Instant, IpAddress, out ReadOnlySpan{byte})"/>, with the header passed
+    /// through <paramref name="rewrite"/> first (a server adds its MTCP options to a SYN+ACK).
+    /// </summary>
+    public bool TryPoll(TcpConnection connection, Instant now, IpAddress remoteAddress, Func<TcpSegmentRepr, TcpSegmentRepr>? rewrite, out ReadOnlySpan<byte> segment)
     {
         ArgumentNullException.ThrowIfNull(connection);
         if (!connection.PollTransmit(now, _buffer.AsSpan(HeaderRoom), out var header, out var payloadLength))
@@ -40,8 +48,29 @@ public sealed class SegmentEncoder
             return false;
         }
 
+        if (rewrite is not null)
+        {
+            header = rewrite(header);
+        }
+
         var start = HeaderRoom - header.HeaderLength;
         var written = header.Emit(_buffer.AsSpan(start), _buffer.AsSpan(HeaderRoom, payloadLength), LocalAddress, remoteAddress);
+        segment = _buffer.AsSpan(start, written);
+        return true;
+    }
+
+    /// <summary>A migrating client's next segment and the server it goes to (<see cref="MtcpClientConnection.PollTransmit"/>).</summary>
+    public bool TryPoll(MtcpClientConnection connection, Instant now, out ServerEndpoint destination, out ReadOnlySpan<byte> segment)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        if (!connection.PollTransmit(now, _buffer.AsSpan(HeaderRoom), out destination, out var header, out var payloadLength))
+        {
+            segment = default;
+            return false;
+        }
+
+        var start = HeaderRoom - header.HeaderLength;
+        var written = header.Emit(_buffer.AsSpan(start), _buffer.AsSpan(HeaderRoom, payloadLength), LocalAddress, destination.Address);
         segment = _buffer.AsSpan(start, written);
         return true;
     }

@@ -1,0 +1,367 @@
+using Akka.Actor;
+using Akka.Event;
+using Mtcp.Actors.Packets;
+using Mtcp.Stack;
+using Mtcp.Stack.Migration;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Endpoints;
+
+/// <summary>
+/// A client endpoint that can migrate (thesis 4.2.3, fig. 4.7): it drives one <see cref="MtcpClientConnection"/>,
+/// the socket over two control blocks, in the same sans-IO order as <see cref="EndpointActor"/>. While migrating, both
+/// 4-tuples (old and new server) are registered in the connection table to this actor; every segment goes to the
+/// server <see cref="MtcpClientConnection.PollTransmit"/> names. The application's stream never sees a migration;
+/// <see cref="MigrateRequested"/> and authenticated MIGRATE_TRIGGERs start one, and each end is reported.
+/// </summary>
+internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
+{
+    private const string TimerKey = "engine-deadline";
+
+    private readonly EndpointContext _context;
+    private readonly ConnectionKey _key;
+    private readonly MtcpClientConnection _client;
+    private readonly IStreamBuffers _buffers;
+    private readonly SegmentEncoder _encoder;
+    private readonly EndpointChannel _channel;
+    private readonly TaskCompletionSource<EndpointChannel> _connectCompletion;
+    private readonly CancellationToken _connectCancellation;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    /// <summary>Every 4-tuple this actor registered (the first server's and each destination's), removed when it stops.</summary>
+    private readonly HashSet<ConnectionKey> _keys = [];
+
+    private CancellationTokenRegistration _connectCancellationRegistration;
+    private Instant? _armedDeadline;
+    private bool _peerFinished;
+    private bool _connected;
+    private PendingMigration? _migration;
+
+    public ClientEndpointActor(EndpointContext context, ConnectionKey key, MigrationSupport migration, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation)
+    {
+        _context = context;
+        _key = key;
+        _connectCompletion = connected;
+        _connectCancellation = cancellation;
+        _encoder = new SegmentEncoder(context.LocalAddress, context.MaxPayload);
+        _channel = new EndpointChannel(Self, context.LocalAddress, key);
+        var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
+        _client = MtcpClientConnection.Connect(tcp, context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now, migration.Tags);
+        _buffers = new ClientConnectionBuffers(_client);
+        _keys.Add(key);
+
+        Receive<OpenActive>(_ => Drive(_context.Clock.Now));
+        Receive<ConnectCancelled>(_ =>
+        {
+            _connectCompletion.TrySetCanceled(_connectCancellation);
+            Abort();
+        });
+        Receive<InboundSegment>(OnSegment);
+        Receive<EngineTick>(_ => OnTick());
+        Receive<AbortRequested>(_ => Abort());
+        Receive<ReadRequested>(_ =>
+        {
+            _channel.Reader.ServeRead(_buffers, _peerFinished);
+            Drive(_context.Clock.Now);
+        });
+        Receive<WriteRequested>(_ =>
+        {
+            _channel.Writer.ServeWrite(_buffers);
+            Drive(_context.Clock.Now);
+        });
+        Receive<CloseRequested>(_ =>
+        {
+            var now = _context.Clock.Now;
+            _client.Close(now);
+            Drive(now);
+        });
+        Receive<MigrateRequested>(OnMigrateRequested);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(EndpointContext context, ConnectionKey key, MigrationSupport migration, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation) =>
+        Akka.Actor.Props.Create(() => new ClientEndpointActor(context, key, migration, connected, cancellation));
+
+    protected override void PreStart()
+    {
+        if (_connectCancellation.CanBeCanceled)
+        {
+            _connectCancellationRegistration = _connectCancellation.UnsafeRegister(static self => ((IActorRef)self!).Tell(ConnectCancelled.Instance), Self);
+        }
+
+        base.PreStart();
+    }
+
+    private void OnSegment(InboundSegment segment)
+    {
+        var now = _context.Clock.Now;
+        try
+        {
+            _client.HandleSegment(now, new ServerEndpoint(segment.Key.RemoteAddress, segment.Key.RemotePort), segment.Header, segment.Payload);
+        }
+        finally
+        {
+            segment.Release();
+        }
+
+        Drive(now);
+    }
+
+    private void OnTick()
+    {
+        _armedDeadline = null;
+        var now = _context.Clock.Now;
+        if (_client.PollTimeout() is { } due && due <= now)
+        {
+            _client.HandleTimeout(now);
+        }
+
+        Drive(now);
+    }
+
+    private void OnMigrateRequested(MigrateRequested request)
+    {
+        if (!_connected)
+        {
+            request.Completion.TrySetException(new InvalidOperationException("the connection is not established"));
+            return;
+        }
+
+        if (_client.IsMigrating)
+        {
+            request.Completion.TrySetException(new InvalidOperationException("a migration is already in progress"));
+            return;
+        }
+
+        var current = _client.CurrentServer;
+        ServerEndpoint? chosen = request.Destination ?? _client.AlternateServers.Where(s => s != current).Select(s => (ServerEndpoint?)s).FirstOrDefault();
+        if (chosen is not { } destination)
+        {
+            request.Completion.TrySetException(new InvalidOperationException($"no destination given and no alternate server learned from {current}"));
+            return;
+        }
+
+        StartMigration(destination, request.Completion, triggered: false);
+    }
+
+    /// <summary>Thesis 4.2.3 client step 1: the new 4-tuple is routed here before the special SYN leaves.</summary>
+    private void StartMigration(ServerEndpoint destination, TaskCompletionSource<MigrationReport>? completion, bool triggered)
+    {
+        var now = _context.Clock.Now;
+        var from = _client.CurrentServer;
+        var key = new ConnectionKey(destination.Address, destination.Port, _key.LocalPort);
+        if (!_context.Table.TryAddEndpoint(key, Self) && !(_context.Table.TryGetEndpoint(key, out var holder) && holder.Equals(Self)))
+        {
+            completion?.TrySetException(new InvalidOperationException($"the 4-tuple {key} is held by another connection"));
+            return;
+        }
+
+        _keys.Add(key);
+        try
+        {
+            _client.BeginMigration(now, destination, _context.NextIss(key));
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            completion?.TrySetException(e);
+            return;
+        }
+
+        _migration = new PendingMigration(from, destination, now, triggered, completion);
+        MigrationMetrics.Started.Add(1);
+        Drive(now);
+    }
+
+    private void Drive(Instant now)
+    {
+        do
+        {
+            Transmit(now);
+        }
+        while (DrainEvents() | DrainMigrationEvents(now));
+
+        if (_client.State == TcpState.Closed && !_client.IsMigrating)
+        {
+            Context.Stop(Self);
+            return;
+        }
+
+        ArmTimer(now);
+    }
+
+    private void Transmit(Instant now)
+    {
+        while (_encoder.TryPoll(_client, now, out var destination, out var segment))
+        {
+            if (!_context.Transport.Send(destination.Address, segment))
+            {
+                _context.Counters.SendDropped();
+            }
+        }
+    }
+
+    private bool DrainEvents()
+    {
+        var any = false;
+        while (_client.PollEvent(out var e))
+        {
+            any = true;
+            switch (e)
+            {
+                case TcpEvent.Connected:
+                    _connected = true;
+                    _connectCancellationRegistration.Unregister();
+                    if (!_connectCompletion.TrySetResult(_channel))
+                    {
+                        _client.CurrentControlBlock.Abort(_context.Clock.Now);
+                    }
+
+                    break;
+                case TcpEvent.Readable:
+                    _channel.Reader.ServeRead(_buffers, _peerFinished);
+                    break;
+                case TcpEvent.Writable:
+                    _channel.Writer.ServeWrite(_buffers);
+                    break;
+                case TcpEvent.PeerClosed:
+                    _peerFinished = true;
+                    _channel.Reader.ServeRead(_buffers, peerFinished: true);
+                    break;
+                case TcpEvent.Reset:
+                    FailAll("the connection was reset by the peer (RST)");
+                    break;
+                case TcpEvent.TimedOut:
+                    FailAll("the connection timed out (RFC 9293 §3.8.3: no answer within the retransmission limit)");
+                    break;
+                case TcpEvent.Closed:
+                    if (_peerFinished)
+                    {
+                        _channel.Reader.EndOfStream();
+                    }
+
+                    FailAll("the connection is closed");
+                    break;
+            }
+        }
+
+        return any;
+    }
+
+    private bool DrainMigrationEvents(Instant now)
+    {
+        var any = false;
+        while (_client.PollMigrationEvent(out var e))
+        {
+            any = true;
+            switch (e.Kind)
+            {
+                case MigrationEventKind.TriggerAccepted when !_client.IsMigrating:
+                    StartMigration(e.Destination, completion: null, triggered: true);
+                    break;
+                case MigrationEventKind.Completed or MigrationEventKind.Failed when _migration is { } migration:
+                    _migration = null;
+                    var completed = e.Kind == MigrationEventKind.Completed;
+                    var report = new MigrationReport(
+                        completed ? MigrationOutcome.Completed : MigrationOutcome.Failed,
+                        migration.From,
+                        migration.To,
+                        now - migration.Started,
+                        migration.Triggered,
+                        completed ? null : e.Detail);
+                    Report(report);
+                    migration.Completion?.TrySetResult(report);
+
+                    // After a switch the stream reads the old block's bytes, then the new one's, and writes to the new one.
+                    _channel.Reader.ServeRead(_buffers, _peerFinished);
+                    _channel.Writer.ServeWrite(_buffers);
+                    break;
+            }
+        }
+
+        return any;
+    }
+
+    private void Report(MigrationReport report)
+    {
+        if (report.Outcome == MigrationOutcome.Completed)
+        {
+            MigrationMetrics.Completed.Add(1);
+            MigrationMetrics.Duration.Record(report.Duration.TotalMilliseconds);
+        }
+        else
+        {
+            MigrationMetrics.Failed.Add(1, new KeyValuePair<string, object?>("reason", report.FailureReason));
+            _log.Info("client {0}: migration from {1} to {2} failed: {3}", _key, report.From, report.To, report.FailureReason);
+        }
+
+        try
+        {
+            _channel.MigrationReported?.Invoke(report);
+        }
+        catch (Exception e)
+        {
+            // An application handler must not take the connection down.
+            _log.Error(e, "client {0}: a migration event handler threw", _key);
+        }
+    }
+
+    private void Abort()
+    {
+        var now = _context.Clock.Now;
+        _client.CurrentControlBlock.Abort(now);
+        Drive(now);
+    }
+
+    private void FailAll(string reason)
+    {
+        _connectCompletion.TrySetException(new IOException($"connecting to {_key.RemoteAddress}:{_key.RemotePort} failed: {reason}"));
+        _channel.Reader.Fail(reason);
+        _channel.Writer.Fail(reason);
+        if (_migration is { } migration)
+        {
+            _migration = null;
+            migration.Completion?.TrySetResult(new MigrationReport(MigrationOutcome.Failed, migration.From, migration.To, _context.Clock.Now - migration.Started, migration.Triggered, reason));
+        }
+    }
+
+    private void ArmTimer(Instant now)
+    {
+        if (_client.PollTimeout() is not { } deadline || (_armedDeadline is { } armed && armed <= deadline))
+        {
+            return;
+        }
+
+        _armedDeadline = deadline;
+        var delay = deadline - now;
+        Timers.StartSingleTimer(TimerKey, EngineTick.Instance, delay > TimeSpan.Zero ? delay : TimeSpan.Zero);
+    }
+
+    protected override void PostStop()
+    {
+        _connectCancellationRegistration.Unregister();
+        foreach (var key in _keys)
+        {
+            _context.Table.RemoveEndpoint(key, Self);
+        }
+
+        if (_client.State is not (TcpState.Closed or TcpState.TimeWait))
+        {
+            try
+            {
+                var now = _context.Clock.Now;
+                _client.CurrentControlBlock.Abort(now);
+                Transmit(now);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or IOException or InvalidOperationException or ArgumentException)
+            {
+                _log.Debug("client {0}: could not send the RST while stopping: {1}", _key, e.Message);
+            }
+        }
+
+        FailAll("the connection's endpoint stopped");
+        base.PostStop();
+    }
+
+    private sealed record PendingMigration(ServerEndpoint From, ServerEndpoint To, Instant Started, bool Triggered, TaskCompletionSource<MigrationReport>? Completion);
+}

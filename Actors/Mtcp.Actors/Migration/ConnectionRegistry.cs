@@ -1,0 +1,87 @@
+using Akka.Actor;
+using Akka.Event;
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Actors;
+
+/// <summary>A server endpoint actor holds connection <paramref name="Cid"/>; state requests for it go there.</summary>
+internal sealed record RegisterEndpoint(ConnectionId Cid, IActorRef Endpoint);
+
+/// <summary>The endpoint no longer holds <paramref name="Cid"/> (it migrated away).</summary>
+internal sealed record UnregisterEndpoint(ConnectionId Cid, IActorRef Endpoint);
+
+/// <summary>
+/// To the endpoint actor of <see cref="StateRequest.MigratingCid"/>, with the control connection as sender: answer it
+/// with a <see cref="StateReply"/> or <see cref="StateReject"/> from its own engine.
+/// </summary>
+internal sealed record ServeStateRequest(StateRequest Request);
+
+/// <summary>To the origin endpoint on the state ack: close silently and let the client's segments go unanswered (thesis 4.2.3).</summary>
+internal sealed record MigrateAway(StateAck Ack);
+
+/// <summary>
+/// One per runtime: the node's connection registry (the thesis's lookup of the migrating connection by Cid at S1,
+/// 4.2.3). Server endpoint actors register their Cid; the <see cref="ControlConnectionManager"/> hands the registry
+/// peers' requests and acks, which it passes to the endpoint, which owns the engine and answers the control connection
+/// itself. A Cid nobody holds is answered with CB_NOT_FOUND here.
+/// </summary>
+public sealed class ConnectionRegistry : ReceiveActor
+{
+    private readonly Dictionary<ConnectionId, IActorRef> _endpoints = [];
+    private readonly Dictionary<IActorRef, ConnectionId> _cids = [];
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    public ConnectionRegistry()
+    {
+        Receive<RegisterEndpoint>(register =>
+        {
+            if (_endpoints.Remove(register.Cid, out var previous))
+            {
+                _cids.Remove(previous);
+            }
+
+            _endpoints[register.Cid] = register.Endpoint;
+            _cids[register.Endpoint] = register.Cid;
+            Context.Watch(register.Endpoint);
+        });
+        Receive<UnregisterEndpoint>(unregister => Remove(unregister.Endpoint));
+        Receive<Terminated>(terminated => Remove(terminated.ActorRef));
+        Receive<StateRequestReceived>(received =>
+        {
+            var request = received.Request;
+            if (_endpoints.TryGetValue(request.MigratingCid, out var endpoint))
+            {
+                endpoint.Forward(new ServeStateRequest(request));
+                return;
+            }
+
+            Sender.Tell(new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"no connection {request.MigratingCid}"));
+        });
+        Receive<StateAckReceived>(received =>
+        {
+            if (_endpoints.TryGetValue(received.Ack.MigratingCid, out var endpoint))
+            {
+                endpoint.Tell(new MigrateAway(received.Ack));
+            }
+            else
+            {
+                _log.Warning("state ack from {0} for {1}, which no endpoint holds", received.Peer, received.Ack.MigratingCid);
+            }
+        });
+        Receive<StateTransferAbandoned>(abandoned =>
+            _log.Debug("{0} abandoned state request {1} ({2}); the connection stays here", abandoned.Peer, abandoned.RequestId, abandoned.Reason));
+    }
+
+    public static Props Props() => Akka.Actor.Props.Create(() => new ConnectionRegistry());
+
+    private void Remove(IActorRef endpoint)
+    {
+        if (_cids.Remove(endpoint, out var cid) && _endpoints.TryGetValue(cid, out var holder) && holder.Equals(endpoint))
+        {
+            _endpoints.Remove(cid);
+        }
+
+        Context.Unwatch(endpoint);
+    }
+}

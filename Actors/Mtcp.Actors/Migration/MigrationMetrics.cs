@@ -1,0 +1,32 @@
+using System.Diagnostics.Metrics;
+
+namespace Mtcp.Actors;
+
+/// <summary>
+/// The runtime's migration instruments, on the meter <c>Mtcp.Migration</c> (collect them with dotnet-counters,
+/// OpenTelemetry or a <see cref="MeterListener"/>). Client side: started, completed (with the time from the special SYN
+/// to the switch), failed (tagged with the reason). Server side: the state bytes a destination received and its wait
+/// for the state reply, and connections that migrated away from an origin.
+/// </summary>
+public static class MigrationMetrics
+{
+    public const string MeterName = "Mtcp.Migration";
+
+    private static readonly Meter Meter = new(MeterName);
+
+    internal static readonly Counter<long> Started = Meter.CreateCounter<long>("mtcp.migration.started", description: "Client migrations started");
+
+    internal static readonly Counter<long> Completed = Meter.CreateCounter<long>("mtcp.migration.completed", description: "Client migrations switched to the new server");
+
+    internal static readonly Counter<long> Failed = Meter.CreateCounter<long>("mtcp.migration.failed", description: "Client migrations that failed; the connection stayed on its server");
+
+    internal static readonly Histogram<double> Duration = Meter.CreateHistogram<double>("mtcp.migration.duration", unit: "ms", description: "Client's wait from the special SYN to the switch");
+
+    internal static readonly Histogram<long> StateBytes = Meter.CreateHistogram<long>("mtcp.migration.state_bytes", unit: "By", description: "Encoded state reply received by a destination server");
+
+    internal static readonly Histogram<double> StateWait = Meter.CreateHistogram<double>("mtcp.migration.state_wait", unit: "ms", description: "Destination's wait from the state request to the reply");
+
+    internal static readonly Counter<long> Refused = Meter.CreateCounter<long>("mtcp.migration.refused", description: "Special SYNs a destination refused (reject, timeout, failure)");
+
+    internal static readonly Counter<long> MigratedAway = Meter.CreateCounter<long>("mtcp.migration.migrated_away", description: "Connections that left an origin server on a state ack");
+}

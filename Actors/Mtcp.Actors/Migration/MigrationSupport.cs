@@ -1,0 +1,42 @@
+using Akka.Actor;
+using Mtcp.Stack.Migration;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors;
+
+/// <summary>
+/// What a runtime needs to take part in migrations (see <c>MtcpRuntime.EnableMigrationAsync</c>). A client needs only
+/// <paramref name="Tags"/>; a server also needs its node's <see cref="ControlConnectionManager"/> (to ask origins for
+/// state) and <see cref="ServiceDirectory"/> (alternate servers for TCP_MIGRATE, control mappings to find an origin's
+/// node). The tags must agree between the client and the servers of a service.
+/// </summary>
+public sealed record MigrationSupport(IMigrationTags Tags, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null);
+
+/// <summary>How a client's migration ended.</summary>
+public enum MigrationOutcome
+{
+    /// <summary>The new server's SYN+ACK arrived and the connection switched to it.</summary>
+    Completed,
+
+    /// <summary>The connection stayed on <see cref="MigrationReport.From"/>.</summary>
+    Failed,
+}
+
+/// <summary>
+/// One client migration from <paramref name="From"/> to <paramref name="To"/>. <paramref name="Duration"/> is the
+/// client's wait from the special SYN to the switch (thesis fig. 5.2's "time to migrate"), or to the failure;
+/// <paramref name="Triggered"/> tells a migration a MIGRATE_TRIGGER asked for from one the application started.
+/// </summary>
+public sealed record MigrationReport(MigrationOutcome Outcome, ServerEndpoint From, ServerEndpoint To, TimeSpan Duration, bool Triggered, string? FailureReason = null);
+
+/// <summary>Turns migration on in a packet actor; answered with <see cref="MigrationEnabled"/>.</summary>
+internal sealed record EnableMigration(MigrationSupport Support);
+
+internal sealed class MigrationEnabled
+{
+    public static readonly MigrationEnabled Instance = new();
+
+    private MigrationEnabled()
+    {
+    }
+}

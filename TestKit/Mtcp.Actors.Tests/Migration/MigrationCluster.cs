@@ -1,0 +1,248 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using Mtcp.Actors.Api;
+using Mtcp.Stack.Migration;
+using Mtcp.TestKit;
+using Mtcp.Transports;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Tests.Migration;
+
+/// <summary>The packet transports the multi-node tests run over, each with its addresses and service port.</summary>
+public enum TestTransport
+{
+    Memory,
+    Udp,
+    Raw,
+}
+
+/// <summary>
+/// Three server nodes, each its own ActorSystem in one Akka.Cluster on 127.0.0.1 (ephemeral ports), each with one MTCP
+/// runtime per transport (in-memory fabric at 10.0.0.2-4, UDP at 127.0.0.2-4, raw protocol 253 at 127.0.0.2-4 when
+/// the process may open raw sockets), a connection registry, a control connection manager and a service directory;
+/// plus a client ActorSystem with a runtime per transport at .5. Every server runs the reference applications of
+/// <see cref="ReferenceApps"/> behind a listener per runtime.
+/// </summary>
+public sealed class MigrationCluster : IAsyncDisposable
+{
+    public const int ServerCount = 3;
+    private static readonly TimeSpan Convergence = TimeSpan.FromSeconds(30);
+
+    private static readonly byte[] ServiceKey = "mtcp multi-node test service key"u8.ToArray();
+
+    private readonly InMemoryPacketFabric _fabric = new();
+    private readonly CancellationTokenSource _stopping = new();
+
+    private MigrationCluster(string? rawUnavailable)
+    {
+        RawUnavailable = rawUnavailable;
+    }
+
+    public List<ServerNode> Servers { get; } = [];
+
+    public ActorSystem ClientSystem { get; private set; } = null!;
+
+    public Dictionary<TestTransport, MtcpRuntime> ClientRuntimes { get; } = [];
+
+    /// <summary>Why raw sockets cannot be opened here; null when they can.</summary>
+    public string? RawUnavailable { get; }
+
+    public IEnumerable<TestTransport> Transports => RawUnavailable is null ? Enum.GetValues<TestTransport>() : [TestTransport.Memory, TestTransport.Udp];
+
+    public static IMigrationTags Tags { get; } = new HmacMigrationTags(ServiceKey);
+
+    public static ushort ServicePort(TestTransport transport) => (ushort)(7000 + (int)transport);
+
+    public static string Address(TestTransport transport, int node) => transport == TestTransport.Memory ? $"10.0.0.{node}" : $"127.0.0.{node}";
+
+    public static ServerEndpoint Service(TestTransport transport, int server) => new(IpAddress.Parse(Address(transport, server + 2)), ServicePort(transport));
+
+    /// <param name="clientExtra">HOCON for the client's runtimes (e.g. a short connect timeout).</param>
+    public static async Task<MigrationCluster> StartAsync(string clientExtra = "", int serverCount = ServerCount)
+    {
+        var cluster = new MigrationCluster(ProbeRawSockets());
+        try
+        {
+            for (var i = 0; i < serverCount; i++)
+            {
+                cluster.Servers.Add(await cluster.StartServerAsync(i));
+            }
+
+            var seed = Akka.Cluster.Cluster.Get(cluster.Servers[0].System).SelfAddress;
+            foreach (var server in cluster.Servers)
+            {
+                Akka.Cluster.Cluster.Get(server.System).JoinSeedNodes([seed]);
+            }
+
+            var endpoints = serverCount * cluster.Transports.Count();
+            foreach (var server in cluster.Servers)
+            {
+                await server.AwaitMappingsAsync(endpoints, Convergence);
+            }
+
+            cluster.ClientSystem = ActorSystem.Create("client", MtcpConfig.WithFallback(ConfigurationFactory.ParseString(RuntimeConfig.Common)));
+            foreach (var transport in cluster.Transports)
+            {
+                var runtime = MtcpRuntime.Start(cluster.ClientSystem, cluster._fabric, RuntimeConfig.For(transport, 5, clientExtra), $"mtcp-{transport}".ToLowerInvariant());
+                await runtime.EnableMigrationAsync(new MigrationSupport(Tags));
+                cluster.ClientRuntimes[transport] = runtime;
+            }
+
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task<ServerNode> StartServerAsync(int index)
+    {
+        var services = Transports.Select(t => Service(t, index).ToString());
+        var system = ActorSystem.Create(TestNodes.ClusterSystemName, TestNodes.ClusterMember(services, RuntimeConfig.Common));
+        var node = new ServerNode(index, system);
+
+        // One registry and one control connection manager serve all of the node's runtimes.
+        var registry = system.ActorOf(ConnectionRegistry.Props(), "mtcp-registry");
+        foreach (var transport in Transports)
+        {
+            var runtime = MtcpRuntime.Start(system, _fabric, RuntimeConfig.For(transport, index + 2), $"mtcp-{transport}".ToLowerInvariant(), registry);
+            node.Runtimes[transport] = runtime;
+        }
+
+        node.Control = system.StartControlConnectionManager(registry);
+        node.Directory = system.StartServiceDirectory();
+        foreach (var (transport, runtime) in node.Runtimes)
+        {
+            await runtime.EnableMigrationAsync(new MigrationSupport(Tags, node.Control, node.Directory));
+            var listener = new MtcpListener(runtime, ServicePort(transport));
+            await listener.StartAsync();
+            node.Listeners.Add(listener);
+            node.AcceptLoops.Add(ReferenceApps.AcceptLoopAsync(listener, node, _stopping.Token));
+        }
+
+        return node;
+    }
+
+    private static string? ProbeRawSockets()
+    {
+        try
+        {
+            RawIPv4Transport.OpenExperimental(IpAddress.Parse("127.0.0.2")).Dispose();
+            return null;
+        }
+        catch (InsufficientPrivilegeException e)
+        {
+            return e.Message;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        foreach (var runtime in ClientRuntimes.Values)
+        {
+            await runtime.DisposeAsync();
+        }
+
+        if (ClientSystem is not null)
+        {
+            await ClientSystem.Terminate();
+        }
+
+        foreach (var server in Servers)
+        {
+            await server.StopAsync();
+        }
+
+        _stopping.Dispose();
+    }
+}
+
+/// <summary>One server node of <see cref="MigrationCluster"/>.</summary>
+public sealed class ServerNode(int index, ActorSystem system)
+{
+    private int _migratedIn;
+    private int _migratedAway;
+
+    public int Index { get; } = index;
+
+    public ActorSystem System { get; } = system;
+
+    public Dictionary<TestTransport, MtcpRuntime> Runtimes { get; } = [];
+
+    public List<MtcpListener> Listeners { get; } = [];
+
+    public List<Task> AcceptLoops { get; } = [];
+
+    public IActorRef Control { get; set; } = ActorRefs.Nobody;
+
+    public IActorRef Directory { get; set; } = ActorRefs.Nobody;
+
+    public bool Stopped { get; private set; }
+
+    /// <summary>Connections the applications here resumed from an imported state.</summary>
+    public int MigratedIn => Volatile.Read(ref _migratedIn);
+
+    /// <summary>Connections the applications here saw migrate away (EMIGRATED).</summary>
+    public int MigratedAway => Volatile.Read(ref _migratedAway);
+
+    public void CountMigratedIn() => Interlocked.Increment(ref _migratedIn);
+
+    public void CountMigratedAway() => Interlocked.Increment(ref _migratedAway);
+
+    public async Task AwaitMappingsAsync(int endpoints, TimeSpan within)
+    {
+        using var timeout = new CancellationTokenSource(within);
+        while (true)
+        {
+            var view = await Directory.Ask<AlternateServersChanged>(GetAlternateServers.Instance, timeout.Token);
+            if (view.ControlMappings.Count == endpoints)
+            {
+                return;
+            }
+
+            await Task.Delay(100, timeout.Token);
+        }
+    }
+
+    /// <summary>Kills the node as a crash would: no leaving the cluster, transports closed, system terminated.</summary>
+    public async Task StopAsync()
+    {
+        if (Stopped)
+        {
+            return;
+        }
+
+        Stopped = true;
+        foreach (var runtime in Runtimes.Values)
+        {
+            await runtime.DisposeAsync();
+        }
+
+        await System.Terminate();
+    }
+}
+
+/// <summary>HOCON of the test runtimes.</summary>
+internal static class RuntimeConfig
+{
+    public const string Common = """
+        mtcp.tcp.maximum-segment-lifetime = 200ms
+        akka.loglevel = WARNING
+        """;
+
+    public static Config For(TestTransport transport, int node, string extra = "") => ConfigurationFactory.ParseString($"""
+        mtcp.runtime.transport = {transport.ToString().ToLowerInvariant()}
+        mtcp.runtime.local-address = "{MigrationCluster.Address(transport, node)}"
+        mtcp.runtime.udp.port = 15310
+        mtcp.runtime.udp.peer-port = 15310
+        {extra}
+        """);
+}
+

@@ -1,0 +1,238 @@
+using System.Buffers.Binary;
+using System.Net;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit;
+using Mtcp.Actors.Api;
+using Mtcp.Stack.Migration;
+using Mtcp.Transports;
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+using static Mtcp.Actors.Tests.Runtime.RuntimeTestSupport;
+
+namespace Mtcp.Actors.Tests.Migration;
+
+/// <summary>
+/// The migration protocol of the runtime's actors, with TestProbes standing in for the control connections and the
+/// service directory: two server runtimes and a client runtime in one ActorSystem on an in-memory fabric.
+/// </summary>
+[Trait("Category", "Actors")]
+public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
+{
+    private const ushort ServicePort = 7000;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+    private static readonly IpAddress OriginAddress = IpAddress.Parse("10.2.0.1");
+    private static readonly IpAddress DestinationAddress = IpAddress.Parse("10.2.0.2");
+    private static readonly IpAddress ClientAddress = IpAddress.Parse("10.2.0.9");
+    private static readonly Address OriginNode = new("akka.tcp", "mtcp", "127.0.0.1", 2551);
+
+    private readonly InMemoryPacketFabric _fabric = new();
+    private readonly MtcpRuntime _origin;
+    private readonly MtcpRuntime _destination;
+    private readonly MtcpRuntime _client;
+    private readonly TestProbe _originControl;
+    private readonly TestProbe _destinationControl;
+    private readonly TestProbe _destinationDirectory;
+    private readonly TestProbe _controlConnection;
+    private readonly IMigrationTags _tags = new Mtcp.TestKit.HmacMigrationTags("protocol test key"u8.ToArray());
+
+    public MigrationProtocolTests()
+        : base(MtcpConfig.WithFallback(ConfigurationFactory.ParseString(FastCloseConfig)))
+    {
+        _origin = MtcpRuntime.Start(Sys, _fabric, NodeConfig(OriginAddress.ToString()), "origin");
+        _destination = MtcpRuntime.Start(Sys, _fabric, NodeConfig(DestinationAddress.ToString()), "destination");
+        _client = MtcpRuntime.Start(Sys, _fabric, NodeConfig(ClientAddress.ToString(), extra: "mtcp.tcp.connect-timeout = 3s"), "client");
+        _originControl = CreateTestProbe("origin-control");
+        _destinationControl = CreateTestProbe("destination-control");
+        _destinationDirectory = CreateTestProbe("destination-directory");
+        _controlConnection = CreateTestProbe("control-connection");
+    }
+
+    private ServerEndpoint Origin => new(OriginAddress, ServicePort);
+
+    private ServerEndpoint Destination => new(DestinationAddress, ServicePort);
+
+    /// <summary>Enables migration everywhere; the destination's directory probe maps the origin's service to <see cref="OriginNode"/>.</summary>
+    private async Task EnableMigrationAsync()
+    {
+        await _origin.EnableMigrationAsync(new MigrationSupport(_tags, _originControl.Ref));
+        var enabling = _destination.EnableMigrationAsync(new MigrationSupport(_tags, _destinationControl.Ref, _destinationDirectory.Ref));
+        var subscribe = await _destinationDirectory.ExpectMsgAsync<SubscribeAlternateServers>(Patience);
+        subscribe.Subscriber.Tell(new AlternateServersChanged(new AlternateServerList([Origin]), new ControlMappings([new(Origin, OriginNode)])));
+        await enabling;
+        await _client.EnableMigrationAsync(new MigrationSupport(_tags));
+    }
+
+    /// <summary>A connection from the client to <paramref name="server"/>, both ends.</summary>
+    private async Task<(MtcpClient Client, MtcpStream Stream, MtcpConnection Server, MtcpListener Listener)> ConnectAsync(MtcpRuntime server)
+    {
+        var listener = new MtcpListener(server, ServicePort);
+        await listener.StartAsync();
+        var accepting = listener.AcceptAsync();
+        var client = new MtcpClient(_client);
+        var stream = await client.ConnectAsync(new IPEndPoint(server.LocalAddress.ToIPAddress(), ServicePort));
+        return (client, stream, await accepting.AsTask().WaitAsync(Patience), listener);
+    }
+
+    private StateRequest RequestFor(MtcpConnection connection, ulong requestId, bool forgeAuthenticator = false)
+    {
+        var clientPort = (ushort)connection.RemoteEndPoint.Port;
+        var migrating = new ConnectionId(ClientAddress, clientPort, OriginAddress, ServicePort);
+        var newEndpoint = new ConnectionId(ClientAddress, clientPort, DestinationAddress, ServicePort);
+        var rcvNxt = new SeqNumber(0);
+        var authenticator = new byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(authenticator, _tags.ComputeMigratedConnection(migrating, newEndpoint, rcvNxt) ^ (forgeAuthenticator ? 1UL : 0UL));
+        return new StateRequest(requestId, migrating, newEndpoint, rcvNxt, authenticator);
+    }
+
+    [Fact]
+    public async Task Registry_must_answer_a_state_request_with_the_endpoints_state_reply()
+    {
+        await EnableMigrationAsync();
+        var (client, stream, server, listener) = await ConnectAsync(_origin);
+        await server.Stream.WriteAsync(new byte[1000]);
+        server.ExportState("offset 1000"u8);
+
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, RequestFor(server, 1)), _controlConnection.Ref);
+
+        var reply = await _controlConnection.ExpectMsgAsync<StateReply>(Patience);
+        Assert.Equal(1UL, reply.RequestId);
+        Assert.Equal("offset 1000"u8.ToArray(), reply.AppState.ToArray());
+        Assert.False(server.IsMigratedAway);
+        client.Dispose();
+        await listener.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Registry_must_reject_a_request_for_an_unknown_connection_with_CbNotFound()
+    {
+        await EnableMigrationAsync();
+        var unknown = new ConnectionId(ClientAddress, 40000, OriginAddress, ServicePort);
+        var request = new StateRequest(2, unknown, new ConnectionId(ClientAddress, 40000, DestinationAddress, ServicePort), new SeqNumber(0), new byte[8]);
+
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, request), _controlConnection.Ref);
+
+        var reject = await _controlConnection.ExpectMsgAsync<StateReject>(Patience);
+        Assert.Equal(StateRejectReason.CbNotFound, reject.Reason);
+        Assert.Equal(2UL, reject.RequestId);
+    }
+
+    [Fact]
+    public async Task Endpoint_must_reject_a_request_whose_authenticator_does_not_verify_with_AuthFailed()
+    {
+        await EnableMigrationAsync();
+        var (client, _, server, listener) = await ConnectAsync(_origin);
+
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, RequestFor(server, 3, forgeAuthenticator: true)), _controlConnection.Ref);
+
+        Assert.Equal(StateRejectReason.AuthFailed, (await _controlConnection.ExpectMsgAsync<StateReject>(Patience)).Reason);
+        client.Dispose();
+        await listener.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Endpoint_must_reject_a_request_for_a_connection_still_in_SYN_RECEIVED_with_InvalidState()
+    {
+        await EnableMigrationAsync();
+        await using var listener = new MtcpListener(_origin, ServicePort);
+        await listener.StartAsync();
+        var peerAddress = IpAddress.Parse("10.2.0.50");
+        var peer = _fabric.Attach(peerAddress);
+        var syn = new TcpSegmentRepr
+        {
+            SourcePort = 41000,
+            DestinationPort = ServicePort,
+            SequenceNumber = new SeqNumber(5000),
+            Flags = TcpFlags.Syn,
+            Window = 1024,
+        };
+        var bytes = new byte[syn.HeaderLength];
+        syn.Emit(bytes, default, peerAddress, OriginAddress);
+        Assert.True(peer.Send(OriginAddress, bytes));
+        var buffer = new byte[peer.ReceiveBufferLength];
+
+        // The SYN+ACK shows the endpoint exists (it registered before answering); the handshake is never completed.
+        Assert.Equal(ReceiveOutcome.Received, peer.Receive(buffer, Patience, out _));
+        var migrating = new ConnectionId(peerAddress, 41000, OriginAddress, ServicePort);
+        var newEndpoint = new ConnectionId(peerAddress, 41000, DestinationAddress, ServicePort);
+        var authenticator = new byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(authenticator, _tags.ComputeMigratedConnection(migrating, newEndpoint, new SeqNumber(0)));
+
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, new StateRequest(4, migrating, newEndpoint, new SeqNumber(0), authenticator)), _controlConnection.Ref);
+
+        Assert.Equal(StateRejectReason.InvalidState, (await _controlConnection.ExpectMsgAsync<StateReject>(Patience)).Reason);
+    }
+
+    [Fact]
+    public async Task State_ack_must_close_the_origin_endpoint_silently_and_fail_its_application_with_EMIGRATED()
+    {
+        await EnableMigrationAsync();
+        var (client, stream, server, listener) = await ConnectAsync(_origin);
+        var resetsBefore = (await _origin.GetStatisticsAsync()).ResetsSent;
+        var clientRead = stream.ReadAsync(new byte[16]).AsTask();
+        var request = RequestFor(server, 5);
+
+        _origin.ConnectionRegistry.Tell(new StateAckReceived(OriginNode, new StateAck(request.RequestId, request.MigratingCid)), _controlConnection.Ref);
+
+        await server.MigratedAway.WaitAsync(Patience);
+        await Assert.ThrowsAsync<ConnectionMigratedException>(async () => await server.Stream.ReadExactlyAsync(new byte[16]));
+        await Assert.ThrowsAsync<ConnectionMigratedException>(async () => await server.Stream.WriteAsync(new byte[16]));
+        Assert.Throws<ConnectionMigratedException>(() => server.ExportState("late"u8));
+
+        // The client hears nothing: no FIN, no RST, even when it sends.
+        await stream.WriteAsync(new byte[100]);
+        await Task.Delay(300);
+        Assert.False(clientRead.IsCompleted, "the client saw its connection end: the origin was not silent");
+        Assert.Equal(resetsBefore, (await _origin.GetStatisticsAsync()).ResetsSent);
+        stream.Abort();
+        client.Dispose();
+        await listener.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task State_request_timeout_must_fail_the_migration_and_leave_the_client_on_its_server()
+    {
+        await EnableMigrationAsync();
+        await using var destinationListener = new MtcpListener(_destination, ServicePort);
+        await destinationListener.StartAsync();
+        var (client, stream, server, listener) = await ConnectAsync(_origin);
+
+        var migrating = client.MigrateAsync(Destination);
+        var asked = await _destinationControl.ExpectMsgAsync<RequestState>(Patience);
+        Assert.Equal(OriginNode, asked.Peer);
+        Assert.Equal((ushort)server.RemoteEndPoint.Port, asked.Request.MigratingCid.ClientPort);
+        asked.ReplyTo.Tell(new StateRequestTimedOut(asked.Peer, asked.Request.RequestId, asked.Request.NewEndpointCid, TimeSpan.FromSeconds(1)));
+
+        var report = await migrating.WaitAsync(Patience);
+        Assert.Equal(MigrationOutcome.Failed, report.Outcome);
+        Assert.Equal(Origin, report.From);
+        Assert.False(server.IsMigratedAway);
+
+        // The connection still works, both ways, on the origin.
+        await stream.WriteAsync("ping"u8.ToArray());
+        var received = new byte[4];
+        await server.Stream.ReadExactlyAsync(received).AsTask().WaitAsync(Patience);
+        Assert.Equal("ping"u8.ToArray(), received);
+        await server.Stream.WriteAsync("pong"u8.ToArray());
+        await stream.ReadExactlyAsync(received).AsTask().WaitAsync(Patience);
+        Assert.Equal("pong"u8.ToArray(), received);
+        client.Dispose();
+        await listener.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Syn_ack_of_a_fresh_connection_must_announce_the_directorys_alternate_servers()
+    {
+        await EnableMigrationAsync();
+        var (client, _, _, listener) = await ConnectAsync(_destination);
+
+        // The client learned the origin from TCP_MIGRATE, so a migration without a named destination goes there (and
+        // fails: the origin has no directory here, so no control mapping to ask the destination's node).
+        var report = await client.MigrateAsync().WaitAsync(Patience);
+        Assert.Equal(Origin, report.To);
+        Assert.Equal(Destination, report.From);
+        Assert.Equal(MigrationOutcome.Failed, report.Outcome);
+        client.Dispose();
+        await listener.DisposeAsync();
+    }
+}
