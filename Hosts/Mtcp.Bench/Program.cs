@@ -30,5 +30,7 @@ throughput.SetAction(async (parse, cancellationToken) =>
     return await ThroughputBenchmark.RunAsync(options, cancellationToken);
 });
 
-var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput };
+var stream = StreamCommand.Create();
+
+var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, stream };
 return await root.Parse(args).InvokeAsync();
