@@ -36,7 +36,8 @@ public sealed record AgentStatus(
     bool MigrationAvailable,
     long Accepted,
     long Failed,
-    IReadOnlyList<RelayStatus> Connections);
+    IReadOnlyList<RelayStatus> Connections,
+    IReadOnlyList<RelayStatus> RecentlyClosed);
 
 /// <summary>
 /// The agent's <c>serve</c>: accepts kernel-TCP clients and relays each over its own MTCP connection to the
@@ -48,7 +49,10 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
 {
     private static readonly TimeSpan ControlRequestTimeout = TimeSpan.FromSeconds(5);
 
+    private const int ClosedRelaysKept = 32;
+
     private readonly ConcurrentDictionary<long, Relay> _relays = new();
+    private readonly ConcurrentQueue<RelayStatus> _closed = new();
     private long _accepted;
     private long _failed;
 
@@ -135,6 +139,12 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
         }
         finally
         {
+            // Kept for status after the relay closed, so that a finished transfer's migrations can still be read.
+            _closed.Enqueue(relay.Status());
+            while (_closed.Count > ClosedRelaysKept && _closed.TryDequeue(out _))
+            {
+            }
+
             _relays.TryRemove(relay.Id, out _);
         }
     }
@@ -237,5 +247,6 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
         agent.Runtime.MigrationEnabled,
         Interlocked.Read(ref _accepted),
         Interlocked.Read(ref _failed),
-        [.. _relays.Values.OrderBy(relay => relay.Id).Select(relay => relay.Status())]);
+        [.. _relays.Values.OrderBy(relay => relay.Id).Select(relay => relay.Status())],
+        [.. _closed]);
 }
