@@ -4,17 +4,37 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using Akka.Configuration;
 using Mtcp.Hosting;
 
 namespace Mtcp.Demo;
 
-/// <summary>What the demo is asked to do.</summary>
-/// <param name="Network">the first three octets of the loopback addresses: servers at .2-.4, the agent at .9.</param>
-/// <param name="FileMegabytes">size of the generated file.</param>
-/// <param name="Migrations">operator-triggered migrations, evenly spaced over the download.</param>
-/// <param name="RateMegabytesPerSecond">curl's --limit-rate, so the download lasts long enough to watch.</param>
-/// <param name="Seed">seed of the file's bytes.</param>
-internal sealed record DemoOptions(string Network, int FileMegabytes, int Migrations, int RateMegabytesPerSecond, int Seed);
+/// <summary>What the demo is asked to do: the <c>mtcp.demo</c> section of HOCON/demo.conf, validated.</summary>
+internal sealed record DemoOptions(string Network, string Transport, long FileBytes, int Seed, int Migrations, long RateBytesPerSecond)
+{
+    public static DemoOptions Create(Config config)
+    {
+        var network = HostConfigValues.Text(config, "mtcp.demo.network");
+        if (network.Split('.') is not { Length: 3 } octets || !octets.All(octet => byte.TryParse(octet, NumberStyles.None, CultureInfo.InvariantCulture, out _)) || octets[0] != "127")
+        {
+            throw HostConfigValues.Invalid(config, "mtcp.demo.network", "must be three octets of a loopback address, e.g. 127.0.0");
+        }
+
+        var transport = HostConfigValues.Text(config, "mtcp.demo.transport");
+        if (transport is not ("auto" or "raw" or "udp"))
+        {
+            throw HostConfigValues.Invalid(config, "mtcp.demo.transport", "must be auto, raw or udp");
+        }
+
+        return new DemoOptions(
+            network,
+            transport,
+            HostConfigValues.LongSize(config, "mtcp.demo.file-size", 1L << 20, 1L << 30),
+            HostConfigValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
+            HostConfigValues.Integer(config, "mtcp.demo.migrations", 2, 100),
+            HostConfigValues.LongSize(config, "mtcp.demo.rate", 64L << 10, 1L << 30));
+    }
+}
 
 /// <summary>
 /// The demo: three server nodes and a client agent on this machine, a download through the agent with curl while
@@ -39,12 +59,16 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     {
         var servers = Enumerable.Range(0, ServerCount).Select(i => IPAddress.Parse($"{options.Network}.{i + 2}")).ToArray();
         var agentAddress = IPAddress.Parse($"{options.Network}.9");
-        Say($"MTCP demo: 3 server nodes at {string.Join(", ", servers.Select(s => s.ToString()))}, a client agent at {agentAddress}; "
-            + (Environment.IsPrivilegedProcess ? "running as root, so segments travel in raw IPv4 protocol 253" : "not root, so segments travel in UDP (run as root for raw IPv4 protocol 253)"));
+        Say($"MTCP demo: 3 server nodes at {string.Join(", ", servers.Select(s => s.ToString()))}, a client agent at {agentAddress}; " + options.Transport switch
+        {
+            "auto" when Environment.IsPrivilegedProcess => "running as root, so segments travel in raw IPv4 protocol 253",
+            "auto" => "not root, so segments travel in UDP (run as root for raw IPv4 protocol 253)",
+            var chosen => $"mtcp.demo.transport = {chosen}",
+        });
 
         var files = _scratch.CreateSubdirectory("files");
-        var expected = GenerateFile(Path.Combine(files.FullName, FileName), (long)options.FileMegabytes << 20, options.Seed);
-        Say($"generated {FileName}: {options.FileMegabytes} MiB from seed {options.Seed}, SHA-256 {expected}");
+        var expected = GenerateFile(Path.Combine(files.FullName, FileName), options.FileBytes, options.Seed);
+        Say($"generated {FileName}: {Megabytes(options.FileBytes)} from seed {options.Seed}, SHA-256 {expected}");
         var key = MigrationKey.Generate();
 
         var controls = servers.Select(address => new IPEndPoint(address, FreeTcpPort(address))).ToArray();
@@ -56,6 +80,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
                 akka.cluster.seed-nodes = ["akka.tcp://mtcp@{{controls[0]}}"]
                 akka.loglevel = WARNING
                 mtcp.runtime.local-address = "{{servers[i]}}"
+                mtcp.runtime.transport = {{options.Transport}}
                 mtcp.hosts.server.file { enabled = on, port = {{FilePort}}, root = "{{files.FullName}}" }
                 mtcp.hosts.server.request.enabled = off
                 mtcp.migration.cluster-key = "{{key}}"
@@ -78,6 +103,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var control = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
         var agentConfig = WriteConfig("agent.conf", $$"""
             mtcp.runtime.local-address = "{{agentAddress}}"
+            mtcp.runtime.transport = {{options.Transport}}
             mtcp.agent.service-endpoints = ["{{servers[0]}}:{{FilePort}}"]
             mtcp.agent.serve.listen = "{{listen}}"
             mtcp.agent.control-endpoint = "{{control}}"
@@ -88,14 +114,16 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
 
         var output = Path.Combine(_scratch.FullName, "downloaded.bin");
         var url = $"http://{listen}/{FileName}";
-        Say($"curl {url} at {options.RateMegabytesPerSecond} MB/s through the agent; {options.Migrations} operator-triggered migrations planned "
+        Say($"curl {url} at {Megabytes(options.RateBytesPerSecond)}/s through the agent; {options.Migrations} operator-triggered migrations planned "
             + "(policy-triggered migrations are not part of this build's agent)");
-        var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--fail", "--max-time", "120", "--limit-rate", $"{options.RateMegabytesPerSecond}M", "-o", output, url], _scratch.FullName, _clock, _ => true);
+        var rate = options.RateBytesPerSecond.ToString(CultureInfo.InvariantCulture);
+        var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--fail", "--max-time", "120", "--limit-rate", rate, "-o", output, url], _scratch.FullName, _clock, _ => true);
         _children.Add(curl);
 
         var stop = await DriveMigrationsAsync(new AgentControl(control), curl, servers, nodes, cancellationToken).ConfigureAwait(false);
         var curlExit = await curl.WaitForExitAsync(TimeSpan.FromSeconds(150)).ConfigureAwait(false);
-        Check(curlExit == 0, $"curl exited with {curlExit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 150 s"}");
+        Check(curlExit == 0, $"curl exited with {curlExit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 150 s"}"
+            + (curlExit == 0 ? "" : $" (a reset right away can mean another MTCP process owns an address of {options.Network}.x: try --network 127.0.8)"));
         if (stop is not null)
         {
             await stop.ConfigureAwait(false);
@@ -110,7 +138,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         Console.WriteLine();
         if (actual == expected)
         {
-            Console.WriteLine($"SHA-256 verified: {actual} ({options.FileMegabytes} MiB through {completed} migrations)");
+            Console.WriteLine($"SHA-256 verified: {actual} ({Megabytes(options.FileBytes)} through {completed} migrations)");
         }
         else
         {
@@ -151,7 +179,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     /// </summary>
     private async Task<Task?> DriveMigrationsAsync(AgentControl agent, ChildProcess curl, IPAddress[] servers, ChildProcess[] nodes, CancellationToken cancellationToken)
     {
-        var total = (long)options.FileMegabytes << 20;
+        var total = options.FileBytes;
         var live = Enumerable.Range(0, ServerCount).ToList();
         Task? stop = null;
         var done = 0;

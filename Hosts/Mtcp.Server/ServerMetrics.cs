@@ -48,6 +48,7 @@ public sealed class ServerMetrics : IDisposable
                     break;
                 case "mtcp.migration.migrated_away":
                     MigrationsOut.Add(value);
+                    MigratedAway?.Invoke();
                     break;
                 case "mtcp.migration.refused":
                     MigrationFailures.Add(value);
@@ -67,6 +68,9 @@ public sealed class ServerMetrics : IDisposable
 
     /// <summary>Each state reply received for a connection migrating here, with its encoded size in bytes.</summary>
     public event Action<long>? StateReplyReceived;
+
+    /// <summary>Each connection that left this node on a peer's state ack, whether or not its application was still serving it.</summary>
+    public event Action? MigratedAway;
 
     /// <summary>Each wait from a state request to its reply, in milliseconds.</summary>
     public event Action<double>? StateWaitMeasured;

@@ -49,6 +49,7 @@ public sealed class ServerNode
         metrics.StateWaitMeasured += waitMs => Volatile.Write(ref _lastStateWaitMs, waitMs);
         metrics.StateReplyReceived += bytes =>
             ConsoleLog.Info($"migration state: a {bytes}-byte state reply arrived {Volatile.Read(ref _lastStateWaitMs):0.000} ms after the state request");
+        metrics.MigratedAway += () => ConsoleLog.Info("migration out: a connection left this node for another server (its state was acknowledged)");
     }
 
     /// <summary>
@@ -184,7 +185,7 @@ public sealed class ServerNode
         }
         catch (ConnectionMigratedException)
         {
-            ConsoleLog.Info($"migration out: {application.Name} connection from {remote} moved to another server (last snapshot {state.LastSnapshotBytes} bytes)");
+            ConsoleLog.Info($"{application.Name} connection from {remote}: EMIGRATED, its application stops serving here (last snapshot {state.LastSnapshotBytes} bytes)");
         }
         catch (OperationCanceledException) when (applicationsStopping.IsCancellationRequested)
         {
