@@ -6,7 +6,7 @@ using Mtcp.Actors;
 using Mtcp.Actors.Api;
 using Mtcp.Apps;
 using Mtcp.Stack.Migration;
-using Mtcp.TestKit;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Transports;
 using Mtcp.Wire;
 using AppImportedState = Mtcp.Apps.ImportedState;
@@ -24,7 +24,7 @@ internal sealed record StreamRun(long StreamLength, int StateBytes, DegradationC
 internal sealed class StreamCluster : IAsyncDisposable
 {
     public const ushort ServicePort = 7100;
-    private static readonly IMigrationTags Tags = new HmacMigrationTags("mtcp stream experiment service key"u8.ToArray());
+    private static readonly IMigrationTags Tags = new ServiceKeyMigrationTags("mtcp stream experiment service key"u8);
     private static readonly TimeSpan Convergence = TimeSpan.FromSeconds(30);
 
     private readonly InMemoryPacketFabric _fabric = new();

@@ -9,7 +9,11 @@ namespace Mtcp.TestKit.Netns;
 public sealed class PacketCapture : IDisposable
 {
     /// <summary>Matches segments whose TCP checksum is wrong and anything the dissectors call malformed.</summary>
-    public const string BadSegmentFilter = "tcp.checksum.status == \"Bad\" || _ws.malformed";
+    /// <remarks>
+    /// A checksum field of 0xFFFF where 0x0000 is computed is the other one's-complement zero (RFC 1624 §3); Linux
+    /// writes it when it finishes a checksum in software, so it is not counted as bad.
+    /// </remarks>
+    public const string BadSegmentFilter = "(tcp.checksum.status == \"Bad\" && !tcp.checksum.ffff) || _ws.malformed";
 
     private readonly BackgroundCommand _tshark;
     private bool _stopped;
@@ -85,6 +89,10 @@ public sealed class PacketCapture : IDisposable
         {
             commandLine.AddRange(["-d", string.Create(CultureInfo.InvariantCulture, $"ip.proto=={protocol},tcp")]);
         }
+
+        // Segment payloads are opaque test bytes: a dissector that takes them for its protocol (by port or by
+        // heuristic) would report them malformed, and only TCP itself is being judged.
+        commandLine.AddRange(["-d", "tcp.port==1-65535,data"]);
 
         commandLine.AddRange(["-Y", displayFilter]);
         var result = HostCommand.Run(commandLine, TimeSpan.FromMinutes(2)).ThrowIfFailed();
