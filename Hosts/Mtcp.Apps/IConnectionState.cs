@@ -35,12 +35,3 @@ public interface IConnectionState
     /// <summary>Replaces the connection's snapshot; called after every write that changed the application's state.</summary>
     void Export(ReadOnlySpan<byte> snapshot);
 }
-
-/// <summary>Makes the <see cref="IConnectionState"/> of each accepted connection.</summary>
-public interface IConnectionStateProvider
-{
-    /// <summary>Whether the connections this provider serves can migrate.</summary>
-    bool CanMigrate { get; }
-
-    IConnectionState For(Stream connection);
-}

@@ -15,13 +15,3 @@ public sealed class NoMigrationState : IConnectionState
 
     public void Export(ReadOnlySpan<byte> snapshot) => LastSnapshotBytes = snapshot.Length;
 }
-
-/// <summary>Gives every connection a <see cref="NoMigrationState"/>.</summary>
-public sealed class NoMigrationStateProvider : IConnectionStateProvider
-{
-    public static NoMigrationStateProvider Instance { get; } = new();
-
-    public bool CanMigrate => false;
-
-    public IConnectionState For(Stream connection) => new NoMigrationState();
-}

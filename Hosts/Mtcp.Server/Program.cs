@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Akka.Configuration;
-using Mtcp.Apps;
 using Mtcp.Hosting;
 using Mtcp.Server;
 
@@ -18,7 +17,7 @@ root.SetAction(async (parseResult, _) =>
     try
     {
         var config = HostConfig.Load(typeof(ServerNode).Assembly, "Mtcp.Server.server-node.conf", parseResult.GetValue(configOption) ?? []);
-        node = ServerNode.Create(config, NoMigrationStateProvider.Instance, metrics);
+        node = ServerNode.Create(config, ConnectionStates.NoMigration, metrics);
     }
     catch (ConfigurationException e)
     {
@@ -40,7 +39,7 @@ root.SetAction(async (parseResult, _) =>
         await node.RunAsync(stopping.Token);
         return 0;
     }
-    catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException)
+    catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException or Akka.Actor.AskTimeoutException or InvalidOperationException)
     {
         ConsoleLog.Error($"cannot start: {e.Message}");
         return 1;

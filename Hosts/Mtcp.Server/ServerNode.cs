@@ -9,6 +9,16 @@ using Mtcp.Hosting;
 namespace Mtcp.Server;
 
 /// <summary>
+/// How the node gives each accepted connection its <see cref="IConnectionState"/>: without migration every
+/// connection gets a <see cref="NoMigrationState"/>; with migration, an adapter onto the connection's
+/// <c>ImportState</c>/<c>ExportState</c>.
+/// </summary>
+public sealed record ConnectionStates(bool CanMigrate, Func<MtcpConnection, IConnectionState> For)
+{
+    public static ConnectionStates NoMigration { get; } = new(CanMigrate: false, _ => new NoMigrationState());
+}
+
+/// <summary>
 /// One server node: its actor system in the cluster, its MTCP runtime, the service directory announcing its
 /// service endpoints, and a listener per hosted application. <see cref="RunAsync"/> serves until asked to stop,
 /// then shuts down gracefully.
@@ -17,16 +27,16 @@ public sealed class ServerNode
 {
     private readonly Config _config;
     private readonly ServerSettings _settings;
-    private readonly IConnectionStateProvider _stateProvider;
+    private readonly ConnectionStates _states;
     private readonly ServerMetrics _metrics;
     private readonly ConcurrentDictionary<long, Task> _connections = new();
     private long _nextConnectionId;
 
-    private ServerNode(Config config, ServerSettings settings, IConnectionStateProvider stateProvider, ServerMetrics metrics)
+    private ServerNode(Config config, ServerSettings settings, ConnectionStates states, ServerMetrics metrics)
     {
         _config = config;
         _settings = settings;
-        _stateProvider = stateProvider;
+        _states = states;
         _metrics = metrics;
     }
 
@@ -35,7 +45,7 @@ public sealed class ServerNode
     /// <c>mtcp.cluster.service-endpoints</c> is filled with the local address and every application's port.
     /// </summary>
     /// <exception cref="ConfigurationException">a key is missing or invalid; the message names it.</exception>
-    public static ServerNode Create(Config config, IConnectionStateProvider stateProvider, ServerMetrics metrics)
+    public static ServerNode Create(Config config, ConnectionStates states, ServerMetrics metrics)
     {
         ArgumentNullException.ThrowIfNull(config);
         var settings = ServerSettings.Create(config, TimeProvider.System);
@@ -47,7 +57,7 @@ public sealed class ServerNode
         }
 
         ClusterSettings.Create(config);
-        return new ServerNode(config, settings, stateProvider, metrics);
+        return new ServerNode(config, settings, states, metrics);
     }
 
     /// <summary>Serves until <paramref name="stopping"/> fires or the cluster downs this node, then shuts down gracefully.</summary>
@@ -58,24 +68,33 @@ public sealed class ServerNode
         ConsoleLog.Info($"node {cluster.SelfAddress} joining the cluster through seeds [{string.Join(", ", _config.GetStringList("akka.cluster.seed-nodes"))}]");
         cluster.RegisterOnMemberUp(() => ConsoleLog.Info($"node {cluster.SelfAddress} is Up in the cluster"));
 
-        var runtime = MtcpRuntime.Start(system);
-        ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
-        var directory = system.StartServiceDirectory();
-        system.ActorOf(Props.Create(() => new ServiceViewLogger(directory)), "service-view-logger");
-
         using var applicationsStopping = new CancellationTokenSource();
+        MtcpRuntime runtime;
         var listeners = new List<MtcpListener>();
         var acceptLoops = new List<Task>();
-        foreach (var hosted in _settings.Applications)
+        try
         {
-            var listener = new MtcpListener(runtime, hosted.Port);
-            await listener.StartAsync(stopping).ConfigureAwait(false);
-            listeners.Add(listener);
-            acceptLoops.Add(AcceptLoopAsync(listener, hosted.Application, applicationsStopping.Token));
+            runtime = MtcpRuntime.Start(system);
+            ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
+            var directory = system.StartServiceDirectory();
+            system.ActorOf(Props.Create(() => new ServiceViewLogger(directory)), "service-view-logger");
+            foreach (var hosted in _settings.Applications)
+            {
+                var listener = new MtcpListener(runtime, hosted.Port);
+                await listener.StartAsync(stopping).ConfigureAwait(false);
+                listeners.Add(listener);
+                acceptLoops.Add(AcceptLoopAsync(listener, hosted.Application, applicationsStopping.Token));
+            }
+        }
+        catch
+        {
+            // Leave no actor system behind: its threads would keep the process from exiting.
+            await system.Terminate().ConfigureAwait(false);
+            throw;
         }
 
         ConsoleLog.Info($"server node ready: {string.Join(", ", _settings.Applications.Select(hosted => $"{hosted.Application.Name} on {runtime.LocalAddress}:{hosted.Port}"))}; "
-            + (_stateProvider.CanMigrate ? "connections can migrate" : "connections do not migrate in this build"));
+            + (_states.CanMigrate ? "connections can migrate" : "connections do not migrate in this build"));
 
         var terminated = system.WhenTerminated;
         await Task.WhenAny(Task.Delay(Timeout.Infinite, stopping), terminated).ConfigureAwait(false);
@@ -136,7 +155,7 @@ public sealed class ServerNode
         var stream = new CountingStream(connection.Stream, _metrics.BytesReceived, _metrics.BytesSent, tag);
         try
         {
-            await application.ServeAsync(stream, _stateProvider.For(stream), applicationsStopping).ConfigureAwait(false);
+            await application.ServeAsync(stream, _states.For(connection), applicationsStopping).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (applicationsStopping.IsCancellationRequested)
         {

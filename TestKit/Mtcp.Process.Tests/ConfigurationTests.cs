@@ -43,6 +43,23 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(server.Lines, line => line.Contains("/no/such/node.conf does not exist", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Server_node_must_exit_with_a_clear_error_when_its_transport_cannot_open()
+    {
+        var address = ProcessTestbed.NextAddress();
+        using var occupant = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(address, 5253));
+        var config = _testbed.WriteConfig("udp-taken.conf", $$"""
+            akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
+            akka.cluster.seed-nodes = []
+            mtcp.runtime { transport = udp, local-address = "{{address}}", udp.port = 5253 }
+            mtcp.hosts.server.file.root = "{{_testbed.Files.FullName}}"
+            """);
+        var server = _testbed.Track(HostProcess.Start("server", ProcessTestbed.ServerDll, ["--config", config], output, _testbed.Directory.FullName));
+
+        Assert.Equal(1, await server.WaitForExitAsync(ExitTimeout));
+        Assert.Contains(server.Lines, line => line.Contains("cannot start:", StringComparison.Ordinal) && line.Contains($"{address}", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("mtcp.agent.connect-timeout = fast", "mtcp.agent.connect-timeout must be a duration")]
     [InlineData("mtcp.agent.service-endpoints = [\"localhost\"]", "mtcp.agent.service-endpoints entry localhost")]
