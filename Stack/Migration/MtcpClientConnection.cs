@@ -302,17 +302,7 @@ public sealed class MtcpClientConnection
     private void OnSegmentForCurrentBlock(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
     {
         var tcb = _current.Tcb;
-        if (segment.Has(TcpFlags.Syn) && segment.Has(TcpFlags.Ack) && !segment.Has(TcpFlags.Rst) && tcb.State == TcpState.SynSent
-            && _secret is null && segment.Options.MigrationSecret is { } issued)
-        {
-            // Only the origin's SYN+ACK for our own SYN gives the secret; it is never replaced afterwards.
-            Span<byte> bytes = stackalloc byte[MigrationSecret.Length];
-            issued.WriteTo(bytes);
-            _secret = MigrationSecret.FromBytes(bytes);
-        }
-
-        // TCP_MIGRATE rides on the SYN+ACK, or after the handshake when the secret left no room for it there.
-        LearnAlternateServers(segment.Options);
+        var wasSynSent = tcb.State == TcpState.SynSent;
 
         if (_betaPending is not null && !segment.Has(TcpFlags.Syn))
         {
@@ -330,6 +320,24 @@ public sealed class MtcpClientConnection
         }
 
         tcb.HandleSegment(now, segment, payload);
+        if (wasSynSent && tcb.State is not (TcpState.SynSent or TcpState.Closed))
+        {
+            // The origin's SYN+ACK, accepted: it acknowledged our ISN, so it is no blind injection. Only this
+            // segment gives the secret, and TCP_MIGRATE rides on it (thesis 4.2.3, fig. 4.6).
+            if (_secret is null && segment.Options.MigrationSecret is { } issued)
+            {
+                Span<byte> bytes = stackalloc byte[MigrationSecret.Length];
+                issued.WriteTo(bytes);
+                _secret = MigrationSecret.FromBytes(bytes);
+            }
+
+            LearnAlternateServers(segment.Options);
+        }
+        else if (tcb.LastSegmentInWindow)
+        {
+            // Alternates the SYN+ACK had no room for beside the secret follow on in-window segments.
+            LearnAlternateServers(segment.Options);
+        }
     }
 
     private void OnSegmentForNewBlock(Instant now, Migration migration, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)

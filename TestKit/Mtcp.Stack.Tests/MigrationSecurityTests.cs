@@ -92,6 +92,40 @@ public sealed class MigrationSecurityTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_blind_SYN_ACK_planting_a_secret_and_alternates_must_be_ignored()
+    {
+        // The attacker races the origin's SYN+ACK without knowing the client's ISN: TCP refuses the segment, and the
+        // secret and alternates on it must not be taken, or the attacker could then migrate the connection itself.
+        var bed = new MigrationTestbed(112, LinkConditions.Perfect, new TestbedOptions());
+        var planted = "attacker's secrt"u8.ToArray();
+        var attackerServer = new ServerEndpoint(IpAddress.Parse("10.0.0.66"), 80);
+        var cid = bed.Connection.Cid;
+        bed.Network.Inject(new SimPacket(S1.Address, cid.ClientAddress, new TcpSegmentRepr
+        {
+            SourcePort = S1.Port,
+            DestinationPort = cid.ClientPort,
+            SequenceNumber = new SeqNumber(777),
+            AcknowledgmentNumber = new SeqNumber(12345),
+            Flags = TcpFlags.Syn | TcpFlags.Ack,
+            Window = 65535,
+            Options = new TcpOptions().WithMigrationSecret(MtcpMigrationSecret.FromBytes(planted), [attackerServer], out _),
+        }, ReadOnlyMemory<byte>.Empty));
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        Assert.DoesNotContain(attackerServer, bed.Connection.AlternateServers);
+
+        var rcvNxt = bed.Connection.CurrentControlBlock.ReceiveDataNext;
+        var attacker = new ConnectionAuthenticator(MigrationSecret.FromBytes(planted));
+        var newCid = new ConnectionId(cid.ClientAddress, 61000, S2.Address, S2.Port);
+        InjectSpecialSyn(bed, S2, 61000, cid, rcvNxt, attacker.MigratedConnection(cid, newCid, rcvNxt, attempt: 0));
+        Run(bed, () => bed.Servers[1].Host.Stats.MigrationsRefused == 1);
+        Assert.Equal(StateRejectReason.AuthFailed, Rejects(bed).Single().Reason);
+
+        Assert.True(bed.Migrate(1));
+        Finish(bed);
+        Assert.Equal(S2, bed.Connection.CurrentServer);
+    }
+
+    [Fact]
     public void A_special_SYN_replayed_after_its_attempt_was_spent_must_be_rejected_as_a_replay_and_change_nothing()
     {
         // Attempt 0 is accepted by S1 (and spent) but its state reply never reaches S2: the migration fails.
