@@ -126,6 +126,28 @@ public sealed class MigrationSecurityTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_forged_state_ack_on_the_control_connection_must_be_dropped_and_leave_the_connection_live()
+    {
+        // A state ack makes the holder close the connection silently: forged (no cluster key) or moved to another
+        // server pair's association, it must not open.
+        var bed = new MigrationTestbed(113, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse });
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        var ack = new StateAck(requestId: 1, bed.Connection.Cid);
+        var attacker = MigrationAuthenticator.FromKey("not the cluster key, 32 bytes!!!"u8);
+        var forged = ControlMessageSealing.Seal(attacker, ack, ControlChannel.Identity(S2.Address), ControlChannel.Identity(S1.Address));
+        var capturedFromS2 = ControlMessageSealing.Seal(bed.Authenticator, ack, ControlChannel.Identity(S2.Address), ControlChannel.Identity(S1.Address));
+
+        bed.Control.Inject(bed.Network.Now, S2.Address, S1.Address, forged);
+        bed.Control.Inject(bed.Network.Now, S3.Address, S1.Address, capturedFromS2);
+        Run(bed, () => bed.Control.Rejected.Count == 2);
+
+        Assert.Equal([ControlOpenResult.BadMac, ControlOpenResult.WrongPeer], bed.Control.Rejected.Select(r => r.Result));
+        Finish(bed);
+        Assert.Equal(0, bed.Servers[0].Host.Stats.MigrationsOut);
+        Assert.False(bed.Servers[0].Sessions.Single().Emigrated);
+    }
+
+    [Fact]
     public void A_special_SYN_replayed_after_its_attempt_was_spent_must_be_rejected_as_a_replay_and_change_nothing()
     {
         // Attempt 0 is accepted by S1 (and spent) but its state reply never reaches S2: the migration fails.
@@ -279,8 +301,13 @@ public sealed class MigrationSecurityTests(ITestOutputHelper output)
     {
         var bed = new MigrationTestbed(110, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse });
         Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
-        bed.Servers[0].Host.Authenticator = new MigrationAuthenticator(new MigrationAuthenticatorOptions(
+        var twiceRotated = new MigrationAuthenticator(new MigrationAuthenticatorOptions(
             new ClusterKey(2, "mtcp-simulated-cluster-key-00003"u8), new ClusterKey(1, "mtcp-simulated-cluster-key-00002"u8)));
+        foreach (var server in bed.Servers)
+        {
+            server.Host.Authenticator = twiceRotated;
+        }
+
         Assert.True(bed.Migrate(1));
 
         Finish(bed);
