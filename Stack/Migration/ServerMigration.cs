@@ -63,7 +63,8 @@ public static class ServerMigration
 
         if (credential is not { } held)
         {
-            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.AuthFailed, "the connection has no migration credential");
+            // Only an endpoint still waiting for its own state reply has none: it holds no state to give yet.
+            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.InvalidState, $"connection in {endpoint.State}, not yet reinstated");
         }
 
         check = authenticator.VerifyStateRequest(request, held.Credential, held.SecretCid, out var updated);
