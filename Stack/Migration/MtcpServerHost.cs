@@ -495,13 +495,7 @@ public sealed class MtcpServerHost
     }
 
     private void EnqueueTrigger(ConnectionId cid, MtcpMigrateTrigger trigger) =>
-        _replies.Enqueue((cid.ClientAddress, new TcpSegmentRepr
-        {
-            SourcePort = Service.Port,
-            DestinationPort = cid.ClientPort,
-            Flags = TcpFlags.Syn,
-            Options = new TcpOptions { MigrateTrigger = trigger },
-        }));
+        _replies.Enqueue((cid.ClientAddress, ServerMigration.TriggerSegment(cid, Service, trigger)));
 
     private void RefuseUnknown(IpAddress source, in TcpSegmentRepr segment, int payloadLength)
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Packets;
@@ -196,6 +197,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         });
         Receive<ServeStateRequest>(OnServeStateRequest);
         Receive<MigrateAway>(OnMigrateAway);
+        Receive<TriggerRequested>(OnTrigger);
     }
 
     private void OnSegment(InboundSegment segment)
@@ -265,6 +267,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
 
         var now = _context.Clock.Now;
+        var reinstating = Stopwatch.GetTimestamp();
         try
         {
             _origInfo = ServerMigration.Reinstate(_connection, reply);
@@ -276,6 +279,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
             return;
         }
 
+        MigrationMetrics.Reinstate.Record(Stopwatch.GetElapsedTime(reinstating).TotalMilliseconds);
         Sender.Tell(new StateAck(reply.RequestId, awaiting.Request.MigratingCid));
         MigrationMetrics.StateWait.Record((now - awaiting.Sent).TotalMilliseconds);
         MigrationMetrics.StateBytes.Record(reply.GetEncodedLength());
@@ -293,7 +297,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
 
         _awaitingState = null;
-        _log.Info("endpoint {0}: migrated connection refused: {1}", _key, reason);
+        _log.Warning("endpoint {0}: migrated connection refused: {1}", _key, reason);
         MigrationMetrics.Refused.Add(1);
         if (TcpConnection.TryMakeReset(awaiting.Syn, 0, out var reset) && !_context.Transport.Send(_key.RemoteAddress, _encoder.Encode(reset, _key.RemoteAddress)))
         {
@@ -308,9 +312,15 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private void OnServeStateRequest(ServeStateRequest serve)
     {
         var request = serve.Request;
+        var preparing = Stopwatch.GetTimestamp();
         var answer = _context.Migration is { } migration && _connectCompletion is null
             ? ServerMigration.AnswerStateRequest(_connection, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), request, migration.Tags)
             : new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, "migration is not enabled here");
+        if (answer is StateReply)
+        {
+            MigrationMetrics.Prepare.Record(Stopwatch.GetElapsedTime(preparing).TotalMilliseconds);
+        }
+
         Sender.Tell(answer);
     }
 
@@ -340,6 +350,21 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         var silence = _context.Tcp.MaximumSegmentLifetime + _context.Tcp.MaximumSegmentLifetime;
         Timers.StartSingleTimer(SilenceTimerKey, SilenceOver.Instance, silence);
         Become(MigratedAway);
+    }
+
+    /// <summary>MIGRATE_TRIGGER (thesis 3.2.1): asks this connection's client to migrate; the client checks its authenticator.</summary>
+    private void OnTrigger(TriggerRequested trigger)
+    {
+        if (_context.Migration is not { } migration || _connectCompletion is not null || _connection.IsMigratedAway)
+        {
+            return;
+        }
+
+        var segment = ServerMigration.BuildTrigger(_cid, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), trigger.Destination, migration.Tags);
+        if (!_context.Transport.Send(_key.RemoteAddress, _encoder.Encode(segment, _key.RemoteAddress)))
+        {
+            _context.Counters.SendDropped();
+        }
     }
 
     private void OnExport(ExportRequested export)

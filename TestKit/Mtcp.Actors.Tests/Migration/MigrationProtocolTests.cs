@@ -34,7 +34,7 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     private readonly TestProbe _destinationControl;
     private readonly TestProbe _destinationDirectory;
     private readonly TestProbe _controlConnection;
-    private readonly IMigrationTags _tags = new Mtcp.TestKit.HmacMigrationTags("protocol test key"u8.ToArray());
+    private readonly IMigrationTags _tags = new Mtcp.Stack.Migration.Authentication.ServiceKeyMigrationTags("protocol test service key"u8);
 
     public MigrationProtocolTests()
         : base(MtcpConfig.WithFallback(ConfigurationFactory.ParseString(FastCloseConfig)))
@@ -234,5 +234,29 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(MigrationOutcome.Failed, report.Outcome);
         client.Dispose();
         await listener.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Trigger_from_the_server_must_start_an_authenticated_migration_to_the_named_destination()
+    {
+        await EnableMigrationAsync();
+        await using var destinationListener = new MtcpListener(_destination, ServicePort);
+        await destinationListener.StartAsync();
+        var (client, stream, server, listener) = await ConnectAsync(_origin);
+        var ended = new TaskCompletionSource<MigrationReport>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.MigrationEnded += (_, report) => ended.TrySetResult(report);
+
+        server.TriggerMigration(Destination);
+
+        var asked = await _destinationControl.ExpectMsgAsync<RequestState>(Patience);
+        Assert.Equal(OriginAddress, asked.Request.MigratingCid.ServerAddress);
+        asked.ReplyTo.Tell(new StateReject(asked.Request.RequestId, asked.Request.NewEndpointCid, StateRejectReason.InvalidState, "test"));
+        var report = await ended.Task.WaitAsync(Patience);
+        Assert.True(report.Triggered);
+        Assert.Equal(Destination, report.To);
+        Assert.Equal(MigrationOutcome.Failed, report.Outcome);
+        client.Dispose();
+        await listener.DisposeAsync();
+        _ = stream;
     }
 }
