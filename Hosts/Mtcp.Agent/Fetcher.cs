@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using Mtcp.Actors;
 using Mtcp.Apps;
 using Mtcp.Hosting;
 using Spectre.Console;
@@ -25,8 +26,23 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
     {
         var (services, host, path) = Resolve(target);
         var started = Stopwatch.GetTimestamp();
-        var (stream, service) = await agent.ConnectAsync(services, cancellationToken).ConfigureAwait(false);
+        var (client, stream, service) = await agent.ConnectAsync(services, cancellationToken).ConfigureAwait(false);
+        using var __ = client;
         await using var _ = stream.ConfigureAwait(false);
+        var migrations = 0;
+        string? lastMigration = null;
+        client.MigrationEnded += (_, report) =>
+        {
+            var text = report.Outcome == MigrationOutcome.Completed
+                ? $"migrated {report.From} -> {report.To} in {report.Duration.TotalMilliseconds:0.0} ms{(report.Triggered ? " (server trigger)" : "")}"
+                : $"migration {report.From} -> {report.To} failed: {report.FailureReason}";
+            Interlocked.Increment(ref migrations);
+            Volatile.Write(ref lastMigration, text);
+            if (!showProgress)
+            {
+                ConsoleLog.Info(text);
+            }
+        };
         ConsoleLog.Info($"fetching {path} from {service} over MTCP ({stream.LocalEndPoint})");
         var request = $"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mtcp-agent\r\nAccept: */*\r\nConnection: close\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(request), cancellationToken).ConfigureAwait(false);
@@ -51,7 +67,14 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
                     .StartAsync(async context =>
                     {
                         var task = context.AddTask(path, maxValue: contentLength ?? 1);
-                        return await CopyBodyAsync(reader, file, hash, contentLength, bytes => task.Increment(bytes), cancellationToken).ConfigureAwait(false);
+                        return await CopyBodyAsync(reader, file, hash, contentLength, bytes =>
+                        {
+                            task.Increment(bytes);
+                            if (Volatile.Read(ref lastMigration) is { } migration)
+                            {
+                                task.Description = Markup.Escape($"{path} [{Volatile.Read(ref migrations)} migrations; last: {migration}]");
+                            }
+                        }, cancellationToken).ConfigureAwait(false);
                     }).ConfigureAwait(false)
                 : await CopyBodyAsync(reader, file, hash, contentLength, _ => { }, cancellationToken).ConfigureAwait(false);
         }

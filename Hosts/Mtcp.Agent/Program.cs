@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -8,10 +9,9 @@ using Mtcp.Agent;
 using Mtcp.Hosting;
 using Spectre.Console;
 
-// Exit codes: 0 success, 1 the operation failed, 2 bad configuration or arguments, 3 not available in this build.
+// Exit codes: 0 success, 1 the operation failed, 2 bad configuration or arguments.
 const int Failed = 1;
 const int BadConfiguration = 2;
-const int NotAvailable = 3;
 
 var configOption = new Option<FileInfo[]>("--config", "-c")
 {
@@ -25,7 +25,7 @@ var localAddressOption = new Option<string?>("--local-address")
 };
 var controlOption = new Option<string?>("--control")
 {
-    Description = "Overrides mtcp.agent.control-endpoint: where serve answers status, e.g. 127.0.0.1:7253.",
+    Description = "Overrides mtcp.agent.control-endpoint: where serve answers status and migrate, e.g. 127.0.0.1:7253.",
     Recursive = true,
 };
 
@@ -50,7 +50,7 @@ status.Options.Add(jsonOption);
 
 var migrate = new Command("migrate", "Migrate a relayed connection to another server of the service.");
 var connectionOption = new Option<long?>("--connection") { Description = "The relay id shown by status; all connections when omitted." };
-var destinationOption = new Option<string?>("--to") { Description = "The destination service endpoint; the policy's choice when omitted." };
+var destinationOption = new Option<string?>("--to") { Description = "The destination service endpoint; the first alternate the servers announced when omitted." };
 migrate.Options.Add(connectionOption);
 migrate.Options.Add(destinationOption);
 
@@ -119,7 +119,7 @@ status.SetAction(async (parseResult, cancellationToken) =>
     string document;
     try
     {
-        document = await ReadStatusAsync(settings.ControlEndpoint, cancellationToken);
+        document = await AskAgentAsync(settings.ControlEndpoint, "status", cancellationToken);
     }
     catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
     {
@@ -138,21 +138,82 @@ status.SetAction(async (parseResult, cancellationToken) =>
     console.MarkupLineInterpolated($"[bold]transport[/]  {agentStatus.Transport}");
     console.MarkupLineInterpolated($"[bold]listening[/]  {agentStatus.Listen}, relaying to {string.Join(", ", agentStatus.Services)}");
     console.MarkupLineInterpolated($"[bold]relays[/]     {agentStatus.Connections.Count} open, {agentStatus.Accepted} accepted, {agentStatus.Failed} failed");
-    console.MarkupLineInterpolated($"[bold]migration[/]  {(agentStatus.MigrationAvailable ? "available" : "not available in this build")}");
-    var table = new Table().AddColumns("id", "client", "service", "since", "to service", "from service");
+    console.MarkupLineInterpolated($"[bold]migration[/]  {(agentStatus.MigrationAvailable ? "enabled" : "off (mtcp.migration.cluster-key is empty)")}");
+    var table = new Table().AddColumns("id", "client", "service", "since", "to service", "from service", "migrations");
     foreach (var relay in agentStatus.Connections)
     {
-        table.AddRow(relay.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), relay.Client, relay.Service, relay.Since.ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture), $"{relay.BytesToService} B", $"{relay.BytesFromService} B");
+        var migrations = relay.Migrations.Count(migration => migration.Completed);
+        var failed = relay.Migrations.Count - migrations;
+        table.AddRow(
+            relay.Id.ToString(CultureInfo.InvariantCulture),
+            relay.Client,
+            relay.Service,
+            relay.Since.ToString("HH:mm:ss", CultureInfo.InvariantCulture),
+            $"{relay.BytesToService} B",
+            $"{relay.BytesFromService} B",
+            failed > 0 ? $"{migrations} ({failed} failed)" : migrations.ToString(CultureInfo.InvariantCulture));
     }
 
     console.Write(table);
+    foreach (var relay in agentStatus.Connections)
+    {
+        foreach (var migration in relay.Migrations)
+        {
+            console.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"relay {relay.Id} {migration.At:HH:mm:ss.fff} {migration.From} -> {migration.To} {(migration.Completed ? "completed" : $"failed ({migration.FailureReason})")} in {migration.DurationMs:0.000} ms at byte {migration.AtByteFromService}"));
+        }
+    }
+
     return 0;
 });
 
-migrate.SetAction(_ =>
+migrate.SetAction(async (parseResult, cancellationToken) =>
 {
-    ConsoleLog.Error("migration is not available in this build: the MTCP runtime does not migrate connections yet, so there is nothing to trigger");
-    return NotAvailable;
+    if (!TryLoad(parseResult, out _, out var settings))
+    {
+        return BadConfiguration;
+    }
+
+    var destination = parseResult.GetValue(destinationOption);
+    if (destination is not null && (!IPEndPoint.TryParse(destination, out var endPoint) || endPoint.Port == 0))
+    {
+        ConsoleLog.Error($"--to {destination} must be address:port");
+        return BadConfiguration;
+    }
+
+    var relay = parseResult.GetValue(connectionOption)?.ToString(CultureInfo.InvariantCulture) ?? "*";
+    string document;
+    try
+    {
+        document = await AskAgentAsync(settings.ControlEndpoint, $"migrate {relay} {destination ?? "*"}", cancellationToken);
+    }
+    catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+    {
+        ConsoleLog.Error($"no agent answers at {settings.ControlEndpoint} (mtcp.agent.control-endpoint): {e.Message}; is \"serve\" running?");
+        return Failed;
+    }
+
+    var result = JsonSerializer.Deserialize(document, AgentJson.Default.MigrateResult)!;
+    if (result.Error is { } error)
+    {
+        ConsoleLog.Error($"migrate: {error}");
+        return Failed;
+    }
+
+    foreach (var outcome in result.Outcomes)
+    {
+        Console.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"relay {outcome.Relay}: {outcome.From} -> {outcome.To} {(outcome.Completed ? "completed" : $"failed: {outcome.FailureReason}")} in {outcome.DurationMs:0.000} ms"));
+    }
+
+    if (result.Outcomes.Count == 0)
+    {
+        ConsoleLog.Warning("migrate: the agent has no open relay");
+    }
+
+    return result.Outcomes.All(outcome => outcome.Completed) ? 0 : Failed;
 });
 
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
@@ -186,6 +247,7 @@ bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings setti
         config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
         settings = AgentSettings.Create(config);
         Mtcp.Actors.RuntimeSettings.Create(config);
+        MigrationKey.ReadTags(config);
         return true;
     }
     catch (ConfigurationException e)
@@ -202,7 +264,7 @@ static async Task<int> RunWithRuntimeAsync(Config config, AgentSettings settings
     AgentRuntime agent;
     try
     {
-        agent = AgentRuntime.Start(config, settings);
+        agent = await AgentRuntime.StartAsync(config, settings);
     }
     catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException)
     {
@@ -229,12 +291,17 @@ static async Task<int> RunWithRuntimeAsync(Config config, AgentSettings settings
     }
 }
 
-static async Task<string> ReadStatusAsync(IPEndPoint controlEndpoint, CancellationToken cancellationToken)
+// One request line to the running serve's control endpoint; its answer is one JSON document.
+static async Task<string> AskAgentAsync(IPEndPoint controlEndpoint, string request, CancellationToken cancellationToken)
 {
     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-    timeout.CancelAfter(TimeSpan.FromSeconds(5));
+
+    // A migration waits for the new server's SYN+ACK, bounded by the runtime's migration timeouts.
+    timeout.CancelAfter(TimeSpan.FromSeconds(30));
     using var client = new TcpClient(controlEndpoint.AddressFamily);
     await client.ConnectAsync(controlEndpoint, timeout.Token);
-    using var reader = new StreamReader(client.GetStream());
+    var stream = client.GetStream();
+    await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request + "\n"), timeout.Token);
+    using var reader = new StreamReader(stream);
     return (await reader.ReadToEndAsync(timeout.Token)).Trim();
 }

@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
+using Mtcp.Actors;
 using Mtcp.Actors.Api;
 using Mtcp.Hosting;
+using Mtcp.Wire;
 
 namespace Mtcp.Agent;
 
@@ -11,7 +13,9 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     private static readonly TimeSpan ClientFinTimeout = TimeSpan.FromSeconds(10);
 
     private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
+    private readonly List<MigrationStatus> _migrations = [];
     private MtcpStream? _stream;
+    private MtcpClient? _mtcp;
     private string _service = "(connecting)";
     private long _toService;
     private long _fromService;
@@ -22,13 +26,29 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
 
     public EndPoint? ClientEndPoint { get; } = client.RemoteEndPoint;
 
-    public RelayStatus Status() => new(Id, ClientEndPoint?.ToString() ?? "?", _service, _since, Interlocked.Read(ref _toService), Interlocked.Read(ref _fromService));
+    public RelayStatus Status()
+    {
+        lock (_migrations)
+        {
+            return new(Id, ClientEndPoint?.ToString() ?? "?", Volatile.Read(ref _service), _since, Interlocked.Read(ref _toService), Interlocked.Read(ref _fromService), [.. _migrations]);
+        }
+    }
+
+    /// <summary>
+    /// Migrates the MTCP connection to <paramref name="destination"/>, or to the first alternate the servers
+    /// announced when null (thesis 3.2, client-initiated); the relay's byte copying goes on across it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">not connected yet, migration off, or one already in progress.</exception>
+    public Task<MigrationReport> MigrateAsync(ServerEndpoint? destination, CancellationToken cancellationToken) =>
+        (_mtcp ?? throw new InvalidOperationException($"relay {Id} is not connected yet")).MigrateAsync(destination, cancellationToken);
 
     /// <summary>Relays until the service closes (true) or either side fails (false, both sides reset).</summary>
-    public async Task<bool> RunAsync(MtcpStream stream, IPEndPoint service)
+    public async Task<bool> RunAsync(MtcpClient mtcp, MtcpStream stream, IPEndPoint service)
     {
         _stream = stream;
+        _mtcp = mtcp;
         _service = service.ToString();
+        mtcp.MigrationEnded += (_, report) => OnMigrationEnded(report);
         using var done = new CancellationTokenSource();
         var upstream = ClientToServiceAsync(stream, done.Token);
         var watchdog = settings.IdleTimeout > TimeSpan.Zero ? IdleWatchdogAsync(done.Token) : Task.CompletedTask;
@@ -68,6 +88,34 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         {
             await done.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(upstream, watchdog).ConfigureAwait(false);
+        }
+    }
+
+    private void OnMigrationEnded(MigrationReport report)
+    {
+        var completed = report.Outcome == MigrationOutcome.Completed;
+        var record = new MigrationStatus(
+            DateTimeOffset.UtcNow,
+            report.From.ToString(),
+            report.To.ToString(),
+            completed,
+            report.Triggered,
+            report.Duration.TotalMilliseconds,
+            Interlocked.Read(ref _fromService),
+            report.FailureReason);
+        lock (_migrations)
+        {
+            _migrations.Add(record);
+        }
+
+        if (completed)
+        {
+            Volatile.Write(ref _service, report.To.ToString());
+            ConsoleLog.Info($"relay {Id}: migrated {report.From} -> {report.To} in {report.Duration.TotalMilliseconds:0.000} ms at byte {record.AtByteFromService}{(report.Triggered ? " (MIGRATE_TRIGGER)" : "")}");
+        }
+        else
+        {
+            ConsoleLog.Warning($"relay {Id}: migration {report.From} -> {report.To} failed after {report.Duration.TotalMilliseconds:0.000} ms: {report.FailureReason}; the connection stays on {report.From}");
         }
     }
 

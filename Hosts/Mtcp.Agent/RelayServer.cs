@@ -1,15 +1,31 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Mtcp.Actors;
 using Mtcp.Actors.Api;
 using Mtcp.Hosting;
+using Mtcp.Wire;
 
 namespace Mtcp.Agent;
 
+/// <summary>
+/// One migration of a relay's MTCP connection: when it ended, from and to which service endpoint, whether it
+/// completed, whether a server's MIGRATE_TRIGGER asked for it, the client's wait from the special SYN to the switch
+/// (or to the failure), and how many bytes the relay had received from the service when it ended.
+/// </summary>
+public sealed record MigrationStatus(DateTimeOffset At, string From, string To, bool Completed, bool Triggered, double DurationMs, long AtByteFromService, string? FailureReason);
+
 /// <summary>One relayed connection as <c>status</c> shows it.</summary>
-public sealed record RelayStatus(long Id, string Client, string Service, DateTimeOffset Since, long BytesToService, long BytesFromService);
+public sealed record RelayStatus(long Id, string Client, string Service, DateTimeOffset Since, long BytesToService, long BytesFromService, IReadOnlyList<MigrationStatus> Migrations);
+
+/// <summary>What <c>migrate</c> asked of the running agent and how each relay's migration ended.</summary>
+public sealed record MigrateResult(IReadOnlyList<MigrateOutcome> Outcomes, string? Error);
+
+/// <summary>One relay's migration as <c>migrate</c> reports it.</summary>
+public sealed record MigrateOutcome(long Relay, string From, string To, bool Completed, double DurationMs, string? FailureReason);
 
 /// <summary>What a running <c>serve</c> answers to <c>status</c> on its control endpoint.</summary>
 public sealed record AgentStatus(
@@ -20,7 +36,8 @@ public sealed record AgentStatus(
     bool MigrationAvailable,
     long Accepted,
     long Failed,
-    IReadOnlyList<RelayStatus> Connections);
+    IReadOnlyList<RelayStatus> Connections,
+    IReadOnlyList<RelayStatus> RecentlyClosed);
 
 /// <summary>
 /// The agent's <c>serve</c>: accepts kernel-TCP clients and relays each over its own MTCP connection to the
@@ -30,7 +47,12 @@ public sealed record AgentStatus(
 /// </summary>
 public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
 {
+    private static readonly TimeSpan ControlRequestTimeout = TimeSpan.FromSeconds(5);
+
+    private const int ClosedRelaysKept = 32;
+
     private readonly ConcurrentDictionary<long, Relay> _relays = new();
+    private readonly ConcurrentQueue<RelayStatus> _closed = new();
     private long _accepted;
     private long _failed;
 
@@ -91,11 +113,12 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
         try
         {
             await Task.Yield();
+            MtcpClient mtcp;
             MtcpStream stream;
             IPEndPoint service;
             try
             {
-                (stream, service) = await agent.ConnectAsync(services, stopping).ConfigureAwait(false);
+                (mtcp, stream, service) = await agent.ConnectAsync(services, stopping).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or OperationCanceledException)
             {
@@ -106,13 +129,22 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
             }
 
             ConsoleLog.Info($"relay {relay.Id}: {relay.ClientEndPoint} -> {service} over MTCP from {stream.LocalEndPoint}");
-            if (!await relay.RunAsync(stream, service).ConfigureAwait(false))
+            using (mtcp)
             {
-                Interlocked.Increment(ref _failed);
+                if (!await relay.RunAsync(mtcp, stream, service).ConfigureAwait(false))
+                {
+                    Interlocked.Increment(ref _failed);
+                }
             }
         }
         finally
         {
+            // Kept for status after the relay closed, so that a finished transfer's migrations can still be read.
+            _closed.Enqueue(relay.Status());
+            while (_closed.Count > ClosedRelaysKept && _closed.TryDequeue(out _))
+            {
+            }
+
             _relays.TryRemove(relay.Id, out _);
         }
     }
@@ -131,20 +163,80 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
                 return;
             }
 
-            using (socket)
+            _ = AnswerControlAsync(socket, services, stopping);
+        }
+    }
+
+    /// <summary>
+    /// One control request, one line: <c>status</c>, or <c>migrate &lt;relay id | *&gt; &lt;address:port | *&gt;</c>
+    /// (* for every relay, or for the servers' first alternate); the answer is one JSON document, then the agent closes.
+    /// </summary>
+    private async Task AnswerControlAsync(Socket socket, IReadOnlyList<IPEndPoint> services, CancellationToken stopping)
+    {
+        using (socket)
+        {
+            try
             {
-                var answer = JsonSerializer.Serialize(CurrentStatus(services), AgentJson.Default.AgentStatus) + "\n";
-                try
-                {
-                    await socket.SendAsync(Encoding.UTF8.GetBytes(answer), stopping).ConfigureAwait(false);
-                    socket.Shutdown(SocketShutdown.Send);
-                }
-                catch (Exception e) when (e is SocketException or OperationCanceledException)
-                {
-                    ConsoleLog.Warning($"status request from {socket.RemoteEndPoint} failed: {e.Message}");
-                }
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+                timeout.CancelAfter(ControlRequestTimeout);
+                using var reader = new StreamReader(new NetworkStream(socket, ownsSocket: false), Encoding.ASCII);
+                var request = (await reader.ReadLineAsync(timeout.Token).ConfigureAwait(false) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var answer = request is ["migrate", var relay, var destination]
+                    ? JsonSerializer.Serialize(await MigrateAsync(relay, destination, stopping).ConfigureAwait(false), AgentJson.Default.MigrateResult)
+                    : JsonSerializer.Serialize(CurrentStatus(services), AgentJson.Default.AgentStatus);
+                await socket.SendAsync(Encoding.UTF8.GetBytes(answer + "\n"), stopping).ConfigureAwait(false);
+                socket.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+            {
+                ConsoleLog.Warning($"control request from {socket.RemoteEndPoint} failed: {e.Message}");
             }
         }
+    }
+
+    private async Task<MigrateResult> MigrateAsync(string relayText, string destinationText, CancellationToken stopping)
+    {
+        ServerEndpoint? destination = null;
+        if (destinationText != "*")
+        {
+            if (!IPEndPoint.TryParse(destinationText, out var endPoint) || endPoint.Port == 0)
+            {
+                return new MigrateResult([], $"--to {destinationText} is not address:port");
+            }
+
+            destination = new ServerEndpoint(IpAddress.FromIPAddress(endPoint.Address), (ushort)endPoint.Port);
+        }
+
+        List<Relay> targets;
+        if (relayText == "*")
+        {
+            targets = [.. _relays.Values.OrderBy(relay => relay.Id)];
+        }
+        else if (long.TryParse(relayText, NumberStyles.None, CultureInfo.InvariantCulture, out var id) && _relays.TryGetValue(id, out var relay))
+        {
+            targets = [relay];
+        }
+        else
+        {
+            return new MigrateResult([], $"no open relay {relayText}");
+        }
+
+        var outcomes = new List<MigrateOutcome>();
+        foreach (var target in targets)
+        {
+            var from = target.Status().Service;
+            try
+            {
+                var report = await target.MigrateAsync(destination, stopping).ConfigureAwait(false);
+                outcomes.Add(new MigrateOutcome(target.Id, report.From.ToString(), report.To.ToString(), report.Outcome == MigrationOutcome.Completed, report.Duration.TotalMilliseconds, report.FailureReason));
+            }
+            catch (InvalidOperationException e)
+            {
+                outcomes.Add(new MigrateOutcome(target.Id, from, destinationText, Completed: false, 0, e.Message));
+            }
+        }
+
+        return new MigrateResult(outcomes, null);
     }
 
     private AgentStatus CurrentStatus(IReadOnlyList<IPEndPoint> services) => new(
@@ -152,8 +244,9 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
         agent.Runtime.LocalAddress.ToString(),
         settings.ServeListen.ToString(),
         [.. services.Select(service => service.ToString())],
-        MigrationAvailable: false,
+        agent.Runtime.MigrationEnabled,
         Interlocked.Read(ref _accepted),
         Interlocked.Read(ref _failed),
-        [.. _relays.Values.OrderBy(relay => relay.Id).Select(relay => relay.Status())]);
+        [.. _relays.Values.OrderBy(relay => relay.Id).Select(relay => relay.Status())],
+        [.. _closed]);
 }

@@ -59,5 +59,7 @@ migration.SetAction(async (parse, cancellationToken) =>
     return await MigrationBenchmark.RunAsync(options, cancellationToken);
 });
 
-var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, migration };
+var stream = StreamCommand.Create();
+
+var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, migration, stream };
 return await root.Parse(args).InvokeAsync();

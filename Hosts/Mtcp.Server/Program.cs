@@ -17,7 +17,7 @@ root.SetAction(async (parseResult, _) =>
     try
     {
         var config = HostConfig.Load(typeof(ServerNode).Assembly, "Mtcp.Server.server-node.conf", parseResult.GetValue(configOption) ?? []);
-        node = ServerNode.Create(config, ConnectionStates.NoMigration, metrics);
+        node = ServerNode.Create(config, metrics);
     }
     catch (ConfigurationException e)
     {

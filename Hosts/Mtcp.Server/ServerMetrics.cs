@@ -7,14 +7,16 @@ namespace Mtcp.Server;
 /// Mtcp.Server</c> or an OpenTelemetry exporter. Every connection instrument is tagged with the application.
 /// </summary>
 /// <remarks>
-/// The migration instruments are part of the meter's contract already, so that dashboards need no change, but
-/// nothing records them yet: this runtime does not migrate connections, so they stay at zero.
+/// Migrations in are counted by the node when an application resumes an imported state; state bytes, the wait for
+/// the state reply, migrations out and refused migrations come from the runtime's <c>Mtcp.Migration</c> meter, which
+/// this node's <see cref="MeterListener"/> forwards (one runtime per process, so the runtime's counts are the node's).
 /// </remarks>
 public sealed class ServerMetrics : IDisposable
 {
     public const string MeterName = "Mtcp.Server";
 
     private readonly Meter _meter = new(MeterName);
+    private readonly MeterListener _runtimeListener = new();
 
     public ServerMetrics()
     {
@@ -25,10 +27,53 @@ public sealed class ServerMetrics : IDisposable
         BytesReceived = _meter.CreateCounter<long>("mtcp.server.bytes.received", "By", "Bytes the applications read.");
         MigrationsIn = _meter.CreateCounter<long>("mtcp.server.migrations.in", "{migration}", "Connections that migrated to this node.");
         MigrationsOut = _meter.CreateCounter<long>("mtcp.server.migrations.out", "{migration}", "Connections that migrated away from this node.");
-        MigrationStateBytes = _meter.CreateHistogram<long>("mtcp.server.migration.state.bytes", "By", "Size of each state reply sent or received.");
-        MigrationLatency = _meter.CreateHistogram<double>("mtcp.server.migration.duration", "s", "From state request to state ack, per migration in.");
-        MigrationFailures = _meter.CreateCounter<long>("mtcp.server.migrations.failed", "{migration}", "Migrations in or out that failed.");
+        MigrationStateBytes = _meter.CreateHistogram<long>("mtcp.server.migration.state.bytes", "By", "Size of each state reply received.");
+        MigrationLatency = _meter.CreateHistogram<double>("mtcp.server.migration.duration", "s", "From state request to state reply, per migration in.");
+        MigrationFailures = _meter.CreateCounter<long>("mtcp.server.migrations.failed", "{migration}", "Migrations to this node refused (reject, timeout, failure).");
+
+        _runtimeListener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == Mtcp.Actors.MigrationMetrics.MeterName)
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _runtimeListener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            switch (instrument.Name)
+            {
+                case "mtcp.migration.state_bytes":
+                    MigrationStateBytes.Record(value);
+                    StateReplyReceived?.Invoke(value);
+                    break;
+                case "mtcp.migration.migrated_away":
+                    MigrationsOut.Add(value);
+                    MigratedAway?.Invoke();
+                    break;
+                case "mtcp.migration.refused":
+                    MigrationFailures.Add(value);
+                    break;
+            }
+        });
+        _runtimeListener.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == "mtcp.migration.state_wait")
+            {
+                MigrationLatency.Record(value / 1000);
+                StateWaitMeasured?.Invoke(value);
+            }
+        });
+        _runtimeListener.Start();
     }
+
+    /// <summary>Each state reply received for a connection migrating here, with its encoded size in bytes.</summary>
+    public event Action<long>? StateReplyReceived;
+
+    /// <summary>Each connection that left this node on a peer's state ack, whether or not its application was still serving it.</summary>
+    public event Action? MigratedAway;
+
+    /// <summary>Each wait from a state request to its reply, in milliseconds.</summary>
+    public event Action<double>? StateWaitMeasured;
 
     public Counter<long> Accepted { get; }
 
@@ -50,5 +95,9 @@ public sealed class ServerMetrics : IDisposable
 
     public Counter<long> MigrationFailures { get; }
 
-    public void Dispose() => _meter.Dispose();
+    public void Dispose()
+    {
+        _runtimeListener.Dispose();
+        _meter.Dispose();
+    }
 }

@@ -5,6 +5,7 @@ using Mtcp.Actors;
 using Mtcp.Actors.Api;
 using Mtcp.Apps;
 using Mtcp.Hosting;
+using Mtcp.Stack.Migration;
 
 namespace Mtcp.Server;
 
@@ -13,9 +14,11 @@ namespace Mtcp.Server;
 /// connection gets a <see cref="NoMigrationState"/>; with migration, an adapter onto the connection's
 /// <c>ImportState</c>/<c>ExportState</c>.
 /// </summary>
-public sealed record ConnectionStates(bool CanMigrate, Func<MtcpConnection, IConnectionState> For)
+public sealed record ConnectionStates(bool CanMigrate, Func<MtcpConnection, Action<int>, IConnectionState> For)
 {
-    public static ConnectionStates NoMigration { get; } = new(CanMigrate: false, _ => new NoMigrationState());
+    public static ConnectionStates NoMigration { get; } = new(CanMigrate: false, (_, _) => new NoMigrationState());
+
+    public static ConnectionStates Migrating { get; } = new(CanMigrate: true, (connection, migratedIn) => new MigratingConnectionState(connection, migratedIn));
 }
 
 /// <summary>
@@ -29,23 +32,33 @@ public sealed class ServerNode
     private readonly ServerSettings _settings;
     private readonly ConnectionStates _states;
     private readonly ServerMetrics _metrics;
+    private readonly IMigrationTags? _tags;
     private readonly ConcurrentDictionary<long, Task> _connections = new();
     private long _nextConnectionId;
+    private double _lastStateWaitMs;
 
-    private ServerNode(Config config, ServerSettings settings, ConnectionStates states, ServerMetrics metrics)
+    private ServerNode(Config config, ServerSettings settings, IMigrationTags? tags, ServerMetrics metrics)
     {
         _config = config;
         _settings = settings;
-        _states = states;
+        _tags = tags;
+        _states = tags is null ? ConnectionStates.NoMigration : ConnectionStates.Migrating;
         _metrics = metrics;
+
+        // The endpoint records the wait just before the size, both on the reply's arrival.
+        metrics.StateWaitMeasured += waitMs => Volatile.Write(ref _lastStateWaitMs, waitMs);
+        metrics.StateReplyReceived += bytes =>
+            ConsoleLog.Info($"migration state: a {bytes}-byte state reply arrived {Volatile.Read(ref _lastStateWaitMs):0.000} ms after the state request");
+        metrics.MigratedAway += () => ConsoleLog.Info("migration out: a connection left this node for another server (its state was acknowledged)");
     }
 
     /// <summary>
     /// Validates everything the node will read before anything starts, so that a bad key fails at once. An empty
-    /// <c>mtcp.cluster.service-endpoints</c> is filled with the local address and every application's port.
+    /// <c>mtcp.cluster.service-endpoints</c> is filled with the local address and every application's port. With a
+    /// <c>mtcp.migration.cluster-key</c> the node's connections migrate; without one they do not.
     /// </summary>
     /// <exception cref="ConfigurationException">a key is missing or invalid; the message names it.</exception>
-    public static ServerNode Create(Config config, ConnectionStates states, ServerMetrics metrics)
+    public static ServerNode Create(Config config, ServerMetrics metrics)
     {
         ArgumentNullException.ThrowIfNull(config);
         var settings = ServerSettings.Create(config, TimeProvider.System);
@@ -57,7 +70,7 @@ public sealed class ServerNode
         }
 
         ClusterSettings.Create(config);
-        return new ServerNode(config, settings, states, metrics);
+        return new ServerNode(config, settings, MigrationKey.ReadTags(config), metrics);
     }
 
     /// <summary>Serves until <paramref name="stopping"/> fires or the cluster downs this node, then shuts down gracefully.</summary>
@@ -78,6 +91,14 @@ public sealed class ServerNode
             ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
             var directory = system.StartServiceDirectory();
             system.ActorOf(Props.Create(() => new ServiceViewLogger(directory)), "service-view-logger");
+            if (_tags is not null)
+            {
+                // Thesis 4.2.3: the control connection manager carries this node's state requests to origins and
+                // hands peers' requests to the registry; migration must be on before a listener binds.
+                var control = system.StartControlConnectionManager(runtime.ConnectionRegistry);
+                await runtime.EnableMigrationAsync(new MigrationSupport(_tags, control, directory), stopping).ConfigureAwait(false);
+            }
+
             foreach (var hosted in _settings.Applications)
             {
                 var listener = new MtcpListener(runtime, hosted.Port);
@@ -94,7 +115,7 @@ public sealed class ServerNode
         }
 
         ConsoleLog.Info($"server node ready: {string.Join(", ", _settings.Applications.Select(hosted => $"{hosted.Application.Name} on {runtime.LocalAddress}:{hosted.Port}"))}; "
-            + (_states.CanMigrate ? "connections can migrate" : "connections do not migrate in this build"));
+            + (_states.CanMigrate ? "connections can migrate" : $"connections do not migrate ({MigrationKey.Path} is empty)"));
 
         var terminated = system.WhenTerminated;
         await Task.WhenAny(Task.Delay(Timeout.Infinite, stopping), terminated).ConfigureAwait(false);
@@ -153,9 +174,18 @@ public sealed class ServerNode
         _metrics.Active.Add(1, tag);
         var remote = connection.RemoteEndPoint;
         var stream = new CountingStream(connection.Stream, _metrics.BytesReceived, _metrics.BytesSent, tag);
+        var state = _states.For(connection, snapshotBytes =>
+        {
+            _metrics.MigrationsIn.Add(1, tag);
+            ConsoleLog.Info($"migration in: {application.Name} connection from {remote} resumes from a {snapshotBytes}-byte application snapshot");
+        });
         try
         {
-            await application.ServeAsync(stream, _states.For(connection), applicationsStopping).ConfigureAwait(false);
+            await application.ServeAsync(stream, state, applicationsStopping).ConfigureAwait(false);
+        }
+        catch (ConnectionMigratedException)
+        {
+            ConsoleLog.Info($"{application.Name} connection from {remote}: EMIGRATED, its application stops serving here (last snapshot {state.LastSnapshotBytes} bytes)");
         }
         catch (OperationCanceledException) when (applicationsStopping.IsCancellationRequested)
         {

@@ -76,12 +76,27 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public async Task Agent_migrate_must_fail_clearly_while_the_runtime_cannot_migrate()
+    public async Task Agent_migrate_must_fail_clearly_when_no_agent_serves()
     {
-        var (exitCode, agent) = await _testbed.RunAgentAsync("agent", ExitTimeout, "migrate");
+        var control = $"127.0.0.1:{ProcessTestbed.FreeTcpPort(System.Net.IPAddress.Loopback)}";
 
-        Assert.Equal(3, exitCode);
-        Assert.Contains(agent.Lines, line => line.Contains("migration is not available in this build", StringComparison.Ordinal));
+        var (exitCode, agent) = await _testbed.RunAgentAsync("agent", ExitTimeout, "--control", control, "migrate");
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains(agent.Lines, line => line.Contains($"no agent answers at {control}", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("mtcp.migration.cluster-key = \"00ff\"")]
+    [InlineData("mtcp.migration.cluster-key = \"not a key\"")]
+    public async Task Agent_must_reject_a_cluster_key_that_is_not_32_bytes(string hocon)
+    {
+        var config = _testbed.WriteConfig("bad-key.conf", hocon);
+
+        var (exitCode, agent) = await _testbed.RunAgentAsync("agent", ExitTimeout, "--config", config, "fetch", "http://127.0.0.2:8080/x");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(agent.Lines, line => line.Contains("mtcp.migration.cluster-key must be 32 bytes", StringComparison.Ordinal));
     }
 
     public void Dispose() => _testbed.Dispose();

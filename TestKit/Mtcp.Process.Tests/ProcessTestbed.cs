@@ -47,6 +47,12 @@ public sealed class ProcessTestbed : IDisposable
 
     public static string AgentDll => HostDll("Mtcp.Agent");
 
+    public static string DemoDll => HostDll("Mtcp.Demo");
+
+    /// <summary>Turns migration on in a server node or agent: one random cluster key per test run, shared by all.</summary>
+    public static string MigrationConfig { get; } =
+        $"mtcp.migration.cluster-key = \"{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}\"";
+
     /// <summary>A loopback address no other node of this test run uses (127.0.6.x, away from the usual 127.0.0.x).</summary>
     public static IPAddress NextAddress()
     {

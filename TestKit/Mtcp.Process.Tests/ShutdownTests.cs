@@ -15,8 +15,9 @@ public sealed class ShutdownTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Graceful_shutdown_must_close_open_connections_with_FIN_not_RST()
     {
-        var server = await _testbed.StartServerAsync("server");
-        var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.RequestPort)]);
+        // Migration on: the node's shutdown (drain) path is the one a migrating cluster runs.
+        var server = await _testbed.StartServerAsync("server", extraConfig: ProcessTestbed.MigrationConfig);
+        var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.RequestPort)], ProcessTestbed.MigrationConfig);
         var clients = new List<RespClient>();
         try
         {

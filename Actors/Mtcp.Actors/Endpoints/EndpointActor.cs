@@ -48,6 +48,9 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     private MtcpOrigConnectionInfo? _origInfo;
 
+    /// <summary>State requests that came while the handshake was not done; answered once it is (or the endpoint ends).</summary>
+    private readonly List<(ServeStateRequest Serve, IActorRef Requester)> _deferredRequests = [];
+
     /// <summary>Set when this endpoint ends without a word to the peer (a refused special SYN already answered by RST, or migrated away).</summary>
     private bool _silent;
 
@@ -309,8 +312,21 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Thesis 4.2.3 at S1: this endpoint owns the engine, so it packages (or rejects) the state itself.</summary>
-    private void OnServeStateRequest(ServeStateRequest serve)
+    private void OnServeStateRequest(ServeStateRequest serve) => Serve(serve, Sender);
+
+    /// <remarks>
+    /// A request for an endpoint still in SYN-RECEIVED waits for the handshake: the client names this endpoint's Cid
+    /// only once it has our SYN+ACK, so its ACK is on the way, and a migration started right after the previous one
+    /// can overtake it over the control connection. Answering INVALID_STATE then would fail a sound migration.
+    /// </remarks>
+    private void Serve(ServeStateRequest serve, IActorRef requester)
     {
+        if (_connectCompletion is null && _connection.State == TcpState.SynReceived)
+        {
+            _deferredRequests.Add((serve, requester));
+            return;
+        }
+
         var request = serve.Request;
         var preparing = Stopwatch.GetTimestamp();
         var answer = _context.Migration is { } migration && _connectCompletion is null
@@ -321,7 +337,17 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
             MigrationMetrics.Prepare.Record(Stopwatch.GetElapsedTime(preparing).TotalMilliseconds);
         }
 
-        Sender.Tell(answer);
+        requester.Tell(answer);
+    }
+
+    private void ServeDeferredRequests()
+    {
+        var deferred = _deferredRequests.ToArray();
+        _deferredRequests.Clear();
+        foreach (var (serve, requester) in deferred)
+        {
+            Serve(serve, requester);
+        }
     }
 
     /// <summary>Thesis 4.2.3 at S1, on the state ack: close without FIN or RST; the application sees EMIGRATED.</summary>
@@ -490,6 +516,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         {
             _channel.Imported = _connection.ImportState();
             Context.Parent.Tell(new EndpointEstablished(_channel));
+            ServeDeferredRequests();
         }
         else if (!_connectCompletion.TrySetResult(_channel))
         {
@@ -549,6 +576,12 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
 
         FailAll("the connection's endpoint stopped");
+        if (_connection.State == TcpState.SynReceived)
+        {
+            _connection.Abort(_context.Clock.Now);
+        }
+
+        ServeDeferredRequests();
         base.PostStop();
     }
 }

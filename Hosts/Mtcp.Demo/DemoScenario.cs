@@ -1,0 +1,403 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+using Akka.Configuration;
+using Mtcp.Hosting;
+
+namespace Mtcp.Demo;
+
+/// <summary>What the demo is asked to do: the <c>mtcp.demo</c> section of HOCON/demo.conf, validated.</summary>
+internal sealed record DemoOptions(string Network, string Transport, long FileBytes, int Seed, int Migrations, long RateBytesPerSecond)
+{
+    public static DemoOptions Create(Config config)
+    {
+        var network = HostConfigValues.Text(config, "mtcp.demo.network");
+        if (network.Split('.') is not { Length: 3 } octets || !octets.All(octet => byte.TryParse(octet, NumberStyles.None, CultureInfo.InvariantCulture, out _)) || octets[0] != "127")
+        {
+            throw HostConfigValues.Invalid(config, "mtcp.demo.network", "must be three octets of a loopback address, e.g. 127.0.0");
+        }
+
+        var transport = HostConfigValues.Text(config, "mtcp.demo.transport");
+        if (transport is not ("auto" or "raw" or "udp"))
+        {
+            throw HostConfigValues.Invalid(config, "mtcp.demo.transport", "must be auto, raw or udp");
+        }
+
+        return new DemoOptions(
+            network,
+            transport,
+            HostConfigValues.LongSize(config, "mtcp.demo.file-size", 1L << 20, 1L << 30),
+            HostConfigValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
+            HostConfigValues.Integer(config, "mtcp.demo.migrations", 2, 100),
+            HostConfigValues.LongSize(config, "mtcp.demo.rate", 64L << 10, 1L << 30));
+    }
+}
+
+/// <summary>
+/// The demo: three server nodes and a client agent on this machine, a download through the agent with curl while
+/// the operator migrates its connection, one node that is not serving stopped mid-way, and a timeline of what
+/// happened read back from the agent's status and the nodes' logs. Every check that fails is named.
+/// </summary>
+internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
+{
+    private const int ServerCount = 3;
+    private const int FilePort = 8080;
+    private const string FileName = "demo.bin";
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(45);
+    private static readonly TimeSpan ViewTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly List<ChildProcess> _children = [];
+    private readonly List<string> _failures = [];
+    private readonly List<(TimeSpan At, string Text)> _events = [];
+    private readonly DirectoryInfo _scratch = Directory.CreateTempSubdirectory("mtcp-demo-");
+
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        var servers = Enumerable.Range(0, ServerCount).Select(i => IPAddress.Parse($"{options.Network}.{i + 2}")).ToArray();
+        var agentAddress = IPAddress.Parse($"{options.Network}.9");
+        Say($"MTCP demo: 3 server nodes at {string.Join(", ", servers.Select(s => s.ToString()))}, a client agent at {agentAddress}; " + options.Transport switch
+        {
+            "auto" when Environment.IsPrivilegedProcess => "running as root, so segments travel in raw IPv4 protocol 253",
+            "auto" => "not root, so segments travel in UDP (run as root for raw IPv4 protocol 253)",
+            var chosen => $"mtcp.demo.transport = {chosen}",
+        });
+
+        var files = _scratch.CreateSubdirectory("files");
+        var expected = GenerateFile(Path.Combine(files.FullName, FileName), options.FileBytes, options.Seed);
+        Say($"generated {FileName}: {Megabytes(options.FileBytes)} from seed {options.Seed}, SHA-256 {expected}");
+        var key = MigrationKey.Generate();
+
+        var controls = servers.Select(address => new IPEndPoint(address, FreeTcpPort(address))).ToArray();
+        var nodes = new ChildProcess[ServerCount];
+        for (var i = 0; i < ServerCount; i++)
+        {
+            var config = WriteConfig($"server{i + 1}.conf", $$"""
+                akka.remote.dot-netty.tcp { hostname = "{{servers[i]}}", port = {{controls[i].Port}} }
+                akka.cluster.seed-nodes = ["akka.tcp://mtcp@{{controls[0]}}"]
+                akka.loglevel = WARNING
+                mtcp.runtime.local-address = "{{servers[i]}}"
+                mtcp.runtime.transport = {{options.Transport}}
+                mtcp.hosts.server.file { enabled = on, port = {{FilePort}}, root = "{{files.FullName}}" }
+                mtcp.hosts.server.request.enabled = off
+                mtcp.migration.cluster-key = "{{key}}"
+                """);
+            nodes[i] = Start($"server{i + 1}", "Mtcp.Server", ["--config", config]);
+        }
+
+        foreach (var node in nodes)
+        {
+            await node.WaitForLineAsync("server node ready", StartTimeout).ConfigureAwait(false);
+        }
+
+        foreach (var node in nodes)
+        {
+            await node.WaitForLineAsync($"cluster view: {ServerCount} service endpoints", StartTimeout).ConfigureAwait(false);
+        }
+
+        Say($"the cluster is up: every node sees {ServerCount} service endpoints");
+        var listen = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
+        var control = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
+        var agentConfig = WriteConfig("agent.conf", $$"""
+            mtcp.runtime.local-address = "{{agentAddress}}"
+            mtcp.runtime.transport = {{options.Transport}}
+            mtcp.agent.service-endpoints = ["{{servers[0]}}:{{FilePort}}"]
+            mtcp.agent.serve.listen = "{{listen}}"
+            mtcp.agent.control-endpoint = "{{control}}"
+            mtcp.migration.cluster-key = "{{key}}"
+            """);
+        var agent = Start("agent", "Mtcp.Agent", ["--config", agentConfig, "serve"]);
+        await agent.WaitForLineAsync("agent ready", StartTimeout).ConfigureAwait(false);
+
+        var output = Path.Combine(_scratch.FullName, "downloaded.bin");
+        var url = $"http://{listen}/{FileName}";
+        Say($"curl {url} at {Megabytes(options.RateBytesPerSecond)}/s through the agent; {options.Migrations} operator-triggered migrations planned "
+            + "(policy-triggered migrations are not part of this build's agent)");
+        var rate = options.RateBytesPerSecond.ToString(CultureInfo.InvariantCulture);
+        var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--fail", "--max-time", "120", "--limit-rate", rate, "-o", output, url], _scratch.FullName, _clock, _ => true);
+        _children.Add(curl);
+
+        var stop = await DriveMigrationsAsync(new AgentControl(control), curl, servers, nodes, cancellationToken).ConfigureAwait(false);
+        var curlExit = await curl.WaitForExitAsync(TimeSpan.FromSeconds(150)).ConfigureAwait(false);
+        Check(curlExit == 0, $"curl exited with {curlExit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 150 s"}"
+            + (curlExit == 0 ? "" : $" (a reset right away can mean another MTCP process owns an address of {options.Network}.x: try --network 127.0.8)"));
+        if (stop is not null)
+        {
+            await stop.ConfigureAwait(false);
+        }
+
+        var relay = await FinalRelayAsync(new AgentControl(control), cancellationToken).ConfigureAwait(false);
+        PrintTimeline(relay, nodes, servers);
+
+        var actual = File.Exists(output) ? await Sha256Async(output, cancellationToken).ConfigureAwait(false) : "(no file)";
+        var completed = relay?.Migrations.Count(m => m.Completed) ?? 0;
+        Check(completed >= options.Migrations, $"{completed} migrations completed, {options.Migrations} planned");
+        Console.WriteLine();
+        if (actual == expected)
+        {
+            Console.WriteLine($"SHA-256 verified: {actual} ({Megabytes(options.FileBytes)} through {completed} migrations)");
+        }
+        else
+        {
+            Check(false, $"SHA-256 mismatch: downloaded {actual}, generated {expected}");
+        }
+
+        if (_failures.Count > 0)
+        {
+            Console.WriteLine($"demo FAILED: {string.Join("; ", _failures)}");
+            return 1;
+        }
+
+        Console.WriteLine($"demo verified in {_clock.Elapsed.TotalSeconds:0.0} s");
+        return 0;
+    }
+
+    public void Dispose()
+    {
+        foreach (var child in _children)
+        {
+            child.Dispose();
+        }
+
+        try
+        {
+            _scratch.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // A process just killed may hold a file for a moment; the directory is under the temp folder.
+        }
+    }
+
+    /// <summary>
+    /// Polls the agent's status; each time the relay has received the next share of the file, migrates it to the
+    /// next live node. After half of the migrations, stops a node that is not serving (returned as a task that
+    /// completes when its exit and the others' views are checked).
+    /// </summary>
+    private async Task<Task?> DriveMigrationsAsync(AgentControl agent, ChildProcess curl, IPAddress[] servers, ChildProcess[] nodes, CancellationToken cancellationToken)
+    {
+        var total = options.FileBytes;
+        var live = Enumerable.Range(0, ServerCount).ToList();
+        Task? stop = null;
+        var done = 0;
+        while (!curl.HasExited && done < options.Migrations)
+        {
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+            var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
+            if (status.Connections is not [var relay, ..] || relay.BytesFromService < (done + 1) * total / (options.Migrations + 1))
+            {
+                continue;
+            }
+
+            var current = Array.FindIndex(servers, s => relay.Service.StartsWith(s + ":", StringComparison.Ordinal));
+            var next = live[(live.IndexOf(current) + 1) % live.Count];
+            var destination = $"{servers[next]}:{FilePort}";
+            var result = await agent.MigrateAsync(relay.Id, destination, cancellationToken).ConfigureAwait(false);
+            foreach (var outcome in result.Outcomes)
+            {
+                Say(outcome.Completed
+                    ? $"migration {done + 1}: relay {outcome.Relay} {outcome.From} -> {outcome.To} completed in {outcome.DurationMs:0.0} ms (client's wait for the new server)"
+                    : $"migration {done + 1}: relay {outcome.Relay} {outcome.From} -> {outcome.To} FAILED: {outcome.FailureReason}");
+            }
+
+            Check(result.Error is null, $"migrate answered: {result.Error}");
+            done++;
+            if (stop is null && done == options.Migrations / 2)
+            {
+                // Stop a node the download is not on, and not the next destination either, so the stop is seen, not felt.
+                var serving = next;
+                var victim = live.First(i => i != serving && i != live[(live.IndexOf(serving) + 1) % live.Count]);
+                live.Remove(victim);
+                stop = StopNodeAsync(nodes, servers, victim, live);
+            }
+        }
+
+        return stop;
+    }
+
+    private async Task StopNodeAsync(ChildProcess[] nodes, IPAddress[] servers, int victim, List<int> live)
+    {
+        var since = _clock.Elapsed;
+        Say($"stopping server{victim + 1} ({servers[victim]}), which is not serving the download: SIGTERM");
+        nodes[victim].Terminate();
+        var exit = await nodes[victim].WaitForExitAsync(ViewTimeout).ConfigureAwait(false);
+        Check(exit == 0, $"server{victim + 1} exited with {exit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 30 s"} after SIGTERM");
+        Say($"server{victim + 1} left the cluster and exited with {exit?.ToString(CultureInfo.InvariantCulture) ?? "(still running)"}");
+        foreach (var i in live.ToArray())
+        {
+            try
+            {
+                var view = await nodes[i].WaitForLineAsync(
+                    $"cluster view: {live.Count} service endpoints", ViewTimeout, since, text => !text.Contains($"{servers[victim]}:", StringComparison.Ordinal)).ConfigureAwait(false);
+                Say($"server{i + 1} follows: {view.Text[(view.Text.IndexOf("cluster view", StringComparison.Ordinal))..]}");
+            }
+            catch (DemoFailedException e)
+            {
+                Check(false, $"server{i + 1} still lists {servers[victim]}: {e.Message}");
+            }
+        }
+    }
+
+    private async Task<AgentRelay?> FinalRelayAsync(AgentControl agent, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
+            if (status.RecentlyClosed is [.., var relay])
+            {
+                return relay;
+            }
+
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+        }
+
+        Check(false, "the agent never reported the relay closed");
+        return null;
+    }
+
+    /// <summary>
+    /// Which node served which bytes of the HTTP response (as the agent received them: a migration's boundary is the
+    /// agent's byte count when the switch completed), each migration's client wait and the state the destination
+    /// received, from the agent's status and the destination's log.
+    /// </summary>
+    private void PrintTimeline(AgentRelay? relay, ChildProcess[] nodes, IPAddress[] servers)
+    {
+        Console.WriteLine();
+        Console.WriteLine("timeline (bytes of the HTTP response as the agent received them)");
+        if (relay is null)
+        {
+            return;
+        }
+
+        // Each destination logs its state replies in order; the demo's connection is the only one migrating.
+        var stateLines = nodes.Select(node => new Queue<Match>(node.Lines.Select(line => StateReplyLine().Match(line.Text)).Where(match => match.Success))).ToArray();
+        var snapshotLines = nodes.Select(node => new Queue<Match>(node.Lines.Select(line => SnapshotLine().Match(line.Text)).Where(match => match.Success))).ToArray();
+        var from = 0L;
+        var serving = relay.Migrations.FirstOrDefault()?.From ?? relay.Service;
+        var index = 0;
+        foreach (var migration in relay.Migrations)
+        {
+            index++;
+            if (!migration.Completed)
+            {
+                Console.WriteLine($"  migration {index}: {migration.From} -> {migration.To} failed after {migration.DurationMs:0.0} ms ({migration.FailureReason}); stayed on {migration.From}");
+                continue;
+            }
+
+            Console.WriteLine($"  {Megabytes(from),8} - {Megabytes(migration.AtByteFromService),-9} {serving}");
+            var destination = Array.FindIndex(servers, s => migration.To.StartsWith(s + ":", StringComparison.Ordinal));
+            var state = destination >= 0 && stateLines[destination].TryDequeue(out var reply)
+                ? $"state reply {reply.Groups["bytes"].Value} bytes after {reply.Groups["ms"].Value} ms"
+                : "state reply not logged";
+            var snapshot = destination >= 0 && snapshotLines[destination].TryDequeue(out var line) ? $", application snapshot {line.Groups["bytes"].Value} bytes" : "";
+            Console.WriteLine($"    migration {index} at {migration.At:HH:mm:ss.fff}: {migration.From} -> {migration.To}, client wait {migration.DurationMs:0.0} ms, {state}{snapshot}");
+            from = migration.AtByteFromService;
+            serving = migration.To;
+        }
+
+        Console.WriteLine($"  {Megabytes(from),8} - {Megabytes(relay.BytesFromService),-9} {serving}");
+        foreach (var (at, text) in _events.Where(e => e.Text.Contains("stopping", StringComparison.Ordinal) || e.Text.Contains("follows", StringComparison.Ordinal)))
+        {
+            Console.WriteLine($"  at {at.TotalSeconds,5:0.0} s: {text}");
+        }
+    }
+
+    private static string Megabytes(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.00} MiB");
+
+    private ChildProcess Start(string name, string project, IEnumerable<string> arguments)
+    {
+        var child = ChildProcess.Start(name, "dotnet", HostDll(project), arguments, _scratch.FullName, _clock, IsWorthShowing);
+        _children.Add(child);
+        return child;
+    }
+
+    private static bool IsWorthShowing(string line) =>
+        !line.StartsWith('[')
+        && (line.Contains("transport:", StringComparison.Ordinal) || line.Contains("migration", StringComparison.Ordinal) || line.Contains("WARN", StringComparison.Ordinal)
+            || line.Contains("ERROR", StringComparison.Ordinal) || line.Contains("left the cluster", StringComparison.Ordinal) || line.Contains("shutdown requested", StringComparison.Ordinal));
+
+    private void Say(string text)
+    {
+        lock (_events)
+        {
+            _events.Add((_clock.Elapsed, text));
+        }
+
+        Console.WriteLine($"{_clock.Elapsed.TotalSeconds,6:0.0} s  {text}");
+    }
+
+    private void Check(bool condition, string failure)
+    {
+        if (!condition)
+        {
+            lock (_failures)
+            {
+                _failures.Add(failure);
+            }
+
+            Say($"CHECK FAILED: {failure}");
+        }
+    }
+
+    private string WriteConfig(string name, string hocon)
+    {
+        var path = Path.Combine(_scratch.FullName, name);
+
+        // The cluster key is a secret: readable by this user only.
+        File.WriteAllText(path, hocon);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return path;
+    }
+
+    private static string GenerateFile(string path, long length, int seed)
+    {
+        var random = new Random(seed);
+        var buffer = new byte[1 << 20];
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var file = File.Create(path);
+        for (long written = 0; written < length; written += buffer.Length)
+        {
+            var count = (int)Math.Min(buffer.Length, length - written);
+            random.NextBytes(buffer.AsSpan(0, count));
+            hash.AppendData(buffer, 0, count);
+            file.Write(buffer, 0, count);
+        }
+
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    private static async Task<string> Sha256Async(string path, CancellationToken cancellationToken)
+    {
+        await using var file = File.OpenRead(path);
+        return Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false));
+    }
+
+    private static int FreeTcpPort(IPAddress address)
+    {
+        using var listener = new TcpListener(address, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>The host's build output beside this one: Hosts/&lt;project&gt;/bin/&lt;configuration&gt;/&lt;tfm&gt;/.</summary>
+    private static string HostDll(string project)
+    {
+        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var hosts = output.Parent!.Parent!.Parent!.Parent!;
+        var dll = Path.Combine(hosts.FullName, project, "bin", output.Parent.Name, output.Name, $"{project}.dll");
+        return File.Exists(dll) ? dll : throw new DemoFailedException($"{dll} is missing: build with dotnet run --project Hosts/Mtcp.Demo");
+    }
+
+    [GeneratedRegex(@"migration state: a (?<bytes>\d+)-byte state reply arrived (?<ms>[\d.]+) ms")]
+    private static partial Regex StateReplyLine();
+
+    [GeneratedRegex(@"migration in: .* resumes from a (?<bytes>\d+)-byte application snapshot")]
+    private static partial Regex SnapshotLine();
+}

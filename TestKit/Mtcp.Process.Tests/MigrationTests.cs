@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Xunit.Abstractions;
+
+namespace Mtcp.Process.Tests;
+
+/// <summary>
+/// Migration across real server node processes: the demo end to end, curl through the agent while the operator
+/// migrates its connection, and a migration away from a node that was killed.
+/// </summary>
+[Trait("Category", "Process")]
+[Collection(ProcessCollection.Name)]
+public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
+{
+    private const int Seed = 20012;
+    private const int FileBytes = 50 * 1000 * 1000;
+    private const int Migrations = 5;
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    private readonly ProcessTestbed _testbed = new(output);
+
+    [Fact]
+    public async Task Demo_must_verify_its_scenario_end_to_end()
+    {
+        // Its own addresses (127.0.7.x), away from the testbed's and from 127.0.0.x that a developer's demo may use.
+        var demo = _testbed.Track(HostProcess.Start("demo", ProcessTestbed.DemoDll, ["--network", "127.0.7", "--rate-mib", "8"], output, _testbed.Directory.FullName));
+
+        var exitCode = await demo.WaitForExitAsync(TimeSpan.FromSeconds(120));
+
+        Assert.True(exitCode == 0, $"the demo exited with {exitCode}:\n{demo.Output}");
+        Assert.Contains(demo.Lines, line => line.StartsWith("SHA-256 verified", StringComparison.Ordinal));
+        Assert.Contains(demo.Lines, line => line.Contains("follows: cluster view: 2 service endpoints", StringComparison.Ordinal));
+        Assert.Equal(6, demo.Lines.Count(line => line.Contains("    migration ", StringComparison.Ordinal) && line.Contains("client wait", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Curl_through_the_agent_must_download_50MB_intact_across_at_least_5_migrations()
+    {
+        var expected = WriteRandomFile("big.bin");
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        var third = await _testbed.StartServerAsync("server3", first, ProcessTestbed.MigrationConfig);
+        ServerHandle[] servers = [first, second, third];
+        var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], ProcessTestbed.MigrationConfig);
+        var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
+
+        var curl = Curl.RunAsync("-sS", "--max-time", "120", "--limit-rate", "5M", "-o", downloaded, $"http://{agent.Listen}/big.bin");
+        var completed = 0;
+        for (var attempt = 1; attempt <= 3 * Migrations && completed < Migrations && !curl.IsCompleted; attempt++)
+        {
+            await Task.Delay(700);
+            var destination = servers[attempt % servers.Length].Service(ProcessTestbed.FilePort);
+            var (exitCode, migrate) = await _testbed.RunAgentAsync($"migrate{attempt}", Bound, "--control", agent.Control.ToString(), "migrate", "--to", destination);
+            if (exitCode == 0)
+            {
+                completed++;
+            }
+            else
+            {
+                output.WriteLine($"migrate to {destination} exited with {exitCode}: {migrate.Output}");
+            }
+        }
+
+        var (curlExit, curlOutput) = await curl;
+        Assert.True(curlExit == 0, $"curl exited with {curlExit}: {curlOutput}");
+        Assert.Equal(expected, Sha256Of(downloaded));
+        Assert.True(completed >= Migrations, $"{completed} migrations completed before the download ended");
+
+        // The agent's record of the closed relay and the nodes' logs agree with what the operator saw.
+        var (statusExit, status) = await _testbed.RunAgentAsync("status", Bound, "--control", agent.Control.ToString(), "status", "--json");
+        Assert.Equal(0, statusExit);
+        using var document = JsonDocument.Parse(string.Join('\n', status.Lines.Where(line => line.StartsWith('{'))));
+        var relay = document.RootElement.GetProperty("recentlyClosed").EnumerateArray().Single();
+        Assert.Equal(completed, relay.GetProperty("migrations").EnumerateArray().Count(migration => migration.GetProperty("completed").GetBoolean()));
+        Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration in: file connection", StringComparison.Ordinal))));
+        Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration out: a connection left", StringComparison.Ordinal))));
+    }
+
+    [Fact]
+    public async Task Agent_must_fail_a_migration_away_from_a_killed_server_clearly_and_reset_its_client()
+    {
+        WriteRandomFile("big.bin");
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], ProcessTestbed.MigrationConfig + "\nmtcp.agent.serve.idle-timeout = 3s");
+        var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "1M", "-o", Path.Combine(_testbed.Directory.FullName, "partial.bin"), $"http://{agent.Listen}/big.bin");
+        await agent.Process.WaitForLineAsync("relay 1:", Bound);
+        await Task.Delay(500);
+
+        first.Process.Kill();
+        var killed = Stopwatch.GetTimestamp();
+        var (migrateExit, migrate) = await _testbed.RunAgentAsync("migrate", Bound, "--control", agent.Control.ToString(), "migrate", "--to", second.Service(ProcessTestbed.FilePort));
+        var (curlExit, curlOutput) = await curl;
+        var curlFailedAfter = Stopwatch.GetElapsedTime(killed);
+
+        // The state lives on the killed origin (thesis 4.2.3): the migration cannot complete, and must say so.
+        Assert.Equal(1, migrateExit);
+        Assert.Contains(migrate.Lines, line => line.Contains("failed", StringComparison.Ordinal));
+        Assert.NotEqual(0, curlExit);
+        Assert.True(curlFailedAfter < TimeSpan.FromSeconds(20), $"curl failed only {curlFailedAfter.TotalSeconds:0.0} s after the kill: {curlOutput}");
+        Assert.Contains(agent.Process.Lines, line => line.Contains("relay 1", StringComparison.Ordinal) && line.Contains("reset", StringComparison.Ordinal));
+    }
+
+    public void Dispose() => _testbed.Dispose();
+
+    private string WriteRandomFile(string name)
+    {
+        var bytes = new byte[FileBytes];
+        new Random(Seed).NextBytes(bytes);
+        File.WriteAllBytes(Path.Combine(_testbed.Files.FullName, name), bytes);
+        return Convert.ToHexString(SHA256.HashData(bytes));
+    }
+
+    private static string Sha256Of(string path)
+    {
+        using var file = File.OpenRead(path);
+        return Convert.ToHexString(SHA256.HashData(file));
+    }
+}
