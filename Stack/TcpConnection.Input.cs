@@ -12,6 +12,7 @@ public sealed partial class TcpConnection
     public void HandleSegment(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
     {
         Stats.SegmentsReceived++;
+        LastSegmentInWindow = false;
         switch (_state)
         {
             case TcpState.Closed:
@@ -29,6 +30,12 @@ public sealed partial class TcpConnection
                 return;
         }
     }
+
+    /// <summary>
+    /// The last segment passed the synchronized states' sequence and ACK checks (RFC 9293 §3.10.7.4, RFC 5961):
+    /// options on it (TCP_MIGRATE after the handshake) are believed only then, not on a blind injection.
+    /// </summary>
+    internal bool LastSegmentInWindow { get; private set; }
 
     private void QueueResetAnswering(in TcpSegmentRepr segment, int payloadLength)
     {
@@ -259,6 +266,7 @@ public sealed partial class TcpConnection
     private void OnSegmentSynchronized(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
     {
         var verdict = Judge(segment, payload.Length);
+        LastSegmentInWindow = verdict == SegmentVerdict.Accept;
         switch (verdict)
         {
             case SegmentVerdict.ResendSynAck:

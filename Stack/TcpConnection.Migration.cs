@@ -110,7 +110,10 @@ public sealed partial class TcpConnection
     /// the state ack it keeps behaving like any other endpoint. Looking up the Cid (CB_NOT_FOUND) and checking the
     /// authenticator are the host's business.
     /// </summary>
-    public ControlMessage PackageState(StateRequest request)
+    public ControlMessage PackageState(StateRequest request) => PackageState(request, default);
+
+    /// <summary>As <see cref="PackageState(StateRequest)"/>, the reply carrying <paramref name="migrationCredential"/> to the next holder.</summary>
+    public ControlMessage PackageState(StateRequest request, ReadOnlyMemory<byte> migrationCredential)
     {
         ArgumentNullException.ThrowIfNull(request);
 
@@ -170,7 +173,8 @@ public sealed partial class TcpConnection
             snapshot.AppState,
             writeBufferState,
             readBufferState,
-            transitions.Value);
+            transitions.Value,
+            migrationCredential);
     }
 
     /// <summary>

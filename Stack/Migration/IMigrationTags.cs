@@ -5,7 +5,9 @@ namespace Mtcp.Stack.Migration;
 /// <summary>
 /// The 64-bit tags that tie MTCP's migration messages to one connection (thesis 3.2.1: <c>Auth_trig</c>, and the
 /// authenticator of TCP_MIGRATED_CONN), as the migration mechanism consumes them: four operations, keys and their
-/// derivation being the implementation's business (see <c>Authentication/</c> for the per-connection-secret scheme).
+/// derivation being the implementation's business. One key for every connection and no attempt numbers, so it does
+/// not reject replays: <see cref="MtcpServerHost"/> and <see cref="MtcpClientConnection.Connect(TcpConfig, IpAddress, ushort, ServerEndpoint, SeqNumber, Instant)"/>
+/// use the per-connection-secret scheme of <c>Authentication/</c> instead; this seam remains for the actor runtime.
 /// </summary>
 public interface IMigrationTags
 {

@@ -62,4 +62,10 @@ public sealed class MtcpServerStats
 
     /// <summary>Segments for a connection that migrated away, dropped without answer.</summary>
     public long SilencedSegments { get; internal set; }
+
+    /// <summary>State requests whose MIGRATED_CONN authenticator was valid for an attempt number already spent: replays, AUTH_FAILED.</summary>
+    public long ReplayedStateRequestsRejected { get; internal set; }
+
+    /// <summary>Special SYNs for an endpoint that already exists here: duplicates, answered without a second state request.</summary>
+    public long DuplicateSpecialSyns { get; internal set; }
 }

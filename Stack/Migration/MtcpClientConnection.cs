@@ -1,3 +1,4 @@
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 
 namespace Mtcp.Stack.Migration;
@@ -11,11 +12,15 @@ namespace Mtcp.Stack.Migration;
 /// block, the old block goes to BLACKHOLE for 2 MSL, and β rides on the ACK. A failed migration leaves the
 /// connection on its old server. Sans-IO like <see cref="TcpConnection"/>: inputs carry the time, outputs name the
 /// server each segment goes to.
+/// Authentication (docs/threat-model.md): the origin's SYN+ACK gives the connection's migration secret; special SYNs
+/// carry MIGRATED_CONN authenticators under it, numbered by attempt over the connection's life, and triggers are
+/// checked under it for the current migration epoch (completed migrations). A connection opened with an
+/// <see cref="IMigrationTags"/> uses those tags instead (the shared-key arrangement of the actor runtime).
 /// </summary>
 public sealed class MtcpClientConnection
 {
     private readonly TcpConfig _config;
-    private readonly IMigrationTags _authenticator;
+    private readonly IMigrationTags? _sharedTags;
     private readonly List<Blackhole> _blackholes = [];
     private readonly Queue<MigrationEvent> _migrationEvents = new();
 
@@ -35,12 +40,21 @@ public sealed class MtcpClientConnection
     /// <summary>β still to be carried by the new block's segments, until the new server shows it is synchronized.</summary>
     private uint? _betaPending;
 
-    private MtcpClientConnection(TcpConfig config, IpAddress localAddress, Block current, IMigrationTags authenticator)
+    /// <summary>The connection's migration secret, from the origin's SYN+ACK; null until then (or if it gave none).</summary>
+    private MigrationSecret? _secret;
+
+    /// <summary>Migrations completed: triggers are bound to it, so one captured before a migration is dead after it.</summary>
+    private uint _epoch;
+
+    /// <summary>The attempt number of the next special SYN; never reused, so a captured special SYN cannot be replayed.</summary>
+    private uint _nextAttempt;
+
+    private MtcpClientConnection(TcpConfig config, IpAddress localAddress, Block current, IMigrationTags? sharedTags)
     {
         _config = config;
         LocalAddress = localAddress;
         _current = current;
-        _authenticator = authenticator;
+        _sharedTags = sharedTags;
     }
 
     public IpAddress LocalAddress { get; }
@@ -66,7 +80,24 @@ public sealed class MtcpClientConnection
 
     public int BytesReadable => (_draining?.BytesReadable ?? 0) + _current.Tcb.BytesReadable;
 
-    /// <summary>Active open to <paramref name="server"/> (RFC 9293 §3.10.1).</summary>
+    /// <summary>True once the connection can authenticate a migration: it has its secret (or shared tags).</summary>
+    public bool CanMigrate => _sharedTags is not null || _secret is not null;
+
+    /// <summary>Migrations completed so far (the epoch triggers are bound to).</summary>
+    public uint MigrationEpoch => _epoch;
+
+    /// <summary>
+    /// Active open to <paramref name="server"/> (RFC 9293 §3.10.1); migrations are authenticated with the secret the
+    /// server's SYN+ACK carries.
+    /// </summary>
+    public static MtcpClientConnection Connect(TcpConfig config, IpAddress localAddress, ushort localPort, ServerEndpoint server, SeqNumber iss, Instant now)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var tcb = TcpConnection.Connect(config, localPort, server.Port, iss, now);
+        return new MtcpClientConnection(config, localAddress, new Block(tcb, server), sharedTags: null);
+    }
+
+    /// <summary>Active open whose migrations are authenticated with <paramref name="authenticator"/>'s tags instead of a per-connection secret.</summary>
     public static MtcpClientConnection Connect(TcpConfig config, IpAddress localAddress, ushort localPort, ServerEndpoint server, SeqNumber iss, Instant now, IMigrationTags authenticator)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -119,14 +150,19 @@ public sealed class MtcpClientConnection
             throw new InvalidOperationException($"cannot migrate a connection in {old.State}");
         }
 
+        if (!CanMigrate)
+        {
+            throw new InvalidOperationException("the server gave no migration secret: the connection cannot migrate");
+        }
+
         var port = localPort ?? old.LocalPort;
         var cid = Cid;
         var rcvNxt = old.ReceiveDataNext;
-        var option = new MtcpMigratedConnection(
-            _current.Peer,
-            port == old.LocalPort ? null : old.LocalPort,
-            rcvNxt,
-            _authenticator.ComputeMigratedConnection(cid, new ConnectionId(LocalAddress, port, destination.Address, destination.Port), rcvNxt));
+        var newEndpointCid = new ConnectionId(LocalAddress, port, destination.Address, destination.Port);
+        var authenticator = _sharedTags is { } tags
+            ? tags.ComputeMigratedConnection(cid, newEndpointCid, rcvNxt)
+            : new ConnectionAuthenticator(_secret!.Value).MigratedConnection(cid, newEndpointCid, rcvNxt, _nextAttempt++);
+        var option = new MtcpMigratedConnection(_current.Peer, port == old.LocalPort ? null : old.LocalPort, rcvNxt, authenticator);
         var tcb = TcpConnection.Connect(_config, port, destination.Port, iss, now);
         _migration = new Migration(new Block(tcb, destination), option, now + _config.ConnectTimeout);
         Stats.MigrationsStarted++;
@@ -266,10 +302,7 @@ public sealed class MtcpClientConnection
     private void OnSegmentForCurrentBlock(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
     {
         var tcb = _current.Tcb;
-        if (segment.Has(TcpFlags.Syn) && segment.Has(TcpFlags.Ack))
-        {
-            LearnAlternateServers(segment.Options);
-        }
+        var wasSynSent = tcb.State == TcpState.SynSent;
 
         if (_betaPending is not null && !segment.Has(TcpFlags.Syn))
         {
@@ -287,6 +320,24 @@ public sealed class MtcpClientConnection
         }
 
         tcb.HandleSegment(now, segment, payload);
+        if (wasSynSent && tcb.State is not (TcpState.SynSent or TcpState.Closed))
+        {
+            // The origin's SYN+ACK, accepted: it acknowledged our ISN, so it is no blind injection. Only this
+            // segment gives the secret, and TCP_MIGRATE rides on it (thesis 4.2.3, fig. 4.6).
+            if (_secret is null && segment.Options.MigrationSecret is { } issued)
+            {
+                Span<byte> bytes = stackalloc byte[MigrationSecret.Length];
+                issued.WriteTo(bytes);
+                _secret = MigrationSecret.FromBytes(bytes);
+            }
+
+            LearnAlternateServers(segment.Options);
+        }
+        else if (tcb.LastSegmentInWindow)
+        {
+            // Alternates the SYN+ACK had no room for beside the secret follow on in-window segments.
+            LearnAlternateServers(segment.Options);
+        }
     }
 
     private void OnSegmentForNewBlock(Instant now, Migration migration, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
@@ -366,6 +417,7 @@ public sealed class MtcpClientConnection
         }
 
         _current = migration.Next;
+        _epoch++;
         _betaPending = beta;
         _connectedReported = true;
         Stats.MigrationsCompleted++;
@@ -408,7 +460,7 @@ public sealed class MtcpClientConnection
     {
         var cid = trigger.ToConnectionId(source, LocalAddress, clientPort);
         ServerEndpoint? named = trigger.Destination is { } target ? target.Server ?? source : null;
-        if (cid != Cid || !_authenticator.VerifyTrigger(cid, named, trigger.AuthTrig))
+        if (cid != Cid || !VerifyTrigger(trigger, cid, source, named))
         {
             Stats.ForgedTriggersIgnored++;
             return;
@@ -423,6 +475,10 @@ public sealed class MtcpClientConnection
         Stats.TriggersAccepted++;
         _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.TriggerAccepted, chosen));
     }
+
+    private bool VerifyTrigger(MtcpMigrateTrigger trigger, ConnectionId cid, ServerEndpoint source, ServerEndpoint? named) =>
+        _sharedTags is { } tags ? tags.VerifyTrigger(cid, named, trigger.AuthTrig)
+        : _secret is { } secret && new ConnectionAuthenticator(secret).VerifyTrigger(trigger, cid, source, _epoch) == TriggerCheck.Accepted;
 
     private void LearnAlternateServers(in TcpOptions options)
     {

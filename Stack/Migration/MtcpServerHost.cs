@@ -1,3 +1,4 @@
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
@@ -10,6 +11,9 @@ namespace Mtcp.Stack.Migration;
 /// Cid, and silences an endpoint that migrated away. Control messages go out through <see cref="PollControl"/>
 /// addressed by the peer server's service address (the driver maps it to a control connection, thesis
 /// TCP_CONTROL_MAPPINGS) and come in through <see cref="HandleControl"/>.
+/// Migrations are authenticated with the per-connection-secret scheme (docs/threat-model.md): the origin issues the
+/// secret on its SYN+ACK, the endpoint holding the connection keeps its <see cref="ConnectionCredential"/>, checks
+/// MIGRATED_CONN authenticators under it (a spent attempt number is a replay) and hands it on in the state reply.
 /// </summary>
 public sealed class MtcpServerHost
 {
@@ -20,18 +24,19 @@ public sealed class MtcpServerHost
     private readonly Queue<(IpAddress Destination, TcpSegmentRepr Header)> _replies = new();
     private readonly Queue<(IpAddress Peer, ControlMessage Message)> _control = new();
     private readonly Queue<(TcpConnection Connection, ConnectionId Cid)> _accepted = new();
-    private readonly IMigrationTags _authenticator;
+    private IMigrationAuthenticator _authenticator;
     private readonly Func<SeqNumber> _issSource;
     private ulong _nextRequestId;
     private int _nextPoll;
 
     /// <param name="service">This server's service address and port (the listening socket).</param>
     /// <param name="config">Configuration of every endpoint; <see cref="TcpConfig.RetainReadLog"/> should be on for migration support.</param>
-    /// <param name="authenticator">Checks TCP_MIGRATED_CONN authenticators and computes triggers'.</param>
+    /// <param name="authenticator">This server's cluster keys: issues connections' secrets, checks forwarded TCP_MIGRATED_CONN authenticators.</param>
     /// <param name="issSource">Initial sequence numbers (seeded by the caller).</param>
     /// <param name="alternateServers">TCP_ADDSERVERS: the cooperating servers announced on SYN+ACKs in TCP_MIGRATE.</param>
-    public MtcpServerHost(ServerEndpoint service, TcpConfig config, IMigrationTags authenticator, Func<SeqNumber> issSource, IReadOnlyList<ServerEndpoint> alternateServers)
+    public MtcpServerHost(ServerEndpoint service, TcpConfig config, IMigrationAuthenticator authenticator, Func<SeqNumber> issSource, IReadOnlyList<ServerEndpoint> alternateServers)
     {
+        ArgumentNullException.ThrowIfNull(authenticator);
         Service = service;
         Config = config;
         _authenticator = authenticator;
@@ -44,6 +49,16 @@ public sealed class MtcpServerHost
     public TcpConfig Config { get; }
 
     public IReadOnlyList<ServerEndpoint> AlternateServers { get; }
+
+    /// <summary>
+    /// The cluster keys. Key rotation replaces it with one whose previous key is the old current key: connections
+    /// set up before keep migrating, new ones get secrets under the new key.
+    /// </summary>
+    public IMigrationAuthenticator Authenticator
+    {
+        get => _authenticator;
+        set => _authenticator = value ?? throw new ArgumentNullException(nameof(value));
+    }
 
     /// <summary>How long a migrated endpoint waits for the origin's state reply before refusing the special SYN.</summary>
     public TimeSpan StateReplyTimeout { get; init; } = TimeSpan.FromSeconds(10);
@@ -91,12 +106,45 @@ public sealed class MtcpServerHost
     }
 
     /// <summary>
-    /// Sends a MIGRATE_TRIGGER (thesis 3.2.1) for <paramref name="cid"/> to its client, asking it to migrate to
-    /// <paramref name="destination"/> (null: let the client choose among the alternate servers). Any server may send
-    /// it; the Cid's server end is carried when it is not this server.
+    /// Sends a MIGRATE_TRIGGER (thesis 3.2.1) for <paramref name="cid"/>, a connection this server holds, asking its
+    /// client to migrate to <paramref name="destination"/> (null: a server of the client's choice among the
+    /// alternates). Signed with the connection's trigger key and, for a named destination, endorsed with Auth_dest,
+    /// both for the current migration epoch. False when the connection is not held here.
     /// </summary>
-    public void SendTrigger(ConnectionId cid, ServerEndpoint? destination) =>
-        _replies.Enqueue((cid.ClientAddress, ServerMigration.BuildTrigger(cid, Service, destination, _authenticator)));
+    public bool SendTrigger(ConnectionId cid, ServerEndpoint? destination)
+    {
+        if (!TryGetHeld(cid, out var credential, out var secret))
+        {
+            return false;
+        }
+
+        EnqueueTrigger(cid, new ConnectionAuthenticator(secret).CreateTrigger(cid, Service, credential.Credential.Epoch, destination));
+        return true;
+    }
+
+    /// <summary>
+    /// The trigger key of <paramref name="cid"/>, a connection this server holds, for the current epoch: what an
+    /// authorised third party (another server, an operator tool) needs to trigger this connection's migration
+    /// with <see cref="SendTrigger(ConnectionId, TriggerKey)"/> until its next migration, and nothing more.
+    /// </summary>
+    public bool TryIssueTriggerKey(ConnectionId cid, out TriggerKey key)
+    {
+        key = default;
+        if (!TryGetHeld(cid, out var credential, out var secret))
+        {
+            return false;
+        }
+
+        key = new ConnectionAuthenticator(secret).DeriveTriggerKey(cid, credential.Credential.Epoch);
+        return true;
+    }
+
+    /// <summary>
+    /// Sends a MIGRATE_TRIGGER for a connection held elsewhere, signed with the trigger key its holder issued; the
+    /// client chooses the destination (naming one would need the holder's Auth_dest endorsement).
+    /// </summary>
+    public void SendTrigger(ConnectionId cid, TriggerKey key) =>
+        EnqueueTrigger(cid, new TriggerAuthenticator(key).CreateTrigger(cid, Service, destination: null, authDest: 0));
 
     public void Receive(Instant now, IpAddress source, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
     {
@@ -109,6 +157,13 @@ public sealed class MtcpServerHost
         var key = (source, segment.SourcePort);
         if (_endpoints.TryGetValue(key, out var endpoint) && !(endpoint.Tcb.State == TcpState.Closed && IsFreshSyn(segment)))
         {
+            if (IsFreshSyn(segment) && segment.Options.MigratedConnection is not null)
+            {
+                // A retransmitted (or replayed) special SYN for an endpoint that exists: a duplicate, never a second
+                // state request; the endpoint answers it as TCP answers any duplicate SYN.
+                Stats.DuplicateSpecialSyns++;
+            }
+
             OnSegmentForEndpoint(now, endpoint, segment, payload);
             return;
         }
@@ -131,9 +186,17 @@ public sealed class MtcpServerHost
             return;
         }
 
-        var tcb = TcpConnection.Listen(Config, Service.Port, _issSource());
+        var iss = _issSource();
+        var tcb = TcpConnection.Listen(Config, Service.Port, iss);
         tcb.HandleSegment(now, segment, payload);
         endpoint = new Endpoint(tcb, new ConnectionId(source, segment.SourcePort, Service.Address, Service.Port), source);
+        if (segment.Options.MigratedConnection is null)
+        {
+            // The connection's first SYN: this server is its origin and issues its migration secret.
+            endpoint.Credential = ServerMigration.IssueCredential(_authenticator, endpoint.Cid, segment.SequenceNumber, iss, out var secret);
+            endpoint.IssuedSecret = secret;
+        }
+
         if (_endpoints.Remove(key, out var previous))
         {
             _order.Remove(previous);
@@ -174,6 +237,14 @@ public sealed class MtcpServerHost
                 if (header.Has(TcpFlags.Syn | TcpFlags.Ack))
                 {
                     header = header with { Options = SynAckOptions(endpoint, header.Options) };
+                }
+                else if (endpoint.AlternatesOwed)
+                {
+                    header = header with { Options = ServerMigration.AlternatesAfterHandshake(header.Options, AlternateServers, out _) };
+                    if (payloadLength > 0 && endpoint.AlternatesCarriedFrom is null)
+                    {
+                        endpoint.AlternatesCarriedFrom = header.SequenceNumber;
+                    }
                 }
 
                 return true;
@@ -258,7 +329,18 @@ public sealed class MtcpServerHost
         ArgumentNullException.ThrowIfNull(request);
         var cid = request.MigratingCid;
         _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint);
-        var answer = ServerMigration.AnswerStateRequest(endpoint?.Tcb, Service, request, _authenticator);
+        var credential = endpoint?.Credential;
+        var answer = ServerMigration.AnswerStateRequest(endpoint?.Tcb, Service, request, _authenticator, ref credential, out var check);
+        if (endpoint is not null)
+        {
+            endpoint.Credential = credential;
+        }
+
+        if (check == MigratedConnectionCheck.Replayed)
+        {
+            Stats.ReplayedStateRequestsRejected++;
+        }
+
         if (answer is StateReply)
         {
             Stats.StateRepliesSent++;
@@ -325,9 +407,16 @@ public sealed class MtcpServerHost
             return;
         }
 
+        if (!ServerMigration.TryAdoptCredential(reply, _authenticator, out var credential))
+        {
+            Refuse(endpoint, "state reply without a usable migration credential");
+            return;
+        }
+
         try
         {
             endpoint.OrigInfo = ServerMigration.Reinstate(endpoint.Tcb, reply);
+            endpoint.Credential = credential;
         }
         catch (ArgumentException e)
         {
@@ -345,6 +434,12 @@ public sealed class MtcpServerHost
         var wasSynReceived = tcb.State == TcpState.SynReceived;
         var migrated = tcb.AwaitingMigrationHandshake;
         tcb.HandleSegment(now, segment, payload);
+        if (endpoint.AlternatesCarriedFrom is { } carried && segment.Has(TcpFlags.Ack) && segment.AcknowledgmentNumber > carried)
+        {
+            // The client acknowledged a byte sent on a segment that carried TCP_MIGRATE: it has the list.
+            endpoint.AlternatesOwed = false;
+            endpoint.AlternatesCarriedFrom = null;
+        }
 
         // The client's ACK of our SYN+ACK carries β (thesis 4.2.3, last step).
         if (!ServerMigration.CompleteHandshake(tcb, wasSynReceived, segment))
@@ -381,8 +476,26 @@ public sealed class MtcpServerHost
         Stats.RefusalReasons[reason] = Stats.RefusalReasons.GetValueOrDefault(reason) + 1;
     }
 
-    private TcpOptions SynAckOptions(Endpoint endpoint, TcpOptions options) =>
-        ServerMigration.SynAckOptions(options, endpoint.OrigInfo, AlternateServers);
+    private TcpOptions SynAckOptions(Endpoint endpoint, TcpOptions options)
+    {
+        var synAck = ServerMigration.SynAckOptions(options, endpoint.OrigInfo, AlternateServers, endpoint.IssuedSecret, out var dropped);
+        endpoint.AlternatesOwed = dropped > 0;
+        return synAck;
+    }
+
+    private bool TryGetHeld(ConnectionId cid, out ConnectionCredential credential, out MigrationSecret secret)
+    {
+        credential = default;
+        secret = default;
+        return _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint)
+            && endpoint.Cid == cid
+            && !endpoint.Tcb.IsMigratedAway
+            && endpoint.Credential is { } held
+            && (credential = held).TryDeriveSecret(_authenticator, out secret);
+    }
+
+    private void EnqueueTrigger(ConnectionId cid, MtcpMigrateTrigger trigger) =>
+        _replies.Enqueue((cid.ClientAddress, ServerMigration.TriggerSegment(cid, Service, trigger)));
 
     private void RefuseUnknown(IpAddress source, in TcpSegmentRepr segment, int payloadLength)
     {
@@ -408,5 +521,17 @@ public sealed class MtcpServerHost
         public PendingState? Pending { get; set; }
 
         public MtcpOrigConnectionInfo? OrigInfo { get; set; }
+
+        /// <summary>The connection's authentication state while it is held here; null until a state reply is reinstated.</summary>
+        public ConnectionCredential? Credential { get; set; }
+
+        /// <summary>At the origin: the secret its SYN+ACK (and any retransmission of it) gives the client.</summary>
+        public MigrationSecret? IssuedSecret { get; set; }
+
+        /// <summary>The SYN+ACK had no room for every alternate server beside the secret: TCP_MIGRATE follows on later segments.</summary>
+        public bool AlternatesOwed { get; set; }
+
+        /// <summary>Sequence number of the first data segment that carried the owed TCP_MIGRATE.</summary>
+        public SeqNumber? AlternatesCarriedFrom { get; set; }
     }
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
@@ -34,6 +35,77 @@ public static class ServerMigration
         }
 
         return endpoint.PackageState(request);
+    }
+
+    /// <summary>
+    /// Origin side (S1) with the per-connection-secret scheme (docs/threat-model.md): as the overload above, but the
+    /// MIGRATED_CONN authenticator is checked under the connection's own secret, recomputed from
+    /// <paramref name="credential"/>, and an attempt number already spent is <see cref="MigratedConnectionCheck.Replayed"/>:
+    /// both are AUTH_FAILED. An accepted attempt is consumed in <paramref name="credential"/> before the state is
+    /// packaged, so that the caller stores it even when the reply is lost or rejected; the reply carries it onward.
+    /// </summary>
+    public static ControlMessage AnswerStateRequest(
+        TcpConnection? endpoint,
+        ServerEndpoint service,
+        StateRequest request,
+        IMigrationAuthenticator authenticator,
+        ref ConnectionCredential? credential,
+        out MigratedConnectionCheck check)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(authenticator);
+        check = MigratedConnectionCheck.Forged;
+        var cid = request.MigratingCid;
+        if (endpoint is null || cid.ServerAddress != service.Address || cid.ServerPort != service.Port || endpoint.IsMigratedAway || endpoint.State == TcpState.Closed)
+        {
+            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"no connection {cid}");
+        }
+
+        if (credential is not { } held)
+        {
+            // Only an endpoint still waiting for its own state reply has none: it holds no state to give yet.
+            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.InvalidState, $"connection in {endpoint.State}, not yet reinstated");
+        }
+
+        check = authenticator.VerifyStateRequest(request, held.Credential, held.SecretCid, out var updated);
+        if (check != MigratedConnectionCheck.Accepted)
+        {
+            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.AuthFailed, $"authenticator did not verify ({check})");
+        }
+
+        var consumed = held with { Credential = updated };
+        credential = consumed;
+        return endpoint.PackageState(request, consumed.ToBytes());
+    }
+
+    /// <summary>
+    /// Origin side, when the connection's first SYN is accepted: the credential to keep with the endpoint and the
+    /// secret its SYN+ACK gives the client (<see cref="SynAckOptions(TcpOptions, MtcpOrigConnectionInfo?, IReadOnlyList{ServerEndpoint}, MigrationSecret?, out int)"/>).
+    /// </summary>
+    public static ConnectionCredential IssueCredential(IMigrationAuthenticator authenticator, ConnectionId cid, SeqNumber clientIsn, SeqNumber serverIsn, out MigrationSecret secret)
+    {
+        ArgumentNullException.ThrowIfNull(authenticator);
+        return new ConnectionCredential(cid, authenticator.IssueCredential(cid, clientIsn, serverIsn, out secret));
+    }
+
+    /// <summary>
+    /// Destination side, on the state reply, before reinstating it: the credential the origin handed on, with the
+    /// epoch moved on for the migration now completing. False (refuse the special SYN) when the reply carries none,
+    /// a malformed one, or one whose key generation this server no longer holds: it could not authenticate the
+    /// connection's next migration.
+    /// </summary>
+    public static bool TryAdoptCredential(StateReply reply, IMigrationAuthenticator authenticator, out ConnectionCredential credential)
+    {
+        ArgumentNullException.ThrowIfNull(reply);
+        ArgumentNullException.ThrowIfNull(authenticator);
+        if (!ConnectionCredential.TryRead(reply.MigrationCredential.Span, out var received) || !received.TryDeriveSecret(authenticator, out _))
+        {
+            credential = default;
+            return false;
+        }
+
+        credential = received.AfterMigration();
+        return true;
     }
 
     /// <summary>
@@ -84,6 +156,34 @@ public static class ServerMigration
     }
 
     /// <summary>
+    /// The options of a server's SYN+ACK with the per-connection-secret scheme: as the overload below, plus, on the
+    /// origin's SYN+ACK, the migration secret (<paramref name="secret"/>). The secret is never what is dropped for
+    /// lack of option space; <paramref name="droppedAlternates"/> alternate servers did not fit and are owed to the
+    /// client in TCP_MIGRATE on the first segments after the handshake (<see cref="AlternatesAfterHandshake"/>).
+    /// </summary>
+    public static TcpOptions SynAckOptions(TcpOptions options, MtcpOrigConnectionInfo? origInfo, IReadOnlyList<ServerEndpoint> alternateServers, MigrationSecret? secret, out int droppedAlternates)
+    {
+        ArgumentNullException.ThrowIfNull(alternateServers);
+        options = origInfo is { } info ? options with { OrigConnectionInfo = info } : options;
+        if (secret is { } issued)
+        {
+            Span<byte> bytes = stackalloc byte[MigrationSecret.Length];
+            issued.WriteTo(bytes);
+            return options.WithMigrationSecret(MtcpMigrationSecret.FromBytes(bytes), alternateServers, out droppedAlternates);
+        }
+
+        droppedAlternates = 0;
+        return alternateServers.Count == 0 ? options : options.WithAlternateServers(alternateServers, out droppedAlternates);
+    }
+
+    /// <summary>
+    /// TCP_MIGRATE for a segment after the handshake, when the SYN+ACK could not carry every alternate server beside
+    /// the migration secret: as many as fit beside the segment's own options.
+    /// </summary>
+    public static TcpOptions AlternatesAfterHandshake(TcpOptions options, IReadOnlyList<ServerEndpoint> alternateServers, out int dropped) =>
+        options.WithAlternateServers(alternateServers, out dropped);
+
+    /// <summary>
     /// A MIGRATE_TRIGGER (thesis 3.2.1) for <paramref name="cid"/>, sent by the server at <paramref name="sender"/> to the
     /// client's port, asking it to migrate to <paramref name="destination"/> (null: the client chooses among the
     /// alternates). The Cid's server end is carried when it is not the sender.
@@ -96,14 +196,17 @@ public static class ServerMigration
             tags.ComputeTrigger(cid, destination),
             origin == sender ? null : origin,
             destination is { } d ? new MtcpTriggerDestination(d == sender ? null : d, 0) : null);
-        return new TcpSegmentRepr
-        {
-            SourcePort = sender.Port,
-            DestinationPort = cid.ClientPort,
-            Flags = TcpFlags.Syn,
-            Options = new TcpOptions { MigrateTrigger = trigger },
-        };
+        return TriggerSegment(cid, sender, trigger);
     }
+
+    /// <summary>The segment that carries <paramref name="trigger"/> from <paramref name="sender"/> to the client of <paramref name="cid"/>: a SYN to the client's port.</summary>
+    public static TcpSegmentRepr TriggerSegment(ConnectionId cid, ServerEndpoint sender, MtcpMigrateTrigger trigger) => new()
+    {
+        SourcePort = sender.Port,
+        DestinationPort = cid.ClientPort,
+        Flags = TcpFlags.Syn,
+        Options = new TcpOptions { MigrateTrigger = trigger },
+    };
 
     /// <summary>The options of a server's SYN+ACK: orig-connection-info for a migrated endpoint, TCP_MIGRATE with the alternates.</summary>
     public static TcpOptions SynAckOptions(TcpOptions options, MtcpOrigConnectionInfo? origInfo, IReadOnlyList<ServerEndpoint> alternateServers)

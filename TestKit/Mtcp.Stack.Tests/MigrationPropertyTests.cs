@@ -41,7 +41,11 @@ public sealed class MigrationPropertyTests(ITestOutputHelper output)
             + $"during the FIN exchange {totals.DuringFinExchange}, back to a server already left {totals.BackToAServerLeft}"));
         output.WriteLine("client-side failures: " + string.Join("; ", totals.FailureReasons.Select(p => $"{p.Key} x{p.Value}")));
         output.WriteLine("refusals at destinations: " + string.Join("; ", totals.RejectReasons.Select(p => $"{p.Key} x{p.Value}")));
+        output.WriteLine($"AUTH_FAILED causes: {string.Join("; ", totals.AuthFailures.Select(p => $"{p.Key} x{p.Value}"))}; duplicate special SYNs {totals.DuplicateSpecialSyns}");
         Assert.True(totals.MigrationsCompleted > schedules, "the schedules must exercise migrations");
+
+        // A genuine client's authenticators always verify: the only AUTH_FAILED is a spent attempt coming back.
+        Assert.All(totals.AuthFailures.Keys, cause => Assert.EndsWith($"({Mtcp.Stack.Migration.Authentication.MigratedConnectionCheck.Replayed})", cause));
         if (schedules >= 1000)
         {
             Assert.True(totals.DuringPreviousHandshake > 0 && totals.WhileOriginRetransmitting > 0 && totals.DuringFinExchange > 0 && totals.BackToAServerLeft > 0, "every kind of moment must be hit");
@@ -57,6 +61,11 @@ internal sealed class ScheduleTotals
     public long MigrationsCompleted { get; set; }
 
     public long MigrationsFailed { get; set; }
+
+    /// <summary>AUTH_FAILED rejects by diagnostic: with genuine clients only, replays of spent attempts (network duplicates, SYNs retransmitted after a refusal) are expected.</summary>
+    public Dictionary<string, int> AuthFailures { get; } = [];
+
+    public long DuplicateSpecialSyns { get; set; }
 
     public int LargestStateReply { get; set; }
 
@@ -147,8 +156,14 @@ internal static class MigrationSchedule
             totals.FailureReasons[e.Detail] = totals.FailureReasons.GetValueOrDefault(e.Detail) + 1;
         }
 
+        foreach (var reject in bed.Control.Delivered.Select(d => d.Message).OfType<Mtcp.Wire.Control.StateReject>().Where(r => r.Reason == Mtcp.Wire.Control.StateRejectReason.AuthFailed))
+        {
+            totals.AuthFailures[reject.Diagnostic] = totals.AuthFailures.GetValueOrDefault(reject.Diagnostic) + 1;
+        }
+
         foreach (var server in bed.Servers)
         {
+            totals.DuplicateSpecialSyns += server.Host.Stats.DuplicateSpecialSyns;
             foreach (var (reason, count) in server.Host.Stats.RefusalReasons)
             {
                 totals.RejectReasons[reason] = totals.RejectReasons.GetValueOrDefault(reason) + count;

@@ -176,7 +176,7 @@ public sealed class MigrationScenarioTests(ITestOutputHelper output)
         var bed = new MigrationTestbed(7, LinkConditions.Perfect, new TestbedOptions());
         Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
         var unknown = new ConnectionId(bed.Client.Address, 12345, S1.Address, S1.Port);
-        InjectSpecialSyn(bed, S2, unknown, bed.Tags.ComputeMigratedConnection(unknown, new ConnectionId(bed.Client.Address, 61000, S2.Address, S2.Port), new SeqNumber(1)));
+        InjectSpecialSyn(bed, S2, unknown, authenticator: 0x0123456789ABCDEF);
 
         Run(bed, () => bed.Servers[1].Host.Stats.MigrationsRefused == 1);
 
@@ -253,7 +253,7 @@ public sealed class MigrationScenarioTests(ITestOutputHelper output)
     {
         var bed = new MigrationTestbed(12, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.File });
         Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
-        bed.Servers[0].Host.SendTrigger(bed.Connection.Cid, S3);
+        Assert.True(bed.Servers[0].Host.SendTrigger(bed.Connection.Cid, S3));
 
         Finish(bed);
 
@@ -267,7 +267,8 @@ public sealed class MigrationScenarioTests(ITestOutputHelper output)
         var bed = new MigrationTestbed(13, LinkConditions.Perfect, new TestbedOptions());
         Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
         Assert.Equal([S2, S3], bed.Connection.AlternateServers);
-        bed.Servers[2].Host.SendTrigger(bed.Connection.Cid, null);
+        Assert.True(bed.Servers[0].Host.TryIssueTriggerKey(bed.Connection.Cid, out var triggerKey));
+        bed.Servers[2].Host.SendTrigger(bed.Connection.Cid, triggerKey);
 
         Finish(bed);
 

@@ -1,4 +1,6 @@
+using System.Text;
 using Mtcp.Stack;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
@@ -6,14 +8,15 @@ namespace Mtcp.TestKit;
 
 /// <summary>
 /// The control connections between cooperating servers (thesis 4.2.3) in the simulator: every message is encoded with
-/// the control codec, carried with a latency in FIFO order per pair of servers (as one TCP control connection would),
-/// and decoded again at the far end. It is a node of the <see cref="SimNetwork"/> only for its timer; it carries no
+/// the control codec and sealed with the sending server's cluster key (<see cref="ControlMessageSealing"/>), carried
+/// with a latency in FIFO order per pair of servers (as one TCP control connection would), and opened and decoded
+/// again at the far end; an envelope that does not open is dropped and recorded in <see cref="Rejected"/>. It is a node of the <see cref="SimNetwork"/> only for its timer; it carries no
 /// packets. Tests can hold back messages of one type to provoke timeouts.
 /// </summary>
 public sealed class ControlChannel : ISimNode
 {
     private readonly Dictionary<IpAddress, MtcpServerNode> _servers = [];
-    private readonly PriorityQueue<(IpAddress From, IpAddress To, byte[] Frame), (Instant At, long Order)> _inFlight = new();
+    private readonly PriorityQueue<(IpAddress From, IpAddress To, byte[] Envelope), (Instant At, long Order)> _inFlight = new();
     private readonly Dictionary<(IpAddress, IpAddress), Instant> _lastArrival = [];
     private long _order;
 
@@ -33,6 +36,9 @@ public sealed class ControlChannel : ISimNode
     /// <summary>Every message carried, decoded, in delivery order (for tests that inspect the state transfer).</summary>
     public List<(IpAddress From, IpAddress To, ControlMessage Message)> Delivered { get; } = [];
 
+    /// <summary>Envelopes dropped at their receiver, with the reason (forged, altered, replayed on another pair).</summary>
+    public List<(IpAddress From, IpAddress To, ControlOpenResult Result)> Rejected { get; } = [];
+
     public long MessagesCarried { get; private set; }
 
     public long BytesCarried { get; private set; }
@@ -48,10 +54,20 @@ public sealed class ControlChannel : ISimNode
             return;
         }
 
-        var frame = message.ToArray();
+        LargestFrame = Math.Max(LargestFrame, message.GetEncodedLength());
+        Carry(now, from, to, ControlMessageSealing.Seal(_servers[from].Host.Authenticator, message, Identity(from), Identity(to)));
+    }
+
+    /// <summary>Puts raw envelope bytes on the control connection from <paramref name="from"/> to <paramref name="to"/>: what an attacker who reaches it could do.</summary>
+    public void Inject(Instant now, IpAddress from, IpAddress to, byte[] envelope) => Carry(now, from, to, envelope);
+
+    /// <summary>The identity a server's control messages are bound to: its service address.</summary>
+    public static byte[] Identity(IpAddress server) => Encoding.UTF8.GetBytes(server.ToString());
+
+    private void Carry(Instant now, IpAddress from, IpAddress to, byte[] envelope)
+    {
         MessagesCarried++;
-        BytesCarried += frame.Length;
-        LargestFrame = Math.Max(LargestFrame, frame.Length);
+        BytesCarried += envelope.Length;
 
         // One control connection per pair: messages arrive in the order they were sent.
         var at = now + Latency;
@@ -61,7 +77,7 @@ public sealed class ControlChannel : ISimNode
         }
 
         _lastArrival[(from, to)] = at;
-        _inFlight.Enqueue((from, to, frame), (at, _order++));
+        _inFlight.Enqueue((from, to, envelope), (at, _order++));
     }
 
     public void Receive(Instant now, in SimPacket packet)
@@ -81,13 +97,21 @@ public sealed class ControlChannel : ISimNode
         while (_inFlight.TryPeek(out var item, out var due) && due.At <= now)
         {
             _inFlight.Dequeue();
-            if (!ControlMessageCodec.TryDecode(item.Frame, out var message, out var error))
+            var receiver = _servers[item.To];
+            var result = ControlMessageSealing.TryOpen(receiver.Host.Authenticator, item.Envelope, Identity(item.From), Identity(item.To), out var message);
+            if (result == ControlOpenResult.MalformedFrame)
             {
-                throw new InvalidOperationException($"control frame failed to decode: {error}");
+                throw new InvalidOperationException("an authenticated control frame failed to decode");
+            }
+
+            if (message is null)
+            {
+                Rejected.Add((item.From, item.To, result));
+                continue;
             }
 
             Delivered.Add((item.From, item.To, message));
-            _servers[item.To].HandleControl(now, item.From, message);
+            receiver.HandleControl(now, item.From, message);
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Mtcp.Stack;
 using Mtcp.Stack.Migration;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 
 namespace Mtcp.TestKit;
@@ -58,7 +59,8 @@ public sealed class MigrationTestbed
 {
     public const ushort ServicePort = 80;
 
-    private static readonly byte[] ServiceKey = "mtcp-simulated-service-key-0001"u8.ToArray();
+    /// <summary>The simulated cluster's key (32 bytes, generation 0).</summary>
+    public static ReadOnlySpan<byte> ClusterKeyBytes => "mtcp-simulated-cluster-key-00001"u8;
 
     private readonly List<MtcpServerNode> _servers = [];
 
@@ -69,13 +71,13 @@ public sealed class MigrationTestbed
         var random = Network.Random;
         SeqNumber NextIss() => new((uint)random.NextInt64(0, 1L << 32));
 
-        Tags = new HmacMigrationTags(ServiceKey);
+        Authenticator = MigrationAuthenticator.FromKey(ClusterKeyBytes);
         Control = Network.Add(new ControlChannel(IpAddress.Parse("10.0.255.254"), options.ControlLatency));
         var endpoints = Enumerable.Range(0, options.ServerCount).Select(EndpointOf).ToArray();
         var serverConfig = options.Tcp with { RetainReadLog = true };
         for (var i = 0; i < options.ServerCount; i++)
         {
-            var host = new MtcpServerHost(endpoints[i], serverConfig, Tags, NextIss, endpoints.Where((_, j) => j != i).ToArray());
+            var host = new MtcpServerHost(endpoints[i], serverConfig, Authenticator, NextIss, endpoints.Where((_, j) => j != i).ToArray());
             _servers.Add(Network.Add(new MtcpServerNode(host, Control, CreateSession)));
         }
 
@@ -103,7 +105,7 @@ public sealed class MigrationTestbed
         Client = Network.Add(new MtcpClientNode(IpAddress.Parse("10.0.0.1"), NextIss));
         ClientApp = new ClientApplication(toSend, expected, closeFirst);
         Client.Application = ClientApp;
-        Client.Connect(Network.Now, options.Tcp with { RetainReadLog = false }, endpoints[0], Tags);
+        Client.Connect(Network.Now, options.Tcp with { RetainReadLog = false }, endpoints[0]);
     }
 
     public const ulong StreamKey = 0x5354524541;
@@ -118,7 +120,8 @@ public sealed class MigrationTestbed
 
     public ControlChannel Control { get; }
 
-    public HmacMigrationTags Tags { get; }
+    /// <summary>What every server starts with; a test may rotate keys through <see cref="MtcpServerHost.Authenticator"/>.</summary>
+    public MigrationAuthenticator Authenticator { get; }
 
     public MtcpClientNode Client { get; }
 

@@ -38,9 +38,9 @@ public sealed class MtcpClientNode : ISimNode
 
     public List<MigrationEvent> MigrationEvents { get; } = [];
 
-    public MtcpClientConnection Connect(Instant now, TcpConfig config, ServerEndpoint server, IMigrationTags authenticator)
+    public MtcpClientConnection Connect(Instant now, TcpConfig config, ServerEndpoint server)
     {
-        Connection = MtcpClientConnection.Connect(config, Address, _nextPort++, server, _issSource(), now, authenticator);
+        Connection = MtcpClientConnection.Connect(config, Address, _nextPort++, server, _issSource(), now);
         return Connection;
     }
 
@@ -48,7 +48,7 @@ public sealed class MtcpClientNode : ISimNode
     public bool TryMigrate(Instant now, ServerEndpoint destination)
     {
         var connection = Connection ?? throw new InvalidOperationException("not connected");
-        if (connection.IsMigrating || destination == connection.CurrentServer
+        if (connection.IsMigrating || !connection.CanMigrate || destination == connection.CurrentServer
             || connection.State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing))
         {
             return false;

@@ -19,10 +19,11 @@ public sealed record StateReply : ControlMessage
     internal const int FixedFieldsLength = 24 + 12 + 6;
 
     /// <summary>
-    /// Longest <see cref="MigrationCredential"/>: room for today's 17-byte credential and a later, larger one;
-    /// a decoder rejects a longer one before reading it.
+    /// Longest <see cref="MigrationCredential"/>: room for the 17-byte credential with the connection's first
+    /// Cid beside it (38 bytes for IPv6), so the next holder can recompute the secret; a decoder rejects a
+    /// longer one before reading it.
     /// </summary>
-    public const int MaxMigrationCredentialLength = 32;
+    public const int MaxMigrationCredentialLength = 64;
 
     public StateReply(
         ulong requestId,
@@ -194,7 +195,7 @@ public sealed record StateReply : ControlMessage
     /// +---------------+---------------+-------------------------------+
     /// | From (state)  |  To (state)   |  ... TransitionCount times    |
     /// +---------------+---------------+-------------------------------+
-    /// |     MigrationCredential (CredentialLen &lt;= 32 bytes) ...      |
+    /// |     MigrationCredential (CredentialLen &lt;= 64 bytes) ...      |
     /// +---------------------------------------------------------------+
     /// </code>
     /// (a), the tag naming the request, is the frame header's type and RequestId. CredentialLen takes the

@@ -31,6 +31,13 @@ public interface IMigrationAuthenticator
     MigratedConnectionCheck VerifyStateRequest(StateRequest request, in MigrationCredential credential, out MigrationCredential updated);
 
     /// <summary>
+    /// As <see cref="VerifyStateRequest(StateRequest, in MigrationCredential, out MigrationCredential)"/> for a
+    /// connection that may have migrated: the secret is derived under <paramref name="secretCid"/>, the Cid the
+    /// origin issued it for, while the request names the connection's current Cid.
+    /// </summary>
+    MigratedConnectionCheck VerifyStateRequest(StateRequest request, in MigrationCredential credential, ConnectionId secretCid, out MigrationCredential updated);
+
+    /// <summary>
     /// MACs an encoded control frame sent from <paramref name="sender"/> to <paramref name="receiver"/> (node
     /// identities, at most 255 bytes each, e.g. UTF-8 of their remoting addresses) with the current key.
     /// </summary>

@@ -54,8 +54,14 @@ public sealed class MigrationAuthenticator : IMigrationAuthenticator
     public MigratedConnectionCheck VerifyStateRequest(StateRequest request, in MigrationCredential credential, out MigrationCredential updated)
     {
         ArgumentNullException.ThrowIfNull(request);
+        return VerifyStateRequest(request, credential, request.MigratingCid, out updated);
+    }
+
+    public MigratedConnectionCheck VerifyStateRequest(StateRequest request, in MigrationCredential credential, ConnectionId secretCid, out MigrationCredential updated)
+    {
+        ArgumentNullException.ThrowIfNull(request);
         updated = credential;
-        if (!TryDeriveSecret(credential, request.MigratingCid, out var secret))
+        if (!TryDeriveSecret(credential, secretCid, out var secret))
         {
             return MigratedConnectionCheck.UnknownKeyGeneration;
         }

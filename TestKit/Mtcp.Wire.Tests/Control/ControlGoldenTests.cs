@@ -219,7 +219,7 @@ public sealed class ControlGoldenTests
     [InlineData(24, new byte[] { 0xFF }, ControlWireError.BadTcpState)]
     [InlineData(25, new byte[] { 15 }, ControlWireError.BadWindowScale)]
     [InlineData(26, new byte[] { 0xFF }, ControlWireError.BadWindowScale)]
-    [InlineData(27, new byte[] { 0x21 }, ControlWireError.MigrationCredentialTooLong)]
+    [InlineData(27, new byte[] { 0x41 }, ControlWireError.MigrationCredentialTooLong)]
     [InlineData(27, new byte[] { 1 }, ControlWireError.LengthExceedsPayload)]
     [InlineData(28, new byte[] { 0, 0, 0, 0x3F }, ControlWireError.UnknownTcpFlags)]
     [InlineData(28, new byte[] { 0x80, 0, 0, 0x1F }, ControlWireError.UnknownTcpFlags)]

@@ -133,7 +133,8 @@ public sealed class StateReplyCredentialTests
     }
 
     [Theory]
-    [InlineData(0x21, ControlWireError.MigrationCredentialTooLong)]
+    [InlineData(0x41, ControlWireError.MigrationCredentialTooLong)]
+    [InlineData(0x40, ControlWireError.LengthExceedsPayload)]
     [InlineData(0xFF, ControlWireError.MigrationCredentialTooLong)]
     [InlineData(0x12, ControlWireError.LengthExceedsPayload)]
     [InlineData(0x20, ControlWireError.LengthExceedsPayload)]
