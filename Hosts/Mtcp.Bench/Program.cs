@@ -30,5 +30,36 @@ throughput.SetAction(async (parse, cancellationToken) =>
     return await ThroughputBenchmark.RunAsync(options, cancellationToken);
 });
 
-var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput };
+var migrations = new Option<int>("--migrations")
+{
+    Description = "measured migrations per state size (after 30 unmeasured ones)",
+    DefaultValueFactory = _ => 200,
+};
+var stateSizes = new Option<int[]>("--state-sizes")
+{
+    Description = "application state sizes in bytes (thesis fig. 5.2: 0, 5 KB, 10 KB, 16 KB, 64 KB)",
+    DefaultValueFactory = _ => [0, 5 * 1024, 10 * 1024, 16 * 1024, 64 * 1024],
+    AllowMultipleArgumentsPerToken = true,
+};
+var migrationTransport = new Option<string>("--transport")
+{
+    Description = "the MTCP transport of every node (memory, udp, raw)",
+    DefaultValueFactory = _ => "memory",
+};
+
+var migration = new Command("migration", "thesis fig. 5.2: migration latency per application state size, beside a fresh handshake and a control round trip")
+{
+    migrations,
+    stateSizes,
+    migrationTransport,
+};
+migration.SetAction(async (parse, cancellationToken) =>
+{
+    var options = new MigrationOptions(parse.GetValue(migrations), parse.GetValue(stateSizes) ?? [], parse.GetValue(migrationTransport) ?? "memory");
+    return await MigrationBenchmark.RunAsync(options, cancellationToken);
+});
+
+var stream = StreamCommand.Create();
+
+var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, migration, stream };
 return await root.Parse(args).InvokeAsync();

@@ -174,7 +174,7 @@ internal static class ThroughputBenchmark
 
     private static async Task WriteArtifactsAsync(ThroughputOptions options, double[] kernel, List<TransportThroughput> results)
     {
-        var directory = Path.Combine(RepositoryRoot(), "artifacts", "bench");
+        var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
             new { bytes = options.Bytes, runs = options.Runs, chunkBytes = ChunkSize, kernelTcpMBps = Median(kernel), kernelTcpRunsMBps = kernel, transports = results },
@@ -198,18 +198,5 @@ internal static class ThroughputBenchmark
         Console.WriteLine();
         Console.Write(table);
         Console.WriteLine($"written to {directory}");
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(Directory.GetCurrentDirectory()); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "MtcpActors.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        return Directory.GetCurrentDirectory();
     }
 }

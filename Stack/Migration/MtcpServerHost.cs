@@ -95,21 +95,8 @@ public sealed class MtcpServerHost
     /// <paramref name="destination"/> (null: let the client choose among the alternate servers). Any server may send
     /// it; the Cid's server end is carried when it is not this server.
     /// </summary>
-    public void SendTrigger(ConnectionId cid, ServerEndpoint? destination)
-    {
-        var origin = new ServerEndpoint(cid.ServerAddress, cid.ServerPort);
-        var trigger = new MtcpMigrateTrigger(
-            _authenticator.ComputeTrigger(cid, destination),
-            origin == Service ? null : origin,
-            destination is { } d ? new MtcpTriggerDestination(d == Service ? null : d, 0) : null);
-        _replies.Enqueue((cid.ClientAddress, new TcpSegmentRepr
-        {
-            SourcePort = Service.Port,
-            DestinationPort = cid.ClientPort,
-            Flags = TcpFlags.Syn,
-            Options = new TcpOptions { MigrateTrigger = trigger },
-        }));
-    }
+    public void SendTrigger(ConnectionId cid, ServerEndpoint? destination) =>
+        _replies.Enqueue((cid.ClientAddress, ServerMigration.BuildTrigger(cid, Service, destination, _authenticator)));
 
     public void Receive(Instant now, IpAddress source, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
     {

@@ -83,6 +83,28 @@ public static class ServerMigration
         return true;
     }
 
+    /// <summary>
+    /// A MIGRATE_TRIGGER (thesis 3.2.1) for <paramref name="cid"/>, sent by the server at <paramref name="sender"/> to the
+    /// client's port, asking it to migrate to <paramref name="destination"/> (null: the client chooses among the
+    /// alternates). The Cid's server end is carried when it is not the sender.
+    /// </summary>
+    public static TcpSegmentRepr BuildTrigger(ConnectionId cid, ServerEndpoint sender, ServerEndpoint? destination, IMigrationTags tags)
+    {
+        ArgumentNullException.ThrowIfNull(tags);
+        var origin = new ServerEndpoint(cid.ServerAddress, cid.ServerPort);
+        var trigger = new MtcpMigrateTrigger(
+            tags.ComputeTrigger(cid, destination),
+            origin == sender ? null : origin,
+            destination is { } d ? new MtcpTriggerDestination(d == sender ? null : d, 0) : null);
+        return new TcpSegmentRepr
+        {
+            SourcePort = sender.Port,
+            DestinationPort = cid.ClientPort,
+            Flags = TcpFlags.Syn,
+            Options = new TcpOptions { MigrateTrigger = trigger },
+        };
+    }
+
     /// <summary>The options of a server's SYN+ACK: orig-connection-info for a migrated endpoint, TCP_MIGRATE with the alternates.</summary>
     public static TcpOptions SynAckOptions(TcpOptions options, MtcpOrigConnectionInfo? origInfo, IReadOnlyList<ServerEndpoint> alternateServers)
     {

@@ -56,6 +56,14 @@ public sealed class MtcpConnection : IAsyncDisposable, IDisposable
     public ImportedState ImportState() =>
         IsMigratedAway ? throw new ConnectionMigratedException("the connection migrated to another server (EMIGRATED)") : _channel.Imported;
 
+    /// <summary>
+    /// Sends the client a MIGRATE_TRIGGER (thesis 3.2.1) asking it to migrate to <paramref name="destination"/>, or when
+    /// null to an alternate server of its choice. Best effort: the client acts on it only if its authenticator
+    /// verifies and no migration is in progress; <see cref="MigratedAway"/> tells when the connection left.
+    /// </summary>
+    public void TriggerMigration(Mtcp.Wire.ServerEndpoint? destination = null) =>
+        _channel.Endpoint.Tell(new TriggerRequested(destination), Akka.Actor.ActorRefs.NoSender);
+
     public void Dispose() => Stream.Dispose();
 
     public ValueTask DisposeAsync()

@@ -11,7 +11,10 @@ namespace Mtcp.Actors.Endpoints;
 /// A client endpoint that can migrate (thesis 4.2.3, fig. 4.7): it drives one <see cref="MtcpClientConnection"/>,
 /// the socket over two control blocks, in the same sans-IO order as <see cref="EndpointActor"/>. While migrating, both
 /// 4-tuples (old and new server) are registered in the connection table to this actor; every segment goes to the
-/// server <see cref="MtcpClientConnection.PollTransmit"/> names. The application's stream never sees a migration;
+/// server <see cref="MtcpClientConnection.PollTransmit"/> names. Each migration takes a fresh local port
+/// (TCP_MIGRATED_CONN carries the old one), so a 4-tuple is never reused while a server may still hold it: going back
+/// to a server just left would otherwise meet its old endpoint before the state ack silenced it, and a late state ack
+/// could close the new endpoint of the same Cid. A left 4-tuple stays routed here for 2 MSL (BLACKHOLE), then is freed. The application's stream never sees a migration;
 /// <see cref="MigrateRequested"/> and authenticated MIGRATE_TRIGGERs start one, and each end is reported.
 /// </summary>
 internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
@@ -28,14 +31,17 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     private readonly CancellationToken _connectCancellation;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    /// <summary>Every 4-tuple this actor registered (the first server's and each destination's), removed when it stops.</summary>
+    /// <summary>Every 4-tuple this actor holds in the connection table: the current one, a migration's, and left ones for 2 MSL.</summary>
     private readonly HashSet<ConnectionKey> _keys = [];
+
+    private ConnectionKey _currentKey;
 
     private CancellationTokenRegistration _connectCancellationRegistration;
     private Instant? _armedDeadline;
     private bool _peerFinished;
     private bool _connected;
     private PendingMigration? _migration;
+    private Instant _opened;
 
     public ClientEndpointActor(EndpointContext context, ConnectionKey key, MigrationSupport migration, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation)
     {
@@ -49,8 +55,13 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         _client = MtcpClientConnection.Connect(tcp, context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now, migration.Tags);
         _buffers = new ClientConnectionBuffers(_client);
         _keys.Add(key);
+        _currentKey = key;
 
-        Receive<OpenActive>(_ => Drive(_context.Clock.Now));
+        Receive<OpenActive>(_ =>
+        {
+            _opened = _context.Clock.Now;
+            Drive(_opened);
+        });
         Receive<ConnectCancelled>(_ =>
         {
             _connectCompletion.TrySetCanceled(_connectCancellation);
@@ -76,6 +87,13 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             Drive(now);
         });
         Receive<MigrateRequested>(OnMigrateRequested);
+        Receive<ReleaseKey>(release =>
+        {
+            if (release.Key != _currentKey && _migration?.Key != release.Key && _keys.Remove(release.Key))
+            {
+                _context.Table.RemoveEndpoint(release.Key, Self);
+            }
+        });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -150,27 +168,60 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     {
         var now = _context.Clock.Now;
         var from = _client.CurrentServer;
-        var key = new ConnectionKey(destination.Address, destination.Port, _key.LocalPort);
-        if (!_context.Table.TryAddEndpoint(key, Self) && !(_context.Table.TryGetEndpoint(key, out var holder) && holder.Equals(Self)))
+        if (!TryClaimFreshPort(destination, out var key))
         {
-            completion?.TrySetException(new InvalidOperationException($"the 4-tuple {key} is held by another connection"));
+            completion?.TrySetException(new InvalidOperationException($"no free local port towards {destination}"));
             return;
         }
 
-        _keys.Add(key);
         try
         {
-            _client.BeginMigration(now, destination, _context.NextIss(key));
+            _client.BeginMigration(now, destination, _context.NextIss(key), key.LocalPort);
         }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
+            Release(key, TimeSpan.Zero);
             completion?.TrySetException(e);
             return;
         }
 
-        _migration = new PendingMigration(from, destination, now, triggered, completion);
+        _migration = new PendingMigration(from, destination, key, now, triggered, completion);
         MigrationMetrics.Started.Add(1);
         Drive(now);
+    }
+
+    /// <summary>Registers a 4-tuple towards <paramref name="destination"/> on a local port no connection uses.</summary>
+    private bool TryClaimFreshPort(ServerEndpoint destination, out ConnectionKey key)
+    {
+        var (first, last) = _context.EphemeralPorts;
+        var count = last - first + 1;
+        var start = Random.Shared.Next(count);
+        for (var attempt = 0; attempt < count; attempt++)
+        {
+            var port = (ushort)(first + ((start + attempt) % count));
+            key = new ConnectionKey(destination.Address, destination.Port, port);
+            if (!_keys.Any(held => held.LocalPort == port) && !_context.Table.IsListening(port) && _context.Table.TryAddEndpoint(key, Self))
+            {
+                _keys.Add(key);
+                return true;
+            }
+        }
+
+        key = default;
+        return false;
+    }
+
+    /// <summary>Frees a 4-tuple this connection no longer uses, after <paramref name="after"/> (2 MSL for one it left: BLACKHOLE).</summary>
+    private void Release(ConnectionKey key, TimeSpan after)
+    {
+        if (after <= TimeSpan.Zero)
+        {
+            Self.Tell(new ReleaseKey(key));
+        }
+        else
+        {
+            Timers.StartSingleTimer(new ReleaseKey(key), new ReleaseKey(key), after);
+        }
     }
 
     private void Drive(Instant now)
@@ -211,6 +262,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             {
                 case TcpEvent.Connected:
                     _connected = true;
+                    MigrationMetrics.Handshake.Record((_context.Clock.Now - _opened).TotalMilliseconds);
                     _connectCancellationRegistration.Unregister();
                     if (!_connectCompletion.TrySetResult(_channel))
                     {
@@ -262,6 +314,13 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                 case MigrationEventKind.Completed or MigrationEventKind.Failed when _migration is { } migration:
                     _migration = null;
                     var completed = e.Kind == MigrationEventKind.Completed;
+                    var left = completed ? _currentKey : migration.Key;
+                    if (completed)
+                    {
+                        _currentKey = migration.Key;
+                    }
+
+                    Release(left, _context.Tcp.MaximumSegmentLifetime + _context.Tcp.MaximumSegmentLifetime);
                     var report = new MigrationReport(
                         completed ? MigrationOutcome.Completed : MigrationOutcome.Failed,
                         migration.From,
@@ -363,5 +422,8 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         base.PostStop();
     }
 
-    private sealed record PendingMigration(ServerEndpoint From, ServerEndpoint To, Instant Started, bool Triggered, TaskCompletionSource<MigrationReport>? Completion);
+    private sealed record PendingMigration(ServerEndpoint From, ServerEndpoint To, ConnectionKey Key, Instant Started, bool Triggered, TaskCompletionSource<MigrationReport>? Completion);
+
+    /// <summary>Timer key and message: the 4-tuple's time in BLACKHOLE is over.</summary>
+    private sealed record ReleaseKey(ConnectionKey Key);
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Packets;
@@ -46,6 +47,9 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private (StateRequest Request, TcpSegmentRepr Syn, Instant Sent)? _awaitingState;
 
     private MtcpOrigConnectionInfo? _origInfo;
+
+    /// <summary>State requests that came while the handshake was not done; answered once it is (or the endpoint ends).</summary>
+    private readonly List<(ServeStateRequest Serve, IActorRef Requester)> _deferredRequests = [];
 
     /// <summary>Set when this endpoint ends without a word to the peer (a refused special SYN already answered by RST, or migrated away).</summary>
     private bool _silent;
@@ -196,6 +200,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         });
         Receive<ServeStateRequest>(OnServeStateRequest);
         Receive<MigrateAway>(OnMigrateAway);
+        Receive<TriggerRequested>(OnTrigger);
     }
 
     private void OnSegment(InboundSegment segment)
@@ -265,6 +270,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
 
         var now = _context.Clock.Now;
+        var reinstating = Stopwatch.GetTimestamp();
         try
         {
             _origInfo = ServerMigration.Reinstate(_connection, reply);
@@ -276,6 +282,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
             return;
         }
 
+        MigrationMetrics.Reinstate.Record(Stopwatch.GetElapsedTime(reinstating).TotalMilliseconds);
         Sender.Tell(new StateAck(reply.RequestId, awaiting.Request.MigratingCid));
         MigrationMetrics.StateWait.Record((now - awaiting.Sent).TotalMilliseconds);
         MigrationMetrics.StateBytes.Record(reply.GetEncodedLength());
@@ -293,7 +300,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
 
         _awaitingState = null;
-        _log.Info("endpoint {0}: migrated connection refused: {1}", _key, reason);
+        _log.Warning("endpoint {0}: migrated connection refused: {1}", _key, reason);
         MigrationMetrics.Refused.Add(1);
         if (TcpConnection.TryMakeReset(awaiting.Syn, 0, out var reset) && !_context.Transport.Send(_key.RemoteAddress, _encoder.Encode(reset, _key.RemoteAddress)))
         {
@@ -305,13 +312,42 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Thesis 4.2.3 at S1: this endpoint owns the engine, so it packages (or rejects) the state itself.</summary>
-    private void OnServeStateRequest(ServeStateRequest serve)
+    private void OnServeStateRequest(ServeStateRequest serve) => Serve(serve, Sender);
+
+    /// <remarks>
+    /// A request for an endpoint still in SYN-RECEIVED waits for the handshake: the client names this endpoint's Cid
+    /// only once it has our SYN+ACK, so its ACK is on the way, and a migration started right after the previous one
+    /// can overtake it over the control connection. Answering INVALID_STATE then would fail a sound migration.
+    /// </remarks>
+    private void Serve(ServeStateRequest serve, IActorRef requester)
     {
+        if (_connectCompletion is null && _connection.State == TcpState.SynReceived)
+        {
+            _deferredRequests.Add((serve, requester));
+            return;
+        }
+
         var request = serve.Request;
+        var preparing = Stopwatch.GetTimestamp();
         var answer = _context.Migration is { } migration && _connectCompletion is null
             ? ServerMigration.AnswerStateRequest(_connection, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), request, migration.Tags)
             : new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, "migration is not enabled here");
-        Sender.Tell(answer);
+        if (answer is StateReply)
+        {
+            MigrationMetrics.Prepare.Record(Stopwatch.GetElapsedTime(preparing).TotalMilliseconds);
+        }
+
+        requester.Tell(answer);
+    }
+
+    private void ServeDeferredRequests()
+    {
+        var deferred = _deferredRequests.ToArray();
+        _deferredRequests.Clear();
+        foreach (var (serve, requester) in deferred)
+        {
+            Serve(serve, requester);
+        }
     }
 
     /// <summary>Thesis 4.2.3 at S1, on the state ack: close without FIN or RST; the application sees EMIGRATED.</summary>
@@ -340,6 +376,21 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         var silence = _context.Tcp.MaximumSegmentLifetime + _context.Tcp.MaximumSegmentLifetime;
         Timers.StartSingleTimer(SilenceTimerKey, SilenceOver.Instance, silence);
         Become(MigratedAway);
+    }
+
+    /// <summary>MIGRATE_TRIGGER (thesis 3.2.1): asks this connection's client to migrate; the client checks its authenticator.</summary>
+    private void OnTrigger(TriggerRequested trigger)
+    {
+        if (_context.Migration is not { } migration || _connectCompletion is not null || _connection.IsMigratedAway)
+        {
+            return;
+        }
+
+        var segment = ServerMigration.BuildTrigger(_cid, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), trigger.Destination, migration.Tags);
+        if (!_context.Transport.Send(_key.RemoteAddress, _encoder.Encode(segment, _key.RemoteAddress)))
+        {
+            _context.Counters.SendDropped();
+        }
     }
 
     private void OnExport(ExportRequested export)
@@ -465,6 +516,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         {
             _channel.Imported = _connection.ImportState();
             Context.Parent.Tell(new EndpointEstablished(_channel));
+            ServeDeferredRequests();
         }
         else if (!_connectCompletion.TrySetResult(_channel))
         {
@@ -524,6 +576,12 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
 
         FailAll("the connection's endpoint stopped");
+        if (_connection.State == TcpState.SynReceived)
+        {
+            _connection.Abort(_context.Clock.Now);
+        }
+
+        ServeDeferredRequests();
         base.PostStop();
     }
 }

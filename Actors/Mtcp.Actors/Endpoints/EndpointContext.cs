@@ -60,6 +60,9 @@ internal sealed class EndpointContext
         set => Volatile.Write(ref _view, value);
     }
 
+    /// <summary>The ephemeral port range (<c>mtcp.runtime.ephemeral-ports</c>): a migrating client takes a fresh port per hop.</summary>
+    public (ushort First, ushort Last) EphemeralPorts { get; init; } = (49152, 65535);
+
     /// <summary>Ids of this node's state requests (unique per node, so per peer too).</summary>
     public ControlRequestIds RequestIds { get; } = new((ulong)Random.Shared.NextInt64());
 

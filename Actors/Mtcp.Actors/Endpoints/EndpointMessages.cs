@@ -90,3 +90,6 @@ internal sealed class SilenceOver
     {
     }
 }
+
+/// <summary>A server application asks its connection's client to migrate (MIGRATE_TRIGGER, thesis 3.2.1).</summary>
+internal sealed record TriggerRequested(ServerEndpoint? Destination);

@@ -26,6 +26,12 @@ public static class MigrationMetrics
 
     internal static readonly Histogram<double> StateWait = Meter.CreateHistogram<double>("mtcp.migration.state_wait", unit: "ms", description: "Destination's wait from the state request to the reply");
 
+    internal static readonly Histogram<double> Prepare = Meter.CreateHistogram<double>("mtcp.migration.prepare", unit: "ms", description: "Origin's time to package a state reply");
+
+    internal static readonly Histogram<double> Reinstate = Meter.CreateHistogram<double>("mtcp.migration.reinstate", unit: "ms", description: "Destination's time to reinstate a state reply");
+
+    internal static readonly Histogram<double> Handshake = Meter.CreateHistogram<double>("mtcp.connection.handshake", unit: "ms", description: "A migrating client's fresh three-way handshake, SYN to SYN+ACK, for comparison with a migration");
+
     internal static readonly Counter<long> Refused = Meter.CreateCounter<long>("mtcp.migration.refused", description: "Special SYNs a destination refused (reject, timeout, failure)");
 
     internal static readonly Counter<long> MigratedAway = Meter.CreateCounter<long>("mtcp.migration.migrated_away", description: "Connections that left an origin server on a state ack");

@@ -37,7 +37,10 @@ public sealed class PacketActor : ReceiveActor
         _transport = opened.Transport;
         _reason = opened.Reason;
         _settings = settings;
-        _context = new EndpointContext(_transport, table, new PacketCounters(), tcp, isn, new MonotonicClock(), registry);
+        _context = new EndpointContext(_transport, table, new PacketCounters(), tcp, isn, new MonotonicClock(), registry)
+        {
+            EphemeralPorts = (settings.EphemeralPortFirst, settings.EphemeralPortLast),
+        };
         _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
         _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = $"mtcp receive {_transport.LocalAddress}" };
 

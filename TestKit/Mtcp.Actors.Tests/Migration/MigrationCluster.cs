@@ -6,6 +6,7 @@ using Akka.Cluster;
 using Akka.Configuration;
 using Mtcp.Actors.Api;
 using Mtcp.Stack.Migration;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.TestKit;
 using Mtcp.Transports;
 using Mtcp.Wire;
@@ -53,7 +54,7 @@ public sealed class MigrationCluster : IAsyncDisposable
 
     public IEnumerable<TestTransport> Transports => RawUnavailable is null ? Enum.GetValues<TestTransport>() : [TestTransport.Memory, TestTransport.Udp];
 
-    public static IMigrationTags Tags { get; } = new HmacMigrationTags(ServiceKey);
+    public static IMigrationTags Tags { get; } = new ServiceKeyMigrationTags(ServiceKey);
 
     public static ushort ServicePort(TestTransport transport) => (ushort)(7000 + (int)transport);
 

@@ -34,7 +34,7 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     private readonly TestProbe _destinationControl;
     private readonly TestProbe _destinationDirectory;
     private readonly TestProbe _controlConnection;
-    private readonly IMigrationTags _tags = new Mtcp.TestKit.HmacMigrationTags("protocol test key"u8.ToArray());
+    private readonly IMigrationTags _tags = new Mtcp.Stack.Migration.Authentication.ServiceKeyMigrationTags("protocol test service key"u8);
 
     public MigrationProtocolTests()
         : base(MtcpConfig.WithFallback(ConfigurationFactory.ParseString(FastCloseConfig)))
@@ -131,7 +131,7 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public async Task Endpoint_must_reject_a_request_for_a_connection_still_in_SYN_RECEIVED_with_InvalidState()
+    public async Task Request_for_a_connection_in_SYN_RECEIVED_must_wait_for_the_handshake_and_be_rejected_when_it_never_completes()
     {
         await EnableMigrationAsync();
         await using var listener = new MtcpListener(_origin, ServicePort);
@@ -160,7 +160,35 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
 
         _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, new StateRequest(4, migrating, newEndpoint, new SeqNumber(0), authenticator)), _controlConnection.Ref);
 
-        Assert.Equal(StateRejectReason.InvalidState, (await _controlConnection.ExpectMsgAsync<StateReject>(Patience)).Reason);
+        // The client's ACK may be overtaken by a request over the control connection: the request waits.
+        await _controlConnection.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+        var reset = syn with { Flags = TcpFlags.Rst, SequenceNumber = new SeqNumber(5001) };
+        var resetBytes = new byte[reset.HeaderLength];
+        reset.Emit(resetBytes, default, peerAddress, OriginAddress);
+        Assert.True(peer.Send(OriginAddress, resetBytes));
+
+        // The handshake never completes: the endpoint is gone, and so is the connection.
+        Assert.Equal(StateRejectReason.CbNotFound, (await _controlConnection.ExpectMsgAsync<StateReject>(Patience)).Reason);
+    }
+
+    [Fact]
+    public async Task Endpoint_must_reject_a_request_for_a_connection_in_TIME_WAIT_with_InvalidState()
+    {
+        await EnableMigrationAsync();
+        var (client, stream, server, listener) = await ConnectAsync(_origin);
+
+        // The server closes first, so it ends in TIME-WAIT (2 MSL = 400 ms here) once the client's FIN is in.
+        await server.DisposeAsync();
+        Assert.Equal(0, await stream.ReadAsync(new byte[1]));
+        await stream.DisposeAsync();
+        await Task.Delay(100);
+
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, RequestFor(server, 6)), _controlConnection.Ref);
+
+        var reject = await _controlConnection.ExpectMsgAsync<StateReject>(Patience);
+        Assert.Equal(StateRejectReason.InvalidState, reject.Reason);
+        client.Dispose();
+        await listener.DisposeAsync();
     }
 
     [Fact]
@@ -234,5 +262,29 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(MigrationOutcome.Failed, report.Outcome);
         client.Dispose();
         await listener.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Trigger_from_the_server_must_start_an_authenticated_migration_to_the_named_destination()
+    {
+        await EnableMigrationAsync();
+        await using var destinationListener = new MtcpListener(_destination, ServicePort);
+        await destinationListener.StartAsync();
+        var (client, stream, server, listener) = await ConnectAsync(_origin);
+        var ended = new TaskCompletionSource<MigrationReport>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.MigrationEnded += (_, report) => ended.TrySetResult(report);
+
+        server.TriggerMigration(Destination);
+
+        var asked = await _destinationControl.ExpectMsgAsync<RequestState>(Patience);
+        Assert.Equal(OriginAddress, asked.Request.MigratingCid.ServerAddress);
+        asked.ReplyTo.Tell(new StateReject(asked.Request.RequestId, asked.Request.NewEndpointCid, StateRejectReason.InvalidState, "test"));
+        var report = await ended.Task.WaitAsync(Patience);
+        Assert.True(report.Triggered);
+        Assert.Equal(Destination, report.To);
+        Assert.Equal(MigrationOutcome.Failed, report.Outcome);
+        client.Dispose();
+        await listener.DisposeAsync();
+        _ = stream;
     }
 }

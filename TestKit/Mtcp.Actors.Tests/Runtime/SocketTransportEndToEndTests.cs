@@ -38,6 +38,7 @@ public abstract class SocketTransportEndToEndTests : Akka.TestKit.Xunit2.TestKit
 }
 
 [Trait("Category", "Actors")]
+[Collection(MultiNodeCollection.Name)]
 public sealed class UdpEndToEndTests : SocketTransportEndToEndTests
 {
     [Fact]
@@ -48,6 +49,7 @@ public sealed class UdpEndToEndTests : SocketTransportEndToEndTests
 /// <summary>Raw IP protocol 253 needs CAP_NET_RAW.</summary>
 [Trait("Category", "Actors")]
 [Trait("Category", "Netns")]
+[Collection(MultiNodeCollection.Name)]
 public sealed class RawEndToEndTests : SocketTransportEndToEndTests
 {
     private static void RequireRawSockets()
