@@ -29,7 +29,7 @@ public static class MigrationKey
             throw new ConfigurationException($"{Path} must be {ClusterKey.Length} bytes as {2 * ClusterKey.Length} hex digits or base64, got a value of {text.Length} characters");
         }
 
-        return new ClusterKeyMigrationTags(new ClusterKey(0, key));
+        return new ServiceKeyMigrationTags(key);
     }
 
     /// <summary>A fresh random key in the form <see cref="Path"/> takes (hex).</summary>
