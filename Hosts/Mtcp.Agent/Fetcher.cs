@@ -6,6 +6,7 @@ using System.Text;
 using Mtcp.Actors;
 using Mtcp.Apps;
 using Mtcp.Hosting;
+using Mtcp.Wire;
 using Spectre.Console;
 
 namespace Mtcp.Agent;
@@ -14,7 +15,7 @@ namespace Mtcp.Agent;
 public sealed class FetchFailedException(string message) : Exception(message);
 
 /// <summary>What a completed fetch delivered.</summary>
-public sealed record FetchResult(IPEndPoint Service, string Path, long Bytes, string Sha256, TimeSpan Elapsed);
+public sealed record FetchResult(IPEndPoint Service, string Path, long Bytes, string Sha256, TimeSpan Elapsed, int Migrations);
 
 /// <summary>
 /// The agent's <c>fetch</c>: one HTTP/1.1 GET (RFC 9112) over an MTCP connection, the body written to a file and
@@ -22,7 +23,11 @@ public sealed record FetchResult(IPEndPoint Service, string Path, long Bytes, st
 /// </summary>
 public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
 {
-    public async Task<FetchResult> FetchAsync(string target, FileInfo output, bool showProgress, CancellationToken cancellationToken)
+    /// <param name="migrateEvery">
+    /// when positive, migrates the connection each time this many more bytes of the body arrived, to the next endpoint of
+    /// <c>mtcp.agent.service-endpoints</c> (client-initiated, thesis 3.2); 0: only a server's MIGRATE_TRIGGER migrates it.
+    /// </param>
+    public async Task<FetchResult> FetchAsync(string target, FileInfo output, bool showProgress, long migrateEvery, CancellationToken cancellationToken)
     {
         var (services, host, path) = Resolve(target);
         var started = Stopwatch.GetTimestamp();
@@ -36,7 +41,11 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
             var text = report.Outcome == MigrationOutcome.Completed
                 ? $"migrated {report.From} -> {report.To} in {report.Duration.TotalMilliseconds:0.0} ms{(report.Triggered ? " (server trigger)" : "")}"
                 : $"migration {report.From} -> {report.To} failed: {report.FailureReason}";
-            Interlocked.Increment(ref migrations);
+            if (report.Outcome == MigrationOutcome.Completed)
+            {
+                Interlocked.Increment(ref migrations);
+            }
+
             Volatile.Write(ref lastMigration, text);
             if (!showProgress)
             {
@@ -56,6 +65,46 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
             throw new FetchFailedException($"{service} answered {status}: {Encoding.UTF8.GetString(body, 0, read).Trim()}");
         }
 
+        var pool = settings.ServiceEndpoints;
+        if (migrateEvery > 0 && pool.Count < 2)
+        {
+            throw new FetchFailedException($"--migrate-every needs at least two endpoints in {AgentSettings.ServiceEndpointsPath} (or --service) to migrate between");
+        }
+
+        var current = service;
+        var bodyBytes = 0L;
+        var nextMigrationAt = migrateEvery;
+        Task migrating = Task.CompletedTask;
+        void MigrateWhenDue(long bytes)
+        {
+            bodyBytes += bytes;
+            if (migrateEvery <= 0 || bodyBytes < nextMigrationAt || !migrating.IsCompleted)
+            {
+                return;
+            }
+
+            nextMigrationAt = bodyBytes + migrateEvery;
+            var destination = pool[(pool.ToList().IndexOf(current) + 1) % pool.Count];
+            migrating = MigrateAsync(destination);
+        }
+
+        async Task MigrateAsync(IPEndPoint destination)
+        {
+            try
+            {
+                var report = await client.MigrateAsync(new ServerEndpoint(IpAddress.FromIPAddress(destination.Address), (ushort)destination.Port), cancellationToken).ConfigureAwait(false);
+                if (report.Outcome == MigrationOutcome.Completed)
+                {
+                    current = destination;
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                // Migration off, or the connection already closing: the download goes on where it is.
+                ConsoleLog.Warning($"cannot migrate to {destination}: {e.Message}");
+            }
+        }
+
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long received;
         var file = new FileStream(output.FullName, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0, useAsync: true);
@@ -70,21 +119,25 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
                         return await CopyBodyAsync(reader, file, hash, contentLength, bytes =>
                         {
                             task.Increment(bytes);
+                            MigrateWhenDue(bytes);
                             if (Volatile.Read(ref lastMigration) is { } migration)
                             {
                                 task.Description = Markup.Escape($"{path} [{Volatile.Read(ref migrations)} migrations; last: {migration}]");
                             }
                         }, cancellationToken).ConfigureAwait(false);
                     }).ConfigureAwait(false)
-                : await CopyBodyAsync(reader, file, hash, contentLength, _ => { }, cancellationToken).ConfigureAwait(false);
+                : await CopyBodyAsync(reader, file, hash, contentLength, MigrateWhenDue, cancellationToken).ConfigureAwait(false);
         }
+
+        // A migration asked for near the end may still be waiting for its SYN+ACK; its report is what counts.
+        await migrating.ConfigureAwait(false);
 
         if (contentLength is { } expected && received != expected)
         {
             throw new FetchFailedException($"{service} closed the connection after {received} of {expected} bytes");
         }
 
-        return new FetchResult(service, path, received, Convert.ToHexStringLower(hash.GetHashAndReset()), Stopwatch.GetElapsedTime(started));
+        return new FetchResult(service, path, received, Convert.ToHexStringLower(hash.GetHashAndReset()), Stopwatch.GetElapsedTime(started), Volatile.Read(ref migrations));
     }
 
     /// <summary>A URL names its own service endpoint; a bare path goes to the configured service pool.</summary>

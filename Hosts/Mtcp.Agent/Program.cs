@@ -39,9 +39,11 @@ var fetch = new Command("fetch", "Download a file over MTCP with HTTP GET, showi
 var targetArgument = new Argument<string>("url-or-path") { Description = "http://<service address>:<port>/<file>, or /<file> for the configured service pool." };
 var outputOption = new Option<FileInfo?>("--output", "-o") { Description = "Where the body is written; the URL's last segment by default." };
 var noProgressOption = new Option<bool>("--no-progress") { Description = "Do not draw the progress bar." };
+var migrateEveryOption = new Option<int>("--migrate-every-mib") { Description = "Migrate the connection to the next service endpoint each time this many MiB arrived (0: never)." };
 fetch.Arguments.Add(targetArgument);
 fetch.Options.Add(outputOption);
 fetch.Options.Add(noProgressOption);
+fetch.Options.Add(migrateEveryOption);
 fetch.Options.Add(serviceOption);
 
 var status = new Command("status", "Show the running agent's transport and relayed connections (asks its control endpoint).");
@@ -95,10 +97,11 @@ fetch.SetAction(async (parseResult, cancellationToken) =>
     {
         try
         {
-            var result = await new Fetcher(agent, settings).FetchAsync(target, output, !parseResult.GetValue(noProgressOption), cancellationToken);
+            var migrateEvery = (long)Math.Max(0, parseResult.GetValue(migrateEveryOption)) << 20;
+            var result = await new Fetcher(agent, settings).FetchAsync(target, output, !parseResult.GetValue(noProgressOption), migrateEvery, cancellationToken);
             var seconds = Math.Max(result.Elapsed.TotalSeconds, 1e-6);
             Console.WriteLine($"{result.Sha256}  {output.FullName}");
-            ConsoleLog.Info($"received {result.Bytes} bytes of {result.Path} from {result.Service} in {seconds:0.000} s ({result.Bytes / seconds / 1e6:0.0} MB/s); SHA-256 {result.Sha256}");
+            ConsoleLog.Info($"received {result.Bytes} bytes of {result.Path} from {result.Service} in {seconds:0.000} s ({result.Bytes / seconds / 1e6:0.0} MB/s) across {result.Migrations} migrations; SHA-256 {result.Sha256}");
             return 0;
         }
         catch (Exception e) when (e is FetchFailedException or IOException)

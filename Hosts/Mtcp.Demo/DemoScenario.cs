@@ -32,7 +32,7 @@ internal sealed record DemoOptions(string Network, string Transport, long FileBy
             HostConfigValues.LongSize(config, "mtcp.demo.file-size", 1L << 20, 1L << 30),
             HostConfigValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
             HostConfigValues.Integer(config, "mtcp.demo.migrations", 2, 100),
-            HostConfigValues.LongSize(config, "mtcp.demo.rate", 64L << 10, 1L << 30));
+            HostConfigValues.LongSize(config, "mtcp.demo.rate", 0, 1L << 30));
     }
 }
 
@@ -114,10 +114,10 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
 
         var output = Path.Combine(_scratch.FullName, "downloaded.bin");
         var url = $"http://{listen}/{FileName}";
-        Say($"curl {url} at {Megabytes(options.RateBytesPerSecond)}/s through the agent; {options.Migrations} operator-triggered migrations planned "
+        Say($"curl {url} {(options.RateBytesPerSecond > 0 ? $"at {Megabytes(options.RateBytesPerSecond)}/s" : "at full speed")} through the agent; {options.Migrations} operator-triggered migrations planned "
             + "(policy-triggered migrations are not part of this build's agent)");
-        var rate = options.RateBytesPerSecond.ToString(CultureInfo.InvariantCulture);
-        var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--fail", "--max-time", "120", "--limit-rate", rate, "-o", output, url], _scratch.FullName, _clock, _ => true);
+        string[] limit = options.RateBytesPerSecond > 0 ? ["--limit-rate", options.RateBytesPerSecond.ToString(CultureInfo.InvariantCulture)] : [];
+        var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--fail", "--max-time", "120", .. limit, "-o", output, url], _scratch.FullName, _clock, _ => true);
         _children.Add(curl);
 
         var stop = await DriveMigrationsAsync(new AgentControl(control), curl, servers, nodes, cancellationToken).ConfigureAwait(false);
@@ -185,7 +185,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var done = 0;
         while (!curl.HasExited && done < options.Migrations)
         {
-            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(10, cancellationToken).ConfigureAwait(false);
             var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
             if (status.Connections is not [var relay, ..] || relay.BytesFromService < (done + 1) * total / (options.Migrations + 1))
             {

@@ -34,6 +34,9 @@ public sealed class ServerNode
     private readonly ServerMetrics _metrics;
     private readonly IMigrationTags? _tags;
     private readonly ConcurrentDictionary<long, Task> _connections = new();
+    private readonly ConcurrentDictionary<long, MtcpConnection> _open = new();
+    private IReadOnlyList<Mtcp.Wire.ServerEndpoint> _alternates = [];
+    private int _emigrated;
     private long _nextConnectionId;
     private double _lastStateWaitMs;
 
@@ -90,7 +93,7 @@ public sealed class ServerNode
             runtime = MtcpRuntime.Start(system);
             ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
             var directory = system.StartServiceDirectory();
-            system.ActorOf(Props.Create(() => new ServiceViewLogger(directory)), "service-view-logger");
+            system.ActorOf(Props.Create(() => new ServiceViewLogger(directory, alternates => Volatile.Write(ref _alternates, alternates))), "service-view-logger");
             if (_tags is not null)
             {
                 // Thesis 4.2.3: the control connection manager carries this node's state requests to origins and
@@ -127,6 +130,11 @@ public sealed class ServerNode
         }
 
         await Task.WhenAll(acceptLoops).ConfigureAwait(false);
+        if (_states.CanMigrate && !_open.IsEmpty)
+        {
+            await DrainAsync().ConfigureAwait(false);
+        }
+
         var open = _connections.Count;
         applicationsStopping.Cancel();
         var connectionsDone = Task.WhenAll(_connections.Values);
@@ -147,6 +155,38 @@ public sealed class ServerNode
         ConsoleLog.Info("left the cluster; stopped");
     }
 
+    /// <summary>
+    /// The drain: asks every open connection's client to migrate to a peer serving the same port (MIGRATE_TRIGGER,
+    /// thesis 3.2.1), spreading them over the peers, and waits up to <c>shutdown-timeout</c> for them to leave; the
+    /// connections still here afterwards are closed as without migration.
+    /// </summary>
+    private async Task DrainAsync()
+    {
+        var peers = Volatile.Read(ref _alternates);
+        var triggered = 0;
+        foreach (var connection in _open.Values)
+        {
+            var candidates = peers.Where(peer => peer.Port == connection.LocalEndPoint.Port).ToList();
+            if (candidates.Count > 0)
+            {
+                connection.TriggerMigration(candidates[triggered % candidates.Count]);
+                triggered++;
+            }
+        }
+
+        if (triggered == 0)
+        {
+            ConsoleLog.Info($"drain: no peer serves the ports of the {_open.Count} open connections; closing them");
+            return;
+        }
+
+        var before = Volatile.Read(ref _emigrated);
+        ConsoleLog.Info($"drain: asked the clients of {triggered} connections to migrate to peers (MIGRATE_TRIGGER)");
+        var allDone = Task.WhenAll(_connections.Values);
+        await Task.WhenAny(allDone, Task.Delay(_settings.ShutdownTimeout, CancellationToken.None)).ConfigureAwait(false);
+        ConsoleLog.Info($"drain: {Volatile.Read(ref _emigrated) - before} of {triggered} connections migrated to peers; {_open.Count} remain");
+    }
+
     private async Task AcceptLoopAsync(MtcpListener listener, IServerApplication application, CancellationToken applicationsStopping)
     {
         while (true)
@@ -162,6 +202,7 @@ public sealed class ServerNode
             }
 
             var id = Interlocked.Increment(ref _nextConnectionId);
+            _open[id] = connection;
             _connections[id] = ServeAsync(id, connection, application, applicationsStopping);
         }
     }
@@ -185,6 +226,7 @@ public sealed class ServerNode
         }
         catch (ConnectionMigratedException)
         {
+            Interlocked.Increment(ref _emigrated);
             ConsoleLog.Info($"{application.Name} connection from {remote}: EMIGRATED, its application stops serving here (last snapshot {state.LastSnapshotBytes} bytes)");
         }
         catch (OperationCanceledException) when (applicationsStopping.IsCancellationRequested)
@@ -201,16 +243,20 @@ public sealed class ServerNode
             await connection.DisposeAsync().ConfigureAwait(false);
             _metrics.Active.Add(-1, tag);
             _connections.TryRemove(id, out _);
+            _open.TryRemove(id, out _);
         }
     }
 
     /// <summary>Logs every change of the node's alternate servers, i.e. of the cluster seen by the service directory.</summary>
     private sealed class ServiceViewLogger : ReceiveActor
     {
-        public ServiceViewLogger(IActorRef directory)
+        public ServiceViewLogger(IActorRef directory, Action<IReadOnlyList<Mtcp.Wire.ServerEndpoint>> alternatesChanged)
         {
             Receive<AlternateServersChanged>(view =>
-                ConsoleLog.Info($"cluster view: {view.ControlMappings.Count} service endpoints in the cluster; alternates of this node: {view.Alternates}"));
+            {
+                alternatesChanged(view.Alternates.Servers);
+                ConsoleLog.Info($"cluster view: {view.ControlMappings.Count} service endpoints in the cluster; alternates of this node: {view.Alternates}");
+            });
             directory.Tell(new SubscribeAlternateServers(Self));
         }
     }

@@ -49,6 +49,47 @@ public sealed class ShutdownTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Graceful_shutdown_must_drain_open_connections_to_a_peer_without_a_client_error()
+    {
+        var server = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var peer = await _testbed.StartServerAsync("server2", server, ProcessTestbed.MigrationConfig);
+        foreach (var node in new[] { server, peer })
+        {
+            await node.Process.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
+        }
+
+        var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.RequestPort)], ProcessTestbed.MigrationConfig);
+        var clients = new List<RespClient>();
+        try
+        {
+            for (var i = 0; i < OpenConnections; i++)
+            {
+                var client = new RespClient();
+                clients.Add(client);
+                await client.ConnectAsync(agent.Listen);
+                Assert.Equal("+OK", await client.CommandAsync("SET", "client", $"{i}"));
+            }
+
+            server.Process.Terminate();
+            Assert.Equal(0, await server.Process.WaitForExitAsync(Bound));
+
+            // Each connection carried its map to the peer: the same answers, no reset, no reconnect.
+            for (var i = 0; i < OpenConnections; i++)
+            {
+                Assert.Equal(i.ToString(System.Globalization.CultureInfo.InvariantCulture), await clients[i].CommandAsync("GET", "client"));
+            }
+
+            Assert.Contains(server.Process.Lines, line => line.Contains($"drain: {OpenConnections} of {OpenConnections} connections migrated to peers", StringComparison.Ordinal));
+            Assert.Equal(OpenConnections, peer.Process.Lines.Count(line => line.Contains("migration in: request connection", StringComparison.Ordinal)));
+            Assert.DoesNotContain(agent.Process.Lines, line => line.Contains("reset:", StringComparison.Ordinal));
+        }
+        finally
+        {
+            clients.ForEach(client => client.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task Agent_must_fail_new_connections_to_a_killed_server_clearly_and_in_bounded_time()
     {
         var server = await _testbed.StartServerAsync("server");
