@@ -31,8 +31,11 @@ public sealed class MtcpClientConnection
     private Block _current;
     private Migration? _migration;
 
-    /// <summary>The previous block after a switch, until the application has read what it received.</summary>
-    private TcpConnection? _draining;
+    /// <summary>
+    /// The blocks left at earlier switches that still hold unread bytes, oldest first: a slow reader can migrate
+    /// again before it has read what the previous server delivered, and each block's bytes precede the next's.
+    /// </summary>
+    private readonly Queue<TcpConnection> _draining = new();
 
     private bool _connectedReported;
     private bool _peerClosedReported;
@@ -78,7 +81,19 @@ public sealed class MtcpClientConnection
     /// <summary>The current control block (for inspection; the application uses this object's Read and Write).</summary>
     public TcpConnection CurrentControlBlock => _current.Tcb;
 
-    public int BytesReadable => (_draining?.BytesReadable ?? 0) + _current.Tcb.BytesReadable;
+    public int BytesReadable
+    {
+        get
+        {
+            var readable = _current.Tcb.BytesReadable;
+            foreach (var block in _draining)
+            {
+                readable += block.BytesReadable;
+            }
+
+            return readable;
+        }
+    }
 
     /// <summary>True once the connection can authenticate a migration: it has its secret (or shared tags).</summary>
     public bool CanMigrate => _sharedTags is not null || _secret is not null;
@@ -113,13 +128,15 @@ public sealed class MtcpClientConnection
     public int Read(Span<byte> destination)
     {
         var count = 0;
-        if (_draining is { } draining)
+        while (_draining.TryPeek(out var draining) && count < destination.Length)
         {
-            count = draining.Read(destination);
-            if (draining.BytesReadable == 0)
+            count += draining.Read(destination[count..]);
+            if (draining.BytesReadable > 0)
             {
-                _draining = null;
+                return count;
             }
+
+            _draining.Dequeue();
         }
 
         return count + _current.Tcb.Read(destination[count..]);
@@ -402,7 +419,7 @@ public sealed class MtcpClientConnection
         _blackholes.Add(new Blackhole(old, now + _config.MaximumSegmentLifetime + _config.MaximumSegmentLifetime));
         if (old.Tcb.BytesReadable > 0)
         {
-            _draining = old.Tcb;
+            _draining.Enqueue(old.Tcb);
         }
 
         // What the old block raised and the application has not seen yet stays for it, in order.

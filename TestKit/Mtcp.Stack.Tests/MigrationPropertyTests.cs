@@ -7,8 +7,10 @@ namespace Mtcp.Stack.Tests;
 
 /// <summary>
 /// Exactly-once across random migration schedules: random service, snapshot frequency, session size and network
-/// impairments (loss up to 20%), and up to 10 migrations per session at random moments, so that they land mid
-/// handshake, during retransmissions, during the FIN exchange and back on servers already left.
+/// impairments (loss up to 20%), client readers at full speed, slow or stalling, and up to 10 migrations per session
+/// at random moments, so that they land mid handshake, during retransmissions, during the FIN exchange, back on
+/// servers already left, with the client's receive window closed and before the client has read what a server it
+/// left delivered.
 /// </summary>
 [Trait("Category", "Property")]
 public sealed class MigrationPropertyTests(ITestOutputHelper output)
@@ -38,7 +40,8 @@ public sealed class MigrationPropertyTests(ITestOutputHelper output)
         output.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
             $"started during the previous migration's handshake {totals.DuringPreviousHandshake}, while the origin was retransmitting {totals.WhileOriginRetransmitting}, "
-            + $"during the FIN exchange {totals.DuringFinExchange}, back to a server already left {totals.BackToAServerLeft}"));
+            + $"during the FIN exchange {totals.DuringFinExchange}, back to a server already left {totals.BackToAServerLeft}, "
+            + $"with the client's window closed {totals.WithClientWindowClosed}, with bytes of a server left still unread {totals.WithUnreadBytesOfAServerLeft}"));
         output.WriteLine("client-side failures: " + string.Join("; ", totals.FailureReasons.Select(p => $"{p.Key} x{p.Value}")));
         output.WriteLine("refusals at destinations: " + string.Join("; ", totals.RejectReasons.Select(p => $"{p.Key} x{p.Value}")));
         output.WriteLine($"AUTH_FAILED causes: {string.Join("; ", totals.AuthFailures.Select(p => $"{p.Key} x{p.Value}"))}; duplicate special SYNs {totals.DuplicateSpecialSyns}");
@@ -49,6 +52,7 @@ public sealed class MigrationPropertyTests(ITestOutputHelper output)
         if (schedules >= 1000)
         {
             Assert.True(totals.DuringPreviousHandshake > 0 && totals.WhileOriginRetransmitting > 0 && totals.DuringFinExchange > 0 && totals.BackToAServerLeft > 0, "every kind of moment must be hit");
+            Assert.True(totals.WithClientWindowClosed > 0 && totals.WithUnreadBytesOfAServerLeft > 0, "slow readers must be caught by migrations");
         }
     }
 }
@@ -81,16 +85,32 @@ internal sealed class ScheduleTotals
     /// <summary>Migrations started towards a server the connection had already left.</summary>
     public long BackToAServerLeft { get; set; }
 
+    /// <summary>Migrations started while the client's receive buffer was full (a reader slower than the network).</summary>
+    public long WithClientWindowClosed { get; set; }
+
+    /// <summary>Migrations started while the client still held unread bytes of a server it had left.</summary>
+    public long WithUnreadBytesOfAServerLeft { get; set; }
+
     public Dictionary<string, int> FailureReasons { get; } = [];
 
     public Dictionary<string, int> RejectReasons { get; } = [];
 }
 
+/// <summary>How the client application reads: slow and stalling readers let the receive window close.</summary>
+internal enum ClientReader
+{
+    FullSpeed,
+
+    /// <summary>Reads for a few milliseconds, then pauses for tens: slower than the network on average.</summary>
+    Slow,
+
+    /// <summary>Reads for a while, then stops for hundreds of milliseconds: the window closes and stays closed.</summary>
+    Stalling,
+}
+
 /// <summary>One random schedule, reproducible from its seed.</summary>
 internal static class MigrationSchedule
 {
-
-
     public static MigrationTestbed Run(int seed, ScheduleTotals totals, out string? failure)
     {
         var random = new Random(seed);
@@ -117,12 +137,38 @@ internal static class MigrationSchedule
         var visited = new HashSet<int>();
         var nextAt = bed.Network.Now + TimeSpan.FromMilliseconds(random.Next(0, 200));
         var limit = bed.Network.Now + TimeSpan.FromMinutes(30);
+
+        // Its own generator, so the reader does not shift the draws of the rest of the schedule.
+        var readerRandom = new Random(unchecked((seed * 31) + 7));
+        var reader = (ClientReader)readerRandom.Next(3);
+        var toggleReaderAt = bed.Network.Now + ReaderPhase(reader, paused: false, readerRandom);
+        var windowClosedAt = options.Tcp.ReceiveBufferSize - options.Tcp.MaxSegmentSize;
         failure = null;
         while (!bed.Finished)
         {
-            if (bed.Network.Now > limit || !bed.Network.Step())
+            if (reader != ClientReader.FullSpeed && bed.Network.Now >= toggleReaderAt)
             {
-                failure = "did not finish (deadlock or stall): " + bed.Describe();
+                bed.ClientApp.Paused = !bed.ClientApp.Paused;
+                toggleReaderAt = bed.Network.Now + ReaderPhase(reader, bed.ClientApp.Paused, readerRandom);
+            }
+
+            if (bed.Network.Now > limit)
+            {
+                failure = "did not finish (stall): " + bed.Describe();
+                return bed;
+            }
+
+            if (!bed.Network.Step())
+            {
+                if (bed.ClientApp.Paused)
+                {
+                    // Nothing happens until the reader wakes up (a request/response client that stopped writing too).
+                    bed.ClientApp.Paused = false;
+                    toggleReaderAt = bed.Network.Now + ReaderPhase(reader, paused: false, readerRandom);
+                    continue;
+                }
+
+                failure = "did not finish (deadlock): " + bed.Describe();
                 return bed;
             }
 
@@ -133,6 +179,8 @@ internal static class MigrationSchedule
                 var duringHandshake = bed.Servers.Any(x => x.Host.Connections.Any(c => c.AwaitingMigrationHandshake && c.State != TcpState.Closed));
                 var finExchange = bed.Connection.State != TcpState.Established;
                 var retransmitting = origin is { BytesUnacknowledged: > 0 } && origin.Stats.Retransmissions > 0;
+                var windowClosed = bed.Connection.CurrentControlBlock.BytesReadable > windowClosedAt;
+                var unreadOfAServerLeft = bed.Connection.BytesReadable > bed.Connection.CurrentControlBlock.BytesReadable;
                 if (bed.Migrate(target))
                 {
                     migrations--;
@@ -140,6 +188,8 @@ internal static class MigrationSchedule
                     totals.DuringFinExchange += finExchange ? 1 : 0;
                     totals.WhileOriginRetransmitting += retransmitting ? 1 : 0;
                     totals.BackToAServerLeft += visited.Contains(target) ? 1 : 0;
+                    totals.WithClientWindowClosed += windowClosed ? 1 : 0;
+                    totals.WithUnreadBytesOfAServerLeft += unreadOfAServerLeft ? 1 : 0;
                     visited.Add(bed.IndexOf(bed.Connection.CurrentServer));
                 }
 
@@ -178,4 +228,14 @@ internal static class MigrationSchedule
 
         return bed;
     }
+
+    private static TimeSpan ReaderPhase(ClientReader reader, bool paused, Random random) => (reader, paused) switch
+    {
+        (ClientReader.Slow, false) => TimeSpan.FromMilliseconds(random.Next(1, 4)),
+        (ClientReader.Slow, true) => TimeSpan.FromMilliseconds(random.Next(5, 41)),
+        (ClientReader.Stalling, false) => TimeSpan.FromMilliseconds(random.Next(20, 201)),
+        (ClientReader.Stalling, true) => TimeSpan.FromMilliseconds(random.Next(100, 801)),
+        // A full-speed reader never pauses: beyond any session's 30-minute limit.
+        _ => TimeSpan.FromHours(1),
+    };
 }

@@ -64,6 +64,32 @@ public sealed class MigrationScenarioTests(ITestOutputHelper output)
         Assert.Equal(bed.Options.SessionBytes / bed.Options.MessageSize, s2.MessagesRead);
     }
 
+    [Theory]
+    [InlineData(ReferenceService.Stream)]
+    [InlineData(ReferenceService.File)]
+    public void Migrations_while_the_client_window_is_closed_must_keep_every_unread_byte_of_each_server_left(ReferenceService service)
+    {
+        // A client reading slower than the network: its receive buffer is full and each server's send buffer holds
+        // bytes beyond the client's rcv_nxt (fig. 4.9 scenario 1). Each hop leaves a block full of unread bytes that
+        // must be read, in order, before the next server's (4.2.3 client step 4), even when the previous one is
+        // still being drained.
+        var bed = new MigrationTestbed(4, LinkConditions.Perfect, new TestbedOptions { Service = service, SnapshotEvery = 2, SessionBytes = 1024 * 1024 });
+        var window = bed.Options.Tcp.ReceiveBufferSize;
+        Run(bed, () => bed.ClientApp.Received >= 8 * 1024);
+        bed.ClientApp.Paused = true;
+        foreach (var (destination, hop) in new[] { (1, 1), (2, 2), (0, 3) })
+        {
+            Run(bed, () => bed.Connection.CurrentControlBlock.BytesReadable > window - bed.Options.Tcp.MaxSegmentSize);
+            Assert.True(bed.Migrate(destination), bed.Describe());
+            Run(bed, () => bed.Connection.Stats.MigrationsCompleted == hop);
+        }
+
+        Assert.True(bed.Connection.BytesReadable > 2 * window, bed.Describe());
+        bed.ClientApp.Paused = false;
+        Finish(bed);
+        Assert.Equal(3, bed.Connection.Stats.MigrationsCompleted);
+    }
+
     [Fact]
     public void Fig_3_9_and_4_9_scenario_1_unacknowledged_bytes_up_to_the_snapshot_must_move_to_the_new_server()
     {

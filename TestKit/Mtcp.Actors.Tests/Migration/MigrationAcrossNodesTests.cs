@@ -21,7 +21,8 @@ public sealed class MigrationClusterFixture : IAsyncLifetime
 /// <summary>
 /// Migration between real ActorSystems: three server nodes in an Akka.Cluster, each with MTCP runtimes over the
 /// in-memory fabric, UDP and raw IP protocol 253, and a client node. A 64 MB download with 24 migrations and a
-/// 16 MB request/response upload with 11 migrations, round-robin among the servers, each verified by SHA-256.
+/// 16 MB request/response upload with 11 migrations, round-robin among the servers, each verified by SHA-256; and a
+/// download whose client stopped reading across two migrations.
 /// </summary>
 [Trait("Category", "Actors")]
 [Trait("Category", "MultiNode")]
@@ -95,6 +96,50 @@ public sealed class MigrationAcrossNodesTests(MigrationClusterFixture fixture, I
             Assert.Equal(DownloadMigrations, reports.Count(r => r.Outcome == MigrationOutcome.Completed));
             output.WriteLine($"{transport}: {received} bytes, {migrations} migrations in {elapsed.TotalMilliseconds:F0} ms; client wait per migration median {Median(reports):F3} ms");
         }
+    }
+
+    [Fact]
+    public async Task Download_must_arrive_intact_when_a_client_that_stopped_reading_migrates_twice_before_reading_again()
+    {
+        // A reader slower than the network: the client's receive window is closed at each hop, so each server left
+        // still holds unread bytes when the next migration starts; all of them come before the next server's.
+        const long DownloadLength = 8L << 20;
+        var transport = TestTransport.Memory;
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        using var client = new MtcpClient(Cluster.ClientRuntimes[transport]);
+        var stream = await client.ConnectAsync(EndPoint(transport, 0), timeout.Token);
+        await stream.WriteAsync(ReferenceApps.Command(ReferenceApps.Download, DownloadLength), timeout.Token);
+        var buffer = new byte[16 * 1024];
+        long received = 0;
+        while (received < 64 * 1024)
+        {
+            var read = await stream.ReadAsync(buffer, timeout.Token);
+            Assert.True(read > 0 && StreamPattern.FirstMismatch(ReferenceApps.DownloadKey, received, buffer.AsSpan(0, read)) < 0, "the download before the migrations");
+            received += read;
+        }
+
+        foreach (var server in new[] { 1, 2 })
+        {
+            // Long enough for the in-memory fabric to fill the client's receive buffer.
+            await Task.Delay(TimeSpan.FromMilliseconds(300), timeout.Token);
+            var report = await client.MigrateAsync(MigrationCluster.Service(transport, server), timeout.Token);
+            Assert.True(report.Outcome == MigrationOutcome.Completed, $"migration to {report.To} failed: {report.FailureReason}");
+        }
+
+        while (true)
+        {
+            var read = await stream.ReadAsync(buffer, timeout.Token);
+            if (read == 0)
+            {
+                break;
+            }
+
+            var mismatch = StreamPattern.FirstMismatch(ReferenceApps.DownloadKey, received, buffer.AsSpan(0, read));
+            Assert.True(mismatch < 0, $"byte {mismatch} of the download differs after the migrations");
+            received += read;
+        }
+
+        Assert.Equal(DownloadLength, received);
     }
 
     [Theory]
