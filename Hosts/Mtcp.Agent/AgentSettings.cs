@@ -1,5 +1,6 @@
 using System.Net;
 using Akka.Configuration;
+using Mtcp.Actors;
 using Mtcp.Hosting;
 
 namespace Mtcp.Agent;
@@ -23,13 +24,13 @@ public sealed record AgentSettings(
     {
         ArgumentNullException.ThrowIfNull(config);
         return new AgentSettings(
-            HostConfigValues.EndPoints(config, ServiceEndpointsPath),
-            HostConfigValues.Duration(config, "mtcp.agent.connect-timeout", allowZero: false),
-            HostConfigValues.EndPoint(config, "mtcp.agent.serve.listen"),
-            HostConfigValues.Duration(config, "mtcp.agent.serve.idle-timeout", allowZero: true),
-            HostConfigValues.Size(config, "mtcp.agent.serve.relay-buffer-size", 1024, 4 << 20),
-            HostConfigValues.EndPoint(config, "mtcp.agent.control-endpoint"),
-            HostConfigValues.Duration(config, "mtcp.agent.fetch.stall-timeout", allowZero: false));
+            HoconValues.EndPoints(config, ServiceEndpointsPath),
+            HoconValues.Duration(config, "mtcp.agent.connect-timeout", allowZero: false),
+            HoconValues.EndPoint(config, "mtcp.agent.serve.listen"),
+            HoconValues.Duration(config, "mtcp.agent.serve.idle-timeout", allowZero: true),
+            HoconValues.Size(config, "mtcp.agent.serve.relay-buffer-size", 1024, 4 << 20),
+            HoconValues.EndPoint(config, "mtcp.agent.control-endpoint"),
+            HoconValues.Duration(config, "mtcp.agent.fetch.stall-timeout", allowZero: false));
     }
 
     /// <summary>The service pool, or a configuration error naming the key when it is empty.</summary>

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Akka.Configuration;
+using Mtcp.Actors;
 using Mtcp.Hosting;
 
 namespace Mtcp.Demo;
@@ -14,25 +15,25 @@ internal sealed record DemoOptions(string Network, string Transport, long FileBy
 {
     public static DemoOptions Create(Config config)
     {
-        var network = HostConfigValues.Text(config, "mtcp.demo.network");
+        var network = HoconValues.Text(config, "mtcp.demo.network");
         if (network.Split('.') is not { Length: 3 } octets || !octets.All(octet => byte.TryParse(octet, NumberStyles.None, CultureInfo.InvariantCulture, out _)) || octets[0] != "127")
         {
-            throw HostConfigValues.Invalid(config, "mtcp.demo.network", "must be three octets of a loopback address, e.g. 127.0.0");
+            throw HoconValues.Invalid(config, "mtcp.demo.network", "must be three octets of a loopback address, e.g. 127.0.0");
         }
 
-        var transport = HostConfigValues.Text(config, "mtcp.demo.transport");
+        var transport = HoconValues.Text(config, "mtcp.demo.transport");
         if (transport is not ("auto" or "raw" or "udp"))
         {
-            throw HostConfigValues.Invalid(config, "mtcp.demo.transport", "must be auto, raw or udp");
+            throw HoconValues.Invalid(config, "mtcp.demo.transport", "must be auto, raw or udp");
         }
 
         return new DemoOptions(
             network,
             transport,
-            HostConfigValues.LongSize(config, "mtcp.demo.file-size", 1L << 20, 1L << 30),
-            HostConfigValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
-            HostConfigValues.Integer(config, "mtcp.demo.migrations", 2, 100),
-            HostConfigValues.LongSize(config, "mtcp.demo.rate", 0, 1L << 30));
+            HoconValues.LongSize(config, "mtcp.demo.file-size", 1L << 20, 1L << 30),
+            HoconValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
+            HoconValues.Integer(config, "mtcp.demo.migrations", 2, 100),
+            HoconValues.LongSize(config, "mtcp.demo.rate", 0, 1L << 30));
     }
 }
 

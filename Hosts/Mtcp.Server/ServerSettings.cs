@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using Mtcp.Apps;
+using Mtcp.Actors;
 using Mtcp.Hosting;
 
 namespace Mtcp.Server;
@@ -18,52 +19,52 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
     public static ServerSettings Create(Config config, TimeProvider timeProvider)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var systemName = HostConfigValues.Text(config, "mtcp.hosts.system-name");
+        var systemName = HoconValues.Text(config, "mtcp.hosts.system-name");
         if (systemName.Length == 0 || !systemName.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
         {
-            throw HostConfigValues.Invalid(config, "mtcp.hosts.system-name", "must be a non-empty name of letters, digits, '-' and '_'");
+            throw HoconValues.Invalid(config, "mtcp.hosts.system-name", "must be a non-empty name of letters, digits, '-' and '_'");
         }
 
         var applications = new List<HostedApplication>();
-        if (HostConfigValues.Boolean(config, $"{Server}.file.enabled"))
+        if (HoconValues.Boolean(config, $"{Server}.file.enabled"))
         {
-            var root = HostConfigValues.Text(config, $"{Server}.file.root");
+            var root = HoconValues.Text(config, $"{Server}.file.root");
             if (!Directory.Exists(root))
             {
-                throw HostConfigValues.Invalid(config, $"{Server}.file.root", "must be an existing directory");
+                throw HoconValues.Invalid(config, $"{Server}.file.root", "must be an existing directory");
             }
 
             applications.Add(new HostedApplication(
                 new FileServer(new FileServerOptions(
                     Path.GetFullPath(root),
-                    HostConfigValues.Size(config, $"{Server}.file.max-request-line", 64, 1 << 20),
-                    HostConfigValues.Integer(config, $"{Server}.file.max-headers", 1, 1000),
-                    HostConfigValues.Duration(config, $"{Server}.file.request-timeout", allowZero: false),
-                    HostConfigValues.Size(config, $"{Server}.file.chunk-size", 512, 4 << 20))),
+                    HoconValues.Size(config, $"{Server}.file.max-request-line", 64, 1 << 20),
+                    HoconValues.Integer(config, $"{Server}.file.max-headers", 1, 1000),
+                    HoconValues.Duration(config, $"{Server}.file.request-timeout", allowZero: false),
+                    HoconValues.Size(config, $"{Server}.file.chunk-size", 512, 4 << 20))),
                 Port(config, $"{Server}.file.port")));
         }
 
-        if (HostConfigValues.Boolean(config, $"{Server}.stream.enabled"))
+        if (HoconValues.Boolean(config, $"{Server}.stream.enabled"))
         {
             applications.Add(new HostedApplication(
                 new StreamServer(
                     new StreamServerOptions(
-                        HostConfigValues.LongSize(config, $"{Server}.stream.stream-length", 1, 1L << 40),
-                        HostConfigValues.Size(config, $"{Server}.stream.chunk-size", 1, 1 << 20),
-                        HostConfigValues.Integer(config, $"{Server}.stream.degrade-after-chunks", 0, int.MaxValue),
-                        HostConfigValues.Duration(config, $"{Server}.stream.delay-step", allowZero: true),
-                        HostConfigValues.Duration(config, $"{Server}.stream.max-delay", allowZero: true)),
+                        HoconValues.LongSize(config, $"{Server}.stream.stream-length", 1, 1L << 40),
+                        HoconValues.Size(config, $"{Server}.stream.chunk-size", 1, 1 << 20),
+                        HoconValues.Integer(config, $"{Server}.stream.degrade-after-chunks", 0, int.MaxValue),
+                        HoconValues.Duration(config, $"{Server}.stream.delay-step", allowZero: true),
+                        HoconValues.Duration(config, $"{Server}.stream.max-delay", allowZero: true)),
                     timeProvider),
                 Port(config, $"{Server}.stream.port")));
         }
 
-        if (HostConfigValues.Boolean(config, $"{Server}.request.enabled"))
+        if (HoconValues.Boolean(config, $"{Server}.request.enabled"))
         {
             applications.Add(new HostedApplication(
                 new RequestServer(new RequestServerOptions(
-                    HostConfigValues.Integer(config, $"{Server}.request.max-keys", 1, 100_000),
-                    HostConfigValues.Size(config, $"{Server}.request.max-value-bytes", 1, 1 << 20),
-                    HostConfigValues.Integer(config, $"{Server}.request.max-arguments", 1, 1024))),
+                    HoconValues.Integer(config, $"{Server}.request.max-keys", 1, 100_000),
+                    HoconValues.Size(config, $"{Server}.request.max-value-bytes", 1, 1 << 20),
+                    HoconValues.Integer(config, $"{Server}.request.max-arguments", 1, 1024))),
                 Port(config, $"{Server}.request.port")));
         }
 
@@ -81,10 +82,10 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
 
         return new ServerSettings(
             systemName,
-            HostConfigValues.Duration(config, $"{Server}.shutdown-timeout", allowZero: false),
-            HostConfigValues.Duration(config, $"{Server}.close-linger", allowZero: true),
+            HoconValues.Duration(config, $"{Server}.shutdown-timeout", allowZero: false),
+            HoconValues.Duration(config, $"{Server}.close-linger", allowZero: true),
             applications);
     }
 
-    private static ushort Port(Config config, string path) => (ushort)HostConfigValues.Integer(config, path, 1, ushort.MaxValue);
+    private static ushort Port(Config config, string path) => (ushort)HoconValues.Integer(config, path, 1, ushort.MaxValue);
 }

@@ -3,10 +3,10 @@ using Akka.Configuration;
 namespace Mtcp.Actors;
 
 /// <summary>
-/// Reads single keys for the settings records, failing with a <see cref="ConfigurationException"/> that names
+/// Reads single keys for the settings records of the runtime and the hosts, failing with a <see cref="ConfigurationException"/> that names
 /// the key, the rule and the value found.
 /// </summary>
-internal static class HoconValues
+public static class HoconValues
 {
     public static TimeSpan Duration(Config config, string path, bool allowZero)
     {
@@ -30,7 +30,9 @@ internal static class HoconValues
         return value;
     }
 
-    public static int Size(Config config, string path, long min, long max)
+    public static int Size(Config config, string path, int min, int max) => (int)LongSize(config, path, min, max);
+
+    public static long LongSize(Config config, string path, long min, long max)
     {
         RequirePresent(config, path);
         long? size;
@@ -48,7 +50,7 @@ internal static class HoconValues
             throw Invalid(config, path, $"must be a size of {min} to {max} bytes");
         }
 
-        return (int)value;
+        return value;
     }
 
     public static int Integer(Config config, string path, int min, int max)
@@ -80,12 +82,53 @@ internal static class HoconValues
         return config.GetString(path).Trim();
     }
 
+    /// <summary>An "address:port" string with a concrete IPv4 or IPv6 address.</summary>
+    public static System.Net.IPEndPoint EndPoint(Config config, string path)
+    {
+        var text = Text(config, path);
+        if (!System.Net.IPEndPoint.TryParse(text, out var endPoint) || endPoint.Port == 0 || !text.Contains(':', StringComparison.Ordinal) || text.EndsWith(']'))
+        {
+            throw Invalid(config, path, "must be \"address:port\" with a port from 1 to 65535, e.g. 127.0.0.1:8080");
+        }
+
+        return endPoint;
+    }
+
+    /// <summary>A list of "address:port" strings, each with a concrete address.</summary>
+    public static IReadOnlyList<System.Net.IPEndPoint> EndPoints(Config config, string path)
+    {
+        RequirePresent(config, path);
+        IList<string> texts;
+        try
+        {
+            texts = config.GetStringList(path);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw new ConfigurationException($"{path} must be a list of \"address:port\" strings", e);
+        }
+
+        var endPoints = new List<System.Net.IPEndPoint>(texts.Count);
+        foreach (var text in texts)
+        {
+            if (!System.Net.IPEndPoint.TryParse(text, out var endPoint) || endPoint.Port == 0 || !text.Contains(':', StringComparison.Ordinal) || text.EndsWith(']')
+                || endPoint.Address.Equals(System.Net.IPAddress.Any) || endPoint.Address.Equals(System.Net.IPAddress.IPv6Any))
+            {
+                throw new ConfigurationException($"{path} entry {text} must be \"address:port\" with a concrete address and a port from 1 to 65535");
+            }
+
+            endPoints.Add(endPoint);
+        }
+
+        return endPoints;
+    }
+
     public static void RequirePresent(Config config, string path)
     {
         if (!config.HasPath(path))
         {
             throw new ConfigurationException(
-                $"{path} is missing: layer the node's configuration over the reference one with MtcpConfig.WithFallback");
+                $"{path} is missing: layer the configuration over the reference one (MtcpConfig.WithFallback)");
         }
     }
 
