@@ -1,6 +1,6 @@
 using Akka.Configuration;
-using Mtcp.Apps;
 using Mtcp.Actors;
+using Mtcp.Apps;
 using Mtcp.Hosting;
 
 namespace Mtcp.Server;
