@@ -46,9 +46,9 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], ProcessTestbed.MigrationConfig);
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
 
-        // Full speed; migrations with the client's window closed are covered by the simulator, the runtime tests and the
-        // demo's --rate-mib option.
-        var curl = Curl.RunAsync("-sS", "--max-time", "120", "-o", downloaded, $"http://{agent.Listen}/big.bin");
+        // A limited rate keeps the download longer than the migrations take on an idle machine (at full speed it could end
+        // first), and it migrates with the agent's receive window closed, as a slow reader would.
+        var curl = Curl.RunAsync("-sS", "--max-time", "120", "--limit-rate", "20M", "-o", downloaded, $"http://{agent.Listen}/big.bin");
         var completed = 0;
         var failures = new List<string>();
         while (!curl.IsCompleted && completed + failures.Count < Migrations)
