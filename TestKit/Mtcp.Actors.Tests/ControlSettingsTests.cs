@@ -44,10 +44,10 @@ public sealed class ControlSettingsTests
     [Theory]
     [InlineData("mtcp.control.state-request-timeout = -1s", "mtcp.control.state-request-timeout must be positive, got -1s")]
     [InlineData("mtcp.control.state-request-timeout = 0s", "mtcp.control.state-request-timeout must be positive, got 0s")]
-    [InlineData("mtcp.control.reply-chunk-size = 0b", "mtcp.control.reply-chunk-size must be positive, got 0b")]
-    [InlineData("mtcp.control.remote-envelope-reserve = 0b", "mtcp.control.remote-envelope-reserve must be positive, got 0b")]
-    [InlineData("mtcp.control.max-state-reply-size = 3GiB", "mtcp.control.max-state-reply-size must be at most 2147483647 bytes, got 3GiB")]
-    [InlineData("mtcp.control.reply-chunk-size = lots", "mtcp.control.reply-chunk-size must be a size in bytes such as 128000b or 128KiB, got lots")]
+    [InlineData("mtcp.control.reply-chunk-size = 0b", "mtcp.control.reply-chunk-size must be a size of 1 to 2147483647 bytes, got 0b")]
+    [InlineData("mtcp.control.remote-envelope-reserve = 0b", "mtcp.control.remote-envelope-reserve must be a size of 1 to 2147483647 bytes, got 0b")]
+    [InlineData("mtcp.control.max-state-reply-size = 3GiB", "mtcp.control.max-state-reply-size must be a size of 1 to 2147483647 bytes, got 3GiB")]
+    [InlineData("mtcp.control.reply-chunk-size = lots", "mtcp.control.reply-chunk-size must be a size in bytes such as 65536b or 256KiB, got lots")]
     [InlineData("mtcp.control.state-request-timeout = soon", "mtcp.control.state-request-timeout must be a duration such as 2s or 500ms, got soon")]
     public void Invalid_value_must_fail_naming_the_key_and_the_value(string overrides, string expected)
     {

@@ -64,17 +64,12 @@ public sealed record ControlSettings
     {
         ArgumentNullException.ThrowIfNull(config);
 
-        var timeout = ReadDuration(config, StateRequestTimeoutPath);
-        if (timeout <= TimeSpan.Zero)
-        {
-            throw Invalid(config, StateRequestTimeoutPath, "must be positive");
-        }
-
-        var chunkSize = ReadPositiveSize(config, ReplyChunkSizePath, int.MaxValue);
-        var envelopeReserve = ReadPositiveSize(config, RemoteEnvelopeReservePath, int.MaxValue);
-        var maxReply = ReadPositiveSize(config, MaxStateReplySizePath, int.MaxValue);
-        var maxReassembly = ReadPositiveSize(config, MaxReassemblyBytesPath, long.MaxValue);
-        var frameSize = ReadPositiveSize(config, MaximumFrameSizePath, long.MaxValue);
+        var timeout = HoconValues.Duration(config, StateRequestTimeoutPath, allowZero: false);
+        var chunkSize = HoconValues.Size(config, ReplyChunkSizePath, 1, int.MaxValue);
+        var envelopeReserve = HoconValues.Size(config, RemoteEnvelopeReservePath, 1, int.MaxValue);
+        var maxReply = HoconValues.Size(config, MaxStateReplySizePath, 1, int.MaxValue);
+        var maxReassembly = HoconValues.LongSize(config, MaxReassemblyBytesPath, 1, long.MaxValue);
+        var frameSize = HoconValues.LongSize(config, MaximumFrameSizePath, 1, long.MaxValue);
 
         if ((long)chunkSize + envelopeReserve > frameSize)
         {
@@ -96,67 +91,6 @@ public sealed record ControlSettings
                 + "or no reply of the largest accepted size could ever be reassembled");
         }
 
-        return new ControlSettings(timeout, (int)chunkSize, (int)envelopeReserve, (int)maxReply, maxReassembly, frameSize);
-    }
-
-    private static TimeSpan ReadDuration(Config config, string path)
-    {
-        RequirePresent(config, path);
-        try
-        {
-            return config.GetTimeSpan(path, null, allowInfinite: false);
-        }
-        catch (Exception e) when (e is not ConfigurationException)
-        {
-            // Akka's HOCON reader cannot parse a negative duration at all; say what is wrong with it.
-            var requirement = config.GetString(path).TrimStart().StartsWith('-') ? "must be positive" : "must be a duration such as 2s or 500ms";
-            throw Invalid(config, path, requirement, e);
-        }
-    }
-
-    private static long ReadPositiveSize(Config config, string path, long max)
-    {
-        RequirePresent(config, path);
-        long? size;
-        try
-        {
-            size = config.GetByteSize(path);
-        }
-        catch (Exception e) when (e is not ConfigurationException)
-        {
-            throw Invalid(config, path, "must be a size in bytes such as 128000b or 128KiB", e);
-        }
-
-        if (size is null)
-        {
-            throw Invalid(config, path, "must be a size in bytes such as 128000b or 128KiB");
-        }
-
-        if (size <= 0)
-        {
-            throw Invalid(config, path, "must be positive");
-        }
-
-        if (size > max)
-        {
-            throw Invalid(config, path, $"must be at most {max} bytes");
-        }
-
-        return size.Value;
-    }
-
-    private static void RequirePresent(Config config, string path)
-    {
-        if (!config.HasPath(path))
-        {
-            throw new ConfigurationException(
-                $"{path} is missing: layer the node's configuration over the reference one with MtcpConfig.WithFallback");
-        }
-    }
-
-    private static ConfigurationException Invalid(Config config, string path, string requirement, Exception? cause = null)
-    {
-        var message = $"{path} {requirement}, got {config.GetString(path)}";
-        return cause is null ? new ConfigurationException(message) : new ConfigurationException(message, cause);
+        return new ControlSettings(timeout, chunkSize, envelopeReserve, maxReply, maxReassembly, frameSize);
     }
 }

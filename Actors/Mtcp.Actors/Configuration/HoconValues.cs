@@ -18,7 +18,9 @@ public static class HoconValues
         }
         catch (Exception e) when (e is not ConfigurationException)
         {
-            var requirement = config.GetString(path).TrimStart().StartsWith('-') ? "must not be negative" : "must be a duration such as 2s or 500ms";
+            // Akka's HOCON reader cannot parse a negative duration at all; say what is wrong with it.
+            var requirement = !config.GetString(path).TrimStart().StartsWith('-') ? "must be a duration such as 2s or 500ms"
+                : allowZero ? "must not be negative" : "must be positive";
             throw Invalid(config, path, requirement, e);
         }
 
