@@ -31,16 +31,23 @@ public sealed class HostProcess : IDisposable
 
     public string Output => string.Join('\n', _lines);
 
-    public static HostProcess Start(string name, string dll, IEnumerable<string> arguments, ITestOutputHelper output, string? workingDirectory = null)
+    /// <param name="commandPrefix">words put before <c>dotnet</c>, such as <c>ip netns exec NAME</c> (which execs, so the process keeps its id).</param>
+    public static HostProcess Start(
+        string name, string dll, IEnumerable<string> arguments, ITestOutputHelper output, string? workingDirectory = null, IReadOnlyList<string>? commandPrefix = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        IReadOnlyList<string> commandLine = [.. commandPrefix ?? [], "dotnet", dll];
+        var info = new ProcessStartInfo(commandLine[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? Path.GetTempPath(),
         };
-        info.ArgumentList.Add(dll);
+        foreach (var word in commandLine.Skip(1))
+        {
+            info.ArgumentList.Add(word);
+        }
+
         foreach (var argument in arguments)
         {
             info.ArgumentList.Add(argument);

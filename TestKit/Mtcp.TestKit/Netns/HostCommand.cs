@@ -67,8 +67,8 @@ public static class HostCommand
 }
 
 /// <summary>
-/// A long-running command (such as a tshark capture) whose output is collected until it is stopped.
-/// Disposing stops it if it is still running.
+/// A long-running command (such as a tshark capture, or a download) whose output is collected until it
+/// is stopped or ends. Disposing kills it if it is still running.
 /// </summary>
 public sealed class BackgroundCommand : IDisposable
 {
@@ -87,6 +87,23 @@ public sealed class BackgroundCommand : IDisposable
     public string CommandLine { get; }
 
     public bool HasExited => _process.HasExited;
+
+    /// <summary>Waits for the command to end by itself; one still running after <paramref name="timeout"/> is killed and reported.</summary>
+    public async Task<CommandResult> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancellation = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancellation.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"`{CommandLine}` did not finish within {timeout}");
+        }
+
+        return new CommandResult(CommandLine, _process.ExitCode, await _output.ConfigureAwait(false), await _error.ConfigureAwait(false));
+    }
 
     /// <summary>Interrupts the command (SIGINT, so that tshark flushes its file) and waits for it to end.</summary>
     public CommandResult Stop(TimeSpan? grace = null)

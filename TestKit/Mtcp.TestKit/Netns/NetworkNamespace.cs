@@ -1,14 +1,18 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net.Sockets;
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
+using System.Text;
+using Mtcp.Wire;
 
 namespace Mtcp.TestKit.Netns;
 
 /// <summary>
 /// A uniquely named Linux network namespace (<c>ip netns add</c>) with its loopback up, removed on
 /// dispose. Sockets are created inside it from this process with <see cref="Run{T}"/>; commands run
-/// inside it with <see cref="Exec"/> and <see cref="StartBackground"/>.
+/// inside it with <see cref="Exec"/> and <see cref="StartBackground"/>. Links between namespaces are built
+/// with <see cref="AddVethPair"/>, <see cref="ConfigureInterface"/> and <see cref="AddBridge"/>.
 /// </summary>
 public sealed class NetworkNamespace : IDisposable
 {
@@ -138,6 +142,50 @@ public sealed class NetworkNamespace : IDisposable
 
     public string GetSysctl(string key) => Exec("sysctl", "-n", key).StandardOutput.Trim();
 
+    /// <summary>
+    /// Creates a veth pair: <paramref name="interfaceName"/> in this namespace and <paramref name="peerInterfaceName"/>
+    /// placed straight into <paramref name="peer"/>, so the names never meet in the host namespace. Both ends are down
+    /// until <see cref="ConfigureInterface"/>.
+    /// </summary>
+    public void AddVethPair(string interfaceName, NetworkNamespace peer, string peerInterfaceName) =>
+        Exec("ip", "link", "add", interfaceName, "type", "veth", "peer", "name", peerInterfaceName, "netns", peer.Name);
+
+    /// <summary>
+    /// Gives an interface of this namespace <paramref name="address"/> (none for a bridge port), switches its transmit
+    /// checksum offload off and brings it up. With offload on, the kernel hands packets to the peer namespace, to raw
+    /// sockets and to captures with the TCP checksum not yet computed, and every kernel segment would look corrupt.
+    /// </summary>
+    public void ConfigureInterface(string interfaceName, IpAddress? address, int prefixLength)
+    {
+        if (address is { } assigned)
+        {
+            Exec("ip", "addr", "add", $"{assigned}/{prefixLength}", "dev", interfaceName);
+        }
+
+        Run(() => DisableTransmitOffload(interfaceName));
+        Exec("ip", "link", "set", interfaceName, "up");
+    }
+
+    /// <summary>Adds another address to an interface of this namespace.</summary>
+    public void AddAddress(string interfaceName, IpAddress address, int prefixLength) =>
+        Exec("ip", "addr", "add", $"{address}/{prefixLength}", "dev", interfaceName);
+
+    /// <summary>
+    /// Creates a bridge, up, with <paramref name="ports"/> (interfaces of this namespace) attached and brought up. A
+    /// capture on the bridge itself puts it in promiscuous mode, and a promiscuous bridge passes every frame it
+    /// forwards up to its own interface too: one capture sees the whole segment, like a capture on a hub.
+    /// </summary>
+    public void AddBridge(string bridgeName, params string[] ports)
+    {
+        Exec("ip", "link", "add", bridgeName, "type", "bridge");
+        Exec("ip", "link", "set", bridgeName, "up");
+        foreach (var port in ports)
+        {
+            Exec("ip", "link", "set", port, "master", bridgeName);
+            ConfigureInterface(port, address: null, prefixLength: 0);
+        }
+    }
+
     /// <summary>The words that make a command run inside this namespace: <c>ip netns exec NAME</c>.</summary>
     public IReadOnlyList<string> CommandPrefix => ["ip", "netns", "exec", Name];
 
@@ -159,6 +207,50 @@ public sealed class NetworkNamespace : IDisposable
     }
 
     public override string ToString() => Name;
+
+    /// <summary>
+    /// ethtool -K IF tx off sg off tso off gso off, through SIOCETHTOOL: turns off transmit checksum
+    /// offload and the segmentation offloads that depend on it. Must run inside the interface's namespace.
+    /// </summary>
+    private static void DisableTransmitOffload(string interfaceName)
+    {
+        using var control = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        var fd = (int)control.SafeHandle.DangerousGetHandle();
+        foreach (var command in new[]
+        {
+            NetnsNative.EthtoolSetTcpSegmentation,
+            NetnsNative.EthtoolSetGenericSegmentation,
+            NetnsNative.EthtoolSetScatterGather,
+            NetnsNative.EthtoolSetTxChecksum,
+        })
+        {
+            SetEthtoolValue(fd, interfaceName, command, 0);
+        }
+    }
+
+    // struct ifreq { char ifr_name[16]; union { ...; void *ifr_data; } } is 40 bytes on 64-bit Linux;
+    // struct ethtool_value { u32 cmd; u32 data; }.
+    private static void SetEthtoolValue(int fd, string interfaceName, uint command, uint value)
+    {
+        var ethtoolValue = Marshal.AllocHGlobal(8);
+        try
+        {
+            Marshal.WriteInt32(ethtoolValue, 0, (int)command);
+            Marshal.WriteInt32(ethtoolValue, 4, (int)value);
+            var request = new byte[40];
+            Encoding.ASCII.GetBytes(interfaceName, request);
+            MemoryMarshal.Write(request.AsSpan(16), in ethtoolValue);
+            if (NetnsNative.Ioctl(fd, NetnsNative.SiocEthtool, request) != 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                throw new InvalidOperationException($"SIOCETHTOOL command 0x{command:x} on {interfaceName} failed: errno {errno} ({Marshal.GetLastPInvokeErrorMessage()})");
+            }
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(ethtoolValue);
+        }
+    }
 
     private static int OpenNamespace(string path)
     {

@@ -81,7 +81,11 @@ public sealed class PacketCapture : IDisposable
     /// <summary>The number of packets matching a display filter, such as <c>tcp &amp;&amp; ip.src == 10.99.0.1</c>.</summary>
     public int Count(string displayFilter, params byte[] decodeAsTcp) => Read(displayFilter, decodeAsTcp).Count;
 
-    private List<string> Read(string displayFilter, byte[] decodeAsTcp)
+    /// <summary>One field (such as <c>tcp.len</c>) of every packet matching a display filter, in capture order.</summary>
+    public IReadOnlyList<string> Field(string displayFilter, string field, params byte[] decodeAsTcp) =>
+        Read(displayFilter, decodeAsTcp, ["-T", "fields", "-e", field]);
+
+    private List<string> Read(string displayFilter, byte[] decodeAsTcp, string[]? output = null)
     {
         Stop();
         var commandLine = new List<string> { "tshark", "-r", FilePath, "-o", "tcp.check_checksum:TRUE" };
@@ -95,6 +99,7 @@ public sealed class PacketCapture : IDisposable
         commandLine.AddRange(["-d", "tcp.port==1-65535,data"]);
 
         commandLine.AddRange(["-Y", displayFilter]);
+        commandLine.AddRange(output ?? []);
         var result = HostCommand.Run(commandLine, TimeSpan.FromMinutes(2)).ThrowIfFailed();
         return result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
     }
