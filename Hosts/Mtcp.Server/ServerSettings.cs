@@ -94,11 +94,11 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
     /// <summary><c>file.pace</c>: null when its best rate is 0 (unpaced).</summary>
     private static DegradationCurve? FilePace(Config config, int chunkSize)
     {
-        const string pace = $"{Server}.file.pace";
-        var bestRate = HoconValues.LongSize(config, $"{pace}.best-rate", 0, 1L << 40);
-        var degradeAfter = HoconValues.LongSize(config, $"{pace}.degrade-after", 0, 1L << 40);
-        var slowdownPerChunk = Number(config, $"{pace}.slowdown-per-chunk", 0, 1000);
-        var maxSlowdown = Number(config, $"{pace}.max-slowdown", 1, 1000);
+        const string Pace = $"{Server}.file.pace";
+        var bestRate = HoconValues.LongSize(config, $"{Pace}.best-rate", 0, 1L << 40);
+        var degradeAfter = HoconValues.LongSize(config, $"{Pace}.degrade-after", 0, 1L << 40);
+        var slowdownPerChunk = Number(config, $"{Pace}.slowdown-per-chunk", 0, 1000);
+        var maxSlowdown = Number(config, $"{Pace}.max-slowdown", 1, 1000);
         return bestRate == 0
             ? null
             : new DegradationCurve(chunkSize, bestRate, (int)Math.Min(int.MaxValue, degradeAfter / chunkSize), slowdownPerChunk, maxSlowdown);
