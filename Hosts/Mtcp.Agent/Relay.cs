@@ -47,6 +47,11 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     {
         var mtcp = _mtcp ?? throw new InvalidOperationException($"relay {Id} is not connected yet");
         var to = destination ?? NextAlternate();
+        if (to.ToString() == Volatile.Read(ref _service))
+        {
+            throw new InvalidOperationException($"relay {Id} is already served by {to}");
+        }
+
         var cause = new MigrationCause(MigrationCause.Operator, destination is null ? "migrate (next endpoint of the service)" : $"migrate --to {to}");
         _causes.Requested(to, cause);
         try
