@@ -31,7 +31,38 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         Assert.True(exitCode == 0, $"the demo exited with {exitCode}:\n{demo.Output}");
         Assert.Contains(demo.Lines, line => line.StartsWith("SHA-256 verified", StringComparison.Ordinal));
         Assert.Contains(demo.Lines, line => line.Contains("follows: cluster view: 2 service endpoints", StringComparison.Ordinal));
-        Assert.Equal(6, demo.Lines.Count(line => line.Contains("    migration ", StringComparison.Ordinal) && line.Contains("client wait", StringComparison.Ordinal)));
+        var timeline = demo.Lines.Where(line => line.Contains("    migration ", StringComparison.Ordinal) && line.Contains("client wait", StringComparison.Ordinal)).ToList();
+        Assert.Equal(6, timeline.Count(line => line.Contains(" by operator (", StringComparison.Ordinal)));
+
+        // The degrading node's throughput falls, and the agent's throughput policy (thesis 5.3.2) leaves it on its own.
+        Assert.Contains(timeline, line => line.Contains(" by policy (ThroughputDrop: smoothed throughput", StringComparison.Ordinal));
+        Assert.Contains(demo.Lines, line => line.StartsWith("  ratio MTCP / kernel TCP: ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Agent_migrate_without_a_destination_must_pick_an_endpoint_of_the_same_service()
+    {
+        WriteRandomFile("big.bin");
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        await AwaitClusterAsync([first, second]);
+
+        // The pool lists the second node's request server before its file server: the next endpoint of the pool is not the
+        // next endpoint of the service. The servers' TCP_MIGRATE list, too, announces both applications of every node.
+        var agent = await _testbed.StartAgentAsync(
+            "agent",
+            [first.Service(ProcessTestbed.FilePort), second.Service(ProcessTestbed.RequestPort), second.Service(ProcessTestbed.FilePort)],
+            ProcessTestbed.MigrationConfig + "\nmtcp.agent.policy = off");
+        var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "5M", "-o", Path.Combine(_testbed.Directory.FullName, "downloaded.bin"), $"http://{agent.Listen}/big.bin");
+        await agent.Process.WaitForLineAsync("relay 1:", Bound);
+
+        var (exitCode, migrate) = await _testbed.RunAgentAsync("migrate", Bound, "--control", agent.Control.ToString(), "migrate");
+        var (curlExit, curlOutput) = await curl;
+
+        Assert.True(exitCode == 0, $"migrate exited with {exitCode}:\n{migrate.Output}");
+        Assert.Contains(migrate.Lines, line => line.Contains($"-> {second.Service(ProcessTestbed.FilePort)} completed", StringComparison.Ordinal));
+        Assert.True(curlExit == 0, $"curl exited with {curlExit}: {curlOutput}");
+        Assert.Contains(agent.Process.Lines, line => line.Contains("(operator: migrate (next endpoint of the service))", StringComparison.Ordinal));
     }
 
     [Fact]
