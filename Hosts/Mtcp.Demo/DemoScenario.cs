@@ -232,16 +232,21 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     }
 
     /// <summary>
-    /// Polls the agent's status; each time the relay has received the next share of the file, migrates it to the
-    /// next live node. After half of the migrations, stops a node that is not serving (returned as a task that
+    /// Polls the agent's status; each time the relay has received the next share of the file, the operator migrates it:
+    /// first to the degrading node, which the agent's throughput policy is expected to leave on its own (the operator
+    /// waits while the connection is there), then on to the next live healthy node. After half of the operator's
+    /// migrations, stops a node that is not serving, the degrading one once the policy left it (returned as a task that
     /// completes when its exit and the others' views are checked).
     /// </summary>
     private async Task<Task?> DriveMigrationsAsync(AgentControl agent, ChildProcess curl, IPAddress[] servers, ChildProcess[] nodes, CancellationToken cancellationToken)
     {
         var total = options.FileBytes;
+        var degrading = options.Degradation.Node - 1;
+        var degradingEndpoint = $"{servers[degrading]}:{FilePort}";
         var live = Enumerable.Range(0, ServerCount).ToList();
         Task? stop = null;
         var done = 0;
+        var waitingForPolicy = false;
         while (!curl.HasExited && done < options.Migrations)
         {
             await Task.Delay(10, cancellationToken).ConfigureAwait(false);
@@ -252,7 +257,21 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             }
 
             var current = Array.FindIndex(servers, s => relay.Service.StartsWith(s + ":", StringComparison.Ordinal));
-            var next = live[(live.IndexOf(current) + 1) % live.Count];
+            if (current == degrading)
+            {
+                if (!waitingForPolicy)
+                {
+                    Say($"relay {relay.Id} is on the degrading server{degrading + 1}: the operator leaves it to the client policy");
+                    waitingForPolicy = true;
+                }
+
+                continue;
+            }
+
+            waitingForPolicy = false;
+            var policyLeftDegrading = relay.Migrations.Any(m => m.Completed && m.Cause == "policy" && m.From == degradingEndpoint);
+            var healthy = live.Where(i => i != degrading).ToList();
+            var next = !policyLeftDegrading && live.Contains(degrading) ? degrading : healthy[(healthy.IndexOf(current) + 1) % healthy.Count];
             var destination = $"{servers[next]}:{FilePort}";
             var result = await agent.MigrateAsync(relay.Id, destination, cancellationToken).ConfigureAwait(false);
             Check(result.Error is null, $"migrate answered: {result.Error}");
@@ -272,15 +291,12 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             }
 
             done++;
-            if (stop is null && done == options.Migrations / 2)
+            if (stop is null && done >= options.Migrations / 2 && policyLeftDegrading)
             {
-                // Stop a node the download is not on, and not the next destination either, so the stop is seen, not felt;
-                // the degrading one when it can, as a failing node is the one an operator takes out.
-                var serving = next;
-                var candidates = live.Where(i => i != serving && i != live[(live.IndexOf(serving) + 1) % live.Count]).ToList();
-                var victim = candidates.Contains(options.Degradation.Node - 1) ? options.Degradation.Node - 1 : candidates[0];
-                live.Remove(victim);
-                stop = StopNodeAsync(nodes, servers, victim, live);
+                // Stop a node the download is not on, and not the next destination either, so the stop is seen, not felt:
+                // the degrading one, as a failing node is the one an operator takes out.
+                live.Remove(degrading);
+                stop = StopNodeAsync(nodes, servers, degrading, live);
             }
         }
 
