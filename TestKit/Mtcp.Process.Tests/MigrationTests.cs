@@ -142,6 +142,30 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Agent_fetch_must_leave_a_degrading_server_by_its_throughput_policy()
+    {
+        var expected = WriteRandomFile("big.bin");
+
+        // Thesis 5.3.2: the first node serves each visit at 16 MiB/s for 4 MiB, then slower with every chunk.
+        var degrading = await _testbed.StartServerAsync(
+            "degrading",
+            extraConfig: ProcessTestbed.MigrationConfig + "\nmtcp.hosts.server.file.pace { best-rate = 16MiB, degrade-after = 4MiB, slowdown-per-chunk = 0.05, max-slowdown = 20 }");
+        var healthy = await _testbed.StartServerAsync("healthy", degrading, ProcessTestbed.MigrationConfig);
+        await AwaitClusterAsync([degrading, healthy]);
+        var config = _testbed.WriteConfig("fetch.conf", ProcessTestbed.MigrationConfig + "\nmtcp.agent.policy = throughput");
+
+        var (exitCode, fetch) = await _testbed.RunAgentAsync(
+            "fetch", TimeSpan.FromSeconds(60), "--config", config, "fetch", "/big.bin", "-o", "fetched.bin", "--no-progress",
+            "--service", degrading.Service(ProcessTestbed.FilePort), "--service", healthy.Service(ProcessTestbed.FilePort));
+
+        Assert.True(exitCode == 0, $"fetch exited with {exitCode}:\n{fetch.Output}");
+        Assert.Equal(expected, Sha256Of(Path.Combine(_testbed.Directory.FullName, "fetched.bin")));
+        Assert.Contains(fetch.Lines, line => line.Contains($"migrated {degrading.Service(ProcessTestbed.FilePort)} -> {healthy.Service(ProcessTestbed.FilePort)}", StringComparison.Ordinal)
+            && line.Contains("(policy: ThroughputDrop: smoothed throughput", StringComparison.Ordinal));
+        Assert.DoesNotContain(fetch.Lines, line => line.Contains("(0 by the client policy)", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Agent_must_fail_a_migration_away_from_a_killed_server_clearly_and_reset_its_client()
     {
         WriteRandomFile("big.bin");
