@@ -10,8 +10,6 @@ namespace Mtcp.Agent;
 /// <summary>One kernel-TCP client and its MTCP connection to the service, copied in both directions.</summary>
 internal sealed class Relay(long id, Socket client, AgentSettings settings)
 {
-    private const string Connecting = "(connecting)";
-
     private static readonly TimeSpan ClientFinTimeout = TimeSpan.FromSeconds(10);
 
     private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
@@ -19,7 +17,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     private readonly MigrationCauses _causes = new();
     private MtcpStream? _stream;
     private MtcpClient? _mtcp;
-    private string _service = Connecting;
+    private string _service = "(connecting)";
     private long _toService;
     private long _fromService;
     private long _lastActivity = Environment.TickCount64;
@@ -66,7 +64,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     }
 
     /// <summary>The destination of a migration asked for without one: the pool's next endpoint with the current one's port.</summary>
-    public ServerEndpoint NextAlternate()
+    private ServerEndpoint NextAlternate()
     {
         var current = IPEndPoint.Parse(Volatile.Read(ref _service));
         return settings.AlternatesOf(current) is [var next, ..]
@@ -80,9 +78,10 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     /// </summary>
     public async Task<bool> RunAsync(AgentRuntime agent, MtcpClient mtcp, MtcpStream stream, IPEndPoint service)
     {
-        _stream = stream;
-        _mtcp = mtcp;
+        // The service first: a migration may be asked for as soon as _mtcp is set.
         _service = service.ToString();
+        _stream = stream;
+        Volatile.Write(ref _mtcp, mtcp);
         mtcp.MigrationEnded += (_, report) => OnMigrationEnded(report);
         var policy = agent.WatchWithPolicy(mtcp, service, _causes, $"relay {Id}");
         await using var _ = policy;
