@@ -43,7 +43,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     /// <exception cref="InvalidOperationException">not connected yet, migration off, no alternate, or a migration (the policy's or another) in progress.</exception>
     public async Task<MigrationReport> MigrateAsync(ServerEndpoint? destination, CancellationToken cancellationToken)
     {
-        var mtcp = _mtcp ?? throw new InvalidOperationException($"relay {Id} is not connected yet");
+        var mtcp = Volatile.Read(ref _mtcp) ?? throw new InvalidOperationException($"relay {Id} is not connected yet");
         var to = destination ?? NextAlternate();
         if (to.ToString() == Volatile.Read(ref _service))
         {
