@@ -116,6 +116,10 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         using var document = JsonDocument.Parse(string.Join('\n', status.Lines.Where(line => line.StartsWith('{'))));
         var relay = document.RootElement.GetProperty("recentlyClosed").EnumerateArray().Single();
         Assert.Equal(completed, relay.GetProperty("migrations").EnumerateArray().Count(migration => migration.GetProperty("completed").GetBoolean()));
+
+        // The pool names one endpoint, so the client policy has nowhere to go: every migration is the operator's, and says so.
+        Assert.All(relay.GetProperty("migrations").EnumerateArray(), migration => Assert.Equal("operator", migration.GetProperty("cause").GetString()));
+        Assert.All(relay.GetProperty("migrations").EnumerateArray(), migration => Assert.StartsWith("migrate --to ", migration.GetProperty("reason").GetString(), StringComparison.Ordinal));
         Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration in: file connection", StringComparison.Ordinal))));
         Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration out: a connection left", StringComparison.Ordinal))));
     }
