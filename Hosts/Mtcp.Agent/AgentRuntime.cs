@@ -4,6 +4,7 @@ using Akka.Configuration;
 using Mtcp.Actors;
 using Mtcp.Actors.Api;
 using Mtcp.Hosting;
+using Mtcp.Policies;
 
 namespace Mtcp.Agent;
 
@@ -14,13 +15,13 @@ public sealed class ServiceUnavailableException(string message) : IOException(me
 public sealed class AgentRuntime : IAsyncDisposable
 {
     private readonly ActorSystem _system;
-    private readonly TimeSpan _connectTimeout;
+    private readonly AgentSettings _settings;
 
-    private AgentRuntime(ActorSystem system, MtcpRuntime runtime, TimeSpan connectTimeout)
+    private AgentRuntime(ActorSystem system, MtcpRuntime runtime, AgentSettings settings)
     {
         _system = system;
         Runtime = runtime;
-        _connectTimeout = connectTimeout;
+        _settings = settings;
     }
 
     public MtcpRuntime Runtime { get; }
@@ -42,7 +43,14 @@ public sealed class AgentRuntime : IAsyncDisposable
                 await runtime.EnableMigrationAsync(new MigrationSupport(tags)).ConfigureAwait(false);
             }
 
-            return new AgentRuntime(system, runtime, settings.ConnectTimeout);
+            if (settings.Policy is { } policy)
+            {
+                ConsoleLog.Info(runtime.MigrationEnabled
+                    ? $"client policy: {string.Join(", ", policy.Triggers).ToLowerInvariant()} (alpha {policy.Throughput.Alpha}, trigger ratio {policy.Throughput.TriggerRatio}, destination {policy.DestinationChoice}) watches every connection"
+                    : "client policy: off, as migration is (mtcp.migration.cluster-key is empty)");
+            }
+
+            return new AgentRuntime(system, runtime, settings);
         }
         catch
         {
@@ -59,7 +67,7 @@ public sealed class AgentRuntime : IAsyncDisposable
         foreach (var service in services)
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(_connectTimeout);
+            timeout.CancelAfter(_settings.ConnectTimeout);
             var client = new MtcpClient(Runtime);
             try
             {
@@ -68,7 +76,7 @@ public sealed class AgentRuntime : IAsyncDisposable
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 client.Dispose();
-                failures.Add($"{service}: no answer within {_connectTimeout.TotalSeconds:0.#} s (mtcp.agent.connect-timeout)");
+                failures.Add($"{service}: no answer within {_settings.ConnectTimeout.TotalSeconds:0.#} s (mtcp.agent.connect-timeout)");
             }
             catch (IOException e)
             {
@@ -78,6 +86,40 @@ public sealed class AgentRuntime : IAsyncDisposable
         }
 
         throw new ServiceUnavailableException($"no service endpoint answered: {string.Join("; ", failures)}");
+    }
+
+    /// <summary>
+    /// Puts <paramref name="client"/>, connected to <paramref name="service"/>, under the agent's client policy (thesis
+    /// 5.3.2): reads through the driver's stream are its observations, and each migration it decides is noted in
+    /// <paramref name="causes"/> with its reason before it starts. Null when the policy is off, migration is off, or the
+    /// service pool has no other endpoint of the same service to move to.
+    /// </summary>
+    internal ClientPolicyDriver? WatchWithPolicy(MtcpClient client, IPEndPoint service, MigrationCauses causes, string name)
+    {
+        if (_settings.Policy is not { } policy || !Runtime.MigrationEnabled)
+        {
+            return null;
+        }
+
+        var alternates = _settings.AlternatesOf(service);
+        if (alternates.Count == 0)
+        {
+            ConsoleLog.Warning($"{name}: no client policy: {AgentSettings.ServiceEndpointsPath} lists no other endpoint with port {service.Port} to migrate to");
+            return null;
+        }
+
+        var driver = ClientPolicyDriver.Start(_system, client, policy, [.. alternates.Prepend(service).Select(MigrationCauses.Endpoint)]);
+        driver.Decided += (_, decision) =>
+        {
+            // The policy decides only with a destination; a null one is held back as NoDestination.
+            if (decision.Destination is { } destination)
+            {
+                var cause = new MigrationCause(MigrationCause.Policy, $"{decision.Reason}: {decision.Detail}");
+                causes.Requested(destination, cause);
+                ConsoleLog.Info($"{name}: the client policy migrates it to {destination} ({cause.Reason})");
+            }
+        };
+        return driver;
     }
 
     public async ValueTask DisposeAsync()

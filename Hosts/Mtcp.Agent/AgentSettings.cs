@@ -2,6 +2,7 @@ using System.Net;
 using Akka.Configuration;
 using Mtcp.Actors;
 using Mtcp.Hosting;
+using Mtcp.Policies;
 
 namespace Mtcp.Agent;
 
@@ -9,6 +10,7 @@ namespace Mtcp.Agent;
 /// The <c>mtcp.agent</c> section, validated; a bad key fails with a <see cref="ConfigurationException"/> naming it.
 /// Units and defaults: HOCON/mtcp-reference.conf.
 /// </summary>
+/// <param name="Policy">The client policy that watches every relay and fetch (thesis 5.3.2); null when <c>mtcp.agent.policy = off</c>.</param>
 public sealed record AgentSettings(
     IReadOnlyList<IPEndPoint> ServiceEndpoints,
     TimeSpan ConnectTimeout,
@@ -16,9 +18,11 @@ public sealed record AgentSettings(
     TimeSpan IdleTimeout,
     int RelayBufferSize,
     IPEndPoint ControlEndpoint,
-    TimeSpan FetchStallTimeout)
+    TimeSpan FetchStallTimeout,
+    ClientPolicySettings? Policy)
 {
     public const string ServiceEndpointsPath = "mtcp.agent.service-endpoints";
+    public const string PolicyPath = "mtcp.agent.policy";
 
     public static AgentSettings Create(Config config)
     {
@@ -30,10 +34,38 @@ public sealed record AgentSettings(
             HoconValues.Duration(config, "mtcp.agent.serve.idle-timeout", allowZero: true),
             HoconValues.Size(config, "mtcp.agent.serve.relay-buffer-size", 1024, 4 << 20),
             HoconValues.EndPoint(config, "mtcp.agent.control-endpoint"),
-            HoconValues.Duration(config, "mtcp.agent.fetch.stall-timeout", allowZero: false));
+            HoconValues.Duration(config, "mtcp.agent.fetch.stall-timeout", allowZero: false),
+            PolicyOf(config));
     }
 
     /// <summary>The service pool, or a configuration error naming the key when it is empty.</summary>
     public IReadOnlyList<IPEndPoint> RequireServices() =>
         ServiceEndpoints.Count > 0 ? ServiceEndpoints : throw new ConfigurationException($"{ServiceEndpointsPath} is empty: name at least one service endpoint");
+
+    /// <summary>
+    /// The alternates of <paramref name="current"/> within the service pool: the pool's other endpoints with the same port
+    /// (the same application on another node), in pool order starting after <paramref name="current"/>. The servers'
+    /// TCP_MIGRATE list cannot serve here: it announces every application's endpoints, whatever the port.
+    /// </summary>
+    public IReadOnlyList<IPEndPoint> AlternatesOf(IPEndPoint current)
+    {
+        var sameService = ServiceEndpoints.Where(endpoint => endpoint.Port == current.Port).ToList();
+        var start = sameService.IndexOf(current) + 1;
+        return [.. sameService.Skip(start).Concat(sameService.Take(start)).Where(endpoint => !endpoint.Equals(current))];
+    }
+
+    private static ClientPolicySettings? PolicyOf(Config config)
+    {
+        var name = HoconValues.Text(config, PolicyPath);
+        PolicyKind? kind = name switch
+        {
+            "throughput" => PolicyKind.Throughput,
+            "off" => null,
+            _ => throw HoconValues.Invalid(config, PolicyPath, "must be throughput or off (the agent observes completed reads, the input of the throughput trigger only)"),
+        };
+
+        // The trigger's parameters (alpha, trigger ratio, sample interval), the destination choice and the guard rails
+        // are those of mtcp.policies.client; the agent's choice replaces its trigger list.
+        return kind is { } chosen ? ClientPolicySettings.Create(config) with { Triggers = [chosen] } : null;
+    }
 }

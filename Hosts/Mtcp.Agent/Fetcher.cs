@@ -15,11 +15,13 @@ namespace Mtcp.Agent;
 public sealed class FetchFailedException(string message) : Exception(message);
 
 /// <summary>What a completed fetch delivered.</summary>
-public sealed record FetchResult(IPEndPoint Service, string Path, long Bytes, string Sha256, TimeSpan Elapsed, int Migrations);
+/// <param name="PolicyMigrations">how many of <paramref name="Migrations"/> the client policy asked for.</param>
+public sealed record FetchResult(IPEndPoint Service, string Path, long Bytes, string Sha256, TimeSpan Elapsed, int Migrations, int PolicyMigrations);
 
 /// <summary>
 /// The agent's <c>fetch</c>: one HTTP/1.1 GET (RFC 9112) over an MTCP connection, the body written to a file and
-/// hashed with SHA-256 as it arrives, with a progress bar on standard error.
+/// hashed with SHA-256 as it arrives, with a progress bar on standard error. With the agent's client policy on, the
+/// body's reads are its observations and it migrates the connection when the service's throughput drops (thesis 5.3.2).
 /// </summary>
 public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
 {
@@ -35,15 +37,24 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
         using var __ = client;
         await using var _ = stream.ConfigureAwait(false);
         var migrations = 0;
+        var policyMigrations = 0;
         string? lastMigration = null;
+        var causes = new MigrationCauses();
+        var current = service;
         client.MigrationEnded += (_, report) =>
         {
+            var cause = causes.Of(report);
             var text = report.Outcome == MigrationOutcome.Completed
-                ? $"migrated {report.From} -> {report.To} in {report.Duration.TotalMilliseconds:0.0} ms{(report.Triggered ? " (server trigger)" : "")}"
-                : $"migration {report.From} -> {report.To} failed: {report.FailureReason}";
+                ? $"migrated {report.From} -> {report.To} in {report.Duration.TotalMilliseconds:0.0} ms ({cause})"
+                : $"migration {report.From} -> {report.To} ({cause}) failed: {report.FailureReason}";
             if (report.Outcome == MigrationOutcome.Completed)
             {
                 Interlocked.Increment(ref migrations);
+                Volatile.Write(ref current, IPEndPoint.Parse(report.To.ToString()));
+                if (cause.Cause == MigrationCause.Policy)
+                {
+                    Interlocked.Increment(ref policyMigrations);
+                }
             }
 
             Volatile.Write(ref lastMigration, text);
@@ -53,10 +64,12 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
             }
         };
         ConsoleLog.Info($"fetching {path} from {service} over MTCP ({stream.LocalEndPoint})");
+        var policy = agent.WatchWithPolicy(client, service, causes, "fetch");
+        await using var ___ = policy;
         var request = $"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mtcp-agent\r\nAccept: */*\r\nConnection: close\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(request), cancellationToken).ConfigureAwait(false);
 
-        var reader = new ProtocolReader(stream, maxLineLength: 8192);
+        var reader = new ProtocolReader(policy?.Stream ?? stream, maxLineLength: 8192);
         var (status, contentLength) = await ReadHeadAsync(reader, cancellationToken).ConfigureAwait(false);
         if (status != 200)
         {
@@ -71,7 +84,6 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
             throw new FetchFailedException($"--migrate-every needs at least two endpoints in {AgentSettings.ServiceEndpointsPath} (or --service) to migrate between");
         }
 
-        var current = service;
         var bodyBytes = 0L;
         var nextMigrationAt = migrateEvery;
         Task migrating = Task.CompletedTask;
@@ -84,23 +96,24 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
             }
 
             nextMigrationAt = bodyBytes + migrateEvery;
-            var destination = pool[(pool.ToList().IndexOf(current) + 1) % pool.Count];
+            var destination = pool[(pool.ToList().IndexOf(Volatile.Read(ref current)) + 1) % pool.Count];
             migrating = MigrateAsync(destination);
         }
 
         async Task MigrateAsync(IPEndPoint destination)
         {
+            var to = MigrationCauses.Endpoint(destination);
+            var cause = new MigrationCause(MigrationCause.Operator, $"--migrate-every-mib {migrateEvery >> 20}");
+            causes.Requested(to, cause);
             try
             {
-                var report = await client.MigrateAsync(new ServerEndpoint(IpAddress.FromIPAddress(destination.Address), (ushort)destination.Port), cancellationToken).ConfigureAwait(false);
-                if (report.Outcome == MigrationOutcome.Completed)
-                {
-                    current = destination;
-                }
+                await client.MigrateAsync(to, cancellationToken).ConfigureAwait(false);
             }
             catch (InvalidOperationException e)
             {
-                // Migration off, or the connection already closing: the download goes on where it is.
+                // Migration off, the policy's migration in progress, or the connection already closing: the download
+                // goes on where it is.
+                causes.Withdrawn(to, cause);
                 ConsoleLog.Warning($"cannot migrate to {destination}: {e.Message}");
             }
         }
@@ -137,7 +150,7 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
             throw new FetchFailedException($"{service} closed the connection after {received} of {expected} bytes");
         }
 
-        return new FetchResult(service, path, received, Convert.ToHexStringLower(hash.GetHashAndReset()), Stopwatch.GetElapsedTime(started), Volatile.Read(ref migrations));
+        return new FetchResult(service, path, received, Convert.ToHexStringLower(hash.GetHashAndReset()), Stopwatch.GetElapsedTime(started), Volatile.Read(ref migrations), Volatile.Read(ref policyMigrations));
     }
 
     /// <summary>A URL names its own service endpoint; a bare path goes to the configured service pool.</summary>

@@ -52,7 +52,7 @@ status.Options.Add(jsonOption);
 
 var migrate = new Command("migrate", "Migrate a relayed connection to another server of the service.");
 var connectionOption = new Option<long?>("--connection") { Description = "The relay id shown by status; all connections when omitted." };
-var destinationOption = new Option<string?>("--to") { Description = "The destination service endpoint; the first alternate the servers announced when omitted." };
+var destinationOption = new Option<string?>("--to") { Description = "The destination service endpoint; when omitted, the next endpoint with the same port in mtcp.agent.service-endpoints (the same application on another node)." };
 migrate.Options.Add(connectionOption);
 migrate.Options.Add(destinationOption);
 
@@ -101,7 +101,7 @@ fetch.SetAction(async (parseResult, cancellationToken) =>
             var result = await new Fetcher(agent, settings).FetchAsync(target, output, !parseResult.GetValue(noProgressOption), migrateEvery, cancellationToken);
             var seconds = Math.Max(result.Elapsed.TotalSeconds, 1e-6);
             Console.WriteLine($"{result.Sha256}  {output.FullName}");
-            ConsoleLog.Info($"received {result.Bytes} bytes of {result.Path} from {result.Service} in {seconds:0.000} s ({result.Bytes / seconds / 1e6:0.0} MB/s) across {result.Migrations} migrations; SHA-256 {result.Sha256}");
+            ConsoleLog.Info($"received {result.Bytes} bytes of {result.Path} from {result.Service} in {seconds:0.000} s ({result.Bytes / seconds / 1e6:0.0} MB/s) across {result.Migrations} migrations ({result.PolicyMigrations} by the client policy); SHA-256 {result.Sha256}");
             return 0;
         }
         catch (Exception e) when (e is FetchFailedException or IOException)
@@ -164,7 +164,7 @@ status.SetAction(async (parseResult, cancellationToken) =>
         {
             console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
-                $"relay {relay.Id} {migration.At:HH:mm:ss.fff} {migration.From} -> {migration.To} {(migration.Completed ? "completed" : $"failed ({migration.FailureReason})")} in {migration.DurationMs:0.000} ms at byte {migration.AtByteFromService}"));
+                $"relay {relay.Id} {migration.At:HH:mm:ss.fff} {migration.From} -> {migration.To} {(migration.Completed ? "completed" : $"failed ({migration.FailureReason})")} in {migration.DurationMs:0.000} ms at byte {migration.AtByteFromService}, by {migration.Cause}: {migration.Reason}"));
         }
     }
 

@@ -14,6 +14,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
 
     private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
     private readonly List<MigrationStatus> _migrations = [];
+    private readonly MigrationCauses _causes = new();
     private MtcpStream? _stream;
     private MtcpClient? _mtcp;
     private string _service = "(connecting)";
@@ -35,20 +36,56 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     }
 
     /// <summary>
-    /// Migrates the MTCP connection to <paramref name="destination"/>, or to the first alternate the servers
-    /// announced when null (thesis 3.2, client-initiated); the relay's byte copying goes on across it.
+    /// The operator's migration of the MTCP connection to <paramref name="destination"/> or, when null, to the next
+    /// endpoint of the same service in the pool (<see cref="AgentSettings.AlternatesOf"/>); client-initiated (thesis
+    /// 3.2), the relay's byte copying goes on across it.
     /// </summary>
-    /// <exception cref="InvalidOperationException">not connected yet, migration off, or one already in progress.</exception>
-    public Task<MigrationReport> MigrateAsync(ServerEndpoint? destination, CancellationToken cancellationToken) =>
-        (_mtcp ?? throw new InvalidOperationException($"relay {Id} is not connected yet")).MigrateAsync(destination, cancellationToken);
-
-    /// <summary>Relays until the service closes (true) or either side fails (false, both sides reset).</summary>
-    public async Task<bool> RunAsync(MtcpClient mtcp, MtcpStream stream, IPEndPoint service)
+    /// <exception cref="InvalidOperationException">not connected yet, migration off, no alternate, or a migration (the policy's or another) in progress.</exception>
+    public async Task<MigrationReport> MigrateAsync(ServerEndpoint? destination, CancellationToken cancellationToken)
     {
-        _stream = stream;
-        _mtcp = mtcp;
+        var mtcp = Volatile.Read(ref _mtcp) ?? throw new InvalidOperationException($"relay {Id} is not connected yet");
+        var to = destination ?? NextAlternate();
+        if (to.ToString() == Volatile.Read(ref _service))
+        {
+            throw new InvalidOperationException($"relay {Id} is already served by {to}");
+        }
+
+        var cause = new MigrationCause(MigrationCause.Operator, destination is null ? "migrate (next endpoint of the service)" : $"migrate --to {to}");
+        _causes.Requested(to, cause);
+        try
+        {
+            return await mtcp.MigrateAsync(to, cancellationToken).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException)
+        {
+            _causes.Withdrawn(to, cause);
+            throw;
+        }
+    }
+
+    /// <summary>The destination of a migration asked for without one: the pool's next endpoint with the current one's port.</summary>
+    private ServerEndpoint NextAlternate()
+    {
+        var current = IPEndPoint.Parse(Volatile.Read(ref _service));
+        return settings.AlternatesOf(current) is [var next, ..]
+            ? MigrationCauses.Endpoint(next)
+            : throw new InvalidOperationException($"{AgentSettings.ServiceEndpointsPath} lists no other endpoint with port {current.Port} than {current}: name the destination with --to");
+    }
+
+    /// <summary>
+    /// Relays until the service closes (true) or either side fails (false, both sides reset). With the agent's client
+    /// policy on, every read from the service is its observation and it may migrate the connection at any time.
+    /// </summary>
+    public async Task<bool> RunAsync(AgentRuntime agent, MtcpClient mtcp, MtcpStream stream, IPEndPoint service)
+    {
+        // The service first: a migration may be asked for as soon as _mtcp is set.
         _service = service.ToString();
+        _stream = stream;
+        Volatile.Write(ref _mtcp, mtcp);
         mtcp.MigrationEnded += (_, report) => OnMigrationEnded(report);
+        var policy = agent.WatchWithPolicy(mtcp, service, _causes, $"relay {Id}");
+        await using var _ = policy;
+        var fromService = policy?.Stream ?? stream;
         using var done = new CancellationTokenSource();
         var upstream = ClientToServiceAsync(stream, done.Token);
         var watchdog = settings.IdleTimeout > TimeSpan.Zero ? IdleWatchdogAsync(done.Token) : Task.CompletedTask;
@@ -56,7 +93,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         try
         {
             int read;
-            while ((read = await stream.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+            while ((read = await fromService.ReadAsync(buffer).ConfigureAwait(false)) > 0)
             {
                 await client.SendAsync(buffer.AsMemory(0, read)).ConfigureAwait(false);
                 Interlocked.Add(ref _fromService, read);
@@ -94,6 +131,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     private void OnMigrationEnded(MigrationReport report)
     {
         var completed = report.Outcome == MigrationOutcome.Completed;
+        var cause = _causes.Of(report);
         var record = new MigrationStatus(
             DateTimeOffset.UtcNow,
             report.From.ToString(),
@@ -102,7 +140,9 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
             report.Triggered,
             report.Duration.TotalMilliseconds,
             Interlocked.Read(ref _fromService),
-            report.FailureReason);
+            report.FailureReason,
+            cause.Cause,
+            cause.Reason);
         lock (_migrations)
         {
             _migrations.Add(record);
@@ -111,11 +151,11 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         if (completed)
         {
             Volatile.Write(ref _service, report.To.ToString());
-            ConsoleLog.Info($"relay {Id}: migrated {report.From} -> {report.To} in {report.Duration.TotalMilliseconds:0.000} ms at byte {record.AtByteFromService}{(report.Triggered ? " (MIGRATE_TRIGGER)" : "")}");
+            ConsoleLog.Info($"relay {Id}: migrated {report.From} -> {report.To} in {report.Duration.TotalMilliseconds:0.000} ms at byte {record.AtByteFromService} ({cause})");
         }
         else
         {
-            ConsoleLog.Warning($"relay {Id}: migration {report.From} -> {report.To} failed after {report.Duration.TotalMilliseconds:0.000} ms: {report.FailureReason}; the connection stays on {report.From}");
+            ConsoleLog.Warning($"relay {Id}: migration {report.From} -> {report.To} ({cause}) failed after {report.Duration.TotalMilliseconds:0.000} ms: {report.FailureReason}; the connection stays on {report.From}");
         }
     }
 

@@ -14,9 +14,20 @@ namespace Mtcp.Agent;
 /// <summary>
 /// One migration of a relay's MTCP connection: when it ended, from and to which service endpoint, whether it
 /// completed, whether a server's MIGRATE_TRIGGER asked for it, the client's wait from the special SYN to the switch
-/// (or to the failure), and how many bytes the relay had received from the service when it ended.
+/// (or to the failure), how many bytes the relay had received from the service when it ended, and who asked for it
+/// and why (<see cref="MigrationCause"/>).
 /// </summary>
-public sealed record MigrationStatus(DateTimeOffset At, string From, string To, bool Completed, bool Triggered, double DurationMs, long AtByteFromService, string? FailureReason);
+public sealed record MigrationStatus(
+    DateTimeOffset At,
+    string From,
+    string To,
+    bool Completed,
+    bool Triggered,
+    double DurationMs,
+    long AtByteFromService,
+    string? FailureReason,
+    string Cause,
+    string Reason);
 
 /// <summary>One relayed connection as <c>status</c> shows it.</summary>
 public sealed record RelayStatus(long Id, string Client, string Service, DateTimeOffset Since, long BytesToService, long BytesFromService, IReadOnlyList<MigrationStatus> Migrations);
@@ -24,7 +35,7 @@ public sealed record RelayStatus(long Id, string Client, string Service, DateTim
 /// <summary>What <c>migrate</c> asked of the running agent and how each relay's migration ended.</summary>
 public sealed record MigrateResult(IReadOnlyList<MigrateOutcome> Outcomes, string? Error);
 
-/// <summary>One relay's migration as <c>migrate</c> reports it.</summary>
+/// <summary>One relay's migration as <c>migrate</c> reports it; one that did not start (e.g. the policy's was in progress) has no duration.</summary>
 public sealed record MigrateOutcome(long Relay, string From, string To, bool Completed, double DurationMs, string? FailureReason);
 
 /// <summary>What a running <c>serve</c> answers to <c>status</c> on its control endpoint.</summary>
@@ -131,7 +142,7 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
             ConsoleLog.Info($"relay {relay.Id}: {relay.ClientEndPoint} -> {service} over MTCP from {stream.LocalEndPoint}");
             using (mtcp)
             {
-                if (!await relay.RunAsync(mtcp, stream, service).ConfigureAwait(false))
+                if (!await relay.RunAsync(agent, mtcp, stream, service).ConfigureAwait(false))
                 {
                     Interlocked.Increment(ref _failed);
                 }
@@ -169,7 +180,7 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
 
     /// <summary>
     /// One control request, one line: <c>status</c>, or <c>migrate &lt;relay id | *&gt; &lt;address:port | *&gt;</c>
-    /// (* for every relay, or for the servers' first alternate); the answer is one JSON document, then the agent closes.
+    /// (* for every relay, or for the next endpoint of the same service in the pool); the answer is one JSON document, then the agent closes.
     /// </summary>
     private async Task AnswerControlAsync(Socket socket, IReadOnlyList<IPEndPoint> services, CancellationToken stopping)
     {

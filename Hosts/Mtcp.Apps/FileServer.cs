@@ -4,7 +4,12 @@ using System.Text;
 namespace Mtcp.Apps;
 
 /// <summary>Where the file server serves from and how patient it is with a request.</summary>
-public sealed record FileServerOptions(string RootDirectory, int MaxRequestLineLength, int MaxHeaderCount, TimeSpan RequestTimeout, int ChunkSize);
+/// <param name="Pace">
+/// when set, each visit of a connection (new or migrated in) writes its chunks at this curve's pace: a best rate that
+/// degrades after a threshold (a failing or overloaded server, as in thesis 5.3.2); null writes as fast as the
+/// connection takes. Its chunk size is <paramref name="ChunkSize"/>.
+/// </param>
+public sealed record FileServerOptions(string RootDirectory, int MaxRequestLineLength, int MaxHeaderCount, TimeSpan RequestTimeout, int ChunkSize, DegradationCurve? Pace = null);
 
 /// <summary>
 /// The web server of thesis fig. 6.1 (B), speaking enough HTTP/1.1 (RFC 9112) for <c>curl</c>: one GET of a file
@@ -12,8 +17,11 @@ public sealed record FileServerOptions(string RootDirectory, int MaxRequestLineL
 /// name and the offset reached, exported after the headers and after every chunk (fig. 6.1 lines 8 and 27); a
 /// migrated connection reopens the file and seeks to the offset (lines 13-14).
 /// </summary>
-public sealed class FileServer(FileServerOptions options) : IServerApplication
+/// <remarks>With <see cref="FileServerOptions.Pace"/> the body is written through a <see cref="PacedStream"/> per visit.</remarks>
+public sealed class FileServer(FileServerOptions options, TimeProvider? time = null) : IServerApplication
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     public string Name => "file";
 
     public async Task ServeAsync(Stream connection, IConnectionState state, CancellationToken cancellationToken)
@@ -57,10 +65,11 @@ public sealed class FileServer(FileServerOptions options) : IServerApplication
 
             stream.Seek(snapshot.Offset, SeekOrigin.Begin);
             var buffer = new byte[options.ChunkSize];
+            var body = options.Pace is { } pace ? new PacedStream(connection, pace, _time) : connection;
             int read;
             while ((read = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
             {
-                await connection.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                await body.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                 snapshot = snapshot with { Offset = snapshot.Offset + read };
                 state.Export(snapshot.Encode());
             }

@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace Mtcp.Demo;
 
 /// <summary>A migration of a relay as the agent's status reports it.</summary>
-internal sealed record AgentMigration(DateTimeOffset At, string From, string To, bool Completed, bool Triggered, double DurationMs, long AtByteFromService, string? FailureReason);
+internal sealed record AgentMigration(DateTimeOffset At, string From, string To, bool Completed, bool Triggered, double DurationMs, long AtByteFromService, string? FailureReason, string Cause, string Reason);
 
 /// <summary>A relay as the agent's status reports it.</summary>
 internal sealed record AgentRelay(long Id, string Service, long BytesFromService, List<AgentMigration> Migrations);

@@ -6,12 +6,33 @@ using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Akka.Configuration;
 using Mtcp.Actors;
+using Mtcp.Apps;
 using Mtcp.Hosting;
 
 namespace Mtcp.Demo;
 
+/// <summary>
+/// How the degrading node's file server paces each visit of a connection: <c>mtcp.demo.degradation</c>, passed to the
+/// node as its <c>mtcp.hosts.server.file.pace</c>.
+/// </summary>
+internal sealed record DemoDegradation(int Node, long BestRate, long DegradeAfter, double SlowdownPerChunk, double MaxSlowdown)
+{
+    public string ServerConfig() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"mtcp.hosts.server.file.pace {{ best-rate = {BestRate}, degrade-after = {DegradeAfter}, slowdown-per-chunk = {SlowdownPerChunk}, max-slowdown = {MaxSlowdown} }}");
+}
+
 /// <summary>What the demo is asked to do: the <c>mtcp.demo</c> section of HOCON/demo.conf, validated.</summary>
-internal sealed record DemoOptions(string Network, string Transport, long FileBytes, int Seed, int Migrations, long RateBytesPerSecond)
+internal sealed record DemoOptions(
+    string Network,
+    string Transport,
+    long FileBytes,
+    int Seed,
+    int Migrations,
+    long RateBytesPerSecond,
+    DemoDegradation Degradation,
+    int CompareRepetitions,
+    FileServerOptions KernelFileServer)
 {
     public static DemoOptions Create(Config config)
     {
@@ -33,7 +54,28 @@ internal sealed record DemoOptions(string Network, string Transport, long FileBy
             HoconValues.LongSize(config, "mtcp.demo.file-size", 1L << 20, 1L << 30),
             HoconValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
             HoconValues.Integer(config, "mtcp.demo.migrations", 2, 100),
-            HoconValues.LongSize(config, "mtcp.demo.rate", 0, 1L << 30));
+            HoconValues.LongSize(config, "mtcp.demo.rate", 0, 1L << 30),
+            new DemoDegradation(
+                HoconValues.Integer(config, "mtcp.demo.degradation.node", 1, 3),
+                HoconValues.LongSize(config, "mtcp.demo.degradation.best-rate", 1, 1L << 30),
+                HoconValues.LongSize(config, "mtcp.demo.degradation.degrade-after", 0, 1L << 30),
+                Number(config, "mtcp.demo.degradation.slowdown-per-chunk", 0, 1000),
+                Number(config, "mtcp.demo.degradation.max-slowdown", 1, 1000)),
+            HoconValues.Integer(config, "mtcp.demo.compare.repetitions", 0, 20),
+            // The kernel-TCP baseline serves with the nodes' own file server settings (root aside).
+            new FileServerOptions(
+                RootDirectory: ".",
+                HoconValues.Size(config, "mtcp.hosts.server.file.max-request-line", 64, 1 << 20),
+                HoconValues.Integer(config, "mtcp.hosts.server.file.max-headers", 1, 1000),
+                HoconValues.Duration(config, "mtcp.hosts.server.file.request-timeout", allowZero: false),
+                HoconValues.Size(config, "mtcp.hosts.server.file.chunk-size", 512, 4 << 20)));
+    }
+
+    private static double Number(Config config, string path, double min, double max)
+    {
+        HoconValues.RequirePresent(config, path);
+        var value = double.TryParse(config.GetString(path), NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) ? parsed : double.NaN;
+        return value >= min && value <= max ? value : throw HoconValues.Invalid(config, path, $"must be a number from {min} to {max}");
     }
 }
 
@@ -72,6 +114,9 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         Say($"generated {FileName}: {Megabytes(options.FileBytes)} from seed {options.Seed}, SHA-256 {expected}");
         var key = MigrationKey.Generate();
 
+        var degrading = options.Degradation.Node - 1;
+        Say($"server{degrading + 1} degrades: each visit of a connection gets {Megabytes(options.Degradation.BestRate)}/s for {Megabytes(options.Degradation.DegradeAfter)}, "
+            + string.Create(CultureInfo.InvariantCulture, $"then each 64 KiB chunk {options.Degradation.SlowdownPerChunk} x slower than the one before, down to 1/{options.Degradation.MaxSlowdown} (mtcp.hosts.server.file.pace)"));
         var controls = servers.Select(address => new IPEndPoint(address, FreeTcpPort(address))).ToArray();
         var nodes = new ChildProcess[ServerCount];
         for (var i = 0; i < ServerCount; i++)
@@ -85,6 +130,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
                 mtcp.hosts.server.file { enabled = on, port = {{FilePort}}, root = "{{files.FullName}}" }
                 mtcp.hosts.server.request.enabled = off
                 mtcp.migration.cluster-key = "{{key}}"
+                {{(i == degrading ? options.Degradation.ServerConfig() : "")}}
                 """);
             nodes[i] = Start($"server{i + 1}", "Mtcp.Server", ["--config", config]);
         }
@@ -105,7 +151,10 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var agentConfig = WriteConfig("agent.conf", $$"""
             mtcp.runtime.local-address = "{{agentAddress}}"
             mtcp.runtime.transport = {{options.Transport}}
-            mtcp.agent.service-endpoints = ["{{servers[0]}}:{{FilePort}}"]
+            mtcp.agent.service-endpoints = [{{string.Join(", ", servers.Select(server => $"\"{server}:{FilePort}\""))}}]
+            mtcp.agent.policy = throughput
+            # A migration towards the node that left fails after this, rather than after SYN retransmissions.
+            mtcp.tcp.connect-timeout = 3s
             mtcp.agent.serve.listen = "{{listen}}"
             mtcp.agent.control-endpoint = "{{control}}"
             mtcp.migration.cluster-key = "{{key}}"
@@ -115,8 +164,8 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
 
         var output = Path.Combine(_scratch.FullName, "downloaded.bin");
         var url = $"http://{listen}/{FileName}";
-        Say($"curl {url} {(options.RateBytesPerSecond > 0 ? $"at {Megabytes(options.RateBytesPerSecond)}/s" : "at full speed")} through the agent; {options.Migrations} operator-triggered migrations planned "
-            + "(policy-triggered migrations are not part of this build's agent)");
+        Say($"curl {url} {(options.RateBytesPerSecond > 0 ? $"at {Megabytes(options.RateBytesPerSecond)}/s" : "at full speed")} through the agent; {options.Migrations} operator-triggered migrations planned; "
+            + "the agent's throughput policy (thesis 5.3.2: alpha 0.4, migrate at 0.7 of the best smoothed rate) migrates on its own");
         string[] limit = options.RateBytesPerSecond > 0 ? ["--limit-rate", options.RateBytesPerSecond.ToString(CultureInfo.InvariantCulture)] : [];
         var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--fail", "--max-time", "120", .. limit, "-o", output, url], _scratch.FullName, _clock, _ => true);
         _children.Add(curl);
@@ -135,11 +184,20 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
 
         var actual = File.Exists(output) ? await Sha256Async(output, cancellationToken).ConfigureAwait(false) : "(no file)";
         var completed = relay?.Migrations.Count(m => m.Completed) ?? 0;
-        Check(completed >= options.Migrations, $"{completed} migrations completed, {options.Migrations} planned");
+        var byOperator = relay?.Migrations.Count(m => m.Completed && m.Cause == "operator") ?? 0;
+        var byPolicy = relay?.Migrations.Count(m => m.Completed && m.Cause == "policy") ?? 0;
+        Check(byOperator >= options.Migrations, $"{byOperator} operator-triggered migrations completed, {options.Migrations} planned");
+        Check(byPolicy >= 1, $"no policy-triggered migration happened (server{degrading + 1} degraded, mtcp.agent.policy = throughput)");
+        if (options.CompareRepetitions > 0)
+        {
+            var healthy = Enumerable.Range(0, ServerCount).First(i => i != degrading && !nodes[i].HasExited);
+            await CompareRatesAsync(files.FullName, expected, $"{servers[healthy]}:{FilePort}", key, cancellationToken).ConfigureAwait(false);
+        }
+
         Console.WriteLine();
         if (actual == expected)
         {
-            Console.WriteLine($"SHA-256 verified: {actual} ({Megabytes(options.FileBytes)} through {completed} migrations)");
+            Console.WriteLine($"SHA-256 verified: {actual} ({Megabytes(options.FileBytes)} through {completed} migrations: {byPolicy} by the policy, {byOperator} by the operator)");
         }
         else
         {
@@ -174,16 +232,21 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     }
 
     /// <summary>
-    /// Polls the agent's status; each time the relay has received the next share of the file, migrates it to the
-    /// next live node. After half of the migrations, stops a node that is not serving (returned as a task that
+    /// Polls the agent's status; each time the relay has received the next share of the file, the operator migrates it:
+    /// first to the degrading node, which the agent's throughput policy is expected to leave on its own (the operator
+    /// waits while the connection is there), then on to the next live healthy node. After half of the operator's
+    /// migrations, stops a node that is not serving, the degrading one once the policy left it (returned as a task that
     /// completes when its exit and the others' views are checked).
     /// </summary>
     private async Task<Task?> DriveMigrationsAsync(AgentControl agent, ChildProcess curl, IPAddress[] servers, ChildProcess[] nodes, CancellationToken cancellationToken)
     {
         var total = options.FileBytes;
+        var degrading = options.Degradation.Node - 1;
+        var degradingEndpoint = $"{servers[degrading]}:{FilePort}";
         var live = Enumerable.Range(0, ServerCount).ToList();
         Task? stop = null;
         var done = 0;
+        var waitingForPolicy = false;
         while (!curl.HasExited && done < options.Migrations)
         {
             await Task.Delay(10, cancellationToken).ConfigureAwait(false);
@@ -194,25 +257,46 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             }
 
             var current = Array.FindIndex(servers, s => relay.Service.StartsWith(s + ":", StringComparison.Ordinal));
-            var next = live[(live.IndexOf(current) + 1) % live.Count];
+            if (current == degrading)
+            {
+                if (!waitingForPolicy)
+                {
+                    Say($"relay {relay.Id} is on the degrading server{degrading + 1}: the operator leaves it to the client policy");
+                    waitingForPolicy = true;
+                }
+
+                continue;
+            }
+
+            waitingForPolicy = false;
+            var policyLeftDegrading = relay.Migrations.Any(m => m.Completed && m.Cause == "policy" && m.From == degradingEndpoint);
+            var healthy = live.Where(i => i != degrading).ToList();
+            var next = !policyLeftDegrading && live.Contains(degrading) ? degrading : healthy[(healthy.IndexOf(current) + 1) % healthy.Count];
             var destination = $"{servers[next]}:{FilePort}";
             var result = await agent.MigrateAsync(relay.Id, destination, cancellationToken).ConfigureAwait(false);
+            Check(result.Error is null, $"migrate answered: {result.Error}");
+            if (result.Outcomes is [{ Completed: false, DurationMs: 0 } busy])
+            {
+                // It did not start: the policy's migration was in progress. The operator asks again.
+                Say($"operator migration {done + 1} of relay {busy.Relay} to {busy.To} did not start ({busy.FailureReason}); asking again");
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
             foreach (var outcome in result.Outcomes)
             {
                 Say(outcome.Completed
-                    ? $"migration {done + 1}: relay {outcome.Relay} {outcome.From} -> {outcome.To} completed in {outcome.DurationMs:0.0} ms (client's wait for the new server)"
-                    : $"migration {done + 1}: relay {outcome.Relay} {outcome.From} -> {outcome.To} FAILED: {outcome.FailureReason}");
+                    ? $"operator migration {done + 1}: relay {outcome.Relay} {outcome.From} -> {outcome.To} completed in {outcome.DurationMs:0.0} ms (client's wait for the new server)"
+                    : $"operator migration {done + 1}: relay {outcome.Relay} {outcome.From} -> {outcome.To} FAILED: {outcome.FailureReason}");
             }
 
-            Check(result.Error is null, $"migrate answered: {result.Error}");
             done++;
-            if (stop is null && done == options.Migrations / 2)
+            if (stop is null && done >= options.Migrations / 2 && policyLeftDegrading)
             {
-                // Stop a node the download is not on, and not the next destination either, so the stop is seen, not felt.
-                var serving = next;
-                var victim = live.First(i => i != serving && i != live[(live.IndexOf(serving) + 1) % live.Count]);
-                live.Remove(victim);
-                stop = StopNodeAsync(nodes, servers, victim, live);
+                // Stop a node the download is not on, and not the next destination either, so the stop is seen, not felt:
+                // the degrading one, as a failing node is the one an operator takes out.
+                live.Remove(degrading);
+                stop = StopNodeAsync(nodes, servers, degrading, live);
             }
         }
 
@@ -285,7 +369,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             index++;
             if (!migration.Completed)
             {
-                Console.WriteLine($"  migration {index}: {migration.From} -> {migration.To} failed after {migration.DurationMs:0.0} ms ({migration.FailureReason}); stayed on {migration.From}");
+                Console.WriteLine($"    migration {index} by {migration.Cause} ({migration.Reason}): {migration.From} -> {migration.To} failed after {migration.DurationMs:0.0} ms ({migration.FailureReason}); stayed on {migration.From}");
                 continue;
             }
 
@@ -295,7 +379,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
                 ? $"state reply {reply.Groups["bytes"].Value} bytes after {reply.Groups["ms"].Value} ms"
                 : "state reply not logged";
             var snapshot = destination >= 0 && snapshotLines[destination].TryDequeue(out var line) ? $", application snapshot {line.Groups["bytes"].Value} bytes" : "";
-            Console.WriteLine($"    migration {index} at {migration.At:HH:mm:ss.fff}: {migration.From} -> {migration.To}, client wait {migration.DurationMs:0.0} ms, {state}{snapshot}");
+            Console.WriteLine($"    migration {index} at {migration.At:HH:mm:ss.fff} by {migration.Cause} ({migration.Reason}): {migration.From} -> {migration.To}, client wait {migration.DurationMs:0.0} ms, {state}{snapshot}");
             from = migration.AtByteFromService;
             serving = migration.To;
         }
@@ -318,7 +402,8 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
 
     private static bool IsWorthShowing(string line) =>
         !line.StartsWith('[')
-        && (line.Contains("transport:", StringComparison.Ordinal) || line.Contains("migration", StringComparison.Ordinal) || line.Contains("WARN", StringComparison.Ordinal)
+        && (line.Contains("transport:", StringComparison.Ordinal) || line.Contains("migration", StringComparison.Ordinal) || line.Contains("policy", StringComparison.Ordinal)
+            || line.Contains("WARN", StringComparison.Ordinal)
             || line.Contains("ERROR", StringComparison.Ordinal) || line.Contains("left the cluster", StringComparison.Ordinal) || line.Contains("shutdown requested", StringComparison.Ordinal));
 
     private void Say(string text)

@@ -34,13 +34,17 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
                 throw HoconValues.Invalid(config, $"{Server}.file.root", "must be an existing directory");
             }
 
+            var chunkSize = HoconValues.Size(config, $"{Server}.file.chunk-size", 512, 4 << 20);
             applications.Add(new HostedApplication(
-                new FileServer(new FileServerOptions(
-                    Path.GetFullPath(root),
-                    HoconValues.Size(config, $"{Server}.file.max-request-line", 64, 1 << 20),
-                    HoconValues.Integer(config, $"{Server}.file.max-headers", 1, 1000),
-                    HoconValues.Duration(config, $"{Server}.file.request-timeout", allowZero: false),
-                    HoconValues.Size(config, $"{Server}.file.chunk-size", 512, 4 << 20))),
+                new FileServer(
+                    new FileServerOptions(
+                        Path.GetFullPath(root),
+                        HoconValues.Size(config, $"{Server}.file.max-request-line", 64, 1 << 20),
+                        HoconValues.Integer(config, $"{Server}.file.max-headers", 1, 1000),
+                        HoconValues.Duration(config, $"{Server}.file.request-timeout", allowZero: false),
+                        chunkSize,
+                        FilePace(config, chunkSize)),
+                    timeProvider),
                 Port(config, $"{Server}.file.port")));
         }
 
@@ -85,6 +89,35 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
             HoconValues.Duration(config, $"{Server}.shutdown-timeout", allowZero: false),
             HoconValues.Duration(config, $"{Server}.close-linger", allowZero: true),
             applications);
+    }
+
+    /// <summary><c>file.pace</c>: null when its best rate is 0 (unpaced).</summary>
+    private static DegradationCurve? FilePace(Config config, int chunkSize)
+    {
+        const string Pace = $"{Server}.file.pace";
+        var bestRate = HoconValues.LongSize(config, $"{Pace}.best-rate", 0, 1L << 40);
+        var degradeAfter = HoconValues.LongSize(config, $"{Pace}.degrade-after", 0, 1L << 40);
+        var slowdownPerChunk = Number(config, $"{Pace}.slowdown-per-chunk", 0, 1000);
+        var maxSlowdown = Number(config, $"{Pace}.max-slowdown", 1, 1000);
+        return bestRate == 0
+            ? null
+            : new DegradationCurve(chunkSize, bestRate, (int)Math.Min(int.MaxValue, degradeAfter / chunkSize), slowdownPerChunk, maxSlowdown);
+    }
+
+    private static double Number(Config config, string path, double min, double max)
+    {
+        HoconValues.RequirePresent(config, path);
+        double value;
+        try
+        {
+            value = config.GetDouble(path);
+        }
+        catch (Exception e) when (e is FormatException or ConfigurationException or InvalidCastException)
+        {
+            throw HoconValues.Invalid(config, path, $"must be a number from {min} to {max}", e);
+        }
+
+        return value >= min && value <= max ? value : throw HoconValues.Invalid(config, path, $"must be a number from {min} to {max}");
     }
 
     private static ushort Port(Config config, string path) => (ushort)HoconValues.Integer(config, path, 1, ushort.MaxValue);

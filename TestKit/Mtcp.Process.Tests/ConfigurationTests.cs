@@ -17,6 +17,7 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
     [InlineData("mtcp.runtime.transport = carrier-pigeon", "mtcp.runtime.transport")]
     [InlineData("mtcp.cluster.service-endpoints = [\"0.0.0.0:80\"]", "mtcp.cluster.service-endpoints")]
     [InlineData("mtcp.hosts.system-name = ${undefined.key}", "is not valid HOCON: Unresolved substitution: undefined.key")]
+    [InlineData("mtcp.hosts.server.file.pace.max-slowdown = 0.5", "mtcp.hosts.server.file.pace.max-slowdown must be a number from 1 to 1000")]
     public async Task Server_node_must_reject_a_bad_configuration_naming_the_key(string hocon, string expected)
     {
         // Should the node start after all, it must not do so on the addresses of a real node.
@@ -65,6 +66,8 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
     [InlineData("mtcp.agent.service-endpoints = [\"localhost\"]", "mtcp.agent.service-endpoints entry localhost")]
     [InlineData("mtcp.agent.serve.listen = \"127.0.0.1\"", "mtcp.agent.serve.listen must be \"address:port\"")]
     [InlineData("mtcp.agent.service-endpoints = []", "mtcp.agent.service-endpoints is empty")]
+    [InlineData("mtcp.agent.policy = latency", "mtcp.agent.policy must be throughput or off")]
+    [InlineData("mtcp.policies.client.throughput.alpha = 1.5", "mtcp.policies.client.throughput.alpha")]
     public async Task Agent_must_reject_a_bad_configuration_naming_the_key(string hocon, string expected)
     {
         var config = _testbed.WriteConfig("bad-agent.conf", hocon);

@@ -31,7 +31,38 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         Assert.True(exitCode == 0, $"the demo exited with {exitCode}:\n{demo.Output}");
         Assert.Contains(demo.Lines, line => line.StartsWith("SHA-256 verified", StringComparison.Ordinal));
         Assert.Contains(demo.Lines, line => line.Contains("follows: cluster view: 2 service endpoints", StringComparison.Ordinal));
-        Assert.Equal(6, demo.Lines.Count(line => line.Contains("    migration ", StringComparison.Ordinal) && line.Contains("client wait", StringComparison.Ordinal)));
+        var timeline = demo.Lines.Where(line => line.Contains("    migration ", StringComparison.Ordinal) && line.Contains("client wait", StringComparison.Ordinal)).ToList();
+        Assert.Equal(6, timeline.Count(line => line.Contains(" by operator (", StringComparison.Ordinal)));
+
+        // The degrading node's throughput falls, and the agent's throughput policy (thesis 5.3.2) leaves it on its own.
+        Assert.Contains(timeline, line => line.Contains(" by policy (ThroughputDrop: smoothed throughput", StringComparison.Ordinal));
+        Assert.Contains(demo.Lines, line => line.StartsWith("  ratio MTCP / kernel TCP: ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Agent_migrate_without_a_destination_must_pick_an_endpoint_of_the_same_service()
+    {
+        WriteRandomFile("big.bin");
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        await AwaitClusterAsync([first, second]);
+
+        // The pool lists the second node's request server before its file server: the next endpoint of the pool is not the
+        // next endpoint of the service. The servers' TCP_MIGRATE list, too, announces both applications of every node.
+        var agent = await _testbed.StartAgentAsync(
+            "agent",
+            [first.Service(ProcessTestbed.FilePort), second.Service(ProcessTestbed.RequestPort), second.Service(ProcessTestbed.FilePort)],
+            ProcessTestbed.MigrationConfig + "\nmtcp.agent.policy = off");
+        var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "5M", "-o", Path.Combine(_testbed.Directory.FullName, "downloaded.bin"), $"http://{agent.Listen}/big.bin");
+        await agent.Process.WaitForLineAsync("relay 1:", Bound);
+
+        var (exitCode, migrate) = await _testbed.RunAgentAsync("migrate", Bound, "--control", agent.Control.ToString(), "migrate");
+        var (curlExit, curlOutput) = await curl;
+
+        Assert.True(exitCode == 0, $"migrate exited with {exitCode}:\n{migrate.Output}");
+        Assert.Contains(migrate.Lines, line => line.Contains($"-> {second.Service(ProcessTestbed.FilePort)} completed", StringComparison.Ordinal));
+        Assert.True(curlExit == 0, $"curl exited with {curlExit}: {curlOutput}");
+        Assert.Contains(agent.Process.Lines, line => line.Contains("(operator: migrate (next endpoint of the service))", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -85,6 +116,10 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         using var document = JsonDocument.Parse(string.Join('\n', status.Lines.Where(line => line.StartsWith('{'))));
         var relay = document.RootElement.GetProperty("recentlyClosed").EnumerateArray().Single();
         Assert.Equal(completed, relay.GetProperty("migrations").EnumerateArray().Count(migration => migration.GetProperty("completed").GetBoolean()));
+
+        // The pool names one endpoint, so the client policy has nowhere to go: every migration is the operator's, and says so.
+        Assert.All(relay.GetProperty("migrations").EnumerateArray(), migration => Assert.Equal("operator", migration.GetProperty("cause").GetString()));
+        Assert.All(relay.GetProperty("migrations").EnumerateArray(), migration => Assert.StartsWith("migrate --to ", migration.GetProperty("reason").GetString(), StringComparison.Ordinal));
         Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration in: file connection", StringComparison.Ordinal))));
         Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration out: a connection left", StringComparison.Ordinal))));
     }
@@ -108,6 +143,30 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         var migrations = fetch.Lines.Count(line => line.Contains("INFO  migrated ", StringComparison.Ordinal));
         Assert.True(migrations >= 3, $"{migrations} migrations reported:\n{fetch.Output}");
         Assert.Contains(fetch.Lines, line => line.Contains($"across {migrations} migrations", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Agent_fetch_must_leave_a_degrading_server_by_its_throughput_policy()
+    {
+        var expected = WriteRandomFile("big.bin");
+
+        // Thesis 5.3.2: the first node serves each visit at 16 MiB/s for 4 MiB, then slower with every chunk.
+        var degrading = await _testbed.StartServerAsync(
+            "degrading",
+            extraConfig: ProcessTestbed.MigrationConfig + "\nmtcp.hosts.server.file.pace { best-rate = 16MiB, degrade-after = 4MiB, slowdown-per-chunk = 0.05, max-slowdown = 20 }");
+        var healthy = await _testbed.StartServerAsync("healthy", degrading, ProcessTestbed.MigrationConfig);
+        await AwaitClusterAsync([degrading, healthy]);
+        var config = _testbed.WriteConfig("fetch.conf", ProcessTestbed.MigrationConfig + "\nmtcp.agent.policy = throughput");
+
+        var (exitCode, fetch) = await _testbed.RunAgentAsync(
+            "fetch", TimeSpan.FromSeconds(60), "--config", config, "fetch", "/big.bin", "-o", "fetched.bin", "--no-progress",
+            "--service", degrading.Service(ProcessTestbed.FilePort), "--service", healthy.Service(ProcessTestbed.FilePort));
+
+        Assert.True(exitCode == 0, $"fetch exited with {exitCode}:\n{fetch.Output}");
+        Assert.Equal(expected, Sha256Of(Path.Combine(_testbed.Directory.FullName, "fetched.bin")));
+        Assert.Contains(fetch.Lines, line => line.Contains($"migrated {degrading.Service(ProcessTestbed.FilePort)} -> {healthy.Service(ProcessTestbed.FilePort)}", StringComparison.Ordinal)
+            && line.Contains("(policy: ThroughputDrop: smoothed throughput", StringComparison.Ordinal));
+        Assert.DoesNotContain(fetch.Lines, line => line.Contains("(0 by the client policy)", StringComparison.Ordinal));
     }
 
     [Fact]
