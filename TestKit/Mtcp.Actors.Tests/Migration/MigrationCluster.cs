@@ -170,6 +170,7 @@ public sealed class ServerNode(int index, ActorSystem system)
 {
     private int _migratedIn;
     private int _migratedAway;
+    private readonly List<(long Offset, string Sha256)> _largeStateImports = [];
 
     public int Index { get; } = index;
 
@@ -196,6 +197,27 @@ public sealed class ServerNode(int index, ActorSystem system)
     public void CountMigratedIn() => Interlocked.Increment(ref _migratedIn);
 
     public void CountMigratedAway() => Interlocked.Increment(ref _migratedAway);
+
+    /// <summary>What the applications here imported of large states: the download offset and SHA-256 of the whole state.</summary>
+    public IReadOnlyList<(long Offset, string Sha256)> LargeStateImports
+    {
+        get
+        {
+            lock (_largeStateImports)
+            {
+                return [.. _largeStateImports];
+            }
+        }
+    }
+
+    public void RecordLargeStateImport(ReadOnlySpan<byte> state)
+    {
+        var entry = (ReferenceApps.LargeStateOffset(state), Convert.ToHexString(SHA256.HashData(state)));
+        lock (_largeStateImports)
+        {
+            _largeStateImports.Add(entry);
+        }
+    }
 
     public async Task AwaitMappingsAsync(int endpoints, TimeSpan within)
     {
