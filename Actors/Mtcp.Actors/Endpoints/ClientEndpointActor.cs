@@ -87,6 +87,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             Drive(now);
         });
         Receive<MigrateRequested>(OnMigrateRequested);
+        Receive<AlternateServersRequested>(request => request.Completion.TrySetResult(_client.AlternateServers.ToArray()));
         Receive<ReleaseKey>(release =>
         {
             if (release.Key != _currentKey && _migration?.Key != release.Key && _keys.Remove(release.Key))

@@ -38,9 +38,12 @@ public sealed class MigrationCluster : IAsyncDisposable
     private readonly InMemoryPacketFabric _fabric = new();
     private readonly CancellationTokenSource _stopping = new();
 
-    private MigrationCluster(string? rawUnavailable)
+    private readonly IReadOnlyList<TestTransport>? _onlyTransports;
+
+    private MigrationCluster(string? rawUnavailable, IReadOnlyList<TestTransport>? onlyTransports)
     {
         RawUnavailable = rawUnavailable;
+        _onlyTransports = onlyTransports;
     }
 
     public List<ServerNode> Servers { get; } = [];
@@ -52,7 +55,8 @@ public sealed class MigrationCluster : IAsyncDisposable
     /// <summary>Why raw sockets cannot be opened here; null when they can.</summary>
     public string? RawUnavailable { get; }
 
-    public IEnumerable<TestTransport> Transports => RawUnavailable is null ? Enum.GetValues<TestTransport>() : [TestTransport.Memory, TestTransport.Udp];
+    public IEnumerable<TestTransport> Transports =>
+        (RawUnavailable is null ? Enum.GetValues<TestTransport>() : [TestTransport.Memory, TestTransport.Udp]).Where(t => _onlyTransports?.Contains(t) ?? true);
 
     public static IMigrationTags Tags { get; } = new ServiceKeyMigrationTags(ServiceKey);
 
@@ -63,9 +67,10 @@ public sealed class MigrationCluster : IAsyncDisposable
     public static ServerEndpoint Service(TestTransport transport, int server) => new(IpAddress.Parse(Address(transport, server + 2)), ServicePort(transport));
 
     /// <param name="clientExtra">HOCON for the client's runtimes (e.g. a short connect timeout).</param>
-    public static async Task<MigrationCluster> StartAsync(string clientExtra = "", int serverCount = ServerCount)
+    /// <param name="transports">the transports to run (null: every one this process can open).</param>
+    public static async Task<MigrationCluster> StartAsync(string clientExtra = "", int serverCount = ServerCount, IReadOnlyList<TestTransport>? transports = null)
     {
-        var cluster = new MigrationCluster(ProbeRawSockets());
+        var cluster = new MigrationCluster(ProbeRawSockets(), transports);
         try
         {
             for (var i = 0; i < serverCount; i++)
@@ -100,6 +105,22 @@ public sealed class MigrationCluster : IAsyncDisposable
             await cluster.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>Server <paramref name="index"/> leaves the cluster gracefully, then stops.</summary>
+    public async Task LeaveServerAsync(int index)
+    {
+        var server = Servers[index];
+        await Akka.Cluster.Cluster.Get(server.System).LeaveAsync();
+        await server.StopAsync();
+    }
+
+    /// <summary>Starts server <paramref name="index"/> anew (after it stopped) and joins it to the cluster through server 0.</summary>
+    public async Task JoinServerAsync(int index)
+    {
+        var server = await StartServerAsync(index);
+        Servers[index] = server;
+        Akka.Cluster.Cluster.Get(server.System).JoinSeedNodes([Akka.Cluster.Cluster.Get(Servers[0].System).SelfAddress]);
     }
 
     private async Task<ServerNode> StartServerAsync(int index)
