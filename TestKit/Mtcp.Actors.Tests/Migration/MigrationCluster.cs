@@ -48,6 +48,9 @@ public sealed class MigrationCluster : IAsyncDisposable
 
     public List<ServerNode> Servers { get; } = [];
 
+    /// <summary>The in-memory fabric the <see cref="TestTransport.Memory"/> runtimes are attached to.</summary>
+    public InMemoryPacketFabric Fabric => _fabric;
+
     public ActorSystem ClientSystem { get; private set; } = null!;
 
     public Dictionary<TestTransport, MtcpRuntime> ClientRuntimes { get; } = [];
