@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Stack.Migration.Authentication;
@@ -285,7 +286,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         FromPeer(message);
     }
 
-    private bool ReadReply(ReadOnlyMemory<byte> frame, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out StateReply? reply, out ControlWireError error) =>
+    private bool ReadReply(ReadOnlyMemory<byte> frame, [NotNullWhen(true)] out StateReply? reply, out ControlWireError error) =>
         _sealing is { } sealing ? sealing.TryOpenReply(frame, out reply, out error) : StateReply.TryDecode(frame.Span, out reply, out error);
 
     private void UseAuthenticator(IMigrationAuthenticator? authenticator) =>

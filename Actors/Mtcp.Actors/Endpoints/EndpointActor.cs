@@ -431,7 +431,10 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>A server's SYN+ACK carries TCP_MIGRATE with the alternates, the migration secret at the origin, and orig-connection-info when migrated in.</summary>
+    /// <summary>
+    /// A server's SYN+ACK carries TCP_MIGRATE with the alternates, the migration secret at the origin, and
+    /// orig-connection-info when migrated in; the next segments carry the alternates the SYN+ACK had no room for.
+    /// </summary>
     private TcpSegmentRepr DecorateSynAck(TcpSegmentRepr header)
     {
         return _authentication is null ? header : _authentication.Decorate(header, _origInfo, _context.View.Alternates.Servers);
