@@ -5,14 +5,17 @@ using Mtcp.Stack.Migration.Authentication;
 namespace Mtcp.Hosting;
 
 /// <summary>
-/// <c>mtcp.migration.cluster-key</c>: the key the client agent and every server node of a service share for the
-/// migration tags (thesis 3.2.1). Empty turns migration off.
+/// <c>mtcp.migration.cluster-key</c>: the key every server node of a service shares. Empty turns migration off. The
+/// runtime derives the nodes' cluster key from it (<see cref="ServiceKeyMigrationTags.ClusterAuthenticator"/>) and
+/// authenticates each connection's migrations under the secret the origin issues on its SYN+ACK, and control
+/// messages under the cluster key (docs/threat-model.md); a client agent needs no key, its value only turns
+/// migration on.
 /// </summary>
 public static class MigrationKey
 {
     public const string Path = "mtcp.migration.cluster-key";
 
-    /// <summary>The tags under the configured key, or null when the key is empty (migration off).</summary>
+    /// <summary>The configured key as <c>MigrationSupport</c> takes it, or null when the key is empty (migration off).</summary>
     /// <exception cref="ConfigurationException">the key is neither 64 hex digits nor base64 of 32 bytes.</exception>
     public static IMigrationTags? ReadTags(Config config)
     {

@@ -83,5 +83,22 @@ public sealed class MtcpClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// The cooperating servers this connection learned from the servers' TCP_MIGRATE (thesis 4.2.3, fig. 4.6): on
+    /// the SYN+ACK, and on later segments when the SYN+ACK had no room for them all. <see cref="MigrateAsync"/>
+    /// without a destination takes the first that is not the current server.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">not connected.</exception>
+    public async Task<IReadOnlyList<ServerEndpoint>> GetAlternateServersAsync(CancellationToken cancellationToken = default)
+    {
+        var channel = _channel ?? throw new InvalidOperationException("connect before asking for alternate servers");
+        var completion = new TaskCompletionSource<IReadOnlyList<ServerEndpoint>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        channel.Endpoint.Tell(new AlternateServersRequested(completion), ActorRefs.NoSender);
+        await using (cancellationToken.UnsafeRegister(static (state, token) => ((TaskCompletionSource<IReadOnlyList<ServerEndpoint>>)state!).TrySetCanceled(token), completion))
+        {
+            return await completion.Task.ConfigureAwait(false);
+        }
+    }
+
     public void Dispose() => _stream?.Dispose();
 }

@@ -104,14 +104,20 @@ public sealed class MtcpRuntime : IAsyncDisposable
 
     /// <summary>
     /// Turns migration on (thesis ch. 4). On a server node: listeners' connections keep a read log, take special
-    /// SYNs, answer state requests and announce the directory's alternates on SYN+ACKs; start the node's
-    /// <see cref="ControlConnectionManager"/> with <see cref="ConnectionRegistry"/> first. On a client node:
+    /// SYNs, answer state requests and announce the directory's alternates on SYN+ACKs, and the node's
+    /// <see cref="ControlConnectionManager"/> seals control messages under the cluster key; start it with
+    /// <see cref="ConnectionRegistry"/> first. On a client node:
     /// connections opened from now on can migrate (<see cref="MtcpClient.MigrateAsync"/>, MIGRATE_TRIGGER).
     /// Call before binding listeners or connecting.
     /// </summary>
     public async Task EnableMigrationAsync(MigrationSupport support, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(support);
+        if (support.ControlManager is { } controlManager)
+        {
+            await controlManager.Ask<ControlAuthenticatorInUse>(new UseControlAuthenticator(support.Authenticator), StopTimeout, cancellationToken).ConfigureAwait(false);
+        }
+
         await PacketActor.Ask<MigrationEnabled>(new EnableMigration(support), StopTimeout, cancellationToken).ConfigureAwait(false);
         MigrationEnabled = true;
     }

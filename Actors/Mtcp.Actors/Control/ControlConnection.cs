@@ -1,5 +1,7 @@
+using System.Diagnostics.CodeAnalysis;
 using Akka.Actor;
 using Akka.Event;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors;
@@ -26,6 +28,12 @@ namespace Mtcp.Actors;
 /// There is no connection phase to model (Akka.Remote associates on the first message and re-associates by
 /// itself), so this is a plain actor, not an FSM; losing the peer is reported by the manager.
 /// </para>
+/// <para>
+/// Once the node has its cluster key (<see cref="UseControlAuthenticator"/>), every control message to the peer is
+/// sealed (<see cref="SealedControlMessage"/>, or chunks of a large reply's envelope) and every one from the peer must
+/// open under the key with both identities (docs/threat-model.md); what does not, or comes unsealed, is dropped,
+/// logged and counted in <c>mtcp.control.dropped</c>.
+/// </para>
 /// </summary>
 internal sealed class ControlConnection : ReceiveActor, IWithTimers
 {
@@ -35,6 +43,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     private readonly ControlSettings _settings;
     private readonly StateReplyAssembler _assembler;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private ControlSealing? _sealing;
 
     /// <summary>Requests this node sent to the peer and not yet answered.</summary>
     private readonly Dictionary<ulong, PendingRequest> _pending = [];
@@ -42,13 +51,14 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     /// <summary>Peer requests handed to the registry and not yet answered, with the peer connection to answer.</summary>
     private readonly Dictionary<ulong, IActorRef> _serving = [];
 
-    public ControlConnection(Address peer, IActorRef registry, ControlSettings settings)
+    public ControlConnection(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator)
     {
         _peer = peer;
         _peerManager = Context.ActorSelection(new RootActorPath(peer) / "user" / ControlConnectionManager.ActorName);
         _registry = registry;
         _settings = settings;
-        _assembler = new StateReplyAssembler(settings);
+        _assembler = new StateReplyAssembler(settings, ReadReply);
+        UseAuthenticator(authenticator);
 
         Receive<RequestState>(Request);
         Receive<RequestDeadline>(deadline => TimeOut(deadline.RequestId));
@@ -61,53 +71,35 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 Context.Stop(Self);
             }
         });
-        Receive<StateRequest>(_ => IsFromPeer, Serve);
+        Receive<UseControlAuthenticator>(use => UseAuthenticator(use.Authenticator));
+        Receive<SealedControlMessage>(_ => IsFromPeer, OpenFromPeer);
+        Receive<ControlMessage>(_ => IsFromPeer, message =>
+        {
+            if (_sealing is null)
+            {
+                FromPeer(message);
+                return;
+            }
+
+            _log.Warning("unsealed {0} for request {1} from {2} dropped: control messages must be sealed", message.GetType().Name, message.RequestId, _peer);
+            ControlSealing.CountUnsealed();
+        });
         Receive<StateReplyChunk>(_ => IsFromPeer, Reassemble);
         Receive<AbandonStateTransfer>(_ => IsFromPeer, notice =>
         {
             DropServing(notice.RequestId);
             _registry.Tell(new StateTransferAbandoned(_peer, notice.RequestId, notice.Reason), Self);
         });
-        Receive<StateReply>(reply =>
-        {
-            if (IsFromPeer)
-            {
-                Complete(reply.RequestId, reply);
-            }
-            else
-            {
-                Answer(reply.RequestId, reply);
-            }
-        });
-        Receive<StateReject>(reject =>
-        {
-            if (IsFromPeer)
-            {
-                Complete(reject.RequestId, reject);
-            }
-            else
-            {
-                Answer(reject.RequestId, reject);
-            }
-        });
-        Receive<StateAck>(ack =>
-        {
-            if (IsFromPeer)
-            {
-                _registry.Tell(new StateAckReceived(_peer, ack), Self);
-            }
-            else
-            {
-                _peerManager.Tell(ack, Self);
-            }
-        });
+        Receive<StateReply>(reply => Answer(reply.RequestId, reply));
+        Receive<StateReject>(reject => Answer(reject.RequestId, reject));
+        Receive<StateAck>(ack => Send(_peerManager, ack));
         Receive<object>(message => _log.Warning("{0} from local {1} dropped: only the peer sends it", message.GetType().Name, Sender));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(Address peer, IActorRef registry, ControlSettings settings) =>
-        Akka.Actor.Props.Create(() => new ControlConnection(peer, registry, settings));
+    public static Props Props(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator = null) =>
+        Akka.Actor.Props.Create(() => new ControlConnection(peer, registry, settings, authenticator));
 
     private bool IsFromPeer => Sender.Path.Address.HasGlobalScope;
 
@@ -128,7 +120,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
         _assembler.Expect(id);
         Timers.StartSingleTimer(new RequestDeadline(id), new RequestDeadline(id), _settings.StateRequestTimeout);
-        _peerManager.Tell(request.Request, Self);
+        Send(_peerManager, request.Request);
     }
 
     private void Complete(ulong requestId, ControlMessage answer)
@@ -237,18 +229,68 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         }
 
         Timers.Cancel(new ServeDeadline(requestId));
-        if (answer is StateReply reply)
+        Send(requester, answer);
+    }
+
+    /// <summary>A control message to the peer: sealed when this node has its cluster key, chunked when a reply is large.</summary>
+    private void Send(ICanTell peer, ControlMessage message)
+    {
+        if (_sealing is null && message is not StateReply)
         {
-            foreach (var message in StateReplyTransfer.ToMessages(reply, _settings))
-            {
-                requester.Tell(message, Self);
-            }
+            peer.Tell(message, Self);
+            return;
         }
-        else
+
+        foreach (var part in StateReplyTransfer.ToMessages(message, _settings, _sealing))
         {
-            requester.Tell(answer, Self);
+            peer.Tell(part, Self);
         }
     }
+
+    /// <summary>A control message from the peer, sealed or (before this node has a cluster key) not.</summary>
+    private void FromPeer(ControlMessage message)
+    {
+        switch (message)
+        {
+            case StateRequest request:
+                Serve(request);
+                break;
+            case StateReply reply:
+                Complete(reply.RequestId, reply);
+                break;
+            case StateReject reject:
+                Complete(reject.RequestId, reject);
+                break;
+            case StateAck ack:
+                _registry.Tell(new StateAckReceived(_peer, ack), Self);
+                break;
+        }
+    }
+
+    private void OpenFromPeer(SealedControlMessage sealedMessage)
+    {
+        if (_sealing is null)
+        {
+            _log.Warning("sealed control message from {0} dropped: this node has no cluster key to open it", _peer);
+            ControlSealing.CountNoKey();
+            return;
+        }
+
+        var result = _sealing.TryOpen(sealedMessage.Envelope.Span, out var message);
+        if (result != ControlOpenResult.Opened || message is null)
+        {
+            _log.Warning("control message from {0} dropped: {1}", _peer, result);
+            return;
+        }
+
+        FromPeer(message);
+    }
+
+    private bool ReadReply(ReadOnlyMemory<byte> frame, [NotNullWhen(true)] out StateReply? reply, out ControlWireError error) =>
+        _sealing is { } sealing ? sealing.TryOpenReply(frame, out reply, out error) : StateReply.TryDecode(frame.Span, out reply, out error);
+
+    private void UseAuthenticator(IMigrationAuthenticator? authenticator) =>
+        _sealing = authenticator is null ? null : new ControlSealing(authenticator, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, _peer);
 
     private void DropServing(ulong requestId)
     {

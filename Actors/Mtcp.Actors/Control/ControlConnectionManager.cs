@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Remote;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors;
@@ -36,6 +37,9 @@ public sealed class ControlConnectionManager : ReceiveActor
 
     private int _connectionsCreated;
 
+    /// <summary>The cluster key's authenticator once <see cref="UseControlAuthenticator"/> came; control messages are then sealed.</summary>
+    private IMigrationAuthenticator? _authenticator;
+
     public ControlConnectionManager(IActorRef registry, ControlSettings settings)
     {
         _registry = registry;
@@ -55,6 +59,17 @@ public sealed class ControlConnectionManager : ReceiveActor
         Receive<ControlMessage>(FromPeer);
         Receive<StateReplyChunk>(FromPeer);
         Receive<AbandonStateTransfer>(FromPeer);
+        Receive<SealedControlMessage>(FromPeer);
+        Receive<UseControlAuthenticator>(use =>
+        {
+            _authenticator = use.Authenticator;
+            foreach (var connection in _connections.Values)
+            {
+                connection.Tell(use);
+            }
+
+            Sender.Tell(ControlAuthenticatorInUse.Instance);
+        });
         Receive<GetControlConnections>(_ => Sender.Tell(new ControlConnections(new Dictionary<Address, IActorRef>(_connections))));
 
         Receive<ClusterEvent.UnreachableMember>(unreachable => Lose(unreachable.Member.Address, StateRequestFailure.PeerUnreachable, stop: false));
@@ -92,6 +107,9 @@ public sealed class ControlConnectionManager : ReceiveActor
 
     protected override void PreStart()
     {
+        // Sealed messages go out through the serializer HOCON binds to the control messages they carry.
+        var serialization = Context.System.Serialization;
+        serialization.AddSerializationMap(typeof(SealedControlMessage), serialization.FindSerializerForType(typeof(ControlMessage)));
         Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
         if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
         {
@@ -133,7 +151,7 @@ public sealed class ControlConnectionManager : ReceiveActor
             return connection;
         }
 
-        connection = Context.ActorOf(ControlConnection.Props(peer, _registry, _settings), $"peer-{++_connectionsCreated}");
+        connection = Context.ActorOf(ControlConnection.Props(peer, _registry, _settings, _authenticator), $"peer-{++_connectionsCreated}");
         Context.Watch(connection);
         _connections.Add(peer, connection);
         _peersByConnection.Add(connection, peer);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
@@ -7,7 +8,8 @@ namespace Mtcp.Actors;
 
 /// <summary>
 /// Serializes the control-connection messages (thesis 4.2.3) in their byte-exact Mtcp.Wire.Control
-/// encoding, and <see cref="StateReplyChunk"/>s and <see cref="AbandonStateTransfer"/> notices in theirs. Bound in HOCON/mtcp-reference.conf; its
+/// encoding, and <see cref="StateReplyChunk"/>s, <see cref="AbandonStateTransfer"/> notices and
+/// <see cref="SealedControlMessage"/>s (their envelope's bytes, opened by the control connection) in theirs. Bound in HOCON/mtcp-reference.conf; its
 /// identifier comes from <c>akka.actor.serialization-identifiers</c> (253). The manifests are the
 /// messages' frozen <c>SerializerManifest</c> constants, so a type may be renamed or moved freely.
 /// A malformed payload raises a <see cref="SerializationException"/> naming the manifest and the
@@ -25,6 +27,7 @@ public sealed class ControlMessageSerializer : SerializerWithStringManifest
         ControlMessage message => message.Manifest,
         StateReplyChunk => StateReplyChunk.SerializerManifest,
         AbandonStateTransfer => AbandonStateTransfer.SerializerManifest,
+        SealedControlMessage => SealedControlMessage.SerializerManifest,
         _ => throw Unsupported(o),
     };
 
@@ -33,6 +36,7 @@ public sealed class ControlMessageSerializer : SerializerWithStringManifest
         ControlMessage message => message.ToArray(),
         StateReplyChunk chunk => chunk.ToArray(),
         AbandonStateTransfer notice => notice.ToArray(),
+        SealedControlMessage sealedMessage => WholeArray(sealedMessage.Envelope),
         _ => throw Unsupported(obj),
     };
 
@@ -53,10 +57,20 @@ public sealed class ControlMessageSerializer : SerializerWithStringManifest
                 : throw Malformed(manifest, noticeError, bytes.Length);
         }
 
+        if (manifest == SealedControlMessage.SerializerManifest)
+        {
+            // Opened (identities, MAC, then frame) by the control connection, which knows the association.
+            return new SealedControlMessage(bytes);
+        }
+
         return ControlMessageCodec.TryDecode(manifest, bytes, out var message, out var error)
             ? message
             : throw Malformed(manifest, error, bytes.Length);
     }
+
+    /// <summary>The envelope's array itself when it spans one (as a sealed message always does), else a copy.</summary>
+    private static byte[] WholeArray(ReadOnlyMemory<byte> memory) =>
+        MemoryMarshal.TryGetArray(memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length ? segment.Array : memory.ToArray();
 
     private static SerializationException Malformed(string manifest, ControlWireError error, int length) =>
         new($"cannot deserialize control message with manifest [{manifest}] from {length} bytes: {error}");

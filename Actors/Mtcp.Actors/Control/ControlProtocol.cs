@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
@@ -89,3 +90,16 @@ public sealed record GetControlConnections
 
 /// <summary>The control connections a <see cref="ControlConnectionManager"/> holds, one per peer node.</summary>
 public sealed record ControlConnections(IReadOnlyDictionary<Address, IActorRef> ByPeer);
+
+/// <summary>
+/// Gives the node's <see cref="ControlConnectionManager"/> the cluster key's authenticator: from now on every control
+/// connection seals what it sends and drops what it receives unless it opens (docs/threat-model.md). Sent by
+/// <c>MtcpRuntime.EnableMigrationAsync</c>; answered with <see cref="ControlAuthenticatorInUse"/>.
+/// </summary>
+public sealed record UseControlAuthenticator(IMigrationAuthenticator Authenticator);
+
+/// <summary>The control connections seal and open control messages with the authenticator given.</summary>
+public sealed record ControlAuthenticatorInUse
+{
+    public static ControlAuthenticatorInUse Instance { get; } = new();
+}

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors;
@@ -46,6 +47,9 @@ public readonly record struct AssemblyResult(AssemblyStatus Status, StateReply? 
     public bool IsRejection => Status is not (AssemblyStatus.Buffered or AssemblyStatus.Completed or AssemblyStatus.Duplicate);
 }
 
+/// <summary>Turns the reassembled bytes of a transfer into its state reply: decodes a frame, or opens a sealed envelope.</summary>
+public delegate bool StateReplyFrameReader(ReadOnlyMemory<byte> frame, [NotNullWhen(true)] out StateReply? reply, out ControlWireError error);
+
 /// <summary>
 /// Rebuilds state replies sent as <see cref="StateReplyChunk"/>s, for any number of transfers in flight on
 /// one control connection (thesis 4.2.3 multiplexes all of them onto it). Pure: no clock and no actor.
@@ -59,17 +63,20 @@ public sealed class StateReplyAssembler
 {
     /// <summary>Expected requests; the value is null until the first chunk of the reply arrives.</summary>
     private readonly Dictionary<ulong, Transfer?> _transfers = [];
+    private readonly StateReplyFrameReader _read;
 
-    public StateReplyAssembler(int maxStateReplySize, long maxReassemblyBytes)
+    /// <param name="read">how the reassembled bytes become the reply; null: they are a state reply frame.</param>
+    public StateReplyAssembler(int maxStateReplySize, long maxReassemblyBytes, StateReplyFrameReader? read = null)
     {
+        _read = read ?? ReadFrame;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxStateReplySize);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxReassemblyBytes, maxStateReplySize);
         MaxStateReplySize = maxStateReplySize;
         MaxReassemblyBytes = maxReassemblyBytes;
     }
 
-    public StateReplyAssembler(ControlSettings settings)
-        : this(settings?.MaxStateReplySize ?? throw new ArgumentNullException(nameof(settings)), settings.MaxReassemblyBytes)
+    public StateReplyAssembler(ControlSettings settings, StateReplyFrameReader? read = null)
+        : this(settings?.MaxStateReplySize ?? throw new ArgumentNullException(nameof(settings)), settings.MaxReassemblyBytes, read)
     {
     }
 
@@ -134,7 +141,7 @@ public sealed class StateReplyAssembler
         }
 
         Remove(chunk.RequestId, transfer);
-        if (!StateReply.TryDecode(transfer.Frame, out var reply, out var error))
+        if (!_read(transfer.Frame, out var reply, out var error))
         {
             return new AssemblyResult(AssemblyStatus.MalformedReply, null, error);
         }
@@ -158,6 +165,9 @@ public sealed class StateReplyAssembler
         Remove(requestId, transfer);
         return true;
     }
+
+    private static bool ReadFrame(ReadOnlyMemory<byte> frame, [NotNullWhen(true)] out StateReply? reply, out ControlWireError error) =>
+        StateReply.TryDecode(frame.Span, out reply, out error);
 
     private void Remove(ulong requestId, Transfer? transfer)
     {

@@ -21,4 +21,24 @@ public static class StateReplyTransfer
 
         return StateReplyChunk.Split(reply.RequestId, reply.ToArray(), settings.ReplyChunkSize);
     }
+
+    /// <summary>
+    /// The messages to send, in order, for <paramref name="message"/> on a control connection: as above without
+    /// <paramref name="sealing"/>; with it, the message's sealed envelope, cut into <see cref="StateReplyChunk"/>s
+    /// when it does not fit <see cref="ControlSettings.ReplyChunkSize"/> (only a state reply is ever that large).
+    /// </summary>
+    internal static IReadOnlyList<object> ToMessages(ControlMessage message, ControlSettings settings, ControlSealing? sealing)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(settings);
+        if (sealing is null)
+        {
+            return message is StateReply reply ? ToMessages(reply, settings) : [message];
+        }
+
+        var envelope = sealing.Seal(message);
+        return envelope.Length <= settings.ReplyChunkSize
+            ? [new SealedControlMessage(envelope)]
+            : StateReplyChunk.Split(message.RequestId, envelope, settings.ReplyChunkSize);
+    }
 }

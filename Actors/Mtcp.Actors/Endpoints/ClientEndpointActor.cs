@@ -52,7 +52,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         _encoder = new SegmentEncoder(context.LocalAddress, context.MaxPayload);
         _channel = new EndpointChannel(Self, context.LocalAddress, key);
         var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
-        _client = MtcpClientConnection.Connect(tcp, context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now, migration.Tags);
+        _client = MtcpClientConnection.Connect(tcp, context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now);
         _buffers = new ClientConnectionBuffers(_client);
         _keys.Add(key);
         _currentKey = key;
@@ -87,6 +87,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             Drive(now);
         });
         Receive<MigrateRequested>(OnMigrateRequested);
+        Receive<AlternateServersRequested>(request => request.Completion.TrySetResult(_client.AlternateServers.ToArray()));
         Receive<ReleaseKey>(release =>
         {
             if (release.Key != _currentKey && _migration?.Key != release.Key && _keys.Remove(release.Key))

@@ -40,6 +40,9 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private readonly IStreamBuffers _buffers;
     private readonly ConnectionId _cid;
     private readonly Func<TcpSegmentRepr, TcpSegmentRepr> _decorateSynAck;
+
+    /// <summary>A server endpoint's migration credential, secret and owed alternates; null without migration.</summary>
+    private readonly EndpointAuthentication? _authentication;
     private Instant? _armedDeadline;
     private bool _peerFinished;
 
@@ -71,6 +74,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
             ? TcpConnection.Listen(tcp, key.LocalPort, iss)
             : TcpConnection.Connect(tcp, key.LocalPort, key.RemotePort, iss, context.Clock.Now);
         _buffers = new TcpConnectionBuffers(_connection);
+        _authentication = connectCompletion is null && context.Migration is { } migration ? new EndpointAuthentication(migration.Authenticator) : null;
         _decorateSynAck = DecorateSynAck;
         Connecting();
     }
@@ -217,10 +221,17 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
             segment.Release();
         }
 
+        _authentication?.OnInbound(header);
         if (_connectCompletion is null && _connection.State == TcpState.SynReceived && !wasSynReceived && header.Options.MigratedConnection is { } migrated)
         {
             RequestState(now, header, migrated);
             return;
+        }
+
+        if (!wasSynReceived && _connection.State == TcpState.SynReceived)
+        {
+            // The connection's first SYN: this server is its origin and issues its migration secret.
+            _authentication?.Issue(_cid, _connection.InitialReceiveSequence, _connection.InitialSendSequence);
         }
 
         if (_connectCompletion is null)
@@ -271,6 +282,12 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
         var now = _context.Clock.Now;
         var reinstating = Stopwatch.GetTimestamp();
+        if (_authentication is null || !_authentication.TryAdopt(reply))
+        {
+            Refuse("the state reply carries no migration credential this server can use");
+            return;
+        }
+
         try
         {
             _origInfo = ServerMigration.Reinstate(_connection, reply);
@@ -329,9 +346,14 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
         var request = serve.Request;
         var preparing = Stopwatch.GetTimestamp();
-        var answer = _context.Migration is { } migration && _connectCompletion is null
-            ? ServerMigration.AnswerStateRequest(_connection, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), request, migration.Tags)
+        var answer = _authentication is not null
+            ? _authentication.Answer(_connection, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), request)
             : new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, "migration is not enabled here");
+        if (answer is StateReject { Reason: StateRejectReason.AuthFailed } refused)
+        {
+            _log.Warning("endpoint {0}: state request {1} refused: {2}", _key, request.RequestId, refused.Diagnostic);
+        }
+
         if (answer is StateReply)
         {
             MigrationMetrics.Prepare.Record(Stopwatch.GetElapsedTime(preparing).TotalMilliseconds);
@@ -381,12 +403,12 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     /// <summary>MIGRATE_TRIGGER (thesis 3.2.1): asks this connection's client to migrate; the client checks its authenticator.</summary>
     private void OnTrigger(TriggerRequested trigger)
     {
-        if (_context.Migration is not { } migration || _connectCompletion is not null || _connection.IsMigratedAway)
+        if (_authentication is null || _connection.IsMigratedAway
+            || !_authentication.TryCreateTrigger(_cid, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), trigger.Destination, out var segment))
         {
             return;
         }
 
-        var segment = ServerMigration.BuildTrigger(_cid, new ServerEndpoint(_context.LocalAddress, _key.LocalPort), trigger.Destination, migration.Tags);
         if (!_context.Transport.Send(_key.RemoteAddress, _encoder.Encode(segment, _key.RemoteAddress)))
         {
             _context.Counters.SendDropped();
@@ -409,15 +431,13 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>A server's SYN+ACK carries TCP_MIGRATE with the alternates, and orig-connection-info when migrated in.</summary>
+    /// <summary>
+    /// A server's SYN+ACK carries TCP_MIGRATE with the alternates, the migration secret at the origin, and
+    /// orig-connection-info when migrated in; the next segments carry the alternates the SYN+ACK had no room for.
+    /// </summary>
     private TcpSegmentRepr DecorateSynAck(TcpSegmentRepr header)
     {
-        if (!header.Has(TcpFlags.Syn | TcpFlags.Ack) || _context.Migration is null)
-        {
-            return header;
-        }
-
-        return header with { Options = ServerMigration.SynAckOptions(header.Options, _origInfo, _context.View.Alternates.Servers) };
+        return _authentication is null ? header : _authentication.Decorate(header, _origInfo, _context.View.Alternates.Servers);
     }
 
     private void OnTick()

@@ -81,6 +81,9 @@ internal sealed record ExportRequested(byte[] AppState);
 /// <summary>Asks a client endpoint to migrate to <paramref name="Destination"/> (null: an alternate server it learned).</summary>
 internal sealed record MigrateRequested(ServerEndpoint? Destination, TaskCompletionSource<MigrationReport> Completion);
 
+/// <summary>Asks a client endpoint for the alternate servers its connection learned from TCP_MIGRATE.</summary>
+internal sealed record AlternateServersRequested(TaskCompletionSource<IReadOnlyList<ServerEndpoint>> Completion);
+
 /// <summary>A migrated-away endpoint's 2 MSL of silence are over.</summary>
 internal sealed class SilenceOver
 {

@@ -6,7 +6,8 @@ namespace Mtcp.Actors;
 /// The runtime's migration instruments, on the meter <c>Mtcp.Migration</c> (collect them with dotnet-counters,
 /// OpenTelemetry or a <see cref="MeterListener"/>). Client side: started, completed (with the time from the special SYN
 /// to the switch), failed (tagged with the reason). Server side: the state bytes a destination received and its wait
-/// for the state reply, and connections that migrated away from an origin.
+/// for the state reply, and connections that migrated away from an origin; state requests refused for a forged or
+/// replayed authenticator, and control messages from peers dropped because they did not open.
 /// </summary>
 public static class MigrationMetrics
 {
@@ -33,6 +34,10 @@ public static class MigrationMetrics
     internal static readonly Histogram<double> Handshake = Meter.CreateHistogram<double>("mtcp.connection.handshake", unit: "ms", description: "A migrating client's fresh three-way handshake, SYN to SYN+ACK, for comparison with a migration");
 
     internal static readonly Counter<long> Refused = Meter.CreateCounter<long>("mtcp.migration.refused", description: "Special SYNs a destination refused (reject, timeout, failure)");
+
+    internal static readonly Counter<long> AuthFailed = Meter.CreateCounter<long>("mtcp.migration.auth_failed", description: "State requests an origin refused because the special SYN's authenticator did not verify (tag check: Forged, Replayed, ...)");
+
+    internal static readonly Counter<long> ControlDropped = Meter.CreateCounter<long>("mtcp.control.dropped", description: "Control messages from a peer dropped because they did not open (tag reason: Unsealed, BadMac, WrongPeer, ...)");
 
     internal static readonly Counter<long> MigratedAway = Meter.CreateCounter<long>("mtcp.migration.migrated_away", description: "Connections that left an origin server on a state ack");
 }

@@ -1,16 +1,38 @@
 using Akka.Actor;
 using Mtcp.Stack.Migration;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors;
 
 /// <summary>
-/// What a runtime needs to take part in migrations (see <c>MtcpRuntime.EnableMigrationAsync</c>). A client needs only
-/// <paramref name="Tags"/>; a server also needs its node's <see cref="ControlConnectionManager"/> (to ask origins for
-/// state) and <see cref="ServiceDirectory"/> (alternate servers for TCP_MIGRATE, control mappings to find an origin's
-/// node). The tags must agree between the client and the servers of a service.
+/// What a runtime needs to take part in migrations (see <c>MtcpRuntime.EnableMigrationAsync</c>), with the
+/// per-connection authentication of docs/threat-model.md. A server needs the cluster key's
+/// <paramref name="Authenticator"/> (it issues each connection's secret on its SYN+ACK, checks special SYNs under it,
+/// and seals control messages), its node's <see cref="ControlConnectionManager"/> (to ask origins for state) and
+/// <see cref="ServiceDirectory"/> (alternate servers for TCP_MIGRATE, control mappings to find an origin's node).
+/// A client uses none of them: its connection's secret comes on the origin's SYN+ACK. Every server of a service
+/// must hold the same cluster key.
 /// </summary>
-public sealed record MigrationSupport(IMigrationTags Tags, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null);
+public sealed record MigrationSupport(IMigrationAuthenticator Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null)
+{
+    /// <summary>
+    /// With a service key's tags, as the hosts configure (<c>mtcp.migration.cluster-key</c>): the runtime runs the
+    /// per-connection scheme under the cluster key derived from it (<see cref="ServiceKeyMigrationTags.ClusterAuthenticator"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="tags"/> is not a <see cref="ServiceKeyMigrationTags"/>: other tags hold no cluster key.</exception>
+    public MigrationSupport(IMigrationTags tags, IActorRef? controlManager = null, IActorRef? serviceDirectory = null)
+        : this(ClusterAuthenticatorOf(tags), controlManager, serviceDirectory)
+    {
+    }
+
+    private static MigrationAuthenticator ClusterAuthenticatorOf(IMigrationTags tags) => tags switch
+    {
+        ServiceKeyMigrationTags serviceKey => serviceKey.ClusterAuthenticator,
+        null => throw new ArgumentNullException(nameof(tags)),
+        _ => throw new ArgumentException($"the runtime authenticates migrations per connection and needs a cluster key; {tags.GetType().Name} holds none", nameof(tags)),
+    };
+}
 
 /// <summary>How a client's migration ended.</summary>
 public enum MigrationOutcome

@@ -38,12 +38,18 @@ public sealed class MigrationCluster : IAsyncDisposable
     private readonly InMemoryPacketFabric _fabric = new();
     private readonly CancellationTokenSource _stopping = new();
 
-    private MigrationCluster(string? rawUnavailable)
+    private readonly IReadOnlyList<TestTransport>? _onlyTransports;
+
+    private MigrationCluster(string? rawUnavailable, IReadOnlyList<TestTransport>? onlyTransports)
     {
         RawUnavailable = rawUnavailable;
+        _onlyTransports = onlyTransports;
     }
 
     public List<ServerNode> Servers { get; } = [];
+
+    /// <summary>The in-memory fabric the <see cref="TestTransport.Memory"/> runtimes are attached to.</summary>
+    public InMemoryPacketFabric Fabric => _fabric;
 
     public ActorSystem ClientSystem { get; private set; } = null!;
 
@@ -52,7 +58,8 @@ public sealed class MigrationCluster : IAsyncDisposable
     /// <summary>Why raw sockets cannot be opened here; null when they can.</summary>
     public string? RawUnavailable { get; }
 
-    public IEnumerable<TestTransport> Transports => RawUnavailable is null ? Enum.GetValues<TestTransport>() : [TestTransport.Memory, TestTransport.Udp];
+    public IEnumerable<TestTransport> Transports =>
+        (RawUnavailable is null ? Enum.GetValues<TestTransport>() : [TestTransport.Memory, TestTransport.Udp]).Where(t => _onlyTransports?.Contains(t) ?? true);
 
     public static IMigrationTags Tags { get; } = new ServiceKeyMigrationTags(ServiceKey);
 
@@ -63,9 +70,10 @@ public sealed class MigrationCluster : IAsyncDisposable
     public static ServerEndpoint Service(TestTransport transport, int server) => new(IpAddress.Parse(Address(transport, server + 2)), ServicePort(transport));
 
     /// <param name="clientExtra">HOCON for the client's runtimes (e.g. a short connect timeout).</param>
-    public static async Task<MigrationCluster> StartAsync(string clientExtra = "", int serverCount = ServerCount)
+    /// <param name="transports">the transports to run (null: every one this process can open).</param>
+    public static async Task<MigrationCluster> StartAsync(string clientExtra = "", int serverCount = ServerCount, IReadOnlyList<TestTransport>? transports = null)
     {
-        var cluster = new MigrationCluster(ProbeRawSockets());
+        var cluster = new MigrationCluster(ProbeRawSockets(), transports);
         try
         {
             for (var i = 0; i < serverCount; i++)
@@ -100,6 +108,22 @@ public sealed class MigrationCluster : IAsyncDisposable
             await cluster.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>Server <paramref name="index"/> leaves the cluster gracefully, then stops.</summary>
+    public async Task LeaveServerAsync(int index)
+    {
+        var server = Servers[index];
+        await Akka.Cluster.Cluster.Get(server.System).LeaveAsync();
+        await server.StopAsync();
+    }
+
+    /// <summary>Starts server <paramref name="index"/> anew (after it stopped) and joins it to the cluster through server 0.</summary>
+    public async Task JoinServerAsync(int index)
+    {
+        var server = await StartServerAsync(index);
+        Servers[index] = server;
+        Akka.Cluster.Cluster.Get(server.System).JoinSeedNodes([Akka.Cluster.Cluster.Get(Servers[0].System).SelfAddress]);
     }
 
     private async Task<ServerNode> StartServerAsync(int index)
@@ -170,6 +194,7 @@ public sealed class ServerNode(int index, ActorSystem system)
 {
     private int _migratedIn;
     private int _migratedAway;
+    private readonly List<(long Offset, string Sha256)> _largeStateImports = [];
 
     public int Index { get; } = index;
 
@@ -196,6 +221,27 @@ public sealed class ServerNode(int index, ActorSystem system)
     public void CountMigratedIn() => Interlocked.Increment(ref _migratedIn);
 
     public void CountMigratedAway() => Interlocked.Increment(ref _migratedAway);
+
+    /// <summary>What the applications here imported of large states: the download offset and SHA-256 of the whole state.</summary>
+    public IReadOnlyList<(long Offset, string Sha256)> LargeStateImports
+    {
+        get
+        {
+            lock (_largeStateImports)
+            {
+                return [.. _largeStateImports];
+            }
+        }
+    }
+
+    public void RecordLargeStateImport(ReadOnlySpan<byte> state)
+    {
+        var entry = (ReferenceApps.LargeStateOffset(state), Convert.ToHexString(SHA256.HashData(state)));
+        lock (_largeStateImports)
+        {
+            _largeStateImports.Add(entry);
+        }
+    }
 
     public async Task AwaitMappingsAsync(int endpoints, TimeSpan within)
     {

@@ -5,6 +5,7 @@ using Akka.Configuration;
 using Akka.TestKit;
 using Mtcp.Actors.Api;
 using Mtcp.Stack.Migration;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Transports;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
@@ -14,7 +15,9 @@ namespace Mtcp.Actors.Tests.Migration;
 
 /// <summary>
 /// The migration protocol of the runtime's actors, with TestProbes standing in for the control connections and the
-/// service directory: two server runtimes and a client runtime in one ActorSystem on an in-memory fabric.
+/// service directory: two server runtimes and a client runtime in one ActorSystem on an in-memory fabric. Migrations
+/// are authenticated per connection (docs/threat-model.md): the state requests these tests hand the origin are the
+/// ones the client's real special SYNs produced at the destination.
 /// </summary>
 [Trait("Category", "Actors")]
 public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
@@ -34,7 +37,7 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     private readonly TestProbe _destinationControl;
     private readonly TestProbe _destinationDirectory;
     private readonly TestProbe _controlConnection;
-    private readonly IMigrationTags _tags = new Mtcp.Stack.Migration.Authentication.ServiceKeyMigrationTags("protocol test service key"u8);
+    private readonly MigrationAuthenticator _authenticator = MigrationAuthenticator.FromKey("protocol test cluster key, 32 b."u8);
 
     public MigrationProtocolTests()
         : base(MtcpConfig.WithFallback(ConfigurationFactory.ParseString(FastCloseConfig)))
@@ -55,12 +58,23 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     /// <summary>Enables migration everywhere; the destination's directory probe maps the origin's service to <see cref="OriginNode"/>.</summary>
     private async Task EnableMigrationAsync()
     {
-        await _origin.EnableMigrationAsync(new MigrationSupport(_tags, _originControl.Ref));
-        var enabling = _destination.EnableMigrationAsync(new MigrationSupport(_tags, _destinationControl.Ref, _destinationDirectory.Ref));
+        var enablingOrigin = _origin.EnableMigrationAsync(new MigrationSupport(_authenticator, _originControl.Ref));
+        await AnswerUseControlAuthenticatorAsync(_originControl);
+        await enablingOrigin;
+        var enabling = _destination.EnableMigrationAsync(new MigrationSupport(_authenticator, _destinationControl.Ref, _destinationDirectory.Ref));
+        await AnswerUseControlAuthenticatorAsync(_destinationControl);
         var subscribe = await _destinationDirectory.ExpectMsgAsync<SubscribeAlternateServers>(Patience);
         subscribe.Subscriber.Tell(new AlternateServersChanged(new AlternateServerList([Origin]), new ControlMappings([new(Origin, OriginNode)])));
         await enabling;
-        await _client.EnableMigrationAsync(new MigrationSupport(_tags));
+        await _client.EnableMigrationAsync(new MigrationSupport(_authenticator));
+    }
+
+    /// <summary>The control manager's part in enabling migration: it is given the cluster key's authenticator for sealing.</summary>
+    private async Task AnswerUseControlAuthenticatorAsync(TestProbe controlManager)
+    {
+        var use = await controlManager.ExpectMsgAsync<UseControlAuthenticator>(Patience);
+        Assert.Same(_authenticator, use.Authenticator);
+        controlManager.Reply(ControlAuthenticatorInUse.Instance);
     }
 
     /// <summary>A connection from the client to <paramref name="server"/>, both ends.</summary>
@@ -74,26 +88,41 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
         return (client, stream, await accepting.AsTask().WaitAsync(Patience), listener);
     }
 
-    private StateRequest RequestFor(MtcpConnection connection, ulong requestId, bool forgeAuthenticator = false)
+    /// <summary>
+    /// The state request the client's special SYN makes the destination send (its MIGRATED_CONN authenticator under the
+    /// connection's secret), taken from the destination's control probe; that migration is then failed (the client
+    /// stays on the origin), so the request is unused when it is returned. Needs a listener on the destination.
+    /// </summary>
+    private async Task<StateRequest> SpecialSynRequestAsync(MtcpClient client)
     {
-        var clientPort = (ushort)connection.RemoteEndPoint.Port;
-        var migrating = new ConnectionId(ClientAddress, clientPort, OriginAddress, ServicePort);
-        var newEndpoint = new ConnectionId(ClientAddress, clientPort, DestinationAddress, ServicePort);
-        var rcvNxt = new SeqNumber(0);
-        var authenticator = new byte[8];
-        BinaryPrimitives.WriteUInt64BigEndian(authenticator, _tags.ComputeMigratedConnection(migrating, newEndpoint, rcvNxt) ^ (forgeAuthenticator ? 1UL : 0UL));
-        return new StateRequest(requestId, migrating, newEndpoint, rcvNxt, authenticator);
+        var migrating = client.MigrateAsync(Destination);
+        var asked = await _destinationControl.ExpectMsgAsync<RequestState>(Patience);
+        asked.ReplyTo.Tell(new StateRequestTimedOut(asked.Peer, asked.Request.RequestId, asked.Request.NewEndpointCid, TimeSpan.FromSeconds(1)));
+        Assert.Equal(MigrationOutcome.Failed, (await migrating.WaitAsync(Patience)).Outcome);
+        return asked.Request;
+    }
+
+    private static StateRequest WithId(StateRequest request, ulong requestId) =>
+        new(requestId, request.MigratingCid, request.NewEndpointCid, request.ClientRcvNxt, request.Authenticator);
+
+    private async Task<MtcpListener> StartDestinationListenerAsync()
+    {
+        var listener = new MtcpListener(_destination, ServicePort);
+        await listener.StartAsync();
+        return listener;
     }
 
     [Fact]
     public async Task Registry_must_answer_a_state_request_with_the_endpoints_state_reply()
     {
         await EnableMigrationAsync();
+        await using var destinationListener = await StartDestinationListenerAsync();
         var (client, stream, server, listener) = await ConnectAsync(_origin);
         await server.Stream.WriteAsync(new byte[1000]);
         server.ExportState("offset 1000"u8);
+        var request = await SpecialSynRequestAsync(client);
 
-        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, RequestFor(server, 1)), _controlConnection.Ref);
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, WithId(request, 1)), _controlConnection.Ref);
 
         var reply = await _controlConnection.ExpectMsgAsync<StateReply>(Patience);
         Assert.Equal(1UL, reply.RequestId);
@@ -121,13 +150,66 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     public async Task Endpoint_must_reject_a_request_whose_authenticator_does_not_verify_with_AuthFailed()
     {
         await EnableMigrationAsync();
+        await using var destinationListener = await StartDestinationListenerAsync();
         var (client, _, server, listener) = await ConnectAsync(_origin);
+        var request = await SpecialSynRequestAsync(client);
+        var forged = request.Authenticator.ToArray();
+        forged[^1] ^= 1;
 
-        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, RequestFor(server, 3, forgeAuthenticator: true)), _controlConnection.Ref);
+        _origin.ConnectionRegistry.Tell(
+            new StateRequestReceived(OriginNode, new StateRequest(3, request.MigratingCid, request.NewEndpointCid, request.ClientRcvNxt, forged)),
+            _controlConnection.Ref);
 
         Assert.Equal(StateRejectReason.AuthFailed, (await _controlConnection.ExpectMsgAsync<StateReject>(Patience)).Reason);
+        Assert.False(server.IsMigratedAway);
         client.Dispose();
         await listener.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Endpoint_must_reject_a_replayed_special_SYN_with_AuthFailed_after_answering_it_once()
+    {
+        await EnableMigrationAsync();
+        await using var destinationListener = await StartDestinationListenerAsync();
+        var (client, _, server, listener) = await ConnectAsync(_origin);
+        var request = await SpecialSynRequestAsync(client);
+
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, WithId(request, 7)), _controlConnection.Ref);
+        Assert.Equal(7UL, (await _controlConnection.ExpectMsgAsync<StateReply>(Patience)).RequestId);
+
+        // The same special SYN again (a captured one replayed, through any server): its attempt is spent.
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, WithId(request, 8)), _controlConnection.Ref);
+        var reject = await _controlConnection.ExpectMsgAsync<StateReject>(Patience);
+        Assert.Equal(StateRejectReason.AuthFailed, reject.Reason);
+        Assert.Contains(nameof(MigratedConnectionCheck.Replayed), reject.Diagnostic);
+        Assert.False(server.IsMigratedAway);
+        client.Dispose();
+        await listener.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Syn_ack_of_the_origin_must_carry_the_connections_migration_secret()
+    {
+        await EnableMigrationAsync();
+        await using var listener = new MtcpListener(_origin, ServicePort);
+        await listener.StartAsync();
+        var peerAddress = IpAddress.Parse("10.2.0.51");
+        var peer = _fabric.Attach(peerAddress);
+        var syn = new TcpSegmentRepr { SourcePort = 41001, DestinationPort = ServicePort, SequenceNumber = new SeqNumber(7000), Flags = TcpFlags.Syn, Window = 1024 };
+        var bytes = new byte[syn.HeaderLength];
+        syn.Emit(bytes, default, peerAddress, OriginAddress);
+        Assert.True(peer.Send(OriginAddress, bytes));
+        var buffer = new byte[peer.ReceiveBufferLength];
+
+        Assert.Equal(ReceiveOutcome.Received, peer.Receive(buffer, Patience, out var received));
+        Assert.True(TcpSegmentRepr.TryParse(received.SliceOf(buffer), OriginAddress, peerAddress, ChecksumPolicy.Verify, out var synAck, out _, out var error), error.ToString());
+        var secret = Assert.NotNull(synAck.Options.MigrationSecret);
+
+        // The secret the cluster key gives this connection (its Cid and both ISNs), and no other.
+        _authenticator.IssueCredential(new ConnectionId(peerAddress, 41001, OriginAddress, ServicePort), syn.SequenceNumber, synAck.SequenceNumber, out var expected);
+        var expectedBytes = new byte[MigrationSecret.Length];
+        expected.WriteTo(expectedBytes);
+        Assert.Equal(MtcpMigrationSecret.FromBytes(expectedBytes), secret);
     }
 
     [Fact]
@@ -155,10 +237,9 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(ReceiveOutcome.Received, peer.Receive(buffer, Patience, out _));
         var migrating = new ConnectionId(peerAddress, 41000, OriginAddress, ServicePort);
         var newEndpoint = new ConnectionId(peerAddress, 41000, DestinationAddress, ServicePort);
-        var authenticator = new byte[8];
-        BinaryPrimitives.WriteUInt64BigEndian(authenticator, _tags.ComputeMigratedConnection(migrating, newEndpoint, new SeqNumber(0)));
 
-        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, new StateRequest(4, migrating, newEndpoint, new SeqNumber(0), authenticator)), _controlConnection.Ref);
+        // Unanswered in SYN-RECEIVED whatever it carries: no authenticator is checked before the handshake completes.
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, new StateRequest(4, migrating, newEndpoint, new SeqNumber(0), new byte[8])), _controlConnection.Ref);
 
         // The client's ACK may be overtaken by a request over the control connection: the request waits.
         await _controlConnection.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
@@ -175,7 +256,9 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     public async Task Endpoint_must_reject_a_request_for_a_connection_in_TIME_WAIT_with_InvalidState()
     {
         await EnableMigrationAsync();
+        await using var destinationListener = await StartDestinationListenerAsync();
         var (client, stream, server, listener) = await ConnectAsync(_origin);
+        var request = await SpecialSynRequestAsync(client);
 
         // The server closes first, so it ends in TIME-WAIT (2 MSL = 400 ms here) once the client's FIN is in.
         await server.DisposeAsync();
@@ -183,7 +266,7 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
         await stream.DisposeAsync();
         await Task.Delay(100);
 
-        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, RequestFor(server, 6)), _controlConnection.Ref);
+        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, WithId(request, 6)), _controlConnection.Ref);
 
         var reject = await _controlConnection.ExpectMsgAsync<StateReject>(Patience);
         Assert.Equal(StateRejectReason.InvalidState, reject.Reason);
@@ -198,7 +281,8 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
         var (client, stream, server, listener) = await ConnectAsync(_origin);
         var resetsBefore = (await _origin.GetStatisticsAsync()).ResetsSent;
         var clientRead = stream.ReadAsync(new byte[16]).AsTask();
-        var request = RequestFor(server, 5);
+        var clientPort = (ushort)server.RemoteEndPoint.Port;
+        var request = new StateRequest(5, new ConnectionId(ClientAddress, clientPort, OriginAddress, ServicePort), new ConnectionId(ClientAddress, clientPort, DestinationAddress, ServicePort), new SeqNumber(0), new byte[8]);
 
         _origin.ConnectionRegistry.Tell(new StateAckReceived(OriginNode, new StateAck(request.RequestId, request.MigratingCid)), _controlConnection.Ref);
 

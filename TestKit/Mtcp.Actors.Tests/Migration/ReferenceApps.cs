@@ -11,18 +11,24 @@ namespace Mtcp.Actors.Tests.Migration;
 /// its state after every unit of work and resumes from an imported state. The client's first 9 bytes choose the
 /// application: 'D' and a length (the stream server of thesis ch. 5: the state is the offset written), or 'U' and
 /// a length (request/response: 64 KB requests, each answered with SHA-256(previous answer || request); the state is
-/// the count and the last answer).
+/// the count and the last answer), or 'L' and a length (the download with 1 MB of application state: the offset
+/// followed by filler that is a function of the offset, see <see cref="LargeState"/>).
 /// </summary>
 internal static class ReferenceApps
 {
     public const byte Download = (byte)'D';
     public const byte Upload = (byte)'U';
+    public const byte LargeStateDownload = (byte)'L';
     public const int CommandLength = 9;
     public const int ChunkLength = 64 * 1024;
     public const int RequestLength = 64 * 1024;
     public const int DigestLength = 32;
     public const ulong DownloadKey = 11;
     public const ulong UploadKey = 12;
+    public const ulong LargeStateKey = 13;
+
+    /// <summary>Bytes of the large-state download's application state: 1 MB.</summary>
+    public const int LargeStateLength = 1 << 20;
 
     private const int StateLength = 1 + 8 + 8 + DigestLength;
 
@@ -71,6 +77,14 @@ internal static class ReferenceApps
                 node.CountMigratedIn();
             }
 
+            if (imported.AppState.Length == LargeStateLength)
+            {
+                node.RecordLargeStateImport(imported.AppState.Span);
+                await ServeLargeStateDownloadAsync(connection, imported.AppState.ToArray());
+                await connection.DisposeAsync();
+                return;
+            }
+
             if (imported.AppState.Length == StateLength)
             {
                 imported.AppState.Span.CopyTo(state);
@@ -83,7 +97,13 @@ internal static class ReferenceApps
             }
 
             var total = BinaryPrimitives.ReadInt64BigEndian(state.AsSpan(1));
-            if (state[0] == Download)
+            if (state[0] == LargeStateDownload)
+            {
+                var large = LargeState(total, 0);
+                connection.ExportState(large);
+                await ServeLargeStateDownloadAsync(connection, large);
+            }
+            else if (state[0] == Download)
             {
                 await ServeDownloadAsync(connection, state, total);
             }
@@ -116,6 +136,39 @@ internal static class ReferenceApps
             offset += count;
             BinaryPrimitives.WriteInt64BigEndian(state.AsSpan(9), offset);
             connection.ExportState(state);
+        }
+    }
+
+    /// <summary>
+    /// The large-state download's application state after <paramref name="offset"/> bytes of a
+    /// <paramref name="total"/>-byte download: kind, total and offset (as the download's), then filler that is the
+    /// stream pattern at the offset, so every export differs from the previous one in all of its bytes.
+    /// </summary>
+    public static byte[] LargeState(long total, long offset)
+    {
+        var state = new byte[LargeStateLength];
+        state[0] = LargeStateDownload;
+        BinaryPrimitives.WriteInt64BigEndian(state.AsSpan(1), total);
+        BinaryPrimitives.WriteInt64BigEndian(state.AsSpan(9), offset);
+        StreamPattern.Fill(LargeStateKey, offset, state.AsSpan(17));
+        return state;
+    }
+
+    /// <summary>The download's offset recorded in a large state.</summary>
+    public static long LargeStateOffset(ReadOnlySpan<byte> state) => BinaryPrimitives.ReadInt64BigEndian(state[9..]);
+
+    private static async Task ServeLargeStateDownloadAsync(MtcpConnection connection, byte[] state)
+    {
+        var buffer = new byte[ChunkLength];
+        var total = BinaryPrimitives.ReadInt64BigEndian(state.AsSpan(1));
+        var offset = LargeStateOffset(state);
+        while (offset < total)
+        {
+            var count = (int)Math.Min(buffer.Length, total - offset);
+            StreamPattern.Fill(DownloadKey, offset, buffer.AsSpan(0, count));
+            await connection.Stream.WriteAsync(buffer.AsMemory(0, count));
+            offset += count;
+            connection.ExportState(LargeState(total, offset));
         }
     }
 
