@@ -84,6 +84,19 @@ public sealed class ControlMessageSerializerTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Sealed_control_message_must_be_bound_to_our_serializer_and_round_trip_its_envelope()
+    {
+        var sealedMessage = new SealedControlMessage(ControlSamples.RandomBytes(600, seed: 3));
+
+        var serializer = Sys.Serialization.FindSerializerFor(sealedMessage);
+        var decoded = Assert.IsType<SealedControlMessage>(RoundTripThroughAkka(sealedMessage));
+
+        Assert.IsType<ControlMessageSerializer>(serializer);
+        Assert.Equal(SealedControlMessage.SerializerManifest, Serialization.ManifestFor(serializer, sealedMessage));
+        Assert.Equal(sealedMessage.Envelope.ToArray(), decoded.Envelope.ToArray());
+    }
+
+    [Fact]
     public void Other_messages_must_default_to_hyperion()
     {
         var serializer = Sys.Serialization.FindSerializerFor(new UnboundMessage(1, "x"));

@@ -107,9 +107,6 @@ public sealed class ControlConnectionManager : ReceiveActor
 
     protected override void PreStart()
     {
-        // Sealed messages go out through the serializer HOCON binds to the control messages they carry.
-        var serialization = Context.System.Serialization;
-        serialization.AddSerializationMap(typeof(SealedControlMessage), serialization.FindSerializerForType(typeof(ControlMessage)));
         Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
         if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
         {
