@@ -79,11 +79,11 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     /// <summary>The passive side of one connection, created by its listener for the first SYN of a 4-tuple.</summary>
     public static Props Accepting(EndpointContext context, ConnectionKey key) =>
-        Props.Create(() => new EndpointActor(context, key, null, CancellationToken.None));
+        FactoryProps.Create(() => new EndpointActor(context, key, null, CancellationToken.None));
 
     /// <summary>The active side; completes <paramref name="connected"/> once established (or fails it). Sends its SYN on <see cref="OpenActive"/>.</summary>
     public static Props Connecting(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation) =>
-        Props.Create(() => new EndpointActor(context, key, connected, cancellation));
+        FactoryProps.Create(() => new EndpointActor(context, key, connected, cancellation));
 
     protected override void PreStart()
     {
