@@ -44,6 +44,11 @@ internal sealed record MigrationRow(
     public double SerializerHyperionP50Us { get; init; } = double.NaN;
 
     public double SerializerHyperionOverWire { get; init; } = double.NaN;
+
+    /// <summary>Garbage collections in this process (all three nodes) during the measured migrations: the usual cause of the p99.</summary>
+    public int Gen0Collections { get; init; }
+
+    public int Gen2Collections { get; init; }
 }
 
 /// <summary>
@@ -81,7 +86,7 @@ internal static class MigrationBenchmark
             rows.Add(await MeasureAsync(bench, samples, size, options.Migrations, cancellationToken));
             var row = rows[^1];
             Console.WriteLine(System.FormattableString.Invariant(
-                $"{size,6} B: client wait p50 {row.ClientWaitP50Us,8:F0} us p99 {row.ClientWaitP99Us,8:F0} us; state wait p50 {row.StateWaitP50Us,7:F0} us; prepare {row.PrepareP50Us,5:F0} us; reinstate {row.ReinstateP50Us,5:F0} us; handshake {row.HandshakeP50Us,6:F0} us; control RTT {row.ControlRttP50Us,6:F0} us"));
+                $"{size,6} B: client wait p50 {row.ClientWaitP50Us,8:F0} us p99 {row.ClientWaitP99Us,8:F0} us; state wait p50 {row.StateWaitP50Us,7:F0} us; prepare {row.PrepareP50Us,5:F0} us; reinstate {row.ReinstateP50Us,5:F0} us; handshake {row.HandshakeP50Us,6:F0} us; control RTT {row.ControlRttP50Us,6:F0} us; GCs gen0 {row.Gen0Collections} gen2 {row.Gen2Collections}"));
         }
 
         var serializers = new List<SerializerRow>();
@@ -125,11 +130,15 @@ internal static class MigrationBenchmark
 
         var clientWaits = new List<double>();
         var server = 0;
+        var gen0 = 0;
+        var gen2 = 0;
         for (var i = 0; i < WarmUp + migrations; i++)
         {
             if (i == WarmUp)
             {
                 samples.Clear();
+                gen0 = GC.CollectionCount(0);
+                gen2 = GC.CollectionCount(2);
             }
 
             server = 1 - server;
@@ -145,6 +154,8 @@ internal static class MigrationBenchmark
             }
         }
 
+        gen0 = GC.CollectionCount(0) - gen0;
+        gen2 = GC.CollectionCount(2) - gen2;
         var stateWaits = samples.Take("mtcp.migration.state_wait");
         var prepares = samples.Take("mtcp.migration.prepare");
         var reinstates = samples.Take("mtcp.migration.reinstate");
@@ -182,7 +193,11 @@ internal static class MigrationBenchmark
             Percentile(controlRtts, 0.99),
             clientWaitP50 / handshakeP50,
             clientWaitP50 / (handshakeP50 + controlRttP50),
-            (long)Percentile(stateReplyBytes, 0.5));
+            (long)Percentile(stateReplyBytes, 0.5))
+        {
+            Gen0Collections = gen0,
+            Gen2Collections = gen2,
+        };
     }
 
     private static double Percentile(IReadOnlyCollection<double> values, double quantile)
