@@ -59,7 +59,8 @@ internal sealed record MigrationRow(
 /// handshakes (SYN to SYN+ACK, measured the same way) and control-connection round trips (a state request for an
 /// unknown connection, answered with a reject, between the two nodes). Before any of it, the whole workload runs
 /// unmeasured for a while, so that the JIT has replaced the first-tier code of every path (tiered compilation promotes
-/// a method only after 30 calls and a quiet spell, which a few hundred migrations do not give). Last, the serializer
+/// a method only after 30 calls and a quiet spell, which a few hundred migrations do not give): on a loaded 2-core host
+/// the client wait at 0 KB measured ~700 us after 3 s of warm-up and ~320 us after 10 s, the default. Last, the serializer
 /// comparison: each state size's reply through the control-message serializer and through Hyperion.
 /// </summary>
 internal static class MigrationBenchmark

@@ -44,7 +44,7 @@ var stateSizes = new Option<int[]>("--state-sizes")
 var warmUp = new Option<double>("--warm-up")
 {
     Description = "seconds of unmeasured migrations, handshakes and control round trips before measuring (lets tiered JIT finish)",
-    DefaultValueFactory = _ => 3,
+    DefaultValueFactory = _ => 10,
 };
 var migrationTransport = new Option<string>("--transport")
 {
