@@ -18,7 +18,8 @@ internal sealed class SendBuffer
 
     public SendBuffer(int capacity, SeqNumber start)
     {
-        _storage = new byte[capacity];
+        // Not zeroed, as the receive buffer: only bytes written are ever read, and zeroing sat on the SYN path.
+        _storage = GC.AllocateUninitializedArray<byte>(capacity);
         Start = start;
     }
 

@@ -15,7 +15,7 @@ using Mtcp.Wire.Control;
 
 namespace Mtcp.Bench;
 
-internal sealed record MigrationOptions(int Migrations, int[] StateSizes, string Transport);
+internal sealed record MigrationOptions(int Migrations, int[] StateSizes, string Transport, TimeSpan WarmUp);
 
 /// <summary>One state size's row: medians and 99th percentiles in microseconds, and the ratios of thesis fig. 5.2.</summary>
 internal sealed record MigrationRow(
@@ -35,7 +35,21 @@ internal sealed record MigrationRow(
     double ControlRttP99Us,
     double ClientWaitOverHandshake,
     double ClientWaitOverHandshakePlusControlRtt,
-    long StateReplyBytesP50);
+    long StateReplyBytesP50)
+{
+    /// <summary>Encode+decode of this size's state reply with the control-message serializer (id 253), median.</summary>
+    public double SerializerWireP50Us { get; init; } = double.NaN;
+
+    /// <summary>The same with Hyperion, median.</summary>
+    public double SerializerHyperionP50Us { get; init; } = double.NaN;
+
+    public double SerializerHyperionOverWire { get; init; } = double.NaN;
+
+    /// <summary>Garbage collections in this process (all three nodes) during the measured migrations: the usual cause of the p99.</summary>
+    public int Gen0Collections { get; init; }
+
+    public int Gen2Collections { get; init; }
+}
 
 /// <summary>
 /// Thesis fig. 5.2 on the actor runtime: two server nodes (separate ActorSystems in one Akka.Cluster on loopback)
@@ -43,7 +57,11 @@ internal sealed record MigrationRow(
 /// between the servers; the client's wait (special SYN to SYN+ACK), the destination's wait for the state reply and
 /// the time to prepare and reinstate are taken from the <c>Mtcp.Migration</c> meter. In the same run, per size: fresh
 /// handshakes (SYN to SYN+ACK, measured the same way) and control-connection round trips (a state request for an
-/// unknown connection, answered with a reject, between the two nodes).
+/// unknown connection, answered with a reject, between the two nodes). Before any of it, the whole workload runs
+/// unmeasured for a while, so that the JIT has replaced the first-tier code of every path (tiered compilation promotes
+/// a method only after 30 calls and a quiet spell, which a few hundred migrations do not give): on a loaded 2-core host
+/// the client wait at 0 KB measured ~700 us after 3 s of warm-up and ~320 us after 10 s, the default. Last, the serializer
+/// comparison: each state size's reply through the control-message serializer and through Hyperion.
 /// </summary>
 internal static class MigrationBenchmark
 {
@@ -53,26 +71,52 @@ internal static class MigrationBenchmark
 
     public static async Task<int> RunAsync(MigrationOptions options, CancellationToken cancellationToken)
     {
-        if (options.Migrations <= 0 || options.StateSizes.Length == 0 || options.StateSizes.Any(s => s < 0))
+        if (options.Migrations <= 0 || options.StateSizes.Length == 0 || options.StateSizes.Any(s => s < 0) || options.WarmUp < TimeSpan.Zero)
         {
-            await Console.Error.WriteLineAsync("--migrations must be positive and --state-sizes non-negative");
+            await Console.Error.WriteLineAsync("--migrations must be positive, --state-sizes and --warm-up non-negative");
             return 2;
         }
 
         Console.WriteLine($"migration: {options.Migrations} migrations per state size over {options.Transport}, sizes [{string.Join(", ", options.StateSizes)}] bytes");
         using var samples = new MeterSamples();
         await using var bench = await Testbed.StartAsync(options.Transport, cancellationToken);
+        await WarmUpAsync(bench, samples, options.WarmUp, cancellationToken);
         var rows = new List<MigrationRow>();
         foreach (var size in options.StateSizes)
         {
             rows.Add(await MeasureAsync(bench, samples, size, options.Migrations, cancellationToken));
             var row = rows[^1];
             Console.WriteLine(System.FormattableString.Invariant(
-                $"{size,6} B: client wait p50 {row.ClientWaitP50Us,8:F0} us p99 {row.ClientWaitP99Us,8:F0} us; state wait p50 {row.StateWaitP50Us,7:F0} us; prepare {row.PrepareP50Us,5:F0} us; reinstate {row.ReinstateP50Us,5:F0} us; handshake {row.HandshakeP50Us,6:F0} us; control RTT {row.ControlRttP50Us,6:F0} us"));
+                $"{size,6} B: client wait p50 {row.ClientWaitP50Us,8:F0} us p99 {row.ClientWaitP99Us,8:F0} us; state wait p50 {row.StateWaitP50Us,7:F0} us; prepare {row.PrepareP50Us,5:F0} us; reinstate {row.ReinstateP50Us,5:F0} us; handshake {row.HandshakeP50Us,6:F0} us; control RTT {row.ControlRttP50Us,6:F0} us; GCs gen0 {row.Gen0Collections} gen2 {row.Gen2Collections}"));
         }
 
-        await WriteArtifactsAsync(options, rows);
+        var serializers = new List<SerializerRow>();
+        SerializerComparison.Measure(bench.ClientSystem, options.StateSizes[0]);
+        foreach (var size in options.StateSizes.Append(SerializerComparison.ChunkedStateBytes).Distinct())
+        {
+            var row = SerializerComparison.Measure(bench.ClientSystem, size);
+            serializers.Add(row);
+            Console.WriteLine(System.FormattableString.Invariant(
+                $"{size,8} B state reply encode+decode: control serializer {row.ReplyWireP50Us,7:F1} us, Hyperion {row.ReplyHyperionP50Us,7:F1} us ({row.ReplyHyperionOverWire:F1}x); as transferred in {row.TransferMessages} message(s): {row.TransferWireP50Us,7:F1} us vs {row.TransferHyperionP50Us,7:F1} us ({row.TransferHyperionOverWire:F1}x)"));
+        }
+
+        rows = [.. rows.Select(r => serializers.Find(c => c.StateBytes == r.StateBytes) is { } c
+            ? r with { SerializerWireP50Us = c.ReplyWireP50Us, SerializerHyperionP50Us = c.ReplyHyperionP50Us, SerializerHyperionOverWire = c.ReplyHyperionOverWire }
+            : r)];
+        await WriteArtifactsAsync(options, rows, serializers);
         return 0;
+    }
+
+    /// <summary>Runs the measured workload (migrations, fresh handshakes, control round trips) unmeasured for <paramref name="duration"/>.</summary>
+    private static async Task WarmUpAsync(Testbed bench, MeterSamples samples, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (Stopwatch.GetElapsedTime(started) < duration)
+        {
+            await MeasureAsync(bench, samples, 0, WarmUp, cancellationToken);
+        }
+
+        samples.Clear();
     }
 
     private static async Task<MigrationRow> MeasureAsync(Testbed bench, MeterSamples samples, int stateBytes, int migrations, CancellationToken cancellationToken)
@@ -87,11 +131,15 @@ internal static class MigrationBenchmark
 
         var clientWaits = new List<double>();
         var server = 0;
+        var gen0 = 0;
+        var gen2 = 0;
         for (var i = 0; i < WarmUp + migrations; i++)
         {
             if (i == WarmUp)
             {
                 samples.Clear();
+                gen0 = GC.CollectionCount(0);
+                gen2 = GC.CollectionCount(2);
             }
 
             server = 1 - server;
@@ -107,6 +155,8 @@ internal static class MigrationBenchmark
             }
         }
 
+        gen0 = GC.CollectionCount(0) - gen0;
+        gen2 = GC.CollectionCount(2) - gen2;
         var stateWaits = samples.Take("mtcp.migration.state_wait");
         var prepares = samples.Take("mtcp.migration.prepare");
         var reinstates = samples.Take("mtcp.migration.reinstate");
@@ -144,7 +194,11 @@ internal static class MigrationBenchmark
             Percentile(controlRtts, 0.99),
             clientWaitP50 / handshakeP50,
             clientWaitP50 / (handshakeP50 + controlRttP50),
-            (long)Percentile(stateReplyBytes, 0.5));
+            (long)Percentile(stateReplyBytes, 0.5))
+        {
+            Gen0Collections = gen0,
+            Gen2Collections = gen2,
+        };
     }
 
     private static double Percentile(IReadOnlyCollection<double> values, double quantile)
@@ -158,12 +212,12 @@ internal static class MigrationBenchmark
         return sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(quantile * sorted.Length) - 1)];
     }
 
-    private static async Task WriteArtifactsAsync(MigrationOptions options, List<MigrationRow> rows)
+    private static async Task WriteArtifactsAsync(MigrationOptions options, List<MigrationRow> rows, List<SerializerRow> serializers)
     {
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
-            new { transport = options.Transport, migrationsPerSize = options.Migrations, warmUpMigrations = WarmUp, rows },
+            new { transport = options.Transport, migrationsPerSize = options.Migrations, warmUpMigrations = WarmUp, warmUpSeconds = options.WarmUp.TotalSeconds, rows, serializerComparison = serializers },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
         await File.WriteAllTextAsync(Path.Combine(directory, "migration.json"), json);
 
@@ -171,7 +225,7 @@ internal static class MigrationBenchmark
         table.AppendLine("# Migration latency (thesis fig. 5.2) on the actor runtime");
         table.AppendLine();
         table.AppendLine($"Transport {options.Transport}; two server nodes (ActorSystems in one Akka.Cluster over Akka.Remote on loopback) and a client node in one process;");
-        table.AppendLine($"{options.Migrations} migrations per state size after {WarmUp} unmeasured ones, back and forth between the servers. Times in microseconds.");
+        table.AppendLine($"{options.Migrations} migrations per state size after {options.WarmUp.TotalSeconds:F0} s of the whole workload and {WarmUp} migrations unmeasured, back and forth between the servers. Times in microseconds.");
         table.AppendLine("Client wait: special SYN to the new server's SYN+ACK (the switch). State wait: destination's request to reply. Handshake: a fresh");
         table.AppendLine("connection's SYN to SYN+ACK, same client. Control RTT: a state request answered by a reject between the two nodes.");
         table.AppendLine();
@@ -181,6 +235,21 @@ internal static class MigrationBenchmark
         {
             table.AppendLine(System.FormattableString.Invariant(
                 $"| {r.StateBytes} | {r.StateReplyBytesP50} | {r.ClientWaitP50Us:F0} | {r.ClientWaitP99Us:F0} | {r.StateWaitP50Us:F0} | {r.StateWaitP99Us:F0} | {r.PrepareP50Us:F1} | {r.ReinstateP50Us:F1} | {r.HandshakeP50Us:F0} | {r.ControlRttP50Us:F0} | {r.ClientWaitOverHandshake:F2} | {r.ClientWaitOverHandshakePlusControlRtt:F2} |"));
+        }
+
+        table.AppendLine();
+        table.AppendLine("## State reply serializers");
+        table.AppendLine();
+        table.AppendLine("Encode+decode of one state reply (an established connection's, with the application state given), median in microseconds, with the");
+        table.AppendLine("control-message serializer (SerializerWithStringManifest writing the Mtcp.Wire.Control encoding, id 253) and with Hyperion, sample by");
+        table.AppendLine("sample alternately in this process. \"As transferred\": the message(s) the origin sends, chunked above mtcp.control.reply-chunk-size.");
+        table.AppendLine();
+        table.AppendLine("| state | reply bytes | control serializer | Hyperion | Hyperion / control | messages | as transferred: control | Hyperion | Hyperion / control |");
+        table.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var c in serializers)
+        {
+            table.AppendLine(System.FormattableString.Invariant(
+                $"| {c.StateBytes} | {c.ReplyBytes} | {c.ReplyWireP50Us:F1} | {c.ReplyHyperionP50Us:F1} | {c.ReplyHyperionOverWire:F1} | {c.TransferMessages} | {c.TransferWireP50Us:F1} | {c.TransferHyperionP50Us:F1} | {c.TransferHyperionOverWire:F1} |"));
         }
 
         await File.WriteAllTextAsync(Path.Combine(directory, "migration.md"), table.ToString());

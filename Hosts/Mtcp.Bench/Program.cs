@@ -41,6 +41,11 @@ var stateSizes = new Option<int[]>("--state-sizes")
     DefaultValueFactory = _ => [0, 5 * 1024, 10 * 1024, 16 * 1024, 64 * 1024],
     AllowMultipleArgumentsPerToken = true,
 };
+var warmUp = new Option<double>("--warm-up")
+{
+    Description = "seconds of unmeasured migrations, handshakes and control round trips before measuring (lets tiered JIT finish)",
+    DefaultValueFactory = _ => 10,
+};
 var migrationTransport = new Option<string>("--transport")
 {
     Description = "the MTCP transport of every node (memory, udp, raw)",
@@ -52,10 +57,11 @@ var migration = new Command("migration", "thesis fig. 5.2: migration latency per
     migrations,
     stateSizes,
     migrationTransport,
+    warmUp,
 };
 migration.SetAction(async (parse, cancellationToken) =>
 {
-    var options = new MigrationOptions(parse.GetValue(migrations), parse.GetValue(stateSizes) ?? [], parse.GetValue(migrationTransport) ?? "memory");
+    var options = new MigrationOptions(parse.GetValue(migrations), parse.GetValue(stateSizes) ?? [], parse.GetValue(migrationTransport) ?? "memory", TimeSpan.FromSeconds(parse.GetValue(warmUp)));
     return await MigrationBenchmark.RunAsync(options, cancellationToken);
 });
 

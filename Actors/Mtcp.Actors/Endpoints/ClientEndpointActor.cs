@@ -100,7 +100,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(EndpointContext context, ConnectionKey key, MigrationSupport migration, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation) =>
-        Akka.Actor.Props.Create(() => new ClientEndpointActor(context, key, migration, connected, cancellation));
+        FactoryProps.Create(() => new ClientEndpointActor(context, key, migration, connected, cancellation));
 
     protected override void PreStart()
     {

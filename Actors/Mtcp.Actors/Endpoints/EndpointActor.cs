@@ -51,21 +51,25 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     private MtcpOrigConnectionInfo? _origInfo;
 
+    /// <summary>For a special SYN: the state request the listener sent (or why it refused), see <see cref="StateRequestPlan"/>.</summary>
+    private readonly StateRequestPlan? _statePlan;
+
     /// <summary>State requests that came while the handshake was not done; answered once it is (or the endpoint ends).</summary>
     private readonly List<(ServeStateRequest Serve, IActorRef Requester)> _deferredRequests = [];
 
     /// <summary>Set when this endpoint ends without a word to the peer (a refused special SYN already answered by RST, or migrated away).</summary>
     private bool _silent;
 
-    public EndpointActor(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel>? connectCompletion, CancellationToken connectCancellation)
+    public EndpointActor(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel>? connectCompletion, CancellationToken connectCancellation, StateRequestPlan? statePlan = null)
     {
         _context = context;
         _key = key;
+        _statePlan = statePlan;
         _connectCompletion = connectCompletion;
         _connectCancellation = connectCancellation;
         _encoder = new SegmentEncoder(context.LocalAddress, context.MaxPayload);
         _channel = new EndpointChannel(Self, context.LocalAddress, key);
-        _cid = new ConnectionId(key.RemoteAddress, key.RemotePort, context.LocalAddress, key.LocalPort);
+        _cid = context.ConnectionIdOf(key);
 
         // A server endpoint that may migrate keeps the bytes read since the last snapshot (thesis 3.3.3).
         var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload, RetainReadLog = connectCompletion is null && context.Migration is not null };
@@ -81,13 +85,16 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    /// <summary>The passive side of one connection, created by its listener for the first SYN of a 4-tuple.</summary>
-    public static Props Accepting(EndpointContext context, ConnectionKey key) =>
-        Props.Create(() => new EndpointActor(context, key, null, CancellationToken.None));
+    /// <summary>
+    /// The passive side of one connection, created by its listener for the first SYN of a 4-tuple; for a special SYN,
+    /// with the listener's <paramref name="statePlan"/>.
+    /// </summary>
+    public static Props Accepting(EndpointContext context, ConnectionKey key, StateRequestPlan? statePlan) =>
+        FactoryProps.Create(() => new EndpointActor(context, key, null, CancellationToken.None, statePlan));
 
     /// <summary>The active side; completes <paramref name="connected"/> once established (or fails it). Sends its SYN on <see cref="OpenActive"/>.</summary>
     public static Props Connecting(EndpointContext context, ConnectionKey key, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation) =>
-        Props.Create(() => new EndpointActor(context, key, connected, cancellation));
+        FactoryProps.Create(() => new EndpointActor(context, key, connected, cancellation));
 
     protected override void PreStart()
     {
@@ -222,9 +229,9 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         }
 
         _authentication?.OnInbound(header);
-        if (_connectCompletion is null && _connection.State == TcpState.SynReceived && !wasSynReceived && header.Options.MigratedConnection is { } migrated)
+        if (_connectCompletion is null && _connection.State == TcpState.SynReceived && !wasSynReceived && header.Options.MigratedConnection is not null)
         {
-            RequestState(now, header, migrated);
+            AwaitState(now, header);
             return;
         }
 
@@ -243,33 +250,18 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         Drive(now);
     }
 
-    /// <summary>Thesis 4.2.3 at S2: ask the origin's node, found by the control mappings, for the connection's state.</summary>
-    private void RequestState(Instant now, in TcpSegmentRepr syn, MtcpMigratedConnection migrated)
+    /// <summary>Thesis 4.2.3 at S2: the listener has asked the origin's node for the connection's state; wait for the answer.</summary>
+    private void AwaitState(Instant now, in TcpSegmentRepr syn)
     {
         _awaitingState = (default!, syn, now);
         Become(AwaitingState);
-        if (_context.Migration is not { ControlManager: { } controlManager })
+        if (_statePlan is not { Request: { } request } plan)
         {
-            Refuse("this node takes no migrated connections (migration not enabled)");
+            Refuse(_statePlan?.Refusal ?? "the listener sent no state request for this special SYN");
             return;
         }
 
-        var request = ServerMigration.BuildStateRequest(_context.RequestIds.Next(), migrated, _cid);
-        var origin = new ServerEndpoint(request.MigratingCid.ServerAddress, request.MigratingCid.ServerPort);
-        if (origin == new ServerEndpoint(_context.LocalAddress, _key.LocalPort))
-        {
-            Refuse("the connection is already here");
-            return;
-        }
-
-        if (!_context.View.ControlMappings.TryGetControlAddress(origin, out var peer))
-        {
-            Refuse($"no control mapping for the origin {origin}");
-            return;
-        }
-
-        _awaitingState = (request, syn, now);
-        controlManager.Tell(new RequestState(peer, request, Self));
+        _awaitingState = (request, syn, plan.Decided);
     }
 
     /// <summary>Thesis 4.2.3 at S2, steps 2-5: reinstate, ack the state (to the control connection that sent it), then answer the SYN.</summary>

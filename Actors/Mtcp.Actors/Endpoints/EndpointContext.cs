@@ -66,5 +66,8 @@ internal sealed class EndpointContext
     /// <summary>Ids of this node's state requests (unique per node, so per peer too).</summary>
     public ControlRequestIds RequestIds { get; } = new((ulong)Random.Shared.NextInt64());
 
+    /// <summary>The Cid of this node's endpoint of <paramref name="key"/> (client first, thesis 4.2.3).</summary>
+    public ConnectionId ConnectionIdOf(ConnectionKey key) => new(key.RemoteAddress, key.RemotePort, LocalAddress, key.LocalPort);
+
     public SeqNumber NextIss(ConnectionKey key) => Isn.Next(Clock.Now, LocalAddress, key.LocalPort, key.RemoteAddress, key.RemotePort);
 }
