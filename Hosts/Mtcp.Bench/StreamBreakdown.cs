@@ -4,16 +4,16 @@ namespace Mtcp.Bench;
 internal readonly record struct VisitTimes(double Started, double? DegradedFrom);
 
 /// <summary>
-/// Where one download's time went, against the best rate: every second beyond <c>length / best</c> is lost, and is
-/// charged to the span it fell in. A span's loss is its duration less the time the best server would have taken for the
-/// bytes received in it.
+/// Where one download's time went, against a reference rate (the configured rate of an undegraded server): every second
+/// beyond <c>length / rate</c> is lost, and is charged to the span it fell in. A span's loss is its duration less the time
+/// the reference rate needed for the bytes received in it.
 /// </summary>
 /// <param name="Visits">Servers the connection was on, the first one included.</param>
 /// <param name="EarlyMigrations">Migrations decided while the server had not begun to degrade (host stalls taken for degradation).</param>
 /// <param name="DegradedSeconds">Time on servers after they began to degrade, until the decision to leave (or the end).</param>
 /// <param name="MeanDetectionMs">Mean time from a server's degradation to the decision to leave it, over the visits left after degrading.</param>
 /// <param name="MigratingSeconds">Time from each decision until the next server started serving.</param>
-/// <param name="LostSeconds">Download time less <c>length / best</c>.</param>
+/// <param name="LostSeconds">Download time less <c>length / rate</c>.</param>
 /// <param name="LostDegradedSeconds">The part of the loss within the degraded spans.</param>
 /// <param name="LostMigratingSeconds">The part of the loss within the migrating spans.</param>
 /// <param name="AfterLastMigrationSeconds">Time from the start of the last visit to the last byte (the whole download without migration).</param>
@@ -28,7 +28,7 @@ internal sealed record StreamBreakdown(
     double LostMigratingSeconds,
     double AfterLastMigrationSeconds)
 {
-    /// <summary>The loss outside degraded and migrating spans: connecting, the first segments, host stalls on undegraded servers.</summary>
+    /// <summary>The loss outside degraded and migrating spans: connecting, host stalls and timer lateness on undegraded servers.</summary>
     public double LostOtherSeconds => LostSeconds - LostDegradedSeconds - LostMigratingSeconds;
 
     /// <param name="visits">Visits in the order they started.</param>
@@ -36,10 +36,10 @@ internal sealed record StreamBreakdown(
     /// <param name="times">Time of every read, in order.</param>
     /// <param name="offsets">Bytes received by each read's time.</param>
     /// <param name="seconds">Time of the last byte.</param>
-    /// <param name="bestBytesPerSecond">The best server's rate, measured in the same experiment.</param>
-    public static StreamBreakdown Of(IReadOnlyList<VisitTimes> visits, IReadOnlyList<double> decisions, IReadOnlyList<double> times, IReadOnlyList<long> offsets, double seconds, double bestBytesPerSecond)
+    /// <param name="bytesPerSecond">The reference rate.</param>
+    public static StreamBreakdown Of(IReadOnlyList<VisitTimes> visits, IReadOnlyList<double> decisions, IReadOnlyList<double> times, IReadOnlyList<long> offsets, double seconds, double bytesPerSecond)
     {
-        double Lost(double from, double to) => Math.Max(0, to - from) - ((ReceivedBy(times, offsets, to) - ReceivedBy(times, offsets, from)) / bestBytesPerSecond);
+        double Lost(double from, double to) => Math.Max(0, to - from) - ((ReceivedBy(times, offsets, to) - ReceivedBy(times, offsets, from)) / bytesPerSecond);
 
         double degraded = 0, lostDegraded = 0, migrating = 0, lostMigrating = 0, detection = 0;
         int detected = 0, early = 0;
@@ -80,7 +80,7 @@ internal sealed record StreamBreakdown(
             degraded,
             detected > 0 ? detection / detected * 1000 : double.NaN,
             migrating,
-            seconds - (length / bestBytesPerSecond),
+            seconds - (length / bytesPerSecond),
             lostDegraded,
             lostMigrating,
             visits.Count > 0 ? seconds - visits[^1].Started : seconds);

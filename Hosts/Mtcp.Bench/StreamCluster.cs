@@ -263,11 +263,13 @@ internal sealed class StreamCluster : IAsyncDisposable
 
         public void Export(ReadOnlySpan<byte> snapshot)
         {
+            var begun = System.Diagnostics.Stopwatch.GetTimestamp();
             visit.Exported(BinaryPrimitives.ReadInt64BigEndian(snapshot));
             snapshot.CopyTo(_padded);
             BinaryPrimitives.WriteInt32BigEndian(_padded.AsSpan(_padded.Length - sizeof(int)), _padded.Length);
             connection.ExportState(_padded);
             LastSnapshotBytes = _padded.Length;
+            visit.Snapshotted(System.Diagnostics.Stopwatch.GetTimestamp() - begun);
         }
     }
 }
@@ -279,6 +281,8 @@ internal sealed class StreamCluster : IAsyncDisposable
 internal sealed class StreamVisit(int server, long started, int degradeAfter)
 {
     private long _degradedFrom;
+    private long _snapshotTicks;
+    private int _snapshots;
 
     public int Server => server;
 
@@ -295,6 +299,18 @@ internal sealed class StreamVisit(int server, long started, int degradeAfter)
             var at = Volatile.Read(ref _degradedFrom);
             return at == 0 ? null : at;
         }
+    }
+
+    /// <summary>Snapshots the server took in this visit.</summary>
+    public int Snapshots => Volatile.Read(ref _snapshots);
+
+    /// <summary>Time the server spent taking them (thesis 5.3.2: it grows with the state size), in Stopwatch ticks.</summary>
+    public long SnapshotTicks => Interlocked.Read(ref _snapshotTicks);
+
+    public void Snapshotted(long ticks)
+    {
+        Interlocked.Add(ref _snapshotTicks, ticks);
+        Interlocked.Increment(ref _snapshots);
     }
 
     /// <summary>The server exported its snapshot: <paramref name="chunksWritten"/> chunks of the stream are written.</summary>
