@@ -46,6 +46,9 @@ internal sealed class StreamCluster : IAsyncDisposable
     /// <summary>What the servers serve; set before each run.</summary>
     public StreamRun Run { get; set; } = new(0, 0, DegradationCurve.None(1024, 1));
 
+    /// <summary>Where the servers record the visits of the current download; set before each download.</summary>
+    public StreamVisitLog Visits { get; set; } = new();
+
     public List<ServerEndpoint> Services { get; } = [];
 
     public ActorSystem ClientSystem { get; private set; } = null!;
@@ -126,7 +129,7 @@ internal sealed class StreamCluster : IAsyncDisposable
         await runtime.EnableMigrationAsync(new MigrationSupport(Tags, control, directory));
         var listener = new MtcpListener(runtime, ServicePort);
         await listener.StartAsync();
-        _acceptLoops.Add(AcceptLoopAsync(listener, _stopping.Token));
+        _acceptLoops.Add(AcceptLoopAsync(listener, index, _stopping.Token));
     }
 
     private static async Task AwaitMappingsAsync(IActorRef directory, int endpoints)
@@ -144,7 +147,7 @@ internal sealed class StreamCluster : IAsyncDisposable
         }
     }
 
-    private async Task AcceptLoopAsync(MtcpListener listener, CancellationToken stopping)
+    private async Task AcceptLoopAsync(MtcpListener listener, int server, CancellationToken stopping)
     {
         while (!stopping.IsCancellationRequested)
         {
@@ -158,13 +161,14 @@ internal sealed class StreamCluster : IAsyncDisposable
                 return;
             }
 
-            _ = Task.Run(() => ServeAsync(connection, Run), CancellationToken.None);
+            var visit = Visits.Start(server, Run.Curve.DegradeAfter);
+            _ = Task.Run(() => ServeAsync(connection, Run, visit), CancellationToken.None);
         }
     }
 
-    private async Task ServeAsync(MtcpConnection connection, StreamRun run)
+    private async Task ServeAsync(MtcpConnection connection, StreamRun run, StreamVisit visit)
     {
-        var state = new PaddedConnectionState(connection, run.StateBytes);
+        var state = new PaddedConnectionState(connection, run.StateBytes, visit);
         if (state.Import().Kind == ConnectionKind.Migrated)
         {
             Interlocked.Increment(ref _migratedIn);
@@ -228,9 +232,10 @@ internal sealed class StreamCluster : IAsyncDisposable
 
     /// <summary>
     /// The thesis's application state for the stream server (5.3.2: the chunk number), padded to the run's state size so
-    /// that the state a migration carries, and the snapshot copied after every chunk, have that size.
+    /// that the state a migration carries, and the snapshot copied after every chunk, have that size. The chunk numbers
+    /// it exports tell <paramref name="visit"/> when this server starts to degrade.
     /// </summary>
-    private sealed class PaddedConnectionState(MtcpConnection connection, int stateBytes) : IConnectionState
+    private sealed class PaddedConnectionState(MtcpConnection connection, int stateBytes, StreamVisit visit) : IConnectionState
     {
         private readonly byte[] _padded = new byte[Math.Max(stateBytes, StreamServer.SnapshotLength)];
         private AppImportedState? _imported;
@@ -252,15 +257,95 @@ internal sealed class StreamCluster : IAsyncDisposable
             _imported = imported.Origin == ConnectionOrigin.Migrated && imported.AppState.Length >= StreamServer.SnapshotLength
                 ? new AppImportedState(ConnectionKind.Migrated, imported.AppState)
                 : AppImportedState.New;
+            visit.FirstChunk = _imported.Value.Kind == ConnectionKind.Migrated ? BinaryPrimitives.ReadInt64BigEndian(_imported.Value.Snapshot.Span) : 0;
             return _imported.Value;
         }
 
         public void Export(ReadOnlySpan<byte> snapshot)
         {
+            var begun = System.Diagnostics.Stopwatch.GetTimestamp();
+            visit.Exported(BinaryPrimitives.ReadInt64BigEndian(snapshot));
             snapshot.CopyTo(_padded);
             BinaryPrimitives.WriteInt32BigEndian(_padded.AsSpan(_padded.Length - sizeof(int)), _padded.Length);
             connection.ExportState(_padded);
             LastSnapshotBytes = _padded.Length;
+            visit.Snapshotted(System.Diagnostics.Stopwatch.GetTimestamp() - begun);
+        }
+    }
+}
+
+/// <summary>
+/// One visit of the connection to a server (from accepting or importing it until it leaves), in
+/// <see cref="System.Diagnostics.Stopwatch"/> ticks: when it started and when the server began to degrade, if it did.
+/// </summary>
+internal sealed class StreamVisit(int server, long started, int degradeAfter)
+{
+    private long _degradedFrom;
+    private long _snapshotTicks;
+    private int _snapshots;
+
+    public int Server => server;
+
+    public long Started => started;
+
+    /// <summary>The first chunk this visit serves.</summary>
+    public long FirstChunk { get; set; }
+
+    /// <summary>When the first slowed interval began (after chunk <c>FirstChunk + degradeAfter</c> was written); null if it never did.</summary>
+    public long? DegradedFrom
+    {
+        get
+        {
+            var at = Volatile.Read(ref _degradedFrom);
+            return at == 0 ? null : at;
+        }
+    }
+
+    /// <summary>Snapshots the server took in this visit.</summary>
+    public int Snapshots => Volatile.Read(ref _snapshots);
+
+    /// <summary>Time the server spent taking them (thesis 5.3.2: it grows with the state size), in Stopwatch ticks.</summary>
+    public long SnapshotTicks => Interlocked.Read(ref _snapshotTicks);
+
+    public void Snapshotted(long ticks)
+    {
+        Interlocked.Add(ref _snapshotTicks, ticks);
+        Interlocked.Increment(ref _snapshots);
+    }
+
+    /// <summary>The server exported its snapshot: <paramref name="chunksWritten"/> chunks of the stream are written.</summary>
+    public void Exported(long chunksWritten)
+    {
+        // Interval(degradeAfter) is the first slowed one (DegradationCurve): it follows write number degradeAfter of the visit.
+        if (chunksWritten == FirstChunk + degradeAfter + 1)
+        {
+            Volatile.Write(ref _degradedFrom, System.Diagnostics.Stopwatch.GetTimestamp());
+        }
+    }
+}
+
+/// <summary>The visits of one download, over all servers.</summary>
+internal sealed class StreamVisitLog
+{
+    private readonly List<StreamVisit> _visits = [];
+
+    public StreamVisit Start(int server, int degradeAfter)
+    {
+        var visit = new StreamVisit(server, System.Diagnostics.Stopwatch.GetTimestamp(), degradeAfter);
+        lock (_visits)
+        {
+            _visits.Add(visit);
+        }
+
+        return visit;
+    }
+
+    /// <summary>The visits so far, in the order they started.</summary>
+    public IReadOnlyList<StreamVisit> Snapshot()
+    {
+        lock (_visits)
+        {
+            return [.. _visits.OrderBy(v => v.Started)];
         }
     }
 }

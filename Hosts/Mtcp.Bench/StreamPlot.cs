@@ -17,10 +17,11 @@ internal static class StreamPlot
         for (var i = 0; i < runs.Count; i++)
         {
             var run = runs[i];
-            var ys = run.TraceBytes.Select(b => kilobytes ? b / 1024.0 : b / 1048576.0).ToArray();
-            var line = plot.Add.ScatterLine(run.TraceSeconds, ys, palette.GetColor(i));
+            var median = run.Median;
+            var ys = median.TraceBytes.Select(b => kilobytes ? b / 1024.0 : b / 1048576.0).ToArray();
+            var line = plot.Add.ScatterLine(median.TraceSeconds, ys, palette.GetColor(i));
             line.LineWidth = 2;
-            line.LegendText = $"{label(run)}: {run.EffectiveFractionOfBest:P0} of best, {run.Migrations} migrations";
+            line.LegendText = $"{label(run)}: {median.FractionOfBest:P0} of best, {median.Migrations} migrations";
             if (!run.Degrading)
             {
                 line.LinePattern = LinePattern.Dashed;

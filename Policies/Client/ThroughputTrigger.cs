@@ -14,6 +14,13 @@ namespace Mtcp.Policies;
 /// the first C initialises S. Then S = α·C + (1-α)·S, max = the largest S, and the trigger fires when
 /// S ≤ ratio·max once the minimum observation window has passed.
 /// </para>
+/// <para>
+/// With <see cref="ThroughputSettings.ConsecutiveSamples"/> = n &gt; 1 it fires only once S ≤ ratio·max has held on n
+/// samples in a row (the thesis fires on the first, n = 1). With α = 0.4 and ratio 0.7 one sample below 0.25·max
+/// is enough to reach the threshold (0.6·max + 0.4·C ≤ 0.7·max), so a single stall of the sending host looks like
+/// a degraded server; after such a stall S climbs back above the threshold within a sample or two at the old
+/// rate, while a degrading server keeps S below it.
+/// </para>
 /// </summary>
 public sealed class ThroughputTrigger
 {
@@ -39,6 +46,9 @@ public sealed class ThroughputTrigger
 
     /// <summary>Samples taken in this visit.</summary>
     public int Samples { get; private set; }
+
+    /// <summary>The latest samples in a row with S ≤ ratio·max; 0 after a sample above it.</summary>
+    public int SamplesBelowThreshold { get; private set; }
 
     /// <summary>Feeds one received segment; true when the trigger fires.</summary>
     public bool Observe(int bytes, Instant at)
@@ -66,8 +76,9 @@ public sealed class ThroughputTrigger
         Smoothed = smoothed;
         Maximum = Math.Max(Maximum ?? smoothed, smoothed);
         Samples++;
+        SamplesBelowThreshold = smoothed <= _settings.TriggerRatio * Maximum.Value ? SamplesBelowThreshold + 1 : 0;
 
-        return at - visitStart >= _settings.MinObservationWindow && smoothed <= _settings.TriggerRatio * Maximum.Value;
+        return at - visitStart >= _settings.MinObservationWindow && SamplesBelowThreshold >= _settings.ConsecutiveSamples;
     }
 
     /// <summary>Starts a new visit: after a migration, or after a decision, every measurement starts again.</summary>
@@ -79,10 +90,11 @@ public sealed class ThroughputTrigger
         Smoothed = null;
         Maximum = null;
         Samples = 0;
+        SamplesBelowThreshold = 0;
     }
 
     /// <summary>The evidence logged with a decision.</summary>
     public string Describe() => string.Create(
         CultureInfo.InvariantCulture,
-        $"smoothed throughput {Smoothed:F0} B/s <= {_settings.TriggerRatio} x max {Maximum:F0} B/s (alpha {_settings.Alpha}, {Samples} samples)");
+        $"smoothed throughput {Smoothed:F0} B/s <= {_settings.TriggerRatio} x max {Maximum:F0} B/s (alpha {_settings.Alpha}, {Samples} samples{(_settings.ConsecutiveSamples > 1 ? $", {SamplesBelowThreshold} in a row below" : string.Empty)})");
 }

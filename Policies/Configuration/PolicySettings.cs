@@ -65,7 +65,7 @@ public sealed record GuardSettings(TimeSpan HoldDown, double MigrationsPerSecond
 }
 
 /// <summary><c>mtcp.policies.client.throughput</c>: the smoothed-throughput trigger of thesis 5.3.2.</summary>
-public sealed record ThroughputSettings(double Alpha, double TriggerRatio, TimeSpan SampleInterval, TimeSpan MinObservationWindow)
+public sealed record ThroughputSettings(double Alpha, double TriggerRatio, TimeSpan SampleInterval, TimeSpan MinObservationWindow, int ConsecutiveSamples)
 {
     public const string Prefix = "mtcp.policies.client.throughput";
 
@@ -73,7 +73,8 @@ public sealed record ThroughputSettings(double Alpha, double TriggerRatio, TimeS
         Number(config, $"{Prefix}.alpha", 0, 1, minExclusive: true),
         Number(config, $"{Prefix}.trigger-ratio", 0, 1, minExclusive: true),
         Duration(config, $"{Prefix}.sample-interval", allowZero: true),
-        Duration(config, $"{Prefix}.min-observation-window", allowZero: true));
+        Duration(config, $"{Prefix}.min-observation-window", allowZero: true),
+        Count(config, $"{Prefix}.consecutive-samples", 1));
 }
 
 /// <summary><c>mtcp.policies.client.latency</c>: the next-in-sequence-segment delay trigger of thesis 3.4 (1).</summary>

@@ -19,6 +19,7 @@ public sealed class PolicySettingsTests
         Assert.Equal(0.7, client.Throughput.TriggerRatio);
         Assert.Equal(TimeSpan.Zero, client.Throughput.SampleInterval);
         Assert.Equal(TimeSpan.FromMilliseconds(500), client.Throughput.MinObservationWindow);
+        Assert.Equal(1, client.Throughput.ConsecutiveSamples);
         Assert.Equal(new GuardSettings(TimeSpan.FromSeconds(1), 10, 20, TimeSpan.Zero), client.Guard);
     }
 
@@ -72,6 +73,7 @@ public sealed class PolicySettingsTests
     [InlineData("mtcp.policies.client.destination-choice = random", "mtcp.policies.client.destination-choice must be one of round-robin, best-known, got random")]
     [InlineData("mtcp.policies.client.triggers = [throughput, luck]", "mtcp.policies.client.triggers must list only throughput, latency, response-time, got luck")]
     [InlineData("mtcp.policies.client.triggers = latency", "mtcp.policies.client.triggers must be a list such as [throughput], got latency")]
+    [InlineData("mtcp.policies.client.throughput.consecutive-samples = 0", "mtcp.policies.client.throughput.consecutive-samples must be at least 1, got 0")]
     [InlineData("mtcp.policies.client.latency.consecutive-segments = 0", "mtcp.policies.client.latency.consecutive-segments must be at least 1, got 0")]
     [InlineData("mtcp.policies.client.guard.migrations-per-second = 0", "mtcp.policies.client.guard.migrations-per-second must be greater than 0, got 0")]
     [InlineData("mtcp.policies.server.push = maybe", "mtcp.policies.server.push must be on or off, got maybe")]
@@ -118,9 +120,9 @@ public sealed class PolicySettingsTests
     [Fact]
     public void Reference_section_must_hold_every_key_the_settings_read()
     {
-        // 19 client keys (2 + throughput 4 + latency 4 + response-time 5 + guard 4) and 16 server keys
+        // 20 client keys (2 + throughput 5 + latency 4 + response-time 5 + guard 4) and 16 server keys
         // (9 + guard 4 + drain 3): the walk above reaches every one of them.
-        Assert.Equal(35, ReferenceKeys().Count);
+        Assert.Equal(36, ReferenceKeys().Count);
     }
 
     [Fact]

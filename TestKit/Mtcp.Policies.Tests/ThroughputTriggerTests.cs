@@ -126,4 +126,103 @@ public sealed class ThroughputTriggerTests
         Assert.False(trigger.Observe(1000, Ms(100)));
         Assert.Null(trigger.Smoothed);
     }
+
+    [Fact]
+    public void One_stalled_sample_must_fire_with_the_thesis_rule()
+    {
+        var trigger = Trigger();
+        for (var i = 0; i <= 10; i++)
+        {
+            Assert.False(trigger.Observe(1000, Ms(i)));
+        }
+
+        // One sample at a fifth of the rate: S = 0.4 * 200,000 + 0.6 * 1,000,000 = 680,000 <= 700,000.
+        Assert.True(trigger.Observe(1000, Ms(15)));
+        Assert.Equal(1, trigger.SamplesBelowThreshold);
+    }
+
+    [Fact]
+    public void Consecutive_samples_must_ride_out_a_stall_the_old_rate_recovers_from()
+    {
+        var trigger = Trigger("""
+            mtcp.policies.client.throughput.min-observation-window = 0s
+            mtcp.policies.client.throughput.consecutive-samples = 2
+            """);
+        for (var i = 0; i <= 10; i++)
+        {
+            Assert.False(trigger.Observe(1000, Ms(i)));
+        }
+
+        // The stalled sample: S = 680,000, below the threshold once.
+        Assert.False(trigger.Observe(1000, Ms(15)));
+        Assert.Equal(1, trigger.SamplesBelowThreshold);
+
+        // Back at the old rate: S = 0.4 * 1,000,000 + 0.6 * 680,000 = 808,000, above it again.
+        Assert.False(trigger.Observe(1000, Ms(16)));
+        Assert.Equal(808_000, trigger.Smoothed!.Value, Tolerance);
+        Assert.Equal(0, trigger.SamplesBelowThreshold);
+        for (var i = 17; i <= 40; i++)
+        {
+            Assert.False(trigger.Observe(1000, Ms(i)), $"fired at {i} ms");
+        }
+    }
+
+    [Fact]
+    public void Consecutive_samples_must_still_fire_on_a_server_that_keeps_degrading()
+    {
+        var trigger = Trigger("""
+            mtcp.policies.client.throughput.min-observation-window = 0s
+            mtcp.policies.client.throughput.consecutive-samples = 3
+            """);
+        trigger.Observe(1000, Ms(0));
+        trigger.Observe(1000, Ms(1));   // S = max = 1,000,000
+
+        // Every segment at half the rate: S = 800,000, 680,000, 608,000, 564,800: below from the second on.
+        Assert.False(trigger.Observe(1000, Ms(3)));
+        Assert.False(trigger.Observe(1000, Ms(5)));
+        Assert.Equal(1, trigger.SamplesBelowThreshold);
+        Assert.False(trigger.Observe(1000, Ms(7)));
+        Assert.Equal(2, trigger.SamplesBelowThreshold);
+        Assert.True(trigger.Observe(1000, Ms(9)));
+        Assert.Equal(564_800, trigger.Smoothed!.Value, Tolerance);
+        Assert.EndsWith("(alpha 0.4, 5 samples, 3 in a row below)", trigger.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Consecutive_samples_must_wait_for_the_minimum_observation_window_too()
+    {
+        var trigger = Trigger("""
+            mtcp.policies.client.throughput.min-observation-window = 10ms
+            mtcp.policies.client.throughput.consecutive-samples = 2
+            """);
+        trigger.Observe(1000, Ms(0));
+        trigger.Observe(1000, Ms(1));
+
+        // Below the threshold at 5, 7 and 9 ms (S = 680,000, 608,000, 564,800), all inside the window.
+        Assert.False(trigger.Observe(1000, Ms(3)));
+        Assert.False(trigger.Observe(1000, Ms(5)));
+        Assert.False(trigger.Observe(1000, Ms(7)));
+        Assert.False(trigger.Observe(1000, Ms(9)));
+        Assert.Equal(3, trigger.SamplesBelowThreshold);
+
+        // The window has passed and the run below the threshold is long enough.
+        Assert.True(trigger.Observe(1000, Ms(11)));
+    }
+
+    [Fact]
+    public void Restart_must_forget_the_samples_below_the_threshold()
+    {
+        var trigger = Trigger("""
+            mtcp.policies.client.throughput.min-observation-window = 0s
+            mtcp.policies.client.throughput.consecutive-samples = 2
+            """);
+        trigger.Observe(1000, Ms(0));
+        trigger.Observe(1000, Ms(1));
+        trigger.Observe(1000, Ms(6));   // C = 200,000: S = 680,000, below once
+        Assert.Equal(1, trigger.SamplesBelowThreshold);
+
+        trigger.Restart();
+
+        Assert.Equal(0, trigger.SamplesBelowThreshold);
+    }
 }
