@@ -32,15 +32,15 @@ public sealed class AgentRuntime : IAsyncDisposable
     /// </summary>
     public static async Task<AgentRuntime> StartAsync(Config config, AgentSettings settings)
     {
-        var tags = MigrationKey.ReadTags(config);
+        var authenticator = MigrationKey.ReadAuthenticator(config);
         var system = ActorSystem.Create("mtcp-agent", config);
         try
         {
             var runtime = MtcpRuntime.Start(system);
             ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
-            if (tags is not null)
+            if (authenticator is not null)
             {
-                await runtime.EnableMigrationAsync(new MigrationSupport(tags)).ConfigureAwait(false);
+                await runtime.EnableMigrationAsync(new MigrationSupport(authenticator)).ConfigureAwait(false);
             }
 
             if (settings.Policy is { } policy)

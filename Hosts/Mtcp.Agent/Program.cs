@@ -250,7 +250,7 @@ bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings setti
         config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
         settings = AgentSettings.Create(config);
         Mtcp.Actors.RuntimeSettings.Create(config);
-        MigrationKey.ReadTags(config);
+        MigrationKey.ReadAuthenticator(config);
         return true;
     }
     catch (ConfigurationException e)

@@ -337,7 +337,7 @@ internal static class MigrationBenchmark
         public static async Task<Testbed> StartAsync(string transport, CancellationToken cancellationToken)
         {
             var bench = new Testbed(transport);
-            var tags = new ServiceKeyMigrationTags(ServiceKey);
+            var authenticator = MigrationAuthenticator.FromServiceKey(ServiceKey);
             var baseConfig = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "HOCON", "bench-migration.conf")));
             for (var i = 0; i < 2; i++)
             {
@@ -347,7 +347,7 @@ internal static class MigrationBenchmark
                 var runtime = MtcpRuntime.Start(system, bench._fabric, bench.NodeConfig(i + 2), "mtcp", registry);
                 var control = system.StartControlConnectionManager(registry);
                 var directory = system.StartServiceDirectory();
-                await runtime.EnableMigrationAsync(new MigrationSupport(tags, control, directory), cancellationToken);
+                await runtime.EnableMigrationAsync(new MigrationSupport(authenticator, control, directory), cancellationToken);
                 var listener = new MtcpListener(runtime, ServicePort);
                 await listener.StartAsync(cancellationToken);
                 bench._servers.Add((system, runtime, control, listener, AcceptLoopAsync(listener, bench._stopping.Token)));
@@ -366,7 +366,7 @@ internal static class MigrationBenchmark
 
             bench.ClientSystem = ActorSystem.Create("client", MtcpConfig.WithFallback(ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(baseConfig)));
             bench.ClientRuntime = MtcpRuntime.Start(bench.ClientSystem, bench._fabric, bench.NodeConfig(5), "mtcp");
-            await bench.ClientRuntime.EnableMigrationAsync(new MigrationSupport(tags), cancellationToken);
+            await bench.ClientRuntime.EnableMigrationAsync(new MigrationSupport(authenticator), cancellationToken);
             return bench;
         }
 

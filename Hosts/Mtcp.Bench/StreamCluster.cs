@@ -24,7 +24,7 @@ internal sealed record StreamRun(long StreamLength, int StateBytes, DegradationC
 internal sealed class StreamCluster : IAsyncDisposable
 {
     public const ushort ServicePort = 7100;
-    private static readonly IMigrationTags Tags = new ServiceKeyMigrationTags("mtcp stream experiment service key"u8);
+    private static readonly MigrationAuthenticator Authenticator = MigrationAuthenticator.FromServiceKey("mtcp stream experiment service key"u8);
     private static readonly TimeSpan Convergence = TimeSpan.FromSeconds(30);
 
     private readonly InMemoryPacketFabric _fabric = new();
@@ -88,7 +88,7 @@ internal sealed class StreamCluster : IAsyncDisposable
 
             cluster.ClientSystem = ActorSystem.Create("stream-client", MtcpConfig.WithFallback(config));
             cluster._clientRuntime = MtcpRuntime.Start(cluster.ClientSystem, cluster._fabric, cluster.RuntimeConfig(servers + 2), "mtcp");
-            await cluster._clientRuntime.EnableMigrationAsync(new MigrationSupport(Tags));
+            await cluster._clientRuntime.EnableMigrationAsync(new MigrationSupport(Authenticator));
             return cluster;
         }
         catch
@@ -126,7 +126,7 @@ internal sealed class StreamCluster : IAsyncDisposable
         var control = system.StartControlConnectionManager(registry);
         var directory = system.StartServiceDirectory();
         _directories.Add(directory);
-        await runtime.EnableMigrationAsync(new MigrationSupport(Tags, control, directory));
+        await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, control, directory));
         var listener = new MtcpListener(runtime, ServicePort);
         await listener.StartAsync();
         _acceptLoops.Add(AcceptLoopAsync(listener, index, _stopping.Token));

@@ -6,7 +6,7 @@ namespace Mtcp.Hosting;
 
 /// <summary>
 /// <c>mtcp.migration.cluster-key</c>: the key every server node of a service shares. Empty turns migration off. The
-/// runtime derives the nodes' cluster key from it (<see cref="ServiceKeyMigrationTags.ClusterAuthenticator"/>) and
+/// runtime derives the nodes' cluster key from it (<see cref="MigrationAuthenticator.FromServiceKey"/>) and
 /// authenticates each connection's migrations under the secret the origin issues on its SYN+ACK, and control
 /// messages under the cluster key (docs/threat-model.md); a client agent needs no key, its value only turns
 /// migration on.
@@ -15,9 +15,9 @@ public static class MigrationKey
 {
     public const string Path = "mtcp.migration.cluster-key";
 
-    /// <summary>The configured key as <c>MigrationSupport</c> takes it, or null when the key is empty (migration off).</summary>
+    /// <summary>The authenticator under the cluster key derived from the configured key, as <c>MigrationSupport</c> takes it, or null when the key is empty (migration off).</summary>
     /// <exception cref="ConfigurationException">the key is neither 64 hex digits nor base64 of 32 bytes.</exception>
-    public static IMigrationTags? ReadTags(Config config)
+    public static MigrationAuthenticator? ReadAuthenticator(Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
         var text = config.HasPath(Path) ? config.GetString(Path)?.Trim() ?? "" : "";
@@ -32,7 +32,7 @@ public static class MigrationKey
             throw new ConfigurationException($"{Path} must be {ClusterKey.Length} bytes as {2 * ClusterKey.Length} hex digits or base64, got a value of {text.Length} characters");
         }
 
-        return new ServiceKeyMigrationTags(key);
+        return MigrationAuthenticator.FromServiceKey(key);
     }
 
     /// <summary>A fresh random key in the form <see cref="Path"/> takes (hex).</summary>

@@ -6,6 +6,7 @@ using Mtcp.Actors.Api;
 using Mtcp.Apps;
 using Mtcp.Hosting;
 using Mtcp.Stack.Migration;
+using Mtcp.Stack.Migration.Authentication;
 
 namespace Mtcp.Server;
 
@@ -32,7 +33,7 @@ public sealed class ServerNode
     private readonly ServerSettings _settings;
     private readonly ConnectionStates _states;
     private readonly ServerMetrics _metrics;
-    private readonly IMigrationTags? _tags;
+    private readonly MigrationAuthenticator? _authenticator;
     private readonly ConcurrentDictionary<long, Task> _connections = new();
     private readonly ConcurrentDictionary<long, MtcpConnection> _open = new();
     private IReadOnlyList<Mtcp.Wire.ServerEndpoint> _alternates = [];
@@ -40,12 +41,12 @@ public sealed class ServerNode
     private long _nextConnectionId;
     private double _lastStateWaitMs;
 
-    private ServerNode(Config config, ServerSettings settings, IMigrationTags? tags, ServerMetrics metrics)
+    private ServerNode(Config config, ServerSettings settings, MigrationAuthenticator? authenticator, ServerMetrics metrics)
     {
         _config = config;
         _settings = settings;
-        _tags = tags;
-        _states = tags is null ? ConnectionStates.NoMigration : ConnectionStates.Migrating;
+        _authenticator = authenticator;
+        _states = authenticator is null ? ConnectionStates.NoMigration : ConnectionStates.Migrating;
         _metrics = metrics;
 
         // The endpoint records the wait just before the size, both on the reply's arrival.
@@ -73,7 +74,7 @@ public sealed class ServerNode
         }
 
         ClusterSettings.Create(config);
-        return new ServerNode(config, settings, MigrationKey.ReadTags(config), metrics);
+        return new ServerNode(config, settings, MigrationKey.ReadAuthenticator(config), metrics);
     }
 
     /// <summary>Serves until <paramref name="stopping"/> fires or the cluster downs this node, then shuts down gracefully.</summary>
@@ -94,12 +95,12 @@ public sealed class ServerNode
             ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
             var directory = system.StartServiceDirectory();
             system.ActorOf(Props.Create(() => new ServiceViewLogger(directory, alternates => Volatile.Write(ref _alternates, alternates))), "service-view-logger");
-            if (_tags is not null)
+            if (_authenticator is not null)
             {
                 // Thesis 4.2.3: the control connection manager carries this node's state requests to origins and
                 // hands peers' requests to the registry; migration must be on before a listener binds.
                 var control = system.StartControlConnectionManager(runtime.ConnectionRegistry);
-                await runtime.EnableMigrationAsync(new MigrationSupport(_tags, control, directory), stopping).ConfigureAwait(false);
+                await runtime.EnableMigrationAsync(new MigrationSupport(_authenticator, control, directory), stopping).ConfigureAwait(false);
             }
 
             foreach (var hosted in _settings.Applications)

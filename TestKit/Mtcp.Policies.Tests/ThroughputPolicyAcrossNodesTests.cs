@@ -133,7 +133,7 @@ public sealed class ThroughputPolicyAcrossNodesTests(ITestOutputHelper output)
     private sealed class TwoServerCluster : IAsyncDisposable
     {
         private const ushort ServicePort = 7200;
-        private static readonly IMigrationTags Tags = new ServiceKeyMigrationTags("policy multi-node test key"u8);
+        private static readonly MigrationAuthenticator Authenticator = MigrationAuthenticator.FromServiceKey("policy multi-node test key"u8);
 
         private readonly InMemoryPacketFabric _fabric = new();
         private readonly CancellationTokenSource _stopping = new();
@@ -178,7 +178,7 @@ public sealed class ThroughputPolicyAcrossNodesTests(ITestOutputHelper output)
 
                 cluster.ClientSystem = ActorSystem.Create("client", MtcpConfig.WithFallback(ConfigurationFactory.ParseString("akka.loglevel = WARNING")));
                 cluster.ClientRuntime = MtcpRuntime.Start(cluster.ClientSystem, cluster._fabric, RuntimeConfig("10.0.0.5"), "mtcp");
-                await cluster.ClientRuntime.EnableMigrationAsync(new MigrationSupport(Tags));
+                await cluster.ClientRuntime.EnableMigrationAsync(new MigrationSupport(Authenticator));
                 return cluster;
             }
             catch
@@ -216,7 +216,7 @@ public sealed class ThroughputPolicyAcrossNodesTests(ITestOutputHelper output)
             var control = system.StartControlConnectionManager(registry);
             var directory = system.StartServiceDirectory();
             _directories.Add(directory);
-            await runtime.EnableMigrationAsync(new MigrationSupport(Tags, control, directory));
+            await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, control, directory));
             var listener = new MtcpListener(runtime, ServicePort);
             await listener.StartAsync();
             _ = AcceptLoopAsync(listener);

@@ -14,25 +14,7 @@ namespace Mtcp.Actors;
 /// A client uses none of them: its connection's secret comes on the origin's SYN+ACK. Every server of a service
 /// must hold the same cluster key.
 /// </summary>
-public sealed record MigrationSupport(IMigrationAuthenticator Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null)
-{
-    /// <summary>
-    /// With a service key's tags, as the hosts configure (<c>mtcp.migration.cluster-key</c>): the runtime runs the
-    /// per-connection scheme under the cluster key derived from it (<see cref="ServiceKeyMigrationTags.ClusterAuthenticator"/>).
-    /// </summary>
-    /// <exception cref="ArgumentException"><paramref name="tags"/> is not a <see cref="ServiceKeyMigrationTags"/>: other tags hold no cluster key.</exception>
-    public MigrationSupport(IMigrationTags tags, IActorRef? controlManager = null, IActorRef? serviceDirectory = null)
-        : this(ClusterAuthenticatorOf(tags), controlManager, serviceDirectory)
-    {
-    }
-
-    private static MigrationAuthenticator ClusterAuthenticatorOf(IMigrationTags tags) => tags switch
-    {
-        ServiceKeyMigrationTags serviceKey => serviceKey.ClusterAuthenticator,
-        null => throw new ArgumentNullException(nameof(tags)),
-        _ => throw new ArgumentException($"the runtime authenticates migrations per connection and needs a cluster key; {tags.GetType().Name} holds none", nameof(tags)),
-    };
-}
+public sealed record MigrationSupport(IMigrationAuthenticator Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null);
 
 /// <summary>How a client's migration ended.</summary>
 public enum MigrationOutcome

@@ -25,6 +25,24 @@ public sealed class MigrationAuthenticator : IMigrationAuthenticator
     public static MigrationAuthenticator FromKey(ReadOnlySpan<byte> clusterKey) =>
         new(new MigrationAuthenticatorOptions(new ClusterKey(0, clusterKey)));
 
+    /// <summary>
+    /// Under the cluster key <c>HMAC(service key, "MTCP1 cluster key from service key\0")</c>, generation 0: every
+    /// holder of the same configured service key derives the same cluster key, and the label keeps its MACs apart
+    /// from <see cref="ServiceKeyMigrationTags"/>' shared tags under the same secret.
+    /// </summary>
+    /// <param name="serviceKey">at least 16 bytes of secret shared by the service's servers.</param>
+    public static MigrationAuthenticator FromServiceKey(ReadOnlySpan<byte> serviceKey)
+    {
+        if (serviceKey.Length < 16)
+        {
+            throw new ArgumentException("a service key needs at least 16 bytes", nameof(serviceKey));
+        }
+
+        Span<byte> clusterKey = stackalloc byte[ClusterKey.Length];
+        System.Security.Cryptography.HMACSHA256.HashData(serviceKey, "MTCP1 cluster key from service key\0"u8, clusterKey);
+        return FromKey(clusterKey);
+    }
+
     public MigrationAuthenticatorOptions Options => _options;
 
     public int ControlMacLength => ControlMacBytes;

@@ -9,8 +9,8 @@ namespace Mtcp.Stack.Migration.Authentication;
 /// truncated to 64 bits, over a domain tag and the message's fields (the Cids, <c>rcv_nxt</c>, the trigger's
 /// destination). An off-path attacker without the key cannot forge a special SYN or a trigger (thesis 3.2.1 leaves
 /// the authenticator open). Weaker than the per-connection secrets of <see cref="MigrationAuthenticator"/>: anyone
-/// holding the service key can move any connection of the service. <see cref="ClusterAuthenticator"/> gives the
-/// per-connection scheme under a cluster key derived from the same secret, for deployments that configure one key.
+/// holding the service key can move any connection of the service. The actor runtime uses the per-connection scheme,
+/// under the cluster key <see cref="MigrationAuthenticator.FromServiceKey"/> derives from such a key.
 /// </summary>
 public sealed class ServiceKeyMigrationTags : IMigrationTags
 {
@@ -28,17 +28,7 @@ public sealed class ServiceKeyMigrationTags : IMigrationTags
         }
 
         _key = key.ToArray();
-        Span<byte> clusterKey = stackalloc byte[ClusterKey.Length];
-        HMACSHA256.HashData(_key, "MTCP1 cluster key from service key\0"u8, clusterKey);
-        ClusterAuthenticator = MigrationAuthenticator.FromKey(clusterKey);
     }
-
-    /// <summary>
-    /// The per-connection scheme's authenticator (docs/threat-model.md) under the cluster key
-    /// <c>HMAC(service key, "MTCP1 cluster key from service key\0")</c>, generation 0: every holder of the same service
-    /// key derives the same cluster key, and the label keeps its MACs apart from this class's shared tags.
-    /// </summary>
-    public MigrationAuthenticator ClusterAuthenticator { get; }
 
     public ulong ComputeMigratedConnection(ConnectionId cid, ConnectionId newEndpointCid, SeqNumber rcvNxt)
     {

@@ -61,7 +61,7 @@ public sealed class MigrationCluster : IAsyncDisposable
     public IEnumerable<TestTransport> Transports =>
         (RawUnavailable is null ? Enum.GetValues<TestTransport>() : [TestTransport.Memory, TestTransport.Udp]).Where(t => _onlyTransports?.Contains(t) ?? true);
 
-    public static IMigrationTags Tags { get; } = new ServiceKeyMigrationTags(ServiceKey);
+    public static MigrationAuthenticator Authenticator { get; } = MigrationAuthenticator.FromServiceKey(ServiceKey);
 
     public static ushort ServicePort(TestTransport transport) => (ushort)(7000 + (int)transport);
 
@@ -97,7 +97,7 @@ public sealed class MigrationCluster : IAsyncDisposable
             foreach (var transport in cluster.Transports)
             {
                 var runtime = MtcpRuntime.Start(cluster.ClientSystem, cluster._fabric, RuntimeConfig.For(transport, 5, clientExtra), $"mtcp-{transport}".ToLowerInvariant());
-                await runtime.EnableMigrationAsync(new MigrationSupport(Tags));
+                await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator));
                 cluster.ClientRuntimes[transport] = runtime;
             }
 
@@ -144,7 +144,7 @@ public sealed class MigrationCluster : IAsyncDisposable
         node.Directory = system.StartServiceDirectory();
         foreach (var (transport, runtime) in node.Runtimes)
         {
-            await runtime.EnableMigrationAsync(new MigrationSupport(Tags, node.Control, node.Directory));
+            await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, node.Control, node.Directory));
             var listener = new MtcpListener(runtime, ServicePort(transport));
             await listener.StartAsync();
             node.Listeners.Add(listener);

@@ -5,7 +5,7 @@ using static Mtcp.Stack.Tests.Authentication.AuthenticationFixture;
 namespace Mtcp.Stack.Tests.Authentication;
 
 /// <summary>
-/// The cluster key the runtime derives from a configured service key (<see cref="ServiceKeyMigrationTags.ClusterAuthenticator"/>):
+/// The cluster key the runtime derives from a configured service key (<see cref="MigrationAuthenticator.FromServiceKey"/>):
 /// every node configured with the same key derives the same one, another key another, and it is not the configured
 /// key itself.
 /// </summary>
@@ -21,8 +21,8 @@ public sealed class ServiceKeyClusterAuthenticatorTests
     [Fact]
     public void Nodes_configured_with_the_same_key_must_derive_the_same_cluster_key()
     {
-        var first = new ServiceKeyMigrationTags(ClusterKeyBytes()).ClusterAuthenticator;
-        var second = new ServiceKeyMigrationTags(ClusterKeyBytes()).ClusterAuthenticator;
+        var first = MigrationAuthenticator.FromServiceKey(ClusterKeyBytes());
+        var second = MigrationAuthenticator.FromServiceKey(ClusterKeyBytes());
 
         Assert.Equal(SecretUnder(first), SecretUnder(second));
         var mac = new byte[first.ControlMacLength];
@@ -33,8 +33,8 @@ public sealed class ServiceKeyClusterAuthenticatorTests
     [Fact]
     public void Another_key_must_derive_another_cluster_key()
     {
-        var ours = new ServiceKeyMigrationTags(ClusterKeyBytes()).ClusterAuthenticator;
-        var theirs = new ServiceKeyMigrationTags(OtherClusterKeyBytes()).ClusterAuthenticator;
+        var ours = MigrationAuthenticator.FromServiceKey(ClusterKeyBytes());
+        var theirs = MigrationAuthenticator.FromServiceKey(OtherClusterKeyBytes());
 
         Assert.NotEqual(SecretUnder(ours), SecretUnder(theirs));
         var mac = new byte[ours.ControlMacLength];
@@ -45,7 +45,7 @@ public sealed class ServiceKeyClusterAuthenticatorTests
     [Fact]
     public void Derived_cluster_key_must_be_the_documented_HMAC_of_the_configured_key_not_the_key_itself()
     {
-        var derived = new ServiceKeyMigrationTags(ClusterKeyBytes()).ClusterAuthenticator;
+        var derived = MigrationAuthenticator.FromServiceKey(ClusterKeyBytes());
         var expected = MigrationAuthenticator.FromKey(HMACSHA256.HashData(ClusterKeyBytes(), "MTCP1 cluster key from service key\0"u8.ToArray()));
 
         Assert.Equal(SecretUnder(expected), SecretUnder(derived));
