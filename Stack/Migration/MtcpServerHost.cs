@@ -113,12 +113,12 @@ public sealed class MtcpServerHost
     /// </summary>
     public bool SendTrigger(ConnectionId cid, ServerEndpoint? destination)
     {
-        if (!TryGetHeld(cid, out var credential, out var secret))
+        if (!TryGetHeld(cid, out var endpoint) || !endpoint.Authentication.TryCreateTrigger(_authenticator, cid, Service, destination, out var segment))
         {
             return false;
         }
 
-        EnqueueTrigger(cid, new ConnectionAuthenticator(secret).CreateTrigger(cid, Service, credential.Credential.Epoch, destination));
+        _replies.Enqueue((cid.ClientAddress, segment));
         return true;
     }
 
@@ -130,13 +130,7 @@ public sealed class MtcpServerHost
     public bool TryIssueTriggerKey(ConnectionId cid, out TriggerKey key)
     {
         key = default;
-        if (!TryGetHeld(cid, out var credential, out var secret))
-        {
-            return false;
-        }
-
-        key = new ConnectionAuthenticator(secret).DeriveTriggerKey(cid, credential.Credential.Epoch);
-        return true;
+        return TryGetHeld(cid, out var endpoint) && endpoint.Authentication.TryDeriveTriggerKey(_authenticator, cid, out key);
     }
 
     /// <summary>
@@ -144,7 +138,7 @@ public sealed class MtcpServerHost
     /// client chooses the destination (naming one would need the holder's Auth_dest endorsement).
     /// </summary>
     public void SendTrigger(ConnectionId cid, TriggerKey key) =>
-        EnqueueTrigger(cid, new TriggerAuthenticator(key).CreateTrigger(cid, Service, destination: null, authDest: 0));
+        _replies.Enqueue((cid.ClientAddress, ServerMigration.TriggerSegment(cid, Service, new TriggerAuthenticator(key).CreateTrigger(cid, Service, destination: null, authDest: 0))));
 
     public void Receive(Instant now, IpAddress source, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
     {
@@ -193,8 +187,7 @@ public sealed class MtcpServerHost
         if (segment.Options.MigratedConnection is null)
         {
             // The connection's first SYN: this server is its origin and issues its migration secret.
-            endpoint.Credential = ServerMigration.IssueCredential(_authenticator, endpoint.Cid, segment.SequenceNumber, iss, out var secret);
-            endpoint.IssuedSecret = secret;
+            endpoint.Authentication.Issue(_authenticator, endpoint.Cid, segment.SequenceNumber, iss);
         }
 
         if (_endpoints.Remove(key, out var previous))
@@ -234,19 +227,7 @@ public sealed class MtcpServerHost
             {
                 _nextPoll = index;
                 destination = endpoint.RemoteAddress;
-                if (header.Has(TcpFlags.Syn | TcpFlags.Ack))
-                {
-                    header = header with { Options = SynAckOptions(endpoint, header.Options) };
-                }
-                else if (endpoint.AlternatesOwed)
-                {
-                    header = header with { Options = ServerMigration.AlternatesAfterHandshake(header.Options, AlternateServers, out _) };
-                    if (payloadLength > 0 && endpoint.AlternatesCarriedFrom is null)
-                    {
-                        endpoint.AlternatesCarriedFrom = header.SequenceNumber;
-                    }
-                }
-
+                header = endpoint.Authentication.Decorate(header, payloadLength, endpoint.OrigInfo, AlternateServers);
                 return true;
             }
         }
@@ -329,12 +310,10 @@ public sealed class MtcpServerHost
         ArgumentNullException.ThrowIfNull(request);
         var cid = request.MigratingCid;
         _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint);
-        var credential = endpoint?.Credential;
-        var answer = ServerMigration.AnswerStateRequest(endpoint?.Tcb, Service, request, _authenticator, ref credential, out var check);
-        if (endpoint is not null)
-        {
-            endpoint.Credential = credential;
-        }
+
+        // No endpoint under the Cid: a blank authentication state, so that the answer is CB_NOT_FOUND.
+        var authentication = endpoint?.Authentication ?? new ServerEndpointAuthentication();
+        var answer = authentication.Answer(_authenticator, endpoint?.Tcb, Service, request, out var check);
 
         if (check == MigratedConnectionCheck.Replayed)
         {
@@ -407,7 +386,7 @@ public sealed class MtcpServerHost
             return;
         }
 
-        if (!ServerMigration.TryAdoptCredential(reply, _authenticator, out var credential))
+        if (!endpoint.Authentication.TryAdopt(_authenticator, reply))
         {
             Refuse(endpoint, "state reply without a usable migration credential");
             return;
@@ -416,7 +395,6 @@ public sealed class MtcpServerHost
         try
         {
             endpoint.OrigInfo = ServerMigration.Reinstate(endpoint.Tcb, reply);
-            endpoint.Credential = credential;
         }
         catch (ArgumentException e)
         {
@@ -434,12 +412,7 @@ public sealed class MtcpServerHost
         var wasSynReceived = tcb.State == TcpState.SynReceived;
         var migrated = tcb.AwaitingMigrationHandshake;
         tcb.HandleSegment(now, segment, payload);
-        if (endpoint.AlternatesCarriedFrom is { } carried && segment.Has(TcpFlags.Ack) && segment.AcknowledgmentNumber > carried)
-        {
-            // The client acknowledged a byte sent on a segment that carried TCP_MIGRATE: it has the list.
-            endpoint.AlternatesOwed = false;
-            endpoint.AlternatesCarriedFrom = null;
-        }
+        endpoint.Authentication.OnInbound(segment);
 
         // The client's ACK of our SYN+ACK carries β (thesis 4.2.3, last step).
         if (!ServerMigration.CompleteHandshake(tcb, wasSynReceived, segment))
@@ -476,26 +449,8 @@ public sealed class MtcpServerHost
         Stats.RefusalReasons[reason] = Stats.RefusalReasons.GetValueOrDefault(reason) + 1;
     }
 
-    private TcpOptions SynAckOptions(Endpoint endpoint, TcpOptions options)
-    {
-        var synAck = ServerMigration.SynAckOptions(options, endpoint.OrigInfo, AlternateServers, endpoint.IssuedSecret, out var dropped);
-        endpoint.AlternatesOwed = dropped > 0;
-        return synAck;
-    }
-
-    private bool TryGetHeld(ConnectionId cid, out ConnectionCredential credential, out MigrationSecret secret)
-    {
-        credential = default;
-        secret = default;
-        return _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint)
-            && endpoint.Cid == cid
-            && !endpoint.Tcb.IsMigratedAway
-            && endpoint.Credential is { } held
-            && (credential = held).TryDeriveSecret(_authenticator, out secret);
-    }
-
-    private void EnqueueTrigger(ConnectionId cid, MtcpMigrateTrigger trigger) =>
-        _replies.Enqueue((cid.ClientAddress, ServerMigration.TriggerSegment(cid, Service, trigger)));
+    private bool TryGetHeld(ConnectionId cid, out Endpoint endpoint) =>
+        _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out endpoint!) && endpoint.Cid == cid && !endpoint.Tcb.IsMigratedAway;
 
     private void RefuseUnknown(IpAddress source, in TcpSegmentRepr segment, int payloadLength)
     {
@@ -522,16 +477,7 @@ public sealed class MtcpServerHost
 
         public MtcpOrigConnectionInfo? OrigInfo { get; set; }
 
-        /// <summary>The connection's authentication state while it is held here; null until a state reply is reinstated.</summary>
-        public ConnectionCredential? Credential { get; set; }
-
-        /// <summary>At the origin: the secret its SYN+ACK (and any retransmission of it) gives the client.</summary>
-        public MigrationSecret? IssuedSecret { get; set; }
-
-        /// <summary>The SYN+ACK had no room for every alternate server beside the secret: TCP_MIGRATE follows on later segments.</summary>
-        public bool AlternatesOwed { get; set; }
-
-        /// <summary>Sequence number of the first data segment that carried the owed TCP_MIGRATE.</summary>
-        public SeqNumber? AlternatesCarriedFrom { get; set; }
+        /// <summary>The connection's credential, the secret for the origin's SYN+ACK and the alternates owed.</summary>
+        public ServerEndpointAuthentication Authentication { get; } = new();
     }
 }

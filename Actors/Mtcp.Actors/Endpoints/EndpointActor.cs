@@ -39,7 +39,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IStreamBuffers _buffers;
     private readonly ConnectionId _cid;
-    private readonly Func<TcpSegmentRepr, TcpSegmentRepr> _decorateSynAck;
+    private readonly Func<TcpSegmentRepr, int, TcpSegmentRepr> _decorateSynAck;
 
     /// <summary>A server endpoint's migration credential, secret and owed alternates; null without migration.</summary>
     private readonly EndpointAuthentication? _authentication;
@@ -427,9 +427,9 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     /// A server's SYN+ACK carries TCP_MIGRATE with the alternates, the migration secret at the origin, and
     /// orig-connection-info when migrated in; the next segments carry the alternates the SYN+ACK had no room for.
     /// </summary>
-    private TcpSegmentRepr DecorateSynAck(TcpSegmentRepr header)
+    private TcpSegmentRepr DecorateSynAck(TcpSegmentRepr header, int payloadLength)
     {
-        return _authentication is null ? header : _authentication.Decorate(header, _origInfo, _context.View.Alternates.Servers);
+        return _authentication is null ? header : _authentication.Decorate(header, payloadLength, _origInfo, _context.View.Alternates.Servers);
     }
 
     private void OnTick()

@@ -36,10 +36,10 @@ public sealed class SegmentEncoder
         TryPoll(connection, now, remoteAddress, rewrite: null, out segment);
 
     /// <summary>
-    /// As <see cref="TryPoll(TcpConnection, Instant, IpAddress, out ReadOnlySpan{byte})"/>, with the header passed
-    /// through <paramref name="rewrite"/> first (a server adds its MTCP options to a SYN+ACK).
+    /// As <see cref="TryPoll(TcpConnection, Instant, IpAddress, out ReadOnlySpan{byte})"/>, with the header and the
+    /// payload length passed through <paramref name="rewrite"/> first (a server adds its MTCP options to a SYN+ACK).
     /// </summary>
-    public bool TryPoll(TcpConnection connection, Instant now, IpAddress remoteAddress, Func<TcpSegmentRepr, TcpSegmentRepr>? rewrite, out ReadOnlySpan<byte> segment)
+    public bool TryPoll(TcpConnection connection, Instant now, IpAddress remoteAddress, Func<TcpSegmentRepr, int, TcpSegmentRepr>? rewrite, out ReadOnlySpan<byte> segment)
     {
         ArgumentNullException.ThrowIfNull(connection);
         if (!connection.PollTransmit(now, _buffer.AsSpan(HeaderRoom), out var header, out var payloadLength))
@@ -50,7 +50,7 @@ public sealed class SegmentEncoder
 
         if (rewrite is not null)
         {
-            header = rewrite(header);
+            header = rewrite(header, payloadLength);
         }
 
         var start = HeaderRoom - header.HeaderLength;

@@ -55,8 +55,11 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
 
     private ServerEndpoint Destination => new(DestinationAddress, ServicePort);
 
-    /// <summary>Enables migration everywhere; the destination's directory probe maps the origin's service to <see cref="OriginNode"/>.</summary>
-    private async Task EnableMigrationAsync()
+    /// <summary>
+    /// Enables migration everywhere; the destination's directory probe maps the origin's service to <see cref="OriginNode"/>
+    /// and announces <paramref name="destinationAlternates"/> (default: the origin) as the destination's alternates.
+    /// </summary>
+    private async Task EnableMigrationAsync(IReadOnlyList<ServerEndpoint>? destinationAlternates = null)
     {
         var enablingOrigin = _origin.EnableMigrationAsync(new MigrationSupport(_authenticator, _originControl.Ref));
         await AnswerUseControlAuthenticatorAsync(_originControl);
@@ -64,7 +67,7 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
         var enabling = _destination.EnableMigrationAsync(new MigrationSupport(_authenticator, _destinationControl.Ref, _destinationDirectory.Ref));
         await AnswerUseControlAuthenticatorAsync(_destinationControl);
         var subscribe = await _destinationDirectory.ExpectMsgAsync<SubscribeAlternateServers>(Patience);
-        subscribe.Subscriber.Tell(new AlternateServersChanged(new AlternateServerList([Origin]), new ControlMappings([new(Origin, OriginNode)])));
+        subscribe.Subscriber.Tell(new AlternateServersChanged(new AlternateServerList(destinationAlternates ?? [Origin]), new ControlMappings([new(Origin, OriginNode)])));
         await enabling;
         await _client.EnableMigrationAsync(new MigrationSupport(_authenticator));
     }
@@ -370,5 +373,60 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
         client.Dispose();
         await listener.DisposeAsync();
         _ = stream;
+    }
+
+    [Fact]
+    public async Task Alternates_displaced_by_the_secret_must_stay_owed_until_data_that_carried_them_is_acknowledged()
+    {
+        // More alternates than fit beside the migration secret on the SYN+ACK: the rest are owed on later segments.
+        var alternates = Enumerable.Range(1, 6).Select(i => new ServerEndpoint(IpAddress.Parse($"10.2.1.{i}"), ServicePort)).ToList();
+        await EnableMigrationAsync(alternates);
+        await using var listener = await StartDestinationListenerAsync();
+        var accepting = listener.AcceptAsync();
+        var peerAddress = IpAddress.Parse("10.2.0.52");
+        var peer = _fabric.Attach(peerAddress);
+        var buffer = new byte[peer.ReceiveBufferLength];
+        var clientIsn = new SeqNumber(9000);
+        SendFromPeer(new TcpSegmentRepr { SourcePort = 41002, DestinationPort = ServicePort, SequenceNumber = clientIsn, Flags = TcpFlags.Syn, Window = 1024 });
+        var synAck = ReceiveAtPeer();
+        Assert.NotNull(synAck.Header.Options.MigrationSecret);
+        Assert.True((synAck.Header.Options.AlternateServers?.Servers.Count ?? 0) < alternates.Count);
+
+        // The handshake's ACK closes the window: the data the application writes waits, and the server probes with
+        // SND.UNA - 1, a segment without data that the network loses here. The client's window update acknowledges
+        // nothing beyond the SYN+ACK, so it proves nothing about the alternates.
+        var serverIsn = synAck.Header.SequenceNumber;
+        var ack = new TcpSegmentRepr { SourcePort = 41002, DestinationPort = ServicePort, SequenceNumber = clientIsn + 1, AcknowledgmentNumber = serverIsn + 1, Flags = TcpFlags.Ack, Window = 0 };
+        SendFromPeer(ack);
+        var server = await accepting.AsTask().WaitAsync(Patience);
+        await server.Stream.WriteAsync("owed"u8.ToArray());
+        var probe = ReceiveAtPeer();
+        Assert.Empty(probe.Payload);
+        Assert.NotNull(probe.Header.Options.AlternateServers);
+        SendFromPeer(ack with { Window = 1024 });
+
+        var data = ReceiveAtPeer();
+        for (var withoutData = 0; data.Payload.Length == 0 && withoutData < 10; withoutData++)
+        {
+            data = ReceiveAtPeer();
+        }
+
+        Assert.Equal("owed"u8.ToArray(), data.Payload);
+        Assert.NotNull(data.Header.Options.AlternateServers);
+        server.Dispose();
+
+        void SendFromPeer(TcpSegmentRepr segment)
+        {
+            var bytes = new byte[segment.HeaderLength];
+            segment.Emit(bytes, default, peerAddress, DestinationAddress);
+            Assert.True(peer.Send(DestinationAddress, bytes));
+        }
+
+        (TcpSegmentRepr Header, byte[] Payload) ReceiveAtPeer()
+        {
+            Assert.Equal(ReceiveOutcome.Received, peer.Receive(buffer, Patience, out var received));
+            Assert.True(TcpSegmentRepr.TryParse(received.SliceOf(buffer), DestinationAddress, peerAddress, ChecksumPolicy.Verify, out var header, out var payloadOffset, out var error), error.ToString());
+            return (header, received.SliceOf(buffer)[payloadOffset..].ToArray());
+        }
     }
 }
