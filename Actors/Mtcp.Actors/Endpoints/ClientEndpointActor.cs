@@ -319,6 +319,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                     if (completed)
                     {
                         _currentKey = migration.Key;
+                        _channel.Key = migration.Key;
                     }
 
                     Release(left, _context.Tcp.MaximumSegmentLifetime + _context.Tcp.MaximumSegmentLifetime);

@@ -11,18 +11,42 @@ namespace Mtcp.Actors.Endpoints;
 /// </summary>
 internal sealed class EndpointChannel
 {
+    private readonly Lock _keyLock = new();
+    private ConnectionKey _key;
+
     public EndpointChannel(IActorRef endpoint, IpAddress localAddress, ConnectionKey key)
     {
         Endpoint = endpoint;
         LocalAddress = localAddress;
-        Key = key;
+        _key = key;
     }
 
     public IActorRef Endpoint { get; }
 
     public IpAddress LocalAddress { get; }
 
-    public ConnectionKey Key { get; }
+    /// <summary>
+    /// The 4-tuple the connection uses now. A client's changes when a migration completes (a new local port towards
+    /// the new server); the endpoint actor sets it, the application reads it from any thread.
+    /// </summary>
+    public ConnectionKey Key
+    {
+        get
+        {
+            lock (_keyLock)
+            {
+                return _key;
+            }
+        }
+
+        set
+        {
+            lock (_keyLock)
+            {
+                _key = value;
+            }
+        }
+    }
 
     public StreamOperation Reader { get; } = new("read");
 

@@ -59,6 +59,7 @@ public sealed class MigrationAcrossNodesTests(MigrationClusterFixture fixture, I
         long received = 0;
         var migrations = 0;
         var server = 0;
+        var previousLocalPort = stream.LocalEndPoint.Port;
         while (true)
         {
             if (migrations < DownloadMigrations && received >= (migrations + 1) * (DownloadBytes / (DownloadMigrations + 1)))
@@ -66,6 +67,12 @@ public sealed class MigrationAcrossNodesTests(MigrationClusterFixture fixture, I
                 server = (server + 1) % MigrationCluster.ServerCount;
                 var report = await client.MigrateAsync(MigrationCluster.Service(transport, server), timeout.Token);
                 Assert.True(report.Outcome == MigrationOutcome.Completed, $"migration {migrations + 1} to {report.To} failed: {report.FailureReason}");
+
+                // The stream names the connection's new 4-tuple: the new server, from a new local port.
+                var localPort = stream.LocalEndPoint.Port;
+                Assert.Equal(new IPEndPoint(report.To.Address.ToIPAddress(), report.To.Port), stream.RemoteEndPoint);
+                Assert.NotEqual(previousLocalPort, localPort);
+                previousLocalPort = localPort;
                 migrations++;
             }
 
