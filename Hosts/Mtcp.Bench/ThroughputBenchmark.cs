@@ -19,8 +19,11 @@ internal sealed record ThroughputOptions(long Bytes, int Runs, string[] Transpor
 /// </summary>
 internal sealed record TransportThroughput(string Transport, double MtcpMBps, double KernelTcpMBps, double Ratio, double[] MtcpRunsMBps, double PairedRatioMedian, double[] PairedRatios, double MtcpCpuSecondsPerGB, double KernelTcpCpuSecondsPerGB);
 
-/// <summary>One run: wall-clock time of the transfer and the CPU time the whole process spent meanwhile (both ends, all threads).</summary>
-internal readonly record struct TransferTime(TimeSpan Elapsed, TimeSpan Cpu);
+/// <summary>
+/// One run: wall-clock time of the transfer and the CPU time the whole process spent meanwhile (both ends, all threads);
+/// for MTCP also the segments each end received (data at the server, ACKs and window updates at the client).
+/// </summary>
+internal readonly record struct TransferTime(TimeSpan Elapsed, TimeSpan Cpu, long SegmentsToServer = 0, long SegmentsToClient = 0);
 
 /// <summary>
 /// Moves N bytes from a client to a server over one connection, several times per MTCP transport and over the
@@ -69,12 +72,15 @@ internal static class ThroughputBenchmark
                 var run = await s.Run();
                 s.MBps.Add(options.Bytes / run.Elapsed.TotalSeconds / 1e6);
                 s.CpuSecondsPerGB.Add(run.Cpu.TotalSeconds / (options.Bytes / 1e9));
+                s.SegmentsToServer.Add(run.SegmentsToServer);
+                s.SegmentsToClient.Add(run.SegmentsToClient);
             }
         }
 
         foreach (var s in series)
         {
-            Console.WriteLine($"{s.Name,-12} median {Median(s.MBps),9:F1} MB/s  runs [{string.Join(", ", s.MBps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]  CPU {Median(s.CpuSecondsPerGB):F3} s/GB");
+            Console.WriteLine($"{s.Name,-12} median {Median(s.MBps),9:F1} MB/s  runs [{string.Join(", ", s.MBps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]  CPU {Median(s.CpuSecondsPerGB):F3} s/GB"
+                + (s.SegmentsToServer.Sum() > 0 ? $"  segments per run: {s.SegmentsToServer.Average():F0} to the server, {s.SegmentsToClient.Average():F0} to the client" : string.Empty));
         }
 
         Console.WriteLine($"gen0 collections per round of runs (all series): {(double)(GC.CollectionCount(0) - gen0) / options.Runs:F1}");
@@ -97,6 +103,10 @@ internal static class ThroughputBenchmark
 
         /// <summary>CPU seconds per 10^9 bytes moved: what a run costs, which load from other processes disturbs less than its wall-clock time.</summary>
         public List<double> CpuSecondsPerGB { get; } = [];
+
+        public List<long> SegmentsToServer { get; } = [];
+
+        public List<long> SegmentsToClient { get; } = [];
     }
 
     private static async Task<TransferTime> MtcpRunAsync(Config benchConfig, string transport, long bytes, CancellationToken cancellationToken)
@@ -113,7 +123,14 @@ internal static class ThroughputBenchmark
             using var mtcpClient = new MtcpClient(client);
             var stream = await mtcpClient.ConnectAsync(new IPEndPoint(IPAddress.Parse("127.0.0.2"), ServicePort), cancellationToken);
             await using var connection = await accepting;
-            return await TransferAsync(stream, connection.Stream, bytes, cancellationToken);
+            var serverBefore = (await server.GetStatisticsAsync(cancellationToken)).SegmentsReceived;
+            var clientBefore = (await client.GetStatisticsAsync(cancellationToken)).SegmentsReceived;
+            var run = await TransferAsync(stream, connection.Stream, bytes, cancellationToken);
+            return run with
+            {
+                SegmentsToServer = (await server.GetStatisticsAsync(cancellationToken)).SegmentsReceived - serverBefore,
+                SegmentsToClient = (await client.GetStatisticsAsync(cancellationToken)).SegmentsReceived - clientBefore,
+            };
         }
         finally
         {
