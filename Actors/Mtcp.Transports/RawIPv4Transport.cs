@@ -55,6 +55,7 @@ public sealed class RawIPv4Transport : IPacketTransport
     private const int MaxIPv4PacketLength = 65535;
     private const int MinIPv4HeaderLength = 20;
     private const int SockaddrInLength = 16;
+    // What the kernel puts in headers it builds (net.ipv4.ip_default_ttl, the RFC 1700 default).
     private const byte DefaultTimeToLive = 64;
 
     private readonly Socket _socket;
