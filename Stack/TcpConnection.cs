@@ -529,9 +529,13 @@ public sealed partial class TcpConnection
         }
 
         // RFC 1122 §4.2.3.3 (receiver SWS avoidance): announce a larger window only once it grew by
-        // min(half the buffer, one MSS).
+        // min(half the buffer, one MSS). And only while the peer has at most half the buffer left to fill of the
+        // window it knows: a sender with more room is not held back, and the ACKs its data draws carry the larger
+        // window anyway, so a reader keeping up does not add a pure window update per read (Linux's tcp_cleanup_rbuf
+        // makes the same trade).
         var threshold = Math.Min(_receive.Size / 2, _config.MaxSegmentSize);
-        if (AdvertisableWindow() - _lastAdvertisedWindow >= threshold)
+        var peerRoomLeft = _lastAdvertisedWindow - (ReceiveNext - _lastAckSent);
+        if (peerRoomLeft <= _receive.Size / 2 && AdvertisableWindow() - _lastAdvertisedWindow >= threshold)
         {
             _ackNow = true;
         }

@@ -16,8 +16,40 @@ internal static partial class Libc
     public const int SoRcvbufforce = 33;
     public const int SoSndbufforce = 32;
     public const int Eperm = 1;
+    public const int Eintr = 4;
+    public const int Eagain = 11;
     public const int Eacces = 13;
+    public const int Emsgsize = 90;
+    public const int Enetunreach = 101;
+    public const int Enobufs = 105;
+    public const int Econnrefused = 111;
+    public const int Ehostunreach = 113;
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     public static partial int Socket(int domain, int type, int protocol);
+
+    /// <summary>sendmsg(2): one datagram gathered from several buffers, so a header and a payload need not be joined first.</summary>
+    [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
+    public static unsafe partial nint SendMessage(SafeHandle socket, MessageHeader* message, int flags);
+
+    /// <summary>struct iovec.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public unsafe struct IoVector
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
+    /// <summary>struct msghdr (LP64 layout; the compiler pads msg_namelen and msg_flags as C does).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public unsafe struct MessageHeader
+    {
+        public void* Name;
+        public uint NameLength;
+        public IoVector* Vectors;
+        public nuint VectorCount;
+        public void* Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
 }

@@ -37,6 +37,12 @@ public sealed record RawTransportOptions
 /// to it) and each packet's destination is checked again here. Received packets start with the IPv4
 /// header, which is parsed for the addresses and skipped. The kernel reassembles fragments before raw
 /// delivery, so a segment may be as large as an IPv4 packet allows.
+/// <para>
+/// Sends write their own IPv4 header (IP_HDRINCL) and hand it and the segment to one sendmsg(2): without it the
+/// kernel copies a raw payload with csum_and_copy_from_iter, a checksum nobody reads that costs as much again
+/// as the copy. The kernel still fills in the identification, total length and header checksum. It does not
+/// fragment such packets, so a segment larger than the route's MTU goes out once more without IP_HDRINCL.
+/// </para>
 /// </remarks>
 public sealed class RawIPv4Transport : IPacketTransport
 {
@@ -49,11 +55,14 @@ public sealed class RawIPv4Transport : IPacketTransport
     private const int MaxIPv4PacketLength = 65535;
     private const int MinIPv4HeaderLength = 20;
     private const int SockaddrInLength = 16;
+    // What the kernel puts in headers it builds (net.ipv4.ip_default_ttl, the RFC 1700 default).
+    private const byte DefaultTimeToLive = 64;
 
     private readonly Socket _socket;
     private readonly byte _protocol;
     private readonly uint _localAddressValue;
     private readonly SocketAddress _sendAddress = new(AddressFamily.InterNetwork, SockaddrInLength);
+    private readonly byte[] _sendHeader = new byte[MinIPv4HeaderLength];
     private readonly Lock _sendLock = new();
     private TimeSpan _currentTimeout = Timeout.InfiniteTimeSpan;
     private long _discardedPackets;
@@ -67,6 +76,7 @@ public sealed class RawIPv4Transport : IPacketTransport
         Span<byte> bytes = stackalloc byte[IpAddress.V4Length];
         localAddress.WriteTo(bytes);
         _localAddressValue = BinaryPrimitives.ReadUInt32BigEndian(bytes);
+        WriteHeaderTemplate(_sendHeader, localAddress, protocol);
     }
 
     public IpAddress LocalAddress { get; }
@@ -156,6 +166,7 @@ public sealed class RawIPv4Transport : IPacketTransport
             }
         }
 
+        socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
         try
         {
             // Bound raw sockets get only packets whose destination is the bound address (raw_v4_match).
@@ -200,16 +211,77 @@ public sealed class RawIPv4Transport : IPacketTransport
             var address = _sendAddress.Buffer.Span;
             BinaryPrimitives.WriteUInt16BigEndian(address[2..], 0);
             destination.WriteTo(address[4..]);
-            try
+            destination.WriteTo(_sendHeader.AsSpan(DestinationAddressOffset));
+            BinaryPrimitives.WriteUInt16BigEndian(_sendHeader.AsSpan(TotalLengthOffset), (ushort)(MinIPv4HeaderLength + segment.Length));
+            var errno = SendWithHeader(segment);
+            switch (errno)
             {
-                _socket.SendTo(segment, SocketFlags.None, _sendAddress);
-                return true;
-            }
-            catch (SocketException e) when (IsLocalDrop(e.SocketErrorCode))
-            {
-                return false;
+                case 0:
+                    return true;
+                case Libc.Emsgsize:
+                    return SendFragmentable(segment);
+                case Libc.Enobufs or Libc.Eagain or Libc.Ehostunreach or Libc.Enetunreach or Libc.Econnrefused:
+                    return false;
+                default:
+                    throw new PacketTransportException($"sendmsg on {this} failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
             }
         }
+    }
+
+    /// <summary>One sendmsg of our IPv4 header and the segment; returns 0 or the errno.</summary>
+    private unsafe int SendWithHeader(ReadOnlySpan<byte> segment)
+    {
+        fixed (byte* header = _sendHeader)
+        fixed (byte* payload = segment)
+        fixed (byte* name = _sendAddress.Buffer.Span)
+        {
+            var vectors = stackalloc Libc.IoVector[2];
+            vectors[0] = new Libc.IoVector { Base = header, Length = (nuint)_sendHeader.Length };
+            vectors[1] = new Libc.IoVector { Base = payload, Length = (nuint)segment.Length };
+            var message = new Libc.MessageHeader { Name = name, NameLength = SockaddrInLength, Vectors = vectors, VectorCount = 2 };
+            while (true)
+            {
+                if (Libc.SendMessage(_socket.SafeHandle, &message, 0) >= 0)
+                {
+                    return 0;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != Libc.Eintr)
+                {
+                    return errno;
+                }
+            }
+        }
+    }
+
+    /// <summary>A segment beyond the route's MTU, sent with a kernel-built header, which the kernel may fragment.</summary>
+    private bool SendFragmentable(ReadOnlySpan<byte> segment)
+    {
+        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, false);
+        try
+        {
+            _socket.SendTo(segment, SocketFlags.None, _sendAddress);
+            return true;
+        }
+        catch (SocketException e) when (IsLocalDrop(e.SocketErrorCode))
+        {
+            return false;
+        }
+        finally
+        {
+            _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
+        }
+    }
+
+    /// <summary>The fixed fields of the IPv4 header our sends carry (RFC 791 §3.1); destination and length are set per send.</summary>
+    private static void WriteHeaderTemplate(Span<byte> header, IpAddress source, byte protocol)
+    {
+        header.Clear();
+        header[VersionAndIhlOffset] = (4 << 4) | (MinIPv4HeaderLength / 4);
+        header[TimeToLiveOffset] = DefaultTimeToLive;
+        header[ProtocolOffset] = protocol;
+        source.WriteTo(header[SourceAddressOffset..]);
     }
 
     internal static bool IsLocalDrop(SocketError error) => error is SocketError.NoBufferSpaceAvailable
@@ -285,6 +357,7 @@ public sealed class RawIPv4Transport : IPacketTransport
      */
     private const int VersionAndIhlOffset = 0;
     private const int TotalLengthOffset = 2;
+    private const int TimeToLiveOffset = 8;
     private const int ProtocolOffset = 9;
     private const int SourceAddressOffset = 12;
     private const int DestinationAddressOffset = 16;

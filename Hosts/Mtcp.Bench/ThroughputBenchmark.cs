@@ -17,7 +17,13 @@ internal sealed record ThroughputOptions(long Bytes, int Runs, string[] Transpor
 /// median of the per-round ratios (each MTCP run over the kernel run of the same round, seconds apart), which a change
 /// of machine load between rounds disturbs less than the ratio of medians.
 /// </summary>
-internal sealed record TransportThroughput(string Transport, double MtcpMBps, double KernelTcpMBps, double Ratio, double[] MtcpRunsMBps, double PairedRatioMedian, double[] PairedRatios);
+internal sealed record TransportThroughput(string Transport, double MtcpMBps, double KernelTcpMBps, double Ratio, double[] MtcpRunsMBps, double PairedRatioMedian, double[] PairedRatios, double MtcpCpuSecondsPerGB, double KernelTcpCpuSecondsPerGB);
+
+/// <summary>
+/// One run: wall-clock time of the transfer and the CPU time the whole process spent meanwhile (both ends, all threads);
+/// for MTCP also the segments each end received (data at the server, ACKs and window updates at the client).
+/// </summary>
+internal readonly record struct TransferTime(TimeSpan Elapsed, TimeSpan Cpu, long SegmentsToServer = 0, long SegmentsToClient = 0);
 
 /// <summary>
 /// Moves N bytes from a client to a server over one connection, several times per MTCP transport and over the
@@ -63,14 +69,18 @@ internal static class ThroughputBenchmark
         {
             foreach (var s in series)
             {
-                var elapsed = await s.Run();
-                s.MBps.Add(options.Bytes / elapsed.TotalSeconds / 1e6);
+                var run = await s.Run();
+                s.MBps.Add(options.Bytes / run.Elapsed.TotalSeconds / 1e6);
+                s.CpuSecondsPerGB.Add(run.Cpu.TotalSeconds / (options.Bytes / 1e9));
+                s.SegmentsToServer.Add(run.SegmentsToServer);
+                s.SegmentsToClient.Add(run.SegmentsToClient);
             }
         }
 
         foreach (var s in series)
         {
-            Console.WriteLine($"{s.Name,-12} median {Median(s.MBps),9:F1} MB/s  runs [{string.Join(", ", s.MBps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]");
+            Console.WriteLine($"{s.Name,-12} median {Median(s.MBps),9:F1} MB/s  runs [{string.Join(", ", s.MBps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]  CPU {Median(s.CpuSecondsPerGB):F3} s/GB"
+                + (s.SegmentsToServer.Sum() > 0 ? $"  segments per run: {s.SegmentsToServer.Average():F0} to the server, {s.SegmentsToClient.Average():F0} to the client" : string.Empty));
         }
 
         Console.WriteLine($"gen0 collections per round of runs (all series): {(double)(GC.CollectionCount(0) - gen0) / options.Runs:F1}");
@@ -80,19 +90,26 @@ internal static class ThroughputBenchmark
             .Select(s =>
             {
                 var paired = s.MBps.Zip(kernel, (mtcp, tcp) => mtcp / tcp).ToArray();
-                return new TransportThroughput(s.Name, Median(s.MBps), kernelMedian, Median(s.MBps) / kernelMedian, s.MBps.ToArray(), Median(paired), paired);
+                return new TransportThroughput(s.Name, Median(s.MBps), kernelMedian, Median(s.MBps) / kernelMedian, s.MBps.ToArray(), Median(paired), paired, Median(s.CpuSecondsPerGB), Median(series[0].CpuSecondsPerGB));
             })
             .ToList();
         await WriteArtifactsAsync(options, kernel, results);
         return 0;
     }
 
-    private sealed record Series(string Name, Func<Task<TimeSpan>> Run)
+    private sealed record Series(string Name, Func<Task<TransferTime>> Run)
     {
         public List<double> MBps { get; } = [];
+
+        /// <summary>CPU seconds per 10^9 bytes moved: what a run costs, which load from other processes disturbs less than its wall-clock time.</summary>
+        public List<double> CpuSecondsPerGB { get; } = [];
+
+        public List<long> SegmentsToServer { get; } = [];
+
+        public List<long> SegmentsToClient { get; } = [];
     }
 
-    private static async Task<TimeSpan> MtcpRunAsync(Config benchConfig, string transport, long bytes, CancellationToken cancellationToken)
+    private static async Task<TransferTime> MtcpRunAsync(Config benchConfig, string transport, long bytes, CancellationToken cancellationToken)
     {
         var system = ActorSystem.Create("bench", MtcpConfig.WithFallback(benchConfig));
         var fabric = transport == "memory" ? new InMemoryPacketFabric() : null;
@@ -106,7 +123,14 @@ internal static class ThroughputBenchmark
             using var mtcpClient = new MtcpClient(client);
             var stream = await mtcpClient.ConnectAsync(new IPEndPoint(IPAddress.Parse("127.0.0.2"), ServicePort), cancellationToken);
             await using var connection = await accepting;
-            return await TransferAsync(stream, connection.Stream, bytes, cancellationToken);
+            var serverBefore = (await server.GetStatisticsAsync(cancellationToken)).SegmentsReceived;
+            var clientBefore = (await client.GetStatisticsAsync(cancellationToken)).SegmentsReceived;
+            var run = await TransferAsync(stream, connection.Stream, bytes, cancellationToken);
+            return run with
+            {
+                SegmentsToServer = (await server.GetStatisticsAsync(cancellationToken)).SegmentsReceived - serverBefore,
+                SegmentsToClient = (await client.GetStatisticsAsync(cancellationToken)).SegmentsReceived - clientBefore,
+            };
         }
         finally
         {
@@ -117,7 +141,7 @@ internal static class ThroughputBenchmark
     private static Config NodeConfig(string transport, string address) =>
         ConfigurationFactory.ParseString($"mtcp.runtime.transport = {transport}\nmtcp.runtime.local-address = \"{address}\"");
 
-    private static async Task<TimeSpan> KernelTcpRunAsync(long bytes, CancellationToken cancellationToken)
+    private static async Task<TransferTime> KernelTcpRunAsync(long bytes, CancellationToken cancellationToken)
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -127,9 +151,10 @@ internal static class ThroughputBenchmark
         return await TransferAsync(client.GetStream(), accepted.GetStream(), bytes, cancellationToken);
     }
 
-    /// <summary>Writes from one stream while the other reads; the clock stops when the last byte was read.</summary>
-    private static async Task<TimeSpan> TransferAsync(Stream writer, Stream reader, long bytes, CancellationToken cancellationToken)
+    /// <summary>Writes from one stream while the other reads; the clocks stop when the last byte was read.</summary>
+    private static async Task<TransferTime> TransferAsync(Stream writer, Stream reader, long bytes, CancellationToken cancellationToken)
     {
+        var cpu = Environment.CpuUsage.TotalTime;
         var clock = Stopwatch.StartNew();
         var reading = Task.Run(async () =>
         {
@@ -155,7 +180,7 @@ internal static class ThroughputBenchmark
         }
 
         await reading;
-        return clock.Elapsed;
+        return new TransferTime(clock.Elapsed, Environment.CpuUsage.TotalTime - cpu);
     }
 
     private static bool RawSocketsPermitted(out string why)
@@ -197,11 +222,13 @@ internal static class ThroughputBenchmark
         table.AppendLine();
         table.AppendLine("Per-round ratio: each MTCP run over the kernel TCP run of the same round; median and range over the rounds.");
         table.AppendLine();
-        table.AppendLine("| transport | MTCP MB/s | kernel TCP MB/s | MTCP / kernel | per-round ratio, median | range |");
-        table.AppendLine("|---|---:|---:|---:|---:|---|");
+        table.AppendLine("CPU s/GB: CPU time of the whole process (both ends) per 10^9 bytes, median over the runs; on a shared machine it varies less than MB/s.");
+        table.AppendLine();
+        table.AppendLine("| transport | MTCP MB/s | kernel TCP MB/s | MTCP / kernel | per-round ratio, median | range | MTCP CPU s/GB | kernel TCP CPU s/GB |");
+        table.AppendLine("|---|---:|---:|---:|---:|---|---:|---:|");
         foreach (var r in results)
         {
-            table.AppendLine(System.FormattableString.Invariant($"| {r.Transport} | {r.MtcpMBps:F1} | {r.KernelTcpMBps:F1} | {r.Ratio:F3} | {r.PairedRatioMedian:F3} | {r.PairedRatios.Min():F3}-{r.PairedRatios.Max():F3} |"));
+            table.AppendLine(System.FormattableString.Invariant($"| {r.Transport} | {r.MtcpMBps:F1} | {r.KernelTcpMBps:F1} | {r.Ratio:F3} | {r.PairedRatioMedian:F3} | {r.PairedRatios.Min():F3}-{r.PairedRatios.Max():F3} | {r.MtcpCpuSecondsPerGB:F3} | {r.KernelTcpCpuSecondsPerGB:F3} |"));
         }
 
         await File.WriteAllTextAsync(Path.Combine(directory, "throughput.md"), table.ToString());

@@ -225,6 +225,31 @@ public sealed class TcpConnectionDataTests
     }
 
     [Fact]
+    public void Reading_must_not_send_a_window_update_while_the_peer_has_more_than_half_the_buffer_left()
+    {
+        var config = ScriptedPeer.DefaultConfig with { ReceiveBufferSize = 8000 };
+        var peer = ScriptedPeer.Established(config);
+        peer.SendData(Bytes(1000), LocalIss + 1);
+        peer.SendData(Bytes(1000), LocalIss + 1);
+        Assert.Equal((ushort)(6000 >> 2), peer.Single().Header.Window);
+
+        // The window grew by two MSS, but the peer still has 6000 of 8000 bytes to fill: the ACKs its next data
+        // draws carry the larger window.
+        Assert.Equal(2000, peer.Connection.Read(new byte[2000]));
+        Assert.Empty(peer.Drain());
+
+        // Once the peer has half the buffer or less left to fill, reading announces the larger window at once.
+        for (var i = 0; i < 4; i++)
+        {
+            peer.SendData(Bytes(1000), LocalIss + 1);
+        }
+
+        Assert.Equal((ushort)(4000 >> 2), peer.Drain()[^1].Header.Window);
+        Assert.Equal(4000, peer.Connection.Read(new byte[4000]));
+        Assert.Equal((ushort)(8000 >> 2), peer.Single().Header.Window);
+    }
+
+    [Fact]
     public void Write_must_be_bounded_by_the_send_buffer_and_report_writable_after_an_ack()
     {
         var config = ScriptedPeer.DefaultConfig with { SendBufferSize = 3000 };
