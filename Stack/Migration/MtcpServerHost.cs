@@ -138,7 +138,7 @@ public sealed class MtcpServerHost
     /// client chooses the destination (naming one would need the holder's Auth_dest endorsement).
     /// </summary>
     public void SendTrigger(ConnectionId cid, TriggerKey key) =>
-        _replies.Enqueue((cid.ClientAddress, ServerMigration.TriggerSegment(cid, Service, new TriggerAuthenticator(key).CreateTrigger(cid, Service, destination: null, authDest: 0))));
+        _replies.Enqueue((cid.ClientAddress, ServerMigration.ThirdPartyTriggerSegment(cid, Service, key)));
 
     public void Receive(Instant now, IpAddress source, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
     {

@@ -208,6 +208,14 @@ public static class ServerMigration
         Options = new TcpOptions { MigrateTrigger = trigger },
     };
 
+    /// <summary>
+    /// A MIGRATE_TRIGGER for <paramref name="cid"/> from a third party <paramref name="sender"/> holding the trigger key
+    /// the connection's holder issued for its current epoch: the client chooses the destination (naming one would need
+    /// the holder's Auth_dest endorsement), and the key dies with the next migration.
+    /// </summary>
+    public static TcpSegmentRepr ThirdPartyTriggerSegment(ConnectionId cid, ServerEndpoint sender, TriggerKey key) =>
+        TriggerSegment(cid, sender, new TriggerAuthenticator(key).CreateTrigger(cid, sender, destination: null, authDest: 0));
+
     /// <summary>The options of a server's SYN+ACK: orig-connection-info for a migrated endpoint, TCP_MIGRATE with the alternates.</summary>
     public static TcpOptions SynAckOptions(TcpOptions options, MtcpOrigConnectionInfo? origInfo, IReadOnlyList<ServerEndpoint> alternateServers)
     {

@@ -1,4 +1,5 @@
 using System.Net;
+using Akka.Actor;
 using Mtcp.Actors.Endpoints;
 using Mtcp.Stack.Migration;
 
@@ -63,6 +64,22 @@ public sealed class MtcpConnection : IAsyncDisposable, IDisposable
     /// </summary>
     public void TriggerMigration(Mtcp.Wire.ServerEndpoint? destination = null) =>
         _channel.Endpoint.Tell(new TriggerRequested(destination), Akka.Actor.ActorRefs.NoSender);
+
+    /// <summary>
+    /// The grant a third party needs to trigger this connection's migration until its next one (thesis 3.2.1), e.g. a
+    /// load-balancing node or an operator tool, which sends it with <see cref="MtcpRuntime.SendMigrationTrigger"/>.
+    /// Null when this server holds no credential for the connection (migration off, or it migrated away).
+    /// </summary>
+    public async Task<MigrationTriggerGrant?> IssueTriggerGrantAsync(CancellationToken cancellationToken = default)
+    {
+        if (IsMigratedAway)
+        {
+            return null;
+        }
+
+        var answer = await _channel.Endpoint.Ask<TriggerKeyAnswer>(TriggerKeyRequested.Instance, cancellationToken).ConfigureAwait(false);
+        return answer.Grant;
+    }
 
     public void Dispose() => Stream.Dispose();
 

@@ -129,6 +129,17 @@ public sealed class MtcpRuntime : IAsyncDisposable
     public Task<PacketStatistics> GetStatisticsAsync(CancellationToken cancellationToken = default) =>
         PacketActor.Ask<PacketStatistics>(GetPacketStatistics.Instance, cancellationToken);
 
+    /// <summary>
+    /// Sends the client of <paramref name="grant"/>'s connection a MIGRATE_TRIGGER from this node, port
+    /// <paramref name="senderPort"/>, as a third party holding the connection's trigger key (thesis 3.2.1). Best effort,
+    /// like any trigger: the client acts on it only if it verifies for its current epoch and no migration is in progress.
+    /// </summary>
+    public void SendMigrationTrigger(MigrationTriggerGrant grant, ushort senderPort)
+    {
+        ArgumentNullException.ThrowIfNull(grant);
+        PacketActor.Tell(new SendMigrationTrigger(grant, senderPort));
+    }
+
     internal Task<EndpointChannel> ConnectAsync(IpAddress remoteAddress, ushort remotePort, CancellationToken cancellationToken)
     {
         var connected = new TaskCompletionSource<EndpointChannel>(TaskCreationOptions.RunContinuationsAsynchronously);

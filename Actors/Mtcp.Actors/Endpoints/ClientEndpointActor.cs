@@ -68,6 +68,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             Abort();
         });
         Receive<InboundSegment>(OnSegment);
+        Receive<ThirdPartyTriggerReceived>(trigger => OnSegment(trigger.Segment));
         Receive<EngineTick>(_ => OnTick());
         Receive<AbortRequested>(_ => Abort());
         Receive<ReadRequested>(_ =>

@@ -212,6 +212,10 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         Receive<ServeStateRequest>(OnServeStateRequest);
         Receive<MigrateAway>(OnMigrateAway);
         Receive<TriggerRequested>(OnTrigger);
+        Receive<TriggerKeyRequested>(_ => Sender.Tell(new TriggerKeyAnswer(
+            !_connection.IsMigratedAway && _authentication is { } authentication && authentication.TryDeriveTriggerKey(_cid, out var key)
+                ? new MigrationTriggerGrant(_cid, key)
+                : null)));
     }
 
     private void OnSegment(InboundSegment segment)

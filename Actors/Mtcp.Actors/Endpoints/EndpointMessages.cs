@@ -1,3 +1,4 @@
+using Mtcp.Actors.Packets;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Endpoints;
@@ -96,3 +97,19 @@ internal sealed class SilenceOver
 
 /// <summary>A server application asks its connection's client to migrate (MIGRATE_TRIGGER, thesis 3.2.1).</summary>
 internal sealed record TriggerRequested(ServerEndpoint? Destination);
+
+/// <summary>A server application asks for its connection's trigger key, to hand to a third party; answered with <see cref="TriggerKeyAnswer"/>.</summary>
+internal sealed class TriggerKeyRequested
+{
+    public static readonly TriggerKeyRequested Instance = new();
+
+    private TriggerKeyRequested()
+    {
+    }
+}
+
+/// <summary>The grant, or null when the connection holds no credential here (migration off, or it migrated away).</summary>
+internal sealed record TriggerKeyAnswer(MigrationTriggerGrant? Grant);
+
+/// <summary>A MIGRATE_TRIGGER from a server other than the connection's, routed by the Cid it names; only a client endpoint acts on it.</summary>
+internal sealed record ThirdPartyTriggerReceived(InboundSegment Segment);

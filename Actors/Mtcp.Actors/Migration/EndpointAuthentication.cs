@@ -40,6 +40,9 @@ internal sealed class EndpointAuthentication(IMigrationAuthenticator authenticat
     public bool TryCreateTrigger(ConnectionId cid, ServerEndpoint sender, ServerEndpoint? destination, out TcpSegmentRepr segment) =>
         _state.TryCreateTrigger(authenticator, cid, sender, destination, out segment);
 
+    /// <inheritdoc cref="ServerEndpointAuthentication.TryDeriveTriggerKey"/>
+    public bool TryDeriveTriggerKey(ConnectionId cid, out TriggerKey key) => _state.TryDeriveTriggerKey(authenticator, cid, out key);
+
     /// <inheritdoc cref="ServerEndpointAuthentication.Decorate"/>
     public TcpSegmentRepr Decorate(TcpSegmentRepr header, int payloadLength, MtcpOrigConnectionInfo? origInfo, IReadOnlyList<ServerEndpoint> alternates) =>
         _state.Decorate(header, payloadLength, origInfo, alternates);

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Endpoints;
 using Mtcp.Stack;
+using Mtcp.Stack.Migration;
 using Mtcp.Transports;
 using Mtcp.Wire;
 
@@ -30,6 +31,7 @@ public sealed class PacketActor : ReceiveActor
     private readonly Thread _receiveThread;
     private volatile bool _stopping;
     private int _nextEphemeralPort;
+    private SegmentEncoder? _triggerEncoder;
     private long _created;
 
     public PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn, ConnectionTable table, IActorRef? registry)
@@ -54,6 +56,7 @@ public sealed class PacketActor : ReceiveActor
             Sender.Tell(MigrationEnabled.Instance);
         });
         Receive<AlternateServersChanged>(view => _context.View = view);
+        Receive<SendMigrationTrigger>(OnSendMigrationTrigger);
     }
 
     /// <summary>The packet actor over an opened transport, which it owns from now on (and disposes when it stops).</summary>
@@ -120,6 +123,28 @@ public sealed class PacketActor : ReceiveActor
         var endpoint = Context.ActorOf(props, EndpointNames.For(key, ++_created));
         _context.Table.TryAddEndpoint(key, endpoint);
         endpoint.Tell(OpenActive.Instance);
+    }
+
+    private void OnSendMigrationTrigger(SendMigrationTrigger send)
+    {
+        var cid = send.Grant.Cid;
+        TcpSegmentRepr trigger;
+        try
+        {
+            trigger = ServerMigration.ThirdPartyTriggerSegment(cid, new ServerEndpoint(_transport.LocalAddress, send.SenderPort), send.Grant.Key);
+        }
+        catch (ArgumentException e)
+        {
+            // A grant that was never issued (an unset key): refused here rather than restarting the packet actor.
+            _log.Warning("no MIGRATE_TRIGGER sent for {0}: {1}", cid, e.Message);
+            return;
+        }
+
+        _triggerEncoder ??= new SegmentEncoder(_transport.LocalAddress, maxPayload: 1);
+        if (!_transport.Send(cid.ClientAddress, _triggerEncoder.Encode(trigger, cid.ClientAddress)))
+        {
+            _context.Counters.SendDropped();
+        }
     }
 
     private bool TryPickEphemeralPort(IpAddress remoteAddress, ushort remotePort, out ConnectionKey key)
@@ -213,6 +238,16 @@ public sealed class PacketActor : ReceiveActor
         {
             counters.Routed();
             listener.Tell(InboundSegment.Create(key, header, payload));
+            return;
+        }
+
+        // A MIGRATE_TRIGGER from a third party (thesis 3.2.1; not the connection's server) names the server of the
+        // Cid it is for: route it to that client endpoint, which verifies it and takes nothing else from it.
+        if (header.Options.MigrateTrigger is { OriginServer: { } origin }
+            && _context.Table.TryGetEndpoint(new ConnectionKey(origin.Address, origin.Port, header.DestinationPort), out var holder))
+        {
+            counters.Routed();
+            holder.Tell(new ThirdPartyTriggerReceived(InboundSegment.Create(key, header, ReadOnlySpan<byte>.Empty)));
             return;
         }
 

@@ -9,6 +9,9 @@ public sealed record Bind(ushort Port);
 /// <summary>The listener actor now owns the port.</summary>
 public sealed record Bound(ushort Port, IActorRef Listener);
 
+/// <summary>Sends the client of <paramref name="Grant"/>'s connection a MIGRATE_TRIGGER from this node's <paramref name="SenderPort"/>, as a third party.</summary>
+public sealed record SendMigrationTrigger(MigrationTriggerGrant Grant, ushort SenderPort);
+
 /// <summary>
 /// Opens a connection to <paramref name="RemoteAddress"/>:<paramref name="RemotePort"/> from an ephemeral port;
 /// cancelling <paramref name="Cancellation"/> before the handshake completes aborts the attempt.

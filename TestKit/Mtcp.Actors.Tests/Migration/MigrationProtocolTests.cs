@@ -376,6 +376,36 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Trigger_from_a_third_party_holding_the_grant_must_start_a_migration_and_a_forged_one_nothing()
+    {
+        // The connection is at the destination's node, which announced the origin as its alternate; the origin's node is
+        // the third party, so its trigger comes from an address the connection never used.
+        await EnableMigrationAsync();
+        var (client, stream, server, listener) = await ConnectAsync(_destination);
+        var ended = new TaskCompletionSource<MigrationReport>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.MigrationEnded += (_, report) => ended.TrySetResult(report);
+        var grant = await server.IssueTriggerGrantAsync().WaitAsync(Patience);
+        Assert.NotNull(grant);
+        Assert.Equal(DestinationAddress, grant.Cid.ServerAddress);
+
+        _origin.SendMigrationTrigger(grant with { Key = TriggerKey.FromBytes(Enumerable.Repeat((byte)0x5A, TriggerKey.Length).ToArray()) }, ServicePort);
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        Assert.False(ended.Task.IsCompleted, "a trigger under another key started a migration");
+
+        _origin.SendMigrationTrigger(grant, ServicePort);
+
+        // The client chose its alternate, the origin; the origin's node has no control mapping here, so it refuses.
+        var report = await ended.Task.WaitAsync(Patience);
+        Assert.True(report.Triggered);
+        Assert.Equal(Origin, report.To);
+        Assert.Equal(Destination, report.From);
+        Assert.Equal(MigrationOutcome.Failed, report.Outcome);
+        client.Dispose();
+        await listener.DisposeAsync();
+        _ = stream;
+    }
+
+    [Fact]
     public async Task Alternates_displaced_by_the_secret_must_stay_owed_until_data_that_carried_them_is_acknowledged()
     {
         // More alternates than fit beside the migration secret on the SYN+ACK: the rest are owed on later segments.
