@@ -19,8 +19,7 @@ internal sealed partial class DemoScenario
         Say($"rate comparison: {options.CompareRepetitions} downloads of {FileName} each way at full speed, no migration");
         var listen = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
         var agentConfig = WriteConfig("agent-compare.conf", $$"""
-            mtcp.runtime.local-address = "{{options.Network}}.10"
-            mtcp.runtime.transport = {{options.Transport}}
+            {{options.RuntimeConfig($"{options.Network}.10")}}
             mtcp.agent.service-endpoints = ["{{service}}"]
             mtcp.agent.serve.listen = "{{listen}}"
             mtcp.agent.control-endpoint = "127.0.0.1:{{FreeTcpPort(IPAddress.Loopback)}}"
