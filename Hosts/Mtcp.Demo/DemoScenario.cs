@@ -26,6 +26,7 @@ internal sealed record DemoDegradation(int Node, long BestRate, long DegradeAfte
 internal sealed record DemoOptions(
     string Network,
     string Transport,
+    int MaxSegmentSize,
     long FileBytes,
     int Seed,
     int Migrations,
@@ -51,6 +52,7 @@ internal sealed record DemoOptions(
         return new DemoOptions(
             network,
             transport,
+            HoconValues.Integer(config, "mtcp.demo.max-segment-size", 64, 65495),
             HoconValues.LongSize(config, "mtcp.demo.file-size", 1L << 20, 1L << 30),
             HoconValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
             HoconValues.Integer(config, "mtcp.demo.migrations", 2, 100),
@@ -70,6 +72,13 @@ internal sealed record DemoOptions(
                 HoconValues.Duration(config, "mtcp.hosts.server.file.request-timeout", allowZero: false),
                 HoconValues.Size(config, "mtcp.hosts.server.file.chunk-size", 512, 4 << 20)));
     }
+
+    /// <summary>The MTCP runtime settings every node and agent of the demo shares, for one of them at <paramref name="localAddress"/>.</summary>
+    public string RuntimeConfig(string localAddress) => string.Create(CultureInfo.InvariantCulture, $$"""
+        mtcp.runtime.local-address = "{{localAddress}}"
+        mtcp.runtime.transport = {{Transport}}
+        mtcp.tcp.max-segment-size = {{MaxSegmentSize}}
+        """);
 
     private static double Number(Config config, string path, double min, double max)
     {
@@ -125,8 +134,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
                 akka.remote.dot-netty.tcp { hostname = "{{servers[i]}}", port = {{controls[i].Port}} }
                 akka.cluster.seed-nodes = ["akka.tcp://mtcp@{{controls[0]}}"]
                 akka.loglevel = WARNING
-                mtcp.runtime.local-address = "{{servers[i]}}"
-                mtcp.runtime.transport = {{options.Transport}}
+                {{options.RuntimeConfig(servers[i].ToString())}}
                 mtcp.hosts.server.file { enabled = on, port = {{FilePort}}, root = "{{files.FullName}}" }
                 mtcp.hosts.server.request.enabled = off
                 mtcp.migration.cluster-key = "{{key}}"
@@ -149,8 +157,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var listen = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
         var control = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
         var agentConfig = WriteConfig("agent.conf", $$"""
-            mtcp.runtime.local-address = "{{agentAddress}}"
-            mtcp.runtime.transport = {{options.Transport}}
+            {{options.RuntimeConfig(agentAddress.ToString())}}
             mtcp.agent.service-endpoints = [{{string.Join(", ", servers.Select(server => $"\"{server}:{FilePort}\""))}}]
             mtcp.agent.policy = throughput
             # A migration towards the node that left fails after this, rather than after SYN retransmissions.
