@@ -1,7 +1,7 @@
-using System.Diagnostics.Metrics;
 using System.Text;
 using Akka.Actor;
 using Akka.TestKit;
+using Mtcp.Actors.Tests.Migration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
@@ -66,7 +66,7 @@ public sealed class SealedControlOverRemoteTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task Control_messages_that_do_not_open_must_be_dropped_and_counted()
     {
-        using var dropped = new DroppedListener();
+        using var dropped = new MigrationMeasurements("mtcp.control.dropped", tagKey: "reason");
         var sender = _intruder.ActorOf(Props.Create(() => new SilentActor()), "intruder");
         var originManager = _intruder.ActorSelection(new RootActorPath(_originAddress) / "user" / ControlConnectionManager.ActorName);
         var intruder = Encoding.UTF8.GetBytes(TestNodes.AddressOf(_intruder).ToString());
@@ -86,7 +86,7 @@ public sealed class SealedControlOverRemoteTests : Akka.TestKit.Xunit2.TestKit
 
         var received = await _originRegistry.ExpectMsgAsync<StateAckReceived>(Patience);
         Assert.Equal(5UL, received.Ack.RequestId);
-        Assert.Equal(["BadMac", "BadMac", "Unsealed", "WrongPeer"], dropped.Reasons.Order(StringComparer.Ordinal));
+        Assert.Equal(["BadMac", "BadMac", "Unsealed", "WrongPeer"], dropped.Tags.Order(StringComparer.Ordinal));
     }
 
     private static StateAck Ack(ulong requestId) => new(requestId, ControlSamples.MigratingCid);
@@ -94,50 +94,5 @@ public sealed class SealedControlOverRemoteTests : Akka.TestKit.Xunit2.TestKit
     private sealed class SilentActor : ReceiveActor
     {
         public SilentActor() => ReceiveAny(_ => { });
-    }
-
-    /// <summary>The reasons of <c>mtcp.control.dropped</c> measurements.</summary>
-    private sealed class DroppedListener : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private readonly List<string> _reasons = [];
-
-        public DroppedListener()
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == MigrationMetrics.MeterName && instrument.Name == "mtcp.control.dropped")
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
-            {
-                foreach (var tag in tags)
-                {
-                    if (tag.Key == "reason")
-                    {
-                        lock (_reasons)
-                        {
-                            _reasons.Add((string)tag.Value!);
-                        }
-                    }
-                }
-            });
-            _listener.Start();
-        }
-
-        public string[] Reasons
-        {
-            get
-            {
-                lock (_reasons)
-                {
-                    return [.. _reasons];
-                }
-            }
-        }
-
-        public void Dispose() => _listener.Dispose();
     }
 }

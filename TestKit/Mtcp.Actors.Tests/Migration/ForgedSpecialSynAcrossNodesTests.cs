@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
 using Mtcp.Stack;
 using Mtcp.Stack.Migration;
 using Mtcp.Transports;
@@ -28,7 +27,7 @@ public sealed class ForgedSpecialSynAcrossNodesTests(ITestOutputHelper output)
     public async Task Altered_special_SYN_must_be_refused_by_the_origin_and_a_genuine_one_then_migrate()
     {
         await using var cluster = await MigrationCluster.StartAsync(transports: [Transport]);
-        using var authFailures = new AuthFailedListener();
+        using var authFailures = new MigrationMeasurements("mtcp.migration.auth_failed", tagKey: "check");
         using var transport = cluster.Fabric.Attach(ClientAddress);
         var driver = new ClientDriver(transport);
         var origin = MigrationCluster.Service(Transport, 0);
@@ -46,7 +45,7 @@ public sealed class ForgedSpecialSynAcrossNodesTests(ITestOutputHelper output)
         Assert.Equal(origin, driver.Client.CurrentServer);
 
         // Tests of other classes may refuse forged requests at the same time: this one's refusal is among them.
-        Assert.Contains("Forged", authFailures.Checks);
+        Assert.Contains("Forged", authFailures.Tags);
 
         driver.AlterMigratedConnection = false;
         driver.Client.BeginMigration(driver.Now, destination, new SeqNumber(0x2000), localPort: 41002);
@@ -128,50 +127,5 @@ public sealed class ForgedSpecialSynAcrossNodesTests(ITestOutputHelper output)
                 transport.Send(destination.Address, _segment.AsSpan(0, written));
             }
         }
-    }
-
-    /// <summary>The verdicts of <c>mtcp.migration.auth_failed</c> measurements.</summary>
-    private sealed class AuthFailedListener : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private readonly List<string> _checks = [];
-
-        public AuthFailedListener()
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == MigrationMetrics.MeterName && instrument.Name == "mtcp.migration.auth_failed")
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
-            {
-                foreach (var tag in tags)
-                {
-                    if (tag.Key == "check")
-                    {
-                        lock (_checks)
-                        {
-                            _checks.Add((string)tag.Value!);
-                        }
-                    }
-                }
-            });
-            _listener.Start();
-        }
-
-        public string[] Checks
-        {
-            get
-            {
-                lock (_checks)
-                {
-                    return [.. _checks];
-                }
-            }
-        }
-
-        public void Dispose() => _listener.Dispose();
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Net;
 using System.Security.Cryptography;
 using Mtcp.Actors.Api;
@@ -30,7 +29,7 @@ public sealed class LargeStateMigrationAcrossNodesTests(MigrationClusterFixture 
     public async Task Connection_with_1_MB_of_application_state_must_migrate_with_the_state_imported_byte_exact(TestTransport transport)
     {
         using var timeout = new CancellationTokenSource(TestTimeout);
-        using var stateBytes = new StateBytesListener();
+        using var stateBytes = new MigrationMeasurements("mtcp.migration.state_bytes");
         var importsBefore = Cluster.Servers.Select(s => s.LargeStateImports.Count).ToArray();
         using var client = new MtcpClient(Cluster.ClientRuntimes[transport]);
         var service = MigrationCluster.Service(transport, 0);
@@ -85,44 +84,5 @@ public sealed class LargeStateMigrationAcrossNodesTests(MigrationClusterFixture 
         Assert.True(replies.Count(b => b > ReferenceApps.LargeStateLength) >= destinations.Length, $"state replies received: {string.Join(", ", replies)} bytes");
         Assert.All(replies.Where(b => b > ReferenceApps.LargeStateLength), b => Assert.True(b > AkkaRemoteDefaultFrameLimit));
         output.WriteLine($"{transport}: state replies of {string.Join(", ", replies.Where(b => b > ReferenceApps.LargeStateLength))} bytes");
-    }
-
-    /// <summary>The encoded state replies destinations received (<c>mtcp.migration.state_bytes</c>).</summary>
-    private sealed class StateBytesListener : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private readonly List<long> _values = [];
-
-        public StateBytesListener()
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == MigrationMetrics.MeterName && instrument.Name == "mtcp.migration.state_bytes")
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, value, _, _) =>
-            {
-                lock (_values)
-                {
-                    _values.Add(value);
-                }
-            });
-            _listener.Start();
-        }
-
-        public long[] Values
-        {
-            get
-            {
-                lock (_values)
-                {
-                    return [.. _values];
-                }
-            }
-        }
-
-        public void Dispose() => _listener.Dispose();
     }
 }

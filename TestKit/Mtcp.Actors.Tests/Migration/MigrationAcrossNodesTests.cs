@@ -47,7 +47,7 @@ public sealed class MigrationAcrossNodesTests(MigrationClusterFixture fixture, I
         using var timeout = new CancellationTokenSource(TestTimeout);
         using var client = new MtcpClient(Cluster.ClientRuntimes[transport]);
         var migratedInBefore = Cluster.Servers.Sum(s => s.MigratedIn);
-        using var completedMetric = new CompletedMigrationsListener();
+        using var completedMetric = new MigrationMeasurements("mtcp.migration.completed");
         var reports = new List<MigrationReport>();
         client.MigrationEnded += (_, report) => { lock (reports) { reports.Add(report); } };
         var started = Stopwatch.GetTimestamp();
@@ -94,7 +94,7 @@ public sealed class MigrationAcrossNodesTests(MigrationClusterFixture fixture, I
         Assert.Equal(DownloadMigrations, migrations);
 
         // Other tests may migrate at the same time; this one's migrations are all counted.
-        Assert.True(completedMetric.Count >= DownloadMigrations, $"mtcp.migration.completed counted {completedMetric.Count} of {DownloadMigrations}");
+        Assert.True(completedMetric.Sum >= DownloadMigrations, $"mtcp.migration.completed counted {completedMetric.Sum} of {DownloadMigrations}");
 
         // Every hop resumed the server application from an imported state.
         Assert.Equal(DownloadMigrations, Cluster.Servers.Sum(s => s.MigratedIn) - migratedInBefore);
@@ -224,29 +224,5 @@ public sealed class MigrationAcrossNodesTests(MigrationClusterFixture fixture, I
     {
         var waits = reports.Where(r => r.Outcome == MigrationOutcome.Completed).Select(r => r.Duration.TotalMilliseconds).Order().ToArray();
         return waits.Length == 0 ? double.NaN : waits[waits.Length / 2];
-    }
-
-    /// <summary>Counts the <c>mtcp.migration.completed</c> measurements of the <c>Mtcp.Migration</c> meter.</summary>
-    private sealed class CompletedMigrationsListener : IDisposable
-    {
-        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
-        private long _count;
-
-        public CompletedMigrationsListener()
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == MigrationMetrics.MeterName && instrument.Name == "mtcp.migration.completed")
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _count, value));
-            _listener.Start();
-        }
-
-        public long Count => Interlocked.Read(ref _count);
-
-        public void Dispose() => _listener.Dispose();
     }
 }
