@@ -19,12 +19,11 @@ namespace Mtcp.Actors.Endpoints;
 /// </summary>
 internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
 {
-    private const string TimerKey = "engine-deadline";
 
     private readonly EndpointContext _context;
     private readonly ConnectionKey _key;
     private readonly MtcpClientConnection _client;
-    private readonly IStreamBuffers _buffers;
+    private readonly StreamEvents _stream;
     private readonly SegmentEncoder _encoder;
     private readonly EndpointChannel _channel;
     private readonly TaskCompletionSource<EndpointChannel> _connectCompletion;
@@ -37,8 +36,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     private ConnectionKey _currentKey;
 
     private CancellationTokenRegistration _connectCancellationRegistration;
-    private Instant? _armedDeadline;
-    private bool _peerFinished;
+    private readonly EngineDeadline _deadline = new();
     private bool _connected;
     private PendingMigration? _migration;
     private Instant _opened;
@@ -53,7 +51,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         _channel = new EndpointChannel(Self, context.LocalAddress, key);
         var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
         _client = MtcpClientConnection.Connect(tcp, context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now);
-        _buffers = new ClientConnectionBuffers(_client);
+        _stream = new StreamEvents(_channel, new ClientConnectionBuffers(_client));
         _keys.Add(key);
         _currentKey = key;
 
@@ -73,12 +71,12 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         Receive<AbortRequested>(_ => Abort());
         Receive<ReadRequested>(_ =>
         {
-            _channel.Reader.ServeRead(_buffers, _peerFinished);
+            _stream.ServeRead();
             Drive(_context.Clock.Now);
         });
         Receive<WriteRequested>(_ =>
         {
-            _channel.Writer.ServeWrite(_buffers);
+            _stream.ServeWrite();
             Drive(_context.Clock.Now);
         });
         Receive<CloseRequested>(_ =>
@@ -130,7 +128,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
 
     private void OnTick()
     {
-        _armedDeadline = null;
+        _deadline.Fired();
         var now = _context.Clock.Now;
         if (_client.PollTimeout() is { } due && due <= now)
         {
@@ -272,29 +270,16 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                     }
 
                     break;
-                case TcpEvent.Readable:
-                    _channel.Reader.ServeRead(_buffers, _peerFinished);
-                    break;
-                case TcpEvent.Writable:
-                    _channel.Writer.ServeWrite(_buffers);
-                    break;
-                case TcpEvent.PeerClosed:
-                    _peerFinished = true;
-                    _channel.Reader.ServeRead(_buffers, peerFinished: true);
-                    break;
-                case TcpEvent.Reset:
-                    FailAll("the connection was reset by the peer (RST)");
-                    break;
-                case TcpEvent.TimedOut:
-                    FailAll("the connection timed out (RFC 9293 §3.8.3: no answer within the retransmission limit)");
-                    break;
                 case TcpEvent.Closed:
-                    if (_peerFinished)
+                    _stream.EndIfPeerFinished();
+                    FailAll("the connection is closed");
+                    break;
+                default:
+                    if (_stream.Serve(e) is { } failure)
                     {
-                        _channel.Reader.EndOfStream();
+                        FailAll(failure);
                     }
 
-                    FailAll("the connection is closed");
                     break;
             }
         }
@@ -335,8 +320,8 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                     migration.Completion?.TrySetResult(report);
 
                     // After a switch the stream reads the old block's bytes, then the new one's, and writes to the new one.
-                    _channel.Reader.ServeRead(_buffers, _peerFinished);
-                    _channel.Writer.ServeWrite(_buffers);
+                    _stream.ServeRead();
+                    _stream.ServeWrite();
                     break;
             }
         }
@@ -387,17 +372,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         }
     }
 
-    private void ArmTimer(Instant now)
-    {
-        if (_client.PollTimeout() is not { } deadline || (_armedDeadline is { } armed && armed <= deadline))
-        {
-            return;
-        }
-
-        _armedDeadline = deadline;
-        var delay = deadline - now;
-        Timers.StartSingleTimer(TimerKey, EngineTick.Instance, delay > TimeSpan.Zero ? delay : TimeSpan.Zero);
-    }
+    private void ArmTimer(Instant now) => _deadline.Arm(Timers, _client.PollTimeout(), now);
 
     protected override void PostStop()
     {

@@ -25,7 +25,6 @@ namespace Mtcp.Actors.Endpoints;
 /// </remarks>
 internal sealed class EndpointActor : ReceiveActor, IWithTimers
 {
-    private const string TimerKey = "engine-deadline";
     private const string SilenceTimerKey = "migrated-away-silence";
 
     private readonly EndpointContext _context;
@@ -37,14 +36,13 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
     private readonly CancellationToken _connectCancellation;
     private CancellationTokenRegistration _connectCancellationRegistration;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly IStreamBuffers _buffers;
+    private readonly StreamEvents _stream;
     private readonly ConnectionId _cid;
     private readonly Func<TcpSegmentRepr, int, TcpSegmentRepr> _decorateSynAck;
 
     /// <summary>A server endpoint's migration credential, secret and owed alternates; null without migration.</summary>
     private readonly EndpointAuthentication? _authentication;
-    private Instant? _armedDeadline;
-    private bool _peerFinished;
+    private readonly EngineDeadline _deadline = new();
 
     /// <summary>The special SYN waiting for the origin's state, and when the request went out.</summary>
     private (StateRequest Request, TcpSegmentRepr Syn, Instant Sent)? _awaitingState;
@@ -77,7 +75,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         _connection = connectCompletion is null
             ? TcpConnection.Listen(tcp, key.LocalPort, iss)
             : TcpConnection.Connect(tcp, key.LocalPort, key.RemotePort, iss, context.Clock.Now);
-        _buffers = new TcpConnectionBuffers(_connection);
+        _stream = new StreamEvents(_channel, new TcpConnectionBuffers(_connection));
         _authentication = connectCompletion is null && context.Migration is { } migration ? new EndpointAuthentication(migration.Authenticator) : null;
         _decorateSynAck = DecorateSynAck;
         Connecting();
@@ -130,7 +128,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         Receive<ReadRequested>(_ => OnRead());
         Receive<WriteRequested>(_ =>
         {
-            _channel.Writer.ServeWrite(_buffers);
+            _stream.ServeWrite();
             Drive(_context.Clock.Now);
         });
         Receive<ExportRequested>(OnExport);
@@ -389,8 +387,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         _context.Registry?.Tell(new UnregisterEndpoint(_cid, Self));
         MigrationMetrics.MigratedAway.Add(1);
         _silent = true;
-        Timers.Cancel(TimerKey);
-        _armedDeadline = null;
+        _deadline.Cancel(Timers);
         var silence = _context.Tcp.MaximumSegmentLifetime + _context.Tcp.MaximumSegmentLifetime;
         Timers.StartSingleTimer(SilenceTimerKey, SilenceOver.Instance, silence);
         Become(MigratedAway);
@@ -438,7 +435,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     private void OnTick()
     {
-        _armedDeadline = null;
+        _deadline.Fired();
         var now = _context.Clock.Now;
         if (_connection.PollTimeout() is { } due && due <= now)
         {
@@ -450,7 +447,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     private void OnRead()
     {
-        _channel.Reader.ServeRead(_buffers, _peerFinished);
+        _stream.ServeRead();
 
         // Reading may have opened the window enough to announce it (RFC 1122 §4.2.3.3).
         Drive(_context.Clock.Now);
@@ -499,24 +496,15 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
                 case TcpEvent.Connected:
                     OnConnected();
                     break;
-                case TcpEvent.Readable:
-                    _channel.Reader.ServeRead(_buffers, _peerFinished);
-                    break;
-                case TcpEvent.Writable:
-                    _channel.Writer.ServeWrite(_buffers);
-                    break;
-                case TcpEvent.PeerClosed:
-                    _peerFinished = true;
-                    _channel.Reader.ServeRead(_buffers, peerFinished: true);
-                    break;
-                case TcpEvent.Reset:
-                    FailAll("the connection was reset by the peer (RST)");
-                    break;
-                case TcpEvent.TimedOut:
-                    FailAll("the connection timed out (RFC 9293 §3.8.3: no answer within the retransmission limit)");
-                    break;
                 case TcpEvent.Closed:
                     OnClosed();
+                    break;
+                default:
+                    if (_stream.Serve(e) is { } failure)
+                    {
+                        FailAll(failure);
+                    }
+
                     break;
             }
         }
@@ -543,11 +531,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
 
     private void OnClosed()
     {
-        if (_peerFinished)
-        {
-            _channel.Reader.EndOfStream();
-        }
-
+        _stream.EndIfPeerFinished();
         FailAll("the connection is closed");
     }
 
@@ -558,19 +542,7 @@ internal sealed class EndpointActor : ReceiveActor, IWithTimers
         _channel.Writer.Fail(reason, cause);
     }
 
-    private void ArmTimer(Instant now)
-    {
-        // One keyed timer. It is moved only to an earlier deadline; when it fires before a deadline that moved
-        // later, OnTick finds nothing due and re-arms, which is cheaper than rescheduling for every ACK.
-        if (_connection.PollTimeout() is not { } deadline || (_armedDeadline is { } armed && armed <= deadline))
-        {
-            return;
-        }
-
-        _armedDeadline = deadline;
-        var delay = deadline - now;
-        Timers.StartSingleTimer(TimerKey, EngineTick.Instance, delay > TimeSpan.Zero ? delay : TimeSpan.Zero);
-    }
+    private void ArmTimer(Instant now) => _deadline.Arm(Timers, _connection.PollTimeout(), now);
 
     protected override void PostStop()
     {
