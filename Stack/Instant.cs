@@ -30,6 +30,9 @@ public readonly record struct Instant(long Microseconds) : IComparable<Instant>
 
     public static Instant Max(Instant a, Instant b) => a >= b ? a : b;
 
+    /// <summary>The earlier of two optional deadlines (null: no deadline), as a PollTimeout combines its timers.</summary>
+    public static Instant? Earliest(Instant? a, Instant? b) => a is not { } x ? b : b is not { } y ? x : Min(x, y);
+
     public int CompareTo(Instant other) => Microseconds.CompareTo(other.Microseconds);
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Microseconds / 1000.0:F3}ms");

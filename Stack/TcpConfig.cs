@@ -51,6 +51,9 @@ public sealed record TcpConfig
     /// <summary>Maximum segment lifetime; TIME_WAIT lasts twice this (RFC 9293 §3.4.2).</summary>
     public TimeSpan MaximumSegmentLifetime { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>2 MSL: TIME-WAIT (RFC 9293 §3.4.2), a migrated-away endpoint's silence and a client's BLACKHOLE (thesis 4.2.3).</summary>
+    public TimeSpan TwoMsl => MaximumSegmentLifetime + MaximumSegmentLifetime;
+
     /// <summary>Give up on an active or passive open not completed within this time (RFC 9293 §3.8.3 R2 for SYN).</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(75);
 

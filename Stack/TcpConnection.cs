@@ -285,21 +285,7 @@ public sealed partial class TcpConnection
     /// <summary>The earliest deadline at which <see cref="HandleTimeout"/> must be called, or null when none.</summary>
     public Instant? PollTimeout()
     {
-        Instant? earliest = null;
-        Consider(ref earliest, _retransmitAt);
-        Consider(ref earliest, _persistAt);
-        Consider(ref earliest, _delayedAckAt);
-        Consider(ref earliest, _timeWaitUntil);
-        Consider(ref earliest, _connectDeadline);
-        return earliest;
-
-        static void Consider(ref Instant? earliest, Instant? candidate)
-        {
-            if (candidate is { } c && (earliest is not { } e || c < e))
-            {
-                earliest = c;
-            }
-        }
+        return Instant.Earliest(Instant.Earliest(Instant.Earliest(_retransmitAt, _persistAt), Instant.Earliest(_delayedAckAt, _timeWaitUntil)), _connectDeadline);
     }
 
     /// <summary>Fires every timer whose deadline is at or before <paramref name="now"/>.</summary>
@@ -505,7 +491,7 @@ public sealed partial class TcpConnection
         _state = TcpState.TimeWait;
         _retransmitAt = null;
         _persistAt = null;
-        _timeWaitUntil = now + _config.MaximumSegmentLifetime + _config.MaximumSegmentLifetime;
+        _timeWaitUntil = now + _config.TwoMsl;
     }
 
     private void QueueReset(SeqNumber seq, SeqNumber ack, TcpFlags flags)

@@ -259,31 +259,15 @@ public sealed class MtcpClientConnection
 
     public Instant? PollTimeout()
     {
-        Instant? earliest = null;
-        if (_migration is { } migration)
-        {
-            Consider(ref earliest, migration.Deadline);
-            Consider(ref earliest, migration.Next.Tcb.PollTimeout());
-        }
-        else
-        {
-            Consider(ref earliest, _current.Tcb.PollTimeout());
-        }
-
+        var earliest = _migration is { } migration
+            ? Instant.Earliest(migration.Deadline, migration.Next.Tcb.PollTimeout())
+            : _current.Tcb.PollTimeout();
         foreach (var hole in _blackholes)
         {
-            Consider(ref earliest, hole.Until);
+            earliest = Instant.Earliest(earliest, hole.Until);
         }
 
         return earliest;
-
-        static void Consider(ref Instant? earliest, Instant? candidate)
-        {
-            if (candidate is { } c && (earliest is not { } e || c < e))
-            {
-                earliest = c;
-            }
-        }
     }
 
     public void HandleTimeout(Instant now)
@@ -416,7 +400,7 @@ public sealed class MtcpClientConnection
         }
 
         // Step 4: the old block goes to BLACKHOLE for 2 MSL; what it received stays readable, ahead of the new bytes.
-        _blackholes.Add(new Blackhole(old, now + _config.MaximumSegmentLifetime + _config.MaximumSegmentLifetime));
+        _blackholes.Add(new Blackhole(old, now + _config.TwoMsl));
         if (old.Tcb.BytesReadable > 0)
         {
             _draining.Enqueue(old.Tcb);
