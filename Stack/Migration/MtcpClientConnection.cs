@@ -17,7 +17,7 @@ namespace Mtcp.Stack.Migration;
 /// checked under it for the current migration epoch (completed migrations). A connection opened with an
 /// <see cref="IMigrationTags"/> uses those tags instead (the shared-key arrangement of the actor runtime).
 /// </summary>
-public sealed class MtcpClientConnection
+public sealed class MtcpClientConnection : IPolledEndpoint
 {
     private readonly TcpConfig _config;
     private readonly IMigrationTags? _sharedTags;
@@ -250,6 +250,13 @@ public sealed class MtcpClientConnection
         header = default;
         payloadLength = 0;
         return false;
+    }
+
+    bool IPolledEndpoint.PollTransmit(Instant now, Span<byte> payloadBuffer, out IpAddress destination, out TcpSegmentRepr header, out int payloadLength)
+    {
+        var polled = PollTransmit(now, payloadBuffer, out var server, out header, out payloadLength);
+        destination = server.Address;
+        return polled;
     }
 
     /// <summary>Application events: the stream's, not the control blocks' (a migration is invisible).</summary>

@@ -5,10 +5,10 @@ using Mtcp.Wire.Control;
 namespace Mtcp.Stack.Migration;
 
 /// <summary>
-/// One server's MTCP endpoints for one service port, sans-IO (thesis 4.2.3, figs 4.1, 4.8): it demultiplexes segments
-/// to <see cref="TcpConnection"/>s, answers a special SYN (TCP_MIGRATED_CONN) by asking the origin server for the
-/// state and holding the SYN until the reply is reinstated, serves other servers' state requests by looking up the
-/// Cid, and silences an endpoint that migrated away. Control messages go out through <see cref="PollControl"/>
+/// One server's MTCP endpoints for one service port, sans-IO (thesis 4.2.3, figs 4.1, 4.8): a table of
+/// <see cref="MtcpServerEndpoint{TPeer}"/>s, the same class the actor runtime drives, one per 4-tuple. It
+/// demultiplexes segments to them, sends the state request a special SYN calls for, routes other servers' state
+/// requests, replies and acks to the endpoint of their Cid or request, and answers what no endpoint holds. Control messages go out through <see cref="PollControl"/>
 /// addressed by the peer server's service address (the driver maps it to a control connection, thesis
 /// TCP_CONTROL_MAPPINGS) and come in through <see cref="HandleControl"/>.
 /// Migrations are authenticated with the per-connection-secret scheme (docs/threat-model.md): the origin issues the
@@ -17,10 +17,9 @@ namespace Mtcp.Stack.Migration;
 /// </summary>
 public sealed class MtcpServerHost
 {
-    private readonly Dictionary<(IpAddress Address, ushort Port), Endpoint> _endpoints = [];
-    private readonly List<Endpoint> _order = [];
-    private readonly Dictionary<ulong, Endpoint> _pendingByRequest = [];
-    private readonly Dictionary<(IpAddress Address, ushort Port), Instant> _silenced = [];
+    private readonly Dictionary<(IpAddress Address, ushort Port), MtcpServerEndpoint<IpAddress>> _endpoints = [];
+    private readonly List<MtcpServerEndpoint<IpAddress>> _order = [];
+    private readonly Dictionary<ulong, MtcpServerEndpoint<IpAddress>> _pendingByRequest = [];
     private readonly Queue<(IpAddress Destination, TcpSegmentRepr Header)> _replies = new();
     private readonly Queue<(IpAddress Peer, ControlMessage Message)> _control = new();
     private readonly Queue<(TcpConnection Connection, ConnectionId Cid)> _accepted = new();
@@ -57,7 +56,14 @@ public sealed class MtcpServerHost
     public IMigrationAuthenticator Authenticator
     {
         get => _authenticator;
-        set => _authenticator = value ?? throw new ArgumentNullException(nameof(value));
+        set
+        {
+            _authenticator = value ?? throw new ArgumentNullException(nameof(value));
+            foreach (var endpoint in _order)
+            {
+                endpoint.Authenticator = value;
+            }
+        }
     }
 
     /// <summary>How long a migrated endpoint waits for the origin's state reply before refusing the special SYN.</summary>
@@ -68,11 +74,11 @@ public sealed class MtcpServerHost
 
     public MtcpServerStats Stats { get; } = new();
 
-    /// <summary>Every endpoint ever accepted here, in order, including closed and migrated-away ones.</summary>
-    public IEnumerable<TcpConnection> Connections => _order.Select(e => e.Tcb);
+    /// <summary>Every endpoint ever accepted here, in order, including closed and migrated-away ones (not refused special SYNs).</summary>
+    public IEnumerable<TcpConnection> Connections => _order.Select(e => e.Connection);
 
     /// <summary>Endpoints that still hold a connection (not CLOSED, not migrated away).</summary>
-    public int LiveEndpoints => _order.Count(e => e.Tcb.State != TcpState.Closed);
+    public int LiveEndpoints => _order.Count(e => e.Connection.State != TcpState.Closed);
 
     /// <summary>
     /// A connection the application may now serve: ESTABLISHED, and for a migrated one, reinstated and past β
@@ -113,7 +119,7 @@ public sealed class MtcpServerHost
     /// </summary>
     public bool SendTrigger(ConnectionId cid, ServerEndpoint? destination)
     {
-        if (!TryGetHeld(cid, out var endpoint) || !endpoint.Authentication.TryCreateTrigger(_authenticator, cid, Service, destination, out var segment))
+        if (!TryGetHeld(cid, out var endpoint) || !endpoint.TryCreateTrigger(destination, out var segment))
         {
             return false;
         }
@@ -130,7 +136,7 @@ public sealed class MtcpServerHost
     public bool TryIssueTriggerKey(ConnectionId cid, out TriggerKey key)
     {
         key = default;
-        return TryGetHeld(cid, out var endpoint) && endpoint.Authentication.TryDeriveTriggerKey(_authenticator, cid, out key);
+        return TryGetHeld(cid, out var endpoint) && endpoint.TryDeriveTriggerKey(out key);
     }
 
     /// <summary>
@@ -149,7 +155,14 @@ public sealed class MtcpServerHost
         }
 
         var key = (source, segment.SourcePort);
-        if (_endpoints.TryGetValue(key, out var endpoint) && !(endpoint.Tcb.State == TcpState.Closed && IsFreshSyn(segment)))
+        if (_endpoints.TryGetValue(key, out var endpoint) && endpoint.IsEnded && !endpoint.IsNewConnection(segment))
+        {
+            // Over: the 4-tuple is unknown again (RFC 9293 §3.10.7.1).
+            RefuseUnknown(source, segment, payload.Length);
+            return;
+        }
+
+        if (endpoint is not null && !endpoint.IsNewConnection(segment))
         {
             if (IsFreshSyn(segment) && segment.Options.MigratedConnection is not null)
             {
@@ -158,20 +171,11 @@ public sealed class MtcpServerHost
                 Stats.DuplicateSpecialSyns++;
             }
 
-            OnSegmentForEndpoint(now, endpoint, segment, payload);
+            var silenced = endpoint.SilencedSegments;
+            endpoint.HandleSegment(now, segment, payload);
+            Stats.SilencedSegments += endpoint.SilencedSegments - silenced;
+            Drain(now, endpoint);
             return;
-        }
-
-        if (_silenced.TryGetValue(key, out var until))
-        {
-            if (until > now && !IsFreshSyn(segment))
-            {
-                // The connection migrated away (thesis 4.2.3): no ACK, no RST, nothing that could disturb the client.
-                Stats.SilencedSegments++;
-                return;
-            }
-
-            _silenced.Remove(key);
         }
 
         if (!IsFreshSyn(segment))
@@ -180,27 +184,30 @@ public sealed class MtcpServerHost
             return;
         }
 
-        var iss = _issSource();
-        var tcb = TcpConnection.Listen(Config, Service.Port, iss);
-        tcb.HandleSegment(now, segment, payload);
-        endpoint = new Endpoint(tcb, new ConnectionId(source, segment.SourcePort, Service.Address, Service.Port), source);
-        if (segment.Options.MigratedConnection is null)
+        var cid = new ConnectionId(source, segment.SourcePort, Service.Address, Service.Port);
+        var plan = segment.Options.MigratedConnection is { } migrated
+            ? StateRequestPlan.For(++_nextRequestId, migrated, cid, Service, now, now + StateReplyTimeout)
+            : null;
+        endpoint = new MtcpServerEndpoint<IpAddress>(Config, cid, _issSource(), _authenticator, () => AlternateServers, plan)
         {
-            // The connection's first SYN: this server is its origin and issues its migration secret.
-            endpoint.Authentication.Issue(_authenticator, endpoint.Cid, segment.SequenceNumber, iss);
-        }
-
-        if (_endpoints.Remove(key, out var previous))
+            ResetRefusedMigrations = ResetRefusedMigrations,
+        };
+        if (_endpoints.Remove(key, out var previous) && !previous.Connection.IsMigratedAway)
         {
             _order.Remove(previous);
         }
 
         _endpoints[key] = endpoint;
         _order.Add(endpoint);
-        if (segment.Options.MigratedConnection is { } migrated)
+        if (plan is { Request: { } request, Origin: { } origin })
         {
-            RequestState(now, endpoint, segment, migrated);
+            _pendingByRequest[request.RequestId] = endpoint;
+            _control.Enqueue((origin.Address, request));
+            Stats.StateRequestsSent++;
         }
+
+        endpoint.HandleSegment(now, segment, payload);
+        Drain(now, endpoint);
     }
 
     public bool PollTransmit(Instant now, Span<byte> payloadBuffer, out IpAddress destination, out TcpSegmentRepr header, out int payloadLength)
@@ -215,19 +222,9 @@ public sealed class MtcpServerHost
         for (var i = 0; i < _order.Count; i++)
         {
             var index = (_nextPoll + i) % _order.Count;
-            var endpoint = _order[index];
-
-            // A special SYN is answered only once the state is reinstated (thesis 4.2.3, step 5).
-            if (endpoint.Pending is not null || endpoint.Tcb.IsMigratedAway)
-            {
-                continue;
-            }
-
-            if (endpoint.Tcb.PollTransmit(now, payloadBuffer, out header, out payloadLength))
+            if (_order[index].PollTransmit(now, payloadBuffer, out destination, out header, out payloadLength))
             {
                 _nextPoll = index;
-                destination = endpoint.RemoteAddress;
-                header = endpoint.Authentication.Decorate(header, payloadLength, endpoint.OrigInfo, AlternateServers);
                 return true;
             }
         }
@@ -242,37 +239,20 @@ public sealed class MtcpServerHost
         Instant? earliest = null;
         foreach (var endpoint in _order)
         {
-            Consider(ref earliest, endpoint.Pending?.Deadline);
-            if (!endpoint.Tcb.IsMigratedAway)
-            {
-                Consider(ref earliest, endpoint.Tcb.PollTimeout());
-            }
+            earliest = Instant.Earliest(earliest, endpoint.PollTimeout());
         }
 
         return earliest;
-
-        static void Consider(ref Instant? earliest, Instant? candidate)
-        {
-            if (candidate is { } c && (earliest is not { } e || c < e))
-            {
-                earliest = c;
-            }
-        }
     }
 
     public void HandleTimeout(Instant now)
     {
         foreach (var endpoint in _order.ToArray())
         {
-            if (endpoint.Pending is { } pending && pending.Deadline <= now)
+            if (endpoint.PollTimeout() is { } due && due <= now)
             {
-                Refuse(endpoint, "no state reply in time");
-                continue;
-            }
-
-            if (!endpoint.Tcb.IsMigratedAway && endpoint.Tcb.PollTimeout() is { } due && due <= now)
-            {
-                endpoint.Tcb.HandleTimeout(now);
+                endpoint.HandleTimeout(now);
+                Drain(now, endpoint);
             }
         }
     }
@@ -283,174 +263,95 @@ public sealed class MtcpServerHost
         ArgumentNullException.ThrowIfNull(message);
         switch (message)
         {
+            case StateRequest request when TryGetByCid(request.MigratingCid, out var origin):
+                origin.HandleStateRequest(peer, request);
+                Drain(now, origin);
+                break;
             case StateRequest request:
-                _control.Enqueue((peer, HandleStateRequest(now, request)));
+                // No endpoint under the Cid: a blank authentication state, so that the answer is CB_NOT_FOUND.
+                var answer = new ServerEndpointAuthentication().Answer(_authenticator, null, Service, request, out _);
+                _control.Enqueue((peer, answer));
+                Stats.StateRejectsSent++;
                 break;
-            case StateReply reply:
-                HandleStateReply(peer, reply);
+            case StateReply reply when _pendingByRequest.Remove(reply.RequestId, out var destination):
+                destination.HandleStateReply(now, peer, reply);
+                Drain(now, destination);
                 break;
-            case StateReject reject:
-                HandleStateReject(reject);
+            case StateReject reject when _pendingByRequest.Remove(reject.RequestId, out var destination):
+                destination.HandleStateReject(now, reject);
+                Drain(now, destination);
                 break;
-            case StateAck ack:
-                HandleStateAck(now, ack);
+            case StateAck ack when TryGetByCid(ack.MigratingCid, out var origin):
+                origin.HandleStateAck(now, ack);
+                Drain(now, origin);
                 break;
             default:
                 break;
         }
     }
 
-    /// <summary>
-    /// Origin side (S1): look the Cid up (CB_NOT_FOUND), check the authenticator (AUTH_FAILED), then let the
-    /// endpoint package its state or reject it (INVALID_STATE). Returns the answer; <see cref="HandleControl"/> also
-    /// queues it for the requesting server.
-    /// </summary>
-    public ControlMessage HandleStateRequest(Instant now, StateRequest request)
+    /// <summary>An endpoint's outputs other than segments: control messages, acceptance, and what the stats count.</summary>
+    private void Drain(Instant now, MtcpServerEndpoint<IpAddress> endpoint)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var cid = request.MigratingCid;
-        _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint);
-
-        // No endpoint under the Cid: a blank authentication state, so that the answer is CB_NOT_FOUND.
-        var authentication = endpoint?.Authentication ?? new ServerEndpointAuthentication();
-        var answer = authentication.Answer(_authenticator, endpoint?.Tcb, Service, request, out var check);
-
-        if (check == MigratedConnectionCheck.Replayed)
+        while (endpoint.PollControl(out var peer, out var message))
         {
-            Stats.ReplayedStateRequestsRejected++;
+            _control.Enqueue((peer, message));
         }
 
-        if (answer is StateReply)
+        while (endpoint.PollEndpointEvent(out var e))
         {
-            Stats.StateRepliesSent++;
-            Stats.LargestStateReply = Math.Max(Stats.LargestStateReply, answer.GetEncodedLength());
-        }
-        else
-        {
-            Stats.StateRejectsSent++;
-        }
-
-        return answer;
-    }
-
-    /// <summary>Destination side (S2): a reject refuses the special SYN it answers; the client stays where it is.</summary>
-    public void HandleStateReject(StateReject reject)
-    {
-        ArgumentNullException.ThrowIfNull(reject);
-        if (_pendingByRequest.TryGetValue(reject.RequestId, out var rejected))
-        {
-            Refuse(rejected, $"state reject {reject.Reason}");
-        }
-    }
-
-    /// <summary>Origin side, on the state ack: the endpoint closes silently and its Cid is silenced for 2 MSL.</summary>
-    public void HandleStateAck(Instant now, StateAck ack)
-    {
-        ArgumentNullException.ThrowIfNull(ack);
-        var cid = ack.MigratingCid;
-        if (!_endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out var endpoint) || endpoint.Tcb.IsMigratedAway)
-        {
-            return;
-        }
-
-        endpoint.Tcb.CompleteMigrationAway();
-        _endpoints.Remove((cid.ClientAddress, cid.ClientPort));
-        _silenced[(cid.ClientAddress, cid.ClientPort)] = now + Config.MaximumSegmentLifetime + Config.MaximumSegmentLifetime;
-        Stats.MigrationsOut++;
-    }
-
-    private void RequestState(Instant now, Endpoint endpoint, in TcpSegmentRepr syn, MtcpMigratedConnection migrated)
-    {
-        var migratingCid = migrated.ToConnectionId(endpoint.RemoteAddress, syn.SourcePort);
-        if (new ServerEndpoint(migratingCid.ServerAddress, migratingCid.ServerPort) == Service)
-        {
-            endpoint.Pending = new PendingState(0, migratingCid, syn, now);
-            Refuse(endpoint, "the connection is already here");
-            return;
-        }
-
-        var request = ServerMigration.BuildStateRequest(++_nextRequestId, migrated, endpoint.Cid);
-        endpoint.Pending = new PendingState(request.RequestId, migratingCid, syn, now + StateReplyTimeout);
-        _pendingByRequest[request.RequestId] = endpoint;
-        _control.Enqueue((migratingCid.ServerAddress, request));
-        Stats.StateRequestsSent++;
-    }
-
-    /// <summary>Destination side (S2): reinstate, send the state ack to <paramref name="peer"/>, then let the SYN+ACK go.</summary>
-    public void HandleStateReply(IpAddress peer, StateReply reply)
-    {
-        ArgumentNullException.ThrowIfNull(reply);
-        if (!_pendingByRequest.Remove(reply.RequestId, out var endpoint) || endpoint.Pending is not { } pending || reply.NewEndpointCid != endpoint.Cid)
-        {
-            // Too late (the SYN was refused) or not ours: no state ack, so the origin keeps the connection.
-            return;
-        }
-
-        if (!endpoint.Authentication.TryAdopt(_authenticator, reply))
-        {
-            Refuse(endpoint, "state reply without a usable migration credential");
-            return;
-        }
-
-        try
-        {
-            endpoint.OrigInfo = ServerMigration.Reinstate(endpoint.Tcb, reply);
-        }
-        catch (ArgumentException e)
-        {
-            Refuse(endpoint, e.Message);
-            return;
-        }
-
-        endpoint.Pending = null;
-        _control.Enqueue((peer, new StateAck(reply.RequestId, pending.MigratingCid)));
-    }
-
-    private void OnSegmentForEndpoint(Instant now, Endpoint endpoint, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
-    {
-        var tcb = endpoint.Tcb;
-        var wasSynReceived = tcb.State == TcpState.SynReceived;
-        var migrated = tcb.AwaitingMigrationHandshake;
-        tcb.HandleSegment(now, segment, payload);
-        endpoint.Authentication.OnInbound(segment);
-
-        // The client's ACK of our SYN+ACK carries β (thesis 4.2.3, last step).
-        if (!ServerMigration.CompleteHandshake(tcb, wasSynReceived, segment))
-        {
-            return;
-        }
-
-        if (migrated)
-        {
-            Stats.MigrationsIn++;
-        }
-
-        _accepted.Enqueue((tcb, endpoint.Cid));
-    }
-
-    /// <summary>The special SYN is refused: the client stays on its old server (thesis 4.2.3).</summary>
-    private void Refuse(Endpoint endpoint, string reason)
-    {
-        if (endpoint.Pending is { } pending)
-        {
-            _pendingByRequest.Remove(pending.RequestId);
-            if (ResetRefusedMigrations && TcpConnection.TryMakeReset(pending.Syn, 0, out var reset))
+            switch (e)
             {
-                _replies.Enqueue((endpoint.RemoteAddress, reset));
+                case ServerEndpointEvent.Accepted accepted:
+                    Stats.MigrationsIn += accepted.Migrated ? 1 : 0;
+                    _accepted.Enqueue((endpoint.Connection, endpoint.Cid));
+                    break;
+                case ServerEndpointEvent.Refused refused:
+                    Stats.MigrationsRefused++;
+                    Stats.RefusalReasons[refused.Reason] = Stats.RefusalReasons.GetValueOrDefault(refused.Reason) + 1;
+                    _order.Remove(endpoint);
+                    _nextPoll = 0;
+                    foreach (var (requestId, _) in _pendingByRequest.Where(p => p.Value == endpoint).ToArray())
+                    {
+                        _pendingByRequest.Remove(requestId);
+                    }
+
+                    break;
+                case ServerEndpointEvent.StateRequestAnswered { Answer: StateReply reply }:
+                    Stats.StateRepliesSent++;
+                    Stats.LargestStateReply = Math.Max(Stats.LargestStateReply, reply.GetEncodedLength());
+                    break;
+                case ServerEndpointEvent.StateRequestAnswered answered:
+                    Stats.StateRejectsSent++;
+                    Stats.ReplayedStateRequestsRejected += answered.Check == MigratedConnectionCheck.Replayed ? 1 : 0;
+                    break;
+                case ServerEndpointEvent.MigratedAway:
+                    Stats.MigrationsOut++;
+                    break;
             }
         }
 
-        endpoint.Pending = null;
-        endpoint.Tcb.Abort(default);
-        _endpoints.Remove((endpoint.RemoteAddress, endpoint.Cid.ClientPort));
-        _order.Remove(endpoint);
-        _nextPoll = 0;
-        Stats.MigrationsRefused++;
-        Stats.RefusalReasons[reason] = Stats.RefusalReasons.GetValueOrDefault(reason) + 1;
+        // A refused special SYN still owes its RST: it leaves from the replies queue, and the 4-tuple is unknown again.
+        if (endpoint.IsEnded && !_order.Contains(endpoint))
+        {
+            if (endpoint.PollTransmit(now, Span<byte>.Empty, out var destination, out var header, out _))
+            {
+                _replies.Enqueue((destination, header));
+            }
+
+            var key = (endpoint.Cid.ClientAddress, endpoint.Cid.ClientPort);
+            if (_endpoints.TryGetValue(key, out var held) && held == endpoint)
+            {
+                _endpoints.Remove(key);
+            }
+        }
     }
 
-    private bool TryGetHeld(ConnectionId cid, out Endpoint endpoint) =>
-        _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out endpoint!) && endpoint.Cid == cid && !endpoint.Tcb.IsMigratedAway;
+    private bool TryGetByCid(ConnectionId cid, out MtcpServerEndpoint<IpAddress> endpoint) =>
+        _endpoints.TryGetValue((cid.ClientAddress, cid.ClientPort), out endpoint!) && endpoint.Cid == cid;
+
+    private bool TryGetHeld(ConnectionId cid, out MtcpServerEndpoint<IpAddress> endpoint) =>
+        TryGetByCid(cid, out endpoint) && endpoint.HoldsConnection;
 
     private void RefuseUnknown(IpAddress source, in TcpSegmentRepr segment, int payloadLength)
     {
@@ -462,22 +363,4 @@ public sealed class MtcpServerHost
 
     private static bool IsFreshSyn(in TcpSegmentRepr segment) =>
         segment.Has(TcpFlags.Syn) && !segment.Has(TcpFlags.Ack) && !segment.Has(TcpFlags.Rst);
-
-    private sealed record PendingState(ulong RequestId, ConnectionId MigratingCid, TcpSegmentRepr Syn, Instant Deadline);
-
-    private sealed class Endpoint(TcpConnection tcb, ConnectionId cid, IpAddress remoteAddress)
-    {
-        public TcpConnection Tcb { get; } = tcb;
-
-        public ConnectionId Cid { get; } = cid;
-
-        public IpAddress RemoteAddress { get; } = remoteAddress;
-
-        public PendingState? Pending { get; set; }
-
-        public MtcpOrigConnectionInfo? OrigInfo { get; set; }
-
-        /// <summary>The connection's credential, the secret for the origin's SYN+ACK and the alternates owed.</summary>
-        public ServerEndpointAuthentication Authentication { get; } = new();
-    }
 }

@@ -1,0 +1,233 @@
+using Mtcp.Stack.Migration;
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+using static Mtcp.Stack.Tests.Authentication.AuthenticationFixture;
+
+namespace Mtcp.Stack.Tests;
+
+/// <summary>
+/// The one server endpoint (<see cref="MtcpServerEndpoint{TPeer}"/>) that both the sans-IO host and the actor runtime
+/// drive, against a real <see cref="MtcpClientConnection"/>: segments are handed across by hand so that each test
+/// chooses which one is late.
+/// </summary>
+[Trait("Category", "Migration")]
+public sealed class ServerEndpointTests
+{
+    private const string Destination = "control connection to S2";
+    private static readonly TcpConfig Config = TcpConfig.Default with { SendBufferSize = 16 * 1024, ReceiveBufferSize = 16 * 1024 };
+    private static readonly Instant Start = Instant.FromMilliseconds(1_000);
+    private readonly byte[] _payload = new byte[Config.MaxSegmentSize];
+
+    [Fact]
+    public void State_request_arriving_in_SYN_RECEIVED_must_be_held_and_answered_with_the_state_once_the_handshake_completes()
+    {
+        var origin = Endpoint(S1, plan: null);
+        var client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
+        Deliver(client, origin);
+        Deliver(origin, client);
+        Assert.Equal(TcpState.Established, client.State);
+        Assert.Equal(ServerEndpointPhase.Handshaking, origin.Phase);
+
+        // The client's ACK is late; its migration's state request overtakes it over the control connection.
+        Assert.True(client.PollTransmit(Start, _payload, out _, out var lateAck, out _));
+        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
+        var specialSyn = Transmitted(client).Single();
+        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, new ConnectionId(Client, 40001, S2.Address, S2.Port), S2, Start, deadline: null);
+        origin.HandleStateRequest(Destination, plan.Request!);
+
+        Assert.False(origin.PollControl(out _, out _));
+
+        origin.HandleSegment(Start, lateAck, ReadOnlySpan<byte>.Empty);
+
+        Assert.Equal(ServerEndpointPhase.Established, origin.Phase);
+        Assert.True(origin.PollControl(out var peer, out var answer));
+        Assert.Equal(Destination, peer);
+        var reply = Assert.IsType<StateReply>(answer);
+        Assert.Equal(plan.Request!.RequestId, reply.RequestId);
+        Assert.Contains(Events(origin), e => e is ServerEndpointEvent.Accepted { Migrated: false });
+    }
+
+    [Fact]
+    public void Held_state_request_must_be_answered_CB_NOT_FOUND_when_the_handshake_never_completes()
+    {
+        var origin = Endpoint(S1, plan: null);
+        var client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
+        Deliver(client, origin);
+        Deliver(origin, client);
+        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
+        var specialSyn = Transmitted(client).Last();
+        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, new ConnectionId(Client, 40001, S2.Address, S2.Port), S2, Start, deadline: null);
+        origin.HandleStateRequest(Destination, plan.Request!);
+
+        origin.Abort(Start);
+
+        Assert.True(origin.PollControl(out _, out var answer));
+        Assert.Equal(StateRejectReason.CbNotFound, Assert.IsType<StateReject>(answer).Reason);
+    }
+
+    [Fact]
+    public void Destination_must_hold_the_special_SYN_until_the_state_is_reinstated_then_ack_it_and_answer_the_SYN()
+    {
+        var origin = Established(out var client);
+        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
+        var specialSyn = Transmitted(client).Last();
+        var newCid = new ConnectionId(Client, 40001, S2.Address, S2.Port);
+        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, Start + TimeSpan.FromSeconds(1));
+        var destination = new MtcpServerEndpoint<string>(Config, newCid, ServerIsn + 5000, Authenticator(), () => [S1], plan);
+
+        destination.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
+        destination.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
+
+        Assert.Equal(ServerEndpointPhase.AwaitingState, destination.Phase);
+        Assert.Empty(Transmitted(destination));
+        Assert.Equal(plan.Deadline, destination.PollTimeout());
+
+        origin.HandleStateRequest("control connection to S1", plan.Request!);
+        Assert.True(origin.PollControl(out _, out var answer));
+        destination.HandleStateReply(Start, "control connection to S1", Assert.IsType<StateReply>(answer));
+
+        Assert.True(destination.PollControl(out var acked, out var ack));
+        Assert.Equal("control connection to S1", acked);
+        Assert.Equal(Cid, Assert.IsType<StateAck>(ack).MigratingCid);
+        var synAck = Assert.Single(Transmitted(destination));
+        Assert.True(synAck.Has(TcpFlags.Syn | TcpFlags.Ack));
+        Assert.NotNull(synAck.Options.OrigConnectionInfo);
+
+        origin.HandleStateAck(Start, (StateAck)ack);
+        Assert.Equal(ServerEndpointPhase.MigratedAway, origin.Phase);
+        Assert.Contains(Events(origin), e => e is ServerEndpointEvent.MigratedAway);
+    }
+
+    [Fact]
+    public void Destination_must_refuse_the_special_SYN_with_a_RST_when_no_state_reply_comes_in_time()
+    {
+        var origin = Established(out var client);
+        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
+        var specialSyn = Transmitted(client).Last();
+        var newCid = new ConnectionId(Client, 40001, S2.Address, S2.Port);
+        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, Start + TimeSpan.FromSeconds(1));
+        var destination = new MtcpServerEndpoint<string>(Config, newCid, ServerIsn + 5000, Authenticator(), () => [S1], plan);
+        destination.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
+
+        destination.HandleTimeout(Start + TimeSpan.FromSeconds(1));
+
+        var reset = Assert.Single(Transmitted(destination));
+        Assert.True(reset.Has(TcpFlags.Rst));
+        Assert.Equal(ServerEndpointPhase.Ended, destination.Phase);
+        Assert.Contains(Events(destination), e => e is ServerEndpointEvent.Refused { Reason: "no state reply in time" });
+
+        // A late reply is never acknowledged: the origin keeps the connection.
+        origin.HandleStateRequest("control connection to S1", plan.Request!);
+        Assert.True(origin.PollControl(out _, out var answer));
+        destination.HandleStateReply(Start, "control connection to S1", (StateReply)answer);
+        Assert.False(destination.PollControl(out _, out _));
+        Assert.Equal(ServerEndpointPhase.Established, origin.Phase);
+    }
+
+    [Fact]
+    public void Migrated_away_endpoint_must_stay_silent_for_two_MSL_then_end()
+    {
+        var origin = Established(out var client);
+        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
+        var specialSyn = Transmitted(client).Last();
+        var newCid = new ConnectionId(Client, 40001, S2.Address, S2.Port);
+        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, deadline: null);
+        origin.HandleStateRequest("S2", plan.Request!);
+        Assert.True(origin.PollControl(out _, out _));
+        origin.Connection.Write(new byte[10]);
+        origin.HandleStateAck(Start, new StateAck(1, Cid));
+
+        origin.HandleSegment(Start, ClientSegment(client, TcpFlags.Ack), ReadOnlySpan<byte>.Empty);
+
+        Assert.Empty(Transmitted(origin));
+        Assert.Equal(1, origin.SilencedSegments);
+        Assert.Equal(Start + Config.TwoMsl, origin.PollTimeout());
+        Assert.True(origin.IsNewConnection(ClientSegment(client, TcpFlags.Syn)));
+        Assert.False(origin.TryCreateTrigger(null, out _));
+
+        origin.HandleTimeout(Start + Config.TwoMsl);
+
+        Assert.Equal(ServerEndpointPhase.Ended, origin.Phase);
+    }
+
+    [Fact]
+    public void Endpoint_without_migration_must_refuse_a_special_SYN_and_answer_state_requests_CB_NOT_FOUND()
+    {
+        Established(out var client);
+        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
+        var specialSyn = Transmitted(client).Last();
+        var newCid = new ConnectionId(Client, 40001, S2.Address, S2.Port);
+        var plain = new MtcpServerEndpoint<string>(Config, newCid, ServerIsn, authenticator: null, () => []);
+
+        plain.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
+
+        Assert.True(Assert.Single(Transmitted(plain)).Has(TcpFlags.Rst));
+        Assert.Contains(Events(plain), e => e is ServerEndpointEvent.Refused);
+        plain.HandleStateRequest("S1", StateRequestPlan.For(2, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, null).Request!);
+        Assert.True(plain.PollControl(out _, out var answer));
+        Assert.Equal(StateRejectReason.CbNotFound, Assert.IsType<StateReject>(answer).Reason);
+    }
+
+    private static MtcpServerEndpoint<string> Endpoint(ServerEndpoint service, StateRequestPlan? plan) =>
+        new(Config, new ConnectionId(Client, Cid.ClientPort, service.Address, service.Port), ServerIsn, Authenticator(), () => [S2, S3], plan);
+
+    /// <summary>An origin endpoint with its client past the handshake, the client's ACK delivered.</summary>
+    private MtcpServerEndpoint<string> Established(out MtcpClientConnection client)
+    {
+        var origin = Endpoint(S1, plan: null);
+        client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
+        Deliver(client, origin);
+        Deliver(origin, client);
+        Deliver(client, origin);
+        Assert.Equal(ServerEndpointPhase.Established, origin.Phase);
+        Events(origin);
+        return origin;
+    }
+
+    private static TcpSegmentRepr ClientSegment(MtcpClientConnection client, TcpFlags flags) => new()
+    {
+        SourcePort = Cid.ClientPort,
+        DestinationPort = S1.Port,
+        SequenceNumber = client.CurrentControlBlock.InitialSendSequence + 1,
+        AcknowledgmentNumber = ServerIsn + 1,
+        Flags = flags,
+    };
+
+    private void Deliver(MtcpClientConnection client, MtcpServerEndpoint<string> server)
+    {
+        foreach (var segment in Transmitted(client))
+        {
+            server.HandleSegment(Start, segment, ReadOnlySpan<byte>.Empty);
+        }
+    }
+
+    private void Deliver(MtcpServerEndpoint<string> server, MtcpClientConnection client)
+    {
+        foreach (var segment in Transmitted(server))
+        {
+            client.HandleSegment(Start, server.Service, segment, ReadOnlySpan<byte>.Empty);
+        }
+    }
+
+    private List<TcpSegmentRepr> Transmitted(IPolledEndpoint endpoint)
+    {
+        var segments = new List<TcpSegmentRepr>();
+        while (endpoint.PollTransmit(Start, _payload, out _, out var header, out _))
+        {
+            segments.Add(header);
+        }
+
+        return segments;
+    }
+
+    private static List<ServerEndpointEvent> Events(MtcpServerEndpoint<string> endpoint)
+    {
+        var events = new List<ServerEndpointEvent>();
+        while (endpoint.PollEndpointEvent(out var e))
+        {
+            events.Add(e);
+        }
+
+        return events;
+    }
+}
