@@ -29,6 +29,9 @@ public sealed class MtcpClientStats
 
     public long TriggersAccepted { get; internal set; }
 
+    /// <summary>MIGRATE_TRIGGERs to a client with migration off: ignored unchecked.</summary>
+    public long TriggersIgnored { get; internal set; }
+
     /// <summary>MIGRATE_TRIGGERs whose authenticator or connection id did not verify: ignored (thesis 3.2.1).</summary>
     public long ForgedTriggersIgnored { get; internal set; }
 

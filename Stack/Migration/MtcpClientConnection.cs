@@ -62,6 +62,9 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
     public IpAddress LocalAddress { get; }
 
+    /// <summary>False for a plain TCP client (set before connecting): it never migrates, and MIGRATE_TRIGGERs are ignored.</summary>
+    public bool MigrationEnabled { get; set; } = true;
+
     /// <summary>The server the connection is on now.</summary>
     public ServerEndpoint CurrentServer => _current.Peer;
 
@@ -151,6 +154,11 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     /// </summary>
     public void BeginMigration(Instant now, ServerEndpoint destination, SeqNumber iss, ushort? localPort = null)
     {
+        if (!MigrationEnabled)
+        {
+            throw new InvalidOperationException("migration is not enabled for this connection");
+        }
+
         if (_migration is not null)
         {
             throw new InvalidOperationException("a migration is already in progress");
@@ -466,6 +474,12 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     /// <summary>MIGRATE_TRIGGER (thesis 3.2.1): acted on only for the current Cid and with a valid authenticator.</summary>
     private void OnTrigger(ServerEndpoint source, ushort clientPort, MtcpMigrateTrigger trigger)
     {
+        if (!MigrationEnabled)
+        {
+            Stats.TriggersIgnored++;
+            return;
+        }
+
         var cid = trigger.ToConnectionId(source, LocalAddress, clientPort);
         ServerEndpoint? named = trigger.Destination is { } target ? target.Server ?? source : null;
         if (cid != Cid || !VerifyTrigger(trigger, cid, source, named))

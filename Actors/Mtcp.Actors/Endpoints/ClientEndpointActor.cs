@@ -8,8 +8,9 @@ using Mtcp.Wire;
 namespace Mtcp.Actors.Endpoints;
 
 /// <summary>
-/// A client endpoint that can migrate (thesis 4.2.3, fig. 4.7): it drives one <see cref="MtcpClientConnection"/>,
-/// the socket over two control blocks, in the same sans-IO order as <see cref="EndpointActor"/>. While migrating, both
+/// The client end of one connection (thesis 4.2.3, fig. 4.7): it drives one <see cref="MtcpClientConnection"/>, the
+/// socket over two control blocks, through the same <see cref="EndpointDriver"/> as <see cref="ServerEndpointActor"/>.
+/// With migration off on this runtime it is a plain TCP client: the connection never migrates and ignores triggers. While migrating, both
 /// 4-tuples (old and new server) are registered in the connection table to this actor; every segment goes to the
 /// server <see cref="MtcpClientConnection.PollTransmit"/> names. Each migration takes a fresh local port
 /// (TCP_MIGRATED_CONN carries the old one), so a 4-tuple is never reused while a server may still hold it: going back
@@ -23,8 +24,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     private readonly EndpointContext _context;
     private readonly ConnectionKey _key;
     private readonly MtcpClientConnection _client;
-    private readonly StreamEvents _stream;
-    private readonly SegmentEncoder _encoder;
+    private readonly EndpointDriver _driver;
     private readonly EndpointChannel _channel;
     private readonly TaskCompletionSource<EndpointChannel> _connectCompletion;
     private readonly CancellationToken _connectCancellation;
@@ -36,22 +36,25 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     private ConnectionKey _currentKey;
 
     private CancellationTokenRegistration _connectCancellationRegistration;
-    private readonly EngineDeadline _deadline = new();
+    private readonly Action _onConnected;
+    private readonly Action<string> _onFailed;
     private bool _connected;
     private PendingMigration? _migration;
     private Instant _opened;
 
-    public ClientEndpointActor(EndpointContext context, ConnectionKey key, MigrationSupport migration, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation)
+    public ClientEndpointActor(EndpointContext context, ConnectionKey key, bool migrationEnabled, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation)
     {
         _context = context;
         _key = key;
         _connectCompletion = connected;
         _connectCancellation = cancellation;
-        _encoder = new SegmentEncoder(context.LocalAddress, context.MaxPayload);
         _channel = new EndpointChannel(Self, context.LocalAddress, key);
         var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
         _client = MtcpClientConnection.Connect(tcp, context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now);
-        _stream = new StreamEvents(_channel, new ClientConnectionBuffers(_client));
+        _client.MigrationEnabled = migrationEnabled;
+        _driver = new EndpointDriver(context, _client, _channel, new ClientConnectionBuffers(_client), _log);
+        _onConnected = OnConnected;
+        _onFailed = FailAll;
         _keys.Add(key);
         _currentKey = key;
 
@@ -67,16 +70,23 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         });
         Receive<InboundSegment>(OnSegment);
         Receive<ThirdPartyTriggerReceived>(trigger => OnSegment(trigger.Segment));
-        Receive<EngineTick>(_ => OnTick());
+        Receive<EngineTick>(_ =>
+        {
+            var now = _context.Clock.Now;
+            _driver.OnTick(now);
+            Drive(now);
+        });
         Receive<AbortRequested>(_ => Abort());
         Receive<ReadRequested>(_ =>
         {
-            _stream.ServeRead();
+            _driver.Stream.ServeRead();
+
+            // Reading may have opened the window enough to announce it (RFC 1122 §4.2.3.3).
             Drive(_context.Clock.Now);
         });
         Receive<WriteRequested>(_ =>
         {
-            _stream.ServeWrite();
+            _driver.Stream.ServeWrite();
             Drive(_context.Clock.Now);
         });
         Receive<CloseRequested>(_ =>
@@ -98,8 +108,9 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(EndpointContext context, ConnectionKey key, MigrationSupport migration, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation) =>
-        FactoryProps.Create(() => new ClientEndpointActor(context, key, migration, connected, cancellation));
+    /// <summary>The active side; completes <paramref name="connected"/> once established (or fails it). Sends its SYN on <see cref="OpenActive"/>.</summary>
+    public static Props Props(EndpointContext context, ConnectionKey key, bool migrationEnabled, TaskCompletionSource<EndpointChannel> connected, CancellationToken cancellation) =>
+        FactoryProps.Create(() => new ClientEndpointActor(context, key, migrationEnabled, connected, cancellation));
 
     protected override void PreStart()
     {
@@ -126,20 +137,14 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         Drive(now);
     }
 
-    private void OnTick()
-    {
-        _deadline.Fired();
-        var now = _context.Clock.Now;
-        if (_client.PollTimeout() is { } due && due <= now)
-        {
-            _client.HandleTimeout(now);
-        }
-
-        Drive(now);
-    }
-
     private void OnMigrateRequested(MigrateRequested request)
     {
+        if (!_client.MigrationEnabled)
+        {
+            request.Completion.TrySetException(new InvalidOperationException("migration is not enabled on this runtime"));
+            return;
+        }
+
         if (!_connected)
         {
             request.Completion.TrySetException(new InvalidOperationException("the connection is not established"));
@@ -228,9 +233,9 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     {
         do
         {
-            Transmit(now);
+            _driver.Transmit(now);
         }
-        while (DrainEvents() | DrainMigrationEvents(now));
+        while (_driver.DrainEvents(_onConnected, _onFailed) | DrainMigrationEvents(now));
 
         if (_client.State == TcpState.Closed && !_client.IsMigrating)
         {
@@ -238,53 +243,23 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             return;
         }
 
-        ArmTimer(now);
+        _driver.ArmTimer(Timers, now);
     }
 
-    private void Transmit(Instant now)
+    private void OnConnected()
     {
-        while (_encoder.TryPoll(_client, now, out var destination, out var segment))
+        _connected = true;
+        if (_client.MigrationEnabled)
         {
-            if (!_context.Transport.Send(destination.Address, segment))
-            {
-                _context.Counters.SendDropped();
-            }
-        }
-    }
-
-    private bool DrainEvents()
-    {
-        var any = false;
-        while (_client.PollEvent(out var e))
-        {
-            any = true;
-            switch (e)
-            {
-                case TcpEvent.Connected:
-                    _connected = true;
-                    MigrationMetrics.Handshake.Record((_context.Clock.Now - _opened).TotalMilliseconds);
-                    _connectCancellationRegistration.Unregister();
-                    if (!_connectCompletion.TrySetResult(_channel))
-                    {
-                        _client.CurrentControlBlock.Abort(_context.Clock.Now);
-                    }
-
-                    break;
-                case TcpEvent.Closed:
-                    _stream.EndIfPeerFinished();
-                    FailAll("the connection is closed");
-                    break;
-                default:
-                    if (_stream.Serve(e) is { } failure)
-                    {
-                        FailAll(failure);
-                    }
-
-                    break;
-            }
+            MigrationMetrics.Handshake.Record((_context.Clock.Now - _opened).TotalMilliseconds);
         }
 
-        return any;
+        _connectCancellationRegistration.Unregister();
+        if (!_connectCompletion.TrySetResult(_channel))
+        {
+            // The caller cancelled while the handshake was in flight: nobody will use this connection.
+            _client.CurrentControlBlock.Abort(_context.Clock.Now);
+        }
     }
 
     private bool DrainMigrationEvents(Instant now)
@@ -308,7 +283,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                         _channel.Key = migration.Key;
                     }
 
-                    Release(left, _context.Tcp.MaximumSegmentLifetime + _context.Tcp.MaximumSegmentLifetime);
+                    Release(left, _context.Tcp.TwoMsl);
                     var report = new MigrationReport(
                         completed ? MigrationOutcome.Completed : MigrationOutcome.Failed,
                         migration.From,
@@ -320,8 +295,8 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                     migration.Completion?.TrySetResult(report);
 
                     // After a switch the stream reads the old block's bytes, then the new one's, and writes to the new one.
-                    _stream.ServeRead();
-                    _stream.ServeWrite();
+                    _driver.Stream.ServeRead();
+                    _driver.Stream.ServeWrite();
                     break;
             }
         }
@@ -363,16 +338,13 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     private void FailAll(string reason)
     {
         _connectCompletion.TrySetException(new IOException($"connecting to {_key.RemoteAddress}:{_key.RemotePort} failed: {reason}"));
-        _channel.Reader.Fail(reason);
-        _channel.Writer.Fail(reason);
+        _driver.FailStream(reason);
         if (_migration is { } migration)
         {
             _migration = null;
             migration.Completion?.TrySetResult(new MigrationReport(MigrationOutcome.Failed, migration.From, migration.To, _context.Clock.Now - migration.Started, migration.Triggered, reason));
         }
     }
-
-    private void ArmTimer(Instant now) => _deadline.Arm(Timers, _client.PollTimeout(), now);
 
     protected override void PostStop()
     {
@@ -388,7 +360,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             {
                 var now = _context.Clock.Now;
                 _client.CurrentControlBlock.Abort(now);
-                Transmit(now);
+                _driver.Transmit(now);
             }
             catch (Exception e) when (e is ObjectDisposedException or IOException or InvalidOperationException or ArgumentException)
             {

@@ -90,15 +90,15 @@ internal sealed class ListenerActor : ReceiveActor
             return;
         }
 
-        var statePlan = segment.Header.Options.MigratedConnection is { } migrated ? StateRequestPlan.For(_context, segment.Key, migrated) : null;
-        var endpoint = Context.ActorOf(EndpointActor.Accepting(_context, segment.Key, statePlan), EndpointNames.For(segment.Key, ++_created));
+        var dispatch = segment.Header.Options.MigratedConnection is { } migrated ? StateRequestDispatch.For(_context, segment.Key, migrated) : null;
+        var endpoint = Context.ActorOf(ServerEndpointActor.Props(_context, segment.Key, dispatch?.Plan), EndpointNames.For(segment.Key, ++_created));
         Context.Watch(endpoint);
         _handshaking.Add(endpoint);
         _context.Table.TryAddEndpoint(segment.Key, endpoint);
         endpoint.Tell(segment);
 
         // After the SYN, so that the answer always finds the endpoint awaiting it.
-        statePlan?.Send(endpoint);
+        dispatch?.Send(endpoint);
     }
 
     private void OnEstablished(EndpointEstablished established)

@@ -117,9 +117,7 @@ public sealed class PacketActor : ReceiveActor
         }
 
         // With migration on, a client endpoint is an MTCP socket that can move between servers (thesis 4.2.3).
-        var props = _context.Migration is { } migration
-            ? ClientEndpointActor.Props(_context, key, migration, connect.Connected, connect.Cancellation)
-            : EndpointActor.Connecting(_context, key, connect.Connected, connect.Cancellation);
+        var props = ClientEndpointActor.Props(_context, key, migrationEnabled: _context.Migration is not null, connect.Connected, connect.Cancellation);
         var endpoint = Context.ActorOf(props, EndpointNames.For(key, ++_created));
         _context.Table.TryAddEndpoint(key, endpoint);
         endpoint.Tell(OpenActive.Instance);

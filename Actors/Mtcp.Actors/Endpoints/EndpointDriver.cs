@@ -1,0 +1,111 @@
+using Akka.Actor;
+using Akka.Event;
+using Mtcp.Actors.Packets;
+using Mtcp.Stack;
+using Mtcp.Transports;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Endpoints;
+
+/// <summary>
+/// What the server and the client endpoint actors share in driving their sans-IO endpoint, in the order it asks
+/// (segments, events, deadline): the segment encoder and the transport, the one engine timer, and the application
+/// stream's serving. Owned by one actor; called on its thread only.
+/// </summary>
+internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint endpoint, EndpointChannel channel, IStreamBuffers buffers, ILoggingAdapter log)
+{
+    private readonly SegmentEncoder _encoder = new(context.LocalAddress, context.MaxPayload);
+    private readonly EngineDeadline _deadline = new();
+    private readonly StreamEvents _stream = new(channel, buffers);
+
+    public EndpointChannel Channel => channel;
+
+    public StreamEvents Stream => _stream;
+
+    /// <summary>Sends every segment the endpoint has, each to the address it names.</summary>
+    public void Transmit(Instant now)
+    {
+        while (_encoder.TryPoll(endpoint, now, out var destination, out var segment))
+        {
+            Send(destination, segment);
+        }
+    }
+
+    /// <summary>Sends a segment built outside the engine (a MIGRATE_TRIGGER).</summary>
+    public void Send(IpAddress destination, in TcpSegmentRepr header) => Send(destination, _encoder.Encode(header, destination));
+
+    /// <summary>
+    /// The stream's events: Connected goes to <paramref name="onConnected"/>, a close, reset or timeout to
+    /// <paramref name="onFailed"/> with the reason the application's calls fail with; the rest serve the
+    /// application's read or write. True when there was any, so that the caller transmits again (serving a write
+    /// queues segments).
+    /// </summary>
+    public bool DrainEvents(Action onConnected, Action<string> onFailed)
+    {
+        var any = false;
+        while (endpoint.PollEvent(out var e))
+        {
+            any = true;
+            switch (e)
+            {
+                case TcpEvent.Connected:
+                    onConnected();
+                    break;
+                case TcpEvent.Closed:
+                    _stream.EndIfPeerFinished();
+                    onFailed("the connection is closed");
+                    break;
+                default:
+                    if (_stream.Serve(e) is { } failure)
+                    {
+                        onFailed(failure);
+                    }
+
+                    break;
+            }
+        }
+
+        return any;
+    }
+
+    /// <summary>The engine's timer fired: fires what is due.</summary>
+    public void OnTick(Instant now)
+    {
+        _deadline.Fired();
+        if (endpoint.PollTimeout() is { } due && due <= now)
+        {
+            endpoint.HandleTimeout(now);
+        }
+    }
+
+    public void ArmTimer(ITimerScheduler timers, Instant now) => _deadline.Arm(timers, endpoint.PollTimeout(), now);
+
+    public void CancelTimer(ITimerScheduler timers) => _deadline.Cancel(timers);
+
+    public void FailStream(string reason, Exception? cause = null)
+    {
+        channel.Reader.Fail(reason, cause);
+        channel.Writer.Fail(reason, cause);
+    }
+
+    /// <summary>IP is best effort: a segment the transport could not send is a loss that retransmission recovers.</summary>
+    private void Send(IpAddress destination, ReadOnlySpan<byte> segment)
+    {
+        bool sent;
+        try
+        {
+            sent = context.Transport.Send(destination, segment);
+        }
+        catch (PacketTransportException e)
+        {
+            // Not a closed socket (that is ObjectDisposedException, which stops the endpoint): lose the segment, keep the connection.
+            log.Warning("sending to {0} failed, counted as a lost segment: {1}", destination, e.Message);
+            sent = false;
+        }
+
+        if (!sent)
+        {
+            context.Counters.SendDropped();
+        }
+    }
+}

@@ -1,0 +1,292 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using Mtcp.Actors.Packets;
+using Mtcp.Stack;
+using Mtcp.Stack.Migration;
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Actors.Endpoints;
+
+/// <summary>
+/// The server end of one connection, created by its listener for the first SYN of a 4-tuple: it drives one
+/// <see cref="MtcpServerEndpoint{TPeer}"/>, the same sans-IO endpoint <see cref="MtcpServerHost"/> drives, its peers
+/// addressed by their control connections' actors. Every input (a segment, a control message, an application
+/// command, the timer) goes in with the time; then the actor drains segments into the transport, stream events into
+/// the application's channel, control messages to their control connections and endpoint events into metrics and
+/// logs, and arms its one timer. Every migration decision (hold a special SYN, refuse it, reinstate, hold a state
+/// request during the handshake, serve it, go silent after migrating away) is the sans-IO endpoint's.
+/// </summary>
+/// <remarks>
+/// Segments go straight from this actor to the transport, which is thread-safe: a hop through the packet actor
+/// would cost a message and a copy per segment and funnel every connection's output through one mailbox.
+/// </remarks>
+internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
+{
+    private readonly EndpointContext _context;
+    private readonly ConnectionKey _key;
+    private readonly MtcpServerEndpoint<IActorRef> _endpoint;
+    private readonly EndpointDriver _driver;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Action _onConnected;
+    private readonly Action<string> _onFailed;
+    private bool _registered;
+
+    public ServerEndpointActor(EndpointContext context, ConnectionKey key, StateRequestPlan? plan)
+    {
+        _context = context;
+        _key = key;
+        var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
+        _endpoint = new MtcpServerEndpoint<IActorRef>(tcp, context.ConnectionIdOf(key), context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
+        var channel = new EndpointChannel(Self, context.LocalAddress, key);
+        _driver = new EndpointDriver(context, _endpoint, channel, new TcpConnectionBuffers(_endpoint.Connection), _log);
+
+        // A server's connection is accepted on the endpoint's own event, once β is applied, not on the engine's Connected.
+        _onConnected = () => { };
+        _onFailed = reason => _driver.FailStream(reason);
+
+        Receive<InboundSegment>(OnSegment);
+        Receive<EngineTick>(_ => Drive(_driver.OnTick));
+        Receive<AbortRequested>(_ => Drive(_endpoint.Abort));
+
+        // The application's calls; after migrating away its channel fails them (EMIGRATED) before they get here.
+        Receive<ReadRequested>(_ => _endpoint.Phase != ServerEndpointPhase.MigratedAway, _ =>
+        {
+            _driver.Stream.ServeRead();
+
+            // Reading may have opened the window enough to announce it (RFC 1122 §4.2.3.3).
+            Drive(_context.Clock.Now);
+        });
+        Receive<WriteRequested>(_ => _endpoint.Phase != ServerEndpointPhase.MigratedAway, _ =>
+        {
+            _driver.Stream.ServeWrite();
+            Drive(_context.Clock.Now);
+        });
+        Receive<CloseRequested>(_ => _endpoint.Phase != ServerEndpointPhase.MigratedAway, _ => Drive(_endpoint.Connection.Close));
+        Receive<ExportRequested>(OnExport);
+
+        // Origin side (thesis 4.2.3 at S1): the registry forwards a peer's request with its control connection as sender.
+        Receive<ServeStateRequest>(serve => OnServeStateRequest(serve.Request, Sender));
+        Receive<MigrateAway>(migrateAway => Drive(now => _endpoint.HandleStateAck(now, migrateAway.Ack)));
+
+        // Destination side (thesis 4.2.3 at S2): the answer to the state request the listener sent.
+        Receive<StateReply>(OnStateReply);
+        Receive<StateReject>(reject => Drive(now => _endpoint.HandleStateReject(now, reject)));
+        Receive<StateRequestTimedOut>(timedOut => Drive(now => _endpoint.HandleStateRequestFailed(now, $"no state reply from {timedOut.Peer} within {timedOut.Timeout}")));
+        Receive<StateRequestFailed>(failed => Drive(now => _endpoint.HandleStateRequestFailed(now, $"the state request to {failed.Peer} failed: {failed.Reason}")));
+
+        Receive<TriggerRequested>(OnTrigger);
+        Receive<TriggerKeyRequested>(_ => Sender.Tell(new TriggerKeyAnswer(
+            _endpoint.TryDeriveTriggerKey(out var triggerKey) ? new MigrationTriggerGrant(_endpoint.Cid, triggerKey) : null)));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>The passive side of one connection; for a special SYN, with the state request its listener sent.</summary>
+    public static Props Props(EndpointContext context, ConnectionKey key, StateRequestPlan? plan) =>
+        FactoryProps.Create(() => new ServerEndpointActor(context, key, plan));
+
+    protected override void PreStart()
+    {
+        if (_context.Registry is { } registry)
+        {
+            registry.Tell(new RegisterEndpoint(_endpoint.Cid, Self));
+            _registered = true;
+        }
+
+        base.PreStart();
+    }
+
+    private void OnSegment(InboundSegment segment)
+    {
+        if (_endpoint.IsNewConnection(segment.Header))
+        {
+            // The client came back on the 4-tuple this endpoint left (or ended): a new connection, for the listener.
+            _context.Table.RemoveEndpoint(_key, Self);
+            if (_context.Table.TryGetListener(_key.LocalPort, out var listener))
+            {
+                listener.Tell(segment);
+            }
+            else
+            {
+                segment.Release();
+            }
+
+            Context.Stop(Self);
+            return;
+        }
+
+        var now = _context.Clock.Now;
+        try
+        {
+            _endpoint.HandleSegment(now, segment.Header, segment.Payload);
+        }
+        finally
+        {
+            segment.Release();
+        }
+
+        Drive(now);
+    }
+
+    private void OnServeStateRequest(StateRequest request, IActorRef requester)
+    {
+        var now = _context.Clock.Now;
+        var preparing = Stopwatch.GetTimestamp();
+        _endpoint.HandleStateRequest(requester, request);
+        if (_endpoint.PollControl(out var peer, out var answer))
+        {
+            // Answered at once (not held for the handshake): the time to package the state is this call's.
+            if (answer is StateReply)
+            {
+                MigrationMetrics.Prepare.Record(Stopwatch.GetElapsedTime(preparing).TotalMilliseconds);
+            }
+
+            peer.Tell(answer);
+        }
+
+        Drive(now);
+    }
+
+    private void OnStateReply(StateReply reply)
+    {
+        var now = _context.Clock.Now;
+        var reinstating = Stopwatch.GetTimestamp();
+        _endpoint.HandleStateReply(now, Sender, reply);
+        if (_endpoint.Phase != ServerEndpointPhase.AwaitingState && _endpoint.HoldsConnection)
+        {
+            MigrationMetrics.Reinstate.Record(Stopwatch.GetElapsedTime(reinstating).TotalMilliseconds);
+        }
+
+        Drive(now);
+    }
+
+    /// <summary>MIGRATE_TRIGGER (thesis 3.2.1): asks this connection's client to migrate; the client checks its authenticator.</summary>
+    private void OnTrigger(TriggerRequested trigger)
+    {
+        if (_endpoint.TryCreateTrigger(trigger.Destination, out var segment))
+        {
+            _driver.Send(_endpoint.Cid.ClientAddress, segment);
+        }
+    }
+
+    private void OnExport(ExportRequested export)
+    {
+        try
+        {
+            _endpoint.Connection.ExportState(export.AppState);
+        }
+        catch (ConnectionMigratedException)
+        {
+            // Raced with the state ack; the application learns of it from its next call.
+        }
+        catch (InvalidOperationException e)
+        {
+            _log.Warning("endpoint {0}: export_state refused: {1}", _key, e.Message);
+        }
+    }
+
+    private void Drive(Action<Instant> input)
+    {
+        var now = _context.Clock.Now;
+        input(now);
+        Drive(now);
+    }
+
+    /// <summary>The endpoint's outputs in the order it asks: segments, events (which may read, write and so send more), control, deadline.</summary>
+    private void Drive(Instant now)
+    {
+        do
+        {
+            _driver.Transmit(now);
+        }
+        while (_driver.DrainEvents(_onConnected, _onFailed) | DrainEndpointEvents());
+
+        while (_endpoint.PollControl(out var peer, out var message))
+        {
+            peer.Tell(message);
+        }
+
+        if (_endpoint.IsEnded)
+        {
+            Context.Stop(Self);
+            return;
+        }
+
+        _driver.ArmTimer(Timers, now);
+    }
+
+    private bool DrainEndpointEvents()
+    {
+        var any = false;
+        while (_endpoint.PollEndpointEvent(out var e))
+        {
+            any = true;
+            switch (e)
+            {
+                case ServerEndpointEvent.Accepted:
+                    _driver.Channel.Imported = _endpoint.Connection.ImportState();
+                    Context.Parent.Tell(new EndpointEstablished(_driver.Channel));
+                    break;
+                case ServerEndpointEvent.Refused refused:
+                    _log.Warning("endpoint {0}: migrated connection refused: {1} {2}", _key, refused.Reason, refused.Detail);
+                    MigrationMetrics.Refused.Add(1);
+                    break;
+                case ServerEndpointEvent.Reinstated reinstated:
+                    MigrationMetrics.StateWait.Record(reinstated.StateWait.TotalMilliseconds);
+                    MigrationMetrics.StateBytes.Record(reinstated.StateReplyBytes);
+                    break;
+                case ServerEndpointEvent.StateRequestAnswered { Answer: StateReject { Reason: StateRejectReason.AuthFailed } refused } answered:
+                    _log.Warning("endpoint {0}: state request {1} refused: {2}", _key, refused.RequestId, refused.Diagnostic);
+                    MigrationMetrics.AuthFailed.Add(1, new KeyValuePair<string, object?>("check", answered.Check.ToString()));
+                    break;
+                case ServerEndpointEvent.MigratedAway:
+                    OnMigratedAway();
+                    break;
+            }
+        }
+
+        return any;
+    }
+
+    /// <summary>Thesis 4.2.3 at S1, on the state ack: the application's calls fail with EMIGRATED; the endpoint stays silent for 2 MSL.</summary>
+    private void OnMigratedAway()
+    {
+        var emigrated = new ConnectionMigratedException($"the connection {_endpoint.Cid} migrated to another server (EMIGRATED)");
+        _driver.Channel.Reader.FailWith(emigrated);
+        _driver.Channel.Writer.FailWith(emigrated);
+        _driver.Channel.MigratedAway.TrySetResult();
+        if (_registered)
+        {
+            _context.Registry!.Tell(new UnregisterEndpoint(_endpoint.Cid, Self));
+            _registered = false;
+        }
+
+        MigrationMetrics.MigratedAway.Add(1);
+    }
+
+    protected override void PostStop()
+    {
+        _context.Table.RemoveEndpoint(_key, Self);
+        try
+        {
+            // Stopped from outside (a crash, the runtime shutting down): the peer gets a RST, as from an aborting
+            // socket, unless the endpoint owes it silence; held state requests get their answers.
+            var now = _context.Clock.Now;
+            _endpoint.Abort(now);
+            _driver.Transmit(now);
+            while (_endpoint.PollControl(out var peer, out var message))
+            {
+                peer.Tell(message);
+            }
+        }
+        catch (Exception e) when (e is ObjectDisposedException or IOException or InvalidOperationException or ArgumentException)
+        {
+            _log.Debug("endpoint {0}: could not send the RST while stopping: {1}", _key, e.Message);
+        }
+
+        _driver.FailStream("the connection's endpoint stopped");
+        base.PostStop();
+    }
+}

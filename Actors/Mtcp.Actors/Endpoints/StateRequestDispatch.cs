@@ -1,0 +1,48 @@
+using Akka.Actor;
+using Mtcp.Actors.Packets;
+using Mtcp.Stack;
+using Mtcp.Stack.Migration;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Endpoints;
+
+/// <summary>
+/// Thesis 4.2.3 at S2, step 1, as a special SYN (TCP_MIGRATED_CONN) arrives at a listener: the sans-IO
+/// <see cref="StateRequestPlan"/> plus where its request goes (the control connection to the origin's node). The
+/// listener sends the request as soon as it has created the endpoint, so the request travels while the endpoint
+/// actor starts and takes the SYN; the endpoint waits for the answer. Requesting from the endpoint itself put its
+/// creation (a dispatcher hop, the engine's buffers, the ISN) on the migration's critical path.
+/// </summary>
+internal sealed record StateRequestDispatch(StateRequestPlan Plan, Address? Peer, IActorRef? ControlManager)
+{
+    public static StateRequestDispatch For(EndpointContext context, ConnectionKey key, MtcpMigratedConnection migrated)
+    {
+        var now = context.Clock.Now;
+        if (context.Migration is not { ControlManager: { } controlManager })
+        {
+            return Refused(now, "this node takes no migrated connections (migration not enabled)");
+        }
+
+        // The control connection times the request out (mtcp.control.state-request-timeout) and says so.
+        var plan = StateRequestPlan.For(context.RequestIds.Next(), migrated, context.ConnectionIdOf(key), new ServerEndpoint(context.LocalAddress, key.LocalPort), now, deadline: null);
+        if (plan.Origin is not { } origin)
+        {
+            return new StateRequestDispatch(plan, null, null);
+        }
+
+        return context.View.ControlMappings.TryGetControlAddress(origin, out var peer)
+            ? new StateRequestDispatch(plan, peer, controlManager)
+            : Refused(now, $"no control mapping for the origin {origin}");
+    }
+
+    /// <summary>Sends the request, its answer to go to <paramref name="endpoint"/>; nothing for a refused SYN.</summary>
+    public void Send(IActorRef endpoint)
+    {
+        if (Plan.Request is { } request && Peer is { } peer && ControlManager is { } controlManager)
+        {
+            controlManager.Tell(new RequestState(peer, request, endpoint));
+        }
+    }
+
+    private static StateRequestDispatch Refused(Instant now, string reason) => new(StateRequestPlan.Refused(now, reason), null, null);
+}
