@@ -60,7 +60,7 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
     private readonly ServerEndpointAuthentication _authentication = new();
     private readonly Queue<ServerEndpointEvent> _events = new();
     private readonly Queue<(TPeer Peer, ControlMessage Message)> _control = new();
-    private readonly List<(TPeer Requester, StateRequest Request)> _heldRequests = [];
+    private readonly List<(TPeer Requester, StateRequest Request, Instant Until)> _heldRequests = [];
 
     /// <summary>The special SYN waiting for the origin's state; null once answered or refused.</summary>
     private TcpSegmentRepr? _heldSyn;
@@ -172,14 +172,16 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
     /// Thesis 4.2.3 at S1: another server asks for this connection's state. A request for an endpoint whose own
     /// handshake is not done is held until it is: the client names this endpoint's Cid only once it has the SYN+ACK,
     /// so its ACK is on the way, and a migration started right after the previous one can overtake that ACK over
-    /// the control connection; answering INVALID_STATE would fail a sound migration.
+    /// the control connection; answering INVALID_STATE would fail a sound migration. The hold lasts one
+    /// retransmission timeout: an ACK that has not come by then was lost, and a migrating client sends no other
+    /// until its migration ends, so the request is answered (INVALID_STATE) rather than left to time out.
     /// </summary>
-    public void HandleStateRequest(TPeer requester, StateRequest request)
+    public void HandleStateRequest(Instant now, TPeer requester, StateRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (Phase is ServerEndpointPhase.AwaitingState or ServerEndpointPhase.Handshaking && _heldRequests.Count < MaxHeldStateRequests)
         {
-            _heldRequests.Add((requester, request));
+            _heldRequests.Add((requester, request, now + Connection.RetransmissionTimeout));
             return;
         }
 
@@ -346,16 +348,26 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
         return false;
     }
 
-    public Instant? PollTimeout() => Phase switch
+    public Instant? PollTimeout()
     {
-        ServerEndpointPhase.AwaitingState => _plan?.Deadline,
-        ServerEndpointPhase.MigratedAway => _silentUntil,
-        ServerEndpointPhase.Ended when _refused || _silenceOver => null,
-        _ => Connection.PollTimeout(),
-    };
+        var due = Phase switch
+        {
+            ServerEndpointPhase.AwaitingState => _plan?.Deadline,
+            ServerEndpointPhase.MigratedAway => _silentUntil,
+            ServerEndpointPhase.Ended when _refused || _silenceOver => null,
+            _ => Connection.PollTimeout(),
+        };
+        foreach (var held in _heldRequests)
+        {
+            due = Instant.Earliest(due, held.Until);
+        }
+
+        return due;
+    }
 
     public void HandleTimeout(Instant now)
     {
+        AnswerHeldRequests(now);
         switch (Phase)
         {
             case ServerEndpointPhase.AwaitingState when _plan?.Deadline <= now:
@@ -409,19 +421,23 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
         _events.Enqueue(new ServerEndpointEvent.StateRequestAnswered(answer, check));
     }
 
-    /// <summary>The handshake is done or will never be: the held state requests get their answers.</summary>
-    private void AnswerHeldRequests()
+    /// <summary>
+    /// Held state requests get their answers once the handshake is done or will never be, and any held past its
+    /// time (<paramref name="now"/>) gets one anyway.
+    /// </summary>
+    private void AnswerHeldRequests(Instant? now = null)
     {
-        if (_heldRequests.Count == 0 || Phase is ServerEndpointPhase.AwaitingState or ServerEndpointPhase.Handshaking)
+        if (_heldRequests.Count == 0)
         {
             return;
         }
 
-        var held = _heldRequests.ToArray();
-        _heldRequests.Clear();
-        foreach (var (requester, request) in held)
+        var all = Phase is not (ServerEndpointPhase.AwaitingState or ServerEndpointPhase.Handshaking);
+        var due = _heldRequests.Where(held => all || (now is { } time && held.Until <= time)).ToArray();
+        foreach (var held in due)
         {
-            Answer(requester, request);
+            _heldRequests.Remove(held);
+            Answer(held.Requester, held.Request);
         }
     }
 

@@ -264,7 +264,7 @@ public sealed class MtcpServerHost
         switch (message)
         {
             case StateRequest request when TryGetByCid(request.MigratingCid, out var origin):
-                origin.HandleStateRequest(peer, request);
+                origin.HandleStateRequest(now, peer, request);
                 Drain(now, origin);
                 break;
             case StateRequest request:

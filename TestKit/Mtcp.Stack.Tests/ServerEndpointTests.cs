@@ -33,7 +33,7 @@ public sealed class ServerEndpointTests
         client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
         var specialSyn = Transmitted(client).Single();
         var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, new ConnectionId(Client, 40001, S2.Address, S2.Port), S2, Start, deadline: null);
-        origin.HandleStateRequest(Destination, plan.Request!);
+        origin.HandleStateRequest(Start, Destination, plan.Request!);
 
         Assert.False(origin.PollControl(out _, out _));
 
@@ -48,6 +48,27 @@ public sealed class ServerEndpointTests
     }
 
     [Fact]
+    public void Held_state_request_must_be_answered_INVALID_STATE_once_the_ACK_is_a_retransmission_timeout_late()
+    {
+        var origin = Endpoint(S1, plan: null);
+        var client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
+        Deliver(client, origin);
+        Deliver(origin, client);
+        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
+        var specialSyn = Transmitted(client).Last();
+        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, new ConnectionId(Client, 40001, S2.Address, S2.Port), S2, Start, deadline: null);
+        origin.HandleStateRequest(Start, Destination, plan.Request!);
+        var heldUntil = Start + origin.Connection.RetransmissionTimeout;
+        Assert.True(origin.PollTimeout() <= heldUntil);
+
+        // The ACK was lost, and the migrating client sends no other: the destination learns it now, not at its timeout.
+        origin.HandleTimeout(heldUntil);
+
+        Assert.True(origin.PollControl(out _, out var answer));
+        Assert.Equal(StateRejectReason.InvalidState, Assert.IsType<StateReject>(answer).Reason);
+    }
+
+    [Fact]
     public void Held_state_request_must_be_answered_CB_NOT_FOUND_when_the_handshake_never_completes()
     {
         var origin = Endpoint(S1, plan: null);
@@ -57,7 +78,7 @@ public sealed class ServerEndpointTests
         client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
         var specialSyn = Transmitted(client).Last();
         var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, new ConnectionId(Client, 40001, S2.Address, S2.Port), S2, Start, deadline: null);
-        origin.HandleStateRequest(Destination, plan.Request!);
+        origin.HandleStateRequest(Start, Destination, plan.Request!);
 
         origin.Abort(Start);
 
@@ -82,7 +103,7 @@ public sealed class ServerEndpointTests
         Assert.Empty(Transmitted(destination));
         Assert.Equal(plan.Deadline, destination.PollTimeout());
 
-        origin.HandleStateRequest("control connection to S1", plan.Request!);
+        origin.HandleStateRequest(Start, "control connection to S1", plan.Request!);
         Assert.True(origin.PollControl(out _, out var answer));
         destination.HandleStateReply(Start, "control connection to S1", Assert.IsType<StateReply>(answer));
 
@@ -117,7 +138,7 @@ public sealed class ServerEndpointTests
         Assert.Contains(Events(destination), e => e is ServerEndpointEvent.Refused { Reason: "no state reply in time" });
 
         // A late reply is never acknowledged: the origin keeps the connection.
-        origin.HandleStateRequest("control connection to S1", plan.Request!);
+        origin.HandleStateRequest(Start, "control connection to S1", plan.Request!);
         Assert.True(origin.PollControl(out _, out var answer));
         destination.HandleStateReply(Start, "control connection to S1", (StateReply)answer);
         Assert.False(destination.PollControl(out _, out _));
@@ -132,7 +153,7 @@ public sealed class ServerEndpointTests
         var specialSyn = Transmitted(client).Last();
         var newCid = new ConnectionId(Client, 40001, S2.Address, S2.Port);
         var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, deadline: null);
-        origin.HandleStateRequest("S2", plan.Request!);
+        origin.HandleStateRequest(Start, "S2", plan.Request!);
         Assert.True(origin.PollControl(out _, out _));
         origin.Connection.Write(new byte[10]);
         origin.HandleStateAck(Start, new StateAck(1, Cid));
@@ -163,7 +184,7 @@ public sealed class ServerEndpointTests
 
         Assert.True(Assert.Single(Transmitted(plain)).Has(TcpFlags.Rst));
         Assert.Contains(Events(plain), e => e is ServerEndpointEvent.Refused);
-        plain.HandleStateRequest("S1", StateRequestPlan.For(2, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, null).Request!);
+        plain.HandleStateRequest(Start, "S1", StateRequestPlan.For(2, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, null).Request!);
         Assert.True(plain.PollControl(out _, out var answer));
         Assert.Equal(StateRejectReason.CbNotFound, Assert.IsType<StateReject>(answer).Reason);
     }

@@ -134,7 +134,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     {
         var now = _context.Clock.Now;
         var preparing = Stopwatch.GetTimestamp();
-        _endpoint.HandleStateRequest(requester, request);
+        _endpoint.HandleStateRequest(now, requester, request);
         if (_endpoint.PollControl(out var peer, out var answer))
         {
             // Answered at once (not held for the handshake): the time to package the state is this call's.
