@@ -476,14 +476,14 @@ internal sealed class PropertyRun(MigrationCluster cluster, ConcurrentDictionary
             {
                 // A server endpoint: the remote end is a lane.
                 var seeds = _ports.Where(p => p.Address == address && p.Port == remotePort).Select(p => p.Seed).Distinct().ToList();
-                return seeds.Count > 0 ? Relative(seeds, timestamp) : SeedsAt(address, timestamp);
+                return (seeds.Count > 0 ? "by port " + Relative(seeds, timestamp) + "; " : string.Empty) + "on its lane then " + SeedsAt(address, timestamp);
             }
 
             var client = _lanes.FirstOrDefault(l => actorPath.Contains($"/lane-{l.Slot}-{l.Generation}/", StringComparison.Ordinal));
             if (client is not null)
             {
                 var seeds = _ports.Where(p => p.Address == client.Address && p.Port == localPort).Select(p => p.Seed).Distinct().ToList();
-                return seeds.Count > 0 ? Relative(seeds, timestamp) : SeedsAt(client.Address, timestamp);
+                return (seeds.Count > 0 ? "by port " + Relative(seeds, timestamp) + "; " : string.Empty) + "on its lane then " + SeedsAt(client.Address, timestamp);
             }
         }
 
@@ -595,8 +595,8 @@ internal sealed class PropertyRun(MigrationCluster cluster, ConcurrentDictionary
     private string SeedsAt(IpAddress address, long timestamp)
     {
         var runs = _runs.Where(r => r.Address == address).OrderBy(r => r.From).ToList();
-        var at = runs.LastOrDefault(r => r.From <= timestamp);
-        return at == default ? "before any schedule" : Relative([at.Seed], timestamp);
+        var at = runs.FindLastIndex(r => r.From <= timestamp);
+        return at < 0 ? "before any schedule" : Relative([runs[at].Seed], timestamp) + $", its schedule {at + 1} of {runs.Count}";
     }
 
     /// <summary>The seeds, and when the event happened relative to the first one's run.</summary>
