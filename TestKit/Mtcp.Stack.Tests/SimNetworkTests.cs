@@ -60,6 +60,20 @@ public sealed class SimNetworkTests
     }
 
     [Fact]
+    public void Blackhole_periods_must_drop_whole_runs_of_packets_for_their_duration()
+    {
+        // One packet per millisecond; a period of 20 ms swallows the packet that starts it and the 19 after it.
+        var conditions = new LinkConditions { BlackholeRate = 0.01, BlackholeDuration = TimeSpan.FromMilliseconds(20) };
+        var (network, _, receiver) = Blaster(conditions, packets: 5000, spacing: TimeSpan.FromMilliseconds(1));
+        network.Drive(() => false, TimeSpan.FromSeconds(10));
+        Assert.Equal(5000 - network.Stats.Blackholed, receiver.Received.Count);
+        Assert.InRange(network.Stats.Blackholed, 500, 1500);
+        var gaps = receiver.Received.Zip(receiver.Received.Skip(1)).Select(p => p.Second - p.First).Where(gap => gap > 1).ToList();
+        Assert.NotEmpty(gaps);
+        Assert.All(gaps, gap => Assert.Equal(0u, (gap - 1) % 20));
+    }
+
+    [Fact]
     public void Latency_and_bandwidth_must_set_the_arrival_time()
     {
         var conditions = new LinkConditions { Latency = TimeSpan.FromMilliseconds(10), BandwidthBytesPerSecond = 1_000_000 };

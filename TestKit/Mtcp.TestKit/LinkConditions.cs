@@ -1,6 +1,9 @@
 namespace Mtcp.TestKit;
 
-/// <summary>Impairments applied to every packet the simulated network carries. Probabilities are 0..1.</summary>
+/// <summary>
+/// Impairments applied to every packet a link carries: by <see cref="SimNetwork"/> in virtual time and by
+/// <see cref="LossyPacketTransport"/> in real time. Probabilities are 0..1.
+/// </summary>
 public sealed record LinkConditions
 {
     public static LinkConditions Perfect { get; } = new();
@@ -27,4 +30,13 @@ public sealed record LinkConditions
 
     /// <summary>Per-sender serialization rate in bytes per second, or null for unlimited.</summary>
     public long? BandwidthBytesPerSecond { get; init; }
+
+    /// <summary>
+    /// Probability that a packet finding its link open starts a blackhole period (a route flap, a failover): that
+    /// packet and every packet sent on the link for <see cref="BlackholeDuration"/> after it are dropped. At 0, the
+    /// default, nothing is drawn for it, so seeds of runs without blackholes replay as before.
+    /// </summary>
+    public double BlackholeRate { get; init; }
+
+    public TimeSpan BlackholeDuration { get; init; } = TimeSpan.FromMilliseconds(200);
 }

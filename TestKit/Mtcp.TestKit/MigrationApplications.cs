@@ -218,7 +218,8 @@ public sealed class FileServerSession : ServerSession
 /// </summary>
 public sealed class RequestResponseServerSession : ServerSession
 {
-    private const ulong DigestSeed = 0xCBF29CE484222325UL;
+    /// <summary>The running digest before the first message.</summary>
+    public const ulong DigestSeed = 0xCBF29CE484222325UL;
 
     private readonly int _messageSize;
     private readonly int _snapshotEvery;
@@ -310,7 +311,11 @@ public sealed class RequestResponseServerSession : ServerSession
         Export(state);
     }
 
-    private static ulong Process(ReadOnlySpan<byte> message, ulong digest, Span<byte> response)
+    /// <summary>
+    /// Answers one message: writes its response (as long as the message) and returns the digest after it. Shared with
+    /// the runtime's request/response service, so that both are held to the same reference.
+    /// </summary>
+    public static ulong Process(ReadOnlySpan<byte> message, ulong digest, Span<byte> response)
     {
         foreach (var b in message)
         {

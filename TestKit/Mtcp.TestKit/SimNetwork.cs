@@ -18,6 +18,9 @@ public sealed class SimNetworkStats
 
     public long OverMtu { get; internal set; }
 
+    /// <summary>Packets dropped because their link was in a blackhole period (<see cref="LinkConditions.BlackholeRate"/>).</summary>
+    public long Blackholed { get; internal set; }
+
     public long Unroutable { get; internal set; }
 }
 
@@ -32,6 +35,7 @@ public sealed class SimNetwork
     private readonly Dictionary<IpAddress, ISimNode> _byAddress = [];
     private readonly Dictionary<IpAddress, Instant> _linkFreeAt = [];
     private readonly Dictionary<(IpAddress From, IpAddress To), LinkConditions> _linkOverrides = [];
+    private readonly Dictionary<(IpAddress From, IpAddress To), Instant> _blackholeUntil = [];
     private readonly PriorityQueue<SimPacket, (Instant At, long Order)> _inFlight = new();
     private long _order;
 
@@ -190,6 +194,12 @@ public sealed class SimNetwork
             _linkFreeAt[packet.Source] = departure + TimeSpan.FromTicks(packet.Size * TimeSpan.TicksPerSecond / bandwidth);
         }
 
+        if (conditions.BlackholeRate > 0 && InBlackhole(packet, conditions))
+        {
+            Stats.Blackholed++;
+            return;
+        }
+
         if (Random.NextDouble() < conditions.LossRate || Drop?.Invoke(packet) == true)
         {
             Stats.Lost++;
@@ -202,6 +212,24 @@ public sealed class SimNetwork
             Stats.Duplicated++;
             Enqueue(packet, departure, conditions);
         }
+    }
+
+    /// <summary>True when the packet's link is in a blackhole period, or this packet starts one.</summary>
+    private bool InBlackhole(in SimPacket packet, LinkConditions conditions)
+    {
+        var link = (packet.Source, packet.Destination);
+        if (_blackholeUntil.TryGetValue(link, out var until) && Now < until)
+        {
+            return true;
+        }
+
+        if (Random.NextDouble() < conditions.BlackholeRate)
+        {
+            _blackholeUntil[link] = Now + conditions.BlackholeDuration;
+            return true;
+        }
+
+        return false;
     }
 
     private void Enqueue(in SimPacket packet, Instant departure, LinkConditions conditions)

@@ -76,12 +76,13 @@ public sealed class MtcpRuntime : IAsyncDisposable
     /// Starts a runtime over a transport the caller opened (e.g. raw protocol 6 for kernel TCP peers, or a
     /// transport with injected faults); the runtime owns it from now on. <c>mtcp.runtime.transport</c> is not read.
     /// </summary>
-    public static MtcpRuntime Start(ActorSystem system, IPacketTransport transport, Config? overrides, string name = "mtcp")
+    /// <param name="connectionRegistry">a registry shared by several runtimes of one node, as for the other overload; null: the runtime starts its own.</param>
+    public static MtcpRuntime Start(ActorSystem system, IPacketTransport transport, Config? overrides, string name = "mtcp", IActorRef? connectionRegistry = null)
     {
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(transport);
         var config = MtcpConfig.WithFallback(overrides is null ? system.Settings.Config : overrides.WithFallback(system.Settings.Config));
-        return Start(system, new OpenedTransport(transport, "the transport was supplied by the host"), RuntimeSettings.Create(config), TcpSettings.Create(config), name, connectionRegistry: null);
+        return Start(system, new OpenedTransport(transport, "the transport was supplied by the host"), RuntimeSettings.Create(config), TcpSettings.Create(config), name, connectionRegistry);
     }
 
     private static MtcpRuntime Start(ActorSystem system, OpenedTransport opened, RuntimeSettings settings, Stack.TcpConfig tcp, string name, IActorRef? connectionRegistry)

@@ -20,6 +20,22 @@ internal sealed record ServeStateRequest(StateRequest Request);
 /// <summary>To the origin endpoint on the state ack: close silently and let the client's segments go unanswered (thesis 4.2.3).</summary>
 internal sealed record MigrateAway(StateAck Ack);
 
+/// <summary>Asks a <see cref="ConnectionRegistry"/> how many connections it holds; answered with <see cref="ConnectionRegistryStatistics"/>.</summary>
+public sealed class GetConnectionRegistryStatistics
+{
+    public static readonly GetConnectionRegistryStatistics Instance = new();
+
+    private GetConnectionRegistryStatistics()
+    {
+    }
+}
+
+/// <summary>
+/// The connections a registry holds now: one entry per Cid a server endpoint registered and has not yet given up
+/// (migrated away or stopped). Zero on an idle node; an entry that outlives its connection is a leak.
+/// </summary>
+public sealed record ConnectionRegistryStatistics(int Connections);
+
 /// <summary>
 /// One per runtime: the node's connection registry (the thesis's lookup of the migrating connection by Cid at S1,
 /// 4.2.3). Server endpoint actors register their Cid; the <see cref="ControlConnectionManager"/> hands the registry
@@ -69,6 +85,7 @@ public sealed class ConnectionRegistry : ReceiveActor
                 _log.Warning("state ack from {0} for {1}, which no endpoint holds", received.Peer, received.Ack.MigratingCid);
             }
         });
+        Receive<GetConnectionRegistryStatistics>(_ => Sender.Tell(new ConnectionRegistryStatistics(_endpoints.Count)));
         Receive<StateTransferAbandoned>(abandoned =>
             _log.Debug("{0} abandoned state request {1} ({2}); the connection stays here", abandoned.Peer, abandoned.RequestId, abandoned.Reason));
     }

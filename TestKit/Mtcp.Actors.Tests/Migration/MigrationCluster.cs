@@ -38,12 +38,12 @@ public sealed class MigrationCluster : IAsyncDisposable
     private readonly InMemoryPacketFabric _fabric = new();
     private readonly CancellationTokenSource _stopping = new();
 
-    private readonly IReadOnlyList<TestTransport>? _onlyTransports;
+    private readonly MigrationClusterOptions _options;
 
-    private MigrationCluster(string? rawUnavailable, IReadOnlyList<TestTransport>? onlyTransports)
+    private MigrationCluster(string? rawUnavailable, MigrationClusterOptions options)
     {
         RawUnavailable = rawUnavailable;
-        _onlyTransports = onlyTransports;
+        _options = options;
     }
 
     public List<ServerNode> Servers { get; } = [];
@@ -59,7 +59,7 @@ public sealed class MigrationCluster : IAsyncDisposable
     public string? RawUnavailable { get; }
 
     public IEnumerable<TestTransport> Transports =>
-        (RawUnavailable is null ? Enum.GetValues<TestTransport>() : [TestTransport.Memory, TestTransport.Udp]).Where(t => _onlyTransports?.Contains(t) ?? true);
+        (RawUnavailable is null ? Enum.GetValues<TestTransport>() : [TestTransport.Memory, TestTransport.Udp]).Where(t => _options.Transports?.Contains(t) ?? true);
 
     public static MigrationAuthenticator Authenticator { get; } = MigrationAuthenticator.FromServiceKey(ServiceKey);
 
@@ -71,12 +71,15 @@ public sealed class MigrationCluster : IAsyncDisposable
 
     /// <param name="clientExtra">HOCON for the client's runtimes (e.g. a short connect timeout).</param>
     /// <param name="transports">the transports to run (null: every one this process can open).</param>
-    public static async Task<MigrationCluster> StartAsync(string clientExtra = "", int serverCount = ServerCount, IReadOnlyList<TestTransport>? transports = null)
+    public static Task<MigrationCluster> StartAsync(string clientExtra = "", int serverCount = ServerCount, IReadOnlyList<TestTransport>? transports = null) =>
+        StartAsync(new MigrationClusterOptions { ClientExtra = clientExtra, ServerCount = serverCount, Transports = transports });
+
+    public static async Task<MigrationCluster> StartAsync(MigrationClusterOptions options)
     {
-        var cluster = new MigrationCluster(ProbeRawSockets(), transports);
+        var cluster = new MigrationCluster(ProbeRawSockets(), options);
         try
         {
-            for (var i = 0; i < serverCount; i++)
+            for (var i = 0; i < options.ServerCount; i++)
             {
                 cluster.Servers.Add(await cluster.StartServerAsync(i));
             }
@@ -87,16 +90,20 @@ public sealed class MigrationCluster : IAsyncDisposable
                 Akka.Cluster.Cluster.Get(server.System).JoinSeedNodes([seed]);
             }
 
-            var endpoints = serverCount * cluster.Transports.Count();
+            var endpoints = options.ServerCount * cluster.Transports.Count();
             foreach (var server in cluster.Servers)
             {
                 await server.AwaitMappingsAsync(endpoints, Convergence);
             }
 
-            cluster.ClientSystem = ActorSystem.Create("client", MtcpConfig.WithFallback(ConfigurationFactory.ParseString(RuntimeConfig.Common)));
+            cluster.ClientSystem = ActorSystem.Create("client", MtcpConfig.WithFallback(ConfigurationFactory.ParseString(RuntimeConfig.Common + "\n" + options.ClientSystemExtra)));
             foreach (var transport in cluster.Transports)
             {
-                var runtime = MtcpRuntime.Start(cluster.ClientSystem, cluster._fabric, RuntimeConfig.For(transport, 5, clientExtra), $"mtcp-{transport}".ToLowerInvariant());
+                var config = RuntimeConfig.For(transport, 5, options.ClientExtra);
+                var name = $"mtcp-{transport}".ToLowerInvariant();
+                var runtime = transport == TestTransport.Memory && options.WrapMemoryTransport is { } wrap
+                    ? MtcpRuntime.Start(cluster.ClientSystem, wrap(cluster._fabric.Attach(IpAddress.Parse(Address(transport, 5)))), config, name)
+                    : MtcpRuntime.Start(cluster.ClientSystem, cluster._fabric, config, name);
                 await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator));
                 cluster.ClientRuntimes[transport] = runtime;
             }
@@ -108,6 +115,24 @@ public sealed class MigrationCluster : IAsyncDisposable
             await cluster.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Another client runtime in <see cref="ClientSystem"/>, on the in-memory fabric at <paramref name="address"/>
+    /// (wrapped by <see cref="MigrationClusterOptions.WrapMemoryTransport"/>), with migration on: for tests that run many
+    /// clients, each with its own address and so its own links.
+    /// </summary>
+    public async Task<MtcpRuntime> StartClientRuntimeAsync(IpAddress address, string name)
+    {
+        var config = ConfigurationFactory.ParseString($"""
+            mtcp.runtime.transport = memory
+            mtcp.runtime.local-address = "{address}"
+            {_options.ClientExtra}
+            """);
+        var transport = _fabric.Attach(address);
+        var runtime = MtcpRuntime.Start(ClientSystem, _options.WrapMemoryTransport is { } wrap ? wrap(transport) : transport, config, name);
+        await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator));
+        return runtime;
     }
 
     /// <summary>Server <paramref name="index"/> leaves the cluster gracefully, then stops.</summary>
@@ -129,14 +154,19 @@ public sealed class MigrationCluster : IAsyncDisposable
     private async Task<ServerNode> StartServerAsync(int index)
     {
         var services = Transports.Select(t => Service(t, index).ToString());
-        var system = ActorSystem.Create(TestNodes.ClusterSystemName, TestNodes.ClusterMember(services, RuntimeConfig.Common));
+        var system = ActorSystem.Create(TestNodes.ClusterSystemName, TestNodes.ClusterMember(services, RuntimeConfig.Common + "\n" + _options.ServerExtra));
         var node = new ServerNode(index, system);
 
         // One registry and one control connection manager serve all of the node's runtimes.
         var registry = system.ActorOf(ConnectionRegistry.Props(), "mtcp-registry");
+        node.Registry = registry;
         foreach (var transport in Transports)
         {
-            var runtime = MtcpRuntime.Start(system, _fabric, RuntimeConfig.For(transport, index + 2), $"mtcp-{transport}".ToLowerInvariant(), registry);
+            var config = RuntimeConfig.For(transport, index + 2);
+            var name = $"mtcp-{transport}".ToLowerInvariant();
+            var runtime = transport == TestTransport.Memory && _options.WrapMemoryTransport is { } wrap
+                ? MtcpRuntime.Start(system, wrap(_fabric.Attach(IpAddress.Parse(Address(transport, index + 2)))), config, name, registry)
+                : MtcpRuntime.Start(system, _fabric, config, name, registry);
             node.Runtimes[transport] = runtime;
         }
 
@@ -189,9 +219,34 @@ public sealed class MigrationCluster : IAsyncDisposable
     }
 }
 
+/// <summary>How a <see cref="MigrationCluster"/> is set up.</summary>
+public sealed record MigrationClusterOptions
+{
+    public int ServerCount { get; init; } = MigrationCluster.ServerCount;
+
+    /// <summary>The transports to run (null: every one this process can open).</summary>
+    public IReadOnlyList<TestTransport>? Transports { get; init; }
+
+    /// <summary>HOCON for the client's runtimes (e.g. a short connect timeout).</summary>
+    public string ClientExtra { get; init; } = "";
+
+    /// <summary>HOCON for the client's ActorSystem (e.g. its log level).</summary>
+    public string ClientSystemExtra { get; init; } = "";
+
+    /// <summary>HOCON for the server nodes' ActorSystems, under their runtimes and control connections too (e.g. TCP timers).</summary>
+    public string ServerExtra { get; init; } = "";
+
+    /// <summary>
+    /// Wraps each in-memory endpoint (servers', the client's) before its runtime takes it, e.g. in a
+    /// <see cref="LossyPacketTransport"/>; the runtime owns what it returns. Null: the endpoints are used as they are.
+    /// </summary>
+    public Func<InMemoryPacketTransport, IPacketTransport>? WrapMemoryTransport { get; init; }
+}
+
 /// <summary>One server node of <see cref="MigrationCluster"/>.</summary>
 public sealed class ServerNode(int index, ActorSystem system)
 {
+    private readonly List<string> _applicationFailures = [];
     private int _migratedIn;
     private int _migratedAway;
     private readonly List<(long Offset, string Sha256)> _largeStateImports = [];
@@ -209,6 +264,32 @@ public sealed class ServerNode(int index, ActorSystem system)
     public IActorRef Control { get; set; } = ActorRefs.Nobody;
 
     public IActorRef Directory { get; set; } = ActorRefs.Nobody;
+
+    /// <summary>The node's <see cref="ConnectionRegistry"/>, shared by its runtimes.</summary>
+    public IActorRef Registry { get; set; } = ActorRefs.Nobody;
+
+    /// <summary>Called with every connection the applications here accept (new or migrated in), before it is served.</summary>
+    public Action<ServerNode, MtcpConnection>? Accepted { get; set; }
+
+    /// <summary>What went wrong in applications here that a client cannot see (e.g. a request cut short at the end of the stream).</summary>
+    public IReadOnlyList<string> ApplicationFailures
+    {
+        get
+        {
+            lock (_applicationFailures)
+            {
+                return [.. _applicationFailures];
+            }
+        }
+    }
+
+    public void RecordApplicationFailure(string failure)
+    {
+        lock (_applicationFailures)
+        {
+            _applicationFailures.Add(failure);
+        }
+    }
 
     public bool Stopped { get; private set; }
 

@@ -12,9 +12,10 @@ namespace Mtcp.Actors.Tests.Migration;
 /// application: 'D' and a length (the stream server of thesis ch. 5: the state is the offset written), or 'U' and
 /// a length (request/response: 64 KB requests, each answered with SHA-256(previous answer || request); the state is
 /// the count and the last answer), or 'L' and a length (the download with 1 MB of application state: the offset
-/// followed by filler that is a function of the offset, see <see cref="LargeState"/>).
+/// followed by filler that is a function of the offset, see <see cref="LargeState"/>), or one of the property
+/// services of ReferenceApps.Property.cs.
 /// </summary>
-internal static class ReferenceApps
+internal static partial class ReferenceApps
 {
     public const byte Download = (byte)'D';
     public const byte Upload = (byte)'U';
@@ -46,6 +47,7 @@ internal static class ReferenceApps
                 return;
             }
 
+            node.Accepted?.Invoke(node, connection);
             _ = Task.Run(() => ServeAsync(connection, node), CancellationToken.None);
         }
     }
@@ -77,6 +79,12 @@ internal static class ReferenceApps
                 node.CountMigratedIn();
             }
 
+            if (imported.AppState.Length == PropertyStateLength)
+            {
+                await ServePropertyServiceAsync(connection, node, imported.AppState.ToArray(), resumed: true);
+                return;
+            }
+
             if (imported.AppState.Length == LargeStateLength)
             {
                 node.RecordLargeStateImport(imported.AppState.Span);
@@ -93,6 +101,14 @@ internal static class ReferenceApps
             {
                 // NEW, or migrated before the first export: the restart point is the start of the stream.
                 await connection.Stream.ReadExactlyAsync(state.AsMemory(0, CommandLength));
+                if (IsPropertyService(state[0]))
+                {
+                    var propertyState = new byte[PropertyStateLength];
+                    state.AsSpan(0, CommandLength).CopyTo(propertyState);
+                    await ServePropertyServiceAsync(connection, node, propertyState, resumed: false);
+                    return;
+                }
+
                 connection.ExportState(state);
             }
 
