@@ -85,12 +85,15 @@ internal sealed record MigrateRequested(ServerEndpoint? Destination, TaskComplet
 /// <summary>Asks a client endpoint for the alternate servers its connection learned from TCP_MIGRATE.</summary>
 internal sealed record AlternateServersRequested(TaskCompletionSource<IReadOnlyList<ServerEndpoint>> Completion);
 
-/// <summary>A migrated-away endpoint's 2 MSL of silence are over.</summary>
-internal sealed class SilenceOver
+/// <summary>
+/// To itself, from an endpoint that is over and has left the connection table: everything routed to it before that is
+/// in its mailbox ahead of this, and is handled as a closed connection would handle it, not dead-lettered; then it stops.
+/// </summary>
+internal sealed class EndpointRetired
 {
-    public static readonly SilenceOver Instance = new();
+    public static readonly EndpointRetired Instance = new();
 
-    private SilenceOver()
+    private EndpointRetired()
     {
     }
 }

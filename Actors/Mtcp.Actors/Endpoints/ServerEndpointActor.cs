@@ -32,6 +32,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     private readonly Action _onConnected;
     private readonly Action<string> _onFailed;
     private bool _registered;
+    private bool _retiring;
 
     public ServerEndpointActor(EndpointContext context, ConnectionKey key, StateRequestPlan? plan)
     {
@@ -76,6 +77,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         Receive<StateRequestTimedOut>(timedOut => Drive(now => _endpoint.HandleStateRequestFailed(now, $"no state reply from {timedOut.Peer} within {timedOut.Timeout}")));
         Receive<StateRequestFailed>(failed => Drive(now => _endpoint.HandleStateRequestFailed(now, $"the state request to {failed.Peer} failed: {failed.Reason}")));
 
+        Receive<EndpointRetired>(_ => Context.Stop(Self));
         Receive<TriggerRequested>(OnTrigger);
         Receive<TriggerKeyRequested>(_ => Sender.Tell(new TriggerKeyAnswer(
             _endpoint.TryDeriveTriggerKey(out var triggerKey) ? new MigrationTriggerGrant(_endpoint.Cid, triggerKey) : null)));
@@ -103,7 +105,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         if (_endpoint.IsNewConnection(segment.Header))
         {
             // The client came back on the 4-tuple this endpoint left (or ended): a new connection, for the listener.
-            _context.Table.RemoveEndpoint(_key, Self);
+            Retire();
             if (_context.Table.TryGetListener(_key.LocalPort, out var listener))
             {
                 listener.Tell(segment);
@@ -113,7 +115,6 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                 segment.Release();
             }
 
-            Context.Stop(Self);
             return;
         }
 
@@ -210,11 +211,25 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
 
         if (_endpoint.IsEnded)
         {
-            Context.Stop(Self);
+            Retire();
             return;
         }
 
         _driver.ArmTimer(Timers, now);
+    }
+
+    /// <summary>The endpoint is over: out of the table first, so that nothing more is routed here; stopped once the mailbox is drained.</summary>
+    private void Retire()
+    {
+        if (_retiring)
+        {
+            return;
+        }
+
+        _retiring = true;
+        _context.Table.RemoveEndpoint(_key, Self);
+        _driver.CancelTimer(Timers);
+        Self.Tell(EndpointRetired.Instance);
     }
 
     private bool DrainEndpointEvents()
