@@ -1,9 +1,10 @@
+using System.Globalization;
 using Akka.Configuration;
 
 namespace Mtcp.Actors;
 
 /// <summary>
-/// Reads single keys for the settings records of the runtime and the hosts, failing with a <see cref="ConfigurationException"/> that names
+/// Reads single keys for the settings records of the runtime, the policies and the hosts, failing with a <see cref="ConfigurationException"/> that names
 /// the key, the rule and the value found.
 /// </summary>
 public static class HoconValues
@@ -58,10 +59,34 @@ public static class HoconValues
     public static int Integer(Config config, string path, int min, int max)
     {
         RequirePresent(config, path);
-        if (!int.TryParse(config.GetString(path), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value)
+        if (!int.TryParse(config.GetString(path), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value)
             || value < min || value > max)
         {
             throw Invalid(config, path, $"must be an integer from {min} to {max}");
+        }
+
+        return value;
+    }
+
+    /// <summary>
+    /// A finite number in [<paramref name="min"/>, <paramref name="max"/>] (<paramref name="max"/> may be infinite: no
+    /// upper bound); the minimum is excluded when <paramref name="minExclusive"/>.
+    /// </summary>
+    public static double Number(Config config, string path, double min, double max, bool minExclusive = false)
+    {
+        RequirePresent(config, path);
+        if (!double.TryParse(config.GetString(path), NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || !double.IsFinite(value))
+        {
+            throw Invalid(config, path, "must be a number");
+        }
+
+        if (value < min || (minExclusive && value == min) || value > max)
+        {
+            var lower = minExclusive ? $"greater than {Format(min)}" : $"at least {Format(min)}";
+            var range = !double.IsFinite(max) ? lower
+                : minExclusive ? $"{lower} and at most {Format(max)}"
+                : $"a number from {Format(min)} to {Format(max)}";
+            throw Invalid(config, path, $"must be {range}");
         }
 
         return value;
@@ -82,6 +107,56 @@ public static class HoconValues
     {
         RequirePresent(config, path);
         return config.GetString(path).Trim();
+    }
+
+    /// <summary>One of <paramref name="names"/>, matched exactly (the HOCON spelling, e.g. <c>round-robin</c>).</summary>
+    public static T Choice<T>(Config config, string path, IReadOnlyDictionary<string, T> names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        RequirePresent(config, path);
+        return names.TryGetValue(config.GetString(path), out var value)
+            ? value
+            : throw Invalid(config, path, $"must be one of {string.Join(", ", names.Keys)}");
+    }
+
+    /// <summary>A list of <paramref name="names"/>, each matched exactly; a name listed twice counts once.</summary>
+    public static IReadOnlyList<T> Choices<T>(Config config, string path, IReadOnlyDictionary<string, T> names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        RequirePresent(config, path);
+
+        // Akka's reader turns a plain string into an empty list without complaint: `triggers = latency`
+        // would silently switch every trigger off.
+        if (config.GetValue(path).IsString())
+        {
+            throw Invalid(config, path, $"must be a list such as [{names.Keys.First()}]");
+        }
+
+        IList<string> texts;
+        try
+        {
+            texts = config.GetStringList(path);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw Invalid(config, path, $"must be a list of {string.Join(", ", names.Keys)}", e);
+        }
+
+        var values = new List<T>();
+        foreach (var text in texts)
+        {
+            if (!names.TryGetValue(text, out var value))
+            {
+                throw new ConfigurationException($"{path} must list only {string.Join(", ", names.Keys)}, got {text}");
+            }
+
+            if (!values.Contains(value))
+            {
+                values.Add(value);
+            }
+        }
+
+        return values;
     }
 
     /// <summary>An "address:port" string with a concrete IPv4 or IPv6 address.</summary>
@@ -139,4 +214,6 @@ public static class HoconValues
         var message = $"{path} {requirement}, got {config.GetString(path)}";
         return cause is null ? new ConfigurationException(message) : new ConfigurationException(message, cause);
     }
+
+    private static string Format(double value) => value.ToString(CultureInfo.InvariantCulture);
 }
