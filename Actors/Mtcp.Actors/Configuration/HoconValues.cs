@@ -171,7 +171,7 @@ public static class HoconValues
         return endPoint;
     }
 
-    /// <summary>A list of "address:port" strings, each with a concrete address.</summary>
+    /// <summary>A list of "address:port" strings, each with a concrete address that clients can connect to.</summary>
     public static IReadOnlyList<System.Net.IPEndPoint> EndPoints(Config config, string path)
     {
         RequirePresent(config, path);
@@ -188,10 +188,19 @@ public static class HoconValues
         var endPoints = new List<System.Net.IPEndPoint>(texts.Count);
         foreach (var text in texts)
         {
-            if (!System.Net.IPEndPoint.TryParse(text, out var endPoint) || endPoint.Port == 0 || !text.Contains(':', StringComparison.Ordinal) || text.EndsWith(']')
-                || endPoint.Address.Equals(System.Net.IPAddress.Any) || endPoint.Address.Equals(System.Net.IPAddress.IPv6Any))
+            if (!System.Net.IPEndPoint.TryParse(text, out var endPoint) || !text.Contains(':', StringComparison.Ordinal) || text.EndsWith(']'))
             {
-                throw new ConfigurationException($"{path} entry {text} must be \"address:port\" with a concrete address and a port from 1 to 65535");
+                throw new ConfigurationException($"{path} entry {text} must be \"address:port\", e.g. 10.0.0.2:80 or [2001:db8::2]:80");
+            }
+
+            if (endPoint.Port == 0)
+            {
+                throw new ConfigurationException($"{path} entry {text} must have a port from 1 to 65535");
+            }
+
+            if (endPoint.Address.Equals(System.Net.IPAddress.Any) || endPoint.Address.Equals(System.Net.IPAddress.IPv6Any))
+            {
+                throw new ConfigurationException($"{path} entry {text} must name a concrete address: clients cannot connect to {endPoint.Address}");
             }
 
             endPoints.Add(endPoint);
