@@ -189,15 +189,9 @@ public sealed partial class TcpConnection
         }
 
         _migratedAway = true;
-        _state = TcpState.Closed;
-        _retransmitAt = null;
-        _persistAt = null;
-        _delayedAckAt = null;
-        _timeWaitUntil = null;
-        _connectDeadline = null;
-        _ackNow = false;
-        _probePending = false;
-        _fastRetransmitPending = false;
+        StopInClosed();
+
+        // Unlike a close, not even a queued RST goes out: the client, on another server now, must not be disturbed.
         _resetPending = false;
         _events.Enqueue(TcpEvent.MigratedAway);
     }

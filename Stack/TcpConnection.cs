@@ -469,6 +469,21 @@ public sealed partial class TcpConnection
 
     private void EnterClosed(TcpEvent reason)
     {
+        StopInClosed();
+        if (reason != TcpEvent.Closed)
+        {
+            _events.Enqueue(reason);
+        }
+
+        _events.Enqueue(TcpEvent.Closed);
+    }
+
+    /// <summary>
+    /// CLOSED, with every timer disarmed and nothing owed to the peer but an RST already queued: shared by a close or
+    /// abort (<see cref="EnterClosed"/>) and a migration away, which differ only in what they tell the application.
+    /// </summary>
+    private void StopInClosed()
+    {
         _state = TcpState.Closed;
         _retransmitAt = null;
         _persistAt = null;
@@ -478,12 +493,6 @@ public sealed partial class TcpConnection
         _ackNow = false;
         _probePending = false;
         _fastRetransmitPending = false;
-        if (reason != TcpEvent.Closed)
-        {
-            _events.Enqueue(reason);
-        }
-
-        _events.Enqueue(TcpEvent.Closed);
     }
 
     private void EnterTimeWait(Instant now)

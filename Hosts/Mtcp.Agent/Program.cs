@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using Akka.Configuration;
 using Mtcp.Agent;
@@ -68,15 +67,7 @@ serve.SetAction(async (parseResult, _) =>
         return BadConfiguration;
     }
 
-    using var stopping = new CancellationTokenSource();
-    void Stop(PosixSignalContext context)
-    {
-        context.Cancel = true;
-        stopping.Cancel();
-    }
-
-    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+    using var stopping = new ShutdownSignals();
     return await RunWithRuntimeAsync(config, settings, async agent =>
     {
         await new RelayServer(agent, settings).RunAsync(stopping.Token);

@@ -61,8 +61,8 @@ internal sealed record DemoOptions(
                 HoconValues.Integer(config, "mtcp.demo.degradation.node", 1, 3),
                 HoconValues.LongSize(config, "mtcp.demo.degradation.best-rate", 1, 1L << 30),
                 HoconValues.LongSize(config, "mtcp.demo.degradation.degrade-after", 0, 1L << 30),
-                Number(config, "mtcp.demo.degradation.slowdown-per-chunk", 0, 1000),
-                Number(config, "mtcp.demo.degradation.max-slowdown", 1, 1000)),
+                HoconValues.Number(config, "mtcp.demo.degradation.slowdown-per-chunk", 0, 1000),
+                HoconValues.Number(config, "mtcp.demo.degradation.max-slowdown", 1, 1000)),
             HoconValues.Integer(config, "mtcp.demo.compare.repetitions", 0, 20),
             // The kernel-TCP baseline serves with the nodes' own file server settings (root aside).
             new FileServerOptions(
@@ -79,13 +79,6 @@ internal sealed record DemoOptions(
         mtcp.runtime.transport = {{Transport}}
         mtcp.tcp.max-segment-size = {{MaxSegmentSize}}
         """);
-
-    private static double Number(Config config, string path, double min, double max)
-    {
-        HoconValues.RequirePresent(config, path);
-        var value = double.TryParse(config.GetString(path), NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) ? parsed : double.NaN;
-        return value >= min && value <= max ? value : throw HoconValues.Invalid(config, path, $"must be a number from {min} to {max}");
-    }
 }
 
 /// <summary>

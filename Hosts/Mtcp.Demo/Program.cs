@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.ComponentModel;
-using System.Runtime.InteropServices;
 using Akka.Configuration;
 using Mtcp.Demo;
 using Mtcp.Hosting;
@@ -47,15 +46,7 @@ root.SetAction(async (parseResult, cancellationToken) =>
         return 2;
     }
 
-    using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-    void Stop(PosixSignalContext context)
-    {
-        context.Cancel = true;
-        stopping.Cancel();
-    }
-
-    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+    using var stopping = new ShutdownSignals(cancellationToken);
     using var demo = new DemoScenario(options);
     try
     {

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Akka.Configuration;
 using Mtcp.Hosting;
 using Mtcp.Server;
@@ -25,15 +24,7 @@ root.SetAction(async (parseResult, _) =>
         return 2;
     }
 
-    using var stopping = new CancellationTokenSource();
-    void Stop(PosixSignalContext context)
-    {
-        context.Cancel = true;
-        stopping.Cancel();
-    }
-
-    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+    using var stopping = new ShutdownSignals();
     try
     {
         await node.RunAsync(stopping.Token);

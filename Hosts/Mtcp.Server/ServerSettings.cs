@@ -97,27 +97,11 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
         const string Pace = $"{Server}.file.pace";
         var bestRate = HoconValues.LongSize(config, $"{Pace}.best-rate", 0, 1L << 40);
         var degradeAfter = HoconValues.LongSize(config, $"{Pace}.degrade-after", 0, 1L << 40);
-        var slowdownPerChunk = Number(config, $"{Pace}.slowdown-per-chunk", 0, 1000);
-        var maxSlowdown = Number(config, $"{Pace}.max-slowdown", 1, 1000);
+        var slowdownPerChunk = HoconValues.Number(config, $"{Pace}.slowdown-per-chunk", 0, 1000);
+        var maxSlowdown = HoconValues.Number(config, $"{Pace}.max-slowdown", 1, 1000);
         return bestRate == 0
             ? null
             : new DegradationCurve(chunkSize, bestRate, (int)Math.Min(int.MaxValue, degradeAfter / chunkSize), slowdownPerChunk, maxSlowdown);
-    }
-
-    private static double Number(Config config, string path, double min, double max)
-    {
-        HoconValues.RequirePresent(config, path);
-        double value;
-        try
-        {
-            value = config.GetDouble(path);
-        }
-        catch (Exception e) when (e is FormatException or ConfigurationException or InvalidCastException)
-        {
-            throw HoconValues.Invalid(config, path, $"must be a number from {min} to {max}", e);
-        }
-
-        return value >= min && value <= max ? value : throw HoconValues.Invalid(config, path, $"must be a number from {min} to {max}");
     }
 
     private static ushort Port(Config config, string path) => (ushort)HoconValues.Integer(config, path, 1, ushort.MaxValue);

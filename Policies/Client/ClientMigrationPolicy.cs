@@ -1,4 +1,5 @@
 using Mtcp.Stack;
+using Mtcp.Wire;
 
 namespace Mtcp.Policies;
 
@@ -18,7 +19,7 @@ public sealed class ClientMigrationPolicy
 {
     private readonly ClientPolicySettings _settings;
     private readonly MigrationGuard _guard;
-    private readonly Dictionary<ConnectionKey, ClientConnection> _connections = [];
+    private readonly Dictionary<ConnectionId, ClientConnection> _connections = [];
 
     public ClientMigrationPolicy(ClientPolicySettings settings, Instant start)
     {
@@ -30,7 +31,7 @@ public sealed class ClientMigrationPolicy
     public int ConnectionCount => _connections.Count;
 
     /// <summary>The connection's throughput trigger, for inspection; null when the connection or the trigger is unknown.</summary>
-    public ThroughputTrigger? ThroughputOf(ConnectionKey connection) =>
+    public ThroughputTrigger? ThroughputOf(ConnectionId connection) =>
         _connections.TryGetValue(connection, out var state) ? state.Throughput : null;
 
     public void OnServersChanged(ConnectionAlternatesChanged message)
@@ -99,7 +100,7 @@ public sealed class ClientMigrationPolicy
         _guard.Forget(message.Connection);
     }
 
-    private ClientOutcome? Decide(ConnectionKey key, ClientConnection state, PolicyKind policy, MigrationReason reason, Func<string> describe, Instant at)
+    private ClientOutcome? Decide(ConnectionId key, ClientConnection state, PolicyKind policy, MigrationReason reason, Func<string> describe, Instant at)
     {
         // The evidence is formatted only for an outcome that is reported, not at every held-back segment.
         var destination = state.Destinations.Choose();
@@ -143,7 +144,7 @@ public sealed class ClientMigrationPolicy
         return new ClientOutcome(policy, verdict, decision with { Detail = describe() });
     }
 
-    private ClientConnection Connection(ConnectionKey key)
+    private ClientConnection Connection(ConnectionId key)
     {
         if (!_connections.TryGetValue(key, out var state))
         {

@@ -34,11 +34,11 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
         _client = client;
         _time = time;
         _startedAt = time.GetTimestamp();
-        Connection = new ConnectionKey(new ConnectionId(
+        Connection = new ConnectionId(
             IpAddress.FromIPAddress(stream.LocalEndPoint.Address),
             (ushort)stream.LocalEndPoint.Port,
             IpAddress.FromIPAddress(stream.RemoteEndPoint.Address),
-            (ushort)stream.RemoteEndPoint.Port));
+            (ushort)stream.RemoteEndPoint.Port);
         Origin = ToServer(stream.RemoteEndPoint);
 
         _executor = system.ActorOf(Props.Create(() => new MigrationExecutor(client, this)));
@@ -49,7 +49,7 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
     }
 
     /// <summary>The policy's name for the connection: its Cid on the origin server.</summary>
-    public ConnectionKey Connection { get; }
+    public ConnectionId Connection { get; }
 
     /// <summary>The server the connection was opened to.</summary>
     public ServerEndpoint Origin { get; }

@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
-using static Mtcp.Policies.HoconReader;
+using static Mtcp.Actors.HoconValues;
 
 namespace Mtcp.Policies;
 
@@ -60,7 +60,7 @@ public sealed record GuardSettings(TimeSpan HoldDown, double MigrationsPerSecond
     internal static GuardSettings Create(Config config, string prefix) => new(
         Duration(config, $"{prefix}.hold-down", allowZero: true),
         Number(config, $"{prefix}.migrations-per-second", 0, double.PositiveInfinity, minExclusive: true),
-        Count(config, $"{prefix}.burst", 1),
+        Integer(config, $"{prefix}.burst", 1, int.MaxValue),
         Duration(config, $"{prefix}.ping-pong-window", allowZero: true));
 }
 
@@ -74,7 +74,7 @@ public sealed record ThroughputSettings(double Alpha, double TriggerRatio, TimeS
         Number(config, $"{Prefix}.trigger-ratio", 0, 1, minExclusive: true),
         Duration(config, $"{Prefix}.sample-interval", allowZero: true),
         Duration(config, $"{Prefix}.min-observation-window", allowZero: true),
-        Count(config, $"{Prefix}.consecutive-samples", 1));
+        Integer(config, $"{Prefix}.consecutive-samples", 1, int.MaxValue));
 }
 
 /// <summary><c>mtcp.policies.client.latency</c>: the next-in-sequence-segment delay trigger of thesis 3.4 (1).</summary>
@@ -87,7 +87,7 @@ public sealed record LatencySettings(double SrttMultiplier, TimeSpan FixedBound,
         var settings = new LatencySettings(
             Number(config, $"{Prefix}.srtt-multiplier", 0, double.PositiveInfinity),
             Duration(config, $"{Prefix}.fixed-bound", allowZero: true),
-            Count(config, $"{Prefix}.consecutive-segments", 1),
+            Integer(config, $"{Prefix}.consecutive-segments", 1, int.MaxValue),
             Duration(config, $"{Prefix}.min-observation-window", allowZero: true));
         if (settings.SrttMultiplier == 0 && settings.FixedBound == TimeSpan.Zero)
         {
@@ -114,7 +114,7 @@ public sealed record ResponseTimeSettings(
             Number(config, $"{Prefix}.alpha", 0, 1, minExclusive: true),
             Number(config, $"{Prefix}.baseline-multiplier", 0, double.PositiveInfinity),
             Duration(config, $"{Prefix}.fixed-bound", allowZero: true),
-            Count(config, $"{Prefix}.consecutive-requests", 1),
+            Integer(config, $"{Prefix}.consecutive-requests", 1, int.MaxValue),
             Duration(config, $"{Prefix}.min-observation-window", allowZero: true));
         if (settings.BaselineMultiplier is > 0 and <= 1)
         {
@@ -174,7 +174,7 @@ public sealed record DrainSettings(double MigrationsPerSecond, int Burst, TimeSp
 
     internal static DrainSettings Create(Config config) => new(
         Number(config, $"{Prefix}.migrations-per-second", 0, double.PositiveInfinity, minExclusive: true),
-        Count(config, $"{Prefix}.burst", 1),
+        Integer(config, $"{Prefix}.burst", 1, int.MaxValue),
         Duration(config, $"{Prefix}.retry-after", allowZero: false));
 }
 
@@ -209,10 +209,10 @@ public sealed record ServerPolicySettings(
             Choice(config, $"{Prefix}.load-source", SourceNames),
             Duration(config, $"{Prefix}.evaluation-interval", allowZero: true),
             Duration(config, $"{Prefix}.peer-report-expiry", allowZero: false),
-            Switch(config, $"{Prefix}.push"),
-            Switch(config, $"{Prefix}.pull"),
+            Boolean(config, $"{Prefix}.push"),
+            Boolean(config, $"{Prefix}.pull"),
             Number(config, $"{Prefix}.imbalance-threshold", 0, double.PositiveInfinity, minExclusive: true),
-            Count(config, $"{Prefix}.max-moves-per-evaluation", 1),
+            Integer(config, $"{Prefix}.max-moves-per-evaluation", 1, int.MaxValue),
             Number(config, $"{Prefix}.overload-threshold", 0, double.PositiveInfinity),
             Number(config, $"{Prefix}.shed-fraction", 0, 1, minExclusive: true),
             GuardSettings.Create(config, $"{Prefix}.guard"),

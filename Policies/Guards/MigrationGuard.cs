@@ -11,7 +11,7 @@ namespace Mtcp.Policies;
 /// </summary>
 public sealed class MigrationGuard
 {
-    private readonly Dictionary<ConnectionKey, ConnectionRecord> _connections = [];
+    private readonly Dictionary<ConnectionId, ConnectionRecord> _connections = [];
     private readonly TokenBucket _bucket;
 
     public MigrationGuard(GuardSettings settings, Instant start)
@@ -24,7 +24,7 @@ public sealed class MigrationGuard
     public GuardSettings Settings { get; }
 
     /// <summary>What would hold back moving <paramref name="connection"/> to <paramref name="to"/> at <paramref name="at"/>; consumes nothing.</summary>
-    public GuardVerdict Check(ConnectionKey connection, ServerEndpoint to, Instant at)
+    public GuardVerdict Check(ConnectionId connection, ServerEndpoint to, Instant at)
     {
         if (_connections.TryGetValue(connection, out var record))
         {
@@ -46,7 +46,7 @@ public sealed class MigrationGuard
     /// Checks and, when allowed, records the decision: takes a token, starts the hold-down and remembers the
     /// move for the ping-pong window. <paramref name="from"/> is the connection's current server when known.
     /// </summary>
-    public GuardVerdict TryAdmit(ConnectionKey connection, ServerEndpoint? from, ServerEndpoint to, Instant at)
+    public GuardVerdict TryAdmit(ConnectionId connection, ServerEndpoint? from, ServerEndpoint to, Instant at)
     {
         var verdict = Check(connection, to, at);
         if (verdict == GuardVerdict.Allowed)
@@ -59,27 +59,27 @@ public sealed class MigrationGuard
     }
 
     /// <summary>Records a decision that bypassed the checks (operator commands, drain), so later decisions see it.</summary>
-    public void RecordOverride(ConnectionKey connection, ServerEndpoint? from, ServerEndpoint to, Instant at) =>
+    public void RecordOverride(ConnectionId connection, ServerEndpoint? from, ServerEndpoint to, Instant at) =>
         Record(connection, from, to, at);
 
     /// <summary>The connection moved: the hold-down restarts from the arrival and the move opens a ping-pong window.</summary>
-    public void NoteMigrated(ConnectionKey connection, ServerEndpoint from, ServerEndpoint to, Instant at) =>
+    public void NoteMigrated(ConnectionId connection, ServerEndpoint from, ServerEndpoint to, Instant at) =>
         Record(connection, from, to, at);
 
     /// <summary>A migration failed: the hold-down restarts so that a failing destination is not retried at once.</summary>
-    public void NoteFailed(ConnectionKey connection, Instant at)
+    public void NoteFailed(ConnectionId connection, Instant at)
     {
         var record = GetOrAdd(connection);
         record.HoldDownUntil = at + Settings.HoldDown;
     }
 
     /// <summary>True while the connection is inside its hold-down.</summary>
-    public bool IsHeldDown(ConnectionKey connection, Instant at) =>
+    public bool IsHeldDown(ConnectionId connection, Instant at) =>
         _connections.TryGetValue(connection, out var record) && at < record.HoldDownUntil;
 
-    public void Forget(ConnectionKey connection) => _connections.Remove(connection);
+    public void Forget(ConnectionId connection) => _connections.Remove(connection);
 
-    private void Record(ConnectionKey connection, ServerEndpoint? from, ServerEndpoint to, Instant at)
+    private void Record(ConnectionId connection, ServerEndpoint? from, ServerEndpoint to, Instant at)
     {
         var record = GetOrAdd(connection);
         record.HoldDownUntil = at + Settings.HoldDown;
@@ -89,7 +89,7 @@ public sealed class MigrationGuard
         }
     }
 
-    private ConnectionRecord GetOrAdd(ConnectionKey connection)
+    private ConnectionRecord GetOrAdd(ConnectionId connection)
     {
         if (!_connections.TryGetValue(connection, out var record))
         {

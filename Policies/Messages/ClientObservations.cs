@@ -11,20 +11,20 @@ namespace Mtcp.Policies;
 /// The client received <paramref name="Bytes"/> of in-sequence data on <paramref name="Connection"/> at
 /// <paramref name="At"/>: the input of the throughput trigger (thesis 5.3.2).
 /// </summary>
-public sealed record SegmentObserved(ConnectionKey Connection, int Bytes, Instant At);
+public sealed record SegmentObserved(ConnectionId Connection, int Bytes, Instant At);
 
 /// <summary>
 /// The next in-sequence segment of <paramref name="Connection"/> arrived <paramref name="Delay"/> after the
 /// previous one, while the connection's smoothed RTT was <paramref name="SmoothedRtt"/> (null before the
 /// first RTT sample): the input of the latency trigger (thesis 3.4 (1)).
 /// </summary>
-public sealed record SegmentDelay(ConnectionKey Connection, TimeSpan Delay, TimeSpan? SmoothedRtt, Instant At);
+public sealed record SegmentDelay(ConnectionId Connection, TimeSpan Delay, TimeSpan? SmoothedRtt, Instant At);
 
 /// <summary>
 /// One request/response exchange on <paramref name="Connection"/> took <paramref name="ResponseTime"/>,
 /// as the client application perceived it: the input of the response-time trigger (thesis 3.4 (2)).
 /// </summary>
-public sealed record RequestCompleted(ConnectionKey Connection, TimeSpan ResponseTime, Instant At);
+public sealed record RequestCompleted(ConnectionId Connection, TimeSpan ResponseTime, Instant At);
 
 /// <summary>
 /// <paramref name="Connection"/> is served by <paramref name="CurrentServer"/> and may move to any of
@@ -32,10 +32,10 @@ public sealed record RequestCompleted(ConnectionKey Connection, TimeSpan Respons
 /// The first one registers the connection with the client policy.
 /// </summary>
 public sealed record ConnectionAlternatesChanged(
-    ConnectionKey Connection,
+    ConnectionId Connection,
     ServerEndpoint CurrentServer,
     ImmutableArray<ServerEndpoint> Alternates,
     Instant At);
 
 /// <summary><paramref name="Connection"/> is gone; the policy forgets it.</summary>
-public sealed record ConnectionClosed(ConnectionKey Connection);
+public sealed record ConnectionClosed(ConnectionId Connection);

@@ -17,13 +17,13 @@ public sealed record NodeLoadReport(ServerEndpoint Node, double Load, int Connec
 /// <paramref name="Connection"/> is now served by this node; <paramref name="MigratedFrom"/> names the node
 /// it came from when it arrived by migration (the ping-pong guard needs it).
 /// </summary>
-public sealed record ConnectionAccepted(ConnectionKey Connection, ServerEndpoint? MigratedFrom, Instant At);
+public sealed record ConnectionAccepted(ConnectionId Connection, ServerEndpoint? MigratedFrom, Instant At);
 
 /// <summary><paramref name="Connection"/> no longer lives on this node (closed, or migrated away).</summary>
-public sealed record ConnectionEnded(ConnectionKey Connection, Instant At);
+public sealed record ConnectionEnded(ConnectionId Connection, Instant At);
 
 /// <summary>This node sent or received <paramref name="Bytes"/> on <paramref name="Connection"/> (for the bytes-per-second load source).</summary>
-public sealed record BytesServed(ConnectionKey Connection, long Bytes, Instant At);
+public sealed record BytesServed(ConnectionId Connection, long Bytes, Instant At);
 
 /// <summary>The application's own load figure (for the application load source), e.g. queue length or CPU share.</summary>
 public sealed record ApplicationLoad(double Load, Instant At);

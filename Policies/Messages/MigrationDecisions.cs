@@ -10,10 +10,10 @@ namespace Mtcp.Policies;
 /// initiator, thesis 3.2.1). A null destination leaves the choice among the alternates to the runtime.
 /// <paramref name="Detail"/> is the human-readable evidence that was logged with the decision.
 /// </summary>
-public sealed record MigrateConnection(ConnectionKey Connection, ServerEndpoint? Destination, MigrationReason Reason, string Detail);
+public sealed record MigrateConnection(ConnectionId Connection, ServerEndpoint? Destination, MigrationReason Reason, string Detail);
 
 /// <summary>
 /// Server side: ask the client of <paramref name="Connection"/> to migrate to <paramref name="Destination"/>;
 /// the runtime sends it as a MIGRATE_TRIGGER segment (thesis 3.2.1, case (a) of fig. 3.2).
 /// </summary>
-public sealed record TriggerMigration(ConnectionKey Connection, ServerEndpoint Destination, MigrationReason Reason, string Detail);
+public sealed record TriggerMigration(ConnectionId Connection, ServerEndpoint Destination, MigrationReason Reason, string Detail);

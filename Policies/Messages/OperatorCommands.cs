@@ -6,7 +6,7 @@ namespace Mtcp.Policies;
 // Operator commands to the server policy actor and its replies (sent to the command's sender).
 
 /// <summary>Move one connection now; a null destination picks the least-loaded live peer.</summary>
-public sealed record MigrateOneConnection(ConnectionKey Connection, ServerEndpoint? Destination, Instant At);
+public sealed record MigrateOneConnection(ConnectionId Connection, ServerEndpoint? Destination, Instant At);
 
 /// <summary>
 /// Move every connection off this node (for deploys: drain, restart, rejoin), at most

@@ -1,4 +1,5 @@
 using Mtcp.Stack;
+using Mtcp.Wire;
 
 namespace Mtcp.Policies;
 
@@ -9,7 +10,7 @@ namespace Mtcp.Policies;
 public sealed class LoadMeter
 {
     private readonly LoadSource _source;
-    private readonly Dictionary<ConnectionKey, long> _arrivalOrder = [];
+    private readonly Dictionary<ConnectionId, long> _arrivalOrder = [];
     private long _arrivals;
     private long _bytesSinceMeasure;
     private Instant _measuredAt;
@@ -27,11 +28,11 @@ public sealed class LoadMeter
 
     public int Connections => _arrivalOrder.Count;
 
-    public bool Serves(ConnectionKey connection) => _arrivalOrder.ContainsKey(connection);
+    public bool Serves(ConnectionId connection) => _arrivalOrder.ContainsKey(connection);
 
-    public void Accepted(ConnectionKey connection) => _arrivalOrder.TryAdd(connection, _arrivals++);
+    public void Accepted(ConnectionId connection) => _arrivalOrder.TryAdd(connection, _arrivals++);
 
-    public void Ended(ConnectionKey connection) => _arrivalOrder.Remove(connection);
+    public void Ended(ConnectionId connection) => _arrivalOrder.Remove(connection);
 
     public void BytesServed(long bytes) => _bytesSinceMeasure += Math.Max(0, bytes);
 
@@ -40,7 +41,7 @@ public sealed class LoadMeter
     public void ProcessorTime(ProcessorTimeSample sample) => _latestCpu = sample;
 
     /// <summary>The connections, oldest arrival first.</summary>
-    public IEnumerable<ConnectionKey> OldestFirst() => _arrivalOrder.OrderBy(entry => entry.Value).Select(entry => entry.Key);
+    public IEnumerable<ConnectionId> OldestFirst() => _arrivalOrder.OrderBy(entry => entry.Value).Select(entry => entry.Key);
 
     /// <summary>
     /// The load at <paramref name="at"/>. For cpu it is the processor time used between the sample seen at the

@@ -397,7 +397,7 @@ public sealed class ServerMigrationPolicy
         }
     }
 
-    private TriggerMigration Trigger(ConnectionKey connection, ServerEndpoint destination, MigrationReason reason, string detail) =>
+    private TriggerMigration Trigger(ConnectionId connection, ServerEndpoint destination, MigrationReason reason, string detail) =>
         new(connection, destination, reason, detail);
 
     /// <summary>Average load one connection contributes (1 for the connection count; 1 when nothing is known).</summary>
@@ -444,7 +444,7 @@ public sealed class ServerMigrationPolicy
 
         public TokenBucket Bucket { get; } = bucket;
 
-        public Dictionary<ConnectionKey, Instant> TriggeredAt { get; } = [];
+        public Dictionary<ConnectionId, Instant> TriggeredAt { get; } = [];
 
         public int Triggered { get; set; }
 

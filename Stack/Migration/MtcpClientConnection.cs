@@ -14,13 +14,11 @@ namespace Mtcp.Stack.Migration;
 /// server each segment goes to.
 /// Authentication (docs/threat-model.md): the origin's SYN+ACK gives the connection's migration secret; special SYNs
 /// carry MIGRATED_CONN authenticators under it, numbered by attempt over the connection's life, and triggers are
-/// checked under it for the current migration epoch (completed migrations). A connection opened with an
-/// <see cref="IMigrationTags"/> uses those tags instead (the shared-key arrangement of the actor runtime).
+/// checked under it for the current migration epoch (completed migrations).
 /// </summary>
 public sealed class MtcpClientConnection : IPolledEndpoint
 {
     private readonly TcpConfig _config;
-    private readonly IMigrationTags? _sharedTags;
     private readonly List<Blackhole> _blackholes = [];
     private readonly Queue<MigrationEvent> _migrationEvents = new();
 
@@ -52,12 +50,11 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     /// <summary>The attempt number of the next special SYN; never reused, so a captured special SYN cannot be replayed.</summary>
     private uint _nextAttempt;
 
-    private MtcpClientConnection(TcpConfig config, IpAddress localAddress, Block current, IMigrationTags? sharedTags)
+    private MtcpClientConnection(TcpConfig config, IpAddress localAddress, Block current)
     {
         _config = config;
         LocalAddress = localAddress;
         _current = current;
-        _sharedTags = sharedTags;
     }
 
     public IpAddress LocalAddress { get; }
@@ -98,8 +95,8 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         }
     }
 
-    /// <summary>True once the connection can authenticate a migration: it has its secret (or shared tags).</summary>
-    public bool CanMigrate => _sharedTags is not null || _secret is not null;
+    /// <summary>True once the connection can authenticate a migration: it has its secret.</summary>
+    public bool CanMigrate => _secret is not null;
 
     /// <summary>Migrations completed so far (the epoch triggers are bound to).</summary>
     public uint MigrationEpoch => _epoch;
@@ -112,16 +109,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     {
         ArgumentNullException.ThrowIfNull(config);
         var tcb = TcpConnection.Connect(config, localPort, server.Port, iss, now);
-        return new MtcpClientConnection(config, localAddress, new Block(tcb, server), sharedTags: null);
-    }
-
-    /// <summary>Active open whose migrations are authenticated with <paramref name="authenticator"/>'s tags instead of a per-connection secret.</summary>
-    public static MtcpClientConnection Connect(TcpConfig config, IpAddress localAddress, ushort localPort, ServerEndpoint server, SeqNumber iss, Instant now, IMigrationTags authenticator)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        ArgumentNullException.ThrowIfNull(authenticator);
-        var tcb = TcpConnection.Connect(config, localPort, server.Port, iss, now);
-        return new MtcpClientConnection(config, localAddress, new Block(tcb, server), authenticator);
+        return new MtcpClientConnection(config, localAddress, new Block(tcb, server));
     }
 
     /// <summary>Writes to the socket's send buffer; while migrating the bytes wait in the old block, which does not send them.</summary>
@@ -175,7 +163,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             throw new InvalidOperationException($"cannot migrate a connection in {old.State}");
         }
 
-        if (!CanMigrate)
+        if (_secret is not { } secret)
         {
             throw new InvalidOperationException("the server gave no migration secret: the connection cannot migrate");
         }
@@ -184,9 +172,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         var cid = Cid;
         var rcvNxt = old.ReceiveDataNext;
         var newEndpointCid = new ConnectionId(LocalAddress, port, destination.Address, destination.Port);
-        var authenticator = _sharedTags is { } tags
-            ? tags.ComputeMigratedConnection(cid, newEndpointCid, rcvNxt)
-            : new ConnectionAuthenticator(_secret!.Value).MigratedConnection(cid, newEndpointCid, rcvNxt, _nextAttempt++);
+        var authenticator = new ConnectionAuthenticator(secret).MigratedConnection(cid, newEndpointCid, rcvNxt, _nextAttempt++);
         var option = new MtcpMigratedConnection(_current.Peer, port == old.LocalPort ? null : old.LocalPort, rcvNxt, authenticator);
         var tcb = TcpConnection.Connect(_config, port, destination.Port, iss, now);
         _migration = new Migration(new Block(tcb, destination), option, now + _config.ConnectTimeout);
@@ -482,7 +468,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
         var cid = trigger.ToConnectionId(source, LocalAddress, clientPort);
         ServerEndpoint? named = trigger.Destination is { } target ? target.Server ?? source : null;
-        if (cid != Cid || !VerifyTrigger(trigger, cid, source, named))
+        if (cid != Cid || !VerifyTrigger(trigger, cid, source))
         {
             Stats.ForgedTriggersIgnored++;
             return;
@@ -498,9 +484,8 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.TriggerAccepted, chosen));
     }
 
-    private bool VerifyTrigger(MtcpMigrateTrigger trigger, ConnectionId cid, ServerEndpoint source, ServerEndpoint? named) =>
-        _sharedTags is { } tags ? tags.VerifyTrigger(cid, named, trigger.AuthTrig)
-        : _secret is { } secret && new ConnectionAuthenticator(secret).VerifyTrigger(trigger, cid, source, _epoch) == TriggerCheck.Accepted;
+    private bool VerifyTrigger(MtcpMigrateTrigger trigger, ConnectionId cid, ServerEndpoint source) =>
+        _secret is { } secret && new ConnectionAuthenticator(secret).VerifyTrigger(trigger, cid, source, _epoch) == TriggerCheck.Accepted;
 
     private void LearnAlternateServers(in TcpOptions options)
     {

@@ -14,34 +14,11 @@ public static class ServerMigration
 {
     /// <summary>
     /// Origin side (S1): the answer to <paramref name="request"/> for the endpoint found under its Cid
-    /// (<paramref name="endpoint"/> null: none). No endpoint, or one closed or migrated away, is CB_NOT_FOUND; an
-    /// authenticator that does not verify is AUTH_FAILED; otherwise the endpoint packages its state or rejects it
-    /// (INVALID_STATE).
-    /// </summary>
-    public static ControlMessage AnswerStateRequest(TcpConnection? endpoint, ServerEndpoint service, StateRequest request, IMigrationTags tags)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        ArgumentNullException.ThrowIfNull(tags);
-        var cid = request.MigratingCid;
-        if (endpoint is null || cid.ServerAddress != service.Address || cid.ServerPort != service.Port || endpoint.IsMigratedAway || endpoint.State == TcpState.Closed)
-        {
-            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"no connection {cid}");
-        }
-
-        if (request.Authenticator.Length != sizeof(ulong)
-            || !tags.VerifyMigratedConnection(cid, request.NewEndpointCid, request.ClientRcvNxt, BinaryPrimitives.ReadUInt64BigEndian(request.Authenticator.Span)))
-        {
-            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.AuthFailed, "authenticator did not verify");
-        }
-
-        return endpoint.PackageState(request);
-    }
-
-    /// <summary>
-    /// Origin side (S1) with the per-connection-secret scheme (docs/threat-model.md): as the overload above, but the
-    /// MIGRATED_CONN authenticator is checked under the connection's own secret, recomputed from
-    /// <paramref name="credential"/>, and an attempt number already spent is <see cref="MigratedConnectionCheck.Replayed"/>:
-    /// both are AUTH_FAILED. An accepted attempt is consumed in <paramref name="credential"/> before the state is
+    /// (<paramref name="endpoint"/> null: none). No endpoint, or one closed or migrated away, is CB_NOT_FOUND. The
+    /// MIGRATED_CONN authenticator is checked under the connection's own secret (docs/threat-model.md), recomputed from
+    /// <paramref name="credential"/>; one that does not verify, or an attempt number already spent
+    /// (<see cref="MigratedConnectionCheck.Replayed"/>), is AUTH_FAILED; otherwise the endpoint packages its state or
+    /// rejects it (INVALID_STATE). An accepted attempt is consumed in <paramref name="credential"/> before the state is
     /// packaged, so that the caller stores it even when the reply is lost or rejected; the reply carries it onward.
     /// </summary>
     public static ControlMessage AnswerStateRequest(
@@ -80,7 +57,7 @@ public static class ServerMigration
 
     /// <summary>
     /// Origin side, when the connection's first SYN is accepted: the credential to keep with the endpoint and the
-    /// secret its SYN+ACK gives the client (<see cref="SynAckOptions(TcpOptions, MtcpOrigConnectionInfo?, IReadOnlyList{ServerEndpoint}, MigrationSecret?, out int)"/>).
+    /// secret its SYN+ACK gives the client (<see cref="SynAckOptions"/>).
     /// </summary>
     public static ConnectionCredential IssueCredential(IMigrationAuthenticator authenticator, ConnectionId cid, SeqNumber clientIsn, SeqNumber serverIsn, out MigrationSecret secret)
     {
@@ -156,10 +133,10 @@ public static class ServerMigration
     }
 
     /// <summary>
-    /// The options of a server's SYN+ACK with the per-connection-secret scheme: as the overload below, plus, on the
-    /// origin's SYN+ACK, the migration secret (<paramref name="secret"/>). The secret is never what is dropped for
-    /// lack of option space; <paramref name="droppedAlternates"/> alternate servers did not fit and are owed to the
-    /// client in TCP_MIGRATE on the first segments after the handshake (<see cref="AlternatesAfterHandshake"/>).
+    /// The options of a server's SYN+ACK: orig-connection-info for a migrated endpoint, TCP_MIGRATE with the
+    /// alternates, and, on the origin's SYN+ACK, the migration secret (<paramref name="secret"/>). The secret is never
+    /// what is dropped for lack of option space; <paramref name="droppedAlternates"/> alternate servers did not fit and
+    /// are owed to the client in TCP_MIGRATE on the first segments after the handshake (<see cref="AlternatesAfterHandshake"/>).
     /// </summary>
     public static TcpOptions SynAckOptions(TcpOptions options, MtcpOrigConnectionInfo? origInfo, IReadOnlyList<ServerEndpoint> alternateServers, MigrationSecret? secret, out int droppedAlternates)
     {
@@ -183,22 +160,6 @@ public static class ServerMigration
     public static TcpOptions AlternatesAfterHandshake(TcpOptions options, IReadOnlyList<ServerEndpoint> alternateServers, out int dropped) =>
         options.WithAlternateServers(alternateServers, out dropped);
 
-    /// <summary>
-    /// A MIGRATE_TRIGGER (thesis 3.2.1) for <paramref name="cid"/>, sent by the server at <paramref name="sender"/> to the
-    /// client's port, asking it to migrate to <paramref name="destination"/> (null: the client chooses among the
-    /// alternates). The Cid's server end is carried when it is not the sender.
-    /// </summary>
-    public static TcpSegmentRepr BuildTrigger(ConnectionId cid, ServerEndpoint sender, ServerEndpoint? destination, IMigrationTags tags)
-    {
-        ArgumentNullException.ThrowIfNull(tags);
-        var origin = new ServerEndpoint(cid.ServerAddress, cid.ServerPort);
-        var trigger = new MtcpMigrateTrigger(
-            tags.ComputeTrigger(cid, destination),
-            origin == sender ? null : origin,
-            destination is { } d ? new MtcpTriggerDestination(d == sender ? null : d, 0) : null);
-        return TriggerSegment(cid, sender, trigger);
-    }
-
     /// <summary>The segment that carries <paramref name="trigger"/> from <paramref name="sender"/> to the client of <paramref name="cid"/>: a SYN to the client's port.</summary>
     public static TcpSegmentRepr TriggerSegment(ConnectionId cid, ServerEndpoint sender, MtcpMigrateTrigger trigger) => new()
     {
@@ -215,16 +176,4 @@ public static class ServerMigration
     /// </summary>
     public static TcpSegmentRepr ThirdPartyTriggerSegment(ConnectionId cid, ServerEndpoint sender, TriggerKey key) =>
         TriggerSegment(cid, sender, new TriggerAuthenticator(key).CreateTrigger(cid, sender, destination: null, authDest: 0));
-
-    /// <summary>The options of a server's SYN+ACK: orig-connection-info for a migrated endpoint, TCP_MIGRATE with the alternates.</summary>
-    public static TcpOptions SynAckOptions(TcpOptions options, MtcpOrigConnectionInfo? origInfo, IReadOnlyList<ServerEndpoint> alternateServers)
-    {
-        ArgumentNullException.ThrowIfNull(alternateServers);
-        if (origInfo is { } info)
-        {
-            options = options with { OrigConnectionInfo = info };
-        }
-
-        return alternateServers.Count == 0 ? options : options.WithAlternateServers(alternateServers, out _);
-    }
 }

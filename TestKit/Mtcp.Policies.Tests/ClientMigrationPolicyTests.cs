@@ -13,7 +13,7 @@ public sealed class ClientMigrationPolicyTests
 {
     private const int Chunk = 1024;
 
-    private static readonly ConnectionKey Stream = Connection(40000);
+    private static readonly ConnectionId Stream = Connection(40000);
 
     /// <summary>Gap before chunk <paramref name="index"/> of a visit: 1 ms for 50 chunks, then 0.2 ms more per chunk.</summary>
     private static double DegradingGapMs(int index) => index < 50 ? 1.0 : 1.0 + (0.2 * (index - 50));

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.TestKit;
 using Mtcp.Stack;
+using Mtcp.Wire;
 using static Mtcp.Policies.Tests.Samples;
 
 namespace Mtcp.Policies.Tests;
@@ -163,7 +164,7 @@ public sealed class PolicyActorTests : Akka.TestKit.Xunit2.TestKit
 
         ExpectMsg<CommandAccepted>();
         Assert.Equal(new DrainProgress(2, 3, Ms(0)), ExpectMsg<DrainProgress>());
-        var triggered = new List<ConnectionKey> { decisions.ExpectMsg<TriggerMigration>().Connection, decisions.ExpectMsg<TriggerMigration>().Connection };
+        var triggered = new List<ConnectionId> { decisions.ExpectMsg<TriggerMigration>().Connection, decisions.ExpectMsg<TriggerMigration>().Connection };
 
         policy.Tell(new EvaluateLoad(Ms(1000)));
         Assert.Equal(new DrainProgress(3, 3, Ms(1000)), ExpectMsg<DrainProgress>());

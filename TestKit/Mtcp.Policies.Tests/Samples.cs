@@ -12,8 +12,8 @@ internal static class Samples
     public static readonly ServerEndpoint S2 = new(IpAddress.Parse("10.0.0.2"), 7000);
     public static readonly ServerEndpoint S3 = new(IpAddress.Parse("10.0.0.3"), 7000);
 
-    public static ConnectionKey Connection(int clientPort) =>
-        new(new ConnectionId(IpAddress.Parse("192.168.1.10"), (ushort)clientPort, S1.Address, S1.Port));
+    public static ConnectionId Connection(int clientPort) =>
+        new(IpAddress.Parse("192.168.1.10"), (ushort)clientPort, S1.Address, S1.Port);
 
     public static Instant Ms(double milliseconds) => new((long)Math.Round(milliseconds * 1000));
 

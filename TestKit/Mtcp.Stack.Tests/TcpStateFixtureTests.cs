@@ -128,7 +128,7 @@ public sealed class TcpStateFixtureTests
 
         var timeWaitStarted = sim.Network.Now;
         Assert.True(sim.Network.Drive(() => sim.Client.State == TcpState.Closed && sim.Server.State == TcpState.Closed, TimeSpan.FromMinutes(5)));
-        Assert.True(sim.Network.Now - timeWaitStarted >= 2 * ScriptedPeer.DefaultConfig.MaximumSegmentLifetime - TimeSpan.FromMilliseconds(20));
+        Assert.True(sim.Network.Now - timeWaitStarted >= ScriptedPeer.DefaultConfig.TwoMsl - TimeSpan.FromMilliseconds(20));
     }
 
     [Fact]

@@ -101,10 +101,7 @@ public sealed class SimNetwork
         Instant? next = _inFlight.TryPeek(out _, out var head) ? head.At : null;
         foreach (var node in _nodes)
         {
-            if (node.PollTimeout() is { } timeout && (next is not { } n || timeout < n))
-            {
-                next = timeout;
-            }
+            next = Instant.Earliest(next, node.PollTimeout());
         }
 
         if (next is not { } at)

@@ -120,10 +120,7 @@ public sealed class TcpNode : ISimNode
         Instant? earliest = null;
         foreach (var connection in _order)
         {
-            if (connection.PollTimeout() is { } t && (earliest is not { } e || t < e))
-            {
-                earliest = t;
-            }
+            earliest = Instant.Earliest(earliest, connection.PollTimeout());
         }
 
         return earliest;

@@ -1,4 +1,3 @@
-using System.Net;
 using Akka.Actor;
 using Akka.Configuration;
 using Mtcp.Wire;
@@ -37,76 +36,18 @@ public sealed record ClusterSettings
     public static ClusterSettings Create(Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        RequirePresent(config, ServiceEndpointsPath);
-        RequirePresent(config, AnnounceRetryIntervalPath);
-
-        IList<string> texts;
-        try
+        var endpoints = new List<ServerEndpoint>();
+        foreach (var parsed in HoconValues.EndPoints(config, ServiceEndpointsPath))
         {
-            texts = config.GetStringList(ServiceEndpointsPath);
-        }
-        catch (Exception e) when (e is not ConfigurationException)
-        {
-            throw new ConfigurationException($"{ServiceEndpointsPath} must be a list of \"address:port\" strings", e);
-        }
-
-        var endpoints = new List<ServerEndpoint>(texts.Count);
-        foreach (var text in texts)
-        {
-            var endpoint = ParseEndpoint(text);
+            var endpoint = new ServerEndpoint(IpAddress.FromIPAddress(parsed.Address), (ushort)parsed.Port);
             if (endpoints.Contains(endpoint))
             {
-                throw new ConfigurationException($"{ServiceEndpointsPath} lists {text} twice");
+                throw new ConfigurationException($"{ServiceEndpointsPath} lists {parsed} twice");
             }
 
             endpoints.Add(endpoint);
         }
 
-        TimeSpan interval;
-        try
-        {
-            interval = config.GetTimeSpan(AnnounceRetryIntervalPath, null, allowInfinite: false);
-        }
-        catch (Exception e) when (e is not ConfigurationException)
-        {
-            var requirement = config.GetString(AnnounceRetryIntervalPath).TrimStart().StartsWith('-') ? "must be positive" : "must be a duration such as 500ms or 1s";
-            throw new ConfigurationException($"{AnnounceRetryIntervalPath} {requirement}, got {config.GetString(AnnounceRetryIntervalPath)}", e);
-        }
-
-        if (interval <= TimeSpan.Zero)
-        {
-            throw new ConfigurationException($"{AnnounceRetryIntervalPath} must be positive, got {config.GetString(AnnounceRetryIntervalPath)}");
-        }
-
-        return new ClusterSettings(endpoints, interval);
-    }
-
-    private static ServerEndpoint ParseEndpoint(string text)
-    {
-        if (!IPEndPoint.TryParse(text, out var parsed) || !text.Contains(':', StringComparison.Ordinal) || text.EndsWith(']'))
-        {
-            throw new ConfigurationException($"{ServiceEndpointsPath} entry {text} must be \"address:port\", e.g. 10.0.0.2:80 or [2001:db8::2]:80");
-        }
-
-        if (parsed.Port is < 1 or > ushort.MaxValue)
-        {
-            throw new ConfigurationException($"{ServiceEndpointsPath} entry {text} must have a port from 1 to 65535");
-        }
-
-        if (parsed.Address.Equals(IPAddress.Any) || parsed.Address.Equals(IPAddress.IPv6Any))
-        {
-            throw new ConfigurationException($"{ServiceEndpointsPath} entry {text} must name a concrete address: clients cannot connect to {parsed.Address}");
-        }
-
-        return new ServerEndpoint(IpAddress.FromIPAddress(parsed.Address), (ushort)parsed.Port);
-    }
-
-    private static void RequirePresent(Config config, string path)
-    {
-        if (!config.HasPath(path))
-        {
-            throw new ConfigurationException(
-                $"{path} is missing: layer the node's configuration over the reference one with MtcpConfig.WithFallback");
-        }
+        return new ClusterSettings(endpoints, HoconValues.Duration(config, AnnounceRetryIntervalPath, allowZero: false));
     }
 }

@@ -27,8 +27,8 @@ public sealed class MigrationAuthenticator : IMigrationAuthenticator
 
     /// <summary>
     /// Under the cluster key <c>HMAC(service key, "MTCP1 cluster key from service key\0")</c>, generation 0: every
-    /// holder of the same configured service key derives the same cluster key, and the label keeps its MACs apart
-    /// from <see cref="ServiceKeyMigrationTags"/>' shared tags under the same secret.
+    /// holder of the same configured service key derives the same cluster key, and the label keeps the derived key
+    /// apart from any other use of the configured secret.
     /// </summary>
     /// <param name="serviceKey">at least 16 bytes of secret shared by the service's servers.</param>
     public static MigrationAuthenticator FromServiceKey(ReadOnlySpan<byte> serviceKey)

@@ -50,7 +50,7 @@ public sealed class ClusterSettingsTests
     [InlineData("""mtcp.cluster.service-endpoints = ["10.0.0.2:80", "10.0.0.2:80"]""", "mtcp.cluster.service-endpoints lists 10.0.0.2:80 twice")]
     [InlineData("mtcp.cluster.announce-retry-interval = 0s", "mtcp.cluster.announce-retry-interval must be positive, got 0s")]
     [InlineData("mtcp.cluster.announce-retry-interval = -1s", "mtcp.cluster.announce-retry-interval must be positive, got -1s")]
-    [InlineData("mtcp.cluster.announce-retry-interval = often", "mtcp.cluster.announce-retry-interval must be a duration such as 500ms or 1s, got often")]
+    [InlineData("mtcp.cluster.announce-retry-interval = often", "mtcp.cluster.announce-retry-interval must be a duration such as 2s or 500ms, got often")]
     public void Invalid_value_must_fail_naming_the_key(string overrides, string expected)
     {
         var error = Assert.Throws<ConfigurationException>(() => Parse(overrides));
