@@ -30,9 +30,7 @@ public sealed class ServerEndpointTests
 
         // The client's ACK is late; its migration's state request overtakes it over the control connection.
         Assert.True(client.PollTransmit(Start, _payload, out _, out var lateAck, out _));
-        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
-        var specialSyn = Transmitted(client).Single();
-        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, new ConnectionId(Client, 40001, S2.Address, S2.Port), S2, Start, deadline: null);
+        var plan = Migrate(client, deadline: null, out _);
         origin.HandleStateRequest(Start, Destination, plan.Request!);
 
         Assert.False(origin.PollControl(out _, out _));
@@ -54,9 +52,7 @@ public sealed class ServerEndpointTests
         var client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
         Deliver(client, origin);
         Deliver(origin, client);
-        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
-        var specialSyn = Transmitted(client).Last();
-        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, new ConnectionId(Client, 40001, S2.Address, S2.Port), S2, Start, deadline: null);
+        var plan = Migrate(client, deadline: null, out _);
         origin.HandleStateRequest(Start, Destination, plan.Request!);
         var heldUntil = Start + origin.Connection.RetransmissionTimeout;
         Assert.True(origin.PollTimeout() <= heldUntil);
@@ -75,9 +71,7 @@ public sealed class ServerEndpointTests
         var client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
         Deliver(client, origin);
         Deliver(origin, client);
-        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
-        var specialSyn = Transmitted(client).Last();
-        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, new ConnectionId(Client, 40001, S2.Address, S2.Port), S2, Start, deadline: null);
+        var plan = Migrate(client, deadline: null, out _);
         origin.HandleStateRequest(Start, Destination, plan.Request!);
 
         origin.Abort(Start);
@@ -90,10 +84,8 @@ public sealed class ServerEndpointTests
     public void Destination_must_hold_the_special_SYN_until_the_state_is_reinstated_then_ack_it_and_answer_the_SYN()
     {
         var origin = Established(out var client);
-        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
-        var specialSyn = Transmitted(client).Last();
-        var newCid = new ConnectionId(Client, 40001, S2.Address, S2.Port);
-        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, Start + TimeSpan.FromSeconds(1));
+        var plan = Migrate(client, Start + TimeSpan.FromSeconds(1), out var specialSyn);
+        var newCid = plan.Request!.NewEndpointCid;
         var destination = new MtcpServerEndpoint<string>(Config, newCid, ServerIsn + 5000, Authenticator(), () => [S1], plan);
 
         destination.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
@@ -123,10 +115,8 @@ public sealed class ServerEndpointTests
     public void Destination_must_refuse_the_special_SYN_with_a_RST_when_no_state_reply_comes_in_time()
     {
         var origin = Established(out var client);
-        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
-        var specialSyn = Transmitted(client).Last();
-        var newCid = new ConnectionId(Client, 40001, S2.Address, S2.Port);
-        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, Start + TimeSpan.FromSeconds(1));
+        var plan = Migrate(client, Start + TimeSpan.FromSeconds(1), out var specialSyn);
+        var newCid = plan.Request!.NewEndpointCid;
         var destination = new MtcpServerEndpoint<string>(Config, newCid, ServerIsn + 5000, Authenticator(), () => [S1], plan);
         destination.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
 
@@ -149,10 +139,7 @@ public sealed class ServerEndpointTests
     public void Migrated_away_endpoint_must_stay_silent_for_two_MSL_then_end()
     {
         var origin = Established(out var client);
-        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
-        var specialSyn = Transmitted(client).Last();
-        var newCid = new ConnectionId(Client, 40001, S2.Address, S2.Port);
-        var plan = StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, deadline: null);
+        var plan = Migrate(client, deadline: null, out _);
         origin.HandleStateRequest(Start, "S2", plan.Request!);
         Assert.True(origin.PollControl(out _, out _));
         origin.Connection.Write(new byte[10]);
@@ -175,18 +162,24 @@ public sealed class ServerEndpointTests
     public void Endpoint_without_migration_must_refuse_a_special_SYN_and_answer_state_requests_CB_NOT_FOUND()
     {
         Established(out var client);
-        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
-        var specialSyn = Transmitted(client).Last();
-        var newCid = new ConnectionId(Client, 40001, S2.Address, S2.Port);
-        var plain = new MtcpServerEndpoint<string>(Config, newCid, ServerIsn, authenticator: null, () => []);
+        var plan = Migrate(client, deadline: null, out var specialSyn);
+        var plain = new MtcpServerEndpoint<string>(Config, plan.Request!.NewEndpointCid, ServerIsn, authenticator: null, () => []);
 
         plain.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
 
         Assert.True(Assert.Single(Transmitted(plain)).Has(TcpFlags.Rst));
         Assert.Contains(Events(plain), e => e is ServerEndpointEvent.Refused);
-        plain.HandleStateRequest(Start, "S1", StateRequestPlan.For(2, specialSyn.Options.MigratedConnection!.Value, newCid, S2, Start, null).Request!);
+        plain.HandleStateRequest(Start, "S1", plan.Request!);
         Assert.True(plain.PollControl(out _, out var answer));
         Assert.Equal(StateRejectReason.CbNotFound, Assert.IsType<StateReject>(answer).Reason);
+    }
+
+    /// <summary>The client starts migrating to S2 from a fresh port: its special SYN, and the plan S2 makes for it.</summary>
+    private StateRequestPlan Migrate(MtcpClientConnection client, Instant? deadline, out TcpSegmentRepr specialSyn)
+    {
+        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: 40001);
+        specialSyn = Transmitted(client).Last();
+        return StateRequestPlan.For(1, specialSyn.Options.MigratedConnection!.Value, new ConnectionId(Client, 40001, S2.Address, S2.Port), S2, Start, deadline);
     }
 
     private static MtcpServerEndpoint<string> Endpoint(ServerEndpoint service, StateRequestPlan? plan) =>

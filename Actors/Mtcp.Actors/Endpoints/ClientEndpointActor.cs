@@ -39,7 +39,6 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     private readonly Action _onConnected;
     private readonly Action<string> _onFailed;
     private bool _connected;
-    private bool _retiring;
     private PendingMigration? _migration;
     private Instant _opened;
 
@@ -241,29 +240,11 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
 
         if (_client.State == TcpState.Closed && !_client.IsMigrating)
         {
-            Retire();
+            _driver.Retire(Self, _keys, Timers);
             return;
         }
 
         _driver.ArmTimer(Timers, now);
-    }
-
-    /// <summary>The connection is over: its 4-tuples leave the table first, so that nothing more is routed here; stopped once the mailbox is drained.</summary>
-    private void Retire()
-    {
-        if (_retiring)
-        {
-            return;
-        }
-
-        _retiring = true;
-        foreach (var key in _keys)
-        {
-            _context.Table.RemoveEndpoint(key, Self);
-        }
-
-        Timers.CancelAll();
-        Self.Tell(EndpointRetired.Instance);
     }
 
     private void OnConnected()

@@ -80,7 +80,28 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
 
     public void ArmTimer(ITimerScheduler timers, Instant now) => _deadline.Arm(timers, endpoint.PollTimeout(), now);
 
-    public void CancelTimer(ITimerScheduler timers) => _deadline.Cancel(timers);
+    /// <summary>
+    /// The endpoint is over: its 4-tuples leave the table first, so that the receive thread routes nothing more to
+    /// <paramref name="self"/>, and it stops on <see cref="EndpointRetired"/>, once what was already routed is handled.
+    /// </summary>
+    public void Retire(IActorRef self, IEnumerable<ConnectionKey> keys, ITimerScheduler timers)
+    {
+        if (IsRetiring)
+        {
+            return;
+        }
+
+        IsRetiring = true;
+        foreach (var key in keys)
+        {
+            context.Table.RemoveEndpoint(key, self);
+        }
+
+        timers.CancelAll();
+        self.Tell(EndpointRetired.Instance);
+    }
+
+    public bool IsRetiring { get; private set; }
 
     public void FailStream(string reason, Exception? cause = null)
     {

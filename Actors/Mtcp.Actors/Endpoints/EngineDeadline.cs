@@ -29,9 +29,4 @@ internal sealed class EngineDeadline
     /// <summary>The timer fired: nothing is armed any more.</summary>
     public void Fired() => _armed = null;
 
-    public void Cancel(ITimerScheduler timers)
-    {
-        timers.Cancel(TimerKey);
-        _armed = null;
-    }
 }

@@ -32,7 +32,6 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     private readonly Action _onConnected;
     private readonly Action<string> _onFailed;
     private bool _registered;
-    private bool _retiring;
 
     public ServerEndpointActor(EndpointContext context, ConnectionKey key, StateRequestPlan? plan)
     {
@@ -105,7 +104,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         if (_endpoint.IsNewConnection(segment.Header))
         {
             // The client came back on the 4-tuple this endpoint left (or ended): a new connection, for the listener.
-            Retire();
+            _driver.Retire(Self, [_key], Timers);
             if (_context.Table.TryGetListener(_key.LocalPort, out var listener))
             {
                 listener.Tell(segment);
@@ -211,25 +210,11 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
 
         if (_endpoint.IsEnded)
         {
-            Retire();
+            _driver.Retire(Self, [_key], Timers);
             return;
         }
 
         _driver.ArmTimer(Timers, now);
-    }
-
-    /// <summary>The endpoint is over: out of the table first, so that nothing more is routed here; stopped once the mailbox is drained.</summary>
-    private void Retire()
-    {
-        if (_retiring)
-        {
-            return;
-        }
-
-        _retiring = true;
-        _context.Table.RemoveEndpoint(_key, Self);
-        _driver.CancelTimer(Timers);
-        Self.Tell(EndpointRetired.Instance);
     }
 
     private bool DrainEndpointEvents()
