@@ -23,11 +23,16 @@ public interface IPacketTransport : IDisposable
     int ReceiveBufferLength { get; }
 
     /// <summary>
-    /// Sends one segment. Returns false when the packet was dropped locally (send buffer full, no route):
-    /// IP is best effort, so the caller treats that as loss and lets retransmission recover.
+    /// Sends one segment. Returns false when the packet was dropped locally (a firewall rule, a full queue or
+    /// send buffer, no route, a path that cannot carry its size): IP is best effort, so the caller treats that
+    /// as loss and lets retransmission recover. Each such drop is counted in <see cref="SendDrops"/>.
     /// </summary>
     /// <exception cref="ObjectDisposedException">the transport was disposed.</exception>
+    /// <exception cref="PacketTransportException">the socket cannot send at all (closed descriptor, invalid address).</exception>
     bool Send(IpAddress destination, ReadOnlySpan<byte> segment);
+
+    /// <summary>The segments <see cref="Send"/> dropped locally, by reason; a transport that never drops keeps the default.</summary>
+    SendDropCounters SendDrops => SendDropCounters.None;
 
     /// <summary>
     /// Blocks until a segment addressed to <see cref="LocalAddress"/> arrives, the timeout passes, or

@@ -15,14 +15,26 @@ internal static partial class Libc
     public const int SoMark = 36;
     public const int SoRcvbufforce = 33;
     public const int SoSndbufforce = 32;
+    // errno values (asm-generic/errno-base.h, asm-generic/errno.h).
     public const int Eperm = 1;
     public const int Eintr = 4;
+    public const int Ebadf = 9;
     public const int Eagain = 11;
+    public const int Enomem = 12;
     public const int Eacces = 13;
+    public const int Efault = 14;
+    public const int Einval = 22;
+    public const int Enotsock = 88;
+    public const int Edestaddrreq = 89;
     public const int Emsgsize = 90;
+    public const int Eopnotsupp = 95;
+    public const int Eafnosupport = 97;
+    public const int Eaddrnotavail = 99;
+    public const int Enetdown = 100;
     public const int Enetunreach = 101;
     public const int Enobufs = 105;
     public const int Econnrefused = 111;
+    public const int Ehostdown = 112;
     public const int Ehostunreach = 113;
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]

@@ -44,7 +44,7 @@ public sealed record RawTransportOptions
 /// fragment such packets, so a segment larger than the route's MTU goes out once more without IP_HDRINCL.
 /// </para>
 /// </remarks>
-public sealed class RawIPv4Transport : IPacketTransport
+public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
 {
     /// <summary>IP protocol 253, reserved for experimentation (RFC 3692).</summary>
     public const byte ExperimentalProtocol = 253;
@@ -52,27 +52,24 @@ public sealed class RawIPv4Transport : IPacketTransport
     /// <summary>IP protocol 6, TCP.</summary>
     public const byte TcpProtocol = 6;
 
-    private const int MaxIPv4PacketLength = 65535;
+    private const int MaxIPv4PacketLength = DatagramSocket.MaxDatagramLength;
     private const int MinIPv4HeaderLength = 20;
     private const int SockaddrInLength = 16;
     // What the kernel puts in headers it builds (net.ipv4.ip_default_ttl, the RFC 1700 default).
     private const byte DefaultTimeToLive = 64;
 
-    private readonly Socket _socket;
+    private readonly DatagramSocket _socket;
     private readonly byte _protocol;
     private readonly uint _localAddressValue;
     private readonly SocketAddress _sendAddress = new(AddressFamily.InterNetwork, SockaddrInLength);
     private readonly byte[] _sendHeader = new byte[MinIPv4HeaderLength];
     private readonly Lock _sendLock = new();
-    private TimeSpan _currentTimeout = Timeout.InfiniteTimeSpan;
-    private long _discardedPackets;
-    private volatile bool _disposed;
 
     private RawIPv4Transport(Socket socket, IpAddress localAddress, byte protocol)
     {
-        _socket = socket;
         _protocol = protocol;
         LocalAddress = localAddress;
+        _socket = new DatagramSocket(socket, "raw", ToString());
         Span<byte> bytes = stackalloc byte[IpAddress.V4Length];
         localAddress.WriteTo(bytes);
         _localAddressValue = BinaryPrimitives.ReadUInt32BigEndian(bytes);
@@ -89,8 +86,9 @@ public sealed class RawIPv4Transport : IPacketTransport
     public int ReceiveBufferLength => MaxIPv4PacketLength;
 
     /// <summary>Packets received on the socket but not returned: wrong destination, malformed or truncated IPv4 header.</summary>
-    public long DiscardedPackets => Interlocked.Read(ref _discardedPackets);
+    public long DiscardedPackets => _socket.Discarded;
 
+    public SendDropCounters SendDrops => _socket.SendDrops;
 
     /// <summary>Opens a protocol-253 transport bound to <paramref name="localAddress"/>.</summary>
     public static RawIPv4Transport OpenExperimental(IpAddress localAddress, RawTransportOptions? options = null) =>
@@ -195,7 +193,7 @@ public sealed class RawIPv4Transport : IPacketTransport
 
     public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_socket.IsDisposed, this);
         if (!destination.IsIPv4)
         {
             throw new ArgumentException($"a raw IPv4 transport cannot send to {destination}", nameof(destination));
@@ -213,64 +211,28 @@ public sealed class RawIPv4Transport : IPacketTransport
             destination.WriteTo(address[4..]);
             destination.WriteTo(_sendHeader.AsSpan(DestinationAddressOffset));
             BinaryPrimitives.WriteUInt16BigEndian(_sendHeader.AsSpan(TotalLengthOffset), (ushort)(MinIPv4HeaderLength + segment.Length));
-            var errno = SendWithHeader(segment);
-            switch (errno)
+            var errno = _socket.SendTo(_sendAddress.Buffer.Span[..SockaddrInLength], _sendHeader, segment);
+            if (errno == Libc.Emsgsize)
             {
-                case 0:
-                    return true;
-                case Libc.Emsgsize:
-                    return SendFragmentable(segment);
-                case Libc.Enobufs or Libc.Eagain or Libc.Ehostunreach or Libc.Enetunreach or Libc.Econnrefused:
-                    return false;
-                default:
-                    throw new PacketTransportException($"sendmsg on {this} failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+                errno = SendFragmentable(segment);
             }
+
+            return _socket.Sent(errno);
         }
     }
 
-    /// <summary>One sendmsg of our IPv4 header and the segment; returns 0 or the errno.</summary>
-    private unsafe int SendWithHeader(ReadOnlySpan<byte> segment)
+    /// <summary>A segment beyond the route's MTU, sent with a kernel-built header, which the kernel may fragment; 0 or the errno.</summary>
+    private int SendFragmentable(ReadOnlySpan<byte> segment)
     {
-        fixed (byte* header = _sendHeader)
-        fixed (byte* payload = segment)
-        fixed (byte* name = _sendAddress.Buffer.Span)
-        {
-            var vectors = stackalloc Libc.IoVector[2];
-            vectors[0] = new Libc.IoVector { Base = header, Length = (nuint)_sendHeader.Length };
-            vectors[1] = new Libc.IoVector { Base = payload, Length = (nuint)segment.Length };
-            var message = new Libc.MessageHeader { Name = name, NameLength = SockaddrInLength, Vectors = vectors, VectorCount = 2 };
-            while (true)
-            {
-                if (Libc.SendMessage(_socket.SafeHandle, &message, 0) >= 0)
-                {
-                    return 0;
-                }
-
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno != Libc.Eintr)
-                {
-                    return errno;
-                }
-            }
-        }
-    }
-
-    /// <summary>A segment beyond the route's MTU, sent with a kernel-built header, which the kernel may fragment.</summary>
-    private bool SendFragmentable(ReadOnlySpan<byte> segment)
-    {
-        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, false);
+        var socket = _socket.Socket;
+        socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, false);
         try
         {
-            _socket.SendTo(segment, SocketFlags.None, _sendAddress);
-            return true;
-        }
-        catch (SocketException e) when (IsLocalDrop(e.SocketErrorCode))
-        {
-            return false;
+            return _socket.SendTo(_sendAddress.Buffer.Span[..SockaddrInLength], ReadOnlySpan<byte>.Empty, segment);
         }
         finally
         {
-            _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
+            socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
         }
     }
 
@@ -284,60 +246,8 @@ public sealed class RawIPv4Transport : IPacketTransport
         source.WriteTo(header[SourceAddressOffset..]);
     }
 
-    internal static bool IsLocalDrop(SocketError error) => error is SocketError.NoBufferSpaceAvailable
-        or SocketError.WouldBlock
-        or SocketError.HostUnreachable
-        or SocketError.NetworkUnreachable
-        or SocketError.ConnectionRefused;
-
-    public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received)
-    {
-        if (buffer.Length < ReceiveBufferLength)
-        {
-            throw new ArgumentException($"the receive buffer needs {ReceiveBufferLength} bytes, got {buffer.Length}", nameof(buffer));
-        }
-
-        received = default;
-        if (_disposed)
-        {
-            return ReceiveOutcome.Closed;
-        }
-
-        SetTimeout(timeout);
-        var deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (true)
-        {
-            int length;
-            try
-            {
-                length = _socket.Receive(buffer, SocketFlags.None);
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
-            {
-                return ReceiveOutcome.TimedOut;
-            }
-            catch (Exception e) when (_disposed && e is SocketException or ObjectDisposedException)
-            {
-                return ReceiveOutcome.Closed;
-            }
-
-            if (_disposed)
-            {
-                return ReceiveOutcome.Closed;
-            }
-
-            if (TryLocateSegment(buffer[..length], out received))
-            {
-                return ReceiveOutcome.Received;
-            }
-
-            Interlocked.Increment(ref _discardedPackets);
-            if (Environment.TickCount64 >= deadline)
-            {
-                return ReceiveOutcome.TimedOut;
-            }
-        }
-    }
+    public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received) =>
+        _socket.Receive(this, buffer, timeout, out received);
 
     /*
      * RFC 791 §3.1, the fields read here:
@@ -362,7 +272,8 @@ public sealed class RawIPv4Transport : IPacketTransport
     private const int SourceAddressOffset = 12;
     private const int DestinationAddressOffset = 16;
 
-    private bool TryLocateSegment(ReadOnlySpan<byte> packet, out ReceivedSegment received)
+    /// <summary>The segment inside a received IPv4 packet; the sockaddr is not needed, the header names both addresses.</summary>
+    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> packet, SocketAddress source, out ReceivedSegment received)
     {
         received = default;
         if (packet.Length < MinIPv4HeaderLength)
@@ -391,28 +302,7 @@ public sealed class RawIPv4Transport : IPacketTransport
         return true;
     }
 
-    private void SetTimeout(TimeSpan timeout)
-    {
-        if (timeout == _currentTimeout)
-        {
-            return;
-        }
-
-        // SO_RCVTIMEO: 0 means wait forever, so a zero timeout is rounded up to one millisecond.
-        _socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
-        _currentTimeout = timeout;
-    }
-
-    public void Dispose()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        _socket.Dispose();
-    }
+    public void Dispose() => _socket.Dispose();
 
     public override string ToString() => $"raw IPv4 protocol {_protocol} at {LocalAddress}";
 }

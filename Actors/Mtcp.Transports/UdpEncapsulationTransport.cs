@@ -12,29 +12,24 @@ namespace Mtcp.Transports;
 /// port are discarded. The checksum inside the segment still covers the IP pseudo-header, so a dissector
 /// told to decode the UDP port as TCP validates it.
 /// </summary>
-public sealed class UdpEncapsulationTransport : IPacketTransport
+public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilter
 {
-    private const int MaxUdpDatagramLength = 65535;
+    private const int MaxUdpDatagramLength = DatagramSocket.MaxDatagramLength;
     private const int IPv4AndUdpHeaderLength = 20 + 8;
     private const int UdpHeaderLength = 8;
 
-    private readonly Socket _socket;
+    private readonly DatagramSocket _socket;
     private readonly ushort _peerPort;
     private readonly SocketAddress _sendAddress;
-    private readonly SocketAddress _receiveAddress;
     private readonly Lock _sendLock = new();
-    private TimeSpan _currentTimeout = Timeout.InfiniteTimeSpan;
-    private long _discardedDatagrams;
-    private volatile bool _disposed;
 
     private UdpEncapsulationTransport(Socket socket, IpAddress localAddress, ushort localPort, ushort peerPort)
     {
-        _socket = socket;
         _peerPort = peerPort;
         LocalAddress = localAddress;
         LocalPort = localPort;
         _sendAddress = new SocketAddress(socket.AddressFamily);
-        _receiveAddress = new SocketAddress(socket.AddressFamily);
+        _socket = new DatagramSocket(socket, "udp", ToString());
     }
 
     public IpAddress LocalAddress { get; }
@@ -51,7 +46,9 @@ public sealed class UdpEncapsulationTransport : IPacketTransport
     public int ReceiveBufferLength => MaxUdpDatagramLength;
 
     /// <summary>Datagrams received but not returned because they came from a port other than <see cref="PeerPort"/>.</summary>
-    public long DiscardedDatagrams => Interlocked.Read(ref _discardedDatagrams);
+    public long DiscardedDatagrams => _socket.Discarded;
+
+    public SendDropCounters SendDrops => _socket.SendDrops;
 
     /// <summary>
     /// Binds a UDP socket to <paramref name="localAddress"/>:<paramref name="localPort"/> (a specific
@@ -90,7 +87,7 @@ public sealed class UdpEncapsulationTransport : IPacketTransport
 
     public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_socket.IsDisposed, this);
         if (destination.Family != LocalAddress.Family)
         {
             throw new ArgumentException($"cannot send from {LocalAddress} to {destination}: address families differ", nameof(destination));
@@ -104,71 +101,24 @@ public sealed class UdpEncapsulationTransport : IPacketTransport
         lock (_sendLock)
         {
             WriteSocketAddress(_sendAddress, destination, _peerPort);
-            try
-            {
-                _socket.SendTo(segment, SocketFlags.None, _sendAddress);
-                return true;
-            }
-            catch (SocketException e) when (RawIPv4Transport.IsLocalDrop(e.SocketErrorCode))
-            {
-                return false;
-            }
+            return _socket.Sent(_socket.SendTo(_sendAddress.Buffer.Span[.._sendAddress.Size], ReadOnlySpan<byte>.Empty, segment));
         }
     }
 
-    public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received)
+    public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received) =>
+        _socket.Receive(this, buffer, timeout, out received);
+
+    /// <summary>A datagram from the peer port carries one whole segment; the segment's addresses are the datagram's.</summary>
+    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received)
     {
-        if (buffer.Length < ReceiveBufferLength)
+        if (TryReadSource(source, out var sourceAddress, out var sourcePort) && sourcePort == _peerPort)
         {
-            throw new ArgumentException($"the receive buffer needs {ReceiveBufferLength} bytes, got {buffer.Length}", nameof(buffer));
+            received = new ReceivedSegment(sourceAddress, LocalAddress, 0, datagram.Length);
+            return true;
         }
 
         received = default;
-        if (_disposed)
-        {
-            return ReceiveOutcome.Closed;
-        }
-
-        SetTimeout(timeout);
-        var deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (true)
-        {
-            int length;
-            try
-            {
-                length = _socket.ReceiveFrom(buffer, SocketFlags.None, _receiveAddress);
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
-            {
-                return ReceiveOutcome.TimedOut;
-            }
-            catch (SocketException e) when (!_disposed && e.SocketErrorCode == SocketError.ConnectionReset)
-            {
-                // An ICMP port unreachable for an earlier datagram; the datagram path is still usable.
-                continue;
-            }
-            catch (Exception e) when (_disposed && e is SocketException or ObjectDisposedException)
-            {
-                return ReceiveOutcome.Closed;
-            }
-
-            if (_disposed)
-            {
-                return ReceiveOutcome.Closed;
-            }
-
-            if (TryReadSource(_receiveAddress, out var source, out var sourcePort) && sourcePort == _peerPort)
-            {
-                received = new ReceivedSegment(source, LocalAddress, 0, length);
-                return ReceiveOutcome.Received;
-            }
-
-            Interlocked.Increment(ref _discardedDatagrams);
-            if (Environment.TickCount64 >= deadline)
-            {
-                return ReceiveOutcome.TimedOut;
-            }
-        }
+        return false;
     }
 
     // sockaddr_in: family(2) port(2) address(4); sockaddr_in6: family(2) port(2) flowinfo(4) address(16) scope(4).
@@ -201,27 +151,7 @@ public sealed class UdpEncapsulationTransport : IPacketTransport
         }
     }
 
-    private void SetTimeout(TimeSpan timeout)
-    {
-        if (timeout == _currentTimeout)
-        {
-            return;
-        }
-
-        _socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
-        _currentTimeout = timeout;
-    }
-
-    public void Dispose()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        _socket.Dispose();
-    }
+    public void Dispose() => _socket.Dispose();
 
     public override string ToString() => $"UDP encapsulation at {LocalAddress}:{LocalPort} to peer port {_peerPort}";
 }

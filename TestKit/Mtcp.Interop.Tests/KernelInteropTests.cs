@@ -48,7 +48,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
     {
         using var pair = VethNamespacePair.Create();
         using var capture = PacketCapture.Start(pair.A, VethNamespacePair.InterfaceName, CaptureCheckTests.CapturePath("engine-server"));
-        var elapsed = KernelClientAgainstEngineServer(pair, seed: 1);
+        var elapsed = KernelClientAgainstEngineServer(pair, seed: 1, output);
         output.WriteLine($"kernel client -> engine server, 10 MB each way: {elapsed.TotalMilliseconds:F0} ms");
         output.WriteLine($"kernel client -> kernel server, 10 MB each way: {KernelToKernel(pair).TotalMilliseconds:F0} ms");
 
@@ -61,7 +61,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
     public void Engine_client_must_echo_10_MB_through_a_kernel_server()
     {
         using var pair = VethNamespacePair.Create();
-        var elapsed = EngineClientAgainstKernelServer(pair, seed: 2);
+        var elapsed = EngineClientAgainstKernelServer(pair, seed: 2, output);
         output.WriteLine($"engine client -> kernel server, 10 MB each way: {elapsed.TotalMilliseconds:F0} ms");
         output.WriteLine($"kernel client -> kernel server, 10 MB each way: {KernelToKernel(pair).TotalMilliseconds:F0} ms");
     }
@@ -78,12 +78,13 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
             side.SetSysctl("net.ipv4.tcp_timestamps", timestamps ? "1" : "0");
         }
 
-        var asServer = KernelClientAgainstEngineServer(pair, seed: 10);
-        var asClient = EngineClientAgainstKernelServer(pair, seed: 11);
+        var asServer = KernelClientAgainstEngineServer(pair, seed: 10, output);
+        var asClient = EngineClientAgainstKernelServer(pair, seed: 11, output);
         output.WriteLine($"wscale={windowScaling} sack={sack} ts={timestamps}: engine server {asServer.TotalMilliseconds:F0} ms, engine client {asClient.TotalMilliseconds:F0} ms, kernel-kernel {KernelToKernel(pair).TotalMilliseconds:F0} ms");
     }
 
-    private TimeSpan KernelClientAgainstEngineServer(VethNamespacePair pair, int seed)
+    /// <summary>A kernel client sends 10 MB to the engine, serving over protocol 6 in namespace A, and reads the echo back.</summary>
+    internal static TimeSpan KernelClientAgainstEngineServer(VethNamespacePair pair, int seed, ITestOutputHelper output)
     {
         using var transport = pair.A.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressA));
         var suppression = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
@@ -98,7 +99,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
             client.Close();
 
             Assert.True(driver.WaitUntilFinished(TimeSpan.FromSeconds(10)), $"the engine did not finish: state {driver.State}, events {string.Join(',', echo.Events)}");
-            Report(driver);
+            Report(driver, transport, output);
             Assert.Equal(payload.Length, length);
             Assert.Equal(SHA256.HashData(payload), sha256);
             Assert.Empty(driver.RejectedSegments);
@@ -110,7 +111,8 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         }
     }
 
-    private TimeSpan EngineClientAgainstKernelServer(VethNamespacePair pair, int seed)
+    /// <summary>The engine in namespace A sends 10 MB to a kernel echo server in namespace B and reads the echo back.</summary>
+    internal static TimeSpan EngineClientAgainstKernelServer(VethNamespacePair pair, int seed, ITestOutputHelper output)
     {
         using var listener = pair.B.Run(() =>
         {
@@ -132,7 +134,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
                 transport, TcpConfig.Default, EnginePort, VethNamespacePair.AddressB, KernelPort, new SeqNumber((uint)(0xFFFF_F000 + seed)), application);
             var finished = driver.WaitUntilFinished(TransferTimeout);
             stopwatch.Stop();
-            Report(driver);
+            Report(driver, transport, output);
             Assert.True(finished, $"the engine did not finish: state {driver.State}, received {application.BytesReceived}, events {string.Join(',', application.Events)}");
             Assert.True(server.Join(TimeSpan.FromSeconds(10)), "the kernel echo server did not finish");
             Assert.Null(serverFailure);
@@ -170,11 +172,11 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         return elapsed;
     }
 
-    private void Report(TransportConnectionDriver driver)
+    private static void Report(TransportConnectionDriver driver, IPacketTransport transport, ITestOutputHelper output)
     {
         var stats = driver.Stats;
         output.WriteLine(
-            $"engine: sent {stats.SegmentsSent} segments, received {stats.SegmentsReceived}, retransmissions {stats.Retransmissions} " +
+            $"engine: sent {stats.SegmentsSent} segments ({transport.SendDrops.Total} dropped locally), received {stats.SegmentsReceived}, retransmissions {stats.Retransmissions} " +
             $"(fast {stats.FastRetransmits}, timeouts {stats.RetransmissionTimeouts}), rejected by engine {stats.SegmentsRejected}, " +
             $"rejected by codec [{string.Join(", ", driver.RejectedSegments.Select(r => $"{r.Key}: {r.Value}"))}], final state {driver.State}");
     }

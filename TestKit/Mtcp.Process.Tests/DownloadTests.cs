@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using Mtcp.Apps;
 using Xunit.Abstractions;
 
@@ -39,7 +38,7 @@ public sealed class DownloadTests(ITestOutputHelper output) : IDisposable
 
         Assert.True(exitCode == 0, $"curl exited with {exitCode}: {curlOutput}");
         Assert.Equal($"200 {FileBytes}", curlOutput.Trim());
-        Assert.Equal(expected, Sha256Of(downloaded));
+        Assert.Equal(expected, ProcessTestbed.Sha256Of(downloaded));
         output.WriteLine($"curl through the agent ({transport}): {FileBytes / elapsed.TotalSeconds / 1e6:0.0} MB/s ({elapsed.TotalSeconds:0.00} s), SHA-256 verified");
 
         var kernelElapsed = await DownloadOverKernelTcpAsync("big.bin", expected);
@@ -72,7 +71,7 @@ public sealed class DownloadTests(ITestOutputHelper output) : IDisposable
 
         Assert.Equal(0, exitCode);
         Assert.Contains(fetch.Lines, line => line.StartsWith(expected + "  ", StringComparison.Ordinal));
-        Assert.Equal(expected, Sha256Of(target));
+        Assert.Equal(expected, ProcessTestbed.Sha256Of(target));
     }
 
     public void Dispose() => _testbed.Dispose();
@@ -99,22 +98,9 @@ public sealed class DownloadTests(ITestOutputHelper output) : IDisposable
         await serving;
 
         Assert.True(exitCode == 0, $"curl over kernel TCP exited with {exitCode}: {curlOutput}");
-        Assert.Equal(expectedSha256, Sha256Of(downloaded));
+        Assert.Equal(expectedSha256, ProcessTestbed.Sha256Of(downloaded));
         return elapsed;
     }
 
-    private string WriteRandomFile(string name, int bytes = FileBytes)
-    {
-        output.WriteLine($"file {name}: {bytes} bytes from seed {Seed}");
-        var content = new byte[bytes];
-        new Random(Seed).NextBytes(content);
-        File.WriteAllBytes(Path.Combine(_testbed.Files.FullName, name), content);
-        return Convert.ToHexStringLower(SHA256.HashData(content));
-    }
-
-    private static string Sha256Of(string path)
-    {
-        using var file = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(file));
-    }
+    private string WriteRandomFile(string name, int bytes = FileBytes) => _testbed.WriteRandomFile(name, bytes, Seed);
 }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using System.Text.Json;
 using Xunit.Abstractions;
 
@@ -107,7 +106,7 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
 
         var (curlExit, curlOutput) = await curl;
         Assert.True(curlExit == 0, $"curl exited with {curlExit}: {curlOutput}");
-        Assert.Equal(expected, Sha256Of(downloaded));
+        Assert.Equal(expected, ProcessTestbed.Sha256Of(downloaded));
         Assert.True(completed >= Migrations, $"{completed} migrations completed before the download ended; failed: {string.Join("; ", failures)}");
 
         // The agent's record of the closed relay and the nodes' logs agree with what the operator saw.
@@ -139,7 +138,7 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
 
         Assert.True(exitCode == 0, $"fetch exited with {exitCode}:\n{fetch.Output}");
         Assert.Contains(fetch.Lines, line => line.StartsWith(expected, StringComparison.OrdinalIgnoreCase));
-        Assert.Equal(expected, Sha256Of(Path.Combine(_testbed.Directory.FullName, "fetched.bin")));
+        Assert.Equal(expected, ProcessTestbed.Sha256Of(Path.Combine(_testbed.Directory.FullName, "fetched.bin")));
         var migrations = fetch.Lines.Count(line => line.Contains("INFO  migrated ", StringComparison.Ordinal));
         Assert.True(migrations >= 3, $"{migrations} migrations reported:\n{fetch.Output}");
         Assert.Contains(fetch.Lines, line => line.Contains($"across {migrations} migrations", StringComparison.Ordinal));
@@ -163,7 +162,7 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
             "--service", degrading.Service(ProcessTestbed.FilePort), "--service", healthy.Service(ProcessTestbed.FilePort));
 
         Assert.True(exitCode == 0, $"fetch exited with {exitCode}:\n{fetch.Output}");
-        Assert.Equal(expected, Sha256Of(Path.Combine(_testbed.Directory.FullName, "fetched.bin")));
+        Assert.Equal(expected, ProcessTestbed.Sha256Of(Path.Combine(_testbed.Directory.FullName, "fetched.bin")));
         Assert.Contains(fetch.Lines, line => line.Contains($"migrated {degrading.Service(ProcessTestbed.FilePort)} -> {healthy.Service(ProcessTestbed.FilePort)}", StringComparison.Ordinal)
             && line.Contains("(policy: ThroughputDrop: smoothed throughput", StringComparison.Ordinal));
         Assert.DoesNotContain(fetch.Lines, line => line.Contains("(0 by the client policy)", StringComparison.Ordinal));
@@ -219,17 +218,5 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    private string WriteRandomFile(string name)
-    {
-        var bytes = new byte[FileBytes];
-        new Random(Seed).NextBytes(bytes);
-        File.WriteAllBytes(Path.Combine(_testbed.Files.FullName, name), bytes);
-        return Convert.ToHexString(SHA256.HashData(bytes));
-    }
-
-    private static string Sha256Of(string path)
-    {
-        using var file = File.OpenRead(path);
-        return Convert.ToHexString(SHA256.HashData(file));
-    }
+    private string WriteRandomFile(string name) => _testbed.WriteRandomFile(name, FileBytes, Seed);
 }

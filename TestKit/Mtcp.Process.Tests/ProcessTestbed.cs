@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -16,7 +17,8 @@ public sealed record AgentHandle(HostProcess Process, IPEndPoint Listen, IPEndPo
 /// <summary>
 /// Starts the real server node and agent executables for one test, each on its own loopback address (every raw
 /// socket sees every packet, so nodes are told apart by address), in a scratch directory removed afterwards.
-/// Disposing kills every process still running.
+/// Disposing disposes what the test handed to <see cref="Own{T}"/> (last first), kills every process still running,
+/// then removes the directory.
 /// </summary>
 public sealed class ProcessTestbed : IDisposable
 {
@@ -26,6 +28,7 @@ public sealed class ProcessTestbed : IDisposable
 
     private static int _nextAddress = 1;
     private readonly List<HostProcess> _processes = [];
+    private readonly List<IDisposable> _owned = [];
     private readonly ITestOutputHelper _output;
 
     public ProcessTestbed(ITestOutputHelper output)
@@ -122,7 +125,50 @@ public sealed class ProcessTestbed : IDisposable
         return process;
     }
 
+    /// <summary>
+    /// Disposes <paramref name="resource"/> with the testbed, in reverse order of ownership: processes started in a
+    /// namespace before the captures and loss rules in it, and those before the namespace.
+    /// </summary>
+    public T Own<T>(T resource)
+        where T : IDisposable
+    {
+        _owned.Add(resource);
+        return resource;
+    }
+
+    /// <summary>Writes <paramref name="bytes"/> seeded random bytes to the file server's root; returns their SHA-256 as <see cref="Sha256Of"/> does.</summary>
+    public string WriteRandomFile(string name, int bytes, int seed)
+    {
+        _output.WriteLine($"file {name}: {bytes} bytes from seed {seed}");
+        var content = new byte[bytes];
+        new Random(seed).NextBytes(content);
+        File.WriteAllBytes(Path.Combine(Files.FullName, name), content);
+        return Convert.ToHexStringLower(SHA256.HashData(content));
+    }
+
+    /// <summary>The SHA-256 of a file in lower-case hex, as sha256sum prints it.</summary>
+    public static string Sha256Of(string path)
+    {
+        using var file = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(file));
+    }
+
     public void Dispose()
+    {
+        try
+        {
+            for (var i = _owned.Count - 1; i >= 0; i--)
+            {
+                _owned[i].Dispose();
+            }
+        }
+        finally
+        {
+            DisposeProcessesAndDirectory();
+        }
+    }
+
+    private void DisposeProcessesAndDirectory()
     {
         foreach (var process in _processes)
         {

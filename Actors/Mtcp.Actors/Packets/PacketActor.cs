@@ -23,6 +23,10 @@ namespace Mtcp.Actors.Packets;
 /// </remarks>
 public sealed class PacketActor : ReceiveActor
 {
+    // Local send drops are logged at most once per interval: under a lossy firewall rule or a full queue they come by
+    // the thousand, and each is an ordinary loss that TCP repairs; the line says how many and why.
+    private static readonly TimeSpan SendDropReportInterval = TimeSpan.FromSeconds(10);
+
     private readonly IPacketTransport _transport;
     private readonly string _reason;
     private readonly RuntimeSettings _settings;
@@ -168,8 +172,16 @@ public sealed class PacketActor : ReceiveActor
     {
         var buffer = GC.AllocateUninitializedArray<byte>(_transport.ReceiveBufferLength);
         var resetEncoder = new SegmentEncoder(_transport.LocalAddress, maxPayload: 1);
+        var nextDropReport = Environment.TickCount64 + (long)SendDropReportInterval.TotalMilliseconds;
+        long reportedDrops = 0;
         while (!_stopping)
         {
+            if (Environment.TickCount64 >= nextDropReport)
+            {
+                nextDropReport = Environment.TickCount64 + (long)SendDropReportInterval.TotalMilliseconds;
+                reportedDrops = ReportSendDrops(reportedDrops);
+            }
+
             ReceiveOutcome outcome;
             ReceivedSegment received;
             try
@@ -205,6 +217,23 @@ public sealed class PacketActor : ReceiveActor
                 _log.Error(e, "receive thread: dispatching a segment from {0} failed", received.Source);
             }
         }
+    }
+
+    /// <summary>Logs the segments the transport dropped on the way out since the last report, if any; returns the total now.</summary>
+    private long ReportSendDrops(long reported)
+    {
+        var drops = _transport.SendDrops;
+        var total = drops.Total;
+        if (total > reported)
+        {
+            _log.Warning(
+                "{0} segments dropped on the way out by the local host since the last report ({1} since start: {2}); each is a loss that retransmission repairs",
+                total - reported,
+                total,
+                drops);
+        }
+
+        return total;
     }
 
     private void Dispatch(ReadOnlySpan<byte> bytes, IpAddress source, IpAddress destination, SegmentEncoder resetEncoder)

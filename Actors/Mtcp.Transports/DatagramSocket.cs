@@ -1,0 +1,194 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Mtcp.Transports;
+
+/// <summary>What a transport keeps of one received datagram: the segment inside it, or nothing.</summary>
+internal interface IDatagramFilter
+{
+    /// <summary>
+    /// Locates the segment in a datagram just received from <paramref name="source"/> (the socket's sockaddr); false
+    /// discards the datagram (not for this address or port, malformed carrier header).
+    /// </summary>
+    bool TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received);
+}
+
+/// <summary>
+/// The datagram socket under the raw IPv4 and UDP transports: their one blocking receive loop (timeout, disposal, ICMP
+/// errors, datagrams the transport does not keep) and their one send path, whose errno is sorted into a lost packet
+/// (<see cref="SendErrors"/>, counted in <see cref="SendDrops"/>) or a failure of the socket.
+/// </summary>
+internal sealed class DatagramSocket : IDisposable
+{
+    /// <summary>The largest datagram either socket can return: an IPv4 packet or a UDP payload of 65,535 bytes.</summary>
+    public const int MaxDatagramLength = 65535;
+
+    private readonly SocketAddress _receiveAddress;
+    private readonly string _description;
+    private TimeSpan _currentTimeout = Timeout.InfiniteTimeSpan;
+    private long _discarded;
+    private volatile bool _disposed;
+
+    /// <param name="transportKind">the <c>transport</c> tag of the drop metric: <c>raw</c> or <c>udp</c>.</param>
+    /// <param name="description">how errors name the transport, such as <c>raw IPv4 protocol 253 at 10.0.0.1</c>.</param>
+    public DatagramSocket(Socket socket, string transportKind, string description)
+    {
+        Socket = socket;
+        _description = description;
+        _receiveAddress = new SocketAddress(socket.AddressFamily);
+        SendDrops = new SendDropCounters(transportKind);
+    }
+
+    public Socket Socket { get; }
+
+    public bool IsDisposed => _disposed;
+
+    /// <summary>Datagrams received but not returned because the filter refused them.</summary>
+    public long Discarded => Interlocked.Read(ref _discarded);
+
+    public SendDropCounters SendDrops { get; }
+
+    /// <summary>
+    /// <see cref="IPacketTransport.Receive"/> for both transports: blocks until <paramref name="filter"/> keeps a datagram,
+    /// the timeout passes or the socket is disposed. Allocates nothing per datagram.
+    /// </summary>
+    public ReceiveOutcome Receive(IDatagramFilter filter, Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received)
+    {
+        if (buffer.Length < MaxDatagramLength)
+        {
+            throw new ArgumentException($"the receive buffer needs {MaxDatagramLength} bytes, got {buffer.Length}", nameof(buffer));
+        }
+
+        received = default;
+        if (_disposed)
+        {
+            return ReceiveOutcome.Closed;
+        }
+
+        SetTimeout(timeout);
+        var deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            int length;
+            try
+            {
+                length = Socket.ReceiveFrom(buffer, SocketFlags.None, _receiveAddress);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
+            {
+                return ReceiveOutcome.TimedOut;
+            }
+            catch (Exception e) when (_disposed && e is SocketException or ObjectDisposedException)
+            {
+                return ReceiveOutcome.Closed;
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionRefused)
+            {
+                // An ICMP error (port unreachable) for an earlier datagram: no datagram now, and the socket is still usable.
+                length = -1;
+            }
+
+            if (_disposed)
+            {
+                return ReceiveOutcome.Closed;
+            }
+
+            if (length >= 0)
+            {
+                if (filter.TryLocateSegment(buffer[..length], _receiveAddress, out received))
+                {
+                    return ReceiveOutcome.Received;
+                }
+
+                Interlocked.Increment(ref _discarded);
+            }
+
+            if (Environment.TickCount64 >= deadline)
+            {
+                return ReceiveOutcome.TimedOut;
+            }
+        }
+    }
+
+    /// <summary>One sendmsg(2) of <paramref name="header"/> (possibly empty) and <paramref name="payload"/> to the sockaddr <paramref name="address"/>; 0 or the errno.</summary>
+    /// <exception cref="ObjectDisposedException">the socket was disposed.</exception>
+    public unsafe int SendTo(ReadOnlySpan<byte> address, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)
+    {
+        fixed (byte* name = address)
+        fixed (byte* first = header)
+        fixed (byte* second = payload)
+        {
+            var vectors = stackalloc Libc.IoVector[2];
+            var count = 0;
+            if (!header.IsEmpty)
+            {
+                vectors[count++] = new Libc.IoVector { Base = first, Length = (nuint)header.Length };
+            }
+
+            vectors[count++] = new Libc.IoVector { Base = second, Length = (nuint)payload.Length };
+            var message = new Libc.MessageHeader { Name = name, NameLength = (uint)address.Length, Vectors = vectors, VectorCount = (nuint)count };
+            while (true)
+            {
+                // The SafeHandle keeps the descriptor open for the call: a concurrent Dispose cannot hand its number to another socket.
+                if (Libc.SendMessage(Socket.SafeHandle, &message, 0) >= 0)
+                {
+                    return 0;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != Libc.Eintr)
+                {
+                    return errno;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// What <see cref="IPacketTransport.Send"/> returns for a send that ended with <paramref name="errno"/>: true when sent,
+    /// false when the packet was lost locally (counted in <see cref="SendDrops"/>).
+    /// </summary>
+    /// <exception cref="PacketTransportException">the socket cannot send at all (EBADF, ENOTSOCK, EINVAL, ...).</exception>
+    public bool Sent(int errno)
+    {
+        if (errno == 0)
+        {
+            return true;
+        }
+
+        if (SendErrors.IsLoss(errno, out var reason))
+        {
+            SendDrops.Record(reason, errno);
+            return false;
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        throw new PacketTransportException($"sendmsg on {_description} failed: {Marshal.GetPInvokeErrorMessage(errno)} ({SendErrors.Name(errno)})");
+    }
+
+    private void SetTimeout(TimeSpan timeout)
+    {
+        if (timeout == _currentTimeout)
+        {
+            return;
+        }
+
+        // SO_RCVTIMEO: 0 means wait forever, so a zero timeout is rounded up to one millisecond.
+        Socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
+        _currentTimeout = timeout;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        Socket.Dispose();
+    }
+
+    public override string ToString() => _description;
+}

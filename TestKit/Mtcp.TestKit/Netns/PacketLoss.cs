@@ -1,0 +1,127 @@
+using System.Globalization;
+
+namespace Mtcp.TestKit.Netns;
+
+/// <summary>Where a <see cref="PacketLoss"/> drops packets: on the way out of the namespace, on the way in, or both.</summary>
+[Flags]
+public enum LossHooks
+{
+    Output = 1,
+    Input = 2,
+    Both = Output | Input,
+}
+
+/// <summary>
+/// Random packet loss in a test namespace, with nftables (there is no netem here): a rule on each chosen hook drops
+/// <c>numgen random mod 100 &lt; percent</c> of the packets that match, and counts them. On the output hook the
+/// sender sees the drop as a failed sendmsg (EPERM, from raw and UDP sockets alike); on the input hook the
+/// packet vanishes silently, as on a lossy wire. The rules live in the table <c>inet mtcp_loss</c> of that namespace
+/// only; dispose removes it (deleting the namespace removes it too).
+/// </summary>
+public sealed class PacketLoss : IDisposable
+{
+    public const string TableName = "mtcp_loss";
+
+    private readonly NetworkNamespace _namespace;
+    private bool _removed;
+
+    private PacketLoss(NetworkNamespace ns, int percent, LossHooks hooks)
+    {
+        _namespace = ns;
+        Percent = percent;
+        Hooks = hooks;
+    }
+
+    public int Percent { get; }
+
+    public LossHooks Hooks { get; }
+
+    /// <summary>Installs the rules.</summary>
+    /// <param name="match">an nftables match the dropped packets must also satisfy, such as <c>ip protocol 253</c> or
+    /// <c>udp dport 5253</c>; empty drops from every packet. On the input hook an interface match is written
+    /// <c>iifname</c>, on the output hook <c>oifname</c>: see <see cref="InstallOnInterface"/>.</param>
+    public static PacketLoss Install(NetworkNamespace ns, int percent, LossHooks hooks, string match = "") =>
+        Install(ns, percent, hooks, _ => match);
+
+    /// <summary>Installs the rules for the packets that leave (output) or arrive (input) by one interface only.</summary>
+    public static PacketLoss InstallOnInterface(NetworkNamespace ns, string interfaceName, int percent, LossHooks hooks = LossHooks.Both) =>
+        Install(ns, percent, hooks, hook => hook == LossHooks.Output ? $"oifname \"{interfaceName}\"" : $"iifname \"{interfaceName}\"");
+
+    private static PacketLoss Install(NetworkNamespace ns, int percent, LossHooks hooks, Func<LossHooks, string> match)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(percent);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(percent, 100);
+        NetnsPrerequisites.RequireRoot();
+        ns.Exec("nft", "add", "table", "inet", TableName);
+        var loss = new PacketLoss(ns, percent, hooks);
+        try
+        {
+            foreach (var hook in new[] { LossHooks.Output, LossHooks.Input })
+            {
+                if ((hooks & hook) == 0)
+                {
+                    continue;
+                }
+
+                var chain = ChainOf(hook);
+                ns.Exec("nft", $"add chain inet {TableName} {chain} {{ type filter hook {chain} priority 0; policy accept; }}");
+                ns.Exec("nft", string.Create(CultureInfo.InvariantCulture, $"add rule inet {TableName} {chain} {match(hook)} numgen random mod 100 < {percent} counter drop"));
+            }
+        }
+        catch
+        {
+            loss.Dispose();
+            throw;
+        }
+
+        return loss;
+    }
+
+    /// <summary>Packets dropped so far on the way out.</summary>
+    public long DroppedOutgoing => Dropped(LossHooks.Output);
+
+    /// <summary>Packets dropped so far on the way in.</summary>
+    public long DroppedIncoming => Dropped(LossHooks.Input);
+
+    private long Dropped(LossHooks hook)
+    {
+        if ((Hooks & hook) == 0)
+        {
+            return 0;
+        }
+
+        ObjectDisposedException.ThrowIf(_removed, this);
+        var listing = _namespace.Exec("nft", "list", "chain", "inet", TableName, ChainOf(hook)).StandardOutput;
+        const string Marker = "counter packets ";
+        var at = listing.IndexOf(Marker, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            throw new InvalidOperationException($"the nft listing of {TableName} {ChainOf(hook)} in {_namespace} has no counter:\n{listing}");
+        }
+
+        var digits = listing.AsSpan(at + Marker.Length);
+        return long.Parse(digits[..digits.IndexOf(' ')], NumberStyles.None, CultureInfo.InvariantCulture);
+    }
+
+    private static string ChainOf(LossHooks hook) => hook == LossHooks.Output ? "output" : "input";
+
+    public void Dispose()
+    {
+        if (_removed)
+        {
+            return;
+        }
+
+        _removed = true;
+        try
+        {
+            _namespace.TryExec("nft", "delete", "table", "inet", TableName);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The namespace is gone already, and the table with it.
+        }
+    }
+
+    public override string ToString() => $"{Percent}% loss ({Hooks}) in {_namespace}";
+}
