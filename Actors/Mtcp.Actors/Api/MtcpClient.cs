@@ -76,11 +76,7 @@ public sealed class MtcpClient : IDisposable
         }
 
         var completion = new TaskCompletionSource<MigrationReport>(TaskCreationOptions.RunContinuationsAsynchronously);
-        channel.Endpoint.Tell(new MigrateRequested(destination, completion), ActorRefs.NoSender);
-        await using (cancellationToken.UnsafeRegister(static (state, token) => ((TaskCompletionSource<MigrationReport>)state!).TrySetCanceled(token), completion))
-        {
-            return await completion.Task.ConfigureAwait(false);
-        }
+        return await channel.AskAsync(new MigrateRequested(destination, completion), completion, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -93,11 +89,7 @@ public sealed class MtcpClient : IDisposable
     {
         var channel = _channel ?? throw new InvalidOperationException("connect before asking for alternate servers");
         var completion = new TaskCompletionSource<IReadOnlyList<ServerEndpoint>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        channel.Endpoint.Tell(new AlternateServersRequested(completion), ActorRefs.NoSender);
-        await using (cancellationToken.UnsafeRegister(static (state, token) => ((TaskCompletionSource<IReadOnlyList<ServerEndpoint>>)state!).TrySetCanceled(token), completion))
-        {
-            return await completion.Task.ConfigureAwait(false);
-        }
+        return await channel.AskAsync(new AlternateServersRequested(completion), completion, cancellationToken).ConfigureAwait(false);
     }
 
     public void Dispose() => _stream?.Dispose();

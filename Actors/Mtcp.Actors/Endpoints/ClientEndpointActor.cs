@@ -370,6 +370,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         }
 
         FailAll("the connection's endpoint stopped");
+        _driver.Stopped("the connection's endpoint stopped");
         base.PostStop();
     }
 

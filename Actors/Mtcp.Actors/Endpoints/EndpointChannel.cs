@@ -58,6 +58,30 @@ internal sealed class EndpointChannel
     /// <summary>Completes when the connection migrated away from this server (thesis 4.2.3, EMIGRATED).</summary>
     public TaskCompletionSource MigratedAway { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>
+    /// Completes when the endpoint actor has stopped: a request told to it after that is never answered, so callers
+    /// waiting on one race it against this.
+    /// </summary>
+    public TaskCompletionSource Stopped { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Tells the endpoint <paramref name="request"/>, whose answer completes <paramref name="answer"/>, and waits for it;
+    /// fails with <see cref="InvalidOperationException"/> when the endpoint stops first. Cancelling stops the wait.
+    /// </summary>
+    public async Task<T> AskAsync<T>(object request, TaskCompletionSource<T> answer, CancellationToken cancellationToken)
+    {
+        Endpoint.Tell(request, ActorRefs.NoSender);
+        await using (cancellationToken.UnsafeRegister(static (state, token) => ((TaskCompletionSource<T>)state!).TrySetCanceled(token), answer))
+        {
+            if (await Task.WhenAny(answer.Task, Stopped.Task).ConfigureAwait(false) != answer.Task)
+            {
+                answer.TrySetException(new InvalidOperationException("the connection is closed: its endpoint has stopped"));
+            }
+
+            return await answer.Task.ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Client side: told of every migration's end, on the endpoint actor's thread.</summary>
     public Action<MigrationReport>? MigrationReported { get; set; }
 }

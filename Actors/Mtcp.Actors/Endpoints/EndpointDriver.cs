@@ -103,6 +103,13 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
 
     public bool IsRetiring { get; private set; }
 
+    /// <summary>The actor has stopped: the application's calls fail with <paramref name="reason"/>, and requests waiting on it end.</summary>
+    public void Stopped(string reason)
+    {
+        FailStream(reason);
+        channel.Stopped.TrySetResult();
+    }
+
     public void FailStream(string reason, Exception? cause = null)
     {
         channel.Reader.Fail(reason, cause);

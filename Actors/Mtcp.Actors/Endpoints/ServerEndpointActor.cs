@@ -286,7 +286,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             _log.Debug("endpoint {0}: could not send the RST while stopping: {1}", _key, e.Message);
         }
 
-        _driver.FailStream("the connection's endpoint stopped");
+        _driver.Stopped("the connection's endpoint stopped");
         base.PostStop();
     }
 }

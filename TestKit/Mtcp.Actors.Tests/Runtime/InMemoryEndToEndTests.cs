@@ -188,6 +188,30 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Request_to_a_connection_whose_endpoint_has_stopped_must_fail_not_hang()
+    {
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var listener = new MtcpListener(_server, ServicePort);
+        await listener.StartAsync(timeout.Token);
+        var accepting = listener.AcceptAsync(timeout.Token);
+        using var client = new MtcpClient(_client);
+        var clientStream = await client.ConnectAsync(Service, timeout.Token);
+        await using (var connection = await accepting)
+        {
+            await connection.Stream.DisposeAsync();
+        }
+
+        Assert.Equal(0, await clientStream.ReadAsync(new byte[1], timeout.Token));
+        await clientStream.DisposeAsync();
+        await AwaitAssertAsync(async () => Assert.Equal(0, (await _client.GetStatisticsAsync(timeout.Token)).Endpoints), TimeSpan.FromSeconds(10));
+
+        // The request reaches no actor (a dead letter): the call must say so rather than wait forever.
+        var asking = client.GetAlternateServersAsync(timeout.Token);
+        Assert.Same(asking, await Task.WhenAny(asking, Task.Delay(TimeSpan.FromSeconds(10), timeout.Token)));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => asking);
+    }
+
+    [Fact]
     public async Task Cancelled_read_must_end_with_OperationCanceledException_and_leave_the_stream_usable()
     {
         using var timeout = new CancellationTokenSource(TestTimeout);
