@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Mtcp.Actors;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Migration;
 using Mtcp.Hosting;
 using Mtcp.Policies;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using Akka.Configuration;
 using Mtcp.Actors;
+using Mtcp.Actors.Configuration;
 using Mtcp.Hosting;
 using Mtcp.Policies;
 

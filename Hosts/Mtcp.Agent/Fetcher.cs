@@ -4,6 +4,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Mtcp.Actors;
+using Mtcp.Actors.Migration;
 using Mtcp.Apps;
 using Mtcp.Hosting;
 using Mtcp.Wire;

@@ -1,5 +1,6 @@
 using System.Net;
 using Mtcp.Actors;
+using Mtcp.Actors.Migration;
 using Mtcp.Wire;
 
 namespace Mtcp.Agent;

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Akka.Configuration;
+using Mtcp.Actors.Configuration;
 using Mtcp.Agent;
 using Mtcp.Hosting;
 using Spectre.Console;
@@ -240,7 +241,7 @@ bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings setti
 
         config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
         settings = AgentSettings.Create(config);
-        Mtcp.Actors.RuntimeSettings.Create(config);
+        Mtcp.Actors.Configuration.RuntimeSettings.Create(config);
         MigrationKey.ReadAuthenticator(config);
         return true;
     }

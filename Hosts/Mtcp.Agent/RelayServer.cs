@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using Mtcp.Actors;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Migration;
 using Mtcp.Hosting;
 using Mtcp.Wire;
 

@@ -3,6 +3,8 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Serialization;
 using Mtcp.Actors;
+using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Control;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 

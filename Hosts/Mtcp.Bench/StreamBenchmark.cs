@@ -5,6 +5,8 @@ using System.Text.Json;
 using Akka.Configuration;
 using Mtcp.Actors;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Migration;
 using Mtcp.Apps;
 using Mtcp.Policies;
 

@@ -6,6 +6,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Mtcp.Actors;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Configuration;
 using Mtcp.Transports;
 
 namespace Mtcp.Bench;

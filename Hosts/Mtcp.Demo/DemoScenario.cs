@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Akka.Configuration;
 using Mtcp.Actors;
+using Mtcp.Actors.Configuration;
 using Mtcp.Apps;
 using Mtcp.Hosting;
 

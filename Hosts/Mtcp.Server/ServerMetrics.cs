@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Mtcp.Actors.Migration;
 
 namespace Mtcp.Server;
 
@@ -33,7 +34,7 @@ public sealed class ServerMetrics : IDisposable
 
         _runtimeListener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == Mtcp.Actors.MigrationMetrics.MeterName)
+            if (instrument.Meter.Name == Mtcp.Actors.Migration.MigrationMetrics.MeterName)
             {
                 listener.EnableMeasurementEvents(instrument);
             }

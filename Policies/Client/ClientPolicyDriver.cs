@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Migration;
 using Mtcp.Stack;
 using Mtcp.Wire;
 

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
-using static Mtcp.Actors.HoconValues;
+using Mtcp.Actors.Configuration;
+using static Mtcp.Actors.Configuration.HoconValues;
 
 namespace Mtcp.Policies;
 

@@ -1,6 +1,8 @@
 using System.Runtime.Serialization;
 using Akka.Configuration;
 using Akka.Serialization;
+using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Control;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors.Tests;

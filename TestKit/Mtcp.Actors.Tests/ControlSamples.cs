@@ -1,3 +1,4 @@
+using Mtcp.Actors.Migration;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 

@@ -3,6 +3,8 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
 using Akka.Serialization;
+using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Control;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors.Tests;

@@ -1,3 +1,5 @@
+using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Control;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors.Tests;

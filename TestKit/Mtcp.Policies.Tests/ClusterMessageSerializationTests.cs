@@ -1,4 +1,5 @@
 using Mtcp.Actors;
+using Mtcp.Actors.Configuration;
 using static Mtcp.Policies.Tests.Samples;
 
 namespace Mtcp.Policies.Tests;

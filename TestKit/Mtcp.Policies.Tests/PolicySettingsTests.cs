@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
 using Mtcp.Actors;
+using Mtcp.Actors.Configuration;
 using static Mtcp.Policies.Tests.Samples;
 
 namespace Mtcp.Policies.Tests;

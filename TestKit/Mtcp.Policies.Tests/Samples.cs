@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using Mtcp.Actors;
+using Mtcp.Actors.Configuration;
 using Mtcp.Stack;
 using Mtcp.Wire;
 

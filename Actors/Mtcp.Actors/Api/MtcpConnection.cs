@@ -1,6 +1,7 @@
 using System.Net;
 using Akka.Actor;
 using Mtcp.Actors.Endpoints;
+using Mtcp.Actors.Migration;
 using Mtcp.Stack.Migration;
 
 namespace Mtcp.Actors.Api;

@@ -1,6 +1,9 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Control;
 using Mtcp.Actors.Endpoints;
+using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
 using Mtcp.Transports;
 using Mtcp.Wire;
@@ -91,7 +94,7 @@ public sealed class MtcpRuntime : IAsyncDisposable
         IActorRef registry;
         try
         {
-            registry = connectionRegistry ?? system.ActorOf(Actors.ConnectionRegistry.Props(), name + "-registry");
+            registry = connectionRegistry ?? system.ActorOf(Migration.ConnectionRegistry.Props(), name + "-registry");
             packetActor = system.ActorOf(Packets.PacketActor.Props(opened, settings, tcp, registry: registry), name);
         }
         catch

@@ -1,8 +1,9 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Mtcp.Actors.Configuration;
 using Mtcp.Wire;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Cluster;
 
 /// <summary>
 /// The <c>mtcp.cluster</c> section of the configuration (what a server node announces to the cooperating

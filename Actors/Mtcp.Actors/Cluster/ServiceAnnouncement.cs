@@ -4,7 +4,7 @@ using System.Text;
 using Akka.Actor;
 using Mtcp.Wire;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Cluster;
 
 /// <summary>Why a <see cref="ServiceAnnouncement"/> could not be decoded.</summary>
 public enum ServiceAnnouncementError : byte

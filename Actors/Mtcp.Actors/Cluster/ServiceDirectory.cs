@@ -2,7 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Cluster;
 
 /// <summary>
 /// One per server node, at <c>/user/mtcp-directory</c> (<see cref="ActorName"/>): turns the Akka.Cluster
@@ -22,7 +22,7 @@ public sealed class ServiceDirectory : ReceiveActor, IWithTimers
 
     private const string AnnounceRetryTimer = "announce-retry";
 
-    private readonly Cluster _cluster;
+    private readonly Akka.Cluster.Cluster _cluster;
     private readonly ClusterSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _subscribers = [];
@@ -31,7 +31,7 @@ public sealed class ServiceDirectory : ReceiveActor, IWithTimers
     public ServiceDirectory(ClusterSettings settings)
     {
         _settings = settings;
-        _cluster = Cluster.Get(Context.System);
+        _cluster = Akka.Cluster.Cluster.Get(Context.System);
         _state = ServiceDirectoryState.Initial(new ServiceAnnouncement(settings.ServiceEndpoints, _cluster.SelfAddress, replyRequested: false));
 
         Receive<ClusterEvent.MemberUp>(up =>

@@ -2,7 +2,7 @@ using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Cluster;
 
 /// <summary>
 /// Serializes the service directory's <see cref="ServiceAnnouncement"/>s in their fixed binary layout. Bound

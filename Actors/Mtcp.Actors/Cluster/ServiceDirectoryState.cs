@@ -2,7 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Cluster;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Cluster;
 
 /// <summary>
 /// What one node's <see cref="ServiceDirectory"/> knows, as an immutable value the actor swaps (the logic is

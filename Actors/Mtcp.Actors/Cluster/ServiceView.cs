@@ -3,7 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using Akka.Actor;
 using Mtcp.Wire;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Cluster;
 
 /// <summary>
 /// The other cooperating servers a connection accepted on this node may migrate to: the content of

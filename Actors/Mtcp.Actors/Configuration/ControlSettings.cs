@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Configuration;
 
 /// <summary>
 /// The <c>mtcp.control</c> section of the configuration (control connection, thesis 4.2.3), read once and

@@ -1,6 +1,6 @@
 using Akka.Configuration;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Configuration;
 
 /// <summary>
 /// The reference configuration of the MTCP runtime (HOCON/mtcp-reference.conf, embedded in this

@@ -1,7 +1,7 @@
 using Akka.Configuration;
 using Mtcp.Wire;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Configuration;
 
 /// <summary>Which packet transport a runtime uses (<c>mtcp.runtime.transport</c>).</summary>
 public enum TransportKind

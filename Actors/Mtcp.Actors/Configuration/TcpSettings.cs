@@ -1,7 +1,7 @@
 using Akka.Configuration;
 using Mtcp.Stack;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Configuration;
 
 /// <summary>
 /// The <c>mtcp.tcp</c> section, read once into the engine's <see cref="TcpConfig"/> and validated by it; a

@@ -1,10 +1,11 @@
 using System.Diagnostics.CodeAnalysis;
 using Akka.Actor;
 using Akka.Event;
+using Mtcp.Actors.Configuration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>
 /// This node's end of the one control connection to one peer node (thesis 4.2.3: "exactly one control

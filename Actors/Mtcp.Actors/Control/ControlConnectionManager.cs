@@ -2,10 +2,11 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Remote;
+using Mtcp.Actors.Configuration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>
 /// One per node, at <c>/user/mtcp-control</c> (<see cref="ActorName"/>): keeps exactly one
@@ -110,7 +111,7 @@ public sealed class ControlConnectionManager : ReceiveActor
         Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
         if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
         {
-            Cluster.Get(Context.System).Subscribe(
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(
                 Self,
                 ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.IMemberEvent),
@@ -123,7 +124,7 @@ public sealed class ControlConnectionManager : ReceiveActor
         Context.System.EventStream.Unsubscribe(Self);
         if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
         {
-            Cluster.Get(Context.System).Unsubscribe(Self);
+            Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         }
 
         base.PostStop();
@@ -158,7 +159,7 @@ public sealed class ControlConnectionManager : ReceiveActor
 
     private void Lose(Address peer, StateRequestFailure reason, bool stop)
     {
-        if (peer.Equals(Cluster.Get(Context.System).SelfAddress))
+        if (peer.Equals(Akka.Cluster.Cluster.Get(Context.System).SelfAddress))
         {
             return;
         }

@@ -4,7 +4,7 @@ using Akka.Actor;
 using Akka.Serialization;
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>
 /// Serializes the control-connection messages (thesis 4.2.3) in their byte-exact Mtcp.Wire.Control

@@ -3,7 +3,7 @@ using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>
 /// Asks the control connection to <paramref name="Peer"/> for a migrating connection's state (thesis 4.2.3,

@@ -1,4 +1,4 @@
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>
 /// Hands out state-request ids for one node: unique among the node's requests in flight (a 64-bit counter

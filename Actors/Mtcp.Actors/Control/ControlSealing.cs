@@ -1,10 +1,11 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Text;
 using Akka.Actor;
+using Mtcp.Actors.Migration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>
 /// One association's sealing of control messages (docs/threat-model.md, "control MAC"): messages to the peer are sealed

@@ -1,6 +1,6 @@
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>
 /// A control message MACed for one association (beyond the thesis; docs/threat-model.md): the bytes of a

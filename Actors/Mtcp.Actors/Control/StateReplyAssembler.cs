@@ -1,7 +1,8 @@
 using System.Diagnostics.CodeAnalysis;
+using Mtcp.Actors.Configuration;
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>What <see cref="StateReplyAssembler.Add"/> did with a chunk.</summary>
 public enum AssemblyStatus : byte

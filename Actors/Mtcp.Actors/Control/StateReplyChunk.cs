@@ -1,7 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>
 /// One slice of an encoded <see cref="StateReply"/> (or of its sealed envelope) too large for one Akka.Remote frame:

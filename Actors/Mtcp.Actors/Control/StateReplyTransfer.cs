@@ -1,6 +1,7 @@
+using Mtcp.Actors.Configuration;
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Control;
 
 /// <summary>How the origin server puts a state reply on the control connection.</summary>
 public static class StateReplyTransfer

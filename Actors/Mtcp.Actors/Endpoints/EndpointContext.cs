@@ -1,4 +1,7 @@
 using Akka.Actor;
+using Mtcp.Actors.Cluster;
+using Mtcp.Actors.Control;
+using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack;
 using Mtcp.Transports;

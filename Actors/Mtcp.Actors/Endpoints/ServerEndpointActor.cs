@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using Mtcp.Actors.Control;
+using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack;
 using Mtcp.Stack.Migration;

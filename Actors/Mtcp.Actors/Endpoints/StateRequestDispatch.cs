@@ -1,4 +1,6 @@
 using Akka.Actor;
+using Mtcp.Actors.Cluster;
+using Mtcp.Actors.Control;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack;
 using Mtcp.Stack.Migration;

@@ -1,9 +1,10 @@
 using Akka.Actor;
 using Akka.Event;
+using Mtcp.Actors.Control;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Migration;
 
 /// <summary>A server endpoint actor holds connection <paramref name="Cid"/>; state requests for it go there.</summary>
 internal sealed record RegisterEndpoint(ConnectionId Cid, IActorRef Endpoint);

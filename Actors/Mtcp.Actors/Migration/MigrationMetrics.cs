@@ -1,6 +1,6 @@
 using System.Diagnostics.Metrics;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Migration;
 
 /// <summary>
 /// The runtime's migration instruments, on the meter <c>Mtcp.Migration</c> (collect them with dotnet-counters,

@@ -1,9 +1,10 @@
 using Akka.Actor;
+using Mtcp.Actors.Cluster;
 using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 
-namespace Mtcp.Actors;
+namespace Mtcp.Actors.Migration;
 
 /// <summary>
 /// What a runtime needs to take part in migrations (see <c>MtcpRuntime.EnableMigrationAsync</c>), with the

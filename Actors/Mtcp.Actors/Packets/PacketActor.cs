@@ -1,6 +1,9 @@
 using Akka.Actor;
 using Akka.Event;
+using Mtcp.Actors.Cluster;
+using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Endpoints;
+using Mtcp.Actors.Migration;
 using Mtcp.Stack;
 using Mtcp.Stack.Migration;
 using Mtcp.Transports;

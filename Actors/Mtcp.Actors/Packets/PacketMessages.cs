@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Mtcp.Actors.Migration;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Packets;

@@ -1,3 +1,4 @@
+using Mtcp.Actors.Configuration;
 using Mtcp.Transports;
 
 namespace Mtcp.Actors.Packets;

@@ -4,6 +4,8 @@ using Akka.Cluster;
 using Akka.Remote;
 using Akka.Remote.Transport;
 using Akka.TestKit;
+using Mtcp.Actors.Cluster;
+using Mtcp.Actors.Control;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 using Xunit.Abstractions;
@@ -64,7 +66,7 @@ public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
         var seed = _nodes[0].Address;
         foreach (var node in _nodes)
         {
-            Cluster.Get(node.System).JoinSeedNodes([seed]);
+            Akka.Cluster.Cluster.Get(node.System).JoinSeedNodes([seed]);
         }
 
         foreach (var node in _nodes)
@@ -101,7 +103,7 @@ public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
         var leaver = _nodes[1];
 
         var started = Stopwatch.GetTimestamp();
-        await Cluster.Get(leaver.System).LeaveAsync();
+        await Akka.Cluster.Cluster.Get(leaver.System).LeaveAsync();
         var remaining = _nodes.Where(node => node != leaver).ToList();
         foreach (var node in remaining)
         {
@@ -112,7 +114,7 @@ public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
 
         var joiner = StartNode(4);
         started = Stopwatch.GetTimestamp();
-        Cluster.Get(joiner.System).JoinSeedNodes([_nodes[0].Address]);
+        Akka.Cluster.Cluster.Get(joiner.System).JoinSeedNodes([_nodes[0].Address]);
         remaining.Add(joiner);
         foreach (var node in remaining)
         {
@@ -174,8 +176,8 @@ public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
         var requesterManager = requester.System.StartControlConnectionManager(CreateTestProbe(requester.System).Ref);
         var victimRegistry = CreateTestProbe(victim.System);
         victim.System.StartControlConnectionManager(victimRegistry.Ref);
-        Cluster.Get(requester.System).Join(requester.Address);
-        Cluster.Get(victim.System).Join(requester.Address);
+        Akka.Cluster.Cluster.Get(requester.System).Join(requester.Address);
+        Akka.Cluster.Cluster.Get(victim.System).Join(requester.Address);
         await requester.AwaitViewAsync([requester, victim]);
         var endpoint = CreateTestProbe(requester.System);
         var request = new StateRequest(10, ControlSamples.MigratingCid, ControlSamples.NewEndpointCid, new SeqNumber(1), ReadOnlyMemory<byte>.Empty);
@@ -206,7 +208,7 @@ public sealed class ClusterDiscoveryTests : Akka.TestKit.Xunit2.TestKit
         {
             System = system;
             ServiceEndpoint = serviceEndpoint;
-            Address = Cluster.Get(system).SelfAddress;
+            Address = Akka.Cluster.Cluster.Get(system).SelfAddress;
             Directory = system.StartServiceDirectory();
             Subscriber = kit.CreateTestProbe(system);
             Directory.Tell(new SubscribeAlternateServers(Subscriber.Ref));

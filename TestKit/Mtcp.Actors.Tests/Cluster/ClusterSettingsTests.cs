@@ -1,4 +1,6 @@
 using Akka.Configuration;
+using Mtcp.Actors.Cluster;
+using Mtcp.Actors.Configuration;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Tests;

@@ -1,6 +1,8 @@
 using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
+using Mtcp.Actors.Cluster;
+using Mtcp.Actors.Configuration;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Tests;

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Mtcp.Actors.Cluster;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Tests;

@@ -1,5 +1,7 @@
 using System.Runtime.Serialization;
 using Akka.Serialization;
+using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Control;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors.Tests;

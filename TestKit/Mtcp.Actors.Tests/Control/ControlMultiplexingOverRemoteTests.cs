@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.TestKit;
+using Mtcp.Actors.Control;
 using Mtcp.Wire.Control;
 using Xunit.Abstractions;
 

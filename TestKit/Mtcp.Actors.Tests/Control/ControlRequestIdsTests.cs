@@ -1,3 +1,5 @@
+using Mtcp.Actors.Control;
+
 namespace Mtcp.Actors.Tests;
 
 [Trait("Category", "Actors")]

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.TestKit;
+using Mtcp.Actors.Control;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors.Tests;

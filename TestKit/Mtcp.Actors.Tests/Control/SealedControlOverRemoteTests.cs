@@ -1,6 +1,7 @@
 using System.Text;
 using Akka.Actor;
 using Akka.TestKit;
+using Mtcp.Actors.Control;
 using Mtcp.Actors.Tests.Migration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;

@@ -1,6 +1,7 @@
 using System.Net;
 using Akka.Actor;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Cluster;
 using Mtcp.TestKit;
 using Mtcp.Wire;
 using Xunit.Abstractions;

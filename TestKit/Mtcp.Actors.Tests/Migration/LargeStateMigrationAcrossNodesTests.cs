@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Migration;
 using Mtcp.TestKit;
 using Xunit.Abstractions;
 

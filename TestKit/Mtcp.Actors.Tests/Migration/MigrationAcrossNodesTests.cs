@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Security.Cryptography;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Migration;
 using Mtcp.TestKit;
 using Mtcp.Wire;
 using Xunit.Abstractions;

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Mtcp.Actors.Migration;
 
 namespace Mtcp.Actors.Tests.Migration;
 

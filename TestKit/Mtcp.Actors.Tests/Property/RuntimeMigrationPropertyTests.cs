@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Akka.Actor;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
 using Mtcp.Actors.Tests.Migration;
 using Mtcp.TestKit;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Akka.Configuration;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Configuration;
 using Mtcp.Transports;
 using Mtcp.Wire;
 

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit;
+using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Packets;
 using Mtcp.Transports;
 using Mtcp.Wire;

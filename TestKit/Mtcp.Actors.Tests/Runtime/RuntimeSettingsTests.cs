@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using Mtcp.Actors.Configuration;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Tests.Runtime;

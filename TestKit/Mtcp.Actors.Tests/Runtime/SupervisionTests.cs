@@ -3,6 +3,7 @@ using System.Net;
 using Akka.Actor;
 using Akka.Configuration;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Configuration;
 using Mtcp.Transports;
 using Mtcp.Wire;
 using static Mtcp.Actors.Tests.Runtime.RuntimeTestSupport;
