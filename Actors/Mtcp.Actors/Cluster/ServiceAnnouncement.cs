@@ -25,7 +25,7 @@ public enum ServiceAnnouncementError : byte
 /// (TCP_CONTROL_MAPPINGS). <see cref="ReplyRequested"/> asks the receiver to answer with its own announcement,
 /// so that two directories that started at different times still learn of each other.
 /// </summary>
-public sealed record ServiceAnnouncement
+internal sealed record ServiceAnnouncement
 {
     public const string SerializerManifest = "SDA";
 

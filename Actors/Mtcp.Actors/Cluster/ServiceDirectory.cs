@@ -15,7 +15,7 @@ namespace Mtcp.Actors.Cluster;
 /// first announcement to it was sent). The view logic is in <see cref="ServiceDirectoryState"/>.
 /// Subscribers get <see cref="AlternateServersChanged"/> on every change.
 /// </summary>
-public sealed class ServiceDirectory : ReceiveActor, IWithTimers
+internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
 {
     /// <summary>The well-known name other members address this actor by; it must be a child of <c>/user</c>.</summary>
     public const string ActorName = "mtcp-directory";

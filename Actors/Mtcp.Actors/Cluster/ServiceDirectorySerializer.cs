@@ -9,7 +9,7 @@ namespace Mtcp.Actors.Cluster;
 /// in HOCON/mtcp-reference.conf with identifier 254; the manifest is frozen. A malformed payload raises a
 /// <see cref="SerializationException"/> naming the error; Akka.Remote logs it and drops that message.
 /// </summary>
-public sealed class ServiceDirectorySerializer : SerializerWithStringManifest
+internal sealed class ServiceDirectorySerializer : SerializerWithStringManifest
 {
     public ServiceDirectorySerializer(ExtendedActorSystem system)
         : base(system)

@@ -9,7 +9,7 @@ namespace Mtcp.Actors.Cluster;
 /// tested without actors). A member is in the view when it is Up, reachable from here, and has announced its
 /// addresses; leaving, exiting, being downed or removed, or becoming unreachable takes it out at once.
 /// </summary>
-public sealed class ServiceDirectoryState
+internal sealed class ServiceDirectoryState
 {
     private readonly ImmutableHashSet<Address> _up;
     private readonly ImmutableHashSet<Address> _unreachable;

@@ -83,7 +83,7 @@ public sealed class ControlMappings : IEquatable<ControlMappings>
 public sealed record SubscribeAlternateServers(IActorRef Subscriber);
 
 /// <summary>Stop sending <see cref="AlternateServersChanged"/> to <paramref name="Subscriber"/>.</summary>
-public sealed record UnsubscribeAlternateServers(IActorRef Subscriber);
+internal sealed record UnsubscribeAlternateServers(IActorRef Subscriber);
 
 /// <summary>Asks the <see cref="ServiceDirectory"/> for its current view; answered with <see cref="AlternateServersChanged"/>.</summary>
 public sealed record GetAlternateServers

@@ -8,7 +8,7 @@ namespace Mtcp.Actors.Configuration;
 /// validated. Every value comes from HOCON (see HOCON/mtcp-reference.conf for units and defaults); a
 /// missing or invalid key fails with a <see cref="ConfigurationException"/> that names the key.
 /// </summary>
-public sealed record ControlSettings
+internal sealed record ControlSettings
 {
     public const string StateRequestTimeoutPath = "mtcp.control.state-request-timeout";
     public const string ReplyChunkSizePath = "mtcp.control.reply-chunk-size";

@@ -7,7 +7,7 @@ namespace Mtcp.Actors.Configuration;
 /// The <c>mtcp.tcp</c> section, read once into the engine's <see cref="TcpConfig"/> and validated by it; a
 /// rule the engine refuses is reported as a <see cref="ConfigurationException"/> naming the HOCON key.
 /// </summary>
-public static class TcpSettings
+internal static class TcpSettings
 {
     public const string Section = "mtcp.tcp";
 

@@ -20,7 +20,7 @@ public enum StateTransferAbandonReason : byte
 /// abandoned request, so S1 keeps the connection whatever happens to this notice; the notice only lets S1
 /// release what it holds for the transfer early.
 /// </summary>
-public sealed record AbandonStateTransfer
+internal sealed record AbandonStateTransfer
 {
     public const string SerializerManifest = "SAB";
 

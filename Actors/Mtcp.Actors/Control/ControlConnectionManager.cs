@@ -22,7 +22,7 @@ namespace Mtcp.Actors.Control;
 /// Cluster events are used when the node runs the cluster provider; association events in any case.
 /// </para>
 /// </summary>
-public sealed class ControlConnectionManager : ReceiveActor
+internal sealed class ControlConnectionManager : ReceiveActor
 {
     /// <summary>The well-known name peers address this actor by; it must be a child of <c>/user</c>.</summary>
     public const string ActorName = "mtcp-control";

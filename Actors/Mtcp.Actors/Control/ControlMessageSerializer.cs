@@ -15,7 +15,7 @@ namespace Mtcp.Actors.Control;
 /// A malformed payload raises a <see cref="SerializationException"/> naming the manifest and the
 /// <see cref="ControlWireError"/>; Akka.Remote logs it and drops that one message.
 /// </summary>
-public sealed class ControlMessageSerializer : SerializerWithStringManifest
+internal sealed class ControlMessageSerializer : SerializerWithStringManifest
 {
     public ControlMessageSerializer(ExtendedActorSystem system)
         : base(system)

@@ -14,24 +14,24 @@ namespace Mtcp.Actors.Control;
 /// sender. <see cref="ControlMessage.RequestId"/> must be unique among this node's requests in flight to the
 /// peer (<see cref="ControlRequestIds"/> hands out such ids); the replies echo it.
 /// </summary>
-public sealed record RequestState(Address Peer, StateRequest Request, IActorRef ReplyTo);
+internal sealed record RequestState(Address Peer, StateRequest Request, IActorRef ReplyTo);
 
 /// <summary>
 /// Sends <paramref name="Ack"/> to <paramref name="Peer"/> on the control connection: the same as answering the
 /// <see cref="StateReply"/>'s sender with the ack, for an endpoint that kept the peer's address instead.
 /// Acknowledge only a reply that was delivered and reinstated (thesis 4.2.3, step 4 at S2).
 /// </summary>
-public sealed record AcknowledgeState(Address Peer, StateAck Ack);
+internal sealed record AcknowledgeState(Address Peer, StateAck Ack);
 
 /// <summary>
 /// No answer came from <paramref name="Peer"/> within <c>mtcp.control.state-request-timeout</c>: the migration
 /// fails and the client stays on its origin. A reply arriving later is never delivered and never acknowledged,
 /// so the origin keeps the connection (it closes only on a <see cref="StateAck"/>, thesis 4.2.3).
 /// </summary>
-public sealed record StateRequestTimedOut(Address Peer, ulong RequestId, ConnectionId NewEndpointCid, TimeSpan Timeout);
+internal sealed record StateRequestTimedOut(Address Peer, ulong RequestId, ConnectionId NewEndpointCid, TimeSpan Timeout);
 
 /// <summary>Why a state request ended without a reply, reject or timeout.</summary>
-public enum StateRequestFailure : byte
+internal enum StateRequestFailure : byte
 {
     /// <summary>The cluster's failure detector marked the peer unreachable; requests in flight to it are failed at once.</summary>
     PeerUnreachable = 1,
@@ -59,7 +59,7 @@ public enum StateRequestFailure : byte
 }
 
 /// <summary>The state request ended without an answer from the peer, for <paramref name="Reason"/>; the migration fails.</summary>
-public sealed record StateRequestFailed(Address Peer, ulong RequestId, ConnectionId NewEndpointCid, StateRequestFailure Reason);
+internal sealed record StateRequestFailed(Address Peer, ulong RequestId, ConnectionId NewEndpointCid, StateRequestFailure Reason);
 
 /// <summary>
 /// Handed to the node's connection registry when a peer asks for a connection's state (thesis 4.2.3 at S1).
@@ -67,39 +67,39 @@ public sealed record StateRequestFailed(Address Peer, ulong RequestId, Connectio
 /// <see cref="StateReply"/> or <see cref="StateReject"/> carrying the request's id; the control connection
 /// chunks large replies. An answer later than <c>mtcp.control.state-request-timeout</c> is dropped.
 /// </summary>
-public sealed record StateRequestReceived(Address Peer, StateRequest Request);
+internal sealed record StateRequestReceived(Address Peer, StateRequest Request);
 
 /// <summary>
 /// Handed to the node's connection registry when a peer acknowledges a reinstated state reply: the origin
 /// endpoint of <see cref="StateAck.MigratingCid"/> may now close (thesis 4.2.3: passive close, then CLOSED).
 /// </summary>
-public sealed record StateAckReceived(Address Peer, StateAck Ack);
+internal sealed record StateAckReceived(Address Peer, StateAck Ack);
 
 /// <summary>
 /// Handed to the node's connection registry when a peer gave up on a state request it sent (it timed out, or
 /// the reply was refused). No <see cref="StateAck"/> will follow: the origin endpoint keeps serving the client.
 /// Best effort: the notice can be lost with the peer, and the absence of a StateAck is what counts.
 /// </summary>
-public sealed record StateTransferAbandoned(Address Peer, ulong RequestId, StateTransferAbandonReason Reason);
+internal sealed record StateTransferAbandoned(Address Peer, ulong RequestId, StateTransferAbandonReason Reason);
 
 /// <summary>Asks the <see cref="ControlConnectionManager"/> for its control connections.</summary>
-public sealed record GetControlConnections
+internal sealed record GetControlConnections
 {
     public static GetControlConnections Instance { get; } = new();
 }
 
 /// <summary>The control connections a <see cref="ControlConnectionManager"/> holds, one per peer node.</summary>
-public sealed record ControlConnections(IReadOnlyDictionary<Address, IActorRef> ByPeer);
+internal sealed record ControlConnections(IReadOnlyDictionary<Address, IActorRef> ByPeer);
 
 /// <summary>
 /// Gives the node's <see cref="ControlConnectionManager"/> the cluster key's authenticator: from now on every control
 /// connection seals what it sends and drops what it receives unless it opens (docs/threat-model.md). Sent by
 /// <c>MtcpRuntime.EnableMigrationAsync</c>; answered with <see cref="ControlAuthenticatorInUse"/>.
 /// </summary>
-public sealed record UseControlAuthenticator(IMigrationAuthenticator Authenticator);
+internal sealed record UseControlAuthenticator(IMigrationAuthenticator Authenticator);
 
 /// <summary>The control connections seal and open control messages with the authenticator given.</summary>
-public sealed record ControlAuthenticatorInUse
+internal sealed record ControlAuthenticatorInUse
 {
     public static ControlAuthenticatorInUse Instance { get; } = new();
 }

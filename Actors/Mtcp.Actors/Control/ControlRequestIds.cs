@@ -6,7 +6,7 @@ namespace Mtcp.Actors.Control;
 /// (thesis 4.2.3 multiplexes every transfer onto it). Thread-safe; one instance per node, passed to the
 /// endpoint actors that request state.
 /// </summary>
-public sealed class ControlRequestIds
+internal sealed class ControlRequestIds
 {
     private long _last;
 

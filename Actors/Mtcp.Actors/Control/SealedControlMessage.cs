@@ -8,7 +8,7 @@ namespace Mtcp.Actors.Control;
 /// anything in it is used. A state reply too large for one Akka.Remote frame travels instead as
 /// <see cref="StateReplyChunk"/>s of its envelope.
 /// </summary>
-public sealed class SealedControlMessage(ReadOnlyMemory<byte> envelope)
+internal sealed class SealedControlMessage(ReadOnlyMemory<byte> envelope)
 {
     public const string SerializerManifest = "SCM";
 

@@ -5,7 +5,7 @@ using Mtcp.Wire.Control;
 namespace Mtcp.Actors.Control;
 
 /// <summary>What <see cref="StateReplyAssembler.Add"/> did with a chunk.</summary>
-public enum AssemblyStatus : byte
+internal enum AssemblyStatus : byte
 {
     /// <summary>Stored; the reply is not complete yet.</summary>
     Buffered,
@@ -42,7 +42,7 @@ public enum AssemblyStatus : byte
 }
 
 /// <summary>The outcome of adding one chunk: the status, the reply when complete, and the decode error when malformed.</summary>
-public readonly record struct AssemblyResult(AssemblyStatus Status, StateReply? Reply, ControlWireError WireError)
+internal readonly record struct AssemblyResult(AssemblyStatus Status, StateReply? Reply, ControlWireError WireError)
 {
     /// <summary>True when the chunk was refused; the status says why.</summary>
     public bool IsRejection => Status is not (AssemblyStatus.Buffered or AssemblyStatus.Completed or AssemblyStatus.Duplicate);
@@ -60,7 +60,7 @@ public delegate bool StateReplyFrameReader(ReadOnlyMemory<byte> frame, [NotNullW
 /// peer cannot make this node allocate for transfers it never asked for. Memory is bounded: no reply above
 /// the per-reply limit, and no more than the reassembly budget reserved across transfers.
 /// </summary>
-public sealed class StateReplyAssembler
+internal sealed class StateReplyAssembler
 {
     /// <summary>Expected requests; the value is null until the first chunk of the reply arrives.</summary>
     private readonly Dictionary<ulong, Transfer?> _transfers = [];

@@ -9,7 +9,7 @@ namespace Mtcp.Actors.Control;
 /// <c>mtcp.control.reply-chunk-size</c> bytes and <see cref="StateReplyAssembler"/> rebuilds it. The bytes are
 /// <see cref="StateReplyChunkHeader"/>'s layout.
 /// </summary>
-public sealed record StateReplyChunk
+internal sealed record StateReplyChunk
 {
     public const string SerializerManifest = "SRC";
 

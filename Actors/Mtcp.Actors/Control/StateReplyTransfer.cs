@@ -4,7 +4,7 @@ using Mtcp.Wire.Control;
 namespace Mtcp.Actors.Control;
 
 /// <summary>How the origin server puts a state reply on the control connection.</summary>
-public static class StateReplyTransfer
+internal static class StateReplyTransfer
 {
     /// <summary>
     /// The messages to send, in order, for <paramref name="reply"/>: the reply itself when its encoding fits

@@ -11,7 +11,7 @@ namespace Mtcp.Actors.Endpoints;
 /// off-path attacker who does not know the key cannot predict the ISN of a connection; successive incarnations of
 /// one 4-tuple still get increasing ISNs from M (RFC 9293 §3.4.1).
 /// </summary>
-public sealed class InitialSequenceNumbers
+internal sealed class InitialSequenceNumbers
 {
     private const int KeyLength = 32;
     private const int MicrosecondsPerTick = 4;

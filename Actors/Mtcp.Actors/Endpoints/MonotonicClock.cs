@@ -7,7 +7,7 @@ namespace Mtcp.Actors.Endpoints;
 /// The runtime's clock: microseconds since the runtime started, from the monotonic high-resolution timer. The
 /// engine never reads a clock; the actors read this one and pass the time in.
 /// </summary>
-public sealed class MonotonicClock
+internal sealed class MonotonicClock
 {
     private readonly long _start = Stopwatch.GetTimestamp();
 

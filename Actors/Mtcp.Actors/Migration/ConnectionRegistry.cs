@@ -22,7 +22,7 @@ internal sealed record ServeStateRequest(StateRequest Request);
 internal sealed record MigrateAway(StateAck Ack);
 
 /// <summary>Asks a <see cref="ConnectionRegistry"/> how many connections it holds; answered with <see cref="ConnectionRegistryStatistics"/>.</summary>
-public sealed class GetConnectionRegistryStatistics
+internal sealed class GetConnectionRegistryStatistics
 {
     public static readonly GetConnectionRegistryStatistics Instance = new();
 
@@ -35,7 +35,7 @@ public sealed class GetConnectionRegistryStatistics
 /// The connections a registry holds now: one entry per Cid a server endpoint registered and has not yet given up
 /// (migrated away or stopped). Zero on an idle node; an entry that outlives its connection is a leak.
 /// </summary>
-public sealed record ConnectionRegistryStatistics(int Connections);
+internal sealed record ConnectionRegistryStatistics(int Connections);
 
 /// <summary>
 /// One per runtime: the node's connection registry (the thesis's lookup of the migrating connection by Cid at S1,

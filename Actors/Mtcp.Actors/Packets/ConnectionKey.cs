@@ -6,7 +6,7 @@ namespace Mtcp.Actors.Packets;
 /// Names a connection endpoint from this node's side: the peer's address and port and our port. Our address is
 /// the transport's, the same for every key of one packet actor, so it is left out of the key.
 /// </summary>
-public readonly record struct ConnectionKey(IpAddress RemoteAddress, ushort RemotePort, ushort LocalPort)
+internal readonly record struct ConnectionKey(IpAddress RemoteAddress, ushort RemotePort, ushort LocalPort)
 {
     public override string ToString() => $"{LocalPort}<->{RemoteAddress}:{RemotePort}";
 }

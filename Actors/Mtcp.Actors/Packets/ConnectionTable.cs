@@ -9,7 +9,7 @@ namespace Mtcp.Actors.Packets;
 /// sends anything, so that no answer from the peer can arrive while its 4-tuple is still unknown (it would be
 /// answered with a RST). Endpoints remove their own entry when they stop.
 /// </summary>
-public sealed class ConnectionTable
+internal sealed class ConnectionTable
 {
     private readonly ConcurrentDictionary<ConnectionKey, IActorRef> _endpoints = new();
     private readonly ConcurrentDictionary<ushort, IActorRef> _listeners = new();

@@ -9,7 +9,7 @@ namespace Mtcp.Actors.Packets;
 /// consumes the segment calls <see cref="Release"/> once, after the engine copied the payload. This message is
 /// the only per-segment allocation of the receive path; a segment without payload (a pure ACK) rents nothing.
 /// </summary>
-public sealed class InboundSegment
+internal sealed class InboundSegment
 {
     private byte[]? _payload;
 

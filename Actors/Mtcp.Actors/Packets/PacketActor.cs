@@ -24,7 +24,7 @@ namespace Mtcp.Actors.Packets;
 /// The actor itself binds listeners and starts client connections, so that it parents every actor of the node.
 /// Supervision: one-for-one, always stop (see <see cref="EndpointSupervision"/>).
 /// </remarks>
-public sealed class PacketActor : ReceiveActor
+internal sealed class PacketActor : ReceiveActor
 {
     // Local send drops are logged at most once per interval: under a lossy firewall rule or a full queue they come by
     // the thousand, and each is an ordinary loss that TCP repairs; the line says how many and why.

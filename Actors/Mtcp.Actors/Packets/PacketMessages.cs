@@ -11,7 +11,7 @@ public sealed record Bind(ushort Port);
 public sealed record Bound(ushort Port, IActorRef Listener);
 
 /// <summary>Sends the client of <paramref name="Grant"/>'s connection a MIGRATE_TRIGGER from this node's <paramref name="SenderPort"/>, as a third party.</summary>
-public sealed record SendMigrationTrigger(MigrationTriggerGrant Grant, ushort SenderPort);
+internal sealed record SendMigrationTrigger(MigrationTriggerGrant Grant, ushort SenderPort);
 
 /// <summary>
 /// Opens a connection to <paramref name="RemoteAddress"/>:<paramref name="RemotePort"/> from an ephemeral port;

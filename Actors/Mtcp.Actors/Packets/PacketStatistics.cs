@@ -26,7 +26,7 @@ public sealed record PacketStatistics(
 }
 
 /// <summary>Asks a packet actor for its <see cref="PacketStatistics"/>.</summary>
-public sealed class GetPacketStatistics
+internal sealed class GetPacketStatistics
 {
     public static readonly GetPacketStatistics Instance = new();
 

@@ -4,10 +4,10 @@ using Mtcp.Transports;
 namespace Mtcp.Actors.Packets;
 
 /// <summary>A transport opened from the settings, and why it is the one.</summary>
-public sealed record OpenedTransport(IPacketTransport Transport, string Reason);
+internal sealed record OpenedTransport(IPacketTransport Transport, string Reason);
 
 /// <summary>Opens the packet transport <c>mtcp.runtime.transport</c> names.</summary>
-public static class PacketTransports
+internal static class PacketTransports
 {
     /// <param name="fabric">the in-process network for <see cref="TransportKind.Memory"/>; ignored otherwise.</param>
     /// <exception cref="PacketTransportException">the transport could not be opened; the message says what to change.</exception>

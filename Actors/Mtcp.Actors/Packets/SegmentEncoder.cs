@@ -9,7 +9,7 @@ namespace Mtcp.Actors.Packets;
 /// and the checksum over the pseudo-header in front of it, so each segment is built in place in one reusable
 /// buffer. Owned by one driver; not thread-safe.
 /// </summary>
-public sealed class SegmentEncoder
+internal sealed class SegmentEncoder
 {
     /// <summary>Room kept in front of the payload for the largest header (RFC 9293 §3.1: 60 bytes).</summary>
     private const int HeaderRoom = TcpSegment.MinHeaderLength + TcpSegment.MaxOptionsLength;
