@@ -29,6 +29,12 @@ public sealed partial class LossyServiceNetworkTests(ITestOutputHelper output) :
     // 1 - 0.99^2 = 2% of the packets in each direction, half of them as failed sends and half as silent losses.
     private const int LossPercentPerHook = 1;
     private const int CurlMaxTimeSeconds = 300;
+
+    // curl limits each download to 2 MiB/s, 20 MiB/s in all, about what the three processes reach together on two
+    // cores: it spreads the downloads evenly (5 to 8 s each here), so none ends before its migrations are asked for
+    // under load, and the agent reads as a slow reader would, with its receive window closed at times. Unthrottled,
+    // downloads took 4 to 10 s here, and the last migration of a fast one could miss it.
+    private const string RateLimit = "2M";
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
     private readonly ProcessTestbed _testbed = new(output);
@@ -57,7 +63,7 @@ public sealed partial class LossyServiceNetworkTests(ITestOutputHelper output) :
 
         var transfer = Stopwatch.StartNew();
         var curls = Enumerable.Range(0, Downloads).Select(i => Own(topology.Client.StartBackground(
-            "curl", "-sS", "--max-time", CurlMaxTimeSeconds.ToString(CultureInfo.InvariantCulture), "-o", DownloadPath(i),
+            "curl", "-sS", "--max-time", CurlMaxTimeSeconds.ToString(CultureInfo.InvariantCulture), "--limit-rate", RateLimit, "-o", DownloadPath(i),
             "-w", "%{http_code} %{size_download} %{time_total}", $"http://{TopologyProcesses.AgentListen}/big.bin"))).ToList();
         var migrations = await MigrateEveryDownloadAsync(topology, hosts, curls);
         var results = await Task.WhenAll(curls.Select(curl => curl.WaitForExitAsync(TimeSpan.FromSeconds(CurlMaxTimeSeconds + 30))));
@@ -193,7 +199,7 @@ public sealed partial class LossyServiceNetworkTests(ITestOutputHelper output) :
         var seconds = results.Select(result => result.StandardOutput.Trim().Split(' ') is [_, _, var time] ? double.Parse(time, CultureInfo.InvariantCulture) : double.NaN).Order().ToList();
         output.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"{transport}: {Downloads} x {FileBytes} bytes at {LossPercentPerHook}% loss per hook (~{100 * (1 - Math.Pow(1 - (LossPercentPerHook / 100.0), 2)):0.0}% each way): "
+            $"{transport}: {Downloads} x {FileBytes} bytes (curl --limit-rate {RateLimit}) at {LossPercentPerHook}% loss per hook (~{100 * (1 - Math.Pow(1 - (LossPercentPerHook / 100.0), 2)):0.0}% each way): "
             + $"set-up {setup.TotalSeconds:0.0} s, transfer {transfer.TotalSeconds:0.0} s ({Downloads * (double)FileBytes / transfer.TotalSeconds / 1e6:0.0} MB/s in all); "
             + $"download times min {seconds[0]:0.0} s, median {seconds[seconds.Count / 2]:0.0} s, max {seconds[^1]:0.0} s"));
         output.WriteLine($"{transport}: completed migrations per download (agent's record): [{string.Join(", ", completedByRelay.OrderBy(relay => relay.Key).Select(relay => relay.Value))}], "

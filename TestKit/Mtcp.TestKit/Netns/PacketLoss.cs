@@ -13,14 +13,18 @@ public enum LossHooks
 
 /// <summary>
 /// Random packet loss in a test namespace, with nftables (there is no netem here): a rule on each chosen hook drops
-/// <c>numgen random mod 100 &lt; percent</c> of the packets that match, and counts them. On the output hook the
+/// <c>numgen random mod 100 &lt; percent</c> of the IPv4 packets that match, and counts them. On the output hook the
 /// sender sees the drop as a failed sendmsg (EPERM, from raw and UDP sockets alike); on the input hook the
-/// packet vanishes silently, as on a lossy wire. The rules live in the table <c>inet mtcp_loss</c> of that namespace
+/// packet vanishes silently, as on a lossy wire. The rules live in the table <c>ip mtcp_loss</c> of that namespace
 /// only; dispose removes it (deleting the namespace removes it too).
 /// </summary>
 public sealed class PacketLoss : IDisposable
 {
     public const string TableName = "mtcp_loss";
+
+    // IPv4 only: the segments travel in IPv4, and an inet table would also drop (and count) the kernel's own IPv6
+    // neighbour discovery and MLD reports on the same interface, which no transport sends.
+    private const string Family = "ip";
 
     private readonly NetworkNamespace _namespace;
     private bool _removed;
@@ -55,7 +59,7 @@ public sealed class PacketLoss : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(percent);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(percent, 100);
         NetnsPrerequisites.RequireRoot();
-        ns.Exec("nft", "add", "table", "inet", TableName);
+        ns.Exec("nft", "add", "table", Family, TableName);
         var loss = new PacketLoss(ns, percent, hooks);
         try
         {
@@ -67,8 +71,8 @@ public sealed class PacketLoss : IDisposable
                 }
 
                 var chain = ChainOf(hook);
-                ns.Exec("nft", $"add chain inet {TableName} {chain} {{ type filter hook {chain} priority 0; policy accept; }}");
-                ns.Exec("nft", string.Create(CultureInfo.InvariantCulture, $"add rule inet {TableName} {chain} {match(hook)} numgen random mod 100 < {percent} counter drop"));
+                ns.Exec("nft", $"add chain {Family} {TableName} {chain} {{ type filter hook {chain} priority 0; policy accept; }}");
+                ns.Exec("nft", string.Create(CultureInfo.InvariantCulture, $"add rule {Family} {TableName} {chain} {match(hook)} numgen random mod 100 < {percent} counter drop"));
             }
         }
         catch
@@ -94,7 +98,7 @@ public sealed class PacketLoss : IDisposable
         }
 
         ObjectDisposedException.ThrowIf(_removed, this);
-        var listing = _namespace.Exec("nft", "list", "chain", "inet", TableName, ChainOf(hook)).StandardOutput;
+        var listing = _namespace.Exec("nft", "list", "chain", Family, TableName, ChainOf(hook)).StandardOutput;
         const string Marker = "counter packets ";
         var at = listing.IndexOf(Marker, StringComparison.Ordinal);
         if (at < 0)
@@ -118,7 +122,7 @@ public sealed class PacketLoss : IDisposable
         _removed = true;
         try
         {
-            _namespace.TryExec("nft", "delete", "table", "inet", TableName);
+            _namespace.TryExec("nft", "delete", "table", Family, TableName);
         }
         catch (ObjectDisposedException)
         {
