@@ -47,12 +47,9 @@ public sealed class PacketLoss : IDisposable
     public static PacketLoss Install(NetworkNamespace ns, int percent, LossHooks hooks, string match = "") =>
         Install(ns, percent, hooks, _ => match);
 
-    /// <summary>
-    /// Installs the rules for the IPv4 packets that leave (output) or arrive (input) by one interface only: the
-    /// interface's own IPv6 neighbour discovery and multicast reports are left alone, so what is dropped is the traffic under test.
-    /// </summary>
+    /// <summary>Installs the rules for the packets that leave (output) or arrive (input) by one interface only.</summary>
     public static PacketLoss InstallOnInterface(NetworkNamespace ns, string interfaceName, int percent, LossHooks hooks = LossHooks.Both) =>
-        Install(ns, percent, hooks, hook => (hook == LossHooks.Output ? $"oifname \"{interfaceName}\"" : $"iifname \"{interfaceName}\"") + " meta nfproto ipv4");
+        Install(ns, percent, hooks, hook => hook == LossHooks.Output ? $"oifname \"{interfaceName}\"" : $"iifname \"{interfaceName}\"");
 
     private static PacketLoss Install(NetworkNamespace ns, int percent, LossHooks hooks, Func<LossHooks, string> match)
     {
