@@ -21,10 +21,7 @@ public sealed class ServerEndpointTests
     [Fact]
     public void State_request_arriving_in_SYN_RECEIVED_must_be_held_and_answered_with_the_state_once_the_handshake_completes()
     {
-        var origin = Endpoint(S1, plan: null);
-        var client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
-        Deliver(client, origin);
-        Deliver(origin, client);
+        var origin = SynReceived(out var client);
         Assert.Equal(TcpState.Established, client.State);
         Assert.Equal(ServerEndpointPhase.Handshaking, origin.Phase);
 
@@ -48,10 +45,7 @@ public sealed class ServerEndpointTests
     [Fact]
     public void Held_state_request_must_be_answered_INVALID_STATE_once_the_ACK_is_a_retransmission_timeout_late()
     {
-        var origin = Endpoint(S1, plan: null);
-        var client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
-        Deliver(client, origin);
-        Deliver(origin, client);
+        var origin = SynReceived(out var client);
         var plan = Migrate(client, deadline: null, out _);
         origin.HandleStateRequest(Start, Destination, plan.Request!);
         var heldUntil = Start + origin.Connection.RetransmissionTimeout;
@@ -67,10 +61,7 @@ public sealed class ServerEndpointTests
     [Fact]
     public void Held_state_request_must_be_answered_CB_NOT_FOUND_when_the_handshake_never_completes()
     {
-        var origin = Endpoint(S1, plan: null);
-        var client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
-        Deliver(client, origin);
-        Deliver(origin, client);
+        var origin = SynReceived(out var client);
         var plan = Migrate(client, deadline: null, out _);
         origin.HandleStateRequest(Start, Destination, plan.Request!);
 
@@ -185,13 +176,20 @@ public sealed class ServerEndpointTests
     private static MtcpServerEndpoint<string> Endpoint(ServerEndpoint service, StateRequestPlan? plan) =>
         new(Config, new ConnectionId(Client, Cid.ClientPort, service.Address, service.Port), ServerIsn, Authenticator(), () => [S2, S3], plan);
 
-    /// <summary>An origin endpoint with its client past the handshake, the client's ACK delivered.</summary>
-    private MtcpServerEndpoint<string> Established(out MtcpClientConnection client)
+    /// <summary>An origin endpoint in SYN-RECEIVED whose client has its SYN+ACK and is established; the client's ACK not yet sent.</summary>
+    private MtcpServerEndpoint<string> SynReceived(out MtcpClientConnection client)
     {
         var origin = Endpoint(S1, plan: null);
         client = MtcpClientConnection.Connect(Config, Client, Cid.ClientPort, S1, ClientIsn, Start);
         Deliver(client, origin);
         Deliver(origin, client);
+        return origin;
+    }
+
+    /// <summary>An origin endpoint with its client past the handshake, the client's ACK delivered.</summary>
+    private MtcpServerEndpoint<string> Established(out MtcpClientConnection client)
+    {
+        var origin = SynReceived(out client);
         Deliver(client, origin);
         Assert.Equal(ServerEndpointPhase.Established, origin.Phase);
         Events(origin);

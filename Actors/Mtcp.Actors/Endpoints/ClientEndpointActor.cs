@@ -141,12 +141,6 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
 
     private void OnMigrateRequested(MigrateRequested request)
     {
-        if (!_client.MigrationEnabled)
-        {
-            request.Completion.TrySetException(new InvalidOperationException("migration is not enabled on this runtime"));
-            return;
-        }
-
         if (!_connected)
         {
             request.Completion.TrySetException(new InvalidOperationException("the connection is not established"));

@@ -156,7 +156,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         var now = _context.Clock.Now;
         var reinstating = Stopwatch.GetTimestamp();
         _endpoint.HandleStateReply(now, Sender, reply);
-        if (_endpoint.Phase != ServerEndpointPhase.AwaitingState && _endpoint.HoldsConnection)
+        if (_endpoint.HoldsConnection)
         {
             MigrationMetrics.Reinstate.Record(Stopwatch.GetElapsedTime(reinstating).TotalMilliseconds);
         }
