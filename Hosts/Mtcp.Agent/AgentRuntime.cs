@@ -1,9 +1,7 @@
 using System.Net;
 using Akka.Actor;
 using Akka.Configuration;
-using Mtcp.Actors;
 using Mtcp.Actors.Api;
-using Mtcp.Actors.Migration;
 using Mtcp.Hosting;
 using Mtcp.Policies;
 
@@ -38,10 +36,10 @@ public sealed class AgentRuntime : IAsyncDisposable
         try
         {
             var runtime = MtcpRuntime.Start(system);
-            ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
+            ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.ConfiguredTransport})");
             if (authenticator is not null)
             {
-                await runtime.EnableMigrationAsync(new MigrationSupport(authenticator)).ConfigureAwait(false);
+                await runtime.EnableClientMigrationAsync().ConfigureAwait(false);
             }
 
             if (settings.Policy is { } policy)

@@ -1,7 +1,6 @@
 using System.Net;
 using Akka.Configuration;
-using Mtcp.Actors;
-using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Api;
 using Mtcp.Hosting;
 using Mtcp.Policies;
 

@@ -1,6 +1,5 @@
 using System.Net;
-using Mtcp.Actors;
-using Mtcp.Actors.Migration;
+using Mtcp.Actors.Api;
 using Mtcp.Wire;
 
 namespace Mtcp.Agent;

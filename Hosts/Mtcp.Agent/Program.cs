@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Akka.Configuration;
-using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Api;
 using Mtcp.Agent;
 using Mtcp.Hosting;
 using Spectre.Console;
@@ -241,7 +241,7 @@ bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings setti
 
         config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
         settings = AgentSettings.Create(config);
-        Mtcp.Actors.Configuration.RuntimeSettings.Create(config);
+        MtcpRuntime.ValidateSettings(config);
         MigrationKey.ReadAuthenticator(config);
         return true;
     }

@@ -1,8 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using Mtcp.Actors;
 using Mtcp.Actors.Api;
-using Mtcp.Actors.Migration;
 using Mtcp.Hosting;
 using Mtcp.Wire;
 

@@ -4,9 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using Mtcp.Actors;
 using Mtcp.Actors.Api;
-using Mtcp.Actors.Migration;
 using Mtcp.Hosting;
 using Mtcp.Wire;
 

@@ -5,7 +5,6 @@ using System.Text.Json;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
-using Mtcp.Actors;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;

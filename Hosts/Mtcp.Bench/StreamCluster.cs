@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Net;
 using Akka.Actor;
 using Akka.Configuration;
-using Mtcp.Actors;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;

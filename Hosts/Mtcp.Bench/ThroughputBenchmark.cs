@@ -4,7 +4,6 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Configuration;
-using Mtcp.Actors;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
 using Mtcp.Transports;

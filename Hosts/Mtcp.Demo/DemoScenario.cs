@@ -5,8 +5,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Akka.Configuration;
-using Mtcp.Actors;
-using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Api;
 using Mtcp.Apps;
 using Mtcp.Hosting;
 

@@ -1,6 +1,5 @@
 using Akka.Configuration;
-using Mtcp.Actors;
-using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Api;
 
 namespace Mtcp.Hosting;
 

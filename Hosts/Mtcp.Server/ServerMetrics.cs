@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
-using Mtcp.Actors.Migration;
+using Mtcp.Actors.Api;
+using Mtcp.Wire;
 
 namespace Mtcp.Server;
 
@@ -34,7 +35,7 @@ public sealed class ServerMetrics : IDisposable
 
         _runtimeListener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == Mtcp.Actors.Migration.MigrationMetrics.MeterName)
+            if (instrument.Meter.Name == MtcpRuntime.MigrationMeterName)
             {
                 listener.EnableMeasurementEvents(instrument);
             }

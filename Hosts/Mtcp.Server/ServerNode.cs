@@ -1,16 +1,12 @@
 using System.Collections.Concurrent;
 using Akka.Actor;
 using Akka.Configuration;
-using Mtcp.Actors;
 using Mtcp.Actors.Api;
-using Mtcp.Actors.Cluster;
-using Mtcp.Actors.Configuration;
-using Mtcp.Actors.Control;
-using Mtcp.Actors.Migration;
 using Mtcp.Apps;
 using Mtcp.Hosting;
 using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
+using Mtcp.Wire;
 
 namespace Mtcp.Server;
 
@@ -37,20 +33,17 @@ public sealed class ServerNode
     private readonly ServerSettings _settings;
     private readonly ConnectionStates _states;
     private readonly ServerMetrics _metrics;
-    private readonly MigrationAuthenticator? _authenticator;
     private readonly ConcurrentDictionary<long, Task> _connections = new();
     private readonly ConcurrentDictionary<long, MtcpConnection> _open = new();
-    private IReadOnlyList<Mtcp.Wire.ServerEndpoint> _alternates = [];
     private int _emigrated;
     private long _nextConnectionId;
     private double _lastStateWaitMs;
 
-    private ServerNode(Config config, ServerSettings settings, MigrationAuthenticator? authenticator, ServerMetrics metrics)
+    private ServerNode(Config config, ServerSettings settings, bool canMigrate, ServerMetrics metrics)
     {
         _config = config;
         _settings = settings;
-        _authenticator = authenticator;
-        _states = authenticator is null ? ConnectionStates.NoMigration : ConnectionStates.Migrating;
+        _states = canMigrate ? ConnectionStates.Migrating : ConnectionStates.NoMigration;
         _metrics = metrics;
 
         // The endpoint records the wait just before the size, both on the reply's arrival.
@@ -70,15 +63,8 @@ public sealed class ServerNode
     {
         ArgumentNullException.ThrowIfNull(config);
         var settings = ServerSettings.Create(config, TimeProvider.System);
-        var runtime = RuntimeSettings.Create(config);
-        if (ClusterSettings.Create(config).ServiceEndpoints.Count == 0)
-        {
-            var endpoints = settings.Applications.Select(hosted => $"\"{new System.Net.IPEndPoint(runtime.LocalAddress.ToIPAddress(), hosted.Port)}\"");
-            config = ConfigurationFactory.ParseString($"{ClusterSettings.ServiceEndpointsPath} = [{string.Join(", ", endpoints)}]").WithFallback(config);
-        }
-
-        ClusterSettings.Create(config);
-        return new ServerNode(config, settings, MigrationKey.ReadAuthenticator(config), metrics);
+        config = MtcpServerNode.WithServiceEndpoints(config, settings.Applications.Select(hosted => hosted.Port));
+        return new ServerNode(config, settings, canMigrate: MigrationKey.ReadAuthenticator(config) is not null, metrics);
     }
 
     /// <summary>Serves until <paramref name="stopping"/> fires or the cluster downs this node, then shuts down gracefully.</summary>
@@ -91,21 +77,17 @@ public sealed class ServerNode
 
         using var applicationsStopping = new CancellationTokenSource();
         MtcpRuntime runtime;
+        MtcpServerNode node;
         var listeners = new List<MtcpListener>();
         var acceptLoops = new List<Task>();
         try
         {
             runtime = MtcpRuntime.Start(system);
-            ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
-            var directory = system.StartServiceDirectory();
-            system.ActorOf(Props.Create(() => new ServiceViewLogger(directory, alternates => Volatile.Write(ref _alternates, alternates))), "service-view-logger");
-            if (_authenticator is not null)
-            {
-                // Thesis 4.2.3: the control connection manager carries this node's state requests to origins and
-                // hands peers' requests to the registry; migration must be on before a listener binds.
-                var control = system.StartControlConnectionManager(runtime.ConnectionRegistry);
-                await runtime.EnableMigrationAsync(new MigrationSupport(_authenticator, control, directory), stopping).ConfigureAwait(false);
-            }
+            ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.ConfiguredTransport})");
+
+            // Migration must be on before a listener binds.
+            node = await MtcpServerNode.StartAsync(runtime, stopping).ConfigureAwait(false);
+            node.ViewChanged += view => ConsoleLog.Info($"cluster view: {view}");
 
             foreach (var hosted in _settings.Applications)
             {
@@ -137,7 +119,7 @@ public sealed class ServerNode
         await Task.WhenAll(acceptLoops).ConfigureAwait(false);
         if (_states.CanMigrate && !_open.IsEmpty)
         {
-            await DrainAsync().ConfigureAwait(false);
+            await DrainAsync(node.View.Alternates).ConfigureAwait(false);
         }
 
         var open = _connections.Count;
@@ -165,9 +147,8 @@ public sealed class ServerNode
     /// thesis 3.2.1), spreading them over the peers, and waits up to <c>shutdown-timeout</c> for them to leave; the
     /// connections still here afterwards are closed as without migration.
     /// </summary>
-    private async Task DrainAsync()
+    private async Task DrainAsync(IReadOnlyList<ServerEndpoint> peers)
     {
-        var peers = Volatile.Read(ref _alternates);
         var triggered = 0;
         foreach (var connection in _open.Values)
         {
@@ -249,20 +230,6 @@ public sealed class ServerNode
             _metrics.Active.Add(-1, tag);
             _connections.TryRemove(id, out _);
             _open.TryRemove(id, out _);
-        }
-    }
-
-    /// <summary>Logs every change of the node's alternate servers, i.e. of the cluster seen by the service directory.</summary>
-    private sealed class ServiceViewLogger : ReceiveActor
-    {
-        public ServiceViewLogger(IActorRef directory, Action<IReadOnlyList<Mtcp.Wire.ServerEndpoint>> alternatesChanged)
-        {
-            Receive<AlternateServersChanged>(view =>
-            {
-                alternatesChanged(view.Alternates.Servers);
-                ConsoleLog.Info($"cluster view: {view.ControlMappings.Count} service endpoints in the cluster; alternates of this node: {view.Alternates}");
-            });
-            directory.Tell(new SubscribeAlternateServers(Self));
         }
     }
 }

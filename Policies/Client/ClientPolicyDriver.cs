@@ -1,9 +1,7 @@
 using System.Net;
 using Akka.Actor;
 using Akka.Event;
-using Mtcp.Actors;
 using Mtcp.Actors.Api;
-using Mtcp.Actors.Migration;
 using Mtcp.Stack;
 using Mtcp.Wire;
 

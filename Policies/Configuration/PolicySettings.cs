@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
-using Mtcp.Actors.Configuration;
-using static Mtcp.Actors.Configuration.HoconValues;
+
+using static Mtcp.Actors.Api.HoconValues;
 
 namespace Mtcp.Policies;
 

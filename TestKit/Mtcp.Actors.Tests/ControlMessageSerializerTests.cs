@@ -1,6 +1,7 @@
 using System.Runtime.Serialization;
 using Akka.Configuration;
 using Akka.Serialization;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Wire.Control;

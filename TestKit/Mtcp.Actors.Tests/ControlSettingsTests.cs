@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
 
 namespace Mtcp.Actors.Tests;

@@ -1,3 +1,4 @@
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Wire.Control;

@@ -1,5 +1,4 @@
-using Mtcp.Actors;
-using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Api;
 using static Mtcp.Policies.Tests.Samples;
 
 namespace Mtcp.Policies.Tests;

@@ -1,7 +1,6 @@
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
-using Mtcp.Actors;
-using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Api;
 using static Mtcp.Policies.Tests.Samples;
 
 namespace Mtcp.Policies.Tests;

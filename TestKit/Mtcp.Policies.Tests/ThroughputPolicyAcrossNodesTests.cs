@@ -3,12 +3,7 @@ using System.Net;
 using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Configuration;
-using Mtcp.Actors;
 using Mtcp.Actors.Api;
-using Mtcp.Actors.Cluster;
-using Mtcp.Actors.Configuration;
-using Mtcp.Actors.Control;
-using Mtcp.Actors.Migration;
 using Mtcp.Apps;
 using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
@@ -137,13 +132,13 @@ public sealed class ThroughputPolicyAcrossNodesTests(ITestOutputHelper output)
     private sealed class TwoServerCluster : IAsyncDisposable
     {
         private const ushort ServicePort = 7200;
-        private static readonly MigrationAuthenticator Authenticator = MigrationAuthenticator.FromServiceKey("policy multi-node test key"u8);
+        private static readonly string ClusterKey = MigrationKey.Generate();
 
         private readonly InMemoryPacketFabric _fabric = new();
         private readonly CancellationTokenSource _stopping = new();
         private readonly List<ActorSystem> _servers = [];
         private readonly List<MtcpRuntime> _runtimes = [];
-        private readonly List<IActorRef> _directories = [];
+        private readonly List<MtcpServerNode> _nodes = [];
         private readonly StreamServer _server = new(new StreamServerOptions(StreamLength, ChunkSize, int.MaxValue, TimeSpan.Zero, TimeSpan.Zero), TimeProvider.System);
         private int _migratedIn;
 
@@ -172,9 +167,9 @@ public sealed class ThroughputPolicyAcrossNodesTests(ITestOutputHelper output)
                 }
 
                 using var convergence = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                foreach (var directory in cluster._directories)
+                foreach (var node in cluster._nodes)
                 {
-                    while ((await directory.Ask<AlternateServersChanged>(GetAlternateServers.Instance, convergence.Token)).ControlMappings.Count < cluster.Services.Count)
+                    while (node.View.ServiceEndpoints < cluster.Services.Count)
                     {
                         await Task.Delay(100, convergence.Token);
                     }
@@ -182,7 +177,7 @@ public sealed class ThroughputPolicyAcrossNodesTests(ITestOutputHelper output)
 
                 cluster.ClientSystem = ActorSystem.Create("client", MtcpConfig.WithFallback(ConfigurationFactory.ParseString("akka.loglevel = WARNING")));
                 cluster.ClientRuntime = MtcpRuntime.Start(cluster.ClientSystem, cluster._fabric, RuntimeConfig("10.0.0.5"), "mtcp");
-                await cluster.ClientRuntime.EnableMigrationAsync(new MigrationSupport(Authenticator));
+                await cluster.ClientRuntime.EnableClientMigrationAsync();
                 return cluster;
             }
             catch
@@ -212,15 +207,12 @@ public sealed class ThroughputPolicyAcrossNodesTests(ITestOutputHelper output)
                 akka.cluster.gossip-interval = 250ms
                 akka.cluster.leader-actions-interval = 250ms
                 mtcp.cluster.service-endpoints = ["{service}"]
+                mtcp.migration.cluster-key = "{ClusterKey}"
                 """)));
             _servers.Add(system);
-            var registry = system.ActorOf(ConnectionRegistry.Props(), "mtcp-registry");
-            var runtime = MtcpRuntime.Start(system, _fabric, RuntimeConfig(service.Address.ToString()), "mtcp", registry);
+            var runtime = MtcpRuntime.Start(system, _fabric, RuntimeConfig(service.Address.ToString()));
             _runtimes.Add(runtime);
-            var control = system.StartControlConnectionManager(registry);
-            var directory = system.StartServiceDirectory();
-            _directories.Add(directory);
-            await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, control, directory));
+            _nodes.Add(await MtcpServerNode.StartAsync(runtime));
             var listener = new MtcpListener(runtime, ServicePort);
             await listener.StartAsync();
             _ = AcceptLoopAsync(listener);

@@ -15,7 +15,7 @@ namespace Mtcp.TestKit;
 /// </summary>
 public sealed class ControlChannel : ISimNode
 {
-    private readonly Dictionary<IpAddress, MtcpServerNode> _servers = [];
+    private readonly Dictionary<IpAddress, SimulatedServerNode> _servers = [];
     private readonly PriorityQueue<(IpAddress From, IpAddress To, byte[] Envelope), (Instant At, long Order)> _inFlight = new();
     private readonly Dictionary<(IpAddress, IpAddress), Instant> _lastArrival = [];
     private long _order;
@@ -45,7 +45,7 @@ public sealed class ControlChannel : ISimNode
 
     public int LargestFrame { get; private set; }
 
-    public void Attach(MtcpServerNode server) => _servers.Add(server.Address, server);
+    public void Attach(SimulatedServerNode server) => _servers.Add(server.Address, server);
 
     public void Send(Instant now, IpAddress from, IpAddress to, ControlMessage message)
     {

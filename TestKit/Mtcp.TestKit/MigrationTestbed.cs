@@ -62,7 +62,7 @@ public sealed class MigrationTestbed
     /// <summary>The simulated cluster's key (32 bytes, generation 0).</summary>
     public static ReadOnlySpan<byte> ClusterKeyBytes => "mtcp-simulated-cluster-key-00001"u8;
 
-    private readonly List<MtcpServerNode> _servers = [];
+    private readonly List<SimulatedServerNode> _servers = [];
 
     public MigrationTestbed(int seed, LinkConditions conditions, TestbedOptions options)
     {
@@ -78,7 +78,7 @@ public sealed class MigrationTestbed
         for (var i = 0; i < options.ServerCount; i++)
         {
             var host = new MtcpServerHost(endpoints[i], serverConfig, Authenticator, NextIss, endpoints.Where((_, j) => j != i).ToArray());
-            _servers.Add(Network.Add(new MtcpServerNode(host, Control, CreateSession)));
+            _servers.Add(Network.Add(new SimulatedServerNode(host, Control, CreateSession)));
         }
 
         byte[] toSend;
@@ -129,7 +129,7 @@ public sealed class MigrationTestbed
 
     public byte[] Expected { get; }
 
-    public IReadOnlyList<MtcpServerNode> Servers => _servers;
+    public IReadOnlyList<SimulatedServerNode> Servers => _servers;
 
     public MtcpClientConnection Connection => Client.Connection!;
 

@@ -18,6 +18,12 @@ namespace Mtcp.Actors.Api;
 /// </summary>
 public sealed class MtcpRuntime : IAsyncDisposable
 {
+    /// <summary>
+    /// The meter of the runtime's migration instruments (client: started, completed, failed, duration; server:
+    /// state bytes, state wait, migrated away, refused), for dotnet-counters, OpenTelemetry or a MeterListener.
+    /// </summary>
+    public const string MigrationMeterName = MigrationMetrics.MeterName;
+
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
     private readonly bool _ownsRegistry;
@@ -39,18 +45,34 @@ public sealed class MtcpRuntime : IAsyncDisposable
     public IActorRef PacketActor { get; }
 
     /// <summary>
-    /// This node's <see cref="Actors.ConnectionRegistry"/>: give it to <c>StartControlConnectionManager</c>, so that
-    /// peers' state requests and acks reach the endpoints holding the connections.
+    /// This node's <see cref="Migration.ConnectionRegistry"/>: the control connection manager hands it peers' state
+    /// requests and acks, so that they reach the endpoints holding the connections.
     /// </summary>
-    public IActorRef ConnectionRegistry { get; }
+    internal IActorRef ConnectionRegistry { get; }
 
-    public RuntimeSettings Settings { get; }
+    internal RuntimeSettings Settings { get; }
+
+    /// <summary>The transport <c>mtcp.runtime.transport</c> asked for (auto, raw, udp or memory).</summary>
+    public string ConfiguredTransport => Settings.Transport.ToString().ToLowerInvariant();
 
     /// <summary>The address this node's segments come from.</summary>
     public IpAddress LocalAddress { get; }
 
     /// <summary>Which transport carries the segments, e.g. "raw IPv4 protocol 253 at 127.0.0.2".</summary>
     public string TransportDescription { get; }
+
+    /// <summary>
+    /// Reads and validates the runtime's settings (<c>mtcp.runtime</c>, <c>mtcp.tcp</c>, over the reference
+    /// configuration) without starting anything, so that a host can refuse a bad configuration before it starts.
+    /// </summary>
+    /// <exception cref="ConfigurationException">a setting is missing or invalid; the message names it.</exception>
+    public static void ValidateSettings(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var withReference = MtcpConfig.WithFallback(config);
+        RuntimeSettings.Create(withReference);
+        TcpSettings.Create(withReference);
+    }
 
     /// <summary>Starts a runtime on the transport <c>mtcp.runtime.transport</c> names (not <c>memory</c>).</summary>
     /// <param name="name">the packet actor's name, unique within the system.</param>
@@ -107,26 +129,35 @@ public sealed class MtcpRuntime : IAsyncDisposable
     }
 
     /// <summary>
-    /// Turns migration on (thesis ch. 4). On a server node: listeners' connections keep a read log, take special
-    /// SYNs, answer state requests and announce the directory's alternates on SYN+ACKs, and the node's
-    /// <see cref="ControlConnectionManager"/> seals control messages under the cluster key; start it with
-    /// <see cref="ConnectionRegistry"/> first. On a client node:
-    /// connections opened from now on can migrate (<see cref="MtcpClient.MigrateAsync"/>, MIGRATE_TRIGGER).
-    /// Call before binding listeners or connecting.
+    /// Turns migration on for the connections this runtime opens from now on (thesis ch. 4): they can migrate
+    /// (<see cref="MtcpClient.MigrateAsync"/>) and follow a server's MIGRATE_TRIGGER. A client holds no key: each
+    /// connection's secret comes on its server's SYN+ACK. Server nodes turn migration on with
+    /// <see cref="MtcpServerNode.StartAsync"/>. Call before connecting.
     /// </summary>
-    public async Task EnableMigrationAsync(MigrationSupport support, CancellationToken cancellationToken = default)
+    public Task EnableClientMigrationAsync(CancellationToken cancellationToken = default) =>
+        EnableMigrationAsync(new MigrationSupport(Authenticator: null), cancellationToken);
+
+    /// <summary>
+    /// Turns migration on. On a server node (<paramref name="support"/> with the cluster key's authenticator and the
+    /// node's control connection manager): listeners' connections keep a read log, take special SYNs, answer state
+    /// requests and announce the directory's alternates on SYN+ACKs, and the control connection manager seals
+    /// control messages under the cluster key. Without them, only the connections this runtime opens migrate.
+    /// </summary>
+    internal async Task EnableMigrationAsync(MigrationSupport support, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(support);
         if (support.ControlManager is { } controlManager)
         {
-            await controlManager.Ask<ControlAuthenticatorInUse>(new UseControlAuthenticator(support.Authenticator), StopTimeout, cancellationToken).ConfigureAwait(false);
+            var authenticator = support.Authenticator
+                ?? throw new ArgumentException("a server node's migration needs the cluster key's authenticator", nameof(support));
+            await controlManager.Ask<ControlAuthenticatorInUse>(new UseControlAuthenticator(authenticator), StopTimeout, cancellationToken).ConfigureAwait(false);
         }
 
         await PacketActor.Ask<MigrationEnabled>(new EnableMigration(support), StopTimeout, cancellationToken).ConfigureAwait(false);
         MigrationEnabled = true;
     }
 
-    /// <summary>True once <see cref="EnableMigrationAsync"/> completed.</summary>
+    /// <summary>True once migration is on (<see cref="EnableClientMigrationAsync"/>, <see cref="MtcpServerNode.StartAsync"/>).</summary>
     public bool MigrationEnabled { get; private set; }
 
     /// <summary>The packet actor's counters: segments received, routed, malformed by reason, strays and RSTs sent.</summary>

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
 using Mtcp.Wire;
 
@@ -10,7 +11,7 @@ namespace Mtcp.Actors.Cluster;
 /// servers), read once and validated. Units and defaults are documented in HOCON/mtcp-reference.conf; a
 /// missing or invalid key fails with a <see cref="ConfigurationException"/> that names the key.
 /// </summary>
-public sealed record ClusterSettings
+internal sealed record ClusterSettings
 {
     public const string ServiceEndpointsPath = "mtcp.cluster.service-endpoints";
     public const string AnnounceRetryIntervalPath = "mtcp.cluster.announce-retry-interval";

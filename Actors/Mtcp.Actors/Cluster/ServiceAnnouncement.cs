@@ -7,7 +7,7 @@ using Mtcp.Wire;
 namespace Mtcp.Actors.Cluster;
 
 /// <summary>Why a <see cref="ServiceAnnouncement"/> could not be decoded.</summary>
-public enum ServiceAnnouncementError : byte
+internal enum ServiceAnnouncementError : byte
 {
     None = 0,
     Truncated,

@@ -146,7 +146,7 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
 }
 
 /// <summary>Starting the cluster discovery actor under the name other members address it by.</summary>
-public static class ClusterActorSystemExtensions
+internal static class ClusterActorSystemExtensions
 {
     /// <summary>
     /// Starts the node's <see cref="ServiceDirectory"/> at <c>/user/mtcp-directory</c>, with settings read (and

@@ -11,7 +11,7 @@ namespace Mtcp.Actors.Cluster;
 /// cluster's members instead of by hand. Ordered by member address, so that every node lists the same
 /// servers in the same order; this node's own endpoints are never in it. Immutable.
 /// </summary>
-public sealed class AlternateServerList : IEquatable<AlternateServerList>
+internal sealed class AlternateServerList : IEquatable<AlternateServerList>
 {
     private readonly ImmutableArray<ServerEndpoint> _servers;
 
@@ -48,7 +48,7 @@ public sealed class AlternateServerList : IEquatable<AlternateServerList>
 /// to send its <see cref="RequestState"/> to. Keyed by address and port, since nodes on one host may share an
 /// address. Includes this node's own endpoints. Immutable.
 /// </summary>
-public sealed class ControlMappings : IEquatable<ControlMappings>
+internal sealed class ControlMappings : IEquatable<ControlMappings>
 {
     private readonly ImmutableDictionary<ServerEndpoint, Address> _controlByService;
 
@@ -80,13 +80,13 @@ public sealed class ControlMappings : IEquatable<ControlMappings>
 }
 
 /// <summary>Subscribe <paramref name="Subscriber"/> to <see cref="AlternateServersChanged"/>; it gets the current view at once.</summary>
-public sealed record SubscribeAlternateServers(IActorRef Subscriber);
+internal sealed record SubscribeAlternateServers(IActorRef Subscriber);
 
 /// <summary>Stop sending <see cref="AlternateServersChanged"/> to <paramref name="Subscriber"/>.</summary>
 internal sealed record UnsubscribeAlternateServers(IActorRef Subscriber);
 
 /// <summary>Asks the <see cref="ServiceDirectory"/> for its current view; answered with <see cref="AlternateServersChanged"/>.</summary>
-public sealed record GetAlternateServers
+internal sealed record GetAlternateServers
 {
     public static GetAlternateServers Instance { get; } = new();
 }
@@ -95,4 +95,4 @@ public sealed record GetAlternateServers
 /// The service directory's view changed (a member joined, left, became unreachable or reachable again, or
 /// announced other addresses): new connections use these alternates and mappings.
 /// </summary>
-public sealed record AlternateServersChanged(AlternateServerList Alternates, ControlMappings ControlMappings);
+internal sealed record AlternateServersChanged(AlternateServerList Alternates, ControlMappings ControlMappings);

@@ -1,10 +1,11 @@
 using Akka.Configuration;
+using Mtcp.Actors.Api;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Configuration;
 
 /// <summary>Which packet transport a runtime uses (<c>mtcp.runtime.transport</c>).</summary>
-public enum TransportKind
+internal enum TransportKind
 {
     /// <summary>Raw IPv4 protocol 253 when raw sockets are permitted, UDP encapsulation otherwise.</summary>
     Auto,
@@ -24,7 +25,7 @@ public enum TransportKind
 /// from HOCON (see HOCON/mtcp-reference.conf for units and defaults); a missing or invalid key fails with a
 /// <see cref="ConfigurationException"/> naming the key.
 /// </summary>
-public sealed record RuntimeSettings
+internal sealed record RuntimeSettings
 {
     public const string Section = "mtcp.runtime";
 

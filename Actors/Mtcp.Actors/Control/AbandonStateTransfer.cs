@@ -5,7 +5,7 @@ using Mtcp.Wire.Control;
 namespace Mtcp.Actors.Control;
 
 /// <summary>Why the requesting server gave up on a state request.</summary>
-public enum StateTransferAbandonReason : byte
+internal enum StateTransferAbandonReason : byte
 {
     /// <summary>No complete answer within <c>mtcp.control.state-request-timeout</c>, or a reply came after it.</summary>
     TimedOut = 1,

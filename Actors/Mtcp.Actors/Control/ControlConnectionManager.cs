@@ -180,7 +180,7 @@ internal sealed class ControlConnectionManager : ReceiveActor
 }
 
 /// <summary>Starting the control plane's actors under the names peers address them by.</summary>
-public static class ControlActorSystemExtensions
+internal static class ControlActorSystemExtensions
 {
     /// <summary>
     /// Starts the node's <see cref="ControlConnectionManager"/> at <c>/user/mtcp-control</c>, with settings read

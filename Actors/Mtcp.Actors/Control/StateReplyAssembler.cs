@@ -49,7 +49,7 @@ internal readonly record struct AssemblyResult(AssemblyStatus Status, StateReply
 }
 
 /// <summary>Turns the reassembled bytes of a transfer into its state reply: decodes a frame, or opens a sealed envelope.</summary>
-public delegate bool StateReplyFrameReader(ReadOnlyMemory<byte> frame, [NotNullWhen(true)] out StateReply? reply, out ControlWireError error);
+internal delegate bool StateReplyFrameReader(ReadOnlyMemory<byte> frame, [NotNullWhen(true)] out StateReply? reply, out ControlWireError error);
 
 /// <summary>
 /// Rebuilds state replies sent as <see cref="StateReplyChunk"/>s, for any number of transfers in flight on

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack;

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack.Migration;

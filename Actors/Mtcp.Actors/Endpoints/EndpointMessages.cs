@@ -1,3 +1,4 @@
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
 using Mtcp.Wire;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;

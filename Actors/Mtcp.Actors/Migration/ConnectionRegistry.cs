@@ -12,7 +12,7 @@ namespace Mtcp.Actors.Migration;
 /// peers' requests and acks, which it passes to the endpoint, which owns the engine and answers the control connection
 /// itself. A Cid nobody holds is answered with CB_NOT_FOUND here.
 /// </summary>
-public sealed class ConnectionRegistry : ReceiveActor
+internal sealed class ConnectionRegistry : ReceiveActor
 {
     private readonly Dictionary<ConnectionId, IActorRef> _endpoints = [];
     private readonly Dictionary<IActorRef, ConnectionId> _cids = [];

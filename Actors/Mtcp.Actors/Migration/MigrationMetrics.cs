@@ -9,7 +9,7 @@ namespace Mtcp.Actors.Migration;
 /// for the state reply, and connections that migrated away from an origin; state requests refused for a forged or
 /// replayed authenticator, and control messages from peers dropped because they did not open.
 /// </summary>
-public static class MigrationMetrics
+internal static class MigrationMetrics
 {
     public const string MeterName = "Mtcp.Migration";
 

@@ -15,24 +15,7 @@ namespace Mtcp.Actors.Migration;
 /// A client uses none of them: its connection's secret comes on the origin's SYN+ACK. Every server of a service
 /// must hold the same cluster key.
 /// </summary>
-public sealed record MigrationSupport(IMigrationAuthenticator Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null);
-
-/// <summary>How a client's migration ended.</summary>
-public enum MigrationOutcome
-{
-    /// <summary>The new server's SYN+ACK arrived and the connection switched to it.</summary>
-    Completed,
-
-    /// <summary>The connection stayed on <see cref="MigrationReport.From"/>.</summary>
-    Failed,
-}
-
-/// <summary>
-/// One client migration from <paramref name="From"/> to <paramref name="To"/>. <paramref name="Duration"/> is the
-/// client's wait from the special SYN to the switch (thesis fig. 5.2's "time to migrate"), or to the failure;
-/// <paramref name="Triggered"/> tells a migration a MIGRATE_TRIGGER asked for from one the application started.
-/// </summary>
-public sealed record MigrationReport(MigrationOutcome Outcome, ServerEndpoint From, ServerEndpoint To, TimeSpan Duration, bool Triggered, string? FailureReason = null);
+internal sealed record MigrationSupport(IMigrationAuthenticator? Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null);
 
 /// <summary>Turns migration on in a packet actor; answered with <see cref="MigrationEnabled"/>.</summary>
 internal sealed record EnableMigration(MigrationSupport Support);

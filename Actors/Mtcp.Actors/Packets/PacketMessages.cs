@@ -1,14 +1,15 @@
 using Akka.Actor;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Migration;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Packets;
 
 /// <summary>Opens a listener on <paramref name="Port"/>; answered by <see cref="Bound"/> or a <see cref="Status.Failure"/>.</summary>
-public sealed record Bind(ushort Port);
+internal sealed record Bind(ushort Port);
 
 /// <summary>The listener actor now owns the port.</summary>
-public sealed record Bound(ushort Port, IActorRef Listener);
+internal sealed record Bound(ushort Port, IActorRef Listener);
 
 /// <summary>Sends the client of <paramref name="Grant"/>'s connection a MIGRATE_TRIGGER from this node's <paramref name="SenderPort"/>, as a third party.</summary>
 internal sealed record SendMigrationTrigger(MigrationTriggerGrant Grant, ushort SenderPort);

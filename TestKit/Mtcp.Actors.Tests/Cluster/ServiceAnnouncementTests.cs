@@ -1,6 +1,7 @@
 using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
 using Mtcp.Wire;
@@ -58,7 +59,8 @@ public sealed class ServiceAnnouncementTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(announcement, decoded);
     }
 
-    public static TheoryData<string, byte[], ServiceAnnouncementError> Malformed()
+    // The expected error travels by name: a theory of a public test class cannot take an internal type.
+    public static TheoryData<string, byte[], string> Malformed()
     {
         var good = Sample.ToArray();
         byte[] With(int index, byte value, int count = 1)
@@ -70,27 +72,27 @@ public sealed class ServiceAnnouncementTests : Akka.TestKit.Xunit2.TestKit
 
         return new()
         {
-            { "empty", [], ServiceAnnouncementError.Truncated },
-            { "version 2", With(0, 2), ServiceAnnouncementError.UnsupportedVersion },
-            { "unknown flag", With(1, 0x03), ServiceAnnouncementError.UnknownFlags },
-            { "family 5", With(4, 5), ServiceAnnouncementError.BadAddressFamily },
-            { "port 0", With(9, 0, count: 2), ServiceAnnouncementError.BadPort },
-            { "one byte short", good[..^1], ServiceAnnouncementError.Truncated },
-            { "one byte more", [.. good, 0], ServiceAnnouncementError.TrailingBytes },
-            { "three endpoints announced, two present", With(3, 3), ServiceAnnouncementError.BadAddressFamily },
-            { "control address not an address", [1, 0, 0, 0, 0, 5, .. "hello"u8.ToArray()], ServiceAnnouncementError.BadControlAddress },
-            { "control address local", [1, 0, 0, 0, 0, 11, .. "akka://mtcp"u8.ToArray()], ServiceAnnouncementError.BadControlAddress },
-            { "control address not UTF-8", [1, 0, 0, 0, 0, 2, 0xC3, 0x28], ServiceAnnouncementError.BadControlAddress },
+            { "empty", [], nameof(ServiceAnnouncementError.Truncated) },
+            { "version 2", With(0, 2), nameof(ServiceAnnouncementError.UnsupportedVersion) },
+            { "unknown flag", With(1, 0x03), nameof(ServiceAnnouncementError.UnknownFlags) },
+            { "family 5", With(4, 5), nameof(ServiceAnnouncementError.BadAddressFamily) },
+            { "port 0", With(9, 0, count: 2), nameof(ServiceAnnouncementError.BadPort) },
+            { "one byte short", good[..^1], nameof(ServiceAnnouncementError.Truncated) },
+            { "one byte more", [.. good, 0], nameof(ServiceAnnouncementError.TrailingBytes) },
+            { "three endpoints announced, two present", With(3, 3), nameof(ServiceAnnouncementError.BadAddressFamily) },
+            { "control address not an address", [1, 0, 0, 0, 0, 5, .. "hello"u8.ToArray()], nameof(ServiceAnnouncementError.BadControlAddress) },
+            { "control address local", [1, 0, 0, 0, 0, 11, .. "akka://mtcp"u8.ToArray()], nameof(ServiceAnnouncementError.BadControlAddress) },
+            { "control address not UTF-8", [1, 0, 0, 0, 0, 2, 0xC3, 0x28], nameof(ServiceAnnouncementError.BadControlAddress) },
         };
     }
 
     [Theory]
     [MemberData(nameof(Malformed))]
-    public void Malformed_announcement_must_be_refused_with_its_error(string because, byte[] bytes, ServiceAnnouncementError expected)
+    public void Malformed_announcement_must_be_refused_with_its_error(string because, byte[] bytes, string expected)
     {
         Assert.False(ServiceAnnouncement.TryDecode(bytes, out var decoded, out var error), because);
         Assert.Null(decoded);
-        Assert.Equal(expected, error);
+        Assert.Equal(expected, error.ToString());
     }
 
     [Fact]

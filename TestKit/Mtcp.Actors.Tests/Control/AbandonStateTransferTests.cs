@@ -1,5 +1,6 @@
 using System.Runtime.Serialization;
 using Akka.Serialization;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Wire.Control;
@@ -23,11 +24,11 @@ public sealed class AbandonStateTransferTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Theory]
-    [InlineData(StateTransferAbandonReason.TimedOut)]
-    [InlineData(StateTransferAbandonReason.ReplyRefused)]
-    public void Notice_must_round_trip_through_the_control_serializer(StateTransferAbandonReason reason)
+    [InlineData(nameof(StateTransferAbandonReason.TimedOut))]
+    [InlineData(nameof(StateTransferAbandonReason.ReplyRefused))]
+    public void Notice_must_round_trip_through_the_control_serializer(string reason)
     {
-        var notice = new AbandonStateTransfer(ulong.MaxValue, reason);
+        var notice = new AbandonStateTransfer(ulong.MaxValue, Enum.Parse<StateTransferAbandonReason>(reason));
         var serializer = Sys.Serialization.FindSerializerFor(notice);
 
         Assert.IsType<ControlMessageSerializer>(serializer);

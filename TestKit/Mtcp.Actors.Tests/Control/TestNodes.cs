@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
 
 namespace Mtcp.Actors.Tests;

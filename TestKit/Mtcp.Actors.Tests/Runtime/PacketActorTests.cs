@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Packets;
 using Mtcp.Transports;

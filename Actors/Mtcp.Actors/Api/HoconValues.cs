@@ -1,7 +1,7 @@
 using System.Globalization;
 using Akka.Configuration;
 
-namespace Mtcp.Actors.Configuration;
+namespace Mtcp.Actors.Api;
 
 /// <summary>
 /// Reads single keys for the settings records of the runtime, the policies and the hosts, failing with a <see cref="ConfigurationException"/> that names

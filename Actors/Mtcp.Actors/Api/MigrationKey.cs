@@ -2,7 +2,7 @@ using Akka.Configuration;
 using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
 
-namespace Mtcp.Hosting;
+namespace Mtcp.Actors.Api;
 
 /// <summary>
 /// <c>mtcp.migration.cluster-key</c>: the key every server node of a service shares. Empty turns migration off. The

@@ -1,7 +1,7 @@
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 
-namespace Mtcp.Actors.Migration;
+namespace Mtcp.Actors.Api;
 
 /// <summary>
 /// What a third party (another server node, an operator tool) needs to trigger one connection's migration (thesis 3.2.1;

@@ -10,14 +10,14 @@ namespace Mtcp.TestKit;
 /// <see cref="ControlChannel"/>, and one application session per accepted connection, created by
 /// <see cref="SessionFactory"/> from the connection and what <see cref="TcpConnection.ImportState"/> returned.
 /// </summary>
-public sealed class MtcpServerNode : ISimNode
+public sealed class SimulatedServerNode : ISimNode
 {
     private readonly ControlChannel _control;
     private readonly byte[] _payload = new byte[65536];
     private readonly WireRoundTrip _wire = new();
     private readonly List<ServerSession> _sessions = [];
 
-    public MtcpServerNode(MtcpServerHost host, ControlChannel control, Func<TcpConnection, ImportedState, ServerSession> sessionFactory)
+    public SimulatedServerNode(MtcpServerHost host, ControlChannel control, Func<TcpConnection, ImportedState, ServerSession> sessionFactory)
     {
         Host = host;
         _control = control;

@@ -1,6 +1,6 @@
 using Akka.Configuration;
 
-namespace Mtcp.Actors.Configuration;
+namespace Mtcp.Actors.Api;
 
 /// <summary>
 /// The reference configuration of the MTCP runtime (HOCON/mtcp-reference.conf, embedded in this

@@ -1,0 +1,109 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Mtcp.Actors.Cluster;
+using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Control;
+using Mtcp.Actors.Migration;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Api;
+
+/// <summary>
+/// One cooperating server of a service (thesis 4.2.3) on top of a runtime: the service directory that announces this
+/// node's service endpoints (<c>mtcp.cluster.service-endpoints</c>) to the other members of the Akka.Cluster and keeps
+/// its alternate servers and control mappings, and, when <c>mtcp.migration.cluster-key</c> is set, the control
+/// connection manager that carries state requests between the nodes, so that the runtime's connections migrate in and
+/// out. Start it before binding any listener: a listener's connections take part in migration only if it is on then.
+/// </summary>
+public sealed class MtcpServerNode
+{
+    private ServiceView _view = new([], ServiceEndpoints: 0);
+
+    private MtcpServerNode(MtcpRuntime runtime) => Runtime = runtime;
+
+    /// <summary>Raised from an actor's thread each time the cluster view of this node's service changes.</summary>
+    public event Action<ServiceView>? ViewChanged;
+
+    public MtcpRuntime Runtime { get; }
+
+    /// <summary>True when the node holds the cluster key, so its connections migrate.</summary>
+    public bool MigrationEnabled => Runtime.MigrationEnabled;
+
+    /// <summary>The cluster view of this node's service as last seen: no alternates until the directory hears from the cluster.</summary>
+    public ServiceView View => Volatile.Read(ref _view);
+
+    /// <summary>
+    /// <paramref name="config"/> with the runtime's and the cluster's settings validated; when
+    /// <c>mtcp.cluster.service-endpoints</c> is empty, filled with the runtime's <c>mtcp.runtime.local-address</c> and
+    /// each of <paramref name="ports"/> (the ports the node's listeners will bind).
+    /// </summary>
+    /// <exception cref="ConfigurationException">a setting is invalid, or a service endpoint is listed twice.</exception>
+    public static Config WithServiceEndpoints(Config config, IEnumerable<ushort> ports)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(ports);
+        var withReference = MtcpConfig.WithFallback(config);
+        var localAddress = RuntimeSettings.Create(withReference).LocalAddress;
+        if (ClusterSettings.Create(withReference).ServiceEndpoints.Count == 0)
+        {
+            var endpoints = ports.Select(port => $"\"{new System.Net.IPEndPoint(localAddress.ToIPAddress(), port)}\"");
+            config = ConfigurationFactory.ParseString($"{ClusterSettings.ServiceEndpointsPath} = [{string.Join(", ", endpoints)}]").WithFallback(config);
+            ClusterSettings.Create(MtcpConfig.WithFallback(config));
+        }
+
+        return config;
+    }
+
+    /// <summary>
+    /// Joins <paramref name="runtime"/>'s node to its service: starts the service directory and, with a cluster key
+    /// in the system's configuration, the control connection manager, and turns migration on. The actor system must
+    /// run with <c>akka.actor.provider = cluster</c>; at most one node per actor system.
+    /// </summary>
+    /// <exception cref="ConfigurationException">a <c>mtcp.cluster</c>, <c>mtcp.control</c> or the cluster key setting is invalid.</exception>
+    public static async Task<MtcpServerNode> StartAsync(MtcpRuntime runtime, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(runtime);
+        var system = runtime.System;
+        var authenticator = MigrationKey.ReadAuthenticator(system.Settings.Config);
+        var node = new MtcpServerNode(runtime);
+        var directory = system.StartServiceDirectory();
+        system.ActorOf(Props.Create(() => new ServiceViewSubscriber(directory, node.OnViewChanged)), "mtcp-service-view");
+        if (authenticator is not null)
+        {
+            // Thesis 4.2.3: the control connection manager carries this node's state requests to origins and hands
+            // peers' requests to the registry of the runtime's connections.
+            var control = system.StartControlConnectionManager(runtime.ConnectionRegistry);
+            await runtime.EnableMigrationAsync(new MigrationSupport(authenticator, control, directory), cancellationToken).ConfigureAwait(false);
+        }
+
+        return node;
+    }
+
+    private void OnViewChanged(AlternateServersChanged view)
+    {
+        var current = new ServiceView(view.Alternates.Servers, view.ControlMappings.Count);
+        Volatile.Write(ref _view, current);
+        ViewChanged?.Invoke(current);
+    }
+
+    /// <summary>Hands every change of the directory's view to the node.</summary>
+    private sealed class ServiceViewSubscriber : ReceiveActor
+    {
+        public ServiceViewSubscriber(IActorRef directory, Action<AlternateServersChanged> changed)
+        {
+            Receive<AlternateServersChanged>(changed);
+            directory.Tell(new SubscribeAlternateServers(Self));
+        }
+    }
+}
+
+/// <summary>
+/// The cluster view of a node's service: <paramref name="Alternates"/> are the other servers its connections
+/// may migrate to (TCP_MIGRATE's content, thesis 4.2.3), <paramref name="ServiceEndpoints"/> the number of service
+/// endpoints the cluster announces, this node's included.
+/// </summary>
+public sealed record ServiceView(IReadOnlyList<ServerEndpoint> Alternates, int ServiceEndpoints)
+{
+    public override string ToString() =>
+        $"{ServiceEndpoints} service endpoints in the cluster; alternates of this node: [{string.Join(", ", Alternates)}]";
+}

@@ -1,0 +1,26 @@
+using System.Collections.Immutable;
+using Mtcp.Wire;
+
+namespace Mtcp.Actors.Api;
+
+/// <summary>A snapshot of a packet actor's counters (<see cref="MtcpRuntime.GetStatisticsAsync"/>).</summary>
+/// <param name="SegmentsReceived">segments the transport delivered to the receive thread.</param>
+/// <param name="SegmentsRouted">segments handed to an endpoint or listener.</param>
+/// <param name="MalformedByReason">segments the codec refused, by reason; none of them changed any state.</param>
+/// <param name="StraySegments">well-formed segments for no connection and no listener.</param>
+/// <param name="ResetsSent">RSTs sent in answer to stray segments (RFC 9293 §3.10.7.1).</param>
+/// <param name="SynsDropped">SYNs a listener dropped because its backlog was full.</param>
+/// <param name="SendsDropped">segments the transport dropped locally (full send buffer, no route).</param>
+/// <param name="Endpoints">connection endpoints registered now (TIME-WAIT included).</param>
+public sealed record PacketStatistics(
+    long SegmentsReceived,
+    long SegmentsRouted,
+    ImmutableDictionary<WireError, long> MalformedByReason,
+    long StraySegments,
+    long ResetsSent,
+    long SynsDropped,
+    long SendsDropped,
+    int Endpoints)
+{
+    public long MalformedSegments => MalformedByReason.Values.Sum();
+}
