@@ -24,11 +24,28 @@ public sealed partial class TcpConnection
                 return;
             case TcpState.SynSent:
                 OnSegmentInSynSent(now, segment);
+                if (_state != TcpState.SynSent)
+                {
+                    HeardFromPeer(now);
+                }
+
                 return;
             default:
                 OnSegmentSynchronized(now, segment, payload);
+                if (LastSegmentInWindow)
+                {
+                    HeardFromPeer(now);
+                }
+
                 return;
         }
+    }
+
+    /// <summary>An acceptable segment shows the peer alive: keep-alive starts over (RFC 1122 §4.2.3.6).</summary>
+    private void HeardFromPeer(Instant now)
+    {
+        _lastHeardAt = now;
+        _unansweredKeepAlives = 0;
     }
 
     /// <summary>

@@ -62,13 +62,22 @@ public sealed partial class TcpConnection
             return true;
         }
 
-        if (_probePending)
+        if (_probePending || _keepAlivePending)
         {
-            // RFC 9293 §3.8.6.1: a probe the receiver must answer with its current window. An already
+            // RFC 9293 §3.8.6.1 and §3.8.4: a probe the receiver must answer with its current window. An already
             // acknowledged sequence number (SND.UNA - 1) without data is unacceptable there, so it elicits an
             // ACK without consuming sequence space.
+            if (_probePending)
+            {
+                Stats.ZeroWindowProbes++;
+            }
+            else
+            {
+                Stats.KeepAliveProbes++;
+            }
+
             _probePending = false;
-            Stats.ZeroWindowProbes++;
+            _keepAlivePending = false;
             header = MakeHeader(_sndUna - 1, TcpFlags.Ack);
             AfterEmit(header);
             return true;

@@ -82,6 +82,12 @@ public sealed partial class TcpConnection
 
     private bool _fastRetransmitPending;
     private bool _probePending;
+
+    // Keep-alive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): when the peer was last heard from, and probes since.
+    private Instant _lastHeardAt;
+    private Instant _lastKeepAliveAt;
+    private int _unansweredKeepAlives;
+    private bool _keepAlivePending;
     private bool _writableWanted;
     private bool _readableQueued;
 
@@ -253,7 +259,16 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>Abort (RFC 9293 §3.10.5): a RST where the peer holds state, then CLOSED at once.</summary>
-    public void Abort(Instant now)
+    public void Abort(Instant now) => Abort(TcpEvent.Closed);
+
+    /// <summary>
+    /// Gives up on a peer that stopped answering (RFC 9293 §3.8.3, threshold R2, decided by the caller): an abort
+    /// that tells the application <see cref="TcpEvent.TimedOut"/>. The RST ends the connection at a peer that
+    /// was only unreachable.
+    /// </summary>
+    public void GiveUp(Instant now) => Abort(TcpEvent.TimedOut);
+
+    private void Abort(TcpEvent reason)
     {
         if (_state is TcpState.SynReceived or TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait)
         {
@@ -262,7 +277,7 @@ public sealed partial class TcpConnection
 
         if (_state != TcpState.Closed)
         {
-            EnterClosed(TcpEvent.Closed);
+            EnterClosed(reason);
         }
     }
 
@@ -282,10 +297,24 @@ public sealed partial class TcpConnection
         return false;
     }
 
+    /// <summary>
+    /// Keep-alive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): when nothing was heard from the peer for this long and
+    /// nothing is in flight, probe it, and probe again after each backed-off RTO while it stays silent
+    /// (<see cref="UnansweredKeepAlives"/>). Zero, the default: no probes, as RFC 1122 requires by default.
+    /// </summary>
+    public TimeSpan KeepAliveIdle { get; set; }
+
+    /// <summary>Keep-alive probes sent since the peer was last heard from.</summary>
+    public int UnansweredKeepAlives => _unansweredKeepAlives;
+
+    /// <summary>Retransmission timeouts in a row for the same data, reset by an acknowledgment of new data.</summary>
+    public int ConsecutiveTimeouts => _consecutiveTimeouts;
+
     /// <summary>The earliest deadline at which <see cref="HandleTimeout"/> must be called, or null when none.</summary>
     public Instant? PollTimeout()
     {
-        return Instant.Earliest(Instant.Earliest(Instant.Earliest(_retransmitAt, _persistAt), Instant.Earliest(_delayedAckAt, _timeWaitUntil)), _connectDeadline);
+        var earliest = Instant.Earliest(Instant.Earliest(Instant.Earliest(_retransmitAt, _persistAt), Instant.Earliest(_delayedAckAt, _timeWaitUntil)), _connectDeadline);
+        return Instant.Earliest(earliest, KeepAliveDue());
     }
 
     /// <summary>Fires every timer whose deadline is at or before <paramref name="now"/>.</summary>
@@ -317,6 +346,13 @@ public sealed partial class TcpConnection
         {
             _delayedAckAt = null;
             _ackNow = true;
+        }
+
+        if (KeepAliveDue() is { } keepAlive && keepAlive <= now)
+        {
+            _keepAlivePending = true;
+            _unansweredKeepAlives++;
+            _lastKeepAliveAt = now;
         }
 
         if (_persistAt is { } persist && persist <= now)
@@ -467,6 +503,33 @@ public sealed partial class TcpConnection
         return interval > _config.MaxRto ? _config.MaxRto : interval;
     }
 
+    /// <summary>
+    /// When the next keep-alive probe is due: idle for <see cref="KeepAliveIdle"/> since the peer was last heard
+    /// from, then one backed-off RTO after each unanswered probe; null while data is in flight (the retransmission
+    /// timer watches the peer then), the window is closed (the persist timer probes) or keep-alive is off.
+    /// </summary>
+    private Instant? KeepAliveDue()
+    {
+        if (KeepAliveIdle <= TimeSpan.Zero || _state is not (TcpState.Established or TcpState.CloseWait)
+            || _sndUna != _sndMax || _retransmitAt is not null || _persistAt is not null)
+        {
+            return null;
+        }
+
+        if (_unansweredKeepAlives == 0)
+        {
+            return Instant.Max(_lastHeardAt, _lastKeepAliveAt) + KeepAliveIdle;
+        }
+
+        var backoff = _rtt.Rto;
+        for (var probe = 1; probe < _unansweredKeepAlives && backoff < _config.MaxRto; probe++)
+        {
+            backoff += backoff;
+        }
+
+        return _lastKeepAliveAt + (backoff < _config.MaxRto ? backoff : _config.MaxRto);
+    }
+
     private void EnterClosed(TcpEvent reason)
     {
         StopInClosed();
@@ -492,6 +555,7 @@ public sealed partial class TcpConnection
         _connectDeadline = null;
         _ackNow = false;
         _probePending = false;
+        _keepAlivePending = false;
         _fastRetransmitPending = false;
     }
 

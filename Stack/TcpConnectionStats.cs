@@ -24,6 +24,9 @@ public sealed class TcpConnectionStats
     /// <summary>Zero-window probes sent by the persist timer (RFC 9293 §3.8.6.1).</summary>
     public long ZeroWindowProbes { get; internal set; }
 
+    /// <summary>Keep-alive probes sent to a silent peer (RFC 9293 §3.8.4; <see cref="TcpConnection.KeepAliveIdle"/>).</summary>
+    public long KeepAliveProbes { get; internal set; }
+
     /// <summary>Payload bytes sent, retransmissions included.</summary>
     public long BytesSent { get; internal set; }
 

@@ -13,6 +13,21 @@ public enum MigrationEventKind
 
     /// <summary>An authenticated MIGRATE_TRIGGER asks to migrate to <see cref="MigrationEvent.Destination"/> (thesis 3.2.1).</summary>
     TriggerAccepted,
+
+    /// <summary>
+    /// The current server, <see cref="MigrationEvent.Destination"/>, left too many retransmissions or keep-alive
+    /// probes unanswered (<see cref="ClientFailover"/>); <see cref="MigrationEvent.Detail"/> says which. A failover starts.
+    /// </summary>
+    ServerSilent,
+
+    /// <summary>The failover asks to migrate to <see cref="MigrationEvent.Destination"/>, the next alternate not tried yet.</summary>
+    FailoverTo,
+
+    /// <summary>
+    /// No alternate took the connection over from the silent server <see cref="MigrationEvent.Destination"/> in time:
+    /// the connection is aborted and the application told it timed out.
+    /// </summary>
+    FailoverAbandoned,
 }
 
 /// <summary>One migration event; <paramref name="Destination"/> is the server concerned.</summary>
@@ -34,6 +49,15 @@ public sealed class MtcpClientStats
 
     /// <summary>MIGRATE_TRIGGERs whose authenticator or connection id did not verify: ignored (thesis 3.2.1).</summary>
     public long ForgedTriggersIgnored { get; internal set; }
+
+    /// <summary>Times the current server fell silent (<see cref="ClientFailover"/>).</summary>
+    public long ServersFallenSilent { get; internal set; }
+
+    /// <summary>Failovers that ended on another server.</summary>
+    public long Failovers { get; internal set; }
+
+    /// <summary>Failovers that gave up: the connection was aborted.</summary>
+    public long FailoversAbandoned { get; internal set; }
 
     /// <summary>Segments swallowed by a control block in BLACKHOLE (thesis 4.2.3 step 4).</summary>
     public long BlackholedSegments { get; internal set; }

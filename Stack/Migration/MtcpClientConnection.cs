@@ -28,6 +28,10 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
     private Block _current;
     private Migration? _migration;
+    private ClientFailover _failover = ClientFailover.Off;
+
+    /// <summary>The failover under way since the current server fell silent; null while it answers.</summary>
+    private FailoverAttempt? _failingOver;
 
     /// <summary>
     /// The blocks left at earlier switches that still hold unread bytes, oldest first: a slow reader can migrate
@@ -61,6 +65,24 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
     /// <summary>False for a plain TCP client (set before connecting): it never migrates, and MIGRATE_TRIGGERs are ignored.</summary>
     public bool MigrationEnabled { get; set; } = true;
+
+    /// <summary>
+    /// How this connection survives a silent server (set before connecting; needs <see cref="MigrationEnabled"/>):
+    /// off by default.
+    /// </summary>
+    public ClientFailover Failover
+    {
+        get => _failover;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            _failover = value.Validate();
+            _current.Tcb.KeepAliveIdle = value.Enabled ? value.ProbeInterval : TimeSpan.Zero;
+        }
+    }
+
+    /// <summary>True from the moment the current server fell silent until another took over or the connection gave up.</summary>
+    public bool IsFailingOver => _failingOver is not null;
 
     /// <summary>The server the connection is on now.</summary>
     public ServerEndpoint CurrentServer => _current.Peer;
@@ -175,7 +197,11 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         var authenticator = new ConnectionAuthenticator(secret).MigratedConnection(cid, newEndpointCid, rcvNxt, _nextAttempt++);
         var option = new MtcpMigratedConnection(_current.Peer, port == old.LocalPort ? null : old.LocalPort, rcvNxt, authenticator);
         var tcb = TcpConnection.Connect(_config, port, destination.Port, iss, now);
-        _migration = new Migration(new Block(tcb, destination), option, now + _config.ConnectTimeout);
+        tcb.KeepAliveIdle = old.KeepAliveIdle;
+
+        // A failover skips a destination that does not answer soon: the next alternate may.
+        var deadline = now + (_failingOver is null ? _config.ConnectTimeout : _failover.SpecialSynTimeout);
+        _migration = new Migration(new Block(tcb, destination), option, deadline);
         Stats.MigrationsStarted++;
     }
 
@@ -268,24 +294,30 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             earliest = Instant.Earliest(earliest, hole.Until);
         }
 
-        return earliest;
+        return Instant.Earliest(earliest, _failingOver?.GiveUpAt);
     }
 
     public void HandleTimeout(Instant now)
     {
         _blackholes.RemoveAll(hole => hole.Until <= now);
+        if (_failingOver is { } failingOver && failingOver.GiveUpAt <= now)
+        {
+            GiveUp(now, failingOver);
+            return;
+        }
+
         if (_migration is { } migration)
         {
             if (migration.Deadline <= now)
             {
-                FailMigration(migration, "no SYN+ACK from the destination in time");
+                FailMigration(now, migration, "no SYN+ACK from the destination in time");
             }
             else if (migration.Next.Tcb.PollTimeout() is { } due && due <= now)
             {
                 migration.Next.Tcb.HandleTimeout(now);
                 if (migration.Next.Tcb.State == TcpState.Closed)
                 {
-                    FailMigration(migration, "the special SYN went unanswered");
+                    FailMigration(now, migration, "the special SYN went unanswered");
                 }
             }
 
@@ -298,7 +330,75 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         if (_current.Tcb.PollTimeout() is { } currentDue && currentDue <= now)
         {
             _current.Tcb.HandleTimeout(now);
+            if (_failingOver is null && CurrentServerSilent())
+            {
+                BeginFailover(now);
+            }
         }
+    }
+
+    /// <summary>
+    /// The current server left <see cref="ClientFailover.SilentAfter"/> retransmission timeouts or keep-alive probes in
+    /// a row unanswered, on a connection that could migrate.
+    /// </summary>
+    private bool CurrentServerSilent()
+    {
+        var tcb = _current.Tcb;
+        return _failover.Enabled && MigrationEnabled && _secret is not null
+            && tcb.State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing
+            && Math.Max(tcb.ConsecutiveTimeouts, tcb.UnansweredKeepAlives - 1) >= _failover.SilentAfter;
+    }
+
+    private void BeginFailover(Instant now)
+    {
+        var tcb = _current.Tcb;
+        var why = tcb.ConsecutiveTimeouts >= _failover.SilentAfter
+            ? $"{tcb.ConsecutiveTimeouts} retransmission timeouts in a row"
+            : $"{tcb.UnansweredKeepAlives - 1} keep-alive probes unanswered";
+        _failingOver = new FailoverAttempt(_current.Peer, now + _failover.GiveUpAfter, [_current.Peer]);
+        Stats.ServersFallenSilent++;
+        _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.ServerSilent, _current.Peer, why));
+        OfferNextFailoverDestination(now);
+    }
+
+    /// <summary>The next alternate not tried yet in this failover, or the end of the failover when none is left.</summary>
+    private void OfferNextFailoverDestination(Instant now)
+    {
+        if (_failingOver is not { } failingOver)
+        {
+            return;
+        }
+
+        foreach (var candidate in _alternateServers)
+        {
+            if (failingOver.Tried.Add(candidate))
+            {
+                _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.FailoverTo, candidate));
+                return;
+            }
+        }
+
+        GiveUp(now, failingOver);
+    }
+
+    /// <summary>No alternate took the connection over in time: abort it, and tell the application it timed out.</summary>
+    private void GiveUp(Instant now, FailoverAttempt failingOver)
+    {
+        _failingOver = null;
+        if (_migration is { } migration)
+        {
+            FailMigration(now, migration, "the failover gave up");
+        }
+
+        var tried = failingOver.Tried.Count - 1;
+        Stats.FailoversAbandoned++;
+        _migrationEvents.Enqueue(new MigrationEvent(
+            MigrationEventKind.FailoverAbandoned,
+            failingOver.SilentServer,
+            tried == 0
+                ? "no alternate server is known"
+                : $"none of {tried} alternate servers took the connection over within {_failover.GiveUpAfter.TotalSeconds:0.###} s"));
+        _current.Tcb.GiveUp(now);
     }
 
     private void OnSegmentForCurrentBlock(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
@@ -348,14 +448,14 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         if (segment.Has(TcpFlags.Syn) && segment.Has(TcpFlags.Ack) && segment.Options.OrigConnectionInfo is null && !segment.Has(TcpFlags.Rst))
         {
             // A SYN+ACK without the origin's sequence information cannot be switched to safely: refuse it.
-            FailMigration(migration, "SYN+ACK without orig-connection-info");
+            FailMigration(now, migration, "SYN+ACK without orig-connection-info");
             return;
         }
 
         next.HandleSegment(now, segment, payload);
         if (next.State == TcpState.Closed)
         {
-            FailMigration(migration, "the destination refused the migration");
+            FailMigration(now, migration, "the destination refused the migration");
         }
         else if (next.State != TcpState.SynSent && segment.Options.OrigConnectionInfo is { } info)
         {
@@ -419,6 +519,12 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         }
 
         _current = migration.Next;
+        if (_failingOver is not null)
+        {
+            _failingOver = null;
+            Stats.Failovers++;
+        }
+
         _epoch++;
         _betaPending = beta;
         _connectedReported = true;
@@ -450,11 +556,13 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         return false;
     }
 
-    private void FailMigration(Migration migration, string detail)
+    /// <summary>The connection stays on its server; during a failover the next alternate is offered at once.</summary>
+    private void FailMigration(Instant now, Migration migration, string detail)
     {
         _migration = null;
         Stats.MigrationsFailed++;
         _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.Failed, migration.Next.Peer, detail));
+        OfferNextFailoverDestination(now);
     }
 
     /// <summary>MIGRATE_TRIGGER (thesis 3.2.1): acted on only for the current Cid and with a valid authenticator.</summary>
@@ -511,4 +619,6 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     private readonly record struct Blackhole(Block Block, Instant Until);
 
     private sealed record Migration(Block Next, MtcpMigratedConnection Option, Instant Deadline);
+
+    private sealed record FailoverAttempt(ServerEndpoint SilentServer, Instant GiveUpAt, HashSet<ServerEndpoint> Tried);
 }

@@ -6,7 +6,8 @@ namespace Mtcp.TestKit;
 
 /// <summary>
 /// A simulated client host with one <see cref="MtcpClientConnection"/> and its application. Migration events go to
-/// <see cref="OnMigrationEvent"/> (the policy's seat); by default an accepted trigger starts the migration it asks for.
+/// <see cref="OnMigrationEvent"/> (the policy's seat); by default an accepted trigger or a failover starts the migration it
+/// asks for.
 /// </summary>
 public sealed class MtcpClientNode : ISimNode
 {
@@ -21,7 +22,7 @@ public sealed class MtcpClientNode : ISimNode
         _issSource = issSource;
         OnMigrationEvent = (now, e) =>
         {
-            if (e.Kind == MigrationEventKind.TriggerAccepted)
+            if (e.Kind is MigrationEventKind.TriggerAccepted or MigrationEventKind.FailoverTo)
             {
                 TryMigrate(now, e.Destination);
             }

@@ -1,0 +1,143 @@
+using Mtcp.Stack.Migration;
+using Mtcp.TestKit;
+using Mtcp.Wire;
+using Xunit.Abstractions;
+
+namespace Mtcp.Stack.Tests;
+
+/// <summary>
+/// The client side of failover (<see cref="ClientFailover"/>): a client whose server stops answering moves the
+/// connection to an alternate on its own, or, when none takes it, tells its application within a bounded time; a
+/// server that is only quiet is probed and kept.
+/// </summary>
+[Trait("Category", "Migration")]
+public sealed class ClientFailoverTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromMinutes(10);
+    private static readonly ServerEndpoint S1 = MigrationTestbed.EndpointOf(0);
+    private static readonly ServerEndpoint S2 = MigrationTestbed.EndpointOf(1);
+    private static readonly ServerEndpoint S3 = MigrationTestbed.EndpointOf(2);
+
+    private static readonly ClientFailover Failover = new()
+    {
+        ProbeInterval = TimeSpan.FromSeconds(2),
+        SilentAfter = 3,
+        SpecialSynTimeout = TimeSpan.FromSeconds(1),
+        GiveUpAfter = TimeSpan.FromSeconds(5),
+    };
+
+    [Theory]
+    [InlineData(ReferenceService.Stream)]
+    [InlineData(ReferenceService.RequestResponse)]
+    public void A_client_cut_off_from_its_server_must_fail_over_to_an_alternate_and_keep_the_stream_exact(ReferenceService service)
+    {
+        var bed = new MigrationTestbed(11, LinkConditions.Perfect, new TestbedOptions { Service = service });
+        bed.Connection.Failover = Failover;
+        Run(bed, () => bed.ClientApp.Received >= 16 * 1024);
+
+        // The client's path to S1 breaks both ways; the servers still reach each other, so S1 can hand its state over.
+        bed.Network.Drop = packet => IsBetween(packet, bed.Client.Address, S1.Address);
+        Finish(bed);
+
+        Assert.Equal(S2, bed.Connection.CurrentServer);
+        Assert.Equal(1, bed.Connection.Stats.Failovers);
+        var kinds = bed.Client.MigrationEvents.Select(e => e.Kind).ToList();
+        Assert.Equal([MigrationEventKind.ServerSilent, MigrationEventKind.FailoverTo, MigrationEventKind.Completed], kinds);
+        Assert.Equal(S1, bed.Client.MigrationEvents[0].Destination);
+    }
+
+    [Fact]
+    public void A_client_no_server_answers_must_try_each_alternate_once_then_time_out_within_the_bound()
+    {
+        var bed = new MigrationTestbed(12, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SessionBytes = 1 << 20 });
+        bed.Connection.Failover = Failover;
+        Run(bed, () => bed.ClientApp.Received >= 16 * 1024);
+        var cutAt = bed.Network.Now;
+
+        bed.Network.Drop = packet => packet.Source == bed.Client.Address || packet.Destination == bed.Client.Address;
+        Run(bed, () => bed.ClientApp.Events.Contains(TcpEvent.TimedOut));
+
+        var waited = bed.Network.Now - cutAt;
+        output.WriteLine($"timed out {waited.TotalSeconds:0.000} s after the cut");
+        var kinds = bed.Client.MigrationEvents.Select(e => (e.Kind, e.Destination)).ToList();
+        Assert.Equal(
+            [
+                (MigrationEventKind.ServerSilent, S1),
+                (MigrationEventKind.FailoverTo, S2),
+                (MigrationEventKind.Failed, S2),
+                (MigrationEventKind.FailoverTo, S3),
+                (MigrationEventKind.Failed, S3),
+                (MigrationEventKind.FailoverAbandoned, S1),
+            ],
+            kinds);
+
+        // Silence needs three backed-off RTOs with data in flight, then one special SYN timeout per alternate.
+        Assert.InRange(waited, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(10));
+        Assert.Equal(TcpState.Closed, bed.Connection.State);
+        Assert.Equal(1, bed.Connection.Stats.FailoversAbandoned);
+    }
+
+    [Fact]
+    public void A_quiet_server_that_answers_probes_must_keep_the_connection()
+    {
+        var bed = new MigrationTestbed(13, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse });
+        bed.Connection.Failover = Failover;
+        Run(bed, () => bed.ClientApp.Received >= 4 * 1024);
+        bed.ClientApp.Paused = true;
+        var quietFrom = bed.Network.Now;
+
+        Run(bed, () => bed.Network.Now - quietFrom > TimeSpan.FromSeconds(30));
+
+        Assert.True(bed.Connection.CurrentControlBlock.Stats.KeepAliveProbes >= 10, $"{bed.Connection.CurrentControlBlock.Stats.KeepAliveProbes} probes");
+        Assert.Empty(bed.Client.MigrationEvents);
+        bed.ClientApp.Paused = false;
+        Finish(bed);
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+    }
+
+    [Fact]
+    public void A_quiet_server_that_stopped_answering_must_be_found_by_probes()
+    {
+        var bed = new MigrationTestbed(14, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse });
+        bed.Connection.Failover = Failover;
+        Run(bed, () => bed.ClientApp.Received >= 4 * 1024);
+        bed.ClientApp.Paused = true;
+        var tcb = bed.Connection.CurrentControlBlock;
+        Run(bed, () => bed.ClientApp.Sent > 0 && tcb.SendUnacknowledged == tcb.WriteEnd && bed.Network.PacketsInFlight == 0);
+
+        bed.Network.Drop = packet => IsBetween(packet, bed.Client.Address, S1.Address);
+        Run(bed, () => bed.Client.MigrationEvents.Count > 0);
+
+        Assert.Equal(MigrationEventKind.ServerSilent, bed.Client.MigrationEvents[0].Kind);
+        Assert.Contains("keep-alive probes unanswered", bed.Client.MigrationEvents[0].Detail, StringComparison.Ordinal);
+        bed.ClientApp.Paused = false;
+        Finish(bed);
+        Assert.Equal(S2, bed.Connection.CurrentServer);
+    }
+
+    [Fact]
+    public void Failover_off_must_leave_a_silent_server_to_the_retransmission_limit()
+    {
+        var bed = new MigrationTestbed(15, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse });
+        Run(bed, () => bed.ClientApp.Received >= 4 * 1024);
+        bed.Network.Drop = packet => IsBetween(packet, bed.Client.Address, S1.Address);
+
+        bed.RunUntil(() => bed.Connection.State == TcpState.Closed, TimeSpan.FromSeconds(60));
+
+        Assert.Empty(bed.Client.MigrationEvents);
+        Assert.Equal(0, bed.Connection.CurrentControlBlock.Stats.KeepAliveProbes);
+    }
+
+    private static bool IsBetween(in SimPacket packet, IpAddress a, IpAddress b) =>
+        (packet.Source == a && packet.Destination == b) || (packet.Source == b && packet.Destination == a);
+
+    private static void Run(MigrationTestbed bed, Func<bool> condition) => Assert.True(bed.RunUntil(condition, Limit), bed.Describe());
+
+    private void Finish(MigrationTestbed bed)
+    {
+        Assert.True(bed.RunToFinish(Limit), bed.Describe());
+        output.WriteLine(bed.Describe());
+        Assert.True(bed.ClientApp.FirstMismatch < 0, $"stream differs at {bed.ClientApp.FirstMismatch}: {bed.Describe()}");
+        Assert.Equal(bed.Expected.Length, bed.ClientApp.Received);
+    }
+}
