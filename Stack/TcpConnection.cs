@@ -299,7 +299,7 @@ public sealed partial class TcpConnection
 
     /// <summary>
     /// Keep-alive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): when nothing was heard from the peer for this long and
-    /// nothing is in flight, probe it, and probe again after each backed-off RTO while it stays silent
+    /// nothing is in flight, probe it, and probe again after each backed-off RTO (at most half this time apart) while it stays silent
     /// (<see cref="UnansweredKeepAlives"/>). Zero, the default: no probes, as RFC 1122 requires by default.
     /// </summary>
     public TimeSpan KeepAliveIdle { get; set; }
@@ -505,7 +505,7 @@ public sealed partial class TcpConnection
 
     /// <summary>
     /// When the next keep-alive probe is due: idle for <see cref="KeepAliveIdle"/> since the peer was last heard
-    /// from, then one backed-off RTO after each unanswered probe; null while data is in flight (the retransmission
+    /// from, then one backed-off RTO (capped) after each unanswered probe; null while data is in flight (the retransmission
     /// timer watches the peer then), the window is closed (the persist timer probes) or keep-alive is off.
     /// </summary>
     private Instant? KeepAliveDue()
@@ -521,13 +521,16 @@ public sealed partial class TcpConnection
             return Instant.Max(_lastHeardAt, _lastKeepAliveAt) + KeepAliveIdle;
         }
 
+        // Backed off like the RTO, but at most half the idle time apart: a connection that only receives has no RTT
+        // sample, and its initial RTO doubling would stretch the probes over many seconds.
+        var limit = KeepAliveIdle / 2 < _config.MaxRto ? KeepAliveIdle / 2 : _config.MaxRto;
         var backoff = _rtt.Rto;
-        for (var probe = 1; probe < _unansweredKeepAlives && backoff < _config.MaxRto; probe++)
+        for (var probe = 1; probe < _unansweredKeepAlives && backoff < limit; probe++)
         {
             backoff += backoff;
         }
 
-        return _lastKeepAliveAt + (backoff < _config.MaxRto ? backoff : _config.MaxRto);
+        return _lastKeepAliveAt + (backoff < limit ? backoff : limit);
     }
 
     private void EnterClosed(TcpEvent reason)

@@ -90,6 +90,15 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     /// <summary>The connection id (Cid, thesis 3.2.1) of the current control block.</summary>
     public ConnectionId Cid => new(LocalAddress, _current.Tcb.LocalPort, _current.Peer.Address, _current.Peer.Port);
 
+    /// <summary>
+    /// The first alternate that serves this connection's service: another server on the current server's port (TCP_MIGRATE
+    /// lists every service endpoint of the other nodes, and a port names the application); null when none is known.
+    /// </summary>
+    public ServerEndpoint? NextAlternateServer() =>
+        _alternateServers.Where(ServesThisConnection).Select(server => (ServerEndpoint?)server).FirstOrDefault();
+
+    private bool ServesThisConnection(ServerEndpoint server) => server != _current.Peer && server.Port == _current.Peer.Port;
+
     /// <summary>The cooperating servers learned from TCP_MIGRATE on the servers' SYN+ACKs (thesis 4.2.3, fig. 4.6).</summary>
     public IReadOnlyList<ServerEndpoint> AlternateServers => _alternateServers;
 
@@ -371,7 +380,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
         foreach (var candidate in _alternateServers)
         {
-            if (failingOver.Tried.Add(candidate))
+            if (ServesThisConnection(candidate) && failingOver.Tried.Add(candidate))
             {
                 _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.FailoverTo, candidate));
                 return;
@@ -396,7 +405,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             MigrationEventKind.FailoverAbandoned,
             failingOver.SilentServer,
             tried == 0
-                ? "no alternate server is known"
+                ? "no alternate server of this service is known"
                 : $"none of {tried} alternate servers took the connection over within {_failover.GiveUpAfter.TotalSeconds:0.###} s"));
         _current.Tcb.GiveUp(now);
     }
@@ -582,7 +591,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             return;
         }
 
-        ServerEndpoint? destination = named ?? _alternateServers.Where(s => s != _current.Peer).Select(s => (ServerEndpoint?)s).FirstOrDefault();
+        var destination = named ?? NextAlternateServer();
         if (destination is not { } chosen || _migration is not null)
         {
             return;

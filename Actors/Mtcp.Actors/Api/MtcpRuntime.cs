@@ -130,12 +130,14 @@ public sealed class MtcpRuntime : IAsyncDisposable
 
     /// <summary>
     /// Turns migration on for the connections this runtime opens from now on (thesis ch. 4): they can migrate
-    /// (<see cref="MtcpClient.MigrateAsync"/>) and follow a server's MIGRATE_TRIGGER. A client holds no key: each
+    /// (<see cref="MtcpClient.MigrateAsync"/>), follow a server's MIGRATE_TRIGGER, and leave a server that stopped
+    /// answering for an alternate (<c>mtcp.migration.failover</c>). A client holds no key: each
     /// connection's secret comes on its server's SYN+ACK. Server nodes turn migration on with
     /// <see cref="MtcpServerNode.StartAsync"/>. Call before connecting.
     /// </summary>
+    /// <exception cref="ConfigurationException">a <c>mtcp.migration.failover</c> setting is invalid.</exception>
     public Task EnableClientMigrationAsync(CancellationToken cancellationToken = default) =>
-        EnableMigrationAsync(new MigrationSupport(Authenticator: null), cancellationToken);
+        EnableMigrationAsync(new MigrationSupport(Authenticator: null, Failover: FailoverSettings.Create(MtcpConfig.WithFallback(System.Settings.Config))), cancellationToken);
 
     /// <summary>
     /// Turns migration on. On a server node (<paramref name="support"/> with the cluster key's authenticator and the

@@ -54,6 +54,10 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
         _client = MtcpClientConnection.Connect(tcp, context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now);
         _client.MigrationEnabled = migrationEnabled;
+        if (migrationEnabled && context.Migration?.Failover is { } failover)
+        {
+            _client.Failover = failover;
+        }
         _driver = new EndpointDriver(context, _client, _channel, new ClientConnectionBuffers(_client), _log);
         _onConnected = OnConnected;
         _onFailed = FailAll;
@@ -155,10 +159,10 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         }
 
         var current = _client.CurrentServer;
-        ServerEndpoint? chosen = request.Destination ?? _client.AlternateServers.Where(s => s != current).Select(s => (ServerEndpoint?)s).FirstOrDefault();
+        var chosen = request.Destination ?? _client.NextAlternateServer();
         if (chosen is not { } destination)
         {
-            request.Completion.TrySetException(new InvalidOperationException($"no destination given and no alternate server learned from {current}"));
+            request.Completion.TrySetException(new InvalidOperationException($"no destination given and no alternate server of port {current.Port} learned from {current}"));
             return;
         }
 
@@ -267,8 +271,16 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             any = true;
             switch (e.Kind)
             {
-                case MigrationEventKind.TriggerAccepted when !_client.IsMigrating:
+                case MigrationEventKind.TriggerAccepted or MigrationEventKind.FailoverTo when !_client.IsMigrating:
                     StartMigration(e.Destination, completion: null, triggered: true);
+                    break;
+                case MigrationEventKind.ServerSilent:
+                    MigrationMetrics.ServersSilent.Add(1);
+                    _log.Warning("client {0}: server {1} fell silent ({2}); failing over to the alternates serving port {3}", _key, e.Destination, e.Detail, e.Destination.Port);
+                    break;
+                case MigrationEventKind.FailoverAbandoned:
+                    MigrationMetrics.FailoversAbandoned.Add(1);
+                    _log.Warning("client {0}: failover from silent server {1} gave up ({2}); the connection is aborted", _key, e.Destination, e.Detail);
                     break;
                 case MigrationEventKind.Completed or MigrationEventKind.Failed when _migration is { } migration:
                     _migration = null;

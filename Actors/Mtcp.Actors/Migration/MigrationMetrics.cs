@@ -33,6 +33,10 @@ internal static class MigrationMetrics
 
     internal static readonly Histogram<double> Handshake = Meter.CreateHistogram<double>("mtcp.connection.handshake", unit: "ms", description: "A migrating client's fresh three-way handshake, SYN to SYN+ACK, for comparison with a migration");
 
+    internal static readonly Counter<long> ServersSilent = Meter.CreateCounter<long>("mtcp.migration.server_silent", description: "Client connections whose server stopped answering (retransmissions or keep-alive probes), each starting a failover");
+
+    internal static readonly Counter<long> FailoversAbandoned = Meter.CreateCounter<long>("mtcp.migration.failover_abandoned", description: "Client failovers no alternate server took over in time: the connection was aborted");
+
     internal static readonly Counter<long> Refused = Meter.CreateCounter<long>("mtcp.migration.refused", description: "Special SYNs a destination refused (reject, timeout, failure)");
 
     internal static readonly Counter<long> AuthFailed = Meter.CreateCounter<long>("mtcp.migration.auth_failed", description: "State requests an origin refused because the special SYN's authenticator did not verify (tag check: Forged, Replayed, ...)");

@@ -12,10 +12,11 @@ namespace Mtcp.Actors.Migration;
 /// <paramref name="Authenticator"/> (it issues each connection's secret on its SYN+ACK, checks special SYNs under it,
 /// and seals control messages), its node's <see cref="ControlConnectionManager"/> (to ask origins for state) and
 /// <see cref="ServiceDirectory"/> (alternate servers for TCP_MIGRATE, control mappings to find an origin's node).
-/// A client uses none of them: its connection's secret comes on the origin's SYN+ACK. Every server of a service
+/// A client uses none of them: its connection's secret comes on the origin's SYN+ACK; <paramref name="Failover"/> says
+/// how its connections leave a server that stopped answering (null: they wait for it). Every server of a service
 /// must hold the same cluster key.
 /// </summary>
-internal sealed record MigrationSupport(IMigrationAuthenticator? Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null);
+internal sealed record MigrationSupport(IMigrationAuthenticator? Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null, ClientFailover? Failover = null);
 
 /// <summary>Turns migration on in a packet actor; answered with <see cref="MigrationEnabled"/>.</summary>
 internal sealed record EnableMigration(MigrationSupport Support);
