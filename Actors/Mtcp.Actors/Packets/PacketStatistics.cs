@@ -12,6 +12,8 @@ namespace Mtcp.Actors.Packets;
 /// <param name="SynsDropped">SYNs a listener dropped because its backlog was full.</param>
 /// <param name="SendsDropped">segments the transport dropped locally (full send buffer, no route).</param>
 /// <param name="Endpoints">connection endpoints registered now (TIME-WAIT included).</param>
+/// <param name="SilencedSegments">segments dropped unanswered because their 4-tuple migrated away from this node (thesis 4.2.3).</param>
+/// <param name="SilencedTuples">4-tuples this node migrated away from and still owes silence (2 MSL each).</param>
 public sealed record PacketStatistics(
     long SegmentsReceived,
     long SegmentsRouted,
@@ -20,7 +22,9 @@ public sealed record PacketStatistics(
     long ResetsSent,
     long SynsDropped,
     long SendsDropped,
-    int Endpoints)
+    int Endpoints,
+    long SilencedSegments,
+    int SilencedTuples)
 {
     public long MalformedSegments => MalformedByReason.Values.Sum();
 }
@@ -45,6 +49,7 @@ internal sealed class PacketCounters
     private long _resets;
     private long _synsDropped;
     private long _sendsDropped;
+    private long _silenced;
 
     public void Received() => Interlocked.Increment(ref _received);
 
@@ -60,7 +65,9 @@ internal sealed class PacketCounters
 
     public void SendDropped() => Interlocked.Increment(ref _sendsDropped);
 
-    public PacketStatistics Snapshot(int endpoints)
+    public void Silenced() => Interlocked.Increment(ref _silenced);
+
+    public PacketStatistics Snapshot(int endpoints, int silencedTuples)
     {
         var malformed = ImmutableDictionary.CreateBuilder<WireError, long>();
         foreach (var reason in Enum.GetValues<WireError>())
@@ -80,6 +87,8 @@ internal sealed class PacketCounters
             Interlocked.Read(ref _resets),
             Interlocked.Read(ref _synsDropped),
             Interlocked.Read(ref _sendsDropped),
-            endpoints);
+            endpoints,
+            Interlocked.Read(ref _silenced),
+            silencedTuples);
     }
 }
