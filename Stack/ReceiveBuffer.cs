@@ -16,14 +16,21 @@ namespace Mtcp.Stack;
 /// <para>
 /// The window is <see cref="Size"/> minus the unread bytes: the read log does not count against it, as the thesis
 /// keeps <c>read_log_mb</c> apart from the socket buffer (§4.1). An application that must read a request larger
-/// than the buffer before it reaches a snapshot point would otherwise stall. The ring therefore grows (doubling) when
-/// the log needs room; it allocates only when the log outgrows every earlier log, never in a steady state.
+/// than the buffer before it reaches a snapshot point would otherwise stall.
+/// </para>
+/// <para>
+/// <see cref="Size"/> is a maximum, not an allocation. The window advertised is always <see cref="Size"/> minus the
+/// unread bytes, so its right edge never moves back (RFC 9293 §3.8.6); what grows on demand is the memory behind it.
+/// The ring is rented from the shared array pool when the first byte arrives, grows (doubling) only as far as the
+/// bytes held need (read log, unread and out-of-order bytes), and goes back to the pool whenever it holds nothing.
+/// The peer's bytes in flight, bounded by its congestion window, therefore decide the memory, as Linux's receive
+/// autotuning lets them; an idle connection holds no receive storage at all.
 /// </para>
 /// </summary>
 internal sealed class ReceiveBuffer
 {
     private readonly ReassemblyRanges _outOfOrder;
-    private byte[] _storage;
+    private byte[] _storage = [];
 
     /// <summary>Ring index of the byte at <see cref="RetainedStart"/>.</summary>
     private int _head;
@@ -35,9 +42,6 @@ internal sealed class ReceiveBuffer
     public ReceiveBuffer(int size, SeqNumber next, bool retainReadLog, int maxOutOfOrderRanges = 32)
     {
         Size = size;
-        // Not zeroed: only bytes written are ever read. Zeroing a default 256 KiB buffer cost ~10 us on every
-        // handshake and migration (each endpoint allocates its buffers on the SYN path).
-        _storage = GC.AllocateUninitializedArray<byte>(size);
         _outOfOrder = new ReassemblyRanges(maxOutOfOrderRanges);
         RetainedStart = next;
         RetainReadLog = retainReadLog;
@@ -46,7 +50,7 @@ internal sealed class ReceiveBuffer
     /// <summary>The receive-buffer size: unread plus out-of-order bytes never exceed it, so it bounds the window.</summary>
     public int Size { get; }
 
-    /// <summary>Bytes of storage now allocated: <see cref="Size"/> plus room for the largest read log so far.</summary>
+    /// <summary>Bytes of storage now rented: zero when nothing is held, otherwise at least the bytes held.</summary>
     public int StorageLength => _storage.Length;
 
     /// <summary>Keep bytes after they are read (the read log). Turning it off frees the whole read log at once.</summary>
@@ -119,7 +123,8 @@ internal sealed class ReceiveBuffer
             return 0;
         }
 
-        EnsureStorage(_retainedLength + Size);
+        var held = _retainedLength + _readableLength;
+        _storage = PooledRing.Ensure(_storage, ref _head, held + offset + data.Length, _retainedLength + Size);
 
         var index = (_head + _retainedLength + _readableLength + offset) % _storage.Length;
         var first = Math.Min(data.Length, _storage.Length - index);
@@ -137,6 +142,11 @@ internal sealed class ReceiveBuffer
     public int Read(Span<byte> destination)
     {
         var count = Math.Min(destination.Length, _readableLength);
+        if (count == 0)
+        {
+            return 0;
+        }
+
         var index = (_head + _retainedLength) % _storage.Length;
         var first = Math.Min(count, _storage.Length - index);
         _storage.AsSpan(index, first).CopyTo(destination);
@@ -147,6 +157,10 @@ internal sealed class ReceiveBuffer
         {
             Release(_retainedLength);
         }
+        else
+        {
+            ReturnStorageIfEmpty();
+        }
 
         return count;
     }
@@ -155,6 +169,11 @@ internal sealed class ReceiveBuffer
     public int CopyReadLog(Span<byte> destination)
     {
         var count = Math.Min(destination.Length, _retainedLength);
+        if (count == 0)
+        {
+            return 0;
+        }
+
         var first = Math.Min(count, _storage.Length - _head);
         _storage.AsSpan(_head, first).CopyTo(destination);
         _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
@@ -198,6 +217,13 @@ internal sealed class ReceiveBuffer
             throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the held [{RetainedStart}, {Next})");
         }
 
+        if (count == 0)
+        {
+            first = default;
+            second = default;
+            return;
+        }
+
         var index = (_head + offset) % _storage.Length;
         var firstLength = Math.Min(count, _storage.Length - index);
         first = _storage.AsSpan(index, firstLength);
@@ -216,27 +242,36 @@ internal sealed class ReceiveBuffer
         Release(count);
     }
 
-    /// <summary>Grows the ring to hold <paramref name="required"/> bytes from the head, keeping every offset.</summary>
-    private void EnsureStorage(int required)
+    /// <summary>
+    /// The connection is closed: the read log (no snapshot follows) and out-of-order bytes are of no further use, and
+    /// once the application has read what is left the storage goes back to the pool.
+    /// </summary>
+    public void DiscardAllButUnread()
     {
-        if (required <= _storage.Length)
-        {
-            return;
-        }
-
-        var grown = new byte[Math.Max(required, 2 * _storage.Length)];
-        var first = _storage.Length - _head;
-        _storage.AsSpan(_head).CopyTo(grown);
-        _storage.AsSpan(0, _head).CopyTo(grown.AsSpan(first));
-        _storage = grown;
-        _head = 0;
+        _outOfOrder.Clear();
+        RetainReadLog = false;
     }
 
     private void Release(int count)
     {
-        _head = (_head + count) % _storage.Length;
         _retainedLength -= count;
         RetainedStart += count;
+        if (!ReturnStorageIfEmpty() && count > 0)
+        {
+            _head = (_head + count) % _storage.Length;
+        }
+    }
+
+    private bool ReturnStorageIfEmpty()
+    {
+        if (_retainedLength != 0 || _readableLength != 0 || _outOfOrder.Count != 0)
+        {
+            return false;
+        }
+
+        _storage = PooledRing.Return(_storage);
+        _head = 0;
+        return true;
     }
 }
 
@@ -256,6 +291,8 @@ internal sealed class ReassemblyRanges
     }
 
     public int Count { get; private set; }
+
+    public void Clear() => Count = 0;
 
     public (int Start, int End) this[int index] => (_starts[index], _ends[index]);
 

@@ -3,27 +3,35 @@ using Mtcp.Wire;
 namespace Mtcp.Stack;
 
 /// <summary>
-/// The send buffer: a fixed ring holding every byte written and not yet acknowledged, addressed by sequence
-/// number. <see cref="Start"/> is the sequence number of the oldest unacknowledged data byte (SND.UNA for data),
+/// The send buffer: a ring holding every byte written and not yet acknowledged, addressed by sequence number.
+/// <see cref="Start"/> is the sequence number of the oldest unacknowledged data byte (SND.UNA for data),
 /// <see cref="End"/> one past the last byte written. Retransmissions read any range in between, and MTCP's
 /// write-buffer synchronisation (thesis §4.2.2) reads the unacknowledged bytes between two sequence numbers the
-/// same way. Allocates only at construction.
+/// same way.
+/// <para>
+/// <see cref="Capacity"/> is a maximum, not an allocation: the ring is rented from the shared array pool when the
+/// first byte is written, grows (doubling) only as unacknowledged bytes need it, and goes back to the pool as soon
+/// as every byte is acknowledged. An idle connection holds no send storage at all.
+/// </para>
 /// </summary>
 internal sealed class SendBuffer
 {
-    private readonly byte[] _storage;
+    private byte[] _storage = [];
 
     /// <summary>Ring index of the byte at <see cref="Start"/>.</summary>
     private int _head;
 
     public SendBuffer(int capacity, SeqNumber start)
     {
-        // Not zeroed, as the receive buffer: only bytes written are ever read, and zeroing sat on the SYN path.
-        _storage = GC.AllocateUninitializedArray<byte>(capacity);
+        Capacity = capacity;
         Start = start;
     }
 
-    public int Capacity => _storage.Length;
+    /// <summary>The most bytes this buffer holds (the configured send-buffer size).</summary>
+    public int Capacity { get; }
+
+    /// <summary>Bytes of storage now rented: zero when empty, otherwise at least <see cref="Length"/>.</summary>
+    public int StorageLength => _storage.Length;
 
     /// <summary>Bytes held: written and not yet acknowledged.</summary>
     public int Length { get; private set; }
@@ -38,8 +46,14 @@ internal sealed class SendBuffer
     public int Write(ReadOnlySpan<byte> data)
     {
         var count = Math.Min(data.Length, Free);
-        var tail = (_head + Length) % Capacity;
-        var first = Math.Min(count, Capacity - tail);
+        if (count == 0)
+        {
+            return 0;
+        }
+
+        _storage = PooledRing.Ensure(_storage, ref _head, Length + count, Capacity);
+        var tail = (_head + Length) % _storage.Length;
+        var first = Math.Min(count, _storage.Length - tail);
         data[..first].CopyTo(_storage.AsSpan(tail));
         data[first..count].CopyTo(_storage);
         Length += count;
@@ -60,8 +74,13 @@ internal sealed class SendBuffer
         }
 
         var count = Math.Min(available, destination.Length);
-        var index = (_head + offset) % Capacity;
-        var first = Math.Min(count, Capacity - index);
+        if (count == 0)
+        {
+            return 0;
+        }
+
+        var index = (_head + offset) % _storage.Length;
+        var first = Math.Min(count, _storage.Length - index);
         _storage.AsSpan(index, first).CopyTo(destination);
         _storage.AsSpan(0, count - first).CopyTo(destination[first..]);
         return count;
@@ -69,7 +88,8 @@ internal sealed class SendBuffer
 
     /// <summary>
     /// The bytes in [<paramref name="from"/>, <paramref name="to"/>) as at most two spans over the ring (no copy);
-    /// valid until the next call that changes the buffer. Both bounds must lie in [Start, End].
+    /// valid until the next call that changes the buffer (the ring may then be back in the pool). Both bounds must
+    /// lie in [Start, End].
     /// </summary>
     public void GetRange(SeqNumber from, SeqNumber to, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
     {
@@ -80,8 +100,15 @@ internal sealed class SendBuffer
             throw new ArgumentOutOfRangeException(nameof(from), $"range [{from}, {to}) is outside the buffered [{Start}, {End})");
         }
 
-        var index = (_head + offset) % Capacity;
-        var firstLength = Math.Min(count, Capacity - index);
+        if (count == 0)
+        {
+            first = default;
+            second = default;
+            return;
+        }
+
+        var index = (_head + offset) % _storage.Length;
+        var firstLength = Math.Min(count, _storage.Length - index);
         first = _storage.AsSpan(index, firstLength);
         second = _storage.AsSpan(0, count - firstLength);
     }
@@ -96,9 +123,8 @@ internal sealed class SendBuffer
         }
 
         count = Math.Min(count, Length);
-        _head = (_head + count) % Capacity;
-        Length -= count;
         Start += count;
+        DropFront(count);
         return count;
     }
 
@@ -110,8 +136,23 @@ internal sealed class SendBuffer
     public int DiscardFront(int count)
     {
         count = Math.Clamp(count, 0, Length);
-        _head = (_head + count) % Capacity;
-        Length -= count;
+        DropFront(count);
         return count;
+    }
+
+    /// <summary>Forgets every unacknowledged byte (the connection is closed: nothing will be sent again).</summary>
+    public void Clear() => AcknowledgeTo(End);
+
+    private void DropFront(int count)
+    {
+        Length -= count;
+        if (Length == 0)
+        {
+            _storage = PooledRing.Return(_storage);
+            _head = 0;
+            return;
+        }
+
+        _head = (_head + count) % _storage.Length;
     }
 }

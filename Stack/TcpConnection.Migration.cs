@@ -76,6 +76,12 @@ public sealed partial class TcpConnection
     internal bool PeerFinReceived => _finReceived;
 
     /// <summary>
+    /// Client side, at the switch: the old control block sends nothing again (its unacknowledged bytes moved to the new
+    /// block), so its send ring goes back to the pool; its unread bytes stay readable.
+    /// </summary>
+    internal void DiscardUnacknowledged() => _send.Clear();
+
+    /// <summary>
     /// export_state (thesis 3.3.2, 4.2.1 TCP_APP_STATE): records a restart point. <c>rcv_seq_snapshot</c> is the read
     /// pointer, <c>snd_seq_snapshot</c> = <c>snd_una - so_snd_bytes_dups + so_snd.sb_cc</c> (thesis 4.2.3), and the read
     /// log is released up to the read pointer: the snapshot now covers those bytes (thesis fig. 3.7, t3).

@@ -493,6 +493,9 @@ public sealed partial class TcpConnection
     /// <summary>Sequence number one past the last byte written by the application.</summary>
     public SeqNumber WriteEnd => _send.End;
 
+    /// <summary>Bytes of ring storage this connection holds now (send and receive): zero when idle or closed.</summary>
+    public int BufferStorageBytes => _send.StorageLength + (_receive?.StorageLength ?? 0);
+
     private static int SegmentLength(in TcpSegmentRepr segment, int payloadLength) =>
         payloadLength + (segment.Has(TcpFlags.Syn) ? 1 : 0) + (segment.Has(TcpFlags.Fin) ? 1 : 0);
 
@@ -560,6 +563,11 @@ public sealed partial class TcpConnection
         _probePending = false;
         _keepAlivePending = false;
         _fastRetransmitPending = false;
+
+        // Nothing will be sent or retransmitted again: the send ring and every received byte but the unread ones go
+        // back to the pool now, not when the endpoint is collected.
+        _send.Clear();
+        _receive?.DiscardAllButUnread();
     }
 
     private void EnterTimeWait(Instant now)

@@ -240,7 +240,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
         foreach (var hole in _blackholes)
         {
-            if (hole.Block.Matches(source, segment.DestinationPort))
+            if (hole.Matches(source, segment.DestinationPort))
             {
                 // BLACKHOLE (thesis 4.2.3 step 4): like TIME-WAIT, but nothing is sent back and nothing accepted.
                 Stats.BlackholedSegments++;
@@ -509,8 +509,10 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             }
         }
 
-        // Step 4: the old block goes to BLACKHOLE for 2 MSL; what it received stays readable, ahead of the new bytes.
-        _blackholes.Add(new Blackhole(old, now + _config.TwoMsl));
+        // Step 4: the old 4-tuple goes to BLACKHOLE for 2 MSL; what the old block received stays readable, ahead of
+        // the new bytes. The blackhole keeps only the 4-tuple and its expiry, and the old block nothing it will send.
+        _blackholes.Add(new Blackhole(old.Peer, old.Tcb.LocalPort, now + _config.TwoMsl));
+        old.Tcb.DiscardUnacknowledged();
         if (old.Tcb.BytesReadable > 0)
         {
             _draining.Enqueue(old.Tcb);
@@ -625,7 +627,11 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         public bool Matches(ServerEndpoint source, ushort localPort) => source == Peer && localPort == Tcb.LocalPort;
     }
 
-    private readonly record struct Blackhole(Block Block, Instant Until);
+    /// <summary>A 4-tuple in BLACKHOLE: segments from <paramref name="Peer"/> to <paramref name="LocalPort"/> are dropped until <paramref name="Until"/>.</summary>
+    private readonly record struct Blackhole(ServerEndpoint Peer, ushort LocalPort, Instant Until)
+    {
+        public bool Matches(ServerEndpoint source, ushort localPort) => source == Peer && localPort == LocalPort;
+    }
 
     private sealed record Migration(Block Next, MtcpMigratedConnection Option, Instant Deadline);
 

@@ -124,6 +124,9 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
     /// <summary>The endpoint is over and may be forgotten once its last segments are polled.</summary>
     public bool IsEnded => Phase == ServerEndpointPhase.Ended;
 
+    /// <summary>After migrating away: until when the old 4-tuple is owed silence (2 MSL after the state ack); null otherwise.</summary>
+    public Instant? SilentUntil => Phase == ServerEndpointPhase.MigratedAway ? _silentUntil : null;
+
     /// <summary>True while the connection is served here: it has not migrated away and has not ended.</summary>
     public bool HoldsConnection => Phase is ServerEndpointPhase.Handshaking or ServerEndpointPhase.Established;
 

@@ -120,33 +120,36 @@ public sealed class ReceiveBufferTests
     [Fact]
     public void Read_log_must_survive_the_ring_edge()
     {
-        var buffer = new ReceiveBuffer(8, NearWrap, retainReadLog: true);
-        buffer.Write(NearWrap, Bytes(6), out _);
-        buffer.Read(new byte[6]);
-        buffer.ReleaseReadLog(NearWrap + 6);
-        buffer.Write(NearWrap + 6, Bytes(7, start: 6), out _); // occupies ring slots 6,7,0..4
+        var buffer = new ReceiveBuffer(16, NearWrap, retainReadLog: true);
+        buffer.Write(NearWrap, Bytes(12), out _);
+        buffer.Read(new byte[12]);
+        buffer.ReleaseReadLog(NearWrap + 10); // two bytes of log stay, at ring slots 10 and 11
+        Assert.Equal(16, buffer.StorageLength); // the pool's 16-byte array: the next write wraps
+        buffer.Write(NearWrap + 12, Bytes(7, start: 12), out _); // occupies ring slots 12..15, 0..2
         buffer.Read(new byte[7]);
-        var log = new byte[7];
-        Assert.Equal(7, buffer.CopyReadLog(log));
-        Assert.Equal(Bytes(7, start: 6), log);
+        var log = new byte[9];
+        Assert.Equal(9, buffer.CopyReadLog(log));
+        Assert.Equal(Bytes(9, start: 10), log);
         buffer.GetReadLog(out var a, out var b);
-        Assert.Equal(2, a.Length);
-        Assert.Equal(Bytes(7, start: 6), a.ToArray().Concat(b.ToArray()));
+        Assert.Equal(6, a.Length);
+        Assert.Equal(Bytes(9, start: 10), a.ToArray().Concat(b.ToArray()));
     }
 
     [Fact]
     public void Range_must_span_the_read_log_and_the_unread_bytes()
     {
-        var buffer = new ReceiveBuffer(8, NearWrap, retainReadLog: true);
-        buffer.Write(NearWrap, Bytes(6), out _);
-        buffer.Read(new byte[4]);
-        buffer.ReleaseReadLog(NearWrap + 4);
-        buffer.Write(NearWrap + 6, Bytes(5, start: 6), out _); // ring slots 6,7,0,1,2
+        var buffer = new ReceiveBuffer(16, NearWrap, retainReadLog: true);
+        buffer.Write(NearWrap, Bytes(14), out _);
+        buffer.Read(new byte[12]);
+        buffer.ReleaseReadLog(NearWrap + 12);
+        Assert.Equal(16, buffer.StorageLength);
+        buffer.Write(NearWrap + 14, Bytes(5, start: 14), out _); // ring slots 14,15,0,1,2
         buffer.Read(new byte[3]);
-        buffer.GetRange(NearWrap + 5, NearWrap + 11, out var a, out var b);
-        Assert.Equal(Bytes(6, start: 5), a.ToArray().Concat(b.ToArray()));
-        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.GetRange(NearWrap + 3, NearWrap + 5, out _, out _));
-        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.GetRange(NearWrap + 5, NearWrap + 12, out _, out _));
+        buffer.GetRange(NearWrap + 13, NearWrap + 19, out var a, out var b);
+        Assert.Equal(3, a.Length);
+        Assert.Equal(Bytes(6, start: 13), a.ToArray().Concat(b.ToArray()));
+        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.GetRange(NearWrap + 11, NearWrap + 13, out _, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.GetRange(NearWrap + 13, NearWrap + 20, out _, out _));
     }
 
     [Fact]
@@ -190,5 +193,70 @@ public sealed class ReceiveBufferTests
 
             Assert.True(stream.AsSpan().SequenceEqual(received.ToArray()), $"seed {seed}: stream differs");
         }
+    }
+
+    [Fact]
+    public void Storage_must_grow_with_the_bytes_held_and_go_back_to_the_pool_when_empty()
+    {
+        const int Size = 256 * 1024;
+        var buffer = new ReceiveBuffer(Size, NearWrap, retainReadLog: false);
+        Assert.Equal(0, buffer.StorageLength);
+        Assert.Equal(Size, buffer.Window); // the window is the configured maximum from the start
+
+        buffer.Write(NearWrap, Bytes(100), out _);
+        Assert.InRange(buffer.StorageLength, 100, 2 * PooledRing.MinimumStorage);
+
+        var stream = Bytes(Size - 100, start: 100);
+        buffer.Write(NearWrap + 100, stream, out _);
+        Assert.InRange(buffer.StorageLength, Size, 2 * Size);
+        Assert.Equal(0, buffer.Window);
+
+        var read = new byte[Size];
+        Assert.Equal(Size, buffer.Read(read));
+        Assert.Equal(Bytes(100).Concat(stream), read);
+        Assert.Equal(0, buffer.StorageLength);
+        Assert.Equal(Size, buffer.Window);
+    }
+
+    [Fact]
+    public void Out_of_order_bytes_must_grow_the_storage_to_their_offset_and_keep_it_until_the_hole_fills()
+    {
+        var buffer = new ReceiveBuffer(64 * 1024, NearWrap, retainReadLog: false);
+        buffer.Write(NearWrap + 40_000, Bytes(1000, start: 40), out _);
+        Assert.InRange(buffer.StorageLength, 41_000, 64 * 1024);
+        Assert.True(buffer.HasOutOfOrderData);
+
+        buffer.Write(NearWrap, Bytes(40_000), out _);
+        Assert.Equal(41_000, buffer.Readable);
+        Assert.Equal(41_000, buffer.Read(new byte[64 * 1024]));
+        Assert.Equal(0, buffer.StorageLength);
+    }
+
+    [Fact]
+    public void A_retained_read_log_must_hold_storage_until_it_is_released()
+    {
+        var buffer = new ReceiveBuffer(1024, NearWrap, retainReadLog: true);
+        buffer.Write(NearWrap, Bytes(500), out _);
+        buffer.Read(new byte[500]);
+        Assert.NotEqual(0, buffer.StorageLength);
+        buffer.ReleaseReadLog(NearWrap + 500);
+        Assert.Equal(0, buffer.StorageLength);
+    }
+
+    [Fact]
+    public void Discarding_at_close_must_keep_only_the_unread_bytes()
+    {
+        var buffer = new ReceiveBuffer(1024, NearWrap, retainReadLog: true);
+        buffer.Write(NearWrap, Bytes(300), out _);
+        buffer.Read(new byte[200]);
+        buffer.Write(NearWrap + 400, Bytes(10), out _);
+        buffer.DiscardAllButUnread();
+        Assert.False(buffer.HasOutOfOrderData);
+        Assert.Equal(0, buffer.ReadLogLength);
+        Assert.Equal(NearWrap + 300, buffer.Next);
+        var rest = new byte[100];
+        Assert.Equal(100, buffer.Read(rest));
+        Assert.Equal(Bytes(100, start: 200), rest);
+        Assert.Equal(0, buffer.StorageLength);
     }
 }

@@ -21,13 +21,14 @@ public sealed class SendBufferTests
     [Fact]
     public void CopyRange_must_read_across_the_ring_edge_and_the_sequence_wrap()
     {
-        var buffer = new SendBuffer(10, NearWrap);
-        buffer.Write(Bytes(8));
-        Assert.Equal(6, buffer.AcknowledgeTo(NearWrap + 6));
-        buffer.Write(Bytes(7, start: 8)); // ring now wraps: bytes 6..14 in storage order 6,7 | 8..14
+        var buffer = new SendBuffer(16, NearWrap);
+        buffer.Write(Bytes(14));
+        Assert.Equal(12, buffer.AcknowledgeTo(NearWrap + 12));
+        Assert.Equal(16, buffer.StorageLength);
+        buffer.Write(Bytes(7, start: 14)); // ring now wraps: bytes 12..20 in storage order 12..15 | 16..20
         var copy = new byte[9];
-        Assert.Equal(9, buffer.CopyRange(NearWrap + 6, NearWrap + 15, copy));
-        Assert.Equal(Bytes(9, start: 6), copy);
+        Assert.Equal(9, buffer.CopyRange(NearWrap + 12, NearWrap + 21, copy));
+        Assert.Equal(Bytes(9, start: 12), copy);
         Assert.True(buffer.End.Value < NearWrap.Value, "the end crossed 2^32");
     }
 
@@ -60,5 +61,43 @@ public sealed class SendBufferTests
         buffer.AcknowledgeTo(NearWrap + 2);
         Assert.Throws<ArgumentOutOfRangeException>(() => buffer.CopyRange(NearWrap + 1, NearWrap + 3, new byte[4]));
         Assert.Throws<ArgumentOutOfRangeException>(() => buffer.CopyRange(NearWrap + 2, NearWrap + 5, new byte[4]));
+    }
+
+    [Fact]
+    public void Storage_must_grow_with_the_unacknowledged_bytes_and_go_back_to_the_pool_when_all_are_acknowledged()
+    {
+        const int Capacity = 256 * 1024;
+        var buffer = new SendBuffer(Capacity, NearWrap);
+        Assert.Equal(0, buffer.StorageLength);
+        Assert.Equal(Capacity, buffer.Free);
+
+        buffer.Write(Bytes(100));
+        Assert.InRange(buffer.StorageLength, 100, 2 * PooledRing.MinimumStorage);
+        var grown = Bytes(Capacity);
+        Assert.Equal(Capacity - 100, buffer.Write(grown));
+        Assert.InRange(buffer.StorageLength, Capacity, 2 * Capacity);
+
+        var copy = new byte[Capacity];
+        Assert.Equal(Capacity, buffer.CopyRange(NearWrap, NearWrap + Capacity, copy));
+        Assert.Equal(Bytes(100).Concat(grown[..(Capacity - 100)]), copy);
+
+        buffer.AcknowledgeTo(NearWrap + Capacity - 1);
+        Assert.NotEqual(0, buffer.StorageLength);
+        buffer.AcknowledgeTo(NearWrap + Capacity);
+        Assert.Equal(0, buffer.StorageLength);
+        Assert.Equal(NearWrap + Capacity, buffer.End);
+    }
+
+    [Fact]
+    public void Clear_must_forget_every_byte_and_keep_the_end()
+    {
+        var buffer = new SendBuffer(1024, NearWrap);
+        buffer.Write(Bytes(300));
+        buffer.AcknowledgeTo(NearWrap + 100);
+        buffer.Clear();
+        Assert.Equal(0, buffer.Length);
+        Assert.Equal(0, buffer.StorageLength);
+        Assert.Equal(NearWrap + 300, buffer.Start);
+        Assert.Equal(NearWrap + 300, buffer.End);
     }
 }

@@ -12,6 +12,8 @@ namespace Mtcp.Actors.Api;
 /// <param name="SynsDropped">SYNs a listener dropped because its backlog was full.</param>
 /// <param name="SendsDropped">segments the transport dropped locally (full send buffer, no route).</param>
 /// <param name="Endpoints">connection endpoints registered now (TIME-WAIT included).</param>
+/// <param name="SilencedSegments">segments dropped unanswered because their 4-tuple migrated away from this node (thesis 4.2.3).</param>
+/// <param name="SilencedTuples">4-tuples this node migrated away from and still owes silence (2 MSL each).</param>
 public sealed record PacketStatistics(
     long SegmentsReceived,
     long SegmentsRouted,
@@ -20,7 +22,9 @@ public sealed record PacketStatistics(
     long ResetsSent,
     long SynsDropped,
     long SendsDropped,
-    int Endpoints)
+    int Endpoints,
+    long SilencedSegments,
+    int SilencedTuples)
 {
     public long MalformedSegments => MalformedByReason.Values.Sum();
 }

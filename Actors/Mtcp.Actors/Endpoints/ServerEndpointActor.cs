@@ -217,6 +217,20 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             return;
         }
 
+        if (_endpoint.SilentUntil is { } silentUntil)
+        {
+            // Thesis 4.2.3 at S1 after the state ack: the old 4-tuple is owed 2 MSL of silence and nothing else. The
+            // table keeps the 4-tuple and its deadline; this actor, its connection and its buffers go now (a segment
+            // already routed here is silenced by the endpoint on the way out).
+            if (!_driver.IsRetiring)
+            {
+                _context.Table.Silence(_key, silentUntil, now);
+            }
+
+            _driver.Retire(Self, [_key], Timers);
+            return;
+        }
+
         _driver.ArmTimer(Timers, now);
     }
 
@@ -253,7 +267,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         return any;
     }
 
-    /// <summary>Thesis 4.2.3 at S1, on the state ack: the application's calls fail with EMIGRATED; the endpoint stays silent for 2 MSL.</summary>
+    /// <summary>Thesis 4.2.3 at S1, on the state ack: the application's calls fail with EMIGRATED; the table keeps the 4-tuple silent for 2 MSL.</summary>
     private void OnMigratedAway()
     {
         var emigrated = new ConnectionMigratedException($"the connection {_endpoint.Cid} migrated to another server (EMIGRATED)");

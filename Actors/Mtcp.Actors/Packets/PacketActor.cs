@@ -55,7 +55,7 @@ internal sealed class PacketActor : ReceiveActor
 
         Receive<Bind>(OnBind);
         Receive<ConnectTo>(OnConnect);
-        Receive<GetPacketStatistics>(_ => Sender.Tell(_context.Counters.Snapshot(_context.Table.EndpointCount)));
+        Receive<GetPacketStatistics>(_ => Sender.Tell(_context.Counters.Snapshot(_context.Table.EndpointCount, _context.Table.SilencedCount(_context.Clock.Now))));
         Receive<EnableMigration>(enable =>
         {
             _context.Migration = enable.Support;
@@ -263,8 +263,22 @@ internal sealed class PacketActor : ReceiveActor
             return;
         }
 
+        var freshSyn = (header.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn;
+        if (_context.Table.IsSilenced(key, _context.Clock.Now))
+        {
+            if (!freshSyn)
+            {
+                // Thesis 4.2.3: the client must never see a RST from a server it left; nothing is answered for 2 MSL.
+                counters.Silenced();
+                return;
+            }
+
+            // The client came back on the 4-tuple this node left: a new connection, for the listener.
+            _context.Table.Unsilence(key);
+        }
+
         // RFC 9293 §3.10.7.2: a LISTEN socket takes a SYN; an ACK or RST to it is not a new connection.
-        if ((header.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn && _context.Table.TryGetListener(header.DestinationPort, out var listener))
+        if (freshSyn && _context.Table.TryGetListener(header.DestinationPort, out var listener))
         {
             counters.Routed();
             listener.Tell(InboundSegment.Create(key, header, payload));

@@ -24,6 +24,7 @@ internal sealed class PacketCounters
     private long _resets;
     private long _synsDropped;
     private long _sendsDropped;
+    private long _silenced;
 
     public void Received() => Interlocked.Increment(ref _received);
 
@@ -39,7 +40,9 @@ internal sealed class PacketCounters
 
     public void SendDropped() => Interlocked.Increment(ref _sendsDropped);
 
-    public PacketStatistics Snapshot(int endpoints)
+    public void Silenced() => Interlocked.Increment(ref _silenced);
+
+    public PacketStatistics Snapshot(int endpoints, int silencedTuples)
     {
         var malformed = ImmutableDictionary.CreateBuilder<WireError, long>();
         foreach (var reason in Enum.GetValues<WireError>())
@@ -59,6 +62,8 @@ internal sealed class PacketCounters
             Interlocked.Read(ref _resets),
             Interlocked.Read(ref _synsDropped),
             Interlocked.Read(ref _sendsDropped),
-            endpoints);
+            endpoints,
+            Interlocked.Read(ref _silenced),
+            silencedTuples);
     }
 }
