@@ -110,7 +110,7 @@ public sealed class ServerNode
         {
             runtime = MtcpRuntime.Start(system);
             ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.Settings.Transport.ToString().ToLowerInvariant()})");
-            var directory = system.StartServiceDirectory();
+            var directory = system.StartServiceDirectory(_authenticator);
             system.ActorOf(Props.Create(() => new ServiceViewLogger(directory, alternates => Volatile.Write(ref _alternates, alternates))), "service-view-logger");
             if (_authenticator is not null)
             {

@@ -99,12 +99,23 @@ public sealed class ControlMessageSerializerTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void Other_messages_must_default_to_hyperion()
+    public void A_message_without_a_binding_must_not_be_serialized_nor_deserialized()
     {
         var serializer = Sys.Serialization.FindSerializerFor(new UnboundMessage(1, "x"));
 
-        Assert.Equal("Akka.Serialization.HyperionSerializer", serializer.GetType().FullName);
-        Assert.Equal(new UnboundMessage(1, "x"), RoundTripThroughAkka(new UnboundMessage(1, "x")));
+        Assert.IsType<UnboundMessageSerializer>(serializer);
+        var refused = Assert.Throws<SerializationException>(() => serializer.ToBinary(new UnboundMessage(1, "x")));
+        Assert.Contains(typeof(UnboundMessage).FullName!, refused.Message, StringComparison.Ordinal);
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([1, 2, 3], typeof(UnboundMessage)));
+    }
+
+    [Fact]
+    public void Akka_json_serializer_must_not_be_registered()
+    {
+        // Identifier 1 is Akka.NET's JSON serializer, which would instantiate any type a payload names.
+        var json = "{\"$type\":\"System.Version, System.Private.CoreLib\"}"u8.ToArray();
+
+        Assert.ThrowsAny<SerializationException>(() => Sys.Serialization.Deserialize(json, 1, typeof(Version)));
     }
 
     [Theory]
