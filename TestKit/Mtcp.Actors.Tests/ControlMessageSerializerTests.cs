@@ -110,6 +110,31 @@ public sealed class ControlMessageSerializerTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Kill_and_poison_pill_from_another_node_must_not_be_deserialized_while_identify_still_is()
+    {
+        // A node's system (Akka.Remote's bindings): identifier 16 is what a remote message names to be read by
+        // Akka.NET's miscellaneous-message serializer, and Kill is bound to it.
+        var node = Akka.Actor.ActorSystem.Create("node", TestNodes.Remote());
+        try
+        {
+            var misc = Assert.IsType<RemoteSafeMiscMessageSerializer>(node.Serialization.FindSerializerFor(Akka.Actor.Kill.Instance));
+            Assert.Equal(16, misc.Identifier);
+            foreach (var harmful in new object[] { Akka.Actor.Kill.Instance, Akka.Actor.PoisonPill.Instance })
+            {
+                Assert.Throws<SerializationException>(() => node.Serialization.Deserialize(misc.ToBinary(harmful), misc.Identifier, misc.Manifest(harmful)));
+            }
+
+            var bytes = misc.ToBinary(new Akka.Actor.Identify(7));
+            var identify = Assert.IsType<Akka.Actor.Identify>(node.Serialization.Deserialize(bytes, misc.Identifier, misc.Manifest(new Akka.Actor.Identify(7))));
+            Assert.Equal(7, identify.MessageId);
+        }
+        finally
+        {
+            await node.Terminate();
+        }
+    }
+
+    [Fact]
     public void Akka_json_serializer_must_not_be_registered()
     {
         // Identifier 1 is Akka.NET's JSON serializer, which would instantiate any type a payload names.
