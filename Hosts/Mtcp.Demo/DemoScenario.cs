@@ -120,12 +120,19 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         Say($"server{degrading + 1} degrades: each visit of a connection gets {Megabytes(options.Degradation.BestRate)}/s for {Megabytes(options.Degradation.DegradeAfter)}, "
             + string.Create(CultureInfo.InvariantCulture, $"then each 64 KiB chunk {options.Degradation.SlowdownPerChunk} x slower than the one before, down to 1/{options.Degradation.MaxSlowdown} (mtcp.hosts.server.file.pace)"));
         var controls = servers.Select(address => new IPEndPoint(address, FreeTcpPort(address))).ToArray();
+
+        // The control plane runs mutual TLS: a CA of the demo's own, and a certificate from it for each node.
+        var certificates = _scratch.CreateSubdirectory("certificates").FullName;
+        ClusterCertificates.CreateAuthority(certificates, "mtcp-demo-ca", TimeSpan.FromDays(1));
+        Say("made a cluster CA and a certificate per node: the nodes' control plane (Akka.Remote) runs mutual TLS");
         var nodes = new ChildProcess[ServerCount];
         for (var i = 0; i < ServerCount; i++)
         {
+            var certificate = ClusterCertificates.IssueNode(certificates, $"server{i + 1}", [servers[i].ToString()], certificates, TimeSpan.FromDays(1));
             var config = WriteConfig($"server{i + 1}.conf", $$"""
                 akka.remote.dot-netty.tcp { hostname = "{{servers[i]}}", port = {{controls[i].Port}} }
-                akka.cluster.seed-nodes = ["akka.tcp://mtcp@{{controls[0]}}"]
+                akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{controls[0]}}"]
+                {{ClusterCertificates.SecurityConfig(certificates, certificate)}}
                 akka.loglevel = WARNING
                 {{options.RuntimeConfig(servers[i].ToString())}}
                 mtcp.hosts.server.file { enabled = on, port = {{FilePort}}, root = "{{files.FullName}}" }

@@ -33,16 +33,18 @@ public sealed class ServerNode
     private readonly ServerSettings _settings;
     private readonly ConnectionStates _states;
     private readonly ServerMetrics _metrics;
+    private readonly ControlPlaneSecurity _security;
     private readonly ConcurrentDictionary<long, Task> _connections = new();
     private readonly ConcurrentDictionary<long, MtcpConnection> _open = new();
     private int _emigrated;
     private long _nextConnectionId;
     private double _lastStateWaitMs;
 
-    private ServerNode(Config config, ServerSettings settings, bool canMigrate, ServerMetrics metrics)
+    private ServerNode(Config config, ServerSettings settings, bool canMigrate, ControlPlaneSecurity security, ServerMetrics metrics)
     {
         _config = config;
         _settings = settings;
+        _security = security;
         _states = canMigrate ? ConnectionStates.Migrating : ConnectionStates.NoMigration;
         _metrics = metrics;
 
@@ -56,7 +58,8 @@ public sealed class ServerNode
     /// <summary>
     /// Validates everything the node will read before anything starts, so that a bad key fails at once. An empty
     /// <c>mtcp.cluster.service-endpoints</c> is filled with the local address and every application's port. With a
-    /// <c>mtcp.migration.cluster-key</c> the node's connections migrate; without one they do not.
+    /// <c>mtcp.migration.cluster-key</c> the node's connections migrate; without one they do not. The control plane
+    /// must have TLS (<c>mtcp.security</c>) unless the configuration explicitly runs it insecure.
     /// </summary>
     /// <exception cref="ConfigurationException">a key is missing or invalid; the message names it.</exception>
     public static ServerNode Create(Config config, ServerMetrics metrics)
@@ -64,13 +67,22 @@ public sealed class ServerNode
         ArgumentNullException.ThrowIfNull(config);
         var settings = ServerSettings.Create(config, TimeProvider.System);
         config = MtcpServerNode.WithServiceEndpoints(config, settings.Applications.Select(hosted => hosted.Port));
-        return new ServerNode(config, settings, canMigrate: MigrationKey.ReadAuthenticator(config) is not null, metrics);
+        return new ServerNode(config, settings, canMigrate: MigrationKey.ReadAuthenticator(config) is not null, ControlPlaneSecurity.Read(config), metrics);
     }
 
     /// <summary>Serves until <paramref name="stopping"/> fires or the cluster downs this node, then shuts down gracefully.</summary>
     public async Task RunAsync(CancellationToken stopping)
     {
-        var system = ActorSystem.Create(_settings.SystemName, _config);
+        if (_security.Insecure)
+        {
+            ConsoleLog.Warning($"control plane WITHOUT TLS ({ControlPlaneSecurity.InsecurePath} = on): any host that reaches this node's Akka.Remote port can join the cluster, stop its actors and down nodes");
+        }
+        else
+        {
+            ConsoleLog.Info($"control plane: mutual TLS as {_security.Subject}, peers must present a certificate of the cluster's CA");
+        }
+
+        var system = ActorSystem.Create(_settings.SystemName, _security.SystemSetup(_config));
         var cluster = Akka.Cluster.Cluster.Get(system);
         ConsoleLog.Info($"node {cluster.SelfAddress} joining the cluster through seeds [{string.Join(", ", _config.GetStringList("akka.cluster.seed-nodes"))}]");
         cluster.RegisterOnMemberUp(() => ConsoleLog.Info($"node {cluster.SelfAddress} is Up in the cluster"));

@@ -100,12 +100,48 @@ public sealed class ControlMessageSerializerTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void Other_messages_must_default_to_hyperion()
+    public void A_message_without_a_binding_must_not_be_serialized_nor_deserialized()
     {
         var serializer = Sys.Serialization.FindSerializerFor(new UnboundMessage(1, "x"));
 
-        Assert.Equal("Akka.Serialization.HyperionSerializer", serializer.GetType().FullName);
-        Assert.Equal(new UnboundMessage(1, "x"), RoundTripThroughAkka(new UnboundMessage(1, "x")));
+        Assert.IsType<UnboundMessageSerializer>(serializer);
+        var refused = Assert.Throws<SerializationException>(() => serializer.ToBinary(new UnboundMessage(1, "x")));
+        Assert.Contains(typeof(UnboundMessage).FullName!, refused.Message, StringComparison.Ordinal);
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([1, 2, 3], typeof(UnboundMessage)));
+    }
+
+    [Fact]
+    public async Task Kill_and_poison_pill_from_another_node_must_not_be_deserialized_while_identify_still_is()
+    {
+        // A node's system (Akka.Remote's bindings): identifier 16 is what a remote message names to be read by
+        // Akka.NET's miscellaneous-message serializer, and Kill is bound to it.
+        var node = Akka.Actor.ActorSystem.Create("node", TestNodes.Remote());
+        try
+        {
+            var misc = Assert.IsType<RemoteSafeMiscMessageSerializer>(node.Serialization.FindSerializerFor(Akka.Actor.Kill.Instance));
+            Assert.Equal(16, misc.Identifier);
+            foreach (var harmful in new object[] { Akka.Actor.Kill.Instance, Akka.Actor.PoisonPill.Instance })
+            {
+                Assert.Throws<SerializationException>(() => node.Serialization.Deserialize(misc.ToBinary(harmful), misc.Identifier, misc.Manifest(harmful)));
+            }
+
+            var bytes = misc.ToBinary(new Akka.Actor.Identify(7));
+            var identify = Assert.IsType<Akka.Actor.Identify>(node.Serialization.Deserialize(bytes, misc.Identifier, misc.Manifest(new Akka.Actor.Identify(7))));
+            Assert.Equal(7, identify.MessageId);
+        }
+        finally
+        {
+            await node.Terminate();
+        }
+    }
+
+    [Fact]
+    public void Akka_json_serializer_must_not_be_registered()
+    {
+        // Identifier 1 is Akka.NET's JSON serializer, which would instantiate any type a payload names.
+        var json = "{\"$type\":\"System.Version, System.Private.CoreLib\"}"u8.ToArray();
+
+        Assert.ThrowsAny<SerializationException>(() => Sys.Serialization.Deserialize(json, 1, typeof(Version)));
     }
 
     [Theory]

@@ -54,6 +54,7 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
             akka.cluster.seed-nodes = []
             mtcp.runtime { transport = udp, local-address = "{{address}}", udp.port = 5253 }
             mtcp.hosts.server.file.root = "{{_testbed.Files.FullName}}"
+            {{_testbed.SecurityConfig("server", address)}}
             """);
         var server = _testbed.Track(HostProcess.Start("server", ProcessTestbed.ServerDll, ["--config", config], output, _testbed.Directory.FullName));
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Mtcp.Hosting;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -70,6 +71,22 @@ public sealed class ProcessTestbed : IDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>
+    /// The <c>mtcp.security</c> lines of a node named <paramref name="name"/>: a certificate of this test's cluster CA
+    /// (made at the first call), so that the node's control plane runs mutual TLS.
+    /// </summary>
+    public string SecurityConfig(string name, IPAddress address)
+    {
+        var certificates = Path.Combine(Directory.FullName, "certificates");
+        if (!File.Exists(ClusterCertificates.FilesOf(certificates, ClusterCertificates.AuthorityName).CertificatePath))
+        {
+            ClusterCertificates.CreateAuthority(certificates, "mtcp-test-ca", TimeSpan.FromDays(1));
+        }
+
+        var node = ClusterCertificates.IssueNode(certificates, name, [address.ToString()], certificates, TimeSpan.FromDays(1));
+        return ClusterCertificates.SecurityConfig(certificates, node);
+    }
+
     public string WriteConfig(string name, string hocon)
     {
         var path = Path.Combine(Directory.FullName, name);
@@ -85,7 +102,8 @@ public sealed class ProcessTestbed : IDisposable
         var seedNode = seed?.ControlEndPoint ?? control;
         var config = WriteConfig($"{name}.conf", $$"""
             akka.remote.dot-netty.tcp { hostname = "{{address}}", port = {{control.Port}} }
-            akka.cluster.seed-nodes = ["akka.tcp://mtcp@{{seedNode}}"]
+            akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{seedNode}}"]
+            {{SecurityConfig(name, address)}}
             mtcp.runtime.local-address = "{{address}}"
             mtcp.hosts.server.file.root = "{{Files.FullName}}"
             {{extraConfig}}

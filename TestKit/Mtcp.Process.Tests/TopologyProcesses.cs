@@ -31,7 +31,8 @@ internal sealed class TopologyProcesses(ProcessTestbed testbed, ControlNetworkTo
     {
         var config = testbed.WriteConfig($"{name}.conf", $$"""
             akka.remote.dot-netty.tcp { hostname = "{{host.ControlAddress}}", port = {{ControlPort}} }
-            akka.cluster.seed-nodes = ["akka.tcp://mtcp@{{seed.ControlAddress}}:{{ControlPort}}"]
+            akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{seed.ControlAddress}}:{{ControlPort}}"]
+            {{testbed.SecurityConfig(name, host.ControlAddress.ToIPAddress())}}
             mtcp.runtime.transport = {{transport}}
             mtcp.runtime.local-address = "{{host.ServiceAddress}}"
             mtcp.hosts.server.file.root = "{{testbed.Files.FullName}}"

@@ -66,7 +66,7 @@ public sealed class MtcpServerNode
         var system = runtime.System;
         var authenticator = MigrationKey.ReadAuthenticator(system.Settings.Config);
         var node = new MtcpServerNode(runtime);
-        var directory = system.StartServiceDirectory();
+        var directory = system.StartServiceDirectory(authenticator);
         system.ActorOf(Props.Create(() => new ServiceViewSubscriber(directory, node.OnViewChanged)), "mtcp-service-view");
         if (authenticator is not null)
         {

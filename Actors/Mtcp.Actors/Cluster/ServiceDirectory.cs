@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Mtcp.Stack.Migration.Authentication;
 
 namespace Mtcp.Actors.Cluster;
 
@@ -13,7 +14,10 @@ namespace Mtcp.Actors.Cluster;
 /// <see cref="ServiceAnnouncement.ReplyRequested"/> set is answered with this node's own, and members Up but
 /// silent are asked again every <c>mtcp.cluster.announce-retry-interval</c> (a directory may start after the
 /// first announcement to it was sent). The view logic is in <see cref="ServiceDirectoryState"/>.
-/// Subscribers get <see cref="AlternateServersChanged"/> on every change.
+/// Subscribers get <see cref="AlternateServersChanged"/> on every change. With the cluster key the directory signs its
+/// announcements (<see cref="SignedServiceAnnouncement"/>) and takes only signed ones that name the node they came
+/// from; without it (migration off) it sends and takes them unsigned. Every one dropped is counted in
+/// <c>mtcp.cluster.announcements_refused</c>.
 /// </summary>
 internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
 {
@@ -24,13 +28,15 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
 
     private readonly Akka.Cluster.Cluster _cluster;
     private readonly ClusterSettings _settings;
+    private readonly IMigrationAuthenticator? _signer;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _subscribers = [];
     private ServiceDirectoryState _state;
 
-    public ServiceDirectory(ClusterSettings settings)
+    public ServiceDirectory(ClusterSettings settings, IMigrationAuthenticator? signer)
     {
         _settings = settings;
+        _signer = signer;
         _cluster = Akka.Cluster.Cluster.Get(Context.System);
         _state = ServiceDirectoryState.Initial(new ServiceAnnouncement(settings.ServiceEndpoints, _cluster.SelfAddress, replyRequested: false));
 
@@ -49,7 +55,31 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
         Receive<ClusterEvent.UnreachableMember>(unreachable => Update(_state.WithUnreachable(unreachable.Member.Address)));
         Receive<ClusterEvent.ReachableMember>(reachable => Update(_state.WithReachable(reachable.Member.Address)));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
-        Receive<ServiceAnnouncement>(Announced);
+        Receive<ServiceAnnouncement>(announcement =>
+        {
+            if (_signer is not null)
+            {
+                Refuse(AnnouncementRefusal.Unsigned, announcement.ControlAddress.ToString());
+                return;
+            }
+
+            Announced(announcement);
+        });
+        Receive<SignedServiceAnnouncement>(signed =>
+        {
+            if (_signer is null)
+            {
+                Refuse(AnnouncementRefusal.NoKey, Sender.Path.Address.ToString());
+            }
+            else if (!signed.TryOpen(_signer, out var announcement, out var refusal))
+            {
+                Refuse(refusal, Sender.Path.Address.ToString());
+            }
+            else
+            {
+                Announced(announcement);
+            }
+        });
         Receive<AnnounceRetry>(_ =>
         {
             foreach (var member in _state.SilentMembers)
@@ -79,10 +109,10 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(ClusterSettings settings)
+    public static Props Props(ClusterSettings settings, IMigrationAuthenticator? signer)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        return Akka.Actor.Props.Create(() => new ServiceDirectory(settings));
+        return Akka.Actor.Props.Create(() => new ServiceDirectory(settings, signer));
     }
 
     protected override void PreStart()
@@ -106,19 +136,28 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
         // A directory speaks only for its own node: an announcement must come from the node it names.
         if (!announcement.ControlAddress.Equals(Sender.Path.Address))
         {
-            _log.Warning("announcement for {0} sent by {1} ignored: a node announces only itself", announcement.ControlAddress, Sender);
+            Refuse(AnnouncementRefusal.NotFromItsNode, $"{announcement.ControlAddress} by {Sender.Path.Address}");
             return;
         }
 
         Update(_state.WithAnnouncement(announcement));
         if (announcement.ReplyRequested)
         {
-            Sender.Tell(_state.Self, Self);
+            Sender.Tell(Outgoing(_state.Self), Self);
         }
     }
 
+    private void Refuse(AnnouncementRefusal refusal, string source)
+    {
+        SignedServiceAnnouncement.CountRefused(refusal);
+        _log.Warning("service announcement from {0} dropped: {1}", source, refusal);
+    }
+
+    private object Outgoing(ServiceAnnouncement announcement) =>
+        _signer is null ? announcement : SignedServiceAnnouncement.Sign(_signer, announcement);
+
     private void Announce(Address member, bool replyRequested) =>
-        Context.ActorSelection(new RootActorPath(member) / "user" / ActorName).Tell(_state.Self.WithReplyRequested(replyRequested), Self);
+        Context.ActorSelection(new RootActorPath(member) / "user" / ActorName).Tell(Outgoing(_state.Self.WithReplyRequested(replyRequested)), Self);
 
     private void Update(ServiceDirectoryState next)
     {
@@ -151,10 +190,12 @@ internal static class ClusterActorSystemExtensions
     /// <summary>
     /// Starts the node's <see cref="ServiceDirectory"/> at <c>/user/mtcp-directory</c>, with settings read (and
     /// validated) from the system's configuration. The system must run with <c>akka.actor.provider = cluster</c>.
+    /// With <paramref name="clusterKey"/> (the authenticator under the cluster key, as migration uses) announcements
+    /// are signed and only signed ones are taken; every node of a cluster must then hold the same key.
     /// </summary>
-    public static IActorRef StartServiceDirectory(this ActorSystem system)
+    public static IActorRef StartServiceDirectory(this ActorSystem system, IMigrationAuthenticator? clusterKey = null)
     {
         ArgumentNullException.ThrowIfNull(system);
-        return system.ActorOf(ServiceDirectory.Props(ClusterSettings.Create(system)), ServiceDirectory.ActorName);
+        return system.ActorOf(ServiceDirectory.Props(ClusterSettings.Create(system), clusterKey), ServiceDirectory.ActorName);
     }
 }

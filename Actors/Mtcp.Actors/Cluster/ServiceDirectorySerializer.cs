@@ -5,8 +5,9 @@ using Akka.Serialization;
 namespace Mtcp.Actors.Cluster;
 
 /// <summary>
-/// Serializes the service directory's <see cref="ServiceAnnouncement"/>s in their fixed binary layout. Bound
-/// in HOCON/mtcp-reference.conf with identifier 254; the manifest is frozen. A malformed payload raises a
+/// Serializes the service directory's <see cref="ServiceAnnouncement"/>s in their fixed binary layout, and
+/// <see cref="SignedServiceAnnouncement"/>s as that layout followed by their MAC. Bound
+/// in HOCON/mtcp-reference.conf with identifier 254; the manifests are frozen. A malformed payload raises a
 /// <see cref="SerializationException"/> naming the error; Akka.Remote logs it and drops that message.
 /// </summary>
 internal sealed class ServiceDirectorySerializer : SerializerWithStringManifest
@@ -16,13 +17,29 @@ internal sealed class ServiceDirectorySerializer : SerializerWithStringManifest
     {
     }
 
-    public override string Manifest(object o) => o is ServiceAnnouncement ? ServiceAnnouncement.SerializerManifest : throw Unsupported(o);
+    public override string Manifest(object o) => o switch
+    {
+        ServiceAnnouncement => ServiceAnnouncement.SerializerManifest,
+        SignedServiceAnnouncement => SignedServiceAnnouncement.SerializerManifest,
+        _ => throw Unsupported(o),
+    };
 
-    public override byte[] ToBinary(object obj) => obj is ServiceAnnouncement announcement ? announcement.ToArray() : throw Unsupported(obj);
+    public override byte[] ToBinary(object obj) => obj switch
+    {
+        ServiceAnnouncement announcement => announcement.ToArray(),
+        SignedServiceAnnouncement signed => signed.Bytes.ToArray(),
+        _ => throw Unsupported(obj),
+    };
 
     public override object FromBinary(byte[] bytes, string manifest)
     {
         ArgumentNullException.ThrowIfNull(bytes);
+        if (manifest == SignedServiceAnnouncement.SerializerManifest)
+        {
+            // Opened (MAC, then the node it names against the sender) by the directory, which holds the key.
+            return new SignedServiceAnnouncement(bytes);
+        }
+
         if (manifest != ServiceAnnouncement.SerializerManifest)
         {
             throw new SerializationException($"{nameof(ServiceDirectorySerializer)} knows no manifest [{manifest}]");

@@ -7,7 +7,8 @@ namespace Mtcp.Actors.Migration;
 /// OpenTelemetry or a <see cref="MeterListener"/>). Client side: started, completed (with the time from the special SYN
 /// to the switch), failed (tagged with the reason). Server side: the state bytes a destination received and its wait
 /// for the state reply, and connections that migrated away from an origin; state requests refused for a forged or
-/// replayed authenticator, and control messages from peers dropped because they did not open.
+/// replayed authenticator, control messages from peers dropped because they did not open, and service
+/// announcements dropped because they were forged, unsigned or not from the node they name.
 /// </summary>
 internal static class MigrationMetrics
 {
@@ -42,6 +43,8 @@ internal static class MigrationMetrics
     internal static readonly Counter<long> AuthFailed = Meter.CreateCounter<long>("mtcp.migration.auth_failed", description: "State requests an origin refused because the special SYN's authenticator did not verify (tag check: Forged, Replayed, ...)");
 
     internal static readonly Counter<long> ControlDropped = Meter.CreateCounter<long>("mtcp.control.dropped", description: "Control messages from a peer dropped because they did not open (tag reason: Unsealed, BadMac, WrongPeer, ...)");
+
+    internal static readonly Counter<long> AnnouncementsRefused = Meter.CreateCounter<long>("mtcp.cluster.announcements_refused", description: "Service announcements a directory dropped (tag reason: BadMac, NotFromItsNode, Unsigned, Malformed, NoKey)");
 
     internal static readonly Counter<long> MigratedAway = Meter.CreateCounter<long>("mtcp.migration.migrated_away", description: "Connections that left an origin server on a state ack");
 }
