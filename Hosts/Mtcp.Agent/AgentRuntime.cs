@@ -34,7 +34,7 @@ public sealed class AgentRuntime : IAsyncDisposable
     public static async Task<AgentRuntime> StartAsync(Config config, AgentSettings settings)
     {
         var authenticator = MigrationKey.ReadAuthenticator(config);
-        var system = ActorSystem.Create("mtcp-agent", config);
+        var system = HostActorSystem.Create("mtcp-agent", config);
         try
         {
             var runtime = MtcpRuntime.Start(system);

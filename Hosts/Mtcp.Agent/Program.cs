@@ -211,7 +211,7 @@ migrate.SetAction(async (parseResult, cancellationToken) =>
     return result.Outcomes.All(outcome => outcome.Completed) ? 0 : Failed;
 });
 
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+return await HostCommandLine.InvokeAsync(root, args);
 
 bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings settings)
 {
@@ -261,7 +261,12 @@ static async Task<int> RunWithRuntimeAsync(Config config, AgentSettings settings
     {
         agent = await AgentRuntime.StartAsync(config, settings);
     }
-    catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException)
+    catch (ConfigurationException e)
+    {
+        ConsoleLog.Error($"configuration error: {e.Message}");
+        return BadConfiguration;
+    }
+    catch (Exception e) when (e is Mtcp.Transports.PacketTransportException or InvalidOperationException)
     {
         ConsoleLog.Error($"cannot start the MTCP runtime: {e.Message}");
         return Failed;

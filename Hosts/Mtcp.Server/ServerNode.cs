@@ -84,7 +84,7 @@ public sealed class ServerNode
     /// <summary>Serves until <paramref name="stopping"/> fires or the cluster downs this node, then shuts down gracefully.</summary>
     public async Task RunAsync(CancellationToken stopping)
     {
-        var system = ActorSystem.Create(_settings.SystemName, _config);
+        var system = HostActorSystem.Create(_settings.SystemName, _config);
         var cluster = Akka.Cluster.Cluster.Get(system);
         ConsoleLog.Info($"node {cluster.SelfAddress} joining the cluster through seeds [{string.Join(", ", _config.GetStringList("akka.cluster.seed-nodes"))}]");
         cluster.RegisterOnMemberUp(() => ConsoleLog.Info($"node {cluster.SelfAddress} is Up in the cluster"));
