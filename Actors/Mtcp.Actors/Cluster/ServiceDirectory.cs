@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Mtcp.Actors.Diagnostics;
 
 namespace Mtcp.Actors.Cluster;
 
@@ -25,6 +26,7 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
     private readonly Akka.Cluster.Cluster _cluster;
     private readonly ClusterSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RefusalLog _refusals = RefusalLog.Get(Context.System);
     private readonly HashSet<IActorRef> _subscribers = [];
     private ServiceDirectoryState _state;
 
@@ -106,7 +108,7 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
         // A directory speaks only for its own node: an announcement must come from the node it names.
         if (!announcement.ControlAddress.Equals(Sender.Path.Address))
         {
-            _log.Warning("announcement for {0} sent by {1} ignored: a node announces only itself", announcement.ControlAddress, Sender);
+            _refusals.Refuse(RefusalClass.AnnouncementIgnored, $"announcement for {announcement.ControlAddress} sent by {Sender} ignored: a node announces only itself");
             return;
         }
 

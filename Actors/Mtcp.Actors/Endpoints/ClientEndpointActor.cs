@@ -53,7 +53,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
         _client = MtcpClientConnection.Connect(tcp, context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now);
         _client.MigrationEnabled = migrationEnabled;
-        _driver = new EndpointDriver(context, _client, _channel, new ClientConnectionBuffers(_client), _log);
+        _driver = new EndpointDriver(context, _client, _channel, new ClientConnectionBuffers(_client));
         _onConnected = OnConnected;
         _onFailed = FailAll;
         _keys.Add(key);
