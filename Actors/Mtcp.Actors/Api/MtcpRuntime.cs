@@ -119,6 +119,11 @@ public sealed class MtcpRuntime : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(support);
         if (support.ControlManager is { } controlManager)
         {
+            if (support.Authenticator is null)
+            {
+                throw new ArgumentException("a node with a control connection manager needs the cluster key's authenticator to seal control messages", nameof(support));
+            }
+
             await controlManager.Ask<ControlAuthenticatorInUse>(new UseControlAuthenticator(support.Authenticator), StopTimeout, cancellationToken).ConfigureAwait(false);
         }
 

@@ -12,10 +12,11 @@ namespace Mtcp.Actors.Migration;
 /// <paramref name="Authenticator"/> (it issues each connection's secret on its SYN+ACK, checks special SYNs under it,
 /// and seals control messages), its node's <see cref="ControlConnectionManager"/> (to ask origins for state) and
 /// <see cref="ServiceDirectory"/> (alternate servers for TCP_MIGRATE, control mappings to find an origin's node).
-/// A client uses none of them: its connection's secret comes on the origin's SYN+ACK. Every server of a service
-/// must hold the same cluster key.
+/// A client uses none of them: its connection's secret comes on the origin's SYN+ACK, so a client-only runtime passes a
+/// null <paramref name="Authenticator"/> and holds no cluster secret. Every server of a service must hold the same
+/// cluster key.
 /// </summary>
-public sealed record MigrationSupport(IMigrationAuthenticator Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null);
+public sealed record MigrationSupport(IMigrationAuthenticator? Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null);
 
 /// <summary>How a client's migration ended.</summary>
 public enum MigrationOutcome
