@@ -53,7 +53,7 @@ public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
     public const byte TcpProtocol = 6;
 
     private const int MaxIPv4PacketLength = DatagramSocket.MaxDatagramLength;
-    private const int MinIPv4HeaderLength = 20;
+    internal const int MinIPv4HeaderLength = 20;
     private const int SockaddrInLength = 16;
     // What the kernel puts in headers it builds (net.ipv4.ip_default_ttl, the RFC 1700 default).
     private const byte DefaultTimeToLive = 64;
@@ -265,42 +265,16 @@ public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
      * |                    Destination Address                        |
      * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
      */
-    private const int VersionAndIhlOffset = 0;
-    private const int TotalLengthOffset = 2;
+    internal const int VersionAndIhlOffset = 0;
+    internal const int TotalLengthOffset = 2;
     private const int TimeToLiveOffset = 8;
-    private const int ProtocolOffset = 9;
-    private const int SourceAddressOffset = 12;
-    private const int DestinationAddressOffset = 16;
+    internal const int ProtocolOffset = 9;
+    internal const int SourceAddressOffset = 12;
+    internal const int DestinationAddressOffset = 16;
 
     /// <summary>The segment inside a received IPv4 packet; the sockaddr is not needed, the header names both addresses.</summary>
-    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> packet, SocketAddress source, out ReceivedSegment received)
-    {
-        received = default;
-        if (packet.Length < MinIPv4HeaderLength)
-        {
-            return false;
-        }
-
-        var versionAndIhl = packet[VersionAndIhlOffset];
-        var headerLength = (versionAndIhl & 0x0F) * 4;
-        var totalLength = BinaryPrimitives.ReadUInt16BigEndian(packet[TotalLengthOffset..]);
-        if (versionAndIhl >> 4 != 4
-            || headerLength < MinIPv4HeaderLength
-            || totalLength < headerLength
-            || totalLength > packet.Length
-            || packet[ProtocolOffset] != _protocol
-            || BinaryPrimitives.ReadUInt32BigEndian(packet[DestinationAddressOffset..]) != _localAddressValue)
-        {
-            return false;
-        }
-
-        received = new ReceivedSegment(
-            IpAddress.FromIPv4(packet[SourceAddressOffset..]),
-            LocalAddress,
-            headerLength,
-            totalLength - headerLength);
-        return true;
-    }
+    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> packet, SocketAddress source, out ReceivedSegment received) =>
+        CarrierHeaders.TryLocateInIPv4(packet, _protocol, _localAddressValue, LocalAddress, out received) == CarrierError.None;
 
     public void Dispose() => _socket.Dispose();
 

@@ -111,7 +111,7 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
     /// <summary>A datagram from the peer port carries one whole segment; the segment's addresses are the datagram's.</summary>
     bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received)
     {
-        if (TryReadSource(source, out var sourceAddress, out var sourcePort) && sourcePort == _peerPort)
+        if (CarrierHeaders.TryReadUdpSource(source.Buffer.Span[..source.Size], source.Family, _peerPort, out var sourceAddress) == CarrierError.None)
         {
             received = new ReceivedSegment(sourceAddress, LocalAddress, 0, datagram.Length);
             return true;
@@ -121,34 +121,11 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
         return false;
     }
 
-    // sockaddr_in: family(2) port(2) address(4); sockaddr_in6: family(2) port(2) flowinfo(4) address(16) scope(4).
-    private const int PortOffset = 2;
-    private const int IPv4AddressOffset = 4;
-    private const int IPv6AddressOffset = 8;
-
     private static void WriteSocketAddress(SocketAddress address, IpAddress ip, ushort port)
     {
         var bytes = address.Buffer.Span;
-        BinaryPrimitives.WriteUInt16BigEndian(bytes[PortOffset..], port);
-        ip.WriteTo(bytes[(ip.IsIPv4 ? IPv4AddressOffset : IPv6AddressOffset)..]);
-    }
-
-    private static bool TryReadSource(SocketAddress address, out IpAddress source, out ushort port)
-    {
-        var bytes = address.Buffer.Span[..address.Size];
-        port = BinaryPrimitives.ReadUInt16BigEndian(bytes[PortOffset..]);
-        switch (address.Family)
-        {
-            case AddressFamily.InterNetwork when bytes.Length >= IPv4AddressOffset + IpAddress.V4Length:
-                source = IpAddress.FromIPv4(bytes[IPv4AddressOffset..]);
-                return true;
-            case AddressFamily.InterNetworkV6 when bytes.Length >= IPv6AddressOffset + IpAddress.V6Length:
-                source = IpAddress.FromIPv6(bytes[IPv6AddressOffset..]);
-                return true;
-            default:
-                source = default;
-                return false;
-        }
+        BinaryPrimitives.WriteUInt16BigEndian(bytes[CarrierHeaders.PortOffset..], port);
+        ip.WriteTo(bytes[(ip.IsIPv4 ? CarrierHeaders.IPv4SocketAddressOffset : CarrierHeaders.IPv6SocketAddressOffset)..]);
     }
 
     public void Dispose() => _socket.Dispose();

@@ -27,18 +27,18 @@ public sealed class AgentRuntime : IAsyncDisposable
 
     /// <summary>
     /// Starts the runtime on <c>mtcp.runtime</c> and logs the transport it chose; with a
-    /// <c>mtcp.migration.cluster-key</c> the connections it opens can migrate.
+    /// <c>mtcp.agent.migration = on</c> the connections it opens can migrate (no key needed).
     /// </summary>
     public static async Task<AgentRuntime> StartAsync(Config config, AgentSettings settings)
     {
-        var authenticator = MigrationKey.ReadAuthenticator(config);
-        var system = ActorSystem.Create("mtcp-agent", config);
+        var system = HostActorSystem.Create("mtcp-agent", config);
         try
         {
             var runtime = MtcpRuntime.Start(system);
             ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.ConfiguredTransport})");
-            if (authenticator is not null)
+            if (settings.Migration)
             {
+                // A client holds no cluster secret: each connection's comes on its SYN+ACK (docs/threat-model.md).
                 await runtime.EnableClientMigrationAsync().ConfigureAwait(false);
             }
 
@@ -46,7 +46,7 @@ public sealed class AgentRuntime : IAsyncDisposable
             {
                 ConsoleLog.Info(runtime.MigrationEnabled
                     ? $"client policy: {string.Join(", ", policy.Triggers).ToLowerInvariant()} (alpha {policy.Throughput.Alpha}, trigger ratio {policy.Throughput.TriggerRatio}, destination {policy.DestinationChoice}) watches every connection"
-                    : "client policy: off, as migration is (mtcp.migration.cluster-key is empty)");
+                    : "client policy: off, as migration is (mtcp.agent.migration = off)");
             }
 
             return new AgentRuntime(system, runtime, settings);

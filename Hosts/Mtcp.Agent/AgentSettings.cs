@@ -11,16 +11,28 @@ namespace Mtcp.Agent;
 /// Units and defaults: HOCON/mtcp-reference.conf.
 /// </summary>
 /// <param name="Policy">The client policy that watches every relay and fetch (thesis 5.3.2); null when <c>mtcp.agent.policy = off</c>.</param>
+/// <param name="ControlEndpoint">where serve answers status and migrate: a Unix socket (the default) or a TCP endpoint.</param>
+/// <param name="MaxRelays">relays open at once; serve refuses the next client with a RST.</param>
+/// <param name="Migration">whether connections can migrate (<c>mtcp.agent.migration</c>); the agent needs no key for it.</param>
 public sealed record AgentSettings(
     IReadOnlyList<IPEndPoint> ServiceEndpoints,
     TimeSpan ConnectTimeout,
     IPEndPoint ServeListen,
     TimeSpan IdleTimeout,
     int RelayBufferSize,
-    IPEndPoint ControlEndpoint,
+    EndPoint ControlEndpoint,
     TimeSpan FetchStallTimeout,
-    ClientPolicySettings? Policy)
+    ClientPolicySettings? Policy,
+    int MaxRelays,
+    bool Migration)
 {
+    public const string ControlEndpointPath = "mtcp.agent.control-endpoint";
+    public const string MaxRelaysPath = "mtcp.agent.serve.max-connections";
+    public const string MigrationPath = "mtcp.agent.migration";
+
+    /// <summary>The prefix of a Unix socket path in <see cref="ControlEndpointPath"/>.</summary>
+    public const string UnixPrefix = "unix:";
+
     public const string ServiceEndpointsPath = "mtcp.agent.service-endpoints";
     public const string PolicyPath = "mtcp.agent.policy";
 
@@ -33,9 +45,26 @@ public sealed record AgentSettings(
             HoconValues.EndPoint(config, "mtcp.agent.serve.listen"),
             HoconValues.Duration(config, "mtcp.agent.serve.idle-timeout", allowZero: true),
             HoconValues.Size(config, "mtcp.agent.serve.relay-buffer-size", 1024, 4 << 20),
-            HoconValues.EndPoint(config, "mtcp.agent.control-endpoint"),
+            ControlEndpointOf(config),
             HoconValues.Duration(config, "mtcp.agent.fetch.stall-timeout", allowZero: false),
-            PolicyOf(config));
+            PolicyOf(config),
+            HoconValues.Integer(config, MaxRelaysPath, 1, 1_000_000),
+            HoconValues.Boolean(config, MigrationPath));
+    }
+
+    /// <summary>A Unix socket (<c>unix:&lt;path&gt;</c>, relative to the working directory) or an <c>address:port</c> for TCP.</summary>
+    private static EndPoint ControlEndpointOf(Config config)
+    {
+        var text = HoconValues.Text(config, ControlEndpointPath);
+        if (!text.StartsWith(UnixPrefix, StringComparison.Ordinal))
+        {
+            return HoconValues.EndPoint(config, ControlEndpointPath);
+        }
+
+        var path = text[UnixPrefix.Length..];
+        return path.Length > 0
+            ? new System.Net.Sockets.UnixDomainSocketEndPoint(Path.GetFullPath(path))
+            : throw HoconValues.Invalid(config, ControlEndpointPath, "must be unix:<path> or address:port");
     }
 
     /// <summary>The service pool, or a configuration error naming the key when it is empty.</summary>

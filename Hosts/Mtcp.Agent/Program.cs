@@ -25,7 +25,7 @@ var localAddressOption = new Option<string?>("--local-address")
 };
 var controlOption = new Option<string?>("--control")
 {
-    Description = "Overrides mtcp.agent.control-endpoint: where serve answers status and migrate, e.g. 127.0.0.1:7253.",
+    Description = "Overrides mtcp.agent.control-endpoint: where serve answers status and migrate, unix:<path> (the default is unix:mtcp-agent.sock) or address:port.",
     Recursive = true,
 };
 
@@ -132,8 +132,8 @@ status.SetAction(async (parseResult, cancellationToken) =>
     var console = AnsiConsole.Console;
     console.MarkupLineInterpolated($"[bold]transport[/]  {agentStatus.Transport}");
     console.MarkupLineInterpolated($"[bold]listening[/]  {agentStatus.Listen}, relaying to {string.Join(", ", agentStatus.Services)}");
-    console.MarkupLineInterpolated($"[bold]relays[/]     {agentStatus.Connections.Count} open, {agentStatus.Accepted} accepted, {agentStatus.Failed} failed");
-    console.MarkupLineInterpolated($"[bold]migration[/]  {(agentStatus.MigrationAvailable ? "enabled" : "off (mtcp.migration.cluster-key is empty)")}");
+    console.MarkupLineInterpolated($"[bold]relays[/]     {agentStatus.Connections.Count} open (at most {agentStatus.MaxConnections}), {agentStatus.Accepted} accepted, {agentStatus.Failed} failed, {agentStatus.Refused} refused at the cap");
+    console.MarkupLineInterpolated($"[bold]migration[/]  {(agentStatus.MigrationAvailable ? "enabled" : $"off ({AgentSettings.MigrationPath} = off)")}");
     var table = new Table().AddColumns("id", "client", "service", "since", "to service", "from service", "migrations");
     foreach (var relay in agentStatus.Connections)
     {
@@ -211,7 +211,7 @@ migrate.SetAction(async (parseResult, cancellationToken) =>
     return result.Outcomes.All(outcome => outcome.Completed) ? 0 : Failed;
 });
 
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+return await HostCommandLine.InvokeAsync(root, args);
 
 bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings settings)
 {
@@ -242,7 +242,11 @@ bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings setti
         config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
         settings = AgentSettings.Create(config);
         MtcpRuntime.ValidateSettings(config);
-        MigrationKey.ReadAuthenticator(config);
+        if (MigrationKey.ReadAuthenticator(config) is not null)
+        {
+            ConsoleLog.Warning($"{MigrationKey.Path} is set, but the agent does not use it (each connection's secret comes on its SYN+ACK): remove it from this host, since whoever holds it can forge every migration of the service");
+        }
+
         return true;
     }
     catch (ConfigurationException e)
@@ -261,7 +265,12 @@ static async Task<int> RunWithRuntimeAsync(Config config, AgentSettings settings
     {
         agent = await AgentRuntime.StartAsync(config, settings);
     }
-    catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException)
+    catch (ConfigurationException e)
+    {
+        ConsoleLog.Error($"configuration error: {e.Message}");
+        return BadConfiguration;
+    }
+    catch (Exception e) when (e is Mtcp.Transports.PacketTransportException or InvalidOperationException)
     {
         ConsoleLog.Error($"cannot start the MTCP runtime: {e.Message}");
         return Failed;
@@ -287,15 +296,13 @@ static async Task<int> RunWithRuntimeAsync(Config config, AgentSettings settings
 }
 
 // One request line to the running serve's control endpoint; its answer is one JSON document.
-static async Task<string> AskAgentAsync(IPEndPoint controlEndpoint, string request, CancellationToken cancellationToken)
+static async Task<string> AskAgentAsync(EndPoint controlEndpoint, string request, CancellationToken cancellationToken)
 {
     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
     // A migration waits for the new server's SYN+ACK, bounded by the runtime's migration timeouts.
     timeout.CancelAfter(TimeSpan.FromSeconds(30));
-    using var client = new TcpClient(controlEndpoint.AddressFamily);
-    await client.ConnectAsync(controlEndpoint, timeout.Token);
-    var stream = client.GetStream();
+    using var stream = new NetworkStream(await ControlSocket.ConnectAsync(controlEndpoint, timeout.Token), ownsSocket: true);
     await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request + "\n"), timeout.Token);
     using var reader = new StreamReader(stream);
     return (await reader.ReadToEndAsync(timeout.Token)).Trim();

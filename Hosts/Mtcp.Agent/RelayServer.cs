@@ -46,6 +46,8 @@ public sealed record AgentStatus(
     bool MigrationAvailable,
     long Accepted,
     long Failed,
+    long Refused,
+    int MaxConnections,
     IReadOnlyList<RelayStatus> Connections,
     IReadOnlyList<RelayStatus> RecentlyClosed);
 
@@ -53,7 +55,10 @@ public sealed record AgentStatus(
 /// The agent's <c>serve</c>: accepts kernel-TCP clients and relays each over its own MTCP connection to the
 /// service pool, byte for byte in both directions, so that unmodified programs use MTCP. A server's FIN
 /// reaches the client as a FIN; a reset or failure of either side reaches the other as a reset, so a client
-/// never mistakes a broken transfer for a complete one.
+/// never mistakes a broken transfer for a complete one. At most <see cref="AgentSettings.MaxRelays"/> relays are open at
+/// once: the next client is refused with a RST at once (rather than left waiting), counted in <c>status</c>, and logged
+/// once per episode of refusals. The control endpoint is a Unix socket readable and writable by the agent's user only
+/// (0600) unless a TCP endpoint is configured.
 /// </summary>
 public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
 {
@@ -65,21 +70,23 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
     private readonly ConcurrentQueue<RelayStatus> _closed = new();
     private long _accepted;
     private long _failed;
+    private long _refused;
+    private long _refusedInEpisode;
 
     public async Task RunAsync(CancellationToken stopping)
     {
         var services = settings.RequireServices();
         var listener = new TcpListener(settings.ServeListen);
         listener.Start();
-        var control = new TcpListener(settings.ControlEndpoint);
+        Socket control;
         try
         {
-            control.Start();
+            control = ControlSocket.Listen(settings.ControlEndpoint);
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
         {
             listener.Stop();
-            throw new IOException($"cannot listen on the control endpoint {settings.ControlEndpoint} (mtcp.agent.control-endpoint): {e.Message}", e);
+            throw new IOException($"cannot listen on the control endpoint {settings.ControlEndpoint} ({AgentSettings.ControlEndpointPath}): {e.Message}", e);
         }
 
         var controlLoop = ControlLoopAsync(control, services, stopping);
@@ -98,6 +105,13 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
                     break;
                 }
 
+                if (_relays.Count >= settings.MaxRelays)
+                {
+                    Refuse(client);
+                    continue;
+                }
+
+                EndRefusalEpisode();
                 var relay = new Relay(Interlocked.Increment(ref _accepted), client, settings);
                 _relays[relay.Id] = relay;
                 _ = RelayAsync(relay, services, stopping);
@@ -106,7 +120,7 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
         finally
         {
             listener.Stop();
-            control.Stop();
+            ControlSocket.Close(control, settings.ControlEndpoint);
         }
 
         ConsoleLog.Info($"stopping: closing {_relays.Count} relayed connections");
@@ -159,14 +173,36 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
         }
     }
 
-    private async Task ControlLoopAsync(TcpListener control, IReadOnlyList<IPEndPoint> services, CancellationToken stopping)
+    /// <summary>A client beyond the cap gets a RST at once: it learns that it was refused instead of waiting for a relay.</summary>
+    private void Refuse(Socket client)
+    {
+        var total = Interlocked.Increment(ref _refused);
+        if (Interlocked.Increment(ref _refusedInEpisode) == 1)
+        {
+            ConsoleLog.Warning($"relay refused: {client.RemoteEndPoint} finds {settings.MaxRelays} relays open ({AgentSettings.MaxRelaysPath}); further refusals are counted until one is accepted again ({total} since start)");
+        }
+
+        client.LingerState = new LingerOption(true, 0);
+        client.Dispose();
+    }
+
+    private void EndRefusalEpisode()
+    {
+        var refused = Interlocked.Exchange(ref _refusedInEpisode, 0);
+        if (refused > 0)
+        {
+            ConsoleLog.Info($"relays accepted again after {refused} clients were refused at the cap of {settings.MaxRelays}");
+        }
+    }
+
+    private async Task ControlLoopAsync(Socket control, IReadOnlyList<IPEndPoint> services, CancellationToken stopping)
     {
         while (!stopping.IsCancellationRequested)
         {
             Socket socket;
             try
             {
-                socket = await control.AcceptSocketAsync(stopping).ConfigureAwait(false);
+                socket = await control.AcceptAsync(stopping).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
             {
@@ -257,6 +293,8 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
         agent.Runtime.MigrationEnabled,
         Interlocked.Read(ref _accepted),
         Interlocked.Read(ref _failed),
+        Interlocked.Read(ref _refused),
+        settings.MaxRelays,
         [.. _relays.Values.OrderBy(relay => relay.Id).Select(relay => relay.Status())],
         [.. _closed]);
 }

@@ -49,10 +49,15 @@ public sealed class FileServer(FileServerOptions options, TimeProvider? time = n
         }
         else
         {
-            snapshot = FileSnapshot.Decode(imported.Snapshot.Span);
+            // The snapshot comes from another node's state reply: its name is checked against this node's root like a
+            // request's, so that no peer (or a file server of another root) can make this node serve a file outside it.
+            snapshot = FileSnapshot.TryDecode(imported.Snapshot.Span)
+                ?? throw new ProtocolViolationException($"the migrated-in snapshot of {imported.Snapshot.Length} bytes is not a file server snapshot");
         }
 
-        var stream = new FileStream(Path.Combine(options.RootDirectory, snapshot.FileName), FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, useAsync: true);
+        var path = ResolveBelowRoot(snapshot.FileName)
+            ?? throw new ProtocolViolationException($"the migrated-in snapshot names {snapshot.FileName}, which is not a file below the root");
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, useAsync: true);
         await using (stream.ConfigureAwait(false))
         {
             if (!snapshot.HeadersWritten)
@@ -135,19 +140,96 @@ public sealed class FileServer(FileServerOptions options, TimeProvider? time = n
         }
 
         var path = Uri.UnescapeDataString(parts[1].Split('?', 2)[0]).TrimStart('/');
-        if (path.Length == 0 || path.Contains('\0') || path.Split('/').Any(segment => segment is ".." or "."))
+        if (path.Length == 0 || path.Split('/').Any(segment => segment is ".." or "."))
         {
             return FileRequest.Failed(400, "Bad Request", "the path must name a file below the root");
         }
 
-        var root = Path.GetFullPath(options.RootDirectory);
-        var full = Path.GetFullPath(Path.Combine(root, path));
-        if (!full.StartsWith(Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        var lexical = Path.GetFullPath(Path.Join(options.RootDirectory, path));
+        if (!File.Exists(lexical))
         {
-            return FileRequest.Failed(400, "Bad Request", "the path must name a file below the root");
+            return FileRequest.Failed(404, "Not Found", $"no file /{path}");
         }
 
-        return File.Exists(full) ? new FileRequest(path, Error: null) : FileRequest.Failed(404, "Not Found", $"no file /{path}");
+        return ResolveBelowRoot(path) is null
+            ? FileRequest.Failed(400, "Bad Request", "the path must name a file below the root")
+            : new FileRequest(path, Error: null);
+    }
+
+    /// <summary>
+    /// The real path (every symbolic link resolved, as realpath(3)) of the regular file <paramref name="name"/> names
+    /// relative to the root, or null when it does not exist, is not a regular file, or resolves outside the root's own
+    /// real path: a link out of the root, <c>..</c>, or an absolute name.
+    /// </summary>
+    private string? ResolveBelowRoot(string name)
+    {
+        if (name.Length == 0 || name.Contains('\0', StringComparison.Ordinal) || Path.IsPathRooted(name))
+        {
+            return null;
+        }
+
+        var root = RealPath(Path.GetFullPath(options.RootDirectory));
+        var file = root is null ? null : RealPath(Path.Join(root, name));
+        return file is not null && file.StartsWith(Path.TrimEndingDirectorySeparator(root!) + Path.DirectorySeparatorChar, StringComparison.Ordinal) && File.Exists(file)
+            ? file
+            : null;
+    }
+
+    /// <summary>
+    /// <paramref name="absolutePath"/> with every symbolic link of every component followed and <c>.</c> and <c>..</c>
+    /// applied in order, as the kernel walks it; null when a component does not exist or more than 40 links are
+    /// followed (Linux's MAXSYMLINKS: a loop).
+    /// </summary>
+    private static string? RealPath(string absolutePath)
+    {
+        const int MaxLinks = 40;
+        var separator = Path.DirectorySeparatorChar;
+        var pending = new Stack<string>(absolutePath.Split(separator).Reverse());
+        var resolved = Path.GetPathRoot(absolutePath) ?? separator.ToString();
+        var links = 0;
+        while (pending.TryPop(out var component))
+        {
+            if (component is "" or ".")
+            {
+                continue;
+            }
+
+            if (component == "..")
+            {
+                resolved = Path.GetDirectoryName(resolved) ?? resolved;
+                continue;
+            }
+
+            var candidate = Path.Join(resolved, component);
+            if (new FileInfo(candidate).LinkTarget is { } target)
+            {
+                if (++links > MaxLinks)
+                {
+                    return null;
+                }
+
+                if (Path.IsPathRooted(target))
+                {
+                    resolved = Path.GetPathRoot(target) ?? resolved;
+                }
+
+                foreach (var part in target.Split(separator).Reverse())
+                {
+                    pending.Push(part);
+                }
+
+                continue;
+            }
+
+            if (!Path.Exists(candidate))
+            {
+                return null;
+            }
+
+            resolved = candidate;
+        }
+
+        return resolved;
     }
 
     private static string StatusResponse(int status, string reason, string detail)
@@ -186,10 +268,22 @@ public readonly record struct FileSnapshot(string FileName, long Offset, bool He
         return bytes;
     }
 
-    public static FileSnapshot Decode(ReadOnlySpan<byte> bytes)
+    /// <summary>The snapshot <see cref="Encode"/> wrote, or null when <paramref name="bytes"/> are not one (wrong length, negative offset).</summary>
+    public static FileSnapshot? TryDecode(ReadOnlySpan<byte> bytes)
     {
+        if (bytes.Length < 1 + sizeof(ushort) + sizeof(long))
+        {
+            return null;
+        }
+
         var nameLength = BinaryPrimitives.ReadUInt16BigEndian(bytes[1..]);
+        if (bytes.Length != 1 + sizeof(ushort) + nameLength + sizeof(long))
+        {
+            return null;
+        }
+
         var name = Encoding.UTF8.GetString(bytes.Slice(3, nameLength));
-        return new FileSnapshot(name, BinaryPrimitives.ReadInt64BigEndian(bytes[(3 + nameLength)..]), (bytes[0] & HeadersWrittenFlag) != 0);
+        var offset = BinaryPrimitives.ReadInt64BigEndian(bytes[(3 + nameLength)..]);
+        return offset < 0 ? null : new FileSnapshot(name, offset, (bytes[0] & HeadersWrittenFlag) != 0);
     }
 }

@@ -164,7 +164,6 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             mtcp.tcp.connect-timeout = 3s
             mtcp.agent.serve.listen = "{{listen}}"
             mtcp.agent.control-endpoint = "{{control}}"
-            mtcp.migration.cluster-key = "{{key}}"
             """);
         var agent = Start("agent", "Mtcp.Agent", ["--config", agentConfig, "serve"]);
         await agent.WaitForLineAsync("agent ready", StartTimeout).ConfigureAwait(false);
@@ -198,7 +197,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         if (options.CompareRepetitions > 0)
         {
             var healthy = Enumerable.Range(0, ServerCount).First(i => i != degrading && !nodes[i].HasExited);
-            await CompareRatesAsync(files.FullName, expected, $"{servers[healthy]}:{FilePort}", key, cancellationToken).ConfigureAwait(false);
+            await CompareRatesAsync(files.FullName, expected, $"{servers[healthy]}:{FilePort}", cancellationToken).ConfigureAwait(false);
         }
 
         Console.WriteLine();

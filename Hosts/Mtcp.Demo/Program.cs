@@ -69,4 +69,4 @@ root.SetAction(async (parseResult, cancellationToken) =>
     }
 });
 
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+return await HostCommandLine.InvokeAsync(root, args);

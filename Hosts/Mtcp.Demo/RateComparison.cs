@@ -13,7 +13,7 @@ internal sealed partial class DemoScenario
     /// on a kernel-TCP socket in this process; both at full speed without migrations, alternately, each checked by
     /// SHA-256, after one uncounted warm-up download each way. Prints the medians and their ratio.
     /// </summary>
-    private async Task CompareRatesAsync(string files, string expected, string service, string key, CancellationToken cancellationToken)
+    private async Task CompareRatesAsync(string files, string expected, string service, CancellationToken cancellationToken)
     {
         Console.WriteLine();
         Say($"rate comparison: {options.CompareRepetitions} downloads of {FileName} each way (after one warm-up each) at full speed, no migration");
@@ -24,7 +24,6 @@ internal sealed partial class DemoScenario
             mtcp.agent.serve.listen = "{{listen}}"
             mtcp.agent.control-endpoint = "127.0.0.1:{{FreeTcpPort(IPAddress.Loopback)}}"
             mtcp.agent.policy = off
-            mtcp.migration.cluster-key = "{{key}}"
             """);
         var agent = Start("agent-compare", "Mtcp.Agent", ["--config", agentConfig, "serve"]);
         await agent.WaitForLineAsync("agent ready", StartTimeout).ConfigureAwait(false);

@@ -62,14 +62,19 @@ root.SetAction(async (parseResult, _) =>
         await node.RunAsync(stopping.Token);
         return 0;
     }
-    catch (Exception e) when (e is ConfigurationException or Mtcp.Transports.PacketTransportException or Akka.Actor.AskTimeoutException or InvalidOperationException)
+    catch (ConfigurationException e)
+    {
+        ConsoleLog.Error($"configuration error: {e.Message}");
+        return 2;
+    }
+    catch (Exception e) when (e is Mtcp.Transports.PacketTransportException or Akka.Actor.AskTimeoutException or InvalidOperationException)
     {
         ConsoleLog.Error($"cannot start: {e.Message}");
         return 1;
     }
 });
 
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+return await HostCommandLine.InvokeAsync(root, args);
 
 // Exit codes: 0 written, 1 the files could not be written (one exists already, or no access), 2 bad arguments.
 static int RunCertificateCommand(Action write)

@@ -82,7 +82,7 @@ public sealed class ServerNode
             ConsoleLog.Info($"control plane: mutual TLS as {_security.Subject}, peers must present a certificate of the cluster's CA");
         }
 
-        var system = ActorSystem.Create(_settings.SystemName, _security.SystemSetup(_config));
+        var system = HostActorSystem.Create(_settings.SystemName, _security.SystemSetup(_config));
         var cluster = Akka.Cluster.Cluster.Get(system);
         ConsoleLog.Info($"node {cluster.SelfAddress} joining the cluster through seeds [{string.Join(", ", _config.GetStringList("akka.cluster.seed-nodes"))}]");
         cluster.RegisterOnMemberUp(() => ConsoleLog.Info($"node {cluster.SelfAddress} is Up in the cluster"));

@@ -35,6 +35,73 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(server.Lines, line => line.Contains("configuration error", StringComparison.Ordinal) && line.Contains(expected, StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("mtcp.migration.cluster-kee = \"00\"", "unknown key mtcp.migration.cluster-kee (did you mean mtcp.migration.cluster-key?)")]
+    [InlineData("mtcp.hosts.server.file = on", "mtcp.hosts.server.file is a section, not a value")]
+    [InlineData("{{{ unbalanced", "is not valid HOCON: line 3: '{' is never closed")]
+    [InlineData("mtcp.hosts.server {\n  file.enabled = on\n}\n}", "is not valid HOCON: line 6: '}' closes nothing")]
+    [InlineData("mtcp.hosts.system-name = \"mtcp", "is not valid HOCON: line 3: a quoted string is never closed")]
+    [InlineData("akka.remote.dot-netty.tcp.port = \"x\"", "Akka.NET refused the akka configuration: The input string 'x' was not in a correct format")]
+    public async Task Server_node_must_stop_on_an_unknown_key_a_syntax_error_or_a_bad_akka_value_without_a_stack_trace(string hocon, string expected)
+    {
+        var address = ProcessTestbed.NextAddress();
+        var config = _testbed.WriteConfig("strict.conf", $$"""
+            akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
+            mtcp.runtime { local-address = "{{address}}", transport = udp }
+            {{hocon}}
+            """);
+        var server = _testbed.Track(HostProcess.Start("server", ProcessTestbed.ServerDll, ["--config", config], output, _testbed.Directory.FullName));
+
+        var exitCode = await server.WaitForExitAsync(ExitTimeout);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(server.Lines, line => line.Contains("configuration error", StringComparison.Ordinal) && line.Contains(expected, StringComparison.Ordinal));
+        AssertNoStackTrace(server);
+    }
+
+    [Theory]
+    [InlineData("server", "--bogus")]
+    [InlineData("agent", "serve", "--listen")]
+    [InlineData("agent", "no-such-command")]
+    [InlineData("demo", "--migrations", "many")]
+    public async Task Hosts_must_exit_2_on_a_command_line_they_cannot_parse(string host, params string[] arguments)
+    {
+        var dll = host switch { "server" => ProcessTestbed.ServerDll, "agent" => ProcessTestbed.AgentDll, _ => ProcessTestbed.DemoDll };
+        var process = _testbed.Track(HostProcess.Start(host, dll, arguments, output, _testbed.Directory.FullName));
+
+        Assert.Equal(2, await process.WaitForExitAsync(ExitTimeout));
+        Assert.Contains(process.Lines, line => line.Contains("command line:", StringComparison.Ordinal));
+        AssertNoStackTrace(process);
+    }
+
+    [Theory]
+    [InlineData("mtcp.agent.serve.idle-timout = 1m", "unknown key mtcp.agent.serve.idle-timout (did you mean mtcp.agent.serve.idle-timeout?)")]
+    [InlineData("mtcp.demo.migrations = 3", "unknown key mtcp.demo.migrations")]
+    [InlineData("mtcp.agent {\n  policy = off\n", "is not valid HOCON: line 1: '{' is never closed")]
+    public async Task Agent_must_stop_on_an_unknown_key_or_a_syntax_error(string hocon, string expected)
+    {
+        var config = _testbed.WriteConfig("strict-agent.conf", hocon);
+
+        var (exitCode, agent) = await _testbed.RunAgentAsync("agent", ExitTimeout, "--config", config, "serve");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(agent.Lines, line => line.Contains("configuration error", StringComparison.Ordinal) && line.Contains(expected, StringComparison.Ordinal));
+        AssertNoStackTrace(agent);
+    }
+
+    [Theory]
+    [InlineData("mtcp.demo.migratoins = 3", "unknown key mtcp.demo.migratoins (did you mean mtcp.demo.migrations?)")]
+    [InlineData("mtcp.demo [", "is not valid HOCON: line 1: '[' is never closed")]
+    public async Task Demo_must_stop_on_an_unknown_key_or_a_syntax_error(string hocon, string expected)
+    {
+        var config = _testbed.WriteConfig("strict-demo.conf", hocon);
+        var demo = _testbed.Track(HostProcess.Start("demo", ProcessTestbed.DemoDll, ["--config", config], output, _testbed.Directory.FullName));
+
+        Assert.Equal(2, await demo.WaitForExitAsync(ExitTimeout));
+        Assert.Contains(demo.Lines, line => line.Contains("configuration error", StringComparison.Ordinal) && line.Contains(expected, StringComparison.Ordinal));
+        AssertNoStackTrace(demo);
+    }
+
     [Fact]
     public async Task Server_node_must_reject_a_missing_config_file()
     {
@@ -104,4 +171,7 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
     }
 
     public void Dispose() => _testbed.Dispose();
+
+    private static void AssertNoStackTrace(HostProcess process) =>
+        Assert.DoesNotContain(process.Lines, line => line.TrimStart().StartsWith("at ", StringComparison.Ordinal) || line.Contains("Unhandled exception", StringComparison.Ordinal));
 }

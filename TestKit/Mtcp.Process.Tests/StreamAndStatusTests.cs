@@ -37,7 +37,7 @@ public sealed class StreamAndStatusTests(ITestOutputHelper output) : IDisposable
     public async Task Agent_status_must_show_the_transport_and_the_open_relays()
     {
         var server = await _testbed.StartServerAsync("server");
-        var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.RequestPort)]);
+        var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.RequestPort)], "mtcp.agent.migration = off");
         using var client = new RespClient();
         await client.ConnectAsync(agent.Listen);
         Assert.Equal("+PONG", await client.CommandAsync("PING"));

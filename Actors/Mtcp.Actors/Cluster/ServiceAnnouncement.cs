@@ -142,6 +142,15 @@ internal sealed record ServiceAnnouncement
 
         int count = BinaryPrimitives.ReadUInt16BigEndian(encoded[2..]);
         var rest = encoded[HeaderLength..];
+
+        // Before allocating for count entries: each takes at least 7 bytes (IPv4), so a short message cannot make
+        // this node allocate for 65,535 of them.
+        if (count * (1 + IpAddress.V4Length + 2) > rest.Length)
+        {
+            error = ServiceAnnouncementError.Truncated;
+            return false;
+        }
+
         var endpoints = new ServerEndpoint[count];
         for (var index = 0; index < count; index++)
         {
@@ -212,21 +221,45 @@ internal sealed record ServiceAnnouncement
         return true;
     }
 
+    /// <summary>
+    /// The control address in exactly the form <see cref="ToArray"/> writes (<c>protocol://system@host:port</c>, as
+    /// <see cref="Address.ToString"/> prints it), parsed without Uri: a peer's garbage must cost neither an exception
+    /// nor a general URI parse per message, and a text that would print differently (a path, a leading zero) is refused
+    /// so that the announcement survives being passed on unchanged.
+    /// </summary>
     private static bool TryParseAddress(ReadOnlySpan<byte> utf8, [NotNullWhen(true)] out Address? address)
     {
         address = null;
-        try
+        if (!System.Text.Unicode.Utf8.IsValid(utf8))
         {
-            var text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(utf8);
-            var parsed = Address.Parse(text);
-            if (parsed.HasGlobalScope)
-            {
-                address = parsed;
-            }
+            return false;
         }
-        catch (Exception e) when (e is ArgumentException or UriFormatException or FormatException)
+
+        var text = Encoding.UTF8.GetString(utf8);
+        var scheme = text.IndexOf("://", StringComparison.Ordinal);
+        var at = scheme < 0 ? -1 : text.IndexOf('@', scheme + 3);
+        var colon = text.LastIndexOf(':');
+        if (scheme <= 0 || at <= scheme + 3 || colon <= at + 1
+            || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)
+            || port is < 1 or > ushort.MaxValue)
         {
-            // Not an Akka address: reported to the caller as BadControlAddress.
+            return false;
+        }
+
+        var protocol = text[..scheme];
+        var system = text[(scheme + 3)..at];
+        var host = text[(at + 1)..colon];
+        if (!protocol.All(c => char.IsAsciiLetterLower(c) || c == '.')
+            || !system.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')
+            || !host.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or ':' or '[' or ']'))
+        {
+            return false;
+        }
+
+        var parsed = new Address(protocol, system, host, port);
+        if (parsed.HasGlobalScope && parsed.ToString() == text)
+        {
+            address = parsed;
         }
 
         return address is not null;

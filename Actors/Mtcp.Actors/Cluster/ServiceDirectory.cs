@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Mtcp.Stack.Migration.Authentication;
+using Mtcp.Actors.Diagnostics;
 
 namespace Mtcp.Actors.Cluster;
 
@@ -30,6 +31,7 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
     private readonly ClusterSettings _settings;
     private readonly IMigrationAuthenticator? _signer;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RefusalLog _refusals = RefusalLog.Get(Context.System);
     private readonly HashSet<IActorRef> _subscribers = [];
     private ServiceDirectoryState _state;
 
@@ -136,7 +138,7 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
         // A directory speaks only for its own node: an announcement must come from the node it names.
         if (!announcement.ControlAddress.Equals(Sender.Path.Address))
         {
-            Refuse(AnnouncementRefusal.NotFromItsNode, $"{announcement.ControlAddress} by {Sender.Path.Address}");
+            Refuse(AnnouncementRefusal.NotFromItsNode, $"{announcement.ControlAddress} by {Sender.Path.Address} (a node announces only itself)");
             return;
         }
 
@@ -147,10 +149,11 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>Counted one by one, logged at most once per summary interval with the refusals of its class.</summary>
     private void Refuse(AnnouncementRefusal refusal, string source)
     {
         SignedServiceAnnouncement.CountRefused(refusal);
-        _log.Warning("service announcement from {0} dropped: {1}", source, refusal);
+        _refusals.Refuse(RefusalClass.AnnouncementIgnored, $"service announcement from {source} dropped: {refusal}");
     }
 
     private object Outgoing(ServiceAnnouncement announcement) =>

@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Diagnostics;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
@@ -44,6 +45,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     private readonly ControlSettings _settings;
     private readonly StateReplyAssembler _assembler;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RefusalLog _refusals = RefusalLog.Get(Context.System);
     private ControlSealing? _sealing;
 
     /// <summary>Requests this node sent to the peer and not yet answered.</summary>
@@ -82,7 +84,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 return;
             }
 
-            _log.Warning("unsealed {0} for request {1} from {2} dropped: control messages must be sealed", message.GetType().Name, message.RequestId, _peer);
+            _refusals.Refuse(RefusalClass.ControlMessageDropped, $"unsealed {message.GetType().Name} for request {message.RequestId} from {_peer} dropped: control messages must be sealed");
             ControlSealing.CountUnsealed();
         });
         Receive<StateReplyChunk>(_ => IsFromPeer, Reassemble);
@@ -94,7 +96,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         Receive<StateReply>(reply => Answer(reply.RequestId, reply));
         Receive<StateReject>(reject => Answer(reject.RequestId, reject));
         Receive<StateAck>(ack => Send(_peerManager, ack));
-        Receive<object>(message => _log.Warning("{0} from local {1} dropped: only the peer sends it", message.GetType().Name, Sender));
+        Receive<object>(message => _refusals.Refuse(RefusalClass.ControlMessageDropped, $"{message.GetType().Name} from local {Sender} dropped: only the peer sends it"));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -154,10 +156,10 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 _log.Debug("chunk {0} of request {1} from {2} is for no pending request; dropped", chunk.ChunkIndex, chunk.RequestId, _peer);
                 break;
             case AssemblyStatus.InconsistentChunk:
-                _log.Warning("chunk {0} of request {1} from {2} disagrees with its transfer; dropped", chunk.ChunkIndex, chunk.RequestId, _peer);
+                _refusals.Refuse(RefusalClass.ControlMessageDropped, $"chunk {chunk.ChunkIndex} of request {chunk.RequestId} from {_peer} disagrees with its transfer; dropped");
                 break;
             default:
-                _log.Warning("state reply for request {0} from {1} refused: {2} {3}", chunk.RequestId, _peer, result.Status, result.WireError);
+                _refusals.Refuse(RefusalClass.ControlMessageDropped, $"state reply for request {chunk.RequestId} from {_peer} refused: {result.Status} {result.WireError}");
                 Fail(chunk.RequestId, ToFailure(result.Status));
                 Sender.Tell(new AbandonStateTransfer(chunk.RequestId, StateTransferAbandonReason.ReplyRefused), Self);
                 break;
@@ -212,7 +214,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     {
         if (!_serving.TryAdd(request.RequestId, Sender))
         {
-            _log.Warning("state request {0} from {1} is already being served; duplicate dropped", request.RequestId, _peer);
+            _refusals.Refuse(RefusalClass.ControlMessageDropped, $"state request {request.RequestId} from {_peer} is already being served; duplicate dropped");
             return;
         }
 
@@ -272,7 +274,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     {
         if (_sealing is null)
         {
-            _log.Warning("sealed control message from {0} dropped: this node has no cluster key to open it", _peer);
+            _refusals.Refuse(RefusalClass.ControlMessageDropped, $"sealed control message from {_peer} dropped: this node has no cluster key to open it");
             ControlSealing.CountNoKey();
             return;
         }
@@ -280,7 +282,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         var result = _sealing.TryOpen(sealedMessage.Envelope.Span, out var message);
         if (result != ControlOpenResult.Opened || message is null)
         {
-            _log.Warning("control message from {0} dropped: {1}", _peer, result);
+            _refusals.Refuse(RefusalClass.ControlMessageDropped, $"control message from {_peer} dropped: {result}");
             return;
         }
 

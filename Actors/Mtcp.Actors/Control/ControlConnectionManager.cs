@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Event;
 using Akka.Remote;
 using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Diagnostics;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
@@ -30,6 +31,7 @@ internal sealed class ControlConnectionManager : ReceiveActor
     private readonly IActorRef _registry;
     private readonly ControlSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RefusalLog _refusals = RefusalLog.Get(Context.System);
     private readonly Dictionary<Address, IActorRef> _connections = [];
     private readonly Dictionary<IActorRef, Address> _peersByConnection = [];
 
@@ -135,7 +137,7 @@ internal sealed class ControlConnectionManager : ReceiveActor
         var peer = Sender.Path.Address;
         if (!peer.HasGlobalScope)
         {
-            _log.Warning("{0} from local {1} dropped: control messages come from peers; local endpoints send RequestState", message.GetType().Name, Sender);
+            _refusals.Refuse(RefusalClass.ControlMessageDropped, $"{message.GetType().Name} from local {Sender} dropped: control messages come from peers; local endpoints send RequestState");
             return;
         }
 

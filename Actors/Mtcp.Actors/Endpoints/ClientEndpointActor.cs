@@ -58,7 +58,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         {
             _client.Failover = failover;
         }
-        _driver = new EndpointDriver(context, _client, _channel, new ClientConnectionBuffers(_client), _log);
+        _driver = new EndpointDriver(context, _client, _channel, new ClientConnectionBuffers(_client));
         _onConnected = OnConnected;
         _onFailed = FailAll;
         _keys.Add(key);

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Control;
+using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack;
@@ -62,6 +63,9 @@ internal sealed class EndpointContext
         get => Volatile.Read(ref _view);
         set => Volatile.Write(ref _view, value);
     }
+
+    /// <summary>The node's summariser of refusals: what a stranger can cause is counted and logged at a bounded rate.</summary>
+    public required RefusalLog Refusals { get; init; }
 
     /// <summary>The ephemeral port range (<c>mtcp.runtime.ephemeral-ports</c>): a migrating client takes a fresh port per hop.</summary>
     public (ushort First, ushort Last) EphemeralPorts { get; init; } = (49152, 65535);

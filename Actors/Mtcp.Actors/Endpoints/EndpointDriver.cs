@@ -1,5 +1,5 @@
 using Akka.Actor;
-using Akka.Event;
+using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack;
 using Mtcp.Transports;
@@ -12,7 +12,7 @@ namespace Mtcp.Actors.Endpoints;
 /// (segments, events, deadline): the segment encoder and the transport, the one engine timer, and the application
 /// stream's serving. Owned by one actor; called on its thread only.
 /// </summary>
-internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint endpoint, EndpointChannel channel, IStreamBuffers buffers, ILoggingAdapter log)
+internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint endpoint, EndpointChannel channel, IStreamBuffers buffers)
 {
     private readonly SegmentEncoder _encoder = new(context.LocalAddress, context.MaxPayload);
     private readonly EngineDeadline _deadline = new();
@@ -127,7 +127,7 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
         catch (PacketTransportException e)
         {
             // Not a closed socket (that is ObjectDisposedException, which stops the endpoint): lose the segment, keep the connection.
-            log.Warning("sending to {0} failed, counted as a lost segment: {1}", destination, e.Message);
+            context.Refusals.Refuse(RefusalClass.SendDropped, $"sending to {destination} failed, counted as a lost segment: {e.Message}");
             sent = false;
         }
 

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Control;
+using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
 using Mtcp.Stack;
@@ -43,7 +44,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
         _endpoint = new MtcpServerEndpoint<IActorRef>(tcp, context.ConnectionIdOf(key), context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
         var channel = new EndpointChannel(Self, context.LocalAddress, key);
-        _driver = new EndpointDriver(context, _endpoint, channel, new TcpConnectionBuffers(_endpoint.Connection), _log);
+        _driver = new EndpointDriver(context, _endpoint, channel, new TcpConnectionBuffers(_endpoint.Connection));
 
         // A server's connection is accepted on the endpoint's own event, once β is applied, not on the engine's Connected.
         _onConnected = () => { };
@@ -247,7 +248,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                     Context.Parent.Tell(new EndpointEstablished(_driver.Channel));
                     break;
                 case ServerEndpointEvent.Refused refused:
-                    _log.Warning("endpoint {0}: migrated connection refused: {1} {2}", _key, refused.Reason, refused.Detail);
+                    _context.Refusals.Refuse(RefusalClass.MigrationRefused, $"endpoint {_key}: migrated connection refused: {refused.Reason} {refused.Detail}");
                     MigrationMetrics.Refused.Add(1);
                     break;
                 case ServerEndpointEvent.Reinstated reinstated:
@@ -255,7 +256,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                     MigrationMetrics.StateBytes.Record(reinstated.StateReplyBytes);
                     break;
                 case ServerEndpointEvent.StateRequestAnswered { Answer: StateReject { Reason: StateRejectReason.AuthFailed } refused } answered:
-                    _log.Warning("endpoint {0}: state request {1} refused: {2}", _key, refused.RequestId, refused.Diagnostic);
+                    _context.Refusals.Refuse(RefusalClass.StateRequestRefused, $"endpoint {_key}: state request {refused.RequestId} refused: {refused.Diagnostic}");
                     MigrationMetrics.AuthFailed.Add(1, new KeyValuePair<string, object?>("check", answered.Check.ToString()));
                     break;
                 case ServerEndpointEvent.MigratedAway:

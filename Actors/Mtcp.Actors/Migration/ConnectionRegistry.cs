@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Control;
+using Mtcp.Actors.Diagnostics;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
@@ -17,6 +18,7 @@ internal sealed class ConnectionRegistry : ReceiveActor
     private readonly Dictionary<ConnectionId, IActorRef> _endpoints = [];
     private readonly Dictionary<IActorRef, ConnectionId> _cids = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RefusalLog _refusals = RefusalLog.Get(Context.System);
 
     public ConnectionRegistry()
     {
@@ -52,7 +54,7 @@ internal sealed class ConnectionRegistry : ReceiveActor
             }
             else
             {
-                _log.Warning("state ack from {0} for {1}, which no endpoint holds", received.Peer, received.Ack.MigratingCid);
+                _refusals.Refuse(RefusalClass.ControlMessageDropped, $"state ack from {received.Peer} for {received.Ack.MigratingCid}, which no endpoint holds");
             }
         });
         Receive<GetConnectionRegistryStatistics>(_ => Sender.Tell(new ConnectionRegistryStatistics(_endpoints.Count)));

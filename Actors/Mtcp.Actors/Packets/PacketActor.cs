@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Endpoints;
 using Mtcp.Actors.Migration;
 using Mtcp.Stack;
@@ -26,10 +27,6 @@ namespace Mtcp.Actors.Packets;
 /// </remarks>
 internal sealed class PacketActor : ReceiveActor
 {
-    // Local send drops are logged at most once per interval: under a lossy firewall rule or a full queue they come by
-    // the thousand, and each is an ordinary loss that TCP repairs; the line says how many and why.
-    private static readonly TimeSpan SendDropReportInterval = TimeSpan.FromSeconds(10);
-
     private readonly IPacketTransport _transport;
     private readonly string _reason;
     private readonly RuntimeSettings _settings;
@@ -48,6 +45,7 @@ internal sealed class PacketActor : ReceiveActor
         _settings = settings;
         _context = new EndpointContext(_transport, table, new PacketCounters(), tcp, isn, new MonotonicClock(), registry)
         {
+            Refusals = RefusalLog.Get(Context.System),
             EphemeralPorts = (settings.EphemeralPortFirst, settings.EphemeralPortLast),
         };
         _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
@@ -175,13 +173,16 @@ internal sealed class PacketActor : ReceiveActor
     {
         var buffer = GC.AllocateUninitializedArray<byte>(_transport.ReceiveBufferLength);
         var resetEncoder = new SegmentEncoder(_transport.LocalAddress, maxPayload: 1);
-        var nextDropReport = Environment.TickCount64 + (long)SendDropReportInterval.TotalMilliseconds;
+        // Local send drops are counted by the transport; under a lossy firewall rule or a full queue they come by the
+        // thousand, each an ordinary loss that TCP repairs, so they go to the refusal summary once per its interval.
+        var dropReportInterval = (long)_context.Refusals.Interval.TotalMilliseconds;
+        var nextDropReport = Environment.TickCount64 + dropReportInterval;
         long reportedDrops = 0;
         while (!_stopping)
         {
             if (Environment.TickCount64 >= nextDropReport)
             {
-                nextDropReport = Environment.TickCount64 + (long)SendDropReportInterval.TotalMilliseconds;
+                nextDropReport = Environment.TickCount64 + dropReportInterval;
                 reportedDrops = ReportSendDrops(reportedDrops);
             }
 
@@ -222,18 +223,17 @@ internal sealed class PacketActor : ReceiveActor
         }
     }
 
-    /// <summary>Logs the segments the transport dropped on the way out since the last report, if any; returns the total now.</summary>
+    /// <summary>Counts the segments the transport dropped on the way out since the last report as refusals; returns the total now.</summary>
     private long ReportSendDrops(long reported)
     {
         var drops = _transport.SendDrops;
         var total = drops.Total;
         if (total > reported)
         {
-            _log.Warning(
-                "{0} segments dropped on the way out by the local host since the last report ({1} since start: {2}); each is a loss that retransmission repairs",
-                total - reported,
-                total,
-                drops);
+            _context.Refusals.Refuse(
+                RefusalClass.SendDropped,
+                $"segments dropped on the way out by the local host since the last report ({total} since start: {drops}); each is a loss that retransmission repairs",
+                total - reported);
         }
 
         return total;
@@ -246,11 +246,7 @@ internal sealed class PacketActor : ReceiveActor
         if (!TcpSegmentRepr.TryParse(bytes, source, destination, ChecksumPolicy.Verify, out var header, out var payloadOffset, out var error))
         {
             counters.Malformed(error);
-            if (_log.IsDebugEnabled)
-            {
-                _log.Debug("dropped a malformed segment from {0} ({1} bytes): {2}", source, bytes.Length, error);
-            }
-
+            _context.Refusals.Refuse(RefusalClass.MalformedSegment, $"dropped a segment from {source} ({bytes.Length} bytes): {error}");
             return;
         }
 
