@@ -74,6 +74,28 @@ public static class FuzzRun
         }
     }
 
+    /// <summary>
+    /// Deletes 1-8 bytes at a random place of the first <paramref name="size"/> bytes of <paramref name="buffer"/>, or
+    /// inserts 1-8 random ones (the buffer needs 8 bytes of room); returns the new size.
+    /// </summary>
+    public static int InsertOrDelete(Random random, byte[] buffer, int size)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        ArgumentNullException.ThrowIfNull(buffer);
+        var at = random.Next(size + 1);
+        if (random.Next(2) == 0 && at < size)
+        {
+            var cut = random.Next(1, Math.Min(8, size - at) + 1);
+            buffer.AsSpan(at + cut, size - at - cut).CopyTo(buffer.AsSpan(at));
+            return size - cut;
+        }
+
+        var insert = random.Next(1, 9);
+        buffer.AsSpan(at, size - at).CopyTo(buffer.AsSpan(at + insert));
+        random.NextBytes(buffer.AsSpan(at, insert));
+        return size + insert;
+    }
+
     private enum Mutation
     {
         RandomBytes,
@@ -121,18 +143,7 @@ public static class FuzzRun
                 });
                 return size;
             case Mutation.InsertedOrDeleted:
-                var at = random.Next(size + 1);
-                if (random.Next(2) == 0 && at < size)
-                {
-                    var cut = random.Next(1, Math.Min(8, size - at) + 1);
-                    buffer.AsSpan(at + cut, size - at - cut).CopyTo(buffer.AsSpan(at));
-                    return size - cut;
-                }
-
-                var insert = random.Next(1, 9);
-                buffer.AsSpan(at, size - at).CopyTo(buffer.AsSpan(at + insert));
-                random.NextBytes(buffer.AsSpan(at, insert));
-                return size + insert;
+                return InsertOrDelete(random, buffer, size);
             case Mutation.Unchanged:
                 return size;
             default:

@@ -134,18 +134,7 @@ public sealed class ControlEnvelopeFuzzTests(ITestOutputHelper output)
                 buffer[field] = random.Next(2) == 0 ? (byte)(buffer[field] + random.Next(-2, 3)) : (byte)random.Next(256);
                 return size;
             case 4:
-                var at = random.Next(size + 1);
-                if (random.Next(2) == 0 && at < size)
-                {
-                    var cut = random.Next(1, Math.Min(8, size - at) + 1);
-                    buffer.AsSpan(at + cut, size - at - cut).CopyTo(buffer.AsSpan(at));
-                    return size - cut;
-                }
-
-                var insert = random.Next(1, 9);
-                buffer.AsSpan(at, size - at).CopyTo(buffer.AsSpan(at + insert));
-                random.NextBytes(buffer.AsSpan(at, insert));
-                return size + insert;
+                return Mtcp.TestKit.FuzzRun.InsertOrDelete(random, buffer, size);
             case 5:
                 // Unchanged: the decoder must accept every base vector.
                 return size;
