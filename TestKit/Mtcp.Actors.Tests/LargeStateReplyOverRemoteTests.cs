@@ -50,7 +50,8 @@ public sealed class LargeStateReplyOverRemoteTests : Akka.TestKit.Xunit2.TestKit
     /// <summary>Starts the receiver on S2 and returns S1's remote reference to it.</summary>
     private async Task<IActorRef> RemoteReceiverAsync(params ulong[] expectedRequests)
     {
-        const string Name = "control";
+        // The control actor's path: untrusted mode lets a remote system select only trusted paths.
+        const string Name = "mtcp-control";
         Sys.ActorOf(Props.Create(() => new ReassemblingReceiver(TestActor, _settings, expectedRequests)), Name);
         var address = ((ExtendedActorSystem)Sys).Provider.DefaultAddress;
         return await _origin.ActorSelection(new RootActorPath(address) / "user" / Name).ResolveOne(TransferTimeout);
