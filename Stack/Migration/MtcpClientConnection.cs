@@ -406,7 +406,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             failingOver.SilentServer,
             tried == 0
                 ? "no alternate server of this service is known"
-                : $"none of {tried} alternate servers took the connection over within {_failover.GiveUpAfter.TotalSeconds:0.###} s"));
+                : $"none of {tried} alternate servers of the service took the connection over"));
         _current.Tcb.GiveUp(now);
     }
 
