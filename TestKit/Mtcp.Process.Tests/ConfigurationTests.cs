@@ -49,6 +49,7 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
             akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
             mtcp.runtime { local-address = "{{address}}", transport = udp }
             {{hocon}}
+            mtcp.security.insecure-control-plane = on
             """);
         var server = _testbed.Track(HostProcess.Start("server", ProcessTestbed.ServerDll, ["--config", config], output, _testbed.Directory.FullName));
 

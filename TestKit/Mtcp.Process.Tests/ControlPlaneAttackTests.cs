@@ -24,7 +24,9 @@ namespace Mtcp.Process.Tests;
 [Collection(ProcessCollection.Name)]
 public sealed class ControlPlaneAttackTests(ITestOutputHelper output) : IDisposable
 {
-    private const int FileBytes = 32 << 20;
+    // Large enough that the relay's service side stays open through every attack and the migration after it: the
+    // agent takes the bytes from the node faster than the rate-limited curl reads them.
+    private const int FileBytes = 64 << 20;
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
     /// <summary>How long an attacker is given to become a member or to get an answer; the nodes form a cluster in ~2 s.</summary>
@@ -192,7 +194,7 @@ public sealed class ControlPlaneAttackTests(ITestOutputHelper output) : IDisposa
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
 
         // About 22 s at 1.5 MB/s: the attacks, then a migration, run while the connection is live.
-        var curl = Curl.RunAsync("-sS", "--max-time", "120", "--limit-rate", "1500K", "-o", downloaded, $"http://{agent.Listen}/big.bin");
+        var curl = Curl.RunAsync("-sS", "--max-time", "120", "--limit-rate", "2M", "-o", downloaded, $"http://{agent.Listen}/big.bin");
         await agent.Process.WaitForLineAsync("relay 1:", Bound);
         return new LiveService(_testbed, first, second, agent, curl, downloaded, expected);
     }
