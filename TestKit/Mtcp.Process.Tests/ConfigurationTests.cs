@@ -38,9 +38,9 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
     [Theory]
     [InlineData("mtcp.migration.cluster-kee = \"00\"", "unknown key mtcp.migration.cluster-kee (did you mean mtcp.migration.cluster-key?)")]
     [InlineData("mtcp.hosts.server.file = on", "mtcp.hosts.server.file is a section, not a value")]
-    [InlineData("{{{ unbalanced", "is not valid HOCON: line 3: '{' is never closed")]
-    [InlineData("mtcp.hosts.server {\n  file.enabled = on\n}\n}", "is not valid HOCON: line 6: '}' closes nothing")]
-    [InlineData("mtcp.hosts.system-name = \"mtcp", "is not valid HOCON: line 3: a quoted string is never closed")]
+    [InlineData("{{{ unbalanced", "is not valid HOCON: line 5: '{' is never closed")]
+    [InlineData("mtcp.hosts.server {\n  file.enabled = on\n}\n}", "is not valid HOCON: line 8: '}' closes nothing")]
+    [InlineData("mtcp.hosts.system-name = \"mtcp", "is not valid HOCON: line 5: a quoted string is never closed")]
     [InlineData("akka.remote.dot-netty.tcp.port = \"x\"", "Akka.NET refused the akka configuration: The input string 'x' was not in a correct format")]
     public async Task Server_node_must_stop_on_an_unknown_key_a_syntax_error_or_a_bad_akka_value_without_a_stack_trace(string hocon, string expected)
     {
@@ -48,8 +48,9 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
         var config = _testbed.WriteConfig("strict.conf", $$"""
             akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
             mtcp.runtime { local-address = "{{address}}", transport = udp }
-            {{hocon}}
             mtcp.security.insecure-control-plane = on
+            akka.cluster.seed-nodes = ["akka.tcp://mtcp@{{address}}:2552"]
+            {{hocon}}
             """);
         var server = _testbed.Track(HostProcess.Start("server", ProcessTestbed.ServerDll, ["--config", config], output, _testbed.Directory.FullName));
 
