@@ -219,14 +219,14 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         if (_endpoint.SilentUntil is { } silentUntil)
         {
             // Thesis 4.2.3 at S1 after the state ack: the old 4-tuple is owed 2 MSL of silence and nothing else. The
-            // table keeps the 4-tuple and its deadline; this actor, its connection and its buffers go now (a segment
-            // already routed here is silenced by the endpoint on the way out).
+            // table keeps the 4-tuple and its deadline; the connection's buffers are already back in the pool, and this
+            // actor goes one minimum RTO later, silencing what was routed to it before the table changed.
             if (!_driver.IsRetiring)
             {
-                _context.Table.Silence(_key, silentUntil, now);
+                _context.Table.Silence(_key, silentUntil, _endpoint.Connection.SendMax, now);
+                _driver.Retire(Self, [_key], Timers, _context.Tcp.MinRto);
             }
 
-            _driver.Retire(Self, [_key], Timers);
             return;
         }
 
