@@ -24,7 +24,7 @@ namespace Mtcp.Actors.Tests.Migration;
 /// replaced by <see cref="InProcessControl"/>.
 /// </summary>
 [Trait("Category", "Actors")]
-[Collection(MultiNodeCollection.Name)]
+[Collection(HeapMeasurementCollection.Name)]
 public sealed class ConstantMemoryMigrationTests : Akka.TestKit.Xunit2.TestKit
 {
     private const ushort ServicePort = 7000;
@@ -100,7 +100,10 @@ public sealed class ConstantMemoryMigrationTests : Akka.TestKit.Xunit2.TestKit
         Assert.InRange(clientStatistics.Endpoints, 1, 2);
         Assert.All(serverStatistics, s => Assert.InRange(s.Endpoints, 0, 1));
         Assert.All(serverStatistics, s => Assert.InRange(s.SilencedTuples, 0, 1));
-        Assert.True(endHeap - warmHeap < 1024 * 1024, $"the managed heap grew by {(endHeap - warmHeap) / 1024} KiB over {Migrations - Warmup} migrations");
+        // Flat: within 5 % (the goal) or 2 MiB, about 110 bytes a migration; keeping what a migration left for
+        // 2 MSL cost tens of KiB each.
+        var allowed = Math.Max(2 * 1024 * 1024, warmHeap / 20);
+        Assert.True(endHeap - warmHeap < allowed, $"the managed heap grew by {(endHeap - warmHeap) / 1024} KiB over {Migrations - Warmup} migrations");
 
         await stopping.CancelAsync();
         stream.Abort();
@@ -174,4 +177,14 @@ public sealed class ConstantMemoryMigrationTests : Akka.TestKit.Xunit2.TestKit
                 cancellation);
         }
     }
+}
+
+/// <summary>
+/// Tests that measure the process's managed heap run alone, after the parallel ones: another test's allocations would
+/// show in their figures.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class HeapMeasurementCollection
+{
+    public const string Name = "HeapMeasurement";
 }
