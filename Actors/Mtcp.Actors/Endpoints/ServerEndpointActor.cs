@@ -35,6 +35,12 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     private readonly Action<string> _onFailed;
     private bool _registered;
 
+    /// <summary>
+    /// The client's special SYN coming back on this 4-tuple before the state ack reached this origin: the endpoint
+    /// does not answer it, and it goes to the listener as soon as this endpoint has migrated away.
+    /// </summary>
+    private InboundSegment? _returningSyn;
+
     public ServerEndpointActor(EndpointContext context, ConnectionKey key, StateRequestPlan? plan)
     {
         _context = context;
@@ -116,6 +122,13 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                 segment.Release();
             }
 
+            return;
+        }
+
+        if (_endpoint.Phase == ServerEndpointPhase.Established && IsReturningSpecialSyn(segment.Header))
+        {
+            _returningSyn?.Release();
+            _returningSyn = segment;
             return;
         }
 
@@ -225,6 +238,11 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             {
                 _context.Table.Silence(_key, silentUntil, _endpoint.Connection.SendMax, now);
                 _driver.Retire(Self, [_key], Timers, _context.Tcp.MinRto);
+                if (_returningSyn is { } returning && _context.Table.TryGetListener(_key.LocalPort, out var listener))
+                {
+                    _returningSyn = null;
+                    listener.Tell(returning);
+                }
             }
 
             return;
@@ -282,8 +300,12 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         MigrationMetrics.MigratedAway.Add(1);
     }
 
+    private static bool IsReturningSpecialSyn(in TcpSegmentRepr header) =>
+        (header.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn && header.Options.MigratedConnection is not null;
+
     protected override void PostStop()
     {
+        _returningSyn?.Release();
         _context.Table.RemoveEndpoint(_key, Self);
         try
         {
