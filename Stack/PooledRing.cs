@@ -15,16 +15,20 @@ internal static class PooledRing
     /// <summary>
     /// Returns a ring of at least <paramref name="required"/> bytes holding <paramref name="storage"/>'s bytes at the
     /// same offsets from <paramref name="head"/> (then rebased to 0). Grows by doubling, never beyond
-    /// <paramref name="limit"/> unless <paramref name="required"/> itself is larger. The old ring goes back to the pool.
+    /// <paramref name="limit"/> unless <paramref name="required"/> itself is larger. An empty ring starts at the size
+    /// it last had (<paramref name="lastLength"/>): a connection that empties its buffer at every read (a bulk
+    /// transfer) rents the same array again from the pool instead of growing it anew, with a copy per doubling, each
+    /// time. The old ring goes back to the pool.
     /// </summary>
-    public static byte[] Ensure(byte[] storage, ref int head, int required, int limit)
+    public static byte[] Ensure(byte[] storage, ref int head, int required, int limit, int lastLength)
     {
         if (required <= storage.Length)
         {
             return storage;
         }
 
-        var wanted = Math.Max(required, Math.Min(limit, Math.Max(MinimumStorage, 2 * storage.Length)));
+        var grownFrom = storage.Length > 0 ? 2 * storage.Length : Math.Max(MinimumStorage, lastLength);
+        var wanted = Math.Max(required, Math.Min(limit, grownFrom));
         var grown = ArrayPool<byte>.Shared.Rent(wanted);
         if (storage.Length > 0)
         {

@@ -35,6 +35,9 @@ internal sealed class ReceiveBuffer
     /// <summary>Ring index of the byte at <see cref="RetainedStart"/>.</summary>
     private int _head;
 
+    /// <summary>The ring's size when it was last returned: the size to rent when bytes come again.</summary>
+    private int _lastStorageLength;
+
     private int _retainedLength;
     private bool _retainReadLog;
     private int _readableLength;
@@ -124,7 +127,7 @@ internal sealed class ReceiveBuffer
         }
 
         var held = _retainedLength + _readableLength;
-        _storage = PooledRing.Ensure(_storage, ref _head, held + offset + data.Length, _retainedLength + Size);
+        _storage = PooledRing.Ensure(_storage, ref _head, held + offset + data.Length, _retainedLength + Size, _lastStorageLength);
 
         var index = (_head + _retainedLength + _readableLength + offset) % _storage.Length;
         var first = Math.Min(data.Length, _storage.Length - index);
@@ -269,6 +272,7 @@ internal sealed class ReceiveBuffer
             return false;
         }
 
+        _lastStorageLength = _storage.Length;
         _storage = PooledRing.Return(_storage);
         _head = 0;
         return true;

@@ -21,6 +21,9 @@ internal sealed class SendBuffer
     /// <summary>Ring index of the byte at <see cref="Start"/>.</summary>
     private int _head;
 
+    /// <summary>The ring's size when it was last returned: the size to rent when bytes come again.</summary>
+    private int _lastStorageLength;
+
     public SendBuffer(int capacity, SeqNumber start)
     {
         Capacity = capacity;
@@ -51,7 +54,7 @@ internal sealed class SendBuffer
             return 0;
         }
 
-        _storage = PooledRing.Ensure(_storage, ref _head, Length + count, Capacity);
+        _storage = PooledRing.Ensure(_storage, ref _head, Length + count, Capacity, _lastStorageLength);
         var tail = (_head + Length) % _storage.Length;
         var first = Math.Min(count, _storage.Length - tail);
         data[..first].CopyTo(_storage.AsSpan(tail));
@@ -148,6 +151,7 @@ internal sealed class SendBuffer
         Length -= count;
         if (Length == 0)
         {
+            _lastStorageLength = _storage.Length;
             _storage = PooledRing.Return(_storage);
             _head = 0;
             return;

@@ -134,6 +134,9 @@ public sealed partial class TcpConnection
     /// <summary>SND.NXT: next sequence number to send.</summary>
     public SeqNumber SendNext => _sndNxt;
 
+    /// <summary>SND.MAX: one past the highest sequence number ever sent (a FIN included).</summary>
+    public SeqNumber SendMax => _sndMax;
+
     /// <summary>RCV.NXT: next sequence number expected (counts a received FIN).</summary>
     public SeqNumber ReceiveNext => _receive is null ? _irs : _receive.Next + (_finReceived ? 1 : 0);
 

@@ -200,6 +200,16 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         }
 
         var port = localPort ?? old.LocalPort;
+        var reopened = IndexOfBlackhole(destination, port);
+        if (reopened >= 0)
+        {
+            // The connection goes back to a server it left on the same 4-tuple, still in BLACKHOLE: like a TIME-WAIT
+            // 4-tuple reopened (RFC 1122 §4.2.2.13), the new block starts above every sequence number the old one
+            // used, so no late segment of either incarnation is taken for the other's. The server does the same.
+            iss = SeqNumber.Max(iss, _blackholes[reopened].SendMax + 1);
+            _blackholes.RemoveAt(reopened);
+        }
+
         var cid = Cid;
         var rcvNxt = old.ReceiveDataNext;
         var newEndpointCid = new ConnectionId(LocalAddress, port, destination.Address, destination.Port);
@@ -510,8 +520,10 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         }
 
         // Step 4: the old 4-tuple goes to BLACKHOLE for 2 MSL; what the old block received stays readable, ahead of
-        // the new bytes. The blackhole keeps only the 4-tuple and its expiry, and the old block nothing it will send.
-        _blackholes.Add(new Blackhole(old.Peer, old.Tcb.LocalPort, now + _config.TwoMsl));
+        // the new bytes. The blackhole keeps only the 4-tuple, the old block's SND.MAX (the floor of a later
+        // incarnation's ISS, should the connection come back on this 4-tuple) and its expiry; the old block keeps
+        // nothing it will send.
+        _blackholes.Add(new Blackhole(old.Peer, old.Tcb.LocalPort, old.Tcb.SendMax, now + _config.TwoMsl));
         old.Tcb.DiscardUnacknowledged();
         if (old.Tcb.BytesReadable > 0)
         {
@@ -541,6 +553,19 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         _connectedReported = true;
         Stats.MigrationsCompleted++;
         _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.Completed, migration.Next.Peer));
+    }
+
+    private int IndexOfBlackhole(ServerEndpoint peer, ushort localPort)
+    {
+        for (var i = 0; i < _blackholes.Count; i++)
+        {
+            if (_blackholes[i].Matches(peer, localPort))
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     /// <summary>The next event of <paramref name="tcb"/> the application should see: one Connected, one PeerClosed.</summary>
@@ -627,8 +652,11 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         public bool Matches(ServerEndpoint source, ushort localPort) => source == Peer && localPort == Tcb.LocalPort;
     }
 
-    /// <summary>A 4-tuple in BLACKHOLE: segments from <paramref name="Peer"/> to <paramref name="LocalPort"/> are dropped until <paramref name="Until"/>.</summary>
-    private readonly record struct Blackhole(ServerEndpoint Peer, ushort LocalPort, Instant Until)
+    /// <summary>
+    /// A 4-tuple in BLACKHOLE: segments from <paramref name="Peer"/> to <paramref name="LocalPort"/> are dropped until
+    /// <paramref name="Until"/>; <paramref name="SendMax"/> is the left block's SND.MAX.
+    /// </summary>
+    private readonly record struct Blackhole(ServerEndpoint Peer, ushort LocalPort, SeqNumber SendMax, Instant Until)
     {
         public bool Matches(ServerEndpoint source, ushort localPort) => source == Peer && localPort == LocalPort;
     }

@@ -149,6 +149,13 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
                 // Thesis 4.2.3: the client must never see a RST from a server it left (or that refused it).
                 SilencedSegments++;
                 return;
+            case ServerEndpointPhase.Established when IsFreshSyn(segment) && segment.Options.MigratedConnection is not null:
+                // The client coming back on this 4-tuple (it keeps its port) before the state ack reached this origin:
+                // the challenge ACK TCP would send draws the client's RST (RFC 9293 §3.10.7.3, SYN-SENT), which would
+                // reset this connection. Dropped: the client retransmits it, and by then this endpoint has migrated
+                // away and the listener takes it.
+                SilencedSegments++;
+                return;
         }
 
         var wasListening = Connection.State == TcpState.Listen;

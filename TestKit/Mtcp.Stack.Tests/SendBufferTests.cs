@@ -100,4 +100,17 @@ public sealed class SendBufferTests
         Assert.Equal(NearWrap + 300, buffer.Start);
         Assert.Equal(NearWrap + 300, buffer.End);
     }
+
+    [Fact]
+    public void An_emptied_ring_must_be_rented_again_at_its_last_size_so_a_bulk_writer_does_not_regrow_it()
+    {
+        var buffer = new SendBuffer(256 * 1024, NearWrap);
+        buffer.Write(Bytes(100 * 1024));
+        var grown = buffer.StorageLength;
+        buffer.AcknowledgeTo(buffer.End);
+        Assert.Equal(0, buffer.StorageLength);
+
+        buffer.Write(Bytes(100));
+        Assert.Equal(grown, buffer.StorageLength);
+    }
 }

@@ -165,6 +165,29 @@ public sealed class ServerEndpointTests
         Assert.Equal(StateRejectReason.CbNotFound, Assert.IsType<StateReject>(answer).Reason);
     }
 
+    [Fact]
+    public void Special_SYN_on_the_origins_own_4_tuple_before_the_state_ack_must_be_dropped_not_challenged()
+    {
+        var origin = Established(out var client);
+
+        // A client that keeps its port and comes back to this server before the state ack of its last hop reached it:
+        // its special SYN arrives on the 4-tuple this endpoint still holds.
+        client.BeginMigration(Start, S2, new SeqNumber(1), localPort: Cid.ClientPort);
+        var specialSyn = Transmitted(client).Last();
+        Assert.NotNull(specialSyn.Options.MigratedConnection);
+
+        origin.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
+
+        // A challenge ACK would draw the client's RST (SYN-SENT, unacceptable ACK) and reset this connection.
+        Assert.Empty(Transmitted(origin));
+        Assert.Equal(1, origin.SilencedSegments);
+        Assert.Equal(ServerEndpointPhase.Established, origin.Phase);
+
+        // A plain SYN on the 4-tuple is still challenged, as TCP does (RFC 9293 §3.10.7.4).
+        origin.HandleSegment(Start, specialSyn with { Options = default }, ReadOnlySpan<byte>.Empty);
+        Assert.True(Assert.Single(Transmitted(origin)).Has(TcpFlags.Ack));
+    }
+
     /// <summary>The client starts migrating to S2 from a fresh port: its special SYN, and the plan S2 makes for it.</summary>
     private StateRequestPlan Migrate(MtcpClientConnection client, Instant? deadline, out TcpSegmentRepr specialSyn)
     {

@@ -31,6 +31,11 @@ namespace Mtcp.Actors.Control;
 /// itself), so this is a plain actor, not an FSM; losing the peer is reported by the manager.
 /// </para>
 /// <para>
+/// Warm: the manager creates the connection when the peer joins the cluster and sends it <see cref="WarmUp"/>, which
+/// resolves the peer's manager (an <see cref="Identify"/> over the association, so Akka.Remote associates then and not
+/// on a client's first migration); from then on messages go to the resolved reference, not through the selection.
+/// </para>
+/// <para>
 /// Once the node has its cluster key (<see cref="UseControlAuthenticator"/>), every control message to the peer is
 /// sealed (<see cref="SealedControlMessage"/>, or chunks of a large reply's envelope) and every one from the peer must
 /// open under the key with both identities (docs/threat-model.md); what does not, or comes unsealed, is dropped,
@@ -47,6 +52,9 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly RefusalLog _refusals = RefusalLog.Get(Context.System);
     private ControlSealing? _sealing;
+
+    /// <summary>The peer's manager once <see cref="WarmUp"/> resolved it; until then messages go through the selection.</summary>
+    private IActorRef? _peerManagerResolved;
 
     /// <summary>Requests this node sent to the peer and not yet answered.</summary>
     private readonly Dictionary<ulong, PendingRequest> _pending = [];
@@ -95,7 +103,17 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         });
         Receive<StateReply>(reply => Answer(reply.RequestId, reply));
         Receive<StateReject>(reject => Answer(reject.RequestId, reject));
-        Receive<StateAck>(ack => Send(_peerManager, ack));
+        Receive<StateAck>(ack => Send(PeerManager, ack));
+        Receive<WarmUp>(_ => _peerManager.Tell(new Identify(nameof(WarmUp)), Self));
+        Receive<ActorIdentity>(identity =>
+        {
+            if (identity.Subject is { } manager)
+            {
+                _peerManagerResolved = manager;
+                _log.Debug("control connection to {0} is warm", _peer);
+            }
+        });
+        Receive<GetControlConnectionState>(_ => Sender.Tell(new ControlConnectionState(_peer, _peerManagerResolved is not null)));
         Receive<object>(message => _refusals.Refuse(RefusalClass.ControlMessageDropped, $"{message.GetType().Name} from local {Sender} dropped: only the peer sends it"));
     }
 
@@ -105,6 +123,8 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         Akka.Actor.Props.Create(() => new ControlConnection(peer, registry, settings, authenticator));
 
     private bool IsFromPeer => Sender.Path.Address.HasGlobalScope;
+
+    private ICanTell PeerManager => (ICanTell?)_peerManagerResolved ?? _peerManager;
 
     protected override void PostStop()
     {
@@ -123,7 +143,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
         _assembler.Expect(id);
         Timers.StartSingleTimer(new RequestDeadline(id), new RequestDeadline(id), _settings.StateRequestTimeout);
-        Send(_peerManager, request.Request);
+        Send(PeerManager, request.Request);
     }
 
     private void Complete(ulong requestId, ControlMessage answer)
@@ -174,7 +194,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         }
 
         pending.ReplyTo.Tell(new StateRequestTimedOut(_peer, requestId, pending.Request.NewEndpointCid, _settings.StateRequestTimeout), Self);
-        _peerManager.Tell(new AbandonStateTransfer(requestId, StateTransferAbandonReason.TimedOut), Self);
+        PeerManager.Tell(new AbandonStateTransfer(requestId, StateTransferAbandonReason.TimedOut), Self);
     }
 
     private void Fail(ulong requestId, StateRequestFailure reason)

@@ -22,6 +22,11 @@ namespace Mtcp.Actors.Control;
 /// and when the Akka.Remote association to it drops (<see cref="StateRequestFailure.PeerDisassociated"/>).
 /// Cluster events are used when the node runs the cluster provider; association events in any case.
 /// </para>
+/// <para>
+/// Warm control connections: each member that joins (and every member already up when this node starts) gets its
+/// connection at once, told to <see cref="WarmUp"/>, so that no client's first migration to a node waits for the
+/// Akka.Remote association and the peer's resolution; the connection is kept until the member is removed.
+/// </para>
 /// </summary>
 internal sealed class ControlConnectionManager : ReceiveActor
 {
@@ -77,7 +82,14 @@ internal sealed class ControlConnectionManager : ReceiveActor
 
         Receive<ClusterEvent.UnreachableMember>(unreachable => Lose(unreachable.Member.Address, StateRequestFailure.PeerUnreachable, stop: false));
         Receive<ClusterEvent.ReachableMember>(reachable => _lostPeers.Remove(reachable.Member.Address));
-        Receive<ClusterEvent.MemberUp>(up => _lostPeers.Remove(up.Member.Address));
+        Receive<ClusterEvent.MemberUp>(up =>
+        {
+            _lostPeers.Remove(up.Member.Address);
+            if (!up.Member.Address.Equals(Akka.Cluster.Cluster.Get(Context.System).SelfAddress))
+            {
+                ConnectionFor(up.Member.Address).Tell(WarmUp.Instance);
+            }
+        });
         Receive<ClusterEvent.MemberRemoved>(removed => Lose(removed.Member.Address, StateRequestFailure.PeerRemoved, stop: true));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
         Receive<DisassociatedEvent>(disassociated =>

@@ -82,6 +82,24 @@ internal sealed record StateAckReceived(Address Peer, StateAck Ack);
 /// </summary>
 internal sealed record StateTransferAbandoned(Address Peer, ulong RequestId, StateTransferAbandonReason Reason);
 
+/// <summary>
+/// The manager's word to a new control connection: reach the peer now (resolve its manager over the association), not
+/// on the first state request.
+/// </summary>
+internal sealed record WarmUp
+{
+    public static WarmUp Instance { get; } = new();
+}
+
+/// <summary>Asks a <see cref="ControlConnection"/> whether it has reached its peer; answered with <see cref="ControlConnectionState"/>.</summary>
+internal sealed record GetControlConnectionState
+{
+    public static GetControlConnectionState Instance { get; } = new();
+}
+
+/// <summary>A control connection's state: <paramref name="PeerReached"/> once its <see cref="WarmUp"/> resolved the peer's manager.</summary>
+internal sealed record ControlConnectionState(Address Peer, bool PeerReached);
+
 /// <summary>Asks the <see cref="ControlConnectionManager"/> for its control connections.</summary>
 internal sealed record GetControlConnections
 {

@@ -61,7 +61,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         _driver = new EndpointDriver(context, _client, _channel, new ClientConnectionBuffers(_client));
         _onConnected = OnConnected;
         _onFailed = FailAll;
-        _keys.Add(key);
+        HoldKey(key);
         _currentKey = key;
 
         Receive<OpenActive>(_ =>
@@ -109,6 +109,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             if (release.Key != _currentKey && _migration?.Key != release.Key && _keys.Remove(release.Key))
             {
                 _context.Table.RemoveEndpoint(release.Key, Self);
+                MigrationMetrics.PortsHeld.Add(-1);
             }
         });
     }
@@ -174,9 +175,16 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     {
         var now = _context.Clock.Now;
         var from = _client.CurrentServer;
-        if (!TryClaimFreshPort(destination, out var key))
+        if (!TryClaimPort(destination, out var key, out var reclaimed))
         {
-            completion?.TrySetException(new InvalidOperationException($"no free local port towards {destination}"));
+            var (first, last) = _context.EphemeralPorts;
+            var exhausted = new IOException(
+                $"no free local port towards {destination}: each of the {last - first + 1} ports of the ephemeral range {first}-{last} is in use " +
+                $"or held for 2 MSL ({_context.Tcp.TwoMsl.TotalSeconds:0.#} s) by a connection that left {destination} on it; widen " +
+                "mtcp.runtime.ephemeral-port-first/-last or give the client more local addresses");
+            MigrationMetrics.PortsExhausted.Add(1, new KeyValuePair<string, object?>("side", "migration"));
+            _log.Warning("client {0}: migration to {1} refused: {2}", _key, destination, exhausted.Message);
+            completion?.TrySetException(exhausted);
             return;
         }
 
@@ -186,7 +194,8 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
-            Release(key, TimeSpan.Zero);
+            // A 4-tuple taken back from BLACKHOLE goes back to it; a fresh one is free at once.
+            Release(key, reclaimed ? _context.Tcp.TwoMsl : TimeSpan.Zero);
             completion?.TrySetException(e);
             return;
         }
@@ -196,25 +205,67 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         Drive(now);
     }
 
-    /// <summary>Registers a 4-tuple towards <paramref name="destination"/> on a local port no connection uses.</summary>
-    private bool TryClaimFreshPort(ServerEndpoint destination, out ConnectionKey key)
+    /// <summary>
+    /// A 4-tuple towards <paramref name="destination"/> for a migration, routed here. The connection keeps its local
+    /// port where that 4-tuple is free (thesis 4.2.3: the new endpoint's Cid differs from the old one only in the
+    /// server), so a port is held for 2 MSL only towards the server it left, where the same 4-tuple could be reused.
+    /// A 4-tuple this connection itself left in BLACKHOLE is taken back: the new incarnation starts above the old
+    /// one's sequence numbers on both ends (RFC 1122 §4.2.2.13), so a connection moving back and forth holds two
+    /// 4-tuples, not one per migration. Otherwise the first free port of the ephemeral range.
+    /// </summary>
+    private bool TryClaimPort(ServerEndpoint destination, out ConnectionKey key, out bool reclaimed)
     {
+        key = new ConnectionKey(destination.Address, destination.Port, _currentKey.LocalPort);
+        if (TryClaim(key, out reclaimed))
+        {
+            return true;
+        }
+
         var (first, last) = _context.EphemeralPorts;
         var count = last - first + 1;
         var start = Random.Shared.Next(count);
         for (var attempt = 0; attempt < count; attempt++)
         {
-            var port = (ushort)(first + ((start + attempt) % count));
-            key = new ConnectionKey(destination.Address, destination.Port, port);
-            if (!_keys.Any(held => held.LocalPort == port) && !_context.Table.IsListening(port) && _context.Table.TryAddEndpoint(key, Self))
+            key = new ConnectionKey(destination.Address, destination.Port, (ushort)(first + ((start + attempt) % count)));
+            if (TryClaim(key, out reclaimed))
             {
-                _keys.Add(key);
                 return true;
             }
         }
 
         key = default;
         return false;
+    }
+
+    private bool TryClaim(ConnectionKey key, out bool reclaimed)
+    {
+        reclaimed = false;
+        if (key == _currentKey || key == _migration?.Key)
+        {
+            return false;
+        }
+
+        if (_keys.Contains(key))
+        {
+            // Left in BLACKHOLE by this connection: taken back.
+            Timers.Cancel(new ReleaseKey(key));
+            reclaimed = true;
+            return true;
+        }
+
+        if (_context.Table.IsListening(key.LocalPort) || !_context.Table.TryAddEndpoint(key, Self))
+        {
+            return false;
+        }
+
+        HoldKey(key);
+        return true;
+    }
+
+    private void HoldKey(ConnectionKey key)
+    {
+        _keys.Add(key);
+        MigrationMetrics.PortsHeld.Add(1);
     }
 
     /// <summary>Frees a 4-tuple this connection no longer uses, after <paramref name="after"/> (2 MSL for one it left: BLACKHOLE).</summary>
@@ -362,6 +413,8 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         {
             _context.Table.RemoveEndpoint(key, Self);
         }
+
+        MigrationMetrics.PortsHeld.Add(-_keys.Count);
 
         if (_client.State is not (TcpState.Closed or TcpState.TimeWait))
         {

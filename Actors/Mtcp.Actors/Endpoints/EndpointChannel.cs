@@ -28,8 +28,8 @@ internal sealed class EndpointChannel
     public IpAddress LocalAddress { get; }
 
     /// <summary>
-    /// The 4-tuple the connection uses now. A client's changes when a migration completes (a new local port towards
-    /// the new server); the endpoint actor sets it, the application reads it from any thread.
+    /// The 4-tuple the connection uses now. A client's changes when a migration completes (the new server, from the same
+    /// local port where that 4-tuple is free); the endpoint actor sets it, the application reads it from any thread.
     /// </summary>
     public ConnectionKey Key
     {

@@ -67,7 +67,7 @@ internal sealed class EndpointContext
     /// <summary>The node's summariser of refusals: what a stranger can cause is counted and logged at a bounded rate.</summary>
     public required RefusalLog Refusals { get; init; }
 
-    /// <summary>The ephemeral port range (<c>mtcp.runtime.ephemeral-ports</c>): a migrating client takes a fresh port per hop.</summary>
+    /// <summary>The ephemeral port range (<c>mtcp.runtime.ephemeral-port-first/-last</c>): a migrating client keeps its port where it can.</summary>
     public (ushort First, ushort Last) EphemeralPorts { get; init; } = (49152, 65535);
 
     /// <summary>Ids of this node's state requests (unique per node, so per peer too).</summary>
@@ -76,5 +76,15 @@ internal sealed class EndpointContext
     /// <summary>The Cid of this node's endpoint of <paramref name="key"/> (client first, thesis 4.2.3).</summary>
     public ConnectionId ConnectionIdOf(ConnectionKey key) => new(key.RemoteAddress, key.RemotePort, LocalAddress, key.LocalPort);
 
-    public SeqNumber NextIss(ConnectionKey key) => Isn.Next(Clock.Now, LocalAddress, key.LocalPort, key.RemoteAddress, key.RemotePort);
+    /// <summary>
+    /// The ISS of a new connection on <paramref name="key"/> (RFC 6528). On a 4-tuple a connection migrated away from
+    /// less than 2 MSL ago it starts above every sequence number that connection used, as a TIME-WAIT 4-tuple may be
+    /// reopened (RFC 1122 §4.2.2.13), so no late segment of one incarnation is taken for the other's.
+    /// </summary>
+    public SeqNumber NextIss(ConnectionKey key)
+    {
+        var now = Clock.Now;
+        var iss = Isn.Next(now, LocalAddress, key.LocalPort, key.RemoteAddress, key.RemotePort);
+        return Table.TryGetSilenced(key, now, out var previousSendMax) ? SeqNumber.Max(iss, previousSendMax + 1) : iss;
+    }
 }

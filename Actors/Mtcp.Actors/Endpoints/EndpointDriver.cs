@@ -83,8 +83,11 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
     /// <summary>
     /// The endpoint is over: its 4-tuples leave the table first, so that the receive thread routes nothing more to
     /// <paramref name="self"/>, and it stops on <see cref="EndpointRetired"/>, once what was already routed is handled.
+    /// With a <paramref name="grace"/>, it stops that much later: while segments still flow on the 4-tuple (a
+    /// connection that migrated away), one the receive thread looked up just before the removal can reach the mailbox
+    /// after a message sent now.
     /// </summary>
-    public void Retire(IActorRef self, IEnumerable<ConnectionKey> keys, ITimerScheduler timers)
+    public void Retire(IActorRef self, IEnumerable<ConnectionKey> keys, ITimerScheduler timers, TimeSpan grace = default)
     {
         if (IsRetiring)
         {
@@ -98,7 +101,14 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
         }
 
         timers.CancelAll();
-        self.Tell(EndpointRetired.Instance);
+        if (grace > TimeSpan.Zero)
+        {
+            timers.StartSingleTimer(EndpointRetired.Instance, EndpointRetired.Instance, grace);
+        }
+        else
+        {
+            self.Tell(EndpointRetired.Instance);
+        }
     }
 
     public bool IsRetiring { get; private set; }

@@ -37,6 +37,12 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     private readonly Action<string> _onFailed;
     private bool _registered;
 
+    /// <summary>
+    /// The client's special SYN coming back on this 4-tuple before the state ack reached this origin: the endpoint
+    /// does not answer it, and it goes to the listener as soon as this endpoint has migrated away.
+    /// </summary>
+    private InboundSegment? _returningSyn;
+
     public ServerEndpointActor(EndpointContext context, ConnectionKey key, StateRequestPlan? plan)
     {
         _context = context;
@@ -118,6 +124,13 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                 segment.Release();
             }
 
+            return;
+        }
+
+        if (_endpoint.Phase == ServerEndpointPhase.Established && IsReturningSpecialSyn(segment.Header))
+        {
+            _returningSyn?.Release();
+            _returningSyn = segment;
             return;
         }
 
@@ -221,14 +234,19 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         if (_endpoint.SilentUntil is { } silentUntil)
         {
             // Thesis 4.2.3 at S1 after the state ack: the old 4-tuple is owed 2 MSL of silence and nothing else. The
-            // table keeps the 4-tuple and its deadline; this actor, its connection and its buffers go now (a segment
-            // already routed here is silenced by the endpoint on the way out).
+            // table keeps the 4-tuple and its deadline; the connection's buffers are already back in the pool, and this
+            // actor goes one minimum RTO later, silencing what was routed to it before the table changed.
             if (!_driver.IsRetiring)
             {
-                _context.Table.Silence(_key, silentUntil, now);
+                _context.Table.Silence(_key, silentUntil, _endpoint.Connection.SendMax, now);
+                _driver.Retire(Self, [_key], Timers, _context.Tcp.MinRto);
+                if (_returningSyn is { } returning && _context.Table.TryGetListener(_key.LocalPort, out var listener))
+                {
+                    _returningSyn = null;
+                    listener.Tell(returning);
+                }
             }
 
-            _driver.Retire(Self, [_key], Timers);
             return;
         }
 
@@ -284,8 +302,12 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         MigrationMetrics.MigratedAway.Add(1);
     }
 
+    private static bool IsReturningSpecialSyn(in TcpSegmentRepr header) =>
+        (header.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn && header.Options.MigratedConnection is not null;
+
     protected override void PostStop()
     {
+        _returningSyn?.Release();
         _context.Table.RemoveEndpoint(_key, Self);
         try
         {

@@ -47,4 +47,8 @@ internal static class MigrationMetrics
     internal static readonly Counter<long> AnnouncementsRefused = Meter.CreateCounter<long>("mtcp.cluster.announcements_refused", description: "Service announcements a directory dropped (tag reason: BadMac, NotFromItsNode, Unsigned, Malformed, NoKey)");
 
     internal static readonly Counter<long> MigratedAway = Meter.CreateCounter<long>("mtcp.migration.migrated_away", description: "Connections that left an origin server on a state ack");
+
+    internal static readonly UpDownCounter<long> PortsHeld = Meter.CreateUpDownCounter<long>("mtcp.client.ports.held", description: "4-tuples client connections hold: the current one, a migration's, and those left in BLACKHOLE for 2 MSL (each local port of mtcp.runtime.ephemeral-port-first..last serves one 4-tuple per server)");
+
+    internal static readonly Counter<long> PortsExhausted = Meter.CreateCounter<long>("mtcp.client.ports.exhausted", description: "Connections or migrations refused because no port of the ephemeral range was free towards the server (tag side: connect, migration)");
 }

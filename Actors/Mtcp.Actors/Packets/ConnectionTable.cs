@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Akka.Actor;
 using Mtcp.Stack;
+using Mtcp.Wire;
 
 namespace Mtcp.Actors.Packets;
 
@@ -11,17 +12,22 @@ namespace Mtcp.Actors.Packets;
 /// answered with a RST). Endpoints remove their own entry when they stop.
 /// <para>
 /// It also holds the 4-tuples this node's server endpoints left by migrating away (thesis 4.2.3): for 2 MSL the
-/// origin owes the client silence on them, and that is all it keeps of the connection, the 4-tuple and a deadline,
-/// while the endpoint actor and its buffers go at once.
+/// origin owes the client silence on them, and that is all it keeps of the connection: the 4-tuple, the deadline and
+/// the connection's SND.MAX (a later incarnation of the 4-tuple starts above it), while the endpoint actor and its
+/// buffers go at once.
 /// </para>
 /// </summary>
 internal sealed class ConnectionTable
 {
     private readonly ConcurrentDictionary<ConnectionKey, IActorRef> _endpoints = new();
     private readonly ConcurrentDictionary<ushort, IActorRef> _listeners = new();
-    private readonly ConcurrentDictionary<ConnectionKey, Instant> _silentUntil = new();
+    private readonly ConcurrentDictionary<ConnectionKey, Silenced> _silenced = new();
 
-    /// <summary>The silenced 4-tuples in the order they were silenced: every deadline is 2 MSL after, so the oldest expires first.</summary>
+    /// <summary>
+    /// Each silenced 4-tuple once, in the order it was first silenced: deadlines are 2 MSL after, so the oldest expires
+    /// first. A 4-tuple silenced again (a connection that came back and left again) keeps its place and is put back at
+    /// the end when its first deadline passes, so the queue never holds more than the table.
+    /// </summary>
     private readonly Queue<(ConnectionKey Key, Instant Until)> _silencedInOrder = new();
     private readonly Lock _silencing = new();
 
@@ -50,33 +56,59 @@ internal sealed class ConnectionTable
         lock (_silencing)
         {
             SweepSilenced(now);
-            return _silentUntil.Count;
+            return _silenced.Count;
         }
     }
 
-    /// <summary>Segments to <paramref name="key"/> are dropped without an answer until <paramref name="until"/> (thesis 4.2.3, the origin after the state ack).</summary>
-    public void Silence(ConnectionKey key, Instant until, Instant now)
+    /// <summary>
+    /// Segments to <paramref name="key"/> are dropped without an answer until <paramref name="until"/> (thesis 4.2.3,
+    /// the origin after the state ack); <paramref name="sendMax"/> is the SND.MAX of the connection that left it.
+    /// </summary>
+    public void Silence(ConnectionKey key, Instant until, SeqNumber sendMax, Instant now)
     {
         lock (_silencing)
         {
             SweepSilenced(now);
-            _silentUntil[key] = until;
-            _silencedInOrder.Enqueue((key, until));
+            if (!_silenced.ContainsKey(key))
+            {
+                _silencedInOrder.Enqueue((key, until));
+            }
+
+            _silenced[key] = new Silenced(until, sendMax);
         }
     }
 
-    /// <summary>True while <paramref name="key"/> is owed silence.</summary>
-    public bool IsSilenced(ConnectionKey key, Instant now) => _silentUntil.TryGetValue(key, out var until) && until > now;
+    /// <summary>
+    /// True while <paramref name="key"/> is owed silence, with the SND.MAX of the connection that left it: a new
+    /// connection on the 4-tuple (a fresh SYN, which the listener takes) must start above it.
+    /// </summary>
+    public bool TryGetSilenced(ConnectionKey key, Instant now, out SeqNumber sendMax)
+    {
+        if (_silenced.TryGetValue(key, out var entry) && entry.Until > now)
+        {
+            sendMax = entry.SendMax;
+            return true;
+        }
 
-    /// <summary>The client came back on a silenced 4-tuple with a new connection: it is an ordinary 4-tuple again.</summary>
-    public void Unsilence(ConnectionKey key) => _silentUntil.TryRemove(key, out _);
+        sendMax = default;
+        return false;
+    }
 
     private void SweepSilenced(Instant now)
     {
         while (_silencedInOrder.TryPeek(out var oldest) && oldest.Until <= now)
         {
             _silencedInOrder.Dequeue();
-            _silentUntil.TryRemove(new KeyValuePair<ConnectionKey, Instant>(oldest.Key, oldest.Until));
+            if (_silenced.TryGetValue(oldest.Key, out var entry) && entry.Until > now)
+            {
+                _silencedInOrder.Enqueue((oldest.Key, entry.Until));
+            }
+            else
+            {
+                _silenced.TryRemove(oldest.Key, out _);
+            }
         }
     }
+
+    private readonly record struct Silenced(Instant Until, SeqNumber SendMax);
 }

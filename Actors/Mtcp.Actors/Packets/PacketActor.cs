@@ -116,8 +116,11 @@ internal sealed class PacketActor : ReceiveActor
     {
         if (!TryPickEphemeralPort(connect.RemoteAddress, connect.RemotePort, out var key))
         {
+            MigrationMetrics.PortsExhausted.Add(1, new KeyValuePair<string, object?>("side", "connect"));
             connect.Connected.TrySetException(new IOException(
-                $"no free local port in {_settings.EphemeralPortFirst}-{_settings.EphemeralPortLast} towards {connect.RemoteAddress}:{connect.RemotePort}"));
+                $"no free local port towards {connect.RemoteAddress}:{connect.RemotePort}: each of the {_settings.EphemeralPortLast - _settings.EphemeralPortFirst + 1} ports " +
+                $"of the ephemeral range {_settings.EphemeralPortFirst}-{_settings.EphemeralPortLast} is in use or held towards it; widen " +
+                "mtcp.runtime.ephemeral-port-first/-last or give the client more local addresses"));
             return;
         }
 
@@ -260,17 +263,12 @@ internal sealed class PacketActor : ReceiveActor
         }
 
         var freshSyn = (header.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn;
-        if (_context.Table.IsSilenced(key, _context.Clock.Now))
+        // Thesis 4.2.3: the client must never see a RST from a server it left; nothing is answered for 2 MSL. A fresh
+        // SYN is the client coming back on the 4-tuple with a new connection: for the listener.
+        if (!freshSyn && _context.Table.TryGetSilenced(key, _context.Clock.Now, out _))
         {
-            if (!freshSyn)
-            {
-                // Thesis 4.2.3: the client must never see a RST from a server it left; nothing is answered for 2 MSL.
-                counters.Silenced();
-                return;
-            }
-
-            // The client came back on the 4-tuple this node left: a new connection, for the listener.
-            _context.Table.Unsilence(key);
+            counters.Silenced();
+            return;
         }
 
         // RFC 9293 §3.10.7.2: a LISTEN socket takes a SYN; an ACK or RST to it is not a new connection.
