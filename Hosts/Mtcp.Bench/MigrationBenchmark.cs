@@ -10,6 +10,7 @@ using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Migration;
+using Mtcp.Hosting;
 using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Transports;
@@ -19,6 +20,17 @@ using Mtcp.Wire.Control;
 namespace Mtcp.Bench;
 
 internal sealed record MigrationOptions(int Migrations, int[] StateSizes, string Transport, TimeSpan WarmUp);
+
+/// <summary>
+/// The first state size measured again with mutual TLS on Akka.Remote (docs/threat-model.md), against the row without it
+/// of the same run: medians in microseconds and TLS over plain.
+/// </summary>
+internal sealed record TlsComparison(int StateBytes, double ClientWaitP50Us, double TlsClientWaitP50Us, double ControlRttP50Us, double TlsControlRttP50Us)
+{
+    public double ClientWaitRatio => TlsClientWaitP50Us / ClientWaitP50Us;
+
+    public double ControlRttRatio => TlsControlRttP50Us / ControlRttP50Us;
+}
 
 /// <summary>One state size's row: medians and 99th percentiles in microseconds, and the ratios of thesis fig. 5.2.</summary>
 internal sealed record MigrationRow(
@@ -82,31 +94,48 @@ internal static class MigrationBenchmark
 
         Console.WriteLine($"migration: {options.Migrations} migrations per state size over {options.Transport}, sizes [{string.Join(", ", options.StateSizes)}] bytes");
         using var samples = new MeterSamples();
-        await using var bench = await Testbed.StartAsync(options.Transport, cancellationToken);
-        await WarmUpAsync(bench, samples, options.WarmUp, cancellationToken);
         var rows = new List<MigrationRow>();
-        foreach (var size in options.StateSizes)
-        {
-            rows.Add(await MeasureAsync(bench, samples, size, options.Migrations, cancellationToken));
-            var row = rows[^1];
-            Console.WriteLine(System.FormattableString.Invariant(
-                $"{size,6} B: client wait p50 {row.ClientWaitP50Us,8:F0} us p99 {row.ClientWaitP99Us,8:F0} us; state wait p50 {row.StateWaitP50Us,7:F0} us; prepare {row.PrepareP50Us,5:F0} us; reinstate {row.ReinstateP50Us,5:F0} us; handshake {row.HandshakeP50Us,6:F0} us; control RTT {row.ControlRttP50Us,6:F0} us; GCs gen0 {row.Gen0Collections} gen2 {row.Gen2Collections}"));
-        }
-
         var serializers = new List<SerializerRow>();
-        SerializerComparison.Measure(bench.ClientSystem, options.StateSizes[0]);
-        foreach (var size in options.StateSizes.Append(SerializerComparison.ChunkedStateBytes).Distinct())
+        await using (var bench = await Testbed.StartAsync(options.Transport, tls: false, cancellationToken))
         {
-            var row = SerializerComparison.Measure(bench.ClientSystem, size);
-            serializers.Add(row);
-            Console.WriteLine(System.FormattableString.Invariant(
-                $"{size,8} B state reply encode+decode: control serializer {row.ReplyWireP50Us,7:F1} us, Hyperion {row.ReplyHyperionP50Us,7:F1} us ({row.ReplyHyperionOverWire:F1}x); as transferred in {row.TransferMessages} message(s): {row.TransferWireP50Us,7:F1} us vs {row.TransferHyperionP50Us,7:F1} us ({row.TransferHyperionOverWire:F1}x)"));
+            await WarmUpAsync(bench, samples, options.WarmUp, cancellationToken);
+            foreach (var size in options.StateSizes)
+            {
+                rows.Add(await MeasureAsync(bench, samples, size, options.Migrations, cancellationToken));
+                var row = rows[^1];
+                Console.WriteLine(System.FormattableString.Invariant(
+                    $"{size,6} B: client wait p50 {row.ClientWaitP50Us,8:F0} us p99 {row.ClientWaitP99Us,8:F0} us; state wait p50 {row.StateWaitP50Us,7:F0} us; prepare {row.PrepareP50Us,5:F0} us; reinstate {row.ReinstateP50Us,5:F0} us; handshake {row.HandshakeP50Us,6:F0} us; control RTT {row.ControlRttP50Us,6:F0} us; GCs gen0 {row.Gen0Collections} gen2 {row.Gen2Collections}"));
+            }
+
+            SerializerComparison.Measure(bench.ClientSystem, options.StateSizes[0]);
+            foreach (var size in options.StateSizes.Append(SerializerComparison.ChunkedStateBytes).Distinct())
+            {
+                var row = SerializerComparison.Measure(bench.ClientSystem, size);
+                serializers.Add(row);
+                Console.WriteLine(System.FormattableString.Invariant(
+                    $"{size,8} B state reply encode+decode: control serializer {row.ReplyWireP50Us,7:F1} us, Hyperion {row.ReplyHyperionP50Us,7:F1} us ({row.ReplyHyperionOverWire:F1}x); as transferred in {row.TransferMessages} message(s): {row.TransferWireP50Us,7:F1} us vs {row.TransferHyperionP50Us,7:F1} us ({row.TransferHyperionOverWire:F1}x)"));
+            }
+
+            rows = [.. rows.Select(r => serializers.Find(c => c.StateBytes == r.StateBytes) is { } c
+                ? r with { SerializerWireP50Us = c.ReplyWireP50Us, SerializerHyperionP50Us = c.ReplyHyperionP50Us, SerializerHyperionOverWire = c.ReplyHyperionOverWire }
+                : r)];
         }
 
-        rows = [.. rows.Select(r => serializers.Find(c => c.StateBytes == r.StateBytes) is { } c
-            ? r with { SerializerWireP50Us = c.ReplyWireP50Us, SerializerHyperionP50Us = c.ReplyHyperionP50Us, SerializerHyperionOverWire = c.ReplyHyperionOverWire }
-            : r)];
-        await WriteArtifactsAsync(options, rows, serializers);
+        // The same measurement with the control plane on mutual TLS (certificates of a CA made for this run), after
+        // the nodes above are gone (they share the addresses): what TLS adds to the control RTT and to the client's wait.
+        var size0 = options.StateSizes[0];
+        MigrationRow tlsRow;
+        await using (var tlsBench = await Testbed.StartAsync(options.Transport, tls: true, cancellationToken))
+        {
+            await WarmUpAsync(tlsBench, samples, options.WarmUp, cancellationToken);
+            tlsRow = await MeasureAsync(tlsBench, samples, size0, options.Migrations, cancellationToken);
+        }
+
+        var plainRow = rows.First(r => r.StateBytes == size0);
+        var comparison = new TlsComparison(size0, plainRow.ClientWaitP50Us, tlsRow.ClientWaitP50Us, plainRow.ControlRttP50Us, tlsRow.ControlRttP50Us);
+        Console.WriteLine(System.FormattableString.Invariant(
+            $"{size0,6} B with mutual TLS on the control plane: client wait p50 {tlsRow.ClientWaitP50Us,8:F0} us ({comparison.ClientWaitRatio:F2}x without TLS); control RTT p50 {tlsRow.ControlRttP50Us,6:F0} us ({comparison.ControlRttRatio:F2}x)"));
+        await WriteArtifactsAsync(options, rows, serializers, comparison);
         return 0;
     }
 
@@ -215,12 +244,12 @@ internal static class MigrationBenchmark
         return sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(quantile * sorted.Length) - 1)];
     }
 
-    private static async Task WriteArtifactsAsync(MigrationOptions options, List<MigrationRow> rows, List<SerializerRow> serializers)
+    private static async Task WriteArtifactsAsync(MigrationOptions options, List<MigrationRow> rows, List<SerializerRow> serializers, TlsComparison tls)
     {
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
-            new { transport = options.Transport, migrationsPerSize = options.Migrations, warmUpMigrations = WarmUp, warmUpSeconds = options.WarmUp.TotalSeconds, rows, serializerComparison = serializers },
+            new { transport = options.Transport, migrationsPerSize = options.Migrations, warmUpMigrations = WarmUp, warmUpSeconds = options.WarmUp.TotalSeconds, rows, serializerComparison = serializers, controlPlaneTls = tls },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
         await File.WriteAllTextAsync(Path.Combine(directory, "migration.json"), json);
 
@@ -231,6 +260,9 @@ internal static class MigrationBenchmark
         table.AppendLine($"{options.Migrations} migrations per state size after {options.WarmUp.TotalSeconds:F0} s of the whole workload and {WarmUp} migrations unmeasured, back and forth between the servers. Times in microseconds.");
         table.AppendLine("Client wait: special SYN to the new server's SYN+ACK (the switch). State wait: destination's request to reply. Handshake: a fresh");
         table.AppendLine("connection's SYN to SYN+ACK, same client. Control RTT: a state request answered by a reject between the two nodes.");
+        table.AppendLine();
+        table.AppendLine(System.FormattableString.Invariant(
+            $"With mutual TLS on the control plane (the same measurement on a second pair of nodes, after these; state {tls.StateBytes} B): client wait p50 {tls.TlsClientWaitP50Us:F0} us against {tls.ClientWaitP50Us:F0} us without ({tls.ClientWaitRatio:F2}x), control RTT p50 {tls.TlsControlRttP50Us:F0} us against {tls.ControlRttP50Us:F0} us ({tls.ControlRttRatio:F2}x)."));
         table.AppendLine();
         table.AppendLine("| state | reply bytes | client wait p50 | p99 | state wait p50 | p99 | prepare p50 | reinstate p50 | handshake p50 | control RTT p50 | wait / handshake | wait / (handshake + RTT) |");
         table.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -321,6 +353,7 @@ internal static class MigrationBenchmark
         private readonly List<(ActorSystem System, MtcpRuntime Runtime, IActorRef Control, MtcpListener Listener, Task Accepting)> _servers = [];
         private readonly CancellationTokenSource _stopping = new();
         private readonly InMemoryPacketFabric? _fabric;
+        private string? _certificates;
         private readonly string _transport;
 
         private Testbed(string transport)
@@ -337,15 +370,26 @@ internal static class MigrationBenchmark
 
         public IPEndPoint EndPoint(int server) => new(Service(server).Address.ToIPAddress(), ServicePort);
 
-        public static async Task<Testbed> StartAsync(string transport, CancellationToken cancellationToken)
+        /// <param name="tls">the servers' control plane runs mutual TLS with certificates of a CA made for this test-bed.</param>
+        public static async Task<Testbed> StartAsync(string transport, bool tls, CancellationToken cancellationToken)
         {
             var bench = new Testbed(transport);
             var authenticator = MigrationAuthenticator.FromServiceKey(ServiceKey);
             var baseConfig = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "HOCON", "bench-migration.conf")));
+            var certificates = tls ? Directory.CreateTempSubdirectory("mtcp-bench-certificates-").FullName : null;
+            if (certificates is not null)
+            {
+                bench._certificates = certificates;
+                ClusterCertificates.CreateAuthority(certificates, "mtcp-bench-ca", TimeSpan.FromDays(1));
+            }
+
             for (var i = 0; i < 2; i++)
             {
-                var config = ConfigurationFactory.ParseString($"mtcp.cluster.service-endpoints = [\"{bench.Service(i)}\"]").WithFallback(baseConfig);
-                var system = ActorSystem.Create("mtcp", MtcpConfig.WithFallback(config));
+                var security = certificates is null
+                    ? "mtcp.security.insecure-control-plane = on"
+                    : ClusterCertificates.SecurityConfig(certificates, ClusterCertificates.IssueNode(certificates, $"server{i + 1}", ["127.0.0.1"], certificates, TimeSpan.FromDays(1)));
+                var config = MtcpConfig.WithFallback(ConfigurationFactory.ParseString($"mtcp.cluster.service-endpoints = [\"{bench.Service(i)}\"]\n{security}").WithFallback(baseConfig));
+                var system = ActorSystem.Create("mtcp", ControlPlaneSecurity.Read(config).SystemSetup(config));
                 var registry = system.ActorOf(ConnectionRegistry.Props(), "mtcp-registry");
                 var runtime = MtcpRuntime.Start(system, bench._fabric, bench.NodeConfig(i + 2), "mtcp", registry);
                 var control = system.StartControlConnectionManager(registry);
@@ -486,6 +530,10 @@ internal static class MigrationBenchmark
             }
 
             _stopping.Dispose();
+            if (_certificates is not null)
+            {
+                Directory.Delete(_certificates, recursive: true);
+            }
         }
     }
 }

@@ -82,7 +82,7 @@ public sealed class ServerNode
             ConsoleLog.Info($"control plane: mutual TLS as {_security.Subject}, peers must present a certificate of the cluster's CA");
         }
 
-        var system = HostActorSystem.Create(_settings.SystemName, _security.SystemSetup(_config));
+        var system = CreateSystem();
         var cluster = Akka.Cluster.Cluster.Get(system);
         ConsoleLog.Info($"node {cluster.SelfAddress} joining the cluster through seeds [{string.Join(", ", _config.GetStringList("akka.cluster.seed-nodes"))}]");
         cluster.RegisterOnMemberUp(() => ConsoleLog.Info($"node {cluster.SelfAddress} is Up in the cluster"));
@@ -152,6 +152,27 @@ public sealed class ServerNode
 
         await terminated.ConfigureAwait(false);
         ConsoleLog.Info("left the cluster; stopped");
+    }
+
+    /// <exception cref="InvalidOperationException">the control address and port are in use (Akka.Remote binds without SO_REUSEPORT).</exception>
+    private ActorSystem CreateSystem()
+    {
+        try
+        {
+            return HostActorSystem.Create(_settings.SystemName, _security.SystemSetup(_config));
+        }
+        catch (Exception e) when (IsAddressInUse(e))
+        {
+            var control = $"{_config.GetString("akka.remote.dot-netty.tcp.hostname")}:{_config.GetString("akka.remote.dot-netty.tcp.port")}";
+            throw new InvalidOperationException($"the control address {control} (akka.remote.dot-netty.tcp) is already in use by another process", e);
+        }
+
+        static bool IsAddressInUse(Exception e) => e switch
+        {
+            System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse } => true,
+            AggregateException aggregate => aggregate.InnerExceptions.Any(IsAddressInUse),
+            _ => e.InnerException is { } inner && IsAddressInUse(inner),
+        };
     }
 
     /// <summary>

@@ -131,6 +131,55 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(server.Lines, line => line.Contains("cannot start:", StringComparison.Ordinal) && line.Contains($"{address}", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Server_node_without_tls_must_refuse_to_start_unless_explicitly_insecure_and_then_warn()
+    {
+        var address = ProcessTestbed.NextAddress();
+        var plain = $$"""
+            akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
+            akka.cluster.seed-nodes = []
+            mtcp.runtime.local-address = "{{address}}"
+            mtcp.hosts.server.file.root = "{{_testbed.Files.FullName}}"
+            """;
+        var refused = _testbed.Track(HostProcess.Start("refused", ProcessTestbed.ServerDll, ["--config", _testbed.WriteConfig("plain.conf", plain)], output, _testbed.Directory.FullName));
+        Assert.Equal(2, await refused.WaitForExitAsync(ExitTimeout));
+        Assert.Contains(refused.Lines, line => line.Contains("configuration error: the control plane has no TLS", StringComparison.Ordinal) && line.Contains("mtcp.security.insecure-control-plane = on", StringComparison.Ordinal));
+
+        var insecure = _testbed.Track(HostProcess.Start(
+            "insecure", ProcessTestbed.ServerDll, ["--config", _testbed.WriteConfig("insecure.conf", plain + "\nmtcp.security.insecure-control-plane = on")], output, _testbed.Directory.FullName));
+        await insecure.WaitForLineAsync("server node ready", ExitTimeout);
+        Assert.Contains(insecure.Lines, line => line.Contains("WARN", StringComparison.Ordinal) && line.Contains("control plane WITHOUT TLS", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Certs_commands_must_make_a_ca_and_node_certificates_that_a_node_starts_with()
+    {
+        var certificates = Path.Combine(_testbed.Directory.FullName, "cli-certificates");
+        var address = ProcessTestbed.NextAddress();
+        var init = _testbed.Track(HostProcess.Start("init", ProcessTestbed.ServerDll, ["certs", "init", "--out", certificates], output, _testbed.Directory.FullName));
+        Assert.Equal(0, await init.WaitForExitAsync(ExitTimeout));
+        var issue = _testbed.Track(HostProcess.Start(
+            "issue", ProcessTestbed.ServerDll, ["certs", "issue", "--ca", certificates, "--name", "node1", "--san", address.ToString(), "--out", certificates], output, _testbed.Directory.FullName));
+        Assert.Equal(0, await issue.WaitForExitAsync(ExitTimeout));
+        var again = _testbed.Track(HostProcess.Start("again", ProcessTestbed.ServerDll, ["certs", "init", "--out", certificates], output, _testbed.Directory.FullName));
+        Assert.Equal(1, await again.WaitForExitAsync(ExitTimeout));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(certificates, "node1.key")));
+        }
+
+        var config = _testbed.WriteConfig("cli-node.conf", $$"""
+            akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
+            akka.cluster.seed-nodes = []
+            mtcp.runtime.local-address = "{{address}}"
+            mtcp.hosts.server.file.root = "{{_testbed.Files.FullName}}"
+            mtcp.security { ca-certificate = "{{certificates}}/ca.crt", node-certificate = "{{certificates}}/node1.crt", node-key = "{{certificates}}/node1.key" }
+            """);
+        var node = _testbed.Track(HostProcess.Start("node1", ProcessTestbed.ServerDll, ["--config", config], output, _testbed.Directory.FullName));
+        await node.WaitForLineAsync("control plane: mutual TLS as CN=node1", ExitTimeout);
+        await node.WaitForLineAsync("server node ready", ExitTimeout);
+    }
+
     [Theory]
     [InlineData("mtcp.agent.connect-timeout = fast", "mtcp.agent.connect-timeout must be a duration")]
     [InlineData("mtcp.agent.service-endpoints = [\"localhost\"]", "mtcp.agent.service-endpoints entry localhost")]

@@ -29,6 +29,7 @@ internal sealed class PacketActor : ReceiveActor
 {
     private readonly IPacketTransport _transport;
     private readonly string _reason;
+    private readonly IDisposable? _addressLock;
     private readonly RuntimeSettings _settings;
     private readonly EndpointContext _context;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -41,6 +42,7 @@ internal sealed class PacketActor : ReceiveActor
     public PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn, ConnectionTable table, IActorRef? registry)
     {
         _transport = opened.Transport;
+        _addressLock = opened.AddressLock;
         _reason = opened.Reason;
         _settings = settings;
         _context = new EndpointContext(_transport, table, new PacketCounters(), tcp, isn, new MonotonicClock(), registry)
@@ -90,6 +92,7 @@ internal sealed class PacketActor : ReceiveActor
         _stopping = true;
         _transport.Dispose();
         _receiveThread.Join();
+        _addressLock?.Dispose();
         base.PostStop();
     }
 
