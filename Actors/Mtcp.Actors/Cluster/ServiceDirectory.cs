@@ -1,8 +1,8 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
-using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Actors.Diagnostics;
+using Mtcp.Stack.Migration.Authentication;
 
 namespace Mtcp.Actors.Cluster;
 
