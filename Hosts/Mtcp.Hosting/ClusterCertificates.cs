@@ -113,10 +113,11 @@ public static class ClusterCertificates
 
         using (var keyFile = new StreamWriter(files.KeyPath, options))
         {
-            keyFile.Write(keyPem);
+            keyFile.Write(keyPem + "\n");
         }
 
-        File.WriteAllText(files.CertificatePath, certificatePem);
+        // Ending in a newline, as PEM files do, so that "cat old-ca.crt new-ca.crt" makes a bundle of two.
+        File.WriteAllText(files.CertificatePath, certificatePem + "\n");
     }
 
     private static string Escape(string name) =>

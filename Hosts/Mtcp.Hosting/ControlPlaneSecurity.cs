@@ -16,8 +16,9 @@ namespace Mtcp.Hosting;
 /// <c>mtcp.security</c>: mutual TLS with certificates of the cluster's own CA (<see cref="ClusterCertificates"/>), or,
 /// only when <c>mtcp.security.insecure-control-plane = on</c> says so, plain TCP. A node configured with neither
 /// does not start. With TLS every association presents this node's certificate and accepts a peer only when the peer
-/// presents a certificate that chains to the cluster's CA, whatever the system certificate store trusts
-/// (docs/threat-model.md, "control network").
+/// presents a certificate that chains to one of the cluster's CAs (the ca-certificate file holds one, or two during a
+/// rotation), whatever the system certificate store trusts (docs/threat-model.md, "control network"). The CAs reload
+/// without a restart (<see cref="ReloadAuthorities"/>); the node's own certificate is read at start only.
 /// </summary>
 public sealed class ControlPlaneSecurity
 {
@@ -29,12 +30,12 @@ public sealed class ControlPlaneSecurity
 
     private const string SeedNodesPath = "akka.cluster.seed-nodes";
 
-    private readonly X509Certificate2? _authority;
     private readonly X509Certificate2? _certificate;
+    private X509Certificate2Collection _authorities;
 
-    private ControlPlaneSecurity(X509Certificate2? authority, X509Certificate2? certificate)
+    private ControlPlaneSecurity(X509Certificate2Collection authorities, X509Certificate2? certificate)
     {
-        _authority = authority;
+        _authorities = authorities;
         _certificate = certificate;
     }
 
@@ -46,6 +47,9 @@ public sealed class ControlPlaneSecurity
 
     /// <summary>The subject of this node's certificate, for the start-up log; null without TLS.</summary>
     public string? Subject => _certificate?.Subject;
+
+    /// <summary>The subjects of the CAs whose certificates peers may present; empty without TLS.</summary>
+    public IReadOnlyList<string> Authorities => Volatile.Read(ref _authorities).Select(authority => authority.Subject).ToList();
 
     /// <summary>
     /// Reads and checks <c>mtcp.security</c>: the three files must all be named (TLS) or all be empty with
@@ -70,7 +74,7 @@ public sealed class ControlPlaneSecurity
                     + $"\"certs issue\"), or run unauthenticated on a trusted network with {InsecurePath} = on");
             }
 
-            security = new ControlPlaneSecurity(null, null);
+            security = new ControlPlaneSecurity([], null);
         }
         else
         {
@@ -87,14 +91,14 @@ public sealed class ControlPlaneSecurity
                 }
             }
 
-            var authority = Load(config, AuthorityPath, "a readable PEM certificate", () => X509Certificate2.CreateFromPem(File.ReadAllText(authorityFile)));
+            var authorities = LoadAuthorities(config, authorityFile);
             var certificate = Load(config, CertificatePath, $"a readable PEM certificate whose key is {KeyPath}", () => WithPersistableKey(X509Certificate2.CreateFromPemFile(certificateFile, keyFile)));
-            if (!ChainsTo(authority, certificate, out var status))
+            if (!ChainsTo(authorities, certificate, out var status))
             {
-                throw HoconValues.Invalid(config, CertificatePath, $"must be issued by the CA of {AuthorityPath} and valid now ({status})");
+                throw HoconValues.Invalid(config, CertificatePath, $"must be issued by a CA of {AuthorityPath} and valid now ({status})");
             }
 
-            security = new ControlPlaneSecurity(authority, certificate);
+            security = new ControlPlaneSecurity(authorities, certificate);
         }
 
         foreach (var seed in config.GetStringList(SeedNodesPath) ?? [])
@@ -129,11 +133,35 @@ public sealed class ControlPlaneSecurity
             customValidator: ValidatePeer));
     }
 
-    /// <summary>True when <paramref name="peer"/>'s certificate chains to the cluster's CA; called for both ends of every association.</summary>
+    /// <summary>
+    /// Puts the CAs of <paramref name="config"/>'s <c>ca-certificate</c> in force for the associations made from now
+    /// on: a step of a certificate rotation (docs/threat-model.md). The node's own certificate must chain to one of
+    /// them, or the file is refused and the CAs in force stay.
+    /// </summary>
+    /// <exception cref="ConfigurationException">the node runs without TLS, or the file is unreadable or does not cover this node's certificate.</exception>
+    public IReadOnlyList<string> ReloadAuthorities(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (_certificate is null)
+        {
+            throw new ConfigurationException($"the control plane runs without TLS ({InsecurePath} = on): TLS turns on only at a start");
+        }
+
+        var authorities = LoadAuthorities(config, HoconValues.Text(config, AuthorityPath));
+        if (!ChainsTo(authorities, _certificate, out var status))
+        {
+            throw HoconValues.Invalid(config, AuthorityPath, $"must hold the CA that issued this node's certificate {_certificate.Subject} ({status})");
+        }
+
+        Volatile.Write(ref _authorities, authorities);
+        return Authorities;
+    }
+
+    /// <summary>True when <paramref name="peer"/>'s certificate chains to one of the cluster's CAs; called for both ends of every association.</summary>
     private bool ValidatePeer(X509Certificate2? peer, X509Chain? chain, string? remotePeer, SslPolicyErrors errors, ILoggingAdapter? log)
     {
         var status = "no certificate";
-        if (peer is not null && ChainsTo(_authority!, peer, out status))
+        if (peer is not null && ChainsTo(Volatile.Read(ref _authorities), peer, out status))
         {
             return true;
         }
@@ -143,23 +171,40 @@ public sealed class ControlPlaneSecurity
         return false;
     }
 
-    /// <summary>The certificate chains to <paramref name="authority"/> as its only trusted root, and is valid now for both TLS ends.</summary>
-    private static bool ChainsTo(X509Certificate2 authority, X509Certificate2 certificate, out string status)
+    /// <summary>The certificate chains to one of <paramref name="authorities"/> as its only trusted roots, and is valid now for both TLS ends.</summary>
+    private static bool ChainsTo(X509Certificate2Collection authorities, X509Certificate2 certificate, out string status)
     {
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(authority);
+        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         chain.ChainPolicy.ApplicationPolicy.Add(new Oid("1.3.6.1.5.5.7.3.1"));
         chain.ChainPolicy.ApplicationPolicy.Add(new Oid("1.3.6.1.5.5.7.3.2"));
         var built = chain.Build(certificate)
             && chain.ChainElements.Count > 1
-            && chain.ChainElements[^1].Certificate.RawDataMemory.Span.SequenceEqual(authority.RawDataMemory.Span);
-        status = built ? "valid" : string.Join("; ", chain.ChainStatus.Select(s => s.StatusInformation.Trim()).DefaultIfEmpty("not issued by this CA"));
+            && authorities.Any(authority => chain.ChainElements[^1].Certificate.RawDataMemory.Span.SequenceEqual(authority.RawDataMemory.Span));
+        status = built ? "valid" : string.Join("; ", chain.ChainStatus.Select(s => s.StatusInformation.Trim()).DefaultIfEmpty("not issued by this cluster's CA"));
         return built;
     }
 
-    private static X509Certificate2 Load(Config config, string path, string requirement, Func<X509Certificate2> load)
+    /// <summary>The CA certificates of a PEM file: one, or the old and the new during a rotation.</summary>
+    private static X509Certificate2Collection LoadAuthorities(Config config, string file)
+    {
+        var authorities = Load(config, AuthorityPath, "a readable PEM file of CA certificates", () =>
+        {
+            var certificates = new X509Certificate2Collection();
+            certificates.ImportFromPemFile(file);
+            return certificates;
+        });
+        if (authorities.Count == 0)
+        {
+            throw HoconValues.Invalid(config, AuthorityPath, "must hold at least one PEM certificate");
+        }
+
+        return authorities;
+    }
+
+    private static T Load<T>(Config config, string path, string requirement, Func<T> load)
     {
         try
         {

@@ -43,12 +43,13 @@ var certs = new Command("certs", "Make the certificates of the control plane's m
 var root = new RootCommand("MTCP server node: joins the cluster and serves the sample applications over MTCP.") { configOption, certs };
 root.SetAction(async (parseResult, _) =>
 {
+    Config ReadConfiguration() => HostConfig.Load(typeof(ServerNode).Assembly, "Mtcp.Server.server-node.conf", parseResult.GetValue(configOption) ?? []);
+
     ServerNode node;
     using var metrics = new ServerMetrics();
     try
     {
-        var config = HostConfig.Load(typeof(ServerNode).Assembly, "Mtcp.Server.server-node.conf", parseResult.GetValue(configOption) ?? []);
-        node = ServerNode.Create(config, metrics);
+        node = ServerNode.Create(ReadConfiguration(), metrics);
     }
     catch (ConfigurationException e)
     {
@@ -59,7 +60,7 @@ root.SetAction(async (parseResult, _) =>
     using var stopping = new ShutdownSignals();
     try
     {
-        await node.RunAsync(stopping.Token);
+        await node.RunAsync(ReadConfiguration, stopping.Token);
         return 0;
     }
     catch (ConfigurationException e)

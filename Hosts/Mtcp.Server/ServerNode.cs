@@ -70,9 +70,14 @@ public sealed class ServerNode
         return new ServerNode(config, settings, canMigrate: MigrationKey.ReadAuthenticator(config) is not null, ControlPlaneSecurity.Read(config), metrics);
     }
 
-    /// <summary>Serves until <paramref name="stopping"/> fires or the cluster downs this node, then shuts down gracefully.</summary>
-    public async Task RunAsync(CancellationToken stopping)
+    /// <summary>
+    /// Serves until <paramref name="stopping"/> fires or the cluster downs this node, then shuts down gracefully. On
+    /// SIGHUP it reads <paramref name="readConfiguration"/> again and puts its cluster keys and CAs in force (a key or
+    /// certificate rotation, docs/threat-model.md); every other setting takes effect at the next start.
+    /// </summary>
+    public async Task RunAsync(Func<Config> readConfiguration, CancellationToken stopping)
     {
+        ArgumentNullException.ThrowIfNull(readConfiguration);
         if (_security.Insecure)
         {
             ConsoleLog.Warning($"control plane WITHOUT TLS ({ControlPlaneSecurity.InsecurePath} = on): any host that reaches this node's Akka.Remote port can join the cluster, stop its actors and down nodes");
@@ -116,6 +121,12 @@ public sealed class ServerNode
             throw;
         }
 
+        if (node.KeyGenerations is { } keys)
+        {
+            ConsoleLog.Info($"migration keys: {keys}");
+        }
+
+        using var reload = new ReloadSignal(() => Reload(node, readConfiguration));
         ConsoleLog.Info($"server node ready: {string.Join(", ", _settings.Applications.Select(hosted => $"{hosted.Application.Name} on {runtime.LocalAddress}:{hosted.Port}"))}; "
             + (_states.CanMigrate ? "connections can migrate" : $"connections do not migrate ({MigrationKey.Path} is empty)"));
 
@@ -152,6 +163,45 @@ public sealed class ServerNode
 
         await terminated.ConfigureAwait(false);
         ConsoleLog.Info("left the cluster; stopped");
+    }
+
+    /// <summary>A SIGHUP: the keys and the CAs each reload on their own; what is refused leaves what is in force, and says why.</summary>
+    private void Reload(MtcpServerNode node, Func<Config> readConfiguration)
+    {
+        Config config;
+        try
+        {
+            config = readConfiguration();
+        }
+        catch (ConfigurationException e)
+        {
+            ConsoleLog.Error($"reload (SIGHUP) refused, the keys and CAs in force stay: {e.Message}");
+            return;
+        }
+
+        if (node.KeyGenerations is not null || HoconValues.Text(config, MigrationKey.Path).Length > 0)
+        {
+            try
+            {
+                ConsoleLog.Info($"reload (SIGHUP): migration keys now {node.UseClusterKeys(config)}");
+            }
+            catch (ConfigurationException e)
+            {
+                ConsoleLog.Error($"reload (SIGHUP): migration keys refused, {node.KeyGenerations?.ToString() ?? "no cluster key"} stays: {e.Message}");
+            }
+        }
+
+        if (!_security.Insecure)
+        {
+            try
+            {
+                ConsoleLog.Info($"reload (SIGHUP): trusted CAs now [{string.Join("; ", _security.ReloadAuthorities(config))}]");
+            }
+            catch (ConfigurationException e)
+            {
+                ConsoleLog.Error($"reload (SIGHUP): CAs refused, [{string.Join("; ", _security.Authorities)}] stay: {e.Message}");
+            }
+        }
     }
 
     /// <exception cref="InvalidOperationException">the control address and port are in use (Akka.Remote binds without SO_REUSEPORT).</exception>

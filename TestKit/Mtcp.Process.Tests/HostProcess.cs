@@ -102,9 +102,14 @@ public sealed class HostProcess : IDisposable
     }
 
     /// <summary>Sends SIGTERM, as a service manager does to stop a node.</summary>
-    public void Terminate()
+    public void Terminate() => Signal("-TERM");
+
+    /// <summary>Sends SIGHUP, as <c>systemctl reload</c> does: a node reads its keys and CAs again.</summary>
+    public void Reload() => Signal("-HUP");
+
+    private void Signal(string signal)
     {
-        using var kill = System.Diagnostics.Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        using var kill = System.Diagnostics.Process.Start("kill", [signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
     }
 

@@ -83,7 +83,7 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         var failures = new List<string>();
         while (!curl.IsCompleted && completed + failures.Count < Migrations)
         {
-            using var progress = JsonDocument.Parse(await AskAgentAsync(agent, "status"));
+            using var progress = JsonDocument.Parse(await agent.AskAsync("status", Bound));
             if (progress.RootElement.GetProperty("connections").EnumerateArray().FirstOrDefault() is not { ValueKind: JsonValueKind.Object } open
                 || open.GetProperty("bytesFromService").GetInt64() < (completed + failures.Count + 1L) * FileBytes / (Migrations + 1))
             {
@@ -92,7 +92,7 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
             }
 
             var destination = servers[(completed + failures.Count + 1) % servers.Length].Service(ProcessTestbed.FilePort);
-            using var result = JsonDocument.Parse(await AskAgentAsync(agent, $"migrate {open.GetProperty("id").GetInt64()} {destination}"));
+            using var result = JsonDocument.Parse(await agent.AskAsync($"migrate {open.GetProperty("id").GetInt64()} {destination}", Bound));
             var outcome = result.RootElement.GetProperty("outcomes").EnumerateArray().Single();
             if (outcome.GetProperty("completed").GetBoolean())
             {
@@ -195,18 +195,6 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     }
 
     public void Dispose() => _testbed.Dispose();
-
-    /// <summary>One request line to the running agent's control endpoint, as its status and migrate commands send; one JSON answer.</summary>
-    private static async Task<string> AskAgentAsync(AgentHandle agent, string request)
-    {
-        using var timeout = new CancellationTokenSource(Bound);
-        using var client = new System.Net.Sockets.TcpClient();
-        await client.ConnectAsync(agent.Control, timeout.Token);
-        var stream = client.GetStream();
-        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request + "\n"), timeout.Token);
-        using var reader = new StreamReader(stream);
-        return await reader.ReadToEndAsync(timeout.Token);
-    }
 
     /// <summary>A destination refuses a migration from an origin it has no control mapping for: wait until every node sees every other.</summary>
     private static async Task AwaitClusterAsync(ServerHandle[] servers)

@@ -13,7 +13,20 @@ public sealed record ServerHandle(HostProcess Process, IPAddress Address, IPEndP
 }
 
 /// <summary>A running agent <c>serve</c>: where clients connect and where it answers status.</summary>
-public sealed record AgentHandle(HostProcess Process, IPEndPoint Listen, IPEndPoint Control);
+public sealed record AgentHandle(HostProcess Process, IPEndPoint Listen, IPEndPoint Control)
+{
+    /// <summary>One request line to the agent's control endpoint, as its status and migrate commands send; one JSON answer.</summary>
+    public async Task<string> AskAsync(string request, TimeSpan timeout)
+    {
+        using var cancellation = new CancellationTokenSource(timeout);
+        using var client = new TcpClient();
+        await client.ConnectAsync(Control, cancellation.Token);
+        var stream = client.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request + "\n"), cancellation.Token);
+        using var reader = new StreamReader(stream);
+        return await reader.ReadToEndAsync(cancellation.Token);
+    }
+}
 
 /// <summary>
 /// Starts the real server node and agent executables for one test, each on its own loopback address (every raw

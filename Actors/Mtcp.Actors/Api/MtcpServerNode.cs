@@ -4,6 +4,7 @@ using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Migration;
+using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Api;
@@ -17,9 +18,14 @@ namespace Mtcp.Actors.Api;
 /// </summary>
 public sealed class MtcpServerNode
 {
+    private readonly MigrationAuthenticator? _authenticator;
     private ServiceView _view = new([], ServiceEndpoints: 0);
 
-    private MtcpServerNode(MtcpRuntime runtime) => Runtime = runtime;
+    private MtcpServerNode(MtcpRuntime runtime, MigrationAuthenticator? authenticator)
+    {
+        Runtime = runtime;
+        _authenticator = authenticator;
+    }
 
     /// <summary>Raised from an actor's thread each time the cluster view of this node's service changes.</summary>
     public event Action<ServiceView>? ViewChanged;
@@ -31,6 +37,33 @@ public sealed class MtcpServerNode
 
     /// <summary>The cluster view of this node's service as last seen: no alternates until the directory hears from the cluster.</summary>
     public ServiceView View => Volatile.Read(ref _view);
+
+    /// <summary>The generations of the cluster keys in force; null when the node has no cluster key.</summary>
+    public ClusterKeyGenerations? KeyGenerations => _authenticator?.Options is { } options
+        ? new ClusterKeyGenerations(options.CurrentKey.Generation, options.PreviousKey?.Generation)
+        : null;
+
+    /// <summary>
+    /// Puts the cluster keys of <paramref name="config"/> (<c>mtcp.migration.cluster-key</c> and
+    /// <c>accepted-cluster-key</c>) in force without a restart: a step of a key rotation (docs/threat-model.md). From
+    /// now on new connections' secrets and control messages use the new key; connections, control messages and
+    /// announcements under either key in force are accepted.
+    /// </summary>
+    /// <exception cref="ConfigurationException">a key is invalid, or the change would turn migration on or off (that needs a restart).</exception>
+    public ClusterKeyGenerations UseClusterKeys(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var options = MigrationKey.ReadOptions(config);
+        if (_authenticator is null || options is null)
+        {
+            throw new ConfigurationException(_authenticator is null
+                ? $"this node started without {MigrationKey.Path}: migration turns on only at a start"
+                : $"{MigrationKey.Path} is empty: migration turns off only at a start; keep a key in force");
+        }
+
+        _authenticator.UseOptions(options);
+        return KeyGenerations!;
+    }
 
     /// <summary>
     /// <paramref name="config"/> with the runtime's and the cluster's settings validated; when
@@ -65,7 +98,7 @@ public sealed class MtcpServerNode
         ArgumentNullException.ThrowIfNull(runtime);
         var system = runtime.System;
         var authenticator = MigrationKey.ReadAuthenticator(system.Settings.Config);
-        var node = new MtcpServerNode(runtime);
+        var node = new MtcpServerNode(runtime, authenticator);
         var directory = system.StartServiceDirectory(authenticator);
         system.ActorOf(Props.Create(() => new ServiceViewSubscriber(directory, node.OnViewChanged)), "mtcp-service-view");
         if (authenticator is not null)
@@ -106,4 +139,11 @@ public sealed record ServiceView(IReadOnlyList<ServerEndpoint> Alternates, int S
 {
     public override string ToString() =>
         $"{ServiceEndpoints} service endpoints in the cluster; alternates of this node: [{string.Join(", ", Alternates)}]";
+}
+
+/// <summary>The cluster keys a node has in force, by generation: <paramref name="Current"/> signs, <paramref name="Accepted"/> is also accepted during a rotation.</summary>
+public sealed record ClusterKeyGenerations(int Current, int? Accepted)
+{
+    public override string ToString() =>
+        $"cluster key generation {Current}" + (Accepted is { } accepted ? $", also accepting generation {accepted}" : ", no other key accepted");
 }

@@ -33,6 +33,28 @@ public sealed class ClusterKey
 
     public byte Generation { get; }
 
+    /// <summary>
+    /// The cluster key <c>HMAC(service key, "MTCP1 cluster key from service key\0")</c>: every holder of the same
+    /// configured service key derives the same cluster key, and the label keeps it apart from any other use of the
+    /// configured secret. Its generation is the first byte of <c>HMAC(service key, "MTCP1 cluster key
+    /// generation\0")</c>, so that nodes agree on it without configuring it and a rotated key almost always gets
+    /// another (two keys in force with one generation are refused, <see cref="MigrationAuthenticatorOptions"/>).
+    /// </summary>
+    /// <param name="serviceKey">at least 16 bytes of secret shared by the service's servers.</param>
+    public static ClusterKey FromServiceKey(ReadOnlySpan<byte> serviceKey)
+    {
+        if (serviceKey.Length < 16)
+        {
+            throw new ArgumentException("a service key needs at least 16 bytes", nameof(serviceKey));
+        }
+
+        Span<byte> key = stackalloc byte[Length];
+        MacInput.Hmac(serviceKey, MacLabel.ClusterKeyFromServiceKey, key);
+        Span<byte> generation = stackalloc byte[Length];
+        MacInput.Hmac(serviceKey, MacLabel.KeyGeneration, generation);
+        return new ClusterKey(generation[0], key);
+    }
+
     internal ReadOnlySpan<byte> Key => _key;
 
     internal ReadOnlySpan<byte> ControlKey => _controlKey;

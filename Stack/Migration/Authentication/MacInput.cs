@@ -23,6 +23,10 @@ internal static class MacLabel
 
     public static ReadOnlySpan<byte> ControlKey => "MTCP1 control key\0"u8;
 
+    public static ReadOnlySpan<byte> ClusterKeyFromServiceKey => "MTCP1 cluster key from service key\0"u8;
+
+    public static ReadOnlySpan<byte> KeyGeneration => "MTCP1 cluster key generation\0"u8;
+
     public static ReadOnlySpan<byte> ControlMessage => "MTCP1 control message\0"u8;
 }
 

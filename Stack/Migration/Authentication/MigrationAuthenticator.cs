@@ -5,15 +5,16 @@ using Mtcp.Wire.Control;
 namespace Mtcp.Stack.Migration.Authentication;
 
 /// <summary>
-/// The cluster-key side of migration authentication (see docs/threat-model.md). Immutable and thread-safe:
-/// one instance per server, rebuilt with new options on key rotation.
+/// The cluster-key side of migration authentication (see docs/threat-model.md). Thread-safe: one instance per
+/// server, whose keys change at a rotation (<see cref="UseOptions"/>) without a restart; each operation reads the keys
+/// in force once, so it sees either the old or the new ones, never a mix.
 /// </summary>
 public sealed class MigrationAuthenticator : IMigrationAuthenticator
 {
     /// <summary>128 bits: control messages have no option-space limit, so the MAC is not cut to 64.</summary>
     public const int ControlMacBytes = 16;
 
-    private readonly MigrationAuthenticatorOptions _options;
+    private MigrationAuthenticatorOptions _options;
 
     public MigrationAuthenticator(MigrationAuthenticatorOptions options)
     {
@@ -25,39 +26,39 @@ public sealed class MigrationAuthenticator : IMigrationAuthenticator
     public static MigrationAuthenticator FromKey(ReadOnlySpan<byte> clusterKey) =>
         new(new MigrationAuthenticatorOptions(new ClusterKey(0, clusterKey)));
 
-    /// <summary>
-    /// Under the cluster key <c>HMAC(service key, "MTCP1 cluster key from service key\0")</c>, generation 0: every
-    /// holder of the same configured service key derives the same cluster key, and the label keeps the derived key
-    /// apart from any other use of the configured secret.
-    /// </summary>
+    /// <summary>Under the one cluster key derived from <paramref name="serviceKey"/> (<see cref="ClusterKey.FromServiceKey"/>).</summary>
     /// <param name="serviceKey">at least 16 bytes of secret shared by the service's servers.</param>
-    public static MigrationAuthenticator FromServiceKey(ReadOnlySpan<byte> serviceKey)
+    public static MigrationAuthenticator FromServiceKey(ReadOnlySpan<byte> serviceKey) =>
+        new(new MigrationAuthenticatorOptions(ClusterKey.FromServiceKey(serviceKey)));
+
+    /// <summary>The keys in force.</summary>
+    public MigrationAuthenticatorOptions Options => Volatile.Read(ref _options);
+
+    /// <summary>
+    /// Puts other keys in force, for a rotation (the two phases of <see cref="MigrationAuthenticatorOptions"/>). A
+    /// connection whose secret was derived from a key no longer in force can no longer migrate; control messages and
+    /// announcements signed under it no longer verify.
+    /// </summary>
+    public void UseOptions(MigrationAuthenticatorOptions options)
     {
-        if (serviceKey.Length < 16)
-        {
-            throw new ArgumentException("a service key needs at least 16 bytes", nameof(serviceKey));
-        }
-
-        Span<byte> clusterKey = stackalloc byte[ClusterKey.Length];
-        System.Security.Cryptography.HMACSHA256.HashData(serviceKey, "MTCP1 cluster key from service key\0"u8, clusterKey);
-        return FromKey(clusterKey);
+        ArgumentNullException.ThrowIfNull(options);
+        Volatile.Write(ref _options, options);
     }
-
-    public MigrationAuthenticatorOptions Options => _options;
 
     public int ControlMacLength => ControlMacBytes;
 
     public MigrationCredential IssueCredential(ConnectionId cid, SeqNumber clientIsn, SeqNumber serverIsn, out MigrationSecret secret)
     {
-        var key = _options.CurrentKey;
+        var key = Options.CurrentKey;
         secret = DeriveSecret(key, cid, clientIsn, serverIsn);
         return new MigrationCredential(key.Generation, clientIsn, serverIsn, Epoch: 0, NextAttempt: 0);
     }
 
     public bool TryDeriveSecret(in MigrationCredential credential, ConnectionId cid, out MigrationSecret secret)
     {
-        var key = credential.KeyGeneration == _options.CurrentKey.Generation ? _options.CurrentKey
-            : credential.KeyGeneration == _options.PreviousKey?.Generation ? _options.PreviousKey
+        var options = Options;
+        var key = credential.KeyGeneration == options.CurrentKey.Generation ? options.CurrentKey
+            : credential.KeyGeneration == options.PreviousKey?.Generation ? options.PreviousKey
             : null;
         if (key is null)
         {
@@ -84,7 +85,7 @@ public sealed class MigrationAuthenticator : IMigrationAuthenticator
             return MigratedConnectionCheck.UnknownKeyGeneration;
         }
 
-        var check = new ConnectionAuthenticator(secret).VerifyStateRequest(request, credential.NextAttempt, _options.AttemptWindow, out var attempt);
+        var check = new ConnectionAuthenticator(secret).VerifyStateRequest(request, credential.NextAttempt, Options.AttemptWindow, out var attempt);
         if (check == MigratedConnectionCheck.Accepted)
         {
             updated = credential.ConsumeAttempt(attempt);
@@ -100,7 +101,7 @@ public sealed class MigrationAuthenticator : IMigrationAuthenticator
             throw new ArgumentException($"a control MAC is {ControlMacBytes} bytes, got {mac.Length}", nameof(mac));
         }
 
-        ControlMac(_options.CurrentKey, frame, sender, receiver, mac);
+        ControlMac(Options.CurrentKey, frame, sender, receiver, mac);
     }
 
     public bool VerifyControlMessage(ReadOnlySpan<byte> frame, ReadOnlySpan<byte> sender, ReadOnlySpan<byte> receiver, ReadOnlySpan<byte> mac)
@@ -110,14 +111,15 @@ public sealed class MigrationAuthenticator : IMigrationAuthenticator
             return false;
         }
 
+        var options = Options;
         Span<byte> expected = stackalloc byte[ControlMacBytes];
-        ControlMac(_options.CurrentKey, frame, sender, receiver, expected);
+        ControlMac(options.CurrentKey, frame, sender, receiver, expected);
         if (CryptographicOperations.FixedTimeEquals(expected, mac))
         {
             return true;
         }
 
-        if (_options.PreviousKey is not { } previous)
+        if (options.PreviousKey is not { } previous)
         {
             return false;
         }

@@ -83,4 +83,40 @@ public sealed class KeyRotationTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new MigrationAuthenticatorOptions(Generation1, attemptWindow: 65));
         Assert.Throws<ArgumentException>(() => new ClusterKey(0, new byte[16]));
     }
+
+    [Fact]
+    public void One_authenticator_must_rotate_in_place_so_that_every_holder_of_it_sees_the_new_keys()
+    {
+        var server = Server(Generation1);
+        var before = server.IssueCredential(Cid, ClientIsn, ServerIsn, out var secretBefore);
+
+        server.UseOptions(new MigrationAuthenticatorOptions(Generation1, Generation2));
+        Assert.Equal(1, server.IssueCredential(Cid, ClientIsn, ServerIsn, out _).KeyGeneration);
+
+        server.UseOptions(new MigrationAuthenticatorOptions(Generation2, Generation1));
+        var after = server.IssueCredential(Cid, ClientIsn, ServerIsn, out var secretAfter);
+        Assert.Equal(2, after.KeyGeneration);
+        Assert.NotEqual(secretBefore, secretAfter);
+        Assert.True(server.TryDeriveSecret(before, Cid, out var recomputed));
+        Assert.Equal(secretBefore, recomputed);
+
+        server.UseOptions(new MigrationAuthenticatorOptions(Generation3, Generation2));
+        Assert.False(server.TryDeriveSecret(before, Cid, out _));
+        Assert.True(server.TryDeriveSecret(after, Cid, out _));
+    }
+
+    [Fact]
+    public void Keys_derived_from_service_keys_must_carry_a_generation_every_node_derives_alike()
+    {
+        var first = ClusterKey.FromServiceKey(ClusterKeyBytes());
+        var again = ClusterKey.FromServiceKey(ClusterKeyBytes());
+        var expected = System.Security.Cryptography.HMACSHA256.HashData(ClusterKeyBytes(), "MTCP1 cluster key generation\0"u8.ToArray())[0];
+
+        Assert.Equal(expected, first.Generation);
+        Assert.Equal(first.Generation, again.Generation);
+
+        // Of 64 random keys, some pairs share a generation byte (birthday bound) but most do not: it is not constant.
+        var generations = Enumerable.Range(0, 64).Select(_ => ClusterKey.FromServiceKey(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)).Generation).Distinct().Count();
+        Assert.True(generations > 32, $"{generations} distinct generations of 64 keys");
+    }
 }
