@@ -22,10 +22,11 @@ namespace Mtcp.Bench;
 internal sealed record MigrationOptions(int Migrations, int[] StateSizes, string Transport, TimeSpan WarmUp);
 
 /// <summary>
-/// The first state size measured again with mutual TLS on Akka.Remote (docs/threat-model.md), against the row without it
-/// of the same run: medians in microseconds and TLS over plain.
+/// The first state size with mutual TLS on Akka.Remote (docs/threat-model.md) against without, on two pairs of nodes
+/// that run side by side and are measured in alternating rounds, so that drift in the machine's load biases neither:
+/// the medians over the rounds of each round's p50, in microseconds, and TLS over plain.
 /// </summary>
-internal sealed record TlsComparison(int StateBytes, double ClientWaitP50Us, double TlsClientWaitP50Us, double ControlRttP50Us, double TlsControlRttP50Us)
+internal sealed record TlsComparison(int StateBytes, int Rounds, double ClientWaitP50Us, double TlsClientWaitP50Us, double ControlRttP50Us, double TlsControlRttP50Us)
 {
     public double ClientWaitRatio => TlsClientWaitP50Us / ClientWaitP50Us;
 
@@ -82,6 +83,7 @@ internal static class MigrationBenchmark
 {
     private const ushort ServicePort = 9100;
     private const int WarmUp = 30;
+    private const int TlsRounds = 5;
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
     public static async Task<int> RunAsync(MigrationOptions options, CancellationToken cancellationToken)
@@ -96,6 +98,7 @@ internal static class MigrationBenchmark
         using var samples = new MeterSamples();
         var rows = new List<MigrationRow>();
         var serializers = new List<SerializerRow>();
+        TlsComparison comparison;
         await using (var bench = await Testbed.StartAsync(options.Transport, tls: false, cancellationToken))
         {
             await WarmUpAsync(bench, samples, options.WarmUp, cancellationToken);
@@ -119,22 +122,32 @@ internal static class MigrationBenchmark
             rows = [.. rows.Select(r => serializers.Find(c => c.StateBytes == r.StateBytes) is { } c
                 ? r with { SerializerWireP50Us = c.ReplyWireP50Us, SerializerHyperionP50Us = c.ReplyHyperionP50Us, SerializerHyperionOverWire = c.ReplyHyperionOverWire }
                 : r)];
-        }
 
-        // The same measurement with the control plane on mutual TLS (certificates of a CA made for this run), after
-        // the nodes above are gone (they share the addresses): what TLS adds to the control RTT and to the client's wait.
-        var size0 = options.StateSizes[0];
-        MigrationRow tlsRow;
-        await using (var tlsBench = await Testbed.StartAsync(options.Transport, tls: true, cancellationToken))
-        {
+            // The first size again, alternating round by round between these nodes and a second pair whose control
+            // plane runs mutual TLS (certificates of a CA made for this run): what TLS adds to the control RTT and to
+            // the client's wait.
+            var size0 = options.StateSizes[0];
+            await using var tlsBench = await Testbed.StartAsync(options.Transport, tls: true, cancellationToken);
             await WarmUpAsync(tlsBench, samples, options.WarmUp, cancellationToken);
-            tlsRow = await MeasureAsync(tlsBench, samples, size0, options.Migrations, cancellationToken);
+            var plainRounds = new List<MigrationRow>();
+            var tlsRounds = new List<MigrationRow>();
+            for (var round = 0; round < TlsRounds; round++)
+            {
+                plainRounds.Add(await MeasureAsync(bench, samples, size0, options.Migrations, cancellationToken));
+                tlsRounds.Add(await MeasureAsync(tlsBench, samples, size0, options.Migrations, cancellationToken));
+            }
+
+            comparison = new TlsComparison(
+                size0,
+                TlsRounds,
+                Percentile(plainRounds.ConvertAll(r => r.ClientWaitP50Us), 0.5),
+                Percentile(tlsRounds.ConvertAll(r => r.ClientWaitP50Us), 0.5),
+                Percentile(plainRounds.ConvertAll(r => r.ControlRttP50Us), 0.5),
+                Percentile(tlsRounds.ConvertAll(r => r.ControlRttP50Us), 0.5));
         }
 
-        var plainRow = rows.First(r => r.StateBytes == size0);
-        var comparison = new TlsComparison(size0, plainRow.ClientWaitP50Us, tlsRow.ClientWaitP50Us, plainRow.ControlRttP50Us, tlsRow.ControlRttP50Us);
         Console.WriteLine(System.FormattableString.Invariant(
-            $"{size0,6} B with mutual TLS on the control plane: client wait p50 {tlsRow.ClientWaitP50Us,8:F0} us ({comparison.ClientWaitRatio:F2}x without TLS); control RTT p50 {tlsRow.ControlRttP50Us,6:F0} us ({comparison.ControlRttRatio:F2}x)"));
+            $"{comparison.StateBytes,6} B with mutual TLS on the control plane, median of {comparison.Rounds} alternating rounds: client wait p50 {comparison.TlsClientWaitP50Us,8:F0} us against {comparison.ClientWaitP50Us:F0} us ({comparison.ClientWaitRatio:F2}x); control RTT p50 {comparison.TlsControlRttP50Us,6:F0} us against {comparison.ControlRttP50Us:F0} us ({comparison.ControlRttRatio:F2}x)"));
         await WriteArtifactsAsync(options, rows, serializers, comparison);
         return 0;
     }
@@ -262,7 +275,7 @@ internal static class MigrationBenchmark
         table.AppendLine("connection's SYN to SYN+ACK, same client. Control RTT: a state request answered by a reject between the two nodes.");
         table.AppendLine();
         table.AppendLine(System.FormattableString.Invariant(
-            $"With mutual TLS on the control plane (the same measurement on a second pair of nodes, after these; state {tls.StateBytes} B): client wait p50 {tls.TlsClientWaitP50Us:F0} us against {tls.ClientWaitP50Us:F0} us without ({tls.ClientWaitRatio:F2}x), control RTT p50 {tls.TlsControlRttP50Us:F0} us against {tls.ControlRttP50Us:F0} us ({tls.ControlRttRatio:F2}x)."));
+            $"With mutual TLS on the control plane (a second pair of nodes beside these, measured in {tls.Rounds} rounds alternating with them; state {tls.StateBytes} B; medians of the rounds' p50s): client wait p50 {tls.TlsClientWaitP50Us:F0} us against {tls.ClientWaitP50Us:F0} us without ({tls.ClientWaitRatio:F2}x), control RTT p50 {tls.TlsControlRttP50Us:F0} us against {tls.ControlRttP50Us:F0} us ({tls.ControlRttRatio:F2}x)."));
         table.AppendLine();
         table.AppendLine("| state | reply bytes | client wait p50 | p99 | state wait p50 | p99 | prepare p50 | reinstate p50 | handshake p50 | control RTT p50 | wait / handshake | wait / (handshake + RTT) |");
         table.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -356,9 +369,12 @@ internal static class MigrationBenchmark
         private string? _certificates;
         private readonly string _transport;
 
-        private Testbed(string transport)
+        private readonly int _firstNode;
+
+        private Testbed(string transport, int firstNode)
         {
             _transport = transport;
+            _firstNode = firstNode;
             _fabric = transport == "memory" ? new InMemoryPacketFabric() : null;
         }
 
@@ -366,14 +382,17 @@ internal static class MigrationBenchmark
 
         public MtcpRuntime ClientRuntime { get; private set; } = null!;
 
-        public ServerEndpoint Service(int server) => new(IpAddress.Parse($"127.0.0.{server + 2}"), ServicePort);
+        public ServerEndpoint Service(int server) => new(IpAddress.Parse($"127.0.0.{_firstNode + server}"), ServicePort);
 
         public IPEndPoint EndPoint(int server) => new(Service(server).Address.ToIPAddress(), ServicePort);
 
-        /// <param name="tls">the servers' control plane runs mutual TLS with certificates of a CA made for this test-bed.</param>
+        /// <param name="tls">
+        /// the servers' control plane runs mutual TLS with certificates of a CA made for this test-bed. Its nodes take
+        /// other addresses than those of a test-bed without, so that the two can run side by side.
+        /// </param>
         public static async Task<Testbed> StartAsync(string transport, bool tls, CancellationToken cancellationToken)
         {
-            var bench = new Testbed(transport);
+            var bench = new Testbed(transport, firstNode: tls ? 12 : 2);
             var authenticator = MigrationAuthenticator.FromServiceKey(ServiceKey);
             var baseConfig = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "HOCON", "bench-migration.conf")));
             var certificates = tls ? Directory.CreateTempSubdirectory("mtcp-bench-certificates-").FullName : null;
@@ -391,7 +410,7 @@ internal static class MigrationBenchmark
                 var config = MtcpConfig.WithFallback(ConfigurationFactory.ParseString($"mtcp.cluster.service-endpoints = [\"{bench.Service(i)}\"]\n{security}").WithFallback(baseConfig));
                 var system = ActorSystem.Create("mtcp", ControlPlaneSecurity.Read(config).SystemSetup(config));
                 var registry = system.ActorOf(ConnectionRegistry.Props(), "mtcp-registry");
-                var runtime = MtcpRuntime.Start(system, bench._fabric, bench.NodeConfig(i + 2), "mtcp", registry);
+                var runtime = MtcpRuntime.Start(system, bench._fabric, bench.NodeConfig(bench._firstNode + i), "mtcp", registry);
                 var control = system.StartControlConnectionManager(registry);
                 var directory = system.StartServiceDirectory();
                 await runtime.EnableMigrationAsync(new MigrationSupport(authenticator, control, directory), cancellationToken);
@@ -412,7 +431,7 @@ internal static class MigrationBenchmark
             }
 
             bench.ClientSystem = ActorSystem.Create("client", MtcpConfig.WithFallback(ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(baseConfig)));
-            bench.ClientRuntime = MtcpRuntime.Start(bench.ClientSystem, bench._fabric, bench.NodeConfig(5), "mtcp");
+            bench.ClientRuntime = MtcpRuntime.Start(bench.ClientSystem, bench._fabric, bench.NodeConfig(bench._firstNode + 3), "mtcp");
             await bench.ClientRuntime.EnableMigrationAsync(new MigrationSupport(authenticator), cancellationToken);
             return bench;
         }
