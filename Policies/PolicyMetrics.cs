@@ -12,6 +12,7 @@ public static class PolicyMetrics
     public const string MeterName = "Mtcp.Policies";
     public const string DecisionsName = "mtcp.policies.decisions";
     public const string SuppressedName = "mtcp.policies.suppressed";
+    public const string RefusedName = "mtcp.policies.refused";
 
     private static readonly Meter Meter = new(MeterName);
 
@@ -20,6 +21,12 @@ public static class PolicyMetrics
 
     private static readonly Counter<long> Suppressed = Meter.CreateCounter<long>(
         SuppressedName, unit: "{decision}", description: "Migration decisions held back by a guard rail, by policy and guard");
+
+    private static readonly Counter<long> Refused = Meter.CreateCounter<long>(
+        RefusedName, unit: "{message}", description: "Load reports and pull requests dropped because their sender does not serve the endpoint they name, by message");
+
+    public static void CountRefused(string message) =>
+        Refused.Add(1, new KeyValuePair<string, object?>("message", message));
 
     public static void CountDecision(PolicyKind policy, MigrationReason reason) =>
         Decisions.Add(1, new KeyValuePair<string, object?>("policy", policy.ToString()), new KeyValuePair<string, object?>("reason", reason.ToString()));

@@ -4,6 +4,8 @@ using Akka.Configuration;
 using Mtcp.Actors.Api;
 using Mtcp.Apps;
 using Mtcp.Hosting;
+using Mtcp.Policies;
+using Mtcp.Stack;
 using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
@@ -36,6 +38,10 @@ public sealed class ServerNode
     private readonly ControlPlaneSecurity _security;
     private readonly ConcurrentDictionary<long, Task> _connections = new();
     private readonly ConcurrentDictionary<long, MtcpConnection> _open = new();
+    private readonly ConcurrentDictionary<ConnectionId, MtcpConnection> _byConnectionId = new();
+    private readonly long _clockStart = TimeProvider.System.GetTimestamp();
+    // Nobody while mtcp.hosts.server.policy is off: the connections' observations sent to it go nowhere.
+    private IActorRef _loadBalancing = ActorRefs.Nobody;
     private int _emigrated;
     private long _nextConnectionId;
     private double _lastStateWaitMs;
@@ -67,7 +73,15 @@ public sealed class ServerNode
         ArgumentNullException.ThrowIfNull(config);
         var settings = ServerSettings.Create(config, TimeProvider.System);
         config = MtcpServerNode.WithServiceEndpoints(config, settings.Applications.Select(hosted => hosted.Port));
-        return new ServerNode(config, settings, canMigrate: MigrationKey.ReadAuthenticator(config) is not null, ControlPlaneSecurity.Read(config), metrics);
+        var canMigrate = MigrationKey.ReadAuthenticator(config) is not null;
+        if (settings.Policy is { } policy && (!canMigrate || policy.LoadSource is not (LoadSource.Connections or LoadSource.Cpu)))
+        {
+            throw new ConfigurationException(!canMigrate
+                ? $"mtcp.hosts.server.policy = load-balancing moves connections: it needs {MigrationKey.Path}"
+                : "mtcp.hosts.server.policy = load-balancing measures a node's connections or its cpu: set mtcp.policies.server.load-source to one of them");
+        }
+
+        return new ServerNode(config, settings, canMigrate, ControlPlaneSecurity.Read(config), metrics);
     }
 
     /// <summary>
@@ -126,6 +140,11 @@ public sealed class ServerNode
             ConsoleLog.Info($"migration keys: {keys}");
         }
 
+        if (_settings.Policy is { } policySettings)
+        {
+            StartLoadBalancing(system, cluster.SelfAddress, node, policySettings);
+        }
+
         using var reload = new ReloadSignal(() => Reload(node, readConfiguration));
         ConsoleLog.Info($"server node ready: {string.Join(", ", _settings.Applications.Select(hosted => $"{hosted.Application.Name} on {runtime.LocalAddress}:{hosted.Port}"))}; "
             + (_states.CanMigrate ? "connections can migrate" : $"connections do not migrate ({MigrationKey.Path} is empty)"));
@@ -164,6 +183,32 @@ public sealed class ServerNode
         await terminated.ConfigureAwait(false);
         ConsoleLog.Info("left the cluster; stopped");
     }
+
+    /// <summary>
+    /// The server policy (mtcp.hosts.server.policy = load-balancing): one per service port of this node, fed with its
+    /// connections and the cluster's view; its decisions become MIGRATE_TRIGGERs.
+    /// </summary>
+    private void StartLoadBalancing(ActorSystem system, Akka.Actor.Address self, MtcpServerNode node, ServerPolicySettings settings)
+    {
+        var ports = _settings.Applications.Select(hosted => hosted.Port).ToHashSet();
+        var endpoints = HoconValues.EndPoints(_config, "mtcp.cluster.service-endpoints")
+            .Where(endpoint => ports.Contains((ushort)endpoint.Port))
+            .Select(endpoint => new ServerEndpoint(IpAddress.FromIPAddress(endpoint.Address), (ushort)endpoint.Port))
+            .ToList();
+        var triggers = system.ActorOf(PolicyTriggers.Props(id => _byConnectionId.GetValueOrDefault(id)), "mtcp-policy-triggers");
+        _loadBalancing = system.ActorOf(LoadBalancingExchange.Props(endpoints, self, settings, triggers, Now), LoadBalancingExchange.ActorName);
+        node.ViewChanged += view => _loadBalancing.Tell(view);
+        _loadBalancing.Tell(node.View);
+        ConsoleLog.Info($"policy: load balancing of [{string.Join(", ", endpoints)}] by {settings.LoadSource} every {settings.EvaluationInterval.TotalSeconds:0.###} s (push {(settings.Push ? "on" : "off")}, pull {(settings.Pull ? "on" : "off")})");
+    }
+
+    private Instant Now() => Instant.Zero + TimeProvider.System.GetElapsedTime(_clockStart);
+
+    private static ConnectionId ConnectionIdOf(MtcpConnection connection) => new(
+        IpAddress.FromIPAddress(connection.RemoteEndPoint.Address),
+        (ushort)connection.RemoteEndPoint.Port,
+        IpAddress.FromIPAddress(connection.LocalEndPoint.Address),
+        (ushort)connection.LocalEndPoint.Port);
 
     /// <summary>A SIGHUP: the keys and the CAs each reload on their own; what is refused leaves what is in force, and says why.</summary>
     private void Reload(MtcpServerNode node, Func<Config> readConfiguration)
@@ -209,7 +254,8 @@ public sealed class ServerNode
     {
         try
         {
-            return HostActorSystem.Create(_settings.SystemName, _security.SystemSetup(_config));
+            // The load-balancing messages travel between nodes (mtcp.hosts.server.policy).
+            return HostActorSystem.Create(_settings.SystemName, _security.SystemSetup(_config).And(PolicySerialization.Setup));
         }
         catch (Exception e) when (IsAddressInUse(e))
         {
@@ -283,6 +329,9 @@ public sealed class ServerNode
         _metrics.Accepted.Add(1, tag);
         _metrics.Active.Add(1, tag);
         var remote = connection.RemoteEndPoint;
+        var connectionId = ConnectionIdOf(connection);
+        _byConnectionId[connectionId] = connection;
+        _loadBalancing.Tell(new ConnectionAccepted(connectionId, MigratedFrom: null, Now()));
         var stream = new CountingStream(connection.Stream, _metrics.BytesReceived, _metrics.BytesSent, tag);
         var state = _states.For(connection, snapshotBytes =>
         {
@@ -313,6 +362,8 @@ public sealed class ServerNode
             _metrics.Active.Add(-1, tag);
             _connections.TryRemove(id, out _);
             _open.TryRemove(id, out _);
+            _byConnectionId.TryRemove(connectionId, out _);
+            _loadBalancing.Tell(new ConnectionEnded(connectionId, Now()));
         }
     }
 }

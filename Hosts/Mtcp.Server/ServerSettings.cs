@@ -2,6 +2,7 @@ using Akka.Configuration;
 using Mtcp.Actors.Api;
 using Mtcp.Apps;
 using Mtcp.Hosting;
+using Mtcp.Policies;
 
 namespace Mtcp.Server;
 
@@ -15,6 +16,9 @@ public sealed record HostedApplication(IServerApplication Application, ushort Po
 public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout, TimeSpan CloseLinger, IReadOnlyList<HostedApplication> Applications)
 {
     private const string Server = "mtcp.hosts.server";
+
+    /// <summary><c>policy = load-balancing</c>: the server policy's settings (<c>mtcp.policies.server</c>); null when off.</summary>
+    public ServerPolicySettings? Policy { get; init; }
 
     public static ServerSettings Create(Config config, TimeProvider timeProvider)
     {
@@ -84,11 +88,15 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
                 $"{Server}: applications {string.Join(" and ", duplicate.Select(hosted => hosted.Application.Name))} are both configured on port {duplicate.Key}");
         }
 
+        var policy = HoconValues.Choice(config, $"{Server}.policy", new Dictionary<string, bool> { ["load-balancing"] = true, ["off"] = false });
         return new ServerSettings(
             systemName,
             HoconValues.Duration(config, $"{Server}.shutdown-timeout", allowZero: false),
             HoconValues.Duration(config, $"{Server}.close-linger", allowZero: true),
-            applications);
+            applications)
+        {
+            Policy = policy ? ServerPolicySettings.Create(config) : null,
+        };
     }
 
     /// <summary><c>file.pace</c>: null when its best rate is 0 (unpaced).</summary>

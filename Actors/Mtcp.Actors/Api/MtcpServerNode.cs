@@ -114,7 +114,7 @@ public sealed class MtcpServerNode
 
     private void OnViewChanged(AlternateServersChanged view)
     {
-        var current = new ServiceView(view.Alternates.Servers, view.ControlMappings.Count);
+        var current = new ServiceView(view.Alternates.Servers, view.ControlMappings.Count) { Nodes = view.ControlMappings.ControlByService };
         Volatile.Write(ref _view, current);
         ViewChanged?.Invoke(current);
     }
@@ -137,6 +137,12 @@ public sealed class MtcpServerNode
 /// </summary>
 public sealed record ServiceView(IReadOnlyList<ServerEndpoint> Alternates, int ServiceEndpoints)
 {
+    /// <summary>
+    /// The cluster member (its Akka.Remote address) that serves each service endpoint, this node's included: where a
+    /// message about an endpoint goes, and the only member that may speak for it.
+    /// </summary>
+    public IReadOnlyDictionary<ServerEndpoint, Address> Nodes { get; init; } = new Dictionary<ServerEndpoint, Address>();
+
     public override string ToString() =>
         $"{ServiceEndpoints} service endpoints in the cluster; alternates of this node: [{string.Join(", ", Alternates)}]";
 }
