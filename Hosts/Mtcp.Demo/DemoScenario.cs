@@ -49,20 +49,36 @@ internal sealed record DemoOptions(
             throw HoconValues.Invalid(config, "mtcp.demo.transport", "must be auto, raw or udp");
         }
 
+        var fileBytes = HoconValues.LongSize(config, "mtcp.demo.file-size", 1L << 20, 1L << 30);
+        var migrations = HoconValues.Integer(config, "mtcp.demo.migrations", 2, 100);
+        var degradation = new DemoDegradation(
+            HoconValues.Integer(config, "mtcp.demo.degradation.node", 1, 3),
+            HoconValues.LongSize(config, "mtcp.demo.degradation.best-rate", 1, 1L << 30),
+            HoconValues.LongSize(config, "mtcp.demo.degradation.degrade-after", 0, 1L << 30),
+            HoconValues.Number(config, "mtcp.demo.degradation.slowdown-per-chunk", 0, 1000),
+            HoconValues.Number(config, "mtcp.demo.degradation.max-slowdown", 1, 1000));
+
+        // The plan spaces the operator's migrations (migrations + 1) shares apart, and the degrading node serves
+        // degrade-after bytes at its best before the policy can see it slow down: with shares smaller than that, the
+        // visit there swallows the next shares and the download ends before the plan does.
+        var smallest = (migrations + 1) * Math.Max(degradation.DegradeAfter, 1L << 20);
+        if (fileBytes < smallest)
+        {
+            throw HoconValues.Invalid(
+                config,
+                "mtcp.demo.file-size",
+                $"must be at least {smallest >> 20} MiB for {migrations} migrations with degradation.degrade-after = {degradation.DegradeAfter >> 20} MiB (one share of the file per migration, each no smaller than what the degrading node serves before it slows down): raise it (--size-mib), or lower mtcp.demo.migrations (--migrations) or degrade-after");
+        }
+
         return new DemoOptions(
             network,
             transport,
             HoconValues.Integer(config, "mtcp.demo.max-segment-size", 64, 65495),
-            HoconValues.LongSize(config, "mtcp.demo.file-size", 1L << 20, 1L << 30),
+            fileBytes,
             HoconValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
-            HoconValues.Integer(config, "mtcp.demo.migrations", 2, 100),
+            migrations,
             HoconValues.LongSize(config, "mtcp.demo.rate", 0, 1L << 30),
-            new DemoDegradation(
-                HoconValues.Integer(config, "mtcp.demo.degradation.node", 1, 3),
-                HoconValues.LongSize(config, "mtcp.demo.degradation.best-rate", 1, 1L << 30),
-                HoconValues.LongSize(config, "mtcp.demo.degradation.degrade-after", 0, 1L << 30),
-                HoconValues.Number(config, "mtcp.demo.degradation.slowdown-per-chunk", 0, 1000),
-                HoconValues.Number(config, "mtcp.demo.degradation.max-slowdown", 1, 1000)),
+            degradation,
             HoconValues.Integer(config, "mtcp.demo.compare.repetitions", 0, 20),
             // The kernel-TCP baseline serves with the nodes' own file server settings (root aside).
             new FileServerOptions(

@@ -104,6 +104,18 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
         AssertNoStackTrace(demo);
     }
 
+    [Theory]
+    [InlineData("--size-mib", "16")]
+    [InlineData("--migrations", "20")]
+    public async Task Demo_must_refuse_a_file_too_small_for_its_migration_plan_naming_the_smallest(string option, string value)
+    {
+        var demo = _testbed.Track(HostProcess.Start("demo", ProcessTestbed.DemoDll, [option, value], output, _testbed.Directory.FullName));
+
+        Assert.Equal(2, await demo.WaitForExitAsync(ExitTimeout));
+        Assert.Contains(demo.Lines, line => line.Contains("configuration error: mtcp.demo.file-size must be at least", StringComparison.Ordinal));
+        AssertNoStackTrace(demo);
+    }
+
     [Fact]
     public async Task Server_node_must_reject_a_missing_config_file()
     {
