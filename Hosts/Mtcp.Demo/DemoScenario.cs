@@ -177,7 +177,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             mtcp.agent.service-endpoints = [{{string.Join(", ", servers.Select(server => $"\"{server}:{FilePort}\""))}}]
             mtcp.agent.policy = throughput
             # A migration towards the node that left fails after this, rather than after SYN retransmissions.
-            mtcp.tcp.connect-timeout = 3s
+            mtcp.migration.destination-timeout = 3s
             mtcp.agent.serve.listen = "{{listen}}"
             mtcp.agent.control-endpoint = "{{control}}"
             """);

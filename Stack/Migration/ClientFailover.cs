@@ -27,6 +27,13 @@ public sealed record ClientFailover
     /// <summary>From the server falling silent to the abort, when no alternate took the connection over.</summary>
     public TimeSpan GiveUpAfter { get; init; }
 
+    /// <summary>
+    /// How long a planned migration (the application's, a policy's, an operator's, or one a server's MIGRATE_TRIGGER
+    /// asked for) waits for its destination's SYN+ACK before it fails and the connection goes on with its current
+    /// server; zero: the TCP connect timeout. Not a failover setting, but read with them: a migrating client's timers.
+    /// </summary>
+    public TimeSpan DestinationTimeout { get; init; }
+
     public bool Enabled => SilentAfter > 0;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid field.</summary>
@@ -34,6 +41,7 @@ public sealed record ClientFailover
     {
         Require(ProbeInterval >= TimeSpan.Zero, nameof(ProbeInterval), "must not be negative");
         Require(SilentAfter >= 0, nameof(SilentAfter), "must not be negative");
+        Require(DestinationTimeout >= TimeSpan.Zero, nameof(DestinationTimeout), "must not be negative");
         Require(!Enabled || SpecialSynTimeout > TimeSpan.Zero, nameof(SpecialSynTimeout), "must be positive");
         Require(!Enabled || GiveUpAfter >= SpecialSynTimeout, nameof(GiveUpAfter), "must be at least the special SYN timeout");
         return this;

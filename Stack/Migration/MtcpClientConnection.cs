@@ -218,9 +218,12 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         var tcb = TcpConnection.Connect(_config, port, destination.Port, iss, now);
         tcb.KeepAliveIdle = old.KeepAliveIdle;
 
-        // A failover skips a destination that does not answer soon: the next alternate may.
-        var deadline = now + (_failingOver is null ? _config.ConnectTimeout : _failover.SpecialSynTimeout);
-        _migration = new Migration(new Block(tcb, destination), option, deadline);
+        // A failover skips a destination that does not answer soon: the next alternate may. A planned migration gives
+        // up on a silent destination and stays where it is, rather than holding the connection for a connect timeout.
+        var deadline = now + (_failingOver is not null ? _failover.SpecialSynTimeout
+            : _failover.DestinationTimeout > TimeSpan.Zero ? _failover.DestinationTimeout
+            : _config.ConnectTimeout);
+        _migration = new Migration(new Block(tcb, destination), option, now, deadline);
         Stats.MigrationsStarted++;
     }
 
@@ -329,7 +332,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         {
             if (migration.Deadline <= now)
             {
-                FailMigration(now, migration, "no SYN+ACK from the destination in time");
+                FailMigration(now, migration, $"no SYN+ACK from the destination within {(migration.Deadline - migration.StartedAt).TotalSeconds:0.###} s");
             }
             else if (migration.Next.Tcb.PollTimeout() is { } due && due <= now)
             {
@@ -661,7 +664,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         public bool Matches(ServerEndpoint source, ushort localPort) => source == Peer && localPort == LocalPort;
     }
 
-    private sealed record Migration(Block Next, MtcpMigratedConnection Option, Instant Deadline);
+    private sealed record Migration(Block Next, MtcpMigratedConnection Option, Instant StartedAt, Instant Deadline);
 
     private sealed record FailoverAttempt(ServerEndpoint SilentServer, Instant GiveUpAt, HashSet<ServerEndpoint> Tried);
 }

@@ -45,7 +45,7 @@ public sealed class KeyRotationTests(ITestOutputHelper output) : IDisposable
         var agent = await _testbed.StartAgentAsync("agent", [server1.Service(ProcessTestbed.FilePort)], "mtcp.agent.policy = off");
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
         var curl = Curl.RunAsync("-sS", "--max-time", "120", "--limit-rate", "2M", "-o", downloaded, $"http://{agent.Listen}/big.bin");
-        var relay = await OpenRelayAsync(agent);
+        var relay = await agent.OpenRelayAsync(Bound);
         await MigrateAsync(agent, relay, server2);
 
         // Phase 1: every node accepts the new key; the old one still signs.
@@ -106,22 +106,6 @@ public sealed class KeyRotationTests(ITestOutputHelper output) : IDisposable
             await File.AppendAllTextAsync(path, "\n" + settings + "\n");
             server.Process.Reload();
             await server.Process.WaitForLineAsync(logged, Bound);
-        }
-    }
-
-    private static async Task<long> OpenRelayAsync(AgentHandle agent)
-    {
-        using var timeout = new CancellationTokenSource(Bound);
-        while (true)
-        {
-            using var status = JsonDocument.Parse(await agent.AskAsync("status", Bound));
-            if (status.RootElement.GetProperty("connections").EnumerateArray().FirstOrDefault() is { ValueKind: JsonValueKind.Object } open
-                && open.GetProperty("bytesFromService").GetInt64() > 0)
-            {
-                return open.GetProperty("id").GetInt64();
-            }
-
-            await Task.Delay(20, timeout.Token);
         }
     }
 

@@ -169,6 +169,31 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Agent_migrate_to_an_absent_node_must_fail_within_seconds_with_the_reason_and_the_download_go_on()
+    {
+        var expected = _testbed.WriteRandomFile("big.bin", FileBytes / 5, Seed);
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], "mtcp.agent.policy = off");
+        var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
+        var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "1M", "-o", downloaded, $"http://{agent.Listen}/big.bin");
+        var relay = await agent.OpenRelayAsync(Bound);
+
+        // Nothing runs at this address: the special SYN goes unanswered.
+        var absent = $"{ProcessTestbed.NextAddress()}:{ProcessTestbed.FilePort}";
+        var started = Stopwatch.GetTimestamp();
+        var (migrateExit, migrate) = await _testbed.RunAgentAsync(
+            "migrate", Bound, "--control", agent.Control.ToString(), "migrate", "--connection", relay.ToString(System.Globalization.CultureInfo.InvariantCulture), "--to", absent);
+        var answeredAfter = Stopwatch.GetElapsedTime(started);
+
+        Assert.Equal(1, migrateExit);
+        Assert.Contains(migrate.Lines, line => line.Contains("no SYN+ACK from the destination within 5 s", StringComparison.Ordinal));
+        Assert.True(answeredAfter < TimeSpan.FromSeconds(10), $"migrate answered only after {answeredAfter.TotalSeconds:0.0} s");
+        var (curlExit, curlOutput) = await curl;
+        Assert.True(curlExit == 0, $"curl exited with {curlExit}: {curlOutput}");
+        Assert.Equal(expected, ProcessTestbed.Sha256Of(downloaded));
+    }
+
+    [Fact]
     public async Task Agent_must_fail_a_migration_away_from_a_killed_server_clearly_and_reset_its_client()
     {
         WriteRandomFile("big.bin");

@@ -26,6 +26,23 @@ public sealed record AgentHandle(HostProcess Process, IPEndPoint Listen, IPEndPo
         using var reader = new StreamReader(stream);
         return await reader.ReadToEndAsync(cancellation.Token);
     }
+
+    /// <summary>The id of the first relay that status shows open with bytes from the service; waits for one.</summary>
+    public async Task<long> OpenRelayAsync(TimeSpan timeout)
+    {
+        using var cancellation = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            using var status = System.Text.Json.JsonDocument.Parse(await AskAsync("status", timeout));
+            if (status.RootElement.GetProperty("connections").EnumerateArray().FirstOrDefault() is { ValueKind: System.Text.Json.JsonValueKind.Object } open
+                && open.GetProperty("bytesFromService").GetInt64() > 0)
+            {
+                return open.GetProperty("id").GetInt64();
+            }
+
+            await Task.Delay(20, cancellation.Token);
+        }
+    }
 }
 
 /// <summary>

@@ -78,6 +78,27 @@ public sealed class ClientFailoverTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_planned_migration_to_a_silent_destination_must_fail_at_the_destination_timeout_and_the_stream_go_on()
+    {
+        var bed = new MigrationTestbed(14, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SessionBytes = 256 * 1024 });
+        bed.Connection.Failover = Failover with { DestinationTimeout = TimeSpan.FromSeconds(3) };
+        Run(bed, () => bed.ClientApp.Received >= 16 * 1024);
+
+        // S2 is gone: nothing reaches it or comes from it.
+        bed.Network.Drop = packet => packet.Source == S2.Address || packet.Destination == S2.Address;
+        var startedAt = bed.Network.Now;
+        Assert.True(bed.Migrate(1), bed.Describe());
+        Run(bed, () => bed.Client.MigrationEvents.Any(e => e.Kind == MigrationEventKind.Failed));
+        var waited = bed.Network.Now - startedAt;
+        output.WriteLine($"the migration failed {waited.TotalSeconds:0.000} s after it started");
+
+        Assert.InRange(waited, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(3.5));
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+        Finish(bed);
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+    }
+
+    [Fact]
     public void A_quiet_server_that_answers_probes_must_keep_the_connection()
     {
         var bed = new MigrationTestbed(13, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse });
