@@ -134,29 +134,26 @@ status.SetAction(async (parseResult, cancellationToken) =>
     console.MarkupLineInterpolated($"[bold]listening[/]  {agentStatus.Listen}, relaying to {string.Join(", ", agentStatus.Services)}");
     console.MarkupLineInterpolated($"[bold]relays[/]     {agentStatus.Connections.Count} open (at most {agentStatus.MaxConnections}), {agentStatus.Accepted} accepted, {agentStatus.Failed} failed, {agentStatus.Refused} refused at the cap");
     console.MarkupLineInterpolated($"[bold]migration[/]  {(agentStatus.MigrationAvailable ? "enabled" : $"off ({AgentSettings.MigrationPath} = off)")}");
-    var table = new Table().AddColumns("id", "client", "service", "since", "to service", "from service", "migrations");
-    foreach (var relay in agentStatus.Connections)
+    if (agentStatus.Connections.Count > 0)
     {
-        var migrations = relay.Migrations.Count(migration => migration.Completed);
-        var failed = relay.Migrations.Count - migrations;
-        table.AddRow(
-            relay.Id.ToString(CultureInfo.InvariantCulture),
-            relay.Client,
-            relay.Service,
-            relay.Since.ToString("HH:mm:ss", CultureInfo.InvariantCulture),
-            $"{relay.BytesToService} B",
-            $"{relay.BytesFromService} B",
-            failed > 0 ? $"{migrations} ({failed} failed)" : migrations.ToString(CultureInfo.InvariantCulture));
+        console.Write(StatusView.Relays(agentStatus.Connections));
+    }
+    if (agentStatus.RecentlyClosed.Count > 0)
+    {
+        console.MarkupLine("[bold]recently closed[/]");
+        console.Write(StatusView.Relays(agentStatus.RecentlyClosed));
     }
 
-    console.Write(table);
-    foreach (var relay in agentStatus.Connections)
+    var migrations = agentStatus.Connections.Concat(agentStatus.RecentlyClosed)
+        .SelectMany(relay => relay.Migrations.Select(migration => (relay.Id, migration)))
+        .OrderBy(entry => entry.migration.At)
+        .ToList();
+    if (migrations.Count > 0)
     {
-        foreach (var migration in relay.Migrations)
+        console.MarkupLine("[bold]migrations[/] (relay, time, from -> to, outcome, client's wait, received before)");
+        foreach (var (id, migration) in migrations)
         {
-            console.WriteLine(string.Create(
-                CultureInfo.InvariantCulture,
-                $"relay {relay.Id} {migration.At:HH:mm:ss.fff} {migration.From} -> {migration.To} {(migration.Completed ? "completed" : $"failed ({migration.FailureReason})")} in {migration.DurationMs:0.000} ms at byte {migration.AtByteFromService}, by {migration.Cause}: {migration.Reason}"));
+            console.WriteLine(StatusView.Migration(id, migration));
         }
     }
 

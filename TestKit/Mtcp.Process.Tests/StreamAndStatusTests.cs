@@ -55,6 +55,34 @@ public sealed class StreamAndStatusTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Agent_status_must_fit_80_columns_and_show_closed_relays_and_their_migrations_in_human_units()
+    {
+        var expected = _testbed.WriteRandomFile("big.bin", 3 << 20, seed: 80);
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        await second.Process.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
+        var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], "mtcp.agent.policy = off");
+        var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
+        var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "1M", "-o", downloaded, $"http://{agent.Listen}/big.bin");
+        var relay = await agent.OpenRelayAsync(Bound);
+        using (var moved = JsonDocument.Parse(await agent.AskAsync($"migrate {relay} {second.Service(ProcessTestbed.FilePort)}", Bound)))
+        {
+            Assert.True(moved.RootElement.GetProperty("outcomes")[0].GetProperty("completed").GetBoolean(), moved.RootElement.ToString());
+        }
+
+        Assert.Equal(0, (await curl).ExitCode);
+        Assert.Equal(expected, ProcessTestbed.Sha256Of(downloaded));
+
+        var (exitCode, status) = await _testbed.RunAgentAsync("status", Bound, "--control", agent.Control.ToString(), "status");
+
+        Assert.Equal(0, exitCode);
+        Assert.All(status.Lines, line => Assert.True(line.Length <= 80, $"{line.Length} columns: {line}"));
+        Assert.Contains(status.Lines, line => line.Contains("recently closed", StringComparison.Ordinal));
+        Assert.Contains(status.Lines, line => line.TrimStart().StartsWith($"{relay} ", StringComparison.Ordinal) && line.Contains("3 MB", StringComparison.Ordinal));
+        Assert.Contains(status.Lines, line => line.Contains($"{first.Service(ProcessTestbed.FilePort)} -> {second.Service(ProcessTestbed.FilePort)} ok", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Agent_status_must_fail_clearly_when_no_agent_serves()
     {
         var control = $"127.0.0.1:{ProcessTestbed.FreeTcpPort(System.Net.IPAddress.Loopback)}";
