@@ -38,7 +38,7 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
         await using var _ = stream.ConfigureAwait(false);
         var migrations = 0;
         var policyMigrations = 0;
-        string? lastMigration = null;
+        var migrationLines = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var causes = new MigrationCauses();
         var current = service;
         client.MigrationEnded += (_, report) =>
@@ -57,8 +57,12 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
                 }
             }
 
-            Volatile.Write(ref lastMigration, text);
-            if (!showProgress)
+            if (showProgress)
+            {
+                // Written under the bar once the download ends: a line printed while it draws would break it.
+                migrationLines.Enqueue(text);
+            }
+            else
             {
                 ConsoleLog.Info(text);
             }
@@ -128,14 +132,17 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
                     .StartAsync(async context =>
                     {
-                        var task = context.AddTask(path, maxValue: contentLength ?? 1);
+                        var name = ShortName(path);
+                        var task = context.AddTask(Markup.Escape(name), maxValue: contentLength ?? 1);
                         return await CopyBodyAsync(reader, file, hash, contentLength, bytes =>
                         {
                             task.Increment(bytes);
                             MigrateWhenDue(bytes);
-                            if (Volatile.Read(ref lastMigration) is { } migration)
+
+                            // Short enough to leave the bar its room in 80 columns: the count and the current server.
+                            if (Volatile.Read(ref migrations) is var moved and > 0)
                             {
-                                task.Description = Markup.Escape($"{path} [{Volatile.Read(ref migrations)} migrations; last: {migration}]");
+                                task.Description = Markup.Escape($"{name} on {Volatile.Read(ref current)} ({moved} moves)");
                             }
                         }, cancellationToken).ConfigureAwait(false);
                     }).ConfigureAwait(false)
@@ -144,6 +151,10 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
 
         // A migration asked for near the end may still be waiting for its SYN+ACK; its report is what counts.
         await migrating.ConfigureAwait(false);
+        while (migrationLines.TryDequeue(out var line))
+        {
+            ConsoleLog.Info(line);
+        }
 
         if (contentLength is { } expected && received != expected)
         {
@@ -238,6 +249,14 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
         {
             throw new FetchFailedException($"the connection to the service failed: {e.Message}");
         }
+    }
+
+    /// <summary>The last segment of a request path, at most 24 characters, for the progress bar's label.</summary>
+    private static string ShortName(string path)
+    {
+        var name = path[(path.LastIndexOf('/') + 1)..];
+        name = name.Length == 0 ? path : name;
+        return name.Length <= 24 ? name : $"{name[..11]}..{name[^11..]}";
     }
 
     private static IAnsiConsole ProgressConsole() =>
