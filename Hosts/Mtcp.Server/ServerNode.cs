@@ -120,7 +120,11 @@ public sealed class ServerNode
             + (_states.CanMigrate ? "connections can migrate" : $"connections do not migrate ({MigrationKey.Path} is empty)"));
 
         var terminated = system.WhenTerminated;
+        using var reportStopping = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var reporting = _settings.RuntimeReportInterval > TimeSpan.Zero ? ReportRuntimeAsync(_settings.RuntimeReportInterval, reportStopping.Token) : Task.CompletedTask;
         await Task.WhenAny(Task.Delay(Timeout.Infinite, stopping), terminated).ConfigureAwait(false);
+        await reportStopping.CancelAsync().ConfigureAwait(false);
+        await reporting.ConfigureAwait(false);
         ConsoleLog.Info(terminated.IsCompleted ? "the actor system terminated (the cluster downed this node); stopping" : "shutdown requested: stopping");
 
         foreach (var listener in listeners)
@@ -152,6 +156,25 @@ public sealed class ServerNode
 
         await terminated.ConfigureAwait(false);
         ConsoleLog.Info("left the cluster; stopped");
+    }
+
+    /// <summary>Logs the process's managed memory, allocation and GC pauses every <paramref name="interval"/> (runtime-report-interval).</summary>
+    private async Task ReportRuntimeAsync(TimeSpan interval, CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
+            {
+                ConsoleLog.Info(string.Create(
+                    System.Globalization.CultureInfo.InvariantCulture,
+                    $"runtime: heap {GC.GetTotalMemory(forceFullCollection: false)} bytes, allocated {GC.GetTotalAllocatedBytes()} bytes, gc pause {GC.GetTotalPauseDuration().TotalMilliseconds:F1} ms, collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, connections {_open.Count}"));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The node is stopping.
+        }
     }
 
     /// <exception cref="InvalidOperationException">the control address and port are in use (Akka.Remote binds without SO_REUSEPORT).</exception>
