@@ -86,6 +86,7 @@ internal static class ScaleBenchmark
         var transport = Environment.IsPrivilegedProcess ? "raw" : "udp";
         int[] sizes = [.. new[] { 1_000, 10_000, options.Max }.Where(n => n <= options.Max).Distinct().Order()];
         Console.WriteLine($"scale: N = [{string.Join(", ", sizes)}] over {transport}; {options.Duration.TotalSeconds:0} s of migrations with {options.InFlight} in flight; {options.EchoBytes} bytes echoed through each connection");
+        var loadBefore = StreamBenchmark.LoadAverage();
         var rows = new List<ScaleRow>();
         foreach (var n in sizes)
         {
@@ -97,7 +98,7 @@ internal static class ScaleBenchmark
                 $"  {row.MigrationsPerSecond:F0} migrations/s ({row.Migrations} completed, {row.MigrationsFailed} failed), wait p50 {row.WaitP50Ms:F2} ms p99 {row.WaitP99Ms:F2} ms, CPU {row.CpuMsPerMigration:F2} ms/migration, GC pause {row.GcPauseShareServer1:P1} / {row.GcPauseShareServer2:P1} / {row.GcPauseShareClient:P1}; RSS {row.RssAtMigrationStartMiB:F0} -> {row.RssAtMigrationEndMiB:F0} MiB ({row.RssGrowthDuringMigrationsPercent:F1} %); {row.BytesLost} of {row.BytesChecked} bytes lost"));
         }
 
-        await WriteArtifactsAsync(options, rows);
+        await WriteArtifactsAsync(options, rows, $"{loadBefore} before, {StreamBenchmark.LoadAverage()} after");
         return rows.All(r => r.BytesLost == 0 && r.OpenFailed == 0) ? 0 : 1;
     }
 
@@ -272,12 +273,12 @@ internal static class ScaleBenchmark
 
     private static double MiB(long bytes) => bytes / 1048576.0;
 
-    private static async Task WriteArtifactsAsync(ScaleOptions options, List<ScaleRow> rows)
+    private static async Task WriteArtifactsAsync(ScaleOptions options, List<ScaleRow> rows, string loadAverage)
     {
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
-            new { durationSeconds = options.Duration.TotalSeconds, inFlight = options.InFlight, openConcurrency = options.OpenConcurrency, echoBytes = options.EchoBytes, rows },
+            new { loadAverage, durationSeconds = options.Duration.TotalSeconds, inFlight = options.InFlight, openConcurrency = options.OpenConcurrency, echoBytes = options.EchoBytes, rows },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
         await File.WriteAllTextAsync(Path.Combine(directory, "scale.json"), json);
         ScalePlot.Save(Path.Combine(directory, "scale"), rows);
@@ -286,7 +287,7 @@ internal static class ScaleBenchmark
         table.AppendLine("# Scale: connections per node, migrations per second, memory");
         table.AppendLine();
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Two Mtcp.Server nodes (one Akka.Cluster, control plane on mutual TLS) and one client process, the shipped configuration (MSL 30 s), transport {rows.FirstOrDefault()?.Transport}."));
+            $"Two Mtcp.Server nodes (one Akka.Cluster, control plane on mutual TLS) and one client process, the shipped configuration (MSL 30 s), transport {rows.FirstOrDefault()?.Transport}; load average (1, 5, 15 min) {loadAverage}."));
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"N connections opened to node 1's request server ({options.OpenConcurrency} handshakes at a time); {options.EchoBytes} bytes echoed through each; {options.Duration.TotalSeconds:0} s of migrations back and forth, {options.InFlight} in flight."));
         table.AppendLine("Per connection: growth of node 1's RSS (/proc) and managed heap over the idle node, divided by N. Idle CPU: % of one core. RSS at start/end: all three processes.");
