@@ -9,7 +9,7 @@ using Mtcp.Hosting;
 
 namespace Mtcp.Bench;
 
-internal sealed record ScaleOptions(int Max, TimeSpan Duration, int InFlight, int OpenConcurrency, int EchoBytes);
+internal sealed record ScaleOptions(int Max, TimeSpan Duration, int InFlight, int OpenConcurrency, int EchoBytes, string Network);
 
 /// <summary>Resident memory in MiB of the three processes at one moment of the migration phase.</summary>
 internal sealed record ScaleSample(double Seconds, double Server1MiB, double Server2MiB, double ClientMiB);
@@ -83,6 +83,12 @@ internal static class ScaleBenchmark
             return 2;
         }
 
+        if (options.Network.Count(c => c == '.') != 2 || !IPAddress.TryParse(options.Network + ".2", out var node) || !IPAddress.IsLoopback(node))
+        {
+            await Console.Error.WriteLineAsync($"--network must be three octets of a loopback address, e.g. 127.0.0, not '{options.Network}'");
+            return 2;
+        }
+
         var transport = Environment.IsPrivilegedProcess ? "raw" : "udp";
         int[] sizes = [.. new[] { 1_000, 10_000, options.Max }.Where(n => n <= options.Max).Distinct().Order()];
         Console.WriteLine($"scale: N = [{string.Join(", ", sizes)}] over {transport}; {options.Duration.TotalSeconds:0} s of migrations with {options.InFlight} in flight; {options.EchoBytes} bytes echoed through each connection");
@@ -108,10 +114,10 @@ internal static class ScaleBenchmark
         var processes = new List<ScaleProcess>();
         try
         {
-            var servers = await StartServersAsync(scratch.FullName, transport, processes);
-            var clientAddresses = Enumerable.Range(0, (n + ConnectionsPerClientAddress - 1) / ConnectionsPerClientAddress).Select(i => $"127.0.0.{10 + i}").ToArray();
+            var servers = await StartServersAsync(scratch.FullName, transport, options.Network, processes);
+            var clientAddresses = Enumerable.Range(0, (n + ConnectionsPerClientAddress - 1) / ConnectionsPerClientAddress).Select(i => $"{options.Network}.{10 + i}").ToArray();
             var client = ScaleProcess.Start("client", typeof(ScaleBenchmark).Assembly.Location,
-                ["scale-client", "--transport", transport, "--addresses", string.Join(',', clientAddresses), "--services", $"127.0.0.2:{RequestPort},127.0.0.3:{RequestPort}"]);
+                ["scale-client", "--transport", transport, "--addresses", string.Join(',', clientAddresses), "--services", $"{options.Network}.2:{RequestPort},{options.Network}.3:{RequestPort}"]);
             processes.Add(client);
             await client.WaitForLineAsync(ScaleClient.ReadyLine, StartTimeout);
             await Task.Delay(Settle, cancellationToken);
@@ -222,13 +228,13 @@ internal static class ScaleBenchmark
         }
     }
 
-    /// <summary>Starts the two server nodes (127.0.0.2 and .3, the first the seed) and waits until each sees both service endpoints.</summary>
-    private static async Task<ScaleProcess[]> StartServersAsync(string scratch, string transport, List<ScaleProcess> processes)
+    /// <summary>Starts the two server nodes (&lt;network&gt;.2 and .3, the first the seed) and waits until each sees both service endpoints.</summary>
+    private static async Task<ScaleProcess[]> StartServersAsync(string scratch, string transport, string network, List<ScaleProcess> processes)
     {
         var certificates = Directory.CreateDirectory(Path.Combine(scratch, "certificates")).FullName;
         ClusterCertificates.CreateAuthority(certificates, "mtcp-bench-scale-ca", TimeSpan.FromDays(1));
         var key = MigrationKey.Generate();
-        var addresses = new[] { "127.0.0.2", "127.0.0.3" };
+        var addresses = new[] { $"{network}.2", $"{network}.3" };
         var controls = addresses.Select(address => new IPEndPoint(IPAddress.Parse(address), FreeTcpPort(IPAddress.Parse(address)))).ToArray();
         var servers = new ScaleProcess[addresses.Length];
         for (var i = 0; i < addresses.Length; i++)

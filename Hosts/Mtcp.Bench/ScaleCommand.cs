@@ -34,6 +34,11 @@ internal static class ScaleCommand
             Description = "bytes echoed through each connection before the migrations",
             DefaultValueFactory = _ => 64 * 1024,
         };
+        var network = new Option<string>("--network")
+        {
+            Description = "three octets of a loopback network: the nodes take .2 and .3, the client .10 and up (one address per 12,000 connections)",
+            DefaultValueFactory = _ => "127.0.0",
+        };
         var scale = new Command("scale", "N connections to two server processes: memory per connection, idle CPU, migrations/s back and forth, every byte checked (issue 13)")
         {
             max,
@@ -41,10 +46,11 @@ internal static class ScaleCommand
             inFlight,
             openConcurrency,
             echoBytes,
+            network,
         };
         scale.SetAction(async (parse, cancellationToken) =>
         {
-            var options = new ScaleOptions(parse.GetValue(max), Duration(parse.GetValue(duration) ?? ""), parse.GetValue(inFlight), parse.GetValue(openConcurrency), parse.GetValue(echoBytes));
+            var options = new ScaleOptions(parse.GetValue(max), Duration(parse.GetValue(duration) ?? ""), parse.GetValue(inFlight), parse.GetValue(openConcurrency), parse.GetValue(echoBytes), parse.GetValue(network) ?? "127.0.0");
             return await ScaleBenchmark.RunAsync(options, cancellationToken);
         });
 
