@@ -140,10 +140,10 @@ internal static class MigrationBenchmark
             comparison = new TlsComparison(
                 size0,
                 TlsRounds,
-                Percentile(plainRounds.ConvertAll(r => r.ClientWaitP50Us), 0.5),
-                Percentile(tlsRounds.ConvertAll(r => r.ClientWaitP50Us), 0.5),
-                Percentile(plainRounds.ConvertAll(r => r.ControlRttP50Us), 0.5),
-                Percentile(tlsRounds.ConvertAll(r => r.ControlRttP50Us), 0.5));
+                Statistics.Percentile(plainRounds.ConvertAll(r => r.ClientWaitP50Us), 0.5),
+                Statistics.Percentile(tlsRounds.ConvertAll(r => r.ClientWaitP50Us), 0.5),
+                Statistics.Percentile(plainRounds.ConvertAll(r => r.ControlRttP50Us), 0.5),
+                Statistics.Percentile(tlsRounds.ConvertAll(r => r.ControlRttP50Us), 0.5));
         }
 
         Console.WriteLine(System.FormattableString.Invariant(
@@ -219,42 +219,31 @@ internal static class MigrationBenchmark
 
         var handshakes = samples.Take("mtcp.connection.handshake");
         var controlRtts = await bench.ControlRoundTripsAsync(migrations, cancellationToken);
-        var clientWaitP50 = Percentile(clientWaits, 0.5);
-        var handshakeP50 = Percentile(handshakes, 0.5) * 1000;
-        var controlRttP50 = Percentile(controlRtts, 0.5);
+        var clientWaitP50 = Statistics.Percentile(clientWaits, 0.5);
+        var handshakeP50 = Statistics.Percentile(handshakes, 0.5) * 1000;
+        var controlRttP50 = Statistics.Percentile(controlRtts, 0.5);
         return new MigrationRow(
             stateBytes,
             clientWaits.Count,
             clientWaitP50,
-            Percentile(clientWaits, 0.99),
-            Percentile(stateWaits, 0.5) * 1000,
-            Percentile(stateWaits, 0.99) * 1000,
-            Percentile(prepares, 0.5) * 1000,
-            Percentile(prepares, 0.99) * 1000,
-            Percentile(reinstates, 0.5) * 1000,
-            Percentile(reinstates, 0.99) * 1000,
+            Statistics.Percentile(clientWaits, 0.99),
+            Statistics.Percentile(stateWaits, 0.5) * 1000,
+            Statistics.Percentile(stateWaits, 0.99) * 1000,
+            Statistics.Percentile(prepares, 0.5) * 1000,
+            Statistics.Percentile(prepares, 0.99) * 1000,
+            Statistics.Percentile(reinstates, 0.5) * 1000,
+            Statistics.Percentile(reinstates, 0.99) * 1000,
             handshakeP50,
-            Percentile(handshakes, 0.99) * 1000,
+            Statistics.Percentile(handshakes, 0.99) * 1000,
             controlRttP50,
-            Percentile(controlRtts, 0.99),
+            Statistics.Percentile(controlRtts, 0.99),
             clientWaitP50 / handshakeP50,
             clientWaitP50 / (handshakeP50 + controlRttP50),
-            (long)Percentile(stateReplyBytes, 0.5))
+            (long)Statistics.Percentile(stateReplyBytes, 0.5))
         {
             Gen0Collections = gen0,
             Gen2Collections = gen2,
         };
-    }
-
-    private static double Percentile(IReadOnlyCollection<double> values, double quantile)
-    {
-        if (values.Count == 0)
-        {
-            return double.NaN;
-        }
-
-        var sorted = values.Order().ToArray();
-        return sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(quantile * sorted.Length) - 1)];
     }
 
     private static async Task WriteArtifactsAsync(MigrationOptions options, List<MigrationRow> rows, List<SerializerRow> serializers, TlsComparison tls)

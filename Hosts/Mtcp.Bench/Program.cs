@@ -68,4 +68,9 @@ migration.SetAction(async (parse, cancellationToken) =>
 var stream = StreamCommand.Create();
 
 var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, migration, stream };
+foreach (var command in ScaleCommand.Create())
+{
+    root.Subcommands.Add(command);
+}
+
 return await root.Parse(args).InvokeAsync();

@@ -176,7 +176,7 @@ internal static class StreamBenchmark
     }
 
     /// <summary>The 1-, 5- and 15-minute load averages of the machine (Linux), or "unknown".</summary>
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try
         {

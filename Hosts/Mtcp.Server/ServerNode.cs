@@ -150,7 +150,11 @@ public sealed class ServerNode
             + (_states.CanMigrate ? "connections can migrate" : $"connections do not migrate ({MigrationKey.Path} is empty)"));
 
         var terminated = system.WhenTerminated;
+        using var reportStopping = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var reporting = _settings.RuntimeReportInterval > TimeSpan.Zero ? ReportRuntimeAsync(_settings.RuntimeReportInterval, reportStopping.Token) : Task.CompletedTask;
         await Task.WhenAny(Task.Delay(Timeout.Infinite, stopping), terminated).ConfigureAwait(false);
+        await reportStopping.CancelAsync().ConfigureAwait(false);
+        await reporting.ConfigureAwait(false);
         ConsoleLog.Info(terminated.IsCompleted ? "the actor system terminated (the cluster downed this node); stopping" : "shutdown requested: stopping");
 
         foreach (var listener in listeners)
@@ -246,6 +250,25 @@ public sealed class ServerNode
             {
                 ConsoleLog.Error($"reload (SIGHUP): CAs refused, [{string.Join("; ", _security.Authorities)}] stay: {e.Message}");
             }
+        }
+    }
+
+    /// <summary>Logs the process's managed memory, allocation and GC pauses every <paramref name="interval"/> (runtime-report-interval).</summary>
+    private async Task ReportRuntimeAsync(TimeSpan interval, CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
+            {
+                ConsoleLog.Info(string.Create(
+                    System.Globalization.CultureInfo.InvariantCulture,
+                    $"runtime: heap {GC.GetTotalMemory(forceFullCollection: false)} bytes, allocated {GC.GetTotalAllocatedBytes()} bytes, gc pause {GC.GetTotalPauseDuration().TotalMilliseconds:F1} ms, collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, connections {_open.Count}"));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The node is stopping.
         }
     }
 

@@ -13,7 +13,7 @@ public sealed record HostedApplication(IServerApplication Application, ushort Po
 /// The <c>mtcp.hosts</c> section as the server node reads it, validated; a bad key fails with a
 /// <see cref="ConfigurationException"/> naming it. Units and defaults: HOCON/mtcp-reference.conf.
 /// </summary>
-public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout, TimeSpan CloseLinger, IReadOnlyList<HostedApplication> Applications)
+public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout, TimeSpan CloseLinger, TimeSpan RuntimeReportInterval, IReadOnlyList<HostedApplication> Applications)
 {
     private const string Server = "mtcp.hosts.server";
 
@@ -93,6 +93,7 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
             systemName,
             HoconValues.Duration(config, $"{Server}.shutdown-timeout", allowZero: false),
             HoconValues.Duration(config, $"{Server}.close-linger", allowZero: true),
+            HoconValues.Duration(config, $"{Server}.runtime-report-interval", allowZero: true),
             applications)
         {
             Policy = policy ? ServerPolicySettings.Create(config) : null,
