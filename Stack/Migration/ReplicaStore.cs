@@ -116,6 +116,41 @@ public sealed class ReplicaStore<TOrigin>
         return replica.Compose(request.RequestId, request.NewEndpointCid, consumed);
     }
 
+    /// <summary>
+    /// Takeover: an authenticated MIGRATE_TRIGGER (thesis 3.2.1) asking the client of <paramref name="cid"/> to migrate
+    /// to <paramref name="self"/>, this node's service endpoint, which sends it. The buddy signs it as the connection's
+    /// holder would: the connection's secret is recomputed from the replicated credential under the cluster key, for
+    /// its current epoch. False when no whole state of <paramref name="cid"/> is held or its credential is unusable.
+    /// </summary>
+    public bool TryCreateTakeoverTrigger(ConnectionId cid, ServerEndpoint self, IMigrationAuthenticator authenticator, out TcpSegmentRepr segment)
+    {
+        ArgumentNullException.ThrowIfNull(authenticator);
+        segment = default;
+        if (!_replicas.TryGetValue(cid, out var replica) || replica.State is not { } state
+            || !ConnectionCredential.TryRead(state.MigrationCredential.Span, out var held)
+            || !held.TryDeriveSecret(authenticator, out var secret))
+        {
+            return false;
+        }
+
+        var trigger = new ConnectionAuthenticator(secret).CreateTrigger(cid, self, held.Credential.Epoch, self);
+        segment = ServerMigration.TriggerSegment(cid, self, trigger);
+        return true;
+    }
+
+    /// <summary>The node <paramref name="cid"/>'s replica came from; false when none is held.</summary>
+    public bool TryGetOrigin(ConnectionId cid, [NotNullWhen(true)] out TOrigin? origin)
+    {
+        origin = default;
+        if (!_replicas.TryGetValue(cid, out var replica))
+        {
+            return false;
+        }
+
+        origin = replica.Origin;
+        return true;
+    }
+
     private ReplicaAck? ApplyPiece(TOrigin origin, ReplicaState piece)
     {
         var replica = ReplicaFor(piece.Cid, origin);

@@ -204,10 +204,19 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     private void Fail(ulong requestId, StateRequestFailure reason)
     {
-        if (End(requestId, out var pending))
+        if (!End(requestId, out var pending))
         {
-            pending.ReplyTo.Tell(new StateRequestFailed(_peer, requestId, pending.Request.NewEndpointCid, reason), Self);
+            return;
         }
+
+        if (_replicas is not null && reason is StateRequestFailure.PeerUnreachable or StateRequestFailure.PeerRemoved)
+        {
+            // The origin died with the request in flight: its buddy, if this node is it, answers from the replica.
+            _replicas.Tell(new AnswerFromReplica(pending.Request, pending.ReplyTo, _peer, reason));
+            return;
+        }
+
+        pending.ReplyTo.Tell(new StateRequestFailed(_peer, requestId, pending.Request.NewEndpointCid, reason), Self);
     }
 
     private void FailAll(StateRequestFailure reason)

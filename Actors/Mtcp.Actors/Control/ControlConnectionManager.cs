@@ -62,7 +62,8 @@ internal sealed class ControlConnectionManager : ReceiveActor
         {
             if (_lostPeers.TryGetValue(request.Peer, out var reason))
             {
-                request.ReplyTo.Tell(new StateRequestFailed(request.Peer, request.Request.RequestId, request.Request.NewEndpointCid, reason));
+                // A lost origin's connection may be replicated here: its buddy answers for it, or fails the request.
+                _replicas.Tell(new AnswerFromReplica(request.Request, request.ReplyTo, request.Peer, reason));
                 return;
             }
 
@@ -78,6 +79,8 @@ internal sealed class ControlConnectionManager : ReceiveActor
             }
         });
         Receive<GetReplicaStatistics>(get => _replicas.Forward(get));
+        Receive<AnswerFromReplica>(answer => _replicas.Forward(answer));
+        Receive<ReplicaTakeoverTransport>(transport => _replicas.Forward(transport));
         Receive<ControlMessage>(FromPeer);
         Receive<StateReplyChunk>(FromPeer);
         Receive<AbandonStateTransfer>(FromPeer);
@@ -85,6 +88,7 @@ internal sealed class ControlConnectionManager : ReceiveActor
         Receive<UseControlAuthenticator>(use =>
         {
             _authenticator = use.Authenticator;
+            _replicas.Tell(use);
             foreach (var connection in _connections.Values)
             {
                 connection.Tell(use);

@@ -45,6 +45,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     /// <summary>The directory's view the buddy was chosen from; another view means choosing again.</summary>
     private AlternateServersChanged? _replicationView;
     private Address? _buddy;
+    private bool _buddyUnreachable;
     private bool _countedUnreplicated;
 
     /// <summary>
@@ -306,6 +307,11 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         }
 
         ChooseBuddy(control, replication.Self);
+        if (_buddy is null)
+        {
+            return;
+        }
+
         _replicator.Update(_endpoint.Connection, _endpoint.CredentialBytes.Span);
         Send(control);
     }
@@ -333,10 +339,28 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         var first = _replicationView is null;
         _replicationView = view;
         var buddy = BuddyChoice.For(view.ControlMappings, self, _endpoint.Cid.ServerPort);
-        if (!first && Equals(buddy, _buddy))
+        if (_buddy is { } current && !current.Equals(buddy) && view.Unreachable?.Contains(current) == true)
         {
+            // Fencing: the buddy may be dead, or this node cut off from the cluster while the buddy takes the connection
+            // over. Until the buddy is removed or back, the client's bytes stay unacknowledged: none is acknowledged
+            // that the buddy does not hold.
+            _buddyUnreachable = true;
             return;
         }
+
+        if (!first && Equals(buddy, _buddy))
+        {
+            if (_buddyUnreachable)
+            {
+                // Back: what was sent meanwhile was dropped, so it gets the whole state again.
+                _buddyUnreachable = false;
+                _replicator!.Restart();
+            }
+
+            return;
+        }
+
+        _buddyUnreachable = false;
 
         if (_buddy is { } previous)
         {

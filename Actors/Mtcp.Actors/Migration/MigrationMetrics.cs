@@ -57,4 +57,8 @@ internal static class MigrationMetrics
     internal static readonly Counter<long> ReplicaUpdates = Meter.CreateCounter<long>("mtcp.replication.updates", description: "Replica updates sent to buddies (tag kind: state, read-log)");
 
     internal static readonly UpDownCounter<long> ReplicasHeld = Meter.CreateUpDownCounter<long>("mtcp.replication.replicas", description: "Connections of other nodes this node holds a replica of, as their buddy");
+
+    internal static readonly Counter<long> TakeoverTriggers = Meter.CreateCounter<long>("mtcp.replication.takeover_triggers", description: "MIGRATE_TRIGGERs a buddy sent the clients of an unreachable node's connections, naming itself");
+
+    internal static readonly Counter<long> TakenOver = Meter.CreateCounter<long>("mtcp.replication.taken_over", description: "Connections a buddy took over from a lost node (the replica reinstated at a new endpoint)");
 }

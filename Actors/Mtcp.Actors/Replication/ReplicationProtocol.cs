@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Mtcp.Actors.Cluster;
+using Mtcp.Actors.Control;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
@@ -27,6 +28,27 @@ internal sealed record ReplicaUpdateReceived(Address Origin, ControlMessage Upda
 /// <summary>The buddy <paramref name="Buddy"/> acknowledged replica updates: handed to the registry, then to the connection's endpoint.</summary>
 internal sealed record ReplicaAckReceived(Address Buddy, ReplicaAck Ack);
 
+/// <summary>
+/// From a packet actor of this node, through the control connection manager, to the <see cref="ReplicaKeeper"/>: takeover
+/// triggers may go out through it, from <paramref name="Address"/>, for connections on a port it listens on.
+/// </summary>
+internal sealed record ReplicaTakeoverTransport(IpAddress Address, IActorRef PacketActor);
+
+/// <summary>
+/// To a packet actor: send <paramref name="Segment"/>, a MIGRATE_TRIGGER naming this node, to the client of
+/// <paramref name="Cid"/>, if it listens on the Cid's port (the port the trigger comes from).
+/// </summary>
+internal sealed record SendTakeoverTrigger(ConnectionId Cid, TcpSegmentRepr Segment);
+
+/// <summary>
+/// To the <see cref="ReplicaKeeper"/>: the node that served <see cref="StateRequest.MigratingCid"/> is lost
+/// (<paramref name="Failure"/>: unreachable, removed or disassociated; <paramref name="Origin"/> null when no control
+/// mapping names it any more). <paramref name="ReplyTo"/> gets the answer from the replica, as the origin would have
+/// given it, with the keeper as sender (the state ack goes back to it), or a <see cref="StateRequestFailed"/> with
+/// <paramref name="Failure"/> when no replica of a lost node is held here.
+/// </summary>
+internal sealed record AnswerFromReplica(StateRequest Request, IActorRef ReplyTo, Address? Origin, StateRequestFailure Failure);
+
 /// <summary>Asks a <see cref="ReplicaKeeper"/> what it holds; answered with <see cref="ReplicaStatistics"/>.</summary>
 internal sealed record GetReplicaStatistics
 {
@@ -34,7 +56,8 @@ internal sealed record GetReplicaStatistics
 }
 
 /// <summary>The connections of other nodes a <see cref="ReplicaKeeper"/> holds a whole state of, by origin node.</summary>
-internal sealed record ReplicaStatistics(IReadOnlyDictionary<Address, int> HeldByOrigin)
+/// <paramref name="TakenOver"/>: connections this node took over from a lost node, by that node.
+internal sealed record ReplicaStatistics(IReadOnlyDictionary<Address, int> HeldByOrigin, IReadOnlyDictionary<Address, int> TakenOver)
 {
     public int Held => HeldByOrigin.Values.Sum();
 }
