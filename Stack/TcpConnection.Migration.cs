@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Diagnostics.CodeAnalysis;
 using Mtcp.Stack.Migration;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
@@ -28,6 +29,9 @@ public sealed partial class TcpConnection
     private SeqNumber _lastAckSent;
     private int _soSndBytesDups;
     private bool _migratedAway;
+
+    /// <summary>Buddy replication: the client's bytes the buddy holds up to; null while ACKs are not gated.</summary>
+    private SeqNumber? _replicatedUpTo;
 
     // Destination side (thesis 4.2.3, "once the state reply reaches S2").
     private bool _migrated;
@@ -122,29 +126,57 @@ public sealed partial class TcpConnection
     public ControlMessage PackageState(StateRequest request, ReadOnlyMemory<byte> migrationCredential)
     {
         ArgumentNullException.ThrowIfNull(request);
+        return TryPackageState(request.RequestId, request.NewEndpointCid, request.ClientRcvNxt, migrationCredential, throughReceived: false, out var reply, out var refusal)
+            ? reply
+            : new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.InvalidState, refusal);
+    }
+
+    /// <summary>
+    /// Buddy replication (beyond the thesis, its eager state transfer): the state reply this connection would answer a
+    /// state request with now, named <paramref name="cid"/>, for the buddy to keep. Unlike a migration's, its read
+    /// log runs to RCV.NXT, past the bytes acknowledged, since the client's bytes are acknowledged only once the buddy
+    /// holds them (<see cref="AcknowledgeReplicatedUpTo"/>); the client's rcv_nxt is taken as SND.UNA, and β corrects
+    /// it when the replica is reinstated. Null when the connection is in no state to migrate.
+    /// </summary>
+    public StateReply? PackageReplica(ConnectionId cid, ReadOnlyMemory<byte> migrationCredential) =>
+        TryPackageState(0, cid, _send.Start, migrationCredential, throughReceived: true, out var reply, out _) ? reply : null;
+
+    private bool TryPackageState(
+        ulong requestId,
+        ConnectionId newEndpointCid,
+        SeqNumber requestClientRcvNxt,
+        ReadOnlyMemory<byte> migrationCredential,
+        bool throughReceived,
+        [NotNullWhen(true)] out StateReply? reply,
+        out string refusal)
+    {
+        reply = null;
 
         // Thesis 4.2.3 step 3: before ESTABLISHED nothing was exchanged; LAST_ACK and TIME_WAIT have nothing left to
         // carry; the states that still wait for a FIN are valid because the FIN is part of the sequence space.
         if (_migratedAway || _receive is null || _state is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing))
         {
-            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.InvalidState, $"connection in {_state}");
+            refusal = $"connection in {_state}";
+            return false;
         }
 
         if (!_config.RetainReadLog)
         {
-            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.InvalidState, "endpoint keeps no read log (migration support off)");
+            refusal = "endpoint keeps no read log (migration support off)";
+            return false;
         }
 
         var snapshot = _snapshot ?? InitialSnapshot();
         var transitions = TransitionsSince(FromCode(snapshot.TSnapshot.TState));
         if (transitions is null)
         {
-            return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.InvalidState, $"no transition path from {snapshot.TSnapshot.TState} to {_state}");
+            refusal = $"no transition path from {snapshot.TSnapshot.TState} to {_state}";
+            return false;
         }
 
         // Write buffer (step 4 (a)-(d), figs 3.9, 3.10, 4.9): the client's rcv_nxt is an implicit ACK via S2.
         var sndUna = _send.Start;
-        var clientRcvNxt = SeqNumber.Min(SeqNumber.Max(request.ClientRcvNxt, sndUna), _send.End);
+        var clientRcvNxt = SeqNumber.Min(SeqNumber.Max(requestClientRcvNxt, sndUna), _send.End);
         var sndMaxSeen = SeqNumber.Max(clientRcvNxt, sndUna);
         var sndSeqSnapshot = snapshot.SndSeqSnapshot;
         byte[] writeBufferState = [];
@@ -163,14 +195,14 @@ public sealed partial class TcpConnection
         // last_ack_sent. Once the client's FIN is in, everything before it was received and the implicit ACK covers
         // it all (the client stops retransmitting to S1 anyway), so the range runs to the FIN.
         var rcvSeqSnapshot = snapshot.RcvSeqSnapshot;
-        var rcvEnd = _finReceived ? _receive.Next : SeqNumber.Min(_lastAckSent, _receive.Next);
+        var rcvEnd = _finReceived || throughReceived ? _receive.Next : SeqNumber.Min(_lastAckSent, _receive.Next);
         rcvEnd = SeqNumber.Max(rcvEnd, rcvSeqSnapshot);
         var readBufferState = new byte[rcvEnd - rcvSeqSnapshot];
         _receive.CopyRange(rcvSeqSnapshot, rcvEnd, readBufferState);
 
-        return new StateReply(
-            request.RequestId,
-            request.NewEndpointCid,
+        reply = new StateReply(
+            requestId,
+            newEndpointCid,
             rcvEnd,
             sndBytesDiscard,
             sndMaxSeen,
@@ -181,7 +213,68 @@ public sealed partial class TcpConnection
             readBufferState,
             transitions.Value,
             migrationCredential);
+        refusal = string.Empty;
+        return true;
     }
+
+    /// <summary>
+    /// Buddy replication: the client's bytes up to <paramref name="point"/> (and its FIN, when the point lies past it)
+    /// are held by the buddy, so they may be acknowledged. The first call starts ack gating: from then on the
+    /// acknowledgment number sent is RCV.NXT capped at the replicated point, never below what was already
+    /// acknowledged, while the window's right edge stays where RCV.NXT puts it, so the client keeps sending. Points
+    /// only move forward.
+    /// </summary>
+    public void AcknowledgeReplicatedUpTo(SeqNumber point)
+    {
+        if (_replicatedUpTo is { } held && point <= held)
+        {
+            return;
+        }
+
+        _replicatedUpTo = point;
+        if (AckToSend != _lastAckSent)
+        {
+            _ackNow = true;
+        }
+    }
+
+    /// <summary>Buddy replication ends (no buddy left, replication off): every byte received is acknowledged again.</summary>
+    public void StopAckGating()
+    {
+        if (_replicatedUpTo is null)
+        {
+            return;
+        }
+
+        _replicatedUpTo = null;
+        if (ReceiveNext != _lastAckSent)
+        {
+            _ackNow = true;
+        }
+    }
+
+    /// <summary>Whether ACKs are gated on replication, and the point the buddy holds the client's bytes up to.</summary>
+    public SeqNumber? ReplicatedUpTo => _replicatedUpTo;
+
+    /// <summary>The end of the client's bytes received in order (RCV.NXT without a FIN): what a buddy is to hold.</summary>
+    public SeqNumber ReceivedDataEnd => _receive?.Next ?? _irs + 1;
+
+    /// <summary>Copies the client's received bytes [<paramref name="from"/>, <paramref name="to"/>): read log, unread or both.</summary>
+    public void CopyReceived(SeqNumber from, SeqNumber to, Span<byte> destination)
+    {
+        if (_receive is null)
+        {
+            throw new InvalidOperationException("nothing received before the handshake");
+        }
+
+        _receive.CopyRange(from, to, destination);
+    }
+
+    /// <summary>
+    /// The acknowledgment number to send: RCV.NXT, or while ACKs are gated on replication the replicated point when it
+    /// lies below, but never below the last one sent (acknowledgments do not go back).
+    /// </summary>
+    private SeqNumber AckToSend => _replicatedUpTo is { } replicated && replicated < ReceiveNext ? SeqNumber.Max(replicated, _lastAckSent) : ReceiveNext;
 
     /// <summary>
     /// Origin side, on the state ack (thesis 4.2.3): stop acknowledging and close without a FIN or RST, so the client

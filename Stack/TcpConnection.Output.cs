@@ -100,6 +100,17 @@ public sealed partial class TcpConnection
         // a closed window: there only SEG.SEQ = RCV.NXT is acceptable (RFC 9293 §3.10.7.4), and SND.MAX lies past
         // it whenever bytes beyond were lost; SND.NXT is at worst below RCV.NXT, which draws the ACK that fixes it.
         header = MakeHeader(_sndWnd == 0 ? _sndNxt : _sndMax, TcpFlags.Ack);
+        if (_replicatedUpTo is not null && header.AcknowledgmentNumber == _lastAckSent && header.AcknowledgmentNumber != ReceiveNext
+            && header.Window << _rcvWindowShift == _lastAdvertisedWindow)
+        {
+            // Held on replication, this ACK would repeat the last one, window and all, and read as a duplicate ACK
+            // (RFC 5681 §2); the replicated point's advance sends it.
+            _ackNow = false;
+            _delayedAckAt = null;
+            header = default;
+            return false;
+        }
+
         AfterEmit(header);
         return true;
     }
@@ -235,15 +246,21 @@ public sealed partial class TcpConnection
         }
     }
 
-    private TcpSegmentRepr MakeHeader(SeqNumber seq, TcpFlags flags) => new()
+    private TcpSegmentRepr MakeHeader(SeqNumber seq, TcpFlags flags)
     {
-        SourcePort = LocalPort,
-        DestinationPort = RemotePort,
-        SequenceNumber = seq,
-        AcknowledgmentNumber = ReceiveNext,
-        Flags = flags,
-        Window = (ushort)(AdvertisableWindow() >> _rcvWindowShift),
-    };
+        var ack = AckToSend;
+        return new()
+        {
+            SourcePort = LocalPort,
+            DestinationPort = RemotePort,
+            SequenceNumber = seq,
+            AcknowledgmentNumber = ack,
+            Flags = flags,
+
+            // Bytes received but held back from the ACK until replicated still count: the right edge stays put.
+            Window = (ushort)(AdvertisableWindow(ReceiveNext - ack) >> _rcvWindowShift),
+        };
+    }
 
     /// <summary>Every segment after the SYN carries ACK and our window, so it answers any pending ACK.</summary>
     private void AfterEmit(in TcpSegmentRepr header)
@@ -255,7 +272,7 @@ public sealed partial class TcpConnection
 
     private void ClearAckState()
     {
-        _lastAckSent = ReceiveNext;
+        _lastAckSent = AckToSend;
         _ackNow = false;
         _delayedAckAt = null;
         _unackedBytes = 0;

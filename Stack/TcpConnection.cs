@@ -608,16 +608,17 @@ public sealed partial class TcpConnection
         // makes the same trade).
         var threshold = Math.Min(_receive.Size / 2, _config.MaxSegmentSize);
         var peerRoomLeft = _lastAdvertisedWindow - (ReceiveNext - _lastAckSent);
-        if (peerRoomLeft <= _receive.Size / 2 && AdvertisableWindow() - _lastAdvertisedWindow >= threshold)
+        if (peerRoomLeft <= _receive.Size / 2 && AdvertisableWindow(ReceiveNext - AckToSend) - _lastAdvertisedWindow >= threshold)
         {
             _ackNow = true;
         }
     }
 
     /// <summary>The window we can announce now, in bytes, after rounding to our scale and the 16-bit field.</summary>
-    private int AdvertisableWindow()
+    /// <param name="unacknowledged">bytes received beyond the acknowledgment number sent with it (held on replication).</param>
+    private int AdvertisableWindow(int unacknowledged = 0)
     {
-        var window = _receive?.Window ?? _config.ReceiveBufferSize;
+        var window = (_receive?.Window ?? _config.ReceiveBufferSize) + unacknowledged;
         var cap = MaxWindowField << _rcvWindowShift;
         window = Math.Min(window, cap);
         return (window >> _rcvWindowShift) << _rcvWindowShift;

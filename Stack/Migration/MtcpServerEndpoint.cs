@@ -295,6 +295,9 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
         return _authenticator is not null && HoldsConnection && _authentication.TryCreateTrigger(_authenticator, Cid, Service, destination, out segment);
     }
 
+    /// <summary>The connection's migration credential as a state reply carries it, for its buddy's replica; empty before it is issued or adopted.</summary>
+    public ReadOnlyMemory<byte> CredentialBytes => _authentication.CredentialBytes;
+
     /// <summary>The connection's trigger key for its current epoch, for a third party; false when it is not held here.</summary>
     public bool TryDeriveTriggerKey(out TriggerKey key)
     {

@@ -29,6 +29,9 @@ public sealed class ServerEndpointAuthentication
     /// <summary>True while the segments after the handshake still carry the alternates the SYN+ACK had no room for.</summary>
     public bool AlternatesOwed => _alternatesOwed;
 
+    /// <summary>The connection's credential as a state reply carries it (what a buddy replicates); empty until issued or adopted.</summary>
+    public ReadOnlyMemory<byte> CredentialBytes => _credential is { } held ? held.ToBytes() : ReadOnlyMemory<byte>.Empty;
+
     /// <summary>At the origin, when the connection's first SYN is accepted: issues the credential and the secret for the SYN+ACK.</summary>
     public void Issue(IMigrationAuthenticator authenticator, ConnectionId cid, SeqNumber clientIsn, SeqNumber serverIsn)
     {

@@ -196,9 +196,11 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Agent_must_fail_a_migration_away_from_a_killed_server_clearly_and_reset_its_client()
     {
+        // Unreplicated: with a buddy (ServerCrashTests), the second node would take the connection over.
         WriteRandomFile("big.bin");
-        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
-        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        const string Unreplicated = "mtcp.migration.replication = off";
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + Unreplicated);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + "\n" + Unreplicated);
         await AwaitClusterAsync([first, second]);
         var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], ProcessTestbed.MigrationConfig + "\nmtcp.agent.serve.idle-timeout = 3s");
         var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "1M", "-o", Path.Combine(_testbed.Directory.FullName, "partial.bin"), $"http://{agent.Listen}/big.bin");

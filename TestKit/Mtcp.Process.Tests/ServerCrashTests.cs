@@ -5,9 +5,10 @@ using Xunit.Abstractions;
 namespace Mtcp.Process.Tests;
 
 /// <summary>
-/// A node killed under a live relay (SIGKILL: no drain, no FIN). Without replicated state no other node can take the
-/// connection over, so the guarantee here is the bound: the agent notices the silence, tries the alternates, and
-/// resets its client within <c>mtcp.migration.failover</c>'s time, long before any idle timeout.
+/// A node killed under a live relay (SIGKILL: no drain, no FIN). With buddy replication (the default) the other node
+/// holds the connection's state and takes it over: the download completes intact. Without replicated state no other
+/// node can take the connection over, so the guarantee there is the bound: the agent notices the silence, tries the
+/// alternates, and resets its client within <c>mtcp.migration.failover</c>'s time, long before any idle timeout.
 /// </summary>
 [Trait("Category", "Failover")]
 [Collection(ProcessCollection.Name)]
@@ -17,14 +18,51 @@ public sealed class ServerCrashTests(ITestOutputHelper output) : IDisposable
         mtcp.hosts.server.stream { enabled = on, stream-length = 64MiB, degrade-after-chunks = 0, delay-step = 20ms, max-delay = 20ms }
         """;
 
+    private const string Unreplicated = "mtcp.migration.replication = off";
+    // Larger than what the loopback sockets between the agent and curl buffer, so that the MTCP transfer is still
+    // running at the kill although curl reads at 2 MB/s.
+    private const int DownloadBytes = 16 << 20;
+
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
     private readonly ProcessTestbed _testbed = new(output);
 
     [Fact]
-    public async Task A_relay_whose_server_was_killed_must_be_reset_within_the_failover_bound_after_trying_the_alternates()
+    public async Task A_download_whose_server_was_killed_midway_must_complete_intact_on_its_buddy()
     {
-        var server1 = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + SlowStream);
-        var server2 = await _testbed.StartServerAsync("server2", server1, ProcessTestbed.MigrationConfig + "\n" + SlowStream);
+        var expected = _testbed.WriteRandomFile("crash.bin", DownloadBytes, seed: 11);
+        var server1 = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var server2 = await _testbed.StartServerAsync("server2", server1, ProcessTestbed.MigrationConfig);
+        foreach (var node in new[] { server1, server2 })
+        {
+            await node.Process.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
+        }
+
+        var agent = await _testbed.StartAgentAsync("agent", [server1.Service(ProcessTestbed.FilePort)], ProcessTestbed.MigrationConfig);
+        var downloaded = Path.Combine(_testbed.Directory.FullName, "crash-downloaded.bin");
+        var started = Stopwatch.GetTimestamp();
+        var curl = Curl.RunAsync("-sS", "--max-time", "50", "--limit-rate", "2M", "-o", downloaded, "-w", "%{http_code} %{size_download}", $"http://{agent.Listen}/crash.bin");
+        await agent.Process.WaitForLineAsync("relay 1:", Bound);
+        await Task.Delay(1000);
+
+        server1.Process.Kill();
+        var killed = Stopwatch.GetTimestamp();
+        Assert.DoesNotContain(agent.Process.Lines, line => line.Contains("relay 1", StringComparison.Ordinal) && line.Contains("closed", StringComparison.Ordinal));
+        var (exitCode, curlOutput) = await curl;
+        var doneAfterKill = Stopwatch.GetElapsedTime(killed);
+
+        Assert.True(exitCode == 0, $"curl exited with {exitCode}: {curlOutput}");
+        Assert.Equal($"200 {DownloadBytes}", curlOutput.Trim());
+        Assert.Equal(expected, ProcessTestbed.Sha256Of(downloaded));
+        await server2.Process.WaitForLineAsync("took over", TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain(agent.Process.Lines, line => line.Contains("relay 1", StringComparison.Ordinal) && line.Contains("reset", StringComparison.Ordinal));
+        output.WriteLine($"curl's {DownloadBytes} bytes at 2 MB/s: SHA-256 verified, done {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s after it started and {doneAfterKill.TotalSeconds:0.0} s after the kill of the serving node");
+    }
+
+    [Fact]
+    public async Task A_relay_whose_unreplicated_server_was_killed_must_be_reset_within_the_failover_bound_after_trying_the_alternates()
+    {
+        var server1 = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + SlowStream + "\n" + Unreplicated);
+        var server2 = await _testbed.StartServerAsync("server2", server1, ProcessTestbed.MigrationConfig + "\n" + SlowStream + "\n" + Unreplicated);
         foreach (var node in new[] { server1, server2 })
         {
             await node.Process.WaitForLineAsync("cluster view: 6 service endpoints", Bound);

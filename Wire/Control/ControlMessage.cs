@@ -108,6 +108,18 @@ public static class ControlMessageCodec
             case StateReject.SerializerManifest:
                 type = ControlMessageType.StateReject;
                 return true;
+            case ReplicaState.SerializerManifest:
+                type = ControlMessageType.ReplicaState;
+                return true;
+            case ReplicaReadLog.SerializerManifest:
+                type = ControlMessageType.ReplicaReadLog;
+                return true;
+            case ReplicaAck.SerializerManifest:
+                type = ControlMessageType.ReplicaAck;
+                return true;
+            case ReplicaRelease.SerializerManifest:
+                type = ControlMessageType.ReplicaRelease;
+                return true;
             default:
                 type = default;
                 return false;
@@ -122,6 +134,10 @@ public static class ControlMessageCodec
             ControlMessageType.StateReply => StateReply.TryDecode(frame, out var reply, out error) ? reply : null,
             ControlMessageType.StateAck => StateAck.TryDecode(frame, out var ack, out error) ? ack : null,
             ControlMessageType.StateReject => StateReject.TryDecode(frame, out var reject, out error) ? reject : null,
+            ControlMessageType.ReplicaState => ReplicaState.TryDecode(frame, out var state, out error) ? state : null,
+            ControlMessageType.ReplicaReadLog => ReplicaReadLog.TryDecode(frame, out var readLog, out error) ? readLog : null,
+            ControlMessageType.ReplicaAck => ReplicaAck.TryDecode(frame, out var replicaAck, out error) ? replicaAck : null,
+            ControlMessageType.ReplicaRelease => ReplicaRelease.TryDecode(frame, out var release, out error) ? release : null,
             _ => Fail(ControlWireError.UnknownMessageType, out error),
         };
         return message is not null;

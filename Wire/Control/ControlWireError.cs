@@ -73,4 +73,7 @@ public enum ControlWireError : byte
 
     /// <summary>A control envelope names an empty sender or receiver identity.</summary>
     EmptyIdentity,
+
+    /// <summary>A replica ack's status is not a defined <see cref="ReplicaAckStatus"/>.</summary>
+    BadReplicaAckStatus,
 }

@@ -1,9 +1,11 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Event;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Migration;
+using Mtcp.Actors.Replication;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 
@@ -20,6 +22,12 @@ public sealed class MtcpServerNode
 {
     private readonly MigrationAuthenticator? _authenticator;
     private ServiceView _view = new([], ServiceEndpoints: 0);
+
+    /// <summary>With <c>mtcp.migration.replication = buddy</c>: this node's cluster address; null when replication is off.</summary>
+    private Address? _replicatingAs;
+
+    /// <summary>The ports last logged as unreplicated, so that only changes are logged.</summary>
+    private string _unreplicatedLogged = string.Empty;
 
     private MtcpServerNode(MtcpRuntime runtime, MigrationAuthenticator? authenticator)
     {
@@ -106,7 +114,14 @@ public sealed class MtcpServerNode
             // Thesis 4.2.3: the control connection manager carries this node's state requests to origins and hands
             // peers' requests to the registry of the runtime's connections.
             var control = system.StartControlConnectionManager(runtime.ConnectionRegistry);
-            await runtime.EnableMigrationAsync(new MigrationSupport(authenticator, control, directory), cancellationToken).ConfigureAwait(false);
+            ReplicationSupport? replication = null;
+            if (ReplicationSettings.Create(MtcpConfig.WithFallback(system.Settings.Config)) == ReplicationMode.Buddy)
+            {
+                node._replicatingAs = Akka.Cluster.Cluster.Get(system).SelfAddress;
+                replication = new ReplicationSupport(node._replicatingAs, ReplicationSettings.MaxPiece(ControlSettings.Create(system).ReplyChunkSize));
+            }
+
+            await runtime.EnableMigrationAsync(new MigrationSupport(authenticator, control, directory, Replication: replication), cancellationToken).ConfigureAwait(false);
         }
 
         return node;
@@ -116,7 +131,34 @@ public sealed class MtcpServerNode
     {
         var current = new ServiceView(view.Alternates.Servers, view.ControlMappings.Count) { Nodes = view.ControlMappings.ControlByService };
         Volatile.Write(ref _view, current);
+        LogReplication(view.ControlMappings);
         ViewChanged?.Invoke(current);
+    }
+
+    /// <summary>Says when a port of this node has no buddy (its connections die with the node) and when it has one again.</summary>
+    private void LogReplication(ControlMappings mappings)
+    {
+        if (_replicatingAs is not { } self)
+        {
+            return;
+        }
+
+        var own = mappings.ControlByService.Where(pair => pair.Value.Equals(self)).Select(pair => pair.Key).ToList();
+        var unreplicated = string.Join(", ", BuddyChoice.UnreplicatedPorts(mappings, self, own));
+        if (unreplicated == _unreplicatedLogged)
+        {
+            return;
+        }
+
+        _unreplicatedLogged = unreplicated;
+        if (unreplicated.Length > 0)
+        {
+            Runtime.System.Log.Warning("replication: no other member serves port(s) {0}; their connections run unreplicated and die with this node (metric mtcp.replication.unreplicated)", unreplicated);
+        }
+        else
+        {
+            Runtime.System.Log.Info("replication: every port of this node has a buddy ({0})", string.Join(", ", own.Select(endpoint => $"{endpoint.Port} -> {BuddyChoice.For(mappings, self, endpoint.Port)}").Distinct()));
+        }
     }
 
     /// <summary>Hands every change of the directory's view to the node.</summary>

@@ -166,7 +166,7 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
     {
         var previous = _state;
         _state = next;
-        if (previous.Alternates.Equals(next.Alternates) && previous.ControlMappings.Equals(next.ControlMappings))
+        if (previous.Alternates.Equals(next.Alternates) && previous.ControlMappings.Equals(next.ControlMappings) && previous.Unreachable.SetEquals(next.Unreachable))
         {
             return;
         }
@@ -179,7 +179,7 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
         }
     }
 
-    private AlternateServersChanged CurrentView() => new(_state.Alternates, _state.ControlMappings);
+    private AlternateServersChanged CurrentView() => new(_state.Alternates, _state.ControlMappings, _state.Unreachable);
 
     private sealed record AnnounceRetry
     {

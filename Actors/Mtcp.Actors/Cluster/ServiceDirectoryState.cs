@@ -39,6 +39,9 @@ internal sealed class ServiceDirectoryState
 
     public ControlMappings ControlMappings { get; }
 
+    /// <summary>Members the failure detector marks unreachable, not removed yet.</summary>
+    public IReadOnlySet<Address> Unreachable => _unreachable;
+
     /// <summary>Up members other than this node whose announcement has not arrived.</summary>
     public IEnumerable<Address> SilentMembers => _up.Where(address => !address.Equals(Self.ControlAddress) && !_announcements.ContainsKey(address));
 

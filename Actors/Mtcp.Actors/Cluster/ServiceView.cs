@@ -93,6 +93,8 @@ internal sealed record GetAlternateServers
 
 /// <summary>
 /// The service directory's view changed (a member joined, left, became unreachable or reachable again, or
-/// announced other addresses): new connections use these alternates and mappings.
+/// announced other addresses): new connections use these alternates and mappings. <paramref name="Unreachable"/>: the
+/// members the failure detector marks unreachable and that are not removed yet (absent from the alternates and
+/// mappings); a connection keeps an unreachable buddy, its ACKs held, until the buddy is removed or reachable again.
 /// </summary>
-internal sealed record AlternateServersChanged(AlternateServerList Alternates, ControlMappings ControlMappings);
+internal sealed record AlternateServersChanged(AlternateServerList Alternates, ControlMappings ControlMappings, IReadOnlySet<Address>? Unreachable = null);

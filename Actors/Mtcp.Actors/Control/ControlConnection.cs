@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Diagnostics;
+using Mtcp.Actors.Replication;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
@@ -47,6 +48,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     private readonly Address _peer;
     private readonly ActorSelection _peerManager;
     private readonly IActorRef _registry;
+    private readonly IActorRef? _replicas;
     private readonly ControlSettings _settings;
     private readonly StateReplyAssembler _assembler;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -62,9 +64,10 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     /// <summary>Peer requests handed to the registry and not yet answered, with the peer connection to answer.</summary>
     private readonly Dictionary<ulong, IActorRef> _serving = [];
 
-    public ControlConnection(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator)
+    public ControlConnection(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator, IActorRef? replicas)
     {
         _peer = peer;
+        _replicas = replicas;
         _peerManager = Context.ActorSelection(new RootActorPath(peer) / "user" / ControlConnectionManager.ActorName);
         _registry = registry;
         _settings = settings;
@@ -104,6 +107,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         Receive<StateReply>(reply => Answer(reply.RequestId, reply));
         Receive<StateReject>(reject => Answer(reject.RequestId, reject));
         Receive<StateAck>(ack => Send(PeerManager, ack));
+        Receive<ReplicateToPeer>(replicate => Send(PeerManager, replicate.Message));
         Receive<WarmUp>(_ => _peerManager.Tell(new Identify(nameof(WarmUp)), Self));
         Receive<ActorIdentity>(identity =>
         {
@@ -119,8 +123,9 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator = null) =>
-        Akka.Actor.Props.Create(() => new ControlConnection(peer, registry, settings, authenticator));
+    /// <param name="replicas">the node's <see cref="ReplicaKeeper"/>, which takes the peer's replica updates; null: they are dropped.</param>
+    public static Props Props(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator = null, IActorRef? replicas = null) =>
+        Akka.Actor.Props.Create(() => new ControlConnection(peer, registry, settings, authenticator, replicas));
 
     private bool IsFromPeer => Sender.Path.Address.HasGlobalScope;
 
@@ -199,10 +204,19 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     private void Fail(ulong requestId, StateRequestFailure reason)
     {
-        if (End(requestId, out var pending))
+        if (!End(requestId, out var pending))
         {
-            pending.ReplyTo.Tell(new StateRequestFailed(_peer, requestId, pending.Request.NewEndpointCid, reason), Self);
+            return;
         }
+
+        if (_replicas is not null && reason is StateRequestFailure.PeerUnreachable or StateRequestFailure.PeerRemoved)
+        {
+            // The origin died with the request in flight: its buddy, if this node is it, answers from the replica.
+            _replicas.Tell(new AnswerFromReplica(pending.Request, pending.ReplyTo, _peer, reason));
+            return;
+        }
+
+        pending.ReplyTo.Tell(new StateRequestFailed(_peer, requestId, pending.Request.NewEndpointCid, reason), Self);
     }
 
     private void FailAll(StateRequestFailure reason)
@@ -286,6 +300,15 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 break;
             case StateAck ack:
                 _registry.Tell(new StateAckReceived(_peer, ack), Self);
+                break;
+            case ReplicaAck replicaAck:
+                _registry.Tell(new ReplicaAckReceived(_peer, replicaAck), Self);
+                break;
+            case ReplicaState or ReplicaReadLog or ReplicaRelease when _replicas is not null:
+                _replicas.Tell(new ReplicaUpdateReceived(_peer, message), Self);
+                break;
+            default:
+                _refusals.Refuse(RefusalClass.ControlMessageDropped, $"{message.GetType().Name} from {_peer} dropped: this node keeps no replicas");
                 break;
         }
     }

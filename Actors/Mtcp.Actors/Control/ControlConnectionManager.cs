@@ -4,6 +4,7 @@ using Akka.Event;
 using Akka.Remote;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Diagnostics;
+using Mtcp.Actors.Replication;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire.Control;
 
@@ -40,6 +41,9 @@ internal sealed class ControlConnectionManager : ReceiveActor
     private readonly Dictionary<Address, IActorRef> _connections = [];
     private readonly Dictionary<IActorRef, Address> _peersByConnection = [];
 
+    /// <summary>The replicas this node keeps as other nodes' buddy.</summary>
+    private readonly IActorRef _replicas;
+
     /// <summary>Peers new requests to which fail at once, and why.</summary>
     private readonly Dictionary<Address, StateRequestFailure> _lostPeers = [];
 
@@ -52,18 +56,31 @@ internal sealed class ControlConnectionManager : ReceiveActor
     {
         _registry = registry;
         _settings = settings;
+        _replicas = Context.ActorOf(ReplicaKeeper.Props(settings), ReplicaKeeper.ActorName);
 
         Receive<RequestState>(request =>
         {
             if (_lostPeers.TryGetValue(request.Peer, out var reason))
             {
-                request.ReplyTo.Tell(new StateRequestFailed(request.Peer, request.Request.RequestId, request.Request.NewEndpointCid, reason));
+                // A lost origin's connection may be replicated here: its buddy answers for it, or fails the request.
+                _replicas.Tell(new AnswerFromReplica(request.Request, request.ReplyTo, request.Peer, reason));
                 return;
             }
 
             ConnectionFor(request.Peer).Forward(request);
         });
         Receive<AcknowledgeState>(acknowledge => ConnectionFor(acknowledge.Peer).Tell(acknowledge.Ack, Self));
+        Receive<ReplicateTo>(replicate =>
+        {
+            // A buddy the cluster lost gets nothing: the endpoint chooses another when the directory's view changes.
+            if (!_lostPeers.ContainsKey(replicate.Buddy))
+            {
+                ConnectionFor(replicate.Buddy).Tell(new ReplicateToPeer(replicate.Update), Self);
+            }
+        });
+        Receive<GetReplicaStatistics>(get => _replicas.Forward(get));
+        Receive<AnswerFromReplica>(answer => _replicas.Forward(answer));
+        Receive<ReplicaTakeoverTransport>(transport => _replicas.Forward(transport));
         Receive<ControlMessage>(FromPeer);
         Receive<StateReplyChunk>(FromPeer);
         Receive<AbandonStateTransfer>(FromPeer);
@@ -71,6 +88,7 @@ internal sealed class ControlConnectionManager : ReceiveActor
         Receive<UseControlAuthenticator>(use =>
         {
             _authenticator = use.Authenticator;
+            _replicas.Tell(use);
             foreach (var connection in _connections.Values)
             {
                 connection.Tell(use);
@@ -163,7 +181,7 @@ internal sealed class ControlConnectionManager : ReceiveActor
             return connection;
         }
 
-        connection = Context.ActorOf(ControlConnection.Props(peer, _registry, _settings, _authenticator), $"peer-{++_connectionsCreated}");
+        connection = Context.ActorOf(ControlConnection.Props(peer, _registry, _settings, _authenticator, _replicas), $"peer-{++_connectionsCreated}");
         Context.Watch(connection);
         _connections.Add(peer, connection);
         _peersByConnection.Add(connection, peer);

@@ -2,10 +2,12 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Migration;
 using Mtcp.Actors.Packets;
+using Mtcp.Actors.Replication;
 using Mtcp.Stack;
 using Mtcp.Stack.Migration;
 using Mtcp.Wire;
@@ -37,6 +39,15 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     private readonly Action<string> _onFailed;
     private bool _registered;
 
+    /// <summary>Buddy replication of this connection (<c>mtcp.migration.replication = buddy</c>); null when off.</summary>
+    private readonly ConnectionReplicator? _replicator;
+
+    /// <summary>The directory's view the buddy was chosen from; another view means choosing again.</summary>
+    private AlternateServersChanged? _replicationView;
+    private Address? _buddy;
+    private bool _buddyUnreachable;
+    private bool _countedUnreplicated;
+
     /// <summary>
     /// The client's special SYN coming back on this 4-tuple before the state ack reached this origin: the endpoint
     /// does not answer it, and it goes to the listener as soon as this endpoint has migrated away.
@@ -49,6 +60,11 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         _key = key;
         var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
         _endpoint = new MtcpServerEndpoint<IActorRef>(tcp, context.ConnectionIdOf(key), context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
+        if (context.Migration is { Replication: { } replication, Authenticator: not null })
+        {
+            _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece);
+        }
+
         var channel = new EndpointChannel(Self, context.LocalAddress, key);
         _driver = new EndpointDriver(context, _endpoint, channel, new TcpConnectionBuffers(_endpoint.Connection));
 
@@ -85,6 +101,14 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         Receive<StateReject>(reject => Drive(now => _endpoint.HandleStateReject(now, reject)));
         Receive<StateRequestTimedOut>(timedOut => Drive(now => _endpoint.HandleStateRequestFailed(now, $"no state reply from {timedOut.Peer} within {timedOut.Timeout}")));
         Receive<StateRequestFailed>(failed => Drive(now => _endpoint.HandleStateRequestFailed(now, $"the state request to {failed.Peer} failed: {failed.Reason}")));
+
+        Receive<ReplicaAckReceived>(received =>
+        {
+            if (_replicator is not null && received.Buddy.Equals(_buddy))
+            {
+                Drive(now => _replicator.HandleAck(received.Ack, _endpoint.Connection));
+            }
+        });
 
         Receive<EndpointRetired>(_ => Context.Stop(Self));
         Receive<TriggerRequested>(OnTrigger);
@@ -214,6 +238,8 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     /// <summary>The endpoint's outputs in the order it asks: segments, events (which may read, write and so send more), control, deadline.</summary>
     private void Drive(Instant now)
     {
+        // Before any segment goes out: the buddy is sent what the input brought, and the ACK waits for its answer.
+        Replicate();
         do
         {
             _driver.Transmit(now);
@@ -227,6 +253,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
 
         if (_endpoint.IsEnded)
         {
+            Replicate();
             _driver.Retire(Self, [_key], Timers);
             return;
         }
@@ -238,6 +265,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             // actor goes one minimum RTO later, silencing what was routed to it before the table changed.
             if (!_driver.IsRetiring)
             {
+                Replicate();
                 _context.Table.Silence(_key, silentUntil, _endpoint.Connection.SendMax, now);
                 _driver.Retire(Self, [_key], Timers, _context.Tcp.MinRto);
                 if (_returningSyn is { } returning && _context.Table.TryGetListener(_key.LocalPort, out var listener))
@@ -251,6 +279,122 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         }
 
         _driver.ArmTimer(Timers, now);
+    }
+
+    /// <summary>
+    /// Buddy replication: what changed since the last input goes to the connection's buddy (chosen again whenever the
+    /// directory's view changes), and a connection that ended or left this node releases its replica.
+    /// </summary>
+    private void Replicate()
+    {
+        if (_replicator is null || _context.Migration is not { ControlManager: { } control, Replication: { } replication })
+        {
+            return;
+        }
+
+        // LAST-ACK and TIME-WAIT have nothing left to migrate (thesis 4.2.3 step 3): the replica goes with the connection.
+        if (_endpoint.Phase is ServerEndpointPhase.MigratedAway or ServerEndpointPhase.Ended
+            || _endpoint.Connection.State is TcpState.LastAck or TcpState.TimeWait)
+        {
+            _replicator.Release();
+            Send(control);
+            return;
+        }
+
+        if (_endpoint.Phase != ServerEndpointPhase.Established)
+        {
+            return;
+        }
+
+        ChooseBuddy(control, replication.Self);
+        if (_buddy is null)
+        {
+            return;
+        }
+
+        _replicator.Update(_endpoint.Connection, _endpoint.CredentialBytes.Span);
+        Send(control);
+    }
+
+    private void Send(IActorRef control)
+    {
+        while (_replicator!.PollOutgoing(out var update))
+        {
+            if (_buddy is { } buddy)
+            {
+                control.Tell(new ReplicateTo(buddy, update));
+                MigrationMetrics.ReplicaUpdates.Add(1, new KeyValuePair<string, object?>("kind", update is ReplicaReadLog ? "read-log" : "state"));
+            }
+        }
+    }
+
+    private void ChooseBuddy(IActorRef control, Address self)
+    {
+        var view = _context.View;
+        if (ReferenceEquals(view, _replicationView))
+        {
+            return;
+        }
+
+        var first = _replicationView is null;
+        _replicationView = view;
+        var buddy = BuddyChoice.For(view.ControlMappings, self, _endpoint.Cid.ServerPort);
+        if (_buddy is { } current && !current.Equals(buddy) && view.Unreachable?.Contains(current) == true)
+        {
+            // Fencing: the buddy may be dead, or this node cut off from the cluster while the buddy takes the connection
+            // over. Until the buddy is removed or back, the client's bytes stay unacknowledged: none is acknowledged
+            // that the buddy does not hold.
+            _buddyUnreachable = true;
+            return;
+        }
+
+        if (!first && Equals(buddy, _buddy))
+        {
+            if (_buddyUnreachable)
+            {
+                // Back: what was sent meanwhile was dropped, so it gets the whole state again.
+                _buddyUnreachable = false;
+                _replicator!.Restart();
+            }
+
+            return;
+        }
+
+        _buddyUnreachable = false;
+
+        if (_buddy is { } previous)
+        {
+            control.Tell(new ReplicateTo(previous, new ReplicaRelease(0, _endpoint.Cid)));
+        }
+
+        _replicator!.Restart();
+        _buddy = buddy;
+        var connection = _endpoint.Connection;
+        if (buddy is null)
+        {
+            // No other member serves the port: the connection runs unreplicated, and says so (the node logs it too).
+            connection.StopAckGating();
+            CountUnreplicated(true);
+            _log.Debug("endpoint {0}: no buddy; unreplicated", _key);
+            return;
+        }
+
+        CountUnreplicated(false);
+        if (connection.ReplicatedUpTo is null)
+        {
+            connection.AcknowledgeReplicatedUpTo(connection.LastAckSent);
+        }
+
+        _log.Debug("endpoint {0}: buddy {1}", _key, buddy);
+    }
+
+    private void CountUnreplicated(bool unreplicated)
+    {
+        if (unreplicated != _countedUnreplicated)
+        {
+            _countedUnreplicated = unreplicated;
+            MigrationMetrics.Unreplicated.Add(unreplicated ? 1 : -1);
+        }
     }
 
     private bool DrainEndpointEvents()
@@ -307,6 +451,9 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        // A replica is released only when the connection ends or leaves: a node that stops without either (a crash,
+        // a runtime torn down) leaves its buddy the state to take over from.
+        CountUnreplicated(false);
         _returningSyn?.Release();
         _context.Table.RemoveEndpoint(_key, Self);
         try

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Packets;
+using Mtcp.Actors.Replication;
 using Mtcp.Stack;
 using Mtcp.Stack.Migration;
 using Mtcp.Wire;
@@ -32,18 +33,28 @@ internal sealed record StateRequestDispatch(StateRequestPlan Plan, Address? Peer
             return new StateRequestDispatch(plan, null, null);
         }
 
-        return context.View.ControlMappings.TryGetControlAddress(origin, out var peer)
-            ? new StateRequestDispatch(plan, peer, controlManager)
+        if (context.View.ControlMappings.TryGetControlAddress(origin, out var peer))
+        {
+            return new StateRequestDispatch(plan, peer, controlManager);
+        }
+
+        // The origin left the view (unreachable or removed): with replication on, this node may be its buddy.
+        return context.Migration.Replication is not null
+            ? new StateRequestDispatch(plan, null, controlManager)
             : Refused(now, $"no control mapping for the origin {origin}");
     }
 
     /// <summary>Sends the request, its answer to go to <paramref name="endpoint"/>; nothing for a refused SYN.</summary>
     public void Send(IActorRef endpoint)
     {
-        if (Plan.Request is { } request && Peer is { } peer && ControlManager is { } controlManager)
+        if (Plan.Request is not { } request || ControlManager is not { } controlManager)
         {
-            controlManager.Tell(new RequestState(peer, request, endpoint));
+            return;
         }
+
+        controlManager.Tell(Peer is { } peer
+            ? new RequestState(peer, request, endpoint)
+            : new AnswerFromReplica(request, endpoint, Origin: null, StateRequestFailure.PeerRemoved));
     }
 
     private static StateRequestDispatch Refused(Instant now, string reason) => new(StateRequestPlan.Refused(now, reason), null, null);

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Diagnostics;
+using Mtcp.Actors.Replication;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
@@ -55,6 +56,14 @@ internal sealed class ConnectionRegistry : ReceiveActor
             else
             {
                 _refusals.Refuse(RefusalClass.ControlMessageDropped, $"state ack from {received.Peer} for {received.Ack.MigratingCid}, which no endpoint holds");
+            }
+        });
+        Receive<ReplicaAckReceived>(received =>
+        {
+            // An ack for a connection no longer here (it ended or migrated away meanwhile) has nothing left to release.
+            if (_endpoints.TryGetValue(received.Ack.Cid, out var endpoint))
+            {
+                endpoint.Tell(received);
             }
         });
         Receive<GetConnectionRegistryStatistics>(_ => Sender.Tell(new ConnectionRegistryStatistics(_endpoints.Count)));

@@ -51,4 +51,14 @@ internal static class MigrationMetrics
     internal static readonly UpDownCounter<long> PortsHeld = Meter.CreateUpDownCounter<long>("mtcp.client.ports.held", description: "4-tuples client connections hold: the current one, a migration's, and those left in BLACKHOLE for 2 MSL (each local port of mtcp.runtime.ephemeral-port-first..last serves one 4-tuple per server)");
 
     internal static readonly Counter<long> PortsExhausted = Meter.CreateCounter<long>("mtcp.client.ports.exhausted", description: "Connections or migrations refused because no port of the ephemeral range was free towards the server (tag side: connect, migration)");
+
+    internal static readonly UpDownCounter<long> Unreplicated = Meter.CreateUpDownCounter<long>("mtcp.replication.unreplicated", description: "Connections served with mtcp.migration.replication = buddy but no buddy (no other member serves their port): they die with this node");
+
+    internal static readonly Counter<long> ReplicaUpdates = Meter.CreateCounter<long>("mtcp.replication.updates", description: "Replica updates sent to buddies (tag kind: state, read-log)");
+
+    internal static readonly UpDownCounter<long> ReplicasHeld = Meter.CreateUpDownCounter<long>("mtcp.replication.replicas", description: "Connections of other nodes this node holds a replica of, as their buddy");
+
+    internal static readonly Counter<long> TakeoverTriggers = Meter.CreateCounter<long>("mtcp.replication.takeover_triggers", description: "MIGRATE_TRIGGERs a buddy sent the clients of an unreachable node's connections, naming itself");
+
+    internal static readonly Counter<long> TakenOver = Meter.CreateCounter<long>("mtcp.replication.taken_over", description: "Connections a buddy took over from a lost node (the replica reinstated at a new endpoint)");
 }

@@ -16,7 +16,18 @@ namespace Mtcp.Actors.Migration;
 /// how its connections leave a server that stopped answering (null: they wait for it). Every server of a service
 /// must hold the same cluster key.
 /// </summary>
-internal sealed record MigrationSupport(IMigrationAuthenticator? Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null, ClientFailover? Failover = null);
+/// <para>
+/// <paramref name="Replication"/> (servers, <c>mtcp.migration.replication = buddy</c>): each connection's state is kept
+/// up to date on a buddy node, and the client's bytes are acknowledged only once the buddy holds them; null: off.
+/// </para>
+internal sealed record MigrationSupport(IMigrationAuthenticator? Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null, ClientFailover? Failover = null, ReplicationSupport? Replication = null);
+
+/// <summary>
+/// Buddy replication on a server node: <paramref name="Self"/> is the node's cluster address (its connections' buddy is
+/// another member serving the same port, <c>BuddyChoice</c>), <paramref name="MaxPiece"/> the most bytes one replica
+/// message carries.
+/// </summary>
+internal sealed record ReplicationSupport(Address Self, int MaxPiece);
 
 /// <summary>Turns migration on in a packet actor; answered with <see cref="MigrationEnabled"/>.</summary>
 internal sealed record EnableMigration(MigrationSupport Support);

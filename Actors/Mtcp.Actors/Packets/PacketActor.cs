@@ -5,6 +5,7 @@ using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Endpoints;
 using Mtcp.Actors.Migration;
+using Mtcp.Actors.Replication;
 using Mtcp.Stack;
 using Mtcp.Stack.Migration;
 using Mtcp.Transports;
@@ -60,10 +61,22 @@ internal sealed class PacketActor : ReceiveActor
         {
             _context.Migration = enable.Support;
             enable.Support.ServiceDirectory?.Tell(new SubscribeAlternateServers(Self));
+            if (enable.Support is { Replication: not null, ControlManager: { } controlManager })
+            {
+                controlManager.Tell(new ReplicaTakeoverTransport(_transport.LocalAddress, Self));
+            }
+
             Sender.Tell(MigrationEnabled.Instance);
         });
         Receive<AlternateServersChanged>(view => _context.View = view);
         Receive<SendMigrationTrigger>(OnSendMigrationTrigger);
+        Receive<SendTakeoverTrigger>(send =>
+        {
+            if (_context.Table.IsListening(send.Cid.ServerPort))
+            {
+                SendTrigger(send.Cid, send.Segment);
+            }
+        });
     }
 
     /// <summary>The packet actor over an opened transport, which it owns from now on (and disposes when it stops).</summary>
@@ -149,6 +162,11 @@ internal sealed class PacketActor : ReceiveActor
             return;
         }
 
+        SendTrigger(cid, trigger);
+    }
+
+    private void SendTrigger(ConnectionId cid, in TcpSegmentRepr trigger)
+    {
         _triggerEncoder ??= new SegmentEncoder(_transport.LocalAddress, maxPayload: 1);
         if (!_transport.Send(cid.ClientAddress, _triggerEncoder.Encode(trigger, cid.ClientAddress)))
         {

@@ -178,7 +178,10 @@ public sealed class MigrationCluster : IAsyncDisposable
         node.Directory = system.StartServiceDirectory();
         foreach (var (transport, runtime) in node.Runtimes)
         {
-            await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, node.Control, node.Directory));
+            var replication = _options.Replication
+                ? new ReplicationSupport(Akka.Cluster.Cluster.Get(system).SelfAddress, ReplicationSettings.MaxPiece(ControlSettings.Create(system).ReplyChunkSize))
+                : null;
+            await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, node.Control, node.Directory, Replication: replication));
             var listener = new MtcpListener(runtime, ServicePort(transport));
             await listener.StartAsync();
             node.Listeners.Add(listener);
@@ -236,6 +239,9 @@ public sealed record MigrationClusterOptions
 
     /// <summary>HOCON for the client's ActorSystem (e.g. its log level).</summary>
     public string ClientSystemExtra { get; init; } = "";
+
+    /// <summary>True: the servers keep each connection's state on a buddy node (<c>mtcp.migration.replication = buddy</c>).</summary>
+    public bool Replication { get; init; }
 
     /// <summary>HOCON for the server nodes' ActorSystems, under their runtimes and control connections too (e.g. TCP timers).</summary>
     public string ServerExtra { get; init; } = "";

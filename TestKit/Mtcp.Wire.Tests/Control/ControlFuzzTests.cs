@@ -19,6 +19,9 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
     private const int BaseVectorCount = 256;
     private const int MaxBasePayload = 48;
 
+    /// <summary>Where the count of state replies with a migration credential goes, after the message types' counts.</summary>
+    private const int WithCredential = 9;
+
     private static readonly uint[] InterestingLengths = [0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFF0, 0xFFFFFFFF];
 
     private static int InputCount =>
@@ -36,7 +39,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
         var random = new Random(seed);
         var bases = BuildBaseVectors(random);
         var buffer = new byte[4096];
-        var accepted = new int[6];
+        var accepted = new int[WithCredential + 1];
         var stopwatch = Stopwatch.StartNew();
 
         for (var i = 0; i < count; i++)
@@ -55,13 +58,13 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
         }
 
         stopwatch.Stop();
-        output.WriteLine($"{count} inputs in {stopwatch.Elapsed.TotalSeconds:F2} s; accepted: any {accepted[0]}, request {accepted[1]}, reply {accepted[2]}, ack {accepted[3]}, reject {accepted[4]}, reply with a credential {accepted[5]}");
+        output.WriteLine($"{count} inputs in {stopwatch.Elapsed.TotalSeconds:F2} s; accepted: any {accepted[0]}, request {accepted[1]}, reply {accepted[2]}, ack {accepted[3]}, reject {accepted[4]}, replica messages {accepted[5] + accepted[6] + accepted[7] + accepted[8]}, reply with a credential {accepted[WithCredential]}");
         for (var kind = 1; kind <= 4; kind++)
         {
             Assert.True(accepted[kind] > 0, $"seed {seed}: no input of type {(ControlMessageType)kind} decoded; the fuzzer is not reaching the body decoders");
         }
 
-        Assert.True(accepted[5] > 0, $"seed {seed}: no reply with a migration credential decoded");
+        Assert.True(accepted[WithCredential] > 0, $"seed {seed}: no reply with a migration credential decoded");
     }
 
     private static void CheckAllDecoders(ReadOnlySpan<byte> input, int[] accepted)
@@ -73,13 +76,17 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
         Require(dispatched == (error == ControlWireError.None) && dispatched == (message is not null), "dispatcher result, error and message disagree");
         Require(!dispatched || headerOk, "a frame with a bad header decoded");
 
-        var typed = new bool[5];
+        var typed = new bool[(int)ControlMessageType.ReplicaRelease + 1];
         typed[1] = Typed<StateRequest>(StateRequest.TryDecode(input, out var request, out var e1), request, e1);
         typed[2] = Typed<StateReply>(StateReply.TryDecode(input, out var reply, out var e2), reply, e2);
         typed[3] = Typed<StateAck>(StateAck.TryDecode(input, out var ack, out var e3), ack, e3);
         typed[4] = Typed<StateReject>(StateReject.TryDecode(input, out var reject, out var e4), reject, e4);
+        typed[5] = Typed<ReplicaState>(ReplicaState.TryDecode(input, out var state, out var e5), state, e5);
+        typed[6] = Typed<ReplicaReadLog>(ReplicaReadLog.TryDecode(input, out var readLog, out var e6), readLog, e6);
+        typed[7] = Typed<ReplicaAck>(ReplicaAck.TryDecode(input, out var replicaAck, out var e7), replicaAck, e7);
+        typed[8] = Typed<ReplicaRelease>(ReplicaRelease.TryDecode(input, out var release, out var e8), release, e8);
 
-        for (var kind = 1; kind <= 4; kind++)
+        for (var kind = 1; kind < typed.Length; kind++)
         {
             var expected = dispatched && header.MessageType == (ControlMessageType)kind;
             Require(typed[kind] == expected, $"typed decoder {(ControlMessageType)kind} disagrees with the dispatcher");
@@ -92,7 +99,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
 
         accepted[0]++;
         accepted[(int)message.MessageType]++;
-        accepted[5] += message is StateReply { MigrationCredential.IsEmpty: false } ? 1 : 0;
+        accepted[WithCredential] += message is StateReply { MigrationCredential.IsEmpty: false } ? 1 : 0;
         Require(ControlMessageCodec.TryDecode(message.Manifest, input, out var byManifest, out _) && byManifest == message, "decode by manifest differs");
         var encoded = message.ToArray();
         Require(input.SequenceEqual(encoded), "re-encoding an accepted frame changed its bytes");
@@ -118,6 +125,11 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
     {
         var bases = ControlSamples.Golden().Select(golden => (golden.Bytes, LengthFieldOffsets(golden.Message))).ToList();
         bases.Add((ControlSamples.ReplyWithCredentialBytes, LengthFieldOffsets(ControlSamples.ReplyWithCredential)));
+        foreach (var message in ReplicaMessagesTests.Messages())
+        {
+            bases.Add((message.ToArray(), LengthFieldOffsets(message)));
+        }
+
         while (bases.Count < BaseVectorCount)
         {
             var message = ControlSamples.RandomMessage(random, MaxBasePayload);
@@ -149,6 +161,10 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
             case StateReject reject:
                 fields.Add((HeaderLength + CidLength(reject.NewEndpointCid) + 1) << 3 | 1);
                 break;
+            case ReplicaState state:
+                fields.Add((HeaderLength + CidLength(state.Cid) + 4) << 3 | 4);
+                fields.Add((HeaderLength + CidLength(state.Cid) + 8) << 3 | 4);
+                break;
             default:
                 break;
         }
@@ -174,7 +190,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
             var bodyLength = random.Next(96);
             random.NextBytes(buffer.AsSpan(ControlFrameHeader.Length, bodyLength));
             buffer[0] = ControlFrameHeader.CurrentVersion;
-            buffer[1] = (byte)random.Next(1, 5);
+            buffer[1] = (byte)random.Next(1, (int)ControlMessageType.ReplicaRelease + 1);
             BinaryPrimitives.WriteUInt16BigEndian(buffer.AsSpan(2), 0);
             BinaryPrimitives.WriteUInt32BigEndian(buffer.AsSpan(4), (uint)bodyLength);
             BinaryPrimitives.WriteUInt64BigEndian(buffer.AsSpan(8), (ulong)random.NextInt64());

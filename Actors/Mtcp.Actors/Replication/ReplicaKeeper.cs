@@ -1,0 +1,228 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Control;
+using Mtcp.Actors.Migration;
+using Mtcp.Stack.Migration;
+using Mtcp.Stack.Migration.Authentication;
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Actors.Replication;
+
+/// <summary>
+/// One per server node, a child of its control connection manager: the buddy's side of buddy replication.
+/// <list type="bullet">
+/// <item>Replicas: it keeps what other nodes send (a <see cref="ReplicaStore{TOrigin}"/> keyed by origin node) and
+/// answers each update that completes a state or extends its read log with an ack, on the control connection it came on.</item>
+/// <item>Takeover: when the cluster's failure detector marks an origin unreachable, it sends the client of each of its
+/// connections a MIGRATE_TRIGGER naming this node, signed under the replicated credential, through the packet actor
+/// listening on the connection's port; the client's special SYN then finds the origin lost, and the state request
+/// comes here (<see cref="AnswerFromReplica"/>): the replica answers it as the origin would have, and the new
+/// endpoint reinstates it exactly as after a planned migration.</item>
+/// <item>Fencing: when a node whose connections were taken over is reachable again (it was only partitioned), it is
+/// sent a state ack for each of them: it drops them silently, as an origin does after a migration, while the client
+/// already blackholes it.</item>
+/// </list>
+/// </summary>
+internal sealed class ReplicaKeeper : ReceiveActor
+{
+    public const string ActorName = "replicas";
+
+    private readonly ReplicaStore<Address> _store;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<IpAddress, IActorRef> _transports = [];
+
+    /// <summary>Members the failure detector marked unreachable, or that were removed: their replicas may be taken over.</summary>
+    private readonly HashSet<Address> _lost = [];
+
+    /// <summary>Connections taken over and their origin, until the origin is told (fencing) or removed for good.</summary>
+    private readonly Dictionary<ConnectionId, Address> _takenOver = [];
+
+    /// <summary>Replicas whose state reply went to a new endpoint, waiting for its state ack.</summary>
+    private readonly Dictionary<ConnectionId, Address> _answered = [];
+
+    private IMigrationAuthenticator? _authenticator;
+
+    public ReplicaKeeper(ControlSettings settings)
+    {
+        _store = new ReplicaStore<Address>(settings.MaxStateReplySize);
+        Receive<ReplicaUpdateReceived>(Apply);
+        Receive<UseControlAuthenticator>(use => _authenticator = use.Authenticator);
+        Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
+        Receive<AnswerFromReplica>(Answer);
+        Receive<StateAck>(Reinstated);
+        Receive<ClusterEvent.UnreachableMember>(unreachable => Lose(unreachable.Member.Address));
+        Receive<ClusterEvent.MemberRemoved>(removed =>
+        {
+            Lose(removed.Member.Address);
+
+            // Removed for good: a node coming back is a new incarnation that never held these connections.
+            foreach (var cid in _takenOver.Where(pair => pair.Value.Equals(removed.Member.Address)).Select(pair => pair.Key).ToList())
+            {
+                _takenOver.Remove(cid);
+            }
+        });
+        Receive<ClusterEvent.ReachableMember>(reachable => Fence(reachable.Member.Address));
+        Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
+        Receive<GetReplicaStatistics>(_ => Sender.Tell(Statistics()));
+    }
+
+    public static Props Props(ControlSettings settings) => Akka.Actor.Props.Create(() => new ReplicaKeeper(settings));
+
+    protected override void PreStart()
+    {
+        if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
+        {
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(
+                Self,
+                ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                typeof(ClusterEvent.IReachabilityEvent),
+                typeof(ClusterEvent.MemberRemoved));
+        }
+    }
+
+    protected override void PostStop()
+    {
+        if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
+        {
+            Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        }
+
+        MigrationMetrics.ReplicasHeld.Add(-_store.Count);
+        base.PostStop();
+    }
+
+    private void Apply(ReplicaUpdateReceived received)
+    {
+        var before = _store.Count;
+        if (_store.Apply(received.Origin, received.Update) is { } ack)
+        {
+            Sender.Tell(new ReplicateToPeer(ack));
+            if (ack.Status == ReplicaAckStatus.NeedsState)
+            {
+                _log.Info("replica of {0} from {1} could not take update {2}; asked for the whole state", ack.Cid, received.Origin, ack.RequestId);
+            }
+        }
+
+        MigrationMetrics.ReplicasHeld.Add(_store.Count - before);
+    }
+
+    /// <summary>The origin is lost: every client of its connections held here is asked to come to this node.</summary>
+    private void Lose(Address origin)
+    {
+        if (!_lost.Add(origin))
+        {
+            return;
+        }
+
+        var held = _store.HeldFrom(origin);
+        if (held.Count == 0)
+        {
+            return;
+        }
+
+        if (_authenticator is not { } authenticator)
+        {
+            _log.Warning("{0} is lost with {1} connections replicated here, but this node has no cluster key to sign triggers", origin, held.Count);
+            return;
+        }
+
+        var triggered = 0;
+        foreach (var cid in held)
+        {
+            foreach (var (address, packetActor) in _transports)
+            {
+                if (address.IsIPv4 == cid.ClientAddress.IsIPv4
+                    && _store.TryCreateTakeoverTrigger(cid, new ServerEndpoint(address, cid.ServerPort), authenticator, out var trigger))
+                {
+                    packetActor.Tell(new SendTakeoverTrigger(cid, trigger));
+                    triggered++;
+                }
+            }
+        }
+
+        _log.Warning("{0} is unreachable: taking over its {1} replicated connections here (MIGRATE_TRIGGER sent {2} times)", origin, held.Count, triggered);
+        MigrationMetrics.TakeoverTriggers.Add(triggered);
+    }
+
+    private void Answer(AnswerFromReplica answer)
+    {
+        var request = answer.Request;
+        if (answer.Origin is { } reported)
+        {
+            // The control connection saw the peer lost before this keeper's own cluster event came.
+            _lost.Add(reported);
+        }
+
+        if (_authenticator is not { } authenticator
+            || !_store.TryGetOrigin(request.MigratingCid, out var origin)
+            || !_lost.Contains(origin)
+            || (answer.Origin is { } named && !named.Equals(origin)))
+        {
+            answer.ReplyTo.Tell(new StateRequestFailed(answer.Origin ?? Address.AllSystems, request.RequestId, request.NewEndpointCid, answer.Failure));
+            return;
+        }
+
+        var reply = _store.AnswerStateRequest(request, authenticator, out var check);
+        if (reply is StateReply)
+        {
+            _answered[request.MigratingCid] = origin;
+            _log.Info("answering the special SYN of {0} (origin {1} lost) from its replica", request.MigratingCid, origin);
+        }
+        else if (reply is StateReject reject)
+        {
+            _log.Warning("replica of {0} refused a state request: {1} {2} ({3})", request.MigratingCid, reject.Reason, reject.Diagnostic, check);
+        }
+
+        answer.ReplyTo.Tell(reply, Self);
+    }
+
+    /// <summary>The new endpoint reinstated the replica: the connection is served here now.</summary>
+    private void Reinstated(StateAck ack)
+    {
+        if (!_answered.Remove(ack.MigratingCid, out var origin))
+        {
+            return;
+        }
+
+        if (_store.Remove(ack.MigratingCid))
+        {
+            MigrationMetrics.ReplicasHeld.Add(-1);
+        }
+
+        _takenOver[ack.MigratingCid] = origin;
+        MigrationMetrics.TakenOver.Add(1);
+        _log.Warning("took over {0} from {1}", ack.MigratingCid, origin);
+    }
+
+    /// <summary>A lost node is reachable again: it must drop what was taken over from it (a state ack, as after a migration).</summary>
+    private void Fence(Address origin)
+    {
+        _lost.Remove(origin);
+        var fenced = _takenOver.Where(pair => pair.Value.Equals(origin)).Select(pair => pair.Key).ToList();
+        foreach (var cid in fenced)
+        {
+            _takenOver.Remove(cid);
+            Context.Parent.Tell(new AcknowledgeState(origin, new StateAck(0, cid)));
+        }
+
+        if (fenced.Count > 0)
+        {
+            _log.Warning("{0} is reachable again: told it to drop the {1} connections taken over from it", origin, fenced.Count);
+        }
+    }
+
+    private ReplicaStatistics Statistics()
+    {
+        var byOrigin = new Dictionary<Address, int>();
+        foreach (var origin in _store.Origins)
+        {
+            byOrigin[origin] = _store.HeldFrom(origin).Count;
+        }
+
+        var takenOver = _takenOver.Values.GroupBy(origin => origin).ToDictionary(group => group.Key, group => group.Count());
+        return new ReplicaStatistics(byOrigin, takenOver);
+    }
+}

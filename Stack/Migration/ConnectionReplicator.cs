@@ -1,0 +1,201 @@
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Stack.Migration;
+
+/// <summary>
+/// The serving node's side of buddy replication for one connection (beyond the thesis: its eager state transfer,
+/// DESIGN "Fault and trust model"), sans-IO. It keeps a buddy node holding what a state reply would carry now
+/// (thesis 4.2.2-4.2.3: the last snapshot with its TCP state, the transition log, the credential, and the read log
+/// since), so that the buddy can answer the client's special SYN if this node dies:
+/// <list type="bullet">
+/// <item>the whole state, packaged by <see cref="TcpConnection.PackageReplica"/> (the state reply's own encoding, cut
+/// into <see cref="ReplicaState"/> pieces that each fit one control frame), when the buddy holds none yet, or the
+/// snapshot, the TCP state or the credential changed; one whole state unacknowledged at a time, later changes wait
+/// for its ack and go in the next;</item>
+/// <item>otherwise only the client's bytes received since, as <see cref="ReplicaReadLog"/>s.</item>
+/// </list>
+/// Pipelined and batched: each <see cref="Update"/> sends whatever is new, in as few messages as fit, without waiting
+/// for earlier acks; the buddy acknowledges each update and the connection acknowledges the client's bytes the acked
+/// updates cover (<see cref="TcpConnection.AcknowledgeReplicatedUpTo"/>), about one control round trip after they came.
+/// </summary>
+public sealed class ConnectionReplicator
+{
+    private readonly ConnectionId _cid;
+    private readonly int _maxPiece;
+    private readonly Queue<ControlMessage> _outbox = new();
+
+    /// <summary>Updates sent and not yet acknowledged, with the client's sequence number each covers.</summary>
+    private readonly Queue<(ulong Update, SeqNumber Covers)> _unacknowledged = new();
+
+    private ulong _nextUpdate = 1;
+
+    /// <summary>Acks of updates numbered below this answer a buddy's earlier state, not the one being sent.</summary>
+    private ulong _restartedAt = 1;
+    private uint _generation;
+    private bool _stateSent;
+    private bool _released;
+
+    /// <summary>The update that ends the whole state in flight; null when none is unacknowledged.</summary>
+    private ulong? _stateInFlight;
+
+    private ConnectionSnapshot? _sentSnapshot;
+    private TcpState _sentTcpState;
+    private byte[] _sentCredential = [];
+
+    /// <summary>The client's bytes sent to the buddy end here.</summary>
+    private SeqNumber _sentUpTo;
+
+    /// <param name="cid">the connection, as this server names it.</param>
+    /// <param name="maxPiece">most state or read-log bytes in one message, so that each sealed message fits one control frame.</param>
+    public ConnectionReplicator(ConnectionId cid, int maxPiece)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPiece);
+        _cid = cid;
+        _maxPiece = maxPiece;
+    }
+
+    /// <summary>Updates sent and not yet acknowledged.</summary>
+    public int Unacknowledged => _unacknowledged.Count;
+
+    /// <summary>Whole states sent so far (to every buddy).</summary>
+    public uint StatesSent => _generation;
+
+    /// <summary>
+    /// A new buddy, or one that lost what it held: the next <see cref="Update"/> sends the whole state, and acks of
+    /// what was sent before are ignored. The client's bytes stay acknowledged only up to what the old buddy held.
+    /// </summary>
+    public void Restart()
+    {
+        _outbox.Clear();
+        _unacknowledged.Clear();
+        _stateSent = false;
+        _stateInFlight = null;
+        _released = false;
+        _restartedAt = _nextUpdate;
+    }
+
+    /// <summary>
+    /// Queues for the buddy what changed in <paramref name="connection"/> since the last call; <paramref name="credential"/>
+    /// is the connection's migration credential as a state reply carries it. Nothing while the connection is in no
+    /// state to migrate (before ESTABLISHED, after it closed or migrated away).
+    /// </summary>
+    public void Update(TcpConnection connection, ReadOnlySpan<byte> credential)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        if (_released)
+        {
+            return;
+        }
+
+        var changed = !_stateSent
+            || !ReferenceEquals(connection.LastSnapshot, _sentSnapshot)
+            || connection.State != _sentTcpState
+            || !credential.SequenceEqual(_sentCredential);
+        if (changed && _stateInFlight is null)
+        {
+            SendState(connection, credential);
+            return;
+        }
+
+        if (!_stateSent)
+        {
+            return;
+        }
+
+        var end = connection.ReceivedDataEnd;
+        while (_sentUpTo < end)
+        {
+            var length = Math.Min(end - _sentUpTo, _maxPiece);
+            var bytes = new byte[length];
+            connection.CopyReceived(_sentUpTo, _sentUpTo + length, bytes);
+            var update = _nextUpdate++;
+            _outbox.Enqueue(new ReplicaReadLog(update, _cid, _generation, _sentUpTo, bytes));
+            _sentUpTo += length;
+            _unacknowledged.Enqueue((update, _sentUpTo));
+        }
+    }
+
+    /// <summary>
+    /// The buddy's answer. Held: the client's bytes the acknowledged updates cover may now be acknowledged (the
+    /// connection's ACK moves); NeedsState: the whole state goes again on the next <see cref="Update"/>.
+    /// </summary>
+    public void HandleAck(ReplicaAck ack, TcpConnection connection)
+    {
+        ArgumentNullException.ThrowIfNull(ack);
+        ArgumentNullException.ThrowIfNull(connection);
+        if (ack.Cid != _cid || ack.RequestId < _restartedAt)
+        {
+            return;
+        }
+
+        if (ack.Status == ReplicaAckStatus.NeedsState)
+        {
+            Restart();
+            return;
+        }
+
+        SeqNumber? covered = null;
+        while (_unacknowledged.TryPeek(out var sent) && sent.Update <= ack.RequestId)
+        {
+            _unacknowledged.Dequeue();
+            covered = sent.Covers;
+        }
+
+        if (_stateInFlight <= ack.RequestId)
+        {
+            _stateInFlight = null;
+        }
+
+        if (covered is { } point)
+        {
+            connection.AcknowledgeReplicatedUpTo(point);
+        }
+    }
+
+    /// <summary>The connection ended or left this node: the buddy may forget it (once).</summary>
+    public void Release()
+    {
+        if (_released || !_stateSent)
+        {
+            _released = true;
+            return;
+        }
+
+        Restart();
+        _released = true;
+        _outbox.Enqueue(new ReplicaRelease(_nextUpdate++, _cid));
+    }
+
+    /// <summary>The next message for the buddy, in order.</summary>
+    public bool PollOutgoing(out ControlMessage message) => _outbox.TryDequeue(out message!);
+
+    private void SendState(TcpConnection connection, ReadOnlySpan<byte> credential)
+    {
+        var state = connection.PackageReplica(_cid, credential.ToArray());
+        if (state is null)
+        {
+            return;
+        }
+
+        _generation++;
+        var encoded = state.ToArray();
+        var total = (uint)encoded.Length;
+        ulong update = 0;
+        for (var offset = 0; offset < encoded.Length; offset += _maxPiece)
+        {
+            update = _nextUpdate++;
+            var length = Math.Min(_maxPiece, encoded.Length - offset);
+            _outbox.Enqueue(new ReplicaState(update, _cid, _generation, total, (uint)offset, encoded.AsMemory(offset, length)));
+        }
+
+        // The state's read log runs to RCV.NXT's data; a FIN received counts too, as the transition log carries it.
+        _unacknowledged.Enqueue((update, connection.ReceiveNext));
+        _stateInFlight = update;
+        _stateSent = true;
+        _sentSnapshot = connection.LastSnapshot;
+        _sentTcpState = connection.State;
+        _sentCredential = credential.ToArray();
+        _sentUpTo = state.LastAckSent;
+    }
+}

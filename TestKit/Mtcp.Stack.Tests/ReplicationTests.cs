@@ -1,0 +1,237 @@
+using Mtcp.Stack.Migration;
+using Mtcp.Stack.Migration.Authentication;
+using Mtcp.Stack.Tests.Authentication;
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Stack.Tests;
+
+/// <summary>
+/// Buddy replication, sans-IO: ack gating on the replicated point (a client byte is acknowledged only once the buddy
+/// holds it), the serving node's <see cref="ConnectionReplicator"/> and the buddy's <see cref="ReplicaStore{TOrigin}"/>.
+/// </summary>
+[Trait("Category", "Stack")]
+public sealed class ReplicationTests
+{
+    private static readonly TcpConfig ServerConfig = TcpConfig.Default with { RetainReadLog = true, DelayedAckTimeout = TimeSpan.Zero };
+    private static readonly TcpConfig ClientConfig = TcpConfig.Default with { DelayedAckTimeout = TimeSpan.Zero };
+    private static readonly ConnectionId Cid = new(IpAddress.Parse("10.0.0.1"), 40000, IpAddress.Parse("10.0.0.11"), 80);
+
+    [Fact]
+    public void Ack_must_never_pass_the_replicated_point_while_the_data_still_flows()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        var replicated = start;
+        link.Drop = (from, header) =>
+        {
+            if (from == link.Server)
+            {
+                Assert.True(header.AcknowledgmentNumber <= replicated, $"ACK {header.AcknowledgmentNumber} passed the replicated point {replicated}");
+            }
+
+            return false;
+        };
+
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 100_000));
+        link.Exchange();
+
+        // The client's first window reached the server; none of it is acknowledged, and the held ACKs are not
+        // taken for losses.
+        Assert.True(link.Server.BytesReadable > 0);
+        Assert.Equal(start, link.Client.SendUnacknowledged);
+        Assert.Equal(0, link.Client.Stats.DuplicateAcks);
+
+        // A buddy one exchange behind: each round it holds what had arrived by the previous one.
+        for (var round = 0; round < 100 && link.Client.SendUnacknowledged != start + 100_000; round++)
+        {
+            var held = link.Server.ReceivedDataEnd;
+            replicated = held;
+            link.Server.AcknowledgeReplicatedUpTo(held);
+            link.Exchange();
+            Assert.Equal(held, link.Client.SendUnacknowledged);
+        }
+
+        Assert.Equal(100_000, link.Server.BytesReadable);
+        Assert.Equal(start + 100_000, link.Client.SendUnacknowledged);
+        Assert.Equal(0, link.Client.Stats.Retransmissions);
+        Assert.Equal(0, link.Client.Stats.DuplicateAcks);
+    }
+
+    [Fact]
+    public void Held_back_bytes_must_keep_the_window_right_edge_so_the_client_sends_more_than_the_receive_buffer()
+    {
+        var small = ServerConfig with { ReceiveBufferSize = 4 * 1024 };
+        var link = new DirectLink(small, ClientConfig);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 40_000));
+        link.Exchange();
+        var buffer = new byte[64 * 1024];
+        var read = 0;
+        for (var round = 0; round < 20; round++)
+        {
+            read += link.Server.Read(buffer);
+            link.Exchange();
+        }
+
+        // Window updates went out as the application read, nothing acknowledged: the client sent its whole
+        // congestion window, over three times the receive buffer.
+        Assert.True(read > 3 * 4 * 1024, $"read {read}");
+        Assert.Equal(start, link.Client.SendUnacknowledged);
+        link.Server.StopAckGating();
+        link.Exchange();
+        Assert.Equal(link.Server.ReceiveNext, link.Client.SendUnacknowledged);
+    }
+
+    [Fact]
+    public void Without_gating_every_ACK_must_carry_RCV_NXT()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        link.Drop = (from, header) =>
+        {
+            if (from == link.Server)
+            {
+                Assert.Equal(link.Server.ReceiveNext, header.AcknowledgmentNumber);
+            }
+
+            return false;
+        };
+
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 20_000));
+        link.Server.Write(MigrationSnapshotTests.Pattern(2, 0, 20_000));
+        link.Exchange();
+        Assert.Null(link.Server.ReplicatedUpTo);
+        Assert.Equal(link.Server.ReceiveNext, link.Client.SendUnacknowledged);
+    }
+
+    [Fact]
+    public void A_buddy_fed_by_the_replicator_must_hold_the_snapshot_and_every_byte_since_and_release_the_ACK()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000);
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        byte[] credential = [1, 2, 3];
+
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 5_000));
+        link.Server.Write(MigrationSnapshotTests.Pattern(2, 0, 3_000));
+        link.Exchange();
+        link.Server.Read(new byte[2_000]);
+        link.Server.ExportState([9, 9]);
+        replicator.Update(link.Server, credential);
+        Deliver(replicator, store, link.Server);
+
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 5_000, 4_500));
+        link.Exchange();
+        replicator.Update(link.Server, credential);
+        Assert.True(replicator.Unacknowledged > 1, "the read log goes in pieces, without waiting for acks");
+        Deliver(replicator, store, link.Server);
+        link.Exchange();
+
+        Assert.True(store.TryGetState(Cid, out var state, out var origin));
+        Assert.Equal("origin", origin);
+        Assert.Equal([9, 9], state.AppState.ToArray());
+        Assert.Equal(start + 2_000, state.RcvSeqSnapshot);
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 2_000, 7_500), state.ReadBufferState.ToArray());
+        Assert.Equal(start + 9_500, state.LastAckSent);
+        Assert.Equal(credential, state.MigrationCredential.ToArray());
+        Assert.Equal(start + 9_500, link.Client.SendUnacknowledged);
+        Assert.Equal(1u, replicator.StatesSent);
+    }
+
+    [Fact]
+    public void A_buddy_that_missed_an_update_must_ask_for_the_whole_state_and_get_it()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000);
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        link.Server.AcknowledgeReplicatedUpTo(link.Server.ReceiveNext);
+        replicator.Update(link.Server, []);
+        Deliver(replicator, store, link.Server);
+
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 3_000));
+        link.Exchange();
+        replicator.Update(link.Server, []);
+        Assert.True(replicator.PollOutgoing(out _), "the first read-log piece is lost");
+        Deliver(replicator, store, link.Server);
+        Assert.Equal(link.Server.ReceiveNext - 3_000, link.Client.SendUnacknowledged);
+
+        replicator.Update(link.Server, []);
+        Deliver(replicator, store, link.Server);
+        link.Exchange();
+
+        Assert.Equal(2u, replicator.StatesSent);
+        Assert.True(store.TryGetState(Cid, out var state, out _));
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 0, 3_000), state.ReadBufferState.ToArray());
+        Assert.Equal(link.Server.ReceiveNext, link.Client.SendUnacknowledged);
+    }
+
+    [Fact]
+    public void A_released_connection_must_leave_the_buddy()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000);
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        replicator.Update(link.Server, []);
+        Deliver(replicator, store, link.Server);
+        Assert.Equal(1, store.Count);
+
+        replicator.Release();
+        Deliver(replicator, store, link.Server);
+
+        Assert.Equal(0, store.Count);
+    }
+
+    [Fact]
+    public void A_replica_must_answer_a_state_request_only_with_the_connections_own_authenticator()
+    {
+        var authenticator = AuthenticationFixture.Authenticator();
+        var cid = AuthenticationFixture.Cid;
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var credential = ServerMigration.IssueCredential(authenticator, cid, AuthenticationFixture.ClientIsn, AuthenticationFixture.ServerIsn, out var secret);
+        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000);
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 2_000));
+        link.Exchange();
+        replicator.Update(link.Server, credential.ToBytes());
+        Deliver(replicator, store, link.Server);
+
+        var rcvNxt = link.Client.ReceiveNext;
+        var good = AuthenticationFixture.Request(new ConnectionAuthenticator(secret).MigratedConnection(cid, AuthenticationFixture.NewEndpointCid, rcvNxt, 0), rcvNxt);
+        var forged = AuthenticationFixture.Request(0x1234_5678, rcvNxt);
+
+        Assert.Equal(StateRejectReason.AuthFailed, Assert.IsType<StateReject>(store.AnswerStateRequest(forged, authenticator, out _)).Reason);
+        var reply = Assert.IsType<StateReply>(store.AnswerStateRequest(good, authenticator, out var check));
+        Assert.Equal(MigratedConnectionCheck.Accepted, check);
+        Assert.Equal(AuthenticationFixture.NewEndpointCid, reply.NewEndpointCid);
+        Assert.Equal(7ul, reply.RequestId);
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 0, 2_000), reply.ReadBufferState.ToArray());
+        Assert.True(ServerMigration.TryAdoptCredential(reply, authenticator, out _));
+
+        // The attempt is spent: the same request again is a replay.
+        Assert.IsType<StateReject>(store.AnswerStateRequest(good, authenticator, out var replayed));
+        Assert.Equal(MigratedConnectionCheck.Replayed, replayed);
+    }
+
+    private static void Deliver(ConnectionReplicator replicator, ReplicaStore<string> store, TcpConnection origin)
+    {
+        var acks = new List<ReplicaAck>();
+        while (replicator.PollOutgoing(out var message))
+        {
+            // Through the codec, as the control connection carries them.
+            Assert.True(ControlMessageCodec.TryDecode(message.ToArray(), out var decoded, out _));
+            if (store.Apply("origin", decoded) is { } ack)
+            {
+                acks.Add(ack);
+            }
+        }
+
+        foreach (var ack in acks)
+        {
+            replicator.HandleAck(ack, origin);
+        }
+    }
+}
