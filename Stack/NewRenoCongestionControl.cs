@@ -140,6 +140,38 @@ internal sealed class NewRenoCongestionControl
         return CongestionSignal.None;
     }
 
+    /// <summary>
+    /// SACK-based recovery (RFC 6675 §5, RFC 8985) found a loss: ssthresh halves the flight (RFC 5681 §3.1 eq. (4));
+    /// from here until <see cref="ExitRecovery"/> the caller sets cwnd (PRR, RFC 6937) and duplicate ACKs are not counted.
+    /// </summary>
+    public void OnLossDetected(int flightSize, SeqNumber highestSent)
+    {
+        SlowStartThreshold = Math.Max(flightSize / 2, 2 * SenderMss);
+        Recover = highestSent;
+        InFastRecovery = true;
+        DuplicateAcks = 0;
+    }
+
+    /// <summary>cwnd during SACK-based recovery, as PRR computes it (RFC 6937 §3); never below one SMSS.</summary>
+    public void SetRecoveryWindow(int window) => Window = Math.Clamp(window, SenderMss, MaxWindow);
+
+    /// <summary>SACK-based recovery ended: cwnd = ssthresh (RFC 6937 §3, "at the end of recovery").</summary>
+    public void ExitRecovery()
+    {
+        Window = SlowStartThreshold;
+        InFastRecovery = false;
+    }
+
+    /// <summary>
+    /// A tail-loss probe's retransmission turned out to have repaired a loss (RFC 8985 §7.4.2): the congestion
+    /// response a recovery would have made, at once.
+    /// </summary>
+    public void OnLossRepairedByProbe(int flightSize)
+    {
+        SlowStartThreshold = Math.Max(flightSize / 2, 2 * SenderMss);
+        Window = SlowStartThreshold;
+    }
+
     /// <summary>The retransmission timer expired (RFC 5681 §3.1 eq. (4), loss window one SMSS; RFC 6582 §4).</summary>
     public void OnRetransmissionTimeout(int flightSize, SeqNumber highestSent)
     {

@@ -317,7 +317,7 @@ public sealed partial class TcpConnection
     public Instant? PollTimeout()
     {
         var earliest = Instant.Earliest(Instant.Earliest(Instant.Earliest(_retransmitAt, _persistAt), Instant.Earliest(_delayedAckAt, _timeWaitUntil)), _connectDeadline);
-        return Instant.Earliest(earliest, KeepAliveDue());
+        return Instant.Earliest(Instant.Earliest(earliest, KeepAliveDue()), _lossTimerAt);
     }
 
     /// <summary>Fires every timer whose deadline is at or before <paramref name="now"/>.</summary>
@@ -343,6 +343,11 @@ public sealed partial class TcpConnection
             {
                 return;
             }
+        }
+
+        if (_lossTimerAt is { } lossTimer && lossTimer <= now)
+        {
+            OnLossTimer(now);
         }
 
         if (_delayedAckAt is { } delayedAck && delayedAck <= now)
@@ -566,6 +571,7 @@ public sealed partial class TcpConnection
         _probePending = false;
         _keepAlivePending = false;
         _fastRetransmitPending = false;
+        ResetLossRecovery();
 
         // Nothing will be sent or retransmitted again: the send ring and every received byte but the unread ones go
         // back to the pool now, not when the endpoint is collected.

@@ -28,6 +28,7 @@ internal static class TcpSettings
             SendBufferSize = HoconValues.Size(config, Section + ".send-buffer-size", 64, int.MaxValue),
             ReceiveBufferSize = HoconValues.Size(config, Section + ".receive-buffer-size", 64, int.MaxValue),
             WindowScaleShift = windowScale,
+            SelectiveAcknowledgment = HoconValues.Boolean(config, Section + ".sack"),
             Nagle = HoconValues.Boolean(config, Section + ".nagle"),
             InitialRto = HoconValues.Duration(config, Section + ".initial-rto", allowZero: false),
             MinRto = HoconValues.Duration(config, Section + ".min-rto", allowZero: false),

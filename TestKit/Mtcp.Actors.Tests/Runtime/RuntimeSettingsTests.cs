@@ -40,6 +40,13 @@ public sealed class RuntimeSettingsTests
         Assert.Null(TcpSettings.Create(Layered("mtcp.tcp.window-scale = off")).WindowScaleShift);
     }
 
+    [Fact]
+    public void Sack_off_must_disable_selective_acknowledgments()
+    {
+        Assert.True(TcpSettings.Create(MtcpConfig.Reference).SelectiveAcknowledgment);
+        Assert.False(TcpSettings.Create(Layered("mtcp.tcp.sack = off")).SelectiveAcknowledgment);
+    }
+
     [Theory]
     [InlineData("mtcp.runtime.transport = carrier-pigeon", "mtcp.runtime.transport must be one of auto, raw, udp, memory, got carrier-pigeon")]
     [InlineData("mtcp.runtime.local-address = \"0.0.0.0\"", "mtcp.runtime.local-address must be a specific address, not the wildcard (segments are filtered by destination), got 0.0.0.0")]
