@@ -37,6 +37,12 @@ public sealed record TcpConfig
     /// </summary>
     public bool SelectiveAcknowledgment { get; init; } = true;
 
+    /// <summary>
+    /// Congestion avoidance: CUBIC (RFC 9438), as Linux, or NewReno (RFC 5681). Slow start, loss recovery and the loss
+    /// window after a timeout are the same for both.
+    /// </summary>
+    public CongestionControlAlgorithm CongestionControl { get; init; } = CongestionControlAlgorithm.Cubic;
+
     /// <summary>Nagle's algorithm (RFC 9293 §3.7.4): hold a sub-MSS segment while unacknowledged data is in flight.</summary>
     public bool Nagle { get; init; }
 

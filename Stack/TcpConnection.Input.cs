@@ -483,7 +483,7 @@ public sealed partial class TcpConnection
         _consecutiveTimeouts = 0;
 
         // Congestion control counts data only: the ACK of a SYN or FIN neither grows cwnd nor ends recovery.
-        if (!_sackAgreed && freedData > 0 && _congestion.OnNewAck(ack, freedData, flightBefore - newlyAcked) == CongestionSignal.RetransmitFirstUnacknowledged)
+        if (!_sackAgreed && freedData > 0 && _congestion.OnNewAck(ack, freedData, flightBefore - newlyAcked, now, _rtt.SmoothedRtt) == CongestionSignal.RetransmitFirstUnacknowledged)
         {
             Stats.FastRetransmits++;
             _fastRetransmitPending = true;

@@ -176,7 +176,7 @@ public sealed partial class TcpConnection
         else if (freedData > 0 && !recoveryEnded)
         {
             // The ACK that ends a recovery leaves cwnd at ssthresh (RFC 6937 §3); later ones grow it.
-            _congestion.OnNewAck(ack, freedData, _sndMax - ack);
+            _congestion.OnNewAck(ack, freedData, _sndMax - ack, now, _rtt.SmoothedRtt);
         }
 
         if (_sndUna == _sndMax)

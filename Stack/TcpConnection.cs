@@ -20,7 +20,7 @@ public sealed partial class TcpConnection
     private readonly TcpConfig _config;
     private readonly SendBuffer _send;
     private readonly RttEstimator _rtt;
-    private readonly NewRenoCongestionControl _congestion;
+    private readonly CongestionControl _congestion;
     private readonly Queue<TcpEvent> _events = new(8);
 
     /// <summary>Created once the peer's ISN is known (its first byte is IRS + 1).</summary>
@@ -108,7 +108,7 @@ public sealed partial class TcpConnection
         _send = new SendBuffer(config.SendBufferSize, iss + 1);
         _rtt = new RttEstimator(config.InitialRto, config.MinRto, config.MaxRto, config.ClockGranularity);
         _sendMss = Math.Min(config.MaxSegmentSize, DefaultPeerMss);
-        _congestion = new NewRenoCongestionControl(_sendMss, config.InitialWindowSegments, iss);
+        _congestion = new CongestionControl(_sendMss, config.InitialWindowSegments, iss, ICongestionAvoidance.Create(config.CongestionControl));
         _retainReadLogAtOpen = config.RetainReadLog;
     }
 
