@@ -425,9 +425,7 @@ public sealed partial class TcpConnection
         _scoreboard.OnRetransmissionTimeout();
         _recovery = LossRecovery.Timeout;
         _recoveryPoint = _sndMax;
-        _lossTimerAt = null;
-        _tailLossProbePending = false;
-        _tlpEndSeq = null;
+        StopLossTimer();
     }
 
     /// <summary>Nothing will be sent again (closed, or the data moved to another control block).</summary>
@@ -435,6 +433,12 @@ public sealed partial class TcpConnection
     {
         _scoreboard.Clear();
         _recovery = LossRecovery.None;
+        StopLossTimer();
+    }
+
+    /// <summary>No reorder timer, no probe due or outstanding: the retransmission timer alone watches the flight.</summary>
+    private void StopLossTimer()
+    {
         _lossTimerAt = null;
         _tailLossProbePending = false;
         _tlpEndSeq = null;

@@ -284,6 +284,9 @@ public sealed partial class TcpConnection
         }
     }
 
+    /// <summary>Makes the next <see cref="PollTransmit"/> send an ACK even with nothing else to send (options ride on it).</summary>
+    internal void AcknowledgeNow() => _ackNow = true;
+
     /// <summary>Returns the next event, if any.</summary>
     public bool PollEvent(out TcpEvent e)
     {

@@ -16,13 +16,7 @@ public sealed class SackRecoveryTests
     /// <summary>An active open with a peer that offers SACK, whose SYN,ACK comes back after 100 ms (SRTT 100 ms).</summary>
     private static ScriptedPeer EstablishedWithSack(TcpConfig? config = null)
     {
-        var now = Instant.FromMilliseconds(1000);
-        var peer = new ScriptedPeer(TcpConnection.Connect(config ?? ScriptedPeer.DefaultConfig, ScriptedPeer.LocalPort, ScriptedPeer.RemotePort, LocalIss, now), now);
-        peer.Single();
-        peer.Now += 100 * Ms;
-        peer.Send(ScriptedPeer.Segment(TcpFlags.Syn | TcpFlags.Ack, ScriptedPeer.RemoteIss, LocalIss + 1, window: 20000, options: PeerSynOptions));
-        peer.Single();
-        peer.Events();
+        var peer = TcpConnectionRetransmissionTests.EstablishedWithRtt100(config, PeerSynOptions);
         Assert.True(peer.Connection.SackAgreed);
         return peer;
     }
