@@ -89,6 +89,16 @@ internal sealed class ReceiveBuffer
     /// <summary>True while some out-of-order bytes wait for a hole to fill.</summary>
     public bool HasOutOfOrderData => _outOfOrder.Count > 0;
 
+    /// <summary>Number of disjoint out-of-order ranges held beyond <see cref="Next"/>.</summary>
+    public int OutOfOrderRangeCount => _outOfOrder.Count;
+
+    /// <summary>The out-of-order range at <paramref name="index"/> (ascending), as sequence numbers: a SACK block (RFC 2018 §3).</summary>
+    public SackBlock OutOfOrderRange(int index)
+    {
+        var (start, end) = _outOfOrder[index];
+        return new SackBlock(Next + start, Next + end);
+    }
+
     /// <summary>
     /// Stores the bytes of a segment starting at <paramref name="seq"/>, trimmed to the window
     /// [Next, Next + Window). Returns how far <see cref="Next"/> advanced. <paramref name="stored"/> is how many

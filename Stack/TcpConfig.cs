@@ -30,6 +30,19 @@ public sealed record TcpConfig
     /// </summary>
     public byte? WindowScaleShift { get; init; } = 7;
 
+    /// <summary>
+    /// Selective acknowledgments (RFC 2018, D-SACK RFC 2883): offer SACK-permitted on our SYN and accept the peer's.
+    /// When both SYNs carry it, the receiver reports out-of-order data in SACK blocks and the sender recovers losses
+    /// from its scoreboard with RACK-TLP (RFC 8985) and PRR (RFC 6937); otherwise NewReno recovery (RFC 6582) is used.
+    /// </summary>
+    public bool SelectiveAcknowledgment { get; init; } = true;
+
+    /// <summary>
+    /// Congestion avoidance: CUBIC (RFC 9438), as Linux, or NewReno (RFC 5681). Slow start, loss recovery and the loss
+    /// window after a timeout are the same for both.
+    /// </summary>
+    public CongestionControlAlgorithm CongestionControl { get; init; } = CongestionControlAlgorithm.Cubic;
+
     /// <summary>Nagle's algorithm (RFC 9293 §3.7.4): hold a sub-MSS segment while unacknowledged data is in flight.</summary>
     public bool Nagle { get; init; }
 

@@ -154,6 +154,11 @@ public sealed partial class TcpConnection
         _sendMss = Math.Max(1, Math.Min(_config.MaxSegmentSize, (int)peerMss));
         _congestion.SetSenderMss(_sendMss);
 
+        // RFC 2018 §2: SACK is in force only when both SYNs carry SACK-permitted. Like MSS and window scale, decided
+        // here and nowhere else.
+        _sackAgreed = _config.SelectiveAcknowledgment && segment.Options.SackPermitted;
+        _scoreboard.ExpectedSegments = Math.Min((_config.SendBufferSize / _sendMss) + 2, MaxExpectedScoreboardSegments);
+
         // RFC 7323 §2.2: scaling is in force only when both SYNs carry the option; shifts above 14 are read as 14.
         if (segment.Options.WindowScale is { } peerShift && _config.WindowScaleShift is { } ourShift)
         {
@@ -298,6 +303,11 @@ public sealed partial class TcpConnection
             case SegmentVerdict.DropWithAck:
                 Stats.SegmentsRejected++;
                 _ackNow = true;
+                if (segment.SequenceNumber + payload.Length <= ReceiveDataNext)
+                {
+                    NoteArrivalForSack(segment.SequenceNumber, payload.Length, ReceiveDataNext);
+                }
+
                 return;
             case SegmentVerdict.Reset:
                 // In SYN-RECEIVED after a passive open RFC 9293 returns to LISTEN; here every SYN got its own
@@ -382,15 +392,17 @@ public sealed partial class TcpConnection
         var ack = segment.AcknowledgmentNumber;
         var seq = segment.SequenceNumber;
         var scaledWindow = segment.Window << _sndWindowShift;
+        var flightBefore = _sndMax - _sndUna;
+        var freedData = 0;
 
         if (ack > _sndUna)
         {
-            OnAcknowledgment(now, ack);
+            freedData = OnAcknowledgment(now, ack);
         }
-        else if (payloadLength == 0 && !segment.Has(TcpFlags.Fin) && scaledWindow == _sndWnd && _sndMax > _sndUna)
+        else if (!_sackAgreed && payloadLength == 0 && !segment.Has(TcpFlags.Fin) && scaledWindow == _sndWnd && _sndMax > _sndUna)
         {
             // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, repeats SND.UNA and the window,
-            // and arrives while data is outstanding.
+            // and arrives while data is outstanding. With SACK they are not counted: RACK decides loss (RFC 8985 §6).
             Stats.DuplicateAcks++;
             if (_congestion.OnDuplicateAck(ack, _sndMax - _sndUna, _sndMax) == CongestionSignal.RetransmitFirstUnacknowledged)
             {
@@ -398,6 +410,11 @@ public sealed partial class TcpConnection
                 _fastRetransmitPending = true;
                 _timing = false;
             }
+        }
+
+        if (_sackAgreed && _state is not (TcpState.SynReceived or TcpState.Closed))
+        {
+            OnAckWithScoreboard(now, segment.Options.Sack, freedData, flightBefore);
         }
 
         // Window update (§3.10.7.4): only from a segment newer than the last one that set it.
@@ -434,8 +451,11 @@ public sealed partial class TcpConnection
         }
     }
 
-    /// <summary>SND.UNA advances to <paramref name="ack"/>: free the buffer, sample the RTT, run congestion control.</summary>
-    private void OnAcknowledgment(Instant now, SeqNumber ack)
+    /// <summary>
+    /// SND.UNA advances to <paramref name="ack"/>: free the buffer, sample the RTT, run NewReno congestion control
+    /// (with SACK, <see cref="OnAckWithScoreboard"/> does). Returns the data bytes freed.
+    /// </summary>
+    private int OnAcknowledgment(Instant now, SeqNumber ack)
     {
         var flightBefore = _sndMax - _sndUna;
         var newlyAcked = ack - _sndUna;
@@ -463,7 +483,7 @@ public sealed partial class TcpConnection
         _consecutiveTimeouts = 0;
 
         // Congestion control counts data only: the ACK of a SYN or FIN neither grows cwnd nor ends recovery.
-        if (freedData > 0 && _congestion.OnNewAck(ack, freedData, flightBefore - newlyAcked) == CongestionSignal.RetransmitFirstUnacknowledged)
+        if (!_sackAgreed && freedData > 0 && _congestion.OnNewAck(ack, freedData, flightBefore - newlyAcked, now, _rtt.SmoothedRtt) == CongestionSignal.RetransmitFirstUnacknowledged)
         {
             Stats.FastRetransmits++;
             _fastRetransmitPending = true;
@@ -472,6 +492,7 @@ public sealed partial class TcpConnection
 
         // RFC 6298 §5.2/§5.3: stop the timer when everything is acknowledged, otherwise restart it.
         _retransmitAt = _sndUna == _sndMax ? null : now + _rtt.Rto;
+        return freedData;
     }
 
     /// <summary>Seventh step: place the bytes (trimmed to the window), then decide how soon to acknowledge.</summary>
@@ -479,6 +500,7 @@ public sealed partial class TcpConnection
     {
         var receive = _receive!;
         var inOrder = seq == receive.Next;
+        NoteArrivalForSack(seq, payload.Length, receive.Next);
         var filledHole = receive.HasOutOfOrderData;
         var advanced = receive.Write(seq, payload, out var stored);
         Stats.BytesReceived += stored;

@@ -83,7 +83,11 @@ public sealed partial class TcpConnection
     /// Client side, at the switch: the old control block sends nothing again (its unacknowledged bytes moved to the new
     /// block), so its send ring goes back to the pool; its unread bytes stay readable.
     /// </summary>
-    internal void DiscardUnacknowledged() => _send.Clear();
+    internal void DiscardUnacknowledged()
+    {
+        _send.Clear();
+        ResetLossRecovery();
+    }
 
     /// <summary>
     /// export_state (thesis 3.3.2, 4.2.1 TCP_APP_STATE): records a restart point. <c>rcv_seq_snapshot</c> is the read
@@ -474,6 +478,11 @@ public sealed partial class TcpConnection
         if (_windowScalingAgreed)
         {
             flags |= TcpSnapshotFlags.WindowScaling;
+        }
+
+        if (_sackAgreed)
+        {
+            flags |= TcpSnapshotFlags.SackPermitted;
         }
 
         return new TcpSnapshot(

@@ -50,6 +50,16 @@ public sealed partial class TcpConnection
             }
         }
 
+        if (_sackAgreed && TryEmitLost(now, payloadBuffer, out header, out payloadLength))
+        {
+            return true;
+        }
+
+        if (_tailLossProbePending && TryEmitTailLossProbe(now, payloadBuffer, out header, out payloadLength))
+        {
+            return true;
+        }
+
         if (TryEmitNewData(now, payloadBuffer, out header, out payloadLength))
         {
             return true;
@@ -131,7 +141,14 @@ public sealed partial class TcpConnection
 
             // RFC 7323 §2.2: the window on a SYN is never scaled.
             Window = (ushort)Math.Min(_receive?.Window ?? _config.ReceiveBufferSize, MaxWindowField),
-            Options = new TcpOptions { MaxSegmentSize = (ushort)_config.MaxSegmentSize, WindowScale = windowScale },
+            Options = new TcpOptions
+            {
+                MaxSegmentSize = (ushort)_config.MaxSegmentSize,
+                WindowScale = windowScale,
+
+                // RFC 2018 §2: offered on a SYN when enabled; a SYN,ACK carries it only when the SYN did.
+                SackPermitted = synAck ? _sackAgreed : _config.SelectiveAcknowledgment,
+            },
         };
 
         CountSequenceSpaceSent(now, InitialSendSequence, 1);
@@ -164,7 +181,9 @@ public sealed partial class TcpConnection
 
         var mss = Math.Min(_sendMss, payloadBuffer.Length);
         var inFlight = _sndNxt - _sndUna;
-        var usable = Math.Min(_sndWnd, _congestion.SendAllowance) - inFlight;
+        var usable = _sackAgreed
+            ? Math.Min(_sndWnd - inFlight, ScoreboardSendBudget(mss))
+            : Math.Min(_sndWnd, _congestion.SendAllowance) - inFlight;
         var length = Math.Max(0, Math.Min(Math.Min(available, mss), usable));
         var withFin = finPending && _sndNxt + length == dataEnd;
 
@@ -222,8 +241,14 @@ public sealed partial class TcpConnection
             _sndNxt = end;
         }
 
+        var newData = end > _sndMax;
         _sndMax = SeqNumber.Max(_sndMax, end);
         _retransmitAt ??= now + _rtt.Rto;
+        if (_sackAgreed)
+        {
+            OnScoreboardSent(now, from, end, newData);
+        }
+
         Stats.BytesSent += length;
         payloadLength = length;
         AfterEmit(header);
@@ -249,6 +274,7 @@ public sealed partial class TcpConnection
     private TcpSegmentRepr MakeHeader(SeqNumber seq, TcpFlags flags)
     {
         var ack = AckToSend;
+        var sack = SackBlocksToSend();
         return new()
         {
             SourcePort = LocalPort,
@@ -259,6 +285,7 @@ public sealed partial class TcpConnection
 
             // Bytes received but held back from the ACK until replicated still count: the right edge stays put.
             Window = (ushort)(AdvertisableWindow(ReceiveNext - ack) >> _rcvWindowShift),
+            Options = sack.Count == 0 ? default : new TcpOptions { Sack = sack },
         };
     }
 
@@ -289,7 +316,10 @@ public sealed partial class TcpConnection
         }
     }
 
-    /// <summary>RFC 6298 §5.4-5.6 with go-back-N: back off, collapse cwnd (RFC 5681 §3.1) and resend from SND.UNA.</summary>
+    /// <summary>
+    /// RFC 6298 §5.4-5.6: back off and collapse cwnd (RFC 5681 §3.1); then go-back-N from SND.UNA, or with SACK resend
+    /// what the scoreboard does not hold as SACKed (RFC 8985 §6.3).
+    /// </summary>
     private void OnRetransmissionTimeout(Instant now)
     {
         _retransmitAt = null;
@@ -309,18 +339,24 @@ public sealed partial class TcpConnection
         }
 
         _rtt.OnTimeout();
+        _timing = false;
+        _fastRetransmitPending = false;
+        _retransmitAt = now + _rtt.Rto;
         if (_state is TcpState.SynSent or TcpState.SynReceived)
         {
             _handshakeTimedOut = true;
+            _sndNxt = _sndUna;
+            return;
+        }
+
+        _congestion.OnRetransmissionTimeout(_sndMax - _sndUna, _sndMax);
+        if (_sackAgreed)
+        {
+            OnRetransmissionTimeoutWithScoreboard();
         }
         else
         {
-            _congestion.OnRetransmissionTimeout(_sndMax - _sndUna, _sndMax);
+            _sndNxt = _sndUna;
         }
-
-        _timing = false;
-        _fastRetransmitPending = false;
-        _sndNxt = _sndUna;
-        _retransmitAt = now + _rtt.Rto;
     }
 }

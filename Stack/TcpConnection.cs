@@ -20,7 +20,7 @@ public sealed partial class TcpConnection
     private readonly TcpConfig _config;
     private readonly SendBuffer _send;
     private readonly RttEstimator _rtt;
-    private readonly NewRenoCongestionControl _congestion;
+    private readonly CongestionControl _congestion;
     private readonly Queue<TcpEvent> _events = new(8);
 
     /// <summary>Created once the peer's ISN is known (its first byte is IRS + 1).</summary>
@@ -108,7 +108,7 @@ public sealed partial class TcpConnection
         _send = new SendBuffer(config.SendBufferSize, iss + 1);
         _rtt = new RttEstimator(config.InitialRto, config.MinRto, config.MaxRto, config.ClockGranularity);
         _sendMss = Math.Min(config.MaxSegmentSize, DefaultPeerMss);
-        _congestion = new NewRenoCongestionControl(_sendMss, config.InitialWindowSegments, iss);
+        _congestion = new CongestionControl(_sendMss, config.InitialWindowSegments, iss, ICongestionAvoidance.Create(config.CongestionControl));
         _retainReadLogAtOpen = config.RetainReadLog;
     }
 
@@ -284,6 +284,9 @@ public sealed partial class TcpConnection
         }
     }
 
+    /// <summary>Makes the next <see cref="PollTransmit"/> send an ACK even with nothing else to send (options ride on it).</summary>
+    internal void AcknowledgeNow() => _ackNow = true;
+
     /// <summary>Returns the next event, if any.</summary>
     public bool PollEvent(out TcpEvent e)
     {
@@ -317,7 +320,7 @@ public sealed partial class TcpConnection
     public Instant? PollTimeout()
     {
         var earliest = Instant.Earliest(Instant.Earliest(Instant.Earliest(_retransmitAt, _persistAt), Instant.Earliest(_delayedAckAt, _timeWaitUntil)), _connectDeadline);
-        return Instant.Earliest(earliest, KeepAliveDue());
+        return Instant.Earliest(Instant.Earliest(earliest, KeepAliveDue()), _lossTimerAt);
     }
 
     /// <summary>Fires every timer whose deadline is at or before <paramref name="now"/>.</summary>
@@ -343,6 +346,11 @@ public sealed partial class TcpConnection
             {
                 return;
             }
+        }
+
+        if (_lossTimerAt is { } lossTimer && lossTimer <= now)
+        {
+            OnLossTimer(now);
         }
 
         if (_delayedAckAt is { } delayedAck && delayedAck <= now)
@@ -566,6 +574,7 @@ public sealed partial class TcpConnection
         _probePending = false;
         _keepAlivePending = false;
         _fastRetransmitPending = false;
+        ResetLossRecovery();
 
         // Nothing will be sent or retransmitted again: the send ring and every received byte but the unread ones go
         // back to the pool now, not when the endpoint is collected.

@@ -12,8 +12,14 @@ public sealed class TcpConnectionStats
     /// <summary>Segments that carried sequence space already sent once (SYN, data or FIN).</summary>
     public long Retransmissions { get; internal set; }
 
-    /// <summary>Fast retransmits triggered by the third duplicate ACK (RFC 5681 §3.2) or a partial ACK (RFC 6582).</summary>
+    /// <summary>
+    /// Fast retransmits triggered by the third duplicate ACK (RFC 5681 §3.2) or a partial ACK (RFC 6582); with SACK,
+    /// loss recoveries started by RACK (RFC 8985 §6).
+    /// </summary>
     public long FastRetransmits { get; internal set; }
+
+    /// <summary>Tail-loss probes sent (RFC 8985 §7.3).</summary>
+    public long TailLossProbes { get; internal set; }
 
     /// <summary>Retransmission-timer expirations (RFC 6298 §5.4).</summary>
     public long RetransmissionTimeouts { get; internal set; }

@@ -173,6 +173,13 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
         if (ServerMigration.CompleteHandshake(Connection, wasSynReceived, segment))
         {
             _events.Enqueue(new ServerEndpointEvent.Accepted(migrated));
+
+            // Alternates the SYN+ACK had no room for (beside the secret and SACK-permitted) go out at once on an ACK,
+            // not only once the application first writes: a client may migrate before any byte comes back.
+            if (_authentication.AlternatesOwed)
+            {
+                Connection.AcknowledgeNow();
+            }
         }
 
         AnswerHeldRequests();

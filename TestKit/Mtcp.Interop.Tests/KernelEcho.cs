@@ -12,9 +12,9 @@ internal static class KernelEcho
 {
     public const int TransferBytes = 10 * 1024 * 1024;
 
-    public static byte[] Payload(int seed)
+    public static byte[] Payload(int seed, int length = TransferBytes)
     {
-        var bytes = new byte[TransferBytes];
+        var bytes = new byte[length];
         new Random(seed).NextBytes(bytes);
         return bytes;
     }

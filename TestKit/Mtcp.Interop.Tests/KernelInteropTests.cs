@@ -83,8 +83,8 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         output.WriteLine($"wscale={windowScaling} sack={sack} ts={timestamps}: engine server {asServer.TotalMilliseconds:F0} ms, engine client {asClient.TotalMilliseconds:F0} ms, kernel-kernel {KernelToKernel(pair).TotalMilliseconds:F0} ms");
     }
 
-    /// <summary>A kernel client sends 10 MB to the engine, serving over protocol 6 in namespace A, and reads the echo back.</summary>
-    internal static TimeSpan KernelClientAgainstEngineServer(VethNamespacePair pair, int seed, ITestOutputHelper output)
+    /// <summary>A kernel client sends 10 MB (or <paramref name="payload"/>) to the engine, serving over protocol 6 in namespace A, and reads the echo back.</summary>
+    internal static TimeSpan KernelClientAgainstEngineServer(VethNamespacePair pair, int seed, ITestOutputHelper output, byte[]? payload = null, Action<TransportConnectionDriver>? inspect = null)
     {
         using var transport = pair.A.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressA));
         var suppression = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
@@ -94,7 +94,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
             using var driver = TransportConnectionDriver.Listen(transport, TcpConfig.Default, EnginePort, new SeqNumber((uint)(0xFFFF_F000 + seed)), echo);
             using var client = pair.B.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
             client.Connect(new IPEndPoint(VethNamespacePair.AddressA.ToIPAddress(), EnginePort));
-            var payload = KernelEcho.Payload(seed);
+            payload ??= KernelEcho.Payload(seed);
             var (length, sha256, elapsed) = KernelEcho.SendAndReceiveEcho(client, payload, TransferTimeout);
             client.Close();
 
@@ -102,6 +102,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
             var finished = driver.WaitUntilFinished(TimeSpan.FromSeconds(10));
             Assert.True(finished, finished ? "" : $"the engine did not finish: state {driver.State}, events {string.Join(',', echo.Events)}");
             Report(driver, transport, output);
+            inspect?.Invoke(driver);
             Assert.Equal(payload.Length, length);
             Assert.Equal(SHA256.HashData(payload), sha256);
             Assert.Empty(driver.RejectedSegments);
@@ -113,8 +114,8 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>The engine in namespace A sends 10 MB to a kernel echo server in namespace B and reads the echo back.</summary>
-    internal static TimeSpan EngineClientAgainstKernelServer(VethNamespacePair pair, int seed, ITestOutputHelper output)
+    /// <summary>The engine in namespace A sends 10 MB (or <paramref name="payload"/>) to a kernel echo server in namespace B and reads the echo back.</summary>
+    internal static TimeSpan EngineClientAgainstKernelServer(VethNamespacePair pair, int seed, ITestOutputHelper output, byte[]? payload = null, Action<TransportConnectionDriver>? inspect = null)
     {
         using var listener = pair.B.Run(() =>
         {
@@ -129,7 +130,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         var suppression = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
         try
         {
-            var payload = KernelEcho.Payload(seed);
+            payload ??= KernelEcho.Payload(seed);
             var application = new EngineSendAndHashApplication(payload);
             var stopwatch = Stopwatch.StartNew();
             using var driver = TransportConnectionDriver.Connect(
@@ -137,6 +138,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
             var finished = driver.WaitUntilFinished(TransferTimeout);
             stopwatch.Stop();
             Report(driver, transport, output);
+            inspect?.Invoke(driver);
             Assert.True(finished, finished ? "" : $"the engine did not finish: state {driver.State}, received {application.BytesReceived}, events {string.Join(',', application.Events)}");
             Assert.True(server.Join(TimeSpan.FromSeconds(10)), "the kernel echo server did not finish");
             Assert.Null(serverFailure);
@@ -151,8 +153,8 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>The baseline: the same 10 MB echo between kernel sockets in the same namespaces.</summary>
-    private static TimeSpan KernelToKernel(VethNamespacePair pair)
+    /// <summary>The baseline: the same 10 MB (or <paramref name="payloadBytes"/>) echo between kernel sockets in the same namespaces.</summary>
+    internal static TimeSpan KernelToKernel(VethNamespacePair pair, int payloadBytes = KernelEcho.TransferBytes)
     {
         using var listener = pair.A.Run(() =>
         {
@@ -165,7 +167,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         var server = KernelEcho.StartEchoServer(listener, e => serverFailure = e);
         using var client = pair.B.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
         client.Connect(listener.LocalEndPoint!);
-        var payload = KernelEcho.Payload(99);
+        var payload = KernelEcho.Payload(99, payloadBytes);
         var (length, sha256, elapsed) = KernelEcho.SendAndReceiveEcho(client, payload, TransferTimeout);
         Assert.True(server.Join(TimeSpan.FromSeconds(10)));
         Assert.Null(serverFailure);
@@ -179,7 +181,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         var stats = driver.Stats;
         output.WriteLine(
             $"engine: sent {stats.SegmentsSent} segments ({transport.SendDrops.Total} dropped locally), received {stats.SegmentsReceived}, retransmissions {stats.Retransmissions} " +
-            $"(fast {stats.FastRetransmits}, timeouts {stats.RetransmissionTimeouts}), rejected by engine {stats.SegmentsRejected}, " +
+            $"(fast {stats.FastRetransmits}, timeouts {stats.RetransmissionTimeouts}, tail-loss probes {stats.TailLossProbes}), rejected by engine {stats.SegmentsRejected}, " +
             $"rejected by codec [{string.Join(", ", driver.RejectedSegments.Select(r => $"{r.Key}: {r.Value}"))}], final state {driver.State}");
     }
 }

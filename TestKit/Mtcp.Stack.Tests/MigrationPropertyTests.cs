@@ -41,7 +41,8 @@ public sealed class MigrationPropertyTests(ITestOutputHelper output)
             CultureInfo.InvariantCulture,
             $"started during the previous migration's handshake {totals.DuringPreviousHandshake}, while the origin was retransmitting {totals.WhileOriginRetransmitting}, "
             + $"during the FIN exchange {totals.DuringFinExchange}, back to a server already left {totals.BackToAServerLeft}, "
-            + $"with the client's window closed {totals.WithClientWindowClosed}, with bytes of a server left still unread {totals.WithUnreadBytesOfAServerLeft}"));
+            + $"with the client's window closed {totals.WithClientWindowClosed}, with bytes of a server left still unread {totals.WithUnreadBytesOfAServerLeft}, "
+            + $"with SACK holes in a scoreboard {totals.WithScoreboardHoles}"));
         output.WriteLine("client-side failures: " + string.Join("; ", totals.FailureReasons.Select(p => $"{p.Key} x{p.Value}")));
         output.WriteLine("refusals at destinations: " + string.Join("; ", totals.RejectReasons.Select(p => $"{p.Key} x{p.Value}")));
         output.WriteLine($"AUTH_FAILED causes: {string.Join("; ", totals.AuthFailures.Select(p => $"{p.Key} x{p.Value}"))}; duplicate special SYNs {totals.DuplicateSpecialSyns}");
@@ -53,7 +54,11 @@ public sealed class MigrationPropertyTests(ITestOutputHelper output)
         {
             Assert.True(totals.DuringPreviousHandshake > 0 && totals.WhileOriginRetransmitting > 0 && totals.DuringFinExchange > 0 && totals.BackToAServerLeft > 0, "every kind of moment must be hit");
             Assert.True(totals.WithClientWindowClosed > 0 && totals.WithUnreadBytesOfAServerLeft > 0, "slow readers must be caught by migrations");
+            Assert.True(totals.WithScoreboardHoles > 0, "migrations must start while a SACK scoreboard holds holes");
         }
+
+        // Every endpoint of the testbed runs the default configuration: SACK is agreed on every connection.
+        Assert.Equal(0, totals.WithoutSack);
     }
 }
 
@@ -87,6 +92,12 @@ internal sealed class ScheduleTotals
 
     /// <summary>Migrations started while the client's receive buffer was full (a reader slower than the network).</summary>
     public long WithClientWindowClosed { get; set; }
+
+    /// <summary>Migrations started while the origin's or the client's SACK scoreboard held SACKed segments beyond a hole.</summary>
+    public long WithScoreboardHoles { get; set; }
+
+    /// <summary>Migrations of a connection whose origin endpoint had not agreed SACK (there should be none).</summary>
+    public long WithoutSack { get; set; }
 
     /// <summary>Migrations started while the client still held unread bytes of a server it had left.</summary>
     public long WithUnreadBytesOfAServerLeft { get; set; }
@@ -179,6 +190,8 @@ internal static class MigrationSchedule
                 var duringHandshake = bed.Servers.Any(x => x.Host.Connections.Any(c => c.AwaitingMigrationHandshake && c.State != TcpState.Closed));
                 var finExchange = bed.Connection.State != TcpState.Established;
                 var retransmitting = origin is { BytesUnacknowledged: > 0 } && origin.Stats.Retransmissions > 0;
+                var scoreboardHoles = origin is { SackedSegments: > 0 } || bed.Connection.CurrentControlBlock.SackedSegments > 0;
+                var sackAgreed = origin is null || origin.SackAgreed;
                 var windowClosed = bed.Connection.CurrentControlBlock.BytesReadable > windowClosedAt;
                 var unreadOfAServerLeft = bed.Connection.BytesReadable > bed.Connection.CurrentControlBlock.BytesReadable;
                 if (bed.Migrate(target))
@@ -187,6 +200,8 @@ internal static class MigrationSchedule
                     totals.DuringPreviousHandshake += duringHandshake ? 1 : 0;
                     totals.DuringFinExchange += finExchange ? 1 : 0;
                     totals.WhileOriginRetransmitting += retransmitting ? 1 : 0;
+                    totals.WithScoreboardHoles += scoreboardHoles ? 1 : 0;
+                    totals.WithoutSack += sackAgreed ? 0 : 1;
                     totals.BackToAServerLeft += visited.Contains(target) ? 1 : 0;
                     totals.WithClientWindowClosed += windowClosed ? 1 : 0;
                     totals.WithUnreadBytesOfAServerLeft += unreadOfAServerLeft ? 1 : 0;

@@ -44,9 +44,13 @@ internal sealed class ScriptedPeer
     /// <summary>The remote's next sequence number (what it would send next).</summary>
     public SeqNumber RemoteNext { get; set; } = RemoteIss + 1;
 
-    /// <summary>Config used by the fixtures: small buffers, scaling offered, delayed ACK on.</summary>
+    /// <summary>
+    /// Config used by the fixtures: small buffers, scaling offered, delayed ACK on, NewReno's avoidance so that the
+    /// scripted windows follow RFC 5681's arithmetic (CUBIC has its own tests).
+    /// </summary>
     public static TcpConfig DefaultConfig { get; } = TcpConfig.Default with
     {
+        CongestionControl = CongestionControlAlgorithm.NewReno,
         MaxSegmentSize = 1000,
         SendBufferSize = 64 * 1024,
         ReceiveBufferSize = 64 * 1024,

@@ -216,6 +216,10 @@ public sealed class ServerEndpointTests
         Deliver(client, origin);
         Assert.Equal(ServerEndpointPhase.Established, origin.Phase);
         Events(origin);
+
+        // The alternates the SYN+ACK had no room for follow on an ACK of the handshake.
+        Deliver(origin, client);
+        Assert.Contains(S2, client.AlternateServers);
         return origin;
     }
 

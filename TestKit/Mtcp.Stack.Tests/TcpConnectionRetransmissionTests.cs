@@ -9,14 +9,18 @@ public sealed class TcpConnectionRetransmissionTests
     private static readonly SeqNumber LocalIss = ScriptedPeer.LocalIss;
     private static readonly TimeSpan Ms = TimeSpan.FromMilliseconds(1);
 
-    /// <summary>An active open whose SYN,ACK comes back after 100 ms: SRTT 100 ms, RTO 300 ms.</summary>
-    private static ScriptedPeer EstablishedWithRtt100(TcpConfig? config = null)
+    /// <summary>
+    /// An active open whose SYN,ACK comes back after 100 ms: SRTT 100 ms, RTO 300 ms. The peer's SYN,ACK carries MSS
+    /// 1000 and window scale 3, or <paramref name="peerSynOptions"/>.
+    /// </summary>
+    internal static ScriptedPeer EstablishedWithRtt100(TcpConfig? config = null, TcpOptions? peerSynOptions = null)
     {
         var now = Instant.FromMilliseconds(1000);
         var peer = new ScriptedPeer(TcpConnection.Connect(config ?? ScriptedPeer.DefaultConfig, 80, ScriptedPeer.RemotePort, LocalIss, now), now);
         peer.Single();
         peer.Now += 100 * Ms;
-        peer.Send(ScriptedPeer.Segment(TcpFlags.Syn | TcpFlags.Ack, ScriptedPeer.RemoteIss, LocalIss + 1, window: 20000, options: new TcpOptions { MaxSegmentSize = 1000, WindowScale = 3 }));
+        var options = peerSynOptions ?? new TcpOptions { MaxSegmentSize = 1000, WindowScale = 3 };
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Syn | TcpFlags.Ack, ScriptedPeer.RemoteIss, LocalIss + 1, window: 20000, options: options));
         peer.Single();
         peer.Events();
         return peer;

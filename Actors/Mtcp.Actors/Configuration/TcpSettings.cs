@@ -12,6 +12,12 @@ internal static class TcpSettings
 {
     public const string Section = "mtcp.tcp";
 
+    private static readonly Dictionary<string, CongestionControlAlgorithm> CongestionControls = new()
+    {
+        ["cubic"] = CongestionControlAlgorithm.Cubic,
+        ["newreno"] = CongestionControlAlgorithm.NewReno,
+    };
+
     public static TcpConfig Create(Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -28,6 +34,8 @@ internal static class TcpSettings
             SendBufferSize = HoconValues.Size(config, Section + ".send-buffer-size", 64, int.MaxValue),
             ReceiveBufferSize = HoconValues.Size(config, Section + ".receive-buffer-size", 64, int.MaxValue),
             WindowScaleShift = windowScale,
+            SelectiveAcknowledgment = HoconValues.Boolean(config, Section + ".sack"),
+            CongestionControl = HoconValues.Choice(config, Section + ".congestion-control", CongestionControls),
             Nagle = HoconValues.Boolean(config, Section + ".nagle"),
             InitialRto = HoconValues.Duration(config, Section + ".initial-rto", allowZero: false),
             MinRto = HoconValues.Duration(config, Section + ".min-rto", allowZero: false),

@@ -40,6 +40,22 @@ public sealed class RuntimeSettingsTests
         Assert.Null(TcpSettings.Create(Layered("mtcp.tcp.window-scale = off")).WindowScaleShift);
     }
 
+    [Fact]
+    public void Sack_off_must_disable_selective_acknowledgments()
+    {
+        Assert.True(TcpSettings.Create(MtcpConfig.Reference).SelectiveAcknowledgment);
+        Assert.False(TcpSettings.Create(Layered("mtcp.tcp.sack = off")).SelectiveAcknowledgment);
+    }
+
+    [Fact]
+    public void Congestion_control_must_default_to_cubic_and_accept_newreno()
+    {
+        Assert.Equal(Stack.CongestionControlAlgorithm.Cubic, TcpSettings.Create(MtcpConfig.Reference).CongestionControl);
+        Assert.Equal(Stack.CongestionControlAlgorithm.NewReno, TcpSettings.Create(Layered("mtcp.tcp.congestion-control = newreno")).CongestionControl);
+        var error = Assert.Throws<Akka.Configuration.ConfigurationException>(() => TcpSettings.Create(Layered("mtcp.tcp.congestion-control = bbr")));
+        Assert.Contains("mtcp.tcp.congestion-control", error.Message);
+    }
+
     [Theory]
     [InlineData("mtcp.runtime.transport = carrier-pigeon", "mtcp.runtime.transport must be one of auto, raw, udp, memory, got carrier-pigeon")]
     [InlineData("mtcp.runtime.local-address = \"0.0.0.0\"", "mtcp.runtime.local-address must be a specific address, not the wildcard (segments are filtered by destination), got 0.0.0.0")]

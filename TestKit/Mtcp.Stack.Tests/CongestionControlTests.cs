@@ -3,12 +3,12 @@ using Mtcp.Wire;
 namespace Mtcp.Stack.Tests;
 
 [Trait("Category", "Stack")]
-public sealed class NewRenoCongestionControlTests
+public sealed class CongestionControlTests
 {
     private const int Mss = 1000;
     private static readonly SeqNumber Iss = new(0xFFFF_FFF0);
 
-    private static NewRenoCongestionControl Create() => new(Mss, 10, Iss);
+    private static CongestionControl Create() => new(Mss, 10, Iss, new NewRenoAvoidance());
 
     [Fact]
     public void Initial_window_must_be_ten_segments()
@@ -164,7 +164,7 @@ public sealed class NewRenoCongestionControlTests
         }
     }
 
-    private static void EnterRecovery(NewRenoCongestionControl cc)
+    private static void EnterRecovery(CongestionControl cc)
     {
         for (var i = 0; i < 3; i++)
         {
@@ -172,7 +172,7 @@ public sealed class NewRenoCongestionControlTests
         }
     }
 
-    private static void EnterRecoveryAndExit(NewRenoCongestionControl cc)
+    private static void EnterRecoveryAndExit(CongestionControl cc)
     {
         EnterRecovery(cc);
         cc.OnNewAck(Iss + 1 + (10 * Mss), 10 * Mss, 10 * Mss);

@@ -2,7 +2,7 @@ using Mtcp.Wire;
 
 namespace Mtcp.Stack;
 
-/// <summary>What the sender must do after an ACK was fed to <see cref="NewRenoCongestionControl"/>.</summary>
+/// <summary>What the sender must do after an ACK was fed to <see cref="CongestionControl"/>.</summary>
 internal enum CongestionSignal
 {
     None,
@@ -12,12 +12,14 @@ internal enum CongestionSignal
 }
 
 /// <summary>
-/// Congestion control: slow start and congestion avoidance (RFC 5681 §3.1), fast retransmit and fast recovery with
-/// the NewReno modification (RFC 5681 §3.2, RFC 6582 §3.2), and the loss window after a timeout (RFC 5681 §3.1).
-/// Byte counting follows RFC 5681: slow start grows by at most one SMSS per ACK. Limited transmit (RFC 3042) lets
-/// the first two duplicate ACKs each release one new segment, so a small window still yields three duplicates.
+/// Congestion control: slow start (RFC 5681 §3.1), fast retransmit and fast recovery with the NewReno modification
+/// (RFC 5681 §3.2, RFC 6582 §3.2) or SACK-based recovery (the hooks PRR drives), and the loss window after a timeout
+/// (RFC 5681 §3.1). Byte counting follows RFC 5681: slow start grows by at most one SMSS per ACK. Limited transmit
+/// (RFC 3042) lets the first two duplicate ACKs each release one new segment, so a small window still yields three
+/// duplicates. How the window grows in congestion avoidance and how far it falls at a loss is the
+/// <see cref="ICongestionAvoidance"/>'s decision: NewReno (RFC 5681) or CUBIC (RFC 9438).
 /// </summary>
-internal sealed class NewRenoCongestionControl
+internal sealed class CongestionControl
 {
     /// <summary>Keeps arithmetic far from overflow; a window this large is never the limit in practice.</summary>
     private const int MaxWindow = int.MaxValue / 4;
@@ -28,8 +30,11 @@ internal sealed class NewRenoCongestionControl
     private SeqNumber _highestAck;
     private SeqNumber _previousHighestAck;
 
-    public NewRenoCongestionControl(int senderMss, int initialWindowSegments, SeqNumber initialSequence)
+    private readonly ICongestionAvoidance _avoidance;
+
+    public CongestionControl(int senderMss, int initialWindowSegments, SeqNumber initialSequence, ICongestionAvoidance? avoidance = null)
     {
+        _avoidance = avoidance ?? new NewRenoAvoidance();
         SenderMss = senderMss;
         InitialWindowSegments = initialWindowSegments;
         Window = senderMss * initialWindowSegments;
@@ -76,7 +81,7 @@ internal sealed class NewRenoCongestionControl
     /// An ACK that moved SND.UNA forward by <paramref name="newlyAcked"/> bytes to <paramref name="ack"/>;
     /// <paramref name="flightSizeAfter"/> is what is still outstanding.
     /// </summary>
-    public CongestionSignal OnNewAck(SeqNumber ack, int newlyAcked, int flightSizeAfter)
+    public CongestionSignal OnNewAck(SeqNumber ack, int newlyAcked, int flightSizeAfter, Instant now = default, TimeSpan? smoothedRtt = null)
     {
         DuplicateAcks = 0;
         _previousHighestAck = _highestAck;
@@ -102,8 +107,7 @@ internal sealed class NewRenoCongestionControl
         }
         else
         {
-            // RFC 5681 §3.1 eq. (3): about one SMSS per RTT.
-            Window = Math.Min(MaxWindow, Window + Math.Max(1, (int)((long)SenderMss * SenderMss / Window)));
+            Window = Math.Clamp(_avoidance.Grow(Window, newlyAcked, SenderMss, now, smoothedRtt), SenderMss, MaxWindow);
         }
 
         return CongestionSignal.None;
@@ -130,7 +134,7 @@ internal sealed class NewRenoCongestionControl
         var heuristicSaysLoss = Window > SenderMss && _highestAck - _previousHighestAck <= 4 * SenderMss;
         if (DuplicateAcks == DuplicateAckThreshold && (coversRecover || heuristicSaysLoss))
         {
-            SlowStartThreshold = Math.Max(flightSize / 2, 2 * SenderMss);
+            SlowStartThreshold = _avoidance.ReduceAfterLoss(Window, flightSize, SenderMss);
             Window = SlowStartThreshold + (DuplicateAckThreshold * SenderMss);
             Recover = highestSent;
             InFastRecovery = true;
@@ -140,10 +144,43 @@ internal sealed class NewRenoCongestionControl
         return CongestionSignal.None;
     }
 
-    /// <summary>The retransmission timer expired (RFC 5681 §3.1 eq. (4), loss window one SMSS; RFC 6582 §4).</summary>
+    /// <summary>
+    /// SACK-based recovery (RFC 6675 §5, RFC 8985) found a loss: ssthresh falls as the congestion avoidance says;
+    /// from here until <see cref="ExitRecovery"/> the caller sets cwnd (PRR, RFC 6937) and duplicate ACKs are not counted.
+    /// </summary>
+    public void OnLossDetected(int flightSize, SeqNumber highestSent)
+    {
+        SlowStartThreshold = _avoidance.ReduceAfterLoss(Window, flightSize, SenderMss);
+        Recover = highestSent;
+        InFastRecovery = true;
+        DuplicateAcks = 0;
+    }
+
+    /// <summary>cwnd during SACK-based recovery, as PRR computes it (RFC 6937 §3); never below one SMSS.</summary>
+    public void SetRecoveryWindow(int window) => Window = Math.Clamp(window, SenderMss, MaxWindow);
+
+    /// <summary>SACK-based recovery ended: cwnd = ssthresh (RFC 6937 §3, "at the end of recovery").</summary>
+    public void ExitRecovery()
+    {
+        Window = SlowStartThreshold;
+        InFastRecovery = false;
+    }
+
+    /// <summary>
+    /// A tail-loss probe's retransmission turned out to have repaired a loss (RFC 8985 §7.4.2): the congestion
+    /// response a recovery would have made, at once.
+    /// </summary>
+    public void OnLossRepairedByProbe(int flightSize)
+    {
+        SlowStartThreshold = _avoidance.ReduceAfterLoss(Window, flightSize, SenderMss);
+        Window = SlowStartThreshold;
+    }
+
+    /// <summary>The retransmission timer expired (RFC 5681 §3.1: loss window one SMSS; RFC 6582 §4; RFC 9438 §4.8).</summary>
     public void OnRetransmissionTimeout(int flightSize, SeqNumber highestSent)
     {
-        SlowStartThreshold = Math.Max(flightSize / 2, 2 * SenderMss);
+        SlowStartThreshold = _avoidance.ReduceAfterLoss(Window, flightSize, SenderMss);
+        _avoidance.OnRetransmissionTimeout();
         Window = SenderMss;
         InFastRecovery = false;
         DuplicateAcks = 0;
