@@ -40,6 +40,15 @@ public sealed class SynCookiesTests
     }
 
     [Fact]
+    public void SipHash_must_give_the_reference_outputs()
+    {
+        // The paper's worked example (appendix A) and the first of its reference vectors: key 00..0f, message 00..(n-1).
+        var key = Enumerable.Range(0, 16).Select(i => (byte)i).ToArray();
+        Assert.Equal(0xa129ca6149be45e5UL, SipHash.Hash(key, Enumerable.Range(0, 15).Select(i => (byte)i).ToArray()));
+        Assert.Equal(0x726fdb47dd0e0e31UL, SipHash.Hash(key, []));
+    }
+
+    [Fact]
     public void A_cookie_must_verify_in_its_period_and_the_next_one_and_never_after()
     {
         var cookie = _cookies.Issue(IssuedAt, Cid, Syn(ClientIsn, default));

@@ -55,6 +55,7 @@ internal sealed class ListenerActor : ReceiveActor
     private readonly Queue<TaskCompletionSource<EndpointChannel?>> _acceptors = new();
     private readonly SegmentEncoder _resetEncoder;
     private readonly string _cookieRefused;
+    private readonly string _cookieDropped;
     private long _created;
 
     public ListenerActor(EndpointContext context, ushort port, ListenerQueues queues)
@@ -64,6 +65,7 @@ internal sealed class ListenerActor : ReceiveActor
         _queues = queues;
         _resetEncoder = new SegmentEncoder(context.LocalAddress, maxPayload: 1);
         _cookieRefused = $"an ACK to listening port {port} for no connection returned no valid SYN cookie (forged, stale, or a late segment of a closed connection): answered with a RST";
+        _cookieDropped = $"an ACK to listening port {port} for no connection returned no valid SYN cookie while cookies are in flight (forged, or a client's later segment whose first ones were lost): dropped";
         Listening();
     }
 
@@ -142,7 +144,9 @@ internal sealed class ListenerActor : ReceiveActor
 
     /// <summary>
     /// A segment for no connection with its ACK bit set (the receive thread routes them here while cookies are on): the
-    /// ACK completing a cookie handshake creates its endpoint; anything else is answered as CLOSED answers it.
+    /// ACK completing a cookie handshake creates its endpoint; anything else is answered as CLOSED answers it, except
+    /// while this listener's cookies may still come back (<see cref="ListenerQueues.CookiesInFlight"/>): then it is
+    /// dropped, as a reset would end a client whose first segments the flood made the node lose.
     /// </summary>
     private void OnCookieAck(InboundSegment segment)
     {
@@ -157,9 +161,10 @@ internal sealed class ListenerActor : ReceiveActor
         if (!_context.SynCookies.TryValidate(now, _context.ConnectionIdOf(segment.Key), segment.Header, out var options))
         {
             ListenerMetrics.CookieRefused();
-            _context.Refusals.Refuse(RefusalClass.SynCookieRefused, _cookieRefused);
             _context.Counters.Stray();
-            if (TcpConnection.TryMakeReset(segment.Header, segment.PayloadLength, out var reset))
+            var cookiesInFlight = _queues.CookiesInFlight(now, _context.SynCookies.Period + _context.SynCookies.Period);
+            _context.Refusals.Refuse(RefusalClass.SynCookieRefused, cookiesInFlight ? _cookieDropped : _cookieRefused);
+            if (!cookiesInFlight && TcpConnection.TryMakeReset(segment.Header, segment.PayloadLength, out var reset))
             {
                 var sent = _context.Transport.Send(segment.Key.RemoteAddress, _resetEncoder.Encode(reset, segment.Key.RemoteAddress));
                 if (sent)

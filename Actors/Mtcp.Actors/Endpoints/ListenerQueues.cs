@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Mtcp.Actors.Diagnostics;
+using Mtcp.Stack;
 
 namespace Mtcp.Actors.Endpoints;
 
@@ -14,6 +15,7 @@ internal sealed class ListenerQueues(int synBacklog, int acceptBacklog)
 {
     private int _handshaking;
     private int _established;
+    private long _lastCookieMicroseconds = long.MinValue;
 
     /// <summary><c>mtcp.runtime.syn-backlog</c>.</summary>
     public int SynBacklog => synBacklog;
@@ -41,6 +43,17 @@ internal sealed class ListenerQueues(int synBacklog, int acceptBacklog)
 
     /// <summary>Gives back a place <see cref="TryReserveHandshake"/> took: the handshake ended (done, failed or never begun).</summary>
     public void HandshakeEnded() => Interlocked.Decrement(ref _handshaking);
+
+    /// <summary>A SYN+ACK with a cookie left at <paramref name="now"/>.</summary>
+    public void CookieSent(Instant now) => Volatile.Write(ref _lastCookieMicroseconds, now.Microseconds);
+
+    /// <summary>
+    /// True while a cookie sent here may still come back (within <paramref name="lifetime"/>): an ACK for no connection
+    /// may then be a client's whose first segments were lost, as they are under a flood, and whose later ones no longer
+    /// carry its ISN (SEG.SEQ - 1); it is dropped rather than reset, and the client's retransmission returns the cookie.
+    /// </summary>
+    public bool CookiesInFlight(Instant now, TimeSpan lifetime) =>
+        Volatile.Read(ref _lastCookieMicroseconds) is var last && last != long.MinValue && now - new Instant(last) < lifetime;
 
     /// <summary>The listener's accept queue now holds <paramref name="count"/> connections.</summary>
     public void AcceptQueueLength(int count) => Volatile.Write(ref _established, count);

@@ -288,6 +288,7 @@ internal sealed class PacketActor : ReceiveActor
 
         var cid = _context.ConnectionIdOf(key);
         var synAck = StatelessHandshake.SynAck(_context.SynCookies, _context.ServerTcp, now, cid, syn, _context.Migration?.Authenticator, _context.View.Alternates.Servers);
+        queues.CookieSent(now);
         if (_transport.Send(key.RemoteAddress, encoder.Encode(synAck, key.RemoteAddress)))
         {
             ListenerMetrics.CookieSent();
