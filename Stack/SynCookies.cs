@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Security.Cryptography;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
@@ -126,7 +125,7 @@ public sealed class SynCookies
         var counter = ((ulong)current & 1) == ((low >> ParityShift) & 1) ? current : current - 1;
         var expected = Mac(cid, ack.SequenceNumber - 1, counter, low);
         var received = cookie >> (32 - MacBits);
-        if (!FixedTimeEquals(expected, received))
+        if (!TagComparison.FixedTimeEquals(expected, received))
         {
             return false;
         }
@@ -200,14 +199,5 @@ public sealed class SynCookies
         input.WriteUInt64((ulong)counter);
         input.WriteUInt32(low);
         return (uint)(SipHash.Hash(_secret, input.Written) >> (64 - MacBits));
-    }
-
-    private static bool FixedTimeEquals(uint expected, uint received)
-    {
-        Span<byte> left = stackalloc byte[4];
-        Span<byte> right = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(left, expected);
-        BinaryPrimitives.WriteUInt32BigEndian(right, received);
-        return CryptographicOperations.FixedTimeEquals(left, right);
     }
 }
