@@ -90,6 +90,25 @@ public sealed partial class TcpConnection
         _connectDeadline = now + _config.ConnectTimeout;
     }
 
+    /// <summary>
+    /// A passive open whose SYN was answered statelessly with a SYN cookie (RFC 4987 §3.6, <see cref="SynCookies"/>):
+    /// the connection, created with the cookie as its ISS, takes <paramref name="syn"/> as rebuilt from the client's
+    /// ACK (<see cref="SynCookies.SynOf"/>) and enters SYN-RECEIVED with its SYN+ACK already sent, so that the ACK
+    /// that follows completes the handshake as it would have after a held SYN.
+    /// </summary>
+    public void AcceptCookieSyn(Instant now, in TcpSegmentRepr syn)
+    {
+        if (_state != TcpState.Listen || (syn.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) != TcpFlags.Syn)
+        {
+            throw new InvalidOperationException($"a cookie's SYN opens a listening connection only; this one is {_state}");
+        }
+
+        OnSegmentInListen(now, syn);
+        _sndNxt = InitialSendSequence + 1;
+        _sndMax = _sndNxt;
+        _lastAdvertisedWindow = Math.Min(_receive?.Window ?? _config.ReceiveBufferSize, MaxWindowField);
+    }
+
     /// <summary>RFC 9293 §3.10.7.3.</summary>
     private void OnSegmentInSynSent(Instant now, in TcpSegmentRepr segment)
     {

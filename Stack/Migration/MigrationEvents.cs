@@ -95,4 +95,13 @@ public sealed class MtcpServerStats
 
     /// <summary>Special SYNs for an endpoint that already exists here: duplicates, answered without a second state request.</summary>
     public long DuplicateSpecialSyns { get; internal set; }
+
+    /// <summary>SYNs answered statelessly with a SYN cookie (<see cref="MtcpServerHost.SynCookies"/>).</summary>
+    public long SynCookiesSent { get; internal set; }
+
+    /// <summary>ACKs that returned a valid SYN cookie and created their connection.</summary>
+    public long SynCookiesValidated { get; internal set; }
+
+    /// <summary>ACKs for no connection whose SYN cookie did not verify (forged, stale, another 4-tuple or ISN), answered as CLOSED answers them.</summary>
+    public long SynCookiesRefused { get; internal set; }
 }

@@ -186,6 +186,25 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
     }
 
     /// <summary>
+    /// The connection's SYN was answered with a SYN cookie (<see cref="StatelessHandshake"/>) and the client's ACK
+    /// returned a valid one: the endpoint, created with the cookie as its ISS, takes the SYN rebuilt from that ACK
+    /// (<see cref="SynCookies.SynOf"/>) and stands where a held SYN would have left it, its SYN+ACK sent and the
+    /// connection's migration secret issued, the same secret the stateless SYN+ACK carried. The ACK goes to
+    /// <see cref="HandleSegment"/> next.
+    /// </summary>
+    public void AcceptCookie(Instant now, in TcpSegmentRepr syn)
+    {
+        Connection.AcceptCookieSyn(now, syn);
+        if (_authenticator is not null)
+        {
+            _authentication.Issue(_authenticator, Cid, syn.SequenceNumber, Connection.InitialSendSequence);
+
+            // Whether the SYN+ACK had room for every alternate: what is owed follows on the first segments.
+            _authentication.Decorate(SynCookies.SynAck(Connection.Config, syn, Connection.InitialSendSequence), 0, null, _alternates());
+        }
+    }
+
+    /// <summary>
     /// Thesis 4.2.3 at S1: another server asks for this connection's state. A request for an endpoint whose own
     /// handshake is not done is held until it is: the client names this endpoint's Cid only once it has the SYN+ACK,
     /// so its ACK is on the way, and a migration started right after the previous one can overtake that ACK over

@@ -74,6 +74,13 @@ public sealed class MtcpServerHost
 
     public MtcpServerStats Stats { get; } = new();
 
+    /// <summary>
+    /// Null: every SYN gets an endpoint. Set: every SYN but a special one is answered statelessly with a SYN cookie
+    /// (RFC 4987 §3.6, as Linux's <c>tcp_syncookies = 2</c>), and the endpoint is created only from the client's ACK
+    /// returning a valid one; the actor runtime does this once its SYN queue is full.
+    /// </summary>
+    public SynCookies? SynCookies { get; init; }
+
     /// <summary>Every endpoint ever accepted here, in order, including closed and migrated-away ones (not refused special SYNs).</summary>
     public IEnumerable<TcpConnection> Connections => _order.Select(e => e.Connection);
 
@@ -178,13 +185,19 @@ public sealed class MtcpServerHost
             return;
         }
 
+        var cid = new ConnectionId(source, segment.SourcePort, Service.Address, Service.Port);
+        if (SynCookies is { } cookies && segment.Options.MigratedConnection is null)
+        {
+            ReceiveStateless(now, cookies, cid, segment, payload);
+            return;
+        }
+
         if (!IsFreshSyn(segment))
         {
             RefuseUnknown(source, segment, payload.Length);
             return;
         }
 
-        var cid = new ConnectionId(source, segment.SourcePort, Service.Address, Service.Port);
         var plan = segment.Options.MigratedConnection is { } migrated
             ? StateRequestPlan.For(++_nextRequestId, migrated, cid, Service, now, now + StateReplyTimeout)
             : null;
@@ -206,6 +219,41 @@ public sealed class MtcpServerHost
             Stats.StateRequestsSent++;
         }
 
+        endpoint.HandleSegment(now, segment, payload);
+        Drain(now, endpoint);
+    }
+
+    /// <summary>With <see cref="SynCookies"/>: a SYN gets a cookie and nothing else; an ACK returning a valid cookie creates the endpoint.</summary>
+    private void ReceiveStateless(Instant now, SynCookies cookies, ConnectionId cid, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        if (IsFreshSyn(segment))
+        {
+            _replies.Enqueue((cid.ClientAddress, StatelessHandshake.SynAck(cookies, Config, now, cid, segment, _authenticator, AlternateServers)));
+            Stats.SynCookiesSent++;
+            return;
+        }
+
+        if (!cookies.TryValidate(now, cid, segment, out var options))
+        {
+            Stats.SynCookiesRefused += segment.Has(TcpFlags.Ack) && !segment.Has(TcpFlags.Rst) ? 1 : 0;
+            RefuseUnknown(cid.ClientAddress, segment, payload.Length);
+            return;
+        }
+
+        Stats.SynCookiesValidated++;
+        var endpoint = new MtcpServerEndpoint<IpAddress>(Config, cid, segment.AcknowledgmentNumber - 1, _authenticator, () => AlternateServers)
+        {
+            ResetRefusedMigrations = ResetRefusedMigrations,
+        };
+        var key = (cid.ClientAddress, cid.ClientPort);
+        if (_endpoints.Remove(key, out var previous) && !previous.Connection.IsMigratedAway)
+        {
+            _order.Remove(previous);
+        }
+
+        _endpoints[key] = endpoint;
+        _order.Add(endpoint);
+        endpoint.AcceptCookie(now, SynCookies.SynOf(segment, options));
         endpoint.HandleSegment(now, segment, payload);
         Drain(now, endpoint);
     }

@@ -27,7 +27,7 @@ internal sealed class TopologyProcesses(ProcessTestbed testbed, ControlNetworkTo
         : $"transport: raw IPv4 protocol {MtcpProtocol} at {address}";
 
     /// <summary>Starts a server node in its namespace and waits until it is ready, with <paramref name="seed"/> as the cluster's seed.</summary>
-    public async Task<HostProcess> StartServerAsync(string name, ServerHost host, ServerHost seed, string transport = "raw")
+    public async Task<HostProcess> StartServerAsync(string name, ServerHost host, ServerHost seed, string transport = "raw", string extraConfig = "")
     {
         var config = testbed.WriteConfig($"{name}.conf", $$"""
             akka.remote.dot-netty.tcp { hostname = "{{host.ControlAddress}}", port = {{ControlPort}} }
@@ -37,6 +37,7 @@ internal sealed class TopologyProcesses(ProcessTestbed testbed, ControlNetworkTo
             mtcp.runtime.local-address = "{{host.ServiceAddress}}"
             mtcp.hosts.server.file.root = "{{testbed.Files.FullName}}"
             {{ProcessTestbed.MigrationConfig}}
+            {{extraConfig}}
             """);
         var process = own(HostProcess.Start(name, ProcessTestbed.ServerDll, ["--config", config], output, testbed.Directory.FullName, host.Namespace.CommandPrefix));
         await process.WaitForLineAsync("server node ready", ProcessTestbed.StartTimeout);
@@ -45,7 +46,7 @@ internal sealed class TopologyProcesses(ProcessTestbed testbed, ControlNetworkTo
     }
 
     /// <summary>Starts the agent in the client namespace, relaying <see cref="AgentListen"/> to the first server's file port.</summary>
-    public async Task<HostProcess> StartAgentAsync(string transport = "raw")
+    public async Task<HostProcess> StartAgentAsync(string transport = "raw", string extraConfig = "")
     {
         var config = testbed.WriteConfig("agent.conf", $$"""
             mtcp.runtime.transport = {{transport}}
@@ -54,6 +55,7 @@ internal sealed class TopologyProcesses(ProcessTestbed testbed, ControlNetworkTo
             mtcp.agent.serve.listen = "{{AgentListen}}"
             mtcp.agent.control-endpoint = "{{AgentControl}}"
             {{ProcessTestbed.MigrationConfig}}
+            {{extraConfig}}
             """);
         var process = own(HostProcess.Start("agent", ProcessTestbed.AgentDll, ["--config", config, "serve"], output, testbed.Directory.FullName, topology.Client.CommandPrefix));
         await process.WaitForLineAsync("agent ready", ProcessTestbed.StartTimeout);

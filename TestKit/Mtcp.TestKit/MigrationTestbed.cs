@@ -38,6 +38,9 @@ public sealed record TestbedOptions
 
     public int ServerCount { get; init; } = 3;
 
+    /// <summary>Servers answer every SYN but a special one with a SYN cookie (<see cref="MtcpServerHost.SynCookies"/>), each under its own secret.</summary>
+    public bool SynCookies { get; init; }
+
     /// <summary>Servers' TCP settings; the read log is switched on for them and off for the client.</summary>
     public TcpConfig Tcp { get; init; } = TcpConfig.Default with
     {
@@ -77,7 +80,10 @@ public sealed class MigrationTestbed
         var serverConfig = options.Tcp with { RetainReadLog = true };
         for (var i = 0; i < options.ServerCount; i++)
         {
-            var host = new MtcpServerHost(endpoints[i], serverConfig, Authenticator, NextIss, endpoints.Where((_, j) => j != i).ToArray());
+            var host = new MtcpServerHost(endpoints[i], serverConfig, Authenticator, NextIss, endpoints.Where((_, j) => j != i).ToArray())
+            {
+                SynCookies = options.SynCookies ? new SynCookies(RandomSecret(random), Stack.SynCookies.DefaultPeriod) : null,
+            };
             _servers.Add(Network.Add(new SimulatedServerNode(host, Control, CreateSession)));
         }
 
@@ -138,6 +144,13 @@ public sealed class MigrationTestbed
     /// <summary>Client closed after its application closed, and no server holds a live endpoint (none half-open).</summary>
     public bool Finished =>
         ClientApp.CloseCalled && Connection.State == TcpState.Closed && !Connection.IsMigrating && _servers.All(s => s.Host.LiveEndpoints == 0);
+
+    private static byte[] RandomSecret(Random random)
+    {
+        var secret = new byte[Stack.SynCookies.SecretLength];
+        random.NextBytes(secret);
+        return secret;
+    }
 
     public static ServerEndpoint EndpointOf(int index) => new(IpAddress.Parse($"10.0.0.{11 + index}"), ServicePort);
 

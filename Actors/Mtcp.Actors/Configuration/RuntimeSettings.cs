@@ -20,6 +20,19 @@ internal enum TransportKind
     Memory,
 }
 
+/// <summary>When a listener answers a SYN with a SYN cookie (<c>mtcp.runtime.syn-cookies</c>, RFC 4987 §3.6).</summary>
+internal enum SynCookieMode
+{
+    /// <summary>Never: a SYN beyond the SYN queue is dropped.</summary>
+    Off,
+
+    /// <summary>Once the SYN queue is full (Linux's <c>tcp_syncookies = 1</c>).</summary>
+    On,
+
+    /// <summary>For every SYN but a special one (Linux's <c>tcp_syncookies = 2</c>).</summary>
+    Always,
+}
+
 /// <summary>
 /// The <c>mtcp.runtime</c> section (packet actor and transport), read once and validated. Every value comes
 /// from HOCON (see HOCON/mtcp-reference.conf for units and defaults); a missing or invalid key fails with a
@@ -51,8 +64,13 @@ internal sealed record RuntimeSettings
     /// <summary>Longest single blocking receive of the receive thread; bounds how long stopping takes.</summary>
     public TimeSpan ReceivePollInterval { get; private init; }
 
-    /// <summary>Established connections a listener holds before AcceptAsync takes them.</summary>
+    /// <summary>The SYN queue: handshakes a listener holds state for (each an endpoint) before it answers with cookies or drops.</summary>
+    public int SynBacklog { get; private init; }
+
+    /// <summary>The accept queue: established connections a listener holds before AcceptAsync takes them.</summary>
     public int AcceptBacklog { get; private init; }
+
+    public SynCookieMode SynCookies { get; private init; }
 
     public ushort EphemeralPortFirst { get; private init; }
 
@@ -88,6 +106,15 @@ internal sealed record RuntimeSettings
             throw HoconValues.Invalid(config, AddressPath, $"must be an IPv4 address when {TransportPath} is {transport.ToString().ToLowerInvariant()}");
         }
 
+        const string CookiesPath = Section + ".syn-cookies";
+        var cookies = HoconValues.Text(config, CookiesPath).ToLowerInvariant() switch
+        {
+            "on" or "true" or "yes" => SynCookieMode.On,
+            "off" or "false" or "no" => SynCookieMode.Off,
+            "always" => SynCookieMode.Always,
+            _ => throw HoconValues.Invalid(config, CookiesPath, "must be one of on, off, always"),
+        };
+
         var first = HoconValues.Integer(config, Section + ".ephemeral-port-first", 1, ushort.MaxValue);
         var last = HoconValues.Integer(config, Section + ".ephemeral-port-last", 1, ushort.MaxValue);
         if (first > last)
@@ -105,7 +132,9 @@ internal sealed record RuntimeSettings
             UdpPeerPort = (ushort)HoconValues.Integer(config, Section + ".udp.peer-port", 1, ushort.MaxValue),
             UdpSocketBufferSize = HoconValues.Size(config, Section + ".udp.socket-buffer-size", 1, int.MaxValue),
             ReceivePollInterval = HoconValues.Duration(config, Section + ".receive-poll-interval", allowZero: false),
+            SynBacklog = HoconValues.Integer(config, Section + ".syn-backlog", 1, int.MaxValue),
             AcceptBacklog = HoconValues.Integer(config, Section + ".accept-backlog", 1, int.MaxValue),
+            SynCookies = cookies,
             EphemeralPortFirst = (ushort)first,
             EphemeralPortLast = (ushort)last,
         };

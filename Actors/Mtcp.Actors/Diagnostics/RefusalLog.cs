@@ -32,6 +32,12 @@ internal enum RefusalClass
 
     /// <summary>A segment the local host did not send (a firewall rule, a full queue): a loss that TCP repairs.</summary>
     SendDropped,
+
+    /// <summary>A SYN that found its listener's SYN or accept queue full: answered with a SYN cookie, or dropped.</summary>
+    SynQueueOverflow,
+
+    /// <summary>An ACK to a listening port, for no connection, that returned no valid SYN cookie: answered with a RST.</summary>
+    SynCookieRefused,
 }
 
 /// <summary>
@@ -84,6 +90,8 @@ internal sealed class RefusalSummary(TimeSpan interval)
         RefusalClass.AnnouncementIgnored => "announcement-ignored",
         RefusalClass.MalformedSegment => "malformed-segment",
         RefusalClass.SendDropped => "send-dropped",
+        RefusalClass.SynQueueOverflow => "syn-queue-overflow",
+        RefusalClass.SynCookieRefused => "syn-cookie-refused",
         _ => throw new ArgumentOutOfRangeException(nameof(refusalClass), refusalClass, null),
     };
 

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Mtcp.Actors.Cluster;
+using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Migration;
@@ -28,6 +29,7 @@ internal sealed class EndpointContext
 
         // The transport's largest segment bounds the MSS, with room for the largest header (RFC 9293 §3.1).
         MaxPayload = Math.Min(tcp.MaxSegmentSize, transport.MaxSegmentLength - TcpSegment.MinHeaderLength - TcpSegment.MaxOptionsLength);
+        ServerTcp = tcp with { MaxSegmentSize = MaxPayload };
     }
 
     public IPacketTransport Transport { get; }
@@ -46,6 +48,15 @@ internal sealed class EndpointContext
 
     /// <summary>Largest payload of one segment on this transport.</summary>
     public int MaxPayload { get; }
+
+    /// <summary>The settings of a server endpoint: <see cref="Tcp"/> with the MSS this transport allows.</summary>
+    public TcpConfig ServerTcp { get; }
+
+    /// <summary>The node's SYN cookies (RFC 4987 §3.6), under a secret drawn when the packet actor started.</summary>
+    public SynCookies SynCookies { get; init; } = SynCookies.CreateRandom(SynCookies.DefaultPeriod);
+
+    /// <summary><c>mtcp.runtime.syn-cookies</c>: when a listener answers a SYN with a cookie.</summary>
+    public SynCookieMode SynCookieMode { get; init; } = SynCookieMode.On;
 
     /// <summary>The node's connection registry, where server endpoints register their Cid; null: no migration out.</summary>
     public IActorRef? Registry { get; }

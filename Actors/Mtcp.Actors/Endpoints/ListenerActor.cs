@@ -1,12 +1,23 @@
 using Akka.Actor;
 using Akka.Event;
+using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Packets;
+using Mtcp.Stack;
 using Mtcp.Wire;
 
 namespace Mtcp.Actors.Endpoints;
 
 /// <summary>Takes the next established connection from a listener; completed with null once the listener is unbound.</summary>
 internal sealed record AcceptConnection(TaskCompletionSource<EndpointChannel?> Accepted);
+
+/// <summary>A SYN for the listener, for which the receive thread took a place in the listener's SYN queue (<see cref="ListenerQueues"/>).</summary>
+internal sealed record SynAdmitted(InboundSegment Segment);
+
+/// <summary>
+/// To a server endpoint created by an ACK that returned a valid SYN cookie: the SYN rebuilt from that ACK
+/// (<see cref="Stack.SynCookies.SynOf"/>), taken before the ACK itself.
+/// </summary>
+internal sealed record SynCookieReturned(TcpSegmentRepr Syn);
 
 /// <summary>Stops a listener: no new connections; accepted ones live on.</summary>
 internal sealed class Unbind
@@ -19,10 +30,12 @@ internal sealed class Unbind
 }
 
 /// <summary>
-/// The passive opens of one port (RFC 9293 §3.10.1, LISTEN). Each SYN of a new 4-tuple gets a new endpoint
-/// actor, registered in the table before it answers; established endpoints wait in a bounded backlog for
-/// AcceptAsync. The listener parents its endpoints, and outlives its unbinding until they have all stopped, so
-/// closing a listener never touches the connections it accepted.
+/// The passive opens of one port (RFC 9293 §3.10.1, LISTEN). Each SYN of a new 4-tuple that finds a place in the
+/// SYN queue gets a new endpoint actor, registered in the table before it answers; established endpoints wait in
+/// the accept queue for AcceptAsync (<see cref="ListenerQueues"/>: two limits, as Linux keeps them). A SYN beyond
+/// the SYN queue was answered by the receive thread with a SYN cookie (RFC 4987 §3.6) and left nothing here; the
+/// client's ACK comes here, and a valid cookie creates the endpoint then. The listener parents its endpoints, and
+/// outlives its unbinding until they have all stopped, so closing a listener never touches the connections it accepted.
 /// </summary>
 /// <remarks>
 /// Supervision: an endpoint that throws is stopped, and only that one (one-for-one). Its engine's state is
@@ -33,29 +46,48 @@ internal sealed class ListenerActor : ReceiveActor
 {
     private readonly EndpointContext _context;
     private readonly ushort _port;
-    private readonly int _backlog;
+    private readonly ListenerQueues _queues;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly HashSet<IActorRef> _handshaking = [];
+
+    /// <summary>Endpoints whose handshake is not done; true for those holding a place in the SYN queue (not those a cookie created).</summary>
+    private readonly Dictionary<IActorRef, bool> _handshaking = [];
     private readonly LinkedList<EndpointChannel> _established = new();
     private readonly Queue<TaskCompletionSource<EndpointChannel?>> _acceptors = new();
+    private readonly SegmentEncoder _resetEncoder;
+    private readonly string _cookieRefused;
+    private readonly string _cookieDropped;
     private long _created;
 
-    public ListenerActor(EndpointContext context, ushort port, int backlog)
+    public ListenerActor(EndpointContext context, ushort port, ListenerQueues queues)
     {
         _context = context;
         _port = port;
-        _backlog = backlog;
+        _queues = queues;
+        _resetEncoder = new SegmentEncoder(context.LocalAddress, maxPayload: 1);
+        _cookieRefused = $"an ACK to listening port {port} for no connection returned no valid SYN cookie (forged, stale, or a late segment of a closed connection): answered with a RST";
+        _cookieDropped = $"an ACK to listening port {port} for no connection returned no valid SYN cookie while cookies are in flight (forged, or a client's later segment whose first ones were lost): dropped";
         Listening();
     }
 
-    public static Props Props(EndpointContext context, ushort port, int backlog) =>
-        Akka.Actor.Props.Create(() => new ListenerActor(context, port, backlog));
+    public static Props Props(EndpointContext context, ushort port, ListenerQueues queues) =>
+        Akka.Actor.Props.Create(() => new ListenerActor(context, port, queues));
 
     protected override SupervisorStrategy SupervisorStrategy() => EndpointSupervision.Strategy;
 
     private void Listening()
     {
-        Receive<InboundSegment>(OnSyn);
+        Receive<SynAdmitted>(admitted => OnSyn(admitted.Segment, reserved: true));
+        Receive<InboundSegment>(segment =>
+        {
+            if (segment.Header.Has(TcpFlags.Syn))
+            {
+                OnSyn(segment, reserved: false);
+            }
+            else
+            {
+                OnCookieAck(segment);
+            }
+        });
         Receive<EndpointEstablished>(OnEstablished);
         Receive<AcceptConnection>(OnAccept);
         Receive<Terminated>(OnTerminated);
@@ -66,26 +98,35 @@ internal sealed class ListenerActor : ReceiveActor
     private void Draining()
     {
         Receive<InboundSegment>(segment => segment.Release());
+        Receive<SynAdmitted>(admitted =>
+        {
+            _queues.HandshakeEnded();
+            admitted.Segment.Release();
+        });
         Receive<EndpointEstablished>(established => established.Channel.Endpoint.Tell(AbortRequested.Instance));
         Receive<AcceptConnection>(accept => accept.Accepted.TrySetResult(null));
         Receive<Terminated>(OnTerminated);
         Receive<Unbind>(_ => { });
     }
 
-    private void OnSyn(InboundSegment segment)
+    /// <param name="reserved">the receive thread took a place in the SYN queue for it; otherwise (a special SYN, or one an endpoint handed back) one is taken here.</param>
+    private void OnSyn(InboundSegment segment, bool reserved)
     {
         // A retransmitted SYN may have been routed here before the first one registered its endpoint.
         if (_context.Table.TryGetEndpoint(segment.Key, out var existing))
         {
+            ReleasePlace(reserved);
             existing.Tell(segment);
             return;
         }
 
-        if (_handshaking.Count + _established.Count >= _backlog)
+        if (!reserved && (_queues.AcceptQueueFull || !_queues.TryReserveHandshake()))
         {
-            // A full backlog drops the SYN, as Linux does; the client retransmits it.
+            // A full queue drops the SYN, as Linux does; the client retransmits it. Special SYNs get no cookie: they
+            // wait for the origin's state, which is what the SYN queue holds.
             _context.Counters.SynDropped();
-            _log.Debug("listener {0}: backlog of {1} full, SYN from {2}:{3} dropped", _port, _backlog, segment.Key.RemoteAddress, segment.Key.RemotePort);
+            ListenerMetrics.SynQueueOverflow();
+            _log.Debug("listener {0}: SYN queue of {1} full, SYN from {2}:{3} dropped", _port, _queues.SynBacklog, segment.Key.RemoteAddress, segment.Key.RemotePort);
             segment.Release();
             return;
         }
@@ -93,7 +134,7 @@ internal sealed class ListenerActor : ReceiveActor
         var dispatch = segment.Header.Options.MigratedConnection is { } migrated ? StateRequestDispatch.For(_context, segment.Key, migrated) : null;
         var endpoint = Context.ActorOf(ServerEndpointActor.Props(_context, segment.Key, dispatch?.Plan), EndpointNames.For(segment.Key, ++_created));
         Context.Watch(endpoint);
-        _handshaking.Add(endpoint);
+        _handshaking.Add(endpoint, true);
         _context.Table.TryAddEndpoint(segment.Key, endpoint);
         endpoint.Tell(segment);
 
@@ -101,9 +142,83 @@ internal sealed class ListenerActor : ReceiveActor
         dispatch?.Send(endpoint);
     }
 
+    /// <summary>
+    /// A segment for no connection with its ACK bit set (the receive thread routes them here while cookies are on): the
+    /// ACK completing a cookie handshake creates its endpoint; anything else is answered as CLOSED answers it, except
+    /// while this listener's cookies may still come back (<see cref="ListenerQueues.CookiesInFlight"/>): then it is
+    /// dropped, as a reset would end a client whose first segments the flood made the node lose.
+    /// </summary>
+    private void OnCookieAck(InboundSegment segment)
+    {
+        // Segments after the cookie's ACK that were routed here before its endpoint was registered.
+        if (_context.Table.TryGetEndpoint(segment.Key, out var existing))
+        {
+            existing.Tell(segment);
+            return;
+        }
+
+        var now = _context.Clock.Now;
+        if (!_context.SynCookies.TryValidate(now, _context.ConnectionIdOf(segment.Key), segment.Header, out var options))
+        {
+            ListenerMetrics.CookieRefused();
+            _context.Counters.Stray();
+            var cookiesInFlight = _queues.CookiesInFlight(now, _context.SynCookies.Period + _context.SynCookies.Period);
+            _context.Refusals.Refuse(RefusalClass.SynCookieRefused, cookiesInFlight ? _cookieDropped : _cookieRefused);
+            if (!cookiesInFlight && TcpConnection.TryMakeReset(segment.Header, segment.PayloadLength, out var reset))
+            {
+                var sent = _context.Transport.Send(segment.Key.RemoteAddress, _resetEncoder.Encode(reset, segment.Key.RemoteAddress));
+                if (sent)
+                {
+                    _context.Counters.ResetSent();
+                }
+                else
+                {
+                    _context.Counters.SendDropped();
+                }
+            }
+
+            segment.Release();
+            return;
+        }
+
+        if (_queues.AcceptQueueFull)
+        {
+            // As Linux: the ACK is dropped, the client's retransmission (of data, or of its ACK) returns the cookie later.
+            ListenerMetrics.AcceptQueueOverflow();
+            segment.Release();
+            return;
+        }
+
+        ListenerMetrics.CookieValidated();
+        var endpoint = Context.ActorOf(ServerEndpointActor.Props(_context, segment.Key, plan: null, iss: segment.Header.AcknowledgmentNumber - 1), EndpointNames.For(segment.Key, ++_created));
+        Context.Watch(endpoint);
+        _handshaking.Add(endpoint, false);
+
+        // Told before the endpoint is registered: a later segment of the client, routed straight to it, queues behind.
+        endpoint.Tell(new SynCookieReturned(SynCookies.SynOf(segment.Header, options)));
+        endpoint.Tell(segment);
+        _context.Table.TryAddEndpoint(segment.Key, endpoint);
+    }
+
+    private void ReleasePlace(bool reserved)
+    {
+        if (reserved)
+        {
+            _queues.HandshakeEnded();
+        }
+    }
+
+    private void HandshakeOver(IActorRef endpoint)
+    {
+        if (_handshaking.Remove(endpoint, out var reserved))
+        {
+            ReleasePlace(reserved);
+        }
+    }
+
     private void OnEstablished(EndpointEstablished established)
     {
-        _handshaking.Remove(established.Channel.Endpoint);
+        HandshakeOver(established.Channel.Endpoint);
         while (_acceptors.TryDequeue(out var acceptor))
         {
             if (acceptor.TrySetResult(established.Channel))
@@ -113,6 +228,7 @@ internal sealed class ListenerActor : ReceiveActor
         }
 
         _established.AddLast(established.Channel);
+        _queues.AcceptQueueLength(_established.Count);
     }
 
     private void OnAccept(AcceptConnection accept)
@@ -127,17 +243,19 @@ internal sealed class ListenerActor : ReceiveActor
         if (accept.Accepted.TrySetResult(first.Value))
         {
             _established.RemoveFirst();
+            _queues.AcceptQueueLength(_established.Count);
         }
     }
 
     private void OnTerminated(Terminated terminated)
     {
-        _handshaking.Remove(terminated.ActorRef);
+        HandshakeOver(terminated.ActorRef);
         for (var node = _established.First; node is not null; node = node.Next)
         {
             if (node.Value.Endpoint.Equals(terminated.ActorRef))
             {
                 _established.Remove(node);
+                _queues.AcceptQueueLength(_established.Count);
                 break;
             }
         }
@@ -159,7 +277,7 @@ internal sealed class ListenerActor : ReceiveActor
             channel.Endpoint.Tell(AbortRequested.Instance);
         }
 
-        foreach (var endpoint in _handshaking)
+        foreach (var endpoint in _handshaking.Keys)
         {
             endpoint.Tell(AbortRequested.Instance);
         }

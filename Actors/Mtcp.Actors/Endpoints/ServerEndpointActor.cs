@@ -54,12 +54,11 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     /// </summary>
     private InboundSegment? _returningSyn;
 
-    public ServerEndpointActor(EndpointContext context, ConnectionKey key, StateRequestPlan? plan)
+    public ServerEndpointActor(EndpointContext context, ConnectionKey key, StateRequestPlan? plan, SeqNumber? iss)
     {
         _context = context;
         _key = key;
-        var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
-        _endpoint = new MtcpServerEndpoint<IActorRef>(tcp, context.ConnectionIdOf(key), context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
+        _endpoint = new MtcpServerEndpoint<IActorRef>(context.ServerTcp, context.ConnectionIdOf(key), iss ?? context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
         if (context.Migration is { Replication: { } replication, Authenticator: not null })
         {
             _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece);
@@ -73,6 +72,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         _onFailed = reason => _driver.FailStream(reason);
 
         Receive<InboundSegment>(OnSegment);
+        Receive<SynCookieReturned>(returned => Drive(now => _endpoint.AcceptCookie(now, returned.Syn)));
         Receive<EngineTick>(_ => Drive(_driver.OnTick));
         Receive<AbortRequested>(_ => Drive(_endpoint.Abort));
 
@@ -118,9 +118,12 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    /// <summary>The passive side of one connection; for a special SYN, with the state request its listener sent.</summary>
-    public static Props Props(EndpointContext context, ConnectionKey key, StateRequestPlan? plan) =>
-        FactoryProps.Create(() => new ServerEndpointActor(context, key, plan));
+    /// <summary>
+    /// The passive side of one connection; for a special SYN, with the state request its listener sent; for an ACK
+    /// that returned a SYN cookie, with the cookie as its ISS (<paramref name="iss"/>; null: a fresh one, RFC 6528).
+    /// </summary>
+    public static Props Props(EndpointContext context, ConnectionKey key, StateRequestPlan? plan, SeqNumber? iss = null) =>
+        FactoryProps.Create(() => new ServerEndpointActor(context, key, plan, iss));
 
     protected override void PreStart()
     {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Akka.Actor;
+using Mtcp.Actors.Endpoints;
 using Mtcp.Stack;
 using Mtcp.Wire;
 
@@ -21,6 +22,7 @@ internal sealed class ConnectionTable
 {
     private readonly ConcurrentDictionary<ConnectionKey, IActorRef> _endpoints = new();
     private readonly ConcurrentDictionary<ushort, IActorRef> _listeners = new();
+    private readonly ConcurrentDictionary<ushort, ListenerQueues> _listenerQueues = new();
     private readonly ConcurrentDictionary<ConnectionKey, Silenced> _silenced = new();
 
     /// <summary>
@@ -45,8 +47,23 @@ internal sealed class ConnectionTable
 
     public bool TryAddListener(ushort port, IActorRef listener) => _listeners.TryAdd(port, listener);
 
-    public void RemoveListener(ushort port, IActorRef listener) =>
-        _listeners.TryRemove(new KeyValuePair<ushort, IActorRef>(port, listener));
+    /// <summary>A listener with its SYN and accept queues, which the receive thread consults before routing a SYN to it.</summary>
+    public bool TryAddListener(ushort port, IActorRef listener, ListenerQueues queues)
+    {
+        _listenerQueues[port] = queues;
+        return _listeners.TryAdd(port, listener);
+    }
+
+    /// <summary>The queues of the listener on <paramref name="port"/>; false for a listener registered without them.</summary>
+    public bool TryGetListenerQueues(ushort port, out ListenerQueues queues) => _listenerQueues.TryGetValue(port, out queues!);
+
+    public void RemoveListener(ushort port, IActorRef listener)
+    {
+        if (_listeners.TryRemove(new KeyValuePair<ushort, IActorRef>(port, listener)))
+        {
+            _listenerQueues.TryRemove(port, out _);
+        }
+    }
 
     public bool IsListening(ushort port) => _listeners.ContainsKey(port);
 

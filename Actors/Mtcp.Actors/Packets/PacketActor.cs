@@ -39,6 +39,8 @@ internal sealed class PacketActor : ReceiveActor
     private int _nextEphemeralPort;
     private SegmentEncoder? _triggerEncoder;
     private long _created;
+    private string? _synQueueFullCookie;
+    private string? _synQueueFullDropped;
 
     public PacketActor(OpenedTransport opened, RuntimeSettings settings, TcpConfig tcp, InitialSequenceNumbers isn, ConnectionTable table, IActorRef? registry)
     {
@@ -50,6 +52,7 @@ internal sealed class PacketActor : ReceiveActor
         {
             Refusals = RefusalLog.Get(Context.System),
             EphemeralPorts = (settings.EphemeralPortFirst, settings.EphemeralPortLast),
+            SynCookieMode = settings.SynCookies,
         };
         _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
         _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = $"mtcp receive {_transport.LocalAddress}" };
@@ -123,8 +126,9 @@ internal sealed class PacketActor : ReceiveActor
             return;
         }
 
-        var listener = Context.ActorOf(ListenerActor.Props(_context, bind.Port, _settings.AcceptBacklog), $"listener-{bind.Port}-{++_created}");
-        _context.Table.TryAddListener(bind.Port, listener);
+        var queues = new ListenerQueues(_settings.SynBacklog, _settings.AcceptBacklog);
+        var listener = Context.ActorOf(ListenerActor.Props(_context, bind.Port, queues), $"listener-{bind.Port}-{++_created}");
+        _context.Table.TryAddListener(bind.Port, listener, queues);
         Sender.Tell(new Bound(bind.Port, listener));
     }
 
@@ -263,6 +267,58 @@ internal sealed class PacketActor : ReceiveActor
         return total;
     }
 
+    /// <summary>
+    /// A listener's admission of a SYN, on the receive thread (a SYN flood never reaches an actor): true when it took
+    /// a place in the SYN queue and goes to the listener; otherwise it was answered here with a SYN cookie, or
+    /// dropped (accept queue full, cookies off, or a 4-tuple still silenced after a migration, whose cookie ACK the
+    /// silence would swallow).
+    /// </summary>
+    private bool AdmitSyn(ConnectionKey key, in TcpSegmentRepr syn, ListenerQueues queues, SegmentEncoder encoder)
+    {
+        if (queues.AcceptQueueFull)
+        {
+            _context.Counters.SynDropped();
+            ListenerMetrics.AcceptQueueOverflow();
+            _context.Refusals.Refuse(RefusalClass.SynQueueOverflow, $"the accept queue of port {key.LocalPort} is full ({queues.AcceptBacklog}): SYNs are dropped until the application accepts");
+            return false;
+        }
+
+        var mode = _context.SynCookieMode;
+        if (mode != SynCookieMode.Always && queues.TryReserveHandshake())
+        {
+            return true;
+        }
+
+        var now = _context.Clock.Now;
+        if (mode == SynCookieMode.Off || _context.Table.TryGetSilenced(key, now, out _))
+        {
+            _context.Counters.SynDropped();
+            ListenerMetrics.SynQueueOverflow();
+            _context.Refusals.Refuse(RefusalClass.SynQueueOverflow, _synQueueFullDropped ??= $"a SYN queue is full ({queues.SynBacklog}) and mtcp.runtime.syn-cookies is off: SYNs are dropped");
+            return false;
+        }
+
+        if (mode != SynCookieMode.Always)
+        {
+            ListenerMetrics.SynQueueOverflow();
+            _context.Refusals.Refuse(RefusalClass.SynQueueOverflow, _synQueueFullCookie ??= $"a SYN queue is full ({queues.SynBacklog}): SYNs are answered with SYN cookies");
+        }
+
+        var cid = _context.ConnectionIdOf(key);
+        var synAck = StatelessHandshake.SynAck(_context.SynCookies, _context.ServerTcp, now, cid, syn, _context.Migration?.Authenticator, _context.View.Alternates.Servers);
+        queues.CookieSent(now);
+        if (_transport.Send(key.RemoteAddress, encoder.Encode(synAck, key.RemoteAddress)))
+        {
+            ListenerMetrics.CookieSent();
+        }
+        else
+        {
+            _context.Counters.SendDropped();
+        }
+
+        return false;
+    }
+
     private void Dispatch(ReadOnlySpan<byte> bytes, IpAddress source, IpAddress destination, SegmentEncoder resetEncoder)
     {
         var counters = _context.Counters;
@@ -292,12 +348,34 @@ internal sealed class PacketActor : ReceiveActor
             return;
         }
 
-        // RFC 9293 §3.10.7.2: a LISTEN socket takes a SYN; an ACK or RST to it is not a new connection.
-        if (freshSyn && _context.Table.TryGetListener(header.DestinationPort, out var listener))
+        // RFC 9293 §3.10.7.2: a LISTEN socket takes a SYN; an ACK or RST to it is not a new connection, unless it
+        // returns a SYN cookie (RFC 4987 §3.6), which the listener checks.
+        if (_context.Table.TryGetListener(header.DestinationPort, out var listener))
         {
-            counters.Routed();
-            listener.Tell(InboundSegment.Create(key, header, payload));
-            return;
+            if (freshSyn)
+            {
+                if (header.Options.MigratedConnection is null && _context.Table.TryGetListenerQueues(header.DestinationPort, out var queues))
+                {
+                    if (AdmitSyn(key, header, queues, resetEncoder))
+                    {
+                        counters.Routed();
+                        listener.Tell(new SynAdmitted(InboundSegment.Create(key, header, payload)));
+                    }
+
+                    return;
+                }
+
+                counters.Routed();
+                listener.Tell(InboundSegment.Create(key, header, payload));
+                return;
+            }
+
+            if (_context.SynCookieMode != SynCookieMode.Off && (header.Flags & (TcpFlags.Syn | TcpFlags.Rst | TcpFlags.Ack)) == TcpFlags.Ack)
+            {
+                counters.Routed();
+                listener.Tell(InboundSegment.Create(key, header, payload));
+                return;
+            }
         }
 
         // A MIGRATE_TRIGGER from a third party (thesis 3.2.1; not the connection's server) names the server of the

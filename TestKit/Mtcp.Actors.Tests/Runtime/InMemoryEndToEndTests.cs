@@ -60,8 +60,9 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task Full_backlog_must_drop_new_syns_until_accept_makes_room()
     {
+        // One place in each queue and no cookies: the second SYN finds the first connection in one queue or the other.
         using var timeout = new CancellationTokenSource(TestTimeout);
-        await using var backlogServer = MtcpRuntime.Start(Sys, _fabric, NodeConfig("10.0.0.3", extra: "mtcp.runtime.accept-backlog = 1"), "backlog-server");
+        await using var backlogServer = MtcpRuntime.Start(Sys, _fabric, NodeConfig("10.0.0.3", extra: "mtcp.runtime { accept-backlog = 1, syn-backlog = 1, syn-cookies = off }"), "backlog-server");
         await using var listener = new MtcpListener(backlogServer, ServicePort);
         await listener.StartAsync(timeout.Token);
         var service = new IPEndPoint(IPAddress.Parse("10.0.0.3"), ServicePort);

@@ -21,7 +21,9 @@ public sealed class RuntimeSettingsTests
         Assert.Equal(5253, settings.UdpPeerPort);
         Assert.Equal(8 * 1024 * 1024, settings.RawReceiveBufferSize);
         Assert.Equal(TimeSpan.FromMilliseconds(100), settings.ReceivePollInterval);
-        Assert.Equal(128, settings.AcceptBacklog);
+        Assert.Equal(1024, settings.SynBacklog);
+        Assert.Equal(4096, settings.AcceptBacklog);
+        Assert.Equal(SynCookieMode.On, settings.SynCookies);
         Assert.Equal(49152, settings.EphemeralPortFirst);
         Assert.Equal(65535, settings.EphemeralPortLast);
     }
@@ -62,6 +64,8 @@ public sealed class RuntimeSettingsTests
     [InlineData("mtcp.runtime.local-address = \"::1\"", "mtcp.runtime.local-address must be an IPv4 address when mtcp.runtime.transport is auto, got ::1")]
     [InlineData("mtcp.runtime.udp.port = 70000", "mtcp.runtime.udp.port must be an integer from 1 to 65535, got 70000")]
     [InlineData("mtcp.runtime.accept-backlog = 0", "mtcp.runtime.accept-backlog must be an integer from 1 to 2147483647, got 0")]
+    [InlineData("mtcp.runtime.syn-backlog = 0", "mtcp.runtime.syn-backlog must be an integer from 1 to 2147483647, got 0")]
+    [InlineData("mtcp.runtime.syn-cookies = sometimes", "mtcp.runtime.syn-cookies must be one of on, off, always, got sometimes")]
     [InlineData("mtcp.runtime.receive-poll-interval = 0s", "mtcp.runtime.receive-poll-interval must be positive, got 0s")]
     public void Invalid_runtime_value_must_fail_naming_the_key_and_the_value(string overrides, string expected)
     {
