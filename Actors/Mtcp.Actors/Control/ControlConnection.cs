@@ -209,9 +209,11 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
             return;
         }
 
-        if (_replicas is not null && reason is StateRequestFailure.PeerUnreachable or StateRequestFailure.PeerRemoved)
+        if (_replicas is not null && reason is StateRequestFailure.PeerUnreachable or StateRequestFailure.PeerRemoved or StateRequestFailure.PeerDisassociated)
         {
-            // The origin died with the request in flight: its buddy, if this node is it, answers from the replica.
+            // The origin died with the request in flight: its buddy, if this node is it, answers from the replica. A
+            // lost association counts too: a client's failover can reach the buddy before the failure detector does,
+            // and a live origin that only lost the association is fenced when it is back (docs/failover.md).
             _replicas.Tell(new AnswerFromReplica(pending.Request, pending.ReplyTo, _peer, reason));
             return;
         }
