@@ -76,20 +76,8 @@ public sealed class ControlPlaneAttackTests(ITestOutputHelper output) : IDisposa
 
         // A host holding a certificate of the cluster's CA but not the cluster key joins as a member (TLS lets it in);
         // untrusted mode and the signed announcements must still keep it from doing harm.
-        var address = ProcessTestbed.NextAddress();
-        var config = ConfigurationFactory.ParseString(_testbed.SecurityConfig("intruder", address))
-            .WithFallback(MtcpConfig.WithFallback(ConfigurationFactory.ParseString($$"""
-                akka.actor.provider = cluster
-                akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
-                akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{service.First.ControlEndPoint}}"]
-                akka.cluster.run-coordinated-shutdown-when-down = off
-                akka.loglevel = WARNING
-                mtcp.security.insecure-control-plane = off
-                """)));
-        using var attacker = ActorSystem.Create("mtcp", ControlPlaneSecurity.Read(config).SystemSetup(config));
-        var up = new TaskCompletionSource();
-        Akka.Cluster.Cluster.Get(attacker).RegisterOnMemberUp(() => up.TrySetResult());
-        await up.Task.WaitAsync(Bound);
+        using var attacker = await _testbed.JoinAsMemberAsync("intruder", service.First, Bound);
+        var address = IPAddress.Parse(Akka.Cluster.Cluster.Get(attacker).SelfAddress.Host!);
 
         var identified = service.Nodes.Select(node => AssertNoIdentityAsync(attacker, $"akka.ssl.tcp://mtcp@{node.ControlEndPoint}")).ToList();
         foreach (var node in service.Nodes)

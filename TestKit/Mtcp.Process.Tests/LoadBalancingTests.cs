@@ -90,19 +90,8 @@ public sealed class LoadBalancingTests(ITestOutputHelper output) : IDisposable
         // A host with a certificate of the cluster's CA (a member, as TLS lets it in) tells the loaded node that the
         // other node is far below it and asks for its connections in the other node's name: followed, either would
         // move the downloads.
-        var address = ProcessTestbed.NextAddress();
-        var config = ConfigurationFactory.ParseString(_testbed.SecurityConfig("intruder", address))
-            .WithFallback(MtcpConfig.WithFallback(ConfigurationFactory.ParseString($$"""
-                akka.actor.provider = cluster
-                akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
-                akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{first.ControlEndPoint}}"]
-                akka.cluster.run-coordinated-shutdown-when-down = off
-                akka.loglevel = WARNING
-                """)));
-        using var intruder = ActorSystem.Create("mtcp", ControlPlaneSecurity.Read(config).SystemSetup(config).And(PolicySerialization.Setup));
-        var up = new TaskCompletionSource();
-        Akka.Cluster.Cluster.Get(intruder).RegisterOnMemberUp(() => up.TrySetResult());
-        await up.Task.WaitAsync(Bound);
+        using var intruder = await _testbed.JoinAsMemberAsync("intruder", first, Bound, PolicySerialization.Setup);
+        var address = Akka.Cluster.Cluster.Get(intruder).SelfAddress.Host;
         var victim = new ServerEndpoint(IpAddress.FromIPAddress(second.Address), ProcessTestbed.FilePort);
         var loaded = new ServerEndpoint(IpAddress.FromIPAddress(first.Address), ProcessTestbed.FilePort);
         var exchange = intruder.ActorSelection($"akka.ssl.tcp://mtcp@{first.ControlEndPoint}/user/{LoadBalancingExchange.ActorName}");

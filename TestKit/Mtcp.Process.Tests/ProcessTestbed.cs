@@ -1,6 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Actor.Setup;
+using Akka.Configuration;
+using Mtcp.Actors.Api;
 using Mtcp.Hosting;
 using Xunit.Abstractions;
 
@@ -115,6 +119,30 @@ public sealed class ProcessTestbed : IDisposable
 
         var node = ClusterCertificates.IssueNode(certificates, name, [address.ToString()], certificates, TimeSpan.FromDays(1));
         return ClusterCertificates.SecurityConfig(certificates, node);
+    }
+
+    /// <summary>
+    /// A keyless Akka.NET system named like the nodes, holding a certificate of this test's CA, that joins through
+    /// <paramref name="seed"/> and is Up: a member TLS lets in, as an attacker with a stolen certificate would be. The
+    /// caller disposes it.
+    /// </summary>
+    public async Task<ActorSystem> JoinAsMemberAsync(string name, ServerHandle seed, TimeSpan timeout, params Setup[] setups)
+    {
+        var address = NextAddress();
+        var config = ConfigurationFactory.ParseString(SecurityConfig(name, address))
+            .WithFallback(MtcpConfig.WithFallback(ConfigurationFactory.ParseString($$"""
+                akka.actor.provider = cluster
+                akka.remote.dot-netty.tcp { hostname = "{{address}}", port = 0 }
+                akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{seed.ControlEndPoint}}"]
+                akka.cluster.run-coordinated-shutdown-when-down = off
+                akka.loglevel = WARNING
+                mtcp.security.insecure-control-plane = off
+                """)));
+        var system = ActorSystem.Create("mtcp", setups.Aggregate(ControlPlaneSecurity.Read(config).SystemSetup(config), (all, setup) => all.And(setup)));
+        var up = new TaskCompletionSource();
+        Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
+        await up.Task.WaitAsync(timeout);
+        return system;
     }
 
     public string WriteConfig(string name, string hocon)
