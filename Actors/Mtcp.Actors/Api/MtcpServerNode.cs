@@ -108,6 +108,12 @@ public sealed class MtcpServerNode
         var authenticator = MigrationKey.ReadAuthenticator(system.Settings.Config);
         var node = new MtcpServerNode(runtime, authenticator);
         var directory = system.StartServiceDirectory(authenticator);
+        var cluster = ClusterSettings.Create(system);
+        if (cluster.DownCrashedMembers)
+        {
+            system.ActorOf(CrashedMemberDowning.Props(cluster.CrashProbeTimeout), CrashedMemberDowning.ActorName);
+        }
+
         system.ActorOf(Props.Create(() => new ServiceViewSubscriber(directory, node.OnViewChanged)), "mtcp-service-view");
         if (authenticator is not null)
         {

@@ -15,11 +15,15 @@ internal sealed record ClusterSettings
 {
     public const string ServiceEndpointsPath = "mtcp.cluster.service-endpoints";
     public const string AnnounceRetryIntervalPath = "mtcp.cluster.announce-retry-interval";
+    public const string DownCrashedMembersPath = "mtcp.cluster.down-crashed-members";
+    public const string CrashProbeTimeoutPath = "mtcp.cluster.crash-probe-timeout";
 
-    private ClusterSettings(IReadOnlyList<ServerEndpoint> serviceEndpoints, TimeSpan announceRetryInterval)
+    private ClusterSettings(IReadOnlyList<ServerEndpoint> serviceEndpoints, TimeSpan announceRetryInterval, bool downCrashedMembers, TimeSpan crashProbeTimeout)
     {
         ServiceEndpoints = serviceEndpoints;
         AnnounceRetryInterval = announceRetryInterval;
+        DownCrashedMembers = downCrashedMembers;
+        CrashProbeTimeout = crashProbeTimeout;
     }
 
     /// <summary>Where clients reach this node's MTCP service, in the order given.</summary>
@@ -27,6 +31,12 @@ internal sealed record ClusterSettings
 
     /// <summary>How often the directory re-announces itself to Up members not heard from yet.</summary>
     public TimeSpan AnnounceRetryInterval { get; }
+
+    /// <summary>Whether an unreachable member whose control port refuses connections is downed at once (<see cref="CrashedMemberDowning"/>).</summary>
+    public bool DownCrashedMembers { get; }
+
+    /// <summary>How long a probe of an unreachable member's control port waits for an answer, and the pause between probes.</summary>
+    public TimeSpan CrashProbeTimeout { get; }
 
     public static ClusterSettings Create(ActorSystem system)
     {
@@ -50,6 +60,10 @@ internal sealed record ClusterSettings
             endpoints.Add(endpoint);
         }
 
-        return new ClusterSettings(endpoints, HoconValues.Duration(config, AnnounceRetryIntervalPath, allowZero: false));
+        return new ClusterSettings(
+            endpoints,
+            HoconValues.Duration(config, AnnounceRetryIntervalPath, allowZero: false),
+            config.GetBoolean(DownCrashedMembersPath),
+            HoconValues.Duration(config, CrashProbeTimeoutPath, allowZero: false));
     }
 }
