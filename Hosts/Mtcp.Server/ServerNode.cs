@@ -165,7 +165,7 @@ public sealed class ServerNode
         await Task.WhenAll(acceptLoops).ConfigureAwait(false);
         if (_states.CanMigrate && !_open.IsEmpty)
         {
-            await DrainAsync(node.View.Alternates).ConfigureAwait(false);
+            await DrainAsync(node).ConfigureAwait(false);
         }
 
         var open = _connections.Count;
@@ -299,19 +299,9 @@ public sealed class ServerNode
     /// thesis 3.2.1), spreading them over the peers, and waits up to <c>shutdown-timeout</c> for them to leave; the
     /// connections still here afterwards are closed as without migration.
     /// </summary>
-    private async Task DrainAsync(IReadOnlyList<ServerEndpoint> peers)
+    private async Task DrainAsync(MtcpServerNode node)
     {
-        var triggered = 0;
-        foreach (var connection in _open.Values)
-        {
-            var candidates = peers.Where(peer => peer.Port == connection.LocalEndPoint.Port).ToList();
-            if (candidates.Count > 0)
-            {
-                connection.TriggerMigration(candidates[triggered % candidates.Count]);
-                triggered++;
-            }
-        }
-
+        var triggered = node.AskClientsToMigrate(_open.Values);
         if (triggered == 0)
         {
             ConsoleLog.Info($"drain: no peer serves the ports of the {_open.Count} open connections; closing them");

@@ -87,6 +87,8 @@ public sealed class ProcessTestbed : IDisposable
 
     public static string DemoDll => HostDll("Mtcp.Demo");
 
+    public static string SampleDll => HostDll("Mtcp.Sample");
+
     /// <summary>Turns migration on in a server node or agent: one random cluster key per test run, shared by all.</summary>
     public static string MigrationConfig { get; } =
         $"mtcp.migration.cluster-key = \"{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}\"";
@@ -153,7 +155,14 @@ public sealed class ProcessTestbed : IDisposable
     }
 
     /// <summary>Starts a server node and waits until it is ready; <paramref name="seed"/> null makes it its own seed.</summary>
-    public async Task<ServerHandle> StartServerAsync(string name, ServerHandle? seed = null, string extraConfig = "")
+    public async Task<ServerHandle> StartServerAsync(string name, ServerHandle? seed = null, string extraConfig = "") =>
+        await StartNodeAsync(name, ServerDll, seed, $"mtcp.hosts.server.file.root = \"{Files.FullName}\"\n{extraConfig}", "server node ready");
+
+    /// <summary>Starts the sample file server (Hosts/Mtcp.Sample, on a Generic Host) serving <see cref="Files"/> on <see cref="FilePort"/>.</summary>
+    public async Task<ServerHandle> StartSampleAsync(string name, ServerHandle? seed = null, string extraConfig = "") =>
+        await StartNodeAsync(name, SampleDll, seed, $"mtcp.hosts.sample {{ root = \"{Files.FullName}\", port = {FilePort} }}\n{extraConfig}", "MTCP server ready");
+
+    private async Task<ServerHandle> StartNodeAsync(string name, string dll, ServerHandle? seed, string extraConfig, string readyLine)
     {
         var address = NextAddress();
         var control = new IPEndPoint(address, FreeTcpPort(address));
@@ -163,11 +172,10 @@ public sealed class ProcessTestbed : IDisposable
             akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{seedNode}}"]
             {{SecurityConfig(name, address)}}
             mtcp.runtime.local-address = "{{address}}"
-            mtcp.hosts.server.file.root = "{{Files.FullName}}"
             {{extraConfig}}
             """);
-        var process = Track(HostProcess.Start(name, ServerDll, ["--config", config], _output, Directory.FullName));
-        await process.WaitForLineAsync("server node ready", StartTimeout);
+        var process = Track(HostProcess.Start(name, dll, ["--config", config], _output, Directory.FullName));
+        await process.WaitForLineAsync(readyLine, StartTimeout);
         return new ServerHandle(process, address, control);
     }
 

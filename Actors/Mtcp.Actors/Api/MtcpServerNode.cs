@@ -52,6 +52,30 @@ public sealed class MtcpServerNode
         : null;
 
     /// <summary>
+    /// The drain before a planned stop: asks the client of each of <paramref name="connections"/> to migrate
+    /// (MIGRATE_TRIGGER, thesis 3.2.1) to a peer serving the same port, spreading them over the peers of the current
+    /// view. Returns how many were asked; a connection whose port no peer serves is left alone (it closes as without
+    /// migration). <see cref="MtcpConnection.MigratedAway"/> tells when each left.
+    /// </summary>
+    public int AskClientsToMigrate(IEnumerable<MtcpConnection> connections)
+    {
+        ArgumentNullException.ThrowIfNull(connections);
+        var peers = View.Alternates;
+        var asked = 0;
+        foreach (var connection in connections)
+        {
+            var candidates = peers.Where(peer => peer.Port == connection.LocalEndPoint.Port).ToList();
+            if (candidates.Count > 0)
+            {
+                connection.TriggerMigration(candidates[asked % candidates.Count]);
+                asked++;
+            }
+        }
+
+        return asked;
+    }
+
+    /// <summary>
     /// Puts the cluster keys of <paramref name="config"/> (<c>mtcp.migration.cluster-key</c> and
     /// <c>accepted-cluster-key</c>) in force without a restart: a step of a key rotation (docs/threat-model.md). From
     /// now on new connections' secrets and control messages use the new key; connections, control messages and
