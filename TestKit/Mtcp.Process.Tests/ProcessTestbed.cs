@@ -269,13 +269,17 @@ public sealed class ProcessTestbed : IDisposable
         }
     }
 
-    private static string HostDll(string project)
+    /// <summary>The repository's root directory and the configuration this test run was built in.</summary>
+    public static (DirectoryInfo Repository, string Configuration, string Framework) BuildLayout()
     {
         // The test runs from TestKit/Mtcp.Process.Tests/bin/<configuration>/<tfm>/; the hosts build to the same layout.
         var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var framework = output.Name;
-        var configuration = output.Parent!.Name;
-        var repository = output.Parent.Parent!.Parent!.Parent!.Parent!;
+        return (output.Parent!.Parent!.Parent!.Parent!.Parent!, output.Parent.Name, output.Name);
+    }
+
+    private static string HostDll(string project)
+    {
+        var (repository, configuration, framework) = BuildLayout();
         var dll = Path.Combine(repository.FullName, "Hosts", project, "bin", configuration, framework, $"{project}.dll");
         return File.Exists(dll) ? dll : throw new FileNotFoundException($"{dll} is missing: build the solution (the test project references the hosts)", dll);
     }
