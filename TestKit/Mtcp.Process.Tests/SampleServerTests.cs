@@ -84,6 +84,25 @@ public sealed class SampleServerTests(ITestOutputHelper output) : IDisposable
         Assert.False(sample.Process.HasExited);
     }
 
+    [Fact]
+    public void The_README_must_show_the_sample_as_it_is_built()
+    {
+        var repository = ProcessTestbed.BuildLayout().Repository.FullName;
+        var readme = File.ReadAllText(Path.Combine(repository, "README.md"));
+        var section = readme[readme.IndexOf("## A migration-aware server", StringComparison.Ordinal)..];
+        var block = section[(section.IndexOf("```csharp\n", StringComparison.Ordinal) + 10)..section.IndexOf("\n```\n", StringComparison.Ordinal)];
+        var program = File.ReadAllText(Path.Combine(repository, "Hosts", "Mtcp.Sample", "Program.cs"));
+
+        // Every line shown is in the program, in the same order; "..." stands for the helpers left out.
+        var position = 0;
+        foreach (var line in block.Split('\n').Where(line => line.Trim() is not ("" or "...")))
+        {
+            var found = program.IndexOf(line + "\n", position, StringComparison.Ordinal);
+            Assert.True(found >= 0, $"README.md shows a line Hosts/Mtcp.Sample/Program.cs does not have (there): {line}");
+            position = found + line.Length;
+        }
+    }
+
     private static async Task<byte[]> FetchAsync(AgentHandle agent, string name)
     {
         using var client = new TcpClient();
