@@ -344,7 +344,9 @@ public sealed class ServerNode
         var remote = connection.RemoteEndPoint;
         var connectionId = ConnectionIdOf(connection);
         _byConnectionId[connectionId] = connection;
-        _loadBalancing.Tell(new ConnectionAccepted(connectionId, MigratedFrom: null, Now()));
+        // The ping-pong guard of the server policy needs where a migrated connection came from.
+        var migratedFrom = connection.IsMigratedAway ? null : connection.ImportState().MigratedFrom;
+        _loadBalancing.Tell(new ConnectionAccepted(connectionId, migratedFrom, Now()));
         var stream = new CountingStream(connection.Stream, _metrics.BytesReceived, _metrics.BytesSent, tag);
         var state = _states.For(connection, snapshotBytes =>
         {

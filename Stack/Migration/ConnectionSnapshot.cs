@@ -30,7 +30,11 @@ public enum ConnectionOrigin
 }
 
 /// <summary>What <see cref="TcpConnection.ImportState"/> returns: NEW or MIGRATED, and the last snapshot's application bytes.</summary>
-public sealed record ImportedState(ConnectionOrigin Origin, ReadOnlyMemory<byte> AppState);
+public sealed record ImportedState(ConnectionOrigin Origin, ReadOnlyMemory<byte> AppState)
+{
+    /// <summary>The service endpoint a migrated connection came from (the previous server); null for a new one.</summary>
+    public ServerEndpoint? MigratedFrom { get; init; }
+}
 
 /// <summary>
 /// EMIGRATED: the connection has migrated to another server; this endpoint no longer carries it (thesis 4.1.2,

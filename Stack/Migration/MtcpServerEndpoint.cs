@@ -101,6 +101,17 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
     /// <summary>The connection's TCP control block: the application's stream and export_state go here.</summary>
     public TcpConnection Connection { get; }
 
+    /// <summary>
+    /// The service endpoint this connection migrated from (the server of the special SYN's MIGRATED_CONN, thesis
+    /// 4.2.3); null for a new connection.
+    /// </summary>
+    public ServerEndpoint? MigratedFrom => _plan?.Request is { } request
+        ? new ServerEndpoint(request.MigratingCid.ServerAddress, request.MigratingCid.ServerPort)
+        : null;
+
+    /// <summary>import_state (thesis 3.3.2) as the application sees it: the connection's origin and where it migrated from.</summary>
+    public ImportedState ImportState() => Connection.ImportState() with { MigratedFrom = MigratedFrom };
+
     public ConnectionId Cid { get; }
 
     public ServerEndpoint Service => new(Cid.ServerAddress, Cid.ServerPort);

@@ -103,6 +103,24 @@ public sealed class ServerEndpointTests
     }
 
     [Fact]
+    public void A_reinstated_connection_must_tell_the_application_which_server_it_migrated_from()
+    {
+        var origin = Established(out var client);
+        var plan = Migrate(client, Start + TimeSpan.FromSeconds(1), out var specialSyn);
+        var destination = new MtcpServerEndpoint<string>(Config, plan.Request!.NewEndpointCid, ServerIsn + 5000, Authenticator(), () => [S1], plan);
+        destination.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
+        origin.HandleStateRequest(Start, "control connection to S1", plan.Request!);
+        Assert.True(origin.PollControl(out _, out var answer));
+        destination.HandleStateReply(Start, "control connection to S1", Assert.IsType<StateReply>(answer));
+
+        var imported = destination.ImportState();
+
+        Assert.Equal(ConnectionOrigin.Migrated, imported.Origin);
+        Assert.Equal(new ServerEndpoint(Cid.ServerAddress, Cid.ServerPort), imported.MigratedFrom);
+        Assert.Null(origin.ImportState().MigratedFrom);
+    }
+
+    [Fact]
     public void Destination_must_refuse_the_special_SYN_with_a_RST_when_no_state_reply_comes_in_time()
     {
         var origin = Established(out var client);

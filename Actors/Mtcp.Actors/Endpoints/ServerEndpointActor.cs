@@ -409,7 +409,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             switch (e)
             {
                 case ServerEndpointEvent.Accepted:
-                    _driver.Channel.Imported = _endpoint.Connection.ImportState();
+                    _driver.Channel.Imported = _endpoint.ImportState();
                     Context.Parent.Tell(new EndpointEstablished(_driver.Channel));
                     break;
                 case ServerEndpointEvent.Refused refused:
