@@ -154,7 +154,9 @@ public sealed class SynCookies
     /// <summary>
     /// The stateless SYN+ACK answering <paramref name="syn"/> with ISN <paramref name="cookie"/>: the segment
     /// <see cref="TcpConnection"/> in SYN-RECEIVED would send (our MSS; window scale only when the SYN offered it
-    /// and <paramref name="config"/> has a shift, RFC 7323 §2.2; the unscaled window of a SYN), MTCP options apart.
+    /// and <paramref name="config"/> has a shift, RFC 7323 §2.2; SACK-permitted when the SYN offered it and
+    /// <paramref name="config"/> has SACK on, RFC 2018 §2, which the cookie keeps for the connection made from the ACK;
+    /// the unscaled window of a SYN), MTCP options apart.
     /// </summary>
     public static TcpSegmentRepr SynAck(TcpConfig config, in TcpSegmentRepr syn, SeqNumber cookie)
     {
@@ -171,6 +173,7 @@ public sealed class SynCookies
             {
                 MaxSegmentSize = (ushort)config.MaxSegmentSize,
                 WindowScale = syn.Options.WindowScale.HasValue ? config.WindowScaleShift : null,
+                SackPermitted = config.SelectiveAcknowledgment && syn.Options.SackPermitted,
             },
         };
     }

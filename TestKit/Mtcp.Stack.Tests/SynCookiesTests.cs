@@ -146,12 +146,39 @@ public sealed class SynCookiesTests
         Assert.Equal(5, server.ReceiveWindowShift);
         Assert.Equal(5, client.SendWindowShift);
 
+        // RFC 2018 §2: both SYNs carried SACK-permitted, so both ends agree on SACK.
+        Assert.True(synAck.Options.SackPermitted);
+        Assert.True(client.SackAgreed);
+        Assert.True(server.SackAgreed);
+
         client.Write("hello through a cookie"u8);
         server.Write("and back"u8);
         var received = Exchange(now, client, server);
         Assert.Equal("hello through a cookie", System.Text.Encoding.ASCII.GetString(Read(server)));
         Assert.Equal("and back", System.Text.Encoding.ASCII.GetString(Read(client)));
         Assert.True(received > 0);
+    }
+
+    [Fact]
+    public void A_cookie_SYN_ACK_must_not_offer_SACK_when_it_is_off_here_and_neither_end_may_then_use_it()
+    {
+        var config = TcpConfig.Default with { SelectiveAcknowledgment = false };
+        var now = IssuedAt;
+        var client = TcpConnection.Connect(TcpConfig.Default, Cid.ClientPort, Cid.ServerPort, ClientIsn, now);
+        Assert.True(client.PollTransmit(now, Span<byte>.Empty, out var syn, out _));
+        Assert.True(syn.Options.SackPermitted);
+
+        var synAck = SynCookies.SynAck(config, syn, _cookies.Issue(now, Cid, syn));
+        client.HandleSegment(now, synAck, default);
+        Assert.True(client.PollTransmit(now, Span<byte>.Empty, out var ack, out _));
+        Assert.True(_cookies.TryValidate(now, Cid, ack, out var options));
+        var server = TcpConnection.Listen(config, Cid.ServerPort, ack.AcknowledgmentNumber - 1);
+        server.AcceptCookieSyn(now, SynCookies.SynOf(ack, options));
+        server.HandleSegment(now, ack, default);
+
+        Assert.False(synAck.Options.SackPermitted);
+        Assert.False(client.SackAgreed);
+        Assert.False(server.SackAgreed);
     }
 
     [Fact]
