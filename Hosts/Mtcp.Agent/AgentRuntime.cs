@@ -90,24 +90,25 @@ public sealed class AgentRuntime : IAsyncDisposable
     /// <summary>
     /// Puts <paramref name="client"/>, connected to <paramref name="service"/>, under the agent's client policy (thesis
     /// 5.3.2): reads through the driver's stream are its observations, and each migration it decides is noted in
-    /// <paramref name="causes"/> with its reason before it starts. Null when the policy is off, migration is off, or the
-    /// service pool has no other endpoint of the same service to move to.
+    /// <paramref name="causes"/> with its reason before it starts. Its destinations are those the server announced with
+    /// the same port, else the pool's (<see cref="AgentSettings.DestinationsOf"/>). Null when the policy is off,
+    /// migration is off, or there is no other endpoint of the same service to move to.
     /// </summary>
-    internal ClientPolicyDriver? WatchWithPolicy(MtcpClient client, IPEndPoint service, MigrationCauses causes, string name)
+    internal async Task<ClientPolicyDriver?> WatchWithPolicyAsync(MtcpClient client, IPEndPoint service, MigrationCauses causes, string name)
     {
         if (_settings.Policy is not { } policy || !Runtime.MigrationEnabled)
         {
             return null;
         }
 
-        var alternates = _settings.AlternatesOf(service);
+        var alternates = _settings.DestinationsOf(service, await client.GetAlternateServersAsync().ConfigureAwait(false));
         if (alternates.Count == 0)
         {
-            ConsoleLog.Warning($"{name}: no client policy: {AgentSettings.ServiceEndpointsPath} lists no other endpoint with port {service.Port} to migrate to");
+            ConsoleLog.Warning($"{name}: no client policy: neither the server nor {AgentSettings.ServiceEndpointsPath} names another endpoint with port {service.Port} to migrate to");
             return null;
         }
 
-        var driver = ClientPolicyDriver.Start(_system, client, policy, [.. alternates.Prepend(service).Select(MigrationCauses.Endpoint)]);
+        var driver = ClientPolicyDriver.Start(_system, client, policy, [.. alternates.Prepend(MigrationCauses.Endpoint(service))]);
         driver.Decided += (_, decision) =>
         {
             // The policy decides only with a destination; a null one is held back as NoDestination.

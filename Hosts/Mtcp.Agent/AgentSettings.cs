@@ -3,6 +3,7 @@ using Akka.Configuration;
 using Mtcp.Actors.Api;
 using Mtcp.Hosting;
 using Mtcp.Policies;
+using Mtcp.Wire;
 
 namespace Mtcp.Agent;
 
@@ -81,6 +82,20 @@ public sealed record AgentSettings(
         var sameService = ServiceEndpoints.Where(endpoint => endpoint.Port == current.Port).ToList();
         var start = sameService.IndexOf(current) + 1;
         return [.. sameService.Skip(start).Concat(sameService.Take(start)).Where(endpoint => !endpoint.Equals(current))];
+    }
+
+    /// <summary>
+    /// Where a connection served by <paramref name="current"/> may migrate: the alternates its server announced
+    /// (TCP_MIGRATE on the SYN+ACK, from the cluster's view when the connection was set up or last migrated) with the
+    /// same port, so a node that joined since the pool was written is a destination and one that left is not; the
+    /// pool's alternates (<see cref="AlternatesOf"/>) only when the server announced none (migration off, or a
+    /// server alone).
+    /// </summary>
+    public IReadOnlyList<ServerEndpoint> DestinationsOf(IPEndPoint current, IReadOnlyList<ServerEndpoint> announced)
+    {
+        var self = MigrationCauses.Endpoint(current);
+        var sameService = announced.Where(endpoint => endpoint.Port == current.Port && endpoint != self).Distinct().ToList();
+        return sameService.Count > 0 ? sameService : [.. AlternatesOf(current).Select(MigrationCauses.Endpoint)];
     }
 
     private static ClientPolicySettings? PolicyOf(Config config)

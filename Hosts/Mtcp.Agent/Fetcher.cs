@@ -68,7 +68,7 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
             }
         };
         ConsoleLog.Info($"fetching {path} from {service} over MTCP ({stream.LocalEndPoint})");
-        var policy = agent.WatchWithPolicy(client, service, causes, "fetch");
+        var policy = await agent.WatchWithPolicyAsync(client, service, causes, "fetch").ConfigureAwait(false);
         await using var ___ = policy;
         var request = $"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mtcp-agent\r\nAccept: */*\r\nConnection: close\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(request), cancellationToken).ConfigureAwait(false);

@@ -36,14 +36,14 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
 
     /// <summary>
     /// The operator's migration of the MTCP connection to <paramref name="destination"/> or, when null, to the next
-    /// endpoint of the same service in the pool (<see cref="AgentSettings.AlternatesOf"/>); client-initiated (thesis
+    /// alternate of the same service (<see cref="AgentSettings.DestinationsOf"/>); client-initiated (thesis
     /// 3.2), the relay's byte copying goes on across it.
     /// </summary>
     /// <exception cref="InvalidOperationException">not connected yet, migration off, no alternate, or a migration (the policy's or another) in progress.</exception>
     public async Task<MigrationReport> MigrateAsync(ServerEndpoint? destination, CancellationToken cancellationToken)
     {
         var mtcp = Volatile.Read(ref _mtcp) ?? throw new InvalidOperationException($"relay {Id} is not connected yet");
-        var to = destination ?? NextAlternate();
+        var to = destination ?? await NextAlternateAsync(mtcp, cancellationToken).ConfigureAwait(false);
         if (to.ToString() == Volatile.Read(ref _service))
         {
             throw new InvalidOperationException($"relay {Id} is already served by {to}");
@@ -62,13 +62,17 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         }
     }
 
-    /// <summary>The destination of a migration asked for without one: the pool's next endpoint with the current one's port.</summary>
-    private ServerEndpoint NextAlternate()
+    /// <summary>
+    /// The destination of a migration asked for without one: the first alternate with the current endpoint's port that
+    /// the server announced, else the pool's next (<see cref="AgentSettings.DestinationsOf"/>).
+    /// </summary>
+    private async Task<ServerEndpoint> NextAlternateAsync(MtcpClient mtcp, CancellationToken cancellationToken)
     {
         var current = IPEndPoint.Parse(Volatile.Read(ref _service));
-        return settings.AlternatesOf(current) is [var next, ..]
-            ? MigrationCauses.Endpoint(next)
-            : throw new InvalidOperationException($"{AgentSettings.ServiceEndpointsPath} lists no other endpoint with port {current.Port} than {current}: name the destination with --to");
+        var announced = await mtcp.GetAlternateServersAsync(cancellationToken).ConfigureAwait(false);
+        return settings.DestinationsOf(current, announced) is [var next, ..]
+            ? next
+            : throw new InvalidOperationException($"neither the server nor {AgentSettings.ServiceEndpointsPath} names another endpoint with port {current.Port} than {current}: name the destination with --to");
     }
 
     /// <summary>
@@ -82,7 +86,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         _stream = stream;
         Volatile.Write(ref _mtcp, mtcp);
         mtcp.MigrationEnded += (_, report) => OnMigrationEnded(report);
-        var policy = agent.WatchWithPolicy(mtcp, service, _causes, $"relay {Id}");
+        var policy = await agent.WatchWithPolicyAsync(mtcp, service, _causes, $"relay {Id}").ConfigureAwait(false);
         await using var _ = policy;
         var fromService = policy?.Stream ?? stream;
         using var done = new CancellationTokenSource();

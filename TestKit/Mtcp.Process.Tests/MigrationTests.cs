@@ -65,6 +65,30 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Agent_migrate_without_a_destination_must_pick_a_node_the_server_announced_not_one_only_the_pool_lists()
+    {
+        WriteRandomFile("big.bin");
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        await AwaitClusterAsync([first, second]);
+
+        // The pool names a node that is gone (nothing runs at its address) and not the one that joined: the server's
+        // TCP_MIGRATE list, made from the cluster's view, names the live one.
+        var gone = $"{ProcessTestbed.NextAddress()}:{ProcessTestbed.FilePort}";
+        var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort), gone], ProcessTestbed.MigrationConfig + "\nmtcp.agent.policy = off");
+        var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "5M", "-o", Path.Combine(_testbed.Directory.FullName, "downloaded.bin"), $"http://{agent.Listen}/big.bin");
+        await agent.Process.WaitForLineAsync("relay 1:", Bound);
+
+        var (exitCode, migrate) = await _testbed.RunAgentAsync("migrate", Bound, "--control", agent.Control.ToString(), "migrate");
+        var (curlExit, curlOutput) = await curl;
+
+        Assert.True(exitCode == 0, $"migrate exited with {exitCode}:\n{migrate.Output}");
+        Assert.Contains(migrate.Lines, line => line.Contains($"-> {second.Service(ProcessTestbed.FilePort)} completed", StringComparison.Ordinal));
+        Assert.DoesNotContain(migrate.Lines, line => line.Contains(gone, StringComparison.Ordinal));
+        Assert.True(curlExit == 0, $"curl exited with {curlExit}: {curlOutput}");
+    }
+
+    [Fact]
     public async Task Curl_through_the_agent_must_download_50MB_intact_across_at_least_5_migrations()
     {
         var expected = WriteRandomFile("big.bin");
