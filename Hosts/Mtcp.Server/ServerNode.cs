@@ -44,7 +44,7 @@ public sealed class ServerNode
     private IActorRef _loadBalancing = ActorRefs.Nobody;
     private int _emigrated;
     private long _nextConnectionId;
-    private double _lastStateWaitMs;
+    private long _lastStateWaitTicks;
 
     private ServerNode(Config config, ServerSettings settings, bool canMigrate, ControlPlaneSecurity security, ServerMetrics metrics)
     {
@@ -55,9 +55,9 @@ public sealed class ServerNode
         _metrics = metrics;
 
         // The endpoint records the wait just before the size, both on the reply's arrival.
-        metrics.StateWaitMeasured += waitMs => Volatile.Write(ref _lastStateWaitMs, waitMs);
+        metrics.StateWaitMeasured += wait => Volatile.Write(ref _lastStateWaitTicks, wait.Ticks);
         metrics.StateReplyReceived += bytes =>
-            ConsoleLog.Info($"migration state: a {bytes}-byte state reply arrived {Volatile.Read(ref _lastStateWaitMs):0.000} ms after the state request");
+            ConsoleLog.Info($"migration state: a {bytes}-byte state reply arrived {TimeSpan.FromTicks(Volatile.Read(ref _lastStateWaitTicks)).TotalMilliseconds:0.000} ms after the state request");
         metrics.MigratedAway += () => ConsoleLog.Info("migration out: a connection left this node for another server (its state was acknowledged)");
     }
 
@@ -355,10 +355,10 @@ public sealed class ServerNode
         var connectionId = ConnectionIdOf(connection);
         _byConnectionId[connectionId] = connection;
         _loadBalancing.Tell(new ConnectionAccepted(connectionId, MigratedFrom: null, Now()));
-        var stream = new CountingStream(connection.Stream, _metrics.BytesReceived, _metrics.BytesSent, tag);
+        var stream = new CountingStream(connection.Stream, _metrics.Io, tag);
         var state = _states.For(connection, snapshotBytes =>
         {
-            _metrics.MigrationsIn.Add(1, tag);
+            _metrics.MigrationsResumed.Add(1, tag);
             ConsoleLog.Info($"migration in: {application.Name} connection from {remote} resumes from a {snapshotBytes}-byte application snapshot");
         });
         try
