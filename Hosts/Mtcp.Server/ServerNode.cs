@@ -101,6 +101,7 @@ public sealed class ServerNode
             ConsoleLog.Info($"control plane: mutual TLS as {_security.Subject}, peers must present a certificate of the cluster's CA");
         }
 
+        using var metricsEndpoint = _settings.MetricsEndpoint is { } endPoint ? PrometheusEndpoint.Start(endPoint, ServerSettings.MetricsEndpointPath) : null;
         var system = CreateSystem();
         var cluster = Akka.Cluster.Cluster.Get(system);
         ConsoleLog.Info($"node {cluster.SelfAddress} joining the cluster through seeds [{string.Join(", ", _config.GetStringList("akka.cluster.seed-nodes"))}]");

@@ -261,14 +261,16 @@ public sealed class ProcessTestbed : IDisposable
         }
     }
 
+    /// <summary>The repository's root: the test runs from TestKit/Mtcp.Process.Tests/bin/&lt;configuration&gt;/&lt;tfm&gt;/.</summary>
+    public static DirectoryInfo Repository => TestOutput.Parent!.Parent!.Parent!.Parent!.Parent!;
+
+    private static DirectoryInfo TestOutput => new(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+
     private static string HostDll(string project)
     {
-        // The test runs from TestKit/Mtcp.Process.Tests/bin/<configuration>/<tfm>/; the hosts build to the same layout.
-        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var framework = output.Name;
-        var configuration = output.Parent!.Name;
-        var repository = output.Parent.Parent!.Parent!.Parent!.Parent!;
-        var dll = Path.Combine(repository.FullName, "Hosts", project, "bin", configuration, framework, $"{project}.dll");
+        // The hosts build to the same layout as the test.
+        var output = TestOutput;
+        var dll = Path.Combine(Repository.FullName, "Hosts", project, "bin", output.Parent!.Name, output.Name, $"{project}.dll");
         return File.Exists(dll) ? dll : throw new FileNotFoundException($"{dll} is missing: build the solution (the test project references the hosts)", dll);
     }
 }
