@@ -249,6 +249,7 @@ bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings setti
         }
 
         config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
+        ConsoleLog.Configure(config);
         settings = AgentSettings.Create(config);
         MtcpRuntime.ValidateSettings(config);
         if (MigrationKey.ReadAuthenticator(config) is not null)

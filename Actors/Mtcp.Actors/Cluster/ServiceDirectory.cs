@@ -171,7 +171,7 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
             return;
         }
 
-        _log.Info("alternate servers now {0}", next.Alternates);
+        _log.Debug("alternate servers now {0}", next.Alternates);
         var view = CurrentView();
         foreach (var subscriber in _subscribers)
         {
