@@ -10,9 +10,9 @@ namespace Mtcp.Policies;
 public static class PolicyMetrics
 {
     public const string MeterName = "Mtcp.Policies";
-    public const string DecisionsName = "mtcp.policies.decisions";
-    public const string SuppressedName = "mtcp.policies.suppressed";
-    public const string RefusedName = "mtcp.policies.refused";
+    public const string DecisionsName = "mtcp.policy.decisions";
+    public const string SuppressedName = "mtcp.policy.suppressed";
+    public const string RefusedName = "mtcp.policy.refused";
 
     private static readonly Meter Meter = new(MeterName);
 

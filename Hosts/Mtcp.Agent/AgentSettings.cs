@@ -36,6 +36,10 @@ public sealed record AgentSettings(
 
     public const string ServiceEndpointsPath = "mtcp.agent.service-endpoints";
     public const string PolicyPath = "mtcp.agent.policy";
+    public const string MetricsEndpointPath = "mtcp.agent.metrics.prometheus-endpoint";
+
+    /// <summary>Where serve's Prometheus scrape endpoint listens (<c>mtcp.agent.metrics.prometheus-endpoint</c>); null when off.</summary>
+    public IPEndPoint? MetricsEndpoint { get; init; }
 
     public static AgentSettings Create(Config config)
     {
@@ -50,7 +54,10 @@ public sealed record AgentSettings(
             HoconValues.Duration(config, "mtcp.agent.fetch.stall-timeout", allowZero: false),
             PolicyOf(config),
             HoconValues.Integer(config, MaxRelaysPath, 1, 1_000_000),
-            HoconValues.Boolean(config, MigrationPath));
+            HoconValues.Boolean(config, MigrationPath))
+        {
+            MetricsEndpoint = PrometheusEndpoint.Configured(config, MetricsEndpointPath),
+        };
     }
 
     /// <summary>A Unix socket (<c>unix:&lt;path&gt;</c>, relative to the working directory) or an <c>address:port</c> for TCP.</summary>

@@ -68,6 +68,18 @@ serve.SetAction(async (parseResult, _) =>
         return BadConfiguration;
     }
 
+    PrometheusEndpoint? metricsEndpoint;
+    try
+    {
+        metricsEndpoint = settings.MetricsEndpoint is { } endPoint ? PrometheusEndpoint.Start(endPoint, AgentSettings.MetricsEndpointPath) : null;
+    }
+    catch (InvalidOperationException e)
+    {
+        ConsoleLog.Error($"cannot start: {e.Message}");
+        return Failed;
+    }
+
+    using var metrics = metricsEndpoint;
     using var stopping = new ShutdownSignals();
     return await RunWithRuntimeAsync(config, settings, async agent =>
     {
@@ -237,6 +249,7 @@ bool TryLoad(ParseResult parseResult, out Config config, out AgentSettings setti
         }
 
         config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
+        ConsoleLog.Configure(config);
         settings = AgentSettings.Create(config);
         MtcpRuntime.ValidateSettings(config);
         if (MigrationKey.ReadAuthenticator(config) is not null)

@@ -68,6 +68,14 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
 
     private readonly ConcurrentDictionary<long, Relay> _relays = new();
     private readonly ConcurrentQueue<RelayStatus> _closed = new();
+
+    // What the closed relays did, folded in as each one ends: with the open relays' own counts, the totals the metrics
+    // observe. Folding and removing happen under one lock with the observation, so that no relay is counted twice or
+    // missed and the counters never go down.
+    private readonly Lock _totalsGate = new();
+    private readonly Dictionary<(string Cause, bool Completed), long> _closedMigrations = [];
+    private long _closedToService;
+    private long _closedFromService;
     private long _accepted;
     private long _failed;
     private long _refused;
@@ -76,6 +84,7 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
     public async Task RunAsync(CancellationToken stopping)
     {
         var services = settings.RequireServices();
+        using var metrics = new AgentMetrics(Totals);
         var listener = new TcpListener(settings.ServeListen);
         listener.Start();
         Socket control;
@@ -164,12 +173,51 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
         finally
         {
             // Kept for status after the relay closed, so that a finished transfer's migrations can still be read.
-            _closed.Enqueue(relay.Status());
+            var final = relay.Status();
+            _closed.Enqueue(final);
             while (_closed.Count > ClosedRelaysKept && _closed.TryDequeue(out _))
             {
             }
 
-            _relays.TryRemove(relay.Id, out _);
+            lock (_totalsGate)
+            {
+                _closedToService += final.BytesToService;
+                _closedFromService += final.BytesFromService;
+                AddMigrations(_closedMigrations, final);
+                _relays.TryRemove(relay.Id, out _);
+            }
+        }
+    }
+
+    /// <summary>Every relay's counts since serve started, for <see cref="AgentMetrics"/>.</summary>
+    private RelayTotals Totals()
+    {
+        lock (_totalsGate)
+        {
+            var open = _relays.Values.Select(relay => relay.Status()).ToList();
+            var migrations = new Dictionary<(string Cause, bool Completed), long>(_closedMigrations);
+            foreach (var relay in open)
+            {
+                AddMigrations(migrations, relay);
+            }
+
+            return new RelayTotals(
+                Interlocked.Read(ref _accepted),
+                Interlocked.Read(ref _failed),
+                Interlocked.Read(ref _refused),
+                open.Count,
+                _closedToService + open.Sum(relay => relay.BytesToService),
+                _closedFromService + open.Sum(relay => relay.BytesFromService),
+                migrations);
+        }
+    }
+
+    private static void AddMigrations(Dictionary<(string Cause, bool Completed), long> counts, RelayStatus relay)
+    {
+        foreach (var migration in relay.Migrations)
+        {
+            var key = (migration.Cause, migration.Completed);
+            counts[key] = counts.GetValueOrDefault(key) + 1;
         }
     }
 

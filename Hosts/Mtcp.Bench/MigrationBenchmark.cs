@@ -202,10 +202,10 @@ internal static class MigrationBenchmark
 
         gen0 = GC.CollectionCount(0) - gen0;
         gen2 = GC.CollectionCount(2) - gen2;
-        var stateWaits = samples.Take("mtcp.migration.state_wait");
-        var prepares = samples.Take("mtcp.migration.prepare");
-        var reinstates = samples.Take("mtcp.migration.reinstate");
-        var stateReplyBytes = samples.Take("mtcp.migration.state_bytes");
+        var stateWaits = samples.Take("mtcp.migration.state_request.duration");
+        var prepares = samples.Take("mtcp.migration.prepare.duration");
+        var reinstates = samples.Take("mtcp.migration.reinstate.duration");
+        var stateReplyBytes = samples.Take("mtcp.migration.state.size");
         await stream.DisposeAsync();
 
         // Fresh handshakes and control round trips, measured in the same run for the ratios.
@@ -217,24 +217,24 @@ internal static class MigrationBenchmark
             freshStream.Abort();
         }
 
-        var handshakes = samples.Take("mtcp.connection.handshake");
+        var handshakes = samples.Take("mtcp.connection.handshake.duration");
         var controlRtts = await bench.ControlRoundTripsAsync(migrations, cancellationToken);
         var clientWaitP50 = Statistics.Percentile(clientWaits, 0.5);
-        var handshakeP50 = Statistics.Percentile(handshakes, 0.5) * 1000;
+        var handshakeP50 = Statistics.Percentile(handshakes, 0.5) * 1e6;
         var controlRttP50 = Statistics.Percentile(controlRtts, 0.5);
         return new MigrationRow(
             stateBytes,
             clientWaits.Count,
             clientWaitP50,
             Statistics.Percentile(clientWaits, 0.99),
-            Statistics.Percentile(stateWaits, 0.5) * 1000,
-            Statistics.Percentile(stateWaits, 0.99) * 1000,
-            Statistics.Percentile(prepares, 0.5) * 1000,
-            Statistics.Percentile(prepares, 0.99) * 1000,
-            Statistics.Percentile(reinstates, 0.5) * 1000,
-            Statistics.Percentile(reinstates, 0.99) * 1000,
+            Statistics.Percentile(stateWaits, 0.5) * 1e6,
+            Statistics.Percentile(stateWaits, 0.99) * 1e6,
+            Statistics.Percentile(prepares, 0.5) * 1e6,
+            Statistics.Percentile(prepares, 0.99) * 1e6,
+            Statistics.Percentile(reinstates, 0.5) * 1e6,
+            Statistics.Percentile(reinstates, 0.99) * 1e6,
             handshakeP50,
-            Statistics.Percentile(handshakes, 0.99) * 1000,
+            Statistics.Percentile(handshakes, 0.99) * 1e6,
             controlRttP50,
             Statistics.Percentile(controlRtts, 0.99),
             clientWaitP50 / handshakeP50,

@@ -423,7 +423,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     }
 
     private static bool IsWorthShowing(string line) =>
-        !line.StartsWith('[')
+        !line.Contains(" akka: [", StringComparison.Ordinal)
         && (line.Contains("transport:", StringComparison.Ordinal) || line.Contains("migration", StringComparison.Ordinal) || line.Contains("policy", StringComparison.Ordinal)
             || line.Contains("WARN", StringComparison.Ordinal)
             || line.Contains("ERROR", StringComparison.Ordinal) || line.Contains("left the cluster", StringComparison.Ordinal) || line.Contains("shutdown requested", StringComparison.Ordinal));

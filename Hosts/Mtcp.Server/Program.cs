@@ -49,7 +49,9 @@ root.SetAction(async (parseResult, _) =>
     using var metrics = new ServerMetrics();
     try
     {
-        node = ServerNode.Create(ReadConfiguration(), metrics);
+        var config = ReadConfiguration();
+        ConsoleLog.Configure(config);
+        node = ServerNode.Create(config, metrics);
     }
     catch (ConfigurationException e)
     {

@@ -1,17 +1,16 @@
 using System.Diagnostics.Metrics;
 using Mtcp.Actors.Api;
-using Mtcp.Wire;
 
 namespace Mtcp.Server;
 
 /// <summary>
-/// The node's instruments on the meter "Mtcp.Server", read with <c>dotnet-counters monitor -n Mtcp.Server --counters
-/// Mtcp.Server</c> or an OpenTelemetry exporter. Every connection instrument is tagged with the application.
+/// The node's instruments on the meter "Mtcp.Server" (docs/metrics.md), scraped at
+/// <c>mtcp.hosts.server.metrics.prometheus-endpoint</c> or read with <c>dotnet-counters monitor -n Mtcp.Server
+/// --counters Mtcp.Server,Mtcp.Migration</c>. Every instrument is tagged with the application.
 /// </summary>
 /// <remarks>
-/// Migrations in are counted by the node when an application resumes an imported state; state bytes, the wait for
-/// the state reply, migrations out and refused migrations come from the runtime's <c>Mtcp.Migration</c> meter, which
-/// this node's <see cref="MeterListener"/> forwards (one runtime per process, so the runtime's counts are the node's).
+/// What the runtime measures (state replies, their wait, connections migrated away, refused migrations) is on its own
+/// meter <c>Mtcp.Migration</c>, exported beside this one; this node only listens to it to log each migration.
 /// </remarks>
 public sealed class ServerMetrics : IDisposable
 {
@@ -22,20 +21,15 @@ public sealed class ServerMetrics : IDisposable
 
     public ServerMetrics()
     {
-        Accepted = _meter.CreateCounter<long>("mtcp.server.connections.accepted", "{connection}", "Connections accepted.");
-        Active = _meter.CreateUpDownCounter<long>("mtcp.server.connections.active", "{connection}", "Connections being served.");
-        Failed = _meter.CreateCounter<long>("mtcp.server.connections.failed", "{connection}", "Connections that ended with an error (reset, protocol violation, I/O failure).");
-        BytesSent = _meter.CreateCounter<long>("mtcp.server.bytes.sent", "By", "Bytes the applications wrote.");
-        BytesReceived = _meter.CreateCounter<long>("mtcp.server.bytes.received", "By", "Bytes the applications read.");
-        MigrationsIn = _meter.CreateCounter<long>("mtcp.server.migrations.in", "{migration}", "Connections that migrated to this node.");
-        MigrationsOut = _meter.CreateCounter<long>("mtcp.server.migrations.out", "{migration}", "Connections that migrated away from this node.");
-        MigrationStateBytes = _meter.CreateHistogram<long>("mtcp.server.migration.state.bytes", "By", "Size of each state reply received.");
-        MigrationLatency = _meter.CreateHistogram<double>("mtcp.server.migration.duration", "s", "From state request to state reply, per migration in.");
-        MigrationFailures = _meter.CreateCounter<long>("mtcp.server.migrations.failed", "{migration}", "Migrations to this node refused (reject, timeout, failure).");
+        Accepted = _meter.CreateCounter<long>("mtcp.server.connection.accepted", "{connection}", "Connections accepted, new or migrated in");
+        Active = _meter.CreateUpDownCounter<long>("mtcp.server.connection.active", "{connection}", "Connections being served");
+        Failed = _meter.CreateCounter<long>("mtcp.server.connection.failed", "{connection}", "Connections that ended with an error (reset, protocol violation, I/O failure)");
+        Io = _meter.CreateCounter<long>("mtcp.server.io", "By", "Bytes the applications read (tag direction: receive) and wrote (transmit)");
+        MigrationsResumed = _meter.CreateCounter<long>("mtcp.server.migration.resumed", "{connection}", "Connections that migrated to this node and whose application resumed from the imported snapshot");
 
         _runtimeListener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == MtcpRuntime.MigrationMeterName)
+            if (instrument.Meter.Name == MtcpRuntime.MigrationMeterName && instrument.Name is MtcpRuntime.StateSizeInstrument or MtcpRuntime.StateRequestDurationInstrument or MtcpRuntime.MigratedAwayInstrument)
             {
                 listener.EnableMeasurementEvents(instrument);
             }
@@ -44,27 +38,15 @@ public sealed class ServerMetrics : IDisposable
         {
             switch (instrument.Name)
             {
-                case "mtcp.migration.state_bytes":
-                    MigrationStateBytes.Record(value);
+                case MtcpRuntime.StateSizeInstrument:
                     StateReplyReceived?.Invoke(value);
                     break;
-                case "mtcp.migration.migrated_away":
-                    MigrationsOut.Add(value);
+                case MtcpRuntime.MigratedAwayInstrument:
                     MigratedAway?.Invoke();
                     break;
-                case "mtcp.migration.refused":
-                    MigrationFailures.Add(value);
-                    break;
             }
         });
-        _runtimeListener.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
-        {
-            if (instrument.Name == "mtcp.migration.state_wait")
-            {
-                MigrationLatency.Record(value / 1000);
-                StateWaitMeasured?.Invoke(value);
-            }
-        });
+        _runtimeListener.SetMeasurementEventCallback<double>((instrument, seconds, _, _) => StateWaitMeasured?.Invoke(TimeSpan.FromSeconds(seconds)));
         _runtimeListener.Start();
     }
 
@@ -74,8 +56,8 @@ public sealed class ServerMetrics : IDisposable
     /// <summary>Each connection that left this node on a peer's state ack, whether or not its application was still serving it.</summary>
     public event Action? MigratedAway;
 
-    /// <summary>Each wait from a state request to its reply, in milliseconds.</summary>
-    public event Action<double>? StateWaitMeasured;
+    /// <summary>Each wait from a state request to its reply.</summary>
+    public event Action<TimeSpan>? StateWaitMeasured;
 
     public Counter<long> Accepted { get; }
 
@@ -83,19 +65,16 @@ public sealed class ServerMetrics : IDisposable
 
     public Counter<long> Failed { get; }
 
-    public Counter<long> BytesSent { get; }
+    /// <summary>Bytes read and written by the applications, tagged with <see cref="Receive"/> or <see cref="Transmit"/>.</summary>
+    public Counter<long> Io { get; }
 
-    public Counter<long> BytesReceived { get; }
+    public Counter<long> MigrationsResumed { get; }
 
-    public Counter<long> MigrationsIn { get; }
+    /// <summary>The <c>direction</c> tag of <see cref="Io"/> for bytes the applications read (OpenTelemetry's network.io.direction).</summary>
+    public static KeyValuePair<string, object?> Receive { get; } = new("direction", "receive");
 
-    public Counter<long> MigrationsOut { get; }
-
-    public Histogram<long> MigrationStateBytes { get; }
-
-    public Histogram<double> MigrationLatency { get; }
-
-    public Counter<long> MigrationFailures { get; }
+    /// <summary>The <c>direction</c> tag of <see cref="Io"/> for bytes the applications wrote.</summary>
+    public static KeyValuePair<string, object?> Transmit { get; } = new("direction", "transmit");
 
     public void Dispose()
     {

@@ -44,7 +44,7 @@ public sealed class ServerNode
     private IActorRef _loadBalancing = ActorRefs.Nobody;
     private int _emigrated;
     private long _nextConnectionId;
-    private double _lastStateWaitMs;
+    private long _lastStateWaitTicks;
 
     private ServerNode(Config config, ServerSettings settings, bool canMigrate, ControlPlaneSecurity security, ServerMetrics metrics)
     {
@@ -55,9 +55,9 @@ public sealed class ServerNode
         _metrics = metrics;
 
         // The endpoint records the wait just before the size, both on the reply's arrival.
-        metrics.StateWaitMeasured += waitMs => Volatile.Write(ref _lastStateWaitMs, waitMs);
+        metrics.StateWaitMeasured += wait => Volatile.Write(ref _lastStateWaitTicks, wait.Ticks);
         metrics.StateReplyReceived += bytes =>
-            ConsoleLog.Info($"migration state: a {bytes}-byte state reply arrived {Volatile.Read(ref _lastStateWaitMs):0.000} ms after the state request");
+            ConsoleLog.Info($"migration state: a {bytes}-byte state reply arrived {TimeSpan.FromTicks(Volatile.Read(ref _lastStateWaitTicks)).TotalMilliseconds:0.000} ms after the state request");
         metrics.MigratedAway += () => ConsoleLog.Info("migration out: a connection left this node for another server (its state was acknowledged)");
     }
 
@@ -101,6 +101,7 @@ public sealed class ServerNode
             ConsoleLog.Info($"control plane: mutual TLS as {_security.Subject}, peers must present a certificate of the cluster's CA");
         }
 
+        using var metricsEndpoint = _settings.MetricsEndpoint is { } endPoint ? PrometheusEndpoint.Start(endPoint, ServerSettings.MetricsEndpointPath) : null;
         var system = CreateSystem();
         var cluster = Akka.Cluster.Cluster.Get(system);
         ConsoleLog.Info($"node {cluster.SelfAddress} joining the cluster through seeds [{string.Join(", ", _config.GetStringList("akka.cluster.seed-nodes"))}]");
@@ -347,10 +348,10 @@ public sealed class ServerNode
         // The ping-pong guard of the server policy needs where a migrated connection came from.
         var migratedFrom = connection.IsMigratedAway ? null : connection.ImportState().MigratedFrom;
         _loadBalancing.Tell(new ConnectionAccepted(connectionId, migratedFrom, Now()));
-        var stream = new CountingStream(connection.Stream, _metrics.BytesReceived, _metrics.BytesSent, tag);
+        var stream = new CountingStream(connection.Stream, _metrics.Io, tag);
         var state = _states.For(connection, snapshotBytes =>
         {
-            _metrics.MigrationsIn.Add(1, tag);
+            _metrics.MigrationsResumed.Add(1, tag);
             ConsoleLog.Info($"migration in: {application.Name} connection from {remote} resumes from a {snapshotBytes}-byte application snapshot");
         });
         try

@@ -20,6 +20,11 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
     /// <summary><c>policy = load-balancing</c>: the server policy's settings (<c>mtcp.policies.server</c>); null when off.</summary>
     public ServerPolicySettings? Policy { get; init; }
 
+    /// <summary><c>metrics.prometheus-endpoint</c>: where the node's Prometheus scrape endpoint listens; null when off.</summary>
+    public System.Net.IPEndPoint? MetricsEndpoint { get; init; }
+
+    public const string MetricsEndpointPath = $"{Server}.metrics.prometheus-endpoint";
+
     public static ServerSettings Create(Config config, TimeProvider timeProvider)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -97,6 +102,7 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
             applications)
         {
             Policy = policy ? ServerPolicySettings.Create(config) : null,
+            MetricsEndpoint = PrometheusEndpoint.Configured(config, MetricsEndpointPath),
         };
     }
 

@@ -18,7 +18,7 @@ namespace Mtcp.Policies;
 /// <remarks>
 /// A member speaks only for its own endpoints: a report or pull naming an endpoint the cluster view
 /// (<see cref="ServiceView.Nodes"/>) maps to another member is dropped, logged once per member and counted
-/// (<c>mtcp.policies.refused</c>); one naming an endpoint nobody announced yet is dropped quietly. Received reports and pulls are stamped with this node's clock, since the peers'
+/// (<c>mtcp.policy.refused</c>); one naming an endpoint nobody announced yet is dropped quietly. Received reports and pulls are stamped with this node's clock, since the peers'
 /// monotonic clocks are not comparable with it.
 /// </remarks>
 public sealed class LoadBalancingExchange : ReceiveActor

@@ -44,7 +44,7 @@ public sealed class PolicyMetricsTests : Akka.TestKit.Xunit2.TestKit
         policy.Tell(new SegmentObserved(stream, 1000, Ms(1000)));
         decisions.ExpectMsg<MigrateConnection>();
 
-        Assert.Equal(1, counts.GetValueOrDefault("mtcp.policies.decisions:policy=Throughput,reason=ThroughputDrop"));
-        Assert.Equal(1, counts.GetValueOrDefault("mtcp.policies.suppressed:policy=Throughput,guard=HoldDown"));
+        Assert.Equal(1, counts.GetValueOrDefault("mtcp.policy.decisions:policy=Throughput,reason=ThroughputDrop"));
+        Assert.Equal(1, counts.GetValueOrDefault("mtcp.policy.suppressed:policy=Throughput,guard=HoldDown"));
     }
 }

@@ -18,6 +18,8 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
     [InlineData("mtcp.cluster.service-endpoints = [\"0.0.0.0:80\"]", "mtcp.cluster.service-endpoints")]
     [InlineData("mtcp.hosts.system-name = ${undefined.key}", "is not valid HOCON: Unresolved substitution: undefined.key")]
     [InlineData("mtcp.hosts.server.file.pace.max-slowdown = 0.5", "mtcp.hosts.server.file.pace.max-slowdown must be a number from 1 to 1000")]
+    [InlineData("mtcp.hosts.server.metrics.prometheus-endpoint = \"everywhere\"", "mtcp.hosts.server.metrics.prometheus-endpoint must be \"address:port\"")]
+    [InlineData("mtcp.hosts.log-level = loud", "mtcp.hosts.log-level must be trace, debug, info, warning, error or off")]
     public async Task Server_node_must_reject_a_bad_configuration_naming_the_key(string hocon, string expected)
     {
         // Should the node start after all, it must not do so on the addresses of a real node.

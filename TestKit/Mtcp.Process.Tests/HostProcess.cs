@@ -12,6 +12,7 @@ public sealed class HostProcess : IDisposable
 {
     private readonly System.Diagnostics.Process _process;
     private readonly ConcurrentQueue<string> _lines = new();
+    private readonly ConcurrentQueue<string> _standardOutput = new();
     private readonly ITestOutputHelper _output;
     private readonly string _name;
     private readonly SemaphoreSlim _lineArrived = new(0);
@@ -30,6 +31,9 @@ public sealed class HostProcess : IDisposable
     public IReadOnlyCollection<string> Lines => _lines;
 
     public string Output => string.Join('\n', _lines);
+
+    /// <summary>The lines of <see cref="Lines"/> that came on standard output rather than standard error.</summary>
+    public IReadOnlyCollection<string> StandardOutputLines => _standardOutput;
 
     /// <param name="commandPrefix">words put before <c>dotnet</c>, such as <c>ip netns exec NAME</c> (which execs, so the process keeps its id).</param>
     public static HostProcess Start(
@@ -55,7 +59,15 @@ public sealed class HostProcess : IDisposable
 
         var process = new System.Diagnostics.Process { StartInfo = info, EnableRaisingEvents = true };
         var host = new HostProcess(name, process, output);
-        process.OutputDataReceived += (_, e) => host.Record(e.Data);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                host._standardOutput.Enqueue(e.Data);
+            }
+
+            host.Record(e.Data);
+        };
         process.ErrorDataReceived += (_, e) => host.Record(e.Data);
         process.Start();
         process.BeginOutputReadLine();

@@ -163,7 +163,7 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         Assert.True(exitCode == 0, $"fetch exited with {exitCode}:\n{fetch.Output}");
         Assert.Contains(fetch.Lines, line => line.StartsWith(expected, StringComparison.OrdinalIgnoreCase));
         Assert.Equal(expected, ProcessTestbed.Sha256Of(Path.Combine(_testbed.Directory.FullName, "fetched.bin")));
-        var migrations = fetch.Lines.Count(line => line.Contains("INFO  migrated ", StringComparison.Ordinal));
+        var migrations = fetch.Lines.Count(line => line.Contains("INFO  Mtcp.Agent: migrated ", StringComparison.Ordinal));
         Assert.True(migrations >= 3, $"{migrations} migrations reported:\n{fetch.Output}");
         Assert.Contains(fetch.Lines, line => line.Contains($"across {migrations} migrations", StringComparison.Ordinal));
     }

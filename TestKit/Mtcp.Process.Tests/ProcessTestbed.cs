@@ -269,6 +269,9 @@ public sealed class ProcessTestbed : IDisposable
         }
     }
 
+    /// <summary>The repository's root: the test runs from TestKit/Mtcp.Process.Tests/bin/&lt;configuration&gt;/&lt;tfm&gt;/.</summary>
+    public static DirectoryInfo Repository => BuildLayout().Repository;
+
     /// <summary>The repository's root directory and the configuration this test run was built in.</summary>
     public static (DirectoryInfo Repository, string Configuration, string Framework) BuildLayout()
     {

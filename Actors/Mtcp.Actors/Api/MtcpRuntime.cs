@@ -24,6 +24,15 @@ public sealed class MtcpRuntime : IAsyncDisposable
     /// </summary>
     public const string MigrationMeterName = MigrationMetrics.MeterName;
 
+    /// <summary>The instrument of <see cref="MigrationMeterName"/> recording each state reply's size at its destination, in bytes.</summary>
+    public const string StateSizeInstrument = MigrationMetrics.StateSizeName;
+
+    /// <summary>The instrument of <see cref="MigrationMeterName"/> recording a destination's wait from state request to reply, in seconds.</summary>
+    public const string StateRequestDurationInstrument = MigrationMetrics.StateRequestDurationName;
+
+    /// <summary>The instrument of <see cref="MigrationMeterName"/> counting connections that left their origin on a state ack.</summary>
+    public const string MigratedAwayInstrument = MigrationMetrics.MigratedAwayName;
+
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
     private readonly bool _ownsRegistry;

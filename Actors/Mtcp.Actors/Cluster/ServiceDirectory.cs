@@ -18,7 +18,7 @@ namespace Mtcp.Actors.Cluster;
 /// Subscribers get <see cref="AlternateServersChanged"/> on every change. With the cluster key the directory signs its
 /// announcements (<see cref="SignedServiceAnnouncement"/>) and takes only signed ones that name the node they came
 /// from; without it (migration off) it sends and takes them unsigned. Every one dropped is counted in
-/// <c>mtcp.cluster.announcements_refused</c>.
+/// <c>mtcp.cluster.announcement.refused</c>.
 /// </summary>
 internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
 {
@@ -171,7 +171,7 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
             return;
         }
 
-        _log.Info("alternate servers now {0}", next.Alternates);
+        _log.Debug("alternate servers now {0}", next.Alternates);
         var view = CurrentView();
         foreach (var subscriber in _subscribers)
         {

@@ -85,7 +85,7 @@ internal sealed class SignedServiceAnnouncement
         return true;
     }
 
-    /// <summary>Counts one dropped announcement in <c>mtcp.cluster.announcements_refused</c>, tagged with the reason.</summary>
+    /// <summary>Counts one dropped announcement in <c>mtcp.cluster.announcement.refused</c>, tagged with the reason.</summary>
     public static void CountRefused(AnnouncementRefusal refusal) =>
         RefusedCounter.Add(1, new KeyValuePair<string, object?>("reason", refusal.ToString()));
 }

@@ -129,7 +129,7 @@ internal sealed class RefusalLog : IExtension
     public const string IntervalPath = "mtcp.diagnostics.refusal-summary-interval";
 
     private static readonly Meter Meter = new(MeterName);
-    private static readonly Counter<long> Refused = Meter.CreateCounter<long>("mtcp.refused", description: "Refused or dropped inputs a stranger can cause (tag class: migration-refused, malformed-segment, ...)");
+    private static readonly Counter<long> Refused = Meter.CreateCounter<long>("mtcp.refused", "{input}", "Refused or dropped inputs a stranger can cause (tag class: migration-refused, malformed-segment, ...)");
 
     private readonly Lock _gate = new();
     private readonly RefusalSummary _summary;

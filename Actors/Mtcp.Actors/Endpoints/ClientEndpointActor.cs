@@ -303,7 +303,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         _connected = true;
         if (_client.MigrationEnabled)
         {
-            MigrationMetrics.Handshake.Record((_context.Clock.Now - _opened).TotalMilliseconds);
+            MigrationMetrics.HandshakeDuration.Record((_context.Clock.Now - _opened).TotalSeconds);
         }
 
         _connectCancellationRegistration.Unregister();
@@ -326,7 +326,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                     StartMigration(e.Destination, completion: null, triggered: true);
                     break;
                 case MigrationEventKind.ServerSilent:
-                    MigrationMetrics.ServersSilent.Add(1);
+                    MigrationMetrics.FailoversStarted.Add(1);
                     _log.Warning("client {0}: server {1} fell silent ({2}); failing over to the alternates serving port {3}", _key, e.Destination, e.Detail, e.Destination.Port);
                     break;
                 case MigrationEventKind.FailoverAbandoned:
@@ -369,7 +369,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         if (report.Outcome == MigrationOutcome.Completed)
         {
             MigrationMetrics.Completed.Add(1);
-            MigrationMetrics.Duration.Record(report.Duration.TotalMilliseconds);
+            MigrationMetrics.Duration.Record(report.Duration.TotalSeconds);
         }
         else
         {

@@ -184,7 +184,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             // Answered at once (not held for the handshake): the time to package the state is this call's.
             if (answer is StateReply)
             {
-                MigrationMetrics.Prepare.Record(Stopwatch.GetElapsedTime(preparing).TotalMilliseconds);
+                MigrationMetrics.PrepareDuration.Record(Stopwatch.GetElapsedTime(preparing).TotalSeconds);
             }
 
             peer.Tell(answer);
@@ -200,7 +200,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         _endpoint.HandleStateReply(now, Sender, reply);
         if (_endpoint.HoldsConnection)
         {
-            MigrationMetrics.Reinstate.Record(Stopwatch.GetElapsedTime(reinstating).TotalMilliseconds);
+            MigrationMetrics.ReinstateDuration.Record(Stopwatch.GetElapsedTime(reinstating).TotalSeconds);
         }
 
         Drive(now);
@@ -417,8 +417,8 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                     MigrationMetrics.Refused.Add(1);
                     break;
                 case ServerEndpointEvent.Reinstated reinstated:
-                    MigrationMetrics.StateWait.Record(reinstated.StateWait.TotalMilliseconds);
-                    MigrationMetrics.StateBytes.Record(reinstated.StateReplyBytes);
+                    MigrationMetrics.StateRequestDuration.Record(reinstated.StateWait.TotalSeconds);
+                    MigrationMetrics.StateSize.Record(reinstated.StateReplyBytes);
                     break;
                 case ServerEndpointEvent.StateRequestAnswered { Answer: StateReject { Reason: StateRejectReason.AuthFailed } refused } answered:
                     _context.Refusals.Refuse(RefusalClass.StateRequestRefused, $"endpoint {_key}: state request {refused.RequestId} refused: {refused.Diagnostic}");

@@ -3,62 +3,70 @@ using System.Diagnostics.Metrics;
 namespace Mtcp.Actors.Migration;
 
 /// <summary>
-/// The runtime's migration instruments, on the meter <c>Mtcp.Migration</c> (collect them with dotnet-counters,
-/// OpenTelemetry or a <see cref="MeterListener"/>). Client side: started, completed (with the time from the special SYN
-/// to the switch), failed (tagged with the reason). Server side: the state bytes a destination received and its wait
-/// for the state reply, and connections that migrated away from an origin; state requests refused for a forged or
-/// replayed authenticator, control messages from peers dropped because they did not open, and service
-/// announcements dropped because they were forged, unsigned or not from the node they name.
+/// The runtime's migration instruments, on the meter <c>Mtcp.Migration</c> (collect them with a host's Prometheus
+/// endpoint, dotnet-counters, OpenTelemetry or a <see cref="MeterListener"/>; docs/metrics.md lists them). Client side:
+/// started, completed (with the time from the special SYN to the switch), failed (tagged with the reason), failovers.
+/// Server side: the state a destination received and its wait for the state reply, and connections that migrated away
+/// from an origin; state requests refused for a forged or replayed authenticator, control messages from peers dropped
+/// because they did not open, and service announcements dropped because they were forged, unsigned or not from the
+/// node they name; replication to a buddy.
 /// </summary>
+/// <remarks>
+/// Names follow OpenTelemetry's semantic conventions: dotted lower case, singular namespaces, units in UCUM
+/// (<c>s</c>, <c>By</c>, <c>{migration}</c>) rather than in the name, every duration in seconds.
+/// </remarks>
 internal static class MigrationMetrics
 {
     public const string MeterName = "Mtcp.Migration";
+    public const string StateSizeName = "mtcp.migration.state.size";
+    public const string StateRequestDurationName = "mtcp.migration.state_request.duration";
+    public const string MigratedAwayName = "mtcp.migration.migrated_away";
 
     private static readonly Meter Meter = new(MeterName);
 
-    internal static readonly Counter<long> Started = Meter.CreateCounter<long>("mtcp.migration.started", description: "Client migrations started");
+    internal static readonly Counter<long> Started = Meter.CreateCounter<long>("mtcp.migration.started", "{migration}", "Client migrations started");
 
-    internal static readonly Counter<long> Completed = Meter.CreateCounter<long>("mtcp.migration.completed", description: "Client migrations switched to the new server");
+    internal static readonly Counter<long> Completed = Meter.CreateCounter<long>("mtcp.migration.completed", "{migration}", "Client migrations switched to the new server");
 
-    internal static readonly Counter<long> Failed = Meter.CreateCounter<long>("mtcp.migration.failed", description: "Client migrations that failed; the connection stayed on its server");
+    internal static readonly Counter<long> Failed = Meter.CreateCounter<long>("mtcp.migration.failed", "{migration}", "Client migrations that failed; the connection stayed on its server (tag reason)");
 
-    internal static readonly Histogram<double> Duration = Meter.CreateHistogram<double>("mtcp.migration.duration", unit: "ms", description: "Client's wait from the special SYN to the switch");
+    internal static readonly Histogram<double> Duration = Meter.CreateHistogram<double>("mtcp.migration.duration", "s", "Client's wait from the special SYN to the switch");
 
-    internal static readonly Histogram<long> StateBytes = Meter.CreateHistogram<long>("mtcp.migration.state_bytes", unit: "By", description: "Encoded state reply received by a destination server");
+    internal static readonly Histogram<long> StateSize = Meter.CreateHistogram<long>(StateSizeName, "By", "Encoded state reply received by a destination server");
 
-    internal static readonly Histogram<double> StateWait = Meter.CreateHistogram<double>("mtcp.migration.state_wait", unit: "ms", description: "Destination's wait from the state request to the reply");
+    internal static readonly Histogram<double> StateRequestDuration = Meter.CreateHistogram<double>(StateRequestDurationName, "s", "Destination's wait from the state request to the reply");
 
-    internal static readonly Histogram<double> Prepare = Meter.CreateHistogram<double>("mtcp.migration.prepare", unit: "ms", description: "Origin's time to package a state reply");
+    internal static readonly Histogram<double> PrepareDuration = Meter.CreateHistogram<double>("mtcp.migration.prepare.duration", "s", "Origin's time to package a state reply");
 
-    internal static readonly Histogram<double> Reinstate = Meter.CreateHistogram<double>("mtcp.migration.reinstate", unit: "ms", description: "Destination's time to reinstate a state reply");
+    internal static readonly Histogram<double> ReinstateDuration = Meter.CreateHistogram<double>("mtcp.migration.reinstate.duration", "s", "Destination's time to reinstate a state reply");
 
-    internal static readonly Histogram<double> Handshake = Meter.CreateHistogram<double>("mtcp.connection.handshake", unit: "ms", description: "A migrating client's fresh three-way handshake, SYN to SYN+ACK, for comparison with a migration");
+    internal static readonly Histogram<double> HandshakeDuration = Meter.CreateHistogram<double>("mtcp.connection.handshake.duration", "s", "A migrating client's fresh three-way handshake, SYN to SYN+ACK, for comparison with a migration");
 
-    internal static readonly Counter<long> ServersSilent = Meter.CreateCounter<long>("mtcp.migration.server_silent", description: "Client connections whose server stopped answering (retransmissions or keep-alive probes), each starting a failover");
+    internal static readonly Counter<long> FailoversStarted = Meter.CreateCounter<long>("mtcp.failover.started", "{connection}", "Client connections whose server stopped answering (retransmissions or keep-alive probes), each starting a failover");
 
-    internal static readonly Counter<long> FailoversAbandoned = Meter.CreateCounter<long>("mtcp.migration.failover_abandoned", description: "Client failovers no alternate server took over in time: the connection was aborted");
+    internal static readonly Counter<long> FailoversAbandoned = Meter.CreateCounter<long>("mtcp.failover.abandoned", "{connection}", "Client failovers no alternate server took over in time: the connection was aborted");
 
-    internal static readonly Counter<long> Refused = Meter.CreateCounter<long>("mtcp.migration.refused", description: "Special SYNs a destination refused (reject, timeout, failure)");
+    internal static readonly Counter<long> Refused = Meter.CreateCounter<long>("mtcp.migration.refused", "{migration}", "Special SYNs a destination refused (reject, timeout, failure)");
 
-    internal static readonly Counter<long> AuthFailed = Meter.CreateCounter<long>("mtcp.migration.auth_failed", description: "State requests an origin refused because the special SYN's authenticator did not verify (tag check: Forged, Replayed, ...)");
+    internal static readonly Counter<long> AuthFailed = Meter.CreateCounter<long>("mtcp.migration.auth_failed", "{request}", "State requests an origin refused because the special SYN's authenticator did not verify (tag check: Forged, Replayed, ...)");
 
-    internal static readonly Counter<long> ControlDropped = Meter.CreateCounter<long>("mtcp.control.dropped", description: "Control messages from a peer dropped because they did not open (tag reason: Unsealed, BadMac, WrongPeer, ...)");
+    internal static readonly Counter<long> ControlDropped = Meter.CreateCounter<long>("mtcp.control.dropped", "{message}", "Control messages from a peer dropped because they did not open (tag reason: Unsealed, BadMac, WrongPeer, ...)");
 
-    internal static readonly Counter<long> AnnouncementsRefused = Meter.CreateCounter<long>("mtcp.cluster.announcements_refused", description: "Service announcements a directory dropped (tag reason: BadMac, NotFromItsNode, Unsigned, Malformed, NoKey)");
+    internal static readonly Counter<long> AnnouncementsRefused = Meter.CreateCounter<long>("mtcp.cluster.announcement.refused", "{announcement}", "Service announcements a directory dropped (tag reason: BadMac, NotFromItsNode, Unsigned, Malformed, NoKey)");
 
-    internal static readonly Counter<long> MigratedAway = Meter.CreateCounter<long>("mtcp.migration.migrated_away", description: "Connections that left an origin server on a state ack");
+    internal static readonly Counter<long> MigratedAway = Meter.CreateCounter<long>(MigratedAwayName, "{connection}", "Connections that left an origin server on a state ack");
 
-    internal static readonly UpDownCounter<long> PortsHeld = Meter.CreateUpDownCounter<long>("mtcp.client.ports.held", description: "4-tuples client connections hold: the current one, a migration's, and those left in BLACKHOLE for 2 MSL (each local port of mtcp.runtime.ephemeral-port-first..last serves one 4-tuple per server)");
+    internal static readonly UpDownCounter<long> PortsHeld = Meter.CreateUpDownCounter<long>("mtcp.client.port.usage", "{tuple}", "4-tuples client connections hold: the current one, a migration's, and those left in BLACKHOLE for 2 MSL (each local port of mtcp.runtime.ephemeral-port-first..last serves one 4-tuple per server)");
 
-    internal static readonly Counter<long> PortsExhausted = Meter.CreateCounter<long>("mtcp.client.ports.exhausted", description: "Connections or migrations refused because no port of the ephemeral range was free towards the server (tag side: connect, migration)");
+    internal static readonly Counter<long> PortsExhausted = Meter.CreateCounter<long>("mtcp.client.port.exhausted", "{attempt}", "Connections or migrations refused because no port of the ephemeral range was free towards the server (tag side: connect, migration)");
 
-    internal static readonly UpDownCounter<long> Unreplicated = Meter.CreateUpDownCounter<long>("mtcp.replication.unreplicated", description: "Connections served with mtcp.migration.replication = buddy but no buddy (no other member serves their port): they die with this node");
+    internal static readonly UpDownCounter<long> Unreplicated = Meter.CreateUpDownCounter<long>("mtcp.replication.unreplicated", "{connection}", "Connections served with mtcp.migration.replication = buddy but no buddy (no other member serves their port): they die with this node");
 
-    internal static readonly Counter<long> ReplicaUpdates = Meter.CreateCounter<long>("mtcp.replication.updates", description: "Replica updates sent to buddies (tag kind: state, read-log)");
+    internal static readonly Counter<long> ReplicaUpdates = Meter.CreateCounter<long>("mtcp.replication.updates", "{update}", "Replica updates sent to buddies (tag kind: state, read-log)");
 
-    internal static readonly UpDownCounter<long> ReplicasHeld = Meter.CreateUpDownCounter<long>("mtcp.replication.replicas", description: "Connections of other nodes this node holds a replica of, as their buddy");
+    internal static readonly UpDownCounter<long> ReplicasHeld = Meter.CreateUpDownCounter<long>("mtcp.replication.replica.count", "{connection}", "Connections of other nodes this node holds a replica of, as their buddy");
 
-    internal static readonly Counter<long> TakeoverTriggers = Meter.CreateCounter<long>("mtcp.replication.takeover_triggers", description: "MIGRATE_TRIGGERs a buddy sent the clients of an unreachable node's connections, naming itself");
+    internal static readonly Counter<long> TakeoverTriggers = Meter.CreateCounter<long>("mtcp.replication.takeover_triggers", "{trigger}", "MIGRATE_TRIGGERs a buddy sent the clients of an unreachable node's connections, naming itself");
 
-    internal static readonly Counter<long> TakenOver = Meter.CreateCounter<long>("mtcp.replication.taken_over", description: "Connections a buddy took over from a lost node (the replica reinstated at a new endpoint)");
+    internal static readonly Counter<long> TakenOver = Meter.CreateCounter<long>("mtcp.replication.taken_over", "{connection}", "Connections a buddy took over from a lost node (the replica reinstated at a new endpoint)");
 }

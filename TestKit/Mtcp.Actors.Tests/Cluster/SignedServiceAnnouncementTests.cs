@@ -53,7 +53,7 @@ public sealed class SignedServiceAnnouncementTests(ITestOutputHelper output)
     [Fact]
     public async Task A_keyed_directory_must_drop_and_count_unsigned_forged_and_misattributed_announcements()
     {
-        using var refused = new MigrationMeasurements("mtcp.cluster.announcements_refused", tagKey: "reason");
+        using var refused = new MigrationMeasurements("mtcp.cluster.announcement.refused", tagKey: "reason");
         var directory = Sys.StartServiceDirectory(ClusterKey);
         var attacker = CreateTestProbe();
 

@@ -30,7 +30,7 @@ public sealed class LargeStateMigrationAcrossNodesTests(MigrationClusterFixture 
     public async Task Connection_with_1_MB_of_application_state_must_migrate_with_the_state_imported_byte_exact(TestTransport transport)
     {
         using var timeout = new CancellationTokenSource(TestTimeout);
-        using var stateBytes = new MigrationMeasurements("mtcp.migration.state_bytes");
+        using var stateBytes = new MigrationMeasurements("mtcp.migration.state.size");
         var importsBefore = Cluster.Servers.Select(s => s.LargeStateImports.Count).ToArray();
         using var client = new MtcpClient(Cluster.ClientRuntimes[transport]);
         var service = MigrationCluster.Service(transport, 0);

@@ -1,0 +1,39 @@
+using Akka.Actor;
+using Akka.Dispatch;
+using Akka.Event;
+using Microsoft.Extensions.Logging;
+
+namespace Mtcp.Hosting;
+
+/// <summary>
+/// Akka.NET's logger for the hosts (<c>akka.loggers</c> in server-node.conf and agent.conf): every event Akka.NET logs
+/// at or above <c>akka.loglevel</c> goes to <see cref="ConsoleLog.Factory"/> under the category <c>akka</c>, with its
+/// source, so that it is filtered by <c>mtcp.hosts.log-level</c> and written in the hosts' one format to standard
+/// error, instead of Akka's own format on standard output.
+/// </summary>
+public sealed class AkkaLoggerBridge : ReceiveActor, IRequiresMessageQueue<ILoggerMessageQueueSemantics>
+{
+    public const string Category = "akka";
+
+    public AkkaLoggerBridge()
+    {
+        Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
+        Receive<LogEvent>(Forward);
+    }
+
+    private static void Forward(LogEvent e)
+    {
+        var level = e.LogLevel() switch
+        {
+            Akka.Event.LogLevel.DebugLevel => Microsoft.Extensions.Logging.LogLevel.Debug,
+            Akka.Event.LogLevel.InfoLevel => Microsoft.Extensions.Logging.LogLevel.Information,
+            Akka.Event.LogLevel.WarningLevel => Microsoft.Extensions.Logging.LogLevel.Warning,
+            _ => Microsoft.Extensions.Logging.LogLevel.Error,
+        };
+        var logger = ConsoleLog.Factory.CreateLogger(Category);
+        if (logger.IsEnabled(level))
+        {
+            logger.Log(level, e.Cause, "[{Source}] {Message}", e.LogSource, e.Message);
+        }
+    }
+}
