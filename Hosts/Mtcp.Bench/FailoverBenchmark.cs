@@ -370,7 +370,8 @@ internal static class FailoverBenchmark
         md.AppendLine("Where the time goes with the reference detector: the buddy acts when the cluster's failure detector marks the node unreachable, "
             + "about `akka.cluster.failure-detector.acceptable-heartbeat-pause` (2s) plus a heartbeat interval (500ms) and up to one `unreachable-nodes-reaper-interval` (250ms) after the last heartbeat; "
             + "its MIGRATE_TRIGGER and the client's special SYN then take about a control round trip and a migration. "
-            + "The client's own failover (`mtcp.migration.failover`, probes after 2s of quiet) is the backup and comes later on a download.");
+            + "The client's own failover (`mtcp.migration.failover`: keep-alive probes after 2s of quiet, 3 unanswered make the server silent) runs meanwhile: "
+            + "when it tries the buddy before the buddy's detector has marked the node unreachable, the buddy cannot answer from its replica yet, and the client gives up after one pass over its alternates (a kill not survived).");
         md.AppendLine();
         md.AppendLine(fast is null
             ? "**Toward 500 ms**: HOCON/" + FastDetectorFile + " (`akka.cluster.failure-detector { heartbeat-interval = 100ms, acceptable-heartbeat-pause = 200ms, min-std-deviation = 20ms }`, `unreachable-nodes-reaper-interval = 100ms`); not measured in this run (--fast-kills 0)."
