@@ -67,7 +67,7 @@ migration.SetAction(async (parse, cancellationToken) =>
 
 var stream = StreamCommand.Create();
 
-var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, migration, stream };
+var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, migration, stream, FailoverCommand.Create() };
 foreach (var command in ScaleCommand.Create())
 {
     root.Subcommands.Add(command);

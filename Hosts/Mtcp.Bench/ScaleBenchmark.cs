@@ -261,14 +261,14 @@ internal static class ScaleBenchmark
     }
 
     /// <summary>The host's build output beside this one: Hosts/&lt;project&gt;/bin/&lt;configuration&gt;/&lt;tfm&gt;/.</summary>
-    private static string HostDll(string project)
+    internal static string HostDll(string project)
     {
         var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
         var dll = Path.Combine(output.Parent!.Parent!.Parent!.Parent!.FullName, project, "bin", output.Parent.Name, output.Name, $"{project}.dll");
         return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing: build with dotnet run -c Release --project Hosts/Mtcp.Bench");
     }
 
-    private static int FreeTcpPort(IPAddress address)
+    internal static int FreeTcpPort(IPAddress address)
     {
         using var listener = new TcpListener(address, 0);
         listener.Start();

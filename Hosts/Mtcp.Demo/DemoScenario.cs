@@ -33,6 +33,7 @@ internal sealed record DemoOptions(
     long RateBytesPerSecond,
     DemoDegradation Degradation,
     int CompareRepetitions,
+    double CrashAt,
     FileServerOptions KernelFileServer)
 {
     public static DemoOptions Create(Config config)
@@ -58,16 +59,23 @@ internal sealed record DemoOptions(
             HoconValues.Number(config, "mtcp.demo.degradation.slowdown-per-chunk", 0, 1000),
             HoconValues.Number(config, "mtcp.demo.degradation.max-slowdown", 1, 1000));
 
-        // The plan spaces the operator's migrations (migrations + 1) shares apart, and the degrading node serves
-        // degrade-after bytes at its best before the policy can see it slow down: with shares smaller than that, the
-        // visit there swallows the next shares and the download ends before the plan does.
-        var smallest = (migrations + 1) * Math.Max(degradation.DegradeAfter, 1L << 20);
+        var crashAt = HoconValues.Number(config, "mtcp.demo.crash-at", 0, 0.95);
+        if (crashAt is > 0 and < 0.5)
+        {
+            throw HoconValues.Invalid(config, "mtcp.demo.crash-at", "must be 0 (no crash) or 0.5 to 0.95");
+        }
+
+        // The plan spaces the operator's migrations (migrations + 1) shares apart over the file up to the crash, and the
+        // degrading node serves degrade-after bytes at its best before the policy can see it slow down: with shares
+        // smaller than that, the visit there swallows the next shares and the download ends before the plan does.
+        var smallest = (long)((migrations + 1) * Math.Max(degradation.DegradeAfter, 1L << 20) / (crashAt > 0 ? crashAt : 1));
+
         if (fileBytes < smallest)
         {
             throw HoconValues.Invalid(
                 config,
                 "mtcp.demo.file-size",
-                $"must be at least {smallest >> 20} MiB for {migrations} migrations with degradation.degrade-after = {degradation.DegradeAfter >> 20} MiB (one share of the file per migration, each no smaller than what the degrading node serves before it slows down): raise it (--size-mib), or lower mtcp.demo.migrations (--migrations) or degrade-after");
+                $"must be at least {smallest >> 20} MiB for {migrations} migrations with degradation.degrade-after = {degradation.DegradeAfter >> 20} MiB and crash-at = {crashAt.ToString(CultureInfo.InvariantCulture)} (one share of the file up to the crash per migration, each no smaller than what the degrading node serves before it slows down): raise it (--size-mib), or lower mtcp.demo.migrations (--migrations) or degrade-after");
         }
 
         return new DemoOptions(
@@ -80,6 +88,7 @@ internal sealed record DemoOptions(
             HoconValues.LongSize(config, "mtcp.demo.rate", 0, 1L << 30),
             degradation,
             HoconValues.Integer(config, "mtcp.demo.compare.repetitions", 0, 20),
+            crashAt,
             // The kernel-TCP baseline serves with the nodes' own file server settings (root aside).
             new FileServerOptions(
                 RootDirectory: ".",
@@ -97,10 +106,14 @@ internal sealed record DemoOptions(
         """);
 }
 
+/// <summary>The node the demo killed under the download: which, when (the demo's clock), and the agent's relay it served.</summary>
+internal sealed record DemoCrash(int Victim, TimeSpan At, long Relay);
+
 /// <summary>
 /// The demo: three server nodes and a client agent on this machine, a download through the agent with curl while
-/// the operator migrates its connection, one node that is not serving stopped mid-way, and a timeline of what
-/// happened read back from the agent's status and the nodes' logs. Every check that fails is named.
+/// the operator migrates its connection, one node that is not serving stopped mid-way, then the node serving the
+/// download killed and its buddy taking the connection over, and a timeline of what happened read back from the
+/// agent's status and the nodes' and agent's logs. Every check that fails is named.
 /// </summary>
 internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
 {
@@ -109,6 +122,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     private const string FileName = "demo.bin";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(45);
     private static readonly TimeSpan ViewTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan ReplicaSettle = TimeSpan.FromMilliseconds(100);
 
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<ChildProcess> _children = [];
@@ -193,6 +207,8 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         _children.Add(curl);
 
         var stop = await DriveMigrationsAsync(new AgentControl(control), curl, servers, nodes, cancellationToken).ConfigureAwait(false);
+        var stopped = stop is null ? -1 : options.Degradation.Node - 1;
+        var crash = options.CrashAt > 0 ? await CrashServingNodeAsync(new AgentControl(control), curl, servers, nodes, stopped, cancellationToken).ConfigureAwait(false) : null;
         var curlExit = await curl.WaitForExitAsync(TimeSpan.FromSeconds(150)).ConfigureAwait(false);
         Check(curlExit == 0, $"curl exited with {curlExit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 150 s"}"
             + (curlExit == 0 ? "" : $" (a reset right away can mean another MTCP process owns an address of {options.Network}.x: try --network 127.0.8)"));
@@ -202,7 +218,11 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         }
 
         var relay = await FinalRelayAsync(new AgentControl(control), cancellationToken).ConfigureAwait(false);
-        PrintTimeline(relay, nodes, servers);
+        PrintTimeline(relay, nodes, servers, crash);
+        if (crash is not null)
+        {
+            ReportFailover(crash, nodes, servers, agent);
+        }
 
         var actual = File.Exists(output) ? await Sha256Async(output, cancellationToken).ConfigureAwait(false) : "(no file)";
         var completed = relay?.Migrations.Count(m => m.Completed) ?? 0;
@@ -219,7 +239,8 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         Console.WriteLine();
         if (actual == expected)
         {
-            Console.WriteLine($"SHA-256 verified: {actual} ({Megabytes(options.FileBytes)} through {completed} migrations: {byPolicy} by the policy, {byOperator} by the operator)");
+            Console.WriteLine($"SHA-256 verified: {actual} ({Megabytes(options.FileBytes)} through {completed} migrations: {byPolicy} by the policy, {byOperator} by the operator"
+                + (crash is null ? ")" : $", and the crash of server{crash.Victim + 1})"));
         }
         else
         {
@@ -262,7 +283,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     /// </summary>
     private async Task<Task?> DriveMigrationsAsync(AgentControl agent, ChildProcess curl, IPAddress[] servers, ChildProcess[] nodes, CancellationToken cancellationToken)
     {
-        var total = options.FileBytes;
+        var total = options.CrashAt > 0 ? (long)(options.FileBytes * options.CrashAt) : options.FileBytes;
         var degrading = options.Degradation.Node - 1;
         var degradingEndpoint = $"{servers[degrading]}:{FilePort}";
         var live = Enumerable.Range(0, ServerCount).ToList();
@@ -325,6 +346,116 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         return stop;
     }
 
+    /// <summary>
+    /// Once the agent has received <see cref="DemoOptions.CrashAt"/> of the file, SIGKILLs the node serving the download;
+    /// null (and a failed check) when the download ended first. A node's buddy is the next member after it in address
+    /// order (wrapping), and a node stopped with SIGTERM stays a member while it drains: when that node
+    /// (<paramref name="stopped"/>, -1 for none) is the serving node's buddy, the crash would be a second fault, so the
+    /// operator first moves the connection to the other live node, whose buddy is live.
+    /// </summary>
+    private async Task<DemoCrash?> CrashServingNodeAsync(AgentControl agent, ChildProcess curl, IPAddress[] servers, ChildProcess[] nodes, int stopped, CancellationToken cancellationToken)
+    {
+        var mark = (long)(options.CrashAt * options.FileBytes);
+        while (!curl.HasExited)
+        {
+            var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
+            if (status.Connections is [var relay, ..] && relay.BytesFromService >= mark)
+            {
+                var victim = Array.FindIndex(servers, s => relay.Service.StartsWith(s + ":", StringComparison.Ordinal));
+                if (victim < 0)
+                {
+                    Check(false, $"relay {relay.Id} is served by {relay.Service}, none of the demo's nodes");
+                    return null;
+                }
+
+                if ((victim + 1) % ServerCount == stopped)
+                {
+                    var other = Enumerable.Range(0, ServerCount).First(i => i != victim && i != stopped);
+                    var moved = await agent.MigrateAsync(relay.Id, $"{servers[other]}:{FilePort}", cancellationToken).ConfigureAwait(false);
+                    var outcome = moved.Outcomes.FirstOrDefault();
+                    Say($"before the crash: relay {relay.Id} {relay.Service} -> {servers[other]}:{FilePort} {(outcome is { Completed: true } ? $"completed in {outcome.DurationMs:0.0} ms" : $"FAILED: {outcome?.FailureReason ?? moved.Error}")} (the buddy of server{victim + 1} is server{stopped + 1}, which is draining; server{other + 1}'s buddy is live)");
+                    if (outcome is not { Completed: true })
+                    {
+                        Check(false, $"the move before the crash failed: {outcome?.FailureReason ?? moved.Error}");
+                        return null;
+                    }
+
+                    // The node the connection moved to sends its buddy the whole state first: a moment (a few control
+                    // round trips) before the replica is there to take over.
+                    await Task.Delay(ReplicaSettle, cancellationToken).ConfigureAwait(false);
+                    victim = other;
+                }
+
+                var at = _clock.Elapsed;
+                nodes[victim].Kill();
+                Say($"crash: SIGKILL of server{victim + 1} ({servers[victim]}), serving relay {relay.Id} (the agent had {Megabytes(relay.BytesFromService)} of {Megabytes(options.FileBytes)}): no drain, no FIN; its buddy holds the connection's replicated state");
+                return new DemoCrash(victim, at, relay.Id);
+            }
+
+            await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+        }
+
+        Check(false, string.Create(CultureInfo.InvariantCulture, $"the download ended before the crash at {options.CrashAt:P0} of the file (mtcp.demo.crash-at)"));
+        return null;
+    }
+
+    /// <summary>
+    /// The failover as the processes logged it, in seconds after the SIGKILL: the survivor that saw the node unreachable,
+    /// the agent's own detection if it came first, the relay's switch (the client received nothing between the kill and
+    /// it), and the node that took the connection over. A failed check when no node took it over.
+    /// </summary>
+    private void ReportFailover(DemoCrash crash, ChildProcess[] nodes, IPAddress[] servers, ChildProcess agent)
+    {
+        var victimService = $"{servers[crash.Victim]}:{FilePort}";
+        OutputLine? After(ChildProcess process, string text) => process.Lines.FirstOrDefault(line => line.At >= crash.At && line.Text.Contains(text, StringComparison.Ordinal));
+        string Since(OutputLine line) => string.Create(CultureInfo.InvariantCulture, $"+{(line.At - crash.At).TotalSeconds:0.00} s");
+
+        Console.WriteLine();
+        Console.WriteLine($"failover after the crash of server{crash.Victim + 1} at {crash.At.TotalSeconds:0.0} s (times after the SIGKILL, from the processes' logs)");
+        var events = new List<(OutputLine Line, string Text)>();
+        var tookOver = false;
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            if (i == crash.Victim)
+            {
+                continue;
+            }
+
+            if (After(nodes[i], "is unreachable: taking over") is { } detected)
+            {
+                events.Add((detected, $"server{i + 1} detected it (its failure detector marked the node unreachable): {Message(detected.Text)}"));
+            }
+
+            if (After(nodes[i], "took over") is { } took)
+            {
+                events.Add((took, $"server{i + 1} took the connection over: {Message(took.Text)}"));
+                tookOver = true;
+            }
+        }
+
+        if (After(agent, $"server {victimService} fell silent") is { } silent)
+        {
+            events.Add((silent, $"the agent found the server silent first: {Message(silent.Text)}"));
+        }
+
+        var switched = After(agent, $"relay {crash.Relay}: migrated {victimService} -> ");
+        if (switched is not null)
+        {
+            events.Add((switched, string.Create(CultureInfo.InvariantCulture, $"the agent's relay moved to the buddy: the client waited {(switched.At - crash.At).TotalSeconds:0.00} s for its next byte: {Message(switched.Text)}")));
+        }
+
+        foreach (var (line, text) in events.OrderBy(e => e.Line.At))
+        {
+            Console.WriteLine($"  {Since(line),8}  {text}");
+        }
+
+        Check(tookOver && switched is not null, $"the failover did not happen: {(tookOver ? "" : "no node logged that it took the connection over; ")}{(switched is null ? $"the agent's relay {crash.Relay} never left {victimService}" : "")}");
+    }
+
+    /// <summary>A log line without its logger's prefix: Akka's bracketed level, time, thread and actor, or the console's time and level.</summary>
+    private static string Message(string line) =>
+        line.StartsWith('[') && line.LastIndexOf("] ", StringComparison.Ordinal) is var end and > 0 ? line[(end + 2)..] : ConsolePrefix().Replace(line, "");
+
     private async Task StopNodeAsync(ChildProcess[] nodes, IPAddress[] servers, int victim, List<int> live)
     {
         var since = _clock.Elapsed;
@@ -333,12 +464,13 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var exit = await nodes[victim].WaitForExitAsync(ViewTimeout).ConfigureAwait(false);
         Check(exit == 0, $"server{victim + 1} exited with {exit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 30 s"} after SIGTERM");
         Say($"server{victim + 1} left the cluster and exited with {exit?.ToString(CultureInfo.InvariantCulture) ?? "(still running)"}");
-        foreach (var i in live.ToArray())
+        foreach (var i in live.Where(i => !nodes[i].HasExited).ToArray())
         {
             try
             {
+                // Any view without the stopped node: the crash of another node may have shrunk it further meanwhile.
                 var view = await nodes[i].WaitForLineAsync(
-                    $"cluster view: {live.Count} service endpoints", ViewTimeout, since, text => !text.Contains($"{servers[victim]}:", StringComparison.Ordinal)).ConfigureAwait(false);
+                    "cluster view: ", ViewTimeout, since, text => !text.Contains($"{servers[victim]}:", StringComparison.Ordinal)).ConfigureAwait(false);
                 Say($"server{i + 1} follows: {view.Text[(view.Text.IndexOf("cluster view", StringComparison.Ordinal))..]}");
             }
             catch (DemoFailedException e)
@@ -371,7 +503,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     /// agent's byte count when the switch completed), each migration's client wait and the state the destination
     /// received, from the agent's status and the destination's log.
     /// </summary>
-    private void PrintTimeline(AgentRelay? relay, ChildProcess[] nodes, IPAddress[] servers)
+    private void PrintTimeline(AgentRelay? relay, ChildProcess[] nodes, IPAddress[] servers, DemoCrash? crash)
     {
         Console.WriteLine();
         Console.WriteLine("timeline (bytes of the HTTP response as the agent received them)");
@@ -397,17 +529,20 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
 
             Console.WriteLine($"  {Megabytes(from),8} - {Megabytes(migration.AtByteFromService),-9} {serving}");
             var destination = Array.FindIndex(servers, s => migration.To.StartsWith(s + ":", StringComparison.Ordinal));
-            var state = destination >= 0 && stateLines[destination].TryDequeue(out var reply)
+            var takeover = crash is not null && migration.Cause == "server" && migration.From.StartsWith(servers[crash.Victim] + ":", StringComparison.Ordinal);
+            var state = takeover
+                ? "state from its replica (the origin was killed)"
+                : destination >= 0 && stateLines[destination].TryDequeue(out var reply)
                 ? $"state reply {reply.Groups["bytes"].Value} bytes after {reply.Groups["ms"].Value} ms"
                 : "state reply not logged";
-            var snapshot = destination >= 0 && snapshotLines[destination].TryDequeue(out var line) ? $", application snapshot {line.Groups["bytes"].Value} bytes" : "";
+            var snapshot = !takeover && destination >= 0 && snapshotLines[destination].TryDequeue(out var line) ? $", application snapshot {line.Groups["bytes"].Value} bytes" : "";
             Console.WriteLine($"    migration {index} at {migration.At:HH:mm:ss.fff} by {migration.Cause} ({migration.Reason}): {migration.From} -> {migration.To}, client wait {migration.DurationMs:0.0} ms, {state}{snapshot}");
             from = migration.AtByteFromService;
             serving = migration.To;
         }
 
         Console.WriteLine($"  {Megabytes(from),8} - {Megabytes(relay.BytesFromService),-9} {serving}");
-        foreach (var (at, text) in _events.Where(e => e.Text.Contains("stopping", StringComparison.Ordinal) || e.Text.Contains("follows", StringComparison.Ordinal)))
+        foreach (var (at, text) in _events.Where(e => e.Text.Contains("stopping", StringComparison.Ordinal) || e.Text.Contains("follows", StringComparison.Ordinal) || e.Text.StartsWith("crash:", StringComparison.Ordinal) || e.Text.StartsWith("before the crash:", StringComparison.Ordinal)))
         {
             Console.WriteLine($"  at {at.TotalSeconds,5:0.0} s: {text}");
         }
@@ -502,6 +637,9 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var dll = Path.Combine(hosts.FullName, project, "bin", output.Parent.Name, output.Name, $"{project}.dll");
         return File.Exists(dll) ? dll : throw new DemoFailedException($"{dll} is missing: build with dotnet run --project Hosts/Mtcp.Demo");
     }
+
+    [GeneratedRegex(@"^\d\d:\d\d:\d\d\.\d{3} [A-Z]+ +")]
+    private static partial Regex ConsolePrefix();
 
     [GeneratedRegex(@"migration state: a (?<bytes>\d+)-byte state reply arrived (?<ms>[\d.]+) ms")]
     private static partial Regex StateReplyLine();

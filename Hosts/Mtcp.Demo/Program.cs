@@ -12,7 +12,7 @@ var sizeOption = new Option<int?>("--size-mib") { Description = "Overrides mtcp.
 var migrationsOption = new Option<int?>("--migrations") { Description = "Overrides mtcp.demo.migrations." };
 var rateOption = new Option<int?>("--rate-mib") { Description = "Overrides mtcp.demo.rate, in MiB/s." };
 var seedOption = new Option<int?>("--seed") { Description = "Overrides mtcp.demo.seed." };
-var root = new RootCommand("MTCP demo: three server nodes and a client agent on this machine; curl downloads a file through the agent while its connection migrates and a node leaves; prints a timeline and verifies the SHA-256.")
+var root = new RootCommand("MTCP demo: three server nodes and a client agent on this machine; curl downloads a file through the agent while its connection migrates, a node leaves and the serving node crashes; prints a timeline and verifies the SHA-256.")
 {
     configOption, networkOption, transportOption, sizeOption, migrationsOption, rateOption, seedOption,
 };

@@ -8,7 +8,8 @@ namespace Mtcp.Process.Tests;
 /// A node killed under a live relay (SIGKILL: no drain, no FIN). With buddy replication (the default) the other node
 /// holds the connection's state and takes it over: the download completes intact. Without replicated state no other
 /// node can take the connection over, so the guarantee there is the bound: the agent notices the silence, tries the
-/// alternates, and resets its client within <c>mtcp.migration.failover</c>'s time, long before any idle timeout.
+/// alternates, and resets its client within <c>mtcp.migration.failover</c>'s time, long before any idle timeout; so
+/// it is when the serving node and its buddy die together.
 /// </summary>
 [Trait("Category", "Failover")]
 [Collection(ProcessCollection.Name)]
@@ -67,10 +68,24 @@ public sealed class ServerCrashTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public async Task A_relay_whose_unreplicated_server_was_killed_must_be_reset_within_the_failover_bound_after_trying_the_alternates()
+    public Task A_relay_whose_unreplicated_server_was_killed_must_be_reset_within_the_failover_bound_after_trying_the_alternates() =>
+        ResetWithinTheBoundAsync(Unreplicated, killBuddyToo: false);
+
+    /// <summary>
+    /// Two faults at once: the serving node and its buddy (with two nodes, the other one) die together. Nobody holds the
+    /// connection's state, so the guarantee is the bound: the agent resets its client within the failover's time and
+    /// says why in its log.
+    /// </summary>
+    [Fact]
+    public Task A_relay_whose_server_and_buddy_were_killed_together_must_be_reset_within_the_failover_bound_with_a_log_line() =>
+        ResetWithinTheBoundAsync(extraConfig: "", killBuddyToo: true);
+
+    public void Dispose() => _testbed.Dispose();
+
+    private async Task ResetWithinTheBoundAsync(string extraConfig, bool killBuddyToo)
     {
-        var server1 = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + SlowStream + "\n" + Unreplicated);
-        var server2 = await _testbed.StartServerAsync("server2", server1, ProcessTestbed.MigrationConfig + "\n" + SlowStream + "\n" + Unreplicated);
+        var server1 = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + SlowStream + "\n" + extraConfig);
+        var server2 = await _testbed.StartServerAsync("server2", server1, ProcessTestbed.MigrationConfig + "\n" + SlowStream + "\n" + extraConfig);
         foreach (var node in new[] { server1, server2 })
         {
             await node.Process.WaitForLineAsync("cluster view: 6 service endpoints", Bound);
@@ -89,6 +104,11 @@ public sealed class ServerCrashTests(ITestOutputHelper output) : IDisposable
         }
 
         server1.Process.Kill();
+        if (killBuddyToo)
+        {
+            server2.Process.Kill();
+        }
+
         var killed = Stopwatch.GetTimestamp();
         using var cancellation = new CancellationTokenSource(Bound);
         var failure = await Assert.ThrowsAnyAsync<IOException>(async () =>
@@ -103,12 +123,11 @@ public sealed class ServerCrashTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(SocketError.ConnectionReset, Assert.IsType<SocketException>(failure.InnerException).SocketErrorCode);
 
         // Defaults: 2 s quiet, 3 probes at most 1 s apart, then the one alternate: its special SYN cannot be answered
-        // (the origin is gone), so the failover ends when its 1 s runs out (about 4-5 s in all; 10 s at worst).
+        // (the origin is gone, and so is the buddy when it was killed too), so the failover ends when its 1 s runs
+        // out (about 4-5 s in all; 10 s at worst).
         Assert.True(resetAfter < TimeSpan.FromSeconds(12), $"reset only {resetAfter.TotalSeconds:0.0} s after the kill");
         await agent.Process.WaitForLineAsync($"server {server1.Service(ProcessTestbed.StreamPort)} fell silent", TimeSpan.FromSeconds(5));
         await agent.Process.WaitForLineAsync($"failover from silent server {server1.Service(ProcessTestbed.StreamPort)} gave up", TimeSpan.FromSeconds(5));
         Assert.DoesNotContain(agent.Process.Lines, line => line.Contains("mtcp.agent.serve.idle-timeout", StringComparison.Ordinal));
     }
-
-    public void Dispose() => _testbed.Dispose();
 }

@@ -1,0 +1,90 @@
+using System.CommandLine;
+
+namespace Mtcp.Bench;
+
+/// <summary>The <c>failover</c> command (<see cref="FailoverBenchmark"/>).</summary>
+internal static class FailoverCommand
+{
+    public static Command Create()
+    {
+        var kills = new Option<int>("--kills")
+        {
+            Description = "SIGKILLs of the serving node with the reference failure detector",
+            DefaultValueFactory = _ => 20,
+        };
+        var fastKills = new Option<int>("--fast-kills")
+        {
+            Description = "SIGKILLs with the fast failure detector (heartbeats every 100 ms, 200 ms pause); 0 skips them",
+            DefaultValueFactory = _ => 5,
+        };
+        var fileSize = new Option<long>("--file-size")
+        {
+            Description = "bytes of each download a kill falls into",
+            DefaultValueFactory = _ => 16L << 20,
+        };
+        var rate = new Option<long>("--rate")
+        {
+            Description = "the file server's pace in bytes per second while kills fall, so that a download surely runs at the kill",
+            DefaultValueFactory = _ => 4L << 20,
+        };
+        var killAt = new Option<long>("--kill-at")
+        {
+            Description = "bytes of the file the client has received when its node is killed",
+            DefaultValueFactory = _ => 4L << 20,
+        };
+        var goodputSize = new Option<long>("--goodput-size")
+        {
+            Description = "bytes of each download measuring goodput, buddy against off",
+            DefaultValueFactory = _ => 64L << 20,
+        };
+        var echoSize = new Option<long>("--echo-size")
+        {
+            Description = "bytes uploaded (RESP ECHO) in each upload measurement, buddy against off",
+            DefaultValueFactory = _ => 32L << 20,
+        };
+        var requests = new Option<int>("--requests")
+        {
+            Description = "PING round trips per repetition, buddy against off",
+            DefaultValueFactory = _ => 2000,
+        };
+        var repetitions = new Option<int>("--repetitions")
+        {
+            Description = "repetitions of the cost measurements; medians are reported",
+            DefaultValueFactory = _ => 3,
+        };
+        var network = new Option<string>("--network")
+        {
+            Description = "three octets of a loopback network: the nodes take .2 to .5, the client .10",
+            DefaultValueFactory = _ => "127.0.11",
+        };
+        var command = new Command("failover", "SIGKILL of the serving node under a download: time to the next new byte, bytes lost and duplicated; the cost of buddy replication against none (issue 11)")
+        {
+            kills,
+            fastKills,
+            fileSize,
+            rate,
+            killAt,
+            goodputSize,
+            echoSize,
+            requests,
+            repetitions,
+            network,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var options = new FailoverOptions(
+                parse.GetValue(kills),
+                parse.GetValue(fastKills),
+                parse.GetValue(fileSize),
+                parse.GetValue(rate),
+                parse.GetValue(killAt),
+                parse.GetValue(goodputSize),
+                parse.GetValue(echoSize),
+                parse.GetValue(requests),
+                parse.GetValue(repetitions),
+                parse.GetValue(network) ?? "127.0.11");
+            return await FailoverBenchmark.RunAsync(options, cancellationToken);
+        });
+        return command;
+    }
+}
