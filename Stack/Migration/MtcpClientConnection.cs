@@ -316,7 +316,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             earliest = Instant.Earliest(earliest, hole.Until);
         }
 
-        return Instant.Earliest(earliest, _failingOver?.GiveUpAt);
+        return Instant.Earliest(Instant.Earliest(earliest, _failingOver?.GiveUpAt), _failingOver?.NextPassAt);
     }
 
     public void HandleTimeout(Instant now)
@@ -326,6 +326,12 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         {
             GiveUp(now, failingOver);
             return;
+        }
+
+        if (_failingOver is { NextPassAt: { } nextPass } waiting && nextPass <= now)
+        {
+            _failingOver = waiting with { NextPassAt = null };
+            OfferNextFailoverDestination(now);
         }
 
         if (_migration is { } migration)
@@ -383,10 +389,15 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         OfferNextFailoverDestination(now);
     }
 
-    /// <summary>The next alternate not tried yet in this failover, or the end of the failover when none is left.</summary>
+    /// <summary>
+    /// The next alternate not tried yet in this pass. When every one was tried, another pass follows a special SYN
+    /// timeout later, until the give-up time: a buddy answers from its replica only once its own failure detector has
+    /// marked the server unreachable, which may come after the client found it silent. Without any alternate the
+    /// failover ends at once.
+    /// </summary>
     private void OfferNextFailoverDestination(Instant now)
     {
-        if (_failingOver is not { } failingOver)
+        if (_failingOver is not { NextPassAt: null } failingOver)
         {
             return;
         }
@@ -398,6 +409,13 @@ public sealed class MtcpClientConnection : IPolledEndpoint
                 _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.FailoverTo, candidate));
                 return;
             }
+        }
+
+        var nextPass = now + _failover.SpecialSynTimeout;
+        if (failingOver.Tried.Count > 1 && nextPass < failingOver.GiveUpAt)
+        {
+            _failingOver = failingOver with { Tried = [failingOver.SilentServer], NextPassAt = nextPass };
+            return;
         }
 
         GiveUp(now, failingOver);
@@ -412,7 +430,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             FailMigration(now, migration, "the failover gave up");
         }
 
-        var tried = failingOver.Tried.Count - 1;
+        var tried = _alternateServers.Count(candidate => ServesThisConnection(candidate) && candidate != failingOver.SilentServer);
         Stats.FailoversAbandoned++;
         _migrationEvents.Enqueue(new MigrationEvent(
             MigrationEventKind.FailoverAbandoned,
@@ -666,5 +684,6 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
     private sealed record Migration(Block Next, MtcpMigratedConnection Option, Instant StartedAt, Instant Deadline);
 
-    private sealed record FailoverAttempt(ServerEndpoint SilentServer, Instant GiveUpAt, HashSet<ServerEndpoint> Tried);
+    /// <param name="NextPassAt">when every alternate was tried: the time of the next pass over them, before <paramref name="GiveUpAt"/>.</param>
+    private sealed record FailoverAttempt(ServerEndpoint SilentServer, Instant GiveUpAt, HashSet<ServerEndpoint> Tried, Instant? NextPassAt = null);
 }
