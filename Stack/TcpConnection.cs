@@ -89,6 +89,18 @@ public sealed partial class TcpConnection
     private int _unansweredKeepAlives;
     private bool _keepAlivePending;
     private bool _writableWanted;
+
+    /// <summary>
+    /// The application's last write did not fit the send buffer: the rest of it follows as soon as acknowledgments
+    /// free room (Linux's MSG_MORE without the flag), so a short segment at the end of the queue is not its end.
+    /// </summary>
+    private bool _writeIncomplete;
+
+    /// <summary>
+    /// One past the last byte of the last short (sub-MSS) data segment sent: Linux's <c>snd_sml</c>, for Nagle with
+    /// Minshall's refinement (at most one short segment unacknowledged).
+    /// </summary>
+    private SeqNumber _shortSegmentEnd;
     private bool _readableQueued;
 
     private bool _retainReadLogAtOpen;
@@ -105,6 +117,7 @@ public sealed partial class TcpConnection
         _sndUna = iss;
         _sndNxt = iss;
         _sndMax = iss;
+        _shortSegmentEnd = iss;
         _send = new SendBuffer(config.SendBufferSize, iss + 1);
         _rtt = new RttEstimator(config.InitialRto, config.MinRto, config.MaxRto, config.ClockGranularity);
         _sendMss = Math.Min(config.MaxSegmentSize, DefaultPeerMss);
@@ -205,7 +218,8 @@ public sealed partial class TcpConnection
 
         var discarded = DiscardDuplicateWrite(ref data);
         var written = _send.Write(data);
-        if (written < data.Length)
+        _writeIncomplete = written < data.Length;
+        if (_writeIncomplete)
         {
             _writableWanted = true;
         }

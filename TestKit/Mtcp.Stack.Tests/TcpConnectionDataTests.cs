@@ -263,13 +263,14 @@ public sealed class TcpConnectionDataTests
     }
 
     [Fact]
-    public void Nagle_must_hold_a_short_segment_while_data_is_in_flight()
+    public void Nagle_must_hold_a_short_segment_while_an_earlier_short_one_is_unacknowledged()
     {
         var peer = ScriptedPeer.Established(ScriptedPeer.DefaultConfig with { Nagle = true });
         peer.Connection.Write(Bytes(1500));
-        var first = peer.Single();
-        Assert.Equal(1000, first.Payload.Length);
-        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 1001));
+        Assert.Equal([1000, 500], peer.Drain().Select(s => s.Payload.Length));
+        peer.Connection.Write(Bytes(1500));
+        Assert.Equal(1000, peer.Single().Payload.Length);
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 1501));
         Assert.Equal(500, peer.Single().Payload.Length);
     }
 
