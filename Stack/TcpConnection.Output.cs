@@ -332,6 +332,7 @@ public sealed partial class TcpConnection
         _ackNow = false;
         _delayedAckAt = null;
         _unackedBytes = 0;
+        _shortSegmentAckDelayed = false;
     }
 
     /// <summary>RFC 9293 §3.8.6.1: with data waiting, nothing in flight and a zero window, the persist timer runs.</summary>

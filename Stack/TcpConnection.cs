@@ -66,6 +66,12 @@ public sealed partial class TcpConnection
     private Instant? _delayedAckAt;
     private int _lastAdvertisedWindow;
 
+    /// <summary>
+    /// The delayed ACK covers a short segment: the end of what the sender had (Linux's ICSK_ACK_PUSHED). Once the
+    /// application has read everything, that ACK goes at once: a sender whose write filled its send buffer waits for it.
+    /// </summary>
+    private bool _shortSegmentAckDelayed;
+
     // Timers: each is a deadline or null; PollTimeout returns the earliest.
     private Instant? _retransmitAt;
     private int _consecutiveTimeouts;
@@ -241,6 +247,12 @@ public sealed partial class TcpConnection
         if (count > 0)
         {
             ScheduleWindowUpdateIfOpened();
+            if (_shortSegmentAckDelayed && _receive.Readable == 0)
+            {
+                // The sender's last bytes are read: their delayed ACK would only hold the sender back now (a write
+                // as large as its send buffer completes on it), so it goes at once, as Linux's tcp_cleanup_rbuf does.
+                _ackNow = true;
+            }
         }
 
         return count;
