@@ -101,6 +101,8 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
     /// <summary>The connection's TCP control block: the application's stream and export_state go here.</summary>
     public TcpConnection Connection { get; }
 
+    public long RetransmissionTimeouts => Connection.Stats.RetransmissionTimeouts;
+
     public ConnectionId Cid { get; }
 
     public ServerEndpoint Service => new(Cid.ServerAddress, Cid.ServerPort);
