@@ -21,4 +21,10 @@ public interface IPolledEndpoint
 
     /// <summary>Fires every timer whose deadline is at or before <paramref name="now"/>.</summary>
     void HandleTimeout(Instant now);
+
+    /// <summary>
+    /// Retransmission-timer expirations (RFC 6298 §5.4) over the endpoint's life, in every control block it used: the
+    /// stalls that loss recovery without a timeout (SACK, RACK-TLP) did not prevent.
+    /// </summary>
+    long RetransmissionTimeouts { get; }
 }

@@ -43,7 +43,10 @@ public sealed record TcpConfig
     /// </summary>
     public CongestionControlAlgorithm CongestionControl { get; init; } = CongestionControlAlgorithm.Cubic;
 
-    /// <summary>Nagle's algorithm (RFC 9293 §3.7.4): hold a sub-MSS segment while unacknowledged data is in flight.</summary>
+    /// <summary>
+    /// Nagle's algorithm (RFC 896, RFC 9293 §3.7.4) with Minshall's refinement, as Linux: hold a sub-MSS segment while an
+    /// earlier sub-MSS segment is unacknowledged. Off is TCP_NODELAY.
+    /// </summary>
     public bool Nagle { get; init; }
 
     /// <summary>Retransmission timeout before any RTT sample (RFC 6298 §2.1: 1 second).</summary>

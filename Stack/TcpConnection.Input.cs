@@ -548,6 +548,7 @@ public sealed partial class TcpConnection
         else
         {
             _delayedAckAt ??= now + _config.DelayedAckTimeout;
+            _shortSegmentAckDelayed |= payload.Length < _sendMss;
         }
     }
 

@@ -192,21 +192,45 @@ public sealed partial class TcpConnection
             return false;
         }
 
-        if (length > 0 && length < mss && !withFin)
+        if (length > 0 && length < mss && !withFin && !ShortSegmentAllowed(length, available, inFlight))
         {
-            // Sender SWS avoidance (RFC 9293 §3.8.6.2.1) and Nagle (§3.7.4): a short segment goes out only when it
-            // empties the buffer (and, with Nagle, nothing is in flight), or when nothing at all is in flight,
-            // which also stands in for the override timer and keeps a small window from stalling us.
-            var emptiesBuffer = length == available;
-            var allowed = inFlight == 0 || (emptiesBuffer && !_config.Nagle) || length >= _maxSndWnd / 2;
-            if (!allowed)
-            {
-                return false;
-            }
+            return false;
         }
 
         header = EmitData(now, _sndNxt, length, payloadBuffer, out payloadLength, advance: true);
         return true;
+    }
+
+    /// <summary>
+    /// Whether a short (sub-MSS) segment of new data goes out now, or waits for more bytes to fill it. Segments are cut
+    /// from the send buffer, not from each write, so waiting is what turns a stream of writes into full segments.
+    /// </summary>
+    private bool ShortSegmentAllowed(int length, int available, int inFlight)
+    {
+        // Nothing in flight: nothing would come back to release a held segment; sending is also the override timer's
+        // job done at once (RFC 9293 §3.8.6.2.1). Half the largest window: the peer's window is small, not our queue.
+        if (inFlight == 0 || length >= _maxSndWnd / 2)
+        {
+            return true;
+        }
+
+        // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): the window cut the segment short, and bytes wait behind it.
+        if (length < available)
+        {
+            return false;
+        }
+
+        // The application's write is still coming in: its next bytes fill this segment once an ACK frees room.
+        if (_writeIncomplete)
+        {
+            return false;
+        }
+
+        // Nagle (RFC 896, RFC 9293 §3.7.4) with Minshall's refinement, as Linux: hold the short segment only while an
+        // earlier short one is unacknowledged. A stream of writes then sends at most one short segment per round trip
+        // (the next writes fill the held one), while a reply that ends in a short segment is not held for the
+        // peer's delayed ACK of the full ones before it. Without Nagle (TCP_NODELAY) the end of the queue goes now.
+        return !_config.Nagle || !(_shortSegmentEnd > _sndUna && _shortSegmentEnd <= _sndNxt);
     }
 
     /// <summary>Emits up to <paramref name="maxLength"/> bytes from <paramref name="from"/>, with a FIN when they end the stream.</summary>
@@ -242,6 +266,11 @@ public sealed partial class TcpConnection
         }
 
         var newData = end > _sndMax;
+        if (newData && length > 0 && length < _sendMss)
+        {
+            _shortSegmentEnd = from + length;
+        }
+
         _sndMax = SeqNumber.Max(_sndMax, end);
         _retransmitAt ??= now + _rtt.Rto;
         if (_sackAgreed)
@@ -303,6 +332,7 @@ public sealed partial class TcpConnection
         _ackNow = false;
         _delayedAckAt = null;
         _unackedBytes = 0;
+        _shortSegmentAckDelayed = false;
     }
 
     /// <summary>RFC 9293 §3.8.6.1: with data waiting, nothing in flight and a zero window, the persist timer runs.</summary>

@@ -66,6 +66,12 @@ public sealed partial class TcpConnection
     private Instant? _delayedAckAt;
     private int _lastAdvertisedWindow;
 
+    /// <summary>
+    /// The delayed ACK covers a short segment: the end of what the sender had (Linux's ICSK_ACK_PUSHED). Once the
+    /// application has read everything, that ACK goes at once: a sender whose write filled its send buffer waits for it.
+    /// </summary>
+    private bool _shortSegmentAckDelayed;
+
     // Timers: each is a deadline or null; PollTimeout returns the earliest.
     private Instant? _retransmitAt;
     private int _consecutiveTimeouts;
@@ -89,6 +95,18 @@ public sealed partial class TcpConnection
     private int _unansweredKeepAlives;
     private bool _keepAlivePending;
     private bool _writableWanted;
+
+    /// <summary>
+    /// The application's last write did not fit the send buffer: the rest of it follows as soon as acknowledgments
+    /// free room (Linux's MSG_MORE without the flag), so a short segment at the end of the queue is not its end.
+    /// </summary>
+    private bool _writeIncomplete;
+
+    /// <summary>
+    /// One past the last byte of the last short (sub-MSS) data segment sent: Linux's <c>snd_sml</c>, for Nagle with
+    /// Minshall's refinement (at most one short segment unacknowledged).
+    /// </summary>
+    private SeqNumber _shortSegmentEnd;
     private bool _readableQueued;
 
     private bool _retainReadLogAtOpen;
@@ -105,6 +123,7 @@ public sealed partial class TcpConnection
         _sndUna = iss;
         _sndNxt = iss;
         _sndMax = iss;
+        _shortSegmentEnd = iss;
         _send = new SendBuffer(config.SendBufferSize, iss + 1);
         _rtt = new RttEstimator(config.InitialRto, config.MinRto, config.MaxRto, config.ClockGranularity);
         _sendMss = Math.Min(config.MaxSegmentSize, DefaultPeerMss);
@@ -205,7 +224,8 @@ public sealed partial class TcpConnection
 
         var discarded = DiscardDuplicateWrite(ref data);
         var written = _send.Write(data);
-        if (written < data.Length)
+        _writeIncomplete = written < data.Length;
+        if (_writeIncomplete)
         {
             _writableWanted = true;
         }
@@ -227,6 +247,12 @@ public sealed partial class TcpConnection
         if (count > 0)
         {
             ScheduleWindowUpdateIfOpened();
+            if (_shortSegmentAckDelayed && _receive.Readable == 0)
+            {
+                // The sender's last bytes are read: their delayed ACK would only hold the sender back now (a write
+                // as large as its send buffer completes on it), so it goes at once, as Linux's tcp_cleanup_rbuf does.
+                _ackNow = true;
+            }
         }
 
         return count;

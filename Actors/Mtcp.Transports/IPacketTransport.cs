@@ -17,6 +17,14 @@ public interface IPacketTransport : IDisposable
     int MaxSegmentLength { get; }
 
     /// <summary>
+    /// The largest segment that reaches <paramref name="destination"/> in one packet without IP fragmentation: the MTU
+    /// of the kernel's route to it (<see cref="RouteMtu"/>) less the carrier's headers, at most
+    /// <see cref="MaxSegmentLength"/>; null when the transport has no kernel route (in memory) or the kernel knows none.
+    /// A few system calls: once per connection, not per packet.
+    /// </summary>
+    int? MaxSegmentLengthTo(IpAddress destination) => null;
+
+    /// <summary>
     /// The least buffer length <see cref="Receive"/> accepts: room for the largest packet including any
     /// carrier header, so that nothing is ever truncated.
     /// </summary>

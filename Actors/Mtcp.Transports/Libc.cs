@@ -41,6 +41,10 @@ internal static partial class Libc
     public static partial int Socket(int domain, int type, int protocol);
 
     /// <summary>sendmsg(2): one datagram gathered from several buffers, so a header and a payload need not be joined first.</summary>
+    /// <summary>connect(2); on a datagram socket it only fixes the peer, and may be called again for another.</summary>
+    [LibraryImport("libc", EntryPoint = "connect", SetLastError = true)]
+    public static unsafe partial int Connect(SafeHandle socket, byte* address, int addressLength);
+
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     public static unsafe partial nint SendMessage(SafeHandle socket, MessageHeader* message, int flags);
 

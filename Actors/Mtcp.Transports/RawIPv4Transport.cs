@@ -65,6 +65,9 @@ public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
     private readonly byte[] _sendHeader = new byte[MinIPv4HeaderLength];
     private readonly Lock _sendLock = new();
 
+    // Opened with the raw socket, so in the same network namespace.
+    private readonly RouteMtu _routes = RouteMtu.Open(AddressFamily.InterNetwork);
+
     private RawIPv4Transport(Socket socket, IpAddress localAddress, byte protocol)
     {
         _protocol = protocol;
@@ -84,6 +87,9 @@ public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
     public int MaxSegmentLength => MaxIPv4PacketLength - MinIPv4HeaderLength;
 
     public int ReceiveBufferLength => MaxIPv4PacketLength;
+
+    public int? MaxSegmentLengthTo(IpAddress destination) =>
+        _routes.Of(destination) is { } mtu ? Math.Min(MaxSegmentLength, mtu - MinIPv4HeaderLength) : null;
 
     /// <summary>Packets received on the socket but not returned: wrong destination, malformed or truncated IPv4 header.</summary>
     public long DiscardedPackets => _socket.Discarded;
@@ -276,7 +282,11 @@ public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
     bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> packet, SocketAddress source, out ReceivedSegment received) =>
         CarrierHeaders.TryLocateInIPv4(packet, _protocol, _localAddressValue, LocalAddress, out received) == CarrierError.None;
 
-    public void Dispose() => _socket.Dispose();
+    public void Dispose()
+    {
+        _socket.Dispose();
+        _routes.Dispose();
+    }
 
     public override string ToString() => $"raw IPv4 protocol {_protocol} at {LocalAddress}";
 }

@@ -17,11 +17,13 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
     private const int MaxUdpDatagramLength = DatagramSocket.MaxDatagramLength;
     private const int IPv4AndUdpHeaderLength = 20 + 8;
     private const int UdpHeaderLength = 8;
+    private const int IPv6AndUdpHeaderLength = 40 + 8;
 
     private readonly DatagramSocket _socket;
     private readonly ushort _peerPort;
     private readonly SocketAddress _sendAddress;
     private readonly Lock _sendLock = new();
+    private readonly RouteMtu _routes;
 
     private UdpEncapsulationTransport(Socket socket, IpAddress localAddress, ushort localPort, ushort peerPort)
     {
@@ -29,6 +31,9 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
         LocalAddress = localAddress;
         LocalPort = localPort;
         _sendAddress = new SocketAddress(socket.AddressFamily);
+
+        // Opened with the UDP socket, so in the same network namespace.
+        _routes = RouteMtu.Open(socket.AddressFamily);
         _socket = new DatagramSocket(socket, "udp", ToString());
     }
 
@@ -44,6 +49,9 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
     public int MaxSegmentLength => LocalAddress.IsIPv4 ? MaxUdpDatagramLength - IPv4AndUdpHeaderLength : MaxUdpDatagramLength - UdpHeaderLength;
 
     public int ReceiveBufferLength => MaxUdpDatagramLength;
+
+    public int? MaxSegmentLengthTo(IpAddress destination) =>
+        _routes.Of(destination) is { } mtu ? Math.Min(MaxSegmentLength, mtu - (destination.IsIPv4 ? IPv4AndUdpHeaderLength : IPv6AndUdpHeaderLength)) : null;
 
     /// <summary>Datagrams received but not returned because they came from a port other than <see cref="PeerPort"/>.</summary>
     public long DiscardedDatagrams => _socket.Discarded;
@@ -128,7 +136,11 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
         ip.WriteTo(bytes[(ip.IsIPv4 ? CarrierHeaders.IPv4SocketAddressOffset : CarrierHeaders.IPv6SocketAddressOffset)..]);
     }
 
-    public void Dispose() => _socket.Dispose();
+    public void Dispose()
+    {
+        _socket.Dispose();
+        _routes.Dispose();
+    }
 
     public override string ToString() => $"UDP encapsulation at {LocalAddress}:{LocalPort} to peer port {_peerPort}";
 }

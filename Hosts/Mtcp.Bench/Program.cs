@@ -67,7 +67,39 @@ migration.SetAction(async (parse, cancellationToken) =>
 
 var stream = StreamCommand.Create();
 
-var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, migration, stream, FailoverCommand.Create() };
+var lossBytes = new Option<long?>("--bytes")
+{
+    Description = "bytes moved over the connection in each run (default 8 MB; 2 MB with --quick)",
+};
+var lossRuns = new Option<int>("--runs")
+{
+    Description = "runs per loss rate and per stack, interleaved; the median is reported",
+    DefaultValueFactory = _ => 3,
+};
+var lossRates = new Option<double[]>("--loss")
+{
+    Description = "loss rates in percent, each applied in both directions",
+    DefaultValueFactory = _ => [0, 0.5, 1, 2, 5],
+    AllowMultipleArgumentsPerToken = true,
+};
+var quick = new Option<bool>("--quick")
+{
+    Description = "2 MB per run instead of 8 MB: the whole benchmark in a few minutes",
+};
+var loss = new Command("loss", "goodput of one connection under random loss in both directions (network namespaces, nftables), MTCP against kernel TCP in the same run; needs root")
+{
+    lossBytes,
+    lossRuns,
+    lossRates,
+    quick,
+};
+loss.SetAction(async (parse, cancellationToken) =>
+{
+    var bytesPerRun = parse.GetValue(lossBytes) ?? (parse.GetValue(quick) ? 2_000_000 : 8_000_000);
+    return await LossBenchmark.RunAsync(new LossOptions(bytesPerRun, parse.GetValue(lossRuns), parse.GetValue(lossRates) ?? []), cancellationToken);
+});
+
+var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, migration, stream, loss, FailoverCommand.Create() };
 foreach (var command in ScaleCommand.Create())
 {
     root.Subcommands.Add(command);

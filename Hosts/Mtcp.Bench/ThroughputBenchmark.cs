@@ -79,18 +79,18 @@ internal static class ThroughputBenchmark
 
         foreach (var s in series)
         {
-            Console.WriteLine($"{s.Name,-12} median {Median(s.MBps),9:F1} MB/s  runs [{string.Join(", ", s.MBps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]  CPU {Median(s.CpuSecondsPerGB):F3} s/GB"
+            Console.WriteLine($"{s.Name,-12} median {Statistics.Median(s.MBps),9:F1} MB/s  runs [{string.Join(", ", s.MBps.Select(v => v.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}]  CPU {Statistics.Median(s.CpuSecondsPerGB):F3} s/GB"
                 + (s.SegmentsToServer.Sum() > 0 ? $"  segments per run: {s.SegmentsToServer.Average():F0} to the server, {s.SegmentsToClient.Average():F0} to the client" : string.Empty));
         }
 
         Console.WriteLine($"gen0 collections per round of runs (all series): {(double)(GC.CollectionCount(0) - gen0) / options.Runs:F1}");
         var kernel = series[0].MBps.ToArray();
-        var kernelMedian = Median(kernel);
+        var kernelMedian = Statistics.Median(kernel);
         var results = series.Skip(1)
             .Select(s =>
             {
                 var paired = s.MBps.Zip(kernel, (mtcp, tcp) => mtcp / tcp).ToArray();
-                return new TransportThroughput(s.Name, Median(s.MBps), kernelMedian, Median(s.MBps) / kernelMedian, s.MBps.ToArray(), Median(paired), paired, Median(s.CpuSecondsPerGB), Median(series[0].CpuSecondsPerGB));
+                return new TransportThroughput(s.Name, Statistics.Median(s.MBps), kernelMedian, Statistics.Median(s.MBps) / kernelMedian, s.MBps.ToArray(), Statistics.Median(paired), paired, Statistics.Median(s.CpuSecondsPerGB), Statistics.Median(series[0].CpuSecondsPerGB));
             })
             .ToList();
         await WriteArtifactsAsync(options, kernel, results);
@@ -152,7 +152,7 @@ internal static class ThroughputBenchmark
     }
 
     /// <summary>Writes from one stream while the other reads; the clocks stop when the last byte was read.</summary>
-    private static async Task<TransferTime> TransferAsync(Stream writer, Stream reader, long bytes, CancellationToken cancellationToken)
+    internal static async Task<TransferTime> TransferAsync(Stream writer, Stream reader, long bytes, CancellationToken cancellationToken)
     {
         var cpu = Environment.CpuUsage.TotalTime;
         var clock = Stopwatch.StartNew();
@@ -198,19 +198,12 @@ internal static class ThroughputBenchmark
         }
     }
 
-    private static double Median(IReadOnlyCollection<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        var middle = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-    }
-
     private static async Task WriteArtifactsAsync(ThroughputOptions options, double[] kernel, List<TransportThroughput> results)
     {
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
-            new { bytes = options.Bytes, runs = options.Runs, chunkBytes = ChunkSize, kernelTcpMBps = Median(kernel), kernelTcpRunsMBps = kernel, transports = results },
+            new { bytes = options.Bytes, runs = options.Runs, chunkBytes = ChunkSize, kernelTcpMBps = Statistics.Median(kernel), kernelTcpRunsMBps = kernel, transports = results },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
         await File.WriteAllTextAsync(Path.Combine(directory, "throughput.json"), json);
 

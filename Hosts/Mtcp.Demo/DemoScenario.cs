@@ -26,7 +26,6 @@ internal sealed record DemoDegradation(int Node, long BestRate, long DegradeAfte
 internal sealed record DemoOptions(
     string Network,
     string Transport,
-    int MaxSegmentSize,
     long FileBytes,
     int Seed,
     int Migrations,
@@ -81,7 +80,6 @@ internal sealed record DemoOptions(
         return new DemoOptions(
             network,
             transport,
-            HoconValues.Integer(config, "mtcp.demo.max-segment-size", 64, 65495),
             fileBytes,
             HoconValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
             migrations,
@@ -102,7 +100,6 @@ internal sealed record DemoOptions(
     public string RuntimeConfig(string localAddress) => string.Create(CultureInfo.InvariantCulture, $$"""
         mtcp.runtime.local-address = "{{localAddress}}"
         mtcp.runtime.transport = {{Transport}}
-        mtcp.tcp.max-segment-size = {{MaxSegmentSize}}
         """);
 }
 

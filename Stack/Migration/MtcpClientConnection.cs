@@ -54,6 +54,9 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     /// <summary>The attempt number of the next special SYN; never reused, so a captured special SYN cannot be replayed.</summary>
     private uint _nextAttempt;
 
+    /// <summary>Retransmission timeouts of the control blocks this connection left behind at its migrations.</summary>
+    private long _retiredRetransmissionTimeouts;
+
     private MtcpClientConnection(TcpConfig config, IpAddress localAddress, Block current)
     {
         _config = config;
@@ -105,6 +108,8 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     public bool IsMigrating => _migration is not null;
 
     public MtcpClientStats Stats { get; } = new();
+
+    public long RetransmissionTimeouts => _retiredRetransmissionTimeouts + _current.Tcb.Stats.RetransmissionTimeouts;
 
     /// <summary>The TCP state of the current control block.</summary>
     public TcpState State => _current.Tcb.State;
@@ -562,6 +567,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             _peerClosedReported = true;
         }
 
+        _retiredRetransmissionTimeouts += old.Tcb.Stats.RetransmissionTimeouts;
         _current = migration.Next;
         if (_failingOver is not null)
         {

@@ -112,6 +112,8 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
     /// <summary>import_state (thesis 3.3.2) as the application sees it: the connection's origin and where it migrated from.</summary>
     public ImportedState ImportState() => Connection.ImportState() with { MigratedFrom = MigratedFrom };
 
+    public long RetransmissionTimeouts => Connection.Stats.RetransmissionTimeouts;
+
     public ConnectionId Cid { get; }
 
     public ServerEndpoint Service => new(Cid.ServerAddress, Cid.ServerPort);

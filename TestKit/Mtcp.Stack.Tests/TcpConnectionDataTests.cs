@@ -50,6 +50,31 @@ public sealed class TcpConnectionDataTests
     }
 
     [Fact]
+    public void Delayed_ack_of_a_short_segment_must_go_once_the_application_has_read_everything()
+    {
+        var peer = ScriptedPeer.Established();
+        peer.SendData(Bytes(1000), LocalIss + 1);
+        peer.SendData(Bytes(500), LocalIss + 1);
+        peer.AssertSilent();
+
+        Assert.Equal(1000, peer.Connection.Read(new byte[1000]));
+        peer.AssertSilent();
+        Assert.Equal(500, peer.Connection.Read(new byte[1000]));
+        Assert.Equal(peer.RemoteNext, peer.Single().Ack);
+    }
+
+    [Fact]
+    public void Delayed_ack_of_a_full_segment_must_wait_for_its_timeout_even_once_read()
+    {
+        var peer = ScriptedPeer.Established();
+        peer.SendData(Bytes(1000), LocalIss + 1);
+        Assert.Equal(1000, peer.Connection.Read(new byte[2000]));
+        peer.AssertSilent();
+        peer.FireNextTimer();
+        Assert.Equal(peer.RemoteNext, peer.Single().Ack);
+    }
+
+    [Fact]
     public void Second_full_segment_must_be_acknowledged_at_once()
     {
         var peer = ScriptedPeer.Established();
@@ -263,13 +288,14 @@ public sealed class TcpConnectionDataTests
     }
 
     [Fact]
-    public void Nagle_must_hold_a_short_segment_while_data_is_in_flight()
+    public void Nagle_must_hold_a_short_segment_while_an_earlier_short_one_is_unacknowledged()
     {
         var peer = ScriptedPeer.Established(ScriptedPeer.DefaultConfig with { Nagle = true });
         peer.Connection.Write(Bytes(1500));
-        var first = peer.Single();
-        Assert.Equal(1000, first.Payload.Length);
-        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 1001));
+        Assert.Equal([1000, 500], peer.Drain().Select(s => s.Payload.Length));
+        peer.Connection.Write(Bytes(1500));
+        Assert.Equal(1000, peer.Single().Payload.Length);
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, LocalIss + 1501));
         Assert.Equal(500, peer.Single().Payload.Length);
     }
 

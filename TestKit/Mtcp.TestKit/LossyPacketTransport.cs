@@ -76,6 +76,9 @@ public sealed class LossyTransportStats
 /// </remarks>
 public sealed class LossyPacketTransport : IPacketTransport
 {
+    /// <summary>The IP header of <see cref="SimPacket.HeaderOverhead"/>: the rest of it is the TCP header.</summary>
+    private const int IPv4HeaderLength = 20;
+
     private readonly IPacketTransport _inner;
     private readonly object _lock = new();
     private readonly Dictionary<IpAddress, Link> _links = [];
@@ -106,6 +109,22 @@ public sealed class LossyPacketTransport : IPacketTransport
     public int MaxSegmentLength => _inner.MaxSegmentLength;
 
     public int ReceiveBufferLength => _inner.ReceiveBufferLength;
+
+    /// <summary>
+    /// The simulated link's MTU stands for the route's, as the kernel's would: a connection opened over this link
+    /// takes an MSS its packets fit (the link drops larger ones), bounded by the decorated transport's own answer.
+    /// </summary>
+    public int? MaxSegmentLengthTo(IpAddress destination)
+    {
+        int mtu;
+        lock (_lock)
+        {
+            mtu = LinkTo(destination).Conditions.Mtu;
+        }
+
+        var link = Math.Min(MaxSegmentLength, mtu - IPv4HeaderLength);
+        return _inner.MaxSegmentLengthTo(destination) is { } route ? Math.Min(route, link) : link;
+    }
 
     /// <summary>Totals over every link.</summary>
     public LossyTransportStats Stats { get; } = new();

@@ -33,6 +33,12 @@ public sealed class MtcpRuntime : IAsyncDisposable
     /// <summary>The instrument of <see cref="MigrationMeterName"/> counting connections that left their origin on a state ack.</summary>
     public const string MigratedAwayInstrument = MigrationMetrics.MigratedAwayName;
 
+    /// <summary>The meter of the runtime's packet, listener and TCP instruments (refusals, SYN cookies, retransmission timeouts).</summary>
+    public const string RuntimeMeterName = Diagnostics.RefusalLog.MeterName;
+
+    /// <summary>The counter of retransmission-timer expirations of every connection of the process, on <see cref="RuntimeMeterName"/>.</summary>
+    public const string RetransmissionTimeoutsInstrument = Endpoints.TcpMetrics.RetransmissionTimeoutsName;
+
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
     private readonly bool _ownsRegistry;

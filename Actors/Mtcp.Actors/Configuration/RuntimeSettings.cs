@@ -76,6 +76,9 @@ internal sealed record RuntimeSettings
 
     public ushort EphemeralPortLast { get; private init; }
 
+    /// <summary>How long the MTU of the route to an address is reused for the next connections to it.</summary>
+    public TimeSpan RouteMtuCache { get; private init; }
+
     public static RuntimeSettings Create(Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -137,6 +140,7 @@ internal sealed record RuntimeSettings
             SynCookies = cookies,
             EphemeralPortFirst = (ushort)first,
             EphemeralPortLast = (ushort)last,
+            RouteMtuCache = HoconValues.Duration(config, Section + ".route-mtu-cache", allowZero: true),
         };
     }
 }

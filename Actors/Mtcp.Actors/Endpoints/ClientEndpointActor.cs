@@ -51,8 +51,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         _connectCompletion = connected;
         _connectCancellation = cancellation;
         _channel = new EndpointChannel(Self, context.LocalAddress, key);
-        var tcp = context.Tcp with { MaxSegmentSize = context.MaxPayload };
-        _client = MtcpClientConnection.Connect(tcp, context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now);
+        _client = MtcpClientConnection.Connect(context.TcpTo(key.RemoteAddress), context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now);
         _client.MigrationEnabled = migrationEnabled;
         if (migrationEnabled && context.Migration?.Failover is { } failover)
         {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Akka.Actor;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
@@ -14,6 +15,15 @@ namespace Mtcp.Actors.Endpoints;
 /// <summary>What every endpoint actor of one packet actor shares: the transport, the table, the clock and the settings.</summary>
 internal sealed class EndpointContext
 {
+    /// <summary>Addresses whose route MTU is cached at most (<c>mtcp.runtime.route-mtu-cache</c>): bounded memory under a SYN flood.</summary>
+    private const int MaxCachedRoutes = 1024;
+
+    /// <summary>The least MSS (<see cref="TcpConfig.MaxSegmentSize"/>'s bound), for a route whose MTU leaves less.</summary>
+    private const int MinSegmentSize = 64;
+
+    /// <summary><see cref="Tcp"/> with the MSS this transport allows, whatever the route.</summary>
+    private readonly TcpConfig _transportTcp;
+    private readonly ConcurrentDictionary<IpAddress, (int SegmentSize, Instant Until)> _routeSegmentSizes = new();
     private MigrationSupport? _migration;
     private AlternateServersChanged _view = new(AlternateServerList.Empty, ControlMappings.Empty);
 
@@ -29,7 +39,7 @@ internal sealed class EndpointContext
 
         // The transport's largest segment bounds the MSS, with room for the largest header (RFC 9293 §3.1).
         MaxPayload = Math.Min(tcp.MaxSegmentSize, transport.MaxSegmentLength - TcpSegment.MinHeaderLength - TcpSegment.MaxOptionsLength);
-        ServerTcp = tcp with { MaxSegmentSize = MaxPayload };
+        _transportTcp = tcp with { MaxSegmentSize = MaxPayload };
     }
 
     public IPacketTransport Transport { get; }
@@ -49,8 +59,47 @@ internal sealed class EndpointContext
     /// <summary>Largest payload of one segment on this transport.</summary>
     public int MaxPayload { get; }
 
-    /// <summary>The settings of a server endpoint: <see cref="Tcp"/> with the MSS this transport allows.</summary>
-    public TcpConfig ServerTcp { get; }
+    /// <summary><c>mtcp.runtime.route-mtu-cache</c>: how long a route's MTU is reused for the next connections to its address.</summary>
+    public TimeSpan RouteMtuCache { get; init; }
+
+    /// <summary>
+    /// The settings of a connection to or from <paramref name="remote"/>: <see cref="Tcp"/> with the MSS of the route
+    /// to it (<see cref="SegmentSizeTo"/>). Called once per connection, at connect and at accept.
+    /// </summary>
+    public TcpConfig TcpTo(IpAddress remote)
+    {
+        var segmentSize = SegmentSizeTo(remote);
+        return segmentSize == MaxPayload ? _transportTcp : _transportTcp with { MaxSegmentSize = segmentSize };
+    }
+
+    /// <summary>
+    /// The MSS towards <paramref name="remote"/>: the MTU of the kernel's route to it less the carrier's headers, the
+    /// TCP header and room for the largest options (the engine does not shorten a segment by the options it
+    /// carries, RFC 6691), bounded by <see cref="MaxPayload"/>. The transport's bound alone where it knows no route.
+    /// </summary>
+    public int SegmentSizeTo(IpAddress remote)
+    {
+        var now = Clock.Now;
+        if (_routeSegmentSizes.TryGetValue(remote, out var cached) && now < cached.Until)
+        {
+            return cached.SegmentSize;
+        }
+
+        var segmentSize = Transport.MaxSegmentLengthTo(remote) is { } length
+            ? Math.Clamp(length - TcpSegment.MinHeaderLength - TcpSegment.MaxOptionsLength, MinSegmentSize, MaxPayload)
+            : MaxPayload;
+        if (RouteMtuCache > TimeSpan.Zero)
+        {
+            if (_routeSegmentSizes.Count >= MaxCachedRoutes)
+            {
+                _routeSegmentSizes.Clear();
+            }
+
+            _routeSegmentSizes[remote] = (segmentSize, now + RouteMtuCache);
+        }
+
+        return segmentSize;
+    }
 
     /// <summary>The node's SYN cookies (RFC 4987 §3.6), under a secret drawn when the packet actor started.</summary>
     public SynCookies SynCookies { get; init; } = SynCookies.CreateRandom(SynCookies.DefaultPeriod);

@@ -74,7 +74,9 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
         _deadline.Fired();
         if (endpoint.PollTimeout() is { } due && due <= now)
         {
+            var timeoutsBefore = endpoint.RetransmissionTimeouts;
             endpoint.HandleTimeout(now);
+            TcpMetrics.RetransmissionTimedOut(endpoint.RetransmissionTimeouts - timeoutsBefore);
         }
     }
 

@@ -58,7 +58,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     {
         _context = context;
         _key = key;
-        _endpoint = new MtcpServerEndpoint<IActorRef>(context.ServerTcp, context.ConnectionIdOf(key), iss ?? context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
+        _endpoint = new MtcpServerEndpoint<IActorRef>(context.TcpTo(key.RemoteAddress), context.ConnectionIdOf(key), iss ?? context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
         if (context.Migration is { Replication: { } replication, Authenticator: not null })
         {
             _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece);

@@ -53,6 +53,7 @@ internal sealed class PacketActor : ReceiveActor
             Refusals = RefusalLog.Get(Context.System),
             EphemeralPorts = (settings.EphemeralPortFirst, settings.EphemeralPortLast),
             SynCookieMode = settings.SynCookies,
+            RouteMtuCache = settings.RouteMtuCache,
         };
         _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
         _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = $"mtcp receive {_transport.LocalAddress}" };
@@ -305,7 +306,7 @@ internal sealed class PacketActor : ReceiveActor
         }
 
         var cid = _context.ConnectionIdOf(key);
-        var synAck = StatelessHandshake.SynAck(_context.SynCookies, _context.ServerTcp, now, cid, syn, _context.Migration?.Authenticator, _context.View.Alternates.Servers);
+        var synAck = StatelessHandshake.SynAck(_context.SynCookies, _context.TcpTo(key.RemoteAddress), now, cid, syn, _context.Migration?.Authenticator, _context.View.Alternates.Servers);
         queues.CookieSent(now);
         if (_transport.Send(key.RemoteAddress, encoder.Encode(synAck, key.RemoteAddress)))
         {

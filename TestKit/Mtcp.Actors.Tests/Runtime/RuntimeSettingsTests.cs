@@ -26,6 +26,7 @@ public sealed class RuntimeSettingsTests
         Assert.Equal(SynCookieMode.On, settings.SynCookies);
         Assert.Equal(49152, settings.EphemeralPortFirst);
         Assert.Equal(65535, settings.EphemeralPortLast);
+        Assert.Equal(TimeSpan.FromSeconds(60), settings.RouteMtuCache);
     }
 
     [Fact]
@@ -33,7 +34,10 @@ public sealed class RuntimeSettingsTests
     {
         var tcp = TcpSettings.Create(MtcpConfig.Reference);
 
-        Assert.Equal(Stack.TcpConfig.Default, tcp);
+        // Two deliberate differences: the runtime's MSS is an upper bound that the route to each peer lowers (the
+        // engine alone has no route, so its default is Ethernet-sized), and the runtime turns Nagle on, as Linux
+        // does by default, where the engine's fixtures keep TCP_NODELAY.
+        Assert.Equal(Stack.TcpConfig.Default with { MaxSegmentSize = 65495, Nagle = true }, tcp);
     }
 
     [Fact]

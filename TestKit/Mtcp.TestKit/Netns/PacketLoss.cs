@@ -13,7 +13,7 @@ public enum LossHooks
 
 /// <summary>
 /// Random packet loss in a test namespace, with nftables (there is no netem here): a rule on each chosen hook drops
-/// <c>numgen random mod 100 &lt; percent</c> of the IPv4 packets that match, and counts them. On the output hook the
+/// <c>numgen random mod 10000 &lt; percent x 100</c> of the IPv4 packets that match (so down to 0.01 %), and counts them. On the output hook the
 /// sender sees the drop as a failed sendmsg (EPERM, from raw and UDP sockets alike); on the input hook the
 /// packet vanishes silently, as on a lossy wire. The rules live in the table <c>ip mtcp_loss</c> of that namespace
 /// only; dispose removes it (deleting the namespace removes it too).
@@ -29,14 +29,17 @@ public sealed class PacketLoss : IDisposable
     private readonly NetworkNamespace _namespace;
     private bool _removed;
 
-    private PacketLoss(NetworkNamespace ns, int percent, LossHooks hooks)
+    /// <summary>The rule draws a number below this; percent x 100 of them drop.</summary>
+    private const int Draws = 10_000;
+
+    private PacketLoss(NetworkNamespace ns, double percent, LossHooks hooks)
     {
         _namespace = ns;
         Percent = percent;
         Hooks = hooks;
     }
 
-    public int Percent { get; }
+    public double Percent { get; }
 
     public LossHooks Hooks { get; }
 
@@ -44,14 +47,14 @@ public sealed class PacketLoss : IDisposable
     /// <param name="match">an nftables match the dropped packets must also satisfy, such as <c>ip protocol 253</c> or
     /// <c>udp dport 5253</c>; empty drops from every packet. On the input hook an interface match is written
     /// <c>iifname</c>, on the output hook <c>oifname</c>: see <see cref="InstallOnInterface"/>.</param>
-    public static PacketLoss Install(NetworkNamespace ns, int percent, LossHooks hooks, string match = "") =>
+    public static PacketLoss Install(NetworkNamespace ns, double percent, LossHooks hooks, string match = "") =>
         Install(ns, percent, hooks, _ => match);
 
     /// <summary>Installs the rules for the packets that leave (output) or arrive (input) by one interface only.</summary>
-    public static PacketLoss InstallOnInterface(NetworkNamespace ns, string interfaceName, int percent, LossHooks hooks = LossHooks.Both) =>
+    public static PacketLoss InstallOnInterface(NetworkNamespace ns, string interfaceName, double percent, LossHooks hooks = LossHooks.Both) =>
         Install(ns, percent, hooks, hook => hook == LossHooks.Output ? $"oifname \"{interfaceName}\"" : $"iifname \"{interfaceName}\"");
 
-    private static PacketLoss Install(NetworkNamespace ns, int percent, LossHooks hooks, Func<LossHooks, string> match)
+    private static PacketLoss Install(NetworkNamespace ns, double percent, LossHooks hooks, Func<LossHooks, string> match)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(percent);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(percent, 100);
@@ -69,7 +72,7 @@ public sealed class PacketLoss : IDisposable
 
                 var chain = ChainOf(hook);
                 ns.Exec("nft", $"add chain {Family} {TableName} {chain} {{ type filter hook {chain} priority 0; policy accept; }}");
-                ns.Exec("nft", string.Create(CultureInfo.InvariantCulture, $"add rule {Family} {TableName} {chain} {match(hook)} numgen random mod 100 < {percent} counter drop"));
+                ns.Exec("nft", string.Create(CultureInfo.InvariantCulture, $"add rule {Family} {TableName} {chain} {match(hook)} numgen random mod {Draws} < {Math.Round(percent * Draws / 100)} counter drop"));
             }
         }
         catch
@@ -127,5 +130,5 @@ public sealed class PacketLoss : IDisposable
         }
     }
 
-    public override string ToString() => $"{Percent}% loss ({Hooks}) in {_namespace}";
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Percent}% loss ({Hooks}) in {_namespace}");
 }
