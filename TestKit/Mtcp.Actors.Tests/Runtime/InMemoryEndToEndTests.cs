@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Akka.Configuration;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
@@ -252,6 +253,97 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
         var buffer = new byte[32];
         var read = await connection.Stream.ReadAsync(buffer, timeout.Token);
         Assert.Equal("still here", System.Text.Encoding.ASCII.GetString(buffer, 0, read));
+    }
+
+    [Fact]
+    public async Task Client_shutting_down_writing_must_let_the_server_read_to_the_end_and_still_answer_in_full()
+    {
+        // nc -N: the request, a FIN, then the answer is read to the server's FIN (RFC 9293 §3.10.4 half-close).
+        const long Answer = 1L << 20;
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var listener = new MtcpListener(_server, ServicePort);
+        await listener.StartAsync(timeout.Token);
+        var accepting = listener.AcceptAsync(timeout.Token);
+        using var client = new MtcpClient(_client);
+        var clientStream = await client.ConnectAsync(Service, timeout.Token);
+        await using var connection = await accepting;
+
+        var request = await WritePatternAsync(clientStream, key: 1, 100_000, chunk: 16 * 1024, timeout.Token);
+        clientStream.Shutdown(SocketShutdown.Send);
+        Assert.False(clientStream.CanWrite);
+        await Assert.ThrowsAsync<IOException>(async () => await clientStream.WriteAsync(new byte[1], timeout.Token));
+
+        var (requestLength, requestHash) = await ReadAllAsync(connection.Stream, length: null, timeout.Token);
+        Assert.Equal(100_000, requestLength);
+        Assert.Equal(Convert.ToHexString(request), Convert.ToHexString(requestHash));
+        Assert.Equal(0, await connection.Stream.ReadAsync(new byte[16], timeout.Token));
+        var answering = Task.Run(
+            async () =>
+            {
+                var sent = await WritePatternAsync(connection.Stream, key: 2, Answer, chunk: 48 * 1024, timeout.Token);
+                await connection.DisposeAsync();
+                return sent;
+            },
+            timeout.Token);
+
+        var (answerLength, answerHash) = await ReadAllAsync(clientStream, length: null, timeout.Token);
+        Assert.Equal(Answer, answerLength);
+        Assert.Equal(Convert.ToHexString(await answering), Convert.ToHexString(answerHash));
+        await clientStream.DisposeAsync();
+        await AwaitAssertAsync(
+            async () =>
+            {
+                Assert.Equal(0, (await _server.GetStatisticsAsync(timeout.Token)).Endpoints);
+                Assert.Equal(0, (await _client.GetStatisticsAsync(timeout.Token)).Endpoints);
+            },
+            TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Server_shutting_down_writing_must_end_the_clients_reads_while_the_client_keeps_sending()
+    {
+        const long Upload = 1L << 20;
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var listener = new MtcpListener(_server, ServicePort);
+        await listener.StartAsync(timeout.Token);
+        var accepting = listener.AcceptAsync(timeout.Token);
+        using var client = new MtcpClient(_client);
+        var clientStream = await client.ConnectAsync(Service, timeout.Token);
+        await using var connection = await accepting;
+
+        await connection.Stream.WriteAsync("ready\n"u8.ToArray(), timeout.Token);
+        connection.Stream.Shutdown(SocketShutdown.Send);
+        var (greetingLength, _) = await ReadAllAsync(clientStream, length: null, timeout.Token);
+        Assert.Equal(6, greetingLength);
+
+        var reading = ReadAllAsync(connection.Stream, length: null, timeout.Token);
+        var sent = await WritePatternAsync(clientStream, key: 3, Upload, chunk: 48 * 1024, timeout.Token);
+        await clientStream.DisposeAsync();
+        var (received, hash) = await reading;
+        Assert.Equal(Upload, received);
+        Assert.Equal(Convert.ToHexString(sent), Convert.ToHexString(hash));
+    }
+
+    [Fact]
+    public async Task Shutting_down_reading_must_end_the_pending_read_and_leave_writing_open()
+    {
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var listener = new MtcpListener(_server, ServicePort);
+        await listener.StartAsync(timeout.Token);
+        var accepting = listener.AcceptAsync(timeout.Token);
+        using var client = new MtcpClient(_client);
+        var clientStream = await client.ConnectAsync(Service, timeout.Token);
+        await using var connection = await accepting;
+
+        var pending = clientStream.ReadAsync(new byte[16], timeout.Token).AsTask();
+        clientStream.Shutdown(SocketShutdown.Receive);
+        Assert.Equal(0, await pending);
+        Assert.Equal(0, await clientStream.ReadAsync(new byte[16], timeout.Token));
+
+        await clientStream.WriteAsync("still writing"u8.ToArray(), timeout.Token);
+        clientStream.Shutdown(SocketShutdown.Send);
+        var (length, _) = await ReadAllAsync(connection.Stream, length: null, timeout.Token);
+        Assert.Equal(13, length);
     }
 
     private static async Task<byte[]> PatternHashAsync(ulong key, long length)
