@@ -261,12 +261,8 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
         // nc -N: the request, a FIN, then the answer is read to the server's FIN (RFC 9293 §3.10.4 half-close).
         const long Answer = 1L << 20;
         using var timeout = new CancellationTokenSource(TestTimeout);
-        await using var listener = new MtcpListener(_server, ServicePort);
-        await listener.StartAsync(timeout.Token);
-        var accepting = listener.AcceptAsync(timeout.Token);
-        using var client = new MtcpClient(_client);
-        var clientStream = await client.ConnectAsync(Service, timeout.Token);
-        await using var connection = await accepting;
+        await using var pair = await ConnectedPair.OpenAsync(_server, _client, Service, timeout.Token);
+        var (clientStream, connection) = (pair.ClientStream, pair.Connection);
 
         var request = await WritePatternAsync(clientStream, key: 1, 100_000, chunk: 16 * 1024, timeout.Token);
         clientStream.Shutdown(SocketShutdown.Send);
@@ -304,12 +300,8 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
     {
         const long Upload = 1L << 20;
         using var timeout = new CancellationTokenSource(TestTimeout);
-        await using var listener = new MtcpListener(_server, ServicePort);
-        await listener.StartAsync(timeout.Token);
-        var accepting = listener.AcceptAsync(timeout.Token);
-        using var client = new MtcpClient(_client);
-        var clientStream = await client.ConnectAsync(Service, timeout.Token);
-        await using var connection = await accepting;
+        await using var pair = await ConnectedPair.OpenAsync(_server, _client, Service, timeout.Token);
+        var (clientStream, connection) = (pair.ClientStream, pair.Connection);
 
         await connection.Stream.WriteAsync("ready\n"u8.ToArray(), timeout.Token);
         connection.Stream.Shutdown(SocketShutdown.Send);
@@ -328,12 +320,8 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
     public async Task Shutting_down_reading_must_end_the_pending_read_and_leave_writing_open()
     {
         using var timeout = new CancellationTokenSource(TestTimeout);
-        await using var listener = new MtcpListener(_server, ServicePort);
-        await listener.StartAsync(timeout.Token);
-        var accepting = listener.AcceptAsync(timeout.Token);
-        using var client = new MtcpClient(_client);
-        var clientStream = await client.ConnectAsync(Service, timeout.Token);
-        await using var connection = await accepting;
+        await using var pair = await ConnectedPair.OpenAsync(_server, _client, Service, timeout.Token);
+        var (clientStream, connection) = (pair.ClientStream, pair.Connection);
 
         var pending = clientStream.ReadAsync(new byte[16], timeout.Token).AsTask();
         clientStream.Shutdown(SocketShutdown.Receive);
@@ -344,6 +332,31 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
         clientStream.Shutdown(SocketShutdown.Send);
         var (length, _) = await ReadAllAsync(connection.Stream, length: null, timeout.Token);
         Assert.Equal(13, length);
+    }
+
+    /// <summary>A listener on the service port and one connection to it, the client's stream and the server's connection.</summary>
+    private sealed class ConnectedPair(MtcpListener listener, MtcpClient client, MtcpStream clientStream, MtcpConnection connection) : IAsyncDisposable
+    {
+        public MtcpStream ClientStream => clientStream;
+
+        public MtcpConnection Connection => connection;
+
+        public static async Task<ConnectedPair> OpenAsync(MtcpRuntime server, MtcpRuntime clientRuntime, IPEndPoint service, CancellationToken cancellationToken)
+        {
+            var listener = new MtcpListener(server, (ushort)service.Port);
+            await listener.StartAsync(cancellationToken);
+            var accepting = listener.AcceptAsync(cancellationToken);
+            var client = new MtcpClient(clientRuntime);
+            var clientStream = await client.ConnectAsync(service, cancellationToken);
+            return new ConnectedPair(listener, client, clientStream, await accepting);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await connection.DisposeAsync();
+            client.Dispose();
+            await listener.DisposeAsync();
+        }
     }
 
     private static async Task<byte[]> PatternHashAsync(ulong key, long length)
