@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Mtcp.Actors.Api;
@@ -97,7 +98,16 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
             int read;
             while ((read = await fromService.ReadAsync(buffer).ConfigureAwait(false)) > 0)
             {
-                await client.SendAsync(buffer.AsMemory(0, read)).ConfigureAwait(false);
+                // A client that reads slowly blocks this send once its socket is full; meanwhile the MTCP window closes
+                // and the service's rate falls, which the policy must not blame on the service. A send the socket took
+                // at once did not wait on the client.
+                var sending = client.SendAsync(buffer.AsMemory(0, read));
+                var blockedSince = sending.IsCompleted ? 0 : Stopwatch.GetTimestamp();
+                await sending.ConfigureAwait(false);
+                if (blockedSince != 0)
+                {
+                    policy?.NoteReaderWait(Stopwatch.GetElapsedTime(blockedSince));
+                }
                 Interlocked.Add(ref _fromService, read);
                 Volatile.Write(ref _lastActivity, Environment.TickCount64);
             }
