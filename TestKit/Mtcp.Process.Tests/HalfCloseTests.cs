@@ -43,6 +43,45 @@ public sealed class HalfCloseTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Nc_N_must_get_a_whole_file_across_two_migrations_made_after_its_FIN()
+    {
+        // The client's FIN reaches each server before the connection leaves it (CLOSE-WAIT): the next server replays it
+        // from the state reply, writes the rest of the file and closes. The paced file server keeps the answer going
+        // for about 4 s, long enough for the operator's migrations.
+        const int FileBytes = 16_000_000;
+        const string Paced = "\nmtcp.hosts.server.file.pace { best-rate = 4MiB, degrade-after = 0, slowdown-per-chunk = 0, max-slowdown = 1 }";
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + Paced);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + Paced);
+        foreach (var server in new[] { first, second })
+        {
+            await server.Process.WaitForLineAsync("cluster view: 4 service endpoints", ToolTimeout);
+        }
+
+        var expected = _testbed.WriteRandomFile("answer.bin", FileBytes, seed: 16);
+        var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort), second.Service(ProcessTestbed.FilePort)], "mtcp.agent.policy = off");
+        var nc = NcAsync(agent, "GET /answer.bin HTTP/1.1\r\nHost: mtcp\r\n\r\n");
+        await agent.Process.WaitForLineAsync("closed its side", ToolTimeout);
+
+        var migrated = 0;
+        foreach (var (destination, share) in new[] { (second, 1), (first, 2) })
+        {
+            var relay = await WaitForBytesAsync(agent, (long)FileBytes * share / 3);
+            using var result = JsonDocument.Parse(await agent.AskAsync($"migrate {relay} {destination.Service(ProcessTestbed.FilePort)}", ToolTimeout));
+            var outcome = result.RootElement.GetProperty("outcomes").EnumerateArray().Single();
+            Assert.True(outcome.GetProperty("completed").GetBoolean(), $"migration {share} failed: {outcome}");
+            migrated++;
+        }
+
+        var (exitCode, stdout, stderr) = await nc;
+        Assert.True(exitCode == 0, $"nc exited {exitCode}: {stderr}");
+        var headerEnd = stdout.AsSpan().IndexOf("\r\n\r\n"u8);
+        Assert.True(headerEnd > 0, $"no HTTP header in {stdout.Length} bytes");
+        Assert.Equal(expected, Convert.ToHexStringLower(SHA256.HashData(stdout.AsSpan(headerEnd + 4))));
+        Assert.Equal(2, migrated);
+        await AssertNoRelayLeftAsync(agent, relays: 1);
+    }
+
+    [Fact]
     public async Task Nc_N_must_get_every_answer_of_the_request_server_which_then_closes()
     {
         var server = await _testbed.StartServerAsync("server");
@@ -86,6 +125,24 @@ public sealed class HalfCloseTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"redis-cli {string.Join(' ', command)}: exit {exitCode} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
         Assert.True(exitCode == 0, $"redis-cli exited {exitCode}: {stderr}");
         return Encoding.UTF8.GetString(stdout).TrimEnd('\n');
+    }
+
+    /// <summary>The id of the open relay once it relayed <paramref name="bytes"/> from the service.</summary>
+    private static async Task<long> WaitForBytesAsync(AgentHandle agent, long bytes)
+    {
+        var waiting = Stopwatch.StartNew();
+        while (true)
+        {
+            using var status = JsonDocument.Parse(await agent.AskAsync("status", TimeSpan.FromSeconds(5)));
+            if (status.RootElement.GetProperty("connections").EnumerateArray().FirstOrDefault() is { ValueKind: JsonValueKind.Object } open
+                && open.GetProperty("bytesFromService").GetInt64() >= bytes)
+            {
+                return open.GetProperty("id").GetInt64();
+            }
+
+            Assert.True(waiting.Elapsed < ToolTimeout, $"the relay did not reach {bytes} bytes: {status.RootElement}");
+            await Task.Delay(20);
+        }
     }
 
     /// <summary>status shows no open relay within <see cref="RelayCloseLimit"/>, and <paramref name="relays"/> closed ones.</summary>
