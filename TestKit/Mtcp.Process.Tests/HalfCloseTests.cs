@@ -65,7 +65,7 @@ public sealed class HalfCloseTests(ITestOutputHelper output) : IDisposable
         var migrated = 0;
         foreach (var (destination, share) in new[] { (second, 1), (first, 2) })
         {
-            var relay = await WaitForBytesAsync(agent, (long)FileBytes * share / 3);
+            var relay = await agent.OpenRelayAsync(ToolTimeout, bytes: (long)FileBytes * share / 3);
             using var result = JsonDocument.Parse(await agent.AskAsync($"migrate {relay} {destination.Service(ProcessTestbed.FilePort)}", ToolTimeout));
             var outcome = result.RootElement.GetProperty("outcomes").EnumerateArray().Single();
             Assert.True(outcome.GetProperty("completed").GetBoolean(), $"migration {share} failed: {outcome}");
@@ -125,24 +125,6 @@ public sealed class HalfCloseTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"redis-cli {string.Join(' ', command)}: exit {exitCode} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
         Assert.True(exitCode == 0, $"redis-cli exited {exitCode}: {stderr}");
         return Encoding.UTF8.GetString(stdout).TrimEnd('\n');
-    }
-
-    /// <summary>The id of the open relay once it relayed <paramref name="bytes"/> from the service.</summary>
-    private static async Task<long> WaitForBytesAsync(AgentHandle agent, long bytes)
-    {
-        var waiting = Stopwatch.StartNew();
-        while (true)
-        {
-            using var status = JsonDocument.Parse(await agent.AskAsync("status", TimeSpan.FromSeconds(5)));
-            if (status.RootElement.GetProperty("connections").EnumerateArray().FirstOrDefault() is { ValueKind: JsonValueKind.Object } open
-                && open.GetProperty("bytesFromService").GetInt64() >= bytes)
-            {
-                return open.GetProperty("id").GetInt64();
-            }
-
-            Assert.True(waiting.Elapsed < ToolTimeout, $"the relay did not reach {bytes} bytes: {status.RootElement}");
-            await Task.Delay(20);
-        }
     }
 
     /// <summary>status shows no open relay within <see cref="RelayCloseLimit"/>, and <paramref name="relays"/> closed ones.</summary>

@@ -48,14 +48,7 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(0, stats.MalformedSegments);
         Assert.Equal(0, stats.StraySegments);
 
-        // Both endpoints leave TIME-WAIT or LAST-ACK for CLOSED, stop, and free their 4-tuples.
-        await AwaitAssertAsync(
-            async () =>
-            {
-                Assert.Equal(0, (await _server.GetStatisticsAsync(timeout.Token)).Endpoints);
-                Assert.Equal(0, (await _client.GetStatisticsAsync(timeout.Token)).Endpoints);
-            },
-            TimeSpan.FromSeconds(10));
+        await AwaitEndpointsStoppedAsync(timeout.Token);
     }
 
     [Fact]
@@ -286,13 +279,7 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(Answer, answerLength);
         Assert.Equal(Convert.ToHexString(await answering), Convert.ToHexString(answerHash));
         await clientStream.DisposeAsync();
-        await AwaitAssertAsync(
-            async () =>
-            {
-                Assert.Equal(0, (await _server.GetStatisticsAsync(timeout.Token)).Endpoints);
-                Assert.Equal(0, (await _client.GetStatisticsAsync(timeout.Token)).Endpoints);
-            },
-            TimeSpan.FromSeconds(10));
+        await AwaitEndpointsStoppedAsync(timeout.Token);
     }
 
     [Fact]
@@ -333,6 +320,15 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
         var (length, _) = await ReadAllAsync(connection.Stream, length: null, timeout.Token);
         Assert.Equal(13, length);
     }
+
+    /// <summary>Both runtimes' endpoints leave TIME-WAIT or LAST-ACK for CLOSED, stop, and free their 4-tuples.</summary>
+    private Task AwaitEndpointsStoppedAsync(CancellationToken cancellationToken) => AwaitAssertAsync(
+        async () =>
+        {
+            Assert.Equal(0, (await _server.GetStatisticsAsync(cancellationToken)).Endpoints);
+            Assert.Equal(0, (await _client.GetStatisticsAsync(cancellationToken)).Endpoints);
+        },
+        TimeSpan.FromSeconds(10));
 
     /// <summary>A listener on the service port and one connection to it, the client's stream and the server's connection.</summary>
     private sealed class ConnectedPair(MtcpListener listener, MtcpClient client, MtcpStream clientStream, MtcpConnection connection) : IAsyncDisposable
