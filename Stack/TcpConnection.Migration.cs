@@ -369,7 +369,20 @@ public sealed partial class TcpConnection
             }
         }
 
-        _snapshot = new ConnectionSnapshot(_importedAppState, _receive!.ReadNext, _send.End - _soSndBytesDups, reply.TSnapshot, reply.SoSnapshot);
+        // The application shut down its sending side before its last snapshot (so_state SS_CANTSENDMORE, a half-close):
+        // resumed from there it never closes again, so the FIN goes out here, after the write-buffer state, and the
+        // endpoint resumes in FIN-WAIT-1 (LAST-ACK once the client's FIN is in too). A close after the snapshot is the
+        // application's to replay. The restart point then records that state, the one the transitions of the next
+        // migration start from: the origin's FIN-WAIT-2 or CLOSING has no path back to FIN-WAIT-1.
+        var tSnapshot = reply.TSnapshot;
+        if ((reply.SoSnapshot.SoState & SocketStateFlags.CantSendMore) != 0 && !_finQueued)
+        {
+            _finQueued = true;
+            _state = _state == TcpState.CloseWait ? TcpState.LastAck : TcpState.FinWait1;
+            tSnapshot = new TcpSnapshot(ToCode(_state), tSnapshot.TFlags, tSnapshot.TMaxseg, tSnapshot.SndScale, tSnapshot.RcvScale);
+        }
+
+        _snapshot = new ConnectionSnapshot(_importedAppState, _receive!.ReadNext, _send.End - _soSndBytesDups, tSnapshot, reply.SoSnapshot);
         if (!_readableQueued && _receive.Readable > 0)
         {
             _readableQueued = true;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Mtcp.Actors.Api;
@@ -6,11 +7,14 @@ using Mtcp.Wire;
 
 namespace Mtcp.Agent;
 
-/// <summary>One kernel-TCP client and its MTCP connection to the service, copied in both directions.</summary>
+/// <summary>
+/// One kernel-TCP client and its MTCP connection to the service, copied in both directions. Each direction ends on
+/// its own (a half-close, RFC 9293 §3.10.4): the client's FIN becomes a shutdown of the MTCP stream's writing and the
+/// service's answer goes on to its FIN; the service's FIN becomes a shutdown of the client socket's sending and the
+/// client's bytes go on to its FIN. The relay ends once both directions have.
+/// </summary>
 internal sealed class Relay(long id, Socket client, AgentSettings settings)
 {
-    private static readonly TimeSpan ClientFinTimeout = TimeSpan.FromSeconds(10);
-
     private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
     private readonly List<MigrationStatus> _migrations = [];
     private readonly MigrationCauses _causes = new();
@@ -76,7 +80,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     }
 
     /// <summary>
-    /// Relays until the service closes (true) or either side fails (false, both sides reset). With the agent's client
+    /// Relays until both sides closed (true) or either side fails (false, both sides reset). With the agent's client
     /// policy on, every read from the service is its observation and it may migrate the connection at any time.
     /// </summary>
     public async Task<bool> RunAsync(AgentRuntime agent, MtcpClient mtcp, MtcpStream stream, IPEndPoint service)
@@ -98,25 +102,35 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
             int read;
             while ((read = await fromService.ReadAsync(buffer).ConfigureAwait(false)) > 0)
             {
-                await client.SendAsync(buffer.AsMemory(0, read)).ConfigureAwait(false);
+                // A client that reads slowly blocks this send once its socket is full; meanwhile the MTCP window closes
+                // and the service's rate falls, which the policy must not blame on the service. A send the socket took
+                // at once did not wait on the client.
+                var sending = client.SendAsync(buffer.AsMemory(0, read));
+                var blockedSince = sending.IsCompleted ? 0 : Stopwatch.GetTimestamp();
+                await sending.ConfigureAwait(false);
+                if (blockedSince != 0)
+                {
+                    policy?.NoteReaderWait(Stopwatch.GetElapsedTime(blockedSince));
+                }
                 Interlocked.Add(ref _fromService, read);
                 Volatile.Write(ref _lastActivity, Environment.TickCount64);
             }
 
-            // The service closed gracefully: the client gets a FIN once every byte is sent (RFC 9293 §3.10.4).
-            ConsoleLog.Info($"relay {Id}: {_service} closed after {Interlocked.Read(ref _fromService)} bytes; closing {ClientEndPoint}");
+            // The service closed its side: the client gets a FIN once every byte is sent (RFC 9293 §3.10.4), and what
+            // it still sends goes on to the service until its own FIN (the idle timeout bounds a client that neither
+            // sends nor closes). Closing the socket before that would send a RST, which can overtake the last bytes
+            // the client has not read yet.
+            ConsoleLog.Info($"relay {Id}: {_service} closed after {Interlocked.Read(ref _fromService)} bytes; FIN to {ClientEndPoint}");
             client.Shutdown(SocketShutdown.Send);
-
-            // A lingering close: wait (bounded) for the client's FIN, because closing a socket that still has
-            // unread received bytes sends a RST, which can overtake the last bytes the client has not read yet.
-            if (await Task.WhenAny(upstream, Task.Delay(ClientFinTimeout, CancellationToken.None)).ConfigureAwait(false) != upstream)
+            if (!await upstream.ConfigureAwait(false))
             {
-                ConsoleLog.Warning($"relay {Id}: {ClientEndPoint} did not close within {ClientFinTimeout.TotalSeconds:0} s of the service; closing it");
+                return false;
             }
 
             await done.CancelAsync().ConfigureAwait(false);
             client.Close();
             await stream.DisposeAsync().ConfigureAwait(false);
+            ConsoleLog.Info($"relay {Id}: closed ({Interlocked.Read(ref _toService)} bytes to the service, {Interlocked.Read(ref _fromService)} from it)");
             return true;
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
@@ -184,7 +198,8 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         _stream?.Abort();
     }
 
-    private async Task ClientToServiceAsync(MtcpStream stream, CancellationToken done)
+    /// <summary>Copies the client's bytes to the service up to the client's FIN, which it forwards; false when either side failed.</summary>
+    private async Task<bool> ClientToServiceAsync(MtcpStream stream, CancellationToken done)
     {
         var buffer = new byte[settings.RelayBufferSize];
         try
@@ -197,11 +212,15 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
                 Volatile.Write(ref _lastActivity, Environment.TickCount64);
             }
 
-            // The client half-closed. MTCP streams have no half-close, so the service keeps the connection
-            // open until it has answered and closes it; the relay ends then.
+            // The client half-closed (or closed): the service reads the end of the stream after the last byte, and
+            // its answer goes on to the client until the service closes.
+            ConsoleLog.Info($"relay {Id}: {ClientEndPoint} closed its side after {Interlocked.Read(ref _toService)} bytes; FIN to {_service}");
+            stream.Shutdown(SocketShutdown.Send);
+            return true;
         }
         catch (OperationCanceledException) when (done.IsCancellationRequested)
         {
+            return false;
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
@@ -209,6 +228,8 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
             {
                 Abort($"client side: {e.Message}");
             }
+
+            return false;
         }
     }
 

@@ -44,7 +44,7 @@ public sealed class ClientMigrationPolicy
     {
         ArgumentNullException.ThrowIfNull(message);
         var state = Connection(message.Connection);
-        return state.Throughput is { } trigger && trigger.Observe(message.Bytes, message.At)
+        return state.Throughput is { } trigger && trigger.Observe(message.Bytes, message.At, message.ReaderWait)
             ? Decide(message.Connection, state, PolicyKind.Throughput, MigrationReason.ThroughputDrop, trigger.Describe, message.At)
             : null;
     }

@@ -10,7 +10,8 @@ namespace Mtcp.Policies;
 /// <summary>
 /// Puts one connected <see cref="MtcpClient"/> under a <see cref="ClientPolicyActor"/> (thesis 5.3.2: the client-side
 /// policy module watches the connection and triggers its migration). The application reads through
-/// <see cref="Stream"/>, and every read that returns data becomes a <see cref="SegmentObserved"/>; the client's
+/// <see cref="Stream"/>, and every read that returns data becomes a <see cref="SegmentObserved"/>, carrying the time the
+/// application said it was blocked on its own reader since (<see cref="NoteReaderWait"/>); the client's
 /// migration reports become <see cref="MigrationCompleted"/> / <see cref="MigrationFailed"/>; every
 /// <see cref="MigrateConnection"/> the policy decides is carried out with <see cref="MtcpClient.MigrateAsync"/>.
 /// </summary>
@@ -26,6 +27,7 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
     private readonly IActorRef _executor;
     private readonly TimeProvider _time;
     private readonly long _startedAt;
+    private long _readerWaitTicks;
     private int _disposed;
 
     private ClientPolicyDriver(ActorSystem system, MtcpClient client, MtcpStream stream, ClientPolicySettings settings, IReadOnlyCollection<ServerEndpoint> servers, TimeProvider time)
@@ -73,6 +75,19 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
         return new ClientPolicyDriver(system, client, stream, settings, servers, time ?? TimeProvider.System);
     }
 
+    /// <summary>
+    /// The application was blocked for <paramref name="wait"/> passing bytes read from the connection on to its own
+    /// reader (a relay's write to a client that reads slowly): it goes with the next observation, so that the policy
+    /// does not take a slow reader for a slow server.
+    /// </summary>
+    public void NoteReaderWait(TimeSpan wait)
+    {
+        if (wait > TimeSpan.Zero)
+        {
+            Interlocked.Add(ref _readerWaitTicks, wait.Ticks);
+        }
+    }
+
     public ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
@@ -92,7 +107,7 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
     {
         if (bytes > 0 && Volatile.Read(ref _disposed) == 0)
         {
-            _policy.Tell(new SegmentObserved(Connection, bytes, Now()));
+            _policy.Tell(new SegmentObserved(Connection, bytes, Now(), TimeSpan.FromTicks(Interlocked.Exchange(ref _readerWaitTicks, 0))));
         }
     }
 

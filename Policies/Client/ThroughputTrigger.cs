@@ -21,6 +21,13 @@ namespace Mtcp.Policies;
 /// a degraded server; after such a stall S climbs back above the threshold within a sample or two at the old
 /// rate, while a degrading server keeps S below it.
 /// </para>
+/// <para>
+/// A slow reader is not a slow server: when the receiving side spent at least
+/// <see cref="ThroughputSettings.ReaderLimitedFraction"/> of a sample's time blocked passing bytes on to its own reader
+/// (a relay's write to its client; the observations' reader wait), its receive window, not the server, set the rate.
+/// Such a sample says nothing of the server: it is dropped (counted in <see cref="ReaderLimitedSamples"/>), S and max
+/// stay as they were, and the next sample starts from it.
+/// </para>
 /// </summary>
 public sealed class ThroughputTrigger
 {
@@ -28,6 +35,7 @@ public sealed class ThroughputTrigger
     private Instant? _visitStart;
     private Instant _sampleStart;
     private long _pendingBytes;
+    private TimeSpan _pendingReaderWait;
 
     public ThroughputTrigger(ThroughputSettings settings)
     {
@@ -50,10 +58,17 @@ public sealed class ThroughputTrigger
     /// <summary>The latest samples in a row with S ≤ ratio·max; 0 after a sample above it.</summary>
     public int SamplesBelowThreshold { get; private set; }
 
-    /// <summary>Feeds one received segment; true when the trigger fires.</summary>
-    public bool Observe(int bytes, Instant at)
+    /// <summary>Samples of this visit dropped because the reader, not the server, limited them.</summary>
+    public int ReaderLimitedSamples { get; private set; }
+
+    /// <summary>
+    /// Feeds one received segment (or read), with the time the receiver was blocked on its own reader since the previous
+    /// one; true when the trigger fires.
+    /// </summary>
+    public bool Observe(int bytes, Instant at, TimeSpan readerWait = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        ArgumentOutOfRangeException.ThrowIfLessThan(readerWait, TimeSpan.Zero);
         if (_visitStart is not { } visitStart)
         {
             _visitStart = at;
@@ -62,15 +77,24 @@ public sealed class ThroughputTrigger
         }
 
         _pendingBytes += bytes;
+        _pendingReaderWait += readerWait;
         var elapsed = at - _sampleStart;
         if (elapsed <= TimeSpan.Zero || elapsed < _settings.SampleInterval)
         {
             return false;
         }
 
+        var readerLimited = _pendingReaderWait >= elapsed * _settings.ReaderLimitedFraction;
         var current = _pendingBytes / elapsed.TotalSeconds;
         _pendingBytes = 0;
+        _pendingReaderWait = TimeSpan.Zero;
         _sampleStart = at;
+        if (readerLimited)
+        {
+            ReaderLimitedSamples++;
+            return false;
+        }
+
         Current = current;
         var smoothed = Smoothed is { } previous ? (_settings.Alpha * current) + ((1 - _settings.Alpha) * previous) : current;
         Smoothed = smoothed;
@@ -86,6 +110,8 @@ public sealed class ThroughputTrigger
     {
         _visitStart = null;
         _pendingBytes = 0;
+        _pendingReaderWait = TimeSpan.Zero;
+        ReaderLimitedSamples = 0;
         Current = null;
         Smoothed = null;
         Maximum = null;
@@ -96,5 +122,5 @@ public sealed class ThroughputTrigger
     /// <summary>The evidence logged with a decision.</summary>
     public string Describe() => string.Create(
         CultureInfo.InvariantCulture,
-        $"smoothed throughput {Smoothed:F0} B/s <= {_settings.TriggerRatio} x max {Maximum:F0} B/s (alpha {_settings.Alpha}, {Samples} samples{(_settings.ConsecutiveSamples > 1 ? $", {SamplesBelowThreshold} in a row below" : string.Empty)})");
+        $"smoothed throughput {Smoothed:F0} B/s <= {_settings.TriggerRatio} x max {Maximum:F0} B/s (alpha {_settings.Alpha}, {Samples} samples{(_settings.ConsecutiveSamples > 1 ? $", {SamplesBelowThreshold} in a row below" : string.Empty)}{(ReaderLimitedSamples > 0 ? $", {ReaderLimitedSamples} limited by the reader left out" : string.Empty)})");
 }

@@ -66,7 +66,7 @@ public sealed record GuardSettings(TimeSpan HoldDown, double MigrationsPerSecond
 }
 
 /// <summary><c>mtcp.policies.client.throughput</c>: the smoothed-throughput trigger of thesis 5.3.2.</summary>
-public sealed record ThroughputSettings(double Alpha, double TriggerRatio, TimeSpan SampleInterval, TimeSpan MinObservationWindow, int ConsecutiveSamples)
+public sealed record ThroughputSettings(double Alpha, double TriggerRatio, TimeSpan SampleInterval, TimeSpan MinObservationWindow, int ConsecutiveSamples, double ReaderLimitedFraction)
 {
     public const string Prefix = "mtcp.policies.client.throughput";
 
@@ -75,7 +75,8 @@ public sealed record ThroughputSettings(double Alpha, double TriggerRatio, TimeS
         Number(config, $"{Prefix}.trigger-ratio", 0, 1, minExclusive: true),
         Duration(config, $"{Prefix}.sample-interval", allowZero: true),
         Duration(config, $"{Prefix}.min-observation-window", allowZero: true),
-        Integer(config, $"{Prefix}.consecutive-samples", 1, int.MaxValue));
+        Integer(config, $"{Prefix}.consecutive-samples", 1, int.MaxValue),
+        Number(config, $"{Prefix}.reader-limited-fraction", 0, 1, minExclusive: true));
 }
 
 /// <summary><c>mtcp.policies.client.latency</c>: the next-in-sequence-segment delay trigger of thesis 3.4 (1).</summary>

@@ -158,6 +158,24 @@ public sealed class ClientMigrationPolicyTests
     }
 
     [Fact]
+    public void A_slow_reader_must_not_be_migrated_away_from_a_healthy_server()
+    {
+        // curl --limit-rate behind a relay: after a fast start each read waits on the client, not on the server.
+        var policy = Policy("mtcp.policies.client.throughput.min-observation-window = 0s");
+        policy.OnServersChanged(new ConnectionAlternatesChanged(Stream, S1, [S2], Ms(0)));
+        policy.OnSegment(new SegmentObserved(Stream, Chunk, Ms(0)));
+        policy.OnSegment(new SegmentObserved(Stream, Chunk, Ms(1)));
+
+        var outcomes = Enumerable.Range(1, 200)
+            .Select(i => policy.OnSegment(new SegmentObserved(Stream, Chunk, Ms(1 + (i * 50)), ReaderWait: TimeSpan.FromMilliseconds(49))))
+            .OfType<ClientOutcome>()
+            .ToList();
+
+        Assert.Empty(outcomes);
+        Assert.Equal(200, policy.ThroughputOf(Stream)!.ReaderLimitedSamples);
+    }
+
+    [Fact]
     public void Connection_without_alternates_must_get_no_destination()
     {
         var policy = Policy("mtcp.policies.client.throughput.min-observation-window = 0s");

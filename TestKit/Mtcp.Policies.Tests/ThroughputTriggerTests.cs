@@ -225,4 +225,45 @@ public sealed class ThroughputTriggerTests
 
         Assert.Equal(0, trigger.SamplesBelowThreshold);
     }
+
+    [Fact]
+    public void Samples_a_slow_reader_limited_must_be_left_out_and_never_fire()
+    {
+        // A relay whose client reads slowly: each 1000-byte read now takes 5 ms, 4 of them blocked writing to the
+        // client. C would be 200,000 B/s (S 680,000 <= 700,000 at the first), but the reader, not the server, set it.
+        var trigger = Trigger();
+        trigger.Observe(1000, Ms(0));
+        trigger.Observe(1000, Ms(1));
+        trigger.Observe(1000, Ms(2));
+        for (var at = 7; at <= 507; at += 5)
+        {
+            Assert.False(trigger.Observe(1000, Ms(at), readerWait: TimeSpan.FromMilliseconds(4)));
+        }
+
+        Assert.Equal(1_000_000, trigger.Smoothed!.Value, Tolerance);
+        Assert.Equal(101, trigger.ReaderLimitedSamples);
+        Assert.Equal(2, trigger.Samples);
+
+        // The same rate with the reader never blocked: the server is slow, and the trigger fires.
+        Assert.True(trigger.Observe(1000, Ms(512)));
+        Assert.Contains("101 limited by the reader left out", trigger.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_sample_with_the_reader_blocked_less_than_the_reader_limited_fraction_must_count()
+    {
+        var trigger = Trigger("""
+            mtcp.policies.client.throughput.min-observation-window = 0s
+            mtcp.policies.client.throughput.reader-limited-fraction = 0.5
+            """);
+        trigger.Observe(1000, Ms(0));
+        trigger.Observe(1000, Ms(1));
+
+        // 2 ms of a 5 ms sample blocked on the reader, under half: the other 3 were spent waiting for the server, whose
+        // drop to C = 200,000 B/s takes S to 680,000 <= 0.7 x 1,000,000.
+        Assert.True(trigger.Observe(1000, Ms(6), readerWait: TimeSpan.FromMilliseconds(2)));
+
+        Assert.Equal(200_000, trigger.Current!.Value, Tolerance);
+        Assert.Equal(0, trigger.ReaderLimitedSamples);
+    }
 }

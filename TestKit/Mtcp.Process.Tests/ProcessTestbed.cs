@@ -31,15 +31,15 @@ public sealed record AgentHandle(HostProcess Process, IPEndPoint Listen, IPEndPo
         return await reader.ReadToEndAsync(cancellation.Token);
     }
 
-    /// <summary>The id of the first relay that status shows open with bytes from the service; waits for one.</summary>
-    public async Task<long> OpenRelayAsync(TimeSpan timeout)
+    /// <summary>The id of the first relay that status shows open with at least <paramref name="bytes"/> from the service; waits for one.</summary>
+    public async Task<long> OpenRelayAsync(TimeSpan timeout, long bytes = 1)
     {
         using var cancellation = new CancellationTokenSource(timeout);
         while (true)
         {
             using var status = System.Text.Json.JsonDocument.Parse(await AskAsync("status", timeout));
             if (status.RootElement.GetProperty("connections").EnumerateArray().FirstOrDefault() is { ValueKind: System.Text.Json.JsonValueKind.Object } open
-                && open.GetProperty("bytesFromService").GetInt64() > 0)
+                && open.GetProperty("bytesFromService").GetInt64() >= bytes)
             {
                 return open.GetProperty("id").GetInt64();
             }

@@ -175,6 +175,56 @@ public sealed class MigrationScenarioTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_connection_the_client_half_closed_must_migrate_in_CLOSE_WAIT_and_the_new_server_must_answer_every_request_then_close()
+    {
+        // The client sent every request and its FIN at once (nc -N); S1 answered some and holds the rest with the FIN
+        // (CLOSE-WAIT). The state reply's log carries ESTABLISHED -> CLOSE-WAIT, so S2 replays the FIN after the
+        // handshake: its application reads the requests left, answers them, sees the end of the stream and closes.
+        var bed = new MigrationTestbed(5, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse, SessionBytes = 48 * 1024, SnapshotEvery = 8 });
+        bed.ClientApp.HalfCloseAfterSending = true;
+        var s1 = (RequestResponseServerSession)Run(bed, () => bed.Servers[0].Sessions.Count == 1 && bed.Servers[0].Sessions[0].Snapshots > 0, () => bed.Servers[0].Sessions[0]);
+        s1.Paused = true;
+        Run(bed, () => s1.Connection.State == TcpState.CloseWait && bed.Connection.State == TcpState.FinWait2);
+        Assert.True(bed.Migrate(1), bed.Describe());
+
+        var s2 = (RequestResponseServerSession)Run(bed, () => bed.Servers[1].Sessions.Count == 1, () => bed.Servers[1].Sessions[0]);
+
+        Assert.Contains(new TcpStateTransition(TcpStateCode.Established, TcpStateCode.CloseWait), s2.Connection.ReplayedTransitions);
+        Assert.Equal(TcpState.FinWait2, bed.Connection.State);
+        Finish(bed);
+        var messages = bed.Options.SessionBytes / bed.Options.MessageSize;
+        Assert.True(s1.MessagesRead < messages, $"S1 must have left requests to S2 (read {s1.MessagesRead} of {messages})");
+        Assert.Equal(messages, s2.MessagesRead);
+    }
+
+    [Fact]
+    public void A_connection_the_server_half_closed_before_its_snapshot_must_resume_in_FIN_WAIT_and_keep_reading_the_client_across_migrations()
+    {
+        // The server wrote its greeting, shut down its sending side and exported (so_state SS_CANTSENDMORE), then reads
+        // the client's upload. Resumed from that snapshot the application never closes again: each destination queues
+        // the FIN itself (FIN-WAIT-1), reads the rest of the upload and ends when the client closes.
+        var bed = new MigrationTestbed(6, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Upload, SessionBytes = 256 * 1024, SnapshotEvery = 4 });
+        var s1 = (UploadServerSession)Run(bed, () => bed.Servers[0].Sessions.Count == 1, () => bed.Servers[0].Sessions[0]);
+        Run(bed, () => bed.ClientApp.PeerClosed && s1.Connection.State == TcpState.FinWait2 && s1.BytesRead >= 32 * 1024);
+        Assert.True(bed.Migrate(1), bed.Describe());
+        var s2 = (UploadServerSession)Run(bed, () => bed.Servers[1].Sessions.Count == 1, () => bed.Servers[1].Sessions[0]);
+        Assert.True(s2.Connection.State is TcpState.FinWait1 or TcpState.FinWait2, bed.Describe());
+
+        Run(bed, () => s2.BytesRead >= 128 * 1024);
+        Assert.True(bed.Migrate(2), bed.Describe());
+
+        Finish(bed);
+        Assert.Equal(2, bed.Connection.Stats.MigrationsCompleted);
+        var s3 = (UploadServerSession)bed.Servers[2].Sessions.Single();
+        output.WriteLine($"S1 read {s1.BytesRead}, S2 {s2.BytesRead}, S3 {s3.BytesRead}");
+        var upload = new byte[bed.Options.SessionBytes];
+        StreamPattern.Fill(MigrationTestbed.RequestKey, 0, upload);
+        Assert.Equal(upload.Length, s3.BytesRead);
+        Assert.Equal(UploadServerSession.DigestOf(upload), s3.Digest);
+        Assert.Single(bed.ClientApp.Events, e => e == TcpEvent.PeerClosed);
+    }
+
+    [Fact]
     public void After_the_switch_the_old_block_must_blackhole_and_the_origin_must_stay_silent()
     {
         // Thesis 4.2.3 step 4 (BLACKHOLE: nothing sent back) and S1's close "without disturbing the client".

@@ -332,6 +332,99 @@ public sealed class RequestResponseServerSession : ServerSession
 }
 
 /// <summary>
+/// A server that half-closes first: it writes a greeting, shuts down its sending side (FIN-WAIT) and exports, then reads
+/// the client's upload to the client's FIN, exporting (bytes read, digest of them) every <c>snapshotEvery</c> chunks.
+/// A connection that migrates after the shutdown resumes with the greeting sent and its FIN queued (the snapshot's
+/// SS_CANTSENDMORE); one that migrates before it writes the greeting again from the start.
+/// </summary>
+public sealed class UploadServerSession : ServerSession
+{
+    private readonly int _greetingLength;
+    private readonly int _chunkSize;
+    private readonly int _snapshotEvery;
+    private readonly byte[] _scratch;
+    private int _greetingWritten;
+    private bool _shutDown;
+
+    public UploadServerSession(TcpConnection connection, ImportedState imported, int greetingLength, int chunkSize, int snapshotEvery)
+        : base(connection, imported)
+    {
+        _greetingLength = greetingLength;
+        _chunkSize = chunkSize;
+        _snapshotEvery = snapshotEvery;
+        _scratch = new byte[chunkSize];
+        Digest = RequestResponseServerSession.DigestSeed;
+        if (imported.AppState.Length == 16)
+        {
+            _shutDown = true;
+            _greetingWritten = greetingLength;
+            BytesRead = BinaryPrimitives.ReadInt64BigEndian(imported.AppState.Span);
+            Digest = BinaryPrimitives.ReadUInt64BigEndian(imported.AppState.Span[8..]);
+        }
+    }
+
+    /// <summary>Bytes of the upload read, as of this session (the imported count plus those read here).</summary>
+    public long BytesRead { get; private set; }
+
+    /// <summary>FNV-1a over every byte of the upload read so far: a byte read twice or skipped changes it.</summary>
+    public ulong Digest { get; private set; }
+
+    /// <summary>The digest of a whole upload, to compare with the last session's <see cref="Digest"/>.</summary>
+    public static ulong DigestOf(ReadOnlySpan<byte> upload) => Fold(RequestResponseServerSession.DigestSeed, upload);
+
+    protected override void Step(Instant now)
+    {
+        if (_greetingWritten < _greetingLength)
+        {
+            var rest = _scratch.AsSpan(0, Math.Min(_chunkSize, _greetingLength - _greetingWritten));
+            StreamPattern.Fill(MigrationTestbed.StreamKey, _greetingWritten, rest);
+            _greetingWritten += Connection.Write(rest);
+            if (_greetingWritten < _greetingLength)
+            {
+                return;
+            }
+        }
+
+        if (!_shutDown)
+        {
+            _shutDown = true;
+            CloseOnce(now);
+            ExportReadAndDigest();
+        }
+
+        int read;
+        while ((read = Connection.Read(_scratch)) > 0)
+        {
+            var chunksBefore = BytesRead / _chunkSize;
+            Digest = Fold(Digest, _scratch.AsSpan(0, read));
+            BytesRead += read;
+            if (BytesRead / _chunkSize / _snapshotEvery > chunksBefore / _snapshotEvery)
+            {
+                ExportReadAndDigest();
+            }
+        }
+    }
+
+    private static ulong Fold(ulong digest, ReadOnlySpan<byte> bytes)
+    {
+        foreach (var b in bytes)
+        {
+            digest = unchecked((digest ^ b) * 0x100000001B3UL);
+        }
+
+        return digest;
+    }
+
+    private void ExportReadAndDigest()
+    {
+        Span<byte> state = stackalloc byte[16];
+        BinaryPrimitives.WriteInt64BigEndian(state, BytesRead);
+        BinaryPrimitives.WriteUInt64BigEndian(state[8..], Digest);
+        Export(state);
+    }
+}
+
+/// <summary>
 /// The client application: writes <c>toSend</c>, checks every byte it reads against <c>expected</c>, and closes once it
 /// sent everything and either got all it expects (<c>closeFirst</c>) or saw the server's FIN.
 /// </summary>
@@ -359,6 +452,12 @@ public sealed class ClientApplication(byte[] toSend, byte[] expected, bool close
 
     /// <summary>While true the application neither reads nor writes (a slow reader: the window closes).</summary>
     public bool Paused { get; set; }
+
+    /// <summary>
+    /// When true the application shuts down its sending side as soon as it sent everything, before the answer is in
+    /// (as <c>nc -N</c> does), and goes on reading until the server's FIN: a half-close (RFC 9293 §3.10.4).
+    /// </summary>
+    public bool HalfCloseAfterSending { get; set; }
 
     public void Pump(Instant now, MtcpClientConnection connection)
     {
@@ -395,7 +494,9 @@ public sealed class ClientApplication(byte[] toSend, byte[] expected, bool close
             Received += read;
         }
 
-        if (!CloseCalled && !HoldClose && Sent == toSend.Length && ReceivedAll && (closeFirst || PeerClosed))
+        // A close in SYN-SENT deletes the connection (RFC 9293 §3.10.4): the half-close waits for the handshake.
+        var halfClose = HalfCloseAfterSending && Events.Contains(TcpEvent.Connected);
+        if (!CloseCalled && !HoldClose && Sent == toSend.Length && (halfClose || (ReceivedAll && (closeFirst || PeerClosed))))
         {
             CloseCalled = true;
             connection.Close(now);

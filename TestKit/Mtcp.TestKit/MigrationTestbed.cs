@@ -17,6 +17,12 @@ public enum ReferenceService
 
     /// <summary>Thesis fig. 3.5: the server reads messages and answers each; snapshot = messages read.</summary>
     RequestResponse,
+
+    /// <summary>
+    /// A half-close by the server: it sends a greeting of one chunk, shuts down its sending side, then reads the client's
+    /// upload of <see cref="TestbedOptions.SessionBytes"/> to its FIN; snapshot = (bytes read, digest).
+    /// </summary>
+    Upload,
 }
 
 /// <summary>Shape of one simulated session.</summary>
@@ -101,6 +107,12 @@ public sealed class MigrationTestbed
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(toSend, FileName);
                 expected = FileServerSession.Reference(FileName, options.SessionBytes);
                 break;
+            case ReferenceService.Upload:
+                toSend = new byte[options.SessionBytes];
+                StreamPattern.Fill(RequestKey, 0, toSend);
+                expected = new byte[options.ChunkSize];
+                StreamPattern.Fill(StreamKey, 0, expected);
+                break;
             default:
                 (toSend, expected) = RequestResponseServerSession.Reference(options.SessionBytes / options.MessageSize, options.MessageSize, RequestKey);
                 closeFirst = true;
@@ -180,6 +192,7 @@ public sealed class MigrationTestbed
     {
         ReferenceService.Stream => new StreamServerSession(connection, imported, Options.SessionBytes / Options.ChunkSize, Options.ChunkSize, StreamKey, Options.SnapshotEvery),
         ReferenceService.File => new FileServerSession(connection, imported, Options.SessionBytes, Options.ChunkSize, Options.SnapshotEvery),
+        ReferenceService.Upload => new UploadServerSession(connection, imported, Options.ChunkSize, Options.ChunkSize, Options.SnapshotEvery),
         _ => new RequestResponseServerSession(connection, imported, Options.MessageSize, Options.SnapshotEvery),
     };
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Akka.Actor;
 using Mtcp.Actors.Endpoints;
 
@@ -9,12 +10,17 @@ namespace Mtcp.Actors.Api;
 /// so a writer faster than the network waits instead of growing memory; a read takes bytes from the receive
 /// buffer, whose window closes while nobody reads, so a slow reader slows the sender instead of growing memory.
 /// One read and one write may be in flight at a time (as on a socket). Disposing closes gracefully: the bytes
-/// already written are still delivered, then a FIN (RFC 9293 §3.10.4).
+/// already written are still delivered, then a FIN (RFC 9293 §3.10.4). <see cref="Shutdown"/> closes one direction
+/// while the other goes on (a half-close), across migrations as well.
 /// </summary>
 public sealed class MtcpStream : Stream
 {
     private readonly EndpointChannel _channel;
     private int _disposed;
+
+    /// <summary>1 once a FIN was asked for (a shutdown of writing, or the stream disposed): it is asked for once.</summary>
+    private int _finRequested;
+    private int _readShutDown;
 
     internal MtcpStream(EndpointChannel channel) => _channel = channel;
 
@@ -24,7 +30,7 @@ public sealed class MtcpStream : Stream
 
     public override bool CanRead => Volatile.Read(ref _disposed) == 0;
 
-    public override bool CanWrite => Volatile.Read(ref _disposed) == 0;
+    public override bool CanWrite => Volatile.Read(ref _disposed) == 0 && Volatile.Read(ref _finRequested) == 0;
 
     public override bool CanSeek => false;
 
@@ -39,7 +45,7 @@ public sealed class MtcpStream : Stream
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        if (buffer.IsEmpty)
+        if (buffer.IsEmpty || Volatile.Read(ref _readShutDown) != 0)
         {
             return ValueTask.FromResult(0);
         }
@@ -52,6 +58,11 @@ public sealed class MtcpStream : Stream
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (Volatile.Read(ref _finRequested) != 0)
+        {
+            return ValueTask.FromException(new IOException("writing was shut down on this stream (Shutdown(SocketShutdown.Send)): its FIN is sent or queued"));
+        }
+
         if (buffer.IsEmpty)
         {
             return ValueTask.CompletedTask;
@@ -99,6 +110,35 @@ public sealed class MtcpStream : Stream
 
     public override void SetLength(long value) => throw new NotSupportedException();
 
+    /// <summary>
+    /// Shuts down one direction or both, as <see cref="Socket.Shutdown"/> does, and the stream stays open for the other.
+    /// <see cref="SocketShutdown.Send"/>: a FIN follows the bytes already written (RFC 9293 §3.10.4) and later writes
+    /// fail with <see cref="IOException"/>; reading goes on until the peer's FIN, so the peer sees the end of the
+    /// stream and can still answer (a half-close). <see cref="SocketShutdown.Receive"/>: the pending read and every
+    /// later one return 0 while writing goes on; the peer is not told, and bytes it still sends stay unread (its window
+    /// closes), as on a socket. A connection migrates in either half-closed state: a server endpoint that shut down
+    /// writing before its last snapshot resumes with its FIN sent (thesis 4.2.2, so_state SS_CANTSENDMORE).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">writing is shut down while a write is in flight: await it first.</exception>
+    public void Shutdown(SocketShutdown how)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (how is SocketShutdown.Receive or SocketShutdown.Both && Interlocked.Exchange(ref _readShutDown, 1) == 0)
+        {
+            _channel.Reader.EndOfStream();
+        }
+
+        if (how is SocketShutdown.Send or SocketShutdown.Both)
+        {
+            if (_channel.Writer.IsPending)
+            {
+                throw new InvalidOperationException("a write is in progress on this stream: the FIN would overtake it; await the write before Shutdown(SocketShutdown.Send)");
+            }
+
+            RequestFin();
+        }
+    }
+
     /// <summary>Abandons the connection: the peer gets a RST and pending calls fail (RFC 9293 §3.10.5).</summary>
     public void Abort()
     {
@@ -112,10 +152,18 @@ public sealed class MtcpStream : Stream
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            _channel.Endpoint.Tell(CloseRequested.Instance);
+            RequestFin();
         }
 
         base.Dispose(disposing);
+    }
+
+    private void RequestFin()
+    {
+        if (Interlocked.Exchange(ref _finRequested, 1) == 0)
+        {
+            _channel.Endpoint.Tell(CloseRequested.Instance);
+        }
     }
 
     public override string ToString() => $"MTCP stream {LocalEndPoint} <-> {RemoteEndPoint}";

@@ -25,7 +25,10 @@ internal sealed class WriteRequested
     }
 }
 
-/// <summary>The application closed its side: a FIN follows the bytes already written (RFC 9293 §3.10.4).</summary>
+/// <summary>
+/// The application closed its sending side (a shutdown of writing, or the stream disposed): a FIN follows the bytes
+/// already written (RFC 9293 §3.10.4), and the peer's bytes are still served to a reader.
+/// </summary>
 internal sealed class CloseRequested
 {
     public static readonly CloseRequested Instance = new();

@@ -149,6 +149,46 @@ public sealed class MigrationAcrossNodesTests(MigrationClusterFixture fixture, I
         Assert.Equal(DownloadLength, received);
     }
 
+    [Fact]
+    public async Task Download_must_arrive_intact_across_migrations_after_the_client_shut_down_writing()
+    {
+        // nc -N against a migrating service: the request, then the client's FIN. Each server holds the FIN (CLOSE-WAIT)
+        // when the connection leaves it; the next one replays it from the state reply's transition log, and the last
+        // one's close ends the client's reads.
+        const long DownloadLength = 8L << 20;
+        var transport = TestTransport.Memory;
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        using var client = new MtcpClient(Cluster.ClientRuntimes[transport]);
+        var stream = await client.ConnectAsync(EndPoint(transport, 0), timeout.Token);
+        await stream.WriteAsync(ReferenceApps.Command(ReferenceApps.Download, DownloadLength), timeout.Token);
+        stream.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+        var buffer = new byte[64 * 1024];
+        long received = 0;
+        var migrations = 0;
+        while (true)
+        {
+            if (migrations < 3 && received >= (migrations + 1) * (DownloadLength / 4))
+            {
+                migrations++;
+                var report = await client.MigrateAsync(MigrationCluster.Service(transport, migrations % MigrationCluster.ServerCount), timeout.Token);
+                Assert.True(report.Outcome == MigrationOutcome.Completed, $"migration {migrations} to {report.To} failed: {report.FailureReason}");
+            }
+
+            var read = await stream.ReadAsync(buffer, timeout.Token);
+            if (read == 0)
+            {
+                break;
+            }
+
+            var mismatch = StreamPattern.FirstMismatch(ReferenceApps.DownloadKey, received, buffer.AsSpan(0, read));
+            Assert.True(mismatch < 0, $"byte {mismatch} of the download differs (after {migrations} migrations)");
+            received += read;
+        }
+
+        Assert.Equal(DownloadLength, received);
+        Assert.Equal(3, migrations);
+    }
+
     [Theory]
     [InlineData(TestTransport.Memory)]
     [InlineData(TestTransport.Udp)]

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Akka.Configuration;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
@@ -47,14 +48,7 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(0, stats.MalformedSegments);
         Assert.Equal(0, stats.StraySegments);
 
-        // Both endpoints leave TIME-WAIT or LAST-ACK for CLOSED, stop, and free their 4-tuples.
-        await AwaitAssertAsync(
-            async () =>
-            {
-                Assert.Equal(0, (await _server.GetStatisticsAsync(timeout.Token)).Endpoints);
-                Assert.Equal(0, (await _client.GetStatisticsAsync(timeout.Token)).Endpoints);
-            },
-            TimeSpan.FromSeconds(10));
+        await AwaitEndpointsStoppedAsync(timeout.Token);
     }
 
     [Fact]
@@ -252,6 +246,113 @@ public sealed class InMemoryEndToEndTests : Akka.TestKit.Xunit2.TestKit
         var buffer = new byte[32];
         var read = await connection.Stream.ReadAsync(buffer, timeout.Token);
         Assert.Equal("still here", System.Text.Encoding.ASCII.GetString(buffer, 0, read));
+    }
+
+    [Fact]
+    public async Task Client_shutting_down_writing_must_let_the_server_read_to_the_end_and_still_answer_in_full()
+    {
+        // nc -N: the request, a FIN, then the answer is read to the server's FIN (RFC 9293 §3.10.4 half-close).
+        const long Answer = 1L << 20;
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var pair = await ConnectedPair.OpenAsync(_server, _client, Service, timeout.Token);
+        var (clientStream, connection) = (pair.ClientStream, pair.Connection);
+
+        var request = await WritePatternAsync(clientStream, key: 1, 100_000, chunk: 16 * 1024, timeout.Token);
+        clientStream.Shutdown(SocketShutdown.Send);
+        Assert.False(clientStream.CanWrite);
+        await Assert.ThrowsAsync<IOException>(async () => await clientStream.WriteAsync(new byte[1], timeout.Token));
+
+        var (requestLength, requestHash) = await ReadAllAsync(connection.Stream, length: null, timeout.Token);
+        Assert.Equal(100_000, requestLength);
+        Assert.Equal(Convert.ToHexString(request), Convert.ToHexString(requestHash));
+        Assert.Equal(0, await connection.Stream.ReadAsync(new byte[16], timeout.Token));
+        var answering = Task.Run(
+            async () =>
+            {
+                var sent = await WritePatternAsync(connection.Stream, key: 2, Answer, chunk: 48 * 1024, timeout.Token);
+                await connection.DisposeAsync();
+                return sent;
+            },
+            timeout.Token);
+
+        var (answerLength, answerHash) = await ReadAllAsync(clientStream, length: null, timeout.Token);
+        Assert.Equal(Answer, answerLength);
+        Assert.Equal(Convert.ToHexString(await answering), Convert.ToHexString(answerHash));
+        await clientStream.DisposeAsync();
+        await AwaitEndpointsStoppedAsync(timeout.Token);
+    }
+
+    [Fact]
+    public async Task Server_shutting_down_writing_must_end_the_clients_reads_while_the_client_keeps_sending()
+    {
+        const long Upload = 1L << 20;
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var pair = await ConnectedPair.OpenAsync(_server, _client, Service, timeout.Token);
+        var (clientStream, connection) = (pair.ClientStream, pair.Connection);
+
+        await connection.Stream.WriteAsync("ready\n"u8.ToArray(), timeout.Token);
+        connection.Stream.Shutdown(SocketShutdown.Send);
+        var (greetingLength, _) = await ReadAllAsync(clientStream, length: null, timeout.Token);
+        Assert.Equal(6, greetingLength);
+
+        var reading = ReadAllAsync(connection.Stream, length: null, timeout.Token);
+        var sent = await WritePatternAsync(clientStream, key: 3, Upload, chunk: 48 * 1024, timeout.Token);
+        await clientStream.DisposeAsync();
+        var (received, hash) = await reading;
+        Assert.Equal(Upload, received);
+        Assert.Equal(Convert.ToHexString(sent), Convert.ToHexString(hash));
+    }
+
+    [Fact]
+    public async Task Shutting_down_reading_must_end_the_pending_read_and_leave_writing_open()
+    {
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        await using var pair = await ConnectedPair.OpenAsync(_server, _client, Service, timeout.Token);
+        var (clientStream, connection) = (pair.ClientStream, pair.Connection);
+
+        var pending = clientStream.ReadAsync(new byte[16], timeout.Token).AsTask();
+        clientStream.Shutdown(SocketShutdown.Receive);
+        Assert.Equal(0, await pending);
+        Assert.Equal(0, await clientStream.ReadAsync(new byte[16], timeout.Token));
+
+        await clientStream.WriteAsync("still writing"u8.ToArray(), timeout.Token);
+        clientStream.Shutdown(SocketShutdown.Send);
+        var (length, _) = await ReadAllAsync(connection.Stream, length: null, timeout.Token);
+        Assert.Equal(13, length);
+    }
+
+    /// <summary>Both runtimes' endpoints leave TIME-WAIT or LAST-ACK for CLOSED, stop, and free their 4-tuples.</summary>
+    private Task AwaitEndpointsStoppedAsync(CancellationToken cancellationToken) => AwaitAssertAsync(
+        async () =>
+        {
+            Assert.Equal(0, (await _server.GetStatisticsAsync(cancellationToken)).Endpoints);
+            Assert.Equal(0, (await _client.GetStatisticsAsync(cancellationToken)).Endpoints);
+        },
+        TimeSpan.FromSeconds(10));
+
+    /// <summary>A listener on the service port and one connection to it, the client's stream and the server's connection.</summary>
+    private sealed class ConnectedPair(MtcpListener listener, MtcpClient client, MtcpStream clientStream, MtcpConnection connection) : IAsyncDisposable
+    {
+        public MtcpStream ClientStream => clientStream;
+
+        public MtcpConnection Connection => connection;
+
+        public static async Task<ConnectedPair> OpenAsync(MtcpRuntime server, MtcpRuntime clientRuntime, IPEndPoint service, CancellationToken cancellationToken)
+        {
+            var listener = new MtcpListener(server, (ushort)service.Port);
+            await listener.StartAsync(cancellationToken);
+            var accepting = listener.AcceptAsync(cancellationToken);
+            var client = new MtcpClient(clientRuntime);
+            var clientStream = await client.ConnectAsync(service, cancellationToken);
+            return new ConnectedPair(listener, client, clientStream, await accepting);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await connection.DisposeAsync();
+            client.Dispose();
+            await listener.DisposeAsync();
+        }
     }
 
     private static async Task<byte[]> PatternHashAsync(ulong key, long length)
