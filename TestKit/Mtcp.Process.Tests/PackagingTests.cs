@@ -12,6 +12,7 @@ namespace Mtcp.Process.Tests;
 [Trait("Category", "Process")]
 public sealed class PackagingTests(ITestOutputHelper output) : IDisposable
 {
+    private const string Version = "0.1.0-preview";
     private static readonly string[] Libraries = ["Mtcp.Wire", "Mtcp.Stack", "Mtcp.Transports", "Mtcp.Actors", "Mtcp.Policies", "Mtcp.Hosting"];
     private readonly DirectoryInfo _out = Directory.CreateTempSubdirectory("mtcp-pack-");
 
@@ -34,14 +35,15 @@ public sealed class PackagingTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(0, pack.ExitCode);
 
         var packages = _out.GetFiles("*.nupkg").Select(file => file.Name).Order().ToList();
-        Assert.Equal(Libraries.Select(library => $"{library}.0.1.0.nupkg").Order(), packages);
+        Assert.Equal(Libraries.Select(library => $"{library}.{Version}.nupkg").Order(), packages);
         foreach (var library in Libraries)
         {
-            using var package = ZipFile.OpenRead(Path.Combine(_out.FullName, $"{library}.0.1.0.nupkg"));
+            using var package = ZipFile.OpenRead(Path.Combine(_out.FullName, $"{library}.{Version}.nupkg"));
             var metadata = XDocument.Load(package.GetEntry($"{library}.nuspec")!.Open()).Root!.Elements().Single(element => element.Name.LocalName == "metadata");
             string Field(string name) => metadata.Elements().SingleOrDefault(element => element.Name.LocalName == name)?.Value ?? "";
 
             Assert.Equal(library, Field("id"));
+            Assert.Equal(Version, Field("version"));
             Assert.False(string.IsNullOrWhiteSpace(Field("description")), $"{library} has no description");
             Assert.Equal("README.md", Field("readme"));
             using var readme = new StreamReader(package.GetEntry("README.md")!.Open());
@@ -49,7 +51,7 @@ public sealed class PackagingTests(ITestOutputHelper output) : IDisposable
             Assert.NotNull(package.GetEntry($"lib/net10.0/{library}.dll"));
         }
 
-        using var hosting = ZipFile.OpenRead(Path.Combine(_out.FullName, "Mtcp.Hosting.0.1.0.nupkg"));
+        using var hosting = ZipFile.OpenRead(Path.Combine(_out.FullName, $"Mtcp.Hosting.{Version}.nupkg"));
         var dependencies = XDocument.Load(hosting.GetEntry("Mtcp.Hosting.nuspec")!.Open()).Descendants()
             .Where(element => element.Name.LocalName == "dependency")
             .Select(element => element.Attribute("id")!.Value)
