@@ -45,8 +45,8 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
         {
             var cause = causes.Of(report);
             var text = report.Outcome == MigrationOutcome.Completed
-                ? $"migrated {report.From} -> {report.To} in {report.Duration.TotalMilliseconds:0.0} ms ({cause})"
-                : $"migration {report.From} -> {report.To} ({cause}) failed: {report.FailureReason}";
+                ? $"migrated {report.From} -> {report.To} (cid {stream.FirstCid}) in {report.Duration.TotalMilliseconds:0.0} ms ({cause})"
+                : $"migration {report.From} -> {report.To} (cid {stream.FirstCid}) ({cause}) failed: {report.FailureReason}";
             if (report.Outcome == MigrationOutcome.Completed)
             {
                 Interlocked.Increment(ref migrations);
@@ -67,7 +67,7 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
                 ConsoleLog.Info(text);
             }
         };
-        ConsoleLog.Info($"fetching {path} from {service} over MTCP ({stream.LocalEndPoint})");
+        ConsoleLog.Info($"fetching {path} from {service} over MTCP ({stream.LocalEndPoint}, cid {stream.FirstCid})");
         var policy = await agent.WatchWithPolicyAsync(client, service, causes, "fetch").ConfigureAwait(false);
         await using var ___ = policy;
         var request = $"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mtcp-agent\r\nAccept: */*\r\nConnection: close\r\n\r\n";

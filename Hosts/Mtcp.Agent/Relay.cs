@@ -34,7 +34,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     {
         lock (_migrations)
         {
-            return new(Id, ClientEndPoint?.ToString() ?? "?", Volatile.Read(ref _service), _since, Interlocked.Read(ref _toService), Interlocked.Read(ref _fromService), [.. _migrations]);
+            return new(Id, ClientEndPoint?.ToString() ?? "?", Volatile.Read(ref _service), Volatile.Read(ref _stream)?.FirstCid.ToString() ?? "", _since, Interlocked.Read(ref _toService), Interlocked.Read(ref _fromService), [.. _migrations]);
         }
     }
 
@@ -168,11 +168,11 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         if (completed)
         {
             Volatile.Write(ref _service, report.To.ToString());
-            ConsoleLog.Info($"relay {Id}: migrated {report.From} -> {report.To} in {report.Duration.TotalMilliseconds:0.000} ms at byte {record.AtByteFromService} ({cause})");
+            ConsoleLog.Info($"relay {Id}: migrated {report.From} -> {report.To} (cid {_stream?.FirstCid}) in {report.Duration.TotalMilliseconds:0.000} ms at byte {record.AtByteFromService} ({cause})");
         }
         else
         {
-            ConsoleLog.Warning($"relay {Id}: migration {report.From} -> {report.To} ({cause}) failed after {report.Duration.TotalMilliseconds:0.000} ms: {report.FailureReason}; the connection stays on {report.From}");
+            ConsoleLog.Warning($"relay {Id}: migration {report.From} -> {report.To} (cid {_stream?.FirstCid}) ({cause}) failed after {report.Duration.TotalMilliseconds:0.000} ms: {report.FailureReason}; the connection stays on {report.From}");
         }
     }
 

@@ -28,8 +28,11 @@ public sealed record MigrationStatus(
     string Cause,
     string Reason);
 
-/// <summary>One relayed connection as <c>status</c> shows it.</summary>
-public sealed record RelayStatus(long Id, string Client, string Service, DateTimeOffset Since, long BytesToService, long BytesFromService, IReadOnlyList<MigrationStatus> Migrations);
+/// <summary>
+/// One relayed connection as <c>status</c> shows it. <paramref name="Cid"/> is the MTCP connection's first Cid, the name
+/// every server node's log gives it across hops (empty while connecting).
+/// </summary>
+public sealed record RelayStatus(long Id, string Client, string Service, string Cid, DateTimeOffset Since, long BytesToService, long BytesFromService, IReadOnlyList<MigrationStatus> Migrations);
 
 /// <summary>What <c>migrate</c> asked of the running agent and how each relay's migration ended.</summary>
 public sealed record MigrateResult(IReadOnlyList<MigrateOutcome> Outcomes, string? Error);
@@ -161,7 +164,7 @@ public sealed class RelayServer(AgentRuntime agent, AgentSettings settings)
                 return;
             }
 
-            ConsoleLog.Info($"relay {relay.Id}: {relay.ClientEndPoint} -> {service} over MTCP from {stream.LocalEndPoint}");
+            ConsoleLog.Info($"relay {relay.Id}: {relay.ClientEndPoint} -> {service} over MTCP from {stream.LocalEndPoint} (cid {stream.FirstCid})");
             using (mtcp)
             {
                 if (!await relay.RunAsync(agent, mtcp, stream, service).ConfigureAwait(false))

@@ -8,8 +8,8 @@ namespace Mtcp.Demo;
 /// <summary>A migration of a relay as the agent's status reports it.</summary>
 internal sealed record AgentMigration(DateTimeOffset At, string From, string To, bool Completed, bool Triggered, double DurationMs, long AtByteFromService, string? FailureReason, string Cause, string Reason);
 
-/// <summary>A relay as the agent's status reports it.</summary>
-internal sealed record AgentRelay(long Id, string Service, long BytesFromService, List<AgentMigration> Migrations);
+/// <summary>A relay as the agent's status reports it; <paramref name="Cid"/> is its connection's first Cid, the nodes' name for it.</summary>
+internal sealed record AgentRelay(long Id, string Service, string Cid, long BytesFromService, List<AgentMigration> Migrations);
 
 /// <summary>The parts of the agent's status document the demo reads.</summary>
 internal sealed record AgentStatus(string Transport, List<AgentRelay> Connections, List<AgentRelay> RecentlyClosed);

@@ -22,6 +22,22 @@ internal sealed record DemoDegradation(int Node, long BestRate, long DegradeAfte
         $"mtcp.hosts.server.file.pace {{ best-rate = {BestRate}, degrade-after = {DegradeAfter}, slowdown-per-chunk = {SlowdownPerChunk}, max-slowdown = {MaxSlowdown} }}");
 }
 
+/// <summary>
+/// The load-balancing act, <c>mtcp.demo.load-balancing</c>: every node runs the server policy, and
+/// <paramref name="Companions"/> paced downloads all reach the first node, which pushes some to its idle peers.
+/// </summary>
+internal sealed record DemoLoadBalancing(int Companions, long CompanionBytes, long CompanionRate)
+{
+    /// <summary>Connections of load difference that the nodes act on: the demo's few connections make it this small.</summary>
+    public const int ImbalanceThreshold = 2;
+
+    public bool Enabled => Companions > 0;
+
+    public string ServerConfig() => Enabled
+        ? $"mtcp.hosts.server.policy = load-balancing\nmtcp.policies.server {{ imbalance-threshold = {ImbalanceThreshold}, evaluation-interval = 500ms }}"
+        : "";
+}
+
 /// <summary>What the demo is asked to do: the <c>mtcp.demo</c> section of HOCON/demo.conf, validated.</summary>
 internal sealed record DemoOptions(
     string Network,
@@ -31,6 +47,7 @@ internal sealed record DemoOptions(
     int Migrations,
     long RateBytesPerSecond,
     DemoDegradation Degradation,
+    DemoLoadBalancing LoadBalancing,
     int CompareRepetitions,
     double CrashAt,
     FileServerOptions KernelFileServer)
@@ -57,6 +74,15 @@ internal sealed record DemoOptions(
             HoconValues.LongSize(config, "mtcp.demo.degradation.degrade-after", 0, 1L << 30),
             HoconValues.Number(config, "mtcp.demo.degradation.slowdown-per-chunk", 0, 1000),
             HoconValues.Number(config, "mtcp.demo.degradation.max-slowdown", 1, 1000));
+
+        var balancing = new DemoLoadBalancing(
+            HoconValues.Integer(config, "mtcp.demo.load-balancing.companions", 0, 8),
+            HoconValues.LongSize(config, "mtcp.demo.load-balancing.companion-size", 1L << 20, 64L << 20),
+            HoconValues.LongSize(config, "mtcp.demo.load-balancing.companion-rate", 64L << 10, 1L << 30));
+        if (balancing.Companions == 1)
+        {
+            throw HoconValues.Invalid(config, "mtcp.demo.load-balancing.companions", $"must be 0 (off) or at least {DemoLoadBalancing.ImbalanceThreshold}: one connection is no imbalance the nodes act on");
+        }
 
         var crashAt = HoconValues.Number(config, "mtcp.demo.crash-at", 0, 0.95);
         if (crashAt is > 0 and < 0.5)
@@ -85,6 +111,7 @@ internal sealed record DemoOptions(
             migrations,
             HoconValues.LongSize(config, "mtcp.demo.rate", 0, 1L << 30),
             degradation,
+            balancing,
             HoconValues.Integer(config, "mtcp.demo.compare.repetitions", 0, 20),
             crashAt,
             // The kernel-TCP baseline serves with the nodes' own file server settings (root aside).
@@ -117,6 +144,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     private const int ServerCount = 3;
     private const int FilePort = 8080;
     private const string FileName = "demo.bin";
+    private const string CompanionFileName = "companion.bin";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(45);
     private static readonly TimeSpan ViewTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan ReplicaSettle = TimeSpan.FromMilliseconds(100);
@@ -126,6 +154,9 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     private readonly List<string> _failures = [];
     private readonly List<(TimeSpan At, string Text)> _events = [];
     private readonly DirectoryInfo _scratch = Directory.CreateTempSubdirectory("mtcp-demo-");
+    private string _files = "";
+    private string _certificates = "";
+    private string _migrationKey = "";
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
@@ -139,35 +170,33 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         });
 
         var files = _scratch.CreateSubdirectory("files");
+        _files = files.FullName;
         var expected = GenerateFile(Path.Combine(files.FullName, FileName), options.FileBytes, options.Seed);
         Say($"generated {FileName}: {Megabytes(options.FileBytes)} from seed {options.Seed}, SHA-256 {expected}");
-        var key = MigrationKey.Generate();
+        _migrationKey = MigrationKey.Generate();
 
         var degrading = options.Degradation.Node - 1;
         Say($"server{degrading + 1} degrades: each visit of a connection gets {Megabytes(options.Degradation.BestRate)}/s for {Megabytes(options.Degradation.DegradeAfter)}, "
             + string.Create(CultureInfo.InvariantCulture, $"then each 64 KiB chunk {options.Degradation.SlowdownPerChunk} x slower than the one before, down to 1/{options.Degradation.MaxSlowdown} (mtcp.hosts.server.file.pace)"));
-        var controls = servers.Select(address => new IPEndPoint(address, FreeTcpPort(address))).ToArray();
+        if (options.RateBytesPerSecond > 0)
+        {
+            Say($"the other nodes pace each connection at {Megabytes(options.RateBytesPerSecond)}/s (mtcp.hosts.server.file.pace.best-rate), the rate curl reads at");
+        }
 
         // The control plane runs mutual TLS: a CA of the demo's own, and a certificate from it for each node.
-        var certificates = _scratch.CreateSubdirectory("certificates").FullName;
-        ClusterCertificates.CreateAuthority(certificates, "mtcp-demo-ca", TimeSpan.FromDays(1));
+        _certificates = _scratch.CreateSubdirectory("certificates").FullName;
+        ClusterCertificates.CreateAuthority(_certificates, "mtcp-demo-ca", TimeSpan.FromDays(1));
         Say("made a cluster CA and a certificate per node: the nodes' control plane (Akka.Remote) runs mutual TLS");
+        var controls = servers.Select(address => new IPEndPoint(address, FreeTcpPort(address))).ToArray();
         var nodes = new ChildProcess[ServerCount];
         for (var i = 0; i < ServerCount; i++)
         {
-            var certificate = ClusterCertificates.IssueNode(certificates, $"server{i + 1}", [servers[i].ToString()], certificates, TimeSpan.FromDays(1));
-            var config = WriteConfig($"server{i + 1}.conf", $$"""
-                akka.remote.dot-netty.tcp { hostname = "{{servers[i]}}", port = {{controls[i].Port}} }
-                akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{controls[0]}}"]
-                {{ClusterCertificates.SecurityConfig(certificates, certificate)}}
-                akka.loglevel = WARNING
-                {{options.RuntimeConfig(servers[i].ToString())}}
-                mtcp.hosts.server.file { enabled = on, port = {{FilePort}}, root = "{{files.FullName}}" }
-                mtcp.hosts.server.request.enabled = off
-                mtcp.migration.cluster-key = "{{key}}"
-                {{(i == degrading ? options.Degradation.ServerConfig() : "")}}
-                """);
-            nodes[i] = Start($"server{i + 1}", "Mtcp.Server", ["--config", config]);
+            // curl's --limit-rate is an average: after the slow visit to the degrading node it would read the rest at
+            // full speed, and the download could end before the planned crash. Paced nodes keep it at the rate.
+            var pace = i == degrading ? options.Degradation.ServerConfig()
+                : options.RateBytesPerSecond > 0 ? string.Create(CultureInfo.InvariantCulture, $"mtcp.hosts.server.file.pace.best-rate = {options.RateBytesPerSecond}")
+                : "";
+            nodes[i] = StartNode($"server{i + 1}", controls[i], controls[0], pace + "\n" + options.LoadBalancing.ServerConfig());
         }
 
         foreach (var node in nodes)
@@ -195,6 +224,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var agent = Start("agent", "Mtcp.Agent", ["--config", agentConfig, "serve"]);
         await agent.WaitForLineAsync("agent ready", StartTimeout).ConfigureAwait(false);
 
+        var balanced = options.LoadBalancing.Enabled ? await BalanceLoadAsync(new AgentControl(control), listen, servers, cancellationToken).ConfigureAwait(false) : [];
         var output = Path.Combine(_scratch.FullName, "downloaded.bin");
         var url = $"http://{listen}/{FileName}";
         Say($"curl {url} {(options.RateBytesPerSecond > 0 ? $"at {Megabytes(options.RateBytesPerSecond)}/s" : "at full speed")} through the agent; {options.Migrations} operator-triggered migrations planned; "
@@ -215,7 +245,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         }
 
         var relay = await FinalRelayAsync(new AgentControl(control), cancellationToken).ConfigureAwait(false);
-        PrintTimeline(relay, nodes, servers, crash);
+        PrintTimeline(relay, balanced, nodes, servers, crash);
         if (crash is not null)
         {
             ReportFailover(crash, nodes, servers, agent);
@@ -229,8 +259,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         Check(byPolicy >= 1, $"no policy-triggered migration happened (server{degrading + 1} degraded, mtcp.agent.policy = throughput)");
         if (options.CompareRepetitions > 0)
         {
-            var healthy = Enumerable.Range(0, ServerCount).First(i => i != degrading && !nodes[i].HasExited);
-            await CompareRatesAsync(files.FullName, expected, $"{servers[healthy]}:{FilePort}", cancellationToken).ConfigureAwait(false);
+            await CompareRatesAsync(expected, cancellationToken).ConfigureAwait(false);
         }
 
         Console.WriteLine();
@@ -477,6 +506,50 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         }
     }
 
+    /// <summary>
+    /// The load-balancing act (thesis 6.2.3, push): the companion downloads all reach the agent's first service endpoint,
+    /// server1, whose load then exceeds its idle peers' by the threshold; its policy asks some of their clients to
+    /// migrate (MIGRATE_TRIGGER). Returns the companions' relays as the agent recorded them once all have closed; a
+    /// failed check when a download failed or no server moved any.
+    /// </summary>
+    private async Task<IReadOnlyList<AgentRelay>> BalanceLoadAsync(AgentControl agent, IPEndPoint listen, IPAddress[] servers, CancellationToken cancellationToken)
+    {
+        var balancing = options.LoadBalancing;
+        var expected = GenerateFile(Path.Combine(_files, CompanionFileName), balancing.CompanionBytes, options.Seed + 1);
+        Say($"load balancing: every node runs mtcp.hosts.server.policy = load-balancing (imbalance-threshold {DemoLoadBalancing.ImbalanceThreshold} connections, evaluated every 500 ms); "
+            + $"{balancing.Companions} downloads of {CompanionFileName} ({Megabytes(balancing.CompanionBytes)} at {Megabytes(balancing.CompanionRate)}/s each) through the agent all reach server1 ({servers[0]}), its first service endpoint");
+        var downloads = Enumerable.Range(1, balancing.Companions).Select(i =>
+        {
+            var output = Path.Combine(_scratch.FullName, $"companion-{i}.bin");
+            var curl = ChildProcess.Start($"curl-{i}", "curl", dll: null, ["-sS", "--fail", "--max-time", "90", "--limit-rate", balancing.CompanionRate.ToString(CultureInfo.InvariantCulture), "-o", output, $"http://{listen}/{CompanionFileName}"], _scratch.FullName, _clock, _ => true);
+            _children.Add(curl);
+            return (Output: output, Curl: curl);
+        }).ToList();
+
+        foreach (var (output, curl) in downloads)
+        {
+            var exit = await curl.WaitForExitAsync(TimeSpan.FromSeconds(100)).ConfigureAwait(false);
+            Check(exit == 0, $"companion download {curl.Name} exited with {exit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 100 s"}");
+            var actual = File.Exists(output) ? await Sha256Async(output, cancellationToken).ConfigureAwait(false) : "(no file)";
+            Check(actual == expected, $"companion download {curl.Name}: SHA-256 {actual}, generated {expected}");
+        }
+
+        // The agent records a relay once both sides have closed: wait for every companion's, so that the download that
+        // follows is the only relay open.
+        var deadline = Stopwatch.StartNew();
+        var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
+        while ((status.Connections.Count > 0 || status.RecentlyClosed.Count < balancing.Companions) && deadline.Elapsed < ViewTimeout)
+        {
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var pushed = status.RecentlyClosed.Sum(relay => relay.Migrations.Count(m => m.Completed && m.Cause == "server"));
+        Say($"load balancing: {balancing.Companions} companion downloads verified (SHA-256); the nodes moved {pushed} of them (server-triggered migrations)");
+        Check(pushed >= 1, $"no server-triggered migration: server1 held {balancing.Companions} connections and pushed none to its idle peers");
+        return status.RecentlyClosed;
+    }
+
     private async Task<AgentRelay?> FinalRelayAsync(AgentControl agent, CancellationToken cancellationToken)
     {
         var deadline = Stopwatch.StartNew();
@@ -500,8 +573,21 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     /// agent's byte count when the switch completed), each migration's client wait and the state the destination
     /// received, from the agent's status and the destination's log.
     /// </summary>
-    private void PrintTimeline(AgentRelay? relay, ChildProcess[] nodes, IPAddress[] servers, DemoCrash? crash)
+    private void PrintTimeline(AgentRelay? relay, IReadOnlyList<AgentRelay> balanced, ChildProcess[] nodes, IPAddress[] servers, DemoCrash? crash)
     {
+        if (balanced.Count > 0)
+        {
+            Console.WriteLine();
+            Console.WriteLine("load balancing (server-triggered migrations of the companion downloads, from the agent's status)");
+            foreach (var companion in balanced)
+            {
+                var moves = companion.Migrations.Where(m => m.Completed).ToList();
+                Console.WriteLine(moves.Count == 0
+                    ? $"  relay {companion.Id} (cid {companion.Cid}) stayed on {companion.Service}"
+                    : string.Join('\n', moves.Select(m => $"  relay {companion.Id} (cid {companion.Cid}) at {m.At:HH:mm:ss.fff} by {m.Cause} ({m.Reason}): {m.From} -> {m.To}, client wait {m.DurationMs:0.0} ms")));
+            }
+        }
+
         Console.WriteLine();
         Console.WriteLine("timeline (bytes of the HTTP response as the agent received them)");
         if (relay is null)
@@ -509,9 +595,8 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             return;
         }
 
-        // Each destination logs its state replies in order; the demo's connection is the only one migrating.
-        var stateLines = nodes.Select(node => new Queue<Match>(node.Lines.Select(line => StateReplyLine().Match(line.Text)).Where(match => match.Success))).ToArray();
-        var snapshotLines = nodes.Select(node => new Queue<Match>(node.Lines.Select(line => SnapshotLine().Match(line.Text)).Where(match => match.Success))).ToArray();
+        // Each destination logs every connection that migrated in, named by its first Cid, with the hop, in order.
+        var arrivals = nodes.Select(node => new Queue<Match>(node.Lines.Select(line => ArrivalLine().Match(line.Text)).Where(match => match.Success && match.Groups["cid"].Value == relay.Cid))).ToArray();
         var from = 0L;
         var serving = relay.Migrations.FirstOrDefault()?.From ?? relay.Service;
         var index = 0;
@@ -527,13 +612,12 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             Console.WriteLine($"  {Megabytes(from),8} - {Megabytes(migration.AtByteFromService),-9} {serving}");
             var destination = Array.FindIndex(servers, s => migration.To.StartsWith(s + ":", StringComparison.Ordinal));
             var takeover = crash is not null && migration.Cause == "server" && migration.From.StartsWith(servers[crash.Victim] + ":", StringComparison.Ordinal);
-            var state = takeover
-                ? "state from its replica (the origin was killed)"
-                : destination >= 0 && stateLines[destination].TryDequeue(out var reply)
-                ? $"state reply {reply.Groups["bytes"].Value} bytes after {reply.Groups["ms"].Value} ms"
-                : "state reply not logged";
-            var snapshot = !takeover && destination >= 0 && snapshotLines[destination].TryDequeue(out var line) ? $", application snapshot {line.Groups["bytes"].Value} bytes" : "";
-            Console.WriteLine($"    migration {index} at {migration.At:HH:mm:ss.fff} by {migration.Cause} ({migration.Reason}): {migration.From} -> {migration.To}, client wait {migration.DurationMs:0.0} ms, {state}{snapshot}");
+            var arrival = destination >= 0 && arrivals[destination].TryDequeue(out var line) ? line : null;
+            var state = arrival is null
+                ? "arrival not logged"
+                : (takeover ? $"state from its replica (the origin was killed): {arrival.Groups["reply"].Value} bytes" : $"state reply {arrival.Groups["reply"].Value} bytes after {arrival.Groups["ms"].Value} ms")
+                    + $", application snapshot {arrival.Groups["snapshot"].Value} bytes";
+            Console.WriteLine($"    migration {index} at {migration.At:HH:mm:ss.fff} by {migration.Cause} ({migration.Reason}): {migration.From} -> {migration.To}, client wait {migration.DurationMs:0.0} ms, {state}");
             from = migration.AtByteFromService;
             serving = migration.To;
         }
@@ -546,6 +630,28 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     }
 
     private static string Megabytes(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.00} MiB");
+
+    /// <summary>
+    /// A server node at <paramref name="control"/>'s address: the file server on <see cref="FilePort"/> over the demo's
+    /// files, the cluster's migration key, a certificate of the demo's CA, joining through <paramref name="seed"/>
+    /// (itself: a cluster of its own), with <paramref name="extra"/> HOCON over that.
+    /// </summary>
+    private ChildProcess StartNode(string name, IPEndPoint control, IPEndPoint seed, string extra)
+    {
+        var certificate = ClusterCertificates.IssueNode(_certificates, name, [control.Address.ToString()], _certificates, TimeSpan.FromDays(1));
+        var config = WriteConfig($"{name}.conf", $$"""
+            akka.remote.dot-netty.tcp { hostname = "{{control.Address}}", port = {{control.Port}} }
+            akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{seed}}"]
+            {{ClusterCertificates.SecurityConfig(_certificates, certificate)}}
+            akka.loglevel = WARNING
+            {{options.RuntimeConfig(control.Address.ToString())}}
+            mtcp.hosts.server.file { enabled = on, port = {{FilePort}}, root = "{{_files}}" }
+            mtcp.hosts.server.request.enabled = off
+            mtcp.migration.cluster-key = "{{_migrationKey}}"
+            {{extra}}
+            """);
+        return Start(name, "Mtcp.Server", ["--config", config]);
+    }
 
     private ChildProcess Start(string name, string project, IEnumerable<string> arguments)
     {
@@ -638,9 +744,6 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     [GeneratedRegex(@"^\d\d:\d\d:\d\d\.\d{3} [A-Z]+ +")]
     private static partial Regex ConsolePrefix();
 
-    [GeneratedRegex(@"migration state: a (?<bytes>\d+)-byte state reply arrived (?<ms>[\d.]+) ms")]
-    private static partial Regex StateReplyLine();
-
-    [GeneratedRegex(@"migration in: .* resumes from a (?<bytes>\d+)-byte application snapshot")]
-    private static partial Regex SnapshotLine();
+    [GeneratedRegex(@"migration in: cid (?<cid>\S+), .* resumes from a (?<snapshot>\d+)-byte application snapshot; state reply (?<reply>\d+) bytes, (?<ms>[\d.]+) ms")]
+    private static partial Regex ArrivalLine();
 }

@@ -9,14 +9,20 @@ internal sealed partial class DemoScenario
 {
     /// <summary>
     /// The download rate through the agent over MTCP next to plain kernel TCP, in the same run: curl fetches the same
-    /// file (a) through a second agent, policy off, from one healthy node, and (b) from the same file server application
-    /// on a kernel-TCP socket in this process; both at full speed without migrations, alternately, each checked by
-    /// SHA-256, after one uncounted warm-up download each way. Prints the medians and their ratio.
+    /// file (a) through a second agent, policy off, from a node of its own (the scenario's nodes pace their connections),
+    /// and (b) from the same file server application on a kernel-TCP socket in this process; both at full speed without
+    /// migrations, alternately, each checked by SHA-256, after one uncounted warm-up download each way. Prints the
+    /// medians and their ratio.
     /// </summary>
-    private async Task CompareRatesAsync(string files, string expected, string service, CancellationToken cancellationToken)
+    private async Task CompareRatesAsync(string expected, CancellationToken cancellationToken)
     {
         Console.WriteLine();
         Say($"rate comparison: {options.CompareRepetitions} downloads of {FileName} each way (after one warm-up each) at full speed, no migration");
+        var address = IPAddress.Parse($"{options.Network}.5");
+        var control = new IPEndPoint(address, FreeTcpPort(address));
+        var node = StartNode("server-compare", control, control, "");
+        await node.WaitForLineAsync("server node ready", StartTimeout).ConfigureAwait(false);
+        var service = $"{address}:{FilePort}";
         var listen = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
         var agentConfig = WriteConfig("agent-compare.conf", $$"""
             {{options.RuntimeConfig($"{options.Network}.10")}}
@@ -28,7 +34,7 @@ internal sealed partial class DemoScenario
         var agent = Start("agent-compare", "Mtcp.Agent", ["--config", agentConfig, "serve"]);
         await agent.WaitForLineAsync("agent ready", StartTimeout).ConfigureAwait(false);
 
-        var application = new FileServer(options.KernelFileServer with { RootDirectory = files });
+        var application = new FileServer(options.KernelFileServer with { RootDirectory = _files });
         using var kernel = new TcpListener(IPAddress.Loopback, 0);
         kernel.Start();
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -23,7 +23,7 @@ internal sealed class PolicyTriggers : ReceiveActor
             }
 
             connection.TriggerMigration(decision.Destination);
-            ConsoleLog.Info($"policy: asked the client {connection.RemoteEndPoint} of {connection.LocalEndPoint} to migrate to {decision.Destination} ({decision.Reason}: {decision.Detail})");
+            ConsoleLog.Info($"policy: cid {connection.FirstCid}, {connection.LocalEndPoint} -> {decision.Destination}: asked the client {connection.RemoteEndPoint} to migrate ({decision.Reason}: {decision.Detail})");
         });
     }
 

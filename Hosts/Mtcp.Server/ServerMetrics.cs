@@ -10,14 +10,13 @@ namespace Mtcp.Server;
 /// </summary>
 /// <remarks>
 /// What the runtime measures (state replies, their wait, connections migrated away, refused migrations) is on its own
-/// meter <c>Mtcp.Migration</c>, exported beside this one; this node only listens to it to log each migration.
+/// meter <c>Mtcp.Migration</c>, exported beside this one.
 /// </remarks>
 public sealed class ServerMetrics : IDisposable
 {
     public const string MeterName = "Mtcp.Server";
 
     private readonly Meter _meter = new(MeterName);
-    private readonly MeterListener _runtimeListener = new();
 
     public ServerMetrics()
     {
@@ -26,38 +25,7 @@ public sealed class ServerMetrics : IDisposable
         Failed = _meter.CreateCounter<long>("mtcp.server.connection.failed", "{connection}", "Connections that ended with an error (reset, protocol violation, I/O failure)");
         Io = _meter.CreateCounter<long>("mtcp.server.io", "By", "Bytes the applications read (tag direction: receive) and wrote (transmit)");
         MigrationsResumed = _meter.CreateCounter<long>("mtcp.server.migration.resumed", "{connection}", "Connections that migrated to this node and whose application resumed from the imported snapshot");
-
-        _runtimeListener.InstrumentPublished = (instrument, listener) =>
-        {
-            if (instrument.Meter.Name == MtcpRuntime.MigrationMeterName && instrument.Name is MtcpRuntime.StateSizeInstrument or MtcpRuntime.StateRequestDurationInstrument or MtcpRuntime.MigratedAwayInstrument)
-            {
-                listener.EnableMeasurementEvents(instrument);
-            }
-        };
-        _runtimeListener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
-        {
-            switch (instrument.Name)
-            {
-                case MtcpRuntime.StateSizeInstrument:
-                    StateReplyReceived?.Invoke(value);
-                    break;
-                case MtcpRuntime.MigratedAwayInstrument:
-                    MigratedAway?.Invoke();
-                    break;
-            }
-        });
-        _runtimeListener.SetMeasurementEventCallback<double>((instrument, seconds, _, _) => StateWaitMeasured?.Invoke(TimeSpan.FromSeconds(seconds)));
-        _runtimeListener.Start();
     }
-
-    /// <summary>Each state reply received for a connection migrating here, with its encoded size in bytes.</summary>
-    public event Action<long>? StateReplyReceived;
-
-    /// <summary>Each connection that left this node on a peer's state ack, whether or not its application was still serving it.</summary>
-    public event Action? MigratedAway;
-
-    /// <summary>Each wait from a state request to its reply.</summary>
-    public event Action<TimeSpan>? StateWaitMeasured;
 
     public Counter<long> Accepted { get; }
 
@@ -78,7 +46,6 @@ public sealed class ServerMetrics : IDisposable
 
     public void Dispose()
     {
-        _runtimeListener.Dispose();
         _meter.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using Akka.Actor;
 using Akka.Configuration;
 using Mtcp.Actors.Api;
@@ -44,7 +45,6 @@ public sealed class ServerNode
     private IActorRef _loadBalancing = ActorRefs.Nobody;
     private int _emigrated;
     private long _nextConnectionId;
-    private long _lastStateWaitTicks;
 
     private ServerNode(Config config, ServerSettings settings, bool canMigrate, ControlPlaneSecurity security, ServerMetrics metrics)
     {
@@ -53,12 +53,6 @@ public sealed class ServerNode
         _security = security;
         _states = canMigrate ? ConnectionStates.Migrating : ConnectionStates.NoMigration;
         _metrics = metrics;
-
-        // The endpoint records the wait just before the size, both on the reply's arrival.
-        metrics.StateWaitMeasured += wait => Volatile.Write(ref _lastStateWaitTicks, wait.Ticks);
-        metrics.StateReplyReceived += bytes =>
-            ConsoleLog.Info($"migration state: a {bytes}-byte state reply arrived {TimeSpan.FromTicks(Volatile.Read(ref _lastStateWaitTicks)).TotalMilliseconds:0.000} ms after the state request");
-        metrics.MigratedAway += () => ConsoleLog.Info("migration out: a connection left this node for another server (its state was acknowledged)");
     }
 
     /// <summary>
@@ -349,10 +343,19 @@ public sealed class ServerNode
         var migratedFrom = connection.IsMigratedAway ? null : connection.ImportState().MigratedFrom;
         _loadBalancing.Tell(new ConnectionAccepted(connectionId, migratedFrom, Now()));
         var stream = new CountingStream(connection.Stream, _metrics.Io, tag);
+        var cid = connection.FirstCid;
+        var here = connection.LocalEndPoint;
+        _ = connection.MigratedAway.ContinueWith(
+            _ => ConsoleLog.Info($"migration out: cid {cid}, {here} -> {(object?)connection.MigratedTo ?? "the node that took it over"}: the state ack came, this node is silent on the old 4-tuple"),
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
         var state = _states.For(connection, snapshotBytes =>
         {
             _metrics.MigrationsResumed.Add(1, tag);
-            ConsoleLog.Info($"migration in: {application.Name} connection from {remote} resumes from a {snapshotBytes}-byte application snapshot");
+            var arrival = connection.Arrival;
+            ConsoleLog.Info($"migration in: cid {cid}, {(object?)arrival?.From ?? "an unknown server"} -> {here}: {application.Name} connection resumes from a {snapshotBytes}-byte application snapshot"
+                + (arrival is null ? "" : string.Create(CultureInfo.InvariantCulture, $"; state reply {arrival.StateReplyBytes} bytes, {arrival.StateWait.TotalMilliseconds:0.000} ms after the state request")));
         });
         try
         {
@@ -361,7 +364,7 @@ public sealed class ServerNode
         catch (ConnectionMigratedException)
         {
             Interlocked.Increment(ref _emigrated);
-            ConsoleLog.Info($"{application.Name} connection from {remote}: EMIGRATED, its application stops serving here (last snapshot {state.LastSnapshotBytes} bytes)");
+            ConsoleLog.Info($"{application.Name} connection from {remote} (cid {cid}): EMIGRATED, its application stops serving here (last snapshot {state.LastSnapshotBytes} bytes)");
         }
         catch (OperationCanceledException) when (applicationsStopping.IsCancellationRequested)
         {

@@ -72,6 +72,12 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
     private Instant? _silentUntil;
     private bool _silenceOver;
 
+    /// <summary>
+    /// The latest state requests answered with the state (at most <see cref="MaxHeldStateRequests"/>): each id and the
+    /// server that asked, where a state ack for it sends the connection.
+    /// </summary>
+    private readonly List<(ulong RequestId, ServerEndpoint Requester)> _stateRepliesSent = [];
+
     /// <param name="config">TCP settings; the read log is kept whenever the endpoint may migrate (thesis 3.3.3).</param>
     /// <param name="cid">the connection id: the client's address and port, this server's service address and port.</param>
     /// <param name="authenticator">the cluster keys; null: this server takes part in no migration.</param>
@@ -105,9 +111,7 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
     /// The service endpoint this connection migrated from (the server of the special SYN's MIGRATED_CONN, thesis
     /// 4.2.3); null for a new connection.
     /// </summary>
-    public ServerEndpoint? MigratedFrom => _plan?.Request is { } request
-        ? new ServerEndpoint(request.MigratingCid.ServerAddress, request.MigratingCid.ServerPort)
-        : null;
+    public ServerEndpoint? MigratedFrom => _plan?.Request is { } request ? EndpointOf(request.MigratingCid) : null;
 
     /// <summary>import_state (thesis 3.3.2) as the application sees it: the connection's origin and where it migrated from.</summary>
     public ImportedState ImportState() => Connection.ImportState() with { MigratedFrom = MigratedFrom };
@@ -116,7 +120,16 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
 
     public ConnectionId Cid { get; }
 
-    public ServerEndpoint Service => new(Cid.ServerAddress, Cid.ServerPort);
+    /// <summary>
+    /// The connection's first Cid, its name on every node across hops (logs carry it): the Cid its credential was
+    /// issued under at the origin; <see cref="Cid"/> itself while no credential is held (no migration, or before the
+    /// state is reinstated).
+    /// </summary>
+    public ConnectionId FirstCid => _authentication.FirstCid ?? Cid;
+
+    public ServerEndpoint Service => EndpointOf(Cid);
+
+    private static ServerEndpoint EndpointOf(ConnectionId cid) => new(cid.ServerAddress, cid.ServerPort);
 
     /// <summary>True: a refused special SYN gets a RST (thesis 4.2.3); false: silence, the client times out.</summary>
     public bool ResetRefusedMigrations { get; init; } = true;
@@ -266,7 +279,7 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
 
         _heldSyn = null;
         _control.Enqueue((from, new StateAck(reply.RequestId, request.MigratingCid)));
-        _events.Enqueue(new ServerEndpointEvent.Reinstated(now - _plan.Decided, reply.GetEncodedLength()));
+        _events.Enqueue(new ServerEndpointEvent.Reinstated(MigratedFrom!.Value, now - _plan.Decided, reply.GetEncodedLength()));
     }
 
     /// <summary>Destination side: the origin rejected the state request; the special SYN is refused.</summary>
@@ -297,6 +310,11 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
             return;
         }
 
+        // The ack names the request whose reply carried the state. One for no reply sent from here is a buddy's fencing
+        // after a takeover (docs/failover.md): the connection is gone all the same, to a destination not known here.
+        var index = _stateRepliesSent.FindIndex(sent => sent.RequestId == ack.RequestId);
+        var destination = index < 0 ? (ServerEndpoint?)null : _stateRepliesSent[index].Requester;
+
         Connection.CompleteMigrationAway();
 
         // The application learns of it from the event; nothing the engine still had to say reaches it.
@@ -305,7 +323,7 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
         }
 
         _silentUntil = now + Connection.Config.TwoMsl;
-        _events.Enqueue(new ServerEndpointEvent.MigratedAway());
+        _events.Enqueue(new ServerEndpointEvent.MigratedAway(destination));
         AnswerHeldRequests();
     }
 
@@ -470,6 +488,16 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
             ? new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, "migration is not enabled here")
             : _authentication.Answer(_authenticator, IsEnded ? null : Connection, Service, request, out check);
         _control.Enqueue((requester, answer));
+        if (answer is StateReply)
+        {
+            if (_stateRepliesSent.Count == MaxHeldStateRequests)
+            {
+                _stateRepliesSent.RemoveAt(0);
+            }
+
+            _stateRepliesSent.Add((request.RequestId, EndpointOf(request.NewEndpointCid)));
+        }
+
         _events.Enqueue(new ServerEndpointEvent.StateRequestAnswered(answer, check));
     }
 

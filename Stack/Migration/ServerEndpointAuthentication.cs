@@ -29,6 +29,12 @@ public sealed class ServerEndpointAuthentication
     /// <summary>True while the segments after the handshake still carry the alternates the SYN+ACK had no room for.</summary>
     public bool AlternatesOwed => _alternatesOwed;
 
+    /// <summary>
+    /// The connection's first Cid (the one its credential was issued under at the origin), which stays its name across
+    /// hops while the current Cid changes with every client port; null until issued or adopted.
+    /// </summary>
+    public ConnectionId? FirstCid => _credential?.SecretCid;
+
     /// <summary>The connection's credential as a state reply carries it (what a buddy replicates); empty until issued or adopted.</summary>
     public ReadOnlyMemory<byte> CredentialBytes => _credential is { } held ? held.ToBytes() : ReadOnlyMemory<byte>.Empty;
 

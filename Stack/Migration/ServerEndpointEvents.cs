@@ -1,4 +1,5 @@
 using Mtcp.Stack.Migration.Authentication;
+using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Stack.Migration;
@@ -42,10 +43,10 @@ public abstract record ServerEndpointEvent
     public sealed record Refused(string Reason, string Detail) : ServerEndpointEvent;
 
     /// <summary>
-    /// The origin's state was reinstated and the state ack queued; <paramref name="StateWait"/> is the time since the
-    /// state request was decided, <paramref name="StateReplyBytes"/> the reply's encoded size.
+    /// The state of <paramref name="Origin"/> was reinstated and the state ack queued; <paramref name="StateWait"/> is the
+    /// time since the state request was decided, <paramref name="StateReplyBytes"/> the reply's encoded size.
     /// </summary>
-    public sealed record Reinstated(TimeSpan StateWait, int StateReplyBytes) : ServerEndpointEvent;
+    public sealed record Reinstated(ServerEndpoint Origin, TimeSpan StateWait, int StateReplyBytes) : ServerEndpointEvent;
 
     /// <summary>
     /// Another server's state request was answered with <paramref name="Answer"/> (a reply, or a reject with its
@@ -53,6 +54,10 @@ public abstract record ServerEndpointEvent
     /// </summary>
     public sealed record StateRequestAnswered(ControlMessage Answer, MigratedConnectionCheck Check) : ServerEndpointEvent;
 
-    /// <summary>The connection left for another server: the application's calls fail with EMIGRATED from now on.</summary>
-    public sealed record MigratedAway : ServerEndpointEvent;
+    /// <summary>
+    /// The connection left for <paramref name="Destination"/> (the server whose state request got the acknowledged
+    /// reply; null when a buddy that took the connection over told this node to drop it): the application's calls fail
+    /// with EMIGRATED from now on.
+    /// </summary>
+    public sealed record MigratedAway(ServerEndpoint? Destination) : ServerEndpointEvent;
 }

@@ -60,10 +60,10 @@ public sealed class LoadBalancingTests(ITestOutputHelper output) : IDisposable
         }
 
         var pushed = loaded.Process.Lines.Count(line => line.Contains("policy: asked the client", StringComparison.Ordinal));
-        var arrived = new[] { idle1, idle2 }.Sum(server => server.Process.Lines.Count(line => line.Contains("migration in: file connection", StringComparison.Ordinal)));
+        var arrived = new[] { idle1, idle2 }.Sum(server => server.Process.Lines.Count(line => line.Contains("file connection resumes", StringComparison.Ordinal)));
         output.WriteLine($"the loaded node triggered {pushed} migrations; {arrived} connections arrived at the other two");
         Assert.True(arrived >= 2, $"only {arrived} connections arrived at the idle members ({pushed} triggers)");
-        Assert.All(new[] { idle1, idle2 }, server => Assert.Contains(server.Process.Lines, line => line.Contains("migration in: file connection", StringComparison.Ordinal)));
+        Assert.All(new[] { idle1, idle2 }, server => Assert.Contains(server.Process.Lines, line => line.Contains("file connection resumes", StringComparison.Ordinal)));
         Assert.DoesNotContain(servers.SelectMany(server => server.Process.Lines), line => line.Contains("Dropped a load report", StringComparison.Ordinal));
     }
 

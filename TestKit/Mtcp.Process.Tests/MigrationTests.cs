@@ -25,7 +25,7 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         // Its own addresses (127.0.7.x), away from the testbed's and from 127.0.0.x that a developer's demo may use.
         var demo = _testbed.Track(HostProcess.Start("demo", ProcessTestbed.DemoDll, ["--network", "127.0.7"], output, _testbed.Directory.FullName));
 
-        var exitCode = await demo.WaitForExitAsync(TimeSpan.FromSeconds(120));
+        var exitCode = await demo.WaitForExitAsync(TimeSpan.FromSeconds(180));
 
         Assert.True(exitCode == 0, $"the demo exited with {exitCode}:\n{demo.Output}");
         Assert.Contains(demo.Lines, line => line.StartsWith("SHA-256 verified", StringComparison.Ordinal));
@@ -33,7 +33,7 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         var timeline = demo.Lines.Where(line => line.Contains("    migration ", StringComparison.Ordinal) && line.Contains("client wait", StringComparison.Ordinal)).ToList();
         // The six planned migrations, and one more when the connection had to leave a node whose buddy was draining
         // before the crash (the demo says so on a "before the crash" line).
-        var moveBeforeCrash = demo.Lines.Any(line => line.Contains("before the crash: relay 1", StringComparison.Ordinal)) ? 1 : 0;
+        var moveBeforeCrash = demo.Lines.Any(line => line.Contains("before the crash: relay ", StringComparison.Ordinal)) ? 1 : 0;
         Assert.Equal(6 + moveBeforeCrash, timeline.Count(line => line.Contains(" by operator (", StringComparison.Ordinal)));
 
         // The crash: the buddy took the connection over from its replica, and the file still arrived intact.
@@ -41,6 +41,13 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
 
         // The degrading node's throughput falls, and the agent's throughput policy (thesis 5.3.2) leaves it on its own.
         Assert.Contains(timeline, line => line.Contains(" by policy (ThroughputDrop: smoothed throughput", StringComparison.Ordinal));
+
+        // The nodes' load-balancing policy (thesis 6.2.3) pushed at least one companion download off the loaded node, and
+        // the loaded node's log names the move by the connection's first Cid, as the agent's status does.
+        var pushed = demo.Lines.Where(line => line.StartsWith("  relay ", StringComparison.Ordinal) && line.Contains(" by server (MIGRATE_TRIGGER from ", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(pushed);
+        var cid = pushed[0][(pushed[0].IndexOf("(cid ", StringComparison.Ordinal) + 5)..pushed[0].IndexOf(')', StringComparison.Ordinal)];
+        Assert.Contains(demo.Lines, line => line.Contains($"policy: cid {cid}, ", StringComparison.Ordinal) && line.Contains("asked the client", StringComparison.Ordinal));
         Assert.Contains(demo.Lines, line => line.StartsWith("  ratio MTCP / kernel TCP: ", StringComparison.Ordinal));
     }
 
@@ -149,8 +156,26 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         // The pool names one endpoint, so the client policy has nowhere to go: every migration is the operator's, and says so.
         Assert.All(relay.GetProperty("migrations").EnumerateArray(), migration => Assert.Equal("operator", migration.GetProperty("cause").GetString()));
         Assert.All(relay.GetProperty("migrations").EnumerateArray(), migration => Assert.StartsWith("migrate --to ", migration.GetProperty("reason").GetString(), StringComparison.Ordinal));
-        Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration in: file connection", StringComparison.Ordinal))));
-        Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration out: a connection left", StringComparison.Ordinal))));
+
+        // Every migration line on every node names the connection by its first Cid (the client port changes every hop),
+        // with the migration's origin and destination: the destination's "migration in", the origin's "migration out",
+        // the agent's "migrated", one each per completed migration and in the agent's order.
+        var cid = relay.GetProperty("cid").GetString();
+        Assert.False(string.IsNullOrEmpty(cid), "status names no cid for the relay");
+        var hops = relay.GetProperty("migrations").EnumerateArray().Where(migration => migration.GetProperty("completed").GetBoolean())
+            .Select(migration => $"cid {cid}, {migration.GetProperty("from").GetString()} -> {migration.GetProperty("to").GetString()}: ").ToList();
+        var nodeLines = servers.SelectMany(server => server.Process.Lines).ToList();
+        foreach (var hop in hops.CountBy(hop => hop))
+        {
+            Assert.Equal(hop.Value, nodeLines.Count(line => line.Contains("migration in: " + hop.Key, StringComparison.Ordinal) && line.Contains("file connection resumes", StringComparison.Ordinal)));
+            Assert.Equal(hop.Value, nodeLines.Count(line => line.Contains("migration out: " + hop.Key, StringComparison.Ordinal)));
+        }
+
+        Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration in: cid ", StringComparison.Ordinal))));
+        Assert.Equal(completed, servers.Sum(server => server.Process.Lines.Count(line => line.Contains("migration out: cid ", StringComparison.Ordinal))));
+        var agentHops = agent.Process.Lines.Where(line => line.Contains("relay 1: migrated", StringComparison.Ordinal)).ToList();
+        Assert.Equal(completed, agentHops.Count);
+        Assert.All(agentHops, line => Assert.Contains($"(cid {cid})", line, StringComparison.Ordinal));
     }
 
     [Fact]

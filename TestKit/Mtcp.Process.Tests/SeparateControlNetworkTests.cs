@@ -62,7 +62,7 @@ public sealed partial class SeparateControlNetworkTests(ITestOutputHelper output
         Assert.Equal(expected, ProcessTestbed.Sha256Of(downloaded));
         Assert.True(completed >= RequiredMigrations, $"{completed} migrations completed before the download ended; failed: {string.Join("; ", failures)}");
         Assert.Equal(completed, agent.Lines.Count(line => line.Contains("relay 1: migrated", StringComparison.Ordinal)));
-        Assert.Equal(completed, new[] { server1, server2 }.Sum(server => server.Lines.Count(line => line.Contains("migration in: file connection", StringComparison.Ordinal))));
+        Assert.Equal(completed, new[] { server1, server2 }.Sum(server => server.Lines.Count(line => line.Contains("file connection resumes", StringComparison.Ordinal))));
         // Each destination logs the size of the state reply it received over its control connection.
         var stateReplyBytes = new[] { server1, server2 }.SelectMany(server => server.Lines)
             .Select(line => StateReplyLine().Match(line)).Where(match => match.Success)
@@ -134,7 +134,7 @@ public sealed partial class SeparateControlNetworkTests(ITestOutputHelper output
         return (completed, failures);
     }
 
-    [GeneratedRegex(@"migration state: a (?<bytes>\d+)-byte state reply arrived")]
+    [GeneratedRegex(@"migration in: .*; state reply (?<bytes>\d+) bytes")]
     private static partial Regex StateReplyLine();
 
     private string WriteRandomFile(string name) => _testbed.WriteRandomFile(name, FileBytes, Seed);

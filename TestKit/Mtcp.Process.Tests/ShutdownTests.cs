@@ -80,7 +80,7 @@ public sealed class ShutdownTests(ITestOutputHelper output) : IDisposable
             }
 
             Assert.Contains(server.Process.Lines, line => line.Contains($"drain: {OpenConnections} of {OpenConnections} connections migrated to peers", StringComparison.Ordinal));
-            Assert.Equal(OpenConnections, peer.Process.Lines.Count(line => line.Contains("migration in: request connection", StringComparison.Ordinal)));
+            Assert.Equal(OpenConnections, peer.Process.Lines.Count(line => line.Contains("migration in: cid ", StringComparison.Ordinal) && line.Contains(": request connection resumes", StringComparison.Ordinal)));
             Assert.DoesNotContain(agent.Process.Lines, line => line.Contains("reset:", StringComparison.Ordinal));
         }
         finally

@@ -103,6 +103,44 @@ public sealed class ServerEndpointTests
     }
 
     [Fact]
+    public void A_migration_must_name_its_origin_destination_and_the_connections_first_Cid_on_both_servers()
+    {
+        var origin = Established(out var client);
+        var plan = Migrate(client, Start + TimeSpan.FromSeconds(1), out var specialSyn);
+        var newCid = plan.Request!.NewEndpointCid;
+        var destination = new MtcpServerEndpoint<string>(Config, newCid, ServerIsn + 5000, Authenticator(), () => [S1], plan);
+        destination.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
+        origin.HandleStateRequest(Start, "control connection to S1", plan.Request!);
+        Assert.True(origin.PollControl(out _, out var answer));
+        destination.HandleStateReply(Start + TimeSpan.FromMilliseconds(3), "control connection to S1", Assert.IsType<StateReply>(answer));
+        Assert.True(destination.PollControl(out _, out var ack));
+        origin.HandleStateAck(Start, (StateAck)ack);
+
+        // The client's port (and so the current Cid) changed with the hop; the first Cid did not.
+        Assert.NotEqual(Cid, newCid);
+        Assert.Equal(Cid, origin.FirstCid);
+        Assert.Equal(Cid, destination.FirstCid);
+        var service = new ServerEndpoint(Cid.ServerAddress, Cid.ServerPort);
+        var target = new ServerEndpoint(newCid.ServerAddress, newCid.ServerPort);
+        var reinstated = Assert.Single(Events(destination).OfType<ServerEndpointEvent.Reinstated>());
+        Assert.Equal(service, reinstated.Origin);
+        Assert.Equal(TimeSpan.FromMilliseconds(3), reinstated.StateWait);
+        Assert.Equal(target, Assert.Single(Events(origin).OfType<ServerEndpointEvent.MigratedAway>()).Destination);
+    }
+
+    [Fact]
+    public void A_state_ack_for_no_reply_sent_here_must_drop_the_connection_without_naming_a_destination()
+    {
+        // A buddy that took the connection over fences the origin with an ack for a request the origin never answered.
+        var origin = Established(out _);
+
+        origin.HandleStateAck(Start, new StateAck(0, Cid));
+
+        Assert.Equal(ServerEndpointPhase.MigratedAway, origin.Phase);
+        Assert.Null(Assert.Single(Events(origin).OfType<ServerEndpointEvent.MigratedAway>()).Destination);
+    }
+
+    [Fact]
     public void A_reinstated_connection_must_tell_the_application_which_server_it_migrated_from()
     {
         var origin = Established(out var client);

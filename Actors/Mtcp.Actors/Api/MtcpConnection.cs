@@ -3,6 +3,7 @@ using Akka.Actor;
 using Mtcp.Actors.Endpoints;
 using Mtcp.Actors.Migration;
 using Mtcp.Stack.Migration;
+using Mtcp.Wire;
 
 namespace Mtcp.Actors.Api;
 
@@ -39,6 +40,18 @@ public sealed class MtcpConnection : IAsyncDisposable, IDisposable
     public bool IsMigratedAway => _channel.MigratedAway.Task.IsCompleted;
 
     /// <summary>
+    /// Where the connection went once <see cref="MigratedAway"/> completed; null before, and when a buddy that took the
+    /// connection over told this node to drop it (docs/failover.md).
+    /// </summary>
+    public ServerEndpoint? MigratedTo => _channel.MigratedAway.Task.IsCompletedSuccessfully ? _channel.MigratedAway.Task.Result : null;
+
+    /// <summary>The connection's first Cid (thesis 3.2.1): the same on every node it visits, so logs name it by this.</summary>
+    public ConnectionId FirstCid => _channel.FirstCid;
+
+    /// <summary>For a connection that migrated in: the server it came from and how its state arrived; null for a new one.</summary>
+    public MigrationArrival? Arrival => _channel.Arrival;
+
+    /// <summary>
     /// export_state (thesis 3.3.2): a restart point. Call it between reads and writes (not with one in flight): the
     /// snapshot covers every byte read and written so far.
     /// </summary>
@@ -63,7 +76,7 @@ public sealed class MtcpConnection : IAsyncDisposable, IDisposable
     /// null to an alternate server of its choice. Best effort: the client acts on it only if its authenticator
     /// verifies and no migration is in progress; <see cref="MigratedAway"/> tells when the connection left.
     /// </summary>
-    public void TriggerMigration(Mtcp.Wire.ServerEndpoint? destination = null) =>
+    public void TriggerMigration(ServerEndpoint? destination = null) =>
         _channel.Endpoint.Tell(new TriggerRequested(destination), Akka.Actor.ActorRefs.NoSender);
 
     /// <summary>

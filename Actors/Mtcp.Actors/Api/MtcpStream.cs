@@ -28,6 +28,12 @@ public sealed class MtcpStream : Stream
 
     public IPEndPoint RemoteEndPoint => new(_channel.Key.RemoteAddress.ToIPAddress(), _channel.Key.RemotePort);
 
+    /// <summary>
+    /// The connection's first Cid (thesis 3.2.1): its first 4-tuple, which names it in the logs of every node it visits
+    /// while <see cref="LocalEndPoint"/> and <see cref="RemoteEndPoint"/> change with each migration.
+    /// </summary>
+    public Mtcp.Wire.ConnectionId FirstCid => _channel.FirstCid;
+
     public override bool CanRead => Volatile.Read(ref _disposed) == 0;
 
     public override bool CanWrite => Volatile.Read(ref _disposed) == 0 && Volatile.Read(ref _finRequested) == 0;

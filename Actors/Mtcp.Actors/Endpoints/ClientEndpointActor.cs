@@ -50,7 +50,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         _key = key;
         _connectCompletion = connected;
         _connectCancellation = cancellation;
-        _channel = new EndpointChannel(Self, context.LocalAddress, key);
+        _channel = new EndpointChannel(Self, context.LocalAddress, key, new ConnectionId(context.LocalAddress, key.LocalPort, key.RemoteAddress, key.RemotePort));
         _client = MtcpClientConnection.Connect(context.TcpTo(key.RemoteAddress), context.LocalAddress, key.LocalPort, new ServerEndpoint(key.RemoteAddress, key.RemotePort), context.NextIss(key), context.Clock.Now);
         _client.MigrationEnabled = migrationEnabled;
         if (migrationEnabled && context.Migration?.Failover is { } failover)

@@ -16,11 +16,12 @@ internal sealed class EndpointChannel
     private readonly Lock _keyLock = new();
     private ConnectionKey _key;
 
-    public EndpointChannel(IActorRef endpoint, IpAddress localAddress, ConnectionKey key)
+    public EndpointChannel(IActorRef endpoint, IpAddress localAddress, ConnectionKey key, ConnectionId firstCid)
     {
         Endpoint = endpoint;
         LocalAddress = localAddress;
         _key = key;
+        FirstCid = firstCid;
     }
 
     public IActorRef Endpoint { get; }
@@ -57,8 +58,20 @@ internal sealed class EndpointChannel
     /// <summary>What ImportState returns (thesis 3.3.2): set by a server endpoint before it is handed out.</summary>
     public ImportedState Imported { get; set; } = new(ConnectionOrigin.New, ReadOnlyMemory<byte>.Empty);
 
-    /// <summary>Completes when the connection migrated away from this server (thesis 4.2.3, EMIGRATED).</summary>
-    public TaskCompletionSource MigratedAway { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>
+    /// The connection's first Cid (thesis 3.2.1), its name in every node's log across hops: a client's first 4-tuple; a
+    /// server endpoint sets the one its migration credential was issued under before handing the channel out.
+    /// </summary>
+    public ConnectionId FirstCid { get; set; }
+
+    /// <summary>For a connection that migrated in: where it came from and how its state arrived; set with <see cref="Imported"/>.</summary>
+    public MigrationArrival? Arrival { get; set; }
+
+    /// <summary>
+    /// Completes when the connection migrated away from this server (thesis 4.2.3, EMIGRATED), with the server it went to
+    /// (null when a buddy that took it over told this node to drop it).
+    /// </summary>
+    public TaskCompletionSource<ServerEndpoint?> MigratedAway { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>
     /// Completes when the endpoint actor has stopped: a request told to it after that is never answered, so callers

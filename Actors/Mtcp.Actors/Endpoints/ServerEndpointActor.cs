@@ -64,7 +64,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece);
         }
 
-        var channel = new EndpointChannel(Self, context.LocalAddress, key);
+        var channel = new EndpointChannel(Self, context.LocalAddress, key, _endpoint.Cid);
         _driver = new EndpointDriver(context, _endpoint, channel, new TcpConnectionBuffers(_endpoint.Connection));
 
         // A server's connection is accepted on the endpoint's own event, once β is applied, not on the engine's Connected.
@@ -410,6 +410,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             {
                 case ServerEndpointEvent.Accepted:
                     _driver.Channel.Imported = _endpoint.ImportState();
+                    _driver.Channel.FirstCid = _endpoint.FirstCid;
                     Context.Parent.Tell(new EndpointEstablished(_driver.Channel));
                     break;
                 case ServerEndpointEvent.Refused refused:
@@ -417,6 +418,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                     MigrationMetrics.Refused.Add(1);
                     break;
                 case ServerEndpointEvent.Reinstated reinstated:
+                    _driver.Channel.Arrival = new MigrationArrival(reinstated.Origin, reinstated.StateWait, reinstated.StateReplyBytes);
                     MigrationMetrics.StateRequestDuration.Record(reinstated.StateWait.TotalSeconds);
                     MigrationMetrics.StateSize.Record(reinstated.StateReplyBytes);
                     break;
@@ -424,8 +426,8 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                     _context.Refusals.Refuse(RefusalClass.StateRequestRefused, $"endpoint {_key}: state request {refused.RequestId} refused: {refused.Diagnostic}");
                     MigrationMetrics.AuthFailed.Add(1, new KeyValuePair<string, object?>("check", answered.Check.ToString()));
                     break;
-                case ServerEndpointEvent.MigratedAway:
-                    OnMigratedAway();
+                case ServerEndpointEvent.MigratedAway away:
+                    OnMigratedAway(away.Destination);
                     break;
             }
         }
@@ -434,12 +436,12 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Thesis 4.2.3 at S1, on the state ack: the application's calls fail with EMIGRATED; the table keeps the 4-tuple silent for 2 MSL.</summary>
-    private void OnMigratedAway()
+    private void OnMigratedAway(ServerEndpoint? destination)
     {
         var emigrated = new ConnectionMigratedException($"the connection {_endpoint.Cid} migrated to another server (EMIGRATED)");
         _driver.Channel.Reader.FailWith(emigrated);
         _driver.Channel.Writer.FailWith(emigrated);
-        _driver.Channel.MigratedAway.TrySetResult();
+        _driver.Channel.MigratedAway.TrySetResult(destination);
         if (_registered)
         {
             _context.Registry!.Tell(new UnregisterEndpoint(_endpoint.Cid, Self));
