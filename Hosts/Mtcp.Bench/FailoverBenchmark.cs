@@ -230,7 +230,7 @@ internal static class FailoverBenchmark
                 });
             await Task.WhenAny(due.Task, downloading);
             var tookOver = cluster.LineAsync(survivor, "took over", DownloadTimeout);
-            var detected = cluster.LineAsync(survivor, "is unreachable: taking over", DownloadTimeout).ContinueWith(_ => Stopwatch.GetTimestamp(), TaskScheduler.Default);
+            var detected = cluster.LineAsync(survivor, ": taking over its", DownloadTimeout).ContinueWith(_ => Stopwatch.GetTimestamp(), TaskScheduler.Default);
             var killed = Stopwatch.GetTimestamp();
             cluster.Kill(victim);
             var download = await downloading;

@@ -447,9 +447,9 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
                 continue;
             }
 
-            if (After(nodes[i], "is unreachable: taking over") is { } detected)
+            if (After(nodes[i], ": taking over its") is { } detected)
             {
-                events.Add((detected, $"server{i + 1} detected it (its failure detector marked the node unreachable): {Message(detected.Text)}"));
+                events.Add((detected, $"server{i + 1} detected it: {Message(detected.Text)}"));
             }
 
             if (After(nodes[i], "took over") is { } took)

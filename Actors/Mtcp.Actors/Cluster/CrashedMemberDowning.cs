@@ -2,12 +2,16 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Akka.Remote;
 
 namespace Mtcp.Actors.Cluster;
 
 /// <summary>
-/// One per server node, at <c>/user/mtcp-crash-downing</c> (<see cref="ActorName"/>): downs a member the failure
-/// detector marked unreachable once its control port refuses connections. Heartbeats alone cannot tell a crashed node
+/// One per server node, at <c>/user/mtcp-crash-downing</c> (<see cref="ActorName"/>): downs a member once its control
+/// port refuses connections, probing it when the failure detector marks it unreachable and, sooner, when its control
+/// connection drops (Akka.Remote's disassociation: a killed process's sockets are closed by its kernel at once, while
+/// the failure detector waits out its acceptable heartbeat pause). The takeover of its connections follows the down
+/// (docs/failover.md). Heartbeats alone cannot tell a crashed node
 /// from a partitioned one, so the split-brain resolver keeps the majority, and on an even split (a pair of nodes, or
 /// one survivor after a planned drain) the side with the lowest address: the survivor of a crash would down itself
 /// and take the crashed node's connections with it (its buddy replicas, see docs/failover.md). A refused connection is
@@ -23,7 +27,10 @@ internal sealed class CrashedMemberDowning : ReceiveActor, IWithTimers
     private readonly TimeSpan _probeTimeout;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    /// <summary>Unreachable members not yet found crashed, each with its unique address (a restart is a new member).</summary>
+    /// <summary>
+    /// Members suspected (unreachable, or their control connection dropped) and not yet found crashed, each with its
+    /// unique address (a restart is a new member).
+    /// </summary>
     private readonly Dictionary<Address, UniqueAddress> _suspects = [];
 
     public CrashedMemberDowning(TimeSpan probeTimeout)
@@ -38,6 +45,7 @@ internal sealed class CrashedMemberDowning : ReceiveActor, IWithTimers
                 Probe(unreachable.Member.UniqueAddress);
             }
         });
+        Receive<DisassociatedEvent>(OnDisassociated);
         Receive<ClusterEvent.ReachableMember>(reachable => Forget(reachable.Member.Address));
         Receive<ClusterEvent.MemberRemoved>(removed => Forget(removed.Member.Address));
         Receive<ClusterEvent.MemberDowned>(downed => Forget(downed.Member.Address));
@@ -56,14 +64,38 @@ internal sealed class CrashedMemberDowning : ReceiveActor, IWithTimers
 
     public static Props Props(TimeSpan probeTimeout) => Akka.Actor.Props.Create(() => new CrashedMemberDowning(probeTimeout));
 
-    protected override void PreStart() => _cluster.Subscribe(
-        Self,
-        ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-        typeof(ClusterEvent.IReachabilityEvent),
-        typeof(ClusterEvent.MemberRemoved),
-        typeof(ClusterEvent.MemberDowned));
+    protected override void PreStart()
+    {
+        _cluster.Subscribe(
+            Self,
+            ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.IReachabilityEvent),
+            typeof(ClusterEvent.MemberRemoved),
+            typeof(ClusterEvent.MemberDowned));
+        Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
+    }
 
-    protected override void PostStop() => _cluster.Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        _cluster.Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
+    }
+
+    /// <summary>
+    /// The control connection to a member dropped: one probe now. A refusal downs the member seconds before its
+    /// heartbeats would be missed; anything else leaves it to the failure detector (a dropped connection alone proves
+    /// nothing: Akka.Remote reconnects).
+    /// </summary>
+    private void OnDisassociated(DisassociatedEvent disassociated)
+    {
+        var member = _cluster.State.Members.FirstOrDefault(m => m.Address.Equals(disassociated.RemoteAddress));
+        if (member is { Status: MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Leaving or MemberStatus.Joining }
+            && !_suspects.ContainsKey(member.Address))
+        {
+            _suspects[member.Address] = member.UniqueAddress;
+            Probe(member.UniqueAddress);
+        }
+    }
 
     private void Forget(Address member)
     {
@@ -90,14 +122,22 @@ internal sealed class CrashedMemberDowning : ReceiveActor, IWithTimers
         {
             _suspects.Remove(probed.Member.Address);
             _log.Warning(
-                "member {0} is unreachable and its control port refuses connections: its process is gone; downing it so that the rest of the service goes on",
-                probed.Member.Address);
+                "member {0} {1} and its control port refuses connections: its process is gone; downing it so that the rest of the service goes on",
+                probed.Member.Address,
+                _cluster.State.Unreachable.Any(m => m.UniqueAddress.Equals(probed.Member)) ? "is unreachable" : "dropped its control connection");
             _cluster.Down(probed.Member.Address);
             return;
         }
 
         // Silent or answering: a partition, a host that is gone, or a stalled process. Ask again while it stays
-        // unreachable; a crash on a host that still runs shows up as a refusal.
+        // unreachable; a crash on a host that still runs shows up as a refusal. A member suspected only for a dropped
+        // control connection, and still reachable, is forgotten (the failure detector has the last word).
+        if (!_cluster.State.Unreachable.Any(m => m.UniqueAddress.Equals(probed.Member)))
+        {
+            _suspects.Remove(probed.Member.Address);
+            return;
+        }
+
         Timers.StartSingleTimer(probed.Member.Address, new ProbeAgain(probed.Member), _probeTimeout);
     }
 

@@ -53,10 +53,10 @@ internal sealed class ReplicaKeeper : ReceiveActor
         Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
         Receive<AnswerFromReplica>(Answer);
         Receive<StateAck>(Reinstated);
-        Receive<ClusterEvent.UnreachableMember>(unreachable => Lose(unreachable.Member.Address));
+        Receive<ClusterEvent.UnreachableMember>(unreachable => Lose(unreachable.Member.Address, "is unreachable"));
         Receive<ClusterEvent.MemberRemoved>(removed =>
         {
-            Lose(removed.Member.Address);
+            Lose(removed.Member.Address, "left the cluster");
 
             // Removed for good: a node coming back is a new incarnation that never held these connections.
             foreach (var cid in _takenOver.Where(pair => pair.Value.Equals(removed.Member.Address)).Select(pair => pair.Key).ToList())
@@ -64,6 +64,9 @@ internal sealed class ReplicaKeeper : ReceiveActor
                 _takenOver.Remove(cid);
             }
         });
+        // A member downed as crashed (CrashedMemberDowning) may never have been unreachable: its process died, its
+        // kernel closed its connections, and the node downed it before any heartbeat was missed.
+        Receive<ClusterEvent.MemberDowned>(downed => Lose(downed.Member.Address, "was downed"));
         Receive<ClusterEvent.ReachableMember>(reachable => Fence(reachable.Member.Address));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
         Receive<GetReplicaStatistics>(_ => Sender.Tell(Statistics()));
@@ -79,6 +82,7 @@ internal sealed class ReplicaKeeper : ReceiveActor
                 Self,
                 ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.IReachabilityEvent),
+                typeof(ClusterEvent.MemberDowned),
                 typeof(ClusterEvent.MemberRemoved));
         }
     }
@@ -110,7 +114,7 @@ internal sealed class ReplicaKeeper : ReceiveActor
     }
 
     /// <summary>The origin is lost: every client of its connections held here is asked to come to this node.</summary>
-    private void Lose(Address origin)
+    private void Lose(Address origin, string how)
     {
         if (!_lost.Add(origin))
         {
@@ -143,7 +147,7 @@ internal sealed class ReplicaKeeper : ReceiveActor
             }
         }
 
-        _log.Warning("{0} is unreachable: taking over its {1} replicated connections here (MIGRATE_TRIGGER sent {2} times)", origin, held.Count, triggered);
+        _log.Warning("{0} {1}: taking over its {2} replicated connections here (MIGRATE_TRIGGER sent {3} times)", origin, how, held.Count, triggered);
         MigrationMetrics.TakeoverTriggers.Add(triggered);
     }
 
