@@ -109,6 +109,10 @@ internal sealed class ControlConnectionManager : ReceiveActor
             }
         });
         Receive<ClusterEvent.MemberRemoved>(removed => Lose(removed.Member.Address, StateRequestFailure.PeerRemoved, stop: true));
+
+        // Down is final (removal follows): a member downed as crashed may never have been unreachable, and requests to
+        // it go to its buddy's replica at once rather than to a connection that can only fail.
+        Receive<ClusterEvent.MemberDowned>(downed => Lose(downed.Member.Address, StateRequestFailure.PeerRemoved, stop: false));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
         Receive<DisassociatedEvent>(disassociated =>
         {
