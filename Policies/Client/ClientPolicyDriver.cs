@@ -11,7 +11,8 @@ namespace Mtcp.Policies;
 /// Puts one connected <see cref="MtcpClient"/> under a <see cref="ClientPolicyActor"/> (thesis 5.3.2: the client-side
 /// policy module watches the connection and triggers its migration). The application reads and writes through
 /// <see cref="Stream"/>, and every read that returns data becomes a <see cref="SegmentObserved"/>, carrying the time the
-/// application said it was blocked on its own reader since (<see cref="NoteReaderWait"/>). Writes and reads together
+/// application said it was blocked on its own reader since (<see cref="NoteReaderWait"/>) plus the application's own
+/// time before the requests it wrote since (its user's pauses: not the server's rate either). Writes and reads together
 /// mark the request boundaries of a request/response protocol (<see cref="RequestBoundaries"/>): with the response-time
 /// trigger on, each first read of an answer becomes a <see cref="RequestCompleted"/>; with the latency trigger on, each
 /// later read of an answer in progress becomes a <see cref="SegmentDelay"/> (its gap since the previous read, without an
@@ -36,6 +37,7 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
     private readonly Lock _boundariesGate = new();
     private readonly RequestBoundaries _boundaries = new();
     private long _readerWaitTicks;
+    private long _clientTimeTicks;
     private int _disposed;
 
     private ClientPolicyDriver(ActorSystem system, MtcpClient client, MtcpStream stream, ClientPolicySettings settings, IReadOnlyCollection<ServerEndpoint> servers, TimeProvider time)
@@ -121,6 +123,7 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
         }
 
         var readerWait = TimeSpan.FromTicks(Interlocked.Exchange(ref _readerWaitTicks, 0));
+        var clientTime = TimeSpan.FromTicks(Interlocked.Exchange(ref _clientTimeTicks, 0));
         Instant at;
         AnswerTiming timing;
         lock (_boundariesGate)
@@ -129,7 +132,8 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
             timing = _boundaries.AnswerReceived(at, readerWait);
         }
 
-        _policy.Tell(new SegmentObserved(Connection, bytes, at, readerWait));
+        // The client's time before its requests held the connection as a slow reader does: not the server's rate.
+        _policy.Tell(new SegmentObserved(Connection, bytes, at, readerWait + clientTime));
         if (_timesResponses && timing.ResponseTime is { } responseTime)
         {
             _policy.Tell(new RequestCompleted(Connection, responseTime, at));
@@ -147,10 +151,13 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
     /// </summary>
     private void NoteRequest()
     {
+        TimeSpan clientTime;
         lock (_boundariesGate)
         {
-            _boundaries.RequestForwarded(Now());
+            clientTime = _boundaries.RequestForwarded(Now());
         }
+
+        Interlocked.Add(ref _clientTimeTicks, clientTime.Ticks);
     }
 
     private void OnMigrationEnded(object? sender, MigrationReport report)

@@ -30,20 +30,32 @@ public readonly record struct AnswerTiming(TimeSpan? ResponseTime, TimeSpan? Gap
 /// request sent while the previous answer is still arriving (pipelining) is taken as answered by the next bytes of
 /// that answer: the sample is too short, which may hide a degradation but never invents one.
 /// </para>
+/// <para>
+/// The time before a request, since the connection's previous bytes either way, is the client's: its user thinking,
+/// its program computing the next request. <see cref="RequestForwarded"/> returns it so that the throughput trigger
+/// leaves it out as it leaves out a slow reader's (an interactive session's pause is no drop in the server's rate).
+/// </para>
 /// </summary>
 public sealed class RequestBoundaries
 {
     private Instant? _requestForwardedAt;
     private Instant? _previousAnswerAt;
+    private Instant? _previousEventAt;
 
     /// <summary>A request is waiting for its answer.</summary>
     public bool RequestPending => _requestForwardedAt is not null;
 
-    /// <summary>Client bytes are handed to the connection at <paramref name="at"/>: a request, or more of the pending one.</summary>
-    public void RequestForwarded(Instant at)
+    /// <summary>
+    /// Client bytes are handed to the connection at <paramref name="at"/>: a request, or more of the pending one. Returns
+    /// the client's time before them: since the connection's previous bytes either way (zero for the first).
+    /// </summary>
+    public TimeSpan RequestForwarded(Instant at)
     {
+        var clientTime = _previousEventAt is { } previous && at > previous ? at - previous : TimeSpan.Zero;
         _requestForwardedAt = at;
         _previousAnswerAt = null;
+        _previousEventAt = at;
+        return clientTime;
     }
 
     /// <summary>
@@ -62,6 +74,7 @@ public sealed class RequestBoundaries
         };
         _requestForwardedAt = null;
         _previousAnswerAt = at;
+        _previousEventAt = at;
         return timing;
     }
 
@@ -70,5 +83,6 @@ public sealed class RequestBoundaries
     {
         _requestForwardedAt = null;
         _previousAnswerAt = null;
+        _previousEventAt = null;
     }
 }

@@ -22,8 +22,8 @@ public sealed class RequestBoundariesTests
         var boundaries = new RequestBoundaries();
 
         // A request in two writes (the relay read it from its client in two pieces), answered in two reads.
-        boundaries.RequestForwarded(Ms(0));
-        boundaries.RequestForwarded(Ms(2));
+        Assert.Equal(TimeSpan.Zero, boundaries.RequestForwarded(Ms(0)));
+        Assert.Equal(Milliseconds(2), boundaries.RequestForwarded(Ms(2)));
         Assert.True(boundaries.RequestPending);
         var first = boundaries.AnswerReceived(Ms(7), TimeSpan.Zero);
         var second = boundaries.AnswerReceived(Ms(8), TimeSpan.Zero);
@@ -41,8 +41,9 @@ public sealed class RequestBoundariesTests
         boundaries.RequestForwarded(Ms(0));
         Assert.Equal(Milliseconds(1), boundaries.AnswerReceived(Ms(1), TimeSpan.Zero).ResponseTime);
 
-        // The user thinks for five seconds: no sample, and the next request's clock starts when it is sent.
-        boundaries.RequestForwarded(Ms(5000));
+        // The user thinks for five seconds: no sample, the pause is the client's time, and the next request's clock
+        // starts when it is sent.
+        Assert.Equal(Milliseconds(4999), boundaries.RequestForwarded(Ms(5000)));
         var next = boundaries.AnswerReceived(Ms(5001.5), TimeSpan.Zero);
 
         Assert.Equal(new AnswerTiming(Milliseconds(1.5), null), next);
@@ -158,5 +159,35 @@ public sealed class RequestBoundariesTests
         }
 
         Assert.Fail("the response-time trigger never fired on a degrading server");
+    }
+
+    [Fact]
+    public void Pauses_of_an_interactive_session_must_not_fire_the_throughput_trigger()
+    {
+        // A script sends bursts of five commands back to back (1 ms answers of 100 bytes, the next command 50 us after
+        // each answer), then pauses two seconds. Fed the client's time before each request as the reader's, the
+        // trigger leaves exactly the nine pauses out and keeps the rest; without it, the first pause reads as a drop to
+        // a two-thousandth of the rate.
+        var settings = Client("mtcp.policies.client.throughput.min-observation-window = 0s").Throughput;
+        var leftOut = new ThroughputTrigger(settings);
+        var counted = new ThroughputTrigger(settings);
+        var boundaries = new RequestBoundaries();
+        var firedLeftOut = false;
+        var firedCounted = false;
+        var at = 0.0;
+        for (var command = 0; command < 50; command++)
+        {
+            at += command % 5 == 0 && command > 0 ? 2000 : 0.05;
+            var clientTime = boundaries.RequestForwarded(Ms(at));
+            at += 1;
+            Assert.Equal(Milliseconds(1), boundaries.AnswerReceived(Ms(at), TimeSpan.Zero).ResponseTime);
+            firedLeftOut |= leftOut.Observe(100, Ms(at), clientTime);
+            firedCounted |= counted.Observe(100, Ms(at));
+        }
+
+        Assert.False(firedLeftOut);
+        Assert.Equal(9, leftOut.ReaderLimitedSamples);
+        Assert.Equal(40, leftOut.Samples);
+        Assert.True(firedCounted);
     }
 }
