@@ -96,6 +96,36 @@ public sealed class ResponseTimePolicyTests(ITestOutputHelper output) : IDisposa
         Assert.DoesNotContain(agent.Process.Lines, line => line.Contains("the client policy migrates", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Interactive_session_with_pauses_must_not_be_migrated_by_the_default_policy()
+    {
+        var (first, second) = await StartServersAsync();
+        var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.RequestPort), second.Service(ProcessTestbed.RequestPort)]);
+        using var client = new RespClient();
+        await client.ConnectAsync(agent.Listen);
+
+        // A user's bursts of commands between pauses of uneven length, within the first node's 30 prompt answers: the
+        // rate of answers falls with each long pause, which is the user's doing, not the server's.
+        var commands = 0;
+        foreach (var pause in new[] { 200, 200, 200, 2500, 200, 2500, 2500 })
+        {
+            for (var burst = 0; burst < 3; burst++)
+            {
+                Assert.Equal($":{++commands}", await client.CommandAsync("INCR", "commands"));
+            }
+
+            await Task.Delay(pause);
+        }
+
+        Assert.Equal("+OK", await client.CommandAsync("QUIT"));
+        Assert.Equal(0, await client.ReadAsync(new byte[16], Bound));
+        client.Dispose();
+        var relay = await agent.ClosedRelayAsync(Bound);
+        output.WriteLine($"interactive session: {commands} commands, {relay.GetProperty("migrations").GetArrayLength()} migrations");
+        Assert.Equal(0, relay.GetProperty("migrations").GetArrayLength());
+        Assert.Contains(agent.Process.Lines, line => line.Contains("client policy: throughput", StringComparison.Ordinal) && line.Contains("; response-time", StringComparison.Ordinal));
+    }
+
     /// <summary>
     /// Two nodes in one cluster, each with the file server paced at 2 MiB/s and the key-value server; the first one's
     /// key-value server degrades after 30 answers of a visit by 2 ms more per answer, up to 60 ms.
