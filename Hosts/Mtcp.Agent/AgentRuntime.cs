@@ -45,7 +45,7 @@ public sealed class AgentRuntime : IAsyncDisposable
             if (settings.Policy is { } policy)
             {
                 ConsoleLog.Info(runtime.MigrationEnabled
-                    ? $"client policy: {string.Join(", ", policy.Triggers).ToLowerInvariant()} (alpha {policy.Throughput.Alpha}, trigger ratio {policy.Throughput.TriggerRatio}, destination {policy.DestinationChoice}) watches every connection"
+                    ? $"client policy: {string.Join("; ", policy.Triggers.Select(trigger => Describe(trigger, policy)))}; destination {policy.DestinationChoice}; watches every connection"
                     : "client policy: off, as migration is (mtcp.agent.migration = off)");
             }
 
@@ -57,6 +57,15 @@ public sealed class AgentRuntime : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>One trigger of the agent's policy and the parameters that decide when it fires, for the start-up line.</summary>
+    private static string Describe(PolicyKind trigger, ClientPolicySettings policy) => trigger switch
+    {
+        PolicyKind.Throughput => $"throughput (alpha {policy.Throughput.Alpha}, trigger ratio {policy.Throughput.TriggerRatio})",
+        PolicyKind.ResponseTime => $"response-time (alpha {policy.ResponseTime.Alpha}, baseline multiplier {policy.ResponseTime.BaselineMultiplier}, floor {policy.ResponseTime.BaselineFloor.TotalMilliseconds} ms, fixed bound {policy.ResponseTime.FixedBound.TotalMilliseconds} ms, {policy.ResponseTime.ConsecutiveRequests} slow requests in a row)",
+        PolicyKind.Latency => $"latency (a gap in an answer above {policy.Latency.FixedBound.TotalMilliseconds} ms, {policy.Latency.ConsecutiveSegments} in a row)",
+        _ => trigger.ToString(),
+    };
 
     /// <summary>Connects to the first of <paramref name="services"/> that answers within the connect timeout.</summary>
     /// <exception cref="ServiceUnavailableException">none answered; the message says what each did.</exception>

@@ -11,7 +11,7 @@ namespace Mtcp.Agent;
 /// The <c>mtcp.agent</c> section, validated; a bad key fails with a <see cref="ConfigurationException"/> naming it.
 /// Units and defaults: HOCON/mtcp-reference.conf.
 /// </summary>
-/// <param name="Policy">The client policy that watches every relay and fetch (thesis 5.3.2); null when <c>mtcp.agent.policy = off</c>.</param>
+/// <param name="Policy">The client policy that watches every relay and fetch (thesis 3.4, 5.3.2): its triggers are <c>mtcp.agent.policy</c>'s; null when that is <c>off</c> or <c>[]</c>.</param>
 /// <param name="ControlEndpoint">where serve answers status and migrate: a Unix socket (the default) or a TCP endpoint.</param>
 /// <param name="MaxRelays">relays open at once; serve refuses the next client with a RST.</param>
 /// <param name="Migration">whether connections can migrate (<c>mtcp.agent.migration</c>); the agent needs no key for it.</param>
@@ -105,18 +105,49 @@ public sealed record AgentSettings(
         return sameService.Count > 0 ? sameService : [.. AlternatesOf(current).Select(MigrationCauses.Endpoint)];
     }
 
+    private static readonly Dictionary<string, PolicyKind> TriggerNames = new()
+    {
+        ["throughput"] = PolicyKind.Throughput,
+        ["response-time"] = PolicyKind.ResponseTime,
+        ["latency"] = PolicyKind.Latency,
+    };
+
+    /// <summary>
+    /// The agent's triggers: a list such as <c>[throughput, response-time]</c>, one trigger's name, or <c>off</c> (as
+    /// <c>[]</c>). Their parameters, the destination choice and the guard rails are those of <c>mtcp.policies.client</c>;
+    /// the agent's list replaces its trigger list.
+    /// </summary>
     private static ClientPolicySettings? PolicyOf(Config config)
     {
-        var name = HoconValues.Text(config, PolicyPath);
-        PolicyKind? kind = name switch
+        IReadOnlyList<PolicyKind> triggers;
+        if (config.GetValue(PolicyPath) is { } value && value.IsString())
         {
-            "throughput" => PolicyKind.Throughput,
-            "off" => null,
-            _ => throw HoconValues.Invalid(config, PolicyPath, "must be throughput or off (the agent observes completed reads, the input of the throughput trigger only)"),
-        };
+            var name = HoconValues.Text(config, PolicyPath);
+            triggers = name == "off"
+                ? []
+                : TriggerNames.TryGetValue(name, out var single)
+                    ? [single]
+                    : throw HoconValues.Invalid(config, PolicyPath, $"must be off, one of {string.Join(", ", TriggerNames.Keys)}, or a list of them");
+        }
+        else
+        {
+            triggers = HoconValues.Choices(config, PolicyPath, TriggerNames);
+        }
 
-        // The trigger's parameters (alpha, trigger ratio, sample interval), the destination choice and the guard rails
-        // are those of mtcp.policies.client; the agent's choice replaces its trigger list.
-        return kind is { } chosen ? ClientPolicySettings.Create(config) with { Triggers = [chosen] } : null;
+        if (triggers.Count == 0)
+        {
+            return null;
+        }
+
+        var settings = ClientPolicySettings.Create(config) with { Triggers = triggers };
+
+        // The agent has no SRTT to judge a gap by (the runtime exposes none): without a fixed bound the latency
+        // trigger would never fire, a policy that looks on and is not.
+        if (triggers.Contains(PolicyKind.Latency) && settings.Latency.FixedBound == TimeSpan.Zero)
+        {
+            throw new ConfigurationException($"{PolicyPath} names latency, which the agent judges by {LatencySettings.Prefix}.fixed-bound only (it has no SRTT), and that is 0ms: set the gap the service's stream must not exceed");
+        }
+
+        return settings;
     }
 }

@@ -71,7 +71,7 @@ public sealed class Fetcher(AgentRuntime agent, AgentSettings settings)
         var policy = await agent.WatchWithPolicyAsync(client, service, causes, "fetch").ConfigureAwait(false);
         await using var ___ = policy;
         var request = $"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mtcp-agent\r\nAccept: */*\r\nConnection: close\r\n\r\n";
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(request), cancellationToken).ConfigureAwait(false);
+        await (policy?.Stream ?? stream).WriteAsync(Encoding.ASCII.GetBytes(request), cancellationToken).ConfigureAwait(false);
 
         var reader = new ProtocolReader(policy?.Stream ?? stream, maxLineLength: 8192);
         var (status, contentLength) = await ReadHeadAsync(reader, cancellationToken).ConfigureAwait(false);

@@ -81,7 +81,8 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
 
     /// <summary>
     /// Relays until both sides closed (true) or either side fails (false, both sides reset). With the agent's client
-    /// policy on, every read from the service is its observation and it may migrate the connection at any time.
+    /// policy on, every read from the service and every write to it is its observation (the writes mark the requests of
+    /// a request/response protocol, the reads their answers) and it may migrate the connection at any time.
     /// </summary>
     public async Task<bool> RunAsync(AgentRuntime agent, MtcpClient mtcp, MtcpStream stream, IPEndPoint service)
     {
@@ -92,15 +93,15 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         mtcp.MigrationEnded += (_, report) => OnMigrationEnded(report);
         var policy = await agent.WatchWithPolicyAsync(mtcp, service, _causes, $"relay {Id}").ConfigureAwait(false);
         await using var _ = policy;
-        var fromService = policy?.Stream ?? stream;
+        var observed = policy?.Stream ?? stream;
         using var done = new CancellationTokenSource();
-        var upstream = ClientToServiceAsync(stream, done.Token);
+        var upstream = ClientToServiceAsync(observed, stream, done.Token);
         var watchdog = settings.IdleTimeout > TimeSpan.Zero ? IdleWatchdogAsync(done.Token) : Task.CompletedTask;
         var buffer = new byte[settings.RelayBufferSize];
         try
         {
             int read;
-            while ((read = await fromService.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+            while ((read = await observed.ReadAsync(buffer).ConfigureAwait(false)) > 0)
             {
                 // A client that reads slowly blocks this send once its socket is full; meanwhile the MTCP window closes
                 // and the service's rate falls, which the policy must not blame on the service. A send the socket took
@@ -198,8 +199,11 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         _stream?.Abort();
     }
 
-    /// <summary>Copies the client's bytes to the service up to the client's FIN, which it forwards; false when either side failed.</summary>
-    private async Task<bool> ClientToServiceAsync(MtcpStream stream, CancellationToken done)
+    /// <summary>
+    /// Copies the client's bytes to the service through <paramref name="toService"/> (the policy's stream when it watches
+    /// the connection) up to the client's FIN, which it forwards on <paramref name="stream"/>; false when either side failed.
+    /// </summary>
+    private async Task<bool> ClientToServiceAsync(Stream toService, MtcpStream stream, CancellationToken done)
     {
         var buffer = new byte[settings.RelayBufferSize];
         try
@@ -207,7 +211,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
             int read;
             while ((read = await client.ReceiveAsync(buffer, done).ConfigureAwait(false)) > 0)
             {
-                await stream.WriteAsync(buffer.AsMemory(0, read), done).ConfigureAwait(false);
+                await toService.WriteAsync(buffer.AsMemory(0, read), done).ConfigureAwait(false);
                 Interlocked.Add(ref _toService, read);
                 Volatile.Write(ref _lastActivity, Environment.TickCount64);
             }

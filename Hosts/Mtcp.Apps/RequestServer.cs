@@ -4,16 +4,21 @@ using System.Text;
 
 namespace Mtcp.Apps;
 
-/// <summary>Bounds of the request/response server; together they bound its snapshot.</summary>
-public sealed record RequestServerOptions(int MaxKeys, int MaxValueBytes, int MaxArguments);
+/// <summary>
+/// Bounds of the request/response server (together they bound its snapshot), and how it degrades:
+/// <paramref name="AnswerDelay"/> delays answer <c>n</c> of a visit, none by default.
+/// </summary>
+public sealed record RequestServerOptions(int MaxKeys, int MaxValueBytes, int MaxArguments, SteppedDelay AnswerDelay = default);
 
 /// <summary>
 /// A request/response server speaking a subset of RESP (the Redis protocol), so that <c>redis-cli</c> and
-/// <c>nc</c> work unmodified: PING, ECHO, SET and GET on a map of this connection, COMMAND (answered empty) and
+/// <c>nc</c> work unmodified: PING, ECHO, SET, GET and INCR on a map of this connection, COMMAND (answered empty) and
 /// QUIT; both RESP arrays and inline commands. Its state (thesis 3.4 (2): request/response applications) is the
-/// number of requests processed and the map, exported after every response.
+/// number of requests processed and the map, exported after every response. A degrading server
+/// (<see cref="RequestServerOptions.AnswerDelay"/>) holds each answer back longer the more requests it served in the
+/// connection's visit, as a failing server's response time grows; a connection that migrates in starts undegraded.
 /// </summary>
-public sealed class RequestServer(RequestServerOptions options) : IServerApplication
+public sealed class RequestServer(RequestServerOptions options, TimeProvider? timeProvider = null) : IServerApplication
 {
     public string Name => "request";
 
@@ -24,7 +29,7 @@ public sealed class RequestServer(RequestServerOptions options) : IServerApplica
         var imported = state.Import();
         var session = imported.Kind is ConnectionKind.New ? new RequestSession(0, new Dictionary<string, byte[]>(StringComparer.Ordinal)) : RequestSession.Decode(imported.Snapshot.Span);
         var reader = new ProtocolReader(connection, maxLineLength: Math.Max(1024, options.MaxValueBytes + 256));
-        while (!cancellationToken.IsCancellationRequested)
+        for (long answerOfVisit = 0; !cancellationToken.IsCancellationRequested; answerOfVisit++)
         {
             List<byte[]>? request;
             try
@@ -47,6 +52,12 @@ public sealed class RequestServer(RequestServerOptions options) : IServerApplica
                 continue;
             }
 
+            var delay = options.AnswerDelay.Before(answerOfVisit);
+            if (delay > TimeSpan.Zero)
+            {
+                await Task.Delay(delay, timeProvider ?? TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            }
+
             var command = Encoding.UTF8.GetString(request[0]).ToUpperInvariant();
             await connection.WriteAsync(Execute(command, request, session), cancellationToken).ConfigureAwait(false);
             session = session with { RequestsProcessed = session.RequestsProcessed + 1 };
@@ -66,9 +77,10 @@ public sealed class RequestServer(RequestServerOptions options) : IServerApplica
             ("PING", 2) or ("ECHO", 2) => Bulk(request[1]),
             ("GET", 2) => session.Values.TryGetValue(Encoding.UTF8.GetString(request[1]), out var value) ? Bulk(value) : "$-1\r\n"u8.ToArray(),
             ("SET", 3) => Set(Encoding.UTF8.GetString(request[1]), request[2], session),
+            ("INCR", 2) => Increment(Encoding.UTF8.GetString(request[1]), session),
             ("COMMAND", _) => "*0\r\n"u8.ToArray(),
             ("QUIT", 1) => Simple("OK"),
-            ("PING" or "ECHO" or "GET" or "SET" or "QUIT", _) => Error($"wrong number of arguments for '{command.ToLowerInvariant()}' command"),
+            ("PING" or "ECHO" or "GET" or "SET" or "INCR" or "QUIT", _) => Error($"wrong number of arguments for '{command.ToLowerInvariant()}' command"),
             _ => Error($"unknown command '{command}'"),
         };
     }
@@ -87,6 +99,29 @@ public sealed class RequestServer(RequestServerOptions options) : IServerApplica
 
         session.Values[key] = value;
         return Simple("OK");
+    }
+
+    /// <summary>
+    /// Redis's INCR: the key's value, a decimal 64-bit integer (0 when absent), plus one, stored and answered as an
+    /// integer reply. Not idempotent, so a client can tell that every request was applied exactly once.
+    /// </summary>
+    private byte[] Increment(string key, RequestSession session)
+    {
+        var current = 0L;
+        if (session.Values.TryGetValue(key, out var value)
+            && !long.TryParse(Encoding.ASCII.GetString(value), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out current))
+        {
+            return Error("value is not an integer or out of range");
+        }
+
+        if (current == long.MaxValue)
+        {
+            return Error("increment or decrement would overflow");
+        }
+
+        var next = (current + 1).ToString(CultureInfo.InvariantCulture);
+        var stored = Set(key, Encoding.ASCII.GetBytes(next), session);
+        return stored[0] == '-' ? stored : Encoding.ASCII.GetBytes($":{next}\r\n");
     }
 
     /// <summary>One request as its arguments; null at end of stream; empty for a blank inline line.</summary>

@@ -9,8 +9,7 @@ namespace Mtcp.Apps;
 public sealed record StreamServerOptions(long StreamLength, int ChunkSize, int DegradeAfterChunks, TimeSpan DelayStep, TimeSpan MaxDelay)
 {
     /// <summary>The delay before the <paramref name="chunksThisVisit"/>-th chunk (0-based) served on this server.</summary>
-    public TimeSpan DelayBefore(long chunksThisVisit) =>
-        chunksThisVisit < DegradeAfterChunks ? TimeSpan.Zero : TimeSpan.FromTicks(Math.Min(MaxDelay.Ticks, DelayStep.Ticks * (chunksThisVisit - DegradeAfterChunks + 1)));
+    public TimeSpan DelayBefore(long chunksThisVisit) => new SteppedDelay(DegradeAfterChunks, DelayStep, MaxDelay).Before(chunksThisVisit);
 }
 
 /// <summary>

@@ -74,10 +74,16 @@ public sealed record ServerSettings(string SystemName, TimeSpan ShutdownTimeout,
         if (HoconValues.Boolean(config, $"{Server}.request.enabled"))
         {
             applications.Add(new HostedApplication(
-                new RequestServer(new RequestServerOptions(
-                    HoconValues.Integer(config, $"{Server}.request.max-keys", 1, 100_000),
-                    HoconValues.Size(config, $"{Server}.request.max-value-bytes", 1, 1 << 20),
-                    HoconValues.Integer(config, $"{Server}.request.max-arguments", 1, 1024))),
+                new RequestServer(
+                    new RequestServerOptions(
+                        HoconValues.Integer(config, $"{Server}.request.max-keys", 1, 100_000),
+                        HoconValues.Size(config, $"{Server}.request.max-value-bytes", 1, 1 << 20),
+                        HoconValues.Integer(config, $"{Server}.request.max-arguments", 1, 1024),
+                        new SteppedDelay(
+                            HoconValues.Integer(config, $"{Server}.request.degrade-after-requests", 0, int.MaxValue),
+                            HoconValues.Duration(config, $"{Server}.request.delay-step", allowZero: true),
+                            HoconValues.Duration(config, $"{Server}.request.max-delay", allowZero: true))),
+                    timeProvider),
                 Port(config, $"{Server}.request.port")));
         }
 

@@ -9,9 +9,14 @@ namespace Mtcp.Policies;
 
 /// <summary>
 /// Puts one connected <see cref="MtcpClient"/> under a <see cref="ClientPolicyActor"/> (thesis 5.3.2: the client-side
-/// policy module watches the connection and triggers its migration). The application reads through
+/// policy module watches the connection and triggers its migration). The application reads and writes through
 /// <see cref="Stream"/>, and every read that returns data becomes a <see cref="SegmentObserved"/>, carrying the time the
-/// application said it was blocked on its own reader since (<see cref="NoteReaderWait"/>); the client's
+/// application said it was blocked on its own reader since (<see cref="NoteReaderWait"/>) plus the application's own
+/// time before the requests it wrote since (its user's pauses: not the server's rate either). Writes and reads together
+/// mark the request boundaries of a request/response protocol (<see cref="RequestBoundaries"/>): with the response-time
+/// trigger on, each first read of an answer becomes a <see cref="RequestCompleted"/>; with the latency trigger on, each
+/// later read of an answer in progress becomes a <see cref="SegmentDelay"/> (its gap since the previous read, without an
+/// SRTT: the runtime exposes none, so only the latency trigger's fixed bound judges it). The client's
 /// migration reports become <see cref="MigrationCompleted"/> / <see cref="MigrationFailed"/>; every
 /// <see cref="MigrateConnection"/> the policy decides is carried out with <see cref="MtcpClient.MigrateAsync"/>.
 /// </summary>
@@ -27,7 +32,12 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
     private readonly IActorRef _executor;
     private readonly TimeProvider _time;
     private readonly long _startedAt;
+    private readonly bool _timesResponses;
+    private readonly bool _timesGaps;
+    private readonly Lock _boundariesGate = new();
+    private readonly RequestBoundaries _boundaries = new();
     private long _readerWaitTicks;
+    private long _clientTimeTicks;
     private int _disposed;
 
     private ClientPolicyDriver(ActorSystem system, MtcpClient client, MtcpStream stream, ClientPolicySettings settings, IReadOnlyCollection<ServerEndpoint> servers, TimeProvider time)
@@ -35,6 +45,8 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
         _client = client;
         _time = time;
         _startedAt = time.GetTimestamp();
+        _timesResponses = settings.Triggers.Contains(PolicyKind.ResponseTime);
+        _timesGaps = settings.Triggers.Contains(PolicyKind.Latency);
         Connection = new ConnectionId(
             IpAddress.FromIPAddress(stream.LocalEndPoint.Address),
             (ushort)stream.LocalEndPoint.Port,
@@ -55,7 +67,7 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
     /// <summary>The server the connection was opened to.</summary>
     public ServerEndpoint Origin { get; }
 
-    /// <summary>The connection's stream; reads through it are the policy's observations.</summary>
+    /// <summary>The connection's stream; reads and writes through it are the policy's observations.</summary>
     public Stream Stream { get; }
 
     /// <summary>Raised for every decision the policy sent, before it is carried out (on an actor thread: keep it short).</summary>
@@ -105,14 +117,56 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
 
     private void Observe(int bytes)
     {
-        if (bytes > 0 && Volatile.Read(ref _disposed) == 0)
+        if (bytes <= 0 || Volatile.Read(ref _disposed) != 0)
         {
-            _policy.Tell(new SegmentObserved(Connection, bytes, Now(), TimeSpan.FromTicks(Interlocked.Exchange(ref _readerWaitTicks, 0))));
+            return;
         }
+
+        var readerWait = TimeSpan.FromTicks(Interlocked.Exchange(ref _readerWaitTicks, 0));
+        var clientTime = TimeSpan.FromTicks(Interlocked.Exchange(ref _clientTimeTicks, 0));
+        Instant at;
+        AnswerTiming timing;
+        lock (_boundariesGate)
+        {
+            at = Now();
+            timing = _boundaries.AnswerReceived(at, readerWait);
+        }
+
+        // The client's time before its requests held the connection as a slow reader does: not the server's rate.
+        _policy.Tell(new SegmentObserved(Connection, bytes, at, readerWait + clientTime));
+        if (_timesResponses && timing.ResponseTime is { } responseTime)
+        {
+            _policy.Tell(new RequestCompleted(Connection, responseTime, at));
+        }
+
+        if (_timesGaps && timing.Gap is { } gap)
+        {
+            _policy.Tell(new SegmentDelay(Connection, gap, SmoothedRtt: null, at));
+        }
+    }
+
+    /// <summary>
+    /// Called before the application's bytes are handed to the connection, not after: the server cannot answer them
+    /// earlier, so the answer's first read always comes after this mark.
+    /// </summary>
+    private void NoteRequest()
+    {
+        TimeSpan clientTime;
+        lock (_boundariesGate)
+        {
+            clientTime = _boundaries.RequestForwarded(Now());
+        }
+
+        Interlocked.Add(ref _clientTimeTicks, clientTime.Ticks);
     }
 
     private void OnMigrationEnded(object? sender, MigrationReport report)
     {
+        lock (_boundariesGate)
+        {
+            _boundaries.Forget();
+        }
+
         _policy.Tell(report.Outcome == MigrationOutcome.Completed
             ? new MigrationCompleted(Connection, report.From, report.To, Now())
             : new MigrationFailed(Connection, report.To, report.FailureReason ?? "failed", Now()));
@@ -170,6 +224,16 @@ public sealed class ClientPolicyDriver : IAsyncDisposable
             var read = await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
             driver.Observe(read);
             return read;
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (!buffer.IsEmpty)
+            {
+                driver.NoteRequest();
+            }
+
+            return Inner.WriteAsync(buffer, cancellationToken);
         }
     }
 }

@@ -26,7 +26,8 @@ namespace Mtcp.Policies;
 /// <see cref="ThroughputSettings.ReaderLimitedFraction"/> of a sample's time blocked passing bytes on to its own reader
 /// (a relay's write to its client; the observations' reader wait), its receive window, not the server, set the rate.
 /// Such a sample says nothing of the server: it is dropped (counted in <see cref="ReaderLimitedSamples"/>), S and max
-/// stay as they were, and the next sample starts from it.
+/// stay as they were, and the next sample starts from it. A client's pause before its next request (its user thinking,
+/// <see cref="RequestBoundaries"/>) comes in as reader wait too: the client, not the server, set that pace.
 /// </para>
 /// </summary>
 public sealed class ThroughputTrigger

@@ -104,6 +104,7 @@ public sealed record LatencySettings(double SrttMultiplier, TimeSpan FixedBound,
 public sealed record ResponseTimeSettings(
     double Alpha,
     double BaselineMultiplier,
+    TimeSpan BaselineFloor,
     TimeSpan FixedBound,
     int ConsecutiveRequests,
     TimeSpan MinObservationWindow)
@@ -115,6 +116,7 @@ public sealed record ResponseTimeSettings(
         var settings = new ResponseTimeSettings(
             Number(config, $"{Prefix}.alpha", 0, 1, minExclusive: true),
             Number(config, $"{Prefix}.baseline-multiplier", 0, double.PositiveInfinity),
+            Duration(config, $"{Prefix}.baseline-floor", allowZero: true),
             Duration(config, $"{Prefix}.fixed-bound", allowZero: true),
             Integer(config, $"{Prefix}.consecutive-requests", 1, int.MaxValue),
             Duration(config, $"{Prefix}.min-observation-window", allowZero: true));

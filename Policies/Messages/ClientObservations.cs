@@ -10,8 +10,9 @@ namespace Mtcp.Policies;
 /// <summary>
 /// The client received <paramref name="Bytes"/> of in-sequence data on <paramref name="Connection"/> at
 /// <paramref name="At"/>: the input of the throughput trigger (thesis 5.3.2). <paramref name="ReaderWait"/> is how long,
-/// since the previous observation, the client was blocked passing bytes on to its own reader (a relay's write to its
-/// kernel-TCP client): time its receive window stayed closed because of the reader, not the server.
+/// since the previous observation, the client side rather than the server held the connection: blocked passing bytes
+/// on to its own reader (a relay's write to its kernel-TCP client: its receive window stayed closed because of the
+/// reader), or taking its time before its next request (a user's pause in an interactive session).
 /// </summary>
 public sealed record SegmentObserved(ConnectionId Connection, int Bytes, Instant At, TimeSpan ReaderWait = default);
 

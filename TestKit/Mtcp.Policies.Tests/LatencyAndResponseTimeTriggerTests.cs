@@ -93,4 +93,26 @@ public sealed class LatencyAndResponseTimeTriggerTests
         Assert.False(trigger.Observe(TimeSpan.FromMilliseconds(150), Ms(400)));
         Assert.True(trigger.Observe(TimeSpan.FromMilliseconds(150), Ms(600)));
     }
+
+    [Fact]
+    public void Response_time_must_not_blame_a_fast_server_below_the_baseline_floor()
+    {
+        var floored = ResponseTime();
+        var unfloored = ResponseTime("mtcp.policies.client.response-time.baseline-floor = 0ms");
+
+        // 0.2 ms answers, then 2 ms ones (ten times the baseline, a busy moment on a fast service): well under
+        // 2 x the 5 ms floor, so only the trigger without a floor fires.
+        var firedFloored = false;
+        var firedUnfloored = false;
+        for (var request = 0; request < 20; request++)
+        {
+            var responseTime = TimeSpan.FromMilliseconds(request < 5 ? 0.2 : 2);
+            firedFloored |= floored.Observe(responseTime, Ms(request * 10));
+            firedUnfloored |= unfloored.Observe(responseTime, Ms(request * 10));
+        }
+
+        Assert.False(firedFloored);
+        Assert.Equal(0, floored.ConsecutiveSlow);
+        Assert.True(firedUnfloored);
+    }
 }

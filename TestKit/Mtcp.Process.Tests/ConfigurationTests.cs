@@ -199,7 +199,9 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
     [InlineData("mtcp.agent.service-endpoints = [\"localhost\"]", "mtcp.agent.service-endpoints entry localhost")]
     [InlineData("mtcp.agent.serve.listen = \"127.0.0.1\"", "mtcp.agent.serve.listen must be \"address:port\"")]
     [InlineData("mtcp.agent.service-endpoints = []", "mtcp.agent.service-endpoints is empty")]
-    [InlineData("mtcp.agent.policy = latency", "mtcp.agent.policy must be throughput or off")]
+    [InlineData("mtcp.agent.policy = latency", "mtcp.agent.policy names latency, which the agent judges by mtcp.policies.client.latency.fixed-bound only")]
+    [InlineData("mtcp.agent.policy = fastest", "mtcp.agent.policy must be off, one of throughput, response-time, latency, or a list of them")]
+    [InlineData("mtcp.agent.policy = [throughput, fastest]", "mtcp.agent.policy must list only throughput, response-time, latency, got fastest")]
     [InlineData("mtcp.policies.client.throughput.alpha = 1.5", "mtcp.policies.client.throughput.alpha")]
     public async Task Agent_must_reject_a_bad_configuration_naming_the_key(string hocon, string expected)
     {

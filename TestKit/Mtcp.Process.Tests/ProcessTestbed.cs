@@ -47,6 +47,27 @@ public sealed record AgentHandle(HostProcess Process, IPEndPoint Listen, IPEndPo
             await Task.Delay(20, cancellation.Token);
         }
     }
+
+    /// <summary>What status records of the agent's one closed relay (its bytes, migrations with cause and reason); waits for it to close.</summary>
+    public async Task<System.Text.Json.JsonElement> ClosedRelayAsync(TimeSpan timeout)
+    {
+        var waiting = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            using var status = System.Text.Json.JsonDocument.Parse(await AskAsync("status", timeout));
+            if (status.RootElement.GetProperty("recentlyClosed").EnumerateArray().ToList() is [var relay])
+            {
+                return relay.Clone();
+            }
+
+            if (waiting.Elapsed > timeout)
+            {
+                throw new TimeoutException($"no relay closed within {timeout.TotalSeconds:0} s: {status.RootElement}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
 }
 
 /// <summary>

@@ -21,6 +21,10 @@ public sealed class RequestServerTests(ITestOutputHelper output) : IDisposable
         Assert.Null(await client.CommandAsync("GET", "greeting"));
         Assert.Equal("+OK", await client.CommandAsync("SET", "greeting", "bonjour"));
         Assert.Equal("bonjour", await client.CommandAsync("GET", "greeting"));
+        Assert.Equal(":1", await client.CommandAsync("INCR", "visits"));
+        Assert.Equal(":2", await client.CommandAsync("INCR", "visits"));
+        Assert.Equal("2", await client.CommandAsync("GET", "visits"));
+        Assert.StartsWith("-ERR value is not an integer", await client.CommandAsync("INCR", "greeting"), StringComparison.Ordinal);
         Assert.Equal("+PONG", await client.RawAsync("PING\r\n"));
         Assert.StartsWith("-ERR unknown command 'FLUSHALL'", await client.CommandAsync("FLUSHALL"), StringComparison.Ordinal);
         Assert.StartsWith("-ERR wrong number of arguments for 'get'", await client.CommandAsync("GET"), StringComparison.Ordinal);
