@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using Mtcp.Wire;
@@ -108,7 +107,7 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
 
         lock (_sendLock)
         {
-            WriteSocketAddress(_sendAddress, destination, _peerPort);
+            CarrierHeaders.WriteSocketAddress(_sendAddress, destination, _peerPort);
             return _socket.Sent(_socket.SendTo(_sendAddress.Buffer.Span[.._sendAddress.Size], ReadOnlySpan<byte>.Empty, segment));
         }
     }
@@ -127,13 +126,6 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
 
         received = default;
         return false;
-    }
-
-    private static void WriteSocketAddress(SocketAddress address, IpAddress ip, ushort port)
-    {
-        var bytes = address.Buffer.Span;
-        BinaryPrimitives.WriteUInt16BigEndian(bytes[CarrierHeaders.PortOffset..], port);
-        ip.WriteTo(bytes[(ip.IsIPv4 ? CarrierHeaders.IPv4SocketAddressOffset : CarrierHeaders.IPv6SocketAddressOffset)..]);
     }
 
     public void Dispose()
