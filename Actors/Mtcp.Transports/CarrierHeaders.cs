@@ -114,6 +114,16 @@ internal static class CarrierHeaders
         return CarrierError.None;
     }
 
+    /// <summary>
+    /// A datagram that is one whole segment (a UDP payload, an IPv6 raw socket's payload), from <paramref name="source"/>
+    /// to <paramref name="localAddress"/>: kept when its source was read without <paramref name="sourceError"/>.
+    /// </summary>
+    public static bool TryLocateWhole(CarrierError sourceError, IpAddress source, IpAddress localAddress, int length, out ReceivedSegment received)
+    {
+        received = sourceError == CarrierError.None ? new ReceivedSegment(source, localAddress, 0, length) : default;
+        return sourceError == CarrierError.None;
+    }
+
     /// <summary>Writes <paramref name="ip"/> and <paramref name="port"/> into a sockaddr_in or sockaddr_in6 of the same family.</summary>
     public static void WriteSocketAddress(SocketAddress address, IpAddress ip, ushort port)
     {

@@ -95,17 +95,8 @@ public sealed class RawIPv6Transport : IRawIPTransport, IDatagramFilter
         _socket.Receive(this, buffer, timeout, out received);
 
     /// <summary>The whole datagram is the segment; its source is the socket address's, its destination the bound address.</summary>
-    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received)
-    {
-        if (CarrierHeaders.TryReadSource(source.Buffer.Span[..source.Size], source.Family, out var sourceAddress) == CarrierError.None)
-        {
-            received = new ReceivedSegment(sourceAddress, LocalAddress, 0, datagram.Length);
-            return true;
-        }
-
-        received = default;
-        return false;
-    }
+    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received) =>
+        CarrierHeaders.TryLocateWhole(CarrierHeaders.TryReadSource(source.Buffer.Span[..source.Size], source.Family, out var sourceAddress), sourceAddress, LocalAddress, datagram.Length, out received);
 
     public void Dispose()
     {

@@ -116,17 +116,8 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
         _socket.Receive(this, buffer, timeout, out received);
 
     /// <summary>A datagram from the peer port carries one whole segment; the segment's addresses are the datagram's.</summary>
-    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received)
-    {
-        if (CarrierHeaders.TryReadUdpSource(source.Buffer.Span[..source.Size], source.Family, _peerPort, out var sourceAddress) == CarrierError.None)
-        {
-            received = new ReceivedSegment(sourceAddress, LocalAddress, 0, datagram.Length);
-            return true;
-        }
-
-        received = default;
-        return false;
-    }
+    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received) =>
+        CarrierHeaders.TryLocateWhole(CarrierHeaders.TryReadUdpSource(source.Buffer.Span[..source.Size], source.Family, _peerPort, out var sourceAddress), sourceAddress, LocalAddress, datagram.Length, out received);
 
     public void Dispose()
     {
