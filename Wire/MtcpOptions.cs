@@ -100,7 +100,8 @@ public enum MtcpOptionSubtype : byte
 /// <summary>A server's service address and port.</summary>
 public readonly record struct ServerEndpoint(IpAddress Address, ushort Port)
 {
-    public override string ToString() => $"{Address}:{Port}";
+    /// <summary><c>address:port</c>, with an IPv6 address in brackets (RFC 3986 §3.2.2), as IPEndPoint parses it back.</summary>
+    public override string ToString() => Address.IsIPv6 ? $"[{Address}]:{Port}" : $"{Address}:{Port}";
 }
 
 /// <summary>
