@@ -100,7 +100,8 @@ public enum MtcpOptionSubtype : byte
 /// <summary>A server's service address and port.</summary>
 public readonly record struct ServerEndpoint(IpAddress Address, ushort Port)
 {
-    public override string ToString() => $"{Address}:{Port}";
+    /// <summary><c>address:port</c>, with an IPv6 address in brackets (RFC 3986 §3.2.2), as IPEndPoint parses it back.</summary>
+    public override string ToString() => Address.IsIPv6 ? $"[{Address}]:{Port}" : $"{Address}:{Port}";
 }
 
 /// <summary>
@@ -223,30 +224,94 @@ public sealed record MtcpAlternateServers
 /// TCP_MIGRATED_CONN (thesis 4.2.3) on the client's special SYN to the new server: which connection
 /// migrates, the client's <c>rcv_nxt</c> on it, and an authenticator.
 /// <code>
-///  | 253 | len | ExID | 2 | flags | origin address (4/16) | origin port | [client port] | rcv_nxt | authenticator (8) |
+///  | 253 | len | ExID | 2 | flags | origin address (4/16/8) | origin port | [client port] | rcv_nxt | authenticator (8) |
 /// </code>
 /// The Cid is compressed: its client address is the IP source of the SYN (the client does not move),
 /// and its client port is the SYN's source port unless flag 0x02 carries it. Flag 0x01: the origin
-/// address is IPv6. Sizes: 24/26 bytes for IPv4, 36/38 for IPv6; with MSS (4) everything fits except
-/// an IPv6 Cid with an explicit client port (42), so an IPv6 client reuses its original port.
+/// address is IPv6. Flag 0x04 (with 0x01): only the origin's low 64 bits travel, its upper 64 bits
+/// (the subnet prefix, RFC 4291 §2.5.4) being those of the SYN's destination, the new server: cooperating
+/// servers on one IPv6 subnet. Sizes: 24/26 bytes for IPv4, 36/38 for IPv6, 28/30 for IPv6 on one subnet.
+/// A special SYN also offers MSS, window scale and SACK-permitted (9 bytes, 12 with padding): all fit
+/// in TCP's 40 option bytes for IPv4 and for IPv6 on one subnet; an IPv6 origin on another subnet
+/// (36 bytes) leaves room for the MSS only.
 /// </summary>
 public readonly record struct MtcpMigratedConnection(ServerEndpoint OriginServer, ushort? ClientPort, SeqNumber RcvNxt, ulong Authenticator)
 {
     private const byte OriginIsIPv6 = 0x01;
     private const byte ClientPortPresent = 0x02;
+    private const byte OriginOnDestinationSubnet = 0x04;
+    private const int InterfaceIdLength = 8;
 
-    public int BufferLength => MtcpOption.HeaderLength + 1 + MtcpOption.EndpointLength(OriginServer)
+    /// <summary>
+    /// Whether only the origin address's low 64 bits travel: true when built by <see cref="ForDestination"/> for an IPv6
+    /// origin on the destination's /64, and on a parsed option that carried them; <see cref="OriginServer"/> then holds
+    /// zero upper bits until <see cref="ToConnectionId"/> or <see cref="OriginOn"/> restores them from the SYN's destination.
+    /// </summary>
+    public bool OriginOnSynDestinationSubnet { get; init; }
+
+    public int BufferLength => MtcpOption.HeaderLength + 1
+        + (OriginOnSynDestinationSubnet ? InterfaceIdLength + 2 : MtcpOption.EndpointLength(OriginServer))
         + (ClientPort.HasValue ? 2 : 0) + 4 + MtcpOption.AuthenticatorLength;
 
-    /// <summary>The migrating connection's Cid, given the SYN's IP source and TCP source port.</summary>
-    public ConnectionId ToConnectionId(IpAddress synSource, ushort synSourcePort) =>
-        new(synSource, ClientPort ?? synSourcePort, OriginServer.Address, OriginServer.Port);
+    /// <summary>
+    /// The option a client puts on its special SYN to <paramref name="synDestination"/>: in the compact form when the
+    /// origin and the destination are IPv6 addresses on one /64.
+    /// </summary>
+    public static MtcpMigratedConnection ForDestination(IpAddress synDestination, ServerEndpoint originServer, ushort? clientPort, SeqNumber rcvNxt, ulong authenticator) =>
+        new(originServer, clientPort, rcvNxt, authenticator)
+        {
+            OriginOnSynDestinationSubnet = originServer.Address.IsIPv6 && synDestination.IsIPv6 && SubnetPrefix(originServer.Address) == SubnetPrefix(synDestination),
+        };
+
+    /// <summary>The origin server, given the SYN's IP destination (which supplies the upper 64 bits of a compact origin).</summary>
+    public ServerEndpoint OriginOn(IpAddress synDestination)
+    {
+        if (!OriginOnSynDestinationSubnet || !synDestination.IsIPv6)
+        {
+            return OriginServer;
+        }
+
+        Span<byte> address = stackalloc byte[IpAddress.V6Length];
+        synDestination.WriteTo(address);
+        Span<byte> origin = stackalloc byte[IpAddress.V6Length];
+        OriginServer.Address.WriteTo(origin);
+        origin[InterfaceIdLength..].CopyTo(address[InterfaceIdLength..]);
+        return new ServerEndpoint(IpAddress.FromIPv6(address), OriginServer.Port);
+    }
+
+    /// <summary>The migrating connection's Cid, given the SYN's IP source, TCP source port and IP destination.</summary>
+    public ConnectionId ToConnectionId(IpAddress synSource, ushort synSourcePort, IpAddress synDestination)
+    {
+        var origin = OriginOn(synDestination);
+        return new(synSource, ClientPort ?? synSourcePort, origin.Address, origin.Port);
+    }
+
+    private static ulong SubnetPrefix(IpAddress address)
+    {
+        Span<byte> bytes = stackalloc byte[IpAddress.V6Length];
+        address.WriteTo(bytes);
+        return BinaryPrimitives.ReadUInt64BigEndian(bytes);
+    }
 
     internal int Write(Span<byte> destination)
     {
         var at = MtcpOption.WriteHeader(destination, MtcpOptionSubtype.MigratedConnection, BufferLength);
-        destination[at++] = (byte)((OriginServer.Address.IsIPv6 ? OriginIsIPv6 : 0) | (ClientPort.HasValue ? ClientPortPresent : 0));
-        at += MtcpOption.WriteEndpoint(destination[at..], OriginServer);
+        destination[at++] = (byte)((OriginServer.Address.IsIPv6 ? OriginIsIPv6 : 0)
+            | (ClientPort.HasValue ? ClientPortPresent : 0)
+            | (OriginOnSynDestinationSubnet ? OriginOnDestinationSubnet : 0));
+        if (OriginOnSynDestinationSubnet)
+        {
+            Span<byte> origin = stackalloc byte[IpAddress.V6Length];
+            OriginServer.Address.WriteTo(origin);
+            origin[InterfaceIdLength..].CopyTo(destination[at..]);
+            BinaryPrimitives.WriteUInt16BigEndian(destination[(at + InterfaceIdLength)..], OriginServer.Port);
+            at += InterfaceIdLength + 2;
+        }
+        else
+        {
+            at += MtcpOption.WriteEndpoint(destination[at..], OriginServer);
+        }
+
         if (ClientPort is { } clientPort)
         {
             BinaryPrimitives.WriteUInt16BigEndian(destination[at..], clientPort);
@@ -260,14 +325,30 @@ public readonly record struct MtcpMigratedConnection(ServerEndpoint OriginServer
 
     internal static MtcpMigratedConnection? Parse(ReadOnlySpan<byte> body)
     {
-        if (body.IsEmpty || (body[0] & ~(OriginIsIPv6 | ClientPortPresent)) != 0)
+        if (body.IsEmpty || (body[0] & ~(OriginIsIPv6 | ClientPortPresent | OriginOnDestinationSubnet)) != 0)
         {
             return null;
         }
 
         var flags = body[0];
         body = body[1..];
-        if (!MtcpOption.TryReadEndpoint(ref body, (flags & OriginIsIPv6) != 0, out var origin))
+        var compact = (flags & OriginOnDestinationSubnet) != 0;
+        ServerEndpoint origin;
+        if (compact)
+        {
+            // The compact form names an IPv6 origin only.
+            if ((flags & OriginIsIPv6) == 0 || body.Length < InterfaceIdLength + 2)
+            {
+                return null;
+            }
+
+            Span<byte> address = stackalloc byte[IpAddress.V6Length];
+            address.Clear();
+            body[..InterfaceIdLength].CopyTo(address[InterfaceIdLength..]);
+            origin = new ServerEndpoint(IpAddress.FromIPv6(address), BinaryPrimitives.ReadUInt16BigEndian(body[InterfaceIdLength..]));
+            body = body[(InterfaceIdLength + 2)..];
+        }
+        else if (!MtcpOption.TryReadEndpoint(ref body, (flags & OriginIsIPv6) != 0, out origin))
         {
             return null;
         }
@@ -289,7 +370,10 @@ public readonly record struct MtcpMigratedConnection(ServerEndpoint OriginServer
             origin,
             clientPort,
             new SeqNumber(BinaryPrimitives.ReadUInt32BigEndian(body)),
-            BinaryPrimitives.ReadUInt64BigEndian(body[4..]));
+            BinaryPrimitives.ReadUInt64BigEndian(body[4..]))
+        {
+            OriginOnSynDestinationSubnet = compact,
+        };
     }
 }
 

@@ -1,10 +1,11 @@
 using System.Buffers.Binary;
+using System.Net;
 using System.Net.Sockets;
 using Mtcp.Wire;
 
 namespace Mtcp.Transports;
 
-/// <summary>Why a received datagram's carrier (its IPv4 header, or the UDP source the kernel reports) was discarded.</summary>
+/// <summary>Why a received datagram's carrier (its IPv4 header, or the source address the kernel reports) was discarded.</summary>
 internal enum CarrierError : byte
 {
     None = 0,
@@ -79,6 +80,22 @@ internal static class CarrierHeaders
     /// <summary>The source of a UDP datagram from its socket address (<paramref name="socketAddress"/>'s bytes), accepted only from <paramref name="peerPort"/>.</summary>
     public static CarrierError TryReadUdpSource(ReadOnlySpan<byte> socketAddress, AddressFamily family, ushort peerPort, out IpAddress source)
     {
+        var error = TryReadSource(socketAddress, family, out source);
+        if (error == CarrierError.None && BinaryPrimitives.ReadUInt16BigEndian(socketAddress[PortOffset..]) != peerPort)
+        {
+            source = default;
+            return CarrierError.OtherPort;
+        }
+
+        return error;
+    }
+
+    /// <summary>
+    /// The source address of a datagram from its socket address (<paramref name="socketAddress"/>'s bytes): a UDP
+    /// datagram's, or a raw IPv6 packet's (the kernel returns an IPv6 raw socket's payload without the IPv6 header).
+    /// </summary>
+    public static CarrierError TryReadSource(ReadOnlySpan<byte> socketAddress, AddressFamily family, out IpAddress source)
+    {
         source = default;
         var addressOffset = family switch
         {
@@ -92,13 +109,26 @@ internal static class CarrierHeaders
             return CarrierError.BadSourceAddress;
         }
 
-        if (BinaryPrimitives.ReadUInt16BigEndian(socketAddress[PortOffset..]) != peerPort)
-        {
-            return CarrierError.OtherPort;
-        }
-
         var address = socketAddress.Slice(addressOffset, addressLength);
         source = family == AddressFamily.InterNetwork ? IpAddress.FromIPv4(address) : IpAddress.FromIPv6(address);
         return CarrierError.None;
+    }
+
+    /// <summary>
+    /// A datagram that is one whole segment (a UDP payload, an IPv6 raw socket's payload), from <paramref name="source"/>
+    /// to <paramref name="localAddress"/>: kept when its source was read without <paramref name="sourceError"/>.
+    /// </summary>
+    public static bool TryLocateWhole(CarrierError sourceError, IpAddress source, IpAddress localAddress, int length, out ReceivedSegment received)
+    {
+        received = sourceError == CarrierError.None ? new ReceivedSegment(source, localAddress, 0, length) : default;
+        return sourceError == CarrierError.None;
+    }
+
+    /// <summary>Writes <paramref name="ip"/> and <paramref name="port"/> into a sockaddr_in or sockaddr_in6 of the same family.</summary>
+    public static void WriteSocketAddress(SocketAddress address, IpAddress ip, ushort port)
+    {
+        var bytes = address.Buffer.Span;
+        BinaryPrimitives.WriteUInt16BigEndian(bytes[PortOffset..], port);
+        ip.WriteTo(bytes[(ip.IsIPv4 ? IPv4SocketAddressOffset : IPv6SocketAddressOffset)..]);
     }
 }

@@ -15,7 +15,7 @@ internal interface IDatagramFilter
 }
 
 /// <summary>
-/// The datagram socket under the raw IPv4 and UDP transports: their one blocking receive loop (timeout, disposal, ICMP
+/// The datagram socket under the raw IP (v4 and v6) and UDP transports: their one blocking receive loop (timeout, disposal, ICMP
 /// errors, datagrams the transport does not keep) and their one send path, whose errno is sorted into a lost packet
 /// (<see cref="SendErrors"/>, counted in <see cref="SendDrops"/>) or a failure of the socket.
 /// </summary>

@@ -4,7 +4,7 @@ namespace Mtcp.Transports;
 
 /// <summary>
 /// Carries TCP-format segments (header plus payload, checksum already set by the codec) between IP
-/// addresses. Implementations: raw IPv4 with protocol 253 or 6, UDP encapsulation, and an in-memory
+/// addresses. Implementations: raw IPv4 or IPv6 with protocol 253 or 6, UDP encapsulation, and an in-memory
 /// fabric. One thread may send while another receives; <see cref="Receive"/> is meant for one
 /// dedicated thread (blocking receive beats async receive on small machines).
 /// </summary>

@@ -10,7 +10,8 @@ namespace Mtcp.Transports;
 /// so it answers each SYN or ACK with a RST (RFC 9293 §3.10.7.1) that would kill the connection. The
 /// engine's own packets carry a socket mark (<see cref="RawTransportOptions.SocketMark"/>) and are
 /// exempt, so the engine can still send RSTs. The rule lives in a table of its own,
-/// <c>inet mtcp_PORT</c>; disposing removes it. By default <c>nft</c> runs in the process's network
+/// <c>inet mtcp_PORT</c>, whose family covers IPv4 and IPv6 (the kernel's IPv6 RSTs for a <see cref="RawIPv6Transport"/>
+/// too); disposing removes it. By default <c>nft</c> runs in the process's network
 /// namespace; a command prefix such as <c>ip netns exec NAME</c> runs it in another.
 /// </summary>
 public sealed class KernelResetSuppression : IDisposable

@@ -9,6 +9,7 @@ namespace Mtcp.Transports;
 internal static partial class Libc
 {
     public const int AfInet = 2;
+    public const int AfInet6 = 10;
     public const int SockRaw = 3;
     public const int SockCloexec = 0x80000;
     public const int SolSocket = 1;

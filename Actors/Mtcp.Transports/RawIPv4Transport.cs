@@ -1,29 +1,9 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Mtcp.Wire;
 
 namespace Mtcp.Transports;
-
-/// <summary>Settings of a raw IPv4 transport.</summary>
-public sealed record RawTransportOptions
-{
-    /// <summary>
-    /// Receive buffer asked for with SO_RCVBUFFORCE (falls back to SO_RCVBUF, capped by rmem_max, when
-    /// not permitted). The default 208 KB overruns under bulk transfer.
-    /// </summary>
-    public int ReceiveBufferBytes { get; init; } = 8 * 1024 * 1024;
-
-    /// <summary>Send buffer, set the same way as the receive buffer.</summary>
-    public int SendBufferBytes { get; init; } = 4 * 1024 * 1024;
-
-    /// <summary>
-    /// SO_MARK put on every packet sent, so that a firewall rule can tell the engine's segments from
-    /// the kernel's (see <see cref="KernelResetSuppression"/>). Null leaves packets unmarked.
-    /// </summary>
-    public uint? SocketMark { get; init; }
-}
 
 /// <summary>
 /// Segments carried directly in IPv4 packets over a raw socket: protocol 253 (RFC 3692 experimental;
@@ -44,13 +24,13 @@ public sealed record RawTransportOptions
 /// fragment such packets, so a segment larger than the route's MTU goes out once more without IP_HDRINCL.
 /// </para>
 /// </remarks>
-public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
+public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
 {
     /// <summary>IP protocol 253, reserved for experimentation (RFC 3692).</summary>
-    public const byte ExperimentalProtocol = 253;
+    public const byte ExperimentalProtocol = RawIPTransport.ExperimentalProtocol;
 
     /// <summary>IP protocol 6, TCP.</summary>
-    public const byte TcpProtocol = 6;
+    public const byte TcpProtocol = RawIPTransport.TcpProtocol;
 
     private const int MaxIPv4PacketLength = DatagramSocket.MaxDatagramLength;
     internal const int MinIPv4HeaderLength = 20;
@@ -105,7 +85,7 @@ public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
     /// socket marks its packets with <see cref="KernelResetSuppression.DefaultEngineMark"/>.
     /// </summary>
     public static RawIPv4Transport OpenTcp(IpAddress localAddress, RawTransportOptions? options = null) =>
-        Open(localAddress, TcpProtocol, options ?? new RawTransportOptions { SocketMark = KernelResetSuppression.DefaultEngineMark });
+        Open(localAddress, TcpProtocol, options ?? RawTransportOptions.Tcp);
 
     /// <summary>
     /// Opens a raw IPv4 socket for <paramref name="protocol"/> in the calling thread's network namespace
@@ -121,26 +101,10 @@ public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
             throw new ArgumentException($"a raw IPv4 transport needs an IPv4 local address, not {localAddress}", nameof(localAddress));
         }
 
-        var fd = Libc.Socket(Libc.AfInet, Libc.SockRaw | Libc.SockCloexec, protocol);
-        if (fd < 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            var cause = new SocketException(errno);
-            if (errno is Libc.Eperm or Libc.Eacces)
-            {
-                throw new InsufficientPrivilegeException(
-                    $"Opening a raw IPv4 socket for IP protocol {protocol} was refused: it requires root or CAP_NET_RAW. " +
-                    "Run as root (or grant CAP_NET_RAW), or use the UDP encapsulation transport, which needs no privilege.",
-                    cause);
-            }
-
-            throw new PacketTransportException($"socket(AF_INET, SOCK_RAW, {protocol}) failed: {cause.Message} (errno {errno})", cause);
-        }
-
-        var socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        var socket = RawSockets.Open(localAddress, protocol, options);
         try
         {
-            Configure(socket, localAddress, options);
+            socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
         }
         catch
         {
@@ -149,52 +113,6 @@ public sealed class RawIPv4Transport : IPacketTransport, IDatagramFilter
         }
 
         return new RawIPv4Transport(socket, localAddress, protocol);
-    }
-
-    private static void Configure(Socket socket, IpAddress localAddress, RawTransportOptions options)
-    {
-        SetBuffer(socket, Libc.SoRcvbufforce, SocketOptionName.ReceiveBuffer, options.ReceiveBufferBytes);
-        SetBuffer(socket, Libc.SoSndbufforce, SocketOptionName.SendBuffer, options.SendBufferBytes);
-        if (options.SocketMark is { } mark)
-        {
-            Span<byte> value = stackalloc byte[sizeof(uint)];
-            BinaryPrimitives.WriteUInt32LittleEndian(value, mark);
-            try
-            {
-                socket.SetRawSocketOption(Libc.SolSocket, Libc.SoMark, value);
-            }
-            catch (SocketException e) when (e.SocketErrorCode == SocketError.AccessDenied || e.ErrorCode == Libc.Eperm)
-            {
-                throw new InsufficientPrivilegeException(
-                    "Setting SO_MARK on the raw socket requires root or CAP_NET_ADMIN: run as root or use the UDP encapsulation transport.", e);
-            }
-        }
-
-        socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
-        try
-        {
-            // Bound raw sockets get only packets whose destination is the bound address (raw_v4_match).
-            socket.Bind(new IPEndPoint(localAddress.ToIPAddress(), 0));
-        }
-        catch (SocketException e)
-        {
-            throw new PacketTransportException($"binding the raw socket to {localAddress} failed: {e.Message}; is the address assigned to an interface in this network namespace?", e);
-        }
-    }
-
-    private static void SetBuffer(Socket socket, int forceOption, SocketOptionName fallback, int bytes)
-    {
-        Span<byte> value = stackalloc byte[sizeof(int)];
-        BinaryPrimitives.WriteInt32LittleEndian(value, bytes);
-        try
-        {
-            socket.SetRawSocketOption(Libc.SolSocket, forceOption, value);
-        }
-        catch (SocketException)
-        {
-            // Without CAP_NET_ADMIN the kernel caps the plain option at net.core.[rw]mem_max.
-            socket.SetSocketOption(SocketOptionLevel.Socket, fallback, bytes);
-        }
     }
 
     public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)

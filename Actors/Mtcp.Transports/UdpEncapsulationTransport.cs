@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using Mtcp.Wire;
@@ -108,7 +107,7 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
 
         lock (_sendLock)
         {
-            WriteSocketAddress(_sendAddress, destination, _peerPort);
+            CarrierHeaders.WriteSocketAddress(_sendAddress, destination, _peerPort);
             return _socket.Sent(_socket.SendTo(_sendAddress.Buffer.Span[.._sendAddress.Size], ReadOnlySpan<byte>.Empty, segment));
         }
     }
@@ -117,24 +116,8 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
         _socket.Receive(this, buffer, timeout, out received);
 
     /// <summary>A datagram from the peer port carries one whole segment; the segment's addresses are the datagram's.</summary>
-    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received)
-    {
-        if (CarrierHeaders.TryReadUdpSource(source.Buffer.Span[..source.Size], source.Family, _peerPort, out var sourceAddress) == CarrierError.None)
-        {
-            received = new ReceivedSegment(sourceAddress, LocalAddress, 0, datagram.Length);
-            return true;
-        }
-
-        received = default;
-        return false;
-    }
-
-    private static void WriteSocketAddress(SocketAddress address, IpAddress ip, ushort port)
-    {
-        var bytes = address.Buffer.Span;
-        BinaryPrimitives.WriteUInt16BigEndian(bytes[CarrierHeaders.PortOffset..], port);
-        ip.WriteTo(bytes[(ip.IsIPv4 ? CarrierHeaders.IPv4SocketAddressOffset : CarrierHeaders.IPv6SocketAddressOffset)..]);
-    }
+    bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received) =>
+        CarrierHeaders.TryLocateWhole(CarrierHeaders.TryReadUdpSource(source.Buffer.Span[..source.Size], source.Family, _peerPort, out var sourceAddress), sourceAddress, LocalAddress, datagram.Length, out received);
 
     public void Dispose()
     {

@@ -13,8 +13,8 @@ var runs = new Option<int>("--runs")
 };
 var transports = new Option<string[]>("--transports")
 {
-    Description = "MTCP transports to measure (memory, udp, raw); raw is skipped without CAP_NET_RAW",
-    DefaultValueFactory = _ => ["memory", "udp", "raw"],
+    Description = "MTCP transports to measure (memory, udp, raw, and over IPv6 raw-ipv6, udp-ipv6); raw is skipped without CAP_NET_RAW, the IPv6 ones without root",
+    DefaultValueFactory = _ => ["memory", "udp", "raw", "raw-ipv6", "udp-ipv6"],
     AllowMultipleArgumentsPerToken = true,
 };
 

@@ -6,7 +6,9 @@ using Akka.Actor;
 using Akka.Configuration;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
+using Mtcp.TestKit.Netns;
 using Mtcp.Transports;
+using Mtcp.Wire;
 
 namespace Mtcp.Bench;
 
@@ -28,12 +30,19 @@ internal readonly record struct TransferTime(TimeSpan Elapsed, TimeSpan Cpu, lon
 /// <summary>
 /// Moves N bytes from a client to a server over one connection, several times per MTCP transport and over the
 /// kernel's TCP on loopback, and reports medians and the ratio. Both ends run in this process, as the kernel TCP
-/// baseline does, so both pay for the same two cores.
+/// baseline does, so both pay for the same two cores. The IPv6 rows (<c>raw-ipv6</c>, <c>udp-ipv6</c>) run on the
+/// loopback of a network namespace of their own, which holds two IPv6 addresses (the host's loopback has only ::1, and
+/// each node needs its own address), against kernel TCP over IPv6 between the same two addresses.
 /// </summary>
 internal static class ThroughputBenchmark
 {
     private const int ChunkSize = 256 * 1024;
     private const ushort ServicePort = 9000;
+    private const string IPv6Suffix = "-ipv6";
+
+    // One /64 of the unique local range (RFC 4193), on the namespace's loopback.
+    private static readonly IpAddress ServerIPv6 = IpAddress.Parse("fd00:6d74::2");
+    private static readonly IpAddress ClientIPv6 = IpAddress.Parse("fd00:6d74::3");
 
     public static async Task<int> RunAsync(ThroughputOptions options, CancellationToken cancellationToken)
     {
@@ -45,16 +54,34 @@ internal static class ThroughputBenchmark
 
         Console.WriteLine($"throughput: {options.Bytes:N0} bytes per run, {options.Runs} runs per transport, chunk {ChunkSize:N0} bytes");
         var config = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "HOCON", "bench-throughput.conf")));
-        var series = new List<Series> { new("kernel TCP", () => KernelTcpRunAsync(options.Bytes, cancellationToken)) };
+        var kernelTcp = new Series("kernel TCP", () => KernelTcpRunAsync(options.Bytes, null, cancellationToken), Baseline: null);
+        var series = new List<Series> { kernelTcp };
+        var ipv6Why = string.Empty;
+        using var ipv6Loopback = options.Transports.Any(t => t.EndsWith(IPv6Suffix, StringComparison.Ordinal)) ? OpenIPv6Loopback(out ipv6Why) : null;
+        var kernelTcpIPv6 = ipv6Loopback is null ? null : new Series("kernel TCP" + IPv6Suffix, () => KernelTcpRunAsync(options.Bytes, ipv6Loopback, cancellationToken), Baseline: null);
+        if (kernelTcpIPv6 is not null)
+        {
+            series.Add(kernelTcpIPv6);
+        }
+
         foreach (var transport in options.Transports)
         {
-            if (transport == "raw" && !RawSocketsPermitted(out var why))
+            var ipv6 = transport.EndsWith(IPv6Suffix, StringComparison.Ordinal);
+            if (ipv6 && ipv6Loopback is null)
             {
-                Console.WriteLine($"raw: skipped ({why})");
+                Console.WriteLine($"{transport}: skipped ({ipv6Why})");
                 continue;
             }
 
-            series.Add(new Series(transport, () => MtcpRunAsync(config, transport, options.Bytes, cancellationToken)));
+            if (transport.StartsWith("raw", StringComparison.Ordinal) && !RawSocketsPermitted(out var why))
+            {
+                Console.WriteLine($"{transport}: skipped ({why})");
+                continue;
+            }
+
+            series.Add(ipv6
+                ? new Series(transport, () => MtcpIPv6RunAsync(config, ipv6Loopback!, transport[..^IPv6Suffix.Length], options.Bytes, cancellationToken), kernelTcpIPv6)
+                : new Series(transport, () => MtcpRunAsync(config, transport, options.Bytes, cancellationToken), kernelTcp));
         }
 
         // One unmeasured warm-up run each (JIT, socket buffers), then the runs interleaved (kernel, each transport,
@@ -84,20 +111,22 @@ internal static class ThroughputBenchmark
         }
 
         Console.WriteLine($"gen0 collections per round of runs (all series): {(double)(GC.CollectionCount(0) - gen0) / options.Runs:F1}");
-        var kernel = series[0].MBps.ToArray();
-        var kernelMedian = Statistics.Median(kernel);
-        var results = series.Skip(1)
+        var results = series.Where(s => s.Baseline is not null)
             .Select(s =>
             {
+                // Each MTCP series against kernel TCP of its own family.
+                var kernel = s.Baseline!.MBps;
+                var kernelMedian = Statistics.Median(kernel);
                 var paired = s.MBps.Zip(kernel, (mtcp, tcp) => mtcp / tcp).ToArray();
-                return new TransportThroughput(s.Name, Statistics.Median(s.MBps), kernelMedian, Statistics.Median(s.MBps) / kernelMedian, s.MBps.ToArray(), Statistics.Median(paired), paired, Statistics.Median(s.CpuSecondsPerGB), Statistics.Median(series[0].CpuSecondsPerGB));
+                return new TransportThroughput(s.Name, Statistics.Median(s.MBps), kernelMedian, Statistics.Median(s.MBps) / kernelMedian, s.MBps.ToArray(), Statistics.Median(paired), paired, Statistics.Median(s.CpuSecondsPerGB), Statistics.Median(s.Baseline.CpuSecondsPerGB));
             })
             .ToList();
-        await WriteArtifactsAsync(options, kernel, results);
+        await WriteArtifactsAsync(options, kernelTcp.MBps.ToArray(), kernelTcpIPv6?.MBps.ToArray(), results);
         return 0;
     }
 
-    private sealed record Series(string Name, Func<Task<TransferTime>> Run)
+    /// <param name="Baseline">the kernel TCP series an MTCP series is compared with; null for a kernel TCP series.</param>
+    private sealed record Series(string Name, Func<Task<TransferTime>> Run, Series? Baseline)
     {
         public List<double> MBps { get; } = [];
 
@@ -117,20 +146,7 @@ internal static class ThroughputBenchmark
         {
             await using var server = MtcpRuntime.Start(system, fabric, NodeConfig(transport, "127.0.0.2"), "server");
             await using var client = MtcpRuntime.Start(system, fabric, NodeConfig(transport, "127.0.0.3"), "client");
-            await using var listener = new MtcpListener(server, ServicePort);
-            await listener.StartAsync(cancellationToken);
-            var accepting = listener.AcceptAsync(cancellationToken);
-            using var mtcpClient = new MtcpClient(client);
-            var stream = await mtcpClient.ConnectAsync(new IPEndPoint(IPAddress.Parse("127.0.0.2"), ServicePort), cancellationToken);
-            await using var connection = await accepting;
-            var serverBefore = (await server.GetStatisticsAsync(cancellationToken)).SegmentsReceived;
-            var clientBefore = (await client.GetStatisticsAsync(cancellationToken)).SegmentsReceived;
-            var run = await TransferAsync(stream, connection.Stream, bytes, cancellationToken);
-            return run with
-            {
-                SegmentsToServer = (await server.GetStatisticsAsync(cancellationToken)).SegmentsReceived - serverBefore,
-                SegmentsToClient = (await client.GetStatisticsAsync(cancellationToken)).SegmentsReceived - clientBefore,
-            };
+            return await ConnectAndTransferAsync(server, client, IPAddress.Parse("127.0.0.2"), bytes, cancellationToken);
         }
         finally
         {
@@ -138,17 +154,99 @@ internal static class ThroughputBenchmark
         }
     }
 
+    /// <summary>
+    /// One MTCP run over IPv6 in <paramref name="loopback"/>: each node's transport opens inside the namespace (its socket
+    /// stays there), with the sizes of the benchmark's configuration, and the runtimes run in this process as usual.
+    /// </summary>
+    private static async Task<TransferTime> MtcpIPv6RunAsync(Config benchConfig, NetworkNamespace loopback, string transport, long bytes, CancellationToken cancellationToken)
+    {
+        var system = ActorSystem.Create("bench", MtcpConfig.WithFallback(benchConfig));
+        try
+        {
+            var settings = benchConfig.WithFallback(MtcpConfig.Reference);
+            IPacketTransport Open(IpAddress address) => loopback.Run<IPacketTransport>(() => transport == "raw"
+                ? RawIPTransport.OpenExperimental(address, new RawTransportOptions
+                {
+                    ReceiveBufferBytes = (int)settings.GetByteSize("mtcp.runtime.raw.receive-buffer-size")!.Value,
+                    SendBufferBytes = (int)settings.GetByteSize("mtcp.runtime.raw.send-buffer-size")!.Value,
+                })
+                : UdpEncapsulationTransport.Open(
+                    address,
+                    (ushort)settings.GetInt("mtcp.runtime.udp.port"),
+                    (ushort)settings.GetInt("mtcp.runtime.udp.peer-port"),
+                    (int)settings.GetByteSize("mtcp.runtime.udp.socket-buffer-size")!.Value));
+
+            await using var server = MtcpRuntime.Start(system, Open(ServerIPv6), NodeConfig(transport, ServerIPv6.ToString()), "server");
+            await using var client = MtcpRuntime.Start(system, Open(ClientIPv6), NodeConfig(transport, ClientIPv6.ToString()), "client");
+            return await ConnectAndTransferAsync(server, client, ServerIPv6.ToIPAddress(), bytes, cancellationToken);
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
+    /// <summary>One connection from <paramref name="client"/> to <paramref name="server"/> at <paramref name="serverAddress"/>, one transfer, and the segments each end received meanwhile.</summary>
+    private static async Task<TransferTime> ConnectAndTransferAsync(MtcpRuntime server, MtcpRuntime client, IPAddress serverAddress, long bytes, CancellationToken cancellationToken)
+    {
+        await using var listener = new MtcpListener(server, ServicePort);
+        await listener.StartAsync(cancellationToken);
+        var accepting = listener.AcceptAsync(cancellationToken);
+        using var mtcpClient = new MtcpClient(client);
+        var stream = await mtcpClient.ConnectAsync(new IPEndPoint(serverAddress, ServicePort), cancellationToken);
+        await using var connection = await accepting;
+        var serverBefore = (await server.GetStatisticsAsync(cancellationToken)).SegmentsReceived;
+        var clientBefore = (await client.GetStatisticsAsync(cancellationToken)).SegmentsReceived;
+        var run = await TransferAsync(stream, connection.Stream, bytes, cancellationToken);
+        return run with
+        {
+            SegmentsToServer = (await server.GetStatisticsAsync(cancellationToken)).SegmentsReceived - serverBefore,
+            SegmentsToClient = (await client.GetStatisticsAsync(cancellationToken)).SegmentsReceived - clientBefore,
+        };
+    }
+
     private static Config NodeConfig(string transport, string address) =>
         ConfigurationFactory.ParseString($"mtcp.runtime.transport = {transport}\nmtcp.runtime.local-address = \"{address}\"");
 
-    private static async Task<TransferTime> KernelTcpRunAsync(long bytes, CancellationToken cancellationToken)
+    /// <summary>Kernel TCP on the host's IPv4 loopback, or with <paramref name="ipv6Loopback"/> between its two IPv6 addresses.</summary>
+    private static async Task<TransferTime> KernelTcpRunAsync(long bytes, NetworkNamespace? ipv6Loopback, CancellationToken cancellationToken)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        using var client = new TcpClient { NoDelay = true };
-        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port, cancellationToken);
-        using var accepted = await listener.AcceptTcpClientAsync(cancellationToken);
-        return await TransferAsync(client.GetStream(), accepted.GetStream(), bytes, cancellationToken);
+        var (listener, client) = ipv6Loopback is null
+            ? (new TcpListener(IPAddress.Loopback, 0), new TcpClient { NoDelay = true })
+            : ipv6Loopback.Run(() => (new TcpListener(ServerIPv6.ToIPAddress(), 0), new TcpClient(AddressFamily.InterNetworkV6) { NoDelay = true }));
+        using (client)
+        {
+            listener.Start();
+            try
+            {
+                await client.ConnectAsync(((IPEndPoint)listener.LocalEndpoint).Address, ((IPEndPoint)listener.LocalEndpoint).Port, cancellationToken);
+                using var accepted = await listener.AcceptTcpClientAsync(cancellationToken);
+                return await TransferAsync(client.GetStream(), accepted.GetStream(), bytes, cancellationToken);
+            }
+            finally
+            {
+                listener.Stop();
+            }
+        }
+    }
+
+    /// <summary>A namespace whose loopback holds <see cref="ServerIPv6"/> and <see cref="ClientIPv6"/>; null, with why, without root.</summary>
+    private static NetworkNamespace? OpenIPv6Loopback(out string why)
+    {
+        if (Environment.UserName != "root")
+        {
+            why = "network namespaces need root";
+            return null;
+        }
+
+        var loopback = NetworkNamespace.Create("bench6");
+        foreach (var address in new[] { ServerIPv6, ClientIPv6 })
+        {
+            loopback.AddAddress("lo", address, 128);
+        }
+
+        why = string.Empty;
+        return loopback;
     }
 
     /// <summary>Writes from one stream while the other reads; the clocks stop when the last byte was read.</summary>
@@ -187,7 +285,7 @@ internal static class ThroughputBenchmark
     {
         try
         {
-            RawIPv4Transport.OpenExperimental(Mtcp.Wire.IpAddress.Parse("127.0.0.2")).Dispose();
+            RawIPTransport.OpenExperimental(IpAddress.Parse("127.0.0.2")).Dispose();
             why = string.Empty;
             return true;
         }
@@ -198,12 +296,22 @@ internal static class ThroughputBenchmark
         }
     }
 
-    private static async Task WriteArtifactsAsync(ThroughputOptions options, double[] kernel, List<TransportThroughput> results)
+    private static async Task WriteArtifactsAsync(ThroughputOptions options, double[] kernel, double[]? kernelIPv6, List<TransportThroughput> results)
     {
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
-            new { bytes = options.Bytes, runs = options.Runs, chunkBytes = ChunkSize, kernelTcpMBps = Statistics.Median(kernel), kernelTcpRunsMBps = kernel, transports = results },
+            new
+            {
+                bytes = options.Bytes,
+                runs = options.Runs,
+                chunkBytes = ChunkSize,
+                kernelTcpMBps = Statistics.Median(kernel),
+                kernelTcpRunsMBps = kernel,
+                kernelTcpIPv6MBps = kernelIPv6 is null ? (double?)null : Statistics.Median(kernelIPv6),
+                kernelTcpIPv6RunsMBps = kernelIPv6,
+                transports = results,
+            },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
         await File.WriteAllTextAsync(Path.Combine(directory, "throughput.json"), json);
 
@@ -212,6 +320,7 @@ internal static class ThroughputBenchmark
         table.AppendLine();
         table.AppendLine($"{options.Bytes:N0} bytes client to server per run; median of {options.Runs} runs after one warm-up each; MB = 10^6 bytes.");
         table.AppendLine("Kernel TCP measured in the same process and run, its runs interleaved with the MTCP runs.");
+        table.AppendLine("The -ipv6 rows run over IPv6 between two addresses on the loopback of a network namespace, against kernel TCP over IPv6 there.");
         table.AppendLine();
         table.AppendLine("Per-round ratio: each MTCP run over the kernel TCP run of the same round; median and range over the rounds.");
         table.AppendLine();

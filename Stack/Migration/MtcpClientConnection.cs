@@ -219,7 +219,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         var rcvNxt = old.ReceiveDataNext;
         var newEndpointCid = new ConnectionId(LocalAddress, port, destination.Address, destination.Port);
         var authenticator = new ConnectionAuthenticator(secret).MigratedConnection(cid, newEndpointCid, rcvNxt, _nextAttempt++);
-        var option = new MtcpMigratedConnection(_current.Peer, port == old.LocalPort ? null : old.LocalPort, rcvNxt, authenticator);
+        var option = MtcpMigratedConnection.ForDestination(destination.Address, _current.Peer, port == old.LocalPort ? null : old.LocalPort, rcvNxt, authenticator);
         var tcb = TcpConnection.Connect(_config, port, destination.Port, iss, now);
         tcb.KeepAliveIdle = old.KeepAliveIdle;
 
@@ -288,6 +288,13 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             if (header.Has(TcpFlags.Syn))
             {
                 header = header with { Options = header.Options with { MigratedConnection = migration.Option } };
+                if (header.Options.BufferLength > TcpSegment.MaxOptionsLength)
+                {
+                    // An IPv6 origin on another subnet than the destination (36 option bytes) leaves room for the MSS
+                    // only: the new block goes without window scaling and SACK, which the server then does not
+                    // offer either (RFC 7323 §1.3, RFC 2018 §2), rather than the SYN not going out at all.
+                    header = header with { Options = header.Options with { WindowScale = null, SackPermitted = false } };
+                }
             }
 
             return true;

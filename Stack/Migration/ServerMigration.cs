@@ -92,7 +92,7 @@ public static class ServerMigration
     /// </summary>
     public static StateRequest BuildStateRequest(ulong requestId, MtcpMigratedConnection migrated, ConnectionId newEndpointCid)
     {
-        var migratingCid = migrated.ToConnectionId(newEndpointCid.ClientAddress, newEndpointCid.ClientPort);
+        var migratingCid = migrated.ToConnectionId(newEndpointCid.ClientAddress, newEndpointCid.ClientPort, newEndpointCid.ServerAddress);
         var authenticator = new byte[sizeof(ulong)];
         BinaryPrimitives.WriteUInt64BigEndian(authenticator, migrated.Authenticator);
         return new StateRequest(requestId, migratingCid, newEndpointCid, migrated.RcvNxt, authenticator);

@@ -12,7 +12,8 @@ namespace Mtcp.Interop.Tests;
 
 /// <summary>
 /// The Linux kernel's TCP as the conformance judge: our engine, over the protocol-6 raw transport in
-/// namespace A, exchanges 10 MB each way with kernel sockets in namespace B across a veth pair. The
+/// namespace A, exchanges 10 MB each way with kernel sockets in namespace B across a veth pair, over IPv4
+/// and over IPv6. The
 /// kernel in A is kept from resetting the engine's connection by <see cref="KernelResetSuppression"/>.
 /// </summary>
 [Trait("Category", "Interop")]
@@ -43,27 +44,31 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void Kernel_client_must_echo_10_MB_through_the_engine_serving_over_protocol_6_with_a_clean_capture()
+    [Theory]
+    [InlineData(AddressFamily.InterNetwork)]
+    [InlineData(AddressFamily.InterNetworkV6)]
+    public void Kernel_client_must_echo_10_MB_through_the_engine_serving_over_protocol_6_with_a_clean_capture(AddressFamily family)
     {
         using var pair = VethNamespacePair.Create();
-        using var capture = PacketCapture.Start(pair.A, VethNamespacePair.InterfaceName, CaptureCheckTests.CapturePath("engine-server"));
-        var elapsed = KernelClientAgainstEngineServer(pair, seed: 1, output);
-        output.WriteLine($"kernel client -> engine server, 10 MB each way: {elapsed.TotalMilliseconds:F0} ms");
-        output.WriteLine($"kernel client -> kernel server, 10 MB each way: {KernelToKernel(pair).TotalMilliseconds:F0} ms");
+        using var capture = PacketCapture.Start(pair.A, VethNamespacePair.InterfaceName, CaptureCheckTests.CapturePath($"engine-server-{family}"));
+        var elapsed = KernelClientAgainstEngineServer(pair, seed: 1, output, family: family);
+        output.WriteLine($"{family}: kernel client -> engine server, 10 MB each way: {elapsed.TotalMilliseconds:F0} ms");
+        output.WriteLine($"{family}: kernel client -> kernel server, 10 MB each way: {KernelToKernel(pair, family: family).TotalMilliseconds:F0} ms");
 
         var bad = capture.BadSegments();
         Assert.True(bad.Count == 0, $"the capture {capture.FilePath} holds malformed or bad-checksum segments:\n{string.Join('\n', bad.Take(20))}");
         Assert.True(capture.Count("tcp") > 2 * KernelEcho.TransferBytes / 1460);
     }
 
-    [Fact]
-    public void Engine_client_must_echo_10_MB_through_a_kernel_server()
+    [Theory]
+    [InlineData(AddressFamily.InterNetwork)]
+    [InlineData(AddressFamily.InterNetworkV6)]
+    public void Engine_client_must_echo_10_MB_through_a_kernel_server(AddressFamily family)
     {
         using var pair = VethNamespacePair.Create();
-        var elapsed = EngineClientAgainstKernelServer(pair, seed: 2, output);
-        output.WriteLine($"engine client -> kernel server, 10 MB each way: {elapsed.TotalMilliseconds:F0} ms");
-        output.WriteLine($"kernel client -> kernel server, 10 MB each way: {KernelToKernel(pair).TotalMilliseconds:F0} ms");
+        var elapsed = EngineClientAgainstKernelServer(pair, seed: 2, output, family: family);
+        output.WriteLine($"{family}: engine client -> kernel server, 10 MB each way: {elapsed.TotalMilliseconds:F0} ms");
+        output.WriteLine($"{family}: kernel client -> kernel server, 10 MB each way: {KernelToKernel(pair, family: family).TotalMilliseconds:F0} ms");
     }
 
     [Theory]
@@ -84,16 +89,18 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>A kernel client sends 10 MB (or <paramref name="payload"/>) to the engine, serving over protocol 6 in namespace A, and reads the echo back.</summary>
-    internal static TimeSpan KernelClientAgainstEngineServer(VethNamespacePair pair, int seed, ITestOutputHelper output, byte[]? payload = null, Action<TransportConnectionDriver>? inspect = null)
+    internal static TimeSpan KernelClientAgainstEngineServer(
+        VethNamespacePair pair, int seed, ITestOutputHelper output, byte[]? payload = null, Action<TransportConnectionDriver>? inspect = null, AddressFamily family = AddressFamily.InterNetwork)
     {
-        using var transport = pair.A.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressA));
+        var (engineAddress, _) = VethNamespacePair.Addresses(family);
+        using var transport = pair.A.Run(() => RawIPTransport.OpenTcp(engineAddress));
         var suppression = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
         try
         {
             var echo = new EngineEchoApplication();
             using var driver = TransportConnectionDriver.Listen(transport, TcpConfig.Default, EnginePort, new SeqNumber((uint)(0xFFFF_F000 + seed)), echo);
-            using var client = pair.B.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-            client.Connect(new IPEndPoint(VethNamespacePair.AddressA.ToIPAddress(), EnginePort));
+            using var client = pair.B.Run(() => new Socket(family, SocketType.Stream, ProtocolType.Tcp));
+            client.Connect(new IPEndPoint(engineAddress.ToIPAddress(), EnginePort));
             payload ??= KernelEcho.Payload(seed);
             var (length, sha256, elapsed) = KernelEcho.SendAndReceiveEcho(client, payload, TransferTimeout);
             client.Close();
@@ -115,18 +122,20 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>The engine in namespace A sends 10 MB (or <paramref name="payload"/>) to a kernel echo server in namespace B and reads the echo back.</summary>
-    internal static TimeSpan EngineClientAgainstKernelServer(VethNamespacePair pair, int seed, ITestOutputHelper output, byte[]? payload = null, Action<TransportConnectionDriver>? inspect = null)
+    internal static TimeSpan EngineClientAgainstKernelServer(
+        VethNamespacePair pair, int seed, ITestOutputHelper output, byte[]? payload = null, Action<TransportConnectionDriver>? inspect = null, AddressFamily family = AddressFamily.InterNetwork)
     {
+        var (engineAddress, kernelAddress) = VethNamespacePair.Addresses(family);
         using var listener = pair.B.Run(() =>
         {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            socket.Bind(new IPEndPoint(VethNamespacePair.AddressB.ToIPAddress(), KernelPort));
+            var socket = new Socket(family, SocketType.Stream, ProtocolType.Tcp);
+            socket.Bind(new IPEndPoint(kernelAddress.ToIPAddress(), KernelPort));
             socket.Listen();
             return socket;
         });
         Exception? serverFailure = null;
         var server = KernelEcho.StartEchoServer(listener, e => serverFailure = e);
-        using var transport = pair.A.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressA));
+        using var transport = pair.A.Run(() => RawIPTransport.OpenTcp(engineAddress));
         var suppression = KernelResetSuppression.Install(EnginePort, commandPrefix: pair.A.CommandPrefix);
         try
         {
@@ -134,7 +143,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
             var application = new EngineSendAndHashApplication(payload);
             var stopwatch = Stopwatch.StartNew();
             using var driver = TransportConnectionDriver.Connect(
-                transport, TcpConfig.Default, EnginePort, VethNamespacePair.AddressB, KernelPort, new SeqNumber((uint)(0xFFFF_F000 + seed)), application);
+                transport, TcpConfig.Default, EnginePort, kernelAddress, KernelPort, new SeqNumber((uint)(0xFFFF_F000 + seed)), application);
             var finished = driver.WaitUntilFinished(TransferTimeout);
             stopwatch.Stop();
             Report(driver, transport, output);
@@ -154,18 +163,18 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>The baseline: the same 10 MB (or <paramref name="payloadBytes"/>) echo between kernel sockets in the same namespaces.</summary>
-    internal static TimeSpan KernelToKernel(VethNamespacePair pair, int payloadBytes = KernelEcho.TransferBytes)
+    internal static TimeSpan KernelToKernel(VethNamespacePair pair, int payloadBytes = KernelEcho.TransferBytes, AddressFamily family = AddressFamily.InterNetwork)
     {
         using var listener = pair.A.Run(() =>
         {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            socket.Bind(new IPEndPoint(VethNamespacePair.AddressA.ToIPAddress(), 0));
+            var socket = new Socket(family, SocketType.Stream, ProtocolType.Tcp);
+            socket.Bind(new IPEndPoint(VethNamespacePair.Addresses(family).A.ToIPAddress(), 0));
             socket.Listen();
             return socket;
         });
         Exception? serverFailure = null;
         var server = KernelEcho.StartEchoServer(listener, e => serverFailure = e);
-        using var client = pair.B.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        using var client = pair.B.Run(() => new Socket(family, SocketType.Stream, ProtocolType.Tcp));
         client.Connect(listener.LocalEndPoint!);
         var payload = KernelEcho.Payload(99, payloadBytes);
         var (length, sha256, elapsed) = KernelEcho.SendAndReceiveEcho(client, payload, TransferTimeout);

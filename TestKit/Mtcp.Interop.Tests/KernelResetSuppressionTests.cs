@@ -15,13 +15,17 @@ public sealed class KernelResetSuppressionTests
     private const byte SynFlag = 0x02;
     private const byte RstFlag = 0x04;
 
-    [Fact]
-    public async Task Suppression_must_drop_the_kernels_resets_for_the_port_but_not_the_engines()
+    /// <summary>The rule's <c>inet</c> table covers the kernel's IPv4 and IPv6 RSTs alike.</summary>
+    [Theory]
+    [InlineData(AddressFamily.InterNetwork)]
+    [InlineData(AddressFamily.InterNetworkV6)]
+    public async Task Suppression_must_drop_the_kernels_resets_for_the_port_but_not_the_engines(AddressFamily family)
     {
         using var pair = VethNamespacePair.Create();
-        var engineEndPoint = new IPEndPoint(VethNamespacePair.AddressA.ToIPAddress(), EnginePort);
-        using var engine = pair.A.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressA));
-        using var observer = pair.B.Run(() => RawIPv4Transport.OpenTcp(VethNamespacePair.AddressB));
+        var (addressA, addressB) = VethNamespacePair.Addresses(family);
+        var engineEndPoint = new IPEndPoint(addressA.ToIPAddress(), EnginePort);
+        using var engine = pair.A.Run(() => RawIPTransport.OpenTcp(addressA));
+        using var observer = pair.B.Run(() => RawIPTransport.OpenTcp(addressB));
 
         // Without the rule the kernel in A refuses the connection with a RST.
         var refused = await Assert.ThrowsAsync<SocketException>(() => ConnectFromB(pair, engineEndPoint, TimeSpan.FromSeconds(5)));
@@ -41,7 +45,7 @@ public sealed class KernelResetSuppressionTests
             Assert.True(rule.DroppedResets() > 0);
 
             // The engine's own RSTs carry the socket mark and pass.
-            engine.Send(VethNamespacePair.AddressB, ResetSegment(EnginePort, 50000));
+            engine.Send(addressB, ResetSegment(EnginePort, 50000));
             Assert.True(ReceivesSegment(observer, RstFlag, TimeSpan.FromSeconds(2)), "the engine's marked RST was dropped");
         }
         finally
@@ -68,7 +72,7 @@ public sealed class KernelResetSuppressionTests
 
     private static async Task ConnectFromB(VethNamespacePair pair, IPEndPoint target, TimeSpan timeout)
     {
-        using var client = pair.B.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        using var client = pair.B.Run(() => new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
         using var cancel = new CancellationTokenSource(timeout);
         await client.ConnectAsync(target, cancel.Token);
     }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Mtcp.TestKit.Netns;
 using Mtcp.Transports;
 using Mtcp.Wire;
 using static Mtcp.Interop.Tests.TransportAssertions;
@@ -91,7 +92,32 @@ public sealed class UdpEncapsulationTransportTests
         using var a = UdpEncapsulationTransport.Open(loopback, portA, b.LocalPort);
 
         Assert.Equal(65535 - 8, a.MaxSegmentLength);
-        AssertCarries(a, b, seed: 13, 20, 1460, 60 * 1024);
+        AssertCarries(a, b, seed: 13, 20, 1460, 60 * 1024, a.MaxSegmentLength);
         AssertCarries(b, a, seed: 14, 20);
+    }
+
+    [Fact]
+    public void Udp_must_carry_segments_over_IPv6_between_nodes_on_one_port_with_the_route_mtu_less_48_bytes()
+    {
+        using var pair = VethNamespacePair.Create();
+        const ushort Port = 5253;
+        using var a = pair.A.Run(() => UdpEncapsulationTransport.Open(VethNamespacePair.AddressA6, Port, Port));
+        using var b = pair.B.Run(() => UdpEncapsulationTransport.Open(VethNamespacePair.AddressB6, Port, Port));
+
+        // IPv6 header (40) and UDP header (8) within the veth's 1500 bytes; larger segments go as IPv6 fragments.
+        Assert.Equal(1500 - 48, a.MaxSegmentLengthTo(VethNamespacePair.AddressB6));
+        AssertCarries(a, b, seed: 15, 20, 1452, 60 * 1024, a.MaxSegmentLength);
+        AssertCarries(b, a, seed: 16, 20, 1452);
+
+        // A datagram from another port is not MTCP traffic; an IPv4 destination is not reachable from an IPv6 socket.
+        using (var stranger = pair.A.Run(() => new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp)))
+        {
+            stranger.SendTo(new byte[40], new IPEndPoint(VethNamespacePair.AddressB6.ToIPAddress(), Port));
+            var buffer = new byte[b.ReceiveBufferLength];
+            Assert.Equal(ReceiveOutcome.TimedOut, b.Receive(buffer, TimeSpan.FromMilliseconds(200), out _));
+            Assert.Equal(1, b.DiscardedDatagrams);
+        }
+
+        Assert.Throws<ArgumentException>(() => a.Send(VethNamespacePair.AddressB, SeededBytes(1, 40)));
     }
 }

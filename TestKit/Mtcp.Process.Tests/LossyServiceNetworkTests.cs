@@ -145,7 +145,7 @@ public sealed partial class LossyServiceNetworkTests(ITestOutputHelper output) :
                 }
 
                 var onServer1 = open.GetProperty("service").GetString()!.StartsWith($"{topology.Server1.ServiceAddress}:", StringComparison.Ordinal);
-                var destination = $"{(onServer1 ? topology.Server2 : topology.Server1).ServiceAddress}:{ProcessTestbed.FilePort}";
+                var destination = TopologyProcesses.FileService(onServer1 ? topology.Server2 : topology.Server1);
                 relay.Attempts++;
                 relay.InFlight = MigrateAsync(hosts, id, destination, relay);
             }

@@ -52,7 +52,7 @@ public sealed partial class SeparateControlNetworkTests(ITestOutputHelper output
         // A limited rate keeps the download longer than its migrations take, and migrates with the agent's window closed.
         var curl = Own(topology.Client.StartBackground(
             "curl", "-sS", "--max-time", "60", "--limit-rate", "4M", "-o", downloaded, "-w", "%{http_code} %{size_download}", $"http://{TopologyProcesses.AgentListen}/big.bin"));
-        var (completed, failures) = await MigrateWhileDownloadingAsync(topology, hosts, curl);
+        var (completed, failures) = await hosts.MigrateWhileDownloadingAsync(curl, FileBytes, Migrations);
         var download = await curl.WaitForExitAsync(TimeSpan.FromSeconds(70));
         serviceCapture.Stop();
         controlCapture.Stop();
@@ -97,42 +97,6 @@ public sealed partial class SeparateControlNetworkTests(ITestOutputHelper output
 
     private T Own<T>(T resource)
         where T : IDisposable => _testbed.Own(resource);
-
-    /// <summary>
-    /// Asks the agent to migrate the download to S2, S1, S2, ... each time another 1/(Migrations + 1) of the file
-    /// has arrived, until <see cref="Migrations"/> attempts are made or the download ends (curl's --max-time bounds it).
-    /// </summary>
-    private static async Task<(int Completed, List<string> Failures)> MigrateWhileDownloadingAsync(ControlNetworkTopology topology, TopologyProcesses hosts, BackgroundCommand curl)
-    {
-        var destinations = new[] { topology.Server2, topology.Server1 };
-        var completed = 0;
-        var failures = new List<string>();
-        while (!curl.HasExited && completed + failures.Count < Migrations)
-        {
-            var attempt = completed + failures.Count;
-            using var progress = JsonDocument.Parse(await hosts.AskAgentAsync("status"));
-            if (progress.RootElement.GetProperty("connections").EnumerateArray().FirstOrDefault() is not { ValueKind: JsonValueKind.Object } open
-                || open.GetProperty("bytesFromService").GetInt64() < (attempt + 1L) * FileBytes / (Migrations + 1))
-            {
-                await Task.Delay(20);
-                continue;
-            }
-
-            var destination = $"{destinations[attempt % destinations.Length].ServiceAddress}:{ProcessTestbed.FilePort}";
-            using var result = JsonDocument.Parse(await hosts.AskAgentAsync($"migrate {open.GetProperty("id").GetInt64()} {destination}"));
-            var outcome = result.RootElement.GetProperty("outcomes").EnumerateArray().Single();
-            if (outcome.GetProperty("completed").GetBoolean())
-            {
-                completed++;
-            }
-            else
-            {
-                failures.Add($"to {destination}: {outcome.GetProperty("failureReason").GetString()}");
-            }
-        }
-
-        return (completed, failures);
-    }
 
     [GeneratedRegex(@"migration in: .*; state reply (?<bytes>\d+) bytes")]
     private static partial Regex StateReplyLine();

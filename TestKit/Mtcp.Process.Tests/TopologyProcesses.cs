@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.Json;
 using Mtcp.TestKit.Netns;
 using Xunit.Abstractions;
 
@@ -24,14 +25,20 @@ internal sealed class TopologyProcesses(ProcessTestbed testbed, ControlNetworkTo
     /// <summary>How a host names its transport on its <c>transport:</c> line, for <c>raw</c> or <c>udp</c>.</summary>
     public static string TransportLine(string transport, Mtcp.Wire.IpAddress address) => transport == "udp"
         ? $"transport: UDP encapsulation at {address}:{UdpPort} to peer port {UdpPort}"
-        : $"transport: raw IPv4 protocol {MtcpProtocol} at {address}";
+        : address.IsIPv6 ? $"transport: raw IPv6 next header {MtcpProtocol} at {address}" : $"transport: raw IPv4 protocol {MtcpProtocol} at {address}";
+
+    /// <summary><c>address:port</c> as HOCON endpoints and Akka addresses write it: an IPv6 address in brackets.</summary>
+    public static string EndpointText(Mtcp.Wire.IpAddress address, int port) => new IPEndPoint(address.ToIPAddress(), port).ToString();
+
+    /// <summary>The service endpoint of <paramref name="host"/>'s file server, as the agent and its control commands name it.</summary>
+    public static string FileService(ServerHost host) => EndpointText(host.ServiceAddress, ProcessTestbed.FilePort);
 
     /// <summary>Starts a server node in its namespace and waits until it is ready, with <paramref name="seed"/> as the cluster's seed.</summary>
     public async Task<HostProcess> StartServerAsync(string name, ServerHost host, ServerHost seed, string transport = "raw", string extraConfig = "")
     {
         var config = testbed.WriteConfig($"{name}.conf", $$"""
             akka.remote.dot-netty.tcp { hostname = "{{host.ControlAddress}}", port = {{ControlPort}} }
-            akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{seed.ControlAddress}}:{{ControlPort}}"]
+            akka.cluster.seed-nodes = ["akka.ssl.tcp://mtcp@{{EndpointText(seed.ControlAddress, ControlPort)}}"]
             {{testbed.SecurityConfig(name, host.ControlAddress.ToIPAddress())}}
             mtcp.runtime.transport = {{transport}}
             mtcp.runtime.local-address = "{{host.ServiceAddress}}"
@@ -50,8 +57,8 @@ internal sealed class TopologyProcesses(ProcessTestbed testbed, ControlNetworkTo
     {
         var config = testbed.WriteConfig("agent.conf", $$"""
             mtcp.runtime.transport = {{transport}}
-            mtcp.runtime.local-address = "{{ControlNetworkTopology.ClientServiceAddress}}"
-            mtcp.agent.service-endpoints = ["{{topology.Server1.ServiceAddress}}:{{ProcessTestbed.FilePort}}"]
+            mtcp.runtime.local-address = "{{topology.ClientAddress}}"
+            mtcp.agent.service-endpoints = ["{{FileService(topology.Server1)}}"]
             mtcp.agent.serve.listen = "{{AgentListen}}"
             mtcp.agent.control-endpoint = "{{AgentControl}}"
             {{ProcessTestbed.MigrationConfig}}
@@ -59,8 +66,45 @@ internal sealed class TopologyProcesses(ProcessTestbed testbed, ControlNetworkTo
             """);
         var process = own(HostProcess.Start("agent", ProcessTestbed.AgentDll, ["--config", config, "serve"], output, testbed.Directory.FullName, topology.Client.CommandPrefix));
         await process.WaitForLineAsync("agent ready", ProcessTestbed.StartTimeout);
-        Assert.Contains(process.Lines, line => line.Contains(TransportLine(transport, ControlNetworkTopology.ClientServiceAddress), StringComparison.Ordinal));
+        Assert.Contains(process.Lines, line => line.Contains(TransportLine(transport, topology.ClientAddress), StringComparison.Ordinal));
         return process;
+    }
+
+    /// <summary>
+    /// Asks the agent to migrate the download to S2, S1, S2, ... each time another 1/(<paramref name="migrations"/> + 1)
+    /// of the <paramref name="fileBytes"/> has arrived, until that many attempts are made or the download ends (curl's
+    /// --max-time bounds it).
+    /// </summary>
+    public async Task<(int Completed, List<string> Failures)> MigrateWhileDownloadingAsync(BackgroundCommand curl, long fileBytes, int migrations)
+    {
+        var destinations = new[] { topology.Server2, topology.Server1 };
+        var completed = 0;
+        var failures = new List<string>();
+        while (!curl.HasExited && completed + failures.Count < migrations)
+        {
+            var attempt = completed + failures.Count;
+            using var progress = JsonDocument.Parse(await AskAgentAsync("status"));
+            if (progress.RootElement.GetProperty("connections").EnumerateArray().FirstOrDefault() is not { ValueKind: JsonValueKind.Object } open
+                || open.GetProperty("bytesFromService").GetInt64() < (attempt + 1L) * fileBytes / (migrations + 1))
+            {
+                await Task.Delay(20);
+                continue;
+            }
+
+            var destination = FileService(destinations[attempt % destinations.Length]);
+            using var result = JsonDocument.Parse(await AskAgentAsync($"migrate {open.GetProperty("id").GetInt64()} {destination}"));
+            var outcome = result.RootElement.GetProperty("outcomes").EnumerateArray().Single();
+            if (outcome.GetProperty("completed").GetBoolean())
+            {
+                completed++;
+            }
+            else
+            {
+                failures.Add($"to {destination}: {outcome.GetProperty("failureReason").GetString()}");
+            }
+        }
+
+        return (completed, failures);
     }
 
     /// <summary>One request line to the agent's control endpoint, from a socket made inside the client namespace; one JSON answer.</summary>

@@ -35,6 +35,35 @@ public sealed class MigrationScenarioTests(ITestOutputHelper output)
         Assert.Equal([TcpEvent.Connected, TcpEvent.PeerClosed], bed.ClientApp.Events.Where(e => e is not (TcpEvent.Readable or TcpEvent.Writable or TcpEvent.Closed)));
     }
 
+    [Theory]
+    [InlineData("fd00:51::", "fd00:51::", true)]
+    [InlineData("2001:db8:1::", "2001:db8:2::", false)]
+    public void IPv6_migration_must_keep_the_stream_exact_with_sack_and_window_scaling_when_the_servers_share_a_64(string firstPrefix, string otherPrefix, bool sameSubnet)
+    {
+        // The special SYN's TCP_MIGRATED_CONN names an origin on the destination's /64 by its low 64 bits, so MSS, window
+        // scale and SACK-permitted fit beside it; an origin on another /64 travels whole and leaves room for the MSS only.
+        var bed = new MigrationTestbed(31, LinkConditions.Perfect, new TestbedOptions
+        {
+            ClientAddress = IpAddress.Parse("2001:db8:c::1"),
+            ServerAddress = index => IpAddress.Parse((index == 0 ? firstPrefix : otherPrefix) + (0x11 + index).ToString("x", System.Globalization.CultureInfo.InvariantCulture)),
+            ServerCount = 2,
+        });
+        Run(bed, () => bed.ClientApp.Received >= 16 * 1024);
+        Assert.True(bed.Connection.CurrentControlBlock.SackAgreed);
+
+        // The client keeps its port, as the runtime does by default: an explicit client port adds the 2 bytes that an
+        // origin on another /64 has no room for.
+        bed.Connection.BeginMigration(bed.Network.Now, bed.Endpoint(1), new SeqNumber(0x1234_5678), localPort: null);
+        Run(bed, () => bed.Connection.Stats.MigrationsCompleted == 1);
+
+        var migrated = bed.Connection.CurrentControlBlock;
+        Assert.Equal(bed.Endpoint(1), bed.Connection.CurrentServer);
+        Assert.Equal(sameSubnet, migrated.SackAgreed);
+        Assert.Equal(sameSubnet ? bed.Options.Tcp.WindowScaleShift!.Value : 0, migrated.ReceiveWindowShift);
+        Finish(bed);
+        Assert.Equal(1, bed.Connection.Stats.MigrationsCompleted);
+    }
+
     [Fact]
     public void Fig_3_5_to_3_8_and_4_10_reads_since_the_snapshot_must_be_replayed_from_the_read_log_and_unread_bytes_must_follow()
     {

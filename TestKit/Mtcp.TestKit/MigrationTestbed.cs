@@ -44,6 +44,12 @@ public sealed record TestbedOptions
 
     public int ServerCount { get; init; } = 3;
 
+    /// <summary>The client's address.</summary>
+    public IpAddress ClientAddress { get; init; } = IpAddress.Parse("10.0.0.1");
+
+    /// <summary>Server i's address: 10.0.0.(11 + i) (<see cref="MigrationTestbed.EndpointOf"/>) unless a test puts the servers elsewhere (IPv6, other subnets).</summary>
+    public Func<int, IpAddress> ServerAddress { get; init; } = index => MigrationTestbed.EndpointOf(index).Address;
+
     /// <summary>Servers answer every SYN but a special one with a SYN cookie (<see cref="MtcpServerHost.SynCookies"/>), each under its own secret.</summary>
     public bool SynCookies { get; init; }
 
@@ -82,7 +88,7 @@ public sealed class MigrationTestbed
 
         Authenticator = MigrationAuthenticator.FromKey(ClusterKeyBytes);
         Control = Network.Add(new ControlChannel(IpAddress.Parse("10.0.255.254"), options.ControlLatency));
-        var endpoints = Enumerable.Range(0, options.ServerCount).Select(EndpointOf).ToArray();
+        var endpoints = Enumerable.Range(0, options.ServerCount).Select(Endpoint).ToArray();
         var serverConfig = options.Tcp with { RetainReadLog = true };
         for (var i = 0; i < options.ServerCount; i++)
         {
@@ -120,7 +126,7 @@ public sealed class MigrationTestbed
         }
 
         Expected = expected;
-        Client = Network.Add(new MtcpClientNode(IpAddress.Parse("10.0.0.1"), NextIss));
+        Client = Network.Add(new MtcpClientNode(options.ClientAddress, NextIss));
         ClientApp = new ClientApplication(toSend, expected, closeFirst);
         Client.Application = ClientApp;
         Client.Connect(Network.Now, options.Tcp with { RetainReadLog = false }, endpoints[0]);
@@ -164,10 +170,14 @@ public sealed class MigrationTestbed
         return secret;
     }
 
+    /// <summary>Server <paramref name="index"/>'s endpoint with the default addresses.</summary>
     public static ServerEndpoint EndpointOf(int index) => new(IpAddress.Parse($"10.0.0.{11 + index}"), ServicePort);
 
+    /// <summary>Server <paramref name="index"/>'s endpoint in this testbed (<see cref="TestbedOptions.ServerAddress"/>).</summary>
+    public ServerEndpoint Endpoint(int index) => new(Options.ServerAddress(index), ServicePort);
+
     /// <summary>Starts a migration to server <paramref name="index"/> now; false if the connection cannot migrate at this moment.</summary>
-    public bool Migrate(int index) => Client.TryMigrate(Network.Now, EndpointOf(index));
+    public bool Migrate(int index) => Client.TryMigrate(Network.Now, Endpoint(index));
 
     public int IndexOf(ServerEndpoint server) => _servers.FindIndex(s => s.Host.Service == server);
 

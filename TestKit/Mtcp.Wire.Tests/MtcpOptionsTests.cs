@@ -111,7 +111,7 @@ public sealed class MtcpOptionsTests
         Assert.Equal(0x0123_4567_89AB_CDEFul, migrated.Authenticator);
         Assert.Equal(
             new ConnectionId(Golden.V4Client, 49153, OriginV4.Address, 80),
-            migrated.ToConnectionId(Golden.V4Client, 49153));
+            migrated.ToConnectionId(Golden.V4Client, 49153, Golden.V4Server));
 
         var trigger = Parse("fd22 4d54 03 0d 1111111111111111 c0000202 0050 c0000203 0050 2222222222222222").MigrateTrigger!.Value;
         Assert.Equal(0x1111_1111_1111_1111ul, trigger.AuthTrig);
@@ -162,7 +162,9 @@ public sealed class MtcpOptionsTests
     [InlineData("fd0b 4d54 01 00 c0000202 00")] // a server cut short
     [InlineData("fd0c 4d54 01 01 c0000202 0050")] // IPv6 bit on a 6-byte entry
     [InlineData("fd0c 4d54 01 02 c0000202 0050")] // family bit for a server that is not there
-    [InlineData("fd18 4d54 02 04 c0000202 0050 fffffffe 0123456789abcdef")] // reserved flag
+    [InlineData("fd18 4d54 02 08 c0000202 0050 fffffffe 0123456789abcdef")] // reserved flag
+    [InlineData("fd1c 4d54 02 04 0000000000000002 01bb fffffffe 0123456789abcdef")] // compact origin without the IPv6 flag
+    [InlineData("fd1b 4d54 02 05 00000000000002 01bb fffffffe 0123456789abcdef")] // compact origin a byte short
     [InlineData("fd18 4d54 02 02 c0000202 0050 fffffffe 0123456789abcdef")] // client port flag without the port
     [InlineData("fd19 4d54 02 00 c0000202 0050 fffffffe 0123456789abcdef 00")] // a byte too many
     [InlineData("fd0e 4d54 03 02 1111111111111111")] // origin IPv6 without origin
@@ -200,6 +202,43 @@ public sealed class MtcpOptionsTests
         Assert.Equal(42, Syn(OriginV6, 50000).BufferLength);
         Assert.False(Syn(OriginV6, 50000).TryWrite(new byte[64], out _, out var error));
         Assert.Equal(WireError.OptionsTooLong, error);
+    }
+
+    [Fact]
+    public void Special_syn_must_fit_40_bytes_with_mss_window_scale_and_sack_for_an_IPv6_origin_on_the_destinations_subnet()
+    {
+        var destination = IpAddress.Parse("2001:db8::3");
+        foreach (var clientPort in new ushort?[] { null, 50000 })
+        {
+            var option = MtcpMigratedConnection.ForDestination(destination, OriginV6, clientPort, new SeqNumber(7), 42);
+            Assert.True(option.OriginOnSynDestinationSubnet);
+            var syn = new TcpOptions { MaxSegmentSize = 65476, WindowScale = 7, SackPermitted = true, MigratedConnection = option };
+            Assert.Equal(clientPort is null ? 37 : 39, syn.BufferLength);
+
+            var parsed = Parse(Emit(syn)).MigratedConnection!.Value;
+            Assert.Equal(option.RcvNxt, parsed.RcvNxt);
+            Assert.Equal(option.Authenticator, parsed.Authenticator);
+            Assert.Equal(clientPort, parsed.ClientPort);
+            Assert.Equal(OriginV6, parsed.OriginOn(destination));
+            Assert.Equal(
+                new ConnectionId(Golden.V6Client, clientPort ?? 49153, OriginV6.Address, OriginV6.Port),
+                parsed.ToConnectionId(Golden.V6Client, 49153, destination));
+        }
+    }
+
+    [Fact]
+    public void Special_syn_must_carry_the_whole_origin_when_it_is_on_another_subnet_or_family()
+    {
+        var otherSubnet = MtcpMigratedConnection.ForDestination(IpAddress.Parse("2001:db8:1::3"), OriginV6, null, new SeqNumber(7), 42);
+        var otherFamily = MtcpMigratedConnection.ForDestination(IpAddress.Parse("192.0.2.3"), OriginV6, null, new SeqNumber(7), 42);
+        var ipv4 = MtcpMigratedConnection.ForDestination(IpAddress.Parse("192.0.2.3"), OriginV4, null, new SeqNumber(7), 42);
+        foreach (var option in new[] { otherSubnet, otherFamily, ipv4 })
+        {
+            Assert.False(option.OriginOnSynDestinationSubnet);
+            var parsed = Parse(Emit(new TcpOptions { MaxSegmentSize = 1460, MigratedConnection = option })).MigratedConnection!.Value;
+            Assert.Equal(option, parsed);
+            Assert.Equal(option.OriginServer, parsed.OriginOn(IpAddress.Parse("2001:db8:2::9")));
+        }
     }
 
     [Fact]

@@ -7,10 +7,10 @@ namespace Mtcp.Actors.Configuration;
 /// <summary>Which packet transport a runtime uses (<c>mtcp.runtime.transport</c>).</summary>
 internal enum TransportKind
 {
-    /// <summary>Raw IPv4 protocol 253 when raw sockets are permitted, UDP encapsulation otherwise.</summary>
+    /// <summary>Raw IP (IPv4 or IPv6, as the local address) protocol 253 when raw sockets are permitted, UDP encapsulation otherwise.</summary>
     Auto,
 
-    /// <summary>Raw IPv4, IP protocol 253 (RFC 3692 experimental).</summary>
+    /// <summary>Raw IPv4 or IPv6 (as the local address), IP protocol or next header 253 (RFC 3692 experimental).</summary>
     Raw,
 
     /// <summary>UDP encapsulation.</summary>
@@ -103,11 +103,14 @@ internal sealed record RuntimeSettings
             throw HoconValues.Invalid(config, AddressPath, "must be a specific address, not the wildcard (segments are filtered by destination)");
         }
 
-        var address = IpAddress.FromIPAddress(parsed);
-        if (transport is TransportKind.Auto or TransportKind.Raw && !address.IsIPv4)
+        if (parsed.IsIPv6LinkLocal || parsed.IsIPv4MappedToIPv6)
         {
-            throw HoconValues.Invalid(config, AddressPath, $"must be an IPv4 address when {TransportPath} is {transport.ToString().ToLowerInvariant()}");
+            // A link-local address needs a scope (an interface) that segments and endpoints do not carry; a mapped
+            // address is IPv4 in IPv6 clothing, which the raw transports do not send.
+            throw HoconValues.Invalid(config, AddressPath, "must be an IPv4 address or a global, unique local or loopback IPv6 address, not a link-local or IPv4-mapped one");
         }
+
+        var address = IpAddress.FromIPAddress(parsed);
 
         const string CookiesPath = Section + ".syn-cookies";
         var cookies = HoconValues.Text(config, CookiesPath).ToLowerInvariant() switch

@@ -57,7 +57,7 @@ internal static class PacketTransports
         var addressLock = LocalAddressLock.Acquire(settings.LocalAddress);
         try
         {
-            var transport = RawIPv4Transport.OpenExperimental(
+            var transport = RawIPTransport.OpenExperimental(
                 settings.LocalAddress,
                 new RawTransportOptions { ReceiveBufferBytes = settings.RawReceiveBufferSize, SendBufferBytes = settings.RawSendBufferSize });
             return new OpenedTransport(transport, reason, addressLock);

@@ -65,7 +65,8 @@ public sealed class RuntimeSettingsTests
     [Theory]
     [InlineData("mtcp.runtime.transport = carrier-pigeon", "mtcp.runtime.transport must be one of auto, raw, udp, memory, got carrier-pigeon")]
     [InlineData("mtcp.runtime.local-address = \"0.0.0.0\"", "mtcp.runtime.local-address must be a specific address, not the wildcard (segments are filtered by destination), got 0.0.0.0")]
-    [InlineData("mtcp.runtime.local-address = \"::1\"", "mtcp.runtime.local-address must be an IPv4 address when mtcp.runtime.transport is auto, got ::1")]
+    [InlineData("mtcp.runtime.local-address = \"fe80::1\"", "mtcp.runtime.local-address must be an IPv4 address or a global, unique local or loopback IPv6 address, not a link-local or IPv4-mapped one, got fe80::1")]
+    [InlineData("mtcp.runtime.local-address = \"::ffff:127.0.0.2\"", "mtcp.runtime.local-address must be an IPv4 address or a global, unique local or loopback IPv6 address, not a link-local or IPv4-mapped one, got ::ffff:127.0.0.2")]
     [InlineData("mtcp.runtime.udp.port = 70000", "mtcp.runtime.udp.port must be an integer from 1 to 65535, got 70000")]
     [InlineData("mtcp.runtime.accept-backlog = 0", "mtcp.runtime.accept-backlog must be an integer from 1 to 2147483647, got 0")]
     [InlineData("mtcp.runtime.syn-backlog = 0", "mtcp.runtime.syn-backlog must be an integer from 1 to 2147483647, got 0")]
@@ -76,6 +77,17 @@ public sealed class RuntimeSettingsTests
         var error = Assert.Throws<ConfigurationException>(() => RuntimeSettings.Create(Layered(overrides)));
 
         Assert.Equal(expected, error.Message);
+    }
+
+    [Theory]
+    [InlineData("auto")]
+    [InlineData("raw")]
+    [InlineData("udp")]
+    public void IPv6_local_address_must_be_accepted_with_every_transport(string transport)
+    {
+        var settings = RuntimeSettings.Create(Layered($"mtcp.runtime.transport = {transport}\nmtcp.runtime.local-address = \"fd00:51::2\""));
+
+        Assert.Equal(IpAddress.Parse("fd00:51::2"), settings.LocalAddress);
     }
 
     [Fact]

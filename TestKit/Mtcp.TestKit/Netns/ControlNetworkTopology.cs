@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Mtcp.Wire;
 
 namespace Mtcp.TestKit.Netns;
@@ -19,6 +20,7 @@ public sealed record ServerHost(NetworkNamespace Namespace, IpAddress ServiceAdd
 /// capture on <see cref="HubBridge"/> sees every frame of it. The control network is a veth pair straight
 /// between the servers on a subnet of its own, so no route joins the two networks. Every namespace is the
 /// test's own (uniquely named), and dispose removes them all, with their links, even after a failed setup.
+/// Over IPv6 the same test-bed has the addresses fd00:51::1-3/64 (service) and fd00:52::1-2/64 (control).
 /// </summary>
 public sealed class ControlNetworkTopology : IDisposable
 {
@@ -27,16 +29,23 @@ public sealed class ControlNetworkTopology : IDisposable
     public const string HubBridge = "hub0";
     public const int PrefixLength = 24;
 
+    public const int IPv6PrefixLength = 64;
+
     public static readonly IpAddress ClientServiceAddress = IpAddress.Parse("10.51.0.1");
+    public static readonly IpAddress ClientServiceAddressV6 = IpAddress.Parse("fd00:51::1");
 
     private readonly List<NetworkNamespace> _namespaces;
 
-    private ControlNetworkTopology(List<NetworkNamespace> namespaces, ServerHost server1, ServerHost server2)
+    private ControlNetworkTopology(List<NetworkNamespace> namespaces, IpAddress clientAddress, ServerHost server1, ServerHost server2)
     {
         _namespaces = namespaces;
+        ClientAddress = clientAddress;
         Server1 = server1;
         Server2 = server2;
     }
+
+    /// <summary>The client's address on the service network, of the family the topology was created with.</summary>
+    public IpAddress ClientAddress { get; }
 
     public NetworkNamespace Client => _namespaces[0];
 
@@ -47,8 +56,17 @@ public sealed class ControlNetworkTopology : IDisposable
 
     public ServerHost Server2 { get; }
 
-    public static ControlNetworkTopology Create()
+    /// <param name="family">IPv4 (10.51.0.0/24, 10.52.0.0/24) or IPv6 (fd00:51::/64, fd00:52::/64) on both networks.</param>
+    public static ControlNetworkTopology Create(AddressFamily family = AddressFamily.InterNetwork)
     {
+        var ipv6 = family switch
+        {
+            AddressFamily.InterNetwork => false,
+            AddressFamily.InterNetworkV6 => true,
+            _ => throw new ArgumentOutOfRangeException(nameof(family), family, "IPv4 or IPv6"),
+        };
+        var prefixLength = ipv6 ? IPv6PrefixLength : PrefixLength;
+        var clientAddress = ipv6 ? ClientServiceAddressV6 : ClientServiceAddress;
         NetnsPrerequisites.RequireRoot();
         var namespaces = new List<NetworkNamespace>();
         try
@@ -59,23 +77,27 @@ public sealed class ControlNetworkTopology : IDisposable
             }
 
             var (client, hub) = (namespaces[0], namespaces[1]);
-            var server1 = new ServerHost(namespaces[2], IpAddress.Parse("10.51.0.2"), IpAddress.Parse("10.52.0.1"));
-            var server2 = new ServerHost(namespaces[3], IpAddress.Parse("10.51.0.3"), IpAddress.Parse("10.52.0.2"));
+            var server1 = ipv6
+                ? new ServerHost(namespaces[2], IpAddress.Parse("fd00:51::2"), IpAddress.Parse("fd00:52::1"))
+                : new ServerHost(namespaces[2], IpAddress.Parse("10.51.0.2"), IpAddress.Parse("10.52.0.1"));
+            var server2 = ipv6
+                ? new ServerHost(namespaces[3], IpAddress.Parse("fd00:51::3"), IpAddress.Parse("fd00:52::2"))
+                : new ServerHost(namespaces[3], IpAddress.Parse("10.51.0.3"), IpAddress.Parse("10.52.0.2"));
             var ports = new List<string>();
-            foreach (var (host, address) in new[] { (client, ClientServiceAddress), (server1.Namespace, server1.ServiceAddress), (server2.Namespace, server2.ServiceAddress) })
+            foreach (var (host, address) in new[] { (client, clientAddress), (server1.Namespace, server1.ServiceAddress), (server2.Namespace, server2.ServiceAddress) })
             {
                 // The hub's end of each link is named after the host it leads to: "client", "s1", "s2".
                 var port = host.Name[(host.Name.LastIndexOf('-') + 1)..];
                 host.AddVethPair(ServiceInterface, hub, port);
-                host.ConfigureInterface(ServiceInterface, address, PrefixLength);
+                host.ConfigureInterface(ServiceInterface, address, prefixLength);
                 ports.Add(port);
             }
 
             hub.AddBridge(HubBridge, [.. ports]);
             server1.Namespace.AddVethPair(ControlInterface, server2.Namespace, ControlInterface);
-            server1.Namespace.ConfigureInterface(ControlInterface, server1.ControlAddress, PrefixLength);
-            server2.Namespace.ConfigureInterface(ControlInterface, server2.ControlAddress, PrefixLength);
-            return new ControlNetworkTopology(namespaces, server1, server2);
+            server1.Namespace.ConfigureInterface(ControlInterface, server1.ControlAddress, prefixLength);
+            server2.Namespace.ConfigureInterface(ControlInterface, server2.ControlAddress, prefixLength);
+            return new ControlNetworkTopology(namespaces, clientAddress, server1, server2);
         }
         catch
         {
@@ -87,7 +109,7 @@ public sealed class ControlNetworkTopology : IDisposable
     public void Dispose() => DisposeAll(_namespaces);
 
     public override string ToString() =>
-        $"service network {ClientServiceAddress} ({Client}), {Server1.ServiceAddress} ({Server1.Namespace}), {Server2.ServiceAddress} ({Server2.Namespace}) "
+        $"service network {ClientAddress} ({Client}), {Server1.ServiceAddress} ({Server1.Namespace}), {Server2.ServiceAddress} ({Server2.Namespace}) "
         + $"on bridge {HubBridge} in {Hub}; control network {Server1.ControlAddress} <-veth-> {Server2.ControlAddress}";
 
     private static void DisposeAll(List<NetworkNamespace> namespaces)

@@ -159,16 +159,22 @@ public sealed class NetworkNamespace : IDisposable
     {
         if (address is { } assigned)
         {
-            Exec("ip", "addr", "add", $"{assigned}/{prefixLength}", "dev", interfaceName);
+            AddAddress(interfaceName, assigned, prefixLength);
         }
 
         Run(() => DisableTransmitOffload(interfaceName));
         Exec("ip", "link", "set", interfaceName, "up");
     }
 
-    /// <summary>Adds another address to an interface of this namespace.</summary>
+    /// <summary>
+    /// Adds another address to an interface of this namespace. An IPv6 address skips duplicate address detection
+    /// (<c>nodad</c>, RFC 4862 §5.4): a test namespace holds no duplicate, and a tentative address cannot be bound for
+    /// the second or so detection takes.
+    /// </summary>
     public void AddAddress(string interfaceName, IpAddress address, int prefixLength) =>
-        Exec("ip", "addr", "add", $"{address}/{prefixLength}", "dev", interfaceName);
+        Exec(address.IsIPv6
+            ? ["ip", "addr", "add", $"{address}/{prefixLength}", "dev", interfaceName, "nodad"]
+            : ["ip", "addr", "add", $"{address}/{prefixLength}", "dev", interfaceName]);
 
     /// <summary>
     /// Creates a bridge, up, with <paramref name="ports"/> (interfaces of this namespace) attached and brought up. A

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.Sockets;
 
 namespace Mtcp.TestKit.Netns;
 
@@ -13,28 +14,29 @@ public enum LossHooks
 
 /// <summary>
 /// Random packet loss in a test namespace, with nftables (there is no netem here): a rule on each chosen hook drops
-/// <c>numgen random mod 10000 &lt; percent x 100</c> of the IPv4 packets that match (so down to 0.01 %), and counts them. On the output hook the
+/// <c>numgen random mod 10000 &lt; percent x 100</c> of the IPv4 (or IPv6) packets that match (so down to 0.01 %), and counts them. On the output hook the
 /// sender sees the drop as a failed sendmsg (EPERM, from raw and UDP sockets alike); on the input hook the
-/// packet vanishes silently, as on a lossy wire. The rules live in the table <c>ip mtcp_loss</c> of that namespace
+/// packet vanishes silently, as on a lossy wire. The rules live in the table <c>ip mtcp_loss</c> (<c>ip6 mtcp_loss</c>) of that namespace
 /// only; dispose removes it (deleting the namespace removes it too).
 /// </summary>
 public sealed class PacketLoss : IDisposable
 {
     public const string TableName = "mtcp_loss";
 
-    // IPv4 only: the segments travel in IPv4, and an inet table would also drop (and count) the kernel's own IPv6
-    // neighbour discovery and MLD reports on the same interface, which no transport sends.
-    private const string Family = "ip";
-
     private readonly NetworkNamespace _namespace;
+
+    // One family, not inet: the rules drop the family the segments travel in, and for IPv6 spare ICMPv6 (neighbour
+    // discovery, MLD), which no transport sends and without which no IPv6 packet is delivered on the link at all.
+    private readonly string _family;
     private bool _removed;
 
     /// <summary>The rule draws a number below this; percent x 100 of them drop.</summary>
     private const int Draws = 10_000;
 
-    private PacketLoss(NetworkNamespace ns, double percent, LossHooks hooks)
+    private PacketLoss(NetworkNamespace ns, string family, double percent, LossHooks hooks)
     {
         _namespace = ns;
+        _family = family;
         Percent = percent;
         Hooks = hooks;
     }
@@ -47,20 +49,27 @@ public sealed class PacketLoss : IDisposable
     /// <param name="match">an nftables match the dropped packets must also satisfy, such as <c>ip protocol 253</c> or
     /// <c>udp dport 5253</c>; empty drops from every packet. On the input hook an interface match is written
     /// <c>iifname</c>, on the output hook <c>oifname</c>: see <see cref="InstallOnInterface"/>.</param>
-    public static PacketLoss Install(NetworkNamespace ns, double percent, LossHooks hooks, string match = "") =>
-        Install(ns, percent, hooks, _ => match);
+    /// <param name="family">the packets' family: IPv4 (the default) or IPv6.</param>
+    public static PacketLoss Install(NetworkNamespace ns, double percent, LossHooks hooks, string match = "", AddressFamily family = AddressFamily.InterNetwork) =>
+        Install(ns, percent, hooks, _ => match, family);
 
-    /// <summary>Installs the rules for the packets that leave (output) or arrive (input) by one interface only.</summary>
-    public static PacketLoss InstallOnInterface(NetworkNamespace ns, string interfaceName, double percent, LossHooks hooks = LossHooks.Both) =>
-        Install(ns, percent, hooks, hook => hook == LossHooks.Output ? $"oifname \"{interfaceName}\"" : $"iifname \"{interfaceName}\"");
+    /// <summary>Installs the rules for the packets of <paramref name="family"/> that leave (output) or arrive (input) by one interface only.</summary>
+    public static PacketLoss InstallOnInterface(NetworkNamespace ns, string interfaceName, double percent, LossHooks hooks = LossHooks.Both, AddressFamily family = AddressFamily.InterNetwork) =>
+        Install(ns, percent, hooks, hook => hook == LossHooks.Output ? $"oifname \"{interfaceName}\"" : $"iifname \"{interfaceName}\"", family);
 
-    private static PacketLoss Install(NetworkNamespace ns, double percent, LossHooks hooks, Func<LossHooks, string> match)
+    private static PacketLoss Install(NetworkNamespace ns, double percent, LossHooks hooks, Func<LossHooks, string> match, AddressFamily family)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(percent);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(percent, 100);
         NetnsPrerequisites.RequireRoot();
-        ns.Exec("nft", "add", "table", Family, TableName);
-        var loss = new PacketLoss(ns, percent, hooks);
+        var (tableFamily, spared) = family switch
+        {
+            AddressFamily.InterNetwork => ("ip", ""),
+            AddressFamily.InterNetworkV6 => ("ip6", " meta l4proto != ipv6-icmp"),
+            _ => throw new ArgumentOutOfRangeException(nameof(family), family, "IPv4 or IPv6"),
+        };
+        ns.Exec("nft", "add", "table", tableFamily, TableName);
+        var loss = new PacketLoss(ns, tableFamily, percent, hooks);
         try
         {
             foreach (var hook in new[] { LossHooks.Output, LossHooks.Input })
@@ -71,8 +80,8 @@ public sealed class PacketLoss : IDisposable
                 }
 
                 var chain = ChainOf(hook);
-                ns.Exec("nft", $"add chain {Family} {TableName} {chain} {{ type filter hook {chain} priority 0; policy accept; }}");
-                ns.Exec("nft", string.Create(CultureInfo.InvariantCulture, $"add rule {Family} {TableName} {chain} {match(hook)} numgen random mod {Draws} < {Math.Round(percent * Draws / 100)} counter drop"));
+                ns.Exec("nft", $"add chain {tableFamily} {TableName} {chain} {{ type filter hook {chain} priority 0; policy accept; }}");
+                ns.Exec("nft", string.Create(CultureInfo.InvariantCulture, $"add rule {tableFamily} {TableName} {chain} {match(hook)}{spared} numgen random mod {Draws} < {Math.Round(percent * Draws / 100)} counter drop"));
             }
         }
         catch
@@ -98,7 +107,7 @@ public sealed class PacketLoss : IDisposable
         }
 
         ObjectDisposedException.ThrowIf(_removed, this);
-        var listing = _namespace.Exec("nft", "list", "chain", Family, TableName, ChainOf(hook)).StandardOutput;
+        var listing = _namespace.Exec("nft", "list", "chain", _family, TableName, ChainOf(hook)).StandardOutput;
         const string Marker = "counter packets ";
         var at = listing.IndexOf(Marker, StringComparison.Ordinal);
         if (at < 0)
@@ -122,7 +131,7 @@ public sealed class PacketLoss : IDisposable
         _removed = true;
         try
         {
-            _namespace.TryExec("nft", "delete", "table", Family, TableName);
+            _namespace.TryExec("nft", "delete", "table", _family, TableName);
         }
         catch (ObjectDisposedException)
         {

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Mtcp.Wire;
 
 namespace Mtcp.TestKit.Netns;
@@ -14,8 +15,14 @@ public sealed class VethNamespacePair : IDisposable
     public const string InterfaceName = "mtcp0";
     public const int PrefixLength = 24;
 
+    public const int IPv6PrefixLength = 64;
+
     public static readonly IpAddress AddressA = IpAddress.Parse("10.99.0.1");
     public static readonly IpAddress AddressB = IpAddress.Parse("10.99.0.2");
+
+    /// <summary>The IPv6 addresses of the two ends, on one /64 of the unique local range (RFC 4193).</summary>
+    public static readonly IpAddress AddressA6 = IpAddress.Parse("fd00:99::1");
+    public static readonly IpAddress AddressB6 = IpAddress.Parse("fd00:99::2");
 
     private VethNamespacePair(NetworkNamespace a, NetworkNamespace b)
     {
@@ -38,6 +45,8 @@ public sealed class VethNamespacePair : IDisposable
             a.AddVethPair(InterfaceName, b, InterfaceName);
             a.ConfigureInterface(InterfaceName, AddressA, PrefixLength);
             b.ConfigureInterface(InterfaceName, AddressB, PrefixLength);
+            a.AddAddress(InterfaceName, AddressA6, IPv6PrefixLength);
+            b.AddAddress(InterfaceName, AddressB6, IPv6PrefixLength);
             return new VethNamespacePair(a, b);
         }
         catch
@@ -48,8 +57,17 @@ public sealed class VethNamespacePair : IDisposable
         }
     }
 
-    /// <summary>Adds another address of the /24 to the veth end in <paramref name="side"/> (for filtering tests).</summary>
-    public void AddAddress(NetworkNamespace side, IpAddress address) => side.AddAddress(InterfaceName, address, PrefixLength);
+    /// <summary>The addresses of ends A and B in <paramref name="family"/>: both ends have an IPv4 and an IPv6 address.</summary>
+    public static (IpAddress A, IpAddress B) Addresses(AddressFamily family) => family switch
+    {
+        AddressFamily.InterNetwork => (AddressA, AddressB),
+        AddressFamily.InterNetworkV6 => (AddressA6, AddressB6),
+        _ => throw new ArgumentOutOfRangeException(nameof(family), family, "IPv4 or IPv6"),
+    };
+
+    /// <summary>Adds another address of the /24 or the /64 to the veth end in <paramref name="side"/> (for filtering tests).</summary>
+    public void AddAddress(NetworkNamespace side, IpAddress address) =>
+        side.AddAddress(InterfaceName, address, address.IsIPv6 ? IPv6PrefixLength : PrefixLength);
 
     public void Dispose()
     {
@@ -63,5 +81,5 @@ public sealed class VethNamespacePair : IDisposable
         }
     }
 
-    public override string ToString() => $"{A.Name} ({AddressA}) <-veth-> {B.Name} ({AddressB})";
+    public override string ToString() => $"{A.Name} ({AddressA}, {AddressA6}) <-veth-> {B.Name} ({AddressB}, {AddressB6})";
 }

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Mtcp.TestKit.Netns;
 using Mtcp.Transports;
@@ -7,43 +8,63 @@ using static Mtcp.Interop.Tests.TransportAssertions;
 namespace Mtcp.Interop.Tests;
 
 [Trait("Category", "Interop")]
-public sealed class RawIPv4TransportTests
+public sealed class RawIPTransportTests
 {
-    public static TheoryData<byte> Protocols => new() { RawIPv4Transport.ExperimentalProtocol, RawIPv4Transport.TcpProtocol };
+    public static TheoryData<AddressFamily, byte> FamiliesAndProtocols
+    {
+        get
+        {
+            var data = new TheoryData<AddressFamily, byte>();
+            foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+            {
+                data.Add(family, RawIPTransport.ExperimentalProtocol);
+                data.Add(family, RawIPTransport.TcpProtocol);
+            }
 
-    private static RawIPv4Transport Open(NetworkNamespace ns, IpAddress address, byte protocol) =>
-        ns.Run(() => protocol == RawIPv4Transport.TcpProtocol
-            ? RawIPv4Transport.OpenTcp(address)
-            : RawIPv4Transport.OpenExperimental(address));
+            return data;
+        }
+    }
+
+    private static IRawIPTransport Open(NetworkNamespace ns, IpAddress address, byte protocol) =>
+        ns.Run(() => protocol == RawIPTransport.TcpProtocol
+            ? RawIPTransport.OpenTcp(address)
+            : RawIPTransport.OpenExperimental(address));
 
     [Theory]
-    [MemberData(nameof(Protocols))]
-    public void Raw_must_carry_segments_across_the_veth_pair_with_the_ip_header_stripped(byte protocol)
+    [MemberData(nameof(FamiliesAndProtocols))]
+    public void Raw_must_carry_segments_across_the_veth_pair_with_the_ip_header_stripped(AddressFamily family, byte protocol)
     {
         using var pair = VethNamespacePair.Create();
-        using var a = Open(pair.A, VethNamespacePair.AddressA, protocol);
-        using var b = Open(pair.B, VethNamespacePair.AddressB, protocol);
+        var (addressA, addressB) = VethNamespacePair.Addresses(family);
+        using var a = Open(pair.A, addressA, protocol);
+        using var b = Open(pair.B, addressB, protocol);
+        Assert.Equal(protocol, a.Protocol);
+        Assert.Equal(family == AddressFamily.InterNetwork ? typeof(RawIPv4Transport) : typeof(RawIPv6Transport), a.GetType());
 
         // 60 KB and the largest segment cross the 1500-byte veth as IP fragments, reassembled before delivery.
         AssertCarries(a, b, seed: protocol, 20, 1460, 60 * 1024, a.MaxSegmentLength);
         AssertCarries(b, a, seed: protocol + 1, 20, 1460, 60 * 1024);
 
+        // IPv4 raw sockets return the IPv4 header, IPv6 ones only the payload (RFC 3542 §3).
         var buffer = new byte[b.ReceiveBufferLength];
         a.Send(b.LocalAddress, SeededBytes(3, 40));
         Assert.Equal(ReceiveOutcome.Received, b.Receive(buffer, ReceiveTimeout, out var received));
-        Assert.Equal(20, received.Offset);
+        Assert.Equal(family == AddressFamily.InterNetwork ? 20 : 0, received.Offset);
         Assert.Equal(40, received.Length);
+        Assert.Equal(addressA, received.Source);
+        Assert.Equal(addressB, received.Destination);
     }
 
     [Theory]
-    [MemberData(nameof(Protocols))]
-    public void Raw_must_return_only_segments_addressed_to_its_own_address(byte protocol)
+    [MemberData(nameof(FamiliesAndProtocols))]
+    public void Raw_must_return_only_segments_addressed_to_its_own_address(AddressFamily family, byte protocol)
     {
         using var pair = VethNamespacePair.Create();
-        var otherAddress = IpAddress.Parse("10.99.0.3");
+        var (addressA, addressB) = VethNamespacePair.Addresses(family);
+        var otherAddress = IpAddress.Parse(family == AddressFamily.InterNetwork ? "10.99.0.3" : "fd00:99::3");
         pair.AddAddress(pair.B, otherAddress);
-        using var a = Open(pair.A, VethNamespacePair.AddressA, protocol);
-        using var b = Open(pair.B, VethNamespacePair.AddressB, protocol);
+        using var a = Open(pair.A, addressA, protocol);
+        using var b = Open(pair.B, addressB, protocol);
         using var other = Open(pair.B, otherAddress, protocol);
 
         AssertCarries(a, other, seed: 20, 100);
@@ -55,11 +76,21 @@ public sealed class RawIPv4TransportTests
     }
 
     [Fact]
+    public void Raw_IPv6_must_use_the_route_mtu_less_the_40_byte_header_and_refuse_IPv4_peers()
+    {
+        using var pair = VethNamespacePair.Create();
+        using var a = Open(pair.A, VethNamespacePair.AddressA6, RawIPTransport.ExperimentalProtocol);
+        Assert.Equal(1500 - 40, a.MaxSegmentLengthTo(VethNamespacePair.AddressB6));
+        Assert.Null(a.MaxSegmentLengthTo(VethNamespacePair.AddressB));
+        Assert.Throws<ArgumentException>(() => a.Send(VethNamespacePair.AddressB, SeededBytes(1, 40)));
+    }
+
+    [Fact]
     public void Raw_receive_must_not_allocate_per_segment()
     {
         using var pair = VethNamespacePair.Create();
-        using var a = Open(pair.A, VethNamespacePair.AddressA, RawIPv4Transport.ExperimentalProtocol);
-        using var b = Open(pair.B, VethNamespacePair.AddressB, RawIPv4Transport.ExperimentalProtocol);
+        using var a = Open(pair.A, VethNamespacePair.AddressA, RawIPTransport.ExperimentalProtocol);
+        using var b = Open(pair.B, VethNamespacePair.AddressB, RawIPTransport.ExperimentalProtocol);
         AssertReceiveAllocatesNothing(a, b);
     }
 
@@ -67,7 +98,7 @@ public sealed class RawIPv4TransportTests
     public void Raw_must_return_closed_when_disposed_during_a_blocking_receive()
     {
         using var pair = VethNamespacePair.Create();
-        var b = Open(pair.B, VethNamespacePair.AddressB, RawIPv4Transport.ExperimentalProtocol);
+        var b = Open(pair.B, VethNamespacePair.AddressB, RawIPTransport.ExperimentalProtocol);
         AssertDisposeEndsBlockingReceive(b);
     }
 
