@@ -19,11 +19,12 @@ namespace Mtcp.Stack.Tests;
 [Trait("Category", "Property")]
 public sealed class CrashPropertyTests(ITestOutputHelper output)
 {
-    [Fact(Skip = "Open failures it found, to fix first (replay each with MTCP_CRASH_SEED=n MTCP_CRASH_SCHEDULES=1): seed 8, a client in LAST-ACK "
-        + "with unacknowledged upload bytes never fails over (MtcpClientConnection excludes LAST-ACK from failover and migration); seed 46 at a "
-        + "1 s special SYN timeout, a lost SYN+ACK from the buddy consumes the replica (removed on the state ack) and the next attempt finds none; "
-        + "seeds 20 and 90, bytes delivered twice to the client after a takeover followed by migrations back to a restarted node; seeds 130, "
-        + "187 and 273 (273 without any crash), a connection whose handshake lost packets ends with no alternate known.")]
+    [Fact(Skip = "23 of the 250 default schedules fail on open problems, to fix first (replay each with MTCP_CRASH_SEED=n MTCP_CRASH_SCHEDULES=1): "
+        + "(1) 19 upload schedules (e.g. 8, 50, 52, 92, 100): the client, in LAST-ACK with upload bytes still unacknowledged (held by ack gating), "
+        + "never fails over, since MtcpClientConnection allows failover and migration only up to CLOSING, and the server's read never completes; "
+        + "(2) seeds 90 (request/response) and 248 (file): after a takeover from a replica the client's stream goes wrong exactly at the byte "
+        + "where the takeover resumed it (the new server's output does not line up with the client's rcv_nxt); "
+        + "(3) seeds 157 and 181: the serving node dies within the first second and the client's failover finds no alternate known.")]
     public void Random_crash_schedules_must_deliver_exactly_the_reference_stream_and_apply_every_request_once()
     {
         var schedules = Environment.GetEnvironmentVariable("MTCP_SOAK") == "1" ? 5_000 : 250;
@@ -35,11 +36,18 @@ public sealed class CrashPropertyTests(ITestOutputHelper output)
         var firstSeed = int.TryParse(Environment.GetEnvironmentVariable("MTCP_CRASH_SEED"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : 1;
         var stopwatch = Stopwatch.StartNew();
         var totals = new CrashTotals();
+        var failures = new List<string>();
         for (var seed = firstSeed; seed < firstSeed + schedules; seed++)
         {
             CrashSchedule.Run(seed, totals, out var failure);
-            Assert.True(failure is null, $"schedule failed (replay with MTCP_CRASH_SEED={seed} MTCP_CRASH_SCHEDULES=1): {failure}");
+            if (failure is not null)
+            {
+                failures.Add($"seed {seed}: {failure}");
+            }
         }
+
+        // Every failing schedule, each replayable alone with MTCP_CRASH_SEED=n MTCP_CRASH_SCHEDULES=1.
+        Assert.True(failures.Count == 0, $"{failures.Count} of {schedules} schedules failed:\n" + string.Join("\n", failures));
 
         output.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
@@ -122,6 +130,12 @@ internal static class CrashSchedule
         };
         var bed = new MigrationTestbed(seed, conditions, options);
         bed.Connection.Failover = ClientTimers;
+        var policy = bed.Client.OnMigrationEvent;
+        bed.Client.OnMigrationEvent = (at, e) =>
+        {
+            Timeline(bed).Add($"{at} client {e.Kind} {e.Destination} {e.Detail} (received {bed.ClientApp.Received}, readable {bed.Connection.BytesReadable})".TrimEnd());
+            policy(at, e);
+        };
         var crashes = random.Next(1, 3);
         var migrations = random.Next(0, 4);
         var nextCrashAt = bed.Network.Now + TimeSpan.FromMilliseconds(random.Next(0, 400));
@@ -131,6 +145,7 @@ internal static class CrashSchedule
         Instant? restartAt = null;
         var limit = bed.Network.Now + TimeSpan.FromMinutes(30);
         failure = null;
+        var mismatchNoted = false;
         while (!bed.Finished && !LastAckWithItsServerGone(bed))
         {
             if (bed.Network.Now > limit)
@@ -146,6 +161,12 @@ internal static class CrashSchedule
             }
 
             var now = bed.Network.Now;
+            if (bed.ClientApp.FirstMismatch >= 0 && !mismatchNoted)
+            {
+                mismatchNoted = true;
+                Timeline(bed).Add($"{now} the client read a wrong byte at {bed.ClientApp.FirstMismatch} (received {bed.ClientApp.Received}) on S{bed.IndexOf(bed.Connection.CurrentServer) + 1}");
+            }
+
             if (down is { } dead)
             {
                 if (detectAt is { } detect && now >= detect)
@@ -240,7 +261,9 @@ internal static class CrashSchedule
 
     /// <summary>The testbed's state, the client's migration events and the servers' refusals: what a failed schedule needs to be read.</summary>
     private static string Explain(MigrationTestbed bed) =>
-        bed.Describe() + "; schedule: " + string.Join(", ", Timeline(bed)) + "; client events: " + string.Join(", ", bed.Client.MigrationEvents.Select(e => $"{e.Kind} {e.Destination} {e.Detail}"))
+        bed.Describe() + "; schedule: " + string.Join(", ", Timeline(bed))
+        + "; replication: " + string.Join(", ", bed.Servers.Select(x => $"{x.Address} triggers {x.Replication?.TriggersSent} answered {x.Replication?.AnsweredFromReplica} taken over {x.Replication?.TakenOver} held {x.Replication?.Store.Count}"))
+        + "; sessions: " + string.Join(", ", AllSessions(bed).OfType<RequestResponseServerSession>().Select(x => $"{x.Imported.AppState.Length}B imported, read {x.MessagesRead}"))
         + "; refusals: " + string.Join(", ", bed.Servers.SelectMany(x => x.Host.Stats.RefusalReasons.Select(r => $"{x.Address} {r.Key} x{r.Value}")));
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<MigrationTestbed, List<string>> Timelines = [];
