@@ -19,12 +19,10 @@ namespace Mtcp.Stack.Tests;
 [Trait("Category", "Property")]
 public sealed class CrashPropertyTests(ITestOutputHelper output)
 {
-    [Fact(Skip = "23 of the 250 default schedules fail on open problems, to fix first (replay each with MTCP_CRASH_SEED=n MTCP_CRASH_SCHEDULES=1): "
-        + "(1) 19 upload schedules (e.g. 8, 50, 52, 92, 100): the client, in LAST-ACK with upload bytes still unacknowledged (held by ack gating), "
-        + "never fails over, since MtcpClientConnection allows failover and migration only up to CLOSING, and the server's read never completes; "
-        + "(2) seeds 90 (request/response) and 248 (file): after a takeover from a replica the client's stream goes wrong exactly at the byte "
+    [Fact(Skip = "4 of the 250 default schedules fail on open problems, to fix first (replay each with MTCP_CRASH_SEED=n MTCP_CRASH_SCHEDULES=1): "
+        + "seeds 90 (request/response) and 248 (file): after a takeover from a replica the client's stream goes wrong exactly at the byte "
         + "where the takeover resumed it (the new server's output does not line up with the client's rcv_nxt); "
-        + "(3) seeds 157 and 181: the serving node dies within the first second and the client's failover finds no alternate known.")]
+        + "seeds 157 and 181: the serving node dies within the first second and the client's failover finds no alternate known.")]
     public void Random_crash_schedules_must_deliver_exactly_the_reference_stream_and_apply_every_request_once()
     {
         var schedules = Environment.GetEnvironmentVariable("MTCP_SOAK") == "1" ? 5_000 : 250;
