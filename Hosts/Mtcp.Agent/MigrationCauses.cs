@@ -5,13 +5,14 @@ using Mtcp.Wire;
 namespace Mtcp.Agent;
 
 /// <summary>Who asked for one migration and why, as <c>status</c>, <c>fetch</c> and the log show it.</summary>
-/// <param name="Cause"><c>policy</c> (the agent's client policy), <c>operator</c> (<c>migrate</c>, <c>--migrate-every-mib</c>) or <c>server</c> (a MIGRATE_TRIGGER, thesis 3.2.1).</param>
+/// <param name="Cause"><c>policy</c> (the agent's client policy), <c>operator</c> (<c>migrate</c>, <c>--migrate-every-mib</c>), <c>server</c> (a MIGRATE_TRIGGER, thesis 3.2.1) or <c>failover</c> (the client's own, after its server fell silent).</param>
 /// <param name="Reason">The policy's reason and evidence, or what the operator or server asked.</param>
 public sealed record MigrationCause(string Cause, string Reason)
 {
     public const string Policy = "policy";
     public const string Operator = "operator";
     public const string Server = "server";
+    public const string Failover = "failover";
 
     public override string ToString() => $"{Cause}: {Reason}";
 }
@@ -19,7 +20,7 @@ public sealed record MigrationCause(string Cause, string Reason)
 /// <summary>
 /// The causes of one MTCP connection's migrations. Whoever asks for a migration notes it here first; the client's
 /// <see cref="MigrationReport"/> is then matched to the latest request for its destination. A report nobody asked
-/// for is a server's MIGRATE_TRIGGER. Thread-safe: requests come from the policy's actor and the control endpoint,
+/// for is a server's MIGRATE_TRIGGER, or the client's own failover when the report says so. Thread-safe: requests come from the policy's actor and the control endpoint,
 /// reports from the connection's actor.
 /// </summary>
 internal sealed class MigrationCauses
@@ -48,6 +49,11 @@ internal sealed class MigrationCauses
     public MigrationCause Of(MigrationReport report)
     {
         ArgumentNullException.ThrowIfNull(report);
+        if (report.FailedOver)
+        {
+            return new MigrationCause(MigrationCause.Failover, $"{report.From} fell silent; the client moved on its own");
+        }
+
         lock (_requested)
         {
             var index = _requested.FindLastIndex(request => request.To == report.To);

@@ -149,6 +149,10 @@ status.SetAction(async (parseResult, cancellationToken) =>
     if (agentStatus.Connections.Count > 0)
     {
         console.Write(StatusView.Relays(agentStatus.Connections));
+        foreach (var line in StatusView.Unreplicated(agentStatus.Connections))
+        {
+            console.WriteLine(line);
+        }
     }
     if (agentStatus.RecentlyClosed.Count > 0)
     {

@@ -21,6 +21,9 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     private MtcpStream? _stream;
     private MtcpClient? _mtcp;
     private string _service = "(connecting)";
+
+    /// <summary>Alternates of the current service endpoint its server announced; -1 while unknown.</summary>
+    private int _alternates = -1;
     private long _toService;
     private long _fromService;
     private long _lastActivity = Environment.TickCount64;
@@ -34,7 +37,8 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     {
         lock (_migrations)
         {
-            return new(Id, ClientEndPoint?.ToString() ?? "?", Volatile.Read(ref _service), Volatile.Read(ref _stream)?.FirstCid.ToString() ?? "", _since, Interlocked.Read(ref _toService), Interlocked.Read(ref _fromService), [.. _migrations]);
+            var alternates = Volatile.Read(ref _alternates);
+            return new(Id, ClientEndPoint?.ToString() ?? "?", Volatile.Read(ref _service), Volatile.Read(ref _stream)?.FirstCid.ToString() ?? "", _since, Interlocked.Read(ref _toService), Interlocked.Read(ref _fromService), [.. _migrations], alternates < 0 ? null : alternates);
         }
     }
 
@@ -91,6 +95,10 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         _stream = stream;
         Volatile.Write(ref _mtcp, mtcp);
         mtcp.MigrationEnded += (_, report) => OnMigrationEnded(report);
+        if (agent.Runtime.MigrationEnabled)
+        {
+            await CountAlternatesAsync(mtcp).ConfigureAwait(false);
+        }
         var policy = await agent.WatchWithPolicyAsync(mtcp, service, _causes, $"relay {Id}").ConfigureAwait(false);
         await using var _ = policy;
         var observed = policy?.Stream ?? stream;
@@ -146,6 +154,25 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         }
     }
 
+    /// <summary>
+    /// How many other servers of the current endpoint's service its server announced: none means the server has no
+    /// buddy either (both come from the cluster's view of who serves the port), so the connection runs unreplicated.
+    /// </summary>
+    private async Task CountAlternatesAsync(MtcpClient mtcp)
+    {
+        try
+        {
+            var current = MigrationCauses.Endpoint(IPEndPoint.Parse(Volatile.Read(ref _service)));
+            var announced = await mtcp.GetAlternateServersAsync().ConfigureAwait(false);
+            Volatile.Write(ref _alternates, announced.Count(alternate => alternate.Port == current.Port && alternate != current));
+        }
+        catch (Exception e) when (e is InvalidOperationException or OperationCanceledException or FormatException)
+        {
+            // The connection ended first: nothing to show.
+            Volatile.Write(ref _alternates, -1);
+        }
+    }
+
     private void OnMigrationEnded(MigrationReport report)
     {
         var completed = report.Outcome == MigrationOutcome.Completed;
@@ -169,6 +196,12 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         if (completed)
         {
             Volatile.Write(ref _service, report.To.ToString());
+            if (Volatile.Read(ref _mtcp) is { } mtcp)
+            {
+                // The new server announces its own alternates.
+                _ = CountAlternatesAsync(mtcp);
+            }
+
             ConsoleLog.Info($"relay {Id}: migrated {report.From} -> {report.To} (cid {_stream?.FirstCid}) in {report.Duration.TotalMilliseconds:0.000} ms at byte {record.AtByteFromService} ({cause})");
         }
         else

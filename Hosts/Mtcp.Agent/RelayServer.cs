@@ -32,7 +32,13 @@ public sealed record MigrationStatus(
 /// One relayed connection as <c>status</c> shows it. <paramref name="Cid"/> is the MTCP connection's first Cid, the name
 /// every server node's log gives it across hops (empty while connecting).
 /// </summary>
-public sealed record RelayStatus(long Id, string Client, string Service, string Cid, DateTimeOffset Since, long BytesToService, long BytesFromService, IReadOnlyList<MigrationStatus> Migrations);
+/// <param name="Alternates">
+/// The other servers of its service its current server announced (TCP_MIGRATE's alternates with the service's port),
+/// null when not known (before the connection is up, or with migration off). 0 means its server has no buddy: the
+/// connection runs unreplicated and a crash of its server resets it. A positive count does not tell whether the
+/// server replicates (<c>mtcp.migration.replication</c> is the server's setting, and no segment carries it).
+/// </param>
+public sealed record RelayStatus(long Id, string Client, string Service, string Cid, DateTimeOffset Since, long BytesToService, long BytesFromService, IReadOnlyList<MigrationStatus> Migrations, int? Alternates = null);
 
 /// <summary>What <c>migrate</c> asked of the running agent and how each relay's migration ended.</summary>
 public sealed record MigrateResult(IReadOnlyList<MigrateOutcome> Outcomes, string? Error);

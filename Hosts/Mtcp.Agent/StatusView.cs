@@ -35,6 +35,15 @@ internal static class StatusView
         return table;
     }
 
+    /// <summary>
+    /// A line for each relay whose server announced no other server of its service: that server has no buddy, so
+    /// the connection runs unreplicated (the server logs it and counts it in mtcp.replication.unreplicated).
+    /// </summary>
+    public static IEnumerable<string> Unreplicated(IReadOnlyList<RelayStatus> relays) =>
+        relays.Where(relay => relay.Alternates == 0).Select(relay => string.Create(
+            CultureInfo.InvariantCulture,
+            $"relay {relay.Id}: unreplicated (no other server of port {relay.Service[(relay.Service.LastIndexOf(':') + 1)..]}): dies with its server"));
+
     public static string Migration(long relay, MigrationStatus migration) => string.Create(
         CultureInfo.InvariantCulture,
         $"{relay,4} {migration.At.ToLocalTime():HH:mm:ss.fff} {migration.From} -> {migration.To} {(migration.Completed ? "ok" : "FAILED")} {migration.DurationMs:0.0} ms, at {Size(migration.AtByteFromService)}\n"

@@ -193,8 +193,11 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             throw new ArgumentException("the connection is already on that server", nameof(destination));
         }
 
+        // LAST-ACK too: the client's FIN and, with ack gating on a replicating server, bytes before it may still be
+        // unacknowledged, and only another server can take them once this one is gone. The server end is then in
+        // FIN-WAIT-1 or FIN-WAIT-2, states a state reply carries.
         var old = _current.Tcb;
-        if (old.State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing))
+        if (old.State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck))
         {
             throw new InvalidOperationException($"cannot migrate a connection in {old.State}");
         }
@@ -385,7 +388,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     {
         var tcb = _current.Tcb;
         return _failover.Enabled && MigrationEnabled && _secret is not null
-            && tcb.State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing
+            && tcb.State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck
             && Math.Max(tcb.ConsecutiveTimeouts, tcb.UnansweredKeepAlives - 1) >= _failover.SilentAfter;
     }
 

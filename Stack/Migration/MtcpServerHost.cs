@@ -84,6 +84,12 @@ public sealed class MtcpServerHost
     /// <summary>Every endpoint ever accepted here, in order, including closed and migrated-away ones (not refused special SYNs).</summary>
     public IEnumerable<TcpConnection> Connections => _order.Select(e => e.Connection);
 
+    /// <summary>
+    /// The endpoints in the table now, in the order they were accepted: what a driver keeping each connection's buddy
+    /// up to date (<see cref="ConnectionReplicator"/>) walks, as the actor runtime does per endpoint actor.
+    /// </summary>
+    public IEnumerable<MtcpServerEndpoint<IpAddress>> Endpoints => _order;
+
     /// <summary>Endpoints that still hold a connection (not CLOSED, not migrated away).</summary>
     public int LiveEndpoints => _order.Count(e => e.Connection.State != TcpState.Closed);
 

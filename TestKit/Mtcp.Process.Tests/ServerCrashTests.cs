@@ -128,6 +128,10 @@ public sealed class ServerCrashTests(ITestOutputHelper output) : IDisposable
         Assert.True(resetAfter < TimeSpan.FromSeconds(12), $"reset only {resetAfter.TotalSeconds:0.0} s after the kill");
         await agent.Process.WaitForLineAsync($"server {server1.Service(ProcessTestbed.StreamPort)} fell silent", TimeSpan.FromSeconds(5));
         await agent.Process.WaitForLineAsync($"failover from silent server {server1.Service(ProcessTestbed.StreamPort)} gave up", TimeSpan.FromSeconds(5));
+
+        // The attempts were the client's own failover, not a server's MIGRATE_TRIGGER: the log says so.
+        Assert.Contains(agent.Process.Lines, line => line.Contains($"(failover: {server1.Service(ProcessTestbed.StreamPort)} fell silent; the client moved on its own) failed", StringComparison.Ordinal));
+        Assert.DoesNotContain(agent.Process.Lines, line => line.Contains("MIGRATE_TRIGGER from", StringComparison.Ordinal));
         Assert.DoesNotContain(agent.Process.Lines, line => line.Contains("mtcp.agent.serve.idle-timeout", StringComparison.Ordinal));
     }
 }

@@ -47,9 +47,12 @@ public sealed class ControlChannel : ISimNode
 
     public void Attach(SimulatedServerNode server) => _servers.Add(server.Address, server);
 
+    /// <summary>True when <paramref name="server"/> crashed and is not back: its control connections are broken.</summary>
+    public bool IsDown(IpAddress server) => _servers.TryGetValue(server, out var node) && node.IsDown;
+
     public void Send(Instant now, IpAddress from, IpAddress to, ControlMessage message)
     {
-        if (Withheld.Contains(message.MessageType) || !_servers.ContainsKey(to))
+        if (Withheld.Contains(message.MessageType) || !_servers.TryGetValue(to, out var receiver) || receiver.IsDown)
         {
             return;
         }
@@ -98,6 +101,12 @@ public sealed class ControlChannel : ISimNode
         {
             _inFlight.Dequeue();
             var receiver = _servers[item.To];
+            if (receiver.IsDown || _servers[item.From].IsDown)
+            {
+                // A crashed node's control connections die with it, and what was on them.
+                continue;
+            }
+
             var result = ControlMessageSealing.TryOpen(receiver.Host.Authenticator, item.Envelope, Identity(item.From), Identity(item.To), out var message);
             if (result == ControlOpenResult.MalformedFrame)
             {

@@ -53,6 +53,12 @@ public sealed record TestbedOptions
     /// <summary>Servers answer every SYN but a special one with a SYN cookie (<see cref="MtcpServerHost.SynCookies"/>), each under its own secret.</summary>
     public bool SynCookies { get; init; }
 
+    /// <summary>
+    /// Buddy replication: each server keeps its connections' state on the next server (in index order, skipping those
+    /// it knows lost), acknowledges the client's bytes once that buddy holds them, and takes over from its replicas.
+    /// </summary>
+    public bool Replication { get; init; }
+
     /// <summary>Servers' TCP settings; the read log is switched on for them and off for the client.</summary>
     public TcpConfig Tcp { get; init; } = TcpConfig.Default with
     {
@@ -78,6 +84,8 @@ public sealed class MigrationTestbed
     public static ReadOnlySpan<byte> ClusterKeyBytes => "mtcp-simulated-cluster-key-00001"u8;
 
     private readonly List<SimulatedServerNode> _servers = [];
+    private readonly ServerEndpoint[] _endpoints;
+    private readonly Func<SeqNumber> _issSource;
 
     public MigrationTestbed(int seed, LinkConditions conditions, TestbedOptions options)
     {
@@ -88,15 +96,12 @@ public sealed class MigrationTestbed
 
         Authenticator = MigrationAuthenticator.FromKey(ClusterKeyBytes);
         Control = Network.Add(new ControlChannel(IpAddress.Parse("10.0.255.254"), options.ControlLatency));
-        var endpoints = Enumerable.Range(0, options.ServerCount).Select(Endpoint).ToArray();
-        var serverConfig = options.Tcp with { RetainReadLog = true };
+        _endpoints = [.. Enumerable.Range(0, options.ServerCount).Select(Endpoint)];
+        _issSource = NextIss;
         for (var i = 0; i < options.ServerCount; i++)
         {
-            var host = new MtcpServerHost(endpoints[i], serverConfig, Authenticator, NextIss, endpoints.Where((_, j) => j != i).ToArray())
-            {
-                SynCookies = options.SynCookies ? new SynCookies(RandomSecret(random), Stack.SynCookies.DefaultPeriod) : null,
-            };
-            _servers.Add(Network.Add(new SimulatedServerNode(host, Control, CreateSession)));
+            var index = i;
+            _servers.Add(Network.Add(new SimulatedServerNode(CreateHost(i), Control, CreateSession, () => CreateReplication(index))));
         }
 
         byte[] toSend;
@@ -129,8 +134,14 @@ public sealed class MigrationTestbed
         Client = Network.Add(new MtcpClientNode(options.ClientAddress, NextIss));
         ClientApp = new ClientApplication(toSend, expected, closeFirst);
         Client.Application = ClientApp;
-        Client.Connect(Network.Now, options.Tcp with { RetainReadLog = false }, endpoints[0]);
+        Client.Connect(Network.Now, options.Tcp with { RetainReadLog = false }, _endpoints[0]);
     }
+
+    /// <summary>Largest replicated state a buddy accepts (the runtime's <c>mtcp.control.max-state-reply-size</c> default).</summary>
+    public const int MaxReplicaLength = 16 * 1024 * 1024;
+
+    /// <summary>Most bytes in one replica update (so that each fits one control frame, as in the runtime).</summary>
+    public const int ReplicaPiece = 60 * 1024;
 
     public const ulong StreamKey = 0x5354524541;
 
@@ -175,6 +186,34 @@ public sealed class MigrationTestbed
 
     /// <summary>Server <paramref name="index"/>'s endpoint in this testbed (<see cref="TestbedOptions.ServerAddress"/>).</summary>
     public ServerEndpoint Endpoint(int index) => new(Options.ServerAddress(index), ServicePort);
+    /// <summary>
+    /// Server <paramref name="index"/> dies now (SIGKILL): its endpoints, sessions, replicas and the packets and control
+    /// messages in flight from or to it are lost. No server notices until <see cref="DetectCrash"/>.
+    /// </summary>
+    public void Crash(int index)
+    {
+        _servers[index].Crash(CreateHost(index));
+        Network.DiscardInFlight(_servers[index].Address);
+    }
+
+    /// <summary>The other servers' failure detector marks server <paramref name="index"/> lost: its buddy takes its connections over.</summary>
+    public void DetectCrash(int index)
+    {
+        foreach (var server in _servers.Where(s => !s.IsDown && s.Replication is not null))
+        {
+            server.Replication!.Lose(server.Host, _servers[index].Address);
+        }
+    }
+
+    /// <summary>A crashed server comes back blank, and the others see it rejoin.</summary>
+    public void Restart(int index)
+    {
+        _servers[index].Restart();
+        foreach (var server in _servers.Where(s => s.Replication is not null))
+        {
+            server.Replication!.Rejoined(_servers[index].Address);
+        }
+    }
 
     /// <summary>Starts a migration to server <paramref name="index"/> now; false if the connection cannot migrate at this moment.</summary>
     public bool Migrate(int index) => Client.TryMigrate(Network.Now, Endpoint(index));
@@ -197,6 +236,21 @@ public sealed class MigrationTestbed
             + $"mismatch={ClientApp.FirstMismatch} closed={ClientApp.CloseCalled} started={c.Stats.MigrationsStarted} completed={c.Stats.MigrationsCompleted} failed={c.Stats.MigrationsFailed}] {servers} "
             + $"net[sent={Network.Stats.Sent} lost={Network.Stats.Lost} dup={Network.Stats.Duplicated} reordered={Network.Stats.Reordered}]");
     }
+
+    private MtcpServerHost CreateHost(int index) =>
+        new(_endpoints[index], Options.Tcp with { RetainReadLog = true }, Authenticator, _issSource, _endpoints.Where((_, j) => j != index).ToArray())
+        {
+            SynCookies = Options.SynCookies ? new SynCookies(RandomSecret(Network.Random), Stack.SynCookies.DefaultPeriod) : null,
+        };
+
+    /// <summary>Server <paramref name="index"/>'s buddy: the next server after it, wrapping round, that it does not know lost.</summary>
+    private SimulatedBuddyReplication? CreateReplication(int index) => Options.Replication
+        ? new SimulatedBuddyReplication(
+            _endpoints[index].Address,
+            lost => Enumerable.Range(1, _endpoints.Length - 1).Select(step => _endpoints[(index + step) % _endpoints.Length].Address).Where(a => !lost.Contains(a)).Select(a => (IpAddress?)a).FirstOrDefault(),
+            MaxReplicaLength,
+            ReplicaPiece)
+        : null;
 
     private ServerSession CreateSession(TcpConnection connection, ImportedState imported) => Options.Service switch
     {

@@ -50,7 +50,7 @@ public sealed class MtcpClientNode : ISimNode
     {
         var connection = Connection ?? throw new InvalidOperationException("not connected");
         if (connection.IsMigrating || !connection.CanMigrate || destination == connection.CurrentServer
-            || connection.State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing))
+            || connection.State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck))
         {
             return false;
         }

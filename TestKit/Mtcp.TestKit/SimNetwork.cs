@@ -162,6 +162,31 @@ public sealed class SimNetwork
     /// <summary>Puts a packet on the wire as if a host had sent it (subject to the same impairments), e.g. a forgery.</summary>
     public void Inject(in SimPacket packet) => Send(packet);
 
+    /// <summary>Loses every packet in flight from or to <paramref name="address"/> (a node that crashed); returns how many.</summary>
+    public int DiscardInFlight(IpAddress address)
+    {
+        var kept = new List<(SimPacket Packet, (Instant At, long Order) Due)>();
+        var discarded = 0;
+        while (_inFlight.TryDequeue(out var packet, out var due))
+        {
+            if (packet.Source == address || packet.Destination == address)
+            {
+                discarded++;
+                continue;
+            }
+
+            kept.Add((packet, due));
+        }
+
+        foreach (var (packet, due) in kept)
+        {
+            _inFlight.Enqueue(packet, due);
+        }
+
+        Stats.Lost += discarded;
+        return discarded;
+    }
+
     /// <summary>Polls every node until it has nothing more to send and puts the packets on the wire.</summary>
     public void CollectTransmissions()
     {

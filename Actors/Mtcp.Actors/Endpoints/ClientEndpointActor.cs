@@ -166,11 +166,11 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             return;
         }
 
-        StartMigration(destination, request.Completion, triggered: false);
+        StartMigration(destination, request.Completion, triggered: false, failedOver: false);
     }
 
     /// <summary>Thesis 4.2.3 client step 1: the new 4-tuple is routed here before the special SYN leaves.</summary>
-    private void StartMigration(ServerEndpoint destination, TaskCompletionSource<MigrationReport>? completion, bool triggered)
+    private void StartMigration(ServerEndpoint destination, TaskCompletionSource<MigrationReport>? completion, bool triggered, bool failedOver)
     {
         var now = _context.Clock.Now;
         var from = _client.CurrentServer;
@@ -199,7 +199,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             return;
         }
 
-        _migration = new PendingMigration(from, destination, key, now, triggered, completion);
+        _migration = new PendingMigration(from, destination, key, now, triggered, failedOver, completion);
         MigrationMetrics.Started.Add(1);
         Drive(now);
     }
@@ -321,8 +321,11 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             any = true;
             switch (e.Kind)
             {
-                case MigrationEventKind.TriggerAccepted or MigrationEventKind.FailoverTo when !_client.IsMigrating:
-                    StartMigration(e.Destination, completion: null, triggered: true);
+                case MigrationEventKind.TriggerAccepted when !_client.IsMigrating:
+                    StartMigration(e.Destination, completion: null, triggered: true, failedOver: false);
+                    break;
+                case MigrationEventKind.FailoverTo when !_client.IsMigrating:
+                    StartMigration(e.Destination, completion: null, triggered: false, failedOver: true);
                     break;
                 case MigrationEventKind.ServerSilent:
                     MigrationMetrics.FailoversStarted.Add(1);
@@ -349,7 +352,8 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                         migration.To,
                         now - migration.Started,
                         migration.Triggered,
-                        completed ? null : e.Detail);
+                        completed ? null : e.Detail,
+                        migration.FailedOver);
                     Report(report);
                     migration.Completion?.TrySetResult(report);
 
@@ -401,7 +405,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         if (_migration is { } migration)
         {
             _migration = null;
-            migration.Completion?.TrySetResult(new MigrationReport(MigrationOutcome.Failed, migration.From, migration.To, _context.Clock.Now - migration.Started, migration.Triggered, reason));
+            migration.Completion?.TrySetResult(new MigrationReport(MigrationOutcome.Failed, migration.From, migration.To, _context.Clock.Now - migration.Started, migration.Triggered, reason, migration.FailedOver));
         }
     }
 
@@ -434,7 +438,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         base.PostStop();
     }
 
-    private sealed record PendingMigration(ServerEndpoint From, ServerEndpoint To, ConnectionKey Key, Instant Started, bool Triggered, TaskCompletionSource<MigrationReport>? Completion);
+    private sealed record PendingMigration(ServerEndpoint From, ServerEndpoint To, ConnectionKey Key, Instant Started, bool Triggered, bool FailedOver, TaskCompletionSource<MigrationReport>? Completion);
 
     /// <summary>Timer key and message: the 4-tuple's time in BLACKHOLE is over.</summary>
     private sealed record ReleaseKey(ConnectionKey Key);
