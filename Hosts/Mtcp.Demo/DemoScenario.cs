@@ -611,7 +611,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
 
             Console.WriteLine($"  {Megabytes(from),8} - {Megabytes(migration.AtByteFromService),-9} {serving}");
             var destination = Array.FindIndex(servers, s => migration.To.StartsWith(s + ":", StringComparison.Ordinal));
-            var takeover = crash is not null && migration.Cause == "server" && migration.From.StartsWith(servers[crash.Victim] + ":", StringComparison.Ordinal);
+            var takeover = crash is not null && migration.Cause is "server" or "failover" && migration.From.StartsWith(servers[crash.Victim] + ":", StringComparison.Ordinal);
             var arrival = destination >= 0 && arrivals[destination].TryDequeue(out var line) ? line : null;
             var state = arrival is null
                 ? "arrival not logged"

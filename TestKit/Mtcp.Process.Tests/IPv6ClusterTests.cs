@@ -52,7 +52,7 @@ public sealed class IPv6ClusterTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(expected, ProcessTestbed.Sha256Of(downloaded));
         Assert.True(completed >= 1, $"no migration completed before the download ended; failed: {string.Join("; ", failures)}");
         Assert.Equal(completed, agent.Lines.Count(line => line.Contains("relay 1: migrated", StringComparison.Ordinal)));
-        Assert.Equal(completed, new[] { server1, server2 }.Sum(server => server.Lines.Count(line => line.Contains("migration in: file connection", StringComparison.Ordinal))));
+        Assert.Equal(completed, new[] { server1, server2 }.Sum(server => server.Lines.Count(line => line.Contains("file connection resumes", StringComparison.Ordinal))));
         output.WriteLine($"{transport} over IPv6: {completed} migrations completed ({failures.Count} failed: {string.Join("; ", failures)}), SHA-256 verified");
     }
 

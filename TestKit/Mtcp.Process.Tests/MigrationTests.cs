@@ -37,7 +37,9 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(6 + moveBeforeCrash, timeline.Count(line => line.Contains(" by operator (", StringComparison.Ordinal)));
 
         // The crash: the buddy took the connection over from its replica, and the file still arrived intact.
-        Assert.Contains(timeline, line => line.Contains(" by server (MIGRATE_TRIGGER", StringComparison.Ordinal) && line.Contains("state from its replica", StringComparison.Ordinal));
+        // Whichever came first: the buddy's MIGRATE_TRIGGER, or the client's own failover after silence.
+        Assert.Contains(timeline, line => (line.Contains(" by server (MIGRATE_TRIGGER", StringComparison.Ordinal) || line.Contains(" by failover (", StringComparison.Ordinal))
+            && line.Contains("state from its replica", StringComparison.Ordinal));
 
         // The degrading node's throughput falls, and the agent's throughput policy (thesis 5.3.2) leaves it on its own.
         Assert.Contains(timeline, line => line.Contains(" by policy (ThroughputDrop: smoothed throughput", StringComparison.Ordinal));
