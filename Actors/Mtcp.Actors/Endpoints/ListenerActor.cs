@@ -131,7 +131,7 @@ internal sealed class ListenerActor : ReceiveActor
             return;
         }
 
-        var dispatch = segment.Header.Options.MigratedConnection is { } migrated ? StateRequestDispatch.For(_context, segment.Key, migrated) : null;
+        var dispatch = segment.Header.Options.MigratedConnection is { } migrated ? StateRequestDispatch.For(_context, segment.Key, migrated, segment.Header.Options.ClientState ? segment.Payload : default) : null;
         var endpoint = Context.ActorOf(ServerEndpointActor.Props(_context, segment.Key, dispatch?.Plan), EndpointNames.For(segment.Key, ++_created));
         Context.Watch(endpoint);
         _handshaking.Add(endpoint, true);
