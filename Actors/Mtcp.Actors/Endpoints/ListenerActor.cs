@@ -138,6 +138,11 @@ internal sealed class ListenerActor : ReceiveActor
         _context.Table.TryAddEndpoint(segment.Key, endpoint);
         endpoint.Tell(segment);
 
+        if (dispatch?.FromClientState is not null)
+        {
+            _log.Warning("listener {0}: resuming {1} from the state its client presented (its origin left the cluster view)", _port, dispatch.Plan.Request!.MigratingCid);
+        }
+
         // After the SYN, so that the answer always finds the endpoint awaiting it.
         dispatch?.Send(endpoint);
     }
