@@ -57,6 +57,22 @@ public sealed class ClientStateSealer
     public ulong Sealed => _sequence;
 
     /// <summary>
+    /// A lower bound of the packaged state's length: the application's snapshot, the output written before it and not
+    /// yet acknowledged (the write-buffer state), and the client's bytes since it (the read log).
+    /// </summary>
+    private static long LeastStateLength(TcpConnection connection)
+    {
+        if (connection.LastSnapshot is not { } snapshot)
+        {
+            return 0;
+        }
+
+        return snapshot.AppState.Length
+            + Math.Max(0, snapshot.SndSeqSnapshot - connection.SendUnacknowledged)
+            + Math.Max(0, connection.ReceivedDataEnd - snapshot.RcvSeqSnapshot);
+    }
+
+    /// <summary>
     /// The header of the segment carrying a blob to the client of <paramref name="cid"/>: CLIENT_STATE, outside the
     /// sequence space, numbered at SND.MAX and acknowledging RCV.NXT, which the client checks (RFC 5961's test for a RST).
     /// </summary>
@@ -95,18 +111,28 @@ public sealed class ClientStateSealer
             return ClientStateOutcome.Unchanged;
         }
 
-        var state = connection.PackageReplica(_cid, credential.ToArray());
-        if (state is null)
-        {
-            return ClientStateOutcome.NotMigratable;
-        }
-
         // What was looked at is remembered even when it does not fit: the next attempt waits for the next change.
+        var sealedBefore = _any;
         _any = true;
         _sealedSnapshot = connection.LastSnapshot;
         _sealedTcpState = connection.State;
         _sealedReceivedEnd = connection.ReceivedDataEnd;
         _sealedCredential = credential.ToArray();
+
+        // The write-buffer state and the read log alone already exceed the bound: not worth packaging (a download's
+        // output in flight before each snapshot is the common case, and packaging copies it).
+        length = (int)Math.Min(int.MaxValue, ClientStateBlob.Overhead + LeastStateLength(connection));
+        if (length > _maxLength)
+        {
+            return ClientStateOutcome.TooLarge;
+        }
+
+        var state = connection.PackageReplica(_cid, credential.ToArray());
+        if (state is null)
+        {
+            _any = sealedBefore;
+            return ClientStateOutcome.NotMigratable;
+        }
 
         length = ClientStateBlob.Overhead + state.GetEncodedLength();
         if (length > _maxLength)
