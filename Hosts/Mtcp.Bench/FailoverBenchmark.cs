@@ -259,7 +259,7 @@ internal static class FailoverBenchmark
             };
             results.Add(result);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  kill {k + 1}/{kills} of {result.Killed}: {(result.Survived ? $"next new byte {result.FailoverMs,7:F0} ms after the SIGKILL (unreachable for the survivor after {result.DetectedMs:F0} ms) from {result.TookOverBy} ({(result.Triggered ? "its MIGRATE_TRIGGER" : "the client's own failover")}, client wait {result.MigrationWaitMs:F1} ms)" : $"NOT SURVIVED: {result.Failure}")}; lost {result.BytesLost}, duplicated {result.BytesDuplicated}, garbled {result.BytesCorrupted}"));
+                $"  kill {k + 1}/{kills} of {result.Killed}: {(result.Survived ? $"next new byte {result.FailoverMs,7:F0} ms after the SIGKILL (unreachable for the survivor after {result.DetectedMs:F0} ms) from {result.TookOverBy} ({(result.Triggered && replication != "client" ? "its MIGRATE_TRIGGER" : "the client's own failover")}, client wait {result.MigrationWaitMs:F1} ms)" : $"NOT SURVIVED: {result.Failure}")}; lost {result.BytesLost}, duplicated {result.BytesDuplicated}, garbled {result.BytesCorrupted}"));
             if (result.Survived)
             {
                 await tookOver;
