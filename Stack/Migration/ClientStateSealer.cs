@@ -217,19 +217,7 @@ public sealed class ClientStateOpener
 
             var consumed = held with { Credential = updated };
             Remember(request.MigratingCid, header.Sequence, consumed);
-            return new StateReply(
-                request.RequestId,
-                request.NewEndpointCid,
-                state.LastAckSent,
-                state.SndBytesDiscard,
-                state.SndMaxSeen,
-                state.TSnapshot,
-                state.SoSnapshot,
-                state.AppState,
-                state.WriteBufferState,
-                state.ReadBufferState,
-                state.TStateTransitions,
-                consumed.ToBytes());
+            return state.ForRequest(request.RequestId, request.NewEndpointCid, consumed.ToBytes());
         }
     }
 
