@@ -29,6 +29,9 @@ public static class MtcpOption
     /// <summary>β's option: <c>| 253 | 9 | ExID | 5 | β (32 bits) |</c>.</summary>
     public const int BetaLength = HeaderLength + 4;
 
+    /// <summary>CLIENT_STATE is the header alone, <c>| 253 | 5 | ExID | 7 |</c>: everything else is in the blob it marks.</summary>
+    public const int ClientStateLength = HeaderLength;
+
     /// <summary>Authenticators are 64-bit truncated MACs, big-endian on the wire.</summary>
     public const int AuthenticatorLength = 8;
 
@@ -95,6 +98,13 @@ public enum MtcpOptionSubtype : byte
     /// authenticators of TCP_MIGRATED_CONN and MIGRATE_TRIGGER).
     /// </summary>
     MigrationSecret = 6,
+
+    /// <summary>
+    /// CLIENT_STATE (beyond the thesis, its client-stored state of 3.2): the segment's payload is a sealed
+    /// <see cref="ClientStateBlob"/>, not stream data. From the serving node to its client, outside the sequence space;
+    /// on the client's special SYN to a node when it presents the blob after a crash (docs/failover.md).
+    /// </summary>
+    ClientState = 7,
 }
 
 /// <summary>A server's service address and port.</summary>
@@ -618,7 +628,7 @@ public readonly partial record struct TcpOptions
     /// <summary>True when any MTCP option is present.</summary>
     public bool HasMtcp =>
         AlternateServers is not null || MigratedConnection.HasValue || MigrateTrigger.HasValue
-        || OrigConnectionInfo.HasValue || Beta.HasValue || MigrationSecret.HasValue;
+        || OrigConnectionInfo.HasValue || Beta.HasValue || MigrationSecret.HasValue || ClientState;
 
     /// <summary>
     /// These options with TCP_MIGRATE holding as many of <paramref name="preferred"/> as fit beside the
@@ -661,7 +671,8 @@ public readonly partial record struct TcpOptions
             + (_mtcp.MigrateTrigger?.BufferLength ?? 0)
             + (_mtcp.OrigConnectionInfo.HasValue ? MtcpOrigConnectionInfo.BufferLength : 0)
             + (_mtcp.Beta.HasValue ? MtcpOption.BetaLength : 0)
-            + (_mtcp.MigrationSecret.HasValue ? MtcpMigrationSecret.BufferLength : 0);
+            + (_mtcp.MigrationSecret.HasValue ? MtcpMigrationSecret.BufferLength : 0)
+            + (_mtcp.ClientState ? MtcpOption.ClientStateLength : 0);
 
     private bool TryWriteMtcpPrerequisites(out WireError error)
     {
@@ -717,6 +728,11 @@ public readonly partial record struct TcpOptions
             at += secret.Write(destination[at..]);
         }
 
+        if (ClientState)
+        {
+            at += MtcpOption.WriteHeader(destination[at..], MtcpOptionSubtype.ClientState, MtcpOption.ClientStateLength);
+        }
+
         return at;
     }
 
@@ -755,8 +771,12 @@ public readonly partial record struct TcpOptions
             case MtcpOptionSubtype.MigrationSecret when MtcpMigrationSecret.Parse(body) is { } secret:
                 options = (options ?? MtcpOptionValues.None) with { MigrationSecret = secret };
                 return true;
+            case MtcpOptionSubtype.ClientState when body.IsEmpty:
+                options = (options ?? MtcpOptionValues.None) with { ClientState = true };
+                return true;
             case MtcpOptionSubtype.AlternateServers or MtcpOptionSubtype.MigratedConnection or MtcpOptionSubtype.MigrateTrigger
-                or MtcpOptionSubtype.OrigConnectionInfo or MtcpOptionSubtype.Beta or MtcpOptionSubtype.MigrationSecret:
+                or MtcpOptionSubtype.OrigConnectionInfo or MtcpOptionSubtype.Beta or MtcpOptionSubtype.MigrationSecret
+                or MtcpOptionSubtype.ClientState:
                 error = WireError.BadMtcpOption;
                 return false;
             default:
@@ -772,9 +792,10 @@ public readonly partial record struct TcpOptions
         && MigrateTrigger == other.MigrateTrigger
         && OrigConnectionInfo == other.OrigConnectionInfo
         && Beta == other.Beta
-        && MigrationSecret == other.MigrationSecret);
+        && MigrationSecret == other.MigrationSecret
+        && ClientState == other.ClientState);
 
-    private int MtcpHashCode() => HashCode.Combine(AlternateServers, MigratedConnection, MigrateTrigger, OrigConnectionInfo, Beta, MigrationSecret);
+    private int MtcpHashCode() => HashCode.Combine(AlternateServers, MigratedConnection, MigrateTrigger, OrigConnectionInfo, Beta, MigrationSecret, ClientState);
 }
 
 /// <summary>The MTCP options of one <see cref="TcpOptions"/>; see there why they are held by reference.</summary>
@@ -784,7 +805,8 @@ internal sealed record MtcpOptionValues(
     MtcpMigrateTrigger? MigrateTrigger,
     MtcpOrigConnectionInfo? OrigConnectionInfo,
     uint? Beta,
-    MtcpMigrationSecret? MigrationSecret)
+    MtcpMigrationSecret? MigrationSecret,
+    bool ClientState = false)
 {
     public static readonly MtcpOptionValues None = new(null, null, null, null, null, null);
 }

@@ -152,6 +152,16 @@ public readonly partial record struct TcpOptions
         init => _mtcp = (_mtcp ?? MtcpOptionValues.None) with { MigrationSecret = value };
     }
 
+    /// <summary>
+    /// CLIENT_STATE: the payload is a sealed client-stored state (<see cref="ClientStateBlob"/>), not stream data; on
+    /// the serving node's state segments to its client and on a special SYN that presents the state.
+    /// </summary>
+    public bool ClientState
+    {
+        get => _mtcp?.ClientState ?? false;
+        init => _mtcp = value || _mtcp is not null ? (_mtcp ?? MtcpOptionValues.None) with { ClientState = value } : null;
+    }
+
     /// <summary>Bytes the options take on the wire, before padding to a 32-bit boundary.</summary>
     public int BufferLength =>
         (MaxSegmentSize.HasValue ? MaxSegmentSizeLength : 0)

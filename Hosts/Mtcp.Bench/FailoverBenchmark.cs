@@ -12,6 +12,7 @@ namespace Mtcp.Bench;
 internal sealed record FailoverOptions(
     int Kills,
     int FastKills,
+    int ClientKills,
     long FileBytes,
     long PaceBytesPerSecond,
     long KillAtBytes,
@@ -22,12 +23,15 @@ internal sealed record FailoverOptions(
     string Network);
 
 /// <summary>One SIGKILL of the serving node under a paced download: how long the client waited and what it received.</summary>
-/// <param name="DetectedMs">From the SIGKILL to the buddy's log line saying the node is unreachable and it takes its connections over.</param>
+/// <param name="DetectedMs">From the SIGKILL to the buddy's log line saying the node is unreachable and it takes its connections over (NaN with client-stored state: no node holds the connection to say so).</param>
 internal sealed record FailoverKill(int Index, string Killed, string TookOverBy, double FailoverMs, double DetectedMs, double MigrationWaitMs, bool Triggered, long BytesLost, long BytesDuplicated, long BytesCorrupted, bool Survived, string? Failure);
 
-/// <summary>A series of kills under one failure detector setting.</summary>
-internal sealed record FailoverSeries(string Detector, IReadOnlyList<FailoverKill> Kills)
+/// <summary>A series of kills under one replication mode and failure detector setting.</summary>
+internal sealed record FailoverSeries(string Replication, string Detector, IReadOnlyList<FailoverKill> Kills)
 {
+    /// <summary>How the series is named in tables and the plot.</summary>
+    public string Name => $"{Replication}, {Detector}";
+
     private double[] Survived => [.. Kills.Where(k => k.Survived).Select(k => k.FailoverMs)];
 
     public double FailoverP50Ms => Statistics.Percentile(Survived, 0.5);
@@ -68,7 +72,10 @@ internal sealed record ReplicationCost(string Replication, double DownloadBytesP
 /// duplicated, garbled. The killed node is started again (a new incarnation, same address) before the next kill, which
 /// falls on the other node.</item>
 /// <item>The same with a faster failure detector (--fast-kills kills), to show what brings failover under 500 ms.</item>
+/// <item>The same with client-stored state (<c>replication = client</c>, --client-kills kills, the reference detector): no
+/// node holds the connection, the client's own failover presents the state it holds to the survivor.</item>
 /// </list>
+/// The cost measurements run a third cluster with <c>client</c> beside <c>off</c> and <c>buddy</c>.
 /// </summary>
 internal static class FailoverBenchmark
 {
@@ -83,14 +90,16 @@ internal static class FailoverBenchmark
     private const string FastDetectorFile = "bench-failover-fast-detector.conf";
     private const string FastDetectorName = "fast (HOCON/" + FastDetectorFile + ": heartbeat-interval 100ms, acceptable-heartbeat-pause 200ms, min-std-deviation 20ms)";
 
+    private const string ReferenceDetectorName = "reference (heartbeat-interval 500ms, acceptable-heartbeat-pause 2s)";
+
     private static readonly TimeSpan DownloadTimeout = TimeSpan.FromSeconds(90);
 
     public static async Task<int> RunAsync(FailoverOptions options, CancellationToken cancellationToken)
     {
-        if (options.Kills < 1 || options.FastKills < 0 || options.FileBytes < 1 << 20 || options.PaceBytesPerSecond < 1 || options.KillAtBytes < 1 || options.KillAtBytes >= options.FileBytes
+        if (options.Kills < 1 || options.FastKills < 0 || options.ClientKills < 0 || options.FileBytes < 1 << 20 || options.PaceBytesPerSecond < 1 || options.KillAtBytes < 1 || options.KillAtBytes >= options.FileBytes
             || options.GoodputBytes < 1 << 20 || options.EchoBytes < EchoValueBytes || options.Requests < 1 || options.Repetitions < 1)
         {
-            await Console.Error.WriteLineAsync("--kills, --rate, --requests and --repetitions must be positive, --fast-kills not negative, --file-size and --goodput-size at least 1 MiB, --kill-at between 1 and --file-size, --echo-size at least 64 KiB");
+            await Console.Error.WriteLineAsync("--kills, --rate, --requests and --repetitions must be positive, --fast-kills and --client-kills not negative, --file-size and --goodput-size at least 1 MiB, --kill-at between 1 and --file-size, --echo-size at least 64 KiB");
             return 2;
         }
 
@@ -118,12 +127,17 @@ internal static class FailoverBenchmark
                 var costs = await MeasureCostsAsync(runtime, scratch.FullName, transport, options, files, goodputContent, cancellationToken);
                 var series = new List<FailoverSeries>
                 {
-                    await KillSeriesAsync(runtime, scratch.FullName, transport, options, files, failoverContent, options.Kills, "reference (heartbeat-interval 500ms, acceptable-heartbeat-pause 2s)", "", cancellationToken),
+                    await KillSeriesAsync(runtime, scratch.FullName, transport, options, files, failoverContent, options.Kills, "buddy", ReferenceDetectorName, "", cancellationToken),
                 };
                 if (options.FastKills > 0)
                 {
                     var fastDetector = await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "HOCON", FastDetectorFile), cancellationToken);
-                    series.Add(await KillSeriesAsync(runtime, scratch.FullName, transport, options, files, failoverContent, options.FastKills, FastDetectorName, fastDetector, cancellationToken));
+                    series.Add(await KillSeriesAsync(runtime, scratch.FullName, transport, options, files, failoverContent, options.FastKills, "buddy", FastDetectorName, fastDetector, cancellationToken));
+                }
+
+                if (options.ClientKills > 0)
+                {
+                    series.Add(await KillSeriesAsync(runtime, scratch.FullName, transport, options, files, failoverContent, options.ClientKills, "client", ReferenceDetectorName, "", cancellationToken));
                 }
 
                 await WriteArtifactsAsync(options, transport, $"{loadBefore} before, {StreamBenchmark.LoadAverage()} after", clock.Elapsed, costs, series);
@@ -144,7 +158,7 @@ internal static class FailoverBenchmark
     /// <summary>Both clusters up at once; each measurement done on one, then the other, --repetitions times; medians.</summary>
     private static async Task<ReplicationCost[]> MeasureCostsAsync(MtcpRuntime runtime, string scratch, string transport, FailoverOptions options, string files, byte[] goodputContent, CancellationToken cancellationToken)
     {
-        string[] modes = ["off", "buddy"];
+        string[] modes = ["off", "buddy", "client"];
         var clusters = new FailoverCluster[modes.Length];
         try
         {
@@ -206,12 +220,17 @@ internal static class FailoverBenchmark
     }
 
     private static async Task<FailoverSeries> KillSeriesAsync(
-        MtcpRuntime runtime, string scratch, string transport, FailoverOptions options, string files, byte[] content, int kills, string detector, string detectorConfig, CancellationToken cancellationToken)
+        MtcpRuntime runtime, string scratch, string transport, FailoverOptions options, string files, byte[] content, int kills, string replication, string detector, string detectorConfig, CancellationToken cancellationToken)
     {
-        var directory = Directory.CreateDirectory(Path.Combine(scratch, $"kills-{(detectorConfig.Length == 0 ? "reference" : "fast")}")).FullName;
-        using var cluster = await FailoverCluster.StartAsync(directory, transport, options.Network, files, new FailoverClusterSettings("buddy", options.PaceBytesPerSecond, FirstHost: 2, detectorConfig));
+        var directory = Directory.CreateDirectory(Path.Combine(scratch, $"kills-{replication}-{(detectorConfig.Length == 0 ? "reference" : "fast")}")).FullName;
+        using var cluster = await FailoverCluster.StartAsync(directory, transport, options.Network, files, new FailoverClusterSettings(replication, options.PaceBytesPerSecond, FirstHost: 2, detectorConfig));
+
+        // What the survivor logs: the buddy when its detector marks the node unreachable and when it took the connection
+        // over; with client-stored state only its listener, when the client's special SYN presents the state.
+        var resumedLine = replication == "client" ? "from the state its client presented" : "took over";
+        var detectedLine = replication == "client" ? null : ": taking over its";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"failover, detector {detector}: {kills} kills, each once the client has {options.KillAtBytes / 1048576.0:0.0} MiB of a {options.FileBytes / 1048576.0:0} MiB download paced at {options.PaceBytesPerSecond / 1048576.0:0.0} MiB/s"));
+            $"failover, replication {replication}, detector {detector}: {kills} kills, each once the client has {options.KillAtBytes / 1048576.0:0.0} MiB of a {options.FileBytes / 1048576.0:0} MiB download paced at {options.PaceBytesPerSecond / 1048576.0:0.0} MiB/s"));
         var results = new List<FailoverKill>();
         for (var k = 0; k < kills; k++)
         {
@@ -229,18 +248,18 @@ internal static class FailoverBenchmark
                     }
                 });
             await Task.WhenAny(due.Task, downloading);
-            var tookOver = cluster.LineAsync(survivor, "took over", DownloadTimeout);
-            var detected = cluster.LineAsync(survivor, ": taking over its", DownloadTimeout).ContinueWith(_ => Stopwatch.GetTimestamp(), TaskScheduler.Default);
+            var tookOver = cluster.LineAsync(survivor, resumedLine, DownloadTimeout);
+            var detected = detectedLine is null ? null : cluster.LineAsync(survivor, detectedLine, DownloadTimeout).ContinueWith(_ => Stopwatch.GetTimestamp(), TaskScheduler.Default);
             var killed = Stopwatch.GetTimestamp();
             cluster.Kill(victim);
             var download = await downloading;
             var result = Measure(k + 1, cluster, victim, killed, download, content) with
             {
-                DetectedMs = detected.IsCompletedSuccessfully ? Stopwatch.GetElapsedTime(killed, detected.Result).TotalMilliseconds : double.NaN,
+                DetectedMs = detected is { IsCompletedSuccessfully: true } ? Stopwatch.GetElapsedTime(killed, detected.Result).TotalMilliseconds : double.NaN,
             };
             results.Add(result);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  kill {k + 1}/{kills} of {result.Killed}: {(result.Survived ? $"next new byte {result.FailoverMs,7:F0} ms after the SIGKILL (unreachable for the buddy after {result.DetectedMs:F0} ms) from {result.TookOverBy} ({(result.Triggered ? "its MIGRATE_TRIGGER" : "the client's own failover")}, client wait {result.MigrationWaitMs:F1} ms)" : $"NOT SURVIVED: {result.Failure}")}; lost {result.BytesLost}, duplicated {result.BytesDuplicated}, garbled {result.BytesCorrupted}"));
+                $"  kill {k + 1}/{kills} of {result.Killed}: {(result.Survived ? $"next new byte {result.FailoverMs,7:F0} ms after the SIGKILL (unreachable for the survivor after {result.DetectedMs:F0} ms) from {result.TookOverBy} ({(result.Triggered && replication != "client" ? "its MIGRATE_TRIGGER" : "the client's own failover")}, client wait {result.MigrationWaitMs:F1} ms)" : $"NOT SURVIVED: {result.Failure}")}; lost {result.BytesLost}, duplicated {result.BytesDuplicated}, garbled {result.BytesCorrupted}"));
             if (result.Survived)
             {
                 await tookOver;
@@ -249,7 +268,7 @@ internal static class FailoverBenchmark
             await cluster.RestartAsync(victim);
         }
 
-        return new FailoverSeries(detector, results);
+        return new FailoverSeries(replication, detector, results);
     }
 
     private static FailoverKill Measure(int index, FailoverCluster cluster, int victim, long killed, TimedDownload download, byte[] content)
@@ -294,12 +313,17 @@ internal static class FailoverBenchmark
         Directory.CreateDirectory(directory);
         var off = costs.Single(c => c.Replication == "off");
         var buddy = costs.Single(c => c.Replication == "buddy");
+        var clientCost = costs.Single(c => c.Replication == "client");
         var downloadRatio = buddy.DownloadBytesPerSecond / off.DownloadBytesPerSecond;
         var uploadRatio = buddy.EchoBytesPerSecond / off.EchoBytesPerSecond;
+        var clientDownloadRatio = clientCost.DownloadBytesPerSecond / off.DownloadBytesPerSecond;
+        var clientUploadRatio = clientCost.EchoBytesPerSecond / off.EchoBytesPerSecond;
         var reference = series[0];
-        var fast = series.Count > 1 ? series[1] : null;
+        var fast = series.FirstOrDefault(s => s.Replication == "buddy" && s != reference);
+        var clientSeries = series.FirstOrDefault(s => s.Replication == "client");
         object Figures(FailoverSeries s) => new
         {
+            replication = s.Replication,
             detector = s.Detector,
             kills = s.Kills.Count,
             killsSurvived = s.KillsSurvived,
@@ -336,36 +360,56 @@ internal static class FailoverBenchmark
                         uploadGoodputRatio = uploadRatio,
                         requestP50AddedUs = buddy.RequestP50Us - off.RequestP50Us,
                         requestP99AddedUs = buddy.RequestP99Us - off.RequestP99Us,
-                        costs,
-                        series = series.Select(Figures).ToArray(),
+                        series = series.Where(s => s.Replication == "buddy").Select(Figures).ToArray(),
                     },
-                    ["client"] = new { built = false, reason = "client-stored state (mtcp.migration.replication = client) is not built" },
+                    ["client"] = new
+                    {
+                        failoverP50Ms = clientSeries?.FailoverP50Ms ?? double.NaN,
+                        failoverP99Ms = clientSeries?.FailoverP99Ms ?? double.NaN,
+                        failoverMaxMs = clientSeries?.FailoverMaxMs ?? double.NaN,
+                        bytesLost = clientSeries?.BytesLost ?? 0,
+                        bytesDuplicated = clientSeries?.BytesDuplicated ?? 0,
+                        goodputRatio = Math.Min(clientDownloadRatio, clientUploadRatio),
+                        downloadGoodputRatio = clientDownloadRatio,
+                        uploadGoodputRatio = clientUploadRatio,
+                        requestP50AddedUs = clientCost.RequestP50Us - off.RequestP50Us,
+                        requestP99AddedUs = clientCost.RequestP99Us - off.RequestP99Us,
+                        series = series.Where(s => s.Replication == "client").Select(Figures).ToArray(),
+                    },
                 },
+                costs,
             },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
         await File.WriteAllTextAsync(Path.Combine(directory, "failover.json"), json);
         FailoverPlot.Save(Path.Combine(directory, "failover"), series);
 
         var md = new StringBuilder();
-        md.AppendLine("# Failover: SIGKILL of the serving node, and the cost of buddy replication");
+        md.AppendLine("# Failover: SIGKILL of the serving node, and the cost of buddy replication and of client-stored state");
         md.AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"Two `Mtcp.Server` processes per cluster (control plane on mutual TLS), the client an MTCP runtime in the benchmark's process, transport {transport}, loopback; load average (1, 5, 15 min) {loadAverage}; {elapsed.TotalMinutes:F1} min in all."));
         md.AppendLine();
-        md.AppendLine("## Failover (`mtcp.migration.replication = buddy`)");
+        md.AppendLine("## Failover (`mtcp.migration.replication = buddy` and `client`)");
         md.AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"Each kill: a {options.FileBytes / 1048576.0:0} MiB random file downloaded from one node's file server, paced at {options.PaceBytesPerSecond / 1048576.0:0.0} MiB/s; SIGKILL of that node once the client has {options.KillAtBytes / 1048576.0:0.0} MiB of it; the killed node started again (same address, new incarnation) before the next kill, which falls on the other node. Failover time: from the SIGKILL to the first read that completes after the client switched to the buddy (nothing arrives between the kill and the switch, so that read carries the buddy's first new byte). Every byte received is held against the file."));
         md.AppendLine();
-        md.AppendLine("| failure detector | kills | survived | failover p50 (ms) | p99 | max | unreachable for the buddy, p50 (ms) | client wait for the buddy, p50 (ms) | bytes lost | duplicated | garbled |");
+        md.AppendLine("| replication, failure detector | kills | survived | failover p50 (ms) | p99 | max | unreachable for the buddy, p50 (ms) | client wait for the buddy, p50 (ms) | bytes lost | duplicated | garbled |");
         md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var s in series)
         {
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {s.Detector} | {s.Kills.Count} | {s.KillsSurvived} | {s.FailoverP50Ms:F0} | {s.FailoverP99Ms:F0} | {s.FailoverMaxMs:F0} | {s.DetectedP50Ms:F0} | {s.MigrationWaitP50Ms:F0} | {s.BytesLost} | {s.BytesDuplicated} | {s.BytesCorrupted} |"));
+                $"| {s.Name} | {s.Kills.Count} | {s.KillsSurvived} | {s.FailoverP50Ms:F0} | {s.FailoverP99Ms:F0} | {s.FailoverMaxMs:F0} | {s.DetectedP50Ms:F0} | {s.MigrationWaitP50Ms:F0} | {s.BytesLost} | {s.BytesDuplicated} | {s.BytesCorrupted} |"));
         }
 
-        md.AppendLine("| `client` (client-stored state) | not built | | | | | | | | | |");
+        md.AppendLine();
+        md.AppendLine(clientSeries is null
+            ? "`client` (client-stored state): not measured in this run (--client-kills 0)."
+            : "With `client` no node holds the connection and no MIGRATE_TRIGGER comes: the client's own failover alone notices the silence "
+                + "(keep-alive probes after `mtcp.migration.failover.probe-interval` = 2s of quiet, `silent-after` = 3 unanswered, each at most half the interval apart), "
+                + "then presents the state it holds on its special SYN; the survivor answers from it once its detector has marked the node unreachable. "
+                + "Its failover time is therefore the client's silence detection, whatever the cluster's detector: a shorter `probe-interval` and `silent-after` bring it down, "
+                + "at the price of a probe per idle connection per interval. No \"unreachable\" column: no node says when it notices.");
         md.AppendLine();
         md.AppendLine("Where the time goes with the reference detector: the buddy acts when the cluster's failure detector marks the node unreachable, "
             + "about `akka.cluster.failure-detector.acceptable-heartbeat-pause` (2s) plus a heartbeat interval (500ms) and up to one `unreachable-nodes-reaper-interval` (250ms) after the last heartbeat; "
@@ -394,6 +438,11 @@ internal static class FailoverBenchmark
         md.AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"buddy against off: download x{downloadRatio:F2}, upload x{uploadRatio:F2} (goodputRatio {Math.Min(downloadRatio, uploadRatio):F2}; goal >= 0.8); PING p50 {buddy.RequestP50Us - off.RequestP50Us:+0;-0} us, p99 {buddy.RequestP99Us - off.RequestP99Us:+0;-0} us (goal: at most one control round trip added)."));
+        md.AppendLine();
+        md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"client against off: download x{clientDownloadRatio:F2}, upload x{clientUploadRatio:F2} (goodputRatio {Math.Min(clientDownloadRatio, clientUploadRatio):F2}); PING p50 {clientCost.RequestP50Us - off.RequestP50Us:+0;-0} us, p99 {clientCost.RequestP99Us - off.RequestP99Us:+0;-0} us."));
+        md.AppendLine("No ACK waits for anything, but each change of the state is sealed and sent to the client: with the read log since the last snapshot in every state, "
+            + "an upload between snapshots sends its bytes back, growing, until the state exceeds mtcp.migration.client-state.max-size and is no longer sent.");
         await File.WriteAllTextAsync(Path.Combine(directory, "failover.md"), md.ToString());
         Console.WriteLine();
         Console.Write(md);

@@ -9,13 +9,18 @@ internal static class FailoverCommand
     {
         var kills = new Option<int>("--kills")
         {
-            Description = "SIGKILLs of the serving node with the reference failure detector",
+            Description = "SIGKILLs of the serving node with buddy replication and the reference failure detector",
             DefaultValueFactory = _ => 20,
         };
         var fastKills = new Option<int>("--fast-kills")
         {
             Description = "SIGKILLs with the fast failure detector (heartbeats every 100 ms, 200 ms pause); 0 skips them",
             DefaultValueFactory = _ => 5,
+        };
+        var clientKills = new Option<int>("--client-kills")
+        {
+            Description = "SIGKILLs with client-stored state (mtcp.migration.replication = client) and the reference failure detector; 0 skips them",
+            DefaultValueFactory = _ => 20,
         };
         var fileSize = new Option<long>("--file-size")
         {
@@ -34,17 +39,17 @@ internal static class FailoverCommand
         };
         var goodputSize = new Option<long>("--goodput-size")
         {
-            Description = "bytes of each download measuring goodput, buddy against off",
+            Description = "bytes of each download measuring goodput, buddy and client against off",
             DefaultValueFactory = _ => 64L << 20,
         };
         var echoSize = new Option<long>("--echo-size")
         {
-            Description = "bytes uploaded (RESP ECHO) in each upload measurement, buddy against off",
+            Description = "bytes uploaded (RESP ECHO) in each upload measurement, buddy and client against off",
             DefaultValueFactory = _ => 32L << 20,
         };
         var requests = new Option<int>("--requests")
         {
-            Description = "PING round trips per repetition, buddy against off",
+            Description = "PING round trips per repetition, buddy and client against off",
             DefaultValueFactory = _ => 2000,
         };
         var repetitions = new Option<int>("--repetitions")
@@ -54,13 +59,14 @@ internal static class FailoverCommand
         };
         var network = new Option<string>("--network")
         {
-            Description = "three octets of a loopback network: the nodes take .2 to .5, the client .10",
+            Description = "three octets of a loopback network: the nodes take .2 to .7, the client .10",
             DefaultValueFactory = _ => "127.0.11",
         };
-        var command = new Command("failover", "SIGKILL of the serving node under a download: time to the next new byte, bytes lost and duplicated; the cost of buddy replication against none (issue 11)")
+        var command = new Command("failover", "SIGKILL of the serving node under a download: time to the next new byte, bytes lost and duplicated; the cost of buddy replication and of client-stored state against none (issue 11)")
         {
             kills,
             fastKills,
+            clientKills,
             fileSize,
             rate,
             killAt,
@@ -75,6 +81,7 @@ internal static class FailoverCommand
             var options = new FailoverOptions(
                 parse.GetValue(kills),
                 parse.GetValue(fastKills),
+                parse.GetValue(clientKills),
                 parse.GetValue(fileSize),
                 parse.GetValue(rate),
                 parse.GetValue(killAt),

@@ -18,7 +18,7 @@ internal static class FailoverPlot
             var survived = series[i].Kills.Where(k => k.Survived).ToArray();
             var points = plot.Add.ScatterPoints(survived.Select(k => (double)k.Index).ToArray(), survived.Select(k => k.FailoverMs).ToArray(), palette.GetColor(i));
             points.MarkerSize = 9;
-            points.LegendText = $"{series[i].Detector}: p50 {series[i].FailoverP50Ms:F0} ms";
+            points.LegendText = $"{series[i].Name}: p50 {series[i].FailoverP50Ms:F0} ms";
             var median = plot.Add.HorizontalLine(series[i].FailoverP50Ms, color: palette.GetColor(i));
             median.LinePattern = LinePattern.Dashed;
         }

@@ -28,6 +28,12 @@ public enum MigrationEventKind
     /// the connection is aborted and the application told it timed out.
     /// </summary>
     FailoverAbandoned,
+
+    /// <summary>
+    /// A failover's special SYN to <see cref="MigrationEvent.Destination"/>'s successor goes without the held
+    /// client-stored state: it no longer covers every byte the silent server acknowledged (<see cref="MigrationEvent.Detail"/>).
+    /// </summary>
+    ClientStateUnusable,
 }
 
 /// <summary>One migration event; <paramref name="Destination"/> is the server concerned.</summary>
@@ -64,6 +70,18 @@ public sealed class MtcpClientStats
 
     /// <summary>ACKs from the old server ignored while migrating (thesis 4.2.3, fig. 4.12).</summary>
     public long AcksIgnoredWhileMigrating { get; internal set; }
+
+    /// <summary>Sealed client-stored states taken from the current server (each replaces the one held).</summary>
+    public long ClientStatesHeld { get; internal set; }
+
+    /// <summary>CLIENT_STATE segments ignored: not from the current server, out of window, malformed, or older than the one held.</summary>
+    public long ClientStatesIgnored { get; internal set; }
+
+    /// <summary>Failovers whose held state could not be presented: it no longer covers bytes the server acknowledged, or does not fit a segment.</summary>
+    public long ClientStatesUnusable { get; internal set; }
+
+    /// <summary>Special SYNs that presented a held state.</summary>
+    public long ClientStatesPresented { get; internal set; }
 }
 
 /// <summary>Counters of the server side of MTCP.</summary>

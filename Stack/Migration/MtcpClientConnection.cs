@@ -57,6 +57,13 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     /// <summary>Retransmission timeouts of the control blocks this connection left behind at its migrations.</summary>
     private long _retiredRetransmissionTimeouts;
 
+    /// <summary>
+    /// The newest sealed state the current server sent (client-stored state, <c>replication = client</c>), and its clear
+    /// header; null until one comes, and again after each switch (it names the Cid the connection left).
+    /// </summary>
+    private byte[]? _clientState;
+    private ClientStateBlob _clientStateHeader;
+
     private MtcpClientConnection(TcpConfig config, IpAddress localAddress, Block current)
     {
         _config = config;
@@ -136,6 +143,16 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
     /// <summary>Migrations completed so far (the epoch triggers are bound to).</summary>
     public uint MigrationEpoch => _epoch;
+
+    /// <summary>The clear header of the client-stored state held for the current server; null when none is held.</summary>
+    public ClientStateBlob? HeldClientState => _clientState is null ? null : _clientStateHeader;
+
+    /// <summary>
+    /// How far past RCV.NXT a CLIENT_STATE segment's sequence number may lie: the server sends it at its SND.MAX, at
+    /// most a send buffer ahead, and a blind injection must guess both that and an acceptable ACK (as RFC 5961 asks of
+    /// a RST).
+    /// </summary>
+    private const int ClientStateSequenceWindow = 1 << 22;
 
     /// <summary>
     /// Active open to <paramref name="server"/> (RFC 9293 §3.10.1); migrations are authenticated with the secret the
@@ -220,6 +237,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
         var cid = Cid;
         var rcvNxt = old.ReceiveDataNext;
+        var presented = _failingOver is not null ? PresentableClientState(old) : null;
         var newEndpointCid = new ConnectionId(LocalAddress, port, destination.Address, destination.Port);
         var authenticator = new ConnectionAuthenticator(secret).MigratedConnection(cid, newEndpointCid, rcvNxt, _nextAttempt++);
         var option = MtcpMigratedConnection.ForDestination(destination.Address, _current.Peer, port == old.LocalPort ? null : old.LocalPort, rcvNxt, authenticator);
@@ -231,7 +249,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         var deadline = now + (_failingOver is not null ? _failover.SpecialSynTimeout
             : _failover.DestinationTimeout > TimeSpan.Zero ? _failover.DestinationTimeout
             : _config.ConnectTimeout);
-        _migration = new Migration(new Block(tcb, destination), option, now, deadline);
+        _migration = new Migration(new Block(tcb, destination), option, now, deadline, presented);
         Stats.MigrationsStarted++;
     }
 
@@ -244,6 +262,12 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         if (segment.Options.MigrateTrigger is { } trigger)
         {
             OnTrigger(source, segment.DestinationPort, trigger);
+            return;
+        }
+
+        if (segment.Options.ClientState)
+        {
+            OnClientState(source, segment, payload);
             return;
         }
 
@@ -291,6 +315,14 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             if (header.Has(TcpFlags.Syn))
             {
                 header = header with { Options = header.Options with { MigratedConnection = migration.Option } };
+                if (migration.ClientState is { } state && payloadLength == 0 && state.Length <= payloadBuffer.Length)
+                {
+                    // After a crash: the sealed state rides on the special SYN, for any node of the service to resume from.
+                    header = header with { Options = header.Options with { ClientState = true } };
+                    state.CopyTo(payloadBuffer);
+                    payloadLength = state.Length;
+                }
+
                 if (header.Options.BufferLength > TcpSegment.MaxOptionsLength)
                 {
                     // An IPv6 origin on another subnet than the destination (36 option bytes) leaves room for the MSS
@@ -579,6 +611,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
         _retiredRetransmissionTimeouts += old.Tcb.Stats.RetransmissionTimeouts;
         _current = migration.Next;
+        _clientState = null;
         if (_failingOver is not null)
         {
             _failingOver = null;
@@ -665,6 +698,59 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.TriggerAccepted, chosen));
     }
 
+    /// <summary>
+    /// CLIENT_STATE from the current server: a sealed state to keep (client-stored state, docs/failover.md). It cannot be
+    /// checked here (only the cluster can open it), so a blind injection is kept out as RFC 5961 keeps out a RST: it
+    /// must come from the current server's 4-tuple, acknowledge what this side sent, and lie just past RCV.NXT; and it
+    /// must be newer than the one held.
+    /// </summary>
+    private void OnClientState(ServerEndpoint source, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    {
+        var tcb = _current.Tcb;
+        var acceptable = MigrationEnabled && !segment.Has(TcpFlags.Syn | TcpFlags.Rst) && segment.Has(TcpFlags.Ack)
+            && _current.Matches(source, segment.DestinationPort)
+            && tcb.State is not (TcpState.SynSent or TcpState.Closed)
+            && segment.AcknowledgmentNumber >= tcb.SendUnacknowledged && segment.AcknowledgmentNumber <= tcb.SendMax
+            && segment.SequenceNumber - tcb.ReceiveNext is >= 0 and < ClientStateSequenceWindow;
+        if (!acceptable || !ClientStateBlob.TryReadHeader(payload, out var header)
+            || (_clientState is not null && header.Sequence <= _clientStateHeader.Sequence))
+        {
+            Stats.ClientStatesIgnored++;
+            return;
+        }
+
+        _clientState = payload.ToArray();
+        _clientStateHeader = header;
+        Stats.ClientStatesHeld++;
+    }
+
+    /// <summary>
+    /// The held state, if the special SYN of a failover can present it: it must cover every byte of this side's the
+    /// server acknowledged (the send buffer keeps only the bytes past the last ACK, and the new server resumes the
+    /// client's stream where the state's read log ends).
+    /// </summary>
+    private byte[]? PresentableClientState(TcpConnection old)
+    {
+        if (_clientState is not { } state)
+        {
+            return null;
+        }
+
+        var covers = _clientStateHeader.Covers;
+        if (covers < old.SendDataStart || covers > old.WriteEnd + 1)
+        {
+            Stats.ClientStatesUnusable++;
+            _migrationEvents.Enqueue(new MigrationEvent(
+                MigrationEventKind.ClientStateUnusable,
+                _current.Peer,
+                $"the held state {_clientStateHeader.Sequence} covers this side's bytes to {covers}, the server acknowledged them to {old.SendDataStart}"));
+            return null;
+        }
+
+        Stats.ClientStatesPresented++;
+        return state;
+    }
+
     private bool VerifyTrigger(MtcpMigrateTrigger trigger, ConnectionId cid, ServerEndpoint source) =>
         _secret is { } secret && new ConnectionAuthenticator(secret).VerifyTrigger(trigger, cid, source, _epoch) == TriggerCheck.Accepted;
 
@@ -698,7 +784,8 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         public bool Matches(ServerEndpoint source, ushort localPort) => source == Peer && localPort == LocalPort;
     }
 
-    private sealed record Migration(Block Next, MtcpMigratedConnection Option, Instant StartedAt, Instant Deadline);
+    /// <param name="ClientState">the sealed state the special SYN presents (a failover's, with client-stored state); null for none.</param>
+    private sealed record Migration(Block Next, MtcpMigratedConnection Option, Instant StartedAt, Instant Deadline, byte[]? ClientState);
 
     /// <param name="NextPassAt">when every alternate was tried: the time of the next pass over them, before <paramref name="GiveUpAt"/>.</param>
     private sealed record FailoverAttempt(ServerEndpoint SilentServer, Instant GiveUpAt, HashSet<ServerEndpoint> Tried, Instant? NextPassAt = null);

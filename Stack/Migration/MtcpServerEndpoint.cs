@@ -184,6 +184,13 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
                 return;
         }
 
+        if (segment.Options.ClientState)
+        {
+            // A sealed client-stored state (on a special SYN, answered by the listener) is no stream data; on any
+            // other segment it is out of place.
+            payload = [];
+        }
+
         var wasListening = Connection.State == TcpState.Listen;
         var wasSynReceived = Connection.State == TcpState.SynReceived;
         Connection.HandleSegment(now, segment, payload);

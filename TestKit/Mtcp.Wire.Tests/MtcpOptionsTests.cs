@@ -38,6 +38,7 @@ public sealed class MtcpOptionsTests
         { "orig connection info", "fd0d 4d54 04" + "7ffffff0" + "80000010" + "000000" },
         { "beta", "fd09 4d54 05" + "000005dc" + "000000" },
         { "migration secret", "fd15 4d54 06" + "000102030405060708090a0b0c0d0e0f" + "000000" },
+        { "client state", "fd05 4d54 07" + "000000" },
     };
 
     private static TcpOptions Parse(string hex)
@@ -94,6 +95,22 @@ public sealed class MtcpOptionsTests
                     $"{name}: length byte {length} decoded as {options}");
             }
         }
+    }
+
+    [Fact]
+    public void A_client_state_blob_header_must_read_back_its_fields_and_refuse_a_short_or_unknown_one()
+    {
+        var nonce = Golden.Bytes("a0a1a2a3a4a5a6a7a8a9aaab");
+        var blob = Golden.MarkedBuffer(ClientStateBlob.Overhead + 3);
+        new ClientStateBlob(KeyGeneration: 9, Sequence: 0x0102030405060708, Covers: new SeqNumber(0xFFFF_FFF0)).WriteHeader(blob, nonce);
+
+        Assert.Equal("01" + "09" + "0102030405060708" + "fffffff0" + "a0a1a2a3a4a5a6a7a8a9aaab", Convert.ToHexString(blob, 0, ClientStateBlob.HeaderLength).ToLowerInvariant());
+        Assert.True(ClientStateBlob.TryReadHeader(blob, out var header));
+        Assert.Equal(new ClientStateBlob(9, 0x0102030405060708, new SeqNumber(0xFFFF_FFF0)), header);
+        Assert.Equal(nonce, ClientStateBlob.NonceOf(blob).ToArray());
+        Assert.False(ClientStateBlob.TryReadHeader(blob.AsSpan(0, ClientStateBlob.Overhead - 1), out _));
+        blob[0] = 2;
+        Assert.False(ClientStateBlob.TryReadHeader(blob, out _));
     }
 
     [Fact]
@@ -176,6 +193,7 @@ public sealed class MtcpOptionsTests
     [InlineData("fd14 4d54 06 000102030405060708090a0b0c0d0e")] // secret a byte short
     [InlineData("fd16 4d54 06 000102030405060708090a0b0c0d0e0f 10")] // secret a byte long
     [InlineData("fd05 4d54 06")] // secret missing
+    [InlineData("fd06 4d54 07 00")] // client state marker with a body
     public void Malformed_mtcp_options_must_be_rejected(string hex)
     {
         Assert.False(TcpOptions.TryParse(Golden.Bytes(hex), out _, out var error));

@@ -132,6 +132,10 @@ public sealed record StateReply : ControlMessage
     /// <summary><c>rcv_seq_snapshot</c>, recovered from (e), (f) by the rule of thesis 4.2.3 step 4 (read buffer, (a)).</summary>
     public SeqNumber RcvSeqSnapshot => LastAckSent - RcvStateLength;
 
+    /// <summary>The same state answering request <paramref name="requestId"/> of <paramref name="newEndpointCid"/>, carrying <paramref name="migrationCredential"/>.</summary>
+    public StateReply ForRequest(ulong requestId, ConnectionId newEndpointCid, ReadOnlyMemory<byte> migrationCredential) =>
+        new(requestId, newEndpointCid, LastAckSent, SndBytesDiscard, SndMaxSeen, TSnapshot, SoSnapshot, AppState, WriteBufferState, ReadBufferState, TStateTransitions, migrationCredential);
+
     public override ControlMessageType MessageType => ControlMessageType.StateReply;
 
     public override string Manifest => SerializerManifest;

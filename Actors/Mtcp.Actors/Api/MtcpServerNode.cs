@@ -6,6 +6,7 @@ using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Migration;
 using Mtcp.Actors.Replication;
+using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 
@@ -145,13 +146,22 @@ public sealed class MtcpServerNode
             // peers' requests to the registry of the runtime's connections.
             var control = system.StartControlConnectionManager(runtime.ConnectionRegistry);
             ReplicationSupport? replication = null;
-            if (ReplicationSettings.Create(MtcpConfig.WithFallback(system.Settings.Config)) == ReplicationMode.Buddy)
+            ClientStateSupport? clientState = null;
+            var config = MtcpConfig.WithFallback(system.Settings.Config);
+            switch (ReplicationSettings.Create(config))
             {
-                node._replicatingAs = Akka.Cluster.Cluster.Get(system).SelfAddress;
-                replication = new ReplicationSupport(node._replicatingAs, ReplicationSettings.MaxPiece(ControlSettings.Create(system).ReplyChunkSize));
+                case ReplicationMode.Buddy:
+                    node._replicatingAs = Akka.Cluster.Cluster.Get(system).SelfAddress;
+                    replication = new ReplicationSupport(node._replicatingAs, ReplicationSettings.MaxPiece(ControlSettings.Create(system).ReplyChunkSize));
+                    break;
+                case ReplicationMode.Client:
+                    var maxSize = ReplicationSettings.ClientStateMaxSize(config);
+                    clientState = new ClientStateSupport(maxSize, new ClientStateOpener(maxSize));
+                    system.Log.Info("replication: client-stored state; each connection's state is sealed for its client (at most {0} bytes)", maxSize);
+                    break;
             }
 
-            await runtime.EnableMigrationAsync(new MigrationSupport(authenticator, control, directory, Replication: replication), cancellationToken).ConfigureAwait(false);
+            await runtime.EnableMigrationAsync(new MigrationSupport(authenticator, control, directory, Replication: replication, ClientState: clientState), cancellationToken).ConfigureAwait(false);
         }
 
         return node;

@@ -19,13 +19,29 @@ internal static class ReplicationSettings
     {
         ["off"] = ReplicationMode.Off,
         ["buddy"] = ReplicationMode.Buddy,
+        ["client"] = ReplicationMode.Client,
     };
+
+    public const string ClientStateMaxSizePath = "mtcp.migration.client-state.max-size";
+
+    /// <summary>
+    /// The largest sealed client-stored state: it travels in one segment each way, so at most the largest payload a
+    /// segment carries (65,495 bytes less the largest header).
+    /// </summary>
+    public const int ClientStateMaxSizeLimit = 65_495 - 60;
 
     /// <exception cref="ConfigurationException">the value is not one of the modes.</exception>
     public static ReplicationMode Create(Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
         return HoconValues.Choice(config, Path, Modes);
+    }
+
+    /// <exception cref="ConfigurationException">the size is outside what one segment carries.</exception>
+    public static int ClientStateMaxSize(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return HoconValues.Size(config, ClientStateMaxSizePath, Mtcp.Wire.ClientStateBlob.Overhead + 1, ClientStateMaxSizeLimit);
     }
 
     /// <summary>Most state or read-log bytes in one replica message, for control messages cut at <paramref name="replyChunkSize"/>.</summary>

@@ -38,6 +38,9 @@ internal enum RefusalClass
 
     /// <summary>An ACK to a listening port, for no connection, that returned no valid SYN cookie: answered with a RST.</summary>
     SynCookieRefused,
+
+    /// <summary>A client-stored state presented on a special SYN that did not open, or was older than one seen (docs/failover.md).</summary>
+    ClientStateRefused,
 }
 
 /// <summary>
@@ -92,6 +95,7 @@ internal sealed class RefusalSummary(TimeSpan interval)
         RefusalClass.SendDropped => "send-dropped",
         RefusalClass.SynQueueOverflow => "syn-queue-overflow",
         RefusalClass.SynCookieRefused => "syn-cookie-refused",
+        RefusalClass.ClientStateRefused => "client-state-refused",
         _ => throw new ArgumentOutOfRangeException(nameof(refusalClass), refusalClass, null),
     };
 

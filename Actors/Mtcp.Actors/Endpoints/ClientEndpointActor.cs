@@ -331,6 +331,9 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                     MigrationMetrics.FailoversStarted.Add(1);
                     _log.Warning("client {0}: server {1} fell silent ({2}); failing over to the alternates serving port {3}", _key, e.Destination, e.Detail, e.Destination.Port);
                     break;
+                case MigrationEventKind.ClientStateUnusable:
+                    _log.Warning("client {0}: the failover from {1} goes without the held client-stored state: {2}", _key, e.Destination, e.Detail);
+                    break;
                 case MigrationEventKind.FailoverAbandoned:
                     MigrationMetrics.FailoversAbandoned.Add(1);
                     _log.Warning("client {0}: failover from silent server {1} gave up ({2}); the connection is aborted", _key, e.Destination, e.Detail);

@@ -34,6 +34,19 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
     /// <summary>Sends a segment built outside the engine (a MIGRATE_TRIGGER).</summary>
     public void Send(IpAddress destination, in TcpSegmentRepr header) => Send(destination, _encoder.Encode(header, destination));
 
+    /// <summary>Sends a segment built outside the engine with its payload (a sealed client-stored state); false when it does not fit a segment.</summary>
+    public bool Send(IpAddress destination, in TcpSegmentRepr header, ReadOnlySpan<byte> payload)
+    {
+        var segment = _encoder.Encode(header, payload, destination);
+        if (segment.IsEmpty)
+        {
+            return false;
+        }
+
+        Send(destination, segment);
+        return true;
+    }
+
     /// <summary>
     /// The stream's events: Connected goes to <paramref name="onConnected"/>, a close, reset or timeout to
     /// <paramref name="onFailed"/> with the reason the application's calls fail with; the rest serve the

@@ -131,12 +131,17 @@ internal sealed class ListenerActor : ReceiveActor
             return;
         }
 
-        var dispatch = segment.Header.Options.MigratedConnection is { } migrated ? StateRequestDispatch.For(_context, segment.Key, migrated) : null;
+        var dispatch = segment.Header.Options.MigratedConnection is { } migrated ? StateRequestDispatch.For(_context, segment.Key, migrated, segment.Header.Options.ClientState ? segment.Payload : default) : null;
         var endpoint = Context.ActorOf(ServerEndpointActor.Props(_context, segment.Key, dispatch?.Plan), EndpointNames.For(segment.Key, ++_created));
         Context.Watch(endpoint);
         _handshaking.Add(endpoint, true);
         _context.Table.TryAddEndpoint(segment.Key, endpoint);
         endpoint.Tell(segment);
+
+        if (dispatch?.FromClientState is not null)
+        {
+            _log.Warning("listener {0}: resuming {1} from the state its client presented (its origin left the cluster view)", _port, dispatch.Plan.Request!.MigratingCid);
+        }
 
         // After the SYN, so that the answer always finds the endpoint awaiting it.
         dispatch?.Send(endpoint);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Api;
@@ -48,6 +49,10 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     private bool _buddyUnreachable;
     private bool _countedUnreplicated;
 
+    /// <summary>Client-stored state of this connection (<c>mtcp.migration.replication = client</c>); null when off.</summary>
+    private readonly ClientStateSealer? _sealer;
+    private bool _clientStateTooLargeLogged;
+
     /// <summary>
     /// The client's special SYN coming back on this 4-tuple before the state ack reached this origin: the endpoint
     /// does not answer it, and it goes to the listener as soon as this endpoint has migrated away.
@@ -62,6 +67,11 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         if (context.Migration is { Replication: { } replication, Authenticator: not null })
         {
             _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece);
+        }
+
+        if (context.Migration is { ClientState: { } clientState, Authenticator: not null })
+        {
+            _sealer = new ClientStateSealer(_endpoint.Cid, clientState.MaxLength, RandomNumberGenerator.Fill);
         }
 
         var channel = new EndpointChannel(Self, context.LocalAddress, key, _endpoint.Cid);
@@ -241,8 +251,10 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     /// <summary>The endpoint's outputs in the order it asks: segments, events (which may read, write and so send more), control, deadline.</summary>
     private void Drive(Instant now)
     {
-        // Before any segment goes out: the buddy is sent what the input brought, and the ACK waits for its answer.
+        // Before any segment goes out: the buddy is sent what the input brought, and the ACK waits for its answer; or
+        // the client is sent its state, ahead of the ACK of the bytes it covers.
         Replicate();
+        SealForClient();
         do
         {
             _driver.Transmit(now);
@@ -317,6 +329,40 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
 
         _replicator.Update(_endpoint.Connection, _endpoint.CredentialBytes.Span);
         Send(control);
+    }
+
+    /// <summary>
+    /// Client-stored state (docs/failover.md): when the connection's state changed, the client gets it sealed, in a
+    /// CLIENT_STATE segment of its own. A state over <c>mtcp.migration.client-state.max-size</c> is not sent (logged once
+    /// per connection): the client keeps the one it holds.
+    /// </summary>
+    private void SealForClient()
+    {
+        if (_sealer is null || _endpoint.Phase != ServerEndpointPhase.Established || _context.Migration?.Authenticator is not { } authenticator)
+        {
+            return;
+        }
+
+        var outcome = _sealer.Update(_endpoint.Connection, _endpoint.CredentialBytes.Span, authenticator, out var blob, out var length);
+        if (outcome == ClientStateOutcome.Sealed && !_driver.Send(_endpoint.Cid.ClientAddress, ClientStateSealer.Segment(_endpoint.Cid, _endpoint.Connection), blob))
+        {
+            outcome = ClientStateOutcome.TooLarge;
+        }
+
+        if (outcome is ClientStateOutcome.Sealed or ClientStateOutcome.TooLarge)
+        {
+            MigrationMetrics.ClientStates.Add(1, new KeyValuePair<string, object?>("outcome", outcome == ClientStateOutcome.Sealed ? "sealed" : "too-large"));
+        }
+
+        if (outcome == ClientStateOutcome.TooLarge && !_clientStateTooLargeLogged)
+        {
+            _clientStateTooLargeLogged = true;
+            _log.Warning(
+                "endpoint {0}: its client-stored state of {1} bytes exceeds mtcp.migration.client-state.max-size or a segment ({2}); the client keeps the older state it holds until one fits",
+                _key,
+                length,
+                _context.Migration.ClientState!.MaxLength);
+        }
     }
 
     private void Send(IActorRef control)

@@ -54,6 +54,10 @@ internal static class MigrationMetrics
 
     internal static readonly Counter<long> AnnouncementsRefused = Meter.CreateCounter<long>("mtcp.cluster.announcement.refused", "{announcement}", "Service announcements a directory dropped (tag reason: BadMac, NotFromItsNode, Unsigned, Malformed, NoKey)");
 
+    internal static readonly Counter<long> ClientStates = Meter.CreateCounter<long>("mtcp.replication.client_states", "{state}", "Client-stored states a serving node sealed for its clients (tag outcome: sealed, too-large)");
+
+    internal static readonly Counter<long> ClientStatesRefused = Meter.CreateCounter<long>("mtcp.replication.client_states.refused", "{state}", "Client-stored states presented on a special SYN that a node refused (tag reason: BadTag, Stale, ...)");
+
     internal static readonly Counter<long> MigratedAway = Meter.CreateCounter<long>(MigratedAwayName, "{connection}", "Connections that left an origin server on a state ack");
 
     internal static readonly UpDownCounter<long> PortsHeld = Meter.CreateUpDownCounter<long>("mtcp.client.port.usage", "{tuple}", "4-tuples client connections hold: the current one, a migration's, and those left in BLACKHOLE for 2 MSL (each local port of mtcp.runtime.ephemeral-port-first..last serves one 4-tuple per server)");

@@ -19,8 +19,16 @@ namespace Mtcp.Actors.Migration;
 /// <para>
 /// <paramref name="Replication"/> (servers, <c>mtcp.migration.replication = buddy</c>): each connection's state is kept
 /// up to date on a buddy node, and the client's bytes are acknowledged only once the buddy holds them; null: off.
+/// <paramref name="ClientState"/> (servers, <c>mtcp.migration.replication = client</c>): each connection's state is
+/// sealed for its client, and a special SYN presenting one is answered from it when its origin is lost; null: off.
 /// </para>
-internal sealed record MigrationSupport(IMigrationAuthenticator? Authenticator, IActorRef? ControlManager = null, IActorRef? ServiceDirectory = null, ClientFailover? Failover = null, ReplicationSupport? Replication = null);
+internal sealed record MigrationSupport(
+    IMigrationAuthenticator? Authenticator,
+    IActorRef? ControlManager = null,
+    IActorRef? ServiceDirectory = null,
+    ClientFailover? Failover = null,
+    ReplicationSupport? Replication = null,
+    ClientStateSupport? ClientState = null);
 
 /// <summary>
 /// Buddy replication on a server node: <paramref name="Self"/> is the node's cluster address (its connections' buddy is
@@ -28,6 +36,13 @@ internal sealed record MigrationSupport(IMigrationAuthenticator? Authenticator, 
 /// message carries.
 /// </summary>
 internal sealed record ReplicationSupport(Address Self, int MaxPiece);
+
+/// <summary>
+/// Client-stored state on a server node (docs/failover.md): <paramref name="MaxLength"/> bounds a sealed state
+/// (<c>mtcp.migration.client-state.max-size</c>); <paramref name="Opener"/>, shared by the node's listeners, answers
+/// special SYNs that present one.
+/// </summary>
+internal sealed record ClientStateSupport(int MaxLength, ClientStateOpener Opener);
 
 /// <summary>Turns migration on in a packet actor; answered with <see cref="MigrationEnabled"/>.</summary>
 internal sealed record EnableMigration(MigrationSupport Support);

@@ -68,10 +68,21 @@ internal sealed class SegmentEncoder
     }
 
     /// <summary>Encodes a header built outside an engine (a RST answering a stray segment, a MIGRATE_TRIGGER).</summary>
-    public ReadOnlySpan<byte> Encode(in TcpSegmentRepr header, IpAddress remoteAddress)
+    public ReadOnlySpan<byte> Encode(in TcpSegmentRepr header, IpAddress remoteAddress) => Encode(header, default, remoteAddress);
+
+    /// <summary>
+    /// Encodes a segment built outside an engine with <paramref name="payload"/> (a sealed client-stored state); empty
+    /// when the payload does not fit this encoder's segments.
+    /// </summary>
+    public ReadOnlySpan<byte> Encode(in TcpSegmentRepr header, ReadOnlySpan<byte> payload, IpAddress remoteAddress)
     {
+        if (payload.Length > _bufferLength - HeaderRoom)
+        {
+            return default;
+        }
+
         var buffer = Buffer();
-        var written = header.Emit(buffer.AsSpan(0, _bufferLength), default, LocalAddress, remoteAddress);
+        var written = header.Emit(buffer.AsSpan(0, _bufferLength), payload, LocalAddress, remoteAddress);
         return buffer.AsSpan(0, written);
     }
 }

@@ -70,6 +70,9 @@ internal enum ReplicationMode
 
     /// <summary>Every connection's state goes to a buddy node of the same service, which takes it over if this node dies.</summary>
     Buddy,
+
+    /// <summary>Every connection's state is sealed for its client, which presents it to another node if this one dies (thesis 3.2).</summary>
+    Client,
 }
 
 /// <summary>Which member keeps a node's replicas.</summary>

@@ -45,4 +45,13 @@ public interface IMigrationAuthenticator
 
     /// <summary>True when <paramref name="mac"/> is the MAC of the frame under the current or the previous key.</summary>
     bool VerifyControlMessage(ReadOnlySpan<byte> frame, ReadOnlySpan<byte> sender, ReadOnlySpan<byte> receiver, ReadOnlySpan<byte> mac);
+
+    /// <summary>
+    /// Writes into <paramref name="key"/> (<see cref="ClusterKey.Length"/> bytes) the key that seals client-stored
+    /// state under the current cluster key, and returns that key's generation.
+    /// </summary>
+    byte DeriveClientStateKey(Span<byte> key);
+
+    /// <summary>As <see cref="DeriveClientStateKey"/> under the key of <paramref name="generation"/>; false when neither the current nor the previous key has it.</summary>
+    bool TryDeriveClientStateKey(byte generation, Span<byte> key);
 }

@@ -28,6 +28,10 @@ internal static class MacLabel
     public static ReadOnlySpan<byte> KeyGeneration => "MTCP1 cluster key generation\0"u8;
 
     public static ReadOnlySpan<byte> ControlMessage => "MTCP1 control message\0"u8;
+
+    public static ReadOnlySpan<byte> ClientStateKey => "MTCP1 client state key\0"u8;
+
+    public static ReadOnlySpan<byte> ClientState => "MTCP1 client state\0"u8;
 }
 
 /// <summary>

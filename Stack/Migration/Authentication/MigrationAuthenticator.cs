@@ -128,6 +128,42 @@ public sealed class MigrationAuthenticator : IMigrationAuthenticator
         return CryptographicOperations.FixedTimeEquals(expected, mac);
     }
 
+    public byte DeriveClientStateKey(Span<byte> key)
+    {
+        var current = Options.CurrentKey;
+        ClientStateKey(current, key);
+        return current.Generation;
+    }
+
+    public bool TryDeriveClientStateKey(byte generation, Span<byte> key)
+    {
+        var options = Options;
+        var clusterKey = generation == options.CurrentKey.Generation ? options.CurrentKey
+            : generation == options.PreviousKey?.Generation ? options.PreviousKey
+            : null;
+        if (clusterKey is null)
+        {
+            return false;
+        }
+
+        ClientStateKey(clusterKey, key);
+        return true;
+    }
+
+    /// <summary>
+    /// <c>HMAC(cluster key, "MTCP1 client state key\0")</c>: an AEAD key of its own, so that no sealed state can ever be
+    /// taken for a MAC or a secret under the cluster key.
+    /// </summary>
+    private static void ClientStateKey(ClusterKey clusterKey, Span<byte> key)
+    {
+        if (key.Length != ClusterKey.Length)
+        {
+            throw new ArgumentException($"a client state key is {ClusterKey.Length} bytes, got {key.Length}", nameof(key));
+        }
+
+        MacInput.Hmac(clusterKey.Key, MacLabel.ClientStateKey, key);
+    }
+
     /// <summary>
     /// <c>HMAC(cluster key, "MTCP1 migration secret\0" | Cid | client ISN | server ISN)</c>, first 16 bytes.
     /// Both ISNs make each incarnation of a 4-tuple get its own secret; the cluster key makes it unknowable

@@ -108,7 +108,7 @@ public sealed class MigrationCluster : IAsyncDisposable
                 var runtime = transport == TestTransport.Memory && options.WrapMemoryTransport is { } wrap
                     ? MtcpRuntime.Start(cluster.ClientSystem, wrap(cluster._fabric.Attach(IpAddress.Parse(Address(transport, 5)))), config, name)
                     : MtcpRuntime.Start(cluster.ClientSystem, cluster._fabric, config, name);
-                await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator));
+                await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, Failover: options.ClientFailover));
                 cluster.ClientRuntimes[transport] = runtime;
             }
 
@@ -176,12 +176,16 @@ public sealed class MigrationCluster : IAsyncDisposable
 
         node.Control = system.StartControlConnectionManager(registry);
         node.Directory = system.StartServiceDirectory();
+
+        // One opener per node, as MtcpServerNode makes it: what it remembers of the states presented is the node's.
+        var clientStateMaxSize = ReplicationSettings.ClientStateMaxSize(MtcpConfig.WithFallback(system.Settings.Config));
+        var clientState = _options.ClientStoredState ? new ClientStateSupport(clientStateMaxSize, new ClientStateOpener(clientStateMaxSize)) : null;
         foreach (var (transport, runtime) in node.Runtimes)
         {
             var replication = _options.Replication
                 ? new ReplicationSupport(Akka.Cluster.Cluster.Get(system).SelfAddress, ReplicationSettings.MaxPiece(ControlSettings.Create(system).ReplyChunkSize))
                 : null;
-            await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, node.Control, node.Directory, Replication: replication));
+            await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, node.Control, node.Directory, Replication: replication, ClientState: clientState));
             var listener = new MtcpListener(runtime, ServicePort(transport));
             await listener.StartAsync();
             node.Listeners.Add(listener);
@@ -242,6 +246,12 @@ public sealed record MigrationClusterOptions
 
     /// <summary>True: the servers keep each connection's state on a buddy node (<c>mtcp.migration.replication = buddy</c>).</summary>
     public bool Replication { get; init; }
+
+    /// <summary>True: the servers seal each connection's state for its client (<c>mtcp.migration.replication = client</c>).</summary>
+    public bool ClientStoredState { get; init; }
+
+    /// <summary>How the client's connections leave a silent server (null: they wait for it, as without failover).</summary>
+    public ClientFailover? ClientFailover { get; init; }
 
     /// <summary>HOCON for the server nodes' ActorSystems, under their runtimes and control connections too (e.g. TCP timers).</summary>
     public string ServerExtra { get; init; } = "";
