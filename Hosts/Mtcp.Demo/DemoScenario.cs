@@ -518,34 +518,47 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var expected = GenerateFile(Path.Combine(_files, CompanionFileName), balancing.CompanionBytes, options.Seed + 1);
         Say($"load balancing: every node runs mtcp.hosts.server.policy = load-balancing (imbalance-threshold {DemoLoadBalancing.ImbalanceThreshold} connections, evaluated every 500 ms); "
             + $"{balancing.Companions} downloads of {CompanionFileName} ({Megabytes(balancing.CompanionBytes)} at {Megabytes(balancing.CompanionRate)}/s each) through the agent all reach server1 ({servers[0]}), its first service endpoint");
-        var downloads = Enumerable.Range(1, balancing.Companions).Select(i =>
-        {
-            var output = Path.Combine(_scratch.FullName, $"companion-{i}.bin");
-            var curl = ChildProcess.Start($"curl-{i}", "curl", dll: null, ["-sS", "--fail", "--max-time", "90", "--limit-rate", balancing.CompanionRate.ToString(CultureInfo.InvariantCulture), "-o", output, $"http://{listen}/{CompanionFileName}"], _scratch.FullName, _clock, _ => true);
-            _children.Add(curl);
-            return (Output: output, Curl: curl);
-        }).ToList();
-
-        foreach (var (output, curl) in downloads)
-        {
-            var exit = await curl.WaitForExitAsync(TimeSpan.FromSeconds(100)).ConfigureAwait(false);
-            Check(exit == 0, $"companion download {curl.Name} exited with {exit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 100 s"}");
-            var actual = File.Exists(output) ? await Sha256Async(output, cancellationToken).ConfigureAwait(false) : "(no file)";
-            Check(actual == expected, $"companion download {curl.Name}: SHA-256 {actual}, generated {expected}");
-        }
-
-        // The agent records a relay once both sides have closed: wait for every companion's, so that the download that
-        // follows is the only relay open.
-        var deadline = Stopwatch.StartNew();
+        // A second round when the first moved none: on a busy machine the nodes' load reports and evaluations may not
+        // fit in one round of companions.
         var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
-        while ((status.Connections.Count > 0 || status.RecentlyClosed.Count < balancing.Companions) && deadline.Elapsed < ViewTimeout)
+        var pushed = 0;
+        for (var round = 1; round <= 2 && pushed == 0; round++)
         {
-            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            if (round > 1)
+            {
+                Say("load balancing: the nodes moved none of the companions; once more");
+            }
+
+            var downloads = Enumerable.Range(1, balancing.Companions).Select(i =>
+            {
+                var output = Path.Combine(_scratch.FullName, $"companion-{round}-{i}.bin");
+                var curl = ChildProcess.Start($"curl-{round}-{i}", "curl", dll: null, ["-sS", "--fail", "--max-time", "90", "--limit-rate", balancing.CompanionRate.ToString(CultureInfo.InvariantCulture), "-o", output, $"http://{listen}/{CompanionFileName}"], _scratch.FullName, _clock, _ => true);
+                _children.Add(curl);
+                return (Output: output, Curl: curl);
+            }).ToList();
+
+            foreach (var (output, curl) in downloads)
+            {
+                var exit = await curl.WaitForExitAsync(TimeSpan.FromSeconds(100)).ConfigureAwait(false);
+                Check(exit == 0, $"companion download {curl.Name} exited with {exit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 100 s"}");
+                var actual = File.Exists(output) ? await Sha256Async(output, cancellationToken).ConfigureAwait(false) : "(no file)";
+                Check(actual == expected, $"companion download {curl.Name}: SHA-256 {actual}, generated {expected}");
+            }
+
+            // The agent records a relay once both sides have closed: wait for every companion's, so that the download
+            // that follows is the only relay open.
+            var deadline = Stopwatch.StartNew();
             status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
+            while ((status.Connections.Count > 0 || status.RecentlyClosed.Count < round * balancing.Companions) && deadline.Elapsed < ViewTimeout)
+            {
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+                status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            pushed = status.RecentlyClosed.Sum(relay => relay.Migrations.Count(m => m.Completed && m.Cause == "server"));
         }
 
-        var pushed = status.RecentlyClosed.Sum(relay => relay.Migrations.Count(m => m.Completed && m.Cause == "server"));
-        Say($"load balancing: {balancing.Companions} companion downloads verified (SHA-256); the nodes moved {pushed} of them (server-triggered migrations)");
+        Say($"load balancing: the companion downloads verified (SHA-256); the nodes moved {pushed} of them (server-triggered migrations)");
         Check(pushed >= 1, $"no server-triggered migration: server1 held {balancing.Companions} connections and pushed none to its idle peers");
         return status.RecentlyClosed;
     }

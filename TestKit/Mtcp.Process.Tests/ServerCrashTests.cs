@@ -58,6 +58,12 @@ public sealed class ServerCrashTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(expected, ProcessTestbed.Sha256Of(downloaded));
         await server2.Process.WaitForLineAsync("took over", TimeSpan.FromSeconds(5));
 
+        // The buddy names the connection as the agent and the crashed node did: by its first Cid.
+        var opened = Assert.Single(agent.Process.Lines, line => line.Contains("relay 1: ", StringComparison.Ordinal) && line.Contains(" over MTCP from ", StringComparison.Ordinal));
+        var cid = opened[(opened.IndexOf("(cid ", StringComparison.Ordinal) + 5)..opened.LastIndexOf(')')];
+        Assert.Contains(server2.Process.Lines, line => line.Contains($"took over cid {cid} ", StringComparison.Ordinal));
+        Assert.Contains(server2.Process.Lines, line => line.Contains($"migration in: cid {cid}, {server1.Service(ProcessTestbed.FilePort)} -> {server2.Service(ProcessTestbed.FilePort)}: ", StringComparison.Ordinal));
+
         // Two nodes are an even split for the split-brain resolver, which would down the survivor if its address is
         // not the lowest; the survivor instead found the crashed node's control port refusing and downed it.
         await server2.Process.WaitForLineAsync("refuses connections: its process is gone", TimeSpan.FromSeconds(5));
@@ -103,10 +109,13 @@ public sealed class ServerCrashTests(ITestOutputHelper output) : IDisposable
             Assert.True(await stream.ReadAsync(buffer, first.Token) > 0);
         }
 
-        server1.Process.Kill();
         if (killBuddyToo)
         {
-            server2.Process.Kill();
+            HostProcess.KillTogether(server1.Process, server2.Process);
+        }
+        else
+        {
+            server1.Process.Kill();
         }
 
         var killed = Stopwatch.GetTimestamp();

@@ -40,8 +40,11 @@ internal sealed class ReplicaKeeper : ReceiveActor
     /// <summary>Connections taken over and their origin, until the origin is told (fencing) or removed for good.</summary>
     private readonly Dictionary<ConnectionId, Address> _takenOver = [];
 
-    /// <summary>Replicas whose state reply went to a new endpoint, waiting for its state ack.</summary>
-    private readonly Dictionary<ConnectionId, Address> _answered = [];
+    /// <summary>
+    /// Replicas whose state reply went to a new endpoint, waiting for its state ack: their origin, and the connection's
+    /// first Cid (from the replicated credential), its name in every node's log.
+    /// </summary>
+    private readonly Dictionary<ConnectionId, (Address Origin, ConnectionId FirstCid)> _answered = [];
 
     private IMigrationAuthenticator? _authenticator;
 
@@ -170,10 +173,11 @@ internal sealed class ReplicaKeeper : ReceiveActor
         }
 
         var reply = _store.AnswerStateRequest(request, authenticator, out var check);
-        if (reply is StateReply)
+        if (reply is StateReply state)
         {
-            _answered[request.MigratingCid] = origin;
-            _log.Info("answering the special SYN of {0} (origin {1} lost) from its replica", request.MigratingCid, origin);
+            var firstCid = ConnectionCredential.TryRead(state.MigrationCredential.Span, out var credential) ? credential.SecretCid : request.MigratingCid;
+            _answered[request.MigratingCid] = (origin, firstCid);
+            _log.Info("answering the special SYN of cid {0} (now {1}, origin {2} lost) from its replica", firstCid, request.MigratingCid, origin);
         }
         else if (reply is StateReject reject)
         {
@@ -186,10 +190,12 @@ internal sealed class ReplicaKeeper : ReceiveActor
     /// <summary>The new endpoint reinstated the replica: the connection is served here now.</summary>
     private void Reinstated(StateAck ack)
     {
-        if (!_answered.Remove(ack.MigratingCid, out var origin))
+        if (!_answered.Remove(ack.MigratingCid, out var answered))
         {
             return;
         }
+
+        var (origin, firstCid) = answered;
 
         if (_store.Remove(ack.MigratingCid))
         {
@@ -198,7 +204,7 @@ internal sealed class ReplicaKeeper : ReceiveActor
 
         _takenOver[ack.MigratingCid] = origin;
         MigrationMetrics.TakenOver.Add(1);
-        _log.Warning("took over {0} from {1}", ack.MigratingCid, origin);
+        _log.Warning("took over cid {0} (as {1}) from {2}", firstCid, ack.MigratingCid, origin);
     }
 
     /// <summary>A lost node is reachable again: it must drop what was taken over from it (a state ack, as after a migration).</summary>
