@@ -59,7 +59,7 @@ public sealed class LoadBalancingTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(expected, ProcessTestbed.Sha256Of(path));
         }
 
-        var pushed = loaded.Process.Lines.Count(line => line.Contains("policy: asked the client", StringComparison.Ordinal));
+        var pushed = loaded.Process.Lines.Count(line => line.Contains("policy: cid ", StringComparison.Ordinal) && line.Contains(": asked the client ", StringComparison.Ordinal));
         var arrived = new[] { idle1, idle2 }.Sum(server => server.Process.Lines.Count(line => line.Contains("file connection resumes", StringComparison.Ordinal)));
         output.WriteLine($"the loaded node triggered {pushed} migrations; {arrived} connections arrived at the other two");
         Assert.True(arrived >= 2, $"only {arrived} connections arrived at the idle members ({pushed} triggers)");
@@ -111,7 +111,7 @@ public sealed class LoadBalancingTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(expected, ProcessTestbed.Sha256Of(path));
         }
 
-        Assert.DoesNotContain(first.Process.Lines, line => line.Contains("policy: asked the client", StringComparison.Ordinal));
+        Assert.DoesNotContain(first.Process.Lines, line => line.Contains("policy: cid ", StringComparison.Ordinal) && line.Contains(": asked the client ", StringComparison.Ordinal));
         await CoordinatedShutdown.Get(intruder).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
     }
 
