@@ -21,7 +21,8 @@ public sealed class AkkaLoggerBridge : ReceiveActor, IRequiresMessageQueue<ILogg
         Receive<LogEvent>(Forward);
     }
 
-    private static void Forward(LogEvent e)
+    /// <summary>Writes one Akka.NET event to the hosts' log, filtered by <c>mtcp.hosts.log-level</c>.</summary>
+    internal static void Forward(LogEvent e)
     {
         var level = e.LogLevel() switch
         {
@@ -34,6 +35,23 @@ public sealed class AkkaLoggerBridge : ReceiveActor, IRequiresMessageQueue<ILogg
         if (logger.IsEnabled(level))
         {
             logger.Log(level, e.Cause, "[{Source}] {Message}", e.LogSource, e.Message);
+        }
+    }
+}
+
+/// <summary>
+/// Akka.NET's logger for the moments no <c>akka.loggers</c> run (<c>akka.stdout-logger-class</c>): while the actor
+/// system starts and after its loggers stop on shutdown, Akka.NET writes its events through this logger. Akka's own
+/// would print them in its format on standard output; this one sends them to the hosts' log as
+/// <see cref="AkkaLoggerBridge"/> does.
+/// </summary>
+public sealed class AkkaStartupLogger : MinimalLogger
+{
+    protected override void Log(object message)
+    {
+        if (message is LogEvent e)
+        {
+            AkkaLoggerBridge.Forward(e);
         }
     }
 }
