@@ -22,7 +22,8 @@ public sealed class LoadBalancingTests(ITestOutputHelper output) : IDisposable
     private const int FileBytes = 8 * 1000 * 1000;
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
-    private static readonly string Policy = ProcessTestbed.MigrationConfig + """
+    // Paced: the downloads must still be going when the policy evaluates.
+    private static readonly string Policy = ProcessTestbed.MigrationConfig + "\n" + ProcessTestbed.PacedFileServer("1MiB") + """
 
         mtcp.hosts.server.policy = load-balancing
         mtcp.policies.server { evaluation-interval = 300ms, imbalance-threshold = 2, max-moves-per-evaluation = 2, guard.hold-down = 5s }

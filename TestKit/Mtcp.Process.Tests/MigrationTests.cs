@@ -231,7 +231,7 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     public async Task Agent_migrate_to_an_absent_node_must_fail_within_seconds_with_the_reason_and_the_download_go_on()
     {
         var expected = _testbed.WriteRandomFile("big.bin", FileBytes / 5, Seed);
-        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + ProcessTestbed.PacedFileServer("1MiB"));
         var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], "mtcp.agent.policy = off");
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
         var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "1M", "-o", downloaded, $"http://{agent.Listen}/big.bin");

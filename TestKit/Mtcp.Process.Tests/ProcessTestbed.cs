@@ -114,6 +114,13 @@ public sealed class ProcessTestbed : IDisposable
     public static string MigrationConfig { get; } =
         $"mtcp.migration.cluster-key = \"{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}\"";
 
+    /// <summary>
+    /// A server node's file server sending each connection at <paramref name="bytesPerSecond"/>, so that a download is
+    /// still going when the test acts on it: curl's --limit-rate does not slow the sender while the agent's and the
+    /// kernel's socket buffers (several MB on loopback) take the transfer in a fraction of a second.
+    /// </summary>
+    public static string PacedFileServer(string bytesPerSecond) => $"mtcp.hosts.server.file.pace.best-rate = {bytesPerSecond}";
+
     /// <summary>A loopback address no other node of this test run uses (127.0.6.x, away from the usual 127.0.0.x).</summary>
     public static IPAddress NextAddress()
     {

@@ -58,11 +58,10 @@ public sealed class StreamAndStatusTests(ITestOutputHelper output) : IDisposable
     public async Task Agent_status_must_fit_80_columns_and_show_closed_relays_and_their_migrations_in_human_units()
     {
         var expected = _testbed.WriteRandomFile("big.bin", 3 << 20, seed: 80);
-        // The file server sends at 1 MiB/s, so that the migration surely completes while the relay is open: curl's own
-        // rate limit does not slow the transfer, which the agent's and the kernel's buffers take in a fraction of a second.
-        const string Paced = "mtcp.hosts.server.file.pace { best-rate = 1MiB, degrade-after = 1GiB }";
-        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + Paced);
-        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + "\n" + Paced);
+        // The migration must complete while the relay is open.
+        var paced = ProcessTestbed.PacedFileServer("1MiB");
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + paced);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + "\n" + paced);
         await second.Process.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
         var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], "mtcp.agent.policy = off");
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
