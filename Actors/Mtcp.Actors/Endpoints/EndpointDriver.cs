@@ -96,13 +96,10 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
     public void ArmTimer(ITimerScheduler timers, Instant now) => _deadline.Arm(timers, endpoint.PollTimeout(), now);
 
     /// <summary>
-    /// The endpoint is over: its 4-tuples leave the table first, so that the receive thread routes nothing more to
-    /// <paramref name="self"/>, and it stops on <see cref="EndpointRetired"/>, once what was already routed is handled.
-    /// With a <paramref name="grace"/>, it stops that much later: while segments still flow on the 4-tuple (a
-    /// connection that migrated away), one the receive thread looked up just before the removal can reach the mailbox
-    /// after a message sent now.
+    /// The endpoint is over: its 4-tuples leave the table, and it stops on <see cref="EndpointRetired"/>, which the
+    /// receive thread sends once nothing more can be routed to it (<see cref="ConnectionTable.Retire"/>).
     /// </summary>
-    public void Retire(IActorRef self, IEnumerable<ConnectionKey> keys, ITimerScheduler timers, TimeSpan grace = default)
+    public void Retire(IActorRef self, IEnumerable<ConnectionKey> keys, ITimerScheduler timers)
     {
         if (IsRetiring)
         {
@@ -110,20 +107,8 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
         }
 
         IsRetiring = true;
-        foreach (var key in keys)
-        {
-            context.Table.RemoveEndpoint(key, self);
-        }
-
         timers.CancelAll();
-        if (grace > TimeSpan.Zero)
-        {
-            timers.StartSingleTimer(EndpointRetired.Instance, EndpointRetired.Instance, grace);
-        }
-        else
-        {
-            self.Tell(EndpointRetired.Instance);
-        }
+        context.Table.Retire(self, keys);
     }
 
     public bool IsRetiring { get; private set; }

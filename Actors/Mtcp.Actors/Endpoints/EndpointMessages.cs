@@ -91,8 +91,9 @@ internal sealed record MigrateRequested(ServerEndpoint? Destination, TaskComplet
 internal sealed record AlternateServersRequested(TaskCompletionSource<IReadOnlyList<ServerEndpoint>> Completion);
 
 /// <summary>
-/// To itself, from an endpoint that is over and has left the connection table: everything routed to it before that is
-/// in its mailbox ahead of this, and is handled as a closed connection would handle it, not dead-lettered; then it stops.
+/// From the receive thread to an endpoint that is over and has left the connection table (ConnectionTable.Retire):
+/// everything routed to it is in its mailbox ahead of this, and is handled as a closed connection would handle it, not
+/// dead-lettered; then it stops.
 /// </summary>
 internal sealed class EndpointRetired
 {

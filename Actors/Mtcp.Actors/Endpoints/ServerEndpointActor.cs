@@ -277,12 +277,12 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         {
             // Thesis 4.2.3 at S1 after the state ack: the old 4-tuple is owed 2 MSL of silence and nothing else. The
             // table keeps the 4-tuple and its deadline; the connection's buffers are already back in the pool, and this
-            // actor goes one minimum RTO later, silencing what was routed to it before the table changed.
+            // actor goes once it has silenced what was routed to it before the table changed.
             if (!_driver.IsRetiring)
             {
                 Replicate();
                 _context.Table.Silence(_key, silentUntil, _endpoint.Connection.SendMax, now);
-                _driver.Retire(Self, [_key], Timers, _context.Tcp.MinRto);
+                _driver.Retire(Self, [_key], Timers);
                 if (_returningSyn is { } returning && _context.Table.TryGetListener(_key.LocalPort, out var listener))
                 {
                     _returningSyn = null;

@@ -10,7 +10,7 @@ namespace Mtcp.Actors.Packets;
 /// The packet actor's demultiplexing table: endpoint actors by 4-tuple, listener actors by port. The receive
 /// thread reads it for every segment; entries are added by whoever creates an endpoint, before the endpoint
 /// sends anything, so that no answer from the peer can arrive while its 4-tuple is still unknown (it would be
-/// answered with a RST). Endpoints remove their own entry when they stop.
+/// answered with a RST). Endpoints remove their own entry when they are over (<see cref="Retire"/>).
 /// <para>
 /// It also holds the 4-tuples this node's server endpoints left by migrating away (thesis 4.2.3): for 2 MSL the
 /// origin owes the client silence on them, and that is all it keeps of the connection: the 4-tuple, the deadline and
@@ -24,6 +24,7 @@ internal sealed class ConnectionTable
     private readonly ConcurrentDictionary<ushort, IActorRef> _listeners = new();
     private readonly ConcurrentDictionary<ushort, ListenerQueues> _listenerQueues = new();
     private readonly ConcurrentDictionary<ConnectionKey, Silenced> _silenced = new();
+    private readonly ConcurrentQueue<IActorRef> _retiring = new();
 
     /// <summary>
     /// Each silenced 4-tuple once, in the order it was first silenced: deadlines are 2 MSL after, so the oldest expires
@@ -42,6 +43,31 @@ internal sealed class ConnectionTable
     /// <summary>Removes the entry only if it still names <paramref name="endpoint"/> (a successor may hold the key).</summary>
     public void RemoveEndpoint(ConnectionKey key, IActorRef endpoint) =>
         _endpoints.TryRemove(new KeyValuePair<ConnectionKey, IActorRef>(key, endpoint));
+
+    /// <summary>
+    /// An endpoint that is over: its 4-tuples leave the table, and the receive thread tells it
+    /// <see cref="EndpointRetired"/> (<see cref="TellRetired"/>) once it has finished the segment it is routing. Every
+    /// segment it routed to the endpoint is then in the endpoint's mailbox ahead of that message, none after: a
+    /// segment looked up just before the removal is handled, not dead-lettered.
+    /// </summary>
+    public void Retire(IActorRef endpoint, IEnumerable<ConnectionKey> keys)
+    {
+        foreach (var key in keys)
+        {
+            RemoveEndpoint(key, endpoint);
+        }
+
+        _retiring.Enqueue(endpoint);
+    }
+
+    /// <summary>On the receive thread, between two segments: tells each endpoint retired since the last call that it may stop.</summary>
+    public void TellRetired()
+    {
+        while (_retiring.TryDequeue(out var endpoint))
+        {
+            endpoint.Tell(EndpointRetired.Instance);
+        }
+    }
 
     public bool TryGetListener(ushort port, out IActorRef listener) => _listeners.TryGetValue(port, out listener!);
 

@@ -209,6 +209,7 @@ internal sealed class PacketActor : ReceiveActor
         long reportedDrops = 0;
         while (!_stopping)
         {
+            _context.Table.TellRetired();
             if (Environment.TickCount64 >= nextDropReport)
             {
                 nextDropReport = Environment.TickCount64 + dropReportInterval;
