@@ -277,7 +277,8 @@ public sealed class ServerNode
         }
         catch (Exception e) when (IsAddressInUse(e))
         {
-            var control = $"{_config.GetString("akka.remote.dot-netty.tcp.hostname")}:{_config.GetString("akka.remote.dot-netty.tcp.port")}";
+            var host = _config.GetString("akka.remote.dot-netty.tcp.hostname");
+            var control = $"{(host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host)}:{_config.GetString("akka.remote.dot-netty.tcp.port")}";
             throw new InvalidOperationException($"the control address {control} (akka.remote.dot-netty.tcp) is already in use by another process", e);
         }
 
