@@ -158,6 +158,29 @@ public sealed class ClientFailoverTests(ITestOutputHelper output)
         Assert.Equal(S2, bed.Connection.CurrentServer);
     }
 
+    [Theory]
+    [InlineData(ReferenceService.Stream)]
+    [InlineData(ReferenceService.File)]
+    public void A_download_from_a_replicating_server_must_end_with_the_clients_FIN_acknowledged_and_no_failover(ReferenceService service)
+    {
+        // The server closes first; the client's FIN then reaches it in FIN-WAIT-2, and TIME-WAIT releases the replica,
+        // so the replicated point never reaches that FIN. Its acknowledgment must not wait for it: unanswered, the
+        // client retransmitted the FIN from LAST-ACK until it took its live server for a silent one.
+        var bed = new MigrationTestbed(16, LinkConditions.Perfect, new TestbedOptions { Service = service, SessionBytes = 256 * 1024, Replication = true });
+        bed.Connection.Failover = Failover;
+        Run(bed, () => bed.ClientApp.CloseCalled);
+        var closedAt = bed.Network.Now;
+        Run(bed, () => bed.Connection.State == TcpState.Closed);
+        var closing = bed.Network.Now - closedAt;
+        output.WriteLine($"from the client's close to CLOSED: {closing.TotalMilliseconds:0.0} ms");
+
+        Finish(bed);
+        Assert.Empty(bed.Client.MigrationEvents);
+        Assert.DoesNotContain(TcpEvent.TimedOut, bed.ClientApp.Events);
+        Assert.Equal(0, bed.Connection.RetransmissionTimeouts);
+        Assert.True(closing < TimeSpan.FromSeconds(1), $"the client closed {closing.TotalSeconds:0.000} s after its FIN");
+    }
+
     [Fact]
     public void Failover_off_must_leave_a_silent_server_to_the_retransmission_limit()
     {
