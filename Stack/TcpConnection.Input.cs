@@ -31,8 +31,7 @@ public sealed partial class TcpConnection
 
                 return;
             default:
-                OnSegmentSynchronized(now, segment, payload);
-                if (LastSegmentInWindow)
+                if (OnSegmentSynchronized(now, segment, payload))
                 {
                     HeardFromPeer(now);
                 }
@@ -41,7 +40,7 @@ public sealed partial class TcpConnection
         }
     }
 
-    /// <summary>An acceptable segment shows the peer alive: keep-alive starts over (RFC 1122 §4.2.3.6).</summary>
+    /// <summary>A segment from the peer shows it alive: keep-alive starts over (RFC 1122 §4.2.3.6).</summary>
     private void HeardFromPeer(Instant now)
     {
         _lastHeardAt = now;
@@ -295,7 +294,7 @@ public sealed partial class TcpConnection
             return SegmentVerdict.ResetBadAck; // 9
         }
 
-        if (ack > _sndMax || ack < _sndUna - Math.Max(_maxSndWnd, 1))
+        if (!AckAcceptable(ack))
         {
             return SegmentVerdict.DropWithAck; // 10
         }
@@ -303,8 +302,17 @@ public sealed partial class TcpConnection
         return acceptable ? SegmentVerdict.Accept : SegmentVerdict.AcceptControlOnly; // 11, 12
     }
 
-    /// <summary>RFC 9293 §3.10.7.4 for SYN-RECEIVED and every synchronized state: judge, then act on the verdict.</summary>
-    private void OnSegmentSynchronized(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
+    /// <summary>SND.UNA - MAX.SND.WND &lt;= SEG.ACK &lt;= SND.MAX (RFC 9293 §3.10.7.4 fifth check with RFC 5961 §5.2).</summary>
+    private bool AckAcceptable(SeqNumber ack) => ack <= _sndMax && ack >= _sndUna - Math.Max(_maxSndWnd, 1);
+
+    /// <summary>
+    /// RFC 9293 §3.10.7.4 for SYN-RECEIVED and every synchronized state: judge, then act on the verdict. Returns
+    /// whether the segment shows the peer alive: one whose ACK was processed (<see cref="SegmentVerdict.Accept"/>, and
+    /// <see cref="SegmentVerdict.AcceptControlOnly"/>, the valid ACK a zero window still takes), or one dropped only for
+    /// its sequence number whose ACK passes RFC 5961 §5.2, as the peer's zero-window probes (RFC 9293 §3.8.6.1) and its
+    /// retransmissions into our closed window are: a closed receive window of ours is no silence of the peer's.
+    /// </summary>
+    private bool OnSegmentSynchronized(Instant now, in TcpSegmentRepr segment, ReadOnlySpan<byte> payload)
     {
         var verdict = Judge(segment, payload.Length);
         LastSegmentInWindow = verdict == SegmentVerdict.Accept;
@@ -312,13 +320,13 @@ public sealed partial class TcpConnection
         {
             case SegmentVerdict.ResendSynAck:
                 _sndNxt = InitialSendSequence;
-                return;
+                return false;
             case SegmentVerdict.RestartTimeWait:
                 _ackNow = true;
                 EnterTimeWait(now);
-                return;
+                return false;
             case SegmentVerdict.Drop:
-                return;
+                return false;
             case SegmentVerdict.DropWithAck:
                 Stats.SegmentsRejected++;
                 _ackNow = true;
@@ -327,19 +335,19 @@ public sealed partial class TcpConnection
                     NoteArrivalForSack(segment.SequenceNumber, payload.Length, ReceiveDataNext);
                 }
 
-                return;
+                return (segment.Flags & (TcpFlags.Ack | TcpFlags.Syn | TcpFlags.Rst)) == TcpFlags.Ack && AckAcceptable(segment.AcknowledgmentNumber);
             case SegmentVerdict.Reset:
                 // In SYN-RECEIVED after a passive open RFC 9293 returns to LISTEN; here every SYN got its own
                 // connection from a listener that keeps listening, so this connection simply closes.
                 EnterClosed(_state is TcpState.Closing or TcpState.LastAck or TcpState.TimeWait ? TcpEvent.Closed : TcpEvent.Reset);
-                return;
+                return false;
             case SegmentVerdict.ChallengeAck:
                 Stats.ChallengeAcks++;
                 _ackNow = true;
-                return;
+                return false;
             case SegmentVerdict.ResetBadAck:
                 QueueReset(segment.AcknowledgmentNumber, default, TcpFlags.Rst);
-                return;
+                return false;
             case SegmentVerdict.AcceptControlOnly:
                 if (SegmentLength(segment, payload.Length) > 0)
                 {
@@ -369,13 +377,13 @@ public sealed partial class TcpConnection
             ProcessAck(now, segment, payload.Length);
             if (_state == TcpState.Closed)
             {
-                return;
+                return true;
             }
         }
 
         if (verdict == SegmentVerdict.AcceptControlOnly)
         {
-            return;
+            return true;
         }
 
         var receive = _receive!;
@@ -403,6 +411,8 @@ public sealed partial class TcpConnection
         {
             AcceptPeerFin(now);
         }
+
+        return true;
     }
 
     /// <summary>SND.UNA &lt;= SEG.ACK &lt;= SND.MAX: new data acknowledged, duplicate ACKs and window updates.</summary>

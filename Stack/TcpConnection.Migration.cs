@@ -276,9 +276,14 @@ public sealed partial class TcpConnection
 
     /// <summary>
     /// The acknowledgment number to send: RCV.NXT, or while ACKs are gated on replication the replicated point when it
-    /// lies below, but never below the last one sent (acknowledgments do not go back).
+    /// lies below, but never below the last one sent (acknowledgments do not go back). LAST-ACK and TIME-WAIT are not
+    /// gated: a connection there has nothing left to migrate (thesis 4.2.3 step 3), so its replica is released and
+    /// the point would never reach the client's FIN, which the client would retransmit unanswered until it took this
+    /// live server for a silent one.
     /// </summary>
-    private SeqNumber AckToSend => _replicatedUpTo is { } replicated && replicated < ReceiveNext ? SeqNumber.Max(replicated, _lastAckSent) : ReceiveNext;
+    private SeqNumber AckToSend => _replicatedUpTo is { } replicated && replicated < ReceiveNext && _state is not (TcpState.LastAck or TcpState.TimeWait)
+        ? SeqNumber.Max(replicated, _lastAckSent)
+        : ReceiveNext;
 
     /// <summary>
     /// Origin side, on the state ack (thesis 4.2.3): stop acknowledging and close without a FIN or RST, so the client

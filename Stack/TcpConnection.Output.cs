@@ -107,9 +107,12 @@ public sealed partial class TcpConnection
 
         // SND.MAX, not the possibly rewound SND.NXT: after a go-back-N rewind SND.NXT can lie below the peer's
         // RCV.NXT, and a pure ACK carrying it would be unacceptable there (and its ACK field ignored). Except into
-        // a closed window: there only SEG.SEQ = RCV.NXT is acceptable (RFC 9293 §3.10.7.4), and SND.MAX lies past
-        // it whenever bytes beyond were lost; SND.NXT is at worst below RCV.NXT, which draws the ACK that fixes it.
-        header = MakeHeader(_sndWnd == 0 ? _sndNxt : _sndMax, TcpFlags.Ack);
+        // a closed window: there only SEG.SEQ = RCV.NXT is acceptable (RFC 9293 §3.10.7.4), the window's right edge
+        // SND.UNA + SND.WND = SND.UNA, as Linux's tcp_acceptable_seq sends. SND.MAX lies past it whenever bytes
+        // beyond were lost, and SND.NXT past a FIN the zero window did not take: the ACK answering the peer's
+        // keep-alive would be unacceptable, and the peer would take us for silent. SND.UNA is at worst below RCV.NXT
+        // (an ACK still on its way), which draws the ACK that fixes it.
+        header = MakeHeader(_sndWnd == 0 ? _sndUna : _sndMax, TcpFlags.Ack);
         if (_replicatedUpTo is not null && header.AcknowledgmentNumber == _lastAckSent && header.AcknowledgmentNumber != ReceiveNext
             && header.Window << _rcvWindowShift == _lastAdvertisedWindow)
         {

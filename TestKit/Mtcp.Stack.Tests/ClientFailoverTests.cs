@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Mtcp.Stack.Migration;
 using Mtcp.TestKit;
 using Mtcp.Wire;
@@ -8,7 +9,7 @@ namespace Mtcp.Stack.Tests;
 /// <summary>
 /// The client side of failover (<see cref="ClientFailover"/>): a client whose server stops answering moves the
 /// connection to an alternate on its own, or, when none takes it, tells its application within a bounded time; a
-/// server that is only quiet is probed and kept.
+/// server that is only quiet is probed and kept, and so is one whose segments a slow reader's closed window cannot take.
 /// </summary>
 [Trait("Category", "Migration")]
 public sealed class ClientFailoverTests(ITestOutputHelper output)
@@ -25,6 +26,9 @@ public sealed class ClientFailoverTests(ITestOutputHelper output)
         SpecialSynTimeout = TimeSpan.FromSeconds(1),
         GiveUpAfter = TimeSpan.FromSeconds(5),
     };
+
+    /// <summary>The documented worst case from the last byte heard to the silence: probe-interval + silent-after x probe-interval / 2.</summary>
+    private static readonly TimeSpan SilenceBound = Failover.ProbeInterval + (Failover.SilentAfter * Failover.ProbeInterval / 2);
 
     [Theory]
     [InlineData(ReferenceService.Stream)]
@@ -158,6 +162,29 @@ public sealed class ClientFailoverTests(ITestOutputHelper output)
         Assert.Equal(S2, bed.Connection.CurrentServer);
     }
 
+    [Theory]
+    [InlineData(ReferenceService.Stream)]
+    [InlineData(ReferenceService.File)]
+    public void A_download_from_a_replicating_server_must_end_with_the_clients_FIN_acknowledged_and_no_failover(ReferenceService service)
+    {
+        // The server closes first; the client's FIN then reaches it in FIN-WAIT-2, and TIME-WAIT releases the replica,
+        // so the replicated point never reaches that FIN. Its acknowledgment must not wait for it: unanswered, the
+        // client retransmitted the FIN from LAST-ACK until it took its live server for a silent one.
+        var bed = new MigrationTestbed(16, LinkConditions.Perfect, new TestbedOptions { Service = service, SessionBytes = 256 * 1024, Replication = true });
+        bed.Connection.Failover = Failover;
+        Run(bed, () => bed.ClientApp.CloseCalled);
+        var closedAt = bed.Network.Now;
+        Run(bed, () => bed.Connection.State == TcpState.Closed);
+        var closing = bed.Network.Now - closedAt;
+        output.WriteLine($"from the client's close to CLOSED: {closing.TotalMilliseconds:0.0} ms");
+
+        Finish(bed);
+        Assert.Empty(bed.Client.MigrationEvents);
+        Assert.DoesNotContain(TcpEvent.TimedOut, bed.ClientApp.Events);
+        Assert.Equal(0, bed.Connection.RetransmissionTimeouts);
+        Assert.True(closing < TimeSpan.FromSeconds(1), $"the client closed {closing.TotalSeconds:0.000} s after its FIN");
+    }
+
     [Fact]
     public void Failover_off_must_leave_a_silent_server_to_the_retransmission_limit()
     {
@@ -169,6 +196,85 @@ public sealed class ClientFailoverTests(ITestOutputHelper output)
 
         Assert.Empty(bed.Client.MigrationEvents);
         Assert.Equal(0, bed.Connection.CurrentControlBlock.Stats.KeepAliveProbes);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_reader_that_stops_until_its_window_is_zero_must_keep_its_live_server(bool replication)
+    {
+        var bed = new MigrationTestbed(31, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SessionBytes = 256 * 1024, Replication = replication });
+        var window = CloseTheWindow(bed);
+
+        // Far longer than silent-after backed-off RTOs and many keep-alive intervals; the server probes the zero window.
+        var closedAt = bed.Network.Now;
+        Run(bed, () => bed.Network.Now - closedAt > TimeSpan.FromSeconds(30));
+
+        var tcb = bed.Connection.CurrentControlBlock;
+        var probes = bed.Sessions.Sum(s => s.Connection.Stats.ZeroWindowProbes);
+        output.WriteLine($"closed for 30 s: {probes} zero-window probes from the server, {tcb.Stats.KeepAliveProbes} keep-alives from the client");
+        Assert.Equal(0, window.Value);
+        Assert.True(probes >= 2, $"{probes} zero-window probes");
+        Assert.Empty(bed.Client.MigrationEvents);
+        Assert.Equal(0, bed.Connection.Stats.ServersFallenSilent);
+
+        bed.ClientApp.ReadBudget = null;
+        Finish(bed);
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+        Assert.Empty(bed.Client.MigrationEvents);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_server_that_dies_must_be_found_silent_within_the_bound_whether_or_not_the_window_is_closed(bool windowClosed)
+    {
+        var bed = new MigrationTestbed(32, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SessionBytes = 1 << 20 });
+        if (windowClosed)
+        {
+            CloseTheWindow(bed);
+            Run(bed, () => bed.Sessions.Sum(s => s.Connection.Stats.ZeroWindowProbes) >= 1);
+        }
+        else
+        {
+            bed.Connection.Failover = Failover;
+            Run(bed, () => bed.ClientApp.Received >= 64 * 1024);
+        }
+
+        // The client's path to S1 breaks both ways; S1 still reaches the other servers and hands its state over.
+        var cutAt = bed.Network.Now;
+        bed.Network.Drop = packet => IsBetween(packet, bed.Client.Address, S1.Address);
+        Run(bed, () => bed.Connection.Stats.ServersFallenSilent > 0);
+        var waited = bed.Network.Now - cutAt;
+        output.WriteLine($"window {(windowClosed ? "closed" : "open")}: S1 found silent {waited.TotalSeconds:0.000} s after the cut ({bed.Client.MigrationEvents[0].Detail})");
+        Assert.InRange(waited, TimeSpan.Zero, SilenceBound);
+
+        bed.ClientApp.ReadBudget = null;
+        Finish(bed);
+        Assert.Equal(S2, bed.Connection.CurrentServer);
+        Assert.Equal(
+            [MigrationEventKind.ServerSilent, MigrationEventKind.FailoverTo, MigrationEventKind.Completed],
+            bed.Client.MigrationEvents.Select(e => e.Kind));
+    }
+
+    /// <summary>
+    /// The client reads 16 KiB and then nothing, until the window it advertises to S1 is zero and S1 knows it.
+    /// Returns the window of the client's last segment to S1, kept up to date.
+    /// </summary>
+    private static StrongBox<int> CloseTheWindow(MigrationTestbed bed)
+    {
+        bed.Connection.Failover = Failover;
+        bed.ClientApp.ReadBudget = 16 * 1024;
+        var window = new StrongBox<int>(-1);
+        bed.Network.OnDeliver = (_, packet) =>
+        {
+            if (packet.Source == bed.Client.Address && packet.Destination == S1.Address)
+            {
+                window.Value = packet.Header.Window;
+            }
+        };
+        Run(bed, () => window.Value == 0 && bed.Sessions.Any(s => s.Connection.SendWindow == 0));
+        return window;
     }
 
     private static bool IsBetween(in SimPacket packet, IpAddress a, IpAddress b) =>

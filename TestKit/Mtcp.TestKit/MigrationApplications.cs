@@ -454,6 +454,12 @@ public sealed class ClientApplication(byte[] toSend, byte[] expected, bool close
     public bool Paused { get; set; }
 
     /// <summary>
+    /// Bytes the application may still read, or null for no limit: a test that tops it up as time passes makes a
+    /// reader slower than the stream (as <c>curl --limit-rate</c> behind the agent), whose window closes and reopens.
+    /// </summary>
+    public long? ReadBudget { get; set; }
+
+    /// <summary>
     /// When true the application shuts down its sending side as soon as it sent everything, before the answer is in
     /// (as <c>nc -N</c> does), and goes on reading until the server's FIN: a half-close (RFC 9293 §3.10.4).
     /// </summary>
@@ -478,8 +484,9 @@ public sealed class ClientApplication(byte[] toSend, byte[] expected, bool close
         }
 
         int read;
-        while ((read = connection.Read(_buffer)) > 0)
+        while ((read = connection.Read(_buffer.AsSpan(0, (int)Math.Min(_buffer.Length, ReadBudget ?? _buffer.Length)))) > 0)
         {
+            ReadBudget -= read;
             var chunk = _buffer.AsSpan(0, read);
             if (FirstMismatch < 0)
             {
