@@ -52,13 +52,13 @@ internal sealed class TopologyProcesses(ProcessTestbed testbed, ControlNetworkTo
         return process;
     }
 
-    /// <summary>Starts the agent in the client namespace, relaying <see cref="AgentListen"/> to the first server's file port.</summary>
-    public async Task<HostProcess> StartAgentAsync(string transport = "raw", string extraConfig = "")
+    /// <summary>Starts the agent in the client namespace, relaying <see cref="AgentListen"/> to the first server's <paramref name="servicePort"/> (its file server's by default).</summary>
+    public async Task<HostProcess> StartAgentAsync(string transport = "raw", string extraConfig = "", int servicePort = ProcessTestbed.FilePort)
     {
         var config = testbed.WriteConfig("agent.conf", $$"""
             mtcp.runtime.transport = {{transport}}
             mtcp.runtime.local-address = "{{topology.ClientAddress}}"
-            mtcp.agent.service-endpoints = ["{{FileService(topology.Server1)}}"]
+            mtcp.agent.service-endpoints = ["{{EndpointText(topology.Server1.ServiceAddress, servicePort)}}"]
             mtcp.agent.serve.listen = "{{AgentListen}}"
             mtcp.agent.control-endpoint = "{{AgentControl}}"
             {{ProcessTestbed.MigrationConfig}}

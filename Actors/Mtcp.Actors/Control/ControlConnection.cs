@@ -209,11 +209,16 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
             return;
         }
 
-        if (_replicas is not null && reason is StateRequestFailure.PeerUnreachable or StateRequestFailure.PeerRemoved or StateRequestFailure.PeerDisassociated)
+        if (_replicas is not null && reason is StateRequestFailure.PeerRemoved or StateRequestFailure.PeerDisassociated)
         {
             // The origin died with the request in flight: its buddy, if this node is it, answers from the replica. A
             // lost association counts too: a client's failover can reach the buddy before the failure detector does,
             // and a live origin that only lost the association is fenced when it is back (docs/failover.md).
+            // Unreachable does not: the failure detector says so only after its acceptable heartbeat pause, so the
+            // request may have waited that long on an origin cut off but alive, and its client may have given up the
+            // special SYN long before (mtcp.migration.failover.special-syn-timeout). A replica reinstated for it
+            // would be consumed by an endpoint the client never completes, and the special SYN it sends next finds
+            // none; refused instead, that next one is answered from the replica at once.
             _replicas.Tell(new AnswerFromReplica(pending.Request, pending.ReplyTo, _peer, reason));
             return;
         }
