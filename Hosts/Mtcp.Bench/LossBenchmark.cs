@@ -61,6 +61,7 @@ internal static class LossBenchmark
         using var meters = ListenToRetransmissionTimeouts();
         using var pair = VethNamespacePair.Create();
         Console.WriteLine($"namespaces: {pair}");
+        var loadAtStart = LoadAverage();
 
         // One unmeasured run each without loss: JIT, socket buffers, ARP.
         await KernelRunAsync(pair, options.Bytes, cancellationToken);
@@ -78,7 +79,7 @@ internal static class LossBenchmark
                 mtcp.Add(await MtcpRunAsync(pair, options.Bytes, cancellationToken));
                 Console.WriteLine(string.Create(
                     CultureInfo.InvariantCulture,
-                    $"{percent,4} % run {i + 1}: MTCP {mtcp[^1].MBps(options.Bytes),8:F2} MB/s, {mtcp[^1].Timeouts,4} RTOs; kernel TCP {kernel[^1].MBps(options.Bytes),8:F2} MB/s, {kernel[^1].Timeouts,4} RTOs"));
+                    $"{percent,4} % run {i + 1}: MTCP {mtcp[^1].MBps(options.Bytes),8:F2} MB/s, {mtcp[^1].CpuMsPerMB(options.Bytes):F1} ms CPU/MB, {mtcp[^1].Timeouts,4} RTOs, {mtcp[^1].Runtime}; kernel TCP {kernel[^1].MBps(options.Bytes),8:F2} MB/s, {kernel[^1].Timeouts,4} RTOs, {kernel[^1].Runtime}; load average {LoadAverage()}"));
             }
 
             var megabytes = options.Bytes / 1e6;
@@ -96,13 +97,17 @@ internal static class LossBenchmark
                 loss.DroppedIncoming + loss.DroppedOutgoing));
         }
 
-        await WriteArtifactsAsync(options, rows);
+        await WriteArtifactsAsync(options, rows, $"{loadAtStart} at the start, {LoadAverage()} at the end");
         return 0;
     }
 
-    private readonly record struct Run(TimeSpan Elapsed, long Timeouts)
+    /// <summary>One transfer: its time and this process's CPU time, the retransmission timeouts, and the runtime's collections and compilations meanwhile.</summary>
+    private readonly record struct Run(TimeSpan Elapsed, TimeSpan Cpu, long Timeouts, RuntimeActivity Runtime)
     {
         public double MBps(long bytes) => bytes / Elapsed.TotalSeconds / 1e6;
+
+        /// <summary>This process's CPU time per MB moved (both ends and the benchmark's own streams; kernel TCP's stack work is mostly not counted).</summary>
+        public double CpuMsPerMB(long bytes) => Cpu.TotalMilliseconds / (bytes / 1e6);
     }
 
     /// <summary>Sums every retransmission timeout the runtimes of this process count, from now until disposed.</summary>
@@ -142,8 +147,9 @@ internal static class LossBenchmark
             var stream = await mtcpClient.ConnectAsync(new IPEndPoint(VethNamespacePair.AddressA.ToIPAddress(), ServicePort), timeout.Token);
             await using var connection = await accepting;
             var timeoutsBefore = Interlocked.Read(ref _mtcpTimeouts);
+            var runtimeBefore = RuntimeActivity.Now();
             var run = await ThroughputBenchmark.TransferAsync(stream, connection.Stream, bytes, timeout.Token);
-            return new Run(run.Elapsed, Interlocked.Read(ref _mtcpTimeouts) - timeoutsBefore);
+            return new Run(run.Elapsed, run.Cpu, Interlocked.Read(ref _mtcpTimeouts) - timeoutsBefore, RuntimeActivity.Now() - runtimeBefore);
         }
         finally
         {
@@ -168,9 +174,13 @@ internal static class LossBenchmark
         await client.ConnectAsync(listener.LocalEndPoint!, timeout.Token);
         using var accepted = await listener.AcceptAsync(timeout.Token);
         var timeoutsBefore = KernelTimeouts(pair);
+        var runtimeBefore = RuntimeActivity.Now();
         var run = await ThroughputBenchmark.TransferAsync(new NetworkStream(client), new NetworkStream(accepted), bytes, timeout.Token);
-        return new Run(run.Elapsed, KernelTimeouts(pair) - timeoutsBefore);
+        return new Run(run.Elapsed, run.Cpu, KernelTimeouts(pair) - timeoutsBefore, RuntimeActivity.Now() - runtimeBefore);
     }
+
+    /// <summary>The 1-minute load average (/proc/loadavg): the benchmark shares the machine, and its figures move with it.</summary>
+    internal static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
 
     /// <summary>TcpExt TCPTimeouts (RTO expirations) of both namespaces: /proc/net/netstat as seen from inside each.</summary>
     private static long KernelTimeouts(VethNamespacePair pair) =>
@@ -185,12 +195,12 @@ internal static class LossBenchmark
         return long.Parse(values[Array.IndexOf(names, name)], CultureInfo.InvariantCulture);
     }
 
-    private static async Task WriteArtifactsAsync(LossOptions options, List<LossRow> rows)
+    private static async Task WriteArtifactsAsync(LossOptions options, List<LossRow> rows, string loadAverage)
     {
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
-            new { bytes = options.Bytes, runs = options.Runs, rows },
+            new { bytes = options.Bytes, runs = options.Runs, loadAverage, rows },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
         await File.WriteAllTextAsync(Path.Combine(directory, "loss.json"), json);
 
@@ -200,6 +210,7 @@ internal static class LossBenchmark
         table.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{options.Bytes:N0} bytes client to server per run over a veth pair (MTU 1500), nftables dropping the given share of packets in both directions; median of {options.Runs} runs, MTCP and kernel TCP interleaved; MB = 10^6 bytes."));
         table.AppendLine("MTCP: the runtime with the reference settings over raw IPv4 protocol 253. Kernel TCP: Linux's defaults (SACK, CUBIC, RACK-TLP).");
         table.AppendLine("RTOs per MB: retransmission timeouts of both ends per 10^6 bytes moved, median over the runs.");
+        table.AppendLine($"Load average (1 minute) of the machine: {loadAverage}.");
         table.AppendLine();
         table.AppendLine("| loss % | MTCP MB/s | kernel TCP MB/s | ratio | MTCP RTOs/MB | kernel RTOs/MB | MTCP runs | kernel runs | packets dropped |");
         table.AppendLine("|---:|---:|---:|---:|---:|---:|---|---|---:|");
