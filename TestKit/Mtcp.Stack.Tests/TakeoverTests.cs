@@ -1,0 +1,89 @@
+using Mtcp.Stack.Migration;
+using Mtcp.TestKit;
+using Mtcp.Wire;
+using Xunit.Abstractions;
+
+namespace Mtcp.Stack.Tests;
+
+/// <summary>
+/// Takeover from a replica, sans-IO, in the exact situations the random crash schedules found: the serving node dies,
+/// its buddy answers the client's special SYN from its replica, and the stream must go on byte for byte.
+/// </summary>
+[Trait("Category", "Failover")]
+public sealed class TakeoverTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromMinutes(10);
+
+    private static readonly ClientFailover Failover = new()
+    {
+        ProbeInterval = TimeSpan.FromMilliseconds(500),
+        SilentAfter = 3,
+        SpecialSynTimeout = TimeSpan.FromSeconds(3),
+        GiveUpAfter = TimeSpan.FromSeconds(10),
+    };
+
+    /// <summary>
+    /// Crash schedule seed 90: the replica's snd_max_seen lags the client's rcv_nxt (it is the SND.UNA of the last whole
+    /// state), so β is not zero. The client's ACK carrying β is lost; its next segment is a keep-alive probe, below the
+    /// new server's RCV.NXT. RFC 9293 answers that with a bare ACK, which the client took for the proof that β had
+    /// arrived: it stopped sending β, the handshake completed on a later ACK without it, and the new server sent its
+    /// write-buffer state from snd_max_seen, β bytes behind the client's rcv_nxt. The reinstated endpoint answers
+    /// with its SYN+ACK instead, and the client's reply carries β.
+    /// </summary>
+    [Fact]
+    public void A_lost_beta_ack_followed_by_a_keep_alive_probe_must_still_deliver_beta_to_the_new_server()
+    {
+        var bed = new MigrationTestbed(90, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SessionBytes = 512 * 1024, Replication = true });
+        bed.Connection.Failover = Failover;
+        var s1 = bed.Servers[0];
+        var s2 = bed.Servers[1];
+        Run(bed, () => bed.ClientApp.Received >= 64 * 1024 && s2.Replication!.Store.TryGetState(bed.Connection.Cid, out _, out _));
+
+        // The client stops reading for a while, so that the new server's SYN+ACK finds it quiet and it probes.
+        bed.ClientApp.Paused = true;
+        var betaAcksLost = 0;
+        var probesSeen = 0;
+        var synAcksLost = 0;
+        bed.Network.Drop = packet =>
+        {
+            if (packet.Source == bed.Client.Address && packet.Destination == s2.Address && !packet.Header.Has(TcpFlags.Syn) && packet.Header.Options.Beta is not null)
+            {
+                // The first segment carrying β is the ACK of the SYN+ACK: lost. The next one is the probe.
+                if (betaAcksLost == 0)
+                {
+                    betaAcksLost++;
+                    return true;
+                }
+
+                probesSeen++;
+                return false;
+            }
+
+            // The new server's SYN+ACK retransmissions are lost until the client has probed.
+            if (packet.Source == s2.Address && packet.Header.Has(TcpFlags.Syn | TcpFlags.Ack) && betaAcksLost > 0 && probesSeen == 0)
+            {
+                synAcksLost++;
+                return true;
+            }
+
+            return false;
+        };
+
+        var received = bed.ClientApp.Received;
+        bed.Crash(0);
+        bed.DetectCrash(0);
+        Run(bed, () => probesSeen > 0);
+        Assert.Equal(bed.Endpoint(1), bed.Connection.CurrentServer);
+        bed.ClientApp.Paused = false;
+        bed.Network.Drop = null;
+
+        Assert.True(bed.RunToFinish(Limit), bed.Describe());
+        output.WriteLine($"{bed.Describe()}; the client had {received} bytes at the crash, {synAcksLost} SYN+ACKs lost");
+        Assert.True(bed.ClientApp.FirstMismatch < 0, $"stream differs at {bed.ClientApp.FirstMismatch}: {bed.Describe()}");
+        Assert.Equal(bed.Expected.Length, bed.ClientApp.Received);
+        Assert.Equal(1, s2.Replication!.TakenOver);
+        Assert.True(s1.IsDown);
+    }
+
+    private static void Run(MigrationTestbed bed, Func<bool> condition) => Assert.True(bed.RunUntil(condition, Limit), bed.Describe());
+}
