@@ -85,5 +85,77 @@ public sealed class TakeoverTests(ITestOutputHelper output)
         Assert.True(s1.IsDown);
     }
 
+    /// <summary>
+    /// Crash schedule seeds 157 and 181: the serving node dies before any segment carrying TCP_MIGRATE reached the
+    /// client (its SYN+ACK has no room for an alternate beside the migration secret, and what followed was lost), so
+    /// the client finds it silent knowing no alternate. It waits until the give-up time, and the buddy's takeover
+    /// MIGRATE_TRIGGER, sent when the cluster's failure detector notices after the client did, takes it over.
+    /// </summary>
+    [Fact]
+    public void A_client_that_knows_no_alternate_when_its_server_dies_must_wait_for_the_buddys_takeover_trigger()
+    {
+        var (bed, silentAt) = CrashBeforeAnyAlternateReachesTheClient(157);
+
+        bed.DetectCrash(0);
+        Assert.True(bed.RunToFinish(Limit), bed.Describe());
+        output.WriteLine($"{bed.Describe()}; silent at {silentAt}");
+
+        var events = bed.Client.MigrationEvents.Select(e => (e.Kind, e.Destination)).ToList();
+        Assert.Equal([(MigrationEventKind.ServerSilent, bed.Endpoint(0)), (MigrationEventKind.TriggerAccepted, bed.Endpoint(1)), (MigrationEventKind.Completed, bed.Endpoint(1))], events);
+        Assert.True(bed.ClientApp.FirstMismatch < 0, $"stream differs at {bed.ClientApp.FirstMismatch}: {bed.Describe()}");
+        Assert.Equal(bed.Expected.Length, bed.ClientApp.Received);
+        Assert.Equal(1, bed.Servers[1].Replication!.TakenOver);
+    }
+
+    /// <summary>
+    /// As above, and the takeover trigger is lost too: nothing tells the client where the connection can go, so it is
+    /// aborted at the give-up time, the application told it timed out, and not one wrong byte delivered.
+    /// </summary>
+    [Fact]
+    public void A_client_that_knows_no_alternate_and_gets_no_trigger_must_time_out_at_the_give_up_time()
+    {
+        var (bed, silentAt) = CrashBeforeAnyAlternateReachesTheClient(181);
+        bed.Network.Drop = packet => packet.Destination == bed.Client.Address && packet.Header.Options.MigrateTrigger is not null;
+
+        bed.DetectCrash(0);
+        Run(bed, () => bed.ClientApp.Events.Contains(TcpEvent.TimedOut));
+        var waited = bed.Network.Now - silentAt;
+        output.WriteLine($"{bed.Describe()}; timed out {waited.TotalSeconds:0.000} s after the server fell silent");
+
+        Assert.Equal(MigrationEventKind.FailoverAbandoned, bed.Client.MigrationEvents[^1].Kind);
+        Assert.Equal("no alternate server of this service is known", bed.Client.MigrationEvents[^1].Detail);
+        Assert.InRange(waited, Failover.GiveUpAfter - Failover.SpecialSynTimeout, Failover.GiveUpAfter);
+        Assert.Equal(TcpState.Closed, bed.Connection.State);
+        Assert.True(bed.ClientApp.FirstMismatch < 0, $"stream differs at {bed.ClientApp.FirstMismatch}: {bed.Describe()}");
+        Assert.Equal(0, bed.Servers[1].Replication!.TakenOver);
+    }
+
+    /// <summary>
+    /// A request/response connection whose server's segments after the SYN+ACK never reach the client, replicated to
+    /// its buddy; then the server dies and the client falls silent. Returns when the client found it silent.
+    /// </summary>
+    private static (MigrationTestbed Bed, Instant SilentAt) CrashBeforeAnyAlternateReachesTheClient(int seed)
+    {
+        var bed = new MigrationTestbed(seed, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.RequestResponse, Replication = true });
+        bed.Connection.Failover = Failover;
+        var s1 = bed.Servers[0].Address;
+        bed.Network.Drop = packet => packet.Source == s1 && !packet.Header.Has(TcpFlags.Syn);
+        Run(bed, () => bed.Connection.State == TcpState.Established && bed.Servers[1].Replication!.Store.TryGetState(bed.Connection.Cid, out _, out _));
+        Assert.DoesNotContain(bed.Connection.AlternateServers, server => server.Port == MigrationTestbed.ServicePort);
+
+        bed.Crash(0);
+        bed.Network.Drop = null;
+        Instant? silentAt = null;
+        var policy = bed.Client.OnMigrationEvent;
+        bed.Client.OnMigrationEvent = (at, e) =>
+        {
+            silentAt ??= e.Kind == MigrationEventKind.ServerSilent ? at : null;
+            policy(at, e);
+        };
+        Run(bed, () => silentAt is not null);
+        Assert.Empty(bed.Connection.AlternateServers);
+        return (bed, silentAt!.Value);
+    }
+
     private static void Run(MigrationTestbed bed, Func<bool> condition) => Assert.True(bed.RunUntil(condition, Limit), bed.Describe());
 }
