@@ -690,6 +690,14 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             return;
         }
 
+        // An authenticated trigger that names a server announces an alternate: one the client keeps, so that a trigger
+        // that came while another migration was in flight (a takeover's, naming the buddy) still counts at the next
+        // failover pass.
+        if (named is { } announced && !_alternateServers.Contains(announced))
+        {
+            _alternateServers.Add(announced);
+        }
+
         var destination = named ?? NextAlternateServer();
         if (destination is not { } chosen || _migration is not null)
         {

@@ -131,6 +131,33 @@ public sealed class TakeoverTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Crash schedule seed 1899 (of 2,000): the client, knowing no alternate, found its server silent and was migrating
+    /// to a server that never answers when the buddy's takeover trigger came. The trigger cannot start a second
+    /// migration, but the server it names is an alternate from then on, tried at the next failover pass.
+    /// </summary>
+    [Fact]
+    public void A_takeover_trigger_that_comes_during_another_migration_must_name_an_alternate_for_the_next_pass()
+    {
+        var (bed, _) = CrashBeforeAnyAlternateReachesTheClient(1899);
+        var s3 = bed.Servers[2].Address;
+        bed.Network.Drop = packet => packet.Source == s3 || packet.Destination == s3;
+        Assert.True(bed.Migrate(2), bed.Describe());
+
+        bed.DetectCrash(0);
+        Run(bed, () => bed.Connection.AlternateServers.Contains(bed.Endpoint(1)));
+        Assert.True(bed.Connection.IsMigrating);
+        Assert.True(bed.RunToFinish(Limit), bed.Describe());
+        output.WriteLine(bed.Describe());
+
+        var events = bed.Client.MigrationEvents.Select(e => (e.Kind, e.Destination)).ToList();
+        Assert.Contains((MigrationEventKind.Failed, bed.Endpoint(2)), events);
+        Assert.Contains((MigrationEventKind.FailoverTo, bed.Endpoint(1)), events);
+        Assert.Equal((MigrationEventKind.Completed, bed.Endpoint(1)), events[^1]);
+        Assert.True(bed.ClientApp.FirstMismatch < 0, $"stream differs at {bed.ClientApp.FirstMismatch}: {bed.Describe()}");
+        Assert.Equal(bed.Expected.Length, bed.ClientApp.Received);
+    }
+
+    /// <summary>
     /// A request/response connection whose server's segments after the SYN+ACK never reach the client, replicated to
     /// its buddy; then the server dies and the client falls silent. Returns when the client found it silent.
     /// </summary>
