@@ -25,6 +25,8 @@ namespace Mtcp.Actors.Replication;
 /// sent a state ack for each of them: it drops them silently, as an origin does after a migration, while the client
 /// already blackholes it.</item>
 /// </list>
+/// Every decision is <see cref="ReplicaTakeover{TOrigin}"/>'s (sans-IO, the same the crash simulator drives): this actor
+/// only turns cluster events and messages into its calls, and its answers into messages, log lines and metrics.
 /// </summary>
 internal sealed class ReplicaKeeper : ReceiveActor
 {
@@ -57,6 +59,10 @@ internal sealed class ReplicaKeeper : ReceiveActor
         // kernel closed its connections, and the node downed it before any heartbeat was missed.
         Receive<ClusterEvent.MemberDowned>(downed => Lose(downed.Member.Address, "was downed"));
         Receive<ClusterEvent.ReachableMember>(reachable => Fence(reachable.Member.Address));
+
+        // A node back at the same address is a new incarnation: not lost (its next crash is taken over again), and it
+        // holds nothing that was taken over from its predecessor.
+        Receive<ClusterEvent.MemberUp>(up => _takeover.Rejoined(up.Member.Address));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
         Receive<GetReplicaStatistics>(_ => Sender.Tell(new ReplicaStatistics(_takeover.HeldByOrigin(), _takeover.TakenOverByOrigin())));
     }
@@ -71,6 +77,7 @@ internal sealed class ReplicaKeeper : ReceiveActor
                 Self,
                 ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.IReachabilityEvent),
+                typeof(ClusterEvent.MemberUp),
                 typeof(ClusterEvent.MemberDowned),
                 typeof(ClusterEvent.MemberRemoved));
         }
