@@ -316,6 +316,15 @@ public sealed partial class TcpConnection
     {
         var verdict = Judge(segment, payload.Length);
         LastSegmentInWindow = verdict == SegmentVerdict.Accept;
+        if (verdict is SegmentVerdict.DropWithAck or SegmentVerdict.ChallengeAck && AwaitingMigrationHandshake && _state == TcpState.SynReceived)
+        {
+            // A reinstated endpoint answers with its SYN,ACK what RFC 9293 answers with a bare ACK: the client takes
+            // the new server's first segment without SYN as the proof that β reached it (thesis 4.2.3, last step),
+            // and stops sending β. A bare ACK here would make it stop before β arrived, and the write-buffer state
+            // would go out unaligned with the client's rcv_nxt.
+            verdict = SegmentVerdict.ResendSynAck;
+        }
+
         switch (verdict)
         {
             case SegmentVerdict.ResendSynAck:

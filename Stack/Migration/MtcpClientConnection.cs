@@ -439,8 +439,10 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     /// <summary>
     /// The next alternate not tried yet in this pass. When every one was tried, another pass follows a special SYN
     /// timeout later, until the give-up time: a buddy answers from its replica only once its own failure detector has
-    /// marked the server unreachable, which may come after the client found it silent. Without any alternate the
-    /// failover ends at once.
+    /// marked the server unreachable, which may come after the client found it silent. Without any alternate (the
+    /// server died before a segment carrying TCP_MIGRATE reached the client: its SYN+ACK has no room for one beside the
+    /// migration secret) the client waits until the give-up time all the same: the buddy's takeover MIGRATE_TRIGGER,
+    /// which names the buddy, is the only way left for the connection to survive.
     /// </summary>
     private void OfferNextFailoverDestination(Instant now)
     {
@@ -459,7 +461,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         }
 
         var nextPass = now + _failover.SpecialSynTimeout;
-        if (failingOver.Tried.Count > 1 && nextPass < failingOver.GiveUpAt)
+        if (nextPass < failingOver.GiveUpAt)
         {
             _failingOver = failingOver with { Tried = [failingOver.SilentServer], NextPassAt = nextPass };
             return;
@@ -686,6 +688,14 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         {
             Stats.ForgedTriggersIgnored++;
             return;
+        }
+
+        // An authenticated trigger that names a server announces an alternate: one the client keeps, so that a trigger
+        // that came while another migration was in flight (a takeover's, naming the buddy) still counts at the next
+        // failover pass.
+        if (named is { } announced && !_alternateServers.Contains(announced))
+        {
+            _alternateServers.Add(announced);
         }
 
         var destination = named ?? NextAlternateServer();

@@ -142,6 +142,12 @@ public sealed class SimNetwork
     }
 
     /// <summary>
+    /// Nothing is left to happen before <paramref name="at"/> (<see cref="Step"/> returned false), but something outside
+    /// the network is scheduled then, such as a failure detector's verdict: the clock moves there.
+    /// </summary>
+    public void AdvanceTo(Instant at) => Now = Instant.Max(Now, at);
+
+    /// <summary>
     /// Steps until <paramref name="done"/> holds (true), nothing is left to happen, or virtual time passes
     /// <paramref name="timeLimit"/> (false).
     /// </summary>

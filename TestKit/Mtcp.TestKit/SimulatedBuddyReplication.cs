@@ -8,18 +8,17 @@ namespace Mtcp.TestKit;
 /// <summary>
 /// Buddy replication on one simulated server, driven the way the actor runtime drives it, over the shipping sans-IO
 /// parts: a <see cref="ConnectionReplicator"/> per established endpoint with the connection's ACK gated on what the
-/// buddy holds (as the server endpoint actor does before every transmission), and a <see cref="ReplicaStore{TOrigin}"/>
-/// of the other servers' connections (as the node's replica keeper does). When this server's failure detector marks a
-/// node lost (<see cref="Lose"/>), the store signs a MIGRATE_TRIGGER for each of that node's connections held here;
-/// a special SYN whose origin is down or lost is answered from the store (the control connection reports the origin
-/// gone, and the keeper answers as the origin would have), and the new endpoint's state ack removes the replica.
-/// Only the driving lives here: every protocol decision (what to replicate, when to acknowledge, authenticating the
-/// special SYN, composing the reply, signing the trigger) is the Stack's.
+/// buddy holds (as the server endpoint actor does before every transmission), and the <see cref="ReplicaTakeover{TOrigin}"/>
+/// the node's replica keeper actor drives, holding the other servers' connections. When this server's failure detector
+/// marks a node lost (<see cref="Lose"/>), a MIGRATE_TRIGGER is signed for each of that node's connections held here;
+/// a special SYN whose origin is down or lost is answered from its replica (the control connection reports the origin
+/// gone, and the keeper answers as the origin would have), and the new endpoint's state ack completes the takeover.
+/// Only the driving lives here: every decision (what to replicate, when to acknowledge, which origin is lost, whether
+/// a replica may answer, authenticating the special SYN, composing the reply, signing the trigger) is the Stack's.
 /// </summary>
 public sealed class SimulatedBuddyReplication
 {
     private readonly Dictionary<MtcpServerEndpoint<IpAddress>, Replicated> _replicating = [];
-    private readonly Dictionary<ConnectionId, IpAddress> _answered = [];
     private readonly Queue<(IpAddress Client, TcpSegmentRepr Segment)> _triggers = new();
 
     /// <param name="self">this server's service address.</param>
@@ -31,7 +30,7 @@ public sealed class SimulatedBuddyReplication
         Self = self;
         ChooseBuddy = chooseBuddy;
         MaxPiece = maxPiece;
-        Store = new ReplicaStore<IpAddress>(maxStateLength);
+        Takeover = new ReplicaTakeover<IpAddress>(maxStateLength);
     }
 
     public IpAddress Self { get; }
@@ -40,17 +39,20 @@ public sealed class SimulatedBuddyReplication
 
     public int MaxPiece { get; }
 
-    /// <summary>The replicas of other servers' connections held here.</summary>
-    public ReplicaStore<IpAddress> Store { get; }
+    /// <summary>The replicas of other servers' connections held here, and what was decided about them (the runtime's).</summary>
+    public ReplicaTakeover<IpAddress> Takeover { get; }
 
-    /// <summary>Servers this server's failure detector marked lost (and not seen back since).</summary>
-    public HashSet<IpAddress> Lost { get; } = [];
+    /// <summary>The replicas of other servers' connections held here.</summary>
+    public ReplicaStore<IpAddress> Store => Takeover.Store;
+
+    /// <summary>Servers marked lost (and not seen back since).</summary>
+    public IReadOnlySet<IpAddress> Lost => Takeover.Lost;
 
     /// <summary>Connections this server took over from a lost one.</summary>
-    public int TakenOver { get; private set; }
+    public int TakenOver => Takeover.TakenOverCount;
 
     /// <summary>Special SYNs answered from a replica.</summary>
-    public int AnsweredFromReplica { get; private set; }
+    public int AnsweredFromReplica => Takeover.AnsweredFromReplica;
 
     /// <summary>Takeover MIGRATE_TRIGGERs signed here.</summary>
     public int TriggersSent { get; private set; }
@@ -124,7 +126,7 @@ public sealed class SimulatedBuddyReplication
         switch (message)
         {
             case ReplicaState or ReplicaReadLog or ReplicaRelease:
-                if (Store.Apply(from, message) is { } held)
+                if (Takeover.Apply(from, message) is { } held)
                 {
                     send(from, held);
                 }
@@ -157,22 +159,10 @@ public sealed class SimulatedBuddyReplication
         switch (message)
         {
             case StateRequest request:
-                if (!Store.TryGetOrigin(request.MigratingCid, out var origin) || !origin.Equals(peer))
-                {
-                    return new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"origin {peer} lost and no replica of {request.MigratingCid} here");
-                }
-
-                var reply = Store.AnswerStateRequest(request, host.Authenticator, out _);
-                if (reply is StateReply)
-                {
-                    _answered[request.MigratingCid] = peer;
-                    AnsweredFromReplica++;
-                }
-
-                return reply;
-            case StateAck ack when _answered.Remove(ack.MigratingCid):
-                Store.Remove(ack.MigratingCid);
-                TakenOver++;
+                return Takeover.AnswerStateRequest(request, peer, host.Authenticator, out _, out _, out _)
+                    ?? new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"origin {peer} lost and no replica of {request.MigratingCid} here");
+            case StateAck ack:
+                Takeover.Reinstated(ack.MigratingCid, out _, out _);
                 return null;
             default:
                 return null;
@@ -186,12 +176,7 @@ public sealed class SimulatedBuddyReplication
     public void Lose(MtcpServerHost host, IpAddress origin)
     {
         ArgumentNullException.ThrowIfNull(host);
-        if (!Lost.Add(origin))
-        {
-            return;
-        }
-
-        foreach (var cid in Store.HeldFrom(origin))
+        foreach (var cid in Takeover.Lose(origin))
         {
             if (Store.TryCreateTakeoverTrigger(cid, host.Service, host.Authenticator, out var trigger))
             {
@@ -202,7 +187,7 @@ public sealed class SimulatedBuddyReplication
     }
 
     /// <summary>A lost server is back as a new incarnation that holds nothing.</summary>
-    public void Rejoined(IpAddress server) => Lost.Remove(server);
+    public void Rejoined(IpAddress server) => Takeover.Rejoined(server);
 
     /// <summary>The next takeover trigger to send, and the client it goes to.</summary>
     public bool PollTrigger(out IpAddress client, out TcpSegmentRepr segment)

@@ -25,32 +25,23 @@ namespace Mtcp.Actors.Replication;
 /// sent a state ack for each of them: it drops them silently, as an origin does after a migration, while the client
 /// already blackholes it.</item>
 /// </list>
+/// Every decision is <see cref="ReplicaTakeover{TOrigin}"/>'s (sans-IO, the same the crash simulator drives): this actor
+/// only turns cluster events and messages into its calls, and its answers into messages, log lines and metrics.
 /// </summary>
 internal sealed class ReplicaKeeper : ReceiveActor
 {
     public const string ActorName = "replicas";
 
-    private readonly ReplicaStore<Address> _store;
+    /// <summary>Every decision: which replica came from which node, which nodes are lost, what was taken over.</summary>
+    private readonly ReplicaTakeover<Address> _takeover;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IpAddress, IActorRef> _transports = [];
-
-    /// <summary>Members the failure detector marked unreachable, or that were removed: their replicas may be taken over.</summary>
-    private readonly HashSet<Address> _lost = [];
-
-    /// <summary>Connections taken over and their origin, until the origin is told (fencing) or removed for good.</summary>
-    private readonly Dictionary<ConnectionId, Address> _takenOver = [];
-
-    /// <summary>
-    /// Replicas whose state reply went to a new endpoint, waiting for its state ack: their origin, and the connection's
-    /// first Cid (from the replicated credential), its name in every node's log.
-    /// </summary>
-    private readonly Dictionary<ConnectionId, (Address Origin, ConnectionId FirstCid)> _answered = [];
 
     private IMigrationAuthenticator? _authenticator;
 
     public ReplicaKeeper(ControlSettings settings)
     {
-        _store = new ReplicaStore<Address>(settings.MaxStateReplySize);
+        _takeover = new ReplicaTakeover<Address>(settings.MaxStateReplySize);
         Receive<ReplicaUpdateReceived>(Apply);
         Receive<UseControlAuthenticator>(use => _authenticator = use.Authenticator);
         Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
@@ -62,17 +53,18 @@ internal sealed class ReplicaKeeper : ReceiveActor
             Lose(removed.Member.Address, "left the cluster");
 
             // Removed for good: a node coming back is a new incarnation that never held these connections.
-            foreach (var cid in _takenOver.Where(pair => pair.Value.Equals(removed.Member.Address)).Select(pair => pair.Key).ToList())
-            {
-                _takenOver.Remove(cid);
-            }
+            _takeover.Removed(removed.Member.Address);
         });
         // A member downed as crashed (CrashedMemberDowning) may never have been unreachable: its process died, its
         // kernel closed its connections, and the node downed it before any heartbeat was missed.
         Receive<ClusterEvent.MemberDowned>(downed => Lose(downed.Member.Address, "was downed"));
         Receive<ClusterEvent.ReachableMember>(reachable => Fence(reachable.Member.Address));
+
+        // A node back at the same address is a new incarnation: not lost (its next crash is taken over again), and it
+        // holds nothing that was taken over from its predecessor.
+        Receive<ClusterEvent.MemberUp>(up => _takeover.Rejoined(up.Member.Address));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
-        Receive<GetReplicaStatistics>(_ => Sender.Tell(Statistics()));
+        Receive<GetReplicaStatistics>(_ => Sender.Tell(new ReplicaStatistics(_takeover.HeldByOrigin(), _takeover.TakenOverByOrigin())));
     }
 
     public static Props Props(ControlSettings settings) => Akka.Actor.Props.Create(() => new ReplicaKeeper(settings));
@@ -85,6 +77,7 @@ internal sealed class ReplicaKeeper : ReceiveActor
                 Self,
                 ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.IReachabilityEvent),
+                typeof(ClusterEvent.MemberUp),
                 typeof(ClusterEvent.MemberDowned),
                 typeof(ClusterEvent.MemberRemoved));
         }
@@ -97,14 +90,14 @@ internal sealed class ReplicaKeeper : ReceiveActor
             Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         }
 
-        MigrationMetrics.ReplicasHeld.Add(-_store.Count);
+        MigrationMetrics.ReplicasHeld.Add(-_takeover.Store.Count);
         base.PostStop();
     }
 
     private void Apply(ReplicaUpdateReceived received)
     {
-        var before = _store.Count;
-        if (_store.Apply(received.Origin, received.Update) is { } ack)
+        var before = _takeover.Store.Count;
+        if (_takeover.Apply(received.Origin, received.Update) is { } ack)
         {
             Sender.Tell(new ReplicateToPeer(ack));
             if (ack.Status == ReplicaAckStatus.NeedsState)
@@ -113,18 +106,13 @@ internal sealed class ReplicaKeeper : ReceiveActor
             }
         }
 
-        MigrationMetrics.ReplicasHeld.Add(_store.Count - before);
+        MigrationMetrics.ReplicasHeld.Add(_takeover.Store.Count - before);
     }
 
     /// <summary>The origin is lost: every client of its connections held here is asked to come to this node.</summary>
     private void Lose(Address origin, string how)
     {
-        if (!_lost.Add(origin))
-        {
-            return;
-        }
-
-        var held = _store.HeldFrom(origin);
+        var held = _takeover.Lose(origin);
         if (held.Count == 0)
         {
             return;
@@ -142,7 +130,7 @@ internal sealed class ReplicaKeeper : ReceiveActor
             foreach (var (address, packetActor) in _transports)
             {
                 if (address.IsIPv4 == cid.ClientAddress.IsIPv4
-                    && _store.TryCreateTakeoverTrigger(cid, new ServerEndpoint(address, cid.ServerPort), authenticator, out var trigger))
+                    && _takeover.Store.TryCreateTakeoverTrigger(cid, new ServerEndpoint(address, cid.ServerPort), authenticator, out var trigger))
                 {
                     packetActor.Tell(new SendTakeoverTrigger(cid, trigger));
                     triggered++;
@@ -157,31 +145,20 @@ internal sealed class ReplicaKeeper : ReceiveActor
     private void Answer(AnswerFromReplica answer)
     {
         var request = answer.Request;
-        if (answer.Origin is { } reported)
+        var reply = answer.Origin is { } reported
+            ? _takeover.AnswerStateRequest(request, reported, _authenticator, out var origin, out var firstCid, out var check)
+            : _takeover.AnswerStateRequest(request, _authenticator, out origin, out firstCid, out check);
+        switch (reply)
         {
-            // The control connection saw the peer lost before this keeper's own cluster event came.
-            _lost.Add(reported);
-        }
-
-        if (_authenticator is not { } authenticator
-            || !_store.TryGetOrigin(request.MigratingCid, out var origin)
-            || !_lost.Contains(origin)
-            || (answer.Origin is { } named && !named.Equals(origin)))
-        {
-            answer.ReplyTo.Tell(new StateRequestFailed(answer.Origin ?? Address.AllSystems, request.RequestId, request.NewEndpointCid, answer.Failure));
-            return;
-        }
-
-        var reply = _store.AnswerStateRequest(request, authenticator, out var check);
-        if (reply is StateReply state)
-        {
-            var firstCid = ConnectionCredential.TryRead(state.MigrationCredential.Span, out var credential) ? credential.SecretCid : request.MigratingCid;
-            _answered[request.MigratingCid] = (origin, firstCid);
-            _log.Info("answering the special SYN of cid {0} (now {1}, origin {2} lost) from its replica", firstCid, request.MigratingCid, origin);
-        }
-        else if (reply is StateReject reject)
-        {
-            _log.Warning("replica of {0} refused a state request: {1} {2} ({3})", request.MigratingCid, reject.Reason, reject.Diagnostic, check);
+            case null:
+                answer.ReplyTo.Tell(new StateRequestFailed(answer.Origin ?? Address.AllSystems, request.RequestId, request.NewEndpointCid, answer.Failure));
+                return;
+            case StateReply:
+                _log.Info("answering the special SYN of cid {0} (now {1}, origin {2} lost) from its replica", firstCid, request.MigratingCid, origin);
+                break;
+            case StateReject reject:
+                _log.Warning("replica of {0} refused a state request: {1} {2} ({3})", request.MigratingCid, reject.Reason, reject.Diagnostic, check);
+                break;
         }
 
         answer.ReplyTo.Tell(reply, Self);
@@ -190,19 +167,13 @@ internal sealed class ReplicaKeeper : ReceiveActor
     /// <summary>The new endpoint reinstated the replica: the connection is served here now.</summary>
     private void Reinstated(StateAck ack)
     {
-        if (!_answered.Remove(ack.MigratingCid, out var answered))
+        var before = _takeover.Store.Count;
+        if (!_takeover.Reinstated(ack.MigratingCid, out var origin, out var firstCid))
         {
             return;
         }
 
-        var (origin, firstCid) = answered;
-
-        if (_store.Remove(ack.MigratingCid))
-        {
-            MigrationMetrics.ReplicasHeld.Add(-1);
-        }
-
-        _takenOver[ack.MigratingCid] = origin;
+        MigrationMetrics.ReplicasHeld.Add(_takeover.Store.Count - before);
         MigrationMetrics.TakenOver.Add(1);
         _log.Warning("took over cid {0} (as {1}) from {2}", firstCid, ack.MigratingCid, origin);
     }
@@ -210,11 +181,9 @@ internal sealed class ReplicaKeeper : ReceiveActor
     /// <summary>A lost node is reachable again: it must drop what was taken over from it (a state ack, as after a migration).</summary>
     private void Fence(Address origin)
     {
-        _lost.Remove(origin);
-        var fenced = _takenOver.Where(pair => pair.Value.Equals(origin)).Select(pair => pair.Key).ToList();
+        var fenced = _takeover.Reachable(origin);
         foreach (var cid in fenced)
         {
-            _takenOver.Remove(cid);
             Context.Parent.Tell(new AcknowledgeState(origin, new StateAck(0, cid)));
         }
 
@@ -222,17 +191,5 @@ internal sealed class ReplicaKeeper : ReceiveActor
         {
             _log.Warning("{0} is reachable again: told it to drop the {1} connections taken over from it", origin, fenced.Count);
         }
-    }
-
-    private ReplicaStatistics Statistics()
-    {
-        var byOrigin = new Dictionary<Address, int>();
-        foreach (var origin in _store.Origins)
-        {
-            byOrigin[origin] = _store.HeldFrom(origin).Count;
-        }
-
-        var takenOver = _takenOver.Values.GroupBy(origin => origin).ToDictionary(group => group.Key, group => group.Count());
-        return new ReplicaStatistics(byOrigin, takenOver);
     }
 }

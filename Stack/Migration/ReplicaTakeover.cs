@@ -1,0 +1,179 @@
+using Mtcp.Stack.Migration.Authentication;
+using Mtcp.Wire;
+using Mtcp.Wire.Control;
+
+namespace Mtcp.Stack.Migration;
+
+/// <summary>
+/// The buddy's side of buddy replication as decisions, sans-IO: the replicas other nodes send (a
+/// <see cref="ReplicaStore{TOrigin}"/>), which origins are lost, and what was taken over from whom. One per node; the
+/// runtime's replica keeper actor and the simulator both drive it, turning cluster events and control messages into
+/// calls and its answers into messages.
+/// <list type="bullet">
+/// <item>Takeover: when the failure detector marks an origin lost (<see cref="Lose"/>), the client of each of its
+/// connections held here is to be sent a MIGRATE_TRIGGER naming this node (<see cref="ReplicaStore{TOrigin}.TryCreateTakeoverTrigger"/>);
+/// a special SYN for a connection of a lost origin is answered from its replica (<see cref="AnswerStateRequest(StateRequest, IMigrationAuthenticator?, out TOrigin, out ConnectionId, out MigratedConnectionCheck)"/>),
+/// and the new endpoint's state ack completes the takeover (<see cref="Reinstated"/>).</item>
+/// <item>Fencing: a lost origin that is reachable again (it was only partitioned) must drop what was taken over from it
+/// (<see cref="Reachable"/> names those connections: each is sent a state ack, as after a migration).</item>
+/// <item>A node removed for good, or back as a new incarnation (<see cref="Removed"/>, <see cref="Rejoined"/>), never
+/// held what was taken over from its predecessor.</item>
+/// </list>
+/// </summary>
+/// <typeparam name="TOrigin">how the driver names a node.</typeparam>
+public sealed class ReplicaTakeover<TOrigin>
+    where TOrigin : notnull
+{
+    private readonly HashSet<TOrigin> _lost = [];
+
+    /// <summary>Connections taken over and their origin, until the origin is fenced or gone for good.</summary>
+    private readonly Dictionary<ConnectionId, TOrigin> _takenOver = [];
+
+    /// <summary>
+    /// Replicas whose state reply went to a new endpoint, waiting for its state ack: their origin, and the connection's
+    /// first Cid (from the replicated credential), its name in every node's log.
+    /// </summary>
+    private readonly Dictionary<ConnectionId, (TOrigin Origin, ConnectionId FirstCid)> _answered = [];
+
+    /// <param name="maxStateLength">largest whole state a replica may hold (<c>mtcp.control.max-state-reply-size</c>).</param>
+    public ReplicaTakeover(int maxStateLength)
+    {
+        Store = new ReplicaStore<TOrigin>(maxStateLength);
+    }
+
+    /// <summary>The replicas of other nodes' connections held here.</summary>
+    public ReplicaStore<TOrigin> Store { get; }
+
+    /// <summary>Nodes marked lost (unreachable, downed or removed) and not seen back since.</summary>
+    public IReadOnlySet<TOrigin> Lost => _lost;
+
+    /// <summary>Special SYNs answered from a replica.</summary>
+    public int AnsweredFromReplica { get; private set; }
+
+    /// <summary>Connections taken over here (state ack received), in all.</summary>
+    public int TakenOverCount { get; private set; }
+
+    public bool IsLost(TOrigin origin) => _lost.Contains(origin);
+
+    /// <summary>An update from <paramref name="origin"/>; the ack to send back, if any (<see cref="ReplicaStore{TOrigin}.Apply"/>).</summary>
+    public ReplicaAck? Apply(TOrigin origin, ControlMessage update) => Store.Apply(origin, update);
+
+    /// <summary>
+    /// The failure detector marks <paramref name="origin"/> lost: the connections whose clients are to be sent a
+    /// takeover trigger, those it replicated here; none when it was already known lost.
+    /// </summary>
+    public IReadOnlyList<ConnectionId> Lose(TOrigin origin) => _lost.Add(origin) ? Store.HeldFrom(origin) : [];
+
+    /// <summary><paramref name="origin"/> left the cluster for good: what was taken over from it needs no fencing.</summary>
+    public void Removed(TOrigin origin) => ForgetTakenOverFrom(origin);
+
+    /// <summary>A new incarnation of <paramref name="origin"/>: it is not lost, and holds nothing that was taken over.</summary>
+    public void Rejoined(TOrigin origin)
+    {
+        _lost.Remove(origin);
+        ForgetTakenOverFrom(origin);
+    }
+
+    /// <summary>
+    /// <paramref name="origin"/>, lost, is reachable again (same incarnation): it must drop the connections taken over
+    /// from it, returned here, each to be sent a state ack (fencing; the client already blackholes it).
+    /// </summary>
+    public IReadOnlyList<ConnectionId> Reachable(TOrigin origin)
+    {
+        _lost.Remove(origin);
+        var fenced = _takenOver.Where(pair => EqualityComparer<TOrigin>.Default.Equals(pair.Value, origin)).Select(pair => pair.Key).ToList();
+        foreach (var cid in fenced)
+        {
+            _takenOver.Remove(cid);
+        }
+
+        return fenced;
+    }
+
+    /// <summary>
+    /// A state request that went to a node found gone: answered from the replica of its Cid if that replica came from a
+    /// lost node (<see cref="ReplicaStore{TOrigin}.AnswerStateRequest"/>: the reply, or a reject when the
+    /// authenticator does not verify). Null when no replica of a lost origin is held, or no cluster key to check it
+    /// with: the caller refuses as it does for any request whose origin is gone.
+    /// </summary>
+    public ControlMessage? AnswerStateRequest(StateRequest request, IMigrationAuthenticator? authenticator, out TOrigin origin, out ConnectionId firstCid, out MigratedConnectionCheck check) =>
+        Answer(request, authenticator, reported: false, default!, out origin, out firstCid, out check);
+
+    /// <summary>
+    /// As <see cref="AnswerStateRequest(StateRequest, IMigrationAuthenticator?, out TOrigin, out ConnectionId, out MigratedConnectionCheck)"/>,
+    /// for a request the control connection to <paramref name="reportedLost"/> could not carry: that node is lost
+    /// (the connection saw it before the failure detector did), and only a replica it sent may answer.
+    /// </summary>
+    public ControlMessage? AnswerStateRequest(StateRequest request, TOrigin reportedLost, IMigrationAuthenticator? authenticator, out TOrigin origin, out ConnectionId firstCid, out MigratedConnectionCheck check) =>
+        Answer(request, authenticator, reported: true, reportedLost, out origin, out firstCid, out check);
+
+    /// <summary>
+    /// The new endpoint reinstated the replica answered for <paramref name="migratingCid"/> (its state ack): the
+    /// connection is served here now, the replica goes. False for any other state ack.
+    /// </summary>
+    public bool Reinstated(ConnectionId migratingCid, out TOrigin origin, out ConnectionId firstCid)
+    {
+        if (!_answered.Remove(migratingCid, out var answered))
+        {
+            origin = default!;
+            firstCid = default;
+            return false;
+        }
+
+        (origin, firstCid) = answered;
+        Store.Remove(migratingCid);
+        _takenOver[migratingCid] = origin;
+        TakenOverCount++;
+        return true;
+    }
+
+    /// <summary>Whole states held, by the node they came from.</summary>
+    public IReadOnlyDictionary<TOrigin, int> HeldByOrigin() => Store.Origins.ToDictionary(origin => origin, origin => Store.HeldFrom(origin).Count);
+
+    /// <summary>Connections taken over and not yet fenced or forgotten, by the node they were taken from.</summary>
+    public IReadOnlyDictionary<TOrigin, int> TakenOverByOrigin() => _takenOver.Values.GroupBy(origin => origin).ToDictionary(group => group.Key, group => group.Count());
+
+    private ControlMessage? Answer(StateRequest request, IMigrationAuthenticator? authenticator, bool reported, TOrigin reportedLost, out TOrigin origin, out ConnectionId firstCid, out MigratedConnectionCheck check)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        firstCid = request.MigratingCid;
+        check = MigratedConnectionCheck.Forged;
+        if (reported)
+        {
+            _lost.Add(reportedLost);
+        }
+
+        origin = default!;
+        if (authenticator is null
+            || !Store.TryGetOrigin(request.MigratingCid, out var held)
+            || !_lost.Contains(held)
+            || (reported && !EqualityComparer<TOrigin>.Default.Equals(held, reportedLost)))
+        {
+            return null;
+        }
+
+        origin = held;
+
+        var reply = Store.AnswerStateRequest(request, authenticator, out check);
+        if (reply is StateReply state)
+        {
+            if (ConnectionCredential.TryRead(state.MigrationCredential.Span, out var credential))
+            {
+                firstCid = credential.SecretCid;
+            }
+
+            _answered[request.MigratingCid] = (origin, firstCid);
+            AnsweredFromReplica++;
+        }
+
+        return reply;
+    }
+
+    private void ForgetTakenOverFrom(TOrigin origin)
+    {
+        foreach (var cid in _takenOver.Where(pair => EqualityComparer<TOrigin>.Default.Equals(pair.Value, origin)).Select(pair => pair.Key).ToList())
+        {
+            _takenOver.Remove(cid);
+        }
+    }
+}
