@@ -223,17 +223,28 @@ internal sealed class ListenerActor : ReceiveActor
 
     private void OnEstablished(EndpointEstablished established)
     {
+        // The connection takes its place in the accept queue before it leaves the SYN queue: the receive thread reads
+        // both counts while this runs, and a connection in neither would let a SYN in past a full backlog.
+        if (!HandedToAcceptor(established.Channel))
+        {
+            _established.AddLast(established.Channel);
+            _queues.AcceptQueueLength(_established.Count);
+        }
+
         HandshakeOver(established.Channel.Endpoint);
+    }
+
+    private bool HandedToAcceptor(EndpointChannel channel)
+    {
         while (_acceptors.TryDequeue(out var acceptor))
         {
-            if (acceptor.TrySetResult(established.Channel))
+            if (acceptor.TrySetResult(channel))
             {
-                return;
+                return true;
             }
         }
 
-        _established.AddLast(established.Channel);
-        _queues.AcceptQueueLength(_established.Count);
+        return false;
     }
 
     private void OnAccept(AcceptConnection accept)
