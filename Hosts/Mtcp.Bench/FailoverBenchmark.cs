@@ -411,11 +411,12 @@ internal static class FailoverBenchmark
                 + "Its failover time is therefore the client's silence detection, whatever the cluster's detector: a shorter `probe-interval` and `silent-after` bring it down, "
                 + "at the price of a probe per idle connection per interval. No \"unreachable\" column: no node says when it notices.");
         md.AppendLine();
-        md.AppendLine("Where the time goes with the reference detector: the buddy acts when the cluster's failure detector marks the node unreachable, "
-            + "about `akka.cluster.failure-detector.acceptable-heartbeat-pause` (2s) plus a heartbeat interval (500ms) and up to one `unreachable-nodes-reaper-interval` (250ms) after the last heartbeat; "
-            + "its MIGRATE_TRIGGER and the client's special SYN then take about a control round trip and a migration. "
-            + "The client's own failover (`mtcp.migration.failover`: keep-alive probes after 2s of quiet, 3 unanswered make the server silent) runs meanwhile: "
-            + "when it tries the buddy before the buddy's detector has marked the node unreachable, the buddy cannot answer from its replica yet, and the client gives up after one pass over its alternates (a kill not survived).");
+        md.AppendLine("Where the time goes with the reference detector: a killed process's control connections reset at once, and the survivor then probes "
+            + "the node's control port (`CrashedMemberDowning`); a refused port downs the node without waiting for the failure detector, which would take about "
+            + "`akka.cluster.failure-detector.acceptable-heartbeat-pause` (2s) plus a heartbeat interval (500ms) and is what a silent host (power, network) still waits for. "
+            + "The buddy's MIGRATE_TRIGGER and the client's special SYN then take about a control round trip and a migration. "
+            + "The client's own failover (`mtcp.migration.failover`: keep-alive probes after 2s of quiet, 3 unanswered make the server silent) runs meanwhile, "
+            + "trying its alternates again every `special-syn-timeout` until `give-up-after`.");
         md.AppendLine();
         md.AppendLine(fast is null
             ? "**Toward 500 ms**: HOCON/" + FastDetectorFile + " (`akka.cluster.failure-detector { heartbeat-interval = 100ms, acceptable-heartbeat-pause = 200ms, min-std-deviation = 20ms }`, `unreachable-nodes-reaper-interval = 100ms`); not measured in this run (--fast-kills 0)."
