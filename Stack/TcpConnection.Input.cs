@@ -40,11 +40,12 @@ public sealed partial class TcpConnection
         }
     }
 
-    /// <summary>A segment from the peer shows it alive: keep-alive starts over (RFC 1122 §4.2.3.6).</summary>
+    /// <summary>A segment from the peer shows it alive: keep-alive starts over (RFC 1122 §4.2.3.6), and so does the count of timeouts a failover reads.</summary>
     private void HeardFromPeer(Instant now)
     {
         _lastHeardAt = now;
         _unansweredKeepAlives = 0;
+        _timeoutsSinceHeard = 0;
     }
 
     /// <summary>

@@ -362,6 +362,7 @@ public sealed partial class TcpConnection
         }
 
         _consecutiveTimeouts++;
+        _timeoutsSinceHeard++;
         Stats.RetransmissionTimeouts++;
         var limit = _state is TcpState.SynSent or TcpState.SynReceived ? _config.MaxSynRetransmissions : _config.MaxRetransmissions;
         if (_consecutiveTimeouts > limit)

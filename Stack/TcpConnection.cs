@@ -75,6 +75,7 @@ public sealed partial class TcpConnection
     // Timers: each is a deadline or null; PollTimeout returns the earliest.
     private Instant? _retransmitAt;
     private int _consecutiveTimeouts;
+    private int _timeoutsSinceHeard;
     private bool _handshakeTimedOut;
     private Instant? _persistAt;
     private int _persistBackoff;
@@ -91,6 +92,7 @@ public sealed partial class TcpConnection
 
     // Keep-alive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): when the peer was last heard from, and probes since.
     private Instant _lastHeardAt;
+    private Instant _peerHostHeardAt;
     private Instant _lastKeepAliveAt;
     private int _unansweredKeepAlives;
     private bool _keepAlivePending;
@@ -336,11 +338,28 @@ public sealed partial class TcpConnection
     /// </summary>
     public TimeSpan KeepAliveIdle { get; set; }
 
+    /// <summary>
+    /// The peer's host was heard from at <paramref name="at"/> on another connection (a segment that connection
+    /// accepted): the keep-alive idle time counts from then as well, so that a host heard on one of many connections is
+    /// not probed on each of them (keep-alive looks for a dead peer, RFC 1122 §4.2.3.6; a host heard is not dead). Only
+    /// the first probe waits for it: once a probe of this connection goes unanswered, this connection's own answers count.
+    /// </summary>
+    public void PeerHostHeard(Instant at) => _peerHostHeardAt = Instant.Max(_peerHostHeardAt, at);
+
     /// <summary>Keep-alive probes sent since the peer was last heard from.</summary>
     public int UnansweredKeepAlives => _unansweredKeepAlives;
 
     /// <summary>Retransmission timeouts in a row for the same data, reset by an acknowledgment of new data.</summary>
     public int ConsecutiveTimeouts => _consecutiveTimeouts;
+
+    /// <summary>
+    /// Retransmission timeouts since the peer was last heard from (any segment that shows it alive, as keep-alive
+    /// counts them): a peer that sends, or answers, while our data waits for its acknowledgment is slow, not silent.
+    /// </summary>
+    public int TimeoutsSinceHeard => _timeoutsSinceHeard;
+
+    /// <summary>When the peer was last heard from: the last segment that showed it alive (see <see cref="TimeoutsSinceHeard"/>).</summary>
+    public Instant LastHeardAt => _lastHeardAt;
 
     /// <summary>The earliest deadline at which <see cref="HandleTimeout"/> must be called, or null when none.</summary>
     public Instant? PollTimeout()
@@ -544,8 +563,8 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>
-    /// When the next keep-alive probe is due: idle for <see cref="KeepAliveIdle"/> since the peer was last heard
-    /// from, then one backed-off RTO (capped) after each unanswered probe; null while data is in flight (the retransmission
+    /// When the next keep-alive probe is due: idle for <see cref="KeepAliveIdle"/> since the peer (or its host, on
+    /// another connection: <see cref="PeerHostHeard"/>) was last heard from, then one backed-off RTO (capped) after each unanswered probe; null while data is in flight (the retransmission
     /// timer watches the peer then), the window is closed (the persist timer probes) or keep-alive is off.
     /// </summary>
     private Instant? KeepAliveDue()
@@ -558,7 +577,16 @@ public sealed partial class TcpConnection
 
         if (_unansweredKeepAlives == 0)
         {
-            return Instant.Max(_lastHeardAt, _lastKeepAliveAt) + KeepAliveIdle;
+            var own = Instant.Max(_lastHeardAt, _lastKeepAliveAt);
+            if (_peerHostHeardAt <= own)
+            {
+                return own + KeepAliveIdle;
+            }
+
+            // Connections deferred by one host heard would all come due together and probe it at once; each comes due
+            // up to a quarter of the idle time early, spread by its port, so that the first answers defer the rest.
+            var spread = TimeSpan.FromTicks(KeepAliveIdle.Ticks / 4 * ((LocalPort * 40503u) & 0xFFFF) / 0x10000);
+            return Instant.Max(own, _peerHostHeardAt - spread) + KeepAliveIdle;
         }
 
         // Backed off like the RTO, but at most half the idle time apart: a connection that only receives has no RTT

@@ -30,6 +30,12 @@ public enum MigrationEventKind
     FailoverAbandoned,
 
     /// <summary>
+    /// The silent server <see cref="MigrationEvent.Destination"/> was heard again before an alternate took the
+    /// connection over: it was slow, not dead. The failover is called off and the connection stays on it.
+    /// </summary>
+    ServerHeardAgain,
+
+    /// <summary>
     /// A failover's special SYN to <see cref="MigrationEvent.Destination"/>'s successor goes without the held
     /// client-stored state: it no longer covers every byte the silent server acknowledged (<see cref="MigrationEvent.Detail"/>).
     /// </summary>
@@ -64,6 +70,9 @@ public sealed class MtcpClientStats
 
     /// <summary>Failovers that gave up: the connection was aborted.</summary>
     public long FailoversAbandoned { get; internal set; }
+
+    /// <summary>Failovers called off because the silent server was heard again before an alternate took over.</summary>
+    public long FailoversCalledOff { get; internal set; }
 
     /// <summary>Segments swallowed by a control block in BLACKHOLE (thesis 4.2.3 step 4).</summary>
     public long BlackholedSegments { get; internal set; }

@@ -421,16 +421,16 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         var tcb = _current.Tcb;
         return _failover.Enabled && MigrationEnabled && _secret is not null
             && tcb.State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck
-            && Math.Max(tcb.ConsecutiveTimeouts, tcb.UnansweredKeepAlives - 1) >= _failover.SilentAfter;
+            && Math.Max(tcb.TimeoutsSinceHeard, tcb.UnansweredKeepAlives - 1) >= _failover.SilentAfter;
     }
 
     private void BeginFailover(Instant now)
     {
         var tcb = _current.Tcb;
-        var why = tcb.ConsecutiveTimeouts >= _failover.SilentAfter
-            ? $"{tcb.ConsecutiveTimeouts} retransmission timeouts in a row"
+        var why = tcb.TimeoutsSinceHeard >= _failover.SilentAfter
+            ? $"{tcb.TimeoutsSinceHeard} retransmission timeouts in a row, nothing heard"
             : $"{tcb.UnansweredKeepAlives - 1} keep-alive probes unanswered";
-        _failingOver = new FailoverAttempt(_current.Peer, now + _failover.GiveUpAfter, [_current.Peer]);
+        _failingOver = new FailoverAttempt(_current.Peer, now + _failover.GiveUpAfter, [_current.Peer], tcb.LastHeardAt);
         Stats.ServersFallenSilent++;
         _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.ServerSilent, _current.Peer, why));
         OfferNextFailoverDestination(now);
@@ -470,6 +470,22 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         GiveUp(now, failingOver);
     }
 
+    /// <summary>
+    /// The silent server was heard again (a segment that shows it alive: an acknowledgment, data, an answer to a probe)
+    /// before any alternate took the connection over: it was slow, not dead, so the failover is called off and the
+    /// connection stays, where giving up would abort a live connection. A migration the failover started goes on: it
+    /// either completes, as any migration does, or fails and leaves the connection where it is.
+    /// </summary>
+    private void CallOffFailoverIfHeard()
+    {
+        if (_failingOver is { } failingOver && failingOver.SilentServer == _current.Peer && _current.Tcb.LastHeardAt > failingOver.LastHeardAt)
+        {
+            _failingOver = null;
+            Stats.FailoversCalledOff++;
+            _migrationEvents.Enqueue(new MigrationEvent(MigrationEventKind.ServerHeardAgain, failingOver.SilentServer));
+        }
+    }
+
     /// <summary>No alternate took the connection over in time: abort it, and tell the application it timed out.</summary>
     private void GiveUp(Instant now, FailoverAttempt failingOver)
     {
@@ -507,10 +523,12 @@ public sealed class MtcpClientConnection : IPolledEndpoint
             // server never got; its data is still taken. The implicit ACK at the switch makes up for it.
             Stats.AcksIgnoredWhileMigrating++;
             tcb.HandleSegment(now, segment with { AcknowledgmentNumber = tcb.SendUnacknowledged }, payload);
+            CallOffFailoverIfHeard();
             return;
         }
 
         tcb.HandleSegment(now, segment, payload);
+        CallOffFailoverIfHeard();
         if (wasSynSent && tcb.State is not (TcpState.SynSent or TcpState.Closed))
         {
             // The origin's SYN+ACK, accepted: it acknowledged our ISN, so it is no blind injection. Only this
@@ -797,6 +815,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     /// <param name="ClientState">the sealed state the special SYN presents (a failover's, with client-stored state); null for none.</param>
     private sealed record Migration(Block Next, MtcpMigratedConnection Option, Instant StartedAt, Instant Deadline, byte[]? ClientState);
 
+    /// <param name="LastHeardAt">when the silent server was last heard from before it fell silent: a segment heard later calls the failover off.</param>
     /// <param name="NextPassAt">when every alternate was tried: the time of the next pass over them, before <paramref name="GiveUpAt"/>.</param>
-    private sealed record FailoverAttempt(ServerEndpoint SilentServer, Instant GiveUpAt, HashSet<ServerEndpoint> Tried, Instant? NextPassAt = null);
+    private sealed record FailoverAttempt(ServerEndpoint SilentServer, Instant GiveUpAt, HashSet<ServerEndpoint> Tried, Instant LastHeardAt, Instant? NextPassAt = null);
 }

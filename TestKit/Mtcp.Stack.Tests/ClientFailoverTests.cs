@@ -104,6 +104,33 @@ public sealed class ClientFailoverTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_silent_server_heard_again_before_an_alternate_took_over_must_keep_the_connection()
+    {
+        // As an overloaded node: it answers nothing for seconds, and the alternates cannot take the connection (a buddy
+        // whose state request to the live origin went unanswered refuses it). Giving up would abort a live connection.
+        var bed = new MigrationTestbed(17, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SessionBytes = 256 * 1024 });
+        bed.Connection.Failover = Failover;
+        Run(bed, () => bed.ClientApp.Received >= 16 * 1024);
+        var s1Answers = false;
+        bed.Network.Drop = packet => packet.Source == bed.Client.Address || packet.Destination == bed.Client.Address
+            ? !(s1Answers && IsBetween(packet, bed.Client.Address, S1.Address))
+            : false;
+        Run(bed, () => bed.Connection.Stats.ServersFallenSilent > 0);
+        s1Answers = true;
+
+        Finish(bed);
+
+        Assert.Equal(S1, bed.Connection.CurrentServer);
+        var events = bed.Client.MigrationEvents.Select(e => (e.Kind, e.Destination)).ToList();
+        Assert.Equal((MigrationEventKind.ServerSilent, S1), events[0]);
+        Assert.Contains((MigrationEventKind.ServerHeardAgain, S1), events);
+        Assert.DoesNotContain(events, e => e.Kind is MigrationEventKind.FailoverAbandoned or MigrationEventKind.Completed);
+        Assert.Equal(1, bed.Connection.Stats.FailoversCalledOff);
+        Assert.Equal(0, bed.Connection.Stats.FailoversAbandoned);
+        Assert.DoesNotContain(TcpEvent.TimedOut, bed.ClientApp.Events);
+    }
+
+    [Fact]
     public void A_planned_migration_to_a_silent_destination_must_fail_at_the_destination_timeout_and_the_stream_go_on()
     {
         var bed = new MigrationTestbed(14, LinkConditions.Perfect, new TestbedOptions { Service = ReferenceService.Stream, SessionBytes = 256 * 1024 });

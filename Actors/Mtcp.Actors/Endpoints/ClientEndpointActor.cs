@@ -78,6 +78,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         Receive<EngineTick>(_ =>
         {
             var now = _context.Clock.Now;
+            _client.CurrentControlBlock.PeerHostHeard(_context.ServersHeard.LastHeard(_client.CurrentServer));
             _driver.OnTick(now);
             Drive(now);
         });
@@ -139,6 +140,11 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         finally
         {
             segment.Release();
+        }
+
+        if (_client.CurrentControlBlock.LastHeardAt == now)
+        {
+            _context.ServersHeard.Heard(_client.CurrentServer, now);
         }
 
         Drive(now);
@@ -330,6 +336,10 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                 case MigrationEventKind.ServerSilent:
                     MigrationMetrics.FailoversStarted.Add(1);
                     _log.Warning("client {0}: server {1} fell silent ({2}); failing over to the alternates serving port {3}", _key, e.Destination, e.Detail, e.Destination.Port);
+                    break;
+                case MigrationEventKind.ServerHeardAgain:
+                    MigrationMetrics.FailoversCalledOff.Add(1);
+                    _log.Warning("client {0}: server {1} answered again; the failover is called off and the connection stays", _key, e.Destination);
                     break;
                 case MigrationEventKind.ClientStateUnusable:
                     _log.Warning("client {0}: the failover from {1} goes without the held client-stored state: {2}", _key, e.Destination, e.Detail);

@@ -107,6 +107,9 @@ internal sealed class EndpointContext
     /// <summary><c>mtcp.runtime.syn-cookies</c>: when a listener answers a SYN with a cookie.</summary>
     public SynCookieMode SynCookieMode { get; init; } = SynCookieMode.On;
 
+    /// <summary>When each server was last heard from on any of this runtime's client connections (keep-alive probes only the silent ones).</summary>
+    public ServersHeard ServersHeard { get; } = new();
+
     /// <summary>The node's connection registry, where server endpoints register their Cid; null: no migration out.</summary>
     public IActorRef? Registry { get; }
 

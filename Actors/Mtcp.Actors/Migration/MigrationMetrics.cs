@@ -46,6 +46,8 @@ internal static class MigrationMetrics
 
     internal static readonly Counter<long> FailoversAbandoned = Meter.CreateCounter<long>("mtcp.failover.abandoned", "{connection}", "Client failovers no alternate server took over in time: the connection was aborted");
 
+    internal static readonly Counter<long> FailoversCalledOff = Meter.CreateCounter<long>("mtcp.failover.called_off", "{connection}", "Client failovers called off because the silent server was heard again before an alternate took over: it was slow, not dead");
+
     internal static readonly Counter<long> Refused = Meter.CreateCounter<long>("mtcp.migration.refused", "{migration}", "Special SYNs a destination refused (reject, timeout, failure)");
 
     internal static readonly Counter<long> AuthFailed = Meter.CreateCounter<long>("mtcp.migration.auth_failed", "{request}", "State requests an origin refused because the special SYN's authenticator did not verify (tag check: Forged, Replayed, ...)");
