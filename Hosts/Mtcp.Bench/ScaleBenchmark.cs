@@ -9,7 +9,7 @@ using Mtcp.Hosting;
 
 namespace Mtcp.Bench;
 
-internal sealed record ScaleOptions(int Max, TimeSpan Duration, int InFlight, int OpenConcurrency, int EchoBytes, string Network);
+internal sealed record ScaleOptions(int[] Sizes, TimeSpan Duration, int InFlight, int OpenConcurrency, int EchoBytes, string Network);
 
 /// <summary>Resident memory in MiB of the three processes at one moment of the migration phase.</summary>
 internal sealed record ScaleSample(double Seconds, double Server1MiB, double Server2MiB, double ClientMiB);
@@ -77,9 +77,9 @@ internal static class ScaleBenchmark
 
     public static async Task<int> RunAsync(ScaleOptions options, CancellationToken cancellationToken)
     {
-        if (options.Max < 1 || options.Duration <= TimeSpan.Zero || options.InFlight < 1 || options.OpenConcurrency < 1 || options.EchoBytes < 1)
+        if (options.Sizes.Length == 0 || options.Sizes[0] < 1 || options.Duration <= TimeSpan.Zero || options.InFlight < 1 || options.OpenConcurrency < 1 || options.EchoBytes < 1)
         {
-            await Console.Error.WriteLineAsync("--max, --duration, --in-flight, --open-concurrency and --echo-bytes must be positive");
+            await Console.Error.WriteLineAsync("--max, --sizes, --duration, --in-flight, --open-concurrency and --echo-bytes must be positive");
             return 2;
         }
 
@@ -90,7 +90,7 @@ internal static class ScaleBenchmark
         }
 
         var transport = Environment.IsPrivilegedProcess ? "raw" : "udp";
-        int[] sizes = [.. new[] { 1_000, 10_000, options.Max }.Where(n => n <= options.Max).Distinct().Order()];
+        var sizes = options.Sizes;
         Console.WriteLine($"scale: N = [{string.Join(", ", sizes)}] over {transport}; {options.Duration.TotalSeconds:0} s of migrations with {options.InFlight} in flight; {options.EchoBytes} bytes echoed through each connection");
         var loadBefore = StreamBenchmark.LoadAverage();
         var rows = new List<ScaleRow>();

@@ -14,6 +14,10 @@ internal static class ScaleCommand
             Description = "the largest N; N runs 1000, 10000 and this, as far as they do not exceed it",
             DefaultValueFactory = _ => 50_000,
         };
+        var sizes = new Option<string>("--sizes")
+        {
+            Description = "the N to run, comma-separated (e.g. 50000), in place of 1000, 10000 and --max",
+        };
         var duration = new Option<string>("--duration")
         {
             Description = "how long the connections migrate, as a HOCON duration (60s, 2m)",
@@ -42,6 +46,7 @@ internal static class ScaleCommand
         var scale = new Command("scale", "N connections to two server processes: memory per connection, idle CPU, migrations/s back and forth, every byte checked (issue 13)")
         {
             max,
+            sizes,
             duration,
             inFlight,
             openConcurrency,
@@ -50,7 +55,10 @@ internal static class ScaleCommand
         };
         scale.SetAction(async (parse, cancellationToken) =>
         {
-            var options = new ScaleOptions(parse.GetValue(max), Duration(parse.GetValue(duration) ?? ""), parse.GetValue(inFlight), parse.GetValue(openConcurrency), parse.GetValue(echoBytes), parse.GetValue(network) ?? "127.0.0");
+            int[] ns = parse.GetValue(sizes) is { } list
+                ? [.. list.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(n => int.Parse(n, System.Globalization.CultureInfo.InvariantCulture))]
+                : [.. new[] { 1_000, 10_000, parse.GetValue(max) }.Where(n => n <= parse.GetValue(max))];
+            var options = new ScaleOptions([.. ns.Distinct().Order()], Duration(parse.GetValue(duration) ?? ""), parse.GetValue(inFlight), parse.GetValue(openConcurrency), parse.GetValue(echoBytes), parse.GetValue(network) ?? "127.0.0");
             return await ScaleBenchmark.RunAsync(options, cancellationToken);
         });
 
