@@ -94,9 +94,22 @@ internal static class ScaleBenchmark
         Console.WriteLine($"scale: N = [{string.Join(", ", sizes)}] over {transport}; {options.Duration.TotalSeconds:0} s of migrations with {options.InFlight} in flight; {options.EchoBytes} bytes echoed through each connection");
         var loadBefore = StreamBenchmark.LoadAverage();
         var rows = new List<ScaleRow>();
+        string? failure = null;
         foreach (var n in sizes)
         {
-            var row = await MeasureAsync(n, transport, options, cancellationToken);
+            ScaleRow row;
+            try
+            {
+                row = await MeasureAsync(n, transport, options, cancellationToken);
+            }
+            catch (TimeoutException e)
+            {
+                // A process exited or stopped answering (a node the cluster downed): the rows measured so far still count.
+                failure = $"N {n}: {e.Message}";
+                Console.WriteLine(failure);
+                break;
+            }
+
             rows.Add(row);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"N {n}: opened in {row.OpenSeconds:F1} s ({row.OpenFailed} failed); server RSS {row.RssPerConnectionKiB:F1} KiB/connection idle, {row.RssPerConnectionAfterEchoKiB:F1} after echo; heap {row.HeapPerConnectionKiB:F1} / {row.HeapPerConnectionAfterEchoKiB:F1} KiB; idle CPU {row.IdleCpuPercentServer1:F1} % / {row.IdleCpuPercentServer2:F1} % / {row.IdleCpuPercentClient:F1} %"));
@@ -104,8 +117,8 @@ internal static class ScaleBenchmark
                 $"  {row.MigrationsPerSecond:F0} migrations/s ({row.Migrations} completed, {row.MigrationsFailed} failed), wait p50 {row.WaitP50Ms:F2} ms p99 {row.WaitP99Ms:F2} ms, CPU {row.CpuMsPerMigration:F2} ms/migration, GC pause {row.GcPauseShareServer1:P1} / {row.GcPauseShareServer2:P1} / {row.GcPauseShareClient:P1}; RSS {row.RssAtMigrationStartMiB:F0} -> {row.RssAtMigrationEndMiB:F0} MiB ({row.RssGrowthDuringMigrationsPercent:F1} %); {row.BytesLost} of {row.BytesChecked} bytes lost"));
         }
 
-        await WriteArtifactsAsync(options, rows, $"{loadBefore} before, {StreamBenchmark.LoadAverage()} after");
-        return rows.All(r => r.BytesLost == 0 && r.OpenFailed == 0) ? 0 : 1;
+        await WriteArtifactsAsync(options, rows, $"{loadBefore} before, {StreamBenchmark.LoadAverage()} after", failure);
+        return failure is null && rows.All(r => r.BytesLost == 0 && r.OpenFailed == 0) ? 0 : 1;
     }
 
     private static async Task<ScaleRow> MeasureAsync(int n, string transport, ScaleOptions options, CancellationToken cancellationToken)
@@ -279,12 +292,12 @@ internal static class ScaleBenchmark
 
     private static double MiB(long bytes) => bytes / 1048576.0;
 
-    private static async Task WriteArtifactsAsync(ScaleOptions options, List<ScaleRow> rows, string loadAverage)
+    private static async Task WriteArtifactsAsync(ScaleOptions options, List<ScaleRow> rows, string loadAverage, string? failure)
     {
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
-            new { loadAverage, durationSeconds = options.Duration.TotalSeconds, inFlight = options.InFlight, openConcurrency = options.OpenConcurrency, echoBytes = options.EchoBytes, rows },
+            new { loadAverage, failure, durationSeconds = options.Duration.TotalSeconds, inFlight = options.InFlight, openConcurrency = options.OpenConcurrency, echoBytes = options.EchoBytes, rows },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
         await File.WriteAllTextAsync(Path.Combine(directory, "scale.json"), json);
         ScalePlot.Save(Path.Combine(directory, "scale"), rows);
@@ -305,6 +318,12 @@ internal static class ScaleBenchmark
         {
             table.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {r.Connections} | {r.OpenSeconds:F1} | {r.RssPerConnectionKiB:F1} | {r.HeapPerConnectionKiB:F1} | {r.RssPerConnectionAfterEchoKiB:F1} | {r.HeapPerConnectionAfterEchoKiB:F1} | {r.ClientRssPerConnectionKiB:F1} | {r.IdleCpuPercentServer1:F1}/{r.IdleCpuPercentServer2:F1}/{r.IdleCpuPercentClient:F1} | {r.MigrationsPerSecond:F0} | {r.MigrationsFailed} | {r.WaitP50Ms:F2} | {r.WaitP99Ms:F2} | {r.CpuMsPerMigration:F2} | {r.GcPauseShareServer1:P1}/{r.GcPauseShareServer2:P1}/{r.GcPauseShareClient:P1} | {r.RssAtMigrationStartMiB:F0} → {r.RssAtMigrationEndMiB:F0} | {r.RssGrowthDuringMigrationsPercent:F1} % | {r.BytesLost} of {r.BytesChecked} |"));
+        }
+
+        if (failure is not null)
+        {
+            table.AppendLine();
+            table.AppendLine($"The run stopped: {failure.Split('\n')[0]}");
         }
 
         table.AppendLine();
