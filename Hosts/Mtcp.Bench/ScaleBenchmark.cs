@@ -102,9 +102,10 @@ internal static class ScaleBenchmark
             {
                 row = await MeasureAsync(n, transport, options, cancellationToken);
             }
-            catch (TimeoutException e)
+            catch (Exception e) when (e is TimeoutException or InvalidOperationException)
             {
-                // A process exited or stopped answering (a node the cluster downed): the rows measured so far still count.
+                // A process exited or stopped answering (a node the cluster downed), or the client refused a step (a
+                // connection a takeover had already moved): the rows measured so far still count.
                 failure = $"N {n}: {e.Message}";
                 Console.WriteLine(failure);
                 break;
