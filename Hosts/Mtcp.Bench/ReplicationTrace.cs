@@ -9,6 +9,9 @@ internal sealed class MetricsScrape
 
     private MetricsScrape(Dictionary<string, double> samples) => _samples = samples;
 
+    /// <summary>How long the OpenTelemetry Prometheus exporter answers scrapes from its cache (its default, which the hosts keep).</summary>
+    public static readonly TimeSpan ResponseCacheDuration = TimeSpan.FromMilliseconds(300);
+
     public static MetricsScrape Empty { get; } = new([]);
 
     public static async Task<MetricsScrape> ReadAsync(HttpClient http, Uri url, CancellationToken cancellationToken)
