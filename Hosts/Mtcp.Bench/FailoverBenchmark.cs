@@ -534,7 +534,7 @@ internal static class FailoverBenchmark
         }
 
         md.AppendLine();
-        md.AppendLine("A new snapshot goes to the buddy as a whole state only once the replay it saves is due (`mtcp.migration.buddy-state`: 256 KiB and 8 bytes per byte of the last whole state, at most 4 MiB); "
+        md.AppendLine("A new snapshot goes to the buddy as a whole state only once the replay it saves is due (`mtcp.migration.buddy-state`, HOCON/mtcp-reference.conf; --cost-config may change it for this measurement); "
             + "until then the buddy's older snapshot and the read log since serve. The receive window does not close while ACKs wait: its right edge stays where the bytes received put it; "
             + "what bounds an upload is the client's send buffer (`mtcp.tcp.send-buffer-size`, 256 KiB), which holds every byte not yet acknowledged.");
         md.AppendLine();
