@@ -69,9 +69,6 @@ public sealed class ConnectionReplicator
     /// <summary>Whole states sent so far (to every buddy).</summary>
     public uint StatesSent => _generation;
 
-    /// <summary>Encoded bytes of the whole states sent so far (to every buddy).</summary>
-    public long StateBytesSent { get; private set; }
-
     /// <summary>The client's bytes sent as read logs so far (to every buddy).</summary>
     public long ReadLogBytesSent { get; private set; }
 
@@ -218,7 +215,6 @@ public sealed class ConnectionReplicator
         var encoded = state.ToArray();
         var total = (uint)encoded.Length;
         _sentStateLength = encoded.Length;
-        StateBytesSent += encoded.Length;
         ulong update = 0;
         for (var offset = 0; offset < encoded.Length; offset += _maxPiece)
         {
