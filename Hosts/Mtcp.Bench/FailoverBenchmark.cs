@@ -20,7 +20,8 @@ internal sealed record FailoverOptions(
     long EchoBytes,
     int Requests,
     int Repetitions,
-    string Network);
+    string Network,
+    string CostConfig);
 
 /// <summary>One SIGKILL of the serving node under a paced download: how long the client waited and what it received.</summary>
 /// <param name="DetectedMs">From the SIGKILL to the buddy's log line saying the node is unreachable and it takes its connections over (NaN with client-stored state: no node holds the connection to say so).</param>
@@ -59,6 +60,13 @@ internal sealed record FailoverSeries(string Replication, string Detector, IRead
 internal sealed record ReplicationCost(string Replication, double DownloadBytesPerSecond, double EchoBytesPerSecond, double RequestP50Us, double RequestP99Us);
 
 /// <summary>
+/// The cost of replication: each mode's figures, where buddy replication's time goes (its serving node's instruments,
+/// per phase, over every measured repetition), and a control round trip on this host measured in the same run.
+/// </summary>
+/// <param name="ControlBulkBytesPerSecond">the control connection's rate for an upload's worth of read-log-sized messages, acked one by one: what bounds a replicated upload.</param>
+internal sealed record ReplicationCosts(ReplicationCost[] Modes, ReplicationTrace[] BuddyTrace, double ControlRoundTripP50Us, double ControlRoundTripP99Us, double ControlBulkBytesPerSecond);
+
+/// <summary>
 /// The <c>failover</c> benchmark (issue 11). Two <c>Mtcp.Server</c> processes per cluster, the client an MTCP runtime
 /// of this process (raw IPv4 protocol 253 as root, UDP otherwise), everything on loopback addresses of --network.
 /// <list type="number">
@@ -85,6 +93,7 @@ internal static class FailoverBenchmark
     private const string FailoverFile = "failover.bin";
     private const string GoodputFile = "goodput.bin";
     private const int ClientHost = 10;
+    private const int ControlRoundTripHost = 11;
 
     /// <summary>The faster failure detector of the last series, laid over the nodes' configuration.</summary>
     private const string FastDetectorFile = "bench-failover-fast-detector.conf";
@@ -96,10 +105,10 @@ internal static class FailoverBenchmark
 
     public static async Task<int> RunAsync(FailoverOptions options, CancellationToken cancellationToken)
     {
-        if (options.Kills < 1 || options.FastKills < 0 || options.ClientKills < 0 || options.FileBytes < 1 << 20 || options.PaceBytesPerSecond < 1 || options.KillAtBytes < 1 || options.KillAtBytes >= options.FileBytes
+        if (options.Kills < 0 || options.FastKills < 0 || options.ClientKills < 0 || options.FileBytes < 1 << 20 || options.PaceBytesPerSecond < 1 || options.KillAtBytes < 1 || options.KillAtBytes >= options.FileBytes
             || options.GoodputBytes < 1 << 20 || options.EchoBytes < EchoValueBytes || options.Requests < 1 || options.Repetitions < 1)
         {
-            await Console.Error.WriteLineAsync("--kills, --rate, --requests and --repetitions must be positive, --fast-kills and --client-kills not negative, --file-size and --goodput-size at least 1 MiB, --kill-at between 1 and --file-size, --echo-size at least 64 KiB");
+            await Console.Error.WriteLineAsync("--rate, --requests and --repetitions must be positive, --kills, --fast-kills and --client-kills not negative, --file-size and --goodput-size at least 1 MiB, --kill-at between 1 and --file-size, --echo-size at least 64 KiB");
             return 2;
         }
 
@@ -125,6 +134,17 @@ internal static class FailoverBenchmark
                 await runtime.EnableClientMigrationAsync(cancellationToken);
                 Console.WriteLine($"failover: two server processes per cluster over {transport}, the client in this process at {options.Network}.{ClientHost}; load average {loadBefore}");
                 var costs = await MeasureCostsAsync(runtime, scratch.FullName, transport, options, files, goodputContent, cancellationToken);
+                var (controlRoundTrips, controlBulk) = await ControlRoundTrip.MeasureAsync(
+                    scratch.FullName, IPAddress.Parse($"{options.Network}.{ControlRoundTripHost}"), options.Requests, WarmUpRequests, options.EchoBytes, EchoValueBytes, EchoWindow, cancellationToken);
+                costs = costs with
+                {
+                    ControlRoundTripP50Us = Statistics.Percentile(controlRoundTrips, 0.5),
+                    ControlRoundTripP99Us = Statistics.Percentile(controlRoundTrips, 0.99),
+                    ControlBulkBytesPerSecond = controlBulk,
+                };
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"control connection (Akka.Remote over mutual TLS on loopback): round trip of {ControlRoundTrip.MessageBytes} B each way ({options.Requests} after {WarmUpRequests} unmeasured) p50 {costs.ControlRoundTripP50Us:F0} us, p99 {costs.ControlRoundTripP99Us:F0} us; "
+                    + $"bulk {controlBulk / 1e6:F1} MB/s ({options.EchoBytes / 1048576} MiB in {EchoValueBytes / 1024} KiB messages, {EchoWindow} unacknowledged at most)"));
                 var series = new List<FailoverSeries>
                 {
                     await KillSeriesAsync(runtime, scratch.FullName, transport, options, files, failoverContent, options.Kills, "buddy", ReferenceDetectorName, "", cancellationToken),
@@ -155,8 +175,11 @@ internal static class FailoverBenchmark
         }
     }
 
-    /// <summary>Both clusters up at once; each measurement done on one, then the other, --repetitions times; medians.</summary>
-    private static async Task<ReplicationCost[]> MeasureCostsAsync(MtcpRuntime runtime, string scratch, string transport, FailoverOptions options, string files, byte[] goodputContent, CancellationToken cancellationToken)
+    /// <summary>
+    /// The clusters up at once; each measurement done on one, then the next, --repetitions times; medians. The buddy
+    /// cluster's serving node is read before and after each phase for the trace.
+    /// </summary>
+    private static async Task<ReplicationCosts> MeasureCostsAsync(MtcpRuntime runtime, string scratch, string transport, FailoverOptions options, string files, byte[] goodputContent, CancellationToken cancellationToken)
     {
         string[] modes = ["off", "buddy", "client"];
         var clusters = new FailoverCluster[modes.Length];
@@ -165,8 +188,13 @@ internal static class FailoverBenchmark
             for (var i = 0; i < modes.Length; i++)
             {
                 var directory = Directory.CreateDirectory(Path.Combine(scratch, $"cost-{modes[i]}")).FullName;
-                clusters[i] = await FailoverCluster.StartAsync(directory, transport, options.Network, files, new FailoverClusterSettings(modes[i], FileBestRate: 0, FirstHost: 2 + (2 * i)));
+                clusters[i] = await FailoverCluster.StartAsync(directory, transport, options.Network, files, new FailoverClusterSettings(modes[i], FileBestRate: 0, FirstHost: 2 + (2 * i), options.CostConfig, Metrics: modes[i] == "buddy"));
             }
+
+            using var http = new HttpClient();
+            var buddy = Array.IndexOf(modes, "buddy");
+            string[] phases = ["download", "upload (echo)", "PING"];
+            var traced = phases.Select(_ => MetricsScrape.Empty).ToArray();
 
             Console.WriteLine($"cost of replication: clusters up ({string.Join(", ", modes.Select((mode, i) => $"{mode} at {clusters[i].Addresses[0]}"))}); {options.Repetitions} repetitions, one unmeasured first");
             var downloads = modes.Select(_ => new List<double>()).ToArray();
@@ -180,6 +208,18 @@ internal static class FailoverBenchmark
                     var requests0 = new IPEndPoint(clusters[i].Addresses[0], FailoverCluster.RequestPort);
                     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                     timeout.CancelAfter(DownloadTimeout);
+                    var scrapes = new List<MetricsScrape>();
+                    async Task ScrapeAsync()
+                    {
+                        if (i == buddy)
+                        {
+                            // The exporter answers a scrape within 300 ms of the last from its cache: a fast phase would read as empty.
+                            await Task.Delay(MetricsScrape.ResponseCacheDuration * 2, timeout.Token);
+                            scrapes.Add(await MetricsScrape.ReadAsync(http, clusters[i].MetricsUrl(0), timeout.Token));
+                        }
+                    }
+
+                    await ScrapeAsync();
                     var started = Stopwatch.GetTimestamp();
                     var download = await FailoverClient.DownloadAsync(runtime, files0, GoodputFile, goodputContent.Length, timeout.Token);
                     var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
@@ -188,11 +228,19 @@ internal static class FailoverBenchmark
                         throw new InvalidOperationException($"the {modes[i]} cluster's download failed or differs: {download.Failure ?? $"{download.Body.Length} bytes received"}");
                     }
 
+                    await ScrapeAsync();
                     var echo = await FailoverClient.EchoGoodputAsync(runtime, requests0, options.EchoBytes, EchoValueBytes, EchoWindow, timeout.Token);
+                    await ScrapeAsync();
                     var pings = await FailoverClient.PingRoundTripsAsync(runtime, requests0, options.Requests, WarmUpRequests, timeout.Token);
+                    await ScrapeAsync();
                     if (repetition < 0)
                     {
                         continue;
+                    }
+
+                    for (var phase = 0; phase < scrapes.Count - 1; phase++)
+                    {
+                        traced[phase] = traced[phase].Plus(scrapes[phase + 1].Since(scrapes[phase]));
                     }
 
                     downloads[i].Add(goodputContent.Length / seconds);
@@ -203,12 +251,25 @@ internal static class FailoverBenchmark
                 }
             }
 
-            return [.. modes.Select((mode, i) => new ReplicationCost(
+            ReplicationTrace[] trace =
+            [
+                ReplicationTrace.From(phases[0], "MB downloaded", options.Repetitions * goodputContent.Length / 1e6, traced[0]),
+                ReplicationTrace.From(phases[1], "MB uploaded", options.Repetitions * options.EchoBytes / 1e6, traced[1]),
+                ReplicationTrace.From(phases[2], "request", options.Repetitions * (options.Requests + WarmUpRequests), traced[2]),
+            ];
+            Console.WriteLine("buddy replication, its serving node's instruments over the measured repetitions:");
+            foreach (var phase in trace)
+            {
+                Console.WriteLine("  " + phase.Describe());
+            }
+
+            var figures = modes.Select((mode, i) => new ReplicationCost(
                 mode,
                 Statistics.Percentile(downloads[i], 0.5),
                 Statistics.Percentile(echoes[i], 0.5),
                 Statistics.Percentile(roundTrips[i], 0.5),
-                Statistics.Percentile(roundTrips[i], 0.99)))];
+                Statistics.Percentile(roundTrips[i], 0.99))).ToArray();
+            return new ReplicationCosts(figures, trace, double.NaN, double.NaN, double.NaN);
         }
         finally
         {
@@ -222,6 +283,12 @@ internal static class FailoverBenchmark
     private static async Task<FailoverSeries> KillSeriesAsync(
         MtcpRuntime runtime, string scratch, string transport, FailoverOptions options, string files, byte[] content, int kills, string replication, string detector, string detectorConfig, CancellationToken cancellationToken)
     {
+        if (kills == 0)
+        {
+            // --kills 0: the run measures the cost of replication alone.
+            return new FailoverSeries(replication, detector, []);
+        }
+
         var directory = Directory.CreateDirectory(Path.Combine(scratch, $"kills-{replication}-{(detectorConfig.Length == 0 ? "reference" : "fast")}")).FullName;
         using var cluster = await FailoverCluster.StartAsync(directory, transport, options.Network, files, new FailoverClusterSettings(replication, options.PaceBytesPerSecond, FirstHost: 2, detectorConfig));
 
@@ -307,8 +374,9 @@ internal static class FailoverBenchmark
         return content;
     }
 
-    private static async Task WriteArtifactsAsync(FailoverOptions options, string transport, string loadAverage, TimeSpan elapsed, ReplicationCost[] costs, List<FailoverSeries> series)
+    private static async Task WriteArtifactsAsync(FailoverOptions options, string transport, string loadAverage, TimeSpan elapsed, ReplicationCosts measured, List<FailoverSeries> series)
     {
+        var costs = measured.Modes;
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var off = costs.Single(c => c.Replication == "off");
@@ -378,6 +446,10 @@ internal static class FailoverBenchmark
                     },
                 },
                 costs,
+                controlRoundTripP50Us = measured.ControlRoundTripP50Us,
+                controlRoundTripP99Us = measured.ControlRoundTripP99Us,
+                controlBulkBytesPerSecond = measured.ControlBulkBytesPerSecond,
+                buddyTrace = measured.BuddyTrace,
             },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
         await File.WriteAllTextAsync(Path.Combine(directory, "failover.json"), json);
@@ -396,7 +468,7 @@ internal static class FailoverBenchmark
         md.AppendLine();
         md.AppendLine("| replication, failure detector | kills | survived | failover p50 (ms) | p99 | max | unreachable for the buddy, p50 (ms) | client wait for the buddy, p50 (ms) | bytes lost | duplicated | garbled |");
         md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var s in series)
+        foreach (var s in series.Where(s => s.Kills.Count > 0))
         {
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {s.Name} | {s.Kills.Count} | {s.KillsSurvived} | {s.FailoverP50Ms:F0} | {s.FailoverP99Ms:F0} | {s.FailoverMaxMs:F0} | {s.DetectedP50Ms:F0} | {s.MigrationWaitP50Ms:F0} | {s.BytesLost} | {s.BytesDuplicated} | {s.BytesCorrupted} |"));
@@ -437,8 +509,34 @@ internal static class FailoverBenchmark
         }
 
         md.AppendLine();
+        var added = buddy.RequestP50Us - off.RequestP50Us;
+        var goodputMet = Math.Min(downloadRatio, uploadRatio) >= 0.8;
+        var requestMet = added <= measured.ControlRoundTripP50Us;
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"buddy against off: download x{downloadRatio:F2}, upload x{uploadRatio:F2} (goodputRatio {Math.Min(downloadRatio, uploadRatio):F2}; goal >= 0.8); PING p50 {buddy.RequestP50Us - off.RequestP50Us:+0;-0} us, p99 {buddy.RequestP99Us - off.RequestP99Us:+0;-0} us (goal: at most one control round trip added)."));
+            $"buddy against off: download x{downloadRatio:F2}, upload x{uploadRatio:F2} (goodputRatio {Math.Min(downloadRatio, uploadRatio):F2}; goal >= 0.8: {(goodputMet ? "met" : "NOT met")}); PING p50 {added:+0;-0} us, p99 {buddy.RequestP99Us - off.RequestP99Us:+0;-0} us, "
+            + $"against a control round trip of p50 {measured.ControlRoundTripP50Us:F0} us, p99 {measured.ControlRoundTripP99Us:F0} us (goal: at most one control round trip added to the p50: {(requestMet ? "met" : "NOT met")})."));
+        md.AppendLine();
+        md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"The control round trip: two actor systems of the benchmark's process on a loopback address, with the nodes' Akka.Remote settings over mutual TLS, a {ControlRoundTrip.MessageBytes}-byte message (a small sealed replica update or ack) there and back, one at a time. "
+            + $"A request's bytes are acknowledged once the buddy holds them; the client's next request, a short segment, waits for that ACK (Nagle's algorithm, `mtcp.tcp.nagle`, on as in Linux without TCP_NODELAY), "
+            + $"so a request/response round trip gains the replication's ack delay: the control round trip plus the actor hops and the sealing on both nodes. "
+            + $"The same two actor systems carried {options.EchoBytes / 1048576} MiB in {EchoValueBytes / 1024} KiB messages, {EchoWindow} unacknowledged at most, at {measured.ControlBulkBytesPerSecond / 1e6:F1} MB/s: "
+            + $"a replicated upload's bytes all cross the control connection, so this rate (less the sealing and the buddy's work) bounds it."));
+        md.AppendLine();
+        md.AppendLine("Where buddy replication's time goes, from its serving node's instruments over the measured repetitions (docs/metrics.md; histogram figures are bucket upper bounds):");
+        md.AppendLine();
+        md.AppendLine("| phase | unit | whole-state messages per unit | whole-state KiB per unit | read-log messages per unit | read-log KiB per unit | buddy acks | ack delay p50 (us) | p99 (us) | client bytes awaiting their ACK at an ack, p50 (KiB) | p99 (KiB) |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var t in measured.BuddyTrace)
+        {
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {t.Phase} | {t.Unit} | {t.StateMessagesPerUnit:0.##} | {t.StateBytesPerUnit / 1024:0.#} | {t.ReadLogMessagesPerUnit:0.##} | {t.ReadLogBytesPerUnit / 1024:0.#} | {t.Acks:0} | {t.AckDelayP50Us:0} | {t.AckDelayP99Us:0} | {t.GatedP50Bytes / 1024:0} | {t.GatedP99Bytes / 1024:0} |"));
+        }
+
+        md.AppendLine();
+        md.AppendLine("A new snapshot goes to the buddy as a whole state only once the replay it saves is due (`mtcp.migration.buddy-state`, HOCON/mtcp-reference.conf; --cost-config may change it for this measurement); "
+            + "until then the buddy's older snapshot and the read log since serve. The receive window does not close while ACKs wait: its right edge stays where the bytes received put it; "
+            + "what bounds an upload is the client's send buffer (`mtcp.tcp.send-buffer-size`, 256 KiB), which holds every byte not yet acknowledged.");
         md.AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"client against off: download x{clientDownloadRatio:F2}, upload x{clientUploadRatio:F2} (goodputRatio {Math.Min(clientDownloadRatio, clientUploadRatio):F2}); PING p50 {clientCost.RequestP50Us - off.RequestP50Us:+0;-0} us, p99 {clientCost.RequestP99Us - off.RequestP99Us:+0;-0} us."));

@@ -8,9 +8,10 @@ namespace Mtcp.Bench;
 /// <summary>
 /// How the failover benchmark's two nodes are configured: their replication mode, their file server's pace (0: as fast
 /// as the connection takes it), the last octet of the first node's address (the second takes the next), and any lines
-/// laid over the reference configuration (a faster failure detector).
+/// laid over the reference configuration (a faster failure detector), and whether each node serves its metrics for
+/// Prometheus (the cost measurement reads the replication's instruments there).
 /// </summary>
-internal sealed record FailoverClusterSettings(string Replication, long FileBestRate, int FirstHost, string ExtraConfig = "");
+internal sealed record FailoverClusterSettings(string Replication, long FileBestRate, int FirstHost, string ExtraConfig = "", bool Metrics = false);
 
 /// <summary>
 /// Two <c>Mtcp.Server</c> processes of one Akka.Cluster (control plane on mutual TLS with a CA made per cluster) at
@@ -37,6 +38,7 @@ internal sealed class FailoverCluster : IDisposable
     private readonly ScaleProcess?[] _nodes = new ScaleProcess?[2];
     private readonly IPEndPoint[] _controls = new IPEndPoint[2];
     private readonly int[] _incarnations = new int[2];
+    private readonly Uri?[] _metrics = new Uri?[2];
 
     private FailoverCluster(string scratch, string transport, string network, string files, FailoverClusterSettings settings)
     {
@@ -51,6 +53,9 @@ internal sealed class FailoverCluster : IDisposable
     }
 
     public IPAddress[] Addresses { get; }
+
+    /// <summary>Node <paramref name="node"/>'s Prometheus scrape URL (settings with Metrics on).</summary>
+    public Uri MetricsUrl(int node) => _metrics[node] ?? throw new InvalidOperationException($"node {node + 1} serves no metrics");
 
     /// <summary>Starts both nodes (the first the seed) and waits until each sees the other's service endpoints.</summary>
     public static async Task<FailoverCluster> StartAsync(string scratch, string transport, string network, string files, FailoverClusterSettings settings)
@@ -109,6 +114,14 @@ internal sealed class FailoverCluster : IDisposable
         var name = $"server{node + 1}";
         var certificate = ClusterCertificates.IssueNode(_certificates, $"{name}-{incarnation}", [address.ToString()], _certificates, TimeSpan.FromDays(1));
         var config = Path.Combine(_scratch, $"{name}-{incarnation}.conf");
+        var metrics = "";
+        if (_settings.Metrics)
+        {
+            var endPoint = new IPEndPoint(address, ScaleBenchmark.FreeTcpPort(address));
+            _metrics[node] = new Uri($"http://{endPoint}{PrometheusEndpoint.ScrapePath}");
+            metrics = $"mtcp.hosts.server.metrics.prometheus-endpoint = \"{endPoint}\"";
+        }
+
         var pace = _settings.FileBestRate > 0
             ? string.Create(CultureInfo.InvariantCulture, $"pace {{ best-rate = {_settings.FileBestRate}, degrade-after = 1TiB }}")
             : "";
@@ -122,6 +135,7 @@ internal sealed class FailoverCluster : IDisposable
             mtcp.hosts.server.request { enabled = on, port = {{RequestPort}}, max-value-bytes = {{FailoverBenchmark.EchoValueBytes}} }
             mtcp.migration.cluster-key = "{{_key}}"
             mtcp.migration.replication = {{_settings.Replication}}
+            {{metrics}}
             {{_settings.ExtraConfig}}
             """);
         var process = ScaleProcess.Start($"{name}#{incarnation}", ScaleBenchmark.HostDll("Mtcp.Server"), ["--config", config]);

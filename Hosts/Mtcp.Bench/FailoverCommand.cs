@@ -9,7 +9,7 @@ internal static class FailoverCommand
     {
         var kills = new Option<int>("--kills")
         {
-            Description = "SIGKILLs of the serving node with buddy replication and the reference failure detector",
+            Description = "SIGKILLs of the serving node with buddy replication and the reference failure detector; 0 (with --fast-kills 0 --client-kills 0) measures only the cost of replication",
             DefaultValueFactory = _ => 20,
         };
         var fastKills = new Option<int>("--fast-kills")
@@ -59,8 +59,13 @@ internal static class FailoverCommand
         };
         var network = new Option<string>("--network")
         {
-            Description = "three octets of a loopback network: the nodes take .2 to .7, the client .10",
+            Description = "three octets of a loopback network: the nodes take .2 to .7, the client .10, the control round trip's two actor systems .11",
             DefaultValueFactory = _ => "127.0.11",
+        };
+        var costConfig = new Option<string>("--cost-config")
+        {
+            Description = "HOCON laid over the reference configuration of every node of the cost measurement's clusters, e.g. \"mtcp.migration.buddy-state { min-progress = 0, progress-per-state-byte = 0, max-progress = 0 }\" to send every snapshot to the buddy",
+            DefaultValueFactory = _ => "",
         };
         var command = new Command("failover", "SIGKILL of the serving node under a download: time to the next new byte, bytes lost and duplicated; the cost of buddy replication and of client-stored state against none (issue 11)")
         {
@@ -75,6 +80,7 @@ internal static class FailoverCommand
             requests,
             repetitions,
             network,
+            costConfig,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -89,7 +95,8 @@ internal static class FailoverCommand
                 parse.GetValue(echoSize),
                 parse.GetValue(requests),
                 parse.GetValue(repetitions),
-                parse.GetValue(network) ?? "127.0.11");
+                parse.GetValue(network) ?? "127.0.11",
+                parse.GetValue(costConfig) ?? "");
             return await FailoverBenchmark.RunAsync(options, cancellationToken);
         });
         return command;

@@ -15,6 +15,11 @@ internal static class FailoverPlot
         var palette = new ScottPlot.Palettes.Category10();
         for (var i = 0; i < series.Count; i++)
         {
+            if (series[i].Kills.Count == 0)
+            {
+                continue;
+            }
+
             var survived = series[i].Kills.Where(k => k.Survived).ToArray();
             var points = plot.Add.ScatterPoints(survived.Select(k => (double)k.Index).ToArray(), survived.Select(k => k.FailoverMs).ToArray(), palette.GetColor(i));
             points.MarkerSize = 9;

@@ -10,9 +10,10 @@ namespace Mtcp.Stack.Migration;
 /// since), so that the buddy can answer the client's special SYN if this node dies:
 /// <list type="bullet">
 /// <item>the whole state, packaged by <see cref="TcpConnection.PackageReplica"/> (the state reply's own encoding, cut
-/// into <see cref="ReplicaState"/> pieces that each fit one control frame), when the buddy holds none yet, or the
-/// snapshot, the TCP state or the credential changed; one whole state unacknowledged at a time, later changes wait
-/// for its ack and go in the next;</item>
+/// into <see cref="ReplicaState"/> pieces that each fit one control frame), when the buddy holds none yet, the TCP
+/// state or the credential changed, or a new snapshot is due by the <see cref="ReplicaStateSchedule"/> (the buddy's
+/// older snapshot and the read log since serve as well, only with a longer replay); one whole state unacknowledged at
+/// a time, later changes wait for its ack and go in the next;</item>
 /// <item>otherwise only the client's bytes received since, as <see cref="ReplicaReadLog"/>s.</item>
 /// </list>
 /// Pipelined and batched: each <see cref="Update"/> sends whatever is new, in as few messages as fit, without waiting
@@ -23,6 +24,7 @@ public sealed class ConnectionReplicator
 {
     private readonly ConnectionId _cid;
     private readonly int _maxPiece;
+    private readonly ReplicaStateSchedule _schedule;
     private readonly Queue<ControlMessage> _outbox = new();
 
     /// <summary>Updates sent and not yet acknowledged, with the client's sequence number each covers.</summary>
@@ -43,16 +45,22 @@ public sealed class ConnectionReplicator
     private TcpState _sentTcpState;
     private byte[] _sentCredential = [];
 
+    /// <summary>The encoded length of the last whole state sent.</summary>
+    private long _sentStateLength;
+
     /// <summary>The client's bytes sent to the buddy end here.</summary>
     private SeqNumber _sentUpTo;
 
     /// <param name="cid">the connection, as this server names it.</param>
     /// <param name="maxPiece">most state or read-log bytes in one message, so that each sealed message fits one control frame.</param>
-    public ConnectionReplicator(ConnectionId cid, int maxPiece)
+    /// <param name="schedule">when a new application snapshot goes to the buddy as a whole state.</param>
+    public ConnectionReplicator(ConnectionId cid, int maxPiece, ReplicaStateSchedule schedule)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPiece);
+        ArgumentNullException.ThrowIfNull(schedule);
         _cid = cid;
         _maxPiece = maxPiece;
+        _schedule = schedule;
     }
 
     /// <summary>Updates sent and not yet acknowledged.</summary>
@@ -60,6 +68,9 @@ public sealed class ConnectionReplicator
 
     /// <summary>Whole states sent so far (to every buddy).</summary>
     public uint StatesSent => _generation;
+
+    /// <summary>The client's bytes sent as read logs so far (to every buddy).</summary>
+    public long ReadLogBytesSent { get; private set; }
 
     /// <summary>
     /// A new buddy, or one that lost what it held: the next <see cref="Update"/> sends the whole state, and acks of
@@ -89,9 +100,9 @@ public sealed class ConnectionReplicator
         }
 
         var changed = !_stateSent
-            || !ReferenceEquals(connection.LastSnapshot, _sentSnapshot)
             || connection.State != _sentTcpState
-            || !credential.SequenceEqual(_sentCredential);
+            || !credential.SequenceEqual(_sentCredential)
+            || SnapshotDue(connection.LastSnapshot);
         if (changed && _stateInFlight is null)
         {
             SendState(connection, credential);
@@ -112,6 +123,7 @@ public sealed class ConnectionReplicator
             var update = _nextUpdate++;
             _outbox.Enqueue(new ReplicaReadLog(update, _cid, _generation, _sentUpTo, bytes));
             _sentUpTo += length;
+            ReadLogBytesSent += length;
             _unacknowledged.Enqueue((update, _sentUpTo));
         }
     }
@@ -167,6 +179,27 @@ public sealed class ConnectionReplicator
         _outbox.Enqueue(new ReplicaRelease(_nextUpdate++, _cid));
     }
 
+    /// <summary>
+    /// Whether <paramref name="snapshot"/>, the connection's last, is to replace the buddy's: the first one the
+    /// application exported always is (the buddy then knows what the application keeps); a later one once the replay it
+    /// saves is due by the schedule.
+    /// </summary>
+    private bool SnapshotDue(ConnectionSnapshot? snapshot)
+    {
+        if (ReferenceEquals(snapshot, _sentSnapshot))
+        {
+            return false;
+        }
+
+        if (snapshot is null || _sentSnapshot is null)
+        {
+            return true;
+        }
+
+        long progress = (snapshot.RcvSeqSnapshot - _sentSnapshot.RcvSeqSnapshot) + (snapshot.SndSeqSnapshot - _sentSnapshot.SndSeqSnapshot);
+        return _schedule.IsDue(progress, _sentStateLength);
+    }
+
     /// <summary>The next message for the buddy, in order.</summary>
     public bool PollOutgoing(out ControlMessage message) => _outbox.TryDequeue(out message!);
 
@@ -181,6 +214,7 @@ public sealed class ConnectionReplicator
         _generation++;
         var encoded = state.ToArray();
         var total = (uint)encoded.Length;
+        _sentStateLength = encoded.Length;
         ulong update = 0;
         for (var offset = 0; offset < encoded.Length; offset += _maxPiece)
         {

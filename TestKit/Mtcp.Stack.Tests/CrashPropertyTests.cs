@@ -126,6 +126,16 @@ internal static class CrashSchedule
             SnapshotEvery = random.Next(1, 17),
             ControlLatency = TimeSpan.FromMilliseconds(random.Next(1, 20)),
             Replication = true,
+
+            // From a generator of its own, so that every other draw of a seed stays what it was: every snapshot a whole
+            // state (as before whole states were scheduled), or one whole state per some kilobytes of replay saved, so
+            // that takeovers replay from older snapshots, regenerate output the client already has, and discard it.
+            ReplicaStates = new Random(~seed).Next(3) switch
+            {
+                0 => ReplicaStateSchedule.EverySnapshot,
+                1 => new ReplicaStateSchedule(MinProgress: 8 * 1024, ProgressPerStateByte: 2, MaxProgress: 64 * 1024),
+                _ => new ReplicaStateSchedule(MinProgress: 32 * 1024, ProgressPerStateByte: 8, MaxProgress: 128 * 1024),
+            },
         };
         var bed = new MigrationTestbed(seed, conditions, options);
         bed.Connection.Failover = ClientTimers;

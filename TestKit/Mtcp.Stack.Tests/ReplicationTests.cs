@@ -110,7 +110,7 @@ public sealed class ReplicationTests
     public void A_buddy_fed_by_the_replicator_must_hold_the_snapshot_and_every_byte_since_and_release_the_ACK()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, ReplicaStateSchedule.EverySnapshot);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         var start = link.Server.ReceiveNext;
         link.Server.AcknowledgeReplicatedUpTo(start);
@@ -146,7 +146,7 @@ public sealed class ReplicationTests
     public void A_buddy_that_missed_an_update_must_ask_for_the_whole_state_and_get_it()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, ReplicaStateSchedule.EverySnapshot);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         link.Server.AcknowledgeReplicatedUpTo(link.Server.ReceiveNext);
         replicator.Update(link.Server, []);
@@ -173,7 +173,7 @@ public sealed class ReplicationTests
     public void A_released_connection_must_leave_the_buddy()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, ReplicaStateSchedule.EverySnapshot);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         replicator.Update(link.Server, []);
         Deliver(replicator, store, link.Server);
@@ -192,7 +192,7 @@ public sealed class ReplicationTests
         var cid = AuthenticationFixture.Cid;
         var link = new DirectLink(ServerConfig, ClientConfig);
         var credential = ServerMigration.IssueCredential(authenticator, cid, AuthenticationFixture.ClientIsn, AuthenticationFixture.ServerIsn, out var secret);
-        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000);
+        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, ReplicaStateSchedule.EverySnapshot);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 2_000));
         link.Exchange();
@@ -215,6 +215,84 @@ public sealed class ReplicationTests
         Assert.IsType<StateReject>(store.AnswerStateRequest(good, authenticator, out var replayed));
         Assert.Equal(MigratedConnectionCheck.Replayed, replayed);
     }
+
+    [Fact]
+    public void A_new_snapshot_must_wait_for_a_whole_state_until_the_replay_it_saves_is_due_and_the_buddy_must_still_hold_every_byte()
+    {
+        // A request/response session: each request read and answered, then a snapshot exported (as the request server does).
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, new ReplicaStateSchedule(MinProgress: 4_000, ProgressPerStateByte: 0, MaxProgress: 1 << 20));
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        replicator.Update(link.Server, []);
+        Deliver(replicator, store, link.Server);
+        for (var request = 0; request < 10; request++)
+        {
+            link.Client.Write(MigrationSnapshotTests.Pattern(1, request * 500, 500));
+            link.Exchange();
+            replicator.Update(link.Server, []);
+            Deliver(replicator, store, link.Server);
+            Assert.Equal(500, link.Server.Read(new byte[500]));
+            link.Server.Write(MigrationSnapshotTests.Pattern(2, request * 100, 100));
+            link.Server.ExportState([(byte)request]);
+            replicator.Update(link.Server, []);
+            Deliver(replicator, store, link.Server);
+            link.Exchange();
+        }
+
+        // The state at the connection's start, then the first snapshot exported (the buddy learns what the application
+        // keeps), then the one that saves 4,000 bytes of replay or more (600 a request: request 7's): three, not eleven.
+        // Every byte the client sent went as a read log and is acknowledged, and the buddy holds its snapshot and every
+        // byte since.
+        Assert.Equal(3u, replicator.StatesSent);
+        Assert.Equal(5_000, replicator.ReadLogBytesSent);
+        Assert.Equal(start + 5_000, link.Client.SendUnacknowledged);
+        Assert.True(store.TryGetState(Cid, out var state, out _));
+        Assert.Equal([7], state.AppState.ToArray());
+        Assert.Equal(start + 4_000, state.RcvSeqSnapshot);
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 4_000, 1_000), state.ReadBufferState.ToArray());
+    }
+
+    [Fact]
+    public void A_state_change_must_go_to_the_buddy_at_once_whatever_the_schedule()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 8, MaxProgress: 1 << 20));
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        link.Server.AcknowledgeReplicatedUpTo(link.Server.ReceiveNext);
+        replicator.Update(link.Server, []);
+        Deliver(replicator, store, link.Server);
+        link.Server.ExportState([1]);
+        replicator.Update(link.Server, []);
+        Deliver(replicator, store, link.Server);
+        link.Server.ExportState([2]);
+        replicator.Update(link.Server, []);
+        Deliver(replicator, store, link.Server);
+        Assert.Equal(2u, replicator.StatesSent);
+
+        link.Client.Close(link.Now);
+        link.Exchange();
+        Assert.Equal(TcpState.CloseWait, link.Server.State);
+        replicator.Update(link.Server, []);
+        Deliver(replicator, store, link.Server);
+        link.Exchange();
+
+        Assert.Equal(3u, replicator.StatesSent);
+        Assert.True(store.TryGetState(Cid, out var state, out _));
+        Assert.Equal([2], state.AppState.ToArray());
+        Assert.Equal(link.Server.ReceiveNext, link.Client.SendUnacknowledged);
+    }
+
+    [Theory]
+    [InlineData(0, 0, 0, 0, 1, true)]
+    [InlineData(4_000, 0, 1 << 20, 3_999, 100, false)]
+    [InlineData(4_000, 0, 1 << 20, 4_000, 100, true)]
+    [InlineData(4_000, 8, 1 << 20, 4_000, 1_000, false)]
+    [InlineData(4_000, 8, 1 << 20, 8_000, 1_000, true)]
+    [InlineData(4_000, 8, 1 << 20, 1 << 20, 1 << 20, true)]
+    public void A_snapshot_must_be_due_at_the_larger_of_the_minimum_and_the_ratio_and_at_the_maximum_at_the_latest(long min, int ratio, long max, long progress, long lastState, bool due) =>
+        Assert.Equal(due, new ReplicaStateSchedule(min, ratio, max).IsDue(progress, lastState));
 
     private static void Deliver(ConnectionReplicator replicator, ReplicaStore<string> store, TcpConnection origin)
     {

@@ -59,6 +59,9 @@ public sealed record TestbedOptions
     /// </summary>
     public bool Replication { get; init; }
 
+    /// <summary>With <see cref="Replication"/>: when a new snapshot goes to the buddy as a whole state (older ones and the read log since otherwise serve).</summary>
+    public ReplicaStateSchedule ReplicaStates { get; init; } = ReplicaStateSchedule.EverySnapshot;
+
     /// <summary>Servers' TCP settings; the read log is switched on for them and off for the client.</summary>
     public TcpConfig Tcp { get; init; } = TcpConfig.Default with
     {
@@ -249,7 +252,8 @@ public sealed class MigrationTestbed
             _endpoints[index].Address,
             lost => Enumerable.Range(1, _endpoints.Length - 1).Select(step => _endpoints[(index + step) % _endpoints.Length].Address).Where(a => !lost.Contains(a)).Select(a => (IpAddress?)a).FirstOrDefault(),
             MaxReplicaLength,
-            ReplicaPiece)
+            ReplicaPiece,
+            Options.ReplicaStates)
         : null;
 
     private ServerSession CreateSession(TcpConnection connection, ImportedState imported) => Options.Service switch

@@ -25,11 +25,13 @@ public sealed class SimulatedBuddyReplication
     /// <param name="chooseBuddy">the buddy of this server's connections in its current view (null: none, unreplicated).</param>
     /// <param name="maxStateLength">largest whole state a replica may hold.</param>
     /// <param name="maxPiece">most state or read-log bytes in one replica update.</param>
-    public SimulatedBuddyReplication(IpAddress self, Func<IReadOnlySet<IpAddress>, IpAddress?> chooseBuddy, int maxStateLength, int maxPiece)
+    /// <param name="stateSchedule">when a new snapshot goes to the buddy as a whole state.</param>
+    public SimulatedBuddyReplication(IpAddress self, Func<IReadOnlySet<IpAddress>, IpAddress?> chooseBuddy, int maxStateLength, int maxPiece, ReplicaStateSchedule stateSchedule)
     {
         Self = self;
         ChooseBuddy = chooseBuddy;
         MaxPiece = maxPiece;
+        StateSchedule = stateSchedule;
         Takeover = new ReplicaTakeover<IpAddress>(maxStateLength);
     }
 
@@ -38,6 +40,8 @@ public sealed class SimulatedBuddyReplication
     public Func<IReadOnlySet<IpAddress>, IpAddress?> ChooseBuddy { get; }
 
     public int MaxPiece { get; }
+
+    public ReplicaStateSchedule StateSchedule { get; }
 
     /// <summary>The replicas of other servers' connections held here, and what was decided about them (the runtime's).</summary>
     public ReplicaTakeover<IpAddress> Takeover { get; }
@@ -93,7 +97,7 @@ public sealed class SimulatedBuddyReplication
 
             if (!_replicating.TryGetValue(endpoint, out var replicated))
             {
-                replicated = new Replicated(new ConnectionReplicator(endpoint.Cid, MaxPiece));
+                replicated = new Replicated(new ConnectionReplicator(endpoint.Cid, MaxPiece, StateSchedule));
                 _replicating[endpoint] = replicated;
                 Rechoose(endpoint, replicated, buddy, send);
             }

@@ -152,7 +152,7 @@ public sealed class MtcpServerNode
             {
                 case ReplicationMode.Buddy:
                     node._replicatingAs = Akka.Cluster.Cluster.Get(system).SelfAddress;
-                    replication = new ReplicationSupport(node._replicatingAs, ReplicationSettings.MaxPiece(ControlSettings.Create(system).ReplyChunkSize));
+                    replication = ReplicationSettings.Support(system, node._replicatingAs);
                     break;
                 case ReplicationMode.Client:
                     var maxSize = ReplicationSettings.ClientStateMaxSize(config);

@@ -1,6 +1,8 @@
 using Akka.Configuration;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Migration;
 using Mtcp.Actors.Replication;
+using Mtcp.Stack.Migration;
 
 namespace Mtcp.Actors.Configuration;
 
@@ -44,6 +46,32 @@ internal static class ReplicationSettings
         return HoconValues.Size(config, ClientStateMaxSizePath, Mtcp.Wire.ClientStateBlob.Overhead + 1, ClientStateMaxSizeLimit);
     }
 
+    public const string StateSchedulePath = "mtcp.migration.buddy-state";
+
     /// <summary>Most state or read-log bytes in one replica message, for control messages cut at <paramref name="replyChunkSize"/>.</summary>
     public static int MaxPiece(int replyChunkSize) => Math.Max(1, replyChunkSize - EnvelopeOverhead);
+
+    /// <summary>Buddy replication on the node of <paramref name="system"/>, known in its cluster as <paramref name="self"/>, as configured.</summary>
+    /// <exception cref="ConfigurationException">a key of <c>mtcp.control</c> or <c>mtcp.migration.buddy-state</c> is invalid.</exception>
+    public static ReplicationSupport Support(Akka.Actor.ActorSystem system, Akka.Actor.Address self)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var control = ControlSettings.Create(system);
+        return new ReplicationSupport(self, MaxPiece(control.ReplyChunkSize), StateSchedule(MtcpConfig.WithFallback(system.Settings.Config), control.MaxStateReplySize));
+    }
+
+    /// <summary>
+    /// <c>mtcp.migration.buddy-state</c>: when a new snapshot goes to the buddy as a whole state. Its max-progress may be
+    /// at most half of <paramref name="maxStateReplySize"/>: the buddy's read log grows that far, and the state it
+    /// composes from it at a takeover must still fit one state reply.
+    /// </summary>
+    /// <exception cref="ConfigurationException">a key is missing or out of range.</exception>
+    public static ReplicaStateSchedule StateSchedule(Config config, int maxStateReplySize)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var maxProgress = HoconValues.LongSize(config, StateSchedulePath + ".max-progress", 0, maxStateReplySize / 2);
+        var minProgress = HoconValues.LongSize(config, StateSchedulePath + ".min-progress", 0, maxProgress);
+        var ratio = HoconValues.Integer(config, StateSchedulePath + ".progress-per-state-byte", 0, 1_000);
+        return new ReplicaStateSchedule(minProgress, ratio, maxProgress);
+    }
 }

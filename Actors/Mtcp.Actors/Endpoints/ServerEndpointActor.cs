@@ -43,6 +43,9 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     /// <summary>Buddy replication of this connection (<c>mtcp.migration.replication = buddy</c>); null when off.</summary>
     private readonly ConnectionReplicator? _replicator;
 
+    /// <summary>Replica updates sent to the buddy and not yet acknowledged, with when they went (for <c>mtcp.replication.ack.delay</c>).</summary>
+    private readonly Queue<(ulong Update, Instant At)> _replicaSentAt = new();
+
     /// <summary>The directory's view the buddy was chosen from; another view means choosing again.</summary>
     private AlternateServersChanged? _replicationView;
     private Address? _buddy;
@@ -66,7 +69,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         _endpoint = new MtcpServerEndpoint<IActorRef>(context.TcpTo(key.RemoteAddress), context.ConnectionIdOf(key), iss ?? context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
         if (context.Migration is { Replication: { } replication, Authenticator: not null })
         {
-            _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece);
+            _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece, replication.StateSchedule);
         }
 
         if (context.Migration is { ClientState: { } clientState, Authenticator: not null })
@@ -116,7 +119,11 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         {
             if (_replicator is not null && received.Buddy.Equals(_buddy))
             {
-                Drive(now => _replicator.HandleAck(received.Ack, _endpoint.Connection));
+                Drive(now =>
+                {
+                    MeasureReplicaAck(now, received.Ack);
+                    _replicator.HandleAck(received.Ack, _endpoint.Connection);
+                });
             }
         });
 
@@ -372,8 +379,44 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             if (_buddy is { } buddy)
             {
                 control.Tell(new ReplicateTo(buddy, update));
-                MigrationMetrics.ReplicaUpdates.Add(1, new KeyValuePair<string, object?>("kind", update is ReplicaReadLog ? "read-log" : "state"));
+                var kind = new KeyValuePair<string, object?>("kind", update is ReplicaReadLog ? "read-log" : "state");
+                MigrationMetrics.ReplicaUpdates.Add(1, kind);
+                switch (update)
+                {
+                    case ReplicaReadLog readLog:
+                        MigrationMetrics.ReplicaUpdateBytes.Add(readLog.Bytes.Length, kind);
+                        _replicaSentAt.Enqueue((readLog.RequestId, _context.Clock.Now));
+                        break;
+                    case ReplicaState piece:
+                        MigrationMetrics.ReplicaUpdateBytes.Add(piece.Piece.Length, kind);
+                        _replicaSentAt.Enqueue((piece.RequestId, _context.Clock.Now));
+                        break;
+                }
             }
+        }
+    }
+
+    /// <summary>
+    /// The buddy's ack of updates up to its request id: how long each waited (the delay the client's ACK saw) and how
+    /// many of the client's bytes were held unacknowledged meanwhile (docs/metrics.md).
+    /// </summary>
+    private void MeasureReplicaAck(Instant now, ReplicaAck ack)
+    {
+        if (ack.Status != ReplicaAckStatus.Held)
+        {
+            return;
+        }
+
+        var connection = _endpoint.Connection;
+        if (connection.ReplicatedUpTo is { } replicated && connection.ReceivedDataEnd > replicated)
+        {
+            MigrationMetrics.ReplicaGatedSize.Record(connection.ReceivedDataEnd - replicated);
+        }
+
+        while (_replicaSentAt.TryPeek(out var sent) && sent.Update <= ack.RequestId)
+        {
+            _replicaSentAt.Dequeue();
+            MigrationMetrics.ReplicaAckDelay.Record((now - sent.At).TotalSeconds);
         }
     }
 
@@ -404,6 +447,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                 // Back: what was sent meanwhile was dropped, so it gets the whole state again.
                 _buddyUnreachable = false;
                 _replicator!.Restart();
+                _replicaSentAt.Clear();
             }
 
             return;
@@ -417,6 +461,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         }
 
         _replicator!.Restart();
+        _replicaSentAt.Clear();
         _buddy = buddy;
         var connection = _endpoint.Connection;
         if (buddy is null)

@@ -33,9 +33,9 @@ internal sealed record MigrationSupport(
 /// <summary>
 /// Buddy replication on a server node: <paramref name="Self"/> is the node's cluster address (its connections' buddy is
 /// another member serving the same port, <c>BuddyChoice</c>), <paramref name="MaxPiece"/> the most bytes one replica
-/// message carries.
+/// message carries, <paramref name="StateSchedule"/> when a new snapshot goes as a whole state (<c>mtcp.migration.buddy-state</c>).
 /// </summary>
-internal sealed record ReplicationSupport(Address Self, int MaxPiece);
+internal sealed record ReplicationSupport(Address Self, int MaxPiece, Stack.Migration.ReplicaStateSchedule StateSchedule);
 
 /// <summary>
 /// Client-stored state on a server node (docs/failover.md): <paramref name="MaxLength"/> bounds a sealed state

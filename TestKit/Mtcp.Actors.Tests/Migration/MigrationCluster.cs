@@ -183,7 +183,7 @@ public sealed class MigrationCluster : IAsyncDisposable
         foreach (var (transport, runtime) in node.Runtimes)
         {
             var replication = _options.Replication
-                ? new ReplicationSupport(Akka.Cluster.Cluster.Get(system).SelfAddress, ReplicationSettings.MaxPiece(ControlSettings.Create(system).ReplyChunkSize))
+                ? ReplicationSettings.Support(system, Akka.Cluster.Cluster.Get(system).SelfAddress)
                 : null;
             await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, node.Control, node.Directory, Replication: replication, ClientState: clientState));
             var listener = new MtcpListener(runtime, ServicePort(transport));
