@@ -4,12 +4,13 @@ namespace Mtcp.Stack;
 
 /// <summary>
 /// Segments that arrived together: what one read of the receive queue hands up, as GRO hands a burst to Linux's TCP.
-/// Between <see cref="BeginBurst"/> and <see cref="EndBurst"/> the in-order data of the burst is acknowledged once, at
-/// its end, by one ACK covering every segment of it (an ACK for more than two segments is allowed: RFC 5681 §4.2, RFC
-/// 9293 §3.8.6.3 ask for at least one ACK per two full-sized segments received, not one per two segments on the wire).
-/// Everything that RFC 5681 §4.2 wants acknowledged at once keeps its own ACK, built when its segment is processed
-/// and sent ahead of anything else: an out-of-order segment's duplicate ACK with the SACK blocks of that moment (RFC
-/// 6675 counts them), the ACK of a segment that fills a hole, of a duplicate, a challenge ACK.
+/// Between <see cref="BeginBurst"/> and <see cref="EndBurst"/>, with <see cref="TcpConfig.AckPerBurst"/>, the in-order
+/// data of the burst is acknowledged once, at its end, by one ACK covering every segment of it (RFC 5681 §4.2 and RFC
+/// 9293 §3.8.6.3 ask for at least one ACK per two full-sized segments received; Linux sends one per GRO burst);
+/// without it, every second full-sized segment's ACK is built in place, as one at a time. Everything that RFC 5681 §4.2
+/// wants acknowledged at once keeps its own ACK, built when its segment is processed and sent ahead of anything else:
+/// an out-of-order segment's duplicate ACK with the SACK blocks of that moment (RFC 6675 counts them), the ACK of a
+/// segment that fills a hole, of a duplicate, a challenge ACK. Either way the driver polls once per burst.
 /// </summary>
 public sealed partial class TcpConnection
 {
@@ -42,7 +43,7 @@ public sealed partial class TcpConnection
     /// </summary>
     private void OweAckForInOrderData(Instant now)
     {
-        if (!_inBurst)
+        if (!_inBurst || !_config.AckPerBurst)
         {
             _ackNow = true;
             return;

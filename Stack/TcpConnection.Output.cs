@@ -341,6 +341,9 @@ public sealed partial class TcpConnection
         _delayedAckAt = null;
         _unackedBytes = 0;
         _shortSegmentAckDelayed = false;
+
+        // An immediate ACK built during a burst covers the in-order data before it: the burst owes no ACK for that.
+        _burstAckOwed = false;
     }
 
     /// <summary>RFC 9293 §3.8.6.1: with data waiting, nothing in flight and a zero window, the persist timer runs.</summary>
