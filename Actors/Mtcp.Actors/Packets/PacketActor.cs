@@ -20,7 +20,7 @@ namespace Mtcp.Actors.Packets;
 /// of a new 4-tuple to the listener of its port, anything else answered as CLOSED answers it (RFC 9293 §3.10.7.1,
 /// a RST built by <see cref="TcpConnection.TryMakeReset"/>). Malformed segments are dropped and counted by reason.
 /// After each blocking receive it reads what has already arrived too, up to <c>mtcp.runtime.receive-burst</c> segments
-/// (<see cref="IPacketTransport.TryReceiveWaiting"/>), and hands each endpoint its segments of that burst in one message
+/// and <c>receive-burst-bytes</c> (<see cref="IPacketTransport.TryReceiveWaiting"/>), and hands each endpoint its segments of that burst in one message
 /// (<see cref="EndpointBursts"/>), as GRO hands Linux's TCP a burst: one actor message, one ACK and one round of sending
 /// per burst instead of per segment. The receive buffer is reused; the per-segment allocation is the
 /// <see cref="InboundSegment"/>, whose payload travels in a pooled buffer (<c>mtcp.runtime.inbound-payload-buffers</c>).
@@ -247,11 +247,18 @@ internal sealed class PacketActor : ReceiveActor
             try
             {
                 var read = 1;
-                do
+                var bytes = received.Length;
+                while (true)
                 {
                     DispatchSafely(buffer, received, resetEncoder, bursts);
+                    if (read == _settings.ReceiveBurst || bytes >= _settings.ReceiveBurstBytes || !_transport.TryReceiveWaiting(buffer, out received))
+                    {
+                        break;
+                    }
+
+                    read++;
+                    bytes += received.Length;
                 }
-                while (read++ < _settings.ReceiveBurst && _transport.TryReceiveWaiting(buffer, out received));
             }
             catch (ObjectDisposedException) when (_stopping)
             {
