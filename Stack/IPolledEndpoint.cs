@@ -19,6 +19,15 @@ public interface IPolledEndpoint
     /// <summary>The earliest deadline at which <see cref="HandleTimeout"/> must be called, or null when none.</summary>
     Instant? PollTimeout();
 
+    /// <summary>
+    /// The segments handled until <see cref="EndBurst"/> arrived together (one read of the receive queue): their in-order
+    /// data is acknowledged once, at the end (<see cref="TcpConnection.BeginBurst"/>).
+    /// </summary>
+    void BeginBurst();
+
+    /// <summary>The burst is over: its one ACK is due at the next <see cref="PollTransmit"/>.</summary>
+    void EndBurst();
+
     /// <summary>Fires every timer whose deadline is at or before <paramref name="now"/>.</summary>
     void HandleTimeout(Instant now);
 

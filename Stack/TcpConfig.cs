@@ -64,6 +64,12 @@ public sealed record TcpConfig
     /// <summary>How long an ACK may be delayed (RFC 9293 §3.8.6.3: under 0.5 s); zero disables delayed ACKs.</summary>
     public TimeSpan DelayedAckTimeout { get; init; } = TimeSpan.FromMilliseconds(40);
 
+    /// <summary>
+    /// Segments handed over as one burst (<see cref="TcpConnection.BeginBurst"/>) get one ACK for their in-order data at
+    /// the end; false: an ACK every second full-sized segment within a burst too, as one at a time.
+    /// </summary>
+    public bool AckPerBurst { get; init; }
+
     /// <summary>Maximum segment lifetime; TIME_WAIT lasts twice this (RFC 9293 §3.4.2).</summary>
     public TimeSpan MaximumSegmentLifetime { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -36,6 +36,7 @@ public sealed partial class TcpConnection
                     HeardFromPeer(now);
                 }
 
+                BuildImmediateAckInBurst();
                 return;
         }
     }
@@ -563,7 +564,7 @@ public sealed partial class TcpConnection
         _unackedBytes += payload.Length;
         if (_unackedBytes >= 2 * _sendMss || _config.DelayedAckTimeout == TimeSpan.Zero)
         {
-            _ackNow = true;
+            OweAckForInOrderData(now);
         }
         else
         {

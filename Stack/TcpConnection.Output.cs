@@ -8,7 +8,8 @@ public sealed partial class TcpConnection
     /// <summary>
     /// Produces the next segment to send, if any: header in <paramref name="header"/>, payload copied into
     /// <paramref name="payloadBuffer"/> (at most its length and at most the send MSS). Call until it returns false.
-    /// Priority: a pending RST, the SYN, a fast retransmission, new data or FIN, then a bare ACK or window probe.
+    /// Priority: a pending RST, the immediate ACKs of a burst, the SYN, a fast retransmission, new data or FIN, then a
+    /// bare ACK or window probe.
     /// </summary>
     public bool PollTransmit(Instant now, Span<byte> payloadBuffer, out TcpSegmentRepr header, out int payloadLength)
     {
@@ -21,7 +22,11 @@ public sealed partial class TcpConnection
             return true;
         }
 
-        header = default;
+        if (TryTakeBurstAck(out header))
+        {
+            return true;
+        }
+
         switch (_state)
         {
             case TcpState.Closed:
@@ -336,6 +341,9 @@ public sealed partial class TcpConnection
         _delayedAckAt = null;
         _unackedBytes = 0;
         _shortSegmentAckDelayed = false;
+
+        // An immediate ACK built during a burst covers the in-order data before it: the burst owes no ACK for that.
+        _burstAckOwed = false;
     }
 
     /// <summary>RFC 9293 §3.8.6.1: with data waiting, nothing in flight and a zero window, the persist timer runs.</summary>

@@ -625,6 +625,8 @@ public sealed partial class TcpConnection
         _timeWaitUntil = null;
         _connectDeadline = null;
         _ackNow = false;
+        _burstAckOwed = false;
+        _burstAcks?.Clear();
         _probePending = false;
         _keepAlivePending = false;
         _fastRetransmitPending = false;

@@ -111,6 +111,37 @@ internal sealed class DatagramSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// <see cref="IPacketTransport.TryReceiveWaiting"/> for both transports: a datagram <paramref name="filter"/> keeps, if
+    /// one is already queued (FIONREAD says so, one ioctl), else false at once; never blocks.
+    /// </summary>
+    public bool TryReceiveWaiting(IDatagramFilter filter, Span<byte> buffer, out ReceivedSegment received)
+    {
+        received = default;
+        try
+        {
+            while (!_disposed && Socket.Available > 0)
+            {
+                var length = Socket.ReceiveFrom(buffer, SocketFlags.None, _receiveAddress);
+                if (filter.TryLocateSegment(buffer[..length], _receiveAddress, out received))
+                {
+                    return true;
+                }
+
+                Interlocked.Increment(ref _discarded);
+            }
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock or SocketError.ConnectionReset or SocketError.ConnectionRefused)
+        {
+            // Nothing after all, or an ICMP error for an earlier datagram: the next blocking receive carries on.
+        }
+        catch (Exception e) when (_disposed && e is SocketException or ObjectDisposedException)
+        {
+        }
+
+        return false;
+    }
+
     /// <summary>One sendmsg(2) of <paramref name="header"/> (possibly empty) and <paramref name="payload"/> to the sockaddr <paramref name="address"/>; 0 or the errno.</summary>
     /// <exception cref="ObjectDisposedException">the socket was disposed.</exception>
     public unsafe int SendTo(ReadOnlySpan<byte> address, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)

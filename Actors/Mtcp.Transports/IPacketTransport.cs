@@ -50,6 +50,18 @@ public interface IPacketTransport : IDisposable
     /// </summary>
     /// <exception cref="ArgumentException">the buffer is shorter than <see cref="ReceiveBufferLength"/>.</exception>
     ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received);
+
+    /// <summary>
+    /// A segment that has already arrived, without blocking: as <see cref="Receive"/> when one is queued, false at once
+    /// when none is (or the transport was disposed). The receive thread gathers what arrived together after a
+    /// <see cref="Receive"/> this way, to hand each endpoint its segments as one burst (as GRO does). A transport that
+    /// cannot tell returns false: every segment then travels alone.
+    /// </summary>
+    bool TryReceiveWaiting(Span<byte> buffer, out ReceivedSegment received)
+    {
+        received = default;
+        return false;
+    }
 }
 
 /// <summary>What one call to <see cref="IPacketTransport.Receive"/> produced.</summary>

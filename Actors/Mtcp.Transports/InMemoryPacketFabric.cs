@@ -142,6 +142,24 @@ public sealed class InMemoryPacketTransport : IPacketTransport
         return ReceiveOutcome.Received;
     }
 
+    public bool TryReceiveWaiting(Span<byte> buffer, out ReceivedSegment received)
+    {
+        received = default;
+        QueuedSegment segment;
+        lock (_lock)
+        {
+            if (_disposed || !_queue.TryDequeue(out segment))
+            {
+                return false;
+            }
+        }
+
+        segment.Buffer.AsSpan(0, segment.Length).CopyTo(buffer);
+        ArrayPool<byte>.Shared.Return(segment.Buffer);
+        received = new ReceivedSegment(segment.Source, LocalAddress, 0, segment.Length);
+        return true;
+    }
+
     public void Dispose()
     {
         lock (_lock)

@@ -173,6 +173,8 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
     public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received) =>
         _socket.Receive(this, buffer, timeout, out received);
 
+    public bool TryReceiveWaiting(Span<byte> buffer, out ReceivedSegment received) => _socket.TryReceiveWaiting(this, buffer, out received);
+
     /*
      * RFC 791 §3.1, the fields read here:
      *  0                   1                   2                   3

@@ -94,6 +94,8 @@ public sealed class RawIPv6Transport : IRawIPTransport, IDatagramFilter
     public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received) =>
         _socket.Receive(this, buffer, timeout, out received);
 
+    public bool TryReceiveWaiting(Span<byte> buffer, out ReceivedSegment received) => _socket.TryReceiveWaiting(this, buffer, out received);
+
     /// <summary>The whole datagram is the segment; its source is the socket address's, its destination the bound address.</summary>
     bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received) =>
         CarrierHeaders.TryLocateWhole(CarrierHeaders.TryReadSource(source.Buffer.Span[..source.Size], source.Family, out var sourceAddress), sourceAddress, LocalAddress, datagram.Length, out received);

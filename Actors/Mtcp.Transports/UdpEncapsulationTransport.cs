@@ -115,6 +115,8 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
     public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received) =>
         _socket.Receive(this, buffer, timeout, out received);
 
+    public bool TryReceiveWaiting(Span<byte> buffer, out ReceivedSegment received) => _socket.TryReceiveWaiting(this, buffer, out received);
+
     /// <summary>A datagram from the peer port carries one whole segment; the segment's addresses are the datagram's.</summary>
     bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received) =>
         CarrierHeaders.TryLocateWhole(CarrierHeaders.TryReadUdpSource(source.Buffer.Span[..source.Size], source.Family, _peerPort, out var sourceAddress), sourceAddress, LocalAddress, datagram.Length, out received);

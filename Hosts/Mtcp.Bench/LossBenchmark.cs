@@ -12,11 +12,13 @@ using Mtcp.Transports;
 
 namespace Mtcp.Bench;
 
-internal sealed record LossOptions(long Bytes, int Runs, double[] LossPercents);
+/// <param name="NodeConfig">HOCON laid over the reference settings of both MTCP nodes; null: the reference settings.</param>
+internal sealed record LossOptions(long Bytes, int Runs, double[] LossPercents, string? NodeConfig = null);
 
 /// <summary>
 /// One loss rate: the medians of MTCP's and kernel TCP's goodput (MB/s, 10^6 bytes) in the same namespaces and run,
-/// their ratio, and the retransmission timeouts per MB moved (medians over the runs, both ends of the connection).
+/// their ratio, and the retransmission timeouts per MB moved (medians over the runs, both ends of the connection); the
+/// median CPU time of this process per MB during MTCP's runs (both ends, the benchmark's streams included).
 /// </summary>
 internal sealed record LossRow(
     double LossPercent,
@@ -25,6 +27,7 @@ internal sealed record LossRow(
     double Ratio,
     double MtcpRtoPerMB,
     double KernelRtoPerMB,
+    double MtcpCpuMsPerMB,
     double[] MtcpRunsMBps,
     double[] KernelTcpRunsMBps,
     long PacketsDropped);
@@ -65,7 +68,7 @@ internal static class LossBenchmark
 
         // One unmeasured run each without loss: JIT, socket buffers, ARP.
         await KernelRunAsync(pair, options.Bytes, cancellationToken);
-        await MtcpRunAsync(pair, options.Bytes, cancellationToken);
+        await MtcpRunAsync(pair, options, cancellationToken);
 
         var rows = new List<LossRow>();
         foreach (var percent in options.LossPercents)
@@ -76,7 +79,7 @@ internal static class LossBenchmark
             for (var i = 0; i < options.Runs; i++)
             {
                 kernel.Add(await KernelRunAsync(pair, options.Bytes, cancellationToken));
-                mtcp.Add(await MtcpRunAsync(pair, options.Bytes, cancellationToken));
+                mtcp.Add(await MtcpRunAsync(pair, options, cancellationToken));
                 Console.WriteLine(string.Create(
                     CultureInfo.InvariantCulture,
                     $"{percent,4} % run {i + 1}: MTCP {mtcp[^1].MBps(options.Bytes),8:F2} MB/s, {mtcp[^1].CpuMsPerMB(options.Bytes):F1} ms CPU/MB, {mtcp[^1].Timeouts,4} RTOs, {mtcp[^1].Runtime}; kernel TCP {kernel[^1].MBps(options.Bytes),8:F2} MB/s, {kernel[^1].Timeouts,4} RTOs, {kernel[^1].Runtime}; load average {LoadAverage()}"));
@@ -92,6 +95,7 @@ internal static class LossBenchmark
                 Statistics.Median(mtcpMBps) / Statistics.Median(kernelMBps),
                 Statistics.Median(mtcp.Select(r => r.Timeouts / megabytes).ToArray()),
                 Statistics.Median(kernel.Select(r => r.Timeouts / megabytes).ToArray()),
+                Statistics.Median(mtcp.Select(r => r.CpuMsPerMB(options.Bytes)).ToArray()),
                 mtcpMBps,
                 kernelMBps,
                 loss.DroppedIncoming + loss.DroppedOutgoing));
@@ -128,8 +132,9 @@ internal static class LossBenchmark
         return listener;
     }
 
-    private static async Task<Run> MtcpRunAsync(VethNamespacePair pair, long bytes, CancellationToken cancellationToken)
+    private static async Task<Run> MtcpRunAsync(VethNamespacePair pair, LossOptions options, CancellationToken cancellationToken)
     {
+        var bytes = options.Bytes;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(RunTimeout);
         var system = ActorSystem.Create("loss", MtcpConfig.WithFallback(ConfigurationFactory.ParseString("akka.loglevel = WARNING")));
@@ -137,9 +142,9 @@ internal static class LossBenchmark
         {
             // Each transport opens inside its namespace: its sockets (and its route lookups) stay there.
             var serverTransport = pair.A.Run(() => RawIPv4Transport.OpenExperimental(VethNamespacePair.AddressA));
-            await using var server = MtcpRuntime.Start(system, serverTransport, NodeConfig(VethNamespacePair.AddressA.ToString()), "server");
+            await using var server = MtcpRuntime.Start(system, serverTransport, NodeConfig(VethNamespacePair.AddressA.ToString(), options.NodeConfig), "server");
             var clientTransport = pair.B.Run(() => RawIPv4Transport.OpenExperimental(VethNamespacePair.AddressB));
-            await using var client = MtcpRuntime.Start(system, clientTransport, NodeConfig(VethNamespacePair.AddressB.ToString()), "client");
+            await using var client = MtcpRuntime.Start(system, clientTransport, NodeConfig(VethNamespacePair.AddressB.ToString(), options.NodeConfig), "client");
             await using var listener = new MtcpListener(server, ServicePort);
             await listener.StartAsync(timeout.Token);
             var accepting = listener.AcceptAsync(timeout.Token);
@@ -157,7 +162,8 @@ internal static class LossBenchmark
         }
     }
 
-    private static Config NodeConfig(string address) => ConfigurationFactory.ParseString($"mtcp.runtime.local-address = \"{address}\"");
+    private static Config NodeConfig(string address, string? overlay) => ConfigurationFactory.ParseString(
+        $"mtcp.runtime.local-address = \"{address}\"\n{overlay}");
 
     private static async Task<Run> KernelRunAsync(VethNamespacePair pair, long bytes, CancellationToken cancellationToken)
     {
@@ -200,7 +206,7 @@ internal static class LossBenchmark
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
-            new { bytes = options.Bytes, runs = options.Runs, loadAverage, rows },
+            new { bytes = options.Bytes, runs = options.Runs, nodeConfig = options.NodeConfig, loadAverage, rows },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
         await File.WriteAllTextAsync(Path.Combine(directory, "loss.json"), json);
 
@@ -208,16 +214,18 @@ internal static class LossBenchmark
         table.AppendLine("# Goodput under random loss: one connection between two network namespaces");
         table.AppendLine();
         table.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{options.Bytes:N0} bytes client to server per run over a veth pair (MTU 1500), nftables dropping the given share of packets in both directions; median of {options.Runs} runs, MTCP and kernel TCP interleaved; MB = 10^6 bytes."));
-        table.AppendLine("MTCP: the runtime with the reference settings over raw IPv4 protocol 253. Kernel TCP: Linux's defaults (SACK, CUBIC, RACK-TLP).");
-        table.AppendLine("RTOs per MB: retransmission timeouts of both ends per 10^6 bytes moved, median over the runs.");
+        table.AppendLine(options.NodeConfig is { } overlay
+            ? $"MTCP: the runtime with the reference settings and `{overlay.ReplaceLineEndings(" ")}`, over raw IPv4 protocol 253. Kernel TCP: Linux's defaults (SACK, CUBIC, RACK-TLP)."
+            : "MTCP: the runtime with the reference settings over raw IPv4 protocol 253. Kernel TCP: Linux's defaults (SACK, CUBIC, RACK-TLP).");
+        table.AppendLine("RTOs per MB: retransmission timeouts of both ends per 10^6 bytes moved, median over the runs. MTCP CPU: this process's CPU time per 10^6 bytes during MTCP's runs (both ends and the benchmark's streams), median.");
         table.AppendLine($"Load average (1 minute) of the machine: {loadAverage}.");
         table.AppendLine();
-        table.AppendLine("| loss % | MTCP MB/s | kernel TCP MB/s | ratio | MTCP RTOs/MB | kernel RTOs/MB | MTCP runs | kernel runs | packets dropped |");
-        table.AppendLine("|---:|---:|---:|---:|---:|---:|---|---|---:|");
+        table.AppendLine("| loss % | MTCP MB/s | kernel TCP MB/s | ratio | MTCP RTOs/MB | kernel RTOs/MB | MTCP CPU ms/MB | MTCP runs | kernel runs | packets dropped |");
+        table.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---|---|---:|");
         foreach (var r in rows)
         {
             table.AppendLine(FormattableString.Invariant(
-                $"| {r.LossPercent} | {r.MtcpMBps:F2} | {r.KernelTcpMBps:F2} | {r.Ratio:F2} | {r.MtcpRtoPerMB:F2} | {r.KernelRtoPerMB:F2} | {string.Join(", ", r.MtcpRunsMBps.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))} | {string.Join(", ", r.KernelTcpRunsMBps.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))} | {r.PacketsDropped} |"));
+                $"| {r.LossPercent} | {r.MtcpMBps:F2} | {r.KernelTcpMBps:F2} | {r.Ratio:F2} | {r.MtcpRtoPerMB:F2} | {r.KernelRtoPerMB:F2} | {r.MtcpCpuMsPerMB:F1} | {string.Join(", ", r.MtcpRunsMBps.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))} | {string.Join(", ", r.KernelTcpRunsMBps.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))} | {r.PacketsDropped} |"));
         }
 
         await File.WriteAllTextAsync(Path.Combine(directory, "loss.md"), table.ToString());

@@ -86,17 +86,22 @@ var quick = new Option<bool>("--quick")
 {
     Description = "2 MB per run instead of 8 MB: the whole benchmark in a few minutes",
 };
+var lossNodeConfig = new Option<string?>("--node-config")
+{
+    Description = "HOCON laid over the reference settings of both MTCP nodes, e.g. \"mtcp.runtime.receive-burst = 1\" (one actor message per segment)",
+};
 var loss = new Command("loss", "goodput of one connection under random loss in both directions (network namespaces, nftables), MTCP against kernel TCP in the same run; needs root")
 {
     lossBytes,
     lossRuns,
     lossRates,
     quick,
+    lossNodeConfig,
 };
 loss.SetAction(async (parse, cancellationToken) =>
 {
     var bytesPerRun = parse.GetValue(lossBytes) ?? (parse.GetValue(quick) ? 2_000_000 : 8_000_000);
-    return await LossBenchmark.RunAsync(new LossOptions(bytesPerRun, parse.GetValue(lossRuns), parse.GetValue(lossRates) ?? []), cancellationToken);
+    return await LossBenchmark.RunAsync(new LossOptions(bytesPerRun, parse.GetValue(lossRuns), parse.GetValue(lossRates) ?? [], parse.GetValue(lossNodeConfig)), cancellationToken);
 });
 
 var root = new RootCommand("MTCP benchmarks; each writes artifacts/bench/<name>.md and .json") { throughput, migration, stream, loss, FailoverCommand.Create() };

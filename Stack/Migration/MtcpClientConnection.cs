@@ -28,6 +28,9 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
     private Block _current;
     private Migration? _migration;
+
+    /// <summary>The control blocks a burst began on (the current one and a migrating one), ended together whatever switched meanwhile.</summary>
+    private (TcpConnection? Current, TcpConnection? Next) _burst;
     private ClientFailover _failover = ClientFailover.Off;
 
     /// <summary>The failover under way since the current server fell silent; null while it answers.</summary>
@@ -292,6 +295,20 @@ public sealed class MtcpClientConnection : IPolledEndpoint
                 return;
             }
         }
+    }
+
+    public void BeginBurst()
+    {
+        _burst = (_current.Tcb, _migration?.Next.Tcb);
+        _burst.Current.BeginBurst();
+        _burst.Next?.BeginBurst();
+    }
+
+    public void EndBurst()
+    {
+        _burst.Current?.EndBurst();
+        _burst.Next?.EndBurst();
+        _burst = default;
     }
 
     /// <summary>The next segment to send and the server it goes to; call until false.</summary>

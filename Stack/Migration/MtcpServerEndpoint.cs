@@ -369,6 +369,10 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
         return _authenticator is not null && HoldsConnection && _authentication.TryDeriveTriggerKey(_authenticator, Cid, out key);
     }
 
+    public void BeginBurst() => Connection.BeginBurst();
+
+    public void EndBurst() => Connection.EndBurst();
+
     public bool PollTransmit(Instant now, Span<byte> payloadBuffer, out IpAddress destination, out TcpSegmentRepr header, out int payloadLength)
     {
         destination = Cid.ClientAddress;

@@ -53,6 +53,38 @@ public sealed class UdpEncapsulationTransportTests
     }
 
     [Fact]
+    public void Udp_must_hand_out_segments_already_queued_without_waiting_and_skip_strangers_datagrams()
+    {
+        var (a, b) = OpenPair();
+        using (a)
+        using (b)
+        using (var stranger = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp))
+        {
+            var buffer = new byte[b.ReceiveBufferLength];
+            Assert.False(b.TryReceiveWaiting(buffer, out _));
+
+            // Loopback queues each datagram before sendto returns: all three wait at b, the stranger's between.
+            var first = SeededBytes(20, 100);
+            var second = SeededBytes(21, 1460);
+            Assert.True(a.Send(b.LocalAddress, first));
+            stranger.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.4"), 0));
+            stranger.SendTo(new byte[40], new IPEndPoint(b.LocalAddress.ToIPAddress(), b.LocalPort));
+            Assert.True(a.Send(b.LocalAddress, second));
+
+            Assert.True(b.TryReceiveWaiting(buffer, out var received));
+            Assert.True(first.AsSpan().SequenceEqual(received.SliceOf(buffer.AsSpan())));
+            Assert.True(b.TryReceiveWaiting(buffer, out received));
+            Assert.Equal(a.LocalAddress, received.Source);
+            Assert.True(second.AsSpan().SequenceEqual(received.SliceOf(buffer.AsSpan())));
+            Assert.Equal(1, b.DiscardedDatagrams);
+
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            Assert.False(b.TryReceiveWaiting(buffer, out _));
+            Assert.True(waited.Elapsed < TimeSpan.FromMilliseconds(500), $"an empty queue took {waited.Elapsed} to report");
+        }
+    }
+
+    [Fact]
     public void Udp_must_return_closed_when_disposed_during_a_blocking_receive()
     {
         var (a, b) = OpenPair();

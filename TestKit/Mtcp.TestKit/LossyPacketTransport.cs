@@ -280,6 +280,8 @@ public sealed class LossyPacketTransport : IPacketTransport
 
     public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received) => _inner.Receive(buffer, timeout, out received);
 
+    public bool TryReceiveWaiting(Span<byte> buffer, out ReceivedSegment received) => _inner.TryReceiveWaiting(buffer, out received);
+
     public void Dispose()
     {
         lock (_lock)

@@ -64,6 +64,15 @@ internal sealed record RuntimeSettings
     /// <summary>Longest single blocking receive of the receive thread; bounds how long stopping takes.</summary>
     public TimeSpan ReceivePollInterval { get; private init; }
 
+    /// <summary>Most segments the receive thread reads in one burst before it hands them to their endpoints; 1: each alone.</summary>
+    public int ReceiveBurst { get; private init; }
+
+    /// <summary>A burst ends once its segments hold this many bytes, so that large segments are not held back behind each other.</summary>
+    public int ReceiveBurstBytes { get; private init; }
+
+    /// <summary>Inbound payload buffers the packet actor's pool keeps per size class.</summary>
+    public int InboundPayloadBuffers { get; private init; }
+
     /// <summary>The SYN queue: handshakes a listener holds state for (each an endpoint) before it answers with cookies or drops.</summary>
     public int SynBacklog { get; private init; }
 
@@ -138,6 +147,9 @@ internal sealed record RuntimeSettings
             UdpPeerPort = (ushort)HoconValues.Integer(config, Section + ".udp.peer-port", 1, ushort.MaxValue),
             UdpSocketBufferSize = HoconValues.Size(config, Section + ".udp.socket-buffer-size", 1, int.MaxValue),
             ReceivePollInterval = HoconValues.Duration(config, Section + ".receive-poll-interval", allowZero: false),
+            ReceiveBurst = HoconValues.Integer(config, Section + ".receive-burst", 1, 4096),
+            ReceiveBurstBytes = HoconValues.Size(config, Section + ".receive-burst-bytes", 1, int.MaxValue),
+            InboundPayloadBuffers = HoconValues.Integer(config, Section + ".inbound-payload-buffers", 1, 1 << 20),
             SynBacklog = HoconValues.Integer(config, Section + ".syn-backlog", 1, int.MaxValue),
             AcceptBacklog = HoconValues.Integer(config, Section + ".accept-backlog", 1, int.MaxValue),
             SynCookies = cookies,

@@ -41,6 +41,7 @@ internal static class TcpSettings
             MinRto = HoconValues.Duration(config, Section + ".min-rto", allowZero: false),
             MaxRto = HoconValues.Duration(config, Section + ".max-rto", allowZero: false),
             DelayedAckTimeout = HoconValues.Duration(config, Section + ".delayed-ack", allowZero: true),
+            AckPerBurst = HoconValues.Boolean(config, Section + ".ack-per-burst"),
             MaximumSegmentLifetime = HoconValues.Duration(config, Section + ".maximum-segment-lifetime", allowZero: true),
             ConnectTimeout = HoconValues.Duration(config, Section + ".connect-timeout", allowZero: false),
             MaxSynRetransmissions = HoconValues.Integer(config, Section + ".max-syn-retransmissions", 0, int.MaxValue),

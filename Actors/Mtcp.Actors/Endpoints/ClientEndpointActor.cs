@@ -74,6 +74,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             Abort();
         });
         Receive<InboundSegment>(OnSegment);
+        Receive<InboundBurst>(OnBurst);
         Receive<ThirdPartyTriggerReceived>(trigger => OnSegment(trigger.Segment));
         Receive<EngineTick>(_ =>
         {
@@ -133,6 +134,35 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     private void OnSegment(InboundSegment segment)
     {
         var now = _context.Clock.Now;
+        Handle(now, segment);
+        Drive(now);
+    }
+
+    /// <summary>
+    /// Segments the receive thread read together: the connection takes them as one burst (one ACK for their in-order
+    /// data, <see cref="TcpConnection.BeginBurst"/>), then sends what became sendable once.
+    /// </summary>
+    private void OnBurst(InboundBurst burst)
+    {
+        var now = _context.Clock.Now;
+        _client.BeginBurst();
+        try
+        {
+            foreach (var segment in burst.Segments)
+            {
+                Handle(now, segment);
+            }
+        }
+        finally
+        {
+            _client.EndBurst();
+        }
+
+        Drive(now);
+    }
+
+    private void Handle(Instant now, InboundSegment segment)
+    {
         try
         {
             _client.HandleSegment(now, new ServerEndpoint(segment.Key.RemoteAddress, segment.Key.RemotePort), segment.Header, segment.Payload);
@@ -146,8 +176,6 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         {
             _context.ServersHeard.Heard(_client.CurrentServer, now);
         }
-
-        Drive(now);
     }
 
     private void OnMigrateRequested(MigrateRequested request)

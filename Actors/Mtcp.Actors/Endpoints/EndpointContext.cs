@@ -101,6 +101,9 @@ internal sealed class EndpointContext
         return segmentSize;
     }
 
+    /// <summary>The pool the receive thread rents inbound payloads from and their consumers return them to (<see cref="InboundSegment"/>).</summary>
+    public required System.Buffers.ArrayPool<byte> Payloads { get; init; }
+
     /// <summary>The node's SYN cookies (RFC 4987 §3.6), under a secret drawn when the packet actor started.</summary>
     public SynCookies SynCookies { get; init; } = SynCookies.CreateRandom(SynCookies.DefaultPeriod);
 

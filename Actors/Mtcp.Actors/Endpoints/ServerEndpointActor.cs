@@ -85,6 +85,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         _onFailed = reason => _driver.FailStream(reason);
 
         Receive<InboundSegment>(OnSegment);
+        Receive<InboundBurst>(OnBurst);
         Receive<SynCookieReturned>(returned => Drive(now => _endpoint.AcceptCookie(now, returned.Syn)));
         Receive<EngineTick>(_ => Drive(_driver.OnTick));
         Receive<AbortRequested>(_ => Drive(_endpoint.Abort));
@@ -155,6 +156,43 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
 
     private void OnSegment(InboundSegment segment)
     {
+        var now = _context.Clock.Now;
+        if (Handle(now, segment))
+        {
+            Drive(now);
+        }
+    }
+
+    /// <summary>
+    /// Segments the receive thread read together: the endpoint takes them as one burst (one ACK for their in-order data,
+    /// <see cref="TcpConnection.BeginBurst"/>), then sends what became sendable once.
+    /// </summary>
+    private void OnBurst(InboundBurst burst)
+    {
+        var now = _context.Clock.Now;
+        var handled = false;
+        _endpoint.BeginBurst();
+        try
+        {
+            foreach (var segment in burst.Segments)
+            {
+                handled |= Handle(now, segment);
+            }
+        }
+        finally
+        {
+            _endpoint.EndBurst();
+        }
+
+        if (handled)
+        {
+            Drive(now);
+        }
+    }
+
+    /// <summary>One segment for this 4-tuple; true when the endpoint took it (and its outputs are to be driven).</summary>
+    private bool Handle(Instant now, InboundSegment segment)
+    {
         if (_endpoint.IsNewConnection(segment.Header))
         {
             // The client came back on the 4-tuple this endpoint left (or ended): a new connection, for the listener.
@@ -168,17 +206,16 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
                 segment.Release();
             }
 
-            return;
+            return false;
         }
 
         if (_endpoint.Phase == ServerEndpointPhase.Established && IsReturningSpecialSyn(segment.Header))
         {
             _returningSyn?.Release();
             _returningSyn = segment;
-            return;
+            return false;
         }
 
-        var now = _context.Clock.Now;
         try
         {
             _endpoint.HandleSegment(now, segment.Header, segment.Payload);
@@ -188,7 +225,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             segment.Release();
         }
 
-        Drive(now);
+        return true;
     }
 
     private void OnServeStateRequest(StateRequest request, IActorRef requester)

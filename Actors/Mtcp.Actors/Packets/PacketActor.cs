@@ -19,8 +19,11 @@ namespace Mtcp.Actors.Packets;
 /// with the codec (checksum over the pseudo-header verified) and routes it by 4-tuple: to its endpoint actor, a SYN
 /// of a new 4-tuple to the listener of its port, anything else answered as CLOSED answers it (RFC 9293 §3.10.7.1,
 /// a RST built by <see cref="TcpConnection.TryMakeReset"/>). Malformed segments are dropped and counted by reason.
-/// The receive buffer is reused; the only per-segment allocation is the <see cref="InboundSegment"/> message, whose
-/// payload travels in a pooled buffer.
+/// After each blocking receive it reads what has already arrived too, up to <c>mtcp.runtime.receive-burst</c> segments
+/// and <c>receive-burst-bytes</c> (<see cref="IPacketTransport.TryReceiveWaiting"/>), and hands each endpoint its segments of that burst in one message
+/// (<see cref="EndpointBursts"/>), as GRO hands Linux's TCP a burst: one actor message, one ACK and one round of sending
+/// per burst instead of per segment. The receive buffer is reused; the per-segment allocation is the
+/// <see cref="InboundSegment"/>, whose payload travels in a pooled buffer (<c>mtcp.runtime.inbound-payload-buffers</c>).
 /// </summary>
 /// <remarks>
 /// The actor itself binds listeners and starts client connections, so that it parents every actor of the node.
@@ -54,6 +57,7 @@ internal sealed class PacketActor : ReceiveActor
             EphemeralPorts = (settings.EphemeralPortFirst, settings.EphemeralPortLast),
             SynCookieMode = settings.SynCookies,
             RouteMtuCache = settings.RouteMtuCache,
+            Payloads = InboundSegment.CreatePayloadPool(settings.InboundPayloadBuffers),
         };
         _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
         _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = $"mtcp receive {_transport.LocalAddress}" };
@@ -202,6 +206,7 @@ internal sealed class PacketActor : ReceiveActor
     {
         var buffer = GC.AllocateUninitializedArray<byte>(_transport.ReceiveBufferLength);
         var resetEncoder = new SegmentEncoder(_transport.LocalAddress, maxPayload: 1);
+        var bursts = new EndpointBursts();
         // Local send drops are counted by the transport; under a lossy firewall rule or a full queue they come by the
         // thousand, each an ordinary loss that TCP repairs, so they go to the refusal summary once per its interval.
         var dropReportInterval = (long)_context.Refusals.Interval.TotalMilliseconds;
@@ -237,19 +242,62 @@ internal sealed class PacketActor : ReceiveActor
                 continue;
             }
 
+            // The rest of the burst: what arrived meanwhile, without blocking. Its endpoints' segments are told at the
+            // end, before TellRetired can tell any of them to stop.
             try
             {
-                Dispatch(received.SliceOf(buffer.AsSpan()), received.Source, received.Destination, resetEncoder);
+                var read = 1;
+                var bytes = received.Length;
+                while (true)
+                {
+                    DispatchSafely(buffer, received, resetEncoder, bursts);
+                    if (read == _settings.ReceiveBurst || bytes >= _settings.ReceiveBurstBytes || !_transport.TryReceiveWaiting(buffer, out received))
+                    {
+                        break;
+                    }
+
+                    read++;
+                    bytes += received.Length;
+                }
             }
             catch (ObjectDisposedException) when (_stopping)
             {
                 return;
             }
-            catch (Exception e)
+            finally
             {
-                // An exception on this thread would end the process; one bad segment must not.
-                _log.Error(e, "receive thread: dispatching a segment from {0} failed", received.Source);
+                TellBursts(bursts);
             }
+        }
+    }
+
+    /// <summary>Routes one received segment; an exception other than the transport's disposal is logged, not thrown.</summary>
+    private void DispatchSafely(byte[] buffer, in ReceivedSegment received, SegmentEncoder resetEncoder, EndpointBursts bursts)
+    {
+        try
+        {
+            Dispatch(received.SliceOf(buffer.AsSpan()), received.Source, received.Destination, resetEncoder, bursts);
+        }
+        catch (ObjectDisposedException) when (_stopping)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            // An exception on this thread would end the process; one bad segment must not.
+            _log.Error(e, "receive thread: dispatching a segment from {0} failed", received.Source);
+        }
+    }
+
+    private void TellBursts(EndpointBursts bursts)
+    {
+        try
+        {
+            bursts.TellAll();
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "receive thread: handing a burst of segments to its endpoints failed");
         }
     }
 
@@ -321,7 +369,7 @@ internal sealed class PacketActor : ReceiveActor
         return false;
     }
 
-    private void Dispatch(ReadOnlySpan<byte> bytes, IpAddress source, IpAddress destination, SegmentEncoder resetEncoder)
+    private void Dispatch(ReadOnlySpan<byte> bytes, IpAddress source, IpAddress destination, SegmentEncoder resetEncoder, EndpointBursts bursts)
     {
         var counters = _context.Counters;
         counters.Received();
@@ -334,11 +382,18 @@ internal sealed class PacketActor : ReceiveActor
 
         var key = new ConnectionKey(source, header.SourcePort, header.DestinationPort);
         var payload = bytes[payloadOffset..];
+        var payloads = _context.Payloads;
         if (_context.Table.TryGetEndpoint(key, out var endpoint))
         {
             counters.Routed();
-            endpoint.Tell(InboundSegment.Create(key, header, payload));
+            bursts.Add(endpoint, InboundSegment.Create(payloads, key, header, payload));
             return;
+        }
+
+        // Whatever goes elsewhere (to a listener, which may hand it to an endpoint) follows the segments read before it.
+        if (bursts.Any)
+        {
+            bursts.TellAll();
         }
 
         var freshSyn = (header.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn;
@@ -361,21 +416,21 @@ internal sealed class PacketActor : ReceiveActor
                     if (AdmitSyn(key, header, queues, resetEncoder))
                     {
                         counters.Routed();
-                        listener.Tell(new SynAdmitted(InboundSegment.Create(key, header, payload)));
+                        listener.Tell(new SynAdmitted(InboundSegment.Create(payloads, key, header, payload)));
                     }
 
                     return;
                 }
 
                 counters.Routed();
-                listener.Tell(InboundSegment.Create(key, header, payload));
+                listener.Tell(InboundSegment.Create(payloads, key, header, payload));
                 return;
             }
 
             if (_context.SynCookieMode != SynCookieMode.Off && (header.Flags & (TcpFlags.Syn | TcpFlags.Rst | TcpFlags.Ack)) == TcpFlags.Ack)
             {
                 counters.Routed();
-                listener.Tell(InboundSegment.Create(key, header, payload));
+                listener.Tell(InboundSegment.Create(payloads, key, header, payload));
                 return;
             }
         }
@@ -386,7 +441,7 @@ internal sealed class PacketActor : ReceiveActor
             && _context.Table.TryGetEndpoint(new ConnectionKey(origin.Address, origin.Port, header.DestinationPort), out var holder))
         {
             counters.Routed();
-            holder.Tell(new ThirdPartyTriggerReceived(InboundSegment.Create(key, header, ReadOnlySpan<byte>.Empty)));
+            holder.Tell(new ThirdPartyTriggerReceived(InboundSegment.Create(payloads, key, header, ReadOnlySpan<byte>.Empty)));
             return;
         }
 

@@ -100,6 +100,39 @@ public sealed class PacketActorTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Segments_that_arrived_together_must_reach_their_endpoint_as_bursts_in_order_bounded_by_the_burst_size()
+    {
+        // A node of its own whose transport already holds five segments when its receive thread starts: they are read
+        // in one go, at most mtcp.runtime.receive-burst (here 2) per message.
+        var fabric = new InMemoryPacketFabric();
+        var peer = fabric.Attach(PeerAddress);
+        var table = new ConnectionTable();
+        var endpoint = CreateTestProbe("burst-endpoint");
+        table.TryAddEndpoint(new ConnectionKey(PeerAddress, PeerPort, ConnectedPort), endpoint.Ref);
+        var config = MtcpConfig.WithFallback(RuntimeTestSupport.NodeConfig(NodeAddress.ToString(), extra: "mtcp.runtime.receive-burst = 2"));
+        var settings = RuntimeSettings.Create(config);
+        var opened = PacketTransports.Open(settings, fabric);
+        for (var i = 0; i < 5; i++)
+        {
+            var header = Segment(ConnectedPort, TcpFlags.Ack, seq: 1000 + (uint)(i * 100), ack: 77);
+            var segment = new byte[header.HeaderLength + 100];
+            header.Emit(segment, new byte[100], PeerAddress, NodeAddress);
+            Assert.True(peer.Send(NodeAddress, segment));
+        }
+
+        Sys.ActorOf(PacketActor.Props(opened, settings, TcpSettings.Create(config), table: table), "burst-packets");
+
+        var first = endpoint.ExpectMsg<InboundBurst>();
+        var second = endpoint.ExpectMsg<InboundBurst>();
+        var last = endpoint.ExpectMsg<InboundSegment>();
+        var segments = first.Segments.Concat(second.Segments).Append(last).ToList();
+        Assert.Equal([2, 2], new[] { first.Segments.Count, second.Segments.Count });
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => new SeqNumber(1000 + (uint)(i * 100))), segments.Select(s => s.Header.SequenceNumber));
+        Assert.All(segments, s => Assert.Equal(100, s.PayloadLength));
+        segments.ForEach(s => s.Release());
+    }
+
+    [Fact]
     public void Stray_segment_with_ack_must_be_answered_by_a_reset_at_its_ack_number()
     {
         SendFromPeer(Segment(9999, TcpFlags.Ack, seq: 123, ack: 4567), "x"u8);
