@@ -47,12 +47,24 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
 
     // Opened with the raw socket, so in the same network namespace.
     private readonly RouteMtu _routes = RouteMtu.Open(AddressFamily.InterNetwork);
+    private readonly PacketTooBigSocket _packetTooBig;
 
     private RawIPv4Transport(Socket socket, IpAddress localAddress, byte protocol)
     {
         _protocol = protocol;
         LocalAddress = localAddress;
         _socket = new DatagramSocket(socket, "raw", ToString());
+        try
+        {
+            _packetTooBig = PacketTooBigSocket.Open(localAddress, protocol);
+        }
+        catch
+        {
+            _socket.Dispose();
+            _routes.Dispose();
+            throw;
+        }
+
         Span<byte> bytes = stackalloc byte[IpAddress.V4Length];
         localAddress.WriteTo(bytes);
         _localAddressValue = BinaryPrimitives.ReadUInt32BigEndian(bytes);
@@ -200,10 +212,19 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
     bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> packet, SocketAddress source, out ReceivedSegment received) =>
         CarrierHeaders.TryLocateInIPv4(packet, _protocol, _localAddressValue, LocalAddress, out received) == CarrierError.None;
 
+    public bool ReadsPacketTooBig => true;
+
+    public ReceiveOutcome ReceivePacketTooBig(Span<byte> buffer, TimeSpan timeout, out PacketTooBigReport report) =>
+        _packetTooBig.Receive(buffer, timeout, out report);
+
+    /// <summary>ICMP messages the transport's ICMP socket received and dropped (see <see cref="PacketTooBigSocket"/>).</summary>
+    public long IgnoredIcmpMessages => _packetTooBig.Ignored;
+
     public void Dispose()
     {
         _socket.Dispose();
         _routes.Dispose();
+        _packetTooBig.Dispose();
     }
 
     public override string ToString() => $"raw IPv4 protocol {_protocol} at {LocalAddress}";

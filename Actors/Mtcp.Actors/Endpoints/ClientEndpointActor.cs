@@ -75,6 +75,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         });
         Receive<InboundSegment>(OnSegment);
         Receive<ThirdPartyTriggerReceived>(trigger => OnSegment(trigger.Segment));
+        Receive<PacketTooBigReceived>(OnPacketTooBig);
         Receive<EngineTick>(_ =>
         {
             var now = _context.Clock.Now;
@@ -142,6 +143,16 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         }
 
         Drive(now);
+    }
+
+    /// <summary>Only for the control block that sends: during a migration the origin's stops sending (SS_ISMIGRATING).</summary>
+    private void OnPacketTooBig(PacketTooBigReceived report)
+    {
+        if (report.Peer == _client.CurrentServer.Address
+            && _driver.ApplyPacketTooBig(_client.CurrentControlBlock, report) == PacketTooBigVerdict.Lowered)
+        {
+            Drive(_context.Clock.Now);
+        }
     }
 
     private void OnMigrateRequested(MigrateRequested request)
