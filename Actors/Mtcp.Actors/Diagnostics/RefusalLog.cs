@@ -102,6 +102,7 @@ internal sealed class RefusalSummary(TimeSpan interval)
         RefusalClass.SynQueueOverflow => "syn-queue-overflow",
         RefusalClass.SynCookieRefused => "syn-cookie-refused",
         RefusalClass.ClientStateRefused => "client-state-refused",
+        RefusalClass.PacketTooBigRefused => "packet-too-big-refused",
         _ => throw new ArgumentOutOfRangeException(nameof(refusalClass), refusalClass, null),
     };
 

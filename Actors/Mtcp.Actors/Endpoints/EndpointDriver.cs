@@ -40,8 +40,13 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
     public PacketTooBigVerdict ApplyPacketTooBig(TcpConnection tcb, PacketTooBigReceived report)
     {
         var verdict = tcb.HandlePacketTooBig(report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IPv6);
-        if (verdict is PacketTooBigVerdict.OutOfWindow or PacketTooBigVerdict.NotSmaller)
+        if (verdict == PacketTooBigVerdict.Lowered)
         {
+            context.Counters.PacketTooBigApplied();
+        }
+        else if (verdict is PacketTooBigVerdict.OutOfWindow or PacketTooBigVerdict.NotSmaller)
+        {
+            context.Counters.PacketTooBigRefused();
             context.Refusals.Refuse(
                 RefusalClass.PacketTooBigRefused,
                 $"an ICMP packet too big for {report.Peer}:{report.QuotedDestinationPort} from port {report.QuotedSourcePort} ignored ({verdict}): sequence {report.QuotedSequence}, MTU {report.Mtu}");

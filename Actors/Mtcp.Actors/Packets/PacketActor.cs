@@ -289,6 +289,7 @@ internal sealed class PacketActor : ReceiveActor
             if (outcome == ReceiveOutcome.Received
                 && _context.Table.TryGetEndpoint(new ConnectionKey(report.QuotedDestination, report.QuotedDestinationPort, report.QuotedSourcePort), out var endpoint))
             {
+                _context.Counters.PacketTooBigRouted();
                 endpoint.Tell(new PacketTooBigReceived(report.QuotedDestination, report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IsIPv6));
             }
         }
