@@ -172,11 +172,16 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
         }
     }
 
-    /// <summary>The fixed fields of the IPv4 header our sends carry (RFC 791 §3.1); destination and length are set per send.</summary>
+    /// <summary>
+    /// The fixed fields of the IPv4 header our sends carry (RFC 791 §3.1); destination and length are set per send. DF
+    /// is set, as kernel TCP sets it: a router on a narrower link then answers "fragmentation needed" with its MTU
+    /// (RFC 1191), which lowers the connection's MSS, instead of fragmenting every segment.
+    /// </summary>
     private static void WriteHeaderTemplate(Span<byte> header, IpAddress source, byte protocol)
     {
         header.Clear();
         header[VersionAndIhlOffset] = (4 << 4) | (MinIPv4HeaderLength / 4);
+        header[FlagsOffset] = DontFragmentFlag;
         header[TimeToLiveOffset] = DefaultTimeToLive;
         header[ProtocolOffset] = protocol;
         source.WriteTo(header[SourceAddressOffset..]);
@@ -203,6 +208,8 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
      */
     internal const int VersionAndIhlOffset = 0;
     internal const int TotalLengthOffset = 2;
+    private const int FlagsOffset = 6;
+    private const byte DontFragmentFlag = 0x40;
     private const int TimeToLiveOffset = 8;
     internal const int ProtocolOffset = 9;
     internal const int SourceAddressOffset = 12;
