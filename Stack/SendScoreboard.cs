@@ -318,6 +318,26 @@ internal sealed class SendScoreboard
         }
     }
 
+    /// <summary>
+    /// A link on the path takes no segment longer than <paramref name="length"/> bytes (ICMP "packet too big"): every
+    /// segment in flight longer than that, not SACKed, was dropped there and is marked lost. Returns how many.
+    /// </summary>
+    public int MarkLongerThanLost(int length)
+    {
+        var marked = 0;
+        var segments = CollectionsMarshal.AsSpan(_segments);
+        for (var i = 0; i < segments.Length; i++)
+        {
+            if (!segments[i].Sacked && !segments[i].Lost && segments[i].Length > length)
+            {
+                segments[i].Lost = true;
+                marked++;
+            }
+        }
+
+        return marked;
+    }
+
     /// <summary>The first segment marked lost (RFC 6675 NextSeg rule 1, in sequence order), or -1.</summary>
     public int FirstLost()
     {

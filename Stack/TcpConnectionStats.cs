@@ -45,6 +45,9 @@ public sealed class TcpConnectionStats
     /// <summary>Segments dropped as unacceptable (RFC 9293 §3.10.7.4, first check).</summary>
     public long SegmentsRejected { get; internal set; }
 
+    /// <summary>ICMP "packet too big" reports that lowered the send MSS (<see cref="TcpConnection.HandlePacketTooBig"/>).</summary>
+    public long PathMtuReductions { get; internal set; }
+
     /// <summary>Challenge ACKs sent for in-window RSTs and SYNs (RFC 5961 §3.2, §4.2).</summary>
     public long ChallengeAcks { get; internal set; }
 }

@@ -243,7 +243,8 @@ public sealed record MtcpAlternateServers
 /// servers on one IPv6 subnet. Sizes: 24/26 bytes for IPv4, 36/38 for IPv6, 28/30 for IPv6 on one subnet.
 /// A special SYN also offers MSS, window scale and SACK-permitted (9 bytes, 12 with padding): all fit
 /// in TCP's 40 option bytes for IPv4 and for IPv6 on one subnet; an IPv6 origin on another subnet
-/// (36 bytes) leaves room for the MSS only.
+/// (36 bytes) leaves room for the MSS only, and with the client port (38) for none of them, nor for the
+/// client-state flag (5): the client then leaves them out (MtcpClientConnection).
 /// </summary>
 public readonly record struct MtcpMigratedConnection(ServerEndpoint OriginServer, ushort? ClientPort, SeqNumber RcvNxt, ulong Authenticator)
 {

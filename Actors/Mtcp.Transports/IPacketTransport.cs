@@ -62,6 +62,21 @@ public interface IPacketTransport : IDisposable
         received = default;
         return false;
     }
+
+    /// <summary>Whether <see cref="ReceivePacketTooBig"/> reads anything: the raw transports do; UDP and memory have no ICMP of their own.</summary>
+    bool ReadsPacketTooBig => false;
+
+    /// <summary>
+    /// Blocks until an ICMP "fragmentation needed" (RFC 1191) or ICMPv6 "packet too big" (RFC 8201) quoting a packet this
+    /// transport sent arrives, the timeout passes, or the transport is disposed; a second thread may call it while
+    /// another calls <see cref="Receive"/>. <paramref name="buffer"/> holds one ICMP message (at least
+    /// <see cref="ReceiveBufferLength"/> bytes). The report is not authenticated: its connection checks it.
+    /// </summary>
+    ReceiveOutcome ReceivePacketTooBig(Span<byte> buffer, TimeSpan timeout, out PacketTooBigReport report)
+    {
+        report = default;
+        return ReceiveOutcome.Closed;
+    }
 }
 
 /// <summary>What one call to <see cref="IPacketTransport.Receive"/> produced.</summary>

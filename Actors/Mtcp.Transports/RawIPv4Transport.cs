@@ -47,12 +47,24 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
 
     // Opened with the raw socket, so in the same network namespace.
     private readonly RouteMtu _routes = RouteMtu.Open(AddressFamily.InterNetwork);
+    private readonly PacketTooBigSocket _packetTooBig;
 
     private RawIPv4Transport(Socket socket, IpAddress localAddress, byte protocol)
     {
         _protocol = protocol;
         LocalAddress = localAddress;
         _socket = new DatagramSocket(socket, "raw", ToString());
+        try
+        {
+            _packetTooBig = PacketTooBigSocket.Open(localAddress, protocol);
+        }
+        catch
+        {
+            _socket.Dispose();
+            _routes.Dispose();
+            throw;
+        }
+
         Span<byte> bytes = stackalloc byte[IpAddress.V4Length];
         localAddress.WriteTo(bytes);
         _localAddressValue = BinaryPrimitives.ReadUInt32BigEndian(bytes);
@@ -160,11 +172,16 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
         }
     }
 
-    /// <summary>The fixed fields of the IPv4 header our sends carry (RFC 791 §3.1); destination and length are set per send.</summary>
+    /// <summary>
+    /// The fixed fields of the IPv4 header our sends carry (RFC 791 §3.1); destination and length are set per send. DF
+    /// is set, as kernel TCP sets it: a router on a narrower link then answers "fragmentation needed" with its MTU
+    /// (RFC 1191), which lowers the connection's MSS, instead of fragmenting every segment.
+    /// </summary>
     private static void WriteHeaderTemplate(Span<byte> header, IpAddress source, byte protocol)
     {
         header.Clear();
         header[VersionAndIhlOffset] = (4 << 4) | (MinIPv4HeaderLength / 4);
+        header[FlagsOffset] = DontFragmentFlag;
         header[TimeToLiveOffset] = DefaultTimeToLive;
         header[ProtocolOffset] = protocol;
         source.WriteTo(header[SourceAddressOffset..]);
@@ -193,6 +210,8 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
      */
     internal const int VersionAndIhlOffset = 0;
     internal const int TotalLengthOffset = 2;
+    private const int FlagsOffset = 6;
+    private const byte DontFragmentFlag = 0x40;
     private const int TimeToLiveOffset = 8;
     internal const int ProtocolOffset = 9;
     internal const int SourceAddressOffset = 12;
@@ -202,10 +221,19 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
     bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> packet, SocketAddress source, out ReceivedSegment received) =>
         CarrierHeaders.TryLocateInIPv4(packet, _protocol, _localAddressValue, LocalAddress, out received) == CarrierError.None;
 
+    public bool ReadsPacketTooBig => true;
+
+    public ReceiveOutcome ReceivePacketTooBig(Span<byte> buffer, TimeSpan timeout, out PacketTooBigReport report) =>
+        _packetTooBig.Receive(buffer, timeout, out report);
+
+    /// <summary>ICMP messages the transport's ICMP socket received and dropped (see <see cref="PacketTooBigSocket"/>).</summary>
+    public long IgnoredIcmpMessages => _packetTooBig.Ignored;
+
     public void Dispose()
     {
         _socket.Dispose();
         _routes.Dispose();
+        _packetTooBig.Dispose();
     }
 
     public override string ToString() => $"raw IPv4 protocol {_protocol} at {LocalAddress}";

@@ -29,12 +29,23 @@ public sealed class RawIPv6Transport : IRawIPTransport, IDatagramFilter
 
     // Opened with the raw socket, so in the same network namespace.
     private readonly RouteMtu _routes = RouteMtu.Open(AddressFamily.InterNetworkV6);
+    private readonly PacketTooBigSocket _packetTooBig;
 
     private RawIPv6Transport(Socket socket, IpAddress localAddress, byte protocol)
     {
         Protocol = protocol;
         LocalAddress = localAddress;
         _socket = new DatagramSocket(socket, "raw", ToString());
+        try
+        {
+            _packetTooBig = PacketTooBigSocket.Open(localAddress, protocol);
+        }
+        catch
+        {
+            _socket.Dispose();
+            _routes.Dispose();
+            throw;
+        }
     }
 
     public IpAddress LocalAddress { get; }
@@ -100,10 +111,19 @@ public sealed class RawIPv6Transport : IRawIPTransport, IDatagramFilter
     bool IDatagramFilter.TryLocateSegment(ReadOnlySpan<byte> datagram, SocketAddress source, out ReceivedSegment received) =>
         CarrierHeaders.TryLocateWhole(CarrierHeaders.TryReadSource(source.Buffer.Span[..source.Size], source.Family, out var sourceAddress), sourceAddress, LocalAddress, datagram.Length, out received);
 
+    public bool ReadsPacketTooBig => true;
+
+    public ReceiveOutcome ReceivePacketTooBig(Span<byte> buffer, TimeSpan timeout, out PacketTooBigReport report) =>
+        _packetTooBig.Receive(buffer, timeout, out report);
+
+    /// <summary>ICMP messages the transport's ICMP socket received and dropped (see <see cref="PacketTooBigSocket"/>).</summary>
+    public long IgnoredIcmpMessages => _packetTooBig.Ignored;
+
     public void Dispose()
     {
         _socket.Dispose();
         _routes.Dispose();
+        _packetTooBig.Dispose();
     }
 
     public override string ToString() => $"raw IPv6 next header {Protocol} at {LocalAddress}";

@@ -41,6 +41,7 @@ internal sealed record DemoLoadBalancing(int Companions, long CompanionBytes, lo
 /// <summary>What the demo is asked to do: the <c>mtcp.demo</c> section of HOCON/demo.conf, validated.</summary>
 internal sealed record DemoOptions(
     string Network,
+    bool Ipv6,
     string Transport,
     long FileBytes,
     int Seed,
@@ -58,6 +59,19 @@ internal sealed record DemoOptions(
         if (network.Split('.') is not { Length: 3 } octets || !octets.All(octet => byte.TryParse(octet, NumberStyles.None, CultureInfo.InvariantCulture, out _)) || octets[0] != "127")
         {
             throw HoconValues.Invalid(config, "mtcp.demo.network", "must be three octets of a loopback address, e.g. 127.0.0");
+        }
+
+        var family = HoconValues.Text(config, "mtcp.demo.family");
+        if (family is not ("ipv4" or "ipv6"))
+        {
+            throw HoconValues.Invalid(config, "mtcp.demo.family", "must be ipv4 or ipv6");
+        }
+
+        var ipv6Network = HoconValues.Text(config, "mtcp.demo.ipv6-network");
+        if (!IPAddress.TryParse(ipv6Network, out var prefix) || prefix.AddressFamily != AddressFamily.InterNetworkV6
+            || prefix.GetAddressBytes().AsSpan(8).ContainsAnyExcept((byte)0) || prefix.IsIPv6LinkLocal || prefix.IsIPv6Multicast || prefix.IsIPv4MappedToIPv6 || prefix.Equals(IPAddress.IPv6Any))
+        {
+            throw HoconValues.Invalid(config, "mtcp.demo.ipv6-network", "must be a /64 prefix of unicast IPv6 addresses, not link-local, written with its low 64 bits zero, e.g. fd00:6d74:6370::");
         }
 
         var transport = HoconValues.Text(config, "mtcp.demo.transport");
@@ -104,7 +118,8 @@ internal sealed record DemoOptions(
         }
 
         return new DemoOptions(
-            network,
+            family == "ipv6" ? ipv6Network : network,
+            family == "ipv6",
             transport,
             fileBytes,
             HoconValues.Integer(config, "mtcp.demo.seed", int.MinValue, int.MaxValue),
@@ -122,6 +137,25 @@ internal sealed record DemoOptions(
                 HoconValues.Duration(config, "mtcp.hosts.server.file.request-timeout", allowZero: false),
                 HoconValues.Size(config, "mtcp.hosts.server.file.chunk-size", 512, 4 << 20)));
     }
+
+    /// <summary>
+    /// Host <paramref name="number"/> of the demo's network: <c>network.number</c> over IPv4, the /64 prefix with
+    /// <paramref name="number"/> as its last byte over IPv6.
+    /// </summary>
+    public IPAddress Host(int number)
+    {
+        if (!Ipv6)
+        {
+            return IPAddress.Parse(string.Create(CultureInfo.InvariantCulture, $"{Network}.{number}"));
+        }
+
+        var bytes = IPAddress.Parse(Network).GetAddressBytes();
+        bytes[^1] = (byte)number;
+        return new IPAddress(bytes);
+    }
+
+    /// <summary>The loopback address of the demo's family: where the agents listen for curl and the kernel-TCP baseline serves.</summary>
+    public IPAddress Loopback => Ipv6 ? IPAddress.IPv6Loopback : IPAddress.Loopback;
 
     /// <summary>The MTCP runtime settings every node and agent of the demo shares, for one of them at <paramref name="localAddress"/>.</summary>
     public string RuntimeConfig(string localAddress) => string.Create(CultureInfo.InvariantCulture, $$"""
@@ -142,6 +176,11 @@ internal sealed record DemoCrash(int Victim, TimeSpan At, long Relay);
 internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
 {
     private const int ServerCount = 3;
+
+    // The hosts of the demo's network beyond the servers (2 to 4): the agent, and the rate comparison's node and agent.
+    private const int AgentHost = 9;
+    private const int CompareServerHost = 5;
+    private const int CompareAgentHost = 10;
     private const int FilePort = 8080;
     private const string FileName = "demo.bin";
     private const string CompanionFileName = "companion.bin";
@@ -157,15 +196,23 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     private string _files = "";
     private string _certificates = "";
     private string _migrationKey = "";
+    private LoopbackAddresses? _addresses;
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        var servers = Enumerable.Range(0, ServerCount).Select(i => IPAddress.Parse($"{options.Network}.{i + 2}")).ToArray();
-        var agentAddress = IPAddress.Parse($"{options.Network}.9");
+        var servers = Enumerable.Range(0, ServerCount).Select(i => options.Host(i + 2)).ToArray();
+        var agentAddress = options.Host(AgentHost);
+        if (options.Ipv6)
+        {
+            _addresses = LoopbackAddresses.Add([.. servers, agentAddress, options.Host(CompareServerHost), options.Host(CompareAgentHost)]);
+            Say($"added {string.Join(", ", _addresses.Addresses)} to the loopback interface for this run (removed at exit): IPv6 loopback has only ::1, and each node needs an address of its own");
+        }
+
+        var raw = options.Ipv6 ? "raw IPv6 next header 253" : "raw IPv4 protocol 253";
         Say($"MTCP demo: 3 server nodes at {string.Join(", ", servers.Select(s => s.ToString()))}, a client agent at {agentAddress}; " + options.Transport switch
         {
-            "auto" when Environment.IsPrivilegedProcess => "running as root, so segments travel in raw IPv4 protocol 253",
-            "auto" => "not root, so segments travel in UDP (run as root for raw IPv4 protocol 253)",
+            "auto" when Environment.IsPrivilegedProcess => $"running as root, so segments travel in {raw}",
+            "auto" => $"not root, so segments travel in UDP (run as root for {raw})",
             var chosen => $"mtcp.demo.transport = {chosen}",
         });
 
@@ -210,11 +257,11 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         }
 
         Say($"the cluster is up: every node sees {ServerCount} service endpoints");
-        var listen = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
-        var control = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
+        var listen = new IPEndPoint(options.Loopback, FreeTcpPort(options.Loopback));
+        var control = new IPEndPoint(options.Loopback, FreeTcpPort(options.Loopback));
         var agentConfig = WriteConfig("agent.conf", $$"""
             {{options.RuntimeConfig(agentAddress.ToString())}}
-            mtcp.agent.service-endpoints = [{{string.Join(", ", servers.Select(server => $"\"{server}:{FilePort}\""))}}]
+            mtcp.agent.service-endpoints = [{{string.Join(", ", servers.Select(server => $"\"{Service(server)}\""))}}]
             mtcp.agent.policy = throughput
             # A migration towards the node that left fails after this, rather than after SYN retransmissions.
             mtcp.migration.destination-timeout = 3s
@@ -229,8 +276,9 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var url = $"http://{listen}/{FileName}";
         Say($"curl {url} {(options.RateBytesPerSecond > 0 ? $"at {Megabytes(options.RateBytesPerSecond)}/s" : "at full speed")} through the agent; {options.Migrations} operator-triggered migrations planned; "
             + "the agent's throughput policy (thesis 5.3.2: alpha 0.4, migrate at 0.7 of the best smoothed rate) migrates on its own");
+        // --globoff: curl reads brackets in a URL as a glob range, and an IPv6 literal has them.
         string[] limit = options.RateBytesPerSecond > 0 ? ["--limit-rate", options.RateBytesPerSecond.ToString(CultureInfo.InvariantCulture)] : [];
-        var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--fail", "--max-time", "120", .. limit, "-o", output, url], _scratch.FullName, _clock, _ => true);
+        var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--globoff", "--fail", "--max-time", "120", .. limit, "-o", output, url], _scratch.FullName, _clock, _ => true);
         _children.Add(curl);
 
         var stop = await DriveMigrationsAsync(new AgentControl(control), curl, servers, nodes, cancellationToken).ConfigureAwait(false);
@@ -238,7 +286,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         var crash = options.CrashAt > 0 ? await CrashServingNodeAsync(new AgentControl(control), curl, servers, nodes, stopped, cancellationToken).ConfigureAwait(false) : null;
         var curlExit = await curl.WaitForExitAsync(TimeSpan.FromSeconds(150)).ConfigureAwait(false);
         Check(curlExit == 0, $"curl exited with {curlExit?.ToString(CultureInfo.InvariantCulture) ?? "no exit within 150 s"}"
-            + (curlExit == 0 ? "" : $" (a reset right away can mean another MTCP process owns an address of {options.Network}.x: try --network 127.0.8)"));
+            + (curlExit == 0 ? "" : $" (a reset right away can mean another MTCP process owns an address of the demo's network {options.Network}: try --network {(options.Ipv6 ? "fd00:6d74:6370:8::" : "127.0.8")})"));
         if (stop is not null)
         {
             await stop.ConfigureAwait(false);
@@ -290,6 +338,9 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             child.Dispose();
         }
 
+        // After the processes that used them have gone.
+        _addresses?.Dispose();
+
         try
         {
             _scratch.Delete(recursive: true);
@@ -311,7 +362,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     {
         var total = options.CrashAt > 0 ? (long)(options.FileBytes * options.CrashAt) : options.FileBytes;
         var degrading = options.Degradation.Node - 1;
-        var degradingEndpoint = $"{servers[degrading]}:{FilePort}";
+        var degradingEndpoint = Service(servers[degrading]);
         var live = Enumerable.Range(0, ServerCount).ToList();
         Task? stop = null;
         var done = 0;
@@ -325,7 +376,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
                 continue;
             }
 
-            var current = Array.FindIndex(servers, s => relay.Service.StartsWith(s + ":", StringComparison.Ordinal));
+            var current = ServerIndex(servers, relay.Service);
             if (current == degrading)
             {
                 if (!waitingForPolicy)
@@ -341,7 +392,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             var policyLeftDegrading = relay.Migrations.Any(m => m.Completed && m.Cause == "policy" && m.From == degradingEndpoint);
             var healthy = live.Where(i => i != degrading).ToList();
             var next = !policyLeftDegrading && live.Contains(degrading) ? degrading : healthy[(healthy.IndexOf(current) + 1) % healthy.Count];
-            var destination = $"{servers[next]}:{FilePort}";
+            var destination = Service(servers[next]);
             var result = await agent.MigrateAsync(relay.Id, destination, cancellationToken).ConfigureAwait(false);
             Check(result.Error is null, $"migrate answered: {result.Error}");
             if (result.Outcomes is [{ Completed: false, DurationMs: 0 } busy])
@@ -387,7 +438,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
             if (status.Connections is [var relay, ..] && relay.BytesFromService >= mark)
             {
-                var victim = Array.FindIndex(servers, s => relay.Service.StartsWith(s + ":", StringComparison.Ordinal));
+                var victim = ServerIndex(servers, relay.Service);
                 if (victim < 0)
                 {
                     Check(false, $"relay {relay.Id} is served by {relay.Service}, none of the demo's nodes");
@@ -397,9 +448,9 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
                 if ((victim + 1) % ServerCount == stopped)
                 {
                     var other = Enumerable.Range(0, ServerCount).First(i => i != victim && i != stopped);
-                    var moved = await agent.MigrateAsync(relay.Id, $"{servers[other]}:{FilePort}", cancellationToken).ConfigureAwait(false);
+                    var moved = await agent.MigrateAsync(relay.Id, Service(servers[other]), cancellationToken).ConfigureAwait(false);
                     var outcome = moved.Outcomes.FirstOrDefault();
-                    Say($"before the crash: relay {relay.Id} {relay.Service} -> {servers[other]}:{FilePort} {(outcome is { Completed: true } ? $"completed in {outcome.DurationMs:0.0} ms" : $"FAILED: {outcome?.FailureReason ?? moved.Error}")} (the buddy of server{victim + 1} is server{stopped + 1}, which is draining; server{other + 1}'s buddy is live)");
+                    Say($"before the crash: relay {relay.Id} {relay.Service} -> {Service(servers[other])} {(outcome is { Completed: true } ? $"completed in {outcome.DurationMs:0.0} ms" : $"FAILED: {outcome?.FailureReason ?? moved.Error}")} (the buddy of server{victim + 1} is server{stopped + 1}, which is draining; server{other + 1}'s buddy is live)");
                     if (outcome is not { Completed: true })
                     {
                         Check(false, $"the move before the crash failed: {outcome?.FailureReason ?? moved.Error}");
@@ -432,7 +483,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     /// </summary>
     private void ReportFailover(DemoCrash crash, ChildProcess[] nodes, IPAddress[] servers, ChildProcess agent)
     {
-        var victimService = $"{servers[crash.Victim]}:{FilePort}";
+        var victimService = Service(servers[crash.Victim]);
         OutputLine? After(ChildProcess process, string text) => process.Lines.FirstOrDefault(line => line.At >= crash.At && line.Text.Contains(text, StringComparison.Ordinal));
         string Since(OutputLine line) => string.Create(CultureInfo.InvariantCulture, $"+{(line.At - crash.At).TotalSeconds:0.00} s");
 
@@ -496,7 +547,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             {
                 // Any view without the stopped node: the crash of another node may have shrunk it further meanwhile.
                 var view = await nodes[i].WaitForLineAsync(
-                    "cluster view: ", ViewTimeout, since, text => !text.Contains($"{servers[victim]}:", StringComparison.Ordinal)).ConfigureAwait(false);
+                    "cluster view: ", ViewTimeout, since, text => !text.Contains(Service(servers[victim]), StringComparison.Ordinal)).ConfigureAwait(false);
                 Say($"server{i + 1} follows: {view.Text[(view.Text.IndexOf("cluster view", StringComparison.Ordinal))..]}");
             }
             catch (DemoFailedException e)
@@ -532,7 +583,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             var downloads = Enumerable.Range(1, balancing.Companions).Select(i =>
             {
                 var output = Path.Combine(_scratch.FullName, $"companion-{round}-{i}.bin");
-                var curl = ChildProcess.Start($"curl-{round}-{i}", "curl", dll: null, ["-sS", "--fail", "--max-time", "90", "--limit-rate", balancing.CompanionRate.ToString(CultureInfo.InvariantCulture), "-o", output, $"http://{listen}/{CompanionFileName}"], _scratch.FullName, _clock, _ => true);
+                var curl = ChildProcess.Start($"curl-{round}-{i}", "curl", dll: null, ["-sS", "--globoff", "--fail", "--max-time", "90", "--limit-rate", balancing.CompanionRate.ToString(CultureInfo.InvariantCulture), "-o", output, $"http://{listen}/{CompanionFileName}"], _scratch.FullName, _clock, _ => true);
                 _children.Add(curl);
                 return (Output: output, Curl: curl);
             }).ToList();
@@ -623,8 +674,8 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             }
 
             Console.WriteLine($"  {Megabytes(from),8} - {Megabytes(migration.AtByteFromService),-9} {serving}");
-            var destination = Array.FindIndex(servers, s => migration.To.StartsWith(s + ":", StringComparison.Ordinal));
-            var takeover = crash is not null && migration.Cause is "server" or "failover" && migration.From.StartsWith(servers[crash.Victim] + ":", StringComparison.Ordinal);
+            var destination = ServerIndex(servers, migration.To);
+            var takeover = crash is not null && migration.Cause is "server" or "failover" && ServerIndex(servers, migration.From) == crash.Victim;
             var arrival = destination >= 0 && arrivals[destination].TryDequeue(out var line) ? line : null;
             var state = arrival is null
                 ? "arrival not logged"
@@ -641,6 +692,13 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
             Console.WriteLine($"  at {at.TotalSeconds,5:0.0} s: {text}");
         }
     }
+
+    /// <summary>A node's file service as the agent and the nodes write it: <c>address:port</c>, an IPv6 address in brackets.</summary>
+    private static string Service(IPAddress server) => new IPEndPoint(server, FilePort).ToString();
+
+    /// <summary>Which of <paramref name="servers"/> an endpoint the agent reported names; -1 for none.</summary>
+    private static int ServerIndex(IPAddress[] servers, string endpoint) =>
+        IPEndPoint.TryParse(endpoint, out var parsed) ? Array.IndexOf(servers, parsed.Address) : -1;
 
     private static string Megabytes(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.00} MiB");
 

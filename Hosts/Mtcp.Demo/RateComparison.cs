@@ -18,24 +18,24 @@ internal sealed partial class DemoScenario
     {
         Console.WriteLine();
         Say($"rate comparison: {options.CompareRepetitions} downloads of {FileName} each way (after one warm-up each) at full speed, no migration");
-        var address = IPAddress.Parse($"{options.Network}.5");
+        var address = options.Host(CompareServerHost);
         var control = new IPEndPoint(address, FreeTcpPort(address));
         var node = StartNode("server-compare", control, control, "");
         await node.WaitForLineAsync("server node ready", StartTimeout).ConfigureAwait(false);
-        var service = $"{address}:{FilePort}";
-        var listen = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
+        var service = Service(address);
+        var listen = new IPEndPoint(options.Loopback, FreeTcpPort(options.Loopback));
         var agentConfig = WriteConfig("agent-compare.conf", $$"""
-            {{options.RuntimeConfig($"{options.Network}.10")}}
+            {{options.RuntimeConfig(options.Host(CompareAgentHost).ToString())}}
             mtcp.agent.service-endpoints = ["{{service}}"]
             mtcp.agent.serve.listen = "{{listen}}"
-            mtcp.agent.control-endpoint = "127.0.0.1:{{FreeTcpPort(IPAddress.Loopback)}}"
+            mtcp.agent.control-endpoint = "{{new IPEndPoint(options.Loopback, FreeTcpPort(options.Loopback))}}"
             mtcp.agent.policy = off
             """);
         var agent = Start("agent-compare", "Mtcp.Agent", ["--config", agentConfig, "serve"]);
         await agent.WaitForLineAsync("agent ready", StartTimeout).ConfigureAwait(false);
 
         var application = new FileServer(options.KernelFileServer with { RootDirectory = _files });
-        using var kernel = new TcpListener(IPAddress.Loopback, 0);
+        using var kernel = new TcpListener(options.Loopback, 0);
         kernel.Start();
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var serving = ServeKernelTcpAsync(kernel, application, stopping.Token);
@@ -69,7 +69,7 @@ internal sealed partial class DemoScenario
     private async Task<double> CurlRateAsync(string url, string expected, string what)
     {
         var output = Path.Combine(_scratch.FullName, "compare.bin");
-        var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--fail", "--max-time", "60", "-o", output, "-w", "%{size_download} %{speed_download}\n", url], _scratch.FullName, _clock, _ => false);
+        var curl = ChildProcess.Start("curl", "curl", dll: null, ["-sS", "--globoff", "--fail", "--max-time", "60", "-o", output, "-w", "%{size_download} %{speed_download}\n", url], _scratch.FullName, _clock, _ => false);
         using (curl)
         {
             var exit = await curl.WaitForExitAsync(TimeSpan.FromSeconds(70)).ConfigureAwait(false);

@@ -240,10 +240,10 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
         var cid = Cid;
         var rcvNxt = old.ReceiveDataNext;
-        var presented = _failingOver is not null ? PresentableClientState(old) : null;
         var newEndpointCid = new ConnectionId(LocalAddress, port, destination.Address, destination.Port);
         var authenticator = new ConnectionAuthenticator(secret).MigratedConnection(cid, newEndpointCid, rcvNxt, _nextAttempt++);
         var option = MtcpMigratedConnection.ForDestination(destination.Address, _current.Peer, port == old.LocalPort ? null : old.LocalPort, rcvNxt, authenticator);
+        var presented = _failingOver is not null ? PresentableClientState(old, option, destination) : null;
         var tcb = TcpConnection.Connect(_config, port, destination.Port, iss, now);
         tcb.KeepAliveIdle = old.KeepAliveIdle;
 
@@ -346,6 +346,14 @@ public sealed class MtcpClientConnection : IPolledEndpoint
                     // only: the new block goes without window scaling and SACK, which the server then does not
                     // offer either (RFC 7323 §1.3, RFC 2018 §2), rather than the SYN not going out at all.
                     header = header with { Options = header.Options with { WindowScale = null, SackPermitted = false } };
+                }
+
+                if (header.Options.BufferLength > TcpSegment.MaxOptionsLength)
+                {
+                    // With the client's port too (38 bytes) not even the MSS fits: the server then sends segments of
+                    // the default MSS, 536 bytes (RFC 9293 §3.7.1), small but correct on any path. BeginMigration has
+                    // already left out the client-state flag where it could not fit beside the option alone.
+                    header = header with { Options = header.Options with { MaxSegmentSize = null } };
                 }
             }
 
@@ -774,10 +782,22 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     /// server acknowledged (the send buffer keeps only the bytes past the last ACK, and the new server resumes the
     /// client's stream where the state's read log ends).
     /// </summary>
-    private byte[]? PresentableClientState(TcpConnection old)
+    private byte[]? PresentableClientState(TcpConnection old, MtcpMigratedConnection option, ServerEndpoint destination)
     {
         if (_clientState is not { } state)
         {
+            return null;
+        }
+
+        if (option.BufferLength + MtcpOption.ClientStateLength > TcpSegment.MaxOptionsLength)
+        {
+            // An IPv6 origin on another /64 than the destination travels whole (36 or 38 option bytes): the special
+            // SYN has no room for the client-state flag (5) beside it, and the state goes unused on this attempt.
+            Stats.ClientStatesUnusable++;
+            _migrationEvents.Enqueue(new MigrationEvent(
+                MigrationEventKind.ClientStateUnusable,
+                _current.Peer,
+                $"the special SYN to {destination} has no room for it: TCP_MIGRATED_CONN naming an IPv6 origin on another /64 takes {option.BufferLength} of the {TcpSegment.MaxOptionsLength} option bytes, the client-state flag {MtcpOption.ClientStateLength} more"));
             return null;
         }
 

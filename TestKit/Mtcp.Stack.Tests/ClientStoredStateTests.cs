@@ -78,7 +78,8 @@ public sealed class ClientStoredStateTests
 
         // The origin dies: the client hears nothing and fails over to S2, presenting its state on the special SYN.
         client.Write(MigrationSnapshotTests.Pattern(1, 5_000, 500));
-        var specialSyn = FailOver(client, out var blob);
+        var specialSyn = FailOver(client, S2, out var blob);
+        Assert.True(specialSyn.Options.ClientState);
         Assert.Equal(1, client.Stats.ClientStatesPresented);
 
         var newCid = new ConnectionId(Client, specialSyn.SourcePort, S2.Address, S2.Port);
@@ -130,6 +131,41 @@ public sealed class ClientStoredStateTests
         Assert.Equal(held, client.HeldClientState);
     }
 
+    [Fact]
+    public void A_failover_to_a_node_on_another_IPv6_64_must_go_without_the_state_it_has_no_room_for_and_say_why()
+    {
+        // TCP_MIGRATED_CONN names an IPv6 origin on another /64 than the destination whole: 36 option bytes, so the
+        // client-state flag (5) cannot ride beside it. The special SYN still goes out, within 40 bytes and without the
+        // state, and the client reports the state unusable for this attempt (a buddy's replica may still serve).
+        var client6 = IpAddress.Parse("2001:db8:c::1");
+        var s1 = new ServerEndpoint(IpAddress.Parse("2001:db8:1::11"), 443);
+        var s2 = new ServerEndpoint(IpAddress.Parse("2001:db8:2::12"), 443);
+        var cid = new ConnectionId(client6, 40000, s1.Address, s1.Port);
+        var authenticator = Authenticator();
+        var origin = new MtcpServerEndpoint<string>(Config, cid, ServerIsn, authenticator, () => [s2], plan: null);
+        var client = MtcpClientConnection.Connect(Config, client6, cid.ClientPort, s1, ClientIsn, _now);
+        client.Failover = Failover;
+        var nonces = 0;
+        var sealer = new ClientStateSealer(cid, MaxBlob, nonce => Nonce(++nonces).CopyTo(nonce));
+        Pump(client, origin, sealer, authenticator);
+        origin.Connection.Write(MigrationSnapshotTests.Pattern(2, 0, 2_000));
+        origin.Connection.ExportState(SnapshotOf(inputRead: 0, outputWritten: 2_000));
+        Pump(client, origin, sealer, authenticator);
+        Assert.NotNull(client.HeldClientState);
+
+        var events = new List<MigrationEvent>();
+        var specialSyn = FailOver(client, s2, out var payload, events);
+
+        Assert.False(specialSyn.Options.ClientState);
+        Assert.Empty(payload);
+        Assert.True(specialSyn.Options.BufferLength <= TcpSegment.MaxOptionsLength, $"{specialSyn.Options.BufferLength} option bytes");
+        Assert.Equal(36, specialSyn.Options.MigratedConnection!.Value.BufferLength);
+        Assert.Equal(s1, specialSyn.Options.MigratedConnection!.Value.OriginOn(s2.Address));
+        Assert.Equal(0, client.Stats.ClientStatesPresented);
+        Assert.Equal(1, client.Stats.ClientStatesUnusable);
+        Assert.Contains(events, e => e.Kind == MigrationEventKind.ClientStateUnusable && e.Detail.Contains("no room", StringComparison.Ordinal));
+    }
+
     internal static StateReply SampleState() =>
         new(
             0,
@@ -171,18 +207,18 @@ public sealed class ClientStoredStateTests
     }
 
     /// <summary>
-    /// Time passes with nothing from the server until the client's failover starts a migration to S2: returns its
-    /// special SYN and the payload it carries.
+    /// Time passes with nothing from the server until the client's failover starts a migration to
+    /// <paramref name="destination"/>: returns its special SYN and the payload it carries, and adds the migration events
+    /// it consumed on the way to <paramref name="events"/>.
     /// </summary>
-    private TcpSegmentRepr FailOver(MtcpClientConnection client, out byte[] payload)
+    private TcpSegmentRepr FailOver(MtcpClientConnection client, ServerEndpoint destination, out byte[] payload, List<MigrationEvent>? events = null)
     {
         for (var step = 0; step < 1_000; step++)
         {
             while (client.PollTransmit(_now, _payload, out var to, out var header, out var length))
             {
-                if (to == S2 && header.Has(TcpFlags.Syn))
+                if (to == destination && header.Has(TcpFlags.Syn))
                 {
-                    Assert.True(header.Options.ClientState);
                     payload = _payload.AsSpan(0, length).ToArray();
                     return header;
                 }
@@ -190,6 +226,7 @@ public sealed class ClientStoredStateTests
 
             while (client.PollMigrationEvent(out var e))
             {
+                events?.Add(e);
                 if (e.Kind == MigrationEventKind.FailoverTo)
                 {
                     client.BeginMigration(_now, e.Destination, new SeqNumber(77_000));

@@ -41,6 +41,12 @@ internal enum RefusalClass
 
     /// <summary>A client-stored state presented on a special SYN that did not open, or was older than one seen (docs/failover.md).</summary>
     ClientStateRefused,
+
+    /// <summary>
+    /// An ICMP packet-too-big naming a live connection that its engine did not believe: a quoted sequence number not
+    /// in flight, or an MTU that would not lower the MSS (RFC 5927 §4.1, RFC 8201 §4).
+    /// </summary>
+    PacketTooBigRefused,
 }
 
 /// <summary>
@@ -96,6 +102,7 @@ internal sealed class RefusalSummary(TimeSpan interval)
         RefusalClass.SynQueueOverflow => "syn-queue-overflow",
         RefusalClass.SynCookieRefused => "syn-cookie-refused",
         RefusalClass.ClientStateRefused => "client-state-refused",
+        RefusalClass.PacketTooBigRefused => "packet-too-big-refused",
         _ => throw new ArgumentOutOfRangeException(nameof(refusalClass), refusalClass, null),
     };
 

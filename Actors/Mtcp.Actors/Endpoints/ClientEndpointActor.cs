@@ -76,6 +76,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         Receive<InboundSegment>(OnSegment);
         Receive<InboundBurst>(OnBurst);
         Receive<ThirdPartyTriggerReceived>(trigger => OnSegment(trigger.Segment));
+        Receive<PacketTooBigReceived>(OnPacketTooBig);
         Receive<EngineTick>(_ =>
         {
             var now = _context.Clock.Now;
@@ -175,6 +176,16 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         if (_client.CurrentControlBlock.LastHeardAt == now)
         {
             _context.ServersHeard.Heard(_client.CurrentServer, now);
+        }
+    }
+
+    /// <summary>Only for the control block that sends: during a migration the origin's stops sending (SS_ISMIGRATING).</summary>
+    private void OnPacketTooBig(PacketTooBigReceived report)
+    {
+        if (report.Peer == _client.CurrentServer.Address
+            && _driver.ApplyPacketTooBig(_client.CurrentControlBlock, report) == PacketTooBigVerdict.Lowered)
+        {
+            Drive(_context.Clock.Now);
         }
     }
 

@@ -31,6 +31,30 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
         }
     }
 
+    /// <summary>
+    /// An ICMP path MTU report for <paramref name="tcb"/>, one of this endpoint's control blocks, given to the engine,
+    /// which checks it (RFC 5927 §4.1) and on <see cref="PacketTooBigVerdict.Lowered"/> has the too-big segments to
+    /// send again at the new MSS: the caller then drives the endpoint. A report the engine refuses goes to the refusal
+    /// summary, so that a flood of forged ones costs a counter each, not a log line.
+    /// </summary>
+    public PacketTooBigVerdict ApplyPacketTooBig(TcpConnection tcb, PacketTooBigReceived report)
+    {
+        var verdict = tcb.HandlePacketTooBig(report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IPv6);
+        if (verdict == PacketTooBigVerdict.Lowered)
+        {
+            context.Counters.PacketTooBigApplied();
+        }
+        else if (verdict is PacketTooBigVerdict.OutOfWindow or PacketTooBigVerdict.NotSmaller)
+        {
+            context.Counters.PacketTooBigRefused();
+            context.Refusals.Refuse(
+                RefusalClass.PacketTooBigRefused,
+                $"an ICMP packet too big for {report.Peer}:{report.QuotedDestinationPort} from port {report.QuotedSourcePort} ignored ({verdict}): sequence {report.QuotedSequence}, MTU {report.Mtu}");
+        }
+
+        return verdict;
+    }
+
     /// <summary>Sends a segment built outside the engine (a MIGRATE_TRIGGER).</summary>
     public void Send(IpAddress destination, in TcpSegmentRepr header) => Send(destination, _encoder.Encode(header, destination));
 

@@ -122,3 +122,10 @@ internal sealed record TriggerKeyAnswer(MigrationTriggerGrant? Grant);
 
 /// <summary>A MIGRATE_TRIGGER from a server other than the connection's, routed by the Cid it names; only a client endpoint acts on it.</summary>
 internal sealed record ThirdPartyTriggerReceived(InboundSegment Segment);
+
+/// <summary>
+/// An ICMP "fragmentation needed" (RFC 1191) or ICMPv6 "packet too big" (RFC 8201) quoted a segment with this endpoint's
+/// 4-tuple: the peer it was sent to, the quoted ports and sequence number, as sent, and the next hop's MTU. Unauthenticated: the engine checks
+/// them against the connection (<see cref="Mtcp.Stack.TcpConnection.HandlePacketTooBig"/>) before lowering the MSS.
+/// </summary>
+internal sealed record PacketTooBigReceived(IpAddress Peer, ushort QuotedSourcePort, ushort QuotedDestinationPort, SeqNumber QuotedSequence, int Mtu, bool IPv6);

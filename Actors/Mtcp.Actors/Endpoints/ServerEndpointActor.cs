@@ -88,6 +88,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         Receive<InboundBurst>(OnBurst);
         Receive<SynCookieReturned>(returned => Drive(now => _endpoint.AcceptCookie(now, returned.Syn)));
         Receive<EngineTick>(_ => Drive(_driver.OnTick));
+        Receive<PacketTooBigReceived>(_ => _endpoint.Phase != ServerEndpointPhase.MigratedAway, OnPacketTooBig);
         Receive<AbortRequested>(_ => Drive(_endpoint.Abort));
 
         // The application's calls; after migrating away its channel fails them (EMIGRATED) before they get here.
@@ -226,6 +227,15 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         }
 
         return true;
+    }
+
+    private void OnPacketTooBig(PacketTooBigReceived report)
+    {
+        if (_driver.ApplyPacketTooBig(_endpoint.Connection, report) == PacketTooBigVerdict.Lowered)
+        {
+            _log.Info("endpoint {0}: ICMP packet too big, path MTU {1}: MSS now {2}", _key, report.Mtu, _endpoint.Connection.SendMss);
+            Drive(_context.Clock.Now);
+        }
     }
 
     private void OnServeStateRequest(StateRequest request, IActorRef requester)

@@ -38,6 +38,7 @@ internal sealed class PacketActor : ReceiveActor
     private readonly EndpointContext _context;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Thread _receiveThread;
+    private readonly Thread? _packetTooBigThread;
     private volatile bool _stopping;
     private int _nextEphemeralPort;
     private SegmentEncoder? _triggerEncoder;
@@ -61,6 +62,9 @@ internal sealed class PacketActor : ReceiveActor
         };
         _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
         _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = $"mtcp receive {_transport.LocalAddress}" };
+        _packetTooBigThread = _transport.ReadsPacketTooBig
+            ? new Thread(PacketTooBigLoop) { IsBackground = true, Name = $"mtcp icmp {_transport.LocalAddress}" }
+            : null;
 
         Receive<Bind>(OnBind);
         Receive<ConnectTo>(OnConnect);
@@ -106,6 +110,7 @@ internal sealed class PacketActor : ReceiveActor
     {
         _log.Info("MTCP packet transport: {0} (because {1})", _transport, _reason);
         _receiveThread.Start();
+        _packetTooBigThread?.Start();
     }
 
     protected override void PostStop()
@@ -113,6 +118,7 @@ internal sealed class PacketActor : ReceiveActor
         _stopping = true;
         _transport.Dispose();
         _receiveThread.Join();
+        _packetTooBigThread?.Join();
         _addressLock?.Dispose();
         base.PostStop();
     }
@@ -298,6 +304,42 @@ internal sealed class PacketActor : ReceiveActor
         catch (Exception e)
         {
             _log.Error(e, "receive thread: handing a burst of segments to its endpoints failed");
+        }
+    }
+
+    /// <summary>
+    /// The path MTU reports the transport reads (ICMP "fragmentation needed", ICMPv6 "packet too big"), each routed by
+    /// the quoted 4-tuple to its endpoint, which checks the quoted sequence number and MTU in the engine
+    /// (<see cref="TcpConnection.HandlePacketTooBig"/>). A flood of forged messages costs a parse and a table lookup
+    /// each, on this thread; only one that names a live connection's 4-tuple reaches an actor.
+    /// </summary>
+    private void PacketTooBigLoop()
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(_transport.ReceiveBufferLength);
+        while (!_stopping)
+        {
+            ReceiveOutcome outcome;
+            PacketTooBigReport report;
+            try
+            {
+                outcome = _transport.ReceivePacketTooBig(buffer, _settings.ReceivePollInterval, out report);
+            }
+            catch (Exception e) when (e is ObjectDisposedException || _stopping)
+            {
+                return;
+            }
+
+            if (outcome == ReceiveOutcome.Closed)
+            {
+                return;
+            }
+
+            if (outcome == ReceiveOutcome.Received
+                && _context.Table.TryGetEndpoint(new ConnectionKey(report.QuotedDestination, report.QuotedDestinationPort, report.QuotedSourcePort), out var endpoint))
+            {
+                _context.Counters.PacketTooBigRouted();
+                endpoint.Tell(new PacketTooBigReceived(report.QuotedDestination, report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IsIPv6));
+            }
         }
     }
 

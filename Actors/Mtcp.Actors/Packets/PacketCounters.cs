@@ -25,6 +25,9 @@ internal sealed class PacketCounters
     private long _synsDropped;
     private long _sendsDropped;
     private long _silenced;
+    private long _packetTooBigRouted;
+    private long _packetTooBigApplied;
+    private long _packetTooBigRefused;
 
     public void Received() => Interlocked.Increment(ref _received);
 
@@ -41,6 +44,12 @@ internal sealed class PacketCounters
     public void SendDropped() => Interlocked.Increment(ref _sendsDropped);
 
     public void Silenced() => Interlocked.Increment(ref _silenced);
+
+    public void PacketTooBigRouted() => Interlocked.Increment(ref _packetTooBigRouted);
+
+    public void PacketTooBigApplied() => Interlocked.Increment(ref _packetTooBigApplied);
+
+    public void PacketTooBigRefused() => Interlocked.Increment(ref _packetTooBigRefused);
 
     public PacketStatistics Snapshot(int endpoints, int silencedTuples)
     {
@@ -64,6 +73,9 @@ internal sealed class PacketCounters
             Interlocked.Read(ref _sendsDropped),
             endpoints,
             Interlocked.Read(ref _silenced),
-            silencedTuples);
+            silencedTuples,
+            Interlocked.Read(ref _packetTooBigRouted),
+            Interlocked.Read(ref _packetTooBigApplied),
+            Interlocked.Read(ref _packetTooBigRefused));
     }
 }
