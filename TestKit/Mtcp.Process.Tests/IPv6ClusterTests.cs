@@ -32,14 +32,16 @@ public sealed class IPv6ClusterTests(ITestOutputHelper output) : IDisposable
         var expected = _testbed.WriteRandomFile("big.bin", FileBytes, Seed);
         var hosts = new TopologyProcesses(_testbed, topology, output, _testbed.Own);
 
-        var server1 = await hosts.StartServerAsync("server1", topology.Server1, seed: topology.Server1, transport);
-        var server2 = await hosts.StartServerAsync("server2", topology.Server2, seed: topology.Server1, transport);
+        var server1 = await hosts.StartServerAsync("server1", topology.Server1, seed: topology.Server1, transport, ProcessTestbed.PacedFileServer("4MiB"));
+        var server2 = await hosts.StartServerAsync("server2", topology.Server2, seed: topology.Server1, transport, ProcessTestbed.PacedFileServer("4MiB"));
         foreach (var server in new[] { server1, server2 })
         {
             // The cluster formed over IPv6 Akka.Remote: each node announces the file and request endpoints of both.
             await server.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
         }
 
+        // The file servers are paced: curl's --limit-rate does not slow the sender, whose 16 MB the agent's and the
+        // kernel's buffers took in under a second, so the migrations came after the download had ended.
         var agent = await hosts.StartAgentAsync(transport);
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
         var curl = _testbed.Own(topology.Client.StartBackground(

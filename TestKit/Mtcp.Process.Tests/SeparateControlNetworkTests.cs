@@ -39,14 +39,16 @@ public sealed partial class SeparateControlNetworkTests(ITestOutputHelper output
         var expected = WriteRandomFile("big.bin");
         var hosts = new TopologyProcesses(_testbed, topology, output, Own);
 
-        var server1 = await hosts.StartServerAsync("server1", topology.Server1, seed: topology.Server1);
-        var server2 = await hosts.StartServerAsync("server2", topology.Server2, seed: topology.Server1);
+        var server1 = await hosts.StartServerAsync("server1", topology.Server1, seed: topology.Server1, extraConfig: ProcessTestbed.PacedFileServer("4MiB"));
+        var server2 = await hosts.StartServerAsync("server2", topology.Server2, seed: topology.Server1, extraConfig: ProcessTestbed.PacedFileServer("4MiB"));
         foreach (var server in new[] { server1, server2 })
         {
             // Each node announces its file and request endpoints.
             await server.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
         }
 
+        // The file servers are paced: curl's --limit-rate does not slow the sender, whose 16 MB the agent's and the
+        // kernel's buffers took in under a second, so the migrations came after the download had ended.
         var agent = await hosts.StartAgentAsync();
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
         // A limited rate keeps the download longer than its migrations take, and migrates with the agent's window closed.
