@@ -69,12 +69,14 @@ public sealed class QuietConnectionProbeTests : Akka.TestKit.Xunit2.TestKit
             accepted.Add(await accepting.AsTask().WaitAsync(Patience));
         }
 
-        // Ten probe intervals with nothing to send: per-connection probes would bring the server 2,000 segments.
+        // Ten probe intervals with nothing to send: per-connection probes would bring the server 2,000 segments. Shared
+        // probes bring some dozens on an idle machine (64 measured) and a few hundred on a loaded one (223 in CI), where
+        // answers come late and more connections probe before any is heard: a quarter of 2,000 still tells them apart.
         var before = (await _server.GetStatisticsAsync()).SegmentsReceived;
         await Task.Delay(ProbeInterval * 10);
         var received = (await _server.GetStatisticsAsync()).SegmentsReceived - before;
         _output.WriteLine($"{received} segments reached the server in {(ProbeInterval * 10).TotalSeconds} s from {Connections} quiet connections");
-        Assert.True(received < Connections, $"{received} segments in ten probe intervals from {Connections} quiet connections");
+        Assert.True(received < Connections * 10 / 4, $"{received} segments in ten probe intervals from {Connections} quiet connections");
         Assert.True(received > 0, "no connection probed the server");
 
         Assert.Equal(Connections, accepted.Count);
