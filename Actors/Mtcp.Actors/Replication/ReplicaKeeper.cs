@@ -1,7 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
-using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Migration;
@@ -17,8 +16,7 @@ namespace Mtcp.Actors.Replication;
 /// <list type="bullet">
 /// <item>Replicas: it keeps what other nodes send (a <see cref="ReplicaStore{TOrigin}"/> keyed by origin node) and
 /// answers each update that completes a state or extends its read log with an ack, on the control connection it came on.</item>
-/// <item>Takeover: when the cluster's failure detector marks an origin unreachable and the split-brain resolver will
-/// keep this node's side (<see cref="KeptSide"/>; under another strategy, once the origin is downed), it sends the client of each of its
+/// <item>Takeover: when the cluster's failure detector marks an origin unreachable, it sends the client of each of its
 /// connections a MIGRATE_TRIGGER naming this node, signed under the replicated credential, through the packet actor
 /// listening on the connection's port; the client's special SYN then finds the origin lost, and the state request
 /// comes here (<see cref="AnswerFromReplica"/>): the replica answers it as the origin would have, and the new
@@ -39,34 +37,19 @@ internal sealed class ReplicaKeeper : ReceiveActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IpAddress, IActorRef> _transports = [];
 
-    /// <summary>Members the split-brain resolver counts, as seen here, and those this node's view holds unreachable.</summary>
-    private readonly HashSet<UniqueAddress> _members = [];
-    private readonly HashSet<UniqueAddress> _unreachable = [];
-
-    /// <summary>Whether the split-brain resolver keeps the side with more members (see <see cref="KeptSide"/>).</summary>
-    private readonly bool _keepMajority;
-    private Address _self = Address.AllSystems;
-
-    /// <summary>This node was downed or removed: it is leaving, and the clients it called over would be lost with it.</summary>
-    private bool _leaving;
-
     private IMigrationAuthenticator? _authenticator;
 
     public ReplicaKeeper(ControlSettings settings)
     {
         _takeover = new ReplicaTakeover<Address>(settings.MaxStateReplySize);
-        _keepMajority = Context.System.Settings.Config.GetString("akka.cluster.split-brain-resolver.active-strategy", string.Empty) == "keep-majority";
         Receive<ReplicaUpdateReceived>(Apply);
         Receive<UseControlAuthenticator>(use => _authenticator = use.Authenticator);
         Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
         Receive<AnswerFromReplica>(Answer);
         Receive<StateAck>(Reinstated);
-        Receive<ClusterEvent.UnreachableMember>(Unreachable);
+        Receive<ClusterEvent.UnreachableMember>(unreachable => Lose(unreachable.Member.Address, "is unreachable"));
         Receive<ClusterEvent.MemberRemoved>(removed =>
         {
-            _members.Remove(removed.Member.UniqueAddress);
-            _unreachable.Remove(removed.Member.UniqueAddress);
-            _leaving |= removed.Member.Address == _self;
             Lose(removed.Member.Address, "left the cluster");
 
             // Removed for good: a node coming back is a new incarnation that never held these connections.
@@ -74,24 +57,12 @@ internal sealed class ReplicaKeeper : ReceiveActor
         });
         // A member downed as crashed (CrashedMemberDowning) may never have been unreachable: its process died, its
         // kernel closed its connections, and the node downed it before any heartbeat was missed.
-        Receive<ClusterEvent.MemberDowned>(downed =>
-        {
-            _leaving |= downed.Member.Address == _self;
-            Lose(downed.Member.Address, "was downed");
-        });
-        Receive<ClusterEvent.ReachableMember>(reachable =>
-        {
-            _unreachable.Remove(reachable.Member.UniqueAddress);
-            Fence(reachable.Member.Address);
-        });
+        Receive<ClusterEvent.MemberDowned>(downed => Lose(downed.Member.Address, "was downed"));
+        Receive<ClusterEvent.ReachableMember>(reachable => Fence(reachable.Member.Address));
 
         // A node back at the same address is a new incarnation: not lost (its next crash is taken over again), and it
         // holds nothing that was taken over from its predecessor.
-        Receive<ClusterEvent.MemberUp>(up =>
-        {
-            _members.Add(up.Member.UniqueAddress);
-            _takeover.Rejoined(up.Member.Address);
-        });
+        Receive<ClusterEvent.MemberUp>(up => _takeover.Rejoined(up.Member.Address));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
         Receive<GetReplicaStatistics>(_ => Sender.Tell(new ReplicaStatistics(_takeover.HeldByOrigin(), _takeover.TakenOverByOrigin())));
     }
@@ -102,7 +73,6 @@ internal sealed class ReplicaKeeper : ReceiveActor
     {
         if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
         {
-            _self = Akka.Cluster.Cluster.Get(Context.System).SelfAddress;
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(
                 Self,
                 ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
@@ -139,38 +109,9 @@ internal sealed class ReplicaKeeper : ReceiveActor
         MigrationMetrics.ReplicasHeld.Add(_takeover.Store.Count - before);
     }
 
-    /// <summary>
-    /// An unreachable origin is lost only if this node's side of the split survives it: otherwise the resolver downs
-    /// this side, the origin keeps its connections, and it is taken over only if it is downed after all.
-    /// </summary>
-    private void Unreachable(ClusterEvent.UnreachableMember unreachable)
-    {
-        var origin = unreachable.Member.Address;
-        _unreachable.Add(unreachable.Member.UniqueAddress);
-        if (!_keepMajority || !KeptSide.KeepsSelf(_self, _members.Select(member => member.Address), _unreachable.Select(member => member.Address)))
-        {
-            if (_takeover.Store.HeldFrom(origin).Count > 0)
-            {
-                _log.Warning(
-                    "{0} is unreachable, but the split-brain resolver ({1}) may down this side: not taking its connections over unless it is downed",
-                    origin,
-                    _keepMajority ? $"keep-majority, {_members.Count} members, {_unreachable.Count} unreachable" : "not keep-majority");
-            }
-
-            return;
-        }
-
-        Lose(origin, "is unreachable");
-    }
-
     /// <summary>The origin is lost: every client of its connections held here is asked to come to this node.</summary>
     private void Lose(Address origin, string how)
     {
-        if (_leaving)
-        {
-            return;
-        }
-
         var held = _takeover.Lose(origin);
         if (held.Count == 0)
         {
