@@ -33,8 +33,8 @@ public sealed class KeyRotationTests(ITestOutputHelper output) : IDisposable
             newGeneration = Generation(newKey);
         }
 
-        var server1 = await _testbed.StartServerAsync("server1", extraConfig: Keys(oldKey, accepted: null));
-        var server2 = await _testbed.StartServerAsync("server2", server1, Keys(oldKey, accepted: null));
+        var server1 = await _testbed.StartServerAsync("server1", extraConfig: Keys(oldKey, accepted: null) + "\n" + ProcessTestbed.PacedFileServer("4MiB"));
+        var server2 = await _testbed.StartServerAsync("server2", server1, Keys(oldKey, accepted: null) + "\n" + ProcessTestbed.PacedFileServer("4MiB"));
         (string, ServerHandle)[] servers = [("server1", server1), ("server2", server2)];
         foreach (var server in new[] { server1, server2 })
         {
@@ -64,7 +64,7 @@ public sealed class KeyRotationTests(ITestOutputHelper output) : IDisposable
         await File.WriteAllTextAsync(bundle, await File.ReadAllTextAsync(TestAuthority) + await File.ReadAllTextAsync(ClusterCertificates.FilesOf(newAuthority, ClusterCertificates.AuthorityName).CertificatePath));
         await ReloadAsync(servers, Keys(newKey, accepted: oldKey) + $"\nmtcp.security.ca-certificate = \"{bundle}\"", "trusted CAs now [CN=mtcp-test-ca; CN=mtcp-test-ca-2]");
         var server3Certificate = ClusterCertificates.IssueNode(newAuthority, "server3", [], newAuthority, TimeSpan.FromDays(1));
-        var server3 = await _testbed.StartServerAsync("server3", server1, Keys(newKey, accepted: oldKey) + $$"""
+        var server3 = await _testbed.StartServerAsync("server3", server1, Keys(newKey, accepted: oldKey) + "\n" + ProcessTestbed.PacedFileServer("4MiB") + $$"""
 
             mtcp.security { ca-certificate = "{{bundle}}", node-certificate = "{{server3Certificate.CertificatePath}}", node-key = "{{server3Certificate.KeyPath}}" }
             """);
