@@ -93,6 +93,7 @@ public sealed partial class TcpConnection
     // Keep-alive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): when the peer was last heard from, and probes since.
     private Instant _lastHeardAt;
     private Instant _peerHostHeardAt;
+    private Instant _peerHostProbedAt;
     private Instant _lastKeepAliveAt;
     private int _unansweredKeepAlives;
     private bool _keepAlivePending;
@@ -346,6 +347,15 @@ public sealed partial class TcpConnection
     /// </summary>
     public void PeerHostHeard(Instant at) => _peerHostHeardAt = Instant.Max(_peerHostHeardAt, at);
 
+    /// <summary>
+    /// Another connection sent the peer's host its first keep-alive probe since the host was last heard, at
+    /// <paramref name="at"/>: while that probe's answer is awaited (one probe interval), this connection's first probe
+    /// waits as well, and the answer defers it (<see cref="PeerHostHeard"/>). Without it, on a loaded machine, where
+    /// answers come late, every connection coming due before the first answer probes. A probe left unanswered defers
+    /// nothing further: each connection then probes the silent host on its own.
+    /// </summary>
+    public void PeerHostProbed(Instant at) => _peerHostProbedAt = Instant.Max(_peerHostProbedAt, at);
+
     /// <summary>Keep-alive probes sent since the peer was last heard from.</summary>
     public int UnansweredKeepAlives => _unansweredKeepAlives;
 
@@ -578,27 +588,37 @@ public sealed partial class TcpConnection
         if (_unansweredKeepAlives == 0)
         {
             var own = Instant.Max(_lastHeardAt, _lastKeepAliveAt);
-            if (_peerHostHeardAt <= own)
+            var due = own + KeepAliveIdle;
+            if (_peerHostHeardAt > own)
             {
-                return own + KeepAliveIdle;
+                // Connections deferred by one host heard would all come due together and probe it at once; each comes
+                // due up to a quarter of the idle time early, spread by its port, so that the first answers defer the rest.
+                var spread = TimeSpan.FromTicks(KeepAliveIdle.Ticks / 4 * ((LocalPort * 40503u) & 0xFFFF) / 0x10000);
+                due = Instant.Max(own, _peerHostHeardAt - spread) + KeepAliveIdle;
             }
 
-            // Connections deferred by one host heard would all come due together and probe it at once; each comes due
-            // up to a quarter of the idle time early, spread by its port, so that the first answers defer the rest.
-            var spread = TimeSpan.FromTicks(KeepAliveIdle.Ticks / 4 * ((LocalPort * 40503u) & 0xFFFF) / 0x10000);
-            return Instant.Max(own, _peerHostHeardAt - spread) + KeepAliveIdle;
+            var probeAwaitingAnswer = _peerHostProbedAt > own && _peerHostProbedAt > _peerHostHeardAt;
+            return probeAwaitingAnswer ? Instant.Max(due, _peerHostProbedAt + KeepAliveRetryInterval(1)) : due;
         }
 
-        // Backed off like the RTO, but at most half the idle time apart: a connection that only receives has no RTT
-        // sample, and its initial RTO doubling would stretch the probes over many seconds.
+        return _lastKeepAliveAt + KeepAliveRetryInterval(_unansweredKeepAlives);
+    }
+
+    /// <summary>
+    /// How long a keep-alive probe waits for its answer before the next: backed off like the RTO, but at most half the
+    /// idle time apart, since a connection that only receives has no RTT sample and its initial RTO doubling would
+    /// stretch the probes over many seconds.
+    /// </summary>
+    private TimeSpan KeepAliveRetryInterval(int unanswered)
+    {
         var limit = KeepAliveIdle / 2 < _config.MaxRto ? KeepAliveIdle / 2 : _config.MaxRto;
         var backoff = _rtt.Rto;
-        for (var probe = 1; probe < _unansweredKeepAlives && backoff < limit; probe++)
+        for (var probe = 1; probe < unanswered && backoff < limit; probe++)
         {
             backoff += backoff;
         }
 
-        return _lastKeepAliveAt + (backoff < limit ? backoff : limit);
+        return backoff < limit ? backoff : limit;
     }
 
     private void EnterClosed(TcpEvent reason)

@@ -85,6 +85,49 @@ public sealed class PeerLivenessTests
     }
 
     [Fact]
+    public void A_probe_of_the_host_awaiting_its_answer_must_defer_the_probe_and_an_unanswered_one_must_defer_it_once()
+    {
+        var link = new DirectLink(TcpConfig.Default, TcpConfig.Default);
+        link.Client.KeepAliveIdle = KeepAliveIdle;
+        var ownDue = link.Client.LastHeardAt + KeepAliveIdle;
+        link.Drop = (_, _) => true;
+
+        // Another connection probed the host just before this one's probe was due, and its answer is late.
+        link.Elapse(KeepAliveIdle - TimeSpan.FromMilliseconds(100));
+        var probedAt = link.Now;
+        link.Client.PeerHostProbed(probedAt);
+        var firstProbeAt = FirstProbe(link);
+
+        Assert.True(firstProbeAt > ownDue, $"probed {firstProbeAt - ownDue} after its own deadline");
+        Assert.InRange(firstProbeAt - probedAt, TimeSpan.FromMilliseconds(150), KeepAliveIdle / 2 + TimeSpan.FromMilliseconds(10));
+
+        // The answer to another connection's probe arrives: the host is heard, and this connection defers its next probe.
+        var second = new DirectLink(TcpConfig.Default, TcpConfig.Default);
+        second.Client.KeepAliveIdle = KeepAliveIdle;
+        second.Drop = (_, _) => true;
+        second.Elapse(KeepAliveIdle - TimeSpan.FromMilliseconds(100));
+        second.Client.PeerHostProbed(second.Now);
+        second.Elapse(TimeSpan.FromMilliseconds(50));
+        var answeredAt = second.Now;
+        second.Client.PeerHostHeard(answeredAt);
+        Assert.InRange(FirstProbe(second) - answeredAt, KeepAliveIdle * 3 / 4, KeepAliveIdle + TimeSpan.FromMilliseconds(10));
+    }
+
+    private static Instant FirstProbe(DirectLink link)
+    {
+        for (var step = 0; step < 400; step++)
+        {
+            link.Elapse(TimeSpan.FromMilliseconds(10));
+            if (link.Client.Stats.KeepAliveProbes > 0)
+            {
+                return link.Now;
+            }
+        }
+
+        throw new InvalidOperationException("no keep-alive probe in 4 s");
+    }
+
+    [Fact]
     public void Connections_deferred_by_one_host_heard_must_come_due_spread_over_a_quarter_of_the_idle_time()
     {
         var heardAt = Instant.FromMilliseconds(60_000);

@@ -80,8 +80,17 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         Receive<EngineTick>(_ =>
         {
             var now = _context.Clock.Now;
-            _client.CurrentControlBlock.PeerHostHeard(_context.ServersHeard.LastHeard(_client.CurrentServer));
+            var server = _client.CurrentServer;
+            var block = _client.CurrentControlBlock;
+            block.PeerHostHeard(_context.ServersHeard.LastHeard(server));
+            block.PeerHostProbed(_context.ServersHeard.ProbeAwaitingAnswer(server));
+            var unanswered = block.UnansweredKeepAlives;
             _driver.OnTick(now);
+            if (unanswered == 0 && block.UnansweredKeepAlives == 1)
+            {
+                _context.ServersHeard.Probed(server, now);
+            }
+
             Drive(now);
         });
         Receive<AbortRequested>(_ => Abort());

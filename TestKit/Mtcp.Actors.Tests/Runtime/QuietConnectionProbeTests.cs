@@ -14,8 +14,9 @@ namespace Mtcp.Actors.Tests.Runtime;
 
 /// <summary>
 /// Many quiet client connections of one runtime to one server (the scale benchmark's 50,000): the failover's keep-alive
-/// probes go only to a server not heard from on any of them (<c>TcpConnection.PeerHostHeard</c>), so the server answers a
-/// few probes per interval, not one per connection.
+/// probes go only to a server not heard from on any of them (<c>TcpConnection.PeerHostHeard</c>) and not already probed
+/// by one of them awaiting its answer (<c>TcpConnection.PeerHostProbed</c>), so the server answers about one probe per
+/// interval, not one per connection.
 /// </summary>
 [Trait("Category", "Actors")]
 public sealed class QuietConnectionProbeTests : Akka.TestKit.Xunit2.TestKit
@@ -70,13 +71,14 @@ public sealed class QuietConnectionProbeTests : Akka.TestKit.Xunit2.TestKit
         }
 
         // Ten probe intervals with nothing to send: per-connection probes would bring the server 2,000 segments. Shared
-        // probes bring some dozens on an idle machine (64 measured) and a few hundred on a loaded one (223 in CI), where
-        // answers come late and more connections probe before any is heard: a quarter of 2,000 still tells them apart.
+        // probes, where each connection waits for the answer to the first probe of the host, bring about a dozen (12-15
+        // measured, idle or with three busy loops on two cores); without that wait, only spread deadlines, a loaded
+        // machine brought 876, as answers came late and every connection coming due meanwhile probed.
         var before = (await _server.GetStatisticsAsync()).SegmentsReceived;
         await Task.Delay(ProbeInterval * 10);
         var received = (await _server.GetStatisticsAsync()).SegmentsReceived - before;
         _output.WriteLine($"{received} segments reached the server in {(ProbeInterval * 10).TotalSeconds} s from {Connections} quiet connections");
-        Assert.True(received < Connections * 10 / 4, $"{received} segments in ten probe intervals from {Connections} quiet connections");
+        Assert.True(received < Connections, $"{received} segments in ten probe intervals from {Connections} quiet connections");
         Assert.True(received > 0, "no connection probed the server");
 
         Assert.Equal(Connections, accepted.Count);
