@@ -22,8 +22,9 @@ public sealed class AgentHardeningTests(ITestOutputHelper output) : IDisposable
     public async Task Agent_without_a_cluster_key_must_migrate_a_relay_commanded_over_its_owner_only_unix_socket()
     {
         var expected = _testbed.WriteRandomFile("big.bin", FileBytes, seed: 912);
-        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
-        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        var paced = ProcessTestbed.PacedFileServer("4MiB");
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + paced);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + "\n" + paced);
         foreach (var server in new[] { first, second })
         {
             await server.Process.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
@@ -58,7 +59,7 @@ public sealed class AgentHardeningTests(ITestOutputHelper output) : IDisposable
     public async Task Agent_at_its_relay_cap_must_reset_the_next_client_at_once_and_count_it()
     {
         _testbed.WriteRandomFile("big.bin", FileBytes, seed: 913);
-        var server = await _testbed.StartServerAsync("server");
+        var server = await _testbed.StartServerAsync("server", extraConfig: ProcessTestbed.PacedFileServer("2MiB"));
 
         // The control endpoint is left at its default: a Unix socket in the working directory.
         var listen = new IPEndPoint(IPAddress.Loopback, ProcessTestbed.FreeTcpPort(IPAddress.Loopback));

@@ -31,7 +31,7 @@ public sealed class MetricsEndpointAttackTests(ITestOutputHelper output) : IDisp
         var expected = _testbed.WriteRandomFile("big.bin", FileBytes, seed: 15_005);
         var address = ProcessTestbed.NextAddress();
         var metrics = new IPEndPoint(address, ProcessTestbed.FreeTcpPort(address));
-        var node = await _testbed.StartServerAsync("server1", extraConfig: $"mtcp.hosts.server.metrics.prometheus-endpoint = \"{metrics}\"");
+        var node = await _testbed.StartServerAsync("server1", extraConfig: $"mtcp.hosts.server.metrics.prometheus-endpoint = \"{metrics}\"\n{ProcessTestbed.PacedFileServer("4MiB")}");
         var agent = await _testbed.StartAgentAsync("agent", [node.Service(ProcessTestbed.FilePort)], "mtcp.agent.policy = off");
 
         // Bound to the configured address only: the same port on another loopback address refuses.

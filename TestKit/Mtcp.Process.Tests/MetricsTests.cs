@@ -12,6 +12,7 @@ namespace Mtcp.Process.Tests;
 public sealed class MetricsTests(ITestOutputHelper output) : IDisposable
 {
     private const int FileBytes = 20 * 1000 * 1000;
+    private static readonly string Paced = "\n" + ProcessTestbed.PacedFileServer("8MiB");
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
     private readonly ProcessTestbed _testbed = new(output);
@@ -23,8 +24,8 @@ public sealed class MetricsTests(ITestOutputHelper output) : IDisposable
         var firstMetrics = MetricsEndPoint();
         var secondMetrics = MetricsEndPoint();
         var agentMetrics = MetricsEndPoint();
-        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + ServerEndpointConfig(firstMetrics));
-        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + ServerEndpointConfig(secondMetrics));
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + ServerEndpointConfig(firstMetrics) + Paced);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + ServerEndpointConfig(secondMetrics) + Paced);
         await first.Process.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
         await second.Process.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
         var agent = await _testbed.StartAgentAsync(
@@ -34,7 +35,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(agent.Process.Lines, line => line.Contains($"metrics: Prometheus scrape endpoint on http://{agentMetrics}/metrics", StringComparison.Ordinal));
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
 
-        // Limited, so that the download is still running when the operator migrates it.
+        // Paced, so that the download is still running when the operator migrates it.
         var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "10M", "-o", downloaded, $"http://{agent.Listen}/big.bin");
         var relay = await agent.OpenRelayAsync(Bound);
         var migrate = await agent.AskAsync($"migrate {relay} *", Bound);

@@ -92,8 +92,8 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     public async Task Agent_migrate_without_a_destination_must_pick_an_endpoint_of_the_same_service()
     {
         WriteRandomFile("big.bin");
-        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
-        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + ProcessTestbed.PacedFileServer("5MiB"));
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + "\n" + ProcessTestbed.PacedFileServer("5MiB"));
         await AwaitClusterAsync([first, second]);
 
         // The pool lists the second node's request server before its file server: the next endpoint of the pool is not the
@@ -118,8 +118,8 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     public async Task Agent_migrate_without_a_destination_must_pick_a_node_the_server_announced_not_one_only_the_pool_lists()
     {
         WriteRandomFile("big.bin");
-        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
-        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + ProcessTestbed.PacedFileServer("5MiB"));
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + "\n" + ProcessTestbed.PacedFileServer("5MiB"));
         await AwaitClusterAsync([first, second]);
 
         // The pool names a node that is gone (nothing runs at its address) and not the one that joined: the server's
@@ -142,16 +142,17 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     public async Task Curl_through_the_agent_must_download_50MB_intact_across_at_least_5_migrations()
     {
         var expected = WriteRandomFile("big.bin");
-        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig);
-        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig);
-        var third = await _testbed.StartServerAsync("server3", first, ProcessTestbed.MigrationConfig);
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + ProcessTestbed.PacedFileServer("5MiB"));
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + "\n" + ProcessTestbed.PacedFileServer("5MiB"));
+        var third = await _testbed.StartServerAsync("server3", first, ProcessTestbed.MigrationConfig + "\n" + ProcessTestbed.PacedFileServer("5MiB"));
         ServerHandle[] servers = [first, second, third];
         await AwaitClusterAsync(servers);
         var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], ProcessTestbed.MigrationConfig);
         var downloaded = Path.Combine(_testbed.Directory.FullName, "downloaded.bin");
 
-        // A limited rate keeps the download longer than the migrations take on an idle machine (at full speed it could end
-        // first), and it migrates with the agent's receive window closed, as a slow reader would.
+        // Paced file servers keep the download longer than the migrations take (about 10 s: at full speed it could end
+        // first, and curl's --limit-rate alone does not slow the sender); curl's limit still makes it migrate with the
+        // agent's receive window closed at times, as a slow reader would.
         var curl = Curl.RunAsync("-sS", "--max-time", "120", "--limit-rate", "20M", "-o", downloaded, $"http://{agent.Listen}/big.bin");
         var completed = 0;
         var failures = new List<string>();
@@ -290,9 +291,9 @@ public sealed class MigrationTests(ITestOutputHelper output) : IDisposable
     {
         // Unreplicated: with a buddy (ServerCrashTests), the second node would take the connection over.
         WriteRandomFile("big.bin");
-        const string Unreplicated = "mtcp.migration.replication = off";
-        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + Unreplicated);
-        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + "\n" + Unreplicated);
+        var unreplicated = "mtcp.migration.replication = off\n" + ProcessTestbed.PacedFileServer("1MiB");
+        var first = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + unreplicated);
+        var second = await _testbed.StartServerAsync("server2", first, ProcessTestbed.MigrationConfig + "\n" + unreplicated);
         await AwaitClusterAsync([first, second]);
         var agent = await _testbed.StartAgentAsync("agent", [first.Service(ProcessTestbed.FilePort)], ProcessTestbed.MigrationConfig + "\nmtcp.agent.serve.idle-timeout = 3s");
         var curl = Curl.RunAsync("-sS", "--max-time", "60", "--limit-rate", "1M", "-o", Path.Combine(_testbed.Directory.FullName, "partial.bin"), $"http://{agent.Listen}/big.bin");
