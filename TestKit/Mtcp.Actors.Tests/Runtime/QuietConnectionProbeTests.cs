@@ -1,8 +1,10 @@
 using System.Net;
+using Akka.Actor;
 using Akka.Configuration;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Migration;
+using Mtcp.Actors.Tests.Migration;
 using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Transports;
@@ -45,11 +47,8 @@ public sealed class QuietConnectionProbeTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task Quiet_connections_to_one_server_must_cost_a_few_probes_per_interval_not_one_each()
     {
-        var control = CreateTestProbe("server-control");
-        var enabling = _server.EnableMigrationAsync(new MigrationSupport(_authenticator, control.Ref));
-        await control.ExpectMsgAsync<UseControlAuthenticator>(Patience);
-        control.Reply(ControlAuthenticatorInUse.Instance);
-        await enabling;
+        var control = Sys.ActorOf(InProcessControl.Props(new Address("akka.tcp", "mtcp", "127.0.0.1", 2600), new Dictionary<Address, IActorRef>()), "server-control");
+        await _server.EnableMigrationAsync(new MigrationSupport(_authenticator, control));
         await _client.EnableMigrationAsync(new MigrationSupport(_authenticator, Failover: new ClientFailover
         {
             ProbeInterval = ProbeInterval,
