@@ -65,7 +65,8 @@ internal sealed record ScaleRow(
 /// 1; memory per connection idle and after --echo-bytes through each (RESP ECHO, every byte checked); idle CPU; then
 /// --duration of migrations back and forth between the nodes, --in-flight at a time, started by the client (its
 /// runtime's migration API): migrations/s, client wait, GC pause share, memory at the start and the end, allocation per
-/// migration; last, a check of every connection's bytes (ECHO of 1 KiB each).
+/// migration; last, a check of every connection's bytes (ECHO of 1 KiB each). Each process's output goes to
+/// artifacts/bench/scale-logs/N-process.log.
 /// </summary>
 internal static class ScaleBenchmark
 {
@@ -128,10 +129,12 @@ internal static class ScaleBenchmark
         var processes = new List<ScaleProcess>();
         try
         {
-            var servers = await StartServersAsync(scratch.FullName, transport, options.Network, processes);
+            var logs = Directory.CreateDirectory(Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench", "scale-logs")).FullName;
+            var servers = await StartServersAsync(scratch.FullName, transport, options.Network, processes, n, logs);
             var clientAddresses = Enumerable.Range(0, (n + ConnectionsPerClientAddress - 1) / ConnectionsPerClientAddress).Select(i => $"{options.Network}.{10 + i}").ToArray();
             var client = ScaleProcess.Start("client", typeof(ScaleBenchmark).Assembly.Location,
-                ["scale-client", "--transport", transport, "--addresses", string.Join(',', clientAddresses), "--services", $"{options.Network}.2:{RequestPort},{options.Network}.3:{RequestPort}"]);
+                ["scale-client", "--transport", transport, "--addresses", string.Join(',', clientAddresses), "--services", $"{options.Network}.2:{RequestPort},{options.Network}.3:{RequestPort}"],
+                Path.Combine(logs, $"{n}-client.log"));
             processes.Add(client);
             await client.WaitForLineAsync(ScaleClient.ReadyLine, StartTimeout);
             await Task.Delay(Settle, cancellationToken);
@@ -243,7 +246,7 @@ internal static class ScaleBenchmark
     }
 
     /// <summary>Starts the two server nodes (&lt;network&gt;.2 and .3, the first the seed) and waits until each sees both service endpoints.</summary>
-    private static async Task<ScaleProcess[]> StartServersAsync(string scratch, string transport, string network, List<ScaleProcess> processes)
+    private static async Task<ScaleProcess[]> StartServersAsync(string scratch, string transport, string network, List<ScaleProcess> processes, int n, string logs)
     {
         var certificates = Directory.CreateDirectory(Path.Combine(scratch, "certificates")).FullName;
         ClusterCertificates.CreateAuthority(certificates, "mtcp-bench-scale-ca", TimeSpan.FromDays(1));
@@ -266,7 +269,7 @@ internal static class ScaleBenchmark
                 mtcp.hosts.server.runtime-report-interval = 1s
                 mtcp.migration.cluster-key = "{{key}}"
                 """);
-            servers[i] = ScaleProcess.Start($"server{i + 1}", HostDll("Mtcp.Server"), ["--config", config]);
+            servers[i] = ScaleProcess.Start($"server{i + 1}", HostDll("Mtcp.Server"), ["--config", config], Path.Combine(logs, $"{n}-server{i + 1}.log"));
             processes.Add(servers[i]);
         }
 

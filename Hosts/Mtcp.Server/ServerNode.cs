@@ -256,9 +256,12 @@ public sealed class ServerNode
         {
             while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
             {
+                // The last full blocking collection's pause: a node that stalls longer than the failure detector's
+                // acceptable-heartbeat-pause is marked unreachable, and a gen2 of a large heap is the usual cause.
+                var fullBlocking = GC.GetGCMemoryInfo(GCKind.FullBlocking);
                 ConsoleLog.Info(string.Create(
                     System.Globalization.CultureInfo.InvariantCulture,
-                    $"runtime: heap {GC.GetTotalMemory(forceFullCollection: false)} bytes, allocated {GC.GetTotalAllocatedBytes()} bytes, gc pause {GC.GetTotalPauseDuration().TotalMilliseconds:F1} ms, collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, connections {_open.Count}"));
+                    $"runtime: heap {GC.GetTotalMemory(forceFullCollection: false)} bytes, allocated {GC.GetTotalAllocatedBytes()} bytes, gc pause {GC.GetTotalPauseDuration().TotalMilliseconds:F1} ms, collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, connections {_open.Count}, last full blocking gc #{fullBlocking.Index} paused {fullBlocking.PauseDurations[0].TotalMilliseconds:F1} ms of a {fullBlocking.HeapSizeBytes / 1048576} MiB heap"));
             }
         }
         catch (OperationCanceledException)
