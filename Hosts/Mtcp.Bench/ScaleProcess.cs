@@ -99,7 +99,7 @@ internal sealed partial class ScaleProcess : IDisposable
         }
 
         long Long(string group) => long.Parse(match.Groups[group].Value, CultureInfo.InvariantCulture);
-        return (new ScaleProcessStats(Long("heap"), Long("allocated"), double.Parse(match.Groups["pause"].Value, CultureInfo.InvariantCulture), (int)Long("gen0"), (int)Long("gen1"), (int)Long("gen2")), at);
+        return (new ScaleProcessStats(Long("heap"), Long("allocated"), double.Parse(match.Groups["pause"].Value, CultureInfo.InvariantCulture), (int)Long("gen0"), (int)Long("gen1"), (int)Long("gen2"), match.Groups["live"].Success ? Long("live") : 0), at);
     }
 
     /// <summary>Writes one command to the scale client and returns its result.</summary>
@@ -242,6 +242,6 @@ internal sealed partial class ScaleProcess : IDisposable
         }
     }
 
-    [GeneratedRegex(@"runtime: heap (?<heap>\d+) bytes, allocated (?<allocated>\d+) bytes, gc pause (?<pause>[\d.]+) ms, collections (?<gen0>\d+)/(?<gen1>\d+)/(?<gen2>\d+)")]
+    [GeneratedRegex(@"runtime: heap (?<heap>\d+) bytes, allocated (?<allocated>\d+) bytes, gc pause (?<pause>[\d.]+) ms, collections (?<gen0>\d+)/(?<gen1>\d+)/(?<gen2>\d+)(?:.* (?<live>\d+) bytes live after it)?")]
     private static partial Regex RuntimeReport();
 }
