@@ -16,7 +16,9 @@ internal sealed record ScaleSample(double Seconds, double Server1MiB, double Ser
 
 /// <summary>
 /// One N of the scale benchmark. Memory per connection is the growth over the idle node before the connections
-/// opened, divided by N: of the node they were opened to (server 1) and of the client process. JSON keys as issue 13 names them.
+/// opened, divided by N: of the node they were opened to (server 1) and of the client process. Live memory at the start
+/// and the end of the migrations: what survived each process's last gen2 collection, summed over the three (RSS and the
+/// heap also count garbage the GC has not collected yet). JSON keys as issue 13 names them.
 /// </summary>
 internal sealed record ScaleRow(
     int Connections,
@@ -51,6 +53,8 @@ internal sealed record ScaleRow(
     double RssAtMigrationEndMiB,
     double RssGrowthDuringMigrationsMiB,
     double RssGrowthDuringMigrationsPercent,
+    double LiveAtMigrationStartMiB,
+    double LiveAtMigrationEndMiB,
     long BytesChecked,
     long BytesLost,
     int[] MigrationsPerSecondSeries,
@@ -65,7 +69,8 @@ internal sealed record ScaleRow(
 /// 1; memory per connection idle and after --echo-bytes through each (RESP ECHO, every byte checked); idle CPU; then
 /// --duration of migrations back and forth between the nodes, --in-flight at a time, started by the client (its
 /// runtime's migration API): migrations/s, client wait, GC pause share, memory at the start and the end, allocation per
-/// migration; last, a check of every connection's bytes (ECHO of 1 KiB each).
+/// migration; last, a check of every connection's bytes (ECHO of 1 KiB each). Each process's output goes to
+/// artifacts/bench/scale-logs/N-process.log.
 /// </summary>
 internal static class ScaleBenchmark
 {
@@ -115,7 +120,7 @@ internal static class ScaleBenchmark
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"N {n}: opened in {row.OpenSeconds:F1} s ({row.OpenFailed} failed); server RSS {row.RssPerConnectionKiB:F1} KiB/connection idle, {row.RssPerConnectionAfterEchoKiB:F1} after echo; heap {row.HeapPerConnectionKiB:F1} / {row.HeapPerConnectionAfterEchoKiB:F1} KiB; idle CPU {row.IdleCpuPercentServer1:F1} % / {row.IdleCpuPercentServer2:F1} % / {row.IdleCpuPercentClient:F1} %"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {row.MigrationsPerSecond:F0} migrations/s ({row.Migrations} completed, {row.MigrationsFailed} failed), wait p50 {row.WaitP50Ms:F2} ms p99 {row.WaitP99Ms:F2} ms, CPU {row.CpuMsPerMigration:F2} ms/migration, GC pause {row.GcPauseShareServer1:P1} / {row.GcPauseShareServer2:P1} / {row.GcPauseShareClient:P1}; RSS {row.RssAtMigrationStartMiB:F0} -> {row.RssAtMigrationEndMiB:F0} MiB ({row.RssGrowthDuringMigrationsPercent:F1} %); {row.BytesLost} of {row.BytesChecked} bytes lost"));
+                $"  {row.MigrationsPerSecond:F0} migrations/s ({row.Migrations} completed, {row.MigrationsFailed} failed), wait p50 {row.WaitP50Ms:F2} ms p99 {row.WaitP99Ms:F2} ms, CPU {row.CpuMsPerMigration:F2} ms/migration, GC pause {row.GcPauseShareServer1:P1} / {row.GcPauseShareServer2:P1} / {row.GcPauseShareClient:P1}; RSS {row.RssAtMigrationStartMiB:F0} -> {row.RssAtMigrationEndMiB:F0} MiB ({row.RssGrowthDuringMigrationsPercent:F1} %), live {row.LiveAtMigrationStartMiB:F0} -> {row.LiveAtMigrationEndMiB:F0} MiB; {row.BytesLost} of {row.BytesChecked} bytes lost"));
         }
 
         await WriteArtifactsAsync(options, rows, $"{loadBefore} before, {StreamBenchmark.LoadAverage()} after", failure);
@@ -128,10 +133,12 @@ internal static class ScaleBenchmark
         var processes = new List<ScaleProcess>();
         try
         {
-            var servers = await StartServersAsync(scratch.FullName, transport, options.Network, processes);
+            var logs = Directory.CreateDirectory(Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench", "scale-logs")).FullName;
+            var servers = await StartServersAsync(scratch.FullName, transport, options.Network, processes, n, logs);
             var clientAddresses = Enumerable.Range(0, (n + ConnectionsPerClientAddress - 1) / ConnectionsPerClientAddress).Select(i => $"{options.Network}.{10 + i}").ToArray();
             var client = ScaleProcess.Start("client", typeof(ScaleBenchmark).Assembly.Location,
-                ["scale-client", "--transport", transport, "--addresses", string.Join(',', clientAddresses), "--services", $"{options.Network}.2:{RequestPort},{options.Network}.3:{RequestPort}"]);
+                ["scale-client", "--transport", transport, "--addresses", string.Join(',', clientAddresses), "--services", $"{options.Network}.2:{RequestPort},{options.Network}.3:{RequestPort}"],
+                Path.Combine(logs, $"{n}-client.log"));
             processes.Add(client);
             await client.WaitForLineAsync(ScaleClient.ReadyLine, StartTimeout);
             await Task.Delay(Settle, cancellationToken);
@@ -226,6 +233,8 @@ internal static class ScaleBenchmark
                 MiB(rssEnd),
                 MiB(rssEnd - rssStart),
                 (rssEnd - rssStart) * 100.0 / rssStart,
+                MiB(reportsStart.Sum(r => r.Stats.LiveBytesAfterGen2) + clientStart.LiveBytesAfterGen2),
+                MiB(reportsEnd.Sum(r => r.Stats.LiveBytesAfterGen2) + clientEnd.LiveBytesAfterGen2),
                 echo.BytesEchoed + verified.BytesEchoed,
                 echo.BytesLost + verified.BytesLost,
                 migrated.CompletedPerSecond,
@@ -243,7 +252,7 @@ internal static class ScaleBenchmark
     }
 
     /// <summary>Starts the two server nodes (&lt;network&gt;.2 and .3, the first the seed) and waits until each sees both service endpoints.</summary>
-    private static async Task<ScaleProcess[]> StartServersAsync(string scratch, string transport, string network, List<ScaleProcess> processes)
+    private static async Task<ScaleProcess[]> StartServersAsync(string scratch, string transport, string network, List<ScaleProcess> processes, int n, string logs)
     {
         var certificates = Directory.CreateDirectory(Path.Combine(scratch, "certificates")).FullName;
         ClusterCertificates.CreateAuthority(certificates, "mtcp-bench-scale-ca", TimeSpan.FromDays(1));
@@ -266,7 +275,7 @@ internal static class ScaleBenchmark
                 mtcp.hosts.server.runtime-report-interval = 1s
                 mtcp.migration.cluster-key = "{{key}}"
                 """);
-            servers[i] = ScaleProcess.Start($"server{i + 1}", HostDll("Mtcp.Server"), ["--config", config]);
+            servers[i] = ScaleProcess.Start($"server{i + 1}", HostDll("Mtcp.Server"), ["--config", config], Path.Combine(logs, $"{n}-server{i + 1}.log"));
             processes.Add(servers[i]);
         }
 
@@ -311,14 +320,15 @@ internal static class ScaleBenchmark
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"N connections opened to node 1's request server ({options.OpenConcurrency} handshakes at a time); {options.EchoBytes} bytes echoed through each; {options.Duration.TotalSeconds:0} s of migrations back and forth, {options.InFlight} in flight."));
         table.AppendLine("Per connection: growth of node 1's RSS (/proc) and managed heap over the idle node, divided by N. Idle CPU: % of one core. RSS at start/end: all three processes.");
+        table.AppendLine("Live at start/end: the bytes that survived each process's last gen2 collection before that moment, summed over the three (garbage excluded).");
         table.AppendLine("Bytes lost: echoed payload bytes that did not come back as sent, in the echo and in the final check of every connection.");
         table.AppendLine();
-        table.AppendLine("| N | open (s) | RSS/conn idle (KiB) | heap/conn idle | RSS/conn after echo | heap/conn after echo | client RSS/conn | idle CPU s1/s2/client (%) | migrations/s | failed | wait p50 (ms) | p99 | CPU/migration (ms) | GC pause s1/s2/client | RSS start → end (MiB) | growth | bytes lost |");
-        table.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        table.AppendLine("| N | open (s) | RSS/conn idle (KiB) | heap/conn idle | RSS/conn after echo | heap/conn after echo | client RSS/conn | idle CPU s1/s2/client (%) | migrations/s | failed | wait p50 (ms) | p99 | CPU/migration (ms) | GC pause s1/s2/client | RSS start → end (MiB) | growth | live start → end (MiB) | bytes lost |");
+        table.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
         {
             table.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Connections} | {r.OpenSeconds:F1} | {r.RssPerConnectionKiB:F1} | {r.HeapPerConnectionKiB:F1} | {r.RssPerConnectionAfterEchoKiB:F1} | {r.HeapPerConnectionAfterEchoKiB:F1} | {r.ClientRssPerConnectionKiB:F1} | {r.IdleCpuPercentServer1:F1}/{r.IdleCpuPercentServer2:F1}/{r.IdleCpuPercentClient:F1} | {r.MigrationsPerSecond:F0} | {r.MigrationsFailed} | {r.WaitP50Ms:F2} | {r.WaitP99Ms:F2} | {r.CpuMsPerMigration:F2} | {r.GcPauseShareServer1:P1}/{r.GcPauseShareServer2:P1}/{r.GcPauseShareClient:P1} | {r.RssAtMigrationStartMiB:F0} → {r.RssAtMigrationEndMiB:F0} | {r.RssGrowthDuringMigrationsPercent:F1} % | {r.BytesLost} of {r.BytesChecked} |"));
+                $"| {r.Connections} | {r.OpenSeconds:F1} | {r.RssPerConnectionKiB:F1} | {r.HeapPerConnectionKiB:F1} | {r.RssPerConnectionAfterEchoKiB:F1} | {r.HeapPerConnectionAfterEchoKiB:F1} | {r.ClientRssPerConnectionKiB:F1} | {r.IdleCpuPercentServer1:F1}/{r.IdleCpuPercentServer2:F1}/{r.IdleCpuPercentClient:F1} | {r.MigrationsPerSecond:F0} | {r.MigrationsFailed} | {r.WaitP50Ms:F2} | {r.WaitP99Ms:F2} | {r.CpuMsPerMigration:F2} | {r.GcPauseShareServer1:P1}/{r.GcPauseShareServer2:P1}/{r.GcPauseShareClient:P1} | {r.RssAtMigrationStartMiB:F0} → {r.RssAtMigrationEndMiB:F0} | {r.RssGrowthDuringMigrationsPercent:F1} % | {r.LiveAtMigrationStartMiB:F0} → {r.LiveAtMigrationEndMiB:F0} | {r.BytesLost} of {r.BytesChecked} |"));
         }
 
         if (failure is not null)

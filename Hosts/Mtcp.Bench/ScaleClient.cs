@@ -34,8 +34,11 @@ internal sealed record ScaleMigrateResult(
     int[] CompletedPerSecond,
     Dictionary<string, int> FailureReasons);
 
-/// <summary>The client process's managed memory and garbage collection since it started.</summary>
-internal sealed record ScaleProcessStats(long HeapBytes, long AllocatedBytes, double GcPauseMs, int Gen0, int Gen1, int Gen2);
+/// <summary>
+/// A process's managed memory and garbage collection since it started; <paramref name="LiveBytesAfterGen2"/> is what
+/// survived its last gen2 collection (the live heap without garbage), 0 before the first.
+/// </summary>
+internal sealed record ScaleProcessStats(long HeapBytes, long AllocatedBytes, double GcPauseMs, int Gen0, int Gen1, int Gen2, long LiveBytesAfterGen2);
 
 /// <summary>
 /// The <c>scale-client</c> sub-command: a client process that opens many MTCP connections to the request server
@@ -127,13 +130,19 @@ internal sealed class ScaleClient
         return 0;
     }
 
-    public static ScaleProcessStats Stats() => new(
-        GC.GetTotalMemory(forceFullCollection: false),
-        GC.GetTotalAllocatedBytes(),
-        GC.GetTotalPauseDuration().TotalMilliseconds,
-        GC.CollectionCount(0),
-        GC.CollectionCount(1),
-        GC.CollectionCount(2));
+    public static ScaleProcessStats Stats()
+    {
+        var blocking = GC.GetGCMemoryInfo(GCKind.FullBlocking);
+        var background = GC.GetGCMemoryInfo(GCKind.Background);
+        return new(
+            GC.GetTotalMemory(forceFullCollection: false),
+            GC.GetTotalAllocatedBytes(),
+            GC.GetTotalPauseDuration().TotalMilliseconds,
+            GC.CollectionCount(0),
+            GC.CollectionCount(1),
+            GC.CollectionCount(2),
+            (background.Index > blocking.Index ? background : blocking).PromotedBytes);
+    }
 
     private static int Number(string[] words, int index) =>
         words.Length > index && int.TryParse(words[index], NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0
@@ -256,11 +265,12 @@ internal sealed class ScaleClient
 
                     try
                     {
-                        var to = 1 - connection.Server;
-                        var report = await connection.Client.MigrateAsync(_options.Services[to], cancellationToken);
+                        // The server the connection is on now, not where this loop last moved it: a client failover
+                        // (a server that fell silent under load) may have moved it to the other one meanwhile.
+                        var to = connection.IsOn(_options.Services[0]) ? _options.Services[1] : _options.Services[0];
+                        var report = await connection.Client.MigrateAsync(to, cancellationToken);
                         if (report.Outcome == MigrationOutcome.Completed)
                         {
-                            connection.Server = to;
                             own.Add(report.Duration.TotalMilliseconds);
                             var second = (int)Stopwatch.GetElapsedTime(started).TotalSeconds;
                             if (second < perSecond.Length)
@@ -299,15 +309,21 @@ internal sealed class ScaleClient
         }
     }
 
-    /// <summary>One client connection, the server it is on (0 or 1) and whether a migration of it is under way.</summary>
+    /// <summary>One client connection and whether a migration of it is under way.</summary>
     private sealed class ScaleConnection(MtcpClient client, MtcpStream stream)
     {
         private long _requests;
 
-        public int Server;
         public int Migrating;
 
         public MtcpClient Client => client;
+
+        /// <summary>Whether the connection's server end is at <paramref name="server"/> now (it changes with each migration and failover).</summary>
+        public bool IsOn(ServerEndpoint server)
+        {
+            var remote = stream.RemoteEndPoint;
+            return remote.Port == server.Port && remote.Address.Equals(server.Address.ToIPAddress());
+        }
 
         /// <summary>
         /// One RESP ECHO of <paramref name="length"/> payload bytes, a pattern of this connection and request; returns

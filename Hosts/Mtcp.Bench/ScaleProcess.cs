@@ -10,7 +10,8 @@ namespace Mtcp.Bench;
 /// A process of the scale benchmark (a server node or the client process), run as <c>dotnet &lt;dll&gt; args</c>:
 /// waits for its output lines, keeps only its last lines and its last runtime report (a server node's "runtime:" line,
 /// mtcp.hosts.server.runtime-report-interval), talks to the <c>scale-client</c> command over standard input and output,
-/// and reads its resident memory and CPU time from /proc.
+/// and reads its resident memory and CPU time from /proc. Given a log file, it writes every output line there, each
+/// after the seconds since the process started (a node's stall shows as a gap between its runtime reports).
 /// </summary>
 internal sealed partial class ScaleProcess : IDisposable
 {
@@ -24,18 +25,20 @@ internal sealed partial class ScaleProcess : IDisposable
     private readonly List<(string Text, TaskCompletionSource<string> Found)> _waiters = [];
     private readonly Channel<string> _replies = Channel.CreateUnbounded<string>();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private StreamWriter? _log;
     private int _warningsEchoed;
 
-    private ScaleProcess(string name, Process process)
+    private ScaleProcess(string name, Process process, StreamWriter? log)
     {
         Name = name;
         _process = process;
+        _log = log;
     }
 
     public string Name { get; }
 
-    /// <summary>Starts <c>dotnet <paramref name="dll"/> <paramref name="arguments"/></c>.</summary>
-    public static ScaleProcess Start(string name, string dll, IEnumerable<string> arguments)
+    /// <summary>Starts <c>dotnet <paramref name="dll"/> <paramref name="arguments"/></c>, its output also to <paramref name="logPath"/> when given.</summary>
+    public static ScaleProcess Start(string name, string dll, IEnumerable<string> arguments, string? logPath = null)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -50,7 +53,8 @@ internal sealed partial class ScaleProcess : IDisposable
             info.ArgumentList.Add(argument);
         }
 
-        var child = new ScaleProcess(name, new Process { StartInfo = info });
+        var log = logPath is null ? null : new StreamWriter(logPath, append: false) { AutoFlush = true };
+        var child = new ScaleProcess(name, new Process { StartInfo = info }, log);
         child._process.OutputDataReceived += (_, e) => child.Record(e.Data);
         child._process.ErrorDataReceived += (_, e) => child.Record(e.Data);
         child._process.Start();
@@ -95,7 +99,7 @@ internal sealed partial class ScaleProcess : IDisposable
         }
 
         long Long(string group) => long.Parse(match.Groups[group].Value, CultureInfo.InvariantCulture);
-        return (new ScaleProcessStats(Long("heap"), Long("allocated"), double.Parse(match.Groups["pause"].Value, CultureInfo.InvariantCulture), (int)Long("gen0"), (int)Long("gen1"), (int)Long("gen2")), at);
+        return (new ScaleProcessStats(Long("heap"), Long("allocated"), double.Parse(match.Groups["pause"].Value, CultureInfo.InvariantCulture), (int)Long("gen0"), (int)Long("gen1"), (int)Long("gen2"), match.Groups["live"].Success ? Long("live") : 0), at);
     }
 
     /// <summary>Writes one command to the scale client and returns its result.</summary>
@@ -181,6 +185,11 @@ internal sealed partial class ScaleProcess : IDisposable
         }
 
         _process.Dispose();
+        lock (_tail)
+        {
+            _log?.Dispose();
+            _log = null;
+        }
     }
 
     private string Tail()
@@ -200,6 +209,7 @@ internal sealed partial class ScaleProcess : IDisposable
 
         lock (_tail)
         {
+            _log?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{_clock.Elapsed.TotalSeconds:F3} {line}"));
             _tail.Enqueue(line);
             if (_tail.Count > TailLines)
             {
@@ -232,6 +242,6 @@ internal sealed partial class ScaleProcess : IDisposable
         }
     }
 
-    [GeneratedRegex(@"runtime: heap (?<heap>\d+) bytes, allocated (?<allocated>\d+) bytes, gc pause (?<pause>[\d.]+) ms, collections (?<gen0>\d+)/(?<gen1>\d+)/(?<gen2>\d+)")]
+    [GeneratedRegex(@"runtime: heap (?<heap>\d+) bytes, allocated (?<allocated>\d+) bytes, gc pause (?<pause>[\d.]+) ms, collections (?<gen0>\d+)/(?<gen1>\d+)/(?<gen2>\d+)(?:.* (?<live>\d+) bytes live after it)?")]
     private static partial Regex RuntimeReport();
 }

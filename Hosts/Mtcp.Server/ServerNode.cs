@@ -256,9 +256,16 @@ public sealed class ServerNode
         {
             while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
             {
+                // The last gen2 collection, blocking or background: its pause (a node that stalls longer than the
+                // failure detector's acceptable-heartbeat-pause is marked unreachable, and a blocking gen2 of a large
+                // heap is the usual cause) and the bytes that survived it, the live heap without garbage (what a
+                // migrated-away connection leaves behind shows there, where the heap and RSS also count garbage).
+                var blocking = GC.GetGCMemoryInfo(GCKind.FullBlocking);
+                var background = GC.GetGCMemoryInfo(GCKind.Background);
+                var gen2 = background.Index > blocking.Index ? background : blocking;
                 ConsoleLog.Info(string.Create(
                     System.Globalization.CultureInfo.InvariantCulture,
-                    $"runtime: heap {GC.GetTotalMemory(forceFullCollection: false)} bytes, allocated {GC.GetTotalAllocatedBytes()} bytes, gc pause {GC.GetTotalPauseDuration().TotalMilliseconds:F1} ms, collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, connections {_open.Count}"));
+                    $"runtime: heap {GC.GetTotalMemory(forceFullCollection: false)} bytes, allocated {GC.GetTotalAllocatedBytes()} bytes, gc pause {GC.GetTotalPauseDuration().TotalMilliseconds:F1} ms, collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, connections {_open.Count}, last gen2 #{gen2.Index} ({(gen2.Concurrent ? "background" : "blocking")}) paused {gen2.PauseDurations[0].TotalMilliseconds:F1} ms, {gen2.PromotedBytes} bytes live after it"));
             }
         }
         catch (OperationCanceledException)
