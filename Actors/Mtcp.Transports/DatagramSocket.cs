@@ -66,7 +66,7 @@ internal sealed class DatagramSocket : IDisposable
             return ReceiveOutcome.Closed;
         }
 
-        SetTimeout(timeout);
+        SetTimeout(Socket, timeout, ref _currentTimeout);
         var deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         while (true)
         {
@@ -198,16 +198,20 @@ internal sealed class DatagramSocket : IDisposable
         throw new PacketTransportException($"sendmsg on {_description} failed: {Marshal.GetPInvokeErrorMessage(errno)} ({SendErrors.Name(errno)})");
     }
 
-    private void SetTimeout(TimeSpan timeout)
+    /// <summary>
+    /// Sets SO_RCVTIMEO on <paramref name="socket"/> to <paramref name="timeout"/> unless <paramref name="current"/>
+    /// already holds it (a system call saved per receive); shared with the transports' other blocking sockets.
+    /// </summary>
+    internal static void SetTimeout(Socket socket, TimeSpan timeout, ref TimeSpan current)
     {
-        if (timeout == _currentTimeout)
+        if (timeout == current)
         {
             return;
         }
 
         // SO_RCVTIMEO: 0 means wait forever, so a zero timeout is rounded up to one millisecond.
-        Socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
-        _currentTimeout = timeout;
+        socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
+        current = timeout;
     }
 
     public void Dispose()
