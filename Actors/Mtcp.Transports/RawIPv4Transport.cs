@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Mtcp.Wire;
 
 namespace Mtcp.Transports;
@@ -37,6 +38,11 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
     private const int SockaddrInLength = 16;
     // What the kernel puts in headers it builds (net.ipv4.ip_default_ttl, the RFC 1700 default).
     private const byte DefaultTimeToLive = 64;
+
+    // <linux/in.h>: IP_MTU_DISCOVER at level IPPROTO_IP, value IP_PMTUDISC_PROBE.
+    private const int IPProtocolLevel = 0;
+    private const int IpMtuDiscoverOption = 10;
+    private const int IpPmtuDiscProbe = 3;
 
     private readonly DatagramSocket _socket;
     private readonly byte _protocol;
@@ -117,6 +123,16 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
         try
         {
             socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
+
+            // The kernel believes any ICMP "fragmentation needed" that names a raw socket's destination and lowers its
+            // route's path MTU (raw sockets have no sequence numbers to check); with the default IP_PMTUDISC_WANT our DF
+            // packets over that MTU would then fail locally, and the kernel would answer them with a fragmentation
+            // needed of its own, quoting a real segment, which the connection believes. IP_PMTUDISC_PROBE sends up to
+            // the interface's MTU whatever the route holds, so only reports the connection checked itself
+            // (TcpConnection.HandlePacketTooBig, RFC 5927 §4.1) lower the MSS, as kernel TCP checks them.
+            Span<byte> probe = stackalloc byte[sizeof(int)];
+            MemoryMarshal.Write(probe, IpPmtuDiscProbe);
+            socket.SetRawSocketOption(IPProtocolLevel, IpMtuDiscoverOption, probe);
         }
         catch
         {
