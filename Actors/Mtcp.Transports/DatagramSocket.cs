@@ -66,7 +66,7 @@ internal sealed class DatagramSocket : IDisposable
             return ReceiveOutcome.Closed;
         }
 
-        SetTimeout(timeout);
+        SetTimeout(Socket, timeout, ref _currentTimeout);
         var deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         while (true)
         {
@@ -113,33 +113,65 @@ internal sealed class DatagramSocket : IDisposable
 
     /// <summary>
     /// <see cref="IPacketTransport.TryReceiveWaiting"/> for both transports: a datagram <paramref name="filter"/> keeps, if
-    /// one is already queued (FIONREAD says so, one ioctl), else false at once; never blocks.
+    /// one is already queued, else false at once; never blocks. One recvfrom(2) with MSG_DONTWAIT per datagram, and one
+    /// more that finds the queue empty: asking FIONREAD first cost a second system call per datagram, which on this
+    /// kind of virtual machine is a large part of a segment's cost.
     /// </summary>
     public bool TryReceiveWaiting(IDatagramFilter filter, Span<byte> buffer, out ReceivedSegment received)
     {
         received = default;
-        try
+        while (!_disposed)
         {
-            while (!_disposed && Socket.Available > 0)
+            int length;
+            try
             {
-                var length = Socket.ReceiveFrom(buffer, SocketFlags.None, _receiveAddress);
-                if (filter.TryLocateSegment(buffer[..length], _receiveAddress, out received))
-                {
-                    return true;
-                }
-
-                Interlocked.Increment(ref _discarded);
+                length = ReceiveQueued(buffer);
             }
-        }
-        catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock or SocketError.ConnectionReset or SocketError.ConnectionRefused)
-        {
-            // Nothing after all, or an ICMP error for an earlier datagram: the next blocking receive carries on.
-        }
-        catch (Exception e) when (_disposed && e is SocketException or ObjectDisposedException)
-        {
+            catch (ObjectDisposedException) when (_disposed)
+            {
+                return false;
+            }
+
+            if (length < 0)
+            {
+                // Nothing queued, an ICMP error for an earlier datagram, or the socket closing: the next blocking receive carries on.
+                return false;
+            }
+
+            if (filter.TryLocateSegment(buffer[..length], _receiveAddress, out received))
+            {
+                return true;
+            }
+
+            Interlocked.Increment(ref _discarded);
         }
 
         return false;
+    }
+
+    /// <summary>recvfrom(2) with MSG_DONTWAIT into <paramref name="buffer"/>, the source into the receive address; the length, or -1 with nothing received.</summary>
+    private unsafe int ReceiveQueued(Span<byte> buffer)
+    {
+        var address = _receiveAddress.Buffer.Span;
+        fixed (byte* data = buffer)
+        fixed (byte* name = address)
+        {
+            while (true)
+            {
+                var addressLength = (uint)address.Length;
+                var length = Libc.ReceiveFrom(Socket.SafeHandle, data, (nuint)buffer.Length, Libc.MsgDontwait, name, &addressLength);
+                if (length >= 0)
+                {
+                    _receiveAddress.Size = (int)addressLength;
+                    return (int)length;
+                }
+
+                if (Marshal.GetLastPInvokeError() != Libc.Eintr)
+                {
+                    return -1;
+                }
+            }
+        }
     }
 
     /// <summary>One sendmsg(2) of <paramref name="header"/> (possibly empty) and <paramref name="payload"/> to the sockaddr <paramref name="address"/>; 0 or the errno.</summary>
@@ -198,16 +230,20 @@ internal sealed class DatagramSocket : IDisposable
         throw new PacketTransportException($"sendmsg on {_description} failed: {Marshal.GetPInvokeErrorMessage(errno)} ({SendErrors.Name(errno)})");
     }
 
-    private void SetTimeout(TimeSpan timeout)
+    /// <summary>
+    /// Sets SO_RCVTIMEO on <paramref name="socket"/> to <paramref name="timeout"/> unless <paramref name="current"/>
+    /// already holds it (a system call saved per receive); shared with the transports' other blocking sockets.
+    /// </summary>
+    internal static void SetTimeout(Socket socket, TimeSpan timeout, ref TimeSpan current)
     {
-        if (timeout == _currentTimeout)
+        if (timeout == current)
         {
             return;
         }
 
         // SO_RCVTIMEO: 0 means wait forever, so a zero timeout is rounded up to one millisecond.
-        Socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
-        _currentTimeout = timeout;
+        socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
+        current = timeout;
     }
 
     public void Dispose()

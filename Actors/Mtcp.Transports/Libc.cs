@@ -41,11 +41,18 @@ internal static partial class Libc
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     public static partial int Socket(int domain, int type, int protocol);
 
-    /// <summary>sendmsg(2): one datagram gathered from several buffers, so a header and a payload need not be joined first.</summary>
     /// <summary>connect(2); on a datagram socket it only fixes the peer, and may be called again for another.</summary>
     [LibraryImport("libc", EntryPoint = "connect", SetLastError = true)]
     public static unsafe partial int Connect(SafeHandle socket, byte* address, int addressLength);
 
+    /// <summary>recv(2) flag: return EAGAIN at once when nothing is queued, whatever the socket's blocking mode.</summary>
+    public const int MsgDontwait = 0x40;
+
+    /// <summary>recvfrom(2): one datagram into one buffer, its source address into a sockaddr.</summary>
+    [LibraryImport("libc", EntryPoint = "recvfrom", SetLastError = true)]
+    public static unsafe partial nint ReceiveFrom(SafeHandle socket, byte* buffer, nuint length, int flags, byte* address, uint* addressLength);
+
+    /// <summary>sendmsg(2): one datagram gathered from several buffers, so a header and a payload need not be joined first.</summary>
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     public static unsafe partial nint SendMessage(SafeHandle socket, MessageHeader* message, int flags);
 

@@ -101,11 +101,7 @@ internal sealed class PacketTooBigSocket : IDisposable
             return ReceiveOutcome.Closed;
         }
 
-        if (timeout != _currentTimeout)
-        {
-            _socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
-            _currentTimeout = timeout;
-        }
+        DatagramSocket.SetTimeout(_socket, timeout, ref _currentTimeout);
 
         int length;
         try

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Mtcp.Wire;
 
 namespace Mtcp.Transports;
@@ -37,6 +38,12 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
     private const int SockaddrInLength = 16;
     // What the kernel puts in headers it builds (net.ipv4.ip_default_ttl, the RFC 1700 default).
     private const byte DefaultTimeToLive = 64;
+
+    // <linux/in.h>: IP_MTU_DISCOVER at level IPPROTO_IP, values IP_PMTUDISC_WANT and IP_PMTUDISC_PROBE.
+    private const int IPProtocolLevel = 0;
+    private const int IpMtuDiscoverOption = 10;
+    private const int IpPmtuDiscWant = 1;
+    private const int IpPmtuDiscProbe = 3;
 
     private readonly DatagramSocket _socket;
     private readonly byte _protocol;
@@ -117,6 +124,14 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
         try
         {
             socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
+
+            // The kernel believes any ICMP "fragmentation needed" that names a raw socket's destination and lowers its
+            // route's path MTU (raw sockets have no sequence numbers to check); with the default IP_PMTUDISC_WANT our DF
+            // packets over that MTU would then fail locally, and the kernel would answer them with a fragmentation
+            // needed of its own, quoting a real segment, which the connection believes. IP_PMTUDISC_PROBE sends up to
+            // the interface's MTU whatever the route holds, so only reports the connection checked itself
+            // (TcpConnection.HandlePacketTooBig, RFC 5927 §4.1) lower the MSS, as kernel TCP checks them.
+            SetPathMtuDiscovery(socket, IpPmtuDiscProbe);
         }
         catch
         {
@@ -157,19 +172,32 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
         }
     }
 
-    /// <summary>A segment beyond the route's MTU, sent with a kernel-built header, which the kernel may fragment; 0 or the errno.</summary>
+    /// <summary>
+    /// A segment beyond the route's MTU, sent with a kernel-built header, which the kernel may fragment (IP_PMTUDISC_WANT,
+    /// the kernel's default, for this send only: under IP_PMTUDISC_PROBE it refuses to fragment); 0 or the errno.
+    /// </summary>
     private int SendFragmentable(ReadOnlySpan<byte> segment)
     {
         var socket = _socket.Socket;
         socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, false);
+        SetPathMtuDiscovery(socket, IpPmtuDiscWant);
         try
         {
             return _socket.SendTo(_sendAddress.Buffer.Span[..SockaddrInLength], ReadOnlySpan<byte>.Empty, segment);
         }
         finally
         {
+            SetPathMtuDiscovery(socket, IpPmtuDiscProbe);
             socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
         }
+    }
+
+    /// <summary>IP_MTU_DISCOVER: how the kernel treats the route's path MTU for this socket's sends.</summary>
+    private static void SetPathMtuDiscovery(Socket socket, int mode)
+    {
+        Span<byte> value = stackalloc byte[sizeof(int)];
+        MemoryMarshal.Write(value, mode);
+        socket.SetRawSocketOption(IPProtocolLevel, IpMtuDiscoverOption, value);
     }
 
     /// <summary>

@@ -208,9 +208,13 @@ internal sealed class PacketActor : ReceiveActor
         return false;
     }
 
+    /// <summary>
+    /// The receive thread: one blocking receive at a time, then what arrived meanwhile as one burst (up to
+    /// <c>mtcp.runtime.receive-burst</c> segments or <c>receive-burst-bytes</c>), each connection's segments handed to
+    /// its endpoint in one message.
+    /// </summary>
     private void ReceiveLoop()
     {
-        var buffer = GC.AllocateUninitializedArray<byte>(_transport.ReceiveBufferLength);
         var resetEncoder = new SegmentEncoder(_transport.LocalAddress, maxPayload: 1);
         var bursts = new EndpointBursts();
         // Local send drops are counted by the transport; under a lossy firewall rule or a full queue they come by the
@@ -218,7 +222,9 @@ internal sealed class PacketActor : ReceiveActor
         var dropReportInterval = (long)_context.Refusals.Interval.TotalMilliseconds;
         var nextDropReport = Environment.TickCount64 + dropReportInterval;
         long reportedDrops = 0;
-        while (!_stopping)
+        ReceiveUntilStopped(ReceiveBurst);
+
+        ReceiveOutcome ReceiveBurst(byte[] buffer, TimeSpan timeout)
         {
             _context.Table.TellRetired();
             if (Environment.TickCount64 >= nextDropReport)
@@ -227,25 +233,10 @@ internal sealed class PacketActor : ReceiveActor
                 reportedDrops = ReportSendDrops(reportedDrops);
             }
 
-            ReceiveOutcome outcome;
-            ReceivedSegment received;
-            try
-            {
-                outcome = _transport.Receive(buffer, _settings.ReceivePollInterval, out received);
-            }
-            catch (Exception e) when (e is ObjectDisposedException || _stopping)
-            {
-                return;
-            }
-
-            if (outcome == ReceiveOutcome.Closed)
-            {
-                return;
-            }
-
+            var outcome = _transport.Receive(buffer, timeout, out var received);
             if (outcome != ReceiveOutcome.Received)
             {
-                continue;
+                return outcome;
             }
 
             // The rest of the burst: what arrived meanwhile, without blocking. Its endpoints' segments are told at the
@@ -266,13 +257,35 @@ internal sealed class PacketActor : ReceiveActor
                     bytes += received.Length;
                 }
             }
-            catch (ObjectDisposedException) when (_stopping)
-            {
-                return;
-            }
             finally
             {
                 TellBursts(bursts);
+            }
+
+            return outcome;
+        }
+    }
+
+    /// <summary>
+    /// The loop both receive threads run: <paramref name="receive"/> (one blocking receive and what follows from it, into
+    /// a buffer of the transport's receive length, waiting at most <c>mtcp.runtime.receive-poll-interval</c> so that a
+    /// stop is seen) until the runtime stops or the transport is closed or disposed.
+    /// </summary>
+    private void ReceiveUntilStopped(Func<byte[], TimeSpan, ReceiveOutcome> receive)
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(_transport.ReceiveBufferLength);
+        while (!_stopping)
+        {
+            try
+            {
+                if (receive(buffer, _settings.ReceivePollInterval) == ReceiveOutcome.Closed)
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is ObjectDisposedException || _stopping)
+            {
+                return;
             }
         }
     }
@@ -313,35 +326,18 @@ internal sealed class PacketActor : ReceiveActor
     /// (<see cref="TcpConnection.HandlePacketTooBig"/>). A flood of forged messages costs a parse and a table lookup
     /// each, on this thread; only one that names a live connection's 4-tuple reaches an actor.
     /// </summary>
-    private void PacketTooBigLoop()
+    private void PacketTooBigLoop() => ReceiveUntilStopped((buffer, timeout) =>
     {
-        var buffer = GC.AllocateUninitializedArray<byte>(_transport.ReceiveBufferLength);
-        while (!_stopping)
+        var outcome = _transport.ReceivePacketTooBig(buffer, timeout, out var report);
+        if (outcome == ReceiveOutcome.Received
+            && _context.Table.TryGetEndpoint(new ConnectionKey(report.QuotedDestination, report.QuotedDestinationPort, report.QuotedSourcePort), out var endpoint))
         {
-            ReceiveOutcome outcome;
-            PacketTooBigReport report;
-            try
-            {
-                outcome = _transport.ReceivePacketTooBig(buffer, _settings.ReceivePollInterval, out report);
-            }
-            catch (Exception e) when (e is ObjectDisposedException || _stopping)
-            {
-                return;
-            }
-
-            if (outcome == ReceiveOutcome.Closed)
-            {
-                return;
-            }
-
-            if (outcome == ReceiveOutcome.Received
-                && _context.Table.TryGetEndpoint(new ConnectionKey(report.QuotedDestination, report.QuotedDestinationPort, report.QuotedSourcePort), out var endpoint))
-            {
-                _context.Counters.PacketTooBigRouted();
-                endpoint.Tell(new PacketTooBigReceived(report.QuotedDestination, report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IsIPv6));
-            }
+            _context.Counters.PacketTooBigRouted();
+            endpoint.Tell(new PacketTooBigReceived(report.QuotedDestination, report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IsIPv6));
         }
-    }
+
+        return outcome;
+    });
 
     /// <summary>Counts the segments the transport dropped on the way out since the last report as refusals; returns the total now.</summary>
     private long ReportSendDrops(long reported)

@@ -54,10 +54,12 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(0, serverStats.MalformedSegments);
     }
 
-    [Fact]
-    public async Task Forged_ICMPv6_packet_too_big_messages_at_a_live_connection_must_change_nothing()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Forged_packet_too_big_messages_at_a_live_connection_must_change_nothing(bool ipv6)
     {
-        using var path = RoutedNamespacePath.Create(ipv6: true, serverLinkMtu: 1500);
+        using var path = RoutedNamespacePath.Create(ipv6, serverLinkMtu: 1500);
         var forged = 0;
 
         var (clientStats, _) = await UploadAsync(path, during: (client, server) =>
@@ -65,37 +67,43 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
             var random = new Random(8201);
             var messages = new List<byte[]>();
             var clientPort = (ushort)client.LocalEndPoint.Port;
+            byte[] Forge(IpAddress quotedSource, ushort sourcePort, ushort destinationPort, uint sequence, uint mtu, byte protocol = RawIPTransport.ExperimentalProtocol) => ipv6
+                ? PacketTooBigV6(quotedSource, path.ServerAddress, sourcePort, destinationPort, sequence, mtu, protocol)
+                : FragmentationNeeded(quotedSource, path.ServerAddress, sourcePort, destinationPort, sequence, (ushort)mtu, protocol);
+
             for (var i = 0; i < 10; i++)
             {
                 // The right 4-tuple, a guessed sequence number: one of 2^32, in flight with odds of a window in 2^32.
-                messages.Add(PacketTooBig(path.ClientAddress, path.ServerAddress, clientPort, ServicePort, (uint)random.NextInt64(0, 1L << 32), 1280));
+                messages.Add(Forge(path.ClientAddress, clientPort, ServicePort, (uint)random.NextInt64(0, 1L << 32), 1280));
                 forged++;
             }
 
-            // A guessed sequence number with an MTU below IPv6's minimum, and one above the link's.
-            messages.Add(PacketTooBig(path.ClientAddress, path.ServerAddress, clientPort, ServicePort, (uint)random.NextInt64(0, 1L << 32), 600));
-            messages.Add(PacketTooBig(path.ClientAddress, path.ServerAddress, clientPort, ServicePort, (uint)random.NextInt64(0, 1L << 32), 9000));
+            // A guessed sequence number with an MTU below the family's minimum (1280, RFC 8200 §5; 68, RFC 791), and one
+            // above the link's.
+            messages.Add(Forge(path.ClientAddress, clientPort, ServicePort, (uint)random.NextInt64(0, 1L << 32), ipv6 ? 600u : 60u));
+            messages.Add(Forge(path.ClientAddress, clientPort, ServicePort, (uint)random.NextInt64(0, 1L << 32), 9000));
             forged += 2;
 
-            // Other ports, another quoted source, another next header: no connection of ours; never routed.
-            messages.Add(PacketTooBig(path.ClientAddress, path.ServerAddress, (ushort)(clientPort + 1), ServicePort, 0, 1280));
-            messages.Add(PacketTooBig(path.ClientAddress, path.ServerAddress, clientPort, ServicePort + 1, 0, 1280));
-            messages.Add(PacketTooBig(path.RouterClientAddress, path.ServerAddress, clientPort, ServicePort, 0, 1280));
-            messages.Add(PacketTooBig(path.ClientAddress, path.ServerAddress, clientPort, ServicePort, 0, 1280, nextHeader: 17));
+            // Other ports, another quoted source, another protocol: no connection of ours; never routed.
+            messages.Add(Forge(path.ClientAddress, (ushort)(clientPort + 1), ServicePort, 0, 1280));
+            messages.Add(Forge(path.ClientAddress, clientPort, ServicePort + 1, 0, 1280));
+            messages.Add(Forge(path.RouterClientAddress, clientPort, ServicePort, 0, 1280));
+            messages.Add(Forge(path.ClientAddress, clientPort, ServicePort, 0, 1280, protocol: 17));
 
-            // Garbage after a plausible type and code, and quotes cut short.
+            // Garbage after a plausible type and code, and quotes cut short (an ICMP checksum made to match, so that the
+            // cut, not the checksum, is what the reader meets).
             for (var i = 0; i < 20; i++)
             {
                 var garbage = new byte[random.Next(4, 100)];
                 random.NextBytes(garbage);
-                (garbage[0], garbage[1]) = (IcmpPacketTooBig.IPv6PacketTooBig, 0);
+                (garbage[0], garbage[1]) = ipv6 ? (IcmpPacketTooBig.IPv6PacketTooBig, (byte)0) : (IcmpPacketTooBig.IPv4DestinationUnreachable, IcmpPacketTooBig.IPv4FragmentationNeeded);
                 messages.Add(garbage);
             }
 
-            var valid = PacketTooBig(path.ClientAddress, path.ServerAddress, clientPort, ServicePort, 0, 1280);
-            messages.Add(valid[..20]);
-            messages.Add(valid[..50]);
-            SendIcmpV6(path.Router, path.ClientAddress, messages);
+            var valid = Forge(path.ClientAddress, clientPort, ServicePort, 0, 1280);
+            messages.Add(ipv6 ? valid[..20] : WithIcmpChecksum(valid[..20]));
+            messages.Add(ipv6 ? valid[..50] : WithIcmpChecksum(valid[..32]));
+            SendIcmp(path.Router, path.ClientAddress, messages);
         });
 
         Assert.Equal(0, clientStats.PacketTooBigApplied);
@@ -135,7 +143,7 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
     }
 
     /// <summary>An ICMPv6 packet too big (RFC 4443 §3.2) quoting the start of a segment; the kernel fills in the checksum.</summary>
-    private static byte[] PacketTooBig(IpAddress quotedSource, IpAddress quotedDestination, ushort sourcePort, ushort destinationPort, uint sequence, uint mtu, byte nextHeader = RawIPTransport.ExperimentalProtocol)
+    private static byte[] PacketTooBigV6(IpAddress quotedSource, IpAddress quotedDestination, ushort sourcePort, ushort destinationPort, uint sequence, uint mtu, byte nextHeader)
     {
         var message = new byte[8 + 40 + 20];
         message[0] = IcmpPacketTooBig.IPv6PacketTooBig;
@@ -147,16 +155,58 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         quoted[7] = 64;
         quotedSource.WriteTo(quoted[8..]);
         quotedDestination.WriteTo(quoted[24..]);
-        BinaryPrimitives.WriteUInt16BigEndian(quoted[40..], sourcePort);
-        BinaryPrimitives.WriteUInt16BigEndian(quoted[42..], destinationPort);
-        BinaryPrimitives.WriteUInt32BigEndian(quoted[44..], sequence);
+        WriteQuotedSegmentStart(quoted[40..], sourcePort, destinationPort, sequence);
         return message;
     }
 
-    /// <summary>Sends each message from <paramref name="from"/>'s namespace to <paramref name="destination"/> on a raw ICMPv6 socket.</summary>
-    private static void SendIcmpV6(NetworkNamespace from, IpAddress destination, IEnumerable<byte[]> messages) => from.Run(() =>
+    /// <summary>
+    /// An ICMP destination unreachable, fragmentation needed (RFC 792, next-hop MTU from RFC 1191 §4), quoting an IPv4
+    /// header with DF and the start of a segment, its checksum computed (a raw ICMP socket sends the message as given).
+    /// </summary>
+    private static byte[] FragmentationNeeded(IpAddress quotedSource, IpAddress quotedDestination, ushort sourcePort, ushort destinationPort, uint sequence, ushort mtu, byte protocol)
     {
-        using var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Raw, ProtocolType.IcmpV6);
+        var message = new byte[8 + 20 + 8];
+        message[0] = IcmpPacketTooBig.IPv4DestinationUnreachable;
+        message[1] = IcmpPacketTooBig.IPv4FragmentationNeeded;
+        BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(6), mtu);
+        var quoted = message.AsSpan(8);
+        quoted[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(quoted[2..], 1440);
+        quoted[6] = 0x40;
+        quoted[8] = 64;
+        quoted[9] = protocol;
+        quotedSource.WriteTo(quoted[12..]);
+        quotedDestination.WriteTo(quoted[16..]);
+        BinaryPrimitives.WriteUInt16BigEndian(quoted[10..], InternetChecksum.Compute(quoted[..20]));
+        WriteQuotedSegmentStart(quoted[20..], sourcePort, destinationPort, sequence);
+        return WithIcmpChecksum(message);
+    }
+
+    /// <summary>The first 8 bytes of a segment header, all an ICMP error is sure to quote: ports and sequence number.</summary>
+    private static void WriteQuotedSegmentStart(Span<byte> segment, ushort sourcePort, ushort destinationPort, uint sequence)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(segment, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(segment[2..], destinationPort);
+        BinaryPrimitives.WriteUInt32BigEndian(segment[4..], sequence);
+    }
+
+    /// <summary>Sets an ICMP message's checksum (bytes 2-3, over the whole message, RFC 792).</summary>
+    private static byte[] WithIcmpChecksum(byte[] message)
+    {
+        message[2] = message[3] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(2), InternetChecksum.Compute(message));
+        return message;
+    }
+
+    /// <summary>
+    /// Sends each message from <paramref name="from"/>'s namespace to <paramref name="destination"/> on a raw ICMP or
+    /// ICMPv6 socket of the destination's family.
+    /// </summary>
+    private static void SendIcmp(NetworkNamespace from, IpAddress destination, IEnumerable<byte[]> messages) => from.Run(() =>
+    {
+        using var socket = destination.IsIPv6
+            ? new Socket(AddressFamily.InterNetworkV6, SocketType.Raw, ProtocolType.IcmpV6)
+            : new Socket(AddressFamily.InterNetwork, SocketType.Raw, ProtocolType.Icmp);
         var target = new IPEndPoint(destination.ToIPAddress(), 0);
         foreach (var message in messages)
         {
