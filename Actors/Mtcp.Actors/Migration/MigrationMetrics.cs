@@ -80,6 +80,14 @@ internal static class MigrationMetrics
         tags: null,
         new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1] });
 
+    /// <summary>The buddy's share of <see cref="ReplicaAckDelay"/>, in its buckets.</summary>
+    internal static readonly Histogram<double> ReplicaBuddyHold = Meter.CreateHistogram(
+        "mtcp.replication.buddy.hold",
+        "s",
+        "Buddy node's time from a replica update reaching its control connection to the update's ack leaving it (opening, the replica keeper's work and both actor hops)",
+        tags: null,
+        new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1] });
+
     /// <summary>Buckets from 1 KiB to 4 MiB, by powers of two.</summary>
     internal static readonly Histogram<long> ReplicaGatedSize = Meter.CreateHistogram(
         "mtcp.replication.gated.size",
