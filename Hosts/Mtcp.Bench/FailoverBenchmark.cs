@@ -21,7 +21,8 @@ internal sealed record FailoverOptions(
     int Requests,
     int Repetitions,
     string Network,
-    string CostConfig);
+    string CostConfig,
+    string ClientConfig);
 
 /// <summary>One SIGKILL of the serving node under a paced download: how long the client waited and what it received.</summary>
 /// <param name="DetectedMs">From the SIGKILL to the buddy's log line saying the node is unreachable and it takes its connections over (NaN with client-stored state: no node holds the connection to say so).</param>
@@ -128,7 +129,7 @@ internal static class FailoverBenchmark
             var failoverContent = WriteRandomFile(Path.Combine(files, FailoverFile), options.FileBytes, seed: 11);
             var goodputContent = WriteRandomFile(Path.Combine(files, GoodputFile), options.GoodputBytes, seed: 12);
             var system = ActorSystem.Create("failover-client", MtcpConfig.WithFallback(ConfigurationFactory.ParseString("akka.loglevel = WARNING")));
-            var runtime = MtcpRuntime.Start(system, fabric: null, ConfigurationFactory.ParseString($"mtcp.runtime.transport = {transport}\nmtcp.runtime.local-address = \"{options.Network}.{ClientHost}\""), "mtcp");
+            var runtime = MtcpRuntime.Start(system, fabric: null, ConfigurationFactory.ParseString($"{options.ClientConfig}\nmtcp.runtime.transport = {transport}\nmtcp.runtime.local-address = \"{options.Network}.{ClientHost}\""), "mtcp");
             try
             {
                 await runtime.EnableClientMigrationAsync(cancellationToken);
@@ -195,6 +196,7 @@ internal static class FailoverBenchmark
             var buddy = Array.IndexOf(modes, "buddy");
             string[] phases = ["download", "upload (echo)", "PING"];
             var traced = phases.Select(_ => MetricsScrape.Empty).ToArray();
+            var tracedAtBuddy = phases.Select(_ => MetricsScrape.Empty).ToArray();
 
             Console.WriteLine($"cost of replication: clusters up ({string.Join(", ", modes.Select((mode, i) => $"{mode} at {clusters[i].Addresses[0]}"))}); {options.Repetitions} repetitions, one unmeasured first");
             var downloads = modes.Select(_ => new List<double>()).ToArray();
@@ -209,6 +211,7 @@ internal static class FailoverBenchmark
                     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                     timeout.CancelAfter(DownloadTimeout);
                     var scrapes = new List<MetricsScrape>();
+                    var scrapesAtBuddy = new List<MetricsScrape>();
                     async Task ScrapeAsync()
                     {
                         if (i == buddy)
@@ -216,6 +219,7 @@ internal static class FailoverBenchmark
                             // The exporter answers a scrape within 300 ms of the last from its cache: a fast phase would read as empty.
                             await Task.Delay(MetricsScrape.ResponseCacheDuration * 2, timeout.Token);
                             scrapes.Add(await MetricsScrape.ReadAsync(http, clusters[i].MetricsUrl(0), timeout.Token));
+                            scrapesAtBuddy.Add(await MetricsScrape.ReadAsync(http, clusters[i].MetricsUrl(1), timeout.Token));
                         }
                     }
 
@@ -241,6 +245,7 @@ internal static class FailoverBenchmark
                     for (var phase = 0; phase < scrapes.Count - 1; phase++)
                     {
                         traced[phase] = traced[phase].Plus(scrapes[phase + 1].Since(scrapes[phase]));
+                        tracedAtBuddy[phase] = tracedAtBuddy[phase].Plus(scrapesAtBuddy[phase + 1].Since(scrapesAtBuddy[phase]));
                     }
 
                     downloads[i].Add(goodputContent.Length / seconds);
@@ -253,9 +258,9 @@ internal static class FailoverBenchmark
 
             ReplicationTrace[] trace =
             [
-                ReplicationTrace.From(phases[0], "MB downloaded", options.Repetitions * goodputContent.Length / 1e6, traced[0]),
-                ReplicationTrace.From(phases[1], "MB uploaded", options.Repetitions * options.EchoBytes / 1e6, traced[1]),
-                ReplicationTrace.From(phases[2], "request", options.Repetitions * (options.Requests + WarmUpRequests), traced[2]),
+                ReplicationTrace.From(phases[0], "MB downloaded", options.Repetitions * goodputContent.Length / 1e6, traced[0], tracedAtBuddy[0]),
+                ReplicationTrace.From(phases[1], "MB uploaded", options.Repetitions * options.EchoBytes / 1e6, traced[1], tracedAtBuddy[1]),
+                ReplicationTrace.From(phases[2], "request", options.Repetitions * (options.Requests + WarmUpRequests), traced[2], tracedAtBuddy[2]),
             ];
             Console.WriteLine("buddy replication, its serving node's instruments over the measured repetitions:");
             foreach (var phase in trace)
@@ -414,6 +419,8 @@ internal static class FailoverBenchmark
                 fileBytes = options.FileBytes,
                 paceBytesPerSecond = options.PaceBytesPerSecond,
                 killAtBytes = options.KillAtBytes,
+                costConfig = options.CostConfig,
+                clientConfig = options.ClientConfig,
                 modes = new Dictionary<string, object>
                 {
                     ["buddy"] = new
@@ -498,7 +505,7 @@ internal static class FailoverBenchmark
         md.AppendLine("## The cost of replication (same run)");
         md.AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Both clusters up at once, measured in turn, {options.Repetitions} repetitions after an unmeasured one; medians. One connection each: download of a {options.GoodputBytes / 1048576.0:0} MiB file (file server, unpaced); upload: {options.EchoBytes / 1048576.0:0} MiB of pipelined RESP ECHOs of {EchoValueBytes / 1024} KiB, {EchoWindow} unanswered at most (the client's bytes go up and come back: they are what replication gates); {options.Requests} PINGs one at a time after {WarmUpRequests} unmeasured."));
+            $"Both clusters up at once, measured in turn, {options.Repetitions} repetitions after an unmeasured one; medians. One connection each: download of a {options.GoodputBytes / 1048576.0:0} MiB file (file server, unpaced); upload: {options.EchoBytes / 1048576.0:0} MiB of pipelined RESP ECHOs of {EchoValueBytes / 1024} KiB, {EchoWindow} unanswered at most (the client's bytes go up and come back: they are what replication gates); {options.Requests} PINGs one at a time after {WarmUpRequests} unmeasured.{(options.ClientConfig.Length == 0 ? "" : $" The client runtime ran with `{options.ClientConfig}` (--client-config).")}{(options.CostConfig.Length == 0 ? "" : $" The nodes ran with `{options.CostConfig}` (--cost-config).")}"));
         md.AppendLine();
         md.AppendLine("| replication | download (MB/s) | upload, echo (MB/s) | PING p50 (us) | PING p99 (us) |");
         md.AppendLine("|---|---:|---:|---:|---:|");
@@ -523,20 +530,21 @@ internal static class FailoverBenchmark
             + $"The same two actor systems carried {options.EchoBytes / 1048576} MiB in {EchoValueBytes / 1024} KiB messages, {EchoWindow} unacknowledged at most, at {measured.ControlBulkBytesPerSecond / 1e6:F1} MB/s: "
             + $"a replicated upload's bytes all cross the control connection, so this rate (less the sealing and the buddy's work) bounds it."));
         md.AppendLine();
-        md.AppendLine("Where buddy replication's time goes, from its serving node's instruments over the measured repetitions (docs/metrics.md; histogram figures are bucket upper bounds):");
+        md.AppendLine("Where buddy replication's time goes, from its serving node's instruments and its buddy's over the measured repetitions (docs/metrics.md; histogram percentiles are bucket upper bounds, means are exact). "
+            + "The buddy's hold is its node's share of the ack delay (`mtcp.replication.buddy.hold`: the update's arrival on its control connection to the ack leaving it); the rest is the serving node's hops and sealing and the two crossings of the control connection:");
         md.AppendLine();
-        md.AppendLine("| phase | unit | whole-state messages per unit | whole-state KiB per unit | read-log messages per unit | read-log KiB per unit | buddy acks | ack delay p50 (us) | p99 (us) | client bytes awaiting their ACK at an ack, p50 (KiB) | p99 (KiB) |");
-        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| phase | unit | whole-state messages per unit | whole-state KiB per unit | read-log messages per unit | read-log KiB per unit | buddy acks | ack delay p50 (us) | p99 (us) | mean (us) | buddy's hold p50 (us) | mean (us) | client bytes awaiting their ACK at an ack, p50 (KiB) | p99 (KiB) |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var t in measured.BuddyTrace)
         {
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {t.Phase} | {t.Unit} | {t.StateMessagesPerUnit:0.##} | {t.StateBytesPerUnit / 1024:0.#} | {t.ReadLogMessagesPerUnit:0.##} | {t.ReadLogBytesPerUnit / 1024:0.#} | {t.Acks:0} | {t.AckDelayP50Us:0} | {t.AckDelayP99Us:0} | {t.GatedP50Bytes / 1024:0} | {t.GatedP99Bytes / 1024:0} |"));
+                $"| {t.Phase} | {t.Unit} | {t.StateMessagesPerUnit:0.##} | {t.StateBytesPerUnit / 1024:0.#} | {t.ReadLogMessagesPerUnit:0.##} | {t.ReadLogBytesPerUnit / 1024:0.#} | {t.Acks:0} | {t.AckDelayP50Us:0} | {t.AckDelayP99Us:0} | {t.AckDelayMeanUs:0} | {t.BuddyHoldP50Us:0} | {t.BuddyHoldMeanUs:0} | {t.GatedP50Bytes / 1024:0} | {t.GatedP99Bytes / 1024:0} |"));
         }
 
         md.AppendLine();
         md.AppendLine("A new snapshot goes to the buddy as a whole state only once the replay it saves is due (`mtcp.migration.buddy-state`, HOCON/mtcp-reference.conf; --cost-config may change it for this measurement); "
             + "until then the buddy's older snapshot and the read log since serve. The receive window does not close while ACKs wait: its right edge stays where the bytes received put it; "
-            + "what bounds an upload is the client's send buffer (`mtcp.tcp.send-buffer-size`, 256 KiB), which holds every byte not yet acknowledged.");
+            + "the client's send buffer (`mtcp.tcp.send-buffer-size`) holds every byte not yet acknowledged, and an upload keeps it full: when the replication path is slower than the connection, the ack delay is queueing behind it, and a larger buffer (--client-config) only lengthens the queue.");
         md.AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"client against off: download x{clientDownloadRatio:F2}, upload x{clientUploadRatio:F2} (goodputRatio {Math.Min(clientDownloadRatio, clientUploadRatio):F2}); PING p50 {clientCost.RequestP50Us - off.RequestP50Us:+0;-0} us, p99 {clientCost.RequestP99Us - off.RequestP99Us:+0;-0} us."));

@@ -67,6 +67,11 @@ internal static class FailoverCommand
             Description = "HOCON laid over the reference configuration of every node of the cost measurement's clusters, e.g. \"mtcp.migration.buddy-state { min-progress = 0, progress-per-state-byte = 0, max-progress = 0 }\" to send every snapshot to the buddy",
             DefaultValueFactory = _ => "",
         };
+        var clientConfig = new Option<string>("--client-config")
+        {
+            Description = "HOCON laid over the benchmark's client runtime (every mode alike), e.g. \"mtcp.tcp.nagle = off\" for a client that sets no-delay, as request/response clients do, or \"mtcp.tcp.send-buffer-size = 1MiB\"",
+            DefaultValueFactory = _ => "",
+        };
         var command = new Command("failover", "SIGKILL of the serving node under a download: time to the next new byte, bytes lost and duplicated; the cost of buddy replication and of client-stored state against none (issue 11)")
         {
             kills,
@@ -81,6 +86,7 @@ internal static class FailoverCommand
             repetitions,
             network,
             costConfig,
+            clientConfig,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -96,7 +102,8 @@ internal static class FailoverCommand
                 parse.GetValue(requests),
                 parse.GetValue(repetitions),
                 parse.GetValue(network) ?? "127.0.11",
-                parse.GetValue(costConfig) ?? "");
+                parse.GetValue(costConfig) ?? "",
+                parse.GetValue(clientConfig) ?? "");
             return await FailoverBenchmark.RunAsync(options, cancellationToken);
         });
         return command;

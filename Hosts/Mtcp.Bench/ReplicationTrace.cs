@@ -84,8 +84,9 @@ internal sealed class MetricsScrape
 /// <summary>
 /// Where buddy replication's time goes in one phase of the cost measurement, from the serving node's instruments
 /// (docs/metrics.md): replica messages and bytes sent per unit of the workload (a MB moved, or a request), the buddy's
-/// ack delay (bucket upper bounds: a control round trip on this host is measured beside it), and how many of the
-/// client's bytes waited unacknowledged when an ack came (beside the client's send buffer, which they fill).
+/// ack delay (bucket upper bounds: a control round trip on this host is measured beside it, and its mean), the buddy
+/// node's share of it (from its own instruments: the update's arrival on its control connection to the ack leaving), and
+/// how many of the client's bytes waited unacknowledged when an ack came (beside the client's send buffer, which they fill).
 /// </summary>
 internal sealed record ReplicationTrace(
     string Phase,
@@ -98,12 +99,19 @@ internal sealed record ReplicationTrace(
     double Acks,
     double AckDelayP50Us,
     double AckDelayP99Us,
+    double AckDelayMeanUs,
+    double BuddyHoldP50Us,
+    double BuddyHoldMeanUs,
     double GatedP50Bytes,
     double GatedP99Bytes)
 {
-    public static ReplicationTrace From(string phase, string unit, double units, MetricsScrape delta)
+    /// <param name="delta">the serving node's instruments over the phase.</param>
+    /// <param name="buddyDelta">its buddy's.</param>
+    public static ReplicationTrace From(string phase, string unit, double units, MetricsScrape delta, MetricsScrape buddyDelta)
     {
         ArgumentNullException.ThrowIfNull(delta);
+        ArgumentNullException.ThrowIfNull(buddyDelta);
+        const string BuddyHold = "mtcp_replication_buddy_hold";
         const string Updates = "mtcp_replication_updates";
         const string Bytes = "mtcp_replication_update_bytes";
         const string AckDelay = "mtcp_replication_ack_delay";
@@ -119,6 +127,9 @@ internal sealed record ReplicationTrace(
             delta.Sum(AckDelay, "_count"),
             delta.Percentile(AckDelay, 0.5) * 1e6,
             delta.Percentile(AckDelay, 0.99) * 1e6,
+            delta.Sum(AckDelay, "_sum") / delta.Sum(AckDelay, "_count") * 1e6,
+            buddyDelta.Percentile(BuddyHold, 0.5) * 1e6,
+            buddyDelta.Sum(BuddyHold, "_sum") / buddyDelta.Sum(BuddyHold, "_count") * 1e6,
             delta.Percentile(Gated, 0.5),
             delta.Percentile(Gated, 0.99));
     }
@@ -126,5 +137,5 @@ internal sealed record ReplicationTrace(
     public string Describe() => string.Create(
         CultureInfo.InvariantCulture,
         $"{Phase}: per {Unit} {StateMessagesPerUnit:0.##} whole-state messages ({StateBytesPerUnit / 1024:0.#} KiB) and {ReadLogMessagesPerUnit:0.##} read logs ({ReadLogBytesPerUnit / 1024:0.#} KiB); "
-        + $"buddy's ack after p50 <= {AckDelayP50Us:0} us, p99 <= {AckDelayP99Us:0} us ({Acks:0} acks); client bytes waiting for their ACK at an ack p50 <= {GatedP50Bytes / 1024:0} KiB, p99 <= {GatedP99Bytes / 1024:0} KiB");
+        + $"buddy's ack after p50 <= {AckDelayP50Us:0} us, p99 <= {AckDelayP99Us:0} us, mean {AckDelayMeanUs:0} us ({Acks:0} acks), of which the buddy node held each update p50 <= {BuddyHoldP50Us:0} us, mean {BuddyHoldMeanUs:0} us; client bytes waiting for their ACK at an ack p50 <= {GatedP50Bytes / 1024:0} KiB, p99 <= {GatedP99Bytes / 1024:0} KiB");
 }

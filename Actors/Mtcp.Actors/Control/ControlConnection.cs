@@ -1,10 +1,13 @@
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using Akka.Actor;
 using Akka.Event;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Diagnostics;
+using Mtcp.Actors.Migration;
 using Mtcp.Actors.Replication;
 using Mtcp.Stack.Migration.Authentication;
+using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors.Control;
@@ -42,6 +45,11 @@ namespace Mtcp.Actors.Control;
 /// open under the key with both identities (docs/threat-model.md); what does not, or comes unsealed, is dropped,
 /// logged and counted in <c>mtcp.control.dropped</c>.
 /// </para>
+/// <para>
+/// Buddy replication: the endpoint actor that replicates a connection to the peer is remembered (watched, forgotten at
+/// its release or stop), and the peer's acks go straight to it, not through the registry: every client byte waits for
+/// its ack before it is acknowledged (docs/failover.md), so each hop on that path delays the client.
+/// </para>
 /// </summary>
 internal sealed class ControlConnection : ReceiveActor, IWithTimers
 {
@@ -63,6 +71,18 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     /// <summary>Peer requests handed to the registry and not yet answered, with the peer connection to answer.</summary>
     private readonly Dictionary<ulong, IActorRef> _serving = [];
+
+    /// <summary>The endpoint actor replicating each connection to the peer, which the peer's acks go to.</summary>
+    private readonly Dictionary<ConnectionId, IActorRef> _replicating = [];
+
+    /// <summary>The connection each endpoint of <see cref="_replicating"/> replicates, to forget it when the endpoint stops.</summary>
+    private readonly Dictionary<IActorRef, ConnectionId> _replicatingCids = [];
+
+    /// <summary>
+    /// As the peer's buddy: replica updates handed to the replica keeper and not yet acknowledged, by connection, with
+    /// when each came (<c>mtcp.replication.buddy.hold</c>: this node's share of the peer's ack delay).
+    /// </summary>
+    private readonly Dictionary<ConnectionId, Queue<(ulong Update, long At)>> _holding = [];
 
     public ControlConnection(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator, IActorRef? replicas)
     {
@@ -107,7 +127,17 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         Receive<StateReply>(reply => Answer(reply.RequestId, reply));
         Receive<StateReject>(reject => Answer(reject.RequestId, reject));
         Receive<StateAck>(ack => Send(PeerManager, ack));
-        Receive<ReplicateToPeer>(replicate => Send(PeerManager, replicate.Message));
+        Receive<ReplicateToPeer>(replicate =>
+        {
+            Replicating(replicate.Message);
+            if (replicate.Message is ReplicaAck ack)
+            {
+                Held(ack);
+            }
+
+            Send(PeerManager, replicate.Message);
+        });
+        Receive<Terminated>(terminated => Forget(terminated.ActorRef));
         Receive<WarmUp>(_ => _peerManager.Tell(new Identify(nameof(WarmUp)), Self));
         Receive<ActorIdentity>(identity =>
         {
@@ -309,9 +339,11 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 _registry.Tell(new StateAckReceived(_peer, ack), Self);
                 break;
             case ReplicaAck replicaAck:
-                _registry.Tell(new ReplicaAckReceived(_peer, replicaAck), Self);
+                // An ack for a connection no endpoint replicates here any more goes to the registry, which drops it.
+                (_replicating.GetValueOrDefault(replicaAck.Cid) ?? _registry).Tell(new ReplicaAckReceived(_peer, replicaAck), Self);
                 break;
             case ReplicaState or ReplicaReadLog or ReplicaRelease when _replicas is not null:
+                Holding(message);
                 _replicas.Tell(new ReplicaUpdateReceived(_peer, message), Self);
                 break;
             default:
@@ -344,6 +376,109 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     private void UseAuthenticator(IMigrationAuthenticator? authenticator) =>
         _sealing = authenticator is null ? null : new ControlSealing(authenticator, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, _peer);
+
+    /// <summary>A replica update from a local endpoint (the sender): its connection's acks go to it until it releases it or stops.</summary>
+    private void Replicating(ControlMessage update)
+    {
+        if (Sender.IsNobody() || Sender.Path.Address.HasGlobalScope)
+        {
+            return;
+        }
+
+        switch (update)
+        {
+            case ReplicaState { Cid: var cid }:
+                Remember(cid);
+                break;
+            case ReplicaReadLog { Cid: var cid }:
+                Remember(cid);
+                break;
+            case ReplicaRelease { Cid: var cid } when _replicating.TryGetValue(cid, out var endpoint) && endpoint.Equals(Sender):
+                Forget(endpoint);
+                break;
+        }
+    }
+
+    private void Remember(ConnectionId cid)
+    {
+        if (_replicating.TryGetValue(cid, out var known) && known.Equals(Sender))
+        {
+            return;
+        }
+
+        if (known is not null)
+        {
+            Forget(known);
+        }
+
+        if (_replicatingCids.Remove(Sender, out var previous))
+        {
+            _replicating.Remove(previous);
+        }
+        else
+        {
+            Context.Watch(Sender);
+        }
+
+        _replicating[cid] = Sender;
+        _replicatingCids[Sender] = cid;
+    }
+
+    private void Forget(IActorRef endpoint)
+    {
+        if (_replicatingCids.Remove(endpoint, out var cid))
+        {
+            _replicating.Remove(cid);
+            Context.Unwatch(endpoint);
+        }
+    }
+
+    private void Holding(ControlMessage update)
+    {
+        var cid = update switch
+        {
+            ReplicaState state => state.Cid,
+            ReplicaReadLog readLog => readLog.Cid,
+            ReplicaRelease release => release.Cid,
+            _ => throw new ArgumentException($"{update.GetType().Name} is no replica update", nameof(update)),
+        };
+        if (update is ReplicaRelease)
+        {
+            _holding.Remove(cid);
+            return;
+        }
+
+        if (!_holding.TryGetValue(cid, out var updates))
+        {
+            _holding[cid] = updates = new Queue<(ulong Update, long At)>();
+        }
+
+        updates.Enqueue((update.RequestId, Stopwatch.GetTimestamp()));
+    }
+
+    /// <summary>The replica keeper acknowledged updates of a connection up to the ack's: how long each was held here.</summary>
+    private void Held(ReplicaAck ack)
+    {
+        if (!_holding.TryGetValue(ack.Cid, out var updates))
+        {
+            return;
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        while (updates.TryPeek(out var update) && update.Update <= ack.RequestId)
+        {
+            updates.Dequeue();
+            if (update.Update == ack.RequestId)
+            {
+                MigrationMetrics.ReplicaBuddyHold.Record(Stopwatch.GetElapsedTime(update.At, now).TotalSeconds);
+            }
+        }
+
+        if (updates.Count == 0)
+        {
+            _holding.Remove(ack.Cid);
+        }
+    }
 
     private void DropServing(ulong requestId)
     {

@@ -73,9 +73,10 @@ internal sealed class ControlConnectionManager : ReceiveActor
         Receive<ReplicateTo>(replicate =>
         {
             // A buddy the cluster lost gets nothing: the endpoint chooses another when the directory's view changes.
+            // Forwarded, the endpoint as sender: the connection sends the buddy's acks straight back to it.
             if (!_lostPeers.ContainsKey(replicate.Buddy))
             {
-                ConnectionFor(replicate.Buddy).Tell(new ReplicateToPeer(replicate.Update), Self);
+                ConnectionFor(replicate.Buddy).Forward(new ReplicateToPeer(replicate.Update));
             }
         });
         Receive<GetReplicaStatistics>(get => _replicas.Forward(get));

@@ -73,12 +73,22 @@ internal static class MigrationMetrics
     internal static readonly Counter<long> ReplicaUpdateBytes = Meter.CreateCounter<long>("mtcp.replication.update.bytes", "By", "Bytes of whole states and read logs sent to buddies, before sealing (tag kind: state, read-log)");
 
     /// <summary>Buckets from 50 us to 1 s: a control round trip on loopback is a few hundred microseconds.</summary>
+    private static readonly double[] ReplicationDelayBuckets = [0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1];
+
     internal static readonly Histogram<double> ReplicaAckDelay = Meter.CreateHistogram(
         "mtcp.replication.ack.delay",
         "s",
         "Serving node's wait from sending a replica update to its buddy's ack (the delay of the client's ACK)",
         tags: null,
-        new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1] });
+        new InstrumentAdvice<double> { HistogramBucketBoundaries = ReplicationDelayBuckets });
+
+    /// <summary>The buddy's share of <see cref="ReplicaAckDelay"/>, in the same buckets.</summary>
+    internal static readonly Histogram<double> ReplicaBuddyHold = Meter.CreateHistogram(
+        "mtcp.replication.buddy.hold",
+        "s",
+        "Buddy node's time from a replica update reaching its control connection to the update's ack leaving it (opening, the replica keeper's work and both actor hops)",
+        tags: null,
+        new InstrumentAdvice<double> { HistogramBucketBoundaries = ReplicationDelayBuckets });
 
     /// <summary>Buckets from 1 KiB to 4 MiB, by powers of two.</summary>
     internal static readonly Histogram<long> ReplicaGatedSize = Meter.CreateHistogram(

@@ -1,6 +1,8 @@
 using Akka.Actor;
 using Akka.TestKit;
 using Mtcp.Actors.Control;
+using Mtcp.Actors.Replication;
+using Mtcp.Wire;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Actors.Tests;
@@ -215,6 +217,43 @@ public sealed class ControlConnectionTests : Akka.TestKit.Xunit2.TestKit
         Assert.Empty(connections.ByPeer);
         await _endpoint.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
     }
+
+    [Fact]
+    public async Task Replica_ack_must_reach_the_endpoint_that_replicated_the_connection_and_the_registry_once_it_stopped()
+    {
+        // The origin's replica keeper holds no state of the connection: it answers a read log with NeedsState, an ack all the same.
+        var replicating = CreateTestProbe();
+        _destinationManager.Tell(new ReplicateTo(_originAddress, ReadLog(1)), replicating.Ref);
+
+        var received = await replicating.ExpectMsgAsync<ReplicaAckReceived>(Patience);
+        Assert.Equal(_originAddress, received.Buddy);
+        Assert.Equal(new ReplicaAck(1, ControlSamples.MigratingCid, ReplicaAckStatus.NeedsState), received.Ack);
+        await _destinationRegistry.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200));
+
+        // Stopped, the endpoint is forgotten: the ack of an update sent on its connection's behalf goes to the registry.
+        await WatchAsync(replicating.Ref);
+        replicating.Ref.Tell(PoisonPill.Instance);
+        await ExpectTerminatedAsync(replicating.Ref, Patience);
+        _destinationManager.Tell(new ReplicateTo(_originAddress, ReadLog(2)), ActorRefs.NoSender);
+
+        Assert.Equal(2UL, (await _destinationRegistry.ExpectMsgAsync<ReplicaAckReceived>(Patience)).Ack.RequestId);
+    }
+
+    [Fact]
+    public async Task Replica_ack_must_reach_the_registry_after_the_endpoint_released_the_replica()
+    {
+        var replicating = CreateTestProbe();
+        _destinationManager.Tell(new ReplicateTo(_originAddress, ReadLog(1)), replicating.Ref);
+        await replicating.ExpectMsgAsync<ReplicaAckReceived>(Patience);
+
+        _destinationManager.Tell(new ReplicateTo(_originAddress, new ReplicaRelease(2, ControlSamples.MigratingCid)), replicating.Ref);
+        _destinationManager.Tell(new ReplicateTo(_originAddress, ReadLog(3)), ActorRefs.NoSender);
+
+        Assert.Equal(3UL, (await _destinationRegistry.ExpectMsgAsync<ReplicaAckReceived>(Patience)).Ack.RequestId);
+        await replicating.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200));
+    }
+
+    private static ReplicaReadLog ReadLog(ulong update) => new(update, ControlSamples.MigratingCid, 1, new SeqNumber(1000), "bytes"u8.ToArray());
 
     /// <summary>Eight big-endian bytes of the id: each reply's state names its request.</summary>
     private static byte[] StateOf(ulong requestId)
