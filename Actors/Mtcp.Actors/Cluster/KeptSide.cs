@@ -36,6 +36,15 @@ internal static class KeptSide
     public const string DowningProviderPath = "akka.cluster.downing-provider-class";
     public const string ActiveStrategyPath = "akka.cluster.split-brain-resolver.active-strategy";
     public const string KeepMajorityRolePath = "akka.cluster.split-brain-resolver.keep-majority.role";
+    public const string StableAfterPath = "akka.cluster.split-brain-resolver.stable-after";
+
+    /// <summary>How long the resolver waits for an unchanged view before it decides (HOCON/mtcp-reference.conf).</summary>
+    public static TimeSpan StableAfter(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var stableAfter = config.GetTimeSpan(StableAfterPath, null);
+        return stableAfter > TimeSpan.Zero ? stableAfter : throw new ConfigurationException($"{StableAfterPath} must be a positive duration, not {stableAfter}");
+    }
 
     /// <summary>
     /// Whether the cluster downs with Akka.Cluster's split-brain resolver under <c>keep-majority</c>

@@ -32,7 +32,7 @@ namespace Mtcp.Actors.Replication;
 /// Every decision is <see cref="ReplicaTakeover{TOrigin}"/>'s (sans-IO, the same the crash simulator drives): this actor
 /// only turns cluster events and messages into its calls, and its answers into messages, log lines and metrics.
 /// </summary>
-internal sealed class ReplicaKeeper : ReceiveActor
+internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
 {
     public const string ActorName = "replicas";
 
@@ -57,10 +57,21 @@ internal sealed class ReplicaKeeper : ReceiveActor
     /// <summary>Unreachable origins not taken over because this side may be downed: logged once each.</summary>
     private readonly HashSet<Address> _waiting = [];
 
+    /// <summary>
+    /// How long the view must stay unchanged before an unreachable origin is taken over: the resolver's own
+    /// <c>stable-after</c>. The detector marks the members across a split one at a time, and the first of them alone
+    /// would put this node on a majority it does not have.
+    /// </summary>
+    private readonly TimeSpan _stableAfter;
+
+    /// <summary>No membership or reachability change for <see cref="_stableAfter"/>: the view is the one the resolver decides on.</summary>
+    private bool _stable;
+
     public ReplicaKeeper(ControlSettings settings)
     {
         _takeover = new ReplicaTakeover<Address>(settings.MaxStateReplySize);
         _keepMajority = KeptSide.IsKeepMajority(Context.System.Settings.Config, out _role);
+        _stableAfter = KeptSide.StableAfter(Context.System.Settings.Config);
         Receive<ReplicaUpdateReceived>(Apply);
         Receive<UseControlAuthenticator>(use => _authenticator = use.Authenticator);
         Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
@@ -70,6 +81,11 @@ internal sealed class ReplicaKeeper : ReceiveActor
         {
             See(unreachable.Member);
             _unreachable.Add(unreachable.Member.UniqueAddress);
+            Reconsider();
+        });
+        Receive<ViewStable>(_ =>
+        {
+            _stable = true;
             Reconsider();
         });
         Receive<ClusterEvent.ReachableMember>(reachable =>
@@ -124,6 +140,8 @@ internal sealed class ReplicaKeeper : ReceiveActor
         Receive<GetReplicaStatistics>(_ => Sender.Tell(new ReplicaStatistics(_takeover.HeldByOrigin(), _takeover.TakenOverByOrigin())));
     }
 
+    public ITimerScheduler Timers { get; set; } = null!;
+
     public static Props Props(ControlSettings settings) => Akka.Actor.Props.Create(() => new ReplicaKeeper(settings));
 
     protected override void PreStart()
@@ -165,8 +183,13 @@ internal sealed class ReplicaKeeper : ReceiveActor
         MigrationMetrics.ReplicasHeld.Add(_takeover.Store.Count - before);
     }
 
-    /// <summary>The member's latest status, as the resolver counts it.</summary>
-    private void See(Member member) => _members[member.UniqueAddress] = new SplitMember(member.UniqueAddress, member.Status, member.Roles);
+    /// <summary>The member's latest status, as the resolver counts it; the view is stable again only after <see cref="_stableAfter"/>.</summary>
+    private void See(Member member)
+    {
+        _members[member.UniqueAddress] = new SplitMember(member.UniqueAddress, member.Status, member.Roles);
+        _stable = false;
+        Timers.StartSingleTimer(ViewStable.Instance, ViewStable.Instance, _stableAfter);
+    }
 
     /// <summary>Every member downed, or unreachable, whose connections this node may take over now, is lost.</summary>
     private void Reconsider()
@@ -180,7 +203,13 @@ internal sealed class ReplicaKeeper : ReceiveActor
                 continue;
             }
 
+            // Unreachable, not downed: decided only on a view as stable as the resolver's.
             var origin = member.Node.Address;
+            if (member.Status != MemberStatus.Down && !_stable)
+            {
+                continue;
+            }
+
             if (MayTakeOver(origin, out var why))
             {
                 _waiting.Remove(origin);
@@ -215,6 +244,12 @@ internal sealed class ReplicaKeeper : ReceiveActor
         if (self is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed)
         {
             why = $"this node is {self}";
+            return false;
+        }
+
+        if (!gone && !_stable && originMember is { } unsettled && _unreachable.Contains(unsettled.Node))
+        {
+            why = $"the cluster's view has not been stable for {_stableAfter.TotalSeconds:0.###} s (the split-brain resolver's stable-after)";
             return false;
         }
 
@@ -320,5 +355,15 @@ internal sealed class ReplicaKeeper : ReceiveActor
         {
             _log.Warning("{0} is reachable again: told it to drop the {1} connections taken over from it", origin, fenced.Count);
         }
+    }
+}
+
+/// <summary>The membership and reachability seen by a <see cref="ReplicaKeeper"/> did not change for the resolver's stable-after.</summary>
+internal sealed class ViewStable
+{
+    public static readonly ViewStable Instance = new();
+
+    private ViewStable()
+    {
     }
 }

@@ -27,6 +27,10 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     private static readonly ConnectionId NewCid = ControlSamples.NewEndpointCid;
     private static readonly IpAddress BuddyAddress = IpAddress.Parse("10.0.0.3");
     private static readonly SeqNumber ClientRcvNxt = new(5_000);
+    private static readonly TimeSpan StableAfter = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>Longer than <see cref="StableAfter"/>, with room for a loaded machine.</summary>
+    private static readonly TimeSpan Settled = TimeSpan.FromMilliseconds(1_000);
 
     private readonly Address _origin;
     private readonly Member _originMember;
@@ -38,10 +42,11 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
 
     /// <summary>
     /// A cluster node that never joins: the membership its keeper sees (this node, the origin, a third member, all Up)
-    /// is fed by hand. The origin's address sorts below this node's (127.0.0.1), the third member's above.
+    /// is fed by hand. The origin's address sorts below this node's (127.0.0.1), the third member's above. The view must
+    /// stay unchanged for the resolver's stable-after before an unreachable origin is taken over: short here.
     /// </summary>
     public ReplicaKeeperTests()
-        : base(TestNodes.ClusterMember([]))
+        : base(TestNodes.ClusterMember([], $"akka.cluster.split-brain-resolver.stable-after = {StableAfter.TotalMilliseconds}ms\n"))
     {
         _selfMember = ClusterMembers.Of(Akka.Cluster.Cluster.Get(Sys).SelfUniqueAddress, MemberStatus.Up);
         _originMember = ClusterMembers.Of(ClusterMembers.Node("127.0.0.0", 4053), MemberStatus.Up);
@@ -112,7 +117,9 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         var endpoint = CreateTestProbe();
         _keeper.Tell(new AnswerFromReplica(Request(10), endpoint.Ref, _origin, StateRequestFailure.PeerUnreachable));
         Assert.Equal(StateRequestFailure.PeerUnreachable, endpoint.ExpectMsg<StateRequestFailed>().Reason);
-        transport.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        transport.ExpectNoMsg(Settled);
+        _keeper.Tell(new AnswerFromReplica(Request(13), endpoint.Ref, _origin, StateRequestFailure.PeerUnreachable));
+        endpoint.ExpectMsg<StateRequestFailed>();
 
         // Downed after all (its control port refused: it crashed): this node is alone, and takes it over.
         _keeper.Tell(new ClusterEvent.MemberDowned(_originMember.Copy(MemberStatus.Down)));
@@ -131,7 +138,7 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         // Cut off from both others: one against two.
         _keeper.Tell(new ClusterEvent.UnreachableMember(_thirdMember));
         _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
-        transport.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        transport.ExpectNoMsg(Settled);
 
         // The resolver on this side downs this node; the others then look gone from here, and are not taken over.
         _keeper.Tell(new ClusterEvent.MemberDowned(_selfMember.Copy(MemberStatus.Down)));
@@ -148,6 +155,7 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     {
         _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
         _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+        ExpectNoMsg(Settled);
         var endpoint = CreateTestProbe();
         _keeper.Tell(new AnswerFromReplica(new StateRequest(8, Cid, NewCid, ClientRcvNxt, new byte[8]), endpoint.Ref, _origin, StateRequestFailure.PeerUnreachable));
         Assert.Equal(StateRejectReason.AuthFailed, endpoint.ExpectMsg<StateReject>().Reason);
@@ -158,6 +166,7 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     {
         _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
         _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+        ExpectNoMsg(Settled);
         var endpoint = CreateTestProbe();
         _keeper.Tell(new AnswerFromReplica(Request(9), endpoint.Ref, _origin, StateRequestFailure.PeerUnreachable));
         endpoint.ExpectMsg<StateReply>();
