@@ -36,14 +36,14 @@ internal static class KeptSide
     public const string DowningProviderPath = "akka.cluster.downing-provider-class";
     public const string ActiveStrategyPath = "akka.cluster.split-brain-resolver.active-strategy";
     public const string KeepMajorityRolePath = "akka.cluster.split-brain-resolver.keep-majority.role";
-    public const string StableAfterPath = "akka.cluster.split-brain-resolver.stable-after";
+    public const string TakeoverSettlePath = "mtcp.cluster.takeover-settle";
 
-    /// <summary>How long the resolver waits for an unchanged view before it decides (HOCON/mtcp-reference.conf).</summary>
-    public static TimeSpan StableAfter(Config config)
+    /// <summary>How long a buddy's view must stay unchanged before it takes an unreachable peer over (HOCON/mtcp-reference.conf).</summary>
+    public static TimeSpan TakeoverSettle(Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var stableAfter = config.GetTimeSpan(StableAfterPath, null);
-        return stableAfter > TimeSpan.Zero ? stableAfter : throw new ConfigurationException($"{StableAfterPath} must be a positive duration, not {stableAfter}");
+        var settle = config.GetTimeSpan(TakeoverSettlePath, null);
+        return settle > TimeSpan.Zero ? settle : throw new ConfigurationException($"{TakeoverSettlePath} must be a positive duration, not {settle}");
     }
 
     /// <summary>

@@ -58,20 +58,20 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
     private readonly HashSet<Address> _waiting = [];
 
     /// <summary>
-    /// How long the view must stay unchanged before an unreachable origin is taken over: the resolver's own
-    /// <c>stable-after</c>. The detector marks the members across a split one at a time, and the first of them alone
-    /// would put this node on a majority it does not have.
+    /// How long the view must stay unchanged before an unreachable origin is taken over (<c>mtcp.cluster.takeover-settle</c>).
+    /// The detector marks the members across a split one at a time, and the first of them alone would put this node on
+    /// a majority it does not have.
     /// </summary>
     private readonly TimeSpan _stableAfter;
 
-    /// <summary>No membership or reachability change for <see cref="_stableAfter"/>: the view is the one the resolver decides on.</summary>
+    /// <summary>No membership or reachability change for <see cref="_stableAfter"/>: the far side of a split is all marked.</summary>
     private bool _stable;
 
     public ReplicaKeeper(ControlSettings settings)
     {
         _takeover = new ReplicaTakeover<Address>(settings.MaxStateReplySize);
         _keepMajority = KeptSide.IsKeepMajority(Context.System.Settings.Config, out _role);
-        _stableAfter = KeptSide.StableAfter(Context.System.Settings.Config);
+        _stableAfter = KeptSide.TakeoverSettle(Context.System.Settings.Config);
         Receive<ReplicaUpdateReceived>(Apply);
         Receive<UseControlAuthenticator>(use => _authenticator = use.Authenticator);
         Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
@@ -203,7 +203,7 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
                 continue;
             }
 
-            // Unreachable, not downed: decided only on a view as stable as the resolver's.
+            // Unreachable, not downed: decided only on a view that has settled.
             var origin = member.Node.Address;
             if (member.Status != MemberStatus.Down && !_stable)
             {
@@ -249,7 +249,7 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
 
         if (!gone && !_stable && originMember is { } unsettled && _unreachable.Contains(unsettled.Node))
         {
-            why = $"the cluster's view has not been stable for {_stableAfter.TotalSeconds:0.###} s (the split-brain resolver's stable-after)";
+            why = $"the cluster's view has not been unchanged for {_stableAfter.TotalSeconds:0.###} s (mtcp.cluster.takeover-settle)";
             return false;
         }
 
@@ -358,7 +358,7 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
     }
 }
 
-/// <summary>The membership and reachability seen by a <see cref="ReplicaKeeper"/> did not change for the resolver's stable-after.</summary>
+/// <summary>The membership and reachability seen by a <see cref="ReplicaKeeper"/> did not change for <c>mtcp.cluster.takeover-settle</c>.</summary>
 internal sealed class ViewStable
 {
     public static readonly ViewStable Instance = new();

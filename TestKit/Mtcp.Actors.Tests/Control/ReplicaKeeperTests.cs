@@ -43,10 +43,10 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     /// <summary>
     /// A cluster node that never joins: the membership its keeper sees (this node, the origin, a third member, all Up)
     /// is fed by hand. The origin's address sorts below this node's (127.0.0.1), the third member's above. The view must
-    /// stay unchanged for the resolver's stable-after before an unreachable origin is taken over: short here.
+    /// stay unchanged for mtcp.cluster.takeover-settle before an unreachable origin is taken over: short here.
     /// </summary>
     public ReplicaKeeperTests()
-        : base(TestNodes.ClusterMember([], $"akka.cluster.split-brain-resolver.stable-after = {StableAfter.TotalMilliseconds}ms\n"))
+        : base(TestNodes.ClusterMember([], $"mtcp.cluster.takeover-settle = {StableAfter.TotalMilliseconds}ms\n"))
     {
         _selfMember = ClusterMembers.Of(Akka.Cluster.Cluster.Get(Sys).SelfUniqueAddress, MemberStatus.Up);
         _originMember = ClusterMembers.Of(ClusterMembers.Node("127.0.0.0", 4053), MemberStatus.Up);
