@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
 using Mtcp.Actors.Migration;
@@ -16,7 +17,8 @@ namespace Mtcp.Actors.Replication;
 /// <list type="bullet">
 /// <item>Replicas: it keeps what other nodes send (a <see cref="ReplicaStore{TOrigin}"/> keyed by origin node) and
 /// answers each update that completes a state or extends its read log with an ack, on the control connection it came on.</item>
-/// <item>Takeover: when the cluster's failure detector marks an origin unreachable, it sends the client of each of its
+/// <item>Takeover: when the cluster's failure detector marks an origin unreachable and the split-brain resolver keeps
+/// this node's side (<see cref="KeptSide"/>; under another downing, once the origin is downed), it sends the client of each of its
 /// connections a MIGRATE_TRIGGER naming this node, signed under the replicated credential, through the packet actor
 /// listening on the connection's port; the client's special SYN then finds the origin lost, and the state request
 /// comes here (<see cref="AnswerFromReplica"/>): the replica answers it as the origin would have, and the new
@@ -24,11 +26,13 @@ namespace Mtcp.Actors.Replication;
 /// <item>Fencing: when a node whose connections were taken over is reachable again (it was only partitioned), it is
 /// sent a state ack for each of them: it drops them silently, as an origin does after a migration, while the client
 /// already blackholes it.</item>
+/// <item>Fencing the other way: a node on the side the resolver downs, or downed or removed itself, takes nothing over
+/// and answers no state request from a replica: it is leaving, and the clients it called over would leave with it.</item>
 /// </list>
 /// Every decision is <see cref="ReplicaTakeover{TOrigin}"/>'s (sans-IO, the same the crash simulator drives): this actor
 /// only turns cluster events and messages into its calls, and its answers into messages, log lines and metrics.
 /// </summary>
-internal sealed class ReplicaKeeper : ReceiveActor
+internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
 {
     public const string ActorName = "replicas";
 
@@ -39,33 +43,104 @@ internal sealed class ReplicaKeeper : ReceiveActor
 
     private IMigrationAuthenticator? _authenticator;
 
+    /// <summary>This node's view of the membership, as the split-brain resolver counts it (<see cref="KeptSide"/>).</summary>
+    private readonly Dictionary<UniqueAddress, SplitMember> _members = [];
+    private readonly HashSet<UniqueAddress> _unreachable = [];
+
+    /// <summary>This node, once known to be a cluster member; null without Akka.Cluster (no resolver, no split).</summary>
+    private UniqueAddress? _self;
+
+    /// <summary>Whether the resolver keeps the majority (and which role it counts): otherwise a buddy waits for the down.</summary>
+    private readonly bool _keepMajority;
+    private readonly string _role;
+
+    /// <summary>Unreachable origins not taken over because this side may be downed: logged once each.</summary>
+    private readonly HashSet<Address> _waiting = [];
+
+    /// <summary>
+    /// How long the view must stay unchanged before an unreachable origin is taken over (<c>mtcp.cluster.takeover-settle</c>).
+    /// The detector marks the members across a split one at a time, and the first of them alone would put this node on
+    /// a majority it does not have.
+    /// </summary>
+    private readonly TimeSpan _stableAfter;
+
+    /// <summary>No membership or reachability change for <see cref="_stableAfter"/>: the far side of a split is all marked.</summary>
+    private bool _stable;
+
     public ReplicaKeeper(ControlSettings settings)
     {
         _takeover = new ReplicaTakeover<Address>(settings.MaxStateReplySize);
+        _keepMajority = KeptSide.IsKeepMajority(Context.System.Settings.Config, out _role);
+        _stableAfter = KeptSide.TakeoverSettle(Context.System.Settings.Config);
         Receive<ReplicaUpdateReceived>(Apply);
         Receive<UseControlAuthenticator>(use => _authenticator = use.Authenticator);
         Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
         Receive<AnswerFromReplica>(Answer);
         Receive<StateAck>(Reinstated);
-        Receive<ClusterEvent.UnreachableMember>(unreachable => Lose(unreachable.Member.Address, "is unreachable"));
+        Receive<ClusterEvent.UnreachableMember>(unreachable =>
+        {
+            See(unreachable.Member);
+            _unreachable.Add(unreachable.Member.UniqueAddress);
+            Reconsider();
+        });
+        Receive<ViewStable>(_ =>
+        {
+            _stable = true;
+            Reconsider();
+        });
+        Receive<ClusterEvent.ReachableMember>(reachable =>
+        {
+            See(reachable.Member);
+            _unreachable.Remove(reachable.Member.UniqueAddress);
+            _waiting.Remove(reachable.Member.Address);
+            Fence(reachable.Member.Address);
+
+            // One side of a split fewer: an origin still unreachable may now be on the far side of the kept one.
+            Reconsider();
+        });
         Receive<ClusterEvent.MemberRemoved>(removed =>
         {
-            Lose(removed.Member.Address, "left the cluster");
+            var member = removed.Member;
+            _unreachable.Remove(member.UniqueAddress);
+            if (member.UniqueAddress.Equals(_self))
+            {
+                See(member);
+                return;
+            }
+
+            _members.Remove(member.UniqueAddress);
+            if (MayTakeOver(member.Address, out _))
+            {
+                Lose(member.Address, "left the cluster");
+            }
 
             // Removed for good: a node coming back is a new incarnation that never held these connections.
-            _takeover.Removed(removed.Member.Address);
+            _takeover.Removed(member.Address);
+            _waiting.Remove(member.Address);
+            Reconsider();
         });
-        // A member downed as crashed (CrashedMemberDowning) may never have been unreachable: its process died, its
-        // kernel closed its connections, and the node downed it before any heartbeat was missed.
-        Receive<ClusterEvent.MemberDowned>(downed => Lose(downed.Member.Address, "was downed"));
-        Receive<ClusterEvent.ReachableMember>(reachable => Fence(reachable.Member.Address));
 
         // A node back at the same address is a new incarnation: not lost (its next crash is taken over again), and it
         // holds nothing that was taken over from its predecessor.
-        Receive<ClusterEvent.MemberUp>(up => _takeover.Rejoined(up.Member.Address));
+        Receive<ClusterEvent.MemberUp>(up =>
+        {
+            See(up.Member);
+            _takeover.Rejoined(up.Member.Address);
+            Reconsider();
+        });
+
+        // Downed (a member downed as crashed by CrashedMemberDowning may never have been unreachable: its process died,
+        // its kernel closed its connections, and the node downed it before any heartbeat was missed), joining, leaving.
+        Receive<ClusterEvent.IMemberEvent>(changed =>
+        {
+            See(changed.Member);
+            Reconsider();
+        });
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
         Receive<GetReplicaStatistics>(_ => Sender.Tell(new ReplicaStatistics(_takeover.HeldByOrigin(), _takeover.TakenOverByOrigin())));
     }
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(ControlSettings settings) => Akka.Actor.Props.Create(() => new ReplicaKeeper(settings));
 
@@ -73,13 +148,12 @@ internal sealed class ReplicaKeeper : ReceiveActor
     {
         if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
         {
+            _self = Akka.Cluster.Cluster.Get(Context.System).SelfUniqueAddress;
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(
                 Self,
                 ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.IReachabilityEvent),
-                typeof(ClusterEvent.MemberUp),
-                typeof(ClusterEvent.MemberDowned),
-                typeof(ClusterEvent.MemberRemoved));
+                typeof(ClusterEvent.IMemberEvent));
         }
     }
 
@@ -107,6 +181,88 @@ internal sealed class ReplicaKeeper : ReceiveActor
         }
 
         MigrationMetrics.ReplicasHeld.Add(_takeover.Store.Count - before);
+    }
+
+    /// <summary>The member's latest status, as the resolver counts it; the view is stable again only after <see cref="_stableAfter"/>.</summary>
+    private void See(Member member)
+    {
+        _members[member.UniqueAddress] = new SplitMember(member.UniqueAddress, member.Status, member.Roles);
+        _stable = false;
+        Timers.StartSingleTimer(ViewStable.Instance, ViewStable.Instance, _stableAfter);
+    }
+
+    /// <summary>Every member downed, or unreachable, whose connections this node may take over now, is lost.</summary>
+    private void Reconsider()
+    {
+        foreach (var member in _members.Values.ToList())
+        {
+            var unreachable = _unreachable.Contains(member.Node);
+            // A member leaving gracefully is lost only once removed: it drains its connections until then.
+            if (member.Node.Equals(_self) || !(unreachable || member.Status == MemberStatus.Down))
+            {
+                continue;
+            }
+
+            // Unreachable, not downed: decided only on a view that has settled.
+            var origin = member.Node.Address;
+            if (member.Status != MemberStatus.Down && !_stable)
+            {
+                continue;
+            }
+
+            if (MayTakeOver(origin, out var why))
+            {
+                _waiting.Remove(origin);
+                Lose(origin, member.Status == MemberStatus.Down ? "was downed" : "is unreachable");
+            }
+            else if (!_takeover.IsLost(origin) && _takeover.Store.HeldFrom(origin).Count > 0 && _waiting.Add(origin))
+            {
+                _log.Warning("{0} is {1}, but this node takes none of its connections over: {2}", origin, unreachable ? "unreachable" : member.Status.ToString(), why);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether this node may take <paramref name="origin"/>'s connections over (a trigger to their clients, a state
+    /// reply from their replicas): never when this node is leaving the cluster or on the side the resolver downs; an
+    /// origin neither downed nor removed, only under <c>keep-majority</c>, when the resolver keeps this side.
+    /// </summary>
+    private bool MayTakeOver(Address origin, out string why)
+    {
+        if (_self is null)
+        {
+            // No cluster: nothing decides sides, and the control connection's loss is the only word.
+            why = "no cluster";
+            return true;
+        }
+
+        var members = _members.Values.ToList();
+        var decision = KeptSide.Decide(_self, members, _unreachable, _role);
+        var originMember = members.Where(member => member.Node.Address.Equals(origin)).Select(member => (SplitMember?)member).LastOrDefault();
+        var gone = originMember is null or { Status: MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed };
+        var self = _members.TryGetValue(_self, out var known) ? known.Status : MemberStatus.Removed;
+        if (self is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed)
+        {
+            why = $"this node is {self}";
+            return false;
+        }
+
+        if (!gone && !_stable && originMember is { } unsettled && _unreachable.Contains(unsettled.Node))
+        {
+            why = $"the cluster's view has not been unchanged for {_stableAfter.TotalSeconds:0.###} s (mtcp.cluster.takeover-settle)";
+            return false;
+        }
+
+        if (!_keepMajority)
+        {
+            why = gone ? "downed" : "the split-brain resolver is not keep-majority: waiting for it to be downed";
+            return gone;
+        }
+
+        why = decision.Kept
+            ? decision.Why
+            : $"the split-brain resolver (keep-majority) downs this side: {decision.Why} ({decision.ThisSide} here, {decision.OtherSide} across){(gone ? string.Empty : "; waiting for it to be downed")}";
+        return decision.Kept;
     }
 
     /// <summary>The origin is lost: every client of its connections held here is asked to come to this node.</summary>
@@ -145,6 +301,14 @@ internal sealed class ReplicaKeeper : ReceiveActor
     private void Answer(AnswerFromReplica answer)
     {
         var request = answer.Request;
+        if (answer.Origin is { } lost && !_takeover.IsLost(lost) && !MayTakeOver(lost, out var why))
+        {
+            // The control connection found the origin gone, but this side must not serve its replicas.
+            _log.Warning("not answering a state request of {0} from the replica of {1}: {2}", request.MigratingCid, lost, why);
+            answer.ReplyTo.Tell(new StateRequestFailed(lost, request.RequestId, request.NewEndpointCid, answer.Failure));
+            return;
+        }
+
         var reply = answer.Origin is { } reported
             ? _takeover.AnswerStateRequest(request, reported, _authenticator, out var origin, out var firstCid, out var check)
             : _takeover.AnswerStateRequest(request, _authenticator, out origin, out firstCid, out check);
@@ -191,5 +355,15 @@ internal sealed class ReplicaKeeper : ReceiveActor
         {
             _log.Warning("{0} is reachable again: told it to drop the {1} connections taken over from it", origin, fenced.Count);
         }
+    }
+}
+
+/// <summary>The membership and reachability seen by a <see cref="ReplicaKeeper"/> did not change for <c>mtcp.cluster.takeover-settle</c>.</summary>
+internal sealed class ViewStable
+{
+    public static readonly ViewStable Instance = new();
+
+    private ViewStable()
+    {
     }
 }

@@ -16,7 +16,9 @@ namespace Mtcp.Actors.Tests;
 /// <summary>
 /// The buddy's <see cref="ReplicaKeeper"/> with the cluster's events fed by hand: it acks replica updates, sends a
 /// trigger the client accepts when the origin is unreachable, answers the special SYN's state request from the replica
-/// only for a lost origin, and fences the origin (a state ack) when it is reachable again.
+/// only for a lost origin, and fences the origin (a state ack) when it is reachable again. It does so only on the side
+/// the split-brain resolver keeps (<see cref="Mtcp.Actors.Cluster.KeptSide"/>): on the other, or once downed itself,
+/// it takes nothing over.
 /// </summary>
 [Trait("Category", "Failover")]
 public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
@@ -25,20 +27,34 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     private static readonly ConnectionId NewCid = ControlSamples.NewEndpointCid;
     private static readonly IpAddress BuddyAddress = IpAddress.Parse("10.0.0.3");
     private static readonly SeqNumber ClientRcvNxt = new(5_000);
+    private static readonly TimeSpan StableAfter = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>Longer than <see cref="StableAfter"/>, with room for a loaded machine.</summary>
+    private static readonly TimeSpan Settled = TimeSpan.FromMilliseconds(1_000);
 
     private readonly Address _origin;
     private readonly Member _originMember;
+    private readonly Member _selfMember;
+    private readonly Member _thirdMember;
     private readonly IActorRef _keeper;
     private readonly MigrationSecret _secret;
     private readonly uint _epoch;
 
-    /// <summary>A cluster node that never joins: its own member stands for the origin, whose events are fed by hand.</summary>
+    /// <summary>
+    /// A cluster node that never joins: the membership its keeper sees (this node, the origin, a third member, all Up)
+    /// is fed by hand. The origin's address sorts below this node's (127.0.0.1), the third member's above. The view must
+    /// stay unchanged for mtcp.cluster.takeover-settle before an unreachable origin is taken over: short here.
+    /// </summary>
     public ReplicaKeeperTests()
-        : base(TestNodes.ClusterMember([]))
+        : base(TestNodes.ClusterMember([], $"mtcp.cluster.takeover-settle = {StableAfter.TotalMilliseconds}ms\n"))
     {
-        _originMember = Akka.Cluster.Cluster.Get(Sys).SelfMember;
+        _selfMember = ClusterMembers.Of(Akka.Cluster.Cluster.Get(Sys).SelfUniqueAddress, MemberStatus.Up);
+        _originMember = ClusterMembers.Of(ClusterMembers.Node("127.0.0.0", 4053), MemberStatus.Up);
+        _thirdMember = ClusterMembers.Of(ClusterMembers.Node("127.0.0.9", 4053), MemberStatus.Up);
         _origin = _originMember.Address;
         _keeper = ChildActorOf(ReplicaKeeper.Props(ControlSettings.Create(MtcpConfig.WithFallback(Akka.Configuration.Config.Empty))));
+        _keeper.Tell(new ClusterEvent.MemberUp(_selfMember));
+        _keeper.Tell(new ClusterEvent.MemberUp(_originMember));
         _keeper.Tell(new UseControlAuthenticator(MigrationCluster.Authenticator));
         var credential = ServerMigration.IssueCredential(MigrationCluster.Authenticator, Cid, new SeqNumber(100), ClientRcvNxt - 1, out _secret);
         _epoch = credential.Credential.Epoch;
@@ -73,6 +89,7 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         _keeper.Tell(new AnswerFromReplica(request, endpoint.Ref, Origin: null, StateRequestFailure.PeerRemoved));
         Assert.Equal(StateRequestFailure.PeerRemoved, endpoint.ExpectMsg<StateRequestFailed>().Reason);
 
+        _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
         _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
         var send = transport.ExpectMsg<SendTakeoverTrigger>();
         Assert.Equal(Cid, send.Cid);
@@ -90,9 +107,55 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void An_origin_unreachable_on_an_even_split_it_wins_must_not_be_taken_over_until_it_is_downed()
+    {
+        var transport = CreateTestProbe();
+        _keeper.Tell(new ReplicaTakeoverTransport(BuddyAddress, transport.Ref));
+
+        // A pair: the origin holds the lowest address, so the resolver keeps its side and downs this one.
+        _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+        var endpoint = CreateTestProbe();
+        _keeper.Tell(new AnswerFromReplica(Request(10), endpoint.Ref, _origin, StateRequestFailure.PeerUnreachable));
+        Assert.Equal(StateRequestFailure.PeerUnreachable, endpoint.ExpectMsg<StateRequestFailed>().Reason);
+        transport.ExpectNoMsg(Settled);
+        _keeper.Tell(new AnswerFromReplica(Request(13), endpoint.Ref, _origin, StateRequestFailure.PeerUnreachable));
+        endpoint.ExpectMsg<StateRequestFailed>();
+
+        // Downed after all (its control port refused: it crashed): this node is alone, and takes it over.
+        _keeper.Tell(new ClusterEvent.MemberDowned(_originMember.Copy(MemberStatus.Down)));
+        Assert.Equal(Cid, transport.ExpectMsg<SendTakeoverTrigger>().Cid);
+        _keeper.Tell(new AnswerFromReplica(Request(11), endpoint.Ref, _origin, StateRequestFailure.PeerRemoved));
+        endpoint.ExpectMsg<StateReply>();
+    }
+
+    [Fact]
+    public void An_origin_on_the_side_the_resolver_keeps_must_not_be_taken_over_and_a_node_downed_itself_must_take_nothing_over()
+    {
+        var transport = CreateTestProbe();
+        _keeper.Tell(new ReplicaTakeoverTransport(BuddyAddress, transport.Ref));
+        _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
+
+        // Cut off from both others: one against two.
+        _keeper.Tell(new ClusterEvent.UnreachableMember(_thirdMember));
+        _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+        transport.ExpectNoMsg(Settled);
+
+        // The resolver on this side downs this node; the others then look gone from here, and are not taken over.
+        _keeper.Tell(new ClusterEvent.MemberDowned(_selfMember.Copy(MemberStatus.Down)));
+        _keeper.Tell(new ClusterEvent.MemberDowned(_originMember.Copy(MemberStatus.Down)));
+        _keeper.Tell(new ClusterEvent.MemberRemoved(_originMember.Copy(MemberStatus.Down).Copy(MemberStatus.Removed), MemberStatus.Down));
+        var endpoint = CreateTestProbe();
+        _keeper.Tell(new AnswerFromReplica(Request(12), endpoint.Ref, _origin, StateRequestFailure.PeerRemoved));
+        endpoint.ExpectMsg<StateRequestFailed>();
+        transport.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
     public void A_forged_state_request_must_be_refused_even_for_a_lost_origin()
     {
+        _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
         _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+        ExpectNoMsg(Settled);
         var endpoint = CreateTestProbe();
         _keeper.Tell(new AnswerFromReplica(new StateRequest(8, Cid, NewCid, ClientRcvNxt, new byte[8]), endpoint.Ref, _origin, StateRequestFailure.PeerUnreachable));
         Assert.Equal(StateRejectReason.AuthFailed, endpoint.ExpectMsg<StateReject>().Reason);
@@ -101,7 +164,9 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void An_origin_reachable_again_must_be_told_to_drop_what_was_taken_over()
     {
+        _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
         _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+        ExpectNoMsg(Settled);
         var endpoint = CreateTestProbe();
         _keeper.Tell(new AnswerFromReplica(Request(9), endpoint.Ref, _origin, StateRequestFailure.PeerUnreachable));
         endpoint.ExpectMsg<StateReply>();

@@ -4,6 +4,8 @@ using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
+using Akka.Remote;
+using Akka.Remote.Transport;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
@@ -35,6 +37,12 @@ public enum TestTransport
 public sealed class MigrationCluster : IAsyncDisposable
 {
     public const int ServerCount = 3;
+
+    /// <summary>
+    /// Server HOCON that puts Akka.Remote's throttler adapter under the control network, so that
+    /// <see cref="SetControlLinkAsync"/> can cut it.
+    /// </summary>
+    public const string ThrottledControlNetwork = "akka.remote.dot-netty.tcp.applied-adapters = [trttl]";
     private static readonly TimeSpan Convergence = TimeSpan.FromSeconds(30);
 
     private static readonly byte[] ServiceKey = "mtcp multi-node test service key"u8.ToArray();
@@ -155,6 +163,26 @@ public sealed class MigrationCluster : IAsyncDisposable
         Akka.Cluster.Cluster.Get(server.System).JoinSeedNodes([Akka.Cluster.Cluster.Get(Servers[0].System).SelfAddress]);
     }
 
+    /// <summary>
+    /// Cuts (<paramref name="cut"/>) or heals the control network between servers <paramref name="a"/> and
+    /// <paramref name="b"/>: the throttler adapter drops their Akka.Remote traffic both ways (heartbeats, gossip,
+    /// control connections), while the packet fabric still carries the client's segments to both. The servers must run
+    /// with <see cref="ThrottledControlNetwork"/>.
+    /// </summary>
+    public async Task SetControlLinkAsync(int a, int b, bool cut)
+    {
+        ThrottleMode mode = cut ? Blackhole.Instance : Unthrottled.Instance;
+        foreach (var (from, to) in new[] { (a, b), (b, a) })
+        {
+            var transport = ((RemoteActorRefProvider)((ExtendedActorSystem)Servers[from].System).Provider).Transport;
+            var peer = Akka.Cluster.Cluster.Get(Servers[to].System).SelfAddress;
+            if (!await transport.ManagementCommand(new SetThrottle(peer, ThrottleTransportAdapter.Direction.Both, mode)))
+            {
+                throw new InvalidOperationException($"server {from}'s control network refused to {(cut ? "cut" : "heal")} its link to {peer}: is {ThrottledControlNetwork} set?");
+            }
+        }
+    }
+
     private async Task<ServerNode> StartServerAsync(int index)
     {
         var services = Transports.Select(t => Service(t, index).ToString());
@@ -176,6 +204,15 @@ public sealed class MigrationCluster : IAsyncDisposable
 
         node.Control = system.StartControlConnectionManager(registry);
         node.Directory = system.StartServiceDirectory();
+
+        // As MtcpServerNode does: a member whose control port refuses connections (its system stopped) is downed at once.
+        // Without it a crash that leaves an even split downs whichever side lacks the lowest address, and a buddy there
+        // takes nothing over (KeptSide).
+        var clusterSettings = Mtcp.Actors.Cluster.ClusterSettings.Create(system);
+        if (clusterSettings.DownCrashedMembers)
+        {
+            system.ActorOf(CrashedMemberDowning.Props(clusterSettings.CrashProbeTimeout), CrashedMemberDowning.ActorName);
+        }
 
         // One opener per node, as MtcpServerNode makes it: what it remembers of the states presented is the node's.
         var clientStateMaxSize = ReplicationSettings.ClientStateMaxSize(MtcpConfig.WithFallback(system.Settings.Config));
