@@ -380,24 +380,29 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     /// <summary>A replica update from a local endpoint (the sender): its connection's acks go to it until it releases it or stops.</summary>
     private void Replicating(ControlMessage update)
     {
-        if (Sender.IsNobody() || Sender.Path.Address.HasGlobalScope)
+        if (Sender.IsNobody() || Sender.Path.Address.HasGlobalScope || update is not (ReplicaState or ReplicaReadLog or ReplicaRelease))
         {
             return;
         }
 
-        switch (update)
+        if (update is not ReplicaRelease)
         {
-            case ReplicaState { Cid: var cid }:
-                Remember(cid);
-                break;
-            case ReplicaReadLog { Cid: var cid }:
-                Remember(cid);
-                break;
-            case ReplicaRelease { Cid: var cid } when _replicating.TryGetValue(cid, out var endpoint) && endpoint.Equals(Sender):
-                Forget(endpoint);
-                break;
+            Remember(ReplicaCid(update));
+        }
+        else if (_replicating.TryGetValue(ReplicaCid(update), out var endpoint) && endpoint.Equals(Sender))
+        {
+            Forget(endpoint);
         }
     }
+
+    /// <summary>The connection a replica update (whole state, read log or release) is about.</summary>
+    private static ConnectionId ReplicaCid(ControlMessage update) => update switch
+    {
+        ReplicaState state => state.Cid,
+        ReplicaReadLog readLog => readLog.Cid,
+        ReplicaRelease release => release.Cid,
+        _ => throw new ArgumentException($"{update.GetType().Name} is no replica update", nameof(update)),
+    };
 
     private void Remember(ConnectionId cid)
     {
@@ -435,13 +440,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     private void Holding(ControlMessage update)
     {
-        var cid = update switch
-        {
-            ReplicaState state => state.Cid,
-            ReplicaReadLog readLog => readLog.Cid,
-            ReplicaRelease release => release.Cid,
-            _ => throw new ArgumentException($"{update.GetType().Name} is no replica update", nameof(update)),
-        };
+        var cid = ReplicaCid(update);
         if (update is ReplicaRelease)
         {
             _holding.Remove(cid);
