@@ -80,7 +80,7 @@ internal static class ControlRoundTrip
         // Untrusted mode would refuse the selection of an actor outside the nodes' trusted paths; it changes nothing on the wire.
         var config = MtcpConfig.WithFallback(ConfigurationFactory.ParseString($$"""
             akka.actor.provider = remote
-            akka.remote.dot-netty.tcp { hostname = "{{address}}", port = {{ScaleBenchmark.FreeTcpPort(address)}} }
+            akka.remote.dot-netty.tcp { hostname = "{{address}}", port = {{ListenPorts.PickUnused(address)}} }
             akka.remote.untrusted-mode = off
             akka.loglevel = WARNING
             {{ClusterCertificates.SecurityConfig(certificates, certificate)}}

@@ -109,7 +109,7 @@ internal sealed class FailoverCluster : IDisposable
     private async Task Start(int node, int seed)
     {
         var address = Addresses[node];
-        _controls[node] = new IPEndPoint(address, ScaleBenchmark.FreeTcpPort(address));
+        _controls[node] = new IPEndPoint(address, ListenPorts.PickUnused(address));
         var incarnation = ++_incarnations[node];
         var name = $"server{node + 1}";
         var certificate = ClusterCertificates.IssueNode(_certificates, $"{name}-{incarnation}", [address.ToString()], _certificates, TimeSpan.FromDays(1));
@@ -117,7 +117,7 @@ internal sealed class FailoverCluster : IDisposable
         var metrics = "";
         if (_settings.Metrics)
         {
-            var endPoint = new IPEndPoint(address, ScaleBenchmark.FreeTcpPort(address));
+            var endPoint = new IPEndPoint(address, ListenPorts.PickUnused(address));
             _metrics[node] = new Uri($"http://{endPoint}{PrometheusEndpoint.ScrapePath}");
             metrics = $"mtcp.hosts.server.metrics.prometheus-endpoint = \"{endPoint}\"";
         }

@@ -258,7 +258,7 @@ internal static class ScaleBenchmark
         ClusterCertificates.CreateAuthority(certificates, "mtcp-bench-scale-ca", TimeSpan.FromDays(1));
         var key = MigrationKey.Generate();
         var addresses = new[] { $"{network}.2", $"{network}.3" };
-        var controls = addresses.Select(address => new IPEndPoint(IPAddress.Parse(address), FreeTcpPort(IPAddress.Parse(address)))).ToArray();
+        var controls = addresses.Select(address => new IPEndPoint(IPAddress.Parse(address), ListenPorts.PickUnused(IPAddress.Parse(address)))).ToArray();
         var servers = new ScaleProcess[addresses.Length];
         for (var i = 0; i < addresses.Length; i++)
         {
@@ -289,13 +289,6 @@ internal static class ScaleBenchmark
         var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
         var dll = Path.Combine(output.Parent!.Parent!.Parent!.Parent!.FullName, project, "bin", output.Parent.Name, output.Name, $"{project}.dll");
         return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing: build with dotnet run -c Release --project Hosts/Mtcp.Bench");
-    }
-
-    internal static int FreeTcpPort(IPAddress address)
-    {
-        using var listener = new TcpListener(address, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static double KiB(long bytes) => bytes / 1024.0;

@@ -234,7 +234,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         _certificates = _scratch.CreateSubdirectory("certificates").FullName;
         ClusterCertificates.CreateAuthority(_certificates, "mtcp-demo-ca", TimeSpan.FromDays(1));
         Say("made a cluster CA and a certificate per node: the nodes' control plane (Akka.Remote) runs mutual TLS");
-        var controls = servers.Select(address => new IPEndPoint(address, FreeTcpPort(address))).ToArray();
+        var controls = servers.Select(address => new IPEndPoint(address, ListenPorts.PickUnused(address))).ToArray();
         var nodes = new ChildProcess[ServerCount];
         for (var i = 0; i < ServerCount; i++)
         {
@@ -257,8 +257,8 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         }
 
         Say($"the cluster is up: every node sees {ServerCount} service endpoints");
-        var listen = new IPEndPoint(options.Loopback, FreeTcpPort(options.Loopback));
-        var control = new IPEndPoint(options.Loopback, FreeTcpPort(options.Loopback));
+        var listen = new IPEndPoint(options.Loopback, ListenPorts.PickUnused(options.Loopback));
+        var control = new IPEndPoint(options.Loopback, ListenPorts.PickUnused(options.Loopback));
         var agentConfig = WriteConfig("agent.conf", $$"""
             {{options.RuntimeConfig(agentAddress.ToString())}}
             mtcp.agent.service-endpoints = [{{string.Join(", ", servers.Select(server => $"\"{Service(server)}\""))}}]
@@ -794,13 +794,6 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     {
         await using var file = File.OpenRead(path);
         return Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false));
-    }
-
-    private static int FreeTcpPort(IPAddress address)
-    {
-        using var listener = new TcpListener(address, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>The host's build output beside this one: Hosts/&lt;project&gt;/bin/&lt;configuration&gt;/&lt;tfm&gt;/.</summary>

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Mtcp.Apps;
+using Mtcp.Hosting;
 
 namespace Mtcp.Demo;
 
@@ -19,16 +20,16 @@ internal sealed partial class DemoScenario
         Console.WriteLine();
         Say($"rate comparison: {options.CompareRepetitions} downloads of {FileName} each way (after one warm-up each) at full speed, no migration");
         var address = options.Host(CompareServerHost);
-        var control = new IPEndPoint(address, FreeTcpPort(address));
+        var control = new IPEndPoint(address, ListenPorts.PickUnused(address));
         var node = StartNode("server-compare", control, control, "");
         await node.WaitForLineAsync("server node ready", StartTimeout).ConfigureAwait(false);
         var service = Service(address);
-        var listen = new IPEndPoint(options.Loopback, FreeTcpPort(options.Loopback));
+        var listen = new IPEndPoint(options.Loopback, ListenPorts.PickUnused(options.Loopback));
         var agentConfig = WriteConfig("agent-compare.conf", $$"""
             {{options.RuntimeConfig(options.Host(CompareAgentHost).ToString())}}
             mtcp.agent.service-endpoints = ["{{service}}"]
             mtcp.agent.serve.listen = "{{listen}}"
-            mtcp.agent.control-endpoint = "{{new IPEndPoint(options.Loopback, FreeTcpPort(options.Loopback))}}"
+            mtcp.agent.control-endpoint = "{{new IPEndPoint(options.Loopback, ListenPorts.PickUnused(options.Loopback))}}"
             mtcp.agent.policy = off
             """);
         var agent = Start("agent-compare", "Mtcp.Agent", ["--config", agentConfig, "serve"]);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Mtcp.Hosting;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -62,7 +63,7 @@ public sealed class AgentHardeningTests(ITestOutputHelper output) : IDisposable
         var server = await _testbed.StartServerAsync("server", extraConfig: ProcessTestbed.PacedFileServer("2MiB"));
 
         // The control endpoint is left at its default: a Unix socket in the working directory.
-        var listen = new IPEndPoint(IPAddress.Loopback, ProcessTestbed.FreeTcpPort(IPAddress.Loopback));
+        var listen = new IPEndPoint(IPAddress.Loopback, ListenPorts.PickUnused(IPAddress.Loopback));
         var config = _testbed.WriteConfig("capped.conf", $$"""
             mtcp.runtime.local-address = "{{ProcessTestbed.NextAddress()}}"
             mtcp.agent.service-endpoints = ["{{server.Service(ProcessTestbed.FilePort)}}"]

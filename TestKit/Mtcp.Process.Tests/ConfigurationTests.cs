@@ -1,3 +1,4 @@
+using Mtcp.Hosting;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -216,7 +217,7 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Agent_migrate_must_fail_clearly_when_no_agent_serves()
     {
-        var control = $"127.0.0.1:{ProcessTestbed.FreeTcpPort(System.Net.IPAddress.Loopback)}";
+        var control = $"127.0.0.1:{ListenPorts.PickUnused(System.Net.IPAddress.Loopback)}";
 
         var (exitCode, agent) = await _testbed.RunAgentAsync("agent", ExitTimeout, "--control", control, "migrate");
 

@@ -1,4 +1,5 @@
 using System.Net;
+using Mtcp.Hosting;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -33,7 +34,7 @@ public sealed class ExclusiveAddressTests(ITestOutputHelper output) : IDisposabl
     public async Task A_second_node_on_the_same_mtcp_address_must_refuse_to_start()
     {
         var first = await _testbed.StartServerAsync("first");
-        var control = new IPEndPoint(first.Address, ProcessTestbed.FreeTcpPort(first.Address));
+        var control = new IPEndPoint(first.Address, ListenPorts.PickUnused(first.Address));
 
         var second = await StartSecondServerAsync(control, first.Address);
 
@@ -49,8 +50,8 @@ public sealed class ExclusiveAddressTests(ITestOutputHelper output) : IDisposabl
         var config = _testbed.WriteConfig("agent.conf", $$"""
             mtcp.runtime.local-address = "{{first.Address}}"
             mtcp.agent.service-endpoints = ["{{first.Service(ProcessTestbed.FilePort)}}"]
-            mtcp.agent.serve.listen = "127.0.0.1:{{ProcessTestbed.FreeTcpPort(IPAddress.Loopback)}}"
-            mtcp.agent.control-endpoint = "127.0.0.1:{{ProcessTestbed.FreeTcpPort(IPAddress.Loopback)}}"
+            mtcp.agent.serve.listen = "127.0.0.1:{{ListenPorts.PickUnused(IPAddress.Loopback)}}"
+            mtcp.agent.control-endpoint = "127.0.0.1:{{ListenPorts.PickUnused(IPAddress.Loopback)}}"
             """);
         var agent = _testbed.Track(HostProcess.Start("agent", ProcessTestbed.AgentDll, ["--config", config, "serve"], output, _testbed.Directory.FullName));
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Mtcp.Hosting;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -30,7 +31,7 @@ public sealed class MetricsEndpointAttackTests(ITestOutputHelper output) : IDisp
     {
         var expected = _testbed.WriteRandomFile("big.bin", FileBytes, seed: 15_005);
         var address = ProcessTestbed.NextAddress();
-        var metrics = new IPEndPoint(address, ProcessTestbed.FreeTcpPort(address));
+        var metrics = new IPEndPoint(address, ListenPorts.PickUnused(address));
         var node = await _testbed.StartServerAsync("server1", extraConfig: $"mtcp.hosts.server.metrics.prometheus-endpoint = \"{metrics}\"\n{ProcessTestbed.PacedFileServer("4MiB")}");
         var agent = await _testbed.StartAgentAsync("agent", [node.Service(ProcessTestbed.FilePort)], "mtcp.agent.policy = off");
 

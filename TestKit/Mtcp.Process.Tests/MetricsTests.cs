@@ -1,4 +1,5 @@
 using System.Net;
+using Mtcp.Hosting;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -72,7 +73,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => _testbed.Dispose();
 
-    private static IPEndPoint MetricsEndPoint() => new(IPAddress.Loopback, ProcessTestbed.FreeTcpPort(IPAddress.Loopback));
+    private static IPEndPoint MetricsEndPoint() => new(IPAddress.Loopback, ListenPorts.PickUnused(IPAddress.Loopback));
 
     private static string ServerEndpointConfig(IPEndPoint metrics) => $"\nmtcp.hosts.server.metrics.prometheus-endpoint = \"{metrics}\"";
 

@@ -128,13 +128,6 @@ public sealed class ProcessTestbed : IDisposable
         return host < 255 ? IPAddress.Parse($"127.0.6.{host}") : throw new InvalidOperationException("out of test addresses");
     }
 
-    public static int FreeTcpPort(IPAddress address)
-    {
-        using var listener = new TcpListener(address, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     /// <summary>
     /// The <c>mtcp.security</c> lines of a node named <paramref name="name"/>: a certificate of this test's cluster CA
     /// (made at the first call), so that the node's control plane runs mutual TLS.
@@ -193,7 +186,7 @@ public sealed class ProcessTestbed : IDisposable
     private async Task<ServerHandle> StartNodeAsync(string name, string dll, ServerHandle? seed, string extraConfig, string readyLine)
     {
         var address = NextAddress();
-        var control = new IPEndPoint(address, FreeTcpPort(address));
+        var control = new IPEndPoint(address, ListenPorts.PickUnused(address));
         var seedNode = seed?.ControlEndPoint ?? control;
         var config = WriteConfig($"{name}.conf", $$"""
             akka.remote.dot-netty.tcp { hostname = "{{address}}", port = {{control.Port}} }
@@ -210,8 +203,8 @@ public sealed class ProcessTestbed : IDisposable
     /// <summary>Starts an agent relaying to <paramref name="services"/> and waits until it accepts clients.</summary>
     public async Task<AgentHandle> StartAgentAsync(string name, IEnumerable<string> services, string extraConfig = "")
     {
-        var listen = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
-        var control = new IPEndPoint(IPAddress.Loopback, FreeTcpPort(IPAddress.Loopback));
+        var listen = new IPEndPoint(IPAddress.Loopback, ListenPorts.PickUnused(IPAddress.Loopback));
+        var control = new IPEndPoint(IPAddress.Loopback, ListenPorts.PickUnused(IPAddress.Loopback));
         var config = WriteConfig($"{name}.conf", $$"""
             mtcp.runtime.local-address = "{{NextAddress()}}"
             mtcp.agent.service-endpoints = [{{string.Join(", ", services.Select(service => $"\"{service}\""))}}]

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text.Json;
 using Mtcp.Apps;
+using Mtcp.Hosting;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -87,7 +88,7 @@ public sealed class StreamAndStatusTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Agent_status_must_fail_clearly_when_no_agent_serves()
     {
-        var control = $"127.0.0.1:{ProcessTestbed.FreeTcpPort(System.Net.IPAddress.Loopback)}";
+        var control = $"127.0.0.1:{ListenPorts.PickUnused(System.Net.IPAddress.Loopback)}";
 
         var (exitCode, status) = await _testbed.RunAgentAsync("status", Bound, "--control", control, "status");
 

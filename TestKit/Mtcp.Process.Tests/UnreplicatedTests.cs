@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Mtcp.Hosting;
 using Xunit.Abstractions;
 
 namespace Mtcp.Process.Tests;
@@ -19,7 +20,7 @@ public sealed class UnreplicatedTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task A_connection_to_a_node_alone_in_its_service_must_show_unreplicated_in_the_node_s_log_and_metrics_and_the_agent_s_status()
     {
-        var metrics = new IPEndPoint(IPAddress.Loopback, ProcessTestbed.FreeTcpPort(IPAddress.Loopback));
+        var metrics = new IPEndPoint(IPAddress.Loopback, ListenPorts.PickUnused(IPAddress.Loopback));
         var server = await _testbed.StartServerAsync("server", extraConfig: $"{ProcessTestbed.MigrationConfig}\nmtcp.hosts.server.metrics.prometheus-endpoint = \"{metrics}\"");
         var agent = await _testbed.StartAgentAsync("agent", [server.Service(ProcessTestbed.RequestPort)], $"{ProcessTestbed.MigrationConfig}\nmtcp.agent.policy = off");
         using var client = new RespClient();
