@@ -544,7 +544,8 @@ internal static class FailoverBenchmark
         md.AppendLine();
         md.AppendLine("A new snapshot goes to the buddy as a whole state only once the replay it saves is due (`mtcp.migration.buddy-state`, HOCON/mtcp-reference.conf; --cost-config may change it for this measurement); "
             + "until then the buddy's older snapshot and the read log since serve. The receive window does not close while ACKs wait: its right edge stays where the bytes received put it; "
-            + "the client's send buffer (`mtcp.tcp.send-buffer-size`) holds every byte not yet acknowledged, and an upload keeps it full: when the replication path is slower than the connection, the ack delay is queueing behind it, and a larger buffer (--client-config) only lengthens the queue.");
+            + "the client's send buffer (`mtcp.tcp.send-buffer-size`) holds every byte not yet acknowledged, and an upload keeps it full: it goes at most at one send buffer per ack delay plus a round trip (the agent runs with 4 MiB; --client-config sets it here). "
+            + "At most `mtcp.migration.buddy-read-logs-in-flight` read logs of a connection are unacknowledged; the bytes that come meanwhile go together when an ack frees the pipeline, or not at all when a whole state with a newer snapshot goes first.");
         md.AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"client against off: download x{clientDownloadRatio:F2}, upload x{clientUploadRatio:F2} (goodputRatio {Math.Min(clientDownloadRatio, clientUploadRatio):F2}); PING p50 {clientCost.RequestP50Us - off.RequestP50Us:+0;-0} us, p99 {clientCost.RequestP99Us - off.RequestP99Us:+0;-0} us."));

@@ -17,18 +17,27 @@ namespace Mtcp.Stack.Migration;
 /// <item>otherwise only the client's bytes received since, as <see cref="ReplicaReadLog"/>s.</item>
 /// </list>
 /// Pipelined and batched: each <see cref="Update"/> sends whatever is new, in as few messages as fit, without waiting
-/// for earlier acks; the buddy acknowledges each update and the connection acknowledges the client's bytes the acked
-/// updates cover (<see cref="TcpConnection.AcknowledgeReplicatedUpTo"/>), about one control round trip after they came.
+/// for earlier acks, while fewer than <c>readLogsInFlight</c> read logs are unacknowledged; bytes that come while that
+/// many are in flight wait and go together, in one message of up to <c>maxPiece</c>, when an ack frees the pipeline
+/// (every message crosses Akka.Remote and its sealing both ways with a cost of its own, so an upload that sent one
+/// per burst of segments paid it for every 64 KiB). Waiting bytes are copied out of the connection as they come: the
+/// application's next export releases the read log up to its snapshot, which the buddy does not hold yet. The buddy acknowledges each update, an ack covers every update
+/// up to its own, and the connection acknowledges the client's bytes the acked updates cover
+/// (<see cref="TcpConnection.AcknowledgeReplicatedUpTo"/>), about one control round trip after they came.
 /// </summary>
 public sealed class ConnectionReplicator
 {
     private readonly ConnectionId _cid;
     private readonly int _maxPiece;
+    private readonly int _readLogsInFlight;
     private readonly ReplicaStateSchedule _schedule;
     private readonly Queue<ControlMessage> _outbox = new();
 
-    /// <summary>Updates sent and not yet acknowledged, with the client's sequence number each covers.</summary>
-    private readonly Queue<(ulong Update, SeqNumber Covers)> _unacknowledged = new();
+    /// <summary>Updates sent and not yet acknowledged, with the client's sequence number each covers and whether it is a read log.</summary>
+    private readonly Queue<(ulong Update, SeqNumber Covers, bool ReadLog)> _unacknowledged = new();
+
+    /// <summary>The read logs among <see cref="_unacknowledged"/>.</summary>
+    private int _readLogsUnacknowledged;
 
     private ulong _nextUpdate = 1;
 
@@ -51,15 +60,22 @@ public sealed class ConnectionReplicator
     /// <summary>The client's bytes sent to the buddy end here.</summary>
     private SeqNumber _sentUpTo;
 
+    /// <summary>The client's bytes from <see cref="_sentUpTo"/> on, copied out of the connection, waiting for the pipeline to free.</summary>
+    private readonly Queue<byte[]> _waiting = new();
+    private int _waitingLength;
+
     /// <param name="cid">the connection, as this server names it.</param>
     /// <param name="maxPiece">most state or read-log bytes in one message, so that each sealed message fits one control frame.</param>
+    /// <param name="readLogsInFlight">most read logs unacknowledged at once; the client's bytes that come meanwhile wait for an ack and go together.</param>
     /// <param name="schedule">when a new application snapshot goes to the buddy as a whole state.</param>
-    public ConnectionReplicator(ConnectionId cid, int maxPiece, ReplicaStateSchedule schedule)
+    public ConnectionReplicator(ConnectionId cid, int maxPiece, int readLogsInFlight, ReplicaStateSchedule schedule)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPiece);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(readLogsInFlight);
         ArgumentNullException.ThrowIfNull(schedule);
         _cid = cid;
         _maxPiece = maxPiece;
+        _readLogsInFlight = readLogsInFlight;
         _schedule = schedule;
     }
 
@@ -80,6 +96,8 @@ public sealed class ConnectionReplicator
     {
         _outbox.Clear();
         _unacknowledged.Clear();
+        _readLogsUnacknowledged = 0;
+        ClearWaiting();
         _stateSent = false;
         _stateInFlight = null;
         _released = false;
@@ -115,17 +133,65 @@ public sealed class ConnectionReplicator
         }
 
         var end = connection.ReceivedDataEnd;
-        while (_sentUpTo < end)
+        for (var from = _sentUpTo + _waitingLength; from < end;)
         {
-            var length = Math.Min(end - _sentUpTo, _maxPiece);
+            var length = Math.Min(end - from, _maxPiece);
             var bytes = new byte[length];
-            connection.CopyReceived(_sentUpTo, _sentUpTo + length, bytes);
+            connection.CopyReceived(from, from + length, bytes);
+            _waiting.Enqueue(bytes);
+            _waitingLength += length;
+            from += length;
+        }
+
+        while (_waiting.Count > 0 && _readLogsUnacknowledged < _readLogsInFlight)
+        {
+            var bytes = TakeWaiting();
             var update = _nextUpdate++;
             _outbox.Enqueue(new ReplicaReadLog(update, _cid, _generation, _sentUpTo, bytes));
-            _sentUpTo += length;
-            ReadLogBytesSent += length;
-            _unacknowledged.Enqueue((update, _sentUpTo));
+            _sentUpTo += bytes.Length;
+            ReadLogBytesSent += bytes.Length;
+            _unacknowledged.Enqueue((update, _sentUpTo, true));
+            _readLogsUnacknowledged++;
         }
+    }
+
+    /// <summary>The next read log's bytes: the waiting pieces that fit one message, joined (a lone piece as it is).</summary>
+    private byte[] TakeWaiting()
+    {
+        var first = _waiting.Dequeue();
+        var length = first.Length;
+        foreach (var piece in _waiting)
+        {
+            if (length + piece.Length > _maxPiece)
+            {
+                break;
+            }
+
+            length += piece.Length;
+        }
+
+        _waitingLength -= length;
+        if (length == first.Length)
+        {
+            return first;
+        }
+
+        var joined = new byte[length];
+        first.CopyTo(joined, 0);
+        for (var at = first.Length; at < length;)
+        {
+            var piece = _waiting.Dequeue();
+            piece.CopyTo(joined, at);
+            at += piece.Length;
+        }
+
+        return joined;
+    }
+
+    private void ClearWaiting()
+    {
+        _waiting.Clear();
+        _waitingLength = 0;
     }
 
     /// <summary>
@@ -152,6 +218,10 @@ public sealed class ConnectionReplicator
         {
             _unacknowledged.Dequeue();
             covered = sent.Covers;
+            if (sent.ReadLog)
+            {
+                _readLogsUnacknowledged--;
+            }
         }
 
         if (_stateInFlight <= ack.RequestId)
@@ -224,12 +294,15 @@ public sealed class ConnectionReplicator
         }
 
         // The state's read log runs to RCV.NXT's data; a FIN received counts too, as the transition log carries it.
-        _unacknowledged.Enqueue((update, connection.ReceiveNext));
+        _unacknowledged.Enqueue((update, connection.ReceiveNext, false));
         _stateInFlight = update;
         _stateSent = true;
         _sentSnapshot = connection.LastSnapshot;
         _sentTcpState = connection.State;
         _sentCredential = credential.ToArray();
+
+        // The state's read log runs to RCV.NXT: it holds every byte that waited.
         _sentUpTo = state.LastAckSent;
+        ClearWaiting();
     }
 }

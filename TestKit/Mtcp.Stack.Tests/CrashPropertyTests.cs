@@ -119,6 +119,7 @@ internal static class CrashSchedule
             ReorderRate = random.NextDouble() * 0.1,
             ReorderDelay = TimeSpan.FromMilliseconds(10),
         };
+        var replicaDraws = new Random(~seed);
         var options = new TestbedOptions
         {
             Service = service,
@@ -130,12 +131,15 @@ internal static class CrashSchedule
             // From a generator of its own, so that every other draw of a seed stays what it was: every snapshot a whole
             // state (as before whole states were scheduled), or one whole state per some kilobytes of replay saved, so
             // that takeovers replay from older snapshots, regenerate output the client already has, and discard it.
-            ReplicaStates = new Random(~seed).Next(3) switch
+            ReplicaStates = replicaDraws.Next(3) switch
             {
                 0 => ReplicaStateSchedule.EverySnapshot,
                 1 => new ReplicaStateSchedule(MinProgress: 8 * 1024, ProgressPerStateByte: 2, MaxProgress: 64 * 1024),
                 _ => new ReplicaStateSchedule(MinProgress: 32 * 1024, ProgressPerStateByte: 8, MaxProgress: 128 * 1024),
             },
+
+            // One read log in flight makes every byte that comes meanwhile wait for an ack and go with others.
+            ReplicaReadLogsInFlight = replicaDraws.Next(1, 5),
         };
         var bed = new MigrationTestbed(seed, conditions, options);
         bed.Connection.Failover = ClientTimers;

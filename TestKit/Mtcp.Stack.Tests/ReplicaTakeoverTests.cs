@@ -94,7 +94,7 @@ public sealed class ReplicaTakeoverTests
         var cid = AuthenticationFixture.Cid;
         var link = new DirectLink(ServerConfig, ClientConfig);
         var credential = ServerMigration.IssueCredential(authenticator, cid, AuthenticationFixture.ClientIsn, AuthenticationFixture.ServerIsn, out var secret);
-        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
         var takeover = new ReplicaTakeover<string>(16 * 1024 * 1024);
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 2_000));
         link.Exchange();

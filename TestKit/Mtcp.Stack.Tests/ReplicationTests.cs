@@ -110,7 +110,7 @@ public sealed class ReplicationTests
     public void A_buddy_fed_by_the_replicator_must_hold_the_snapshot_and_every_byte_since_and_release_the_ACK()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         var start = link.Server.ReceiveNext;
         link.Server.AcknowledgeReplicatedUpTo(start);
@@ -146,7 +146,7 @@ public sealed class ReplicationTests
     public void A_buddy_that_missed_an_update_must_ask_for_the_whole_state_and_get_it()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         link.Server.AcknowledgeReplicatedUpTo(link.Server.ReceiveNext);
         replicator.Update(link.Server, []);
@@ -173,7 +173,7 @@ public sealed class ReplicationTests
     public void A_released_connection_must_leave_the_buddy()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         replicator.Update(link.Server, []);
         Deliver(replicator, store, link.Server);
@@ -192,7 +192,7 @@ public sealed class ReplicationTests
         var cid = AuthenticationFixture.Cid;
         var link = new DirectLink(ServerConfig, ClientConfig);
         var credential = ServerMigration.IssueCredential(authenticator, cid, AuthenticationFixture.ClientIsn, AuthenticationFixture.ServerIsn, out var secret);
-        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 2_000));
         link.Exchange();
@@ -221,7 +221,7 @@ public sealed class ReplicationTests
     {
         // A request/response session: each request read and answered, then a snapshot exported (as the request server does).
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, new ReplicaStateSchedule(MinProgress: 4_000, ProgressPerStateByte: 0, MaxProgress: 1 << 20));
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, new ReplicaStateSchedule(MinProgress: 4_000, ProgressPerStateByte: 0, MaxProgress: 1 << 20));
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         var start = link.Server.ReceiveNext;
         link.Server.AcknowledgeReplicatedUpTo(start);
@@ -258,7 +258,7 @@ public sealed class ReplicationTests
     public void A_state_change_must_go_to_the_buddy_at_once_whatever_the_schedule()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 8, MaxProgress: 1 << 20));
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 8, MaxProgress: 1 << 20));
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         link.Server.AcknowledgeReplicatedUpTo(link.Server.ReceiveNext);
         replicator.Update(link.Server, []);
@@ -282,6 +282,67 @@ public sealed class ReplicationTests
         Assert.True(store.TryGetState(Cid, out var state, out _));
         Assert.Equal([2], state.AppState.ToArray());
         Assert.Equal(link.Server.ReceiveNext, link.Client.SendUnacknowledged);
+    }
+
+    [Fact]
+    public void Bytes_that_come_while_the_pipeline_is_full_must_wait_for_an_ack_and_go_in_one_read_log()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 8_000, readLogsInFlight: 2, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 0, MaxProgress: 1 << 20));
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        link.Server.ExportState([1]);
+        replicator.Update(link.Server, []);
+        Deliver(replicator, store, link.Server);
+
+        // Four bursts of 3,000 bytes, each followed by an update: two read logs go, the later bursts wait.
+        var inFlight = new List<ControlMessage>();
+        for (var burst = 0; burst < 4; burst++)
+        {
+            link.Client.Write(MigrationSnapshotTests.Pattern(1, burst * 3_000, 3_000));
+            link.Exchange();
+            replicator.Update(link.Server, []);
+            while (replicator.PollOutgoing(out var message))
+            {
+                inFlight.Add(message);
+            }
+        }
+
+        Assert.Equal([(start, 3_000), (start + 3_000, 3_000)], inFlight.Cast<ReplicaReadLog>().Select(log => (log.From, log.Bytes.Length)));
+        Assert.Equal(2, replicator.Unacknowledged);
+        Assert.Equal(start, link.Client.SendUnacknowledged);
+
+        // The application reads everything and exports a snapshot the schedule does not send: the read log it releases
+        // held bytes the buddy has not got yet.
+        Assert.Equal(12_000, link.Server.Read(new byte[12_000]));
+        link.Server.ExportState([2]);
+        replicator.Update(link.Server, []);
+        Assert.False(replicator.PollOutgoing(out _));
+
+        // The buddy holds both; its acks free the pipeline, and the next update sends what waited as one message.
+        var acks = inFlight.Select(message => store.Apply("origin", message)).OfType<ReplicaAck>().ToList();
+        Assert.Equal(2, acks.Count);
+        foreach (var ack in acks)
+        {
+            replicator.HandleAck(ack, link.Server);
+        }
+
+        link.Exchange();
+        Assert.Equal(start + 6_000, link.Client.SendUnacknowledged);
+        replicator.Update(link.Server, []);
+        Assert.True(replicator.PollOutgoing(out var together));
+        var readLog = Assert.IsType<ReplicaReadLog>(together);
+        Assert.Equal((start + 6_000, 6_000), (readLog.From, readLog.Bytes.Length));
+        Assert.False(replicator.PollOutgoing(out _));
+
+        replicator.HandleAck(Assert.IsType<ReplicaAck>(store.Apply("origin", readLog)), link.Server);
+        link.Exchange();
+        Assert.Equal(start + 12_000, link.Client.SendUnacknowledged);
+        Assert.True(store.TryGetState(Cid, out var state, out _));
+        Assert.Equal([1], state.AppState.ToArray());
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 0, 12_000), state.ReadBufferState.ToArray());
+        Assert.Equal(1u, replicator.StatesSent);
     }
 
     [Theory]

@@ -62,6 +62,9 @@ public sealed record TestbedOptions
     /// <summary>With <see cref="Replication"/>: when a new snapshot goes to the buddy as a whole state (older ones and the read log since otherwise serve).</summary>
     public ReplicaStateSchedule ReplicaStates { get; init; } = ReplicaStateSchedule.EverySnapshot;
 
+    /// <summary>With <see cref="Replication"/>: most read logs of a connection unacknowledged at once (the client's bytes that come meanwhile go together).</summary>
+    public int ReplicaReadLogsInFlight { get; init; } = 4;
+
     /// <summary>Servers' TCP settings; the read log is switched on for them and off for the client.</summary>
     public TcpConfig Tcp { get; init; } = TcpConfig.Default with
     {
@@ -253,6 +256,7 @@ public sealed class MigrationTestbed
             lost => Enumerable.Range(1, _endpoints.Length - 1).Select(step => _endpoints[(index + step) % _endpoints.Length].Address).Where(a => !lost.Contains(a)).Select(a => (IpAddress?)a).FirstOrDefault(),
             MaxReplicaLength,
             ReplicaPiece,
+            Options.ReplicaReadLogsInFlight,
             Options.ReplicaStates)
         : null;
 

@@ -25,12 +25,14 @@ public sealed class SimulatedBuddyReplication
     /// <param name="chooseBuddy">the buddy of this server's connections in its current view (null: none, unreplicated).</param>
     /// <param name="maxStateLength">largest whole state a replica may hold.</param>
     /// <param name="maxPiece">most state or read-log bytes in one replica update.</param>
+    /// <param name="readLogsInFlight">most read logs unacknowledged at once per connection.</param>
     /// <param name="stateSchedule">when a new snapshot goes to the buddy as a whole state.</param>
-    public SimulatedBuddyReplication(IpAddress self, Func<IReadOnlySet<IpAddress>, IpAddress?> chooseBuddy, int maxStateLength, int maxPiece, ReplicaStateSchedule stateSchedule)
+    public SimulatedBuddyReplication(IpAddress self, Func<IReadOnlySet<IpAddress>, IpAddress?> chooseBuddy, int maxStateLength, int maxPiece, int readLogsInFlight, ReplicaStateSchedule stateSchedule)
     {
         Self = self;
         ChooseBuddy = chooseBuddy;
         MaxPiece = maxPiece;
+        ReadLogsInFlight = readLogsInFlight;
         StateSchedule = stateSchedule;
         Takeover = new ReplicaTakeover<IpAddress>(maxStateLength);
     }
@@ -40,6 +42,8 @@ public sealed class SimulatedBuddyReplication
     public Func<IReadOnlySet<IpAddress>, IpAddress?> ChooseBuddy { get; }
 
     public int MaxPiece { get; }
+
+    public int ReadLogsInFlight { get; }
 
     public ReplicaStateSchedule StateSchedule { get; }
 
@@ -97,7 +101,7 @@ public sealed class SimulatedBuddyReplication
 
             if (!_replicating.TryGetValue(endpoint, out var replicated))
             {
-                replicated = new Replicated(new ConnectionReplicator(endpoint.Cid, MaxPiece, StateSchedule));
+                replicated = new Replicated(new ConnectionReplicator(endpoint.Cid, MaxPiece, ReadLogsInFlight, StateSchedule));
                 _replicating[endpoint] = replicated;
                 Rechoose(endpoint, replicated, buddy, send);
             }

@@ -48,16 +48,27 @@ internal static class ReplicationSettings
 
     public const string StateSchedulePath = "mtcp.migration.buddy-state";
 
+    public const string ReadLogsInFlightPath = "mtcp.migration.buddy-read-logs-in-flight";
+
     /// <summary>Most state or read-log bytes in one replica message, for control messages cut at <paramref name="replyChunkSize"/>.</summary>
     public static int MaxPiece(int replyChunkSize) => Math.Max(1, replyChunkSize - EnvelopeOverhead);
 
     /// <summary>Buddy replication on the node of <paramref name="system"/>, known in its cluster as <paramref name="self"/>, as configured.</summary>
-    /// <exception cref="ConfigurationException">a key of <c>mtcp.control</c> or <c>mtcp.migration.buddy-state</c> is invalid.</exception>
+    /// <exception cref="ConfigurationException">a key of <c>mtcp.control</c>, <c>mtcp.migration.buddy-read-logs-in-flight</c> or <c>mtcp.migration.buddy-state</c> is invalid.</exception>
     public static ReplicationSupport Support(Akka.Actor.ActorSystem system, Akka.Actor.Address self)
     {
         ArgumentNullException.ThrowIfNull(system);
         var control = ControlSettings.Create(system);
-        return new ReplicationSupport(self, MaxPiece(control.ReplyChunkSize), StateSchedule(MtcpConfig.WithFallback(system.Settings.Config), control.MaxStateReplySize));
+        var config = MtcpConfig.WithFallback(system.Settings.Config);
+        return new ReplicationSupport(self, MaxPiece(control.ReplyChunkSize), ReadLogsInFlight(config), StateSchedule(config, control.MaxStateReplySize));
+    }
+
+    /// <summary><c>mtcp.migration.buddy-read-logs-in-flight</c>: most read logs of one connection unacknowledged by its buddy at once.</summary>
+    /// <exception cref="ConfigurationException">the key is missing or out of range.</exception>
+    public static int ReadLogsInFlight(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return HoconValues.Integer(config, ReadLogsInFlightPath, 1, 1_000);
     }
 
     /// <summary>

@@ -69,7 +69,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         _endpoint = new MtcpServerEndpoint<IActorRef>(context.TcpTo(key.RemoteAddress), context.ConnectionIdOf(key), iss ?? context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
         if (context.Migration is { Replication: { } replication, Authenticator: not null })
         {
-            _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece, replication.StateSchedule);
+            _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece, replication.ReadLogsInFlight, replication.StateSchedule);
         }
 
         if (context.Migration is { ClientState: { } clientState, Authenticator: not null })

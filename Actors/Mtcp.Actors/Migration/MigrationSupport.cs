@@ -33,9 +33,11 @@ internal sealed record MigrationSupport(
 /// <summary>
 /// Buddy replication on a server node: <paramref name="Self"/> is the node's cluster address (its connections' buddy is
 /// another member serving the same port, <c>BuddyChoice</c>), <paramref name="MaxPiece"/> the most bytes one replica
-/// message carries, <paramref name="StateSchedule"/> when a new snapshot goes as a whole state (<c>mtcp.migration.buddy-state</c>).
+/// message carries, <paramref name="ReadLogsInFlight"/> the most read logs of a connection unacknowledged at once
+/// (<c>mtcp.migration.buddy-read-logs-in-flight</c>), <paramref name="StateSchedule"/> when a new snapshot goes as a
+/// whole state (<c>mtcp.migration.buddy-state</c>).
 /// </summary>
-internal sealed record ReplicationSupport(Address Self, int MaxPiece, Stack.Migration.ReplicaStateSchedule StateSchedule);
+internal sealed record ReplicationSupport(Address Self, int MaxPiece, int ReadLogsInFlight, Stack.Migration.ReplicaStateSchedule StateSchedule);
 
 /// <summary>
 /// Client-stored state on a server node (docs/failover.md): <paramref name="MaxLength"/> bounds a sealed state
