@@ -1,7 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Mtcp.TestKit.Netns;
 using Mtcp.Transports;
 using Mtcp.Wire;
@@ -96,7 +94,7 @@ public sealed class UdpPathMtuTests
         var lowered = ipv6 ? 1280 : 1000;
 
         // The router's own link is 1500 bytes: a real datagram of 1400 bytes is not too big; a forged report says it was.
-        path.Router.Run(() => SendForgedReport(path, lowered));
+        ForgedIcmp.Send(path.Router, path.ClientAddress, [ForgedIcmp.AboutUdpDatagram(path.ClientAddress, path.ServerAddress, Port, Port, SourcePort, DestinationPort, Sequence, (uint)lowered, quotedSegmentBytes: 8, type: 0)]);
         Assert.Equal(ReceiveOutcome.ErrorQueued, client.Receive(buffer, ReceiveTimeout, out _));
         Assert.True(client.TryReceiveQueuedPacketTooBig(buffer, out var report));
         Assert.Equal(lowered, report.Mtu);
@@ -106,55 +104,6 @@ public sealed class UdpPathMtuTests
         AssertCarries(client, server, seed: 34, 1400);
         Assert.False(client.TryReceiveQueuedPacketTooBig(buffer, out _));
         Assert.Equal(0, client.SendDrops.Total);
-    }
-
-    /// <summary>An ICMP fragmentation needed or ICMPv6 packet too big quoting a UDP datagram from the client's port to the server's and a segment start.</summary>
-    private static void SendForgedReport(RoutedNamespacePath path, int mtu)
-    {
-        var ipv6 = path.ClientAddress.IsIPv6;
-        var ipHeaderLength = ipv6 ? 40 : 20;
-        var message = new byte[8 + ipHeaderLength + 8 + 8];
-        var quoted = message.AsSpan(8);
-        if (ipv6)
-        {
-            message[0] = 2;
-            BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(4), (uint)mtu);
-            quoted[0] = 0x60;
-            BinaryPrimitives.WriteUInt16BigEndian(quoted[4..], 1420);
-            quoted[6] = 17;
-            quoted[7] = 64;
-            path.ClientAddress.WriteTo(quoted[8..]);
-            path.ServerAddress.WriteTo(quoted[24..]);
-        }
-        else
-        {
-            (message[0], message[1]) = (3, 4);
-            BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(6), (ushort)mtu);
-            quoted[0] = 0x45;
-            BinaryPrimitives.WriteUInt16BigEndian(quoted[2..], 1440);
-            quoted[6] = 0x40;
-            quoted[8] = 64;
-            quoted[9] = 17;
-            path.ClientAddress.WriteTo(quoted[12..]);
-            path.ServerAddress.WriteTo(quoted[16..]);
-            BinaryPrimitives.WriteUInt16BigEndian(quoted[10..], InternetChecksum.Compute(quoted[..20]));
-        }
-
-        var udp = quoted[ipHeaderLength..];
-        BinaryPrimitives.WriteUInt16BigEndian(udp, Port);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], Port);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[8..], SourcePort);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[10..], DestinationPort);
-        BinaryPrimitives.WriteUInt32BigEndian(udp[12..], Sequence);
-        if (!ipv6)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(2), InternetChecksum.Compute(message));
-        }
-
-        using var socket = ipv6
-            ? new Socket(AddressFamily.InterNetworkV6, SocketType.Raw, ProtocolType.IcmpV6)
-            : new Socket(AddressFamily.InterNetwork, SocketType.Raw, ProtocolType.Icmp);
-        socket.SendTo(message, new IPEndPoint(path.ClientAddress.ToIPAddress(), 0));
     }
 
     /// <summary>A segment-shaped datagram of <paramref name="length"/> bytes: ports and sequence number, then seeded bytes.</summary>

@@ -74,7 +74,9 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         using var path = RoutedNamespacePath.Create(ipv6, serverLinkMtu: 1500);
         var reassembliesBefore = path.ServerReassemblies();
 
-        var (clientStats, _) = await UploadAsync(path, Udp, during: (_, _) =>
+        // Once connected, so that the connection's MSS is the 1500-byte route's, and before the upload, which could
+        // otherwise end before the command does.
+        var (clientStats, _) = await UploadAsync(path, Udp, during: null, connected: () =>
             path.Client.Exec("ip", "link", "set", "dev", RoutedNamespacePath.EndpointInterface, "mtu", interfaceMtu.ToString(CultureInfo.InvariantCulture)));
 
         var fragmented = path.ServerReassemblies() - reassembliesBefore;
@@ -132,9 +134,9 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
             }
 
             var valid = Forge(path.ClientAddress, clientPort, ServicePort, 0, 1280);
-            messages.Add(ipv6 ? valid[..20] : WithIcmpChecksum(valid[..20]));
-            messages.Add(ipv6 ? valid[..50] : WithIcmpChecksum(valid[..32]));
-            SendIcmp(path.Router, path.ClientAddress, messages);
+            messages.Add(ipv6 ? valid[..20] : ForgedIcmp.WithIcmpChecksum(valid[..20]));
+            messages.Add(ipv6 ? valid[..50] : ForgedIcmp.WithIcmpChecksum(valid[..32]));
+            ForgedIcmp.Send(path.Router, path.ClientAddress, messages);
         });
 
         Assert.Equal(0, clientStats.PacketTooBigApplied);
@@ -165,7 +167,7 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
             var messages = new List<byte[]>();
             var clientPort = (ushort)stream.LocalEndPoint.Port;
             byte[] Forge(ushort udpDestination, ushort sourcePort, ushort destinationPort, uint sequence, uint mtu, int quotedSegmentBytes = 20, byte type = 0) =>
-                ForgeUdpError(path.ClientAddress, path.ServerAddress, UdpPort, udpDestination, sourcePort, destinationPort, sequence, mtu, quotedSegmentBytes, type);
+                ForgedIcmp.AboutUdpDatagram(path.ClientAddress, path.ServerAddress, UdpPort, udpDestination, sourcePort, destinationPort, sequence, mtu, quotedSegmentBytes, type);
 
             for (var i = 0; i < 10; i++)
             {
@@ -196,10 +198,10 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
                 var garbage = new byte[random.Next(4, 100)];
                 random.NextBytes(garbage);
                 (garbage[0], garbage[1]) = ipv6 ? (IcmpPacketTooBig.IPv6PacketTooBig, (byte)0) : (IcmpPacketTooBig.IPv4DestinationUnreachable, IcmpPacketTooBig.IPv4FragmentationNeeded);
-                messages.Add(ipv6 ? garbage : WithIcmpChecksum(garbage));
+                messages.Add(ipv6 ? garbage : ForgedIcmp.WithIcmpChecksum(garbage));
             }
 
-            SendIcmp(path.Router, path.ClientAddress, messages);
+            ForgedIcmp.Send(path.Router, path.ClientAddress, messages);
         }, opened: transport => client = (UdpEncapsulationTransport)transport);
 
         _output.WriteLine($"reports routed {clientStats.PacketTooBigRouted}, refused {clientStats.PacketTooBigRefused}; error queue entries ignored {client!.IgnoredErrors}");
@@ -214,10 +216,11 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
     /// <summary>
     /// A runtime of <paramref name="carrier"/> (raw protocol 253, or UDP encapsulation on <see cref="UdpPort"/>) in the
     /// server and the client namespace; the client uploads <see cref="UploadBytes"/> (with <paramref name="during"/> run
-    /// once the first write is under way) and closes; the server reads to the FIN. Both digests must agree. Returns both
-    /// runtimes' statistics; <paramref name="opened"/> is given the client's transport.
+    /// once the first write is under way, and <paramref name="connected"/> before it) and closes; the server reads to the
+    /// FIN. Both digests must agree. Returns both runtimes' statistics; <paramref name="opened"/> is given the client's
+    /// transport.
     /// </summary>
-    private async Task<(PacketStatistics Client, PacketStatistics Server)> UploadAsync(RoutedNamespacePath path, string carrier, Action<MtcpStream, MtcpConnection>? during, Action<IPacketTransport>? opened = null)
+    private async Task<(PacketStatistics Client, PacketStatistics Server)> UploadAsync(RoutedNamespacePath path, string carrier, Action<MtcpStream, MtcpConnection>? during, Action<IPacketTransport>? opened = null, Action? connected = null)
     {
         using var timeout = new CancellationTokenSource(TestTimeout);
         IPacketTransport Open(IpAddress address) => carrier == Udp
@@ -234,6 +237,7 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         using var connector = new MtcpClient(client);
         var stream = await connector.ConnectAsync(new IPEndPoint(path.ServerAddress.ToIPAddress(), ServicePort), timeout.Token);
         await using var connection = await accepting;
+        connected?.Invoke();
 
         var reading = ReadAllAsync(connection.Stream, length: null, timeout.Token);
         var writing = WritePatternAsync(stream, key: 7, UploadBytes, chunk: 64 * 1024, timeout.Token);
@@ -284,61 +288,7 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         quotedDestination.WriteTo(quoted[16..]);
         BinaryPrimitives.WriteUInt16BigEndian(quoted[10..], InternetChecksum.Compute(quoted[..20]));
         WriteQuotedSegmentStart(quoted[20..], sourcePort, destinationPort, sequence);
-        return WithIcmpChecksum(message);
-    }
-
-    /// <summary>
-    /// An ICMP fragmentation needed or ICMPv6 packet too big (or, with <paramref name="type"/>, another error: ICMP 3/3
-    /// port unreachable, ICMPv6 1/4) quoting a UDP datagram from <paramref name="quotedSource"/>:<paramref name="udpSource"/>
-    /// to <paramref name="quotedDestination"/>:<paramref name="udpDestination"/>, whose payload starts with
-    /// <paramref name="quotedSegmentBytes"/> bytes of a segment.
-    /// </summary>
-    private static byte[] ForgeUdpError(IpAddress quotedSource, IpAddress quotedDestination, ushort udpSource, ushort udpDestination, ushort sourcePort, ushort destinationPort, uint sequence, uint mtu, int quotedSegmentBytes, byte type)
-    {
-        var ipv6 = quotedSource.IsIPv6;
-        var ipHeaderLength = ipv6 ? 40 : 20;
-        var message = new byte[8 + ipHeaderLength + 8 + quotedSegmentBytes];
-        if (ipv6)
-        {
-            (message[0], message[1]) = type == 0 ? (IcmpPacketTooBig.IPv6PacketTooBig, (byte)0) : (type, (byte)4);
-            BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(4), mtu);
-        }
-        else
-        {
-            (message[0], message[1]) = type == 0 ? (IcmpPacketTooBig.IPv4DestinationUnreachable, IcmpPacketTooBig.IPv4FragmentationNeeded) : (type, (byte)3);
-            BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(6), (ushort)mtu);
-        }
-
-        var quoted = message.AsSpan(8);
-        if (ipv6)
-        {
-            quoted[0] = 0x60;
-            BinaryPrimitives.WriteUInt16BigEndian(quoted[4..], 1440);
-            quoted[6] = 17;
-            quoted[7] = 64;
-            quotedSource.WriteTo(quoted[8..]);
-            quotedDestination.WriteTo(quoted[24..]);
-        }
-        else
-        {
-            quoted[0] = 0x45;
-            BinaryPrimitives.WriteUInt16BigEndian(quoted[2..], 1440);
-            quoted[6] = 0x40;
-            quoted[8] = 64;
-            quoted[9] = 17;
-            quotedSource.WriteTo(quoted[12..]);
-            quotedDestination.WriteTo(quoted[16..]);
-            BinaryPrimitives.WriteUInt16BigEndian(quoted[10..], InternetChecksum.Compute(quoted[..20]));
-        }
-
-        var udp = quoted[ipHeaderLength..];
-        BinaryPrimitives.WriteUInt16BigEndian(udp, udpSource);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], udpDestination);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], 1420);
-        Span<byte> segment = stackalloc byte[20];
-        WriteQuotedSegmentStart(segment, sourcePort, destinationPort, sequence);
-        segment[..quotedSegmentBytes].CopyTo(udp[8..]);
-        return ipv6 ? message : WithIcmpChecksum(message);
+        return ForgedIcmp.WithIcmpChecksum(message);
     }
 
     /// <summary>The first 8 bytes of a segment header, all an ICMP error is sure to quote: ports and sequence number.</summary>
@@ -348,28 +298,4 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         BinaryPrimitives.WriteUInt16BigEndian(segment[2..], destinationPort);
         BinaryPrimitives.WriteUInt32BigEndian(segment[4..], sequence);
     }
-
-    /// <summary>Sets an ICMP message's checksum (bytes 2-3, over the whole message, RFC 792).</summary>
-    private static byte[] WithIcmpChecksum(byte[] message)
-    {
-        message[2] = message[3] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(2), InternetChecksum.Compute(message));
-        return message;
-    }
-
-    /// <summary>
-    /// Sends each message from <paramref name="from"/>'s namespace to <paramref name="destination"/> on a raw ICMP or
-    /// ICMPv6 socket of the destination's family.
-    /// </summary>
-    private static void SendIcmp(NetworkNamespace from, IpAddress destination, IEnumerable<byte[]> messages) => from.Run(() =>
-    {
-        using var socket = destination.IsIPv6
-            ? new Socket(AddressFamily.InterNetworkV6, SocketType.Raw, ProtocolType.IcmpV6)
-            : new Socket(AddressFamily.InterNetwork, SocketType.Raw, ProtocolType.Icmp);
-        var target = new IPEndPoint(destination.ToIPAddress(), 0);
-        foreach (var message in messages)
-        {
-            socket.SendTo(message, target);
-        }
-    });
 }
