@@ -37,26 +37,29 @@ public sealed partial class TcpConnection
     private const int IPv6HeaderLength = 40;
 
     /// <summary>
-    /// The send MSS for a path of <paramref name="mtu"/> bytes: the MTU less the IP and TCP headers and room for the
-    /// largest options, as the runtime derives the MSS from the route's MTU at connect (the engine does not shorten a
-    /// segment by the options it carries, RFC 6691); a report below the family's minimum MTU counts as the minimum.
+    /// The send MSS for a path of <paramref name="mtu"/> bytes: the MTU less the IP header, the carrier's own header
+    /// between it and the segment (<paramref name="carrierHeaderLength"/>: 8 for UDP encapsulation, 0 for raw IP), the
+    /// TCP header and room for the largest options, as the runtime derives the MSS from the route's MTU at connect (the
+    /// engine does not shorten a segment by the options it carries, RFC 6691); a report below the family's minimum MTU
+    /// counts as the minimum, which the carrier's header does not change (the link's MTU is what has a minimum).
     /// </summary>
-    public static int SegmentSizeForPathMtu(int mtu, bool ipv6)
+    public static int SegmentSizeForPathMtu(int mtu, bool ipv6, int carrierHeaderLength)
     {
         var floor = ipv6 ? MinimumIPv6Mtu : MinimumIPv4Mtu;
-        return Math.Max(mtu, floor) - (ipv6 ? IPv6HeaderLength : IPv4HeaderLength) - TcpSegment.MinHeaderLength - TcpSegment.MaxOptionsLength;
+        return Math.Max(mtu, floor) - (ipv6 ? IPv6HeaderLength : IPv4HeaderLength) - carrierHeaderLength - TcpSegment.MinHeaderLength - TcpSegment.MaxOptionsLength;
     }
 
     /// <summary>
     /// An ICMP error said a segment of this connection was too big for a link on the path: the quoted segment's ports
-    /// (as this side sent them) and sequence number, and the next hop's MTU. Validated as RFC 5927 §4.1 and RFC 8899
+    /// (as this side sent them) and sequence number, the next hop's MTU, and the length of the carrier's header that
+    /// the MTU must hold besides IP's (<see cref="SegmentSizeForPathMtu"/>). Validated as RFC 5927 §4.1 and RFC 8899
     /// §4.6.1 advise, so a forged report changes nothing: the ports must be this connection's, the sequence number one
     /// of the bytes in flight, and the MTU must lower the send MSS. Then the MSS goes down (never below the family's
     /// minimum) and the segments longer than it, which the link dropped, are sent again at the new size without
     /// touching the congestion window: a too-big segment is no sign of congestion (RFC 1191 §6.4, as Linux's
     /// tcp_simple_retransmit).
     /// </summary>
-    public PacketTooBigVerdict HandlePacketTooBig(ushort quotedSourcePort, ushort quotedDestinationPort, SeqNumber quotedSequence, int mtu, bool ipv6)
+    public PacketTooBigVerdict HandlePacketTooBig(ushort quotedSourcePort, ushort quotedDestinationPort, SeqNumber quotedSequence, int mtu, bool ipv6, int carrierHeaderLength)
     {
         if (quotedSourcePort != LocalPort || quotedDestinationPort != RemotePort)
         {
@@ -74,7 +77,7 @@ public sealed partial class TcpConnection
             return PacketTooBigVerdict.OutOfWindow;
         }
 
-        var segmentSize = SegmentSizeForPathMtu(mtu, ipv6);
+        var segmentSize = SegmentSizeForPathMtu(mtu, ipv6, carrierHeaderLength);
         if (segmentSize >= _sendMss)
         {
             return PacketTooBigVerdict.NotSmaller;

@@ -170,6 +170,30 @@ public static class IcmpPacketTooBig
         return IcmpReportError.None;
     }
 
+    /// <summary>
+    /// A report whose ICMP message the kernel has already taken apart, as a UDP socket's error queue hands it over (ip(7)
+    /// IP_RECVERR): the addresses and protocol of the quoted packet and the MTU come from the kernel, and
+    /// <paramref name="quotedSegment"/> is what the message quoted after the carrier's header, whose first 8 bytes are the
+    /// source port, destination port and sequence number of the segment (RFC 9293 §3.1). Fewer than 8 bytes name no
+    /// segment (a router that quoted only RFC 792's 64 bits, which end with the UDP header): <see cref="IcmpReportError.Truncated"/>.
+    /// </summary>
+    public static IcmpReportError TryReadQuotedSegment(IpAddress source, IpAddress destination, byte protocol, ReadOnlySpan<byte> quotedSegment, int mtu, out PacketTooBigReport report)
+    {
+        report = default;
+        if (quotedSegment.Length < QuotedTransportLength)
+        {
+            return IcmpReportError.Truncated;
+        }
+
+        if (mtu <= 0)
+        {
+            return IcmpReportError.NoMtu;
+        }
+
+        report = Report(source, destination, protocol, quotedSegment, mtu);
+        return IcmpReportError.None;
+    }
+
     private static bool IsFragmentationNeeded(ReadOnlySpan<byte> icmp) =>
         icmp[0] == IPv4DestinationUnreachable && icmp[1] == IPv4FragmentationNeeded;
 

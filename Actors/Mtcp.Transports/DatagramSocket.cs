@@ -29,6 +29,8 @@ internal sealed class DatagramSocket : IDisposable
     private TimeSpan _currentTimeout = Timeout.InfiniteTimeSpan;
     private long _discarded;
     private volatile bool _disposed;
+    private volatile bool _errorQueued;
+    private bool _drainingErrors;
 
     /// <param name="transportKind">the <c>transport</c> tag of the drop metric: <c>raw</c> or <c>udp</c>.</param>
     /// <param name="description">how errors name the transport, such as <c>raw IPv4 protocol 253 at 10.0.0.1</c>.</param>
@@ -48,6 +50,19 @@ internal sealed class DatagramSocket : IDisposable
     public long Discarded => Interlocked.Read(ref _discarded);
 
     public SendDropCounters SendDrops { get; }
+
+    /// <summary>
+    /// Whether the socket keeps ICMP errors on its error queue (IP_RECVERR / IPV6_RECVERR, set by its transport): a
+    /// receive that meets the error the kernel raises with each of them (sk_err, what poll(2) reports as POLLERR) then
+    /// returns <see cref="ReceiveOutcome.ErrorQueued"/> for <see cref="TryReceiveQueuedError"/> to read the queue.
+    /// </summary>
+    public bool ReadsErrorQueue { get; init; }
+
+    /// <summary>
+    /// Notes that the error queue holds an entry no receive was woken for: a send took the error the kernel raised with
+    /// it, or the local host refused a send (its record, SO_EE_ORIGIN_LOCAL, raises no error).
+    /// </summary>
+    public void ErrorQueued() => _errorQueued = true;
 
     /// <summary>
     /// <see cref="IPacketTransport.Receive"/> for both transports: blocks until <paramref name="filter"/> keeps a datagram,
@@ -82,6 +97,12 @@ internal sealed class DatagramSocket : IDisposable
             catch (Exception e) when (_disposed && e is SocketException or ObjectDisposedException)
             {
                 return ReceiveOutcome.Closed;
+            }
+            catch (SocketException) when (ReadsErrorQueue && !_disposed)
+            {
+                // An ICMP error about an earlier datagram, raised once (sk_err) and kept on the error queue: the caller reads it.
+                _errorQueued = true;
+                return ReceiveOutcome.ErrorQueued;
             }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionRefused)
             {
@@ -166,10 +187,86 @@ internal sealed class DatagramSocket : IDisposable
                     return (int)length;
                 }
 
-                if (Marshal.GetLastPInvokeError() != Libc.Eintr)
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != Libc.Eintr)
                 {
+                    if (errno != Libc.Eagain && ReadsErrorQueue)
+                    {
+                        // The error an ICMP message raised, taken by this receive: its entry waits on the error queue.
+                        _errorQueued = true;
+                    }
+
                     return -1;
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One entry of the error queue, if an error was noted since the queue was last found empty (no system call
+    /// otherwise): recvmsg(2) with MSG_ERRQUEUE and MSG_DONTWAIT, its data (what the ICMP message quoted after the UDP
+    /// header) into <paramref name="buffer"/>, its socket address (the quoted destination) into
+    /// <paramref name="socketAddress"/>, its control messages into <paramref name="control"/>. False once the queue is
+    /// empty; an error raised after that notes the queue again. A caller that stops before that resumes where it
+    /// stopped on its next call. For the receiving thread only.
+    /// </summary>
+    public unsafe bool TryReceiveQueuedError(Span<byte> buffer, SocketAddress socketAddress, Span<byte> control, out int dataLength, out int controlLength)
+    {
+        dataLength = controlLength = 0;
+        if (!_drainingErrors)
+        {
+            if (!_errorQueued || _disposed)
+            {
+                return false;
+            }
+
+            // Cleared before reading: an error raised while the queue is read notes it again.
+            _errorQueued = false;
+            _drainingErrors = true;
+        }
+
+        var address = socketAddress.Buffer.Span;
+        fixed (byte* data = buffer)
+        fixed (byte* name = address)
+        fixed (byte* controlBytes = control)
+        {
+            var vector = new Libc.IoVector { Base = data, Length = (nuint)buffer.Length };
+            while (true)
+            {
+                var message = new Libc.MessageHeader
+                {
+                    Name = name,
+                    NameLength = (uint)address.Length,
+                    Vectors = &vector,
+                    VectorCount = 1,
+                    Control = controlBytes,
+                    ControlLength = (nuint)control.Length,
+                };
+                nint length;
+                try
+                {
+                    length = Libc.ReceiveMessage(Socket.SafeHandle, &message, Libc.MsgErrqueue | Libc.MsgDontwait);
+                }
+                catch (ObjectDisposedException) when (_disposed)
+                {
+                    length = -1;
+                }
+
+                if (length >= 0)
+                {
+                    socketAddress.Size = (int)message.NameLength;
+                    dataLength = (int)length;
+                    controlLength = (int)message.ControlLength;
+                    return true;
+                }
+
+                if (length < 0 && Marshal.GetLastPInvokeError() == Libc.Eintr && !_disposed)
+                {
+                    continue;
+                }
+
+                _drainingErrors = false;
+                return false;
             }
         }
     }
@@ -244,6 +341,15 @@ internal sealed class DatagramSocket : IDisposable
         // SO_RCVTIMEO: 0 means wait forever, so a zero timeout is rounded up to one millisecond.
         socket.ReceiveTimeout = timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds));
         current = timeout;
+    }
+
+    /// <summary>setsockopt(2) of an int option the Socket class does not name (IP_MTU_DISCOVER, IP_RECVERR, IPV6_DONTFRAG, ...).</summary>
+    /// <exception cref="SocketException">the kernel refused it.</exception>
+    internal static void SetOption(Socket socket, int level, int option, int value)
+    {
+        Span<byte> bytes = stackalloc byte[sizeof(int)];
+        MemoryMarshal.Write(bytes, value);
+        socket.SetRawSocketOption(level, option, bytes);
     }
 
     public void Dispose()

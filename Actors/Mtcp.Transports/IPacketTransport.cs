@@ -39,6 +39,12 @@ public interface IPacketTransport : IDisposable
     /// <exception cref="PacketTransportException">the socket cannot send at all (closed descriptor, invalid address).</exception>
     bool Send(IpAddress destination, ReadOnlySpan<byte> segment);
 
+    /// <summary>
+    /// The bytes the carrier puts between the IP header and the segment (UDP's 8-byte header; none for raw IP): what a
+    /// path MTU report's MTU must also hold besides the IP header and the segment.
+    /// </summary>
+    int CarrierHeaderLength => 0;
+
     /// <summary>The segments <see cref="Send"/> dropped locally, by reason; a transport that never drops keeps the default.</summary>
     SendDropCounters SendDrops => SendDropCounters.None;
 
@@ -63,8 +69,26 @@ public interface IPacketTransport : IDisposable
         return false;
     }
 
-    /// <summary>Whether <see cref="ReceivePacketTooBig"/> reads anything: the raw transports do; UDP and memory have no ICMP of their own.</summary>
+    /// <summary>
+    /// Whether <see cref="ReceivePacketTooBig"/> reads anything (on a second thread): the raw transports do, on an ICMP
+    /// socket of their own. UDP reads its reports from its own socket's error queue instead
+    /// (<see cref="TryReceiveQueuedPacketTooBig"/>); memory has no ICMP.
+    /// </summary>
     bool ReadsPacketTooBig => false;
+
+    /// <summary>
+    /// A path MTU report the transport's own socket has queued (an ICMP error about a datagram it sent, or the local
+    /// host's refusal of one as beyond its interface's MTU, kept on the UDP socket's error queue), without blocking;
+    /// false when none is. The receiving thread calls it after each
+    /// <see cref="Receive"/> (at once after <see cref="ReceiveOutcome.ErrorQueued"/>) until it returns false; without
+    /// an error noted since, it costs no system call. <paramref name="buffer"/> holds the quote (at least
+    /// <see cref="ReceiveBufferLength"/> bytes). The report is not authenticated: its connection checks it.
+    /// </summary>
+    bool TryReceiveQueuedPacketTooBig(Span<byte> buffer, out PacketTooBigReport report)
+    {
+        report = default;
+        return false;
+    }
 
     /// <summary>
     /// Blocks until an ICMP "fragmentation needed" (RFC 1191) or ICMPv6 "packet too big" (RFC 8201) quoting a packet this
@@ -90,6 +114,12 @@ public enum ReceiveOutcome
 
     /// <summary>The transport was disposed; no segment will ever arrive again.</summary>
     Closed,
+
+    /// <summary>
+    /// No segment: the socket raised an ICMP error about a datagram it sent, which waits on its error queue
+    /// (<see cref="IPacketTransport.TryReceiveQueuedPacketTooBig"/> reads it).
+    /// </summary>
+    ErrorQueued,
 }
 
 /// <summary>

@@ -24,10 +24,13 @@ internal static partial class Libc
     public const int Enomem = 12;
     public const int Eacces = 13;
     public const int Efault = 14;
+    public const int Enonet = 64;
+    public const int Eproto = 71;
     public const int Einval = 22;
     public const int Enotsock = 88;
     public const int Edestaddrreq = 89;
     public const int Emsgsize = 90;
+    public const int Enoprotoopt = 92;
     public const int Eopnotsupp = 95;
     public const int Eafnosupport = 97;
     public const int Eaddrnotavail = 99;
@@ -37,6 +40,21 @@ internal static partial class Libc
     public const int Econnrefused = 111;
     public const int Ehostdown = 112;
     public const int Ehostunreach = 113;
+
+    // Path MTU discovery and error reporting of IP sockets (<linux/in.h>, <linux/in6.h>; ip(7), ipv6(7)).
+    public const int IPProtocolLevel = 0;
+    public const int IpMtuDiscover = 10;
+    public const int IpRecverr = 11;
+    public const int IPv6ProtocolLevel = 41;
+    public const int Ipv6MtuDiscover = 23;
+    public const int Ipv6Recverr = 25;
+    public const int Ipv6Dontfrag = 62;
+
+    /// <summary>IP_MTU_DISCOVER / IPV6_MTU_DISCOVER: fragment locally beyond the route's path MTU (the kernel's default for raw sockets).</summary>
+    public const int PmtuDiscoveryWant = 1;
+
+    /// <summary>IP_MTU_DISCOVER / IPV6_MTU_DISCOVER: DF set, sent up to the interface's MTU whatever path MTU the route holds; never fragmented.</summary>
+    public const int PmtuDiscoveryProbe = 3;
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     public static partial int Socket(int domain, int type, int protocol);
@@ -51,6 +69,13 @@ internal static partial class Libc
     /// <summary>recvfrom(2): one datagram into one buffer, its source address into a sockaddr.</summary>
     [LibraryImport("libc", EntryPoint = "recvfrom", SetLastError = true)]
     public static unsafe partial nint ReceiveFrom(SafeHandle socket, byte* buffer, nuint length, int flags, byte* address, uint* addressLength);
+
+    /// <summary>recvmsg(2) flag: read the socket's error queue (the ICMP errors and local errors IP_RECVERR/IPV6_RECVERR keep), not its data.</summary>
+    public const int MsgErrqueue = 0x2000;
+
+    /// <summary>recvmsg(2): one datagram, its source address and its control messages (an error queue entry's sock_extended_err).</summary>
+    [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
+    public static unsafe partial nint ReceiveMessage(SafeHandle socket, MessageHeader* message, int flags);
 
     /// <summary>sendmsg(2): one datagram gathered from several buffers, so a header and a payload need not be joined first.</summary>
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]

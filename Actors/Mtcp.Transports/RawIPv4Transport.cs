@@ -39,12 +39,6 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
     // What the kernel puts in headers it builds (net.ipv4.ip_default_ttl, the RFC 1700 default).
     private const byte DefaultTimeToLive = 64;
 
-    // <linux/in.h>: IP_MTU_DISCOVER at level IPPROTO_IP, values IP_PMTUDISC_WANT and IP_PMTUDISC_PROBE.
-    private const int IPProtocolLevel = 0;
-    private const int IpMtuDiscoverOption = 10;
-    private const int IpPmtuDiscWant = 1;
-    private const int IpPmtuDiscProbe = 3;
-
     private readonly DatagramSocket _socket;
     private readonly byte _protocol;
     private readonly uint _localAddressValue;
@@ -131,7 +125,7 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
             // needed of its own, quoting a real segment, which the connection believes. IP_PMTUDISC_PROBE sends up to
             // the interface's MTU whatever the route holds, so only reports the connection checked itself
             // (TcpConnection.HandlePacketTooBig, RFC 5927 §4.1) lower the MSS, as kernel TCP checks them.
-            SetPathMtuDiscovery(socket, IpPmtuDiscProbe);
+            DatagramSocket.SetOption(socket, Libc.IPProtocolLevel, Libc.IpMtuDiscover, Libc.PmtuDiscoveryProbe);
         }
         catch
         {
@@ -180,24 +174,16 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
     {
         var socket = _socket.Socket;
         socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, false);
-        SetPathMtuDiscovery(socket, IpPmtuDiscWant);
+        DatagramSocket.SetOption(socket, Libc.IPProtocolLevel, Libc.IpMtuDiscover, Libc.PmtuDiscoveryWant);
         try
         {
             return _socket.SendTo(_sendAddress.Buffer.Span[..SockaddrInLength], ReadOnlySpan<byte>.Empty, segment);
         }
         finally
         {
-            SetPathMtuDiscovery(socket, IpPmtuDiscProbe);
+            DatagramSocket.SetOption(socket, Libc.IPProtocolLevel, Libc.IpMtuDiscover, Libc.PmtuDiscoveryProbe);
             socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, true);
         }
-    }
-
-    /// <summary>IP_MTU_DISCOVER: how the kernel treats the route's path MTU for this socket's sends.</summary>
-    private static void SetPathMtuDiscovery(Socket socket, int mode)
-    {
-        Span<byte> value = stackalloc byte[sizeof(int)];
-        MemoryMarshal.Write(value, mode);
-        socket.SetRawSocketOption(IPProtocolLevel, IpMtuDiscoverOption, value);
     }
 
     /// <summary>

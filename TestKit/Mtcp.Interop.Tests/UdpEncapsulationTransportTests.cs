@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using Mtcp.TestKit.Netns;
@@ -124,8 +125,34 @@ public sealed class UdpEncapsulationTransportTests
         using var a = UdpEncapsulationTransport.Open(loopback, portA, b.LocalPort);
 
         Assert.Equal(65535 - 8, a.MaxSegmentLength);
-        AssertCarries(a, b, seed: 13, 20, 1460, 60 * 1024, a.MaxSegmentLength);
+        Assert.Equal(65536 - 48, a.MaxSegmentLengthTo(loopback));
+        AssertCarries(a, b, seed: 13, 20, 1460, 60 * 1024, 65536 - 48);
         AssertCarries(b, a, seed: 14, 20);
+
+        // Beyond loopback's MTU the datagram goes fragmented, and is reported too big.
+        AssertFragmentedAndReported(a, b, a.MaxSegmentLength, interfaceMtu: 65536);
+    }
+
+    /// <summary>
+    /// A segment beyond the interface's MTU is refused with DF (IPV6_DONTFRAG) and sent again fragmented, so it arrives
+    /// whole; the kernel's record of the refusal comes back as a report quoting the segment's own ports and sequence
+    /// number with the interface's MTU, for its connection to lower its MSS. Nothing more is queued, nothing is ignored.
+    /// </summary>
+    private static void AssertFragmentedAndReported(UdpEncapsulationTransport from, UdpEncapsulationTransport to, int length, int interfaceMtu)
+    {
+        var segment = SeededBytes(17, length);
+        var buffer = new byte[from.ReceiveBufferLength];
+        Assert.True(from.Send(to.LocalAddress, segment));
+        Assert.True(segment.AsSpan().SequenceEqual(ReceiveOne(to, new byte[to.ReceiveBufferLength], from.LocalAddress)));
+
+        Assert.True(from.TryReceiveQueuedPacketTooBig(buffer, out var report));
+        Assert.Equal(
+            new PacketTooBigReport(from.LocalAddress, to.LocalAddress, 17, BinaryPrimitives.ReadUInt16BigEndian(segment), BinaryPrimitives.ReadUInt16BigEndian(segment.AsSpan(2)), new SeqNumber(BinaryPrimitives.ReadUInt32BigEndian(segment.AsSpan(4))), interfaceMtu),
+            report);
+        var ignored = from.IgnoredErrors;
+        Assert.False(from.TryReceiveQueuedPacketTooBig(buffer, out _));
+        Assert.Equal(ignored, from.IgnoredErrors);
+        Assert.Equal(0, from.SendDrops.Total);
     }
 
     [Fact]
@@ -136,10 +163,14 @@ public sealed class UdpEncapsulationTransportTests
         using var a = pair.A.Run(() => UdpEncapsulationTransport.Open(VethNamespacePair.AddressA6, Port, Port));
         using var b = pair.B.Run(() => UdpEncapsulationTransport.Open(VethNamespacePair.AddressB6, Port, Port));
 
-        // IPv6 header (40) and UDP header (8) within the veth's 1500 bytes; larger segments go as IPv6 fragments.
+        // IPv6 header (40) and UDP header (8) within the veth's 1500 bytes; larger segments go as IPv6 fragments, each
+        // reported too big.
         Assert.Equal(1500 - 48, a.MaxSegmentLengthTo(VethNamespacePair.AddressB6));
-        AssertCarries(a, b, seed: 15, 20, 1452, 60 * 1024, a.MaxSegmentLength);
+        AssertCarries(a, b, seed: 15, 20, 1452);
         AssertCarries(b, a, seed: 16, 20, 1452);
+        AssertFragmentedAndReported(a, b, 1453, interfaceMtu: 1500);
+        AssertFragmentedAndReported(a, b, 60 * 1024, interfaceMtu: 1500);
+        AssertFragmentedAndReported(a, b, a.MaxSegmentLength - 40, interfaceMtu: 1500);
 
         // A datagram from another port is not MTCP traffic; an IPv4 destination is not reachable from an IPv6 socket.
         using (var stranger = pair.A.Run(() => new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp)))

@@ -35,7 +35,7 @@ public sealed class PathMtuTests
             }
 
             tooBig++;
-            verdicts.Add(pair.ServerConnection!.HandlePacketTooBig(packet.Header.SourcePort, packet.Header.DestinationPort, packet.Header.SequenceNumber, LinkMtu, ipv6: false));
+            verdicts.Add(pair.ServerConnection!.HandlePacketTooBig(packet.Header.SourcePort, packet.Header.DestinationPort, packet.Header.SequenceNumber, LinkMtu, ipv6: false, carrierHeaderLength: 0));
             return true;
         };
 
@@ -45,7 +45,7 @@ public sealed class PathMtuTests
         Assert.Equal(ServerBytes, pair.ClientApp.BytesRead);
         Assert.Equal(-1, pair.ClientApp.FirstMismatch);
         var server = pair.ServerConnection!;
-        Assert.Equal(TcpConnection.SegmentSizeForPathMtu(LinkMtu, ipv6: false), server.SendMss);
+        Assert.Equal(TcpConnection.SegmentSizeForPathMtu(LinkMtu, ipv6: false, carrierHeaderLength: 0), server.SendMss);
         Assert.Equal(1, server.Stats.PathMtuReductions);
         Assert.Equal(PacketTooBigVerdict.Lowered, verdicts[0]);
         Assert.All(verdicts.Skip(1), verdict => Assert.Equal(PacketTooBigVerdict.NotSmaller, verdict));
@@ -77,7 +77,7 @@ public sealed class PathMtuTests
             _ => (server.LocalPort, (ushort)(server.RemotePort + 1), una, LinkMtu),
         };
 
-        var verdict = server.HandlePacketTooBig(sourcePort, destinationPort, sequence, mtu, ipv6: false);
+        var verdict = server.HandlePacketTooBig(sourcePort, destinationPort, sequence, mtu, ipv6: false, carrierHeaderLength: 0);
 
         Assert.Equal(expected, verdict);
         Assert.Equal(mss, server.SendMss);
@@ -90,16 +90,22 @@ public sealed class PathMtuTests
     }
 
     [Theory]
-    [InlineData(1000, false, 920)]
-    [InlineData(576, false, 496)]
-    [InlineData(68, false, 496)]
-    [InlineData(1280, true, 1180)]
-    [InlineData(1000, true, 1180)]
-    [InlineData(1500, true, 1400)]
-    public void The_mss_for_a_path_mtu_must_leave_room_for_the_headers_and_never_fall_below_the_family_minimum(int mtu, bool ipv6, int expected)
+    [InlineData(1000, false, 0, 920)]
+    [InlineData(576, false, 0, 496)]
+    [InlineData(68, false, 0, 496)]
+    [InlineData(1280, true, 0, 1180)]
+    [InlineData(1000, true, 0, 1180)]
+    [InlineData(1500, true, 0, 1400)]
+    [InlineData(1200, false, 8, 1112)]
+    [InlineData(68, false, 8, 488)]
+    [InlineData(1280, true, 8, 1172)]
+    [InlineData(600, true, 8, 1172)]
+    public void The_mss_for_a_path_mtu_must_leave_room_for_the_headers_and_never_fall_below_the_family_minimum(int mtu, bool ipv6, int carrierHeaderLength, int expected)
     {
         // The minimum MTU: 576 bytes for IPv4 (RFC 791), 1280 for IPv6 (RFC 8200 §5); a report below it is a forgery or
-        // a broken link, and believing it would shrink the connection to nothing.
-        Assert.Equal(expected, TcpConnection.SegmentSizeForPathMtu(mtu, ipv6));
+        // a broken link, and believing it would shrink the connection to nothing. A UDP carrier's 8 bytes come out of
+        // the link's MTU, floored or not: the datagram, not the segment, must fit the link.
+        Assert.Equal(expected, TcpConnection.SegmentSizeForPathMtu(mtu, ipv6, carrierHeaderLength));
+        Assert.True(expected + (ipv6 ? 40 : 20) + carrierHeaderLength + TcpSegment.MinHeaderLength + TcpSegment.MaxOptionsLength <= Math.Max(mtu, ipv6 ? 1280 : 576));
     }
 }

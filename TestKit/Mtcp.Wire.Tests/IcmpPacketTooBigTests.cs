@@ -138,6 +138,31 @@ public sealed class IcmpPacketTooBigTests
     }
 
     [Fact]
+    public void A_quote_the_kernel_took_apart_must_give_the_segments_ports_and_sequence_number_and_refuse_fewer_than_8_bytes()
+    {
+        var segment = new byte[20];
+        BinaryPrimitives.WriteUInt16BigEndian(segment, SourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(2), DestinationPort);
+        BinaryPrimitives.WriteUInt32BigEndian(segment.AsSpan(4), Sequence);
+        segment.AsSpan(8).Fill(0xA5);
+
+        Assert.Equal(IcmpReportError.None, IcmpPacketTooBig.TryReadQuotedSegment(Golden.V6Client, Golden.V6Server, 17, segment, 1280, out var report));
+        Assert.Equal(new PacketTooBigReport(Golden.V6Client, Golden.V6Server, 17, SourcePort, DestinationPort, new SeqNumber(Sequence), 1280), report);
+        Assert.Equal(IcmpReportError.None, IcmpPacketTooBig.TryReadQuotedSegment(Golden.V4Client, Golden.V4Server, 17, segment.AsSpan(0, 8), 1200, out report));
+        Assert.Equal(new PacketTooBigReport(Golden.V4Client, Golden.V4Server, 17, SourcePort, DestinationPort, new SeqNumber(Sequence), 1200), report);
+
+        // A router that quoted RFC 792's 64 bits quoted the UDP header and nothing of the segment.
+        for (var length = 0; length < 8; length++)
+        {
+            Assert.Equal(IcmpReportError.Truncated, IcmpPacketTooBig.TryReadQuotedSegment(Golden.V4Client, Golden.V4Server, 17, segment.AsSpan(0, length), 1200, out report));
+            Assert.Equal(default, report);
+        }
+
+        Assert.Equal(IcmpReportError.NoMtu, IcmpPacketTooBig.TryReadQuotedSegment(Golden.V4Client, Golden.V4Server, 17, segment, 0, out report));
+        Assert.Equal(default, report);
+    }
+
+    [Fact]
     public void Random_bytes_must_never_throw_and_rarely_pass()
     {
         var random = new Random(1191);

@@ -39,7 +39,7 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
     /// </summary>
     public PacketTooBigVerdict ApplyPacketTooBig(TcpConnection tcb, PacketTooBigReceived report)
     {
-        var verdict = tcb.HandlePacketTooBig(report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IPv6);
+        var verdict = tcb.HandlePacketTooBig(report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IPv6, context.Transport.CarrierHeaderLength);
         if (verdict == PacketTooBigVerdict.Lowered)
         {
             context.Counters.PacketTooBigApplied();

@@ -128,4 +128,9 @@ internal sealed record ThirdPartyTriggerReceived(InboundSegment Segment);
 /// 4-tuple: the peer it was sent to, the quoted ports and sequence number, as sent, and the next hop's MTU. Unauthenticated: the engine checks
 /// them against the connection (<see cref="Mtcp.Stack.TcpConnection.HandlePacketTooBig"/>) before lowering the MSS.
 /// </summary>
-internal sealed record PacketTooBigReceived(IpAddress Peer, ushort QuotedSourcePort, ushort QuotedDestinationPort, SeqNumber QuotedSequence, int Mtu, bool IPv6);
+internal sealed record PacketTooBigReceived(IpAddress Peer, ushort QuotedSourcePort, ushort QuotedDestinationPort, SeqNumber QuotedSequence, int Mtu, bool IPv6)
+{
+    /// <summary>The message of a report the transport read: an ICMP error, or the local host's refusal of a send as too big.</summary>
+    public static PacketTooBigReceived Of(in PacketTooBigReport report) =>
+        new(report.QuotedDestination, report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IsIPv6);
+}

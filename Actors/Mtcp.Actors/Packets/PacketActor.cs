@@ -236,6 +236,7 @@ internal sealed class PacketActor : ReceiveActor
             var outcome = _transport.Receive(buffer, timeout, out var received);
             if (outcome != ReceiveOutcome.Received)
             {
+                RouteQueuedPacketTooBig(buffer);
                 return outcome;
             }
 
@@ -262,7 +263,23 @@ internal sealed class PacketActor : ReceiveActor
                 TellBursts(bursts);
             }
 
+            RouteQueuedPacketTooBig(buffer);
             return outcome;
+        }
+    }
+
+    /// <summary>
+    /// The path MTU reports the transport's own socket queued (the UDP transport's error queue), routed as the ICMP
+    /// thread routes the raw transports'. Read by this thread, which reads everything else of the socket: after the
+    /// burst, whose segments are already handed on, so the buffer is free. Without an error noted since the queue was
+    /// last found empty it costs no system call. At most <c>mtcp.runtime.receive-burst</c> reports a round, so that a
+    /// flood of them cannot hold this thread from the segments; the rest wait for the next round.
+    /// </summary>
+    private void RouteQueuedPacketTooBig(byte[] buffer)
+    {
+        for (var routed = 0; routed < _settings.ReceiveBurst && _transport.TryReceiveQueuedPacketTooBig(buffer, out var report); routed++)
+        {
+            RoutePacketTooBig(report);
         }
     }
 
@@ -329,15 +346,23 @@ internal sealed class PacketActor : ReceiveActor
     private void PacketTooBigLoop() => ReceiveUntilStopped((buffer, timeout) =>
     {
         var outcome = _transport.ReceivePacketTooBig(buffer, timeout, out var report);
-        if (outcome == ReceiveOutcome.Received
-            && _context.Table.TryGetEndpoint(new ConnectionKey(report.QuotedDestination, report.QuotedDestinationPort, report.QuotedSourcePort), out var endpoint))
+        if (outcome == ReceiveOutcome.Received)
         {
-            _context.Counters.PacketTooBigRouted();
-            endpoint.Tell(new PacketTooBigReceived(report.QuotedDestination, report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IsIPv6));
+            RoutePacketTooBig(report);
         }
 
         return outcome;
     });
+
+    /// <summary>A path MTU report to the endpoint of the quoted 4-tuple, if one is live; a report naming none is dropped.</summary>
+    private void RoutePacketTooBig(in PacketTooBigReport report)
+    {
+        if (_context.Table.TryGetEndpoint(new ConnectionKey(report.QuotedDestination, report.QuotedDestinationPort, report.QuotedSourcePort), out var endpoint))
+        {
+            _context.Counters.PacketTooBigRouted();
+            endpoint.Tell(PacketTooBigReceived.Of(report));
+        }
+    }
 
     /// <summary>Counts the segments the transport dropped on the way out since the last report as refusals; returns the total now.</summary>
     private long ReportSendDrops(long reported)

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Configuration;
@@ -12,18 +13,21 @@ using static Mtcp.Actors.Tests.Runtime.RuntimeTestSupport;
 namespace Mtcp.Actors.Tests.Runtime;
 
 /// <summary>
-/// ICMP "packet too big" read by the runtime that ships, over raw protocol 253 across a real routed path (client,
-/// router and server namespaces; the router's link toward the server narrower than the endpoints' 1500-byte links):
-/// the client's first segments are too big for the second link, the router answers with ICMPv6 packet too big or
-/// ICMP fragmentation needed, and
-/// the connection must shrink its segments and finish the upload byte-exact. Forged reports sent at a live connection
-/// must change nothing. Needs root (network namespaces, raw sockets).
+/// ICMP "packet too big" read by the runtime that ships, over raw protocol 253 and over UDP encapsulation, across a real
+/// routed path (client, router and server namespaces; the router's link toward the server narrower than the endpoints'
+/// 1500-byte links): the client's first segments are too big for the second link, the router answers with ICMPv6 packet
+/// too big or ICMP fragmentation needed, and the connection must shrink its segments and finish the upload byte-exact.
+/// The raw transports read the reports on an ICMP socket, the UDP transport on its own socket's error queue. Forged
+/// reports sent at a live connection must change nothing. Needs root (network namespaces, raw sockets).
 /// </summary>
 [Trait("Category", "Netns")]
 [Collection(MultiNodeCollection.Name)]
 public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
 {
     private const ushort ServicePort = 7300;
+    private const ushort UdpPort = 7301;
+    private const string Raw = "raw";
+    private const string Udp = "udp";
     private const long UploadBytes = 8L << 20;
     private static readonly TimeSpan TestTimeout = TimeSpan.FromSeconds(120);
 
@@ -36,22 +40,51 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Theory]
-    [InlineData(true, 1280)]
-    [InlineData(false, 1200)]
-    public async Task An_upload_through_a_narrower_link_must_shrink_its_segments_on_packet_too_big_and_arrive_byte_exact(bool ipv6, int linkMtu)
+    [InlineData(true, 1280, Raw)]
+    [InlineData(false, 1200, Raw)]
+    [InlineData(true, 1280, Udp)]
+    [InlineData(false, 1200, Udp)]
+    public async Task An_upload_through_a_narrower_link_must_shrink_its_segments_on_packet_too_big_and_arrive_byte_exact(bool ipv6, int linkMtu, string carrier)
     {
         using var path = RoutedNamespacePath.Create(ipv6, linkMtu);
         var reassembliesBefore = path.ServerReassemblies();
 
-        var (clientStats, serverStats) = await UploadAsync(path, during: null);
+        var (clientStats, serverStats) = await UploadAsync(path, carrier, during: null);
 
         // Packets that went out before the MSS went down were dropped by the router (IPv6 routers never fragment;
         // our IPv4 packets carry DF): whatever the server reassembled was fragmented at the source.
         var fragmented = path.ServerReassemblies() - reassembliesBefore;
         _output.WriteLine($"reports routed {clientStats.PacketTooBigRouted}, applied {clientStats.PacketTooBigApplied}, refused {clientStats.PacketTooBigRefused}; datagrams the server reassembled {fragmented}");
         Assert.True(clientStats.PacketTooBigApplied >= 1, $"no report lowered the MSS: {clientStats}");
-        Assert.InRange(fragmented, 0, 200);
+        Assert.InRange(fragmented, 0, carrier == Udp ? 0 : 200);
         Assert.Equal(0, serverStats.MalformedSegments);
+    }
+
+    /// <summary>
+    /// The client's own interface goes down to a smaller MTU in the middle of the upload (as when a tunnel comes up): the
+    /// UDP transport's datagrams beyond it are refused by the local host (EMSGSIZE) and go fragmented, and the kernel's
+    /// record of the refusal must lower the connection's MSS, so that the rest of the upload goes in segments that fit:
+    /// only the datagrams sent before the report came back may arrive as fragments (of the ~7,000 of the upload).
+    /// </summary>
+    [Theory]
+    [InlineData(true, 1280)]
+    [InlineData(false, 1200)]
+    public async Task A_send_refused_as_too_big_by_the_local_host_must_lower_the_mss_and_the_upload_must_arrive_byte_exact(bool ipv6, int interfaceMtu)
+    {
+        using var path = RoutedNamespacePath.Create(ipv6, serverLinkMtu: 1500);
+        var reassembliesBefore = path.ServerReassemblies();
+
+        // Once connected, so that the connection's MSS is the 1500-byte route's, and before the upload, which could
+        // otherwise end before the command does.
+        var (clientStats, _) = await UploadAsync(path, Udp, during: null, connected: () =>
+            path.Client.Exec("ip", "link", "set", "dev", RoutedNamespacePath.EndpointInterface, "mtu", interfaceMtu.ToString(CultureInfo.InvariantCulture)));
+
+        var fragmented = path.ServerReassemblies() - reassembliesBefore;
+        _output.WriteLine($"reports routed {clientStats.PacketTooBigRouted}, applied {clientStats.PacketTooBigApplied}, refused {clientStats.PacketTooBigRefused}; datagrams the server reassembled {fragmented}");
+        // Sends refused before the first report is applied make more reports of the same MTU, which the engine refuses
+        // as not lowering its MSS.
+        Assert.True(clientStats.PacketTooBigApplied >= 1, $"no refusal lowered the MSS: {clientStats}");
+        Assert.InRange(fragmented, 1, 1000);
     }
 
     [Theory]
@@ -62,7 +95,7 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         using var path = RoutedNamespacePath.Create(ipv6, serverLinkMtu: 1500);
         var forged = 0;
 
-        var (clientStats, _) = await UploadAsync(path, during: (client, server) =>
+        var (clientStats, _) = await UploadAsync(path, Raw, during: (client, server) =>
         {
             var random = new Random(8201);
             var messages = new List<byte[]>();
@@ -101,9 +134,9 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
             }
 
             var valid = Forge(path.ClientAddress, clientPort, ServicePort, 0, 1280);
-            messages.Add(ipv6 ? valid[..20] : WithIcmpChecksum(valid[..20]));
-            messages.Add(ipv6 ? valid[..50] : WithIcmpChecksum(valid[..32]));
-            SendIcmp(path.Router, path.ClientAddress, messages);
+            messages.Add(ipv6 ? valid[..20] : ForgedIcmp.WithIcmpChecksum(valid[..20]));
+            messages.Add(ipv6 ? valid[..50] : ForgedIcmp.WithIcmpChecksum(valid[..32]));
+            ForgedIcmp.Send(path.Router, path.ClientAddress, messages);
         });
 
         Assert.Equal(0, clientStats.PacketTooBigApplied);
@@ -112,23 +145,99 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
     }
 
     /// <summary>
-    /// A raw-protocol-253 runtime in the server and the client namespace; the client uploads <see cref="UploadBytes"/>
-    /// (with <paramref name="during"/> run once the first write is under way) and closes; the server reads to the FIN. Both
-    /// digests must agree. Returns both runtimes' statistics.
+    /// Forged ICMP errors at the UDP port of a live connection, quoting an IP and a UDP header the kernel delivers to our
+    /// socket's error queue, then the segment's start: a guessed sequence number, MTUs below the family's minimum and
+    /// above the link, other segment ports, another UDP port, quotes that end within the UDP header or within the
+    /// segment's first 8 bytes, another ICMP error, and garbage. None may lower the MSS; only those naming the
+    /// connection's 4-tuple reach it, and it refuses them all.
     /// </summary>
-    private async Task<(PacketStatistics Client, PacketStatistics Server)> UploadAsync(RoutedNamespacePath path, Action<MtcpStream, MtcpConnection>? during)
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Forged_packet_too_big_messages_at_the_udp_port_of_a_live_connection_must_change_nothing(bool ipv6)
+    {
+        using var path = RoutedNamespacePath.Create(ipv6, serverLinkMtu: 1500);
+        var forged = 0;
+        var dropped = 0;
+        UdpEncapsulationTransport? client = null;
+
+        var (clientStats, _) = await UploadAsync(path, Udp, during: (stream, _) =>
+        {
+            var random = new Random(1191);
+            var messages = new List<byte[]>();
+            var clientPort = (ushort)stream.LocalEndPoint.Port;
+            byte[] Forge(ushort udpDestination, ushort sourcePort, ushort destinationPort, uint sequence, uint mtu, int quotedSegmentBytes = 20, byte type = 0) =>
+                ForgedIcmp.AboutUdpDatagram(path.ClientAddress, path.ServerAddress, UdpPort, udpDestination, sourcePort, destinationPort, sequence, mtu, quotedSegmentBytes, type);
+
+            for (var i = 0; i < 10; i++)
+            {
+                // The right 4-tuple, a guessed sequence number: one of 2^32, in flight with odds of a window in 2^32.
+                messages.Add(Forge(UdpPort, clientPort, ServicePort, (uint)random.NextInt64(0, 1L << 32), 1280));
+                forged++;
+            }
+
+            // MTUs below the family's minimum (1280, RFC 8200 §5; 68, RFC 791) and above the link's, sequence guessed.
+            messages.Add(Forge(UdpPort, clientPort, ServicePort, (uint)random.NextInt64(0, 1L << 32), ipv6 ? 600u : 60u));
+            messages.Add(Forge(UdpPort, clientPort, ServicePort, (uint)random.NextInt64(0, 1L << 32), 9000));
+            forged += 2;
+
+            // Other segment ports: no connection of ours, never routed. Another UDP port: not a datagram of the transport.
+            // Quotes cut within the UDP header's 8 bytes after it, or within the segment's first 8: nothing to check. A
+            // port unreachable quoting the connection: no path MTU report.
+            messages.Add(Forge(UdpPort, (ushort)(clientPort + 1), ServicePort, 0, 1280));
+            messages.Add(Forge(UdpPort, clientPort, ServicePort + 1, 0, 1280));
+            messages.Add(Forge(UdpPort + 1, clientPort, ServicePort, 0, 1280));
+            messages.Add(Forge(UdpPort, clientPort, ServicePort, 0, 1280, quotedSegmentBytes: 0));
+            messages.Add(Forge(UdpPort, clientPort, ServicePort, 0, 1280, quotedSegmentBytes: 6));
+            messages.Add(Forge(UdpPort, clientPort, ServicePort, 0, 1280, type: ipv6 ? (byte)1 : (byte)3));
+            dropped += 4;
+
+            // Garbage after a plausible type and code: the kernel finds no socket for it, or it quotes nothing of ours.
+            for (var i = 0; i < 20; i++)
+            {
+                var garbage = new byte[random.Next(4, 100)];
+                random.NextBytes(garbage);
+                (garbage[0], garbage[1]) = ipv6 ? (IcmpPacketTooBig.IPv6PacketTooBig, (byte)0) : (IcmpPacketTooBig.IPv4DestinationUnreachable, IcmpPacketTooBig.IPv4FragmentationNeeded);
+                messages.Add(ipv6 ? garbage : ForgedIcmp.WithIcmpChecksum(garbage));
+            }
+
+            ForgedIcmp.Send(path.Router, path.ClientAddress, messages);
+        }, opened: transport => client = (UdpEncapsulationTransport)transport);
+
+        _output.WriteLine($"reports routed {clientStats.PacketTooBigRouted}, refused {clientStats.PacketTooBigRefused}; error queue entries ignored {client!.IgnoredErrors}");
+        Assert.Equal(0, clientStats.PacketTooBigApplied);
+        Assert.Equal(forged, clientStats.PacketTooBigRouted);
+        Assert.Equal(forged, clientStats.PacketTooBigRefused);
+        // Other segment ports make reports that name no connection; the other UDP port, the short quotes and the port
+        // unreachable are dropped as they leave the error queue.
+        Assert.True(client.IgnoredErrors >= dropped, $"only {client.IgnoredErrors} error queue entries ignored");
+    }
+
+    /// <summary>
+    /// A runtime of <paramref name="carrier"/> (raw protocol 253, or UDP encapsulation on <see cref="UdpPort"/>) in the
+    /// server and the client namespace; the client uploads <see cref="UploadBytes"/> (with <paramref name="during"/> run
+    /// once the first write is under way, and <paramref name="connected"/> before it) and closes; the server reads to the
+    /// FIN. Both digests must agree. Returns both runtimes' statistics; <paramref name="opened"/> is given the client's
+    /// transport.
+    /// </summary>
+    private async Task<(PacketStatistics Client, PacketStatistics Server)> UploadAsync(RoutedNamespacePath path, string carrier, Action<MtcpStream, MtcpConnection>? during, Action<IPacketTransport>? opened = null, Action? connected = null)
     {
         using var timeout = new CancellationTokenSource(TestTimeout);
-        var serverTransport = path.Server.Run(() => RawIPTransport.OpenExperimental(path.ServerAddress));
-        var clientTransport = path.Client.Run(() => RawIPTransport.OpenExperimental(path.ClientAddress));
-        await using var server = MtcpRuntime.Start(Sys, serverTransport, NodeConfig(path.ServerAddress.ToString(), "raw"), "server");
-        await using var client = MtcpRuntime.Start(Sys, clientTransport, NodeConfig(path.ClientAddress.ToString(), "raw"), "client");
+        IPacketTransport Open(IpAddress address) => carrier == Udp
+            ? UdpEncapsulationTransport.Open(address, UdpPort, UdpPort)
+            : RawIPTransport.OpenExperimental(address);
+        var serverTransport = path.Server.Run(() => Open(path.ServerAddress));
+        var clientTransport = path.Client.Run(() => Open(path.ClientAddress));
+        opened?.Invoke(clientTransport);
+        await using var server = MtcpRuntime.Start(Sys, serverTransport, NodeConfig(path.ServerAddress.ToString(), carrier), "server");
+        await using var client = MtcpRuntime.Start(Sys, clientTransport, NodeConfig(path.ClientAddress.ToString(), carrier), "client");
         await using var listener = new MtcpListener(server, ServicePort);
         await listener.StartAsync(timeout.Token);
         var accepting = listener.AcceptAsync(timeout.Token);
         using var connector = new MtcpClient(client);
         var stream = await connector.ConnectAsync(new IPEndPoint(path.ServerAddress.ToIPAddress(), ServicePort), timeout.Token);
         await using var connection = await accepting;
+        connected?.Invoke();
 
         var reading = ReadAllAsync(connection.Stream, length: null, timeout.Token);
         var writing = WritePatternAsync(stream, key: 7, UploadBytes, chunk: 64 * 1024, timeout.Token);
@@ -179,7 +288,7 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         quotedDestination.WriteTo(quoted[16..]);
         BinaryPrimitives.WriteUInt16BigEndian(quoted[10..], InternetChecksum.Compute(quoted[..20]));
         WriteQuotedSegmentStart(quoted[20..], sourcePort, destinationPort, sequence);
-        return WithIcmpChecksum(message);
+        return ForgedIcmp.WithIcmpChecksum(message);
     }
 
     /// <summary>The first 8 bytes of a segment header, all an ICMP error is sure to quote: ports and sequence number.</summary>
@@ -189,28 +298,4 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         BinaryPrimitives.WriteUInt16BigEndian(segment[2..], destinationPort);
         BinaryPrimitives.WriteUInt32BigEndian(segment[4..], sequence);
     }
-
-    /// <summary>Sets an ICMP message's checksum (bytes 2-3, over the whole message, RFC 792).</summary>
-    private static byte[] WithIcmpChecksum(byte[] message)
-    {
-        message[2] = message[3] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(2), InternetChecksum.Compute(message));
-        return message;
-    }
-
-    /// <summary>
-    /// Sends each message from <paramref name="from"/>'s namespace to <paramref name="destination"/> on a raw ICMP or
-    /// ICMPv6 socket of the destination's family.
-    /// </summary>
-    private static void SendIcmp(NetworkNamespace from, IpAddress destination, IEnumerable<byte[]> messages) => from.Run(() =>
-    {
-        using var socket = destination.IsIPv6
-            ? new Socket(AddressFamily.InterNetworkV6, SocketType.Raw, ProtocolType.IcmpV6)
-            : new Socket(AddressFamily.InterNetwork, SocketType.Raw, ProtocolType.Icmp);
-        var target = new IPEndPoint(destination.ToIPAddress(), 0);
-        foreach (var message in messages)
-        {
-            socket.SendTo(message, target);
-        }
-    });
 }
