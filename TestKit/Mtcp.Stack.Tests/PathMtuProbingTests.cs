@@ -144,28 +144,15 @@ public sealed class PathMtuProbingTests
         // An ICMP report lowers the MSS once; the link then drops every larger packet silently, so each probe up is lost.
         var config = Config with { PathMtuRaiseInterval = TimeSpan.FromMilliseconds(200) };
         var pair = new TcpPair(seed: 4575, LinkConditions.Perfect, config, clientBytes: 1_000, serverBytes: 4_000_000);
-        var reported = false;
         var probesDropped = 0;
         (int Window, int Threshold)? atFirstProbeLoss = null;
-        pair.Network.Drop = packet =>
+        NarrowLinkReportingOnce(pair, _ =>
         {
-            if (packet.Source != pair.Server.Address || packet.Size <= NarrowMtu)
+            if (probesDropped++ == 0)
             {
-                return false;
+                atFirstProbeLoss = (pair.ServerConnection!.CongestionWindow, pair.ServerConnection.SlowStartThreshold);
             }
-
-            var server = pair.ServerConnection!;
-            if (!reported)
-            {
-                reported = server.HandlePacketTooBig(packet.Header.SourcePort, packet.Header.DestinationPort, packet.Header.SequenceNumber, NarrowMtu, ipv6: false) == PacketTooBigVerdict.Lowered;
-            }
-            else if (probesDropped++ == 0)
-            {
-                atFirstProbeLoss = (server.CongestionWindow, server.SlowStartThreshold);
-            }
-
-            return true;
-        };
+        });
 
         Assert.True(pair.Network.Drive(() => pair.ServerConnection is { Stats.PathMtuProbesLost: 1 }, Limit), Describe(pair));
         var server = pair.ServerConnection!;
@@ -228,22 +215,10 @@ public sealed class PathMtuProbingTests
     {
         var config = Config with { PathMtuRaiseInterval = TimeSpan.FromMilliseconds(200) };
         var pair = new TcpPair(seed: 5961, LinkConditions.Perfect, config, clientBytes: 1_000, serverBytes: 2_000_000);
-        var reported = false;
         var forged = 0;
-        pair.Network.Drop = packet =>
+        NarrowLinkReportingOnce(pair, packet =>
         {
-            if (packet.Source != pair.Server.Address || packet.Size <= NarrowMtu)
-            {
-                return false;
-            }
-
             var server = pair.ServerConnection!;
-            if (!reported)
-            {
-                reported = server.HandlePacketTooBig(packet.Header.SourcePort, packet.Header.DestinationPort, packet.Header.SequenceNumber, NarrowMtu, ipv6: false) == PacketTooBigVerdict.Lowered;
-                return true;
-            }
-
             // The probe is dropped; a stranger claims its delivery: from outside the window (ahead, behind), beyond
             // what was sent, and in a SACK block that even carries the peer's sequence number. (One who also knows the
             // peer's sequence numbers can acknowledge any byte in flight, the probe's or not: that is no longer a forgery
@@ -271,9 +246,7 @@ public sealed class PathMtuProbingTests
                 pair.Network.Inject(new SimPacket(pair.Client.Address, pair.Server.Address, forgery, ReadOnlyMemory<byte>.Empty));
                 forged++;
             }
-
-            return true;
-        };
+        });
 
         Assert.True(pair.DriveToClose(Limit), Describe(pair));
 
@@ -284,6 +257,34 @@ public sealed class PathMtuProbingTests
         Assert.Equal(0, server.Stats.PathMtuIncreases);
         Assert.Equal(TcpConnection.SegmentSizeForPathMtu(NarrowMtu, ipv6: false), server.SendMss);
         Assert.Equal(server.Stats.PathMtuProbes, server.Stats.PathMtuProbesLost);
+    }
+
+    /// <summary>
+    /// The link in front of the client takes packets up to <see cref="NarrowMtu"/>: its router reports the server's first
+    /// larger segment (an ICMP report the server believes), then its reports are filtered and every later larger packet
+    /// of the server vanishes silently, seen by <paramref name="onSilentDrop"/>: a path where every probe up is lost.
+    /// </summary>
+    private static void NarrowLinkReportingOnce(TcpPair pair, Action<SimPacket> onSilentDrop)
+    {
+        var reported = false;
+        pair.Network.Drop = packet =>
+        {
+            if (packet.Source != pair.Server.Address || packet.Size <= NarrowMtu)
+            {
+                return false;
+            }
+
+            if (!reported)
+            {
+                reported = pair.ServerConnection!.HandlePacketTooBig(packet.Header.SourcePort, packet.Header.DestinationPort, packet.Header.SequenceNumber, NarrowMtu, ipv6: false) == PacketTooBigVerdict.Lowered;
+            }
+            else
+            {
+                onSilentDrop(packet);
+            }
+
+            return true;
+        };
     }
 
     /// <summary>The pair's account with the server's path MTU state, for assertion messages.</summary>
