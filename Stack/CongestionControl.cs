@@ -78,6 +78,16 @@ internal sealed class CongestionControl
     }
 
     /// <summary>
+    /// The path's segment size changed mid-connection (path MTU discovery): SMSS follows, while cwnd and ssthresh stay
+    /// the bytes they were (at least one new SMSS), as the path's capacity in bytes did not change with its MTU.
+    /// </summary>
+    public void ChangeSenderMss(int senderMss)
+    {
+        SenderMss = senderMss;
+        Window = Math.Max(Window, senderMss);
+    }
+
+    /// <summary>
     /// An ACK that moved SND.UNA forward by <paramref name="newlyAcked"/> bytes to <paramref name="ack"/>;
     /// <paramref name="flightSizeAfter"/> is what is still outstanding.
     /// </summary>

@@ -338,6 +338,26 @@ internal sealed class SendScoreboard
         return marked;
     }
 
+    /// <summary>Whether some segment is marked lost and every one marked lost lies within <paramref name="start"/>..<paramref name="end"/>.</summary>
+    public bool LostOnlyWithin(SeqNumber start, SeqNumber end)
+    {
+        var any = false;
+        foreach (var segment in _segments)
+        {
+            if (segment.Lost)
+            {
+                if (segment.Start < start || segment.End > end)
+                {
+                    return false;
+                }
+
+                any = true;
+            }
+        }
+
+        return any;
+    }
+
     /// <summary>The first segment marked lost (RFC 6675 NextSeg rule 1, in sequence order), or -1.</summary>
     public int FirstLost()
     {

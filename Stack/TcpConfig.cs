@@ -89,6 +89,40 @@ public sealed record TcpConfig
     public int InitialWindowSegments { get; init; } = 10;
 
     /// <summary>
+    /// Packetization-layer path MTU discovery (RFC 4821, RFC 8899) on top of ICMP "packet too big": a PMTU black hole
+    /// (<see cref="BlackHoleTimeouts"/> timeouts of a segment longer than <see cref="BaseSegmentSize"/>) drops the send
+    /// MSS to that base, and probes of real queued data search the MSS back up after any lowering and every
+    /// <see cref="PathMtuRaiseInterval"/>. Probing up needs SACK (a lost probe is told from congestion per segment);
+    /// black-hole detection does not. Off: the MSS only ever goes down, on an ICMP report.
+    /// </summary>
+    public bool PathMtuProbing { get; init; } = true;
+
+    /// <summary>
+    /// Consecutive retransmission timeouts of a segment longer than <see cref="BaseSegmentSize"/> that make the path a
+    /// black hole (Linux's tcp_retries1, 3, with tcp_mtu_probing = 1); the count starts over at any ACK of new data and
+    /// at a timeout of a segment no longer than the base, which size cannot explain.
+    /// </summary>
+    public int BlackHoleTimeouts { get; init; } = 3;
+
+    /// <summary>
+    /// The MSS a black hole falls back to (Linux's tcp_base_mss, 1024): with the engine's 40 bytes of option room it
+    /// fits RFC 8899's BASE_PLPMTU of 1200 bytes in both families, so every IPv6 link and nearly every IPv4 path carries it.
+    /// </summary>
+    public int BaseSegmentSize { get; init; } = 1024;
+
+    /// <summary>
+    /// RFC 8899's PMTU_RAISE_TIMER (600 s; RFC 1191 §6.3 and RFC 4821 §7.7 say 10 minutes): how long after an ICMP report
+    /// lowered the MSS, and after a search ended below the largest MSS, the next search up starts.
+    /// </summary>
+    public TimeSpan PathMtuRaiseInterval { get; init; } = TimeSpan.FromSeconds(600);
+
+    /// <summary>
+    /// The search's resolution in bytes (Linux's tcp_probe_threshold, 8): probes halve the range between the largest
+    /// size known to pass and the smallest known to fail, and the search ends when that range is narrower than this.
+    /// </summary>
+    public int PathMtuSearchStep { get; init; } = 8;
+
+    /// <summary>
     /// MTCP read log (thesis §3.3.3, §4.2.2): when on, bytes the application reads are kept until
     /// <see cref="TcpConnection.ReleaseReadLog"/> releases them, so a migration can hand them to the new server.
     /// Memory grows with the log; the application bounds it by how often it snapshots.
@@ -113,6 +147,10 @@ public sealed record TcpConfig
         Require(MaxSynRetransmissions >= 0, nameof(MaxSynRetransmissions), "must not be negative");
         Require(MaxRetransmissions >= 1, nameof(MaxRetransmissions), "must be at least 1");
         Require(InitialWindowSegments >= 1, nameof(InitialWindowSegments), "must be at least 1");
+        Require(BlackHoleTimeouts >= 1, nameof(BlackHoleTimeouts), "must be at least 1");
+        Require(BaseSegmentSize is >= 64 and <= 65495, nameof(BaseSegmentSize), "must be 64..65495 bytes");
+        Require(PathMtuRaiseInterval > TimeSpan.Zero, nameof(PathMtuRaiseInterval), "must be positive");
+        Require(PathMtuSearchStep >= 1, nameof(PathMtuSearchStep), "must be at least 1");
         return this;
     }
 

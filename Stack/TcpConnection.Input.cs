@@ -173,6 +173,7 @@ public sealed partial class TcpConnection
         var peerMss = segment.Options.MaxSegmentSize ?? DefaultPeerMss;
         _sendMss = Math.Max(1, Math.Min(_config.MaxSegmentSize, (int)peerMss));
         _congestion.SetSenderMss(_sendMss);
+        StartPathMtuSearchAt(_sendMss);
 
         // RFC 2018 §2: SACK is in force only when both SYNs carry SACK-permitted. Like MSS and window scale, decided
         // here and nowhere else.
@@ -521,6 +522,7 @@ public sealed partial class TcpConnection
         }
 
         _consecutiveTimeouts = 0;
+        _fullSizedTimeouts = 0;
 
         // Congestion control counts data only: the ACK of a SYN or FIN neither grows cwnd nor ends recovery.
         if (!_sackAgreed && freedData > 0 && _congestion.OnNewAck(ack, freedData, flightBefore - newlyAcked, now, _rtt.SmoothedRtt) == CongestionSignal.RetransmitFirstUnacknowledged)

@@ -187,6 +187,11 @@ public sealed partial class TcpConnection
             return false;
         }
 
+        if (TryEmitPathMtuProbe(now, payloadBuffer, available, out header, out payloadLength))
+        {
+            return true;
+        }
+
         var mss = Math.Min(_sendMss, payloadBuffer.Length);
         var inFlight = _sndNxt - _sndUna;
         var usable = _sackAgreed
@@ -299,6 +304,7 @@ public sealed partial class TcpConnection
         {
             Stats.Retransmissions++;
             _timing = false;
+            NotePathMtuProbeResent(now, from, length);
         }
         else if (!_timing && length > 0)
         {
@@ -391,6 +397,7 @@ public sealed partial class TcpConnection
             return;
         }
 
+        DetectBlackHole(now);
         _congestion.OnRetransmissionTimeout(_sndMax - _sndUna, _sndMax);
         if (_sackAgreed)
         {

@@ -83,10 +83,9 @@ public sealed partial class TcpConnection
             return PacketTooBigVerdict.NotSmaller;
         }
 
-        _sendMss = segmentSize;
-        _congestion.SetSenderMss(segmentSize);
+        ChangeSendMss(segmentSize);
+        OnPathMtuLoweredByReport(segmentSize);
         Stats.PathMtuReductions++;
-        _timing = false;
         if (_sackAgreed)
         {
             // Only the segments longer than the new MSS were dropped; the scoreboard resends them cut to it.

@@ -131,6 +131,7 @@ public sealed partial class TcpConnection
         _rtt = new RttEstimator(config.InitialRto, config.MinRto, config.MaxRto, config.ClockGranularity);
         _sendMss = Math.Min(config.MaxSegmentSize, DefaultPeerMss);
         _congestion = new CongestionControl(_sendMss, config.InitialWindowSegments, iss, ICongestionAvoidance.Create(config.CongestionControl));
+        StartPathMtuSearchAt(_sendMss);
         _retainReadLogAtOpen = config.RetainReadLog;
     }
 

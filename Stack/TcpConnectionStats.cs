@@ -48,6 +48,18 @@ public sealed class TcpConnectionStats
     /// <summary>ICMP "packet too big" reports that lowered the send MSS (<see cref="TcpConnection.HandlePacketTooBig"/>).</summary>
     public long PathMtuReductions { get; internal set; }
 
+    /// <summary>Path MTU black holes detected (RFC 4821 §7.2): the send MSS fell back to <see cref="TcpConfig.BaseSegmentSize"/>.</summary>
+    public long PathMtuBlackHoles { get; internal set; }
+
+    /// <summary>Path MTU probes sent (RFC 4821 §7.3, RFC 8899 §5): segments of real data larger than the send MSS.</summary>
+    public long PathMtuProbes { get; internal set; }
+
+    /// <summary>Probes lost (resent, or marked lost while later segments arrived): the search's upper bound came down, cwnd did not.</summary>
+    public long PathMtuProbesLost { get; internal set; }
+
+    /// <summary>Probes acknowledged that raised the send MSS.</summary>
+    public long PathMtuIncreases { get; internal set; }
+
     /// <summary>Challenge ACKs sent for in-window RSTs and SYNs (RFC 5961 §3.2, §4.2).</summary>
     public long ChallengeAcks { get; internal set; }
 }

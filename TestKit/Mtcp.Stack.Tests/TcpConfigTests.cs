@@ -18,6 +18,10 @@ public sealed class TcpConfigTests
         { nameof(TcpConfig.MaxSynRetransmissions), TcpConfig.Default with { MaxSynRetransmissions = -1 } },
         { nameof(TcpConfig.MaxRetransmissions), TcpConfig.Default with { MaxRetransmissions = 0 } },
         { nameof(TcpConfig.InitialWindowSegments), TcpConfig.Default with { InitialWindowSegments = 0 } },
+        { nameof(TcpConfig.BlackHoleTimeouts), TcpConfig.Default with { BlackHoleTimeouts = 0 } },
+        { nameof(TcpConfig.BaseSegmentSize), TcpConfig.Default with { BaseSegmentSize = 10 } },
+        { nameof(TcpConfig.PathMtuRaiseInterval), TcpConfig.Default with { PathMtuRaiseInterval = TimeSpan.Zero } },
+        { nameof(TcpConfig.PathMtuSearchStep), TcpConfig.Default with { PathMtuSearchStep = 0 } },
     };
 
     [Theory]
@@ -43,5 +47,7 @@ public sealed class TcpConfigTests
         Assert.True(config.MaxRto >= TimeSpan.FromSeconds(60)); // RFC 6298 §2.5
         Assert.Equal(10, config.InitialWindowSegments); // RFC 6928
         Assert.True(config.DelayedAckTimeout < TimeSpan.FromMilliseconds(500)); // RFC 9293 §3.8.6.3
+        Assert.Equal(TimeSpan.FromSeconds(600), config.PathMtuRaiseInterval); // RFC 8899 §5.1.1 PMTU_RAISE_TIMER
+        Assert.True(config.BaseSegmentSize + 20 + 40 + 40 <= 1200); // RFC 8899 §5.1.2 BASE_PLPMTU, IPv6 headers and option room
     }
 }

@@ -12,6 +12,8 @@ internal static class TcpSettings
 {
     public const string Section = "mtcp.tcp";
 
+    private const string PathMtuProbingSection = Section + ".path-mtu-probing";
+
     private static readonly Dictionary<string, CongestionControlAlgorithm> CongestionControls = new()
     {
         ["cubic"] = CongestionControlAlgorithm.Cubic,
@@ -47,6 +49,11 @@ internal static class TcpSettings
             MaxSynRetransmissions = HoconValues.Integer(config, Section + ".max-syn-retransmissions", 0, int.MaxValue),
             MaxRetransmissions = HoconValues.Integer(config, Section + ".max-retransmissions", 1, int.MaxValue),
             InitialWindowSegments = HoconValues.Integer(config, Section + ".initial-window-segments", 1, int.MaxValue),
+            PathMtuProbing = HoconValues.Boolean(config, PathMtuProbingSection + ".enabled"),
+            BlackHoleTimeouts = HoconValues.Integer(config, PathMtuProbingSection + ".black-hole-timeouts", 1, int.MaxValue),
+            BaseSegmentSize = HoconValues.Integer(config, PathMtuProbingSection + ".base-segment-size", 64, 65495),
+            PathMtuRaiseInterval = HoconValues.Duration(config, PathMtuProbingSection + ".raise-interval", allowZero: false),
+            PathMtuSearchStep = HoconValues.Integer(config, PathMtuProbingSection + ".search-step", 1, int.MaxValue),
         };
 
         try
@@ -66,6 +73,11 @@ internal static class TcpSettings
         nameof(TcpConfig.ReceiveBufferSize) => Section + ".receive-buffer-size",
         nameof(TcpConfig.InitialRto) or nameof(TcpConfig.MinRto) or nameof(TcpConfig.MaxRto) => $"{Section}.initial-rto, min-rto, max-rto",
         nameof(TcpConfig.DelayedAckTimeout) => Section + ".delayed-ack",
+        nameof(TcpConfig.PathMtuProbing) => PathMtuProbingSection + ".enabled",
+        nameof(TcpConfig.BlackHoleTimeouts) => PathMtuProbingSection + ".black-hole-timeouts",
+        nameof(TcpConfig.BaseSegmentSize) => PathMtuProbingSection + ".base-segment-size",
+        nameof(TcpConfig.PathMtuRaiseInterval) => PathMtuProbingSection + ".raise-interval",
+        nameof(TcpConfig.PathMtuSearchStep) => PathMtuProbingSection + ".search-step",
         _ => Section + "." + field,
     };
 }

@@ -18,7 +18,8 @@ namespace Mtcp.Actors.Tests.Runtime;
 /// 1500-byte links): the client's first segments are too big for the second link, the router answers with ICMPv6 packet
 /// too big or ICMP fragmentation needed, and the connection must shrink its segments and finish the upload byte-exact.
 /// The raw transports read the reports on an ICMP socket, the UDP transport on its own socket's error queue. Forged
-/// reports sent at a live connection must change nothing. Needs root (network namespaces, raw sockets).
+/// reports sent at a live connection must change nothing. With the router's reports filtered (a PMTU black hole) the upload must still arrive, by the
+/// connection's black-hole detection (RFC 4821 §7.2). Needs root (network namespaces, raw sockets, nftables).
 /// </summary>
 [Trait("Category", "Netns")]
 [Collection(MultiNodeCollection.Name)]
@@ -85,6 +86,28 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         // as not lowering its MSS.
         Assert.True(clientStats.PacketTooBigApplied >= 1, $"no refusal lowered the MSS: {clientStats}");
         Assert.InRange(fragmented, 1, 1000);
+    }
+
+    [Theory]
+    [InlineData(true, 1280, Raw)]
+    [InlineData(false, 1200, Raw)]
+    [InlineData(true, 1280, Udp)]
+    [InlineData(false, 1200, Udp)]
+    public async Task An_upload_through_a_pmtu_black_hole_must_fall_back_to_the_base_mss_and_arrive_byte_exact(bool ipv6, int linkMtu, string carrier)
+    {
+        // The router's reports are filtered out (RFC 2923 §2.1): the client's full-sized segments vanish without a
+        // word, and only its retransmission timeouts tell it (mtcp.tcp.path-mtu-probing). Without that the upload
+        // stalls at the first full-sized segment until the test's timeout.
+        using var path = RoutedNamespacePath.Create(ipv6, linkMtu);
+        using var filter = PacketLoss.DropPacketTooBig(path.Router, ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork);
+        var started = DateTime.UtcNow;
+
+        var (clientStats, serverStats) = await UploadAsync(path, carrier, during: null);
+
+        _output.WriteLine($"{UploadBytes} bytes in {(DateTime.UtcNow - started).TotalSeconds:F1} s; reports the router's filter dropped {filter.DroppedOutgoing}, reports routed to the client {clientStats.PacketTooBigRouted}");
+        Assert.True(filter.DroppedOutgoing >= 1, "the router reported no packet too big: the path was no black hole");
+        Assert.Equal(0, clientStats.PacketTooBigRouted);
+        Assert.Equal(0, serverStats.MalformedSegments);
     }
 
     [Theory]

@@ -54,6 +54,21 @@ public sealed class RuntimeSettingsTests
     }
 
     [Fact]
+    public void Path_mtu_probing_keys_must_map_onto_the_engine()
+    {
+        var tcp = TcpSettings.Create(Layered(
+            "mtcp.tcp.path-mtu-probing { enabled = off, black-hole-timeouts = 5, base-segment-size = 1200, raise-interval = 30s, search-step = 64 }"));
+
+        Assert.False(tcp.PathMtuProbing);
+        Assert.Equal(5, tcp.BlackHoleTimeouts);
+        Assert.Equal(1200, tcp.BaseSegmentSize);
+        Assert.Equal(TimeSpan.FromSeconds(30), tcp.PathMtuRaiseInterval);
+        Assert.Equal(64, tcp.PathMtuSearchStep);
+        var error = Assert.Throws<Akka.Configuration.ConfigurationException>(() => TcpSettings.Create(Layered("mtcp.tcp.path-mtu-probing.raise-interval = 0s")));
+        Assert.Contains("mtcp.tcp.path-mtu-probing.raise-interval", error.Message);
+    }
+
+    [Fact]
     public void Congestion_control_must_default_to_cubic_and_accept_newreno()
     {
         Assert.Equal(Stack.CongestionControlAlgorithm.Cubic, TcpSettings.Create(MtcpConfig.Reference).CongestionControl);

@@ -57,7 +57,20 @@ public sealed class PacketLoss : IDisposable
     public static PacketLoss InstallOnInterface(NetworkNamespace ns, string interfaceName, double percent, LossHooks hooks = LossHooks.Both, AddressFamily family = AddressFamily.InterNetwork) =>
         Install(ns, percent, hooks, hook => hook == LossHooks.Output ? $"oifname \"{interfaceName}\"" : $"iifname \"{interfaceName}\"", family);
 
-    private static PacketLoss Install(NetworkNamespace ns, double percent, LossHooks hooks, Func<LossHooks, string> match, AddressFamily family)
+    /// <summary>
+    /// Drops every ICMP "fragmentation needed" (RFC 1191) or ICMPv6 "packet too big" (RFC 8201) that leaves
+    /// <paramref name="ns"/>, as a router behind a filter that eats them: a link there narrower than a sender's packets
+    /// becomes a PMTU black hole (RFC 2923 §2.1). <see cref="DroppedOutgoing"/> counts the reports dropped.
+    /// </summary>
+    public static PacketLoss DropPacketTooBig(NetworkNamespace ns, AddressFamily family) => Install(
+        ns,
+        percent: 100,
+        LossHooks.Output,
+        _ => family == AddressFamily.InterNetworkV6 ? "icmpv6 type packet-too-big" : "icmp type destination-unreachable icmp code frag-needed",
+        family,
+        spareIcmpV6: false);
+
+    private static PacketLoss Install(NetworkNamespace ns, double percent, LossHooks hooks, Func<LossHooks, string> match, AddressFamily family, bool spareIcmpV6 = true)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(percent);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(percent, 100);
@@ -65,7 +78,7 @@ public sealed class PacketLoss : IDisposable
         var (tableFamily, spared) = family switch
         {
             AddressFamily.InterNetwork => ("ip", ""),
-            AddressFamily.InterNetworkV6 => ("ip6", " meta l4proto != ipv6-icmp"),
+            AddressFamily.InterNetworkV6 => ("ip6", spareIcmpV6 ? " meta l4proto != ipv6-icmp" : ""),
             _ => throw new ArgumentOutOfRangeException(nameof(family), family, "IPv4 or IPv6"),
         };
         ns.Exec("nft", "add", "table", tableFamily, TableName);
@@ -81,7 +94,9 @@ public sealed class PacketLoss : IDisposable
 
                 var chain = ChainOf(hook);
                 ns.Exec("nft", $"add chain {tableFamily} {TableName} {chain} {{ type filter hook {chain} priority 0; policy accept; }}");
-                ns.Exec("nft", string.Create(CultureInfo.InvariantCulture, $"add rule {tableFamily} {TableName} {chain} {match(hook)}{spared} numgen random mod {Draws} < {Math.Round(percent * Draws / 100)} counter drop"));
+                // nftables refuses "numgen random mod N < N" (the value must lie in 0..N-1): 100 % needs no draw at all.
+                var draw = percent >= 100 ? "" : string.Create(CultureInfo.InvariantCulture, $" numgen random mod {Draws} < {Math.Round(percent * Draws / 100)}");
+                ns.Exec("nft", $"add rule {tableFamily} {TableName} {chain} {match(hook)}{spared}{draw} counter drop");
             }
         }
         catch

@@ -64,6 +64,11 @@ public sealed class RoutedNamespacePath : IDisposable
             var family = ipv6 ? "-6" : "-4";
             path.Client.Exec("ip", family, "route", "add", ipv6 ? "fd00:97:2::/64" : "10.97.2.0/24", "via", path.RouterClientAddress.ToString());
             path.Server.Exec("ip", family, "route", "add", ipv6 ? "fd00:97:1::/64" : "10.97.1.0/24", "via", path.RouterServerAddress.ToString());
+            if (ipv6)
+            {
+                path.WaitForLinkLocalAddresses();
+            }
+
             return path;
         }
         catch
@@ -74,6 +79,24 @@ public sealed class RoutedNamespacePath : IDisposable
             }
 
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Waits (up to 5 s) until no address of the three namespaces is tentative. The link-local addresses the kernel gives
+    /// each interface still run duplicate address detection (RFC 4862 §5.4, a second or two) when the path is built, and
+    /// until then the router cannot resolve its neighbours: the first packets across it are lost, and a lost SYN
+    /// leaves the connection with a 3-second RTO (RFC 6298 §5.7) that the test's own losses would then back off.
+    /// </summary>
+    private void WaitForLinkLocalAddresses()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        foreach (var space in new[] { Client, Router, Server })
+        {
+            while (space.Exec("ip", "-6", "addr", "show", "tentative").StandardOutput.Trim().Length > 0 && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(50);
+            }
         }
     }
 
