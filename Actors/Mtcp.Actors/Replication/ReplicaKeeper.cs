@@ -23,6 +23,11 @@ namespace Mtcp.Actors.Replication;
 /// listening on the connection's port; the client's special SYN then finds the origin lost, and the state request
 /// comes here (<see cref="AnswerFromReplica"/>): the replica answers it as the origin would have, and the new
 /// endpoint reinstates it exactly as after a planned migration.</item>
+/// <item>Takeover from a silent origin: when the live origin of a connection replicated here leaves the state request
+/// of its client's special SYN unanswered for <c>mtcp.control.silent-origin-takeover</c>, the control connection asks
+/// (<see cref="TakeOverFromSilentOrigin"/>), the replica answers as above, and once the new endpoint reinstated it the
+/// origin is sent a state ack at once: it drops the connection silently. Its updates of that connection are no longer
+/// acknowledged from the moment the replica answers.</item>
 /// <item>Fencing: when a node whose connections were taken over is reachable again (it was only partitioned), it is
 /// sent a state ack for each of them: it drops them silently, as an origin does after a migration, while the client
 /// already blackholes it.</item>
@@ -76,6 +81,7 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         Receive<UseControlAuthenticator>(use => _authenticator = use.Authenticator);
         Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
         Receive<AnswerFromReplica>(Answer);
+        Receive<TakeOverFromSilentOrigin>(AnswerForSilentOrigin);
         Receive<StateAck>(Reinstated);
         Receive<ClusterEvent.UnreachableMember>(unreachable =>
         {
@@ -137,7 +143,7 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
             Reconsider();
         });
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
-        Receive<GetReplicaStatistics>(_ => Sender.Tell(new ReplicaStatistics(_takeover.HeldByOrigin(), _takeover.TakenOverByOrigin())));
+        Receive<GetReplicaStatistics>(_ => Sender.Tell(new ReplicaStatistics(_takeover.HeldByOrigin(), _takeover.TakenOverByOrigin(), _takeover.TakenOverFromSilentOrigin)));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -171,7 +177,15 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
     private void Apply(ReplicaUpdateReceived received)
     {
         var before = _takeover.Store.Count;
-        if (_takeover.Apply(received.Origin, received.Update) is { } ack)
+        var refused = _takeover.RefusedUpdates;
+        var ack = _takeover.Apply(received.Origin, received.Update);
+        if (_takeover.RefusedUpdates != refused)
+        {
+            MigrationMetrics.RefusedUpdates.Add(1);
+            _log.Debug("update {0} from {1} is about a connection answered for from its replica here; not acknowledged", received.Update.RequestId, received.Origin);
+        }
+
+        if (ack is not null)
         {
             Sender.Tell(new ReplicateToPeer(ack));
             if (ack.Status == ReplicaAckStatus.NeedsState)
@@ -240,10 +254,8 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         var decision = KeptSide.Decide(_self, members, _unreachable, _role);
         var originMember = members.Where(member => member.Node.Address.Equals(origin)).Select(member => (SplitMember?)member).LastOrDefault();
         var gone = originMember is null or { Status: MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed };
-        var self = _members.TryGetValue(_self, out var known) ? known.Status : MemberStatus.Removed;
-        if (self is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed)
+        if (IsLeaving(out why))
         {
-            why = $"this node is {self}";
             return false;
         }
 
@@ -263,6 +275,14 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
             ? decision.Why
             : $"the split-brain resolver (keep-majority) downs this side: {decision.Why} ({decision.ThisSide} here, {decision.OtherSide} across){(gone ? string.Empty : "; waiting for it to be downed")}";
         return decision.Kept;
+    }
+
+    /// <summary>Whether this node is downed, exiting or removed: it takes nothing over, the clients would leave with it.</summary>
+    private bool IsLeaving(out string why)
+    {
+        var self = _self is null ? MemberStatus.Up : _members.TryGetValue(_self, out var known) ? known.Status : MemberStatus.Removed;
+        why = $"this node is {self}";
+        return self is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed;
     }
 
     /// <summary>The origin is lost: every client of its connections held here is asked to come to this node.</summary>
@@ -328,18 +348,66 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         answer.ReplyTo.Tell(reply, Self);
     }
 
-    /// <summary>The new endpoint reinstated the replica: the connection is served here now.</summary>
+    /// <summary>
+    /// The live origin left a special SYN's state request unanswered: the replica answers if it is that origin's (this
+    /// node is its buddy and is not leaving); the control connection learns which, and drops the origin's answer if so.
+    /// </summary>
+    private void AnswerForSilentOrigin(TakeOverFromSilentOrigin silent)
+    {
+        var request = silent.Request;
+        ControlMessage? reply = null;
+        var firstCid = request.MigratingCid;
+        var check = MigratedConnectionCheck.Forged;
+        if (IsLeaving(out var why))
+        {
+            if (_takeover.Store.TryGetOrigin(request.MigratingCid, out _))
+            {
+                _log.Info("not answering the state request of {0} from its replica while {1} is silent: {2}", request.MigratingCid, silent.Origin, why);
+            }
+        }
+        else
+        {
+            reply = _takeover.AnswerForSilentOrigin(request, silent.Origin, _authenticator, out firstCid, out check);
+        }
+
+        Sender.Tell(new SilentOriginDecided(request.RequestId, reply is not null));
+        switch (reply)
+        {
+            case null:
+                return;
+            case StateReply:
+                _log.Warning("answering the special SYN of cid {0} (now {1}) from its replica: its origin {2} is a member but has not answered the state request (mtcp.control.silent-origin-takeover)", firstCid, request.MigratingCid, silent.Origin);
+                break;
+            case StateReject reject:
+                _log.Warning("replica of {0} refused a state request while its origin {1} is silent: {2} {3} ({4})", request.MigratingCid, silent.Origin, reject.Reason, reject.Diagnostic, check);
+                break;
+        }
+
+        silent.ReplyTo.Tell(reply, Self);
+    }
+
+    /// <summary>The new endpoint reinstated the replica: the connection is served here now; a live origin is fenced at once.</summary>
     private void Reinstated(StateAck ack)
     {
         var before = _takeover.Store.Count;
-        if (!_takeover.Reinstated(ack.MigratingCid, out var origin, out var firstCid))
+        if (!_takeover.Reinstated(ack.MigratingCid, out var origin, out var firstCid, out var fenceNow))
         {
             return;
         }
 
         MigrationMetrics.ReplicasHeld.Add(_takeover.Store.Count - before);
         MigrationMetrics.TakenOver.Add(1);
-        _log.Warning("took over cid {0} (as {1}) from {2}", firstCid, ack.MigratingCid, origin);
+        if (!fenceNow)
+        {
+            _log.Warning("took over cid {0} (as {1}) from {2}", firstCid, ack.MigratingCid, origin);
+            return;
+        }
+
+        // The origin is reachable: it learns now that the connection was taken over and drops it silently, as after a
+        // migration (a state ack naming no reply it sent); the client already talks to this node only.
+        MigrationMetrics.TakenOverFromSilentOrigin.Add(1);
+        Context.Parent.Tell(new AcknowledgeState(origin, new StateAck(0, ack.MigratingCid)));
+        _log.Warning("took over cid {0} (as {1}) from {2}, which did not answer in time; told it to drop the connection", firstCid, ack.MigratingCid, origin);
     }
 
     /// <summary>A lost node is reachable again: it must drop what was taken over from it (a state ack, as after a migration).</summary>

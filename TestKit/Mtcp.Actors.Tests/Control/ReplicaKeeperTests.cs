@@ -182,6 +182,60 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(Cid, fence.Ack.MigratingCid);
     }
 
+    [Fact]
+    public void A_live_origin_silent_on_a_state_request_must_be_answered_for_from_the_replica_and_fenced_once_reinstated()
+    {
+        var endpoint = CreateTestProbe();
+        _keeper.Tell(new TakeOverFromSilentOrigin(Request(20), endpoint.Ref, _origin));
+        Assert.True(ExpectMsg<SilentOriginDecided>().AnsweredFromReplica);
+        var reply = endpoint.ExpectMsg<StateReply>();
+        Assert.Equal(NewCid, reply.NewEndpointCid);
+        Assert.Equal(_keeper, endpoint.LastSender);
+
+        // Client bytes the origin replicates meanwhile are in no reply: their update is never acknowledged.
+        _keeper.Tell(new ReplicaUpdateReceived(_origin, new ReplicaReadLog(2, Cid, 1, new SeqNumber(200), "late"u8.ToArray())));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        _keeper.Tell(new StateAck(20, Cid), endpoint.Ref);
+        var fence = ExpectMsg<AcknowledgeState>();
+        Assert.Equal(_origin, fence.Peer);
+        Assert.Equal(new StateAck(0, Cid), fence.Ack);
+        _keeper.Tell(GetReplicaStatistics.Instance);
+        var statistics = ExpectMsg<ReplicaStatistics>();
+        Assert.Equal(1, statistics.TakenOverFromSilentOrigins);
+        Assert.Empty(statistics.TakenOver);
+        Assert.Equal(0, statistics.Held);
+    }
+
+    [Fact]
+    public void A_silent_origin_whose_replica_is_not_held_here_and_a_strangers_request_must_be_left_to_the_origin()
+    {
+        var endpoint = CreateTestProbe();
+
+        // The replica here is the origin's, not the third member's: this node is not that connection's buddy.
+        _keeper.Tell(new TakeOverFromSilentOrigin(Request(21), endpoint.Ref, _thirdMember.Address));
+        Assert.False(ExpectMsg<SilentOriginDecided>().AnsweredFromReplica);
+        var stranger = Cid with { ClientPort = (ushort)(Cid.ClientPort + 1) };
+        _keeper.Tell(new TakeOverFromSilentOrigin(new StateRequest(22, stranger, NewCid with { ClientPort = stranger.ClientPort }, ClientRcvNxt, new byte[8]), endpoint.Ref, _origin));
+        Assert.False(ExpectMsg<SilentOriginDecided>().AnsweredFromReplica);
+        endpoint.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        // Nothing was taken over: the origin's updates are acknowledged as before.
+        _keeper.Tell(new ReplicaUpdateReceived(_origin, new ReplicaReadLog(2, Cid, 1, new SeqNumber(200), "more"u8.ToArray())));
+        Assert.Equal(ReplicaAckStatus.Held, Assert.IsType<ReplicaAck>(ExpectMsg<ReplicateToPeer>().Message).Status);
+    }
+
+    [Fact]
+    public void A_node_downed_itself_must_not_answer_for_a_silent_origin()
+    {
+        _keeper.Tell(new ClusterEvent.MemberDowned(_selfMember.Copy(MemberStatus.Down)));
+        var endpoint = CreateTestProbe();
+        _keeper.Tell(new TakeOverFromSilentOrigin(Request(23), endpoint.Ref, _origin));
+
+        Assert.False(ExpectMsg<SilentOriginDecided>().AnsweredFromReplica);
+        endpoint.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
     private StateRequest Request(ulong requestId)
     {
         var authenticator = new byte[sizeof(ulong)];
