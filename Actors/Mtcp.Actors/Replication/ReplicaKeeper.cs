@@ -1,9 +1,11 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
+using Mtcp.Actors.Endpoints;
 using Mtcp.Actors.Migration;
 using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
@@ -72,11 +74,19 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
     /// <summary>No membership or reachability change for <see cref="_stableAfter"/>: the far side of a split is all marked.</summary>
     private bool _stable;
 
+    /// <summary>Takeover triggers to send again until their client's special SYN comes (<c>mtcp.cluster.takeover-trigger-*</c>).</summary>
+    private readonly TakeoverTriggerResends _triggerResends;
+    private readonly MonotonicClock _clock = new();
+
+    public const string TakeoverTriggerIntervalPath = "mtcp.cluster.takeover-trigger-interval";
+    public const string TakeoverTriggerResendsPath = "mtcp.cluster.takeover-trigger-resends";
+
     public ReplicaKeeper(ControlSettings settings)
     {
         _takeover = new ReplicaTakeover<Address>(settings.MaxStateReplySize);
         _keepMajority = KeptSide.IsKeepMajority(Context.System.Settings.Config, out _role);
         _stableAfter = KeptSide.TakeoverSettle(Context.System.Settings.Config);
+        _triggerResends = TriggerResends(Context.System.Settings.Config);
         Receive<ReplicaUpdateReceived>(Apply);
         Receive<UseControlAuthenticator>(use => _authenticator = use.Authenticator);
         Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
@@ -89,6 +99,7 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
             _unreachable.Add(unreachable.Member.UniqueAddress);
             Reconsider();
         });
+        Receive<ResendTakeoverTriggers>(_ => ResendTriggers());
         Receive<ViewStable>(_ =>
         {
             _stable = true;
@@ -301,26 +312,90 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         }
 
         var triggered = 0;
+        var now = _clock.Now;
         foreach (var cid in held)
         {
-            foreach (var (address, packetActor) in _transports)
+            var sent = SendTrigger(cid, authenticator);
+            if (sent > 0)
             {
-                if (address.IsIPv4 == cid.ClientAddress.IsIPv4
-                    && _takeover.Store.TryCreateTakeoverTrigger(cid, new ServerEndpoint(address, cid.ServerPort), authenticator, out var trigger))
-                {
-                    packetActor.Tell(new SendTakeoverTrigger(cid, trigger));
-                    triggered++;
-                }
+                _triggerResends.Sent(cid, now);
             }
+
+            triggered += sent;
         }
 
         _log.Warning("{0} {1}: taking over its {2} replicated connections here (MIGRATE_TRIGGER sent {3} times)", origin, how, held.Count, triggered);
         MigrationMetrics.TakeoverTriggers.Add(triggered);
+        ArmTriggerResends();
+    }
+
+    /// <summary>The takeover trigger of <paramref name="cid"/>, signed for each of this node's transports of its family: how many went.</summary>
+    private int SendTrigger(ConnectionId cid, IMigrationAuthenticator authenticator)
+    {
+        var sent = 0;
+        foreach (var (address, packetActor) in _transports)
+        {
+            if (address.IsIPv4 == cid.ClientAddress.IsIPv4
+                && _takeover.Store.TryCreateTakeoverTrigger(cid, new ServerEndpoint(address, cid.ServerPort), authenticator, out var trigger))
+            {
+                packetActor.Tell(new SendTakeoverTrigger(cid, trigger));
+                sent++;
+            }
+        }
+
+        return sent;
+    }
+
+    /// <summary>
+    /// The triggers whose client has not sent its special SYN yet go again, while the replica is held and its origin
+    /// still lost (a trigger is one segment: lost, it left the client to its own silence detection).
+    /// </summary>
+    private void ResendTriggers()
+    {
+        var resent = 0;
+        foreach (var cid in _triggerResends.Due(_clock.Now))
+        {
+            if (_authenticator is { } authenticator && _takeover.Store.TryGetOrigin(cid, out var origin) && _takeover.IsLost(origin))
+            {
+                resent += SendTrigger(cid, authenticator);
+            }
+            else
+            {
+                _triggerResends.Forget(cid);
+            }
+        }
+
+        if (resent > 0)
+        {
+            _log.Info("MIGRATE_TRIGGER sent again {0} times: their clients' special SYNs have not come yet", resent);
+            MigrationMetrics.TakeoverTriggers.Add(resent);
+        }
+
+        ArmTriggerResends();
+    }
+
+    private void ArmTriggerResends()
+    {
+        if (_triggerResends.NextDue is { } due && !Timers.IsTimerActive(ResendTakeoverTriggers.Instance))
+        {
+            Timers.StartSingleTimer(ResendTakeoverTriggers.Instance, ResendTakeoverTriggers.Instance, due - _clock.Now);
+        }
+    }
+
+    /// <summary>Reads <c>mtcp.cluster.takeover-trigger-interval</c> and <c>-resends</c> (HOCON/mtcp-reference.conf).</summary>
+    private static TakeoverTriggerResends TriggerResends(Akka.Configuration.Config config)
+    {
+        var interval = HoconValues.Duration(config, TakeoverTriggerIntervalPath, allowZero: false);
+        var resends = config.GetInt(TakeoverTriggerResendsPath, -1);
+        return resends >= 0
+            ? new TakeoverTriggerResends(interval, resends)
+            : throw new Akka.Configuration.ConfigurationException($"{TakeoverTriggerResendsPath} must be a count, 0 or more (0: the trigger goes once), not {config.GetString(TakeoverTriggerResendsPath, "missing")}");
     }
 
     private void Answer(AnswerFromReplica answer)
     {
         var request = answer.Request;
+        _triggerResends.Answered(request.MigratingCid);
         if (answer.Origin is { } lost && !_takeover.IsLost(lost) && !MayTakeOver(lost, out var why))
         {
             // The control connection found the origin gone, but this side must not serve its replicas.
@@ -423,6 +498,16 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         {
             _log.Warning("{0} is reachable again: told it to drop the {1} connections taken over from it", origin, fenced.Count);
         }
+    }
+}
+
+/// <summary>Timer key and message of a <see cref="ReplicaKeeper"/>: takeover triggers may be due to go again.</summary>
+internal sealed class ResendTakeoverTriggers
+{
+    public static readonly ResendTakeoverTriggers Instance = new();
+
+    private ResendTakeoverTriggers()
+    {
     }
 }
 

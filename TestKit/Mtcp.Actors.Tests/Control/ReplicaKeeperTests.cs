@@ -28,6 +28,8 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     private static readonly IpAddress BuddyAddress = IpAddress.Parse("10.0.0.3");
     private static readonly SeqNumber ClientRcvNxt = new(5_000);
     private static readonly TimeSpan StableAfter = TimeSpan.FromMilliseconds(300);
+    private static readonly TimeSpan TriggerInterval = TimeSpan.FromMilliseconds(200);
+    private const int TriggerResends = 3;
 
     /// <summary>Longer than <see cref="StableAfter"/>, with room for a loaded machine.</summary>
     private static readonly TimeSpan Settled = TimeSpan.FromMilliseconds(1_000);
@@ -46,7 +48,12 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     /// stay unchanged for mtcp.cluster.takeover-settle before an unreachable origin is taken over: short here.
     /// </summary>
     public ReplicaKeeperTests()
-        : base(TestNodes.ClusterMember([], $"mtcp.cluster.takeover-settle = {StableAfter.TotalMilliseconds}ms\n"))
+        : base(TestNodes.ClusterMember([], $"""
+            mtcp.cluster.takeover-settle = {StableAfter.TotalMilliseconds}ms
+            mtcp.cluster.takeover-trigger-interval = {TriggerInterval.TotalMilliseconds}ms
+            mtcp.cluster.takeover-trigger-resends = {TriggerResends}
+
+            """))
     {
         _selfMember = ClusterMembers.Of(Akka.Cluster.Cluster.Get(Sys).SelfUniqueAddress, MemberStatus.Up);
         _originMember = ClusterMembers.Of(ClusterMembers.Node("127.0.0.0", 4053), MemberStatus.Up);
@@ -104,6 +111,38 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal("APP"u8.ToArray(), reply.AppState.ToArray());
         Assert.True(ServerMigration.TryAdoptCredential(reply, MigrationCluster.Authenticator, out _));
         Assert.Equal(_keeper, endpoint.LastSender);
+    }
+
+    [Fact]
+    public void A_takeover_trigger_must_go_again_until_the_clients_special_syn_comes_and_no_more_than_configured()
+    {
+        var transport = CreateTestProbe();
+        _keeper.Tell(new ReplicaTakeoverTransport(BuddyAddress, transport.Ref));
+        _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
+        _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+        var first = transport.ExpectMsg<SendTakeoverTrigger>();
+        var again = transport.ExpectMsg<SendTakeoverTrigger>(TriggerInterval + Settled);
+        Assert.Equal(first.Cid, again.Cid);
+
+        // The client's special SYN came: no trigger after it.
+        var endpoint = CreateTestProbe();
+        _keeper.Tell(new AnswerFromReplica(Request(30), endpoint.Ref, Origin: null, StateRequestFailure.PeerRemoved));
+        endpoint.ExpectMsg<StateReply>();
+        transport.ReceiveWhile(TriggerInterval, message => message as SendTakeoverTrigger);
+        transport.ExpectNoMsg(TriggerInterval * (TriggerResends + 2));
+    }
+
+    [Fact]
+    public void A_takeover_trigger_whose_client_never_answers_must_go_at_most_the_configured_number_of_times_more()
+    {
+        var transport = CreateTestProbe();
+        _keeper.Tell(new ReplicaTakeoverTransport(BuddyAddress, transport.Ref));
+        _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
+        _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+
+        var sent = transport.ReceiveWhile(Settled + (TriggerInterval * (TriggerResends + 3)), message => message as SendTakeoverTrigger, msgs: TriggerResends + 2);
+        Assert.Equal(1 + TriggerResends, sent.Count);
+        Assert.All(sent, trigger => Assert.Equal(Cid, trigger!.Cid));
     }
 
     [Fact]
