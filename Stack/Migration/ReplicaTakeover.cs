@@ -17,7 +17,8 @@ namespace Mtcp.Stack.Migration;
 /// <item>Takeover from a silent origin: a special SYN whose state request the live origin has not answered within
 /// <c>mtcp.control.silent-origin-takeover</c> is answered from the replica all the same
 /// (<see cref="AnswerForSilentOrigin"/>; the race with the origin's late answer is <see cref="SilentOriginRace{TAnswer}"/>'s),
-/// and the origin, reachable, is fenced as soon as the new endpoint reinstated it (<see cref="Reinstated"/>).</item>
+/// and the origin, reachable, is fenced when its late answer comes: the requesting node acknowledges that reply, and the
+/// origin drops the connection as after a planned migration.</item>
 /// <item>Fencing: a lost origin that is reachable again (it was only partitioned) must drop what was taken over from it
 /// (<see cref="Reachable"/> names those connections: each is sent a state ack, as after a migration). From the moment a
 /// replica answers, the origin's further updates of that connection are never acknowledged (<see cref="Apply"/>), so it
@@ -157,13 +158,13 @@ public sealed class ReplicaTakeover<TOrigin>
 
     /// <summary>
     /// The new endpoint reinstated the replica answered for <paramref name="migratingCid"/> (its state ack): the
-    /// connection is served here now, the replica goes. False for any other state ack. <paramref name="fenceNow"/>:
-    /// the origin is not lost (it was alive but silent), so it is to be sent a state ack now, and drops the connection
-    /// as after a migration; a lost origin is fenced when it is reachable again (<see cref="Reachable"/>).
+    /// connection is served here now, the replica goes. False for any other state ack. <paramref name="fromSilentOrigin"/>:
+    /// the origin is not lost (it was alive but silent): it is fenced by the acknowledgment of its late answer, not
+    /// here; a lost origin is fenced when it is reachable again (<see cref="Reachable"/>).
     /// </summary>
-    public bool Reinstated(ConnectionId migratingCid, out TOrigin origin, out ConnectionId firstCid, out bool fenceNow)
+    public bool Reinstated(ConnectionId migratingCid, out TOrigin origin, out ConnectionId firstCid, out bool fromSilentOrigin)
     {
-        fenceNow = false;
+        fromSilentOrigin = false;
         if (!_answered.Remove(migratingCid, out var answered))
         {
             origin = default!;
@@ -180,7 +181,7 @@ public sealed class ReplicaTakeover<TOrigin>
         }
         else
         {
-            fenceNow = true;
+            fromSilentOrigin = true;
             TakenOverFromSilentOrigin++;
         }
 

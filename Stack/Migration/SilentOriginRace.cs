@@ -21,8 +21,19 @@ public enum SilentOriginStep
     /// <summary>The request ends unanswered, as it would without a replica (its deadline passed, or its origin was lost).</summary>
     EndRequest,
 
-    /// <summary>The replica answered the requester: the request ends, and whatever the origin sent or sends is not used.</summary>
+    /// <summary>
+    /// The replica answered the requester: the request ends, and whatever the origin sent or sends is not used. An
+    /// origin answer held meanwhile (<see cref="SilentOriginRace{TAnswer}.OriginAnswer"/>) is to be fenced as for
+    /// <see cref="FenceOrigin"/>.
+    /// </summary>
     ReplicaAnswered,
+
+    /// <summary>
+    /// The origin's answer came after the replica answered: not used, but a state reply is acknowledged, so that the
+    /// origin drops the connection exactly as after a planned migration (the fence names the reply it sent, so it
+    /// cannot hit a later incarnation of the connection on the same 4-tuple).
+    /// </summary>
+    FenceOrigin,
 }
 
 /// <summary>
@@ -37,8 +48,8 @@ public enum SilentOriginStep
 /// <item>the silence is noticed: the replica keeper is asked, once; an answer of the origin's that comes meanwhile is
 /// held, not delivered, until the keeper decides;</item>
 /// <item>the keeper answered from the replica (a reply, or a reject when the special SYN's authenticator does not
-/// verify): the request ends there, the held or any later origin answer is dropped (the origin is told the connection
-/// was taken over: the state ack that fences it);</item>
+/// verify): the request ends there; the held or any later origin answer is not used, and a state reply among them is
+/// acknowledged: the state ack that fences the origin, naming the reply it sent;</item>
 /// <item>the keeper has no replica of the origin's here (this node is not the buddy, or it is leaving the cluster): the
 /// held origin answer is delivered, or the request keeps waiting for one until its own deadline;</item>
 /// <item>the request's deadline or the origin's loss while the keeper decides is deferred until it has decided: the
@@ -63,7 +74,10 @@ public sealed class SilentOriginRace<TAnswer>
         /// <summary>The keeper has no replica for it: only the origin can answer, until the request's deadline.</summary>
         OriginOnly,
 
-        /// <summary>Answered or given up.</summary>
+        /// <summary>Answered by the replica: the origin's answer, whenever it comes, is fenced.</summary>
+        TakenOver,
+
+        /// <summary>Answered by the origin, or given up.</summary>
         Ended,
     }
 
@@ -74,7 +88,10 @@ public sealed class SilentOriginRace<TAnswer>
     public bool EndDeferred { get; private set; }
 
     /// <summary>Whether the request has ended (answered, by either, or given up).</summary>
-    public bool IsEnded => _phase == Phase.Ended;
+    public bool IsEnded => _phase is Phase.Ended or Phase.TakenOver;
+
+    /// <summary>Whether the replica answered: the origin's answer, held or to come, is to be fenced.</summary>
+    public bool IsTakenOver => _phase == Phase.TakenOver;
 
     /// <summary>The origin stayed silent for <c>silent-origin-takeover</c>: ask the replica keeper, at most once.</summary>
     public SilentOriginStep OriginSilent()
@@ -101,6 +118,8 @@ public sealed class SilentOriginRace<TAnswer>
             case Phase.AskingReplica:
                 OriginAnswer ??= answer;
                 return SilentOriginStep.Wait;
+            case Phase.TakenOver:
+                return SilentOriginStep.FenceOrigin;
             default:
                 return SilentOriginStep.DropOrigin;
         }
@@ -118,12 +137,21 @@ public sealed class SilentOriginRace<TAnswer>
             return SilentOriginStep.Wait;
         }
 
-        _phase = Phase.Ended;
+        if (_phase != Phase.TakenOver)
+        {
+            _phase = Phase.Ended;
+        }
+
         return SilentOriginStep.EndRequest;
     }
 
-    /// <summary>The replica keeper decided: it answered the requester from its replica, or it holds none for this request.</summary>
-    public SilentOriginStep ReplicaDecided(bool answered)
+    /// <summary>
+    /// The replica keeper decided: it answered the requester from its replica (<paramref name="answered"/>; with the
+    /// state, <paramref name="tookOver"/>, or with a reject: the special SYN's authenticator did not verify), or it holds
+    /// none for this request. Only a takeover fences the origin: after a reject nobody else serves the connection, and
+    /// the origin's answer is dropped as after any request that ended.
+    /// </summary>
+    public SilentOriginStep ReplicaDecided(bool answered, bool tookOver)
     {
         if (_phase != Phase.AskingReplica)
         {
@@ -132,8 +160,12 @@ public sealed class SilentOriginRace<TAnswer>
 
         if (answered)
         {
-            OriginAnswer = null;
-            _phase = Phase.Ended;
+            if (!tookOver)
+            {
+                OriginAnswer = null;
+            }
+
+            _phase = tookOver ? Phase.TakenOver : Phase.Ended;
             return SilentOriginStep.ReplicaAnswered;
         }
 

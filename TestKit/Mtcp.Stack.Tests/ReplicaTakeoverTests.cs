@@ -34,9 +34,9 @@ public sealed class ReplicaTakeoverTests
         Assert.Equal(1, takeover.AnsweredFromReplica);
 
         Assert.False(takeover.Reinstated(AuthenticationFixture.NewEndpointCid, out _, out _, out _));
-        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out var from, out _, out var fenceNow));
+        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out var from, out _, out var fromSilentOrigin));
         Assert.Equal("S1", from);
-        Assert.False(fenceNow);
+        Assert.False(fromSilentOrigin);
         Assert.Equal(0, takeover.Store.Count);
         Assert.Equal(1, takeover.TakenOverCount);
         Assert.Equal(1, takeover.TakenOverByOrigin()["S1"]);
@@ -89,7 +89,7 @@ public sealed class ReplicaTakeoverTests
     }
 
     [Fact]
-    public void A_live_origin_silent_past_the_takeover_time_must_be_answered_for_from_its_replica_and_fenced_at_once()
+    public void A_live_origin_silent_past_the_takeover_time_must_be_answered_for_from_its_replica()
     {
         var (takeover, good, authenticator) = Replicated();
 
@@ -99,9 +99,9 @@ public sealed class ReplicaTakeoverTests
         Assert.Equal(AuthenticationFixture.NewEndpointCid, reply.NewEndpointCid);
         Assert.False(takeover.IsLost("S1"));
 
-        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out var origin, out _, out var fenceNow));
+        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out var origin, out _, out var fromSilentOrigin));
         Assert.Equal("S1", origin);
-        Assert.True(fenceNow);
+        Assert.True(fromSilentOrigin);
         Assert.Equal(1, takeover.TakenOverCount);
         Assert.Equal(1, takeover.TakenOverFromSilentOrigin);
 
@@ -158,8 +158,8 @@ public sealed class ReplicaTakeoverTests
         Assert.All(inFlight, update => Assert.Null(takeover.Apply("S1", update)));
 
         // Reinstated and fenced: the origin, not yet told, goes on; nothing is acknowledged.
-        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out _, out _, out var fenceNow));
-        Assert.True(fenceNow);
+        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out _, out _, out var fromSilentOrigin));
+        Assert.True(fromSilentOrigin);
         Assert.All(buddy.NextUpdates(500), update => Assert.Null(takeover.Apply("S1", update)));
         Assert.True(takeover.RefusedUpdates >= 2);
         Assert.Equal(0, takeover.Store.Count);

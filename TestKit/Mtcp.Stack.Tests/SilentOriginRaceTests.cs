@@ -22,32 +22,36 @@ public sealed class SilentOriginRaceTests
         Assert.Same(Reply, race.OriginAnswer);
         Assert.True(race.IsEnded);
         Assert.Equal(SilentOriginStep.Wait, race.OriginSilent());
-        Assert.Equal(SilentOriginStep.Wait, race.ReplicaDecided(answered: true));
+        Assert.Equal(SilentOriginStep.Wait, race.ReplicaDecided(answered: true, tookOver: true));
     }
 
     [Fact]
-    public void A_silent_origin_must_be_asked_about_once_and_its_late_answer_dropped_when_the_replica_answered()
+    public void A_silent_origin_must_be_asked_about_once_and_its_late_answer_fenced_when_the_replica_answered()
     {
         var race = new SilentOriginRace<string>();
 
         Assert.Equal(SilentOriginStep.AskReplica, race.OriginSilent());
         Assert.Equal(SilentOriginStep.Wait, race.OriginSilent());
-        Assert.Equal(SilentOriginStep.ReplicaAnswered, race.ReplicaDecided(answered: true));
+        Assert.Equal(SilentOriginStep.ReplicaAnswered, race.ReplicaDecided(answered: true, tookOver: true));
         Assert.True(race.IsEnded);
-        Assert.Equal(SilentOriginStep.DropOrigin, race.OriginAnswered(Reply));
+        Assert.True(race.IsTakenOver);
         Assert.Null(race.OriginAnswer);
+        Assert.Equal(SilentOriginStep.FenceOrigin, race.OriginAnswered(Reply));
+        Assert.Equal(SilentOriginStep.EndRequest, race.RequestEnding());
+        Assert.True(race.IsTakenOver);
     }
 
     [Fact]
-    public void An_origin_answer_while_the_keeper_decides_must_be_held_and_dropped_when_the_replica_answered()
+    public void An_origin_answer_while_the_keeper_decides_must_be_held_and_left_to_fence_when_the_replica_answered()
     {
         var race = new SilentOriginRace<string>();
         race.OriginSilent();
 
         Assert.Equal(SilentOriginStep.Wait, race.OriginAnswered(Reply));
         Assert.False(race.IsEnded);
-        Assert.Equal(SilentOriginStep.ReplicaAnswered, race.ReplicaDecided(answered: true));
-        Assert.Null(race.OriginAnswer);
+        Assert.Equal(SilentOriginStep.ReplicaAnswered, race.ReplicaDecided(answered: true, tookOver: true));
+        Assert.Same(Reply, race.OriginAnswer);
+        Assert.True(race.IsTakenOver);
     }
 
     [Fact]
@@ -58,7 +62,7 @@ public sealed class SilentOriginRaceTests
 
         Assert.Equal(SilentOriginStep.Wait, race.OriginAnswered(Reply));
         Assert.Equal(SilentOriginStep.Wait, race.OriginAnswered(Reject));
-        Assert.Equal(SilentOriginStep.DeliverOrigin, race.ReplicaDecided(answered: false));
+        Assert.Equal(SilentOriginStep.DeliverOrigin, race.ReplicaDecided(answered: false, tookOver: false));
         Assert.Same(Reply, race.OriginAnswer);
         Assert.True(race.IsEnded);
     }
@@ -68,14 +72,14 @@ public sealed class SilentOriginRaceTests
     {
         var answered = new SilentOriginRace<string>();
         answered.OriginSilent();
-        Assert.Equal(SilentOriginStep.Wait, answered.ReplicaDecided(answered: false));
+        Assert.Equal(SilentOriginStep.Wait, answered.ReplicaDecided(answered: false, tookOver: false));
         Assert.False(answered.IsEnded);
         Assert.Equal(SilentOriginStep.Wait, answered.OriginSilent());
         Assert.Equal(SilentOriginStep.DeliverOrigin, answered.OriginAnswered(Reply));
 
         var silent = new SilentOriginRace<string>();
         silent.OriginSilent();
-        silent.ReplicaDecided(answered: false);
+        silent.ReplicaDecided(answered: false, tookOver: false);
         Assert.Equal(SilentOriginStep.EndRequest, silent.RequestEnding());
         Assert.Equal(SilentOriginStep.DropOrigin, silent.OriginAnswered(Reply));
     }
@@ -87,12 +91,12 @@ public sealed class SilentOriginRaceTests
         taken.OriginSilent();
         Assert.Equal(SilentOriginStep.Wait, taken.RequestEnding());
         Assert.True(taken.EndDeferred);
-        Assert.Equal(SilentOriginStep.ReplicaAnswered, taken.ReplicaDecided(answered: true));
+        Assert.Equal(SilentOriginStep.ReplicaAnswered, taken.ReplicaDecided(answered: true, tookOver: true));
 
         var refused = new SilentOriginRace<string>();
         refused.OriginSilent();
         refused.RequestEnding();
-        Assert.Equal(SilentOriginStep.EndRequest, refused.ReplicaDecided(answered: false));
+        Assert.Equal(SilentOriginStep.EndRequest, refused.ReplicaDecided(answered: false, tookOver: false));
         Assert.True(refused.IsEnded);
 
         // The origin's answer held meanwhile still beats the end: it came before the deadline.
@@ -100,7 +104,20 @@ public sealed class SilentOriginRaceTests
         late.OriginSilent();
         late.OriginAnswered(Reply);
         late.RequestEnding();
-        Assert.Equal(SilentOriginStep.DeliverOrigin, late.ReplicaDecided(answered: false));
+        Assert.Equal(SilentOriginStep.DeliverOrigin, late.ReplicaDecided(answered: false, tookOver: false));
+    }
+
+    [Fact]
+    public void A_replica_that_refused_the_special_syn_must_leave_the_origin_unfenced()
+    {
+        var race = new SilentOriginRace<string>();
+        race.OriginSilent();
+        race.OriginAnswered(Reply);
+
+        Assert.Equal(SilentOriginStep.ReplicaAnswered, race.ReplicaDecided(answered: true, tookOver: false));
+        Assert.Null(race.OriginAnswer);
+        Assert.False(race.IsTakenOver);
+        Assert.Equal(SilentOriginStep.DropOrigin, race.OriginAnswered(Reply));
     }
 
     [Fact]

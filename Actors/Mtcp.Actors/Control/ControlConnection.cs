@@ -50,7 +50,8 @@ namespace Mtcp.Actors.Control;
 /// Takeover from a silent origin: when this node is the peer's buddy, a request the peer leaves unanswered for
 /// <c>mtcp.control.silent-origin-takeover</c> goes to the replica keeper (<see cref="TakeOverFromSilentOrigin"/>),
 /// which answers from the replica if it holds the peer's; which of the two answers reaches the requester, and what
-/// becomes of the other, is <see cref="SilentOriginRace{TAnswer}"/>'s decision.
+/// becomes of the other, is <see cref="SilentOriginRace{TAnswer}"/>'s decision. The peer's late state reply to a
+/// request the replica answered is acknowledged: the peer drops the connection, as after a planned migration.
 /// </para>
 /// <para>
 /// Buddy replication: the endpoint actor that replicates a connection to the peer is remembered (watched, forgotten at
@@ -75,6 +76,13 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     /// <summary>Requests this node sent to the peer and not yet answered.</summary>
     private readonly Dictionary<ulong, PendingRequest> _pending = [];
+
+    /// <summary>
+    /// Requests the replica answered, by id, with their connection: the peer's state reply, when it comes, is
+    /// acknowledged (it fences the peer). Forgotten after twice <c>state-request-timeout</c>, longer than the peer keeps
+    /// an answer to send.
+    /// </summary>
+    private readonly Dictionary<ulong, ConnectionId> _takenOver = [];
 
     /// <summary>Peer requests handed to the registry and not yet answered, with the peer connection to answer.</summary>
     private readonly Dictionary<ulong, IActorRef> _serving = [];
@@ -105,6 +113,11 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         Receive<RequestDeadline>(deadline => TimeOut(deadline.RequestId));
         Receive<SilenceDeadline>(deadline => OriginSilent(deadline.RequestId));
         Receive<SilentOriginDecided>(_ => !IsFromPeer, ReplicaDecided);
+        Receive<ForgetTakenOver>(forget =>
+        {
+            _takenOver.Remove(forget.RequestId);
+            _assembler.Abandon(forget.RequestId);
+        });
         Receive<ServeDeadline>(deadline => DropServing(deadline.RequestId));
         Receive<PeerLost>(lost =>
         {
@@ -199,6 +212,14 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     {
         if (!_pending.TryGetValue(requestId, out var pending))
         {
+            if (_takenOver.Remove(requestId, out var cid))
+            {
+                Timers.Cancel(new ForgetTakenOver(requestId));
+                _assembler.Abandon(requestId);
+                FenceLateAnswer(answer, cid);
+                return;
+            }
+
             _log.Info("{0} for request {1} from {2} came after the request ended; not delivered, not acked", answer.GetType().Name, requestId, _peer);
             if (answer is StateReply)
             {
@@ -218,6 +239,20 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         pending.ReplyTo.Tell(answer, Self);
     }
 
+    /// <summary>
+    /// The peer's answer to a request the replica answered: a state reply is acknowledged, so that the peer drops the
+    /// connection as after a planned migration (the ack names the reply it sent, and no later incarnation of the
+    /// connection sent that one); a reject handed nothing over.
+    /// </summary>
+    private void FenceLateAnswer(ControlMessage answer, ConnectionId cid)
+    {
+        if (answer is StateReply)
+        {
+            _log.Info("late state reply {0} from {1} for {2}, answered from this node's replica: acknowledged, so that the peer drops the connection", answer.RequestId, _peer, cid);
+            Send(PeerManager, new StateAck(answer.RequestId, cid));
+        }
+    }
+
     /// <summary>The peer has left the request unanswered for <c>silent-origin-takeover</c>: the replica keeper may answer instead.</summary>
     private void OriginSilent(ulong requestId)
     {
@@ -234,11 +269,26 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
             return;
         }
 
-        switch (pending.Race.ReplicaDecided(decided.AnsweredFromReplica))
+        switch (pending.Race.ReplicaDecided(decided.AnsweredFromReplica, decided.TookOver))
         {
             case SilentOriginStep.ReplicaAnswered:
                 End(decided.RequestId, out _);
                 _log.Info("request {0} to {1} answered from this node's replica; the peer's answer is not used", decided.RequestId, _peer);
+                if (!pending.Race.IsTakenOver)
+                {
+                    break;
+                }
+
+                if (pending.Race.OriginAnswer is { } held)
+                {
+                    FenceLateAnswer(held, pending.Request.MigratingCid);
+                    break;
+                }
+
+                // Its answer is still to come, perhaps in chunks: reassembled, to be acknowledged.
+                _takenOver[decided.RequestId] = pending.Request.MigratingCid;
+                _assembler.Expect(decided.RequestId);
+                Timers.StartSingleTimer(new ForgetTakenOver(decided.RequestId), new ForgetTakenOver(decided.RequestId), _settings.StateRequestTimeout * 2);
                 break;
             case SilentOriginStep.DeliverOrigin:
                 End(decided.RequestId, out _);
@@ -582,6 +632,9 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     /// <summary>Timer key and message: the requested state is overdue.</summary>
     private sealed record RequestDeadline(ulong RequestId);
+
+    /// <summary>Timer key and message: the peer's answer to a request the replica answered will not come any more.</summary>
+    private sealed record ForgetTakenOver(ulong RequestId);
 
     /// <summary>Timer key and message: the peer has been silent on the request for <c>silent-origin-takeover</c>.</summary>
     private sealed record SilenceDeadline(ulong RequestId);

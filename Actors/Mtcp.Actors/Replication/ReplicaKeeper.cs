@@ -27,8 +27,8 @@ namespace Mtcp.Actors.Replication;
 /// endpoint reinstates it exactly as after a planned migration.</item>
 /// <item>Takeover from a silent origin: when the live origin of a connection replicated here leaves the state request
 /// of its client's special SYN unanswered for <c>mtcp.control.silent-origin-takeover</c>, the control connection asks
-/// (<see cref="TakeOverFromSilentOrigin"/>), the replica answers as above, and once the new endpoint reinstated it the
-/// origin is sent a state ack at once: it drops the connection silently. Its updates of that connection are no longer
+/// (<see cref="TakeOverFromSilentOrigin"/>) and the replica answers as above; the control connection acknowledges the
+/// origin's late answer, and the origin drops the connection silently. Its updates of that connection are no longer
 /// acknowledged from the moment the replica answers.</item>
 /// <item>Fencing: when a node whose connections were taken over is reachable again (it was only partitioned), it is
 /// sent a state ack for each of them: it drops them silently, as an origin does after a migration, while the client
@@ -445,7 +445,7 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
             reply = _takeover.AnswerForSilentOrigin(request, silent.Origin, _authenticator, out firstCid, out check);
         }
 
-        Sender.Tell(new SilentOriginDecided(request.RequestId, reply is not null));
+        Sender.Tell(new SilentOriginDecided(request.RequestId, reply is not null, reply is StateReply));
         switch (reply)
         {
             case null:
@@ -465,24 +465,24 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
     private void Reinstated(StateAck ack)
     {
         var before = _takeover.Store.Count;
-        if (!_takeover.Reinstated(ack.MigratingCid, out var origin, out var firstCid, out var fenceNow))
+        if (!_takeover.Reinstated(ack.MigratingCid, out var origin, out var firstCid, out var fromSilentOrigin))
         {
             return;
         }
 
         MigrationMetrics.ReplicasHeld.Add(_takeover.Store.Count - before);
         MigrationMetrics.TakenOver.Add(1);
-        if (!fenceNow)
+        if (!fromSilentOrigin)
         {
             _log.Warning("took over cid {0} (as {1}) from {2}", firstCid, ack.MigratingCid, origin);
             return;
         }
 
-        // The origin is reachable: it learns now that the connection was taken over and drops it silently, as after a
-        // migration (a state ack naming no reply it sent); the client already talks to this node only.
+        // The origin is fenced by the acknowledgment of its late answer (the control connection sends it), which names
+        // the reply it sent: a state ack sent now could reach a later incarnation of the connection on the same
+        // 4-tuple, migrated back to the origin meanwhile, and drop that one.
         MigrationMetrics.TakenOverFromSilentOrigin.Add(1);
-        Context.Parent.Tell(new AcknowledgeState(origin, new StateAck(0, ack.MigratingCid)));
-        _log.Warning("took over cid {0} (as {1}) from {2}, which did not answer in time; told it to drop the connection", firstCid, ack.MigratingCid, origin);
+        _log.Warning("took over cid {0} (as {1}) from {2}, which did not answer in time; it drops the connection once its late answer is acknowledged", firstCid, ack.MigratingCid, origin);
     }
 
     /// <summary>A lost node is reachable again: it must drop what was taken over from it (a state ack, as after a migration).</summary>

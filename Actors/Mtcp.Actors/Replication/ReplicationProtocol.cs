@@ -60,10 +60,10 @@ internal sealed record TakeOverFromSilentOrigin(StateRequest Request, IActorRef 
 
 /// <summary>
 /// The <see cref="ReplicaKeeper"/>'s word on a <see cref="TakeOverFromSilentOrigin"/>: <paramref name="AnsweredFromReplica"/>,
-/// the requester has its answer (the origin's is not used); otherwise only the origin can answer request
-/// <paramref name="RequestId"/>.
+/// the requester has its answer (the origin's is not used), the state if <paramref name="TookOver"/> (the origin is then
+/// fenced), else a reject; otherwise only the origin can answer request <paramref name="RequestId"/>.
 /// </summary>
-internal sealed record SilentOriginDecided(ulong RequestId, bool AnsweredFromReplica);
+internal sealed record SilentOriginDecided(ulong RequestId, bool AnsweredFromReplica, bool TookOver);
 
 /// <summary>Asks a <see cref="ReplicaKeeper"/> what it holds; answered with <see cref="ReplicaStatistics"/>.</summary>
 internal sealed record GetReplicaStatistics

@@ -222,11 +222,11 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void A_live_origin_silent_on_a_state_request_must_be_answered_for_from_the_replica_and_fenced_once_reinstated()
+    public void A_live_origin_silent_on_a_state_request_must_be_answered_for_from_the_replica_and_its_updates_left_unacknowledged()
     {
         var endpoint = CreateTestProbe();
         _keeper.Tell(new TakeOverFromSilentOrigin(Request(20), endpoint.Ref, _origin));
-        Assert.True(ExpectMsg<SilentOriginDecided>().AnsweredFromReplica);
+        Assert.Equal(new SilentOriginDecided(20, AnsweredFromReplica: true, TookOver: true), ExpectMsg<SilentOriginDecided>());
         var reply = endpoint.ExpectMsg<StateReply>();
         Assert.Equal(NewCid, reply.NewEndpointCid);
         Assert.Equal(_keeper, endpoint.LastSender);
@@ -235,10 +235,9 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         _keeper.Tell(new ReplicaUpdateReceived(_origin, new ReplicaReadLog(2, Cid, 1, new SeqNumber(200), "late"u8.ToArray())));
         ExpectNoMsg(TimeSpan.FromMilliseconds(300));
 
+        // Reinstated: the origin is fenced by the acknowledgment of its late answer (the control connection's), never by
+        // a state ack from here, which could reach a later incarnation of the connection on the origin.
         _keeper.Tell(new StateAck(20, Cid), endpoint.Ref);
-        var fence = ExpectMsg<AcknowledgeState>();
-        Assert.Equal(_origin, fence.Peer);
-        Assert.Equal(new StateAck(0, Cid), fence.Ack);
         _keeper.Tell(GetReplicaStatistics.Instance);
         var statistics = ExpectMsg<ReplicaStatistics>();
         Assert.Equal(1, statistics.TakenOverFromSilentOrigins);
@@ -247,7 +246,7 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void A_silent_origin_whose_replica_is_not_held_here_and_a_strangers_request_must_be_left_to_the_origin()
+    public void A_silent_origin_whose_replica_is_not_held_here_a_strangers_request_and_a_forgery_must_take_nothing_over()
     {
         var endpoint = CreateTestProbe();
 
@@ -258,6 +257,11 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         _keeper.Tell(new TakeOverFromSilentOrigin(new StateRequest(22, stranger, NewCid with { ClientPort = stranger.ClientPort }, ClientRcvNxt, new byte[8]), endpoint.Ref, _origin));
         Assert.False(ExpectMsg<SilentOriginDecided>().AnsweredFromReplica);
         endpoint.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        // A forged special SYN is refused from the replica, and takes nothing over: the origin is not fenced.
+        _keeper.Tell(new TakeOverFromSilentOrigin(new StateRequest(24, Cid, NewCid, ClientRcvNxt, new byte[8]), endpoint.Ref, _origin));
+        Assert.Equal(new SilentOriginDecided(24, AnsweredFromReplica: true, TookOver: false), ExpectMsg<SilentOriginDecided>());
+        Assert.Equal(StateRejectReason.AuthFailed, endpoint.ExpectMsg<StateReject>().Reason);
 
         // Nothing was taken over: the origin's updates are acknowledged as before.
         _keeper.Tell(new ReplicaUpdateReceived(_origin, new ReplicaReadLog(2, Cid, 1, new SeqNumber(200), "more"u8.ToArray())));

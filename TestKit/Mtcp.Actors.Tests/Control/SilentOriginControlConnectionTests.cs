@@ -70,7 +70,7 @@ public sealed class SilentOriginControlConnectionTests : Akka.TestKit.Xunit2.Tes
     }
 
     [Fact]
-    public async Task An_origin_answer_that_comes_while_the_keeper_decides_must_be_held_and_dropped_when_the_replica_answered()
+    public async Task An_origin_answer_that_comes_while_the_keeper_decides_must_be_held_and_acknowledged_when_the_replica_answered()
     {
         var received = await RequestAsync(2);
         var asked = await _keeper.ExpectMsgAsync<TakeOverFromSilentOrigin>(Patience);
@@ -80,9 +80,39 @@ public sealed class SilentOriginControlConnectionTests : Akka.TestKit.Xunit2.Tes
         _originRegistry.Reply(ControlSamples.Replying(received.Request.RequestId, "late"u8.ToArray()));
         await _endpoint.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
 
-        // The keeper answered the endpoint itself: the origin's reply is not delivered, then or later.
-        _keeper.Reply(new SilentOriginDecided(2, AnsweredFromReplica: true));
+        // The keeper answered the endpoint itself: the origin's reply is not delivered, then or later, but acknowledged:
+        // the origin's endpoint that sent it drops the connection, as after a migration.
+        _keeper.Reply(new SilentOriginDecided(2, AnsweredFromReplica: true, TookOver: true));
+        var fence = await _originRegistry.ExpectMsgAsync<StateAckReceived>(Patience);
+        Assert.Equal(new StateAck(2, ControlSamples.MigratingCid), fence.Ack);
         await _endpoint.ExpectNoMsgAsync(StateRequestTimeout);
+    }
+
+    [Fact]
+    public async Task An_origin_reply_after_the_replica_took_over_must_be_acknowledged_and_one_after_the_replica_refused_or_a_late_reject_must_not()
+    {
+        var received = await RequestAsync(6);
+        await _keeper.ExpectMsgAsync<TakeOverFromSilentOrigin>(Patience);
+        _keeper.Reply(new SilentOriginDecided(6, AnsweredFromReplica: true, TookOver: true));
+        await _endpoint.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+
+        _originRegistry.Reply(ControlSamples.Replying(received.Request.RequestId, "late"u8.ToArray()));
+        Assert.Equal(new StateAck(6, ControlSamples.MigratingCid), (await _originRegistry.ExpectMsgAsync<StateAckReceived>(Patience)).Ack);
+
+        // The replica refused the special SYN (its authenticator did not verify): the origin's reply is not acknowledged.
+        var refused = await RequestAsync(8);
+        await _keeper.ExpectMsgAsync<TakeOverFromSilentOrigin>(Patience);
+        _keeper.Reply(new SilentOriginDecided(8, AnsweredFromReplica: true, TookOver: false));
+        _originRegistry.Reply(ControlSamples.Replying(refused.Request.RequestId, "late"u8.ToArray()));
+        await _originRegistry.ExpectMsgAsync<StateTransferAbandoned>(Patience);
+        await _endpoint.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+
+        var rejected = await RequestAsync(7);
+        await _keeper.ExpectMsgAsync<TakeOverFromSilentOrigin>(Patience);
+        _keeper.Reply(new SilentOriginDecided(7, AnsweredFromReplica: true, TookOver: true));
+        _originRegistry.Reply(new StateReject(rejected.Request.RequestId, ControlSamples.NewEndpointCid, StateRejectReason.CbNotFound, "gone"));
+        await _originRegistry.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
+        await _endpoint.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
     }
 
     [Fact]
@@ -93,7 +123,7 @@ public sealed class SilentOriginControlConnectionTests : Akka.TestKit.Xunit2.Tes
         _originRegistry.Reply(ControlSamples.Replying(received.Request.RequestId, "origin"u8.ToArray()));
         await _endpoint.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
 
-        _keeper.Reply(new SilentOriginDecided(3, AnsweredFromReplica: false));
+        _keeper.Reply(new SilentOriginDecided(3, AnsweredFromReplica: false, TookOver: false));
         Assert.Equal("origin"u8.ToArray(), (await _endpoint.ExpectMsgAsync<StateReply>(Patience)).AppState.ToArray());
         await _endpoint.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
     }
@@ -105,7 +135,7 @@ public sealed class SilentOriginControlConnectionTests : Akka.TestKit.Xunit2.Tes
         await _keeper.ExpectMsgAsync<TakeOverFromSilentOrigin>(Patience);
         await _endpoint.ExpectNoMsgAsync(StateRequestTimeout);
 
-        _keeper.Reply(new SilentOriginDecided(4, AnsweredFromReplica: false));
+        _keeper.Reply(new SilentOriginDecided(4, AnsweredFromReplica: false, TookOver: false));
         Assert.Equal(4UL, (await _endpoint.ExpectMsgAsync<StateRequestTimedOut>(Patience)).RequestId);
     }
 
@@ -113,9 +143,9 @@ public sealed class SilentOriginControlConnectionTests : Akka.TestKit.Xunit2.Tes
     public async Task A_keepers_word_for_no_pending_request_must_change_nothing()
     {
         var received = await RequestAsync(5);
-        _connection.Tell(new SilentOriginDecided(99, AnsweredFromReplica: true), _keeper.Ref);
+        _connection.Tell(new SilentOriginDecided(99, AnsweredFromReplica: true, TookOver: true), _keeper.Ref);
         await _keeper.ExpectMsgAsync<TakeOverFromSilentOrigin>(Patience);
-        _keeper.Reply(new SilentOriginDecided(5, AnsweredFromReplica: false));
+        _keeper.Reply(new SilentOriginDecided(5, AnsweredFromReplica: false, TookOver: false));
         _originRegistry.Reply(ControlSamples.Replying(received.Request.RequestId, "origin"u8.ToArray()));
 
         Assert.Equal("origin"u8.ToArray(), (await _endpoint.ExpectMsgAsync<StateReply>(Patience)).AppState.ToArray());

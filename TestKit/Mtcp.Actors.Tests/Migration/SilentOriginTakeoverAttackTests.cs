@@ -50,6 +50,10 @@ public sealed class SilentOriginTakeoverAttackTests(ITestOutputHelper output)
         Assert.Equal(MigrationEventKind.Completed, driver.RunUntilMigrationEnds(Patience).Kind);
         Assert.Equal(buddy, driver.Client.CurrentServer);
         Assert.Equal(1, (await StatisticsAsync(cluster)).TakenOverFromSilentOrigins);
+
+        // The origin answers at last: its reply is acknowledged, and it drops the connection.
+        cluster.Servers[0].StateRequestGate.Tell(new SwallowStateRequests(false));
+        Assert.True(await cluster.Servers[0].StateRequestGate.Ask<int>(new ReleaseHeldStateRequests(), Patience) >= 2);
         driver.RunUntil(() => cluster.Servers[0].MigratedAway == 1, Patience, "the fenced origin to drop the connection");
     }
 
