@@ -14,8 +14,15 @@ namespace Mtcp.Stack.Migration;
 /// connections held here is to be sent a MIGRATE_TRIGGER naming this node (<see cref="ReplicaStore{TOrigin}.TryCreateTakeoverTrigger"/>);
 /// a special SYN for a connection of a lost origin is answered from its replica (<see cref="AnswerStateRequest(StateRequest, IMigrationAuthenticator?, out TOrigin, out ConnectionId, out MigratedConnectionCheck)"/>),
 /// and the new endpoint's state ack completes the takeover (<see cref="Reinstated"/>).</item>
+/// <item>Takeover from a silent origin: a special SYN whose state request the live origin has not answered within
+/// <c>mtcp.control.silent-origin-takeover</c> is answered from the replica all the same
+/// (<see cref="AnswerForSilentOrigin"/>; the race with the origin's late answer is <see cref="SilentOriginRace{TAnswer}"/>'s),
+/// and the origin, reachable, is fenced when its late answer comes: the requesting node acknowledges that reply, and the
+/// origin drops the connection as after a planned migration.</item>
 /// <item>Fencing: a lost origin that is reachable again (it was only partitioned) must drop what was taken over from it
-/// (<see cref="Reachable"/> names those connections: each is sent a state ack, as after a migration).</item>
+/// (<see cref="Reachable"/> names those connections: each is sent a state ack, as after a migration). From the moment a
+/// replica answers, the origin's further updates of that connection are never acknowledged (<see cref="Apply"/>), so it
+/// can never acknowledge a client byte the new server lacks.</item>
 /// <item>A node removed for good, or back as a new incarnation (<see cref="Removed"/>, <see cref="Rejoined"/>), never
 /// held what was taken over from its predecessor.</item>
 /// </list>
@@ -35,6 +42,12 @@ public sealed class ReplicaTakeover<TOrigin>
     /// </summary>
     private readonly Dictionary<ConnectionId, (TOrigin Origin, ConnectionId FirstCid)> _answered = [];
 
+    /// <summary>
+    /// Connections a replica answered for, and their origin: what that origin still sends about them is not acknowledged
+    /// (the reply went out without it), until it releases them (it dropped the connection) or leaves the cluster.
+    /// </summary>
+    private readonly Dictionary<ConnectionId, TOrigin> _refused = [];
+
     /// <param name="maxStateLength">largest whole state a replica may hold (<c>mtcp.control.max-state-reply-size</c>).</param>
     public ReplicaTakeover(int maxStateLength)
     {
@@ -53,10 +66,36 @@ public sealed class ReplicaTakeover<TOrigin>
     /// <summary>Connections taken over here (state ack received), in all.</summary>
     public int TakenOverCount { get; private set; }
 
+    /// <summary>Of <see cref="TakenOverCount"/>, those taken over from an origin still reachable that did not answer in time.</summary>
+    public int TakenOverFromSilentOrigin { get; private set; }
+
+    /// <summary>Updates an origin sent about a connection after a replica answered for it: dropped, never acknowledged.</summary>
+    public int RefusedUpdates { get; private set; }
+
     public bool IsLost(TOrigin origin) => _lost.Contains(origin);
 
-    /// <summary>An update from <paramref name="origin"/>; the ack to send back, if any (<see cref="ReplicaStore{TOrigin}.Apply"/>).</summary>
-    public ReplicaAck? Apply(TOrigin origin, ControlMessage update) => Store.Apply(origin, update);
+    /// <summary>
+    /// An update from <paramref name="origin"/>; the ack to send back, if any (<see cref="ReplicaStore{TOrigin}.Apply"/>).
+    /// None for an update about a connection a replica already answered for: the reply went to the new endpoint
+    /// without it, so acknowledging it would let the origin acknowledge client bytes the new server never gets (an
+    /// update in flight at the takeover, or an origin that has not yet learned it was fenced). Its release ends that.
+    /// </summary>
+    public ReplicaAck? Apply(TOrigin origin, ControlMessage update)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        if (ReplicaUpdate.TryGetCid(update, out var cid) && _refused.TryGetValue(cid, out var answeredFor) && EqualityComparer<TOrigin>.Default.Equals(answeredFor, origin))
+        {
+            if (update is not ReplicaRelease)
+            {
+                RefusedUpdates++;
+                return null;
+            }
+
+            _refused.Remove(cid);
+        }
+
+        return Store.Apply(origin, update);
+    }
 
     /// <summary>
     /// The failure detector marks <paramref name="origin"/> lost: the connections whose clients are to be sent a
@@ -66,6 +105,16 @@ public sealed class ReplicaTakeover<TOrigin>
 
     /// <summary><paramref name="origin"/> left the cluster for good: what was taken over from it needs no fencing.</summary>
     public void Removed(TOrigin origin) => ForgetTakenOverFrom(origin);
+
+    /// <summary>
+    /// A state request the live <paramref name="origin"/> has not answered within <c>mtcp.control.silent-origin-takeover</c>:
+    /// answered from the replica of its Cid if <paramref name="origin"/> sent that replica here, exactly as for a lost
+    /// origin (the authenticator checked under the replicated credential, the attempt consumed; a reject when it does not
+    /// verify). Null when no replica of <paramref name="origin"/>'s is held for it (this node is not its buddy), or no
+    /// cluster key to check it with: the request then waits for the origin.
+    /// </summary>
+    public ControlMessage? AnswerForSilentOrigin(StateRequest request, TOrigin origin, IMigrationAuthenticator? authenticator, out ConnectionId firstCid, out MigratedConnectionCheck check) =>
+        Answer(request, authenticator, AnswerFor.SilentOrigin, origin, out _, out firstCid, out check);
 
     /// <summary>A new incarnation of <paramref name="origin"/>: it is not lost, and holds nothing that was taken over.</summary>
     public void Rejoined(TOrigin origin)
@@ -97,7 +146,7 @@ public sealed class ReplicaTakeover<TOrigin>
     /// with: the caller refuses as it does for any request whose origin is gone.
     /// </summary>
     public ControlMessage? AnswerStateRequest(StateRequest request, IMigrationAuthenticator? authenticator, out TOrigin origin, out ConnectionId firstCid, out MigratedConnectionCheck check) =>
-        Answer(request, authenticator, reported: false, default!, out origin, out firstCid, out check);
+        Answer(request, authenticator, AnswerFor.LostOrigin, default!, out origin, out firstCid, out check);
 
     /// <summary>
     /// As <see cref="AnswerStateRequest(StateRequest, IMigrationAuthenticator?, out TOrigin, out ConnectionId, out MigratedConnectionCheck)"/>,
@@ -105,14 +154,17 @@ public sealed class ReplicaTakeover<TOrigin>
     /// (the connection saw it before the failure detector did), and only a replica it sent may answer.
     /// </summary>
     public ControlMessage? AnswerStateRequest(StateRequest request, TOrigin reportedLost, IMigrationAuthenticator? authenticator, out TOrigin origin, out ConnectionId firstCid, out MigratedConnectionCheck check) =>
-        Answer(request, authenticator, reported: true, reportedLost, out origin, out firstCid, out check);
+        Answer(request, authenticator, AnswerFor.ReportedLost, reportedLost, out origin, out firstCid, out check);
 
     /// <summary>
     /// The new endpoint reinstated the replica answered for <paramref name="migratingCid"/> (its state ack): the
-    /// connection is served here now, the replica goes. False for any other state ack.
+    /// connection is served here now, the replica goes. False for any other state ack. <paramref name="fromSilentOrigin"/>:
+    /// the origin is not lost (it was alive but silent): it is fenced by the acknowledgment of its late answer, not
+    /// here; a lost origin is fenced when it is reachable again (<see cref="Reachable"/>).
     /// </summary>
-    public bool Reinstated(ConnectionId migratingCid, out TOrigin origin, out ConnectionId firstCid)
+    public bool Reinstated(ConnectionId migratingCid, out TOrigin origin, out ConnectionId firstCid, out bool fromSilentOrigin)
     {
+        fromSilentOrigin = false;
         if (!_answered.Remove(migratingCid, out var answered))
         {
             origin = default!;
@@ -122,8 +174,17 @@ public sealed class ReplicaTakeover<TOrigin>
 
         (origin, firstCid) = answered;
         Store.Remove(migratingCid);
-        _takenOver[migratingCid] = origin;
         TakenOverCount++;
+        if (_lost.Contains(origin))
+        {
+            _takenOver[migratingCid] = origin;
+        }
+        else
+        {
+            fromSilentOrigin = true;
+            TakenOverFromSilentOrigin++;
+        }
+
         return true;
     }
 
@@ -133,21 +194,21 @@ public sealed class ReplicaTakeover<TOrigin>
     /// <summary>Connections taken over and not yet fenced or forgotten, by the node they were taken from.</summary>
     public IReadOnlyDictionary<TOrigin, int> TakenOverByOrigin() => _takenOver.Values.GroupBy(origin => origin).ToDictionary(group => group.Key, group => group.Count());
 
-    private ControlMessage? Answer(StateRequest request, IMigrationAuthenticator? authenticator, bool reported, TOrigin reportedLost, out TOrigin origin, out ConnectionId firstCid, out MigratedConnectionCheck check)
+    private ControlMessage? Answer(StateRequest request, IMigrationAuthenticator? authenticator, AnswerFor answerFor, TOrigin named, out TOrigin origin, out ConnectionId firstCid, out MigratedConnectionCheck check)
     {
         ArgumentNullException.ThrowIfNull(request);
         firstCid = request.MigratingCid;
         check = MigratedConnectionCheck.Forged;
-        if (reported)
+        if (answerFor == AnswerFor.ReportedLost)
         {
-            _lost.Add(reportedLost);
+            _lost.Add(named);
         }
 
         origin = default!;
         if (authenticator is null
             || !Store.TryGetOrigin(request.MigratingCid, out var held)
-            || !_lost.Contains(held)
-            || (reported && !EqualityComparer<TOrigin>.Default.Equals(held, reportedLost)))
+            || (answerFor != AnswerFor.SilentOrigin && !_lost.Contains(held))
+            || (answerFor != AnswerFor.LostOrigin && !EqualityComparer<TOrigin>.Default.Equals(held, named)))
         {
             return null;
         }
@@ -163,6 +224,7 @@ public sealed class ReplicaTakeover<TOrigin>
             }
 
             _answered[request.MigratingCid] = (origin, firstCid);
+            _refused[request.MigratingCid] = origin;
             AnsweredFromReplica++;
         }
 
@@ -175,5 +237,24 @@ public sealed class ReplicaTakeover<TOrigin>
         {
             _takenOver.Remove(cid);
         }
+
+        // A node gone for good, or its new incarnation, sends nothing about the old one's connections.
+        foreach (var cid in _refused.Where(pair => EqualityComparer<TOrigin>.Default.Equals(pair.Value, origin)).Select(pair => pair.Key).ToList())
+        {
+            _refused.Remove(cid);
+        }
+    }
+
+    /// <summary>Which origin a replica may answer for.</summary>
+    private enum AnswerFor
+    {
+        /// <summary>One the failure detector marked lost.</summary>
+        LostOrigin,
+
+        /// <summary>The one named, which the control connection found gone: it is lost from now on.</summary>
+        ReportedLost,
+
+        /// <summary>The one named, alive but silent past <c>silent-origin-takeover</c>.</summary>
+        SilentOrigin,
     }
 }

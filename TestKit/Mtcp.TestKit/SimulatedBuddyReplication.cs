@@ -170,7 +170,7 @@ public sealed class SimulatedBuddyReplication
                 return Takeover.AnswerStateRequest(request, peer, host.Authenticator, out _, out _, out _)
                     ?? new StateReject(request.RequestId, request.NewEndpointCid, StateRejectReason.CbNotFound, $"origin {peer} lost and no replica of {request.MigratingCid} here");
             case StateAck ack:
-                Takeover.Reinstated(ack.MigratingCid, out _, out _);
+                Takeover.Reinstated(ack.MigratingCid, out _, out _, out _);
                 return null;
             default:
                 return null;

@@ -358,3 +358,27 @@ public sealed record ReplicaRelease : ControlMessage
         return true;
     }
 }
+
+/// <summary>What the three origin-to-buddy updates (<see cref="ReplicaState"/>, <see cref="ReplicaReadLog"/>, <see cref="ReplicaRelease"/>) share.</summary>
+public static class ReplicaUpdate
+{
+    /// <summary>The connection <paramref name="message"/> is about; false when it is no replica update.</summary>
+    public static bool TryGetCid(ControlMessage message, out ConnectionId cid)
+    {
+        switch (message)
+        {
+            case ReplicaState state:
+                cid = state.Cid;
+                return true;
+            case ReplicaReadLog readLog:
+                cid = readLog.Cid;
+                return true;
+            case ReplicaRelease release:
+                cid = release.Cid;
+                return true;
+            default:
+                cid = default;
+                return false;
+        }
+    }
+}

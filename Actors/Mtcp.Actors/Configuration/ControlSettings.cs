@@ -12,6 +12,7 @@ namespace Mtcp.Actors.Configuration;
 internal sealed record ControlSettings
 {
     public const string StateRequestTimeoutPath = "mtcp.control.state-request-timeout";
+    public const string SilentOriginTakeoverPath = "mtcp.control.silent-origin-takeover";
     public const string ReplyChunkSizePath = "mtcp.control.reply-chunk-size";
     public const string RemoteEnvelopeReservePath = "mtcp.control.remote-envelope-reserve";
     public const string MaxStateReplySizePath = "mtcp.control.max-state-reply-size";
@@ -22,6 +23,7 @@ internal sealed record ControlSettings
 
     private ControlSettings(
         TimeSpan stateRequestTimeout,
+        TimeSpan silentOriginTakeover,
         int replyChunkSize,
         int remoteEnvelopeReserve,
         int maxStateReplySize,
@@ -29,6 +31,7 @@ internal sealed record ControlSettings
         long maximumFrameSize)
     {
         StateRequestTimeout = stateRequestTimeout;
+        SilentOriginTakeover = silentOriginTakeover;
         ReplyChunkSize = replyChunkSize;
         RemoteEnvelopeReserve = remoteEnvelopeReserve;
         MaxStateReplySize = maxStateReplySize;
@@ -38,6 +41,15 @@ internal sealed record ControlSettings
 
     /// <summary>How long a state request may go unanswered before the migration fails.</summary>
     public TimeSpan StateRequestTimeout { get; }
+
+    /// <summary>
+    /// How long a live origin may leave a state request unanswered before this node, its connection's buddy, answers
+    /// from the replica and fences it; at or above <see cref="StateRequestTimeout"/>, never.
+    /// </summary>
+    public TimeSpan SilentOriginTakeover { get; }
+
+    /// <summary>Whether a silent origin's connection is ever taken over before the request times out.</summary>
+    public bool TakesOverSilentOrigins => SilentOriginTakeover < StateRequestTimeout;
 
     /// <summary>Largest chunk payload; an encoded state reply longer than this is sent in chunks.</summary>
     public int ReplyChunkSize { get; }
@@ -66,6 +78,7 @@ internal sealed record ControlSettings
         ArgumentNullException.ThrowIfNull(config);
 
         var timeout = HoconValues.Duration(config, StateRequestTimeoutPath, allowZero: false);
+        var silentOrigin = HoconValues.Duration(config, SilentOriginTakeoverPath, allowZero: false);
         var chunkSize = HoconValues.Size(config, ReplyChunkSizePath, 1, int.MaxValue);
         var envelopeReserve = HoconValues.Size(config, RemoteEnvelopeReservePath, 1, int.MaxValue);
         var maxReply = HoconValues.Size(config, MaxStateReplySizePath, 1, int.MaxValue);
@@ -92,6 +105,6 @@ internal sealed record ControlSettings
                 + "or no reply of the largest accepted size could ever be reassembled");
         }
 
-        return new ControlSettings(timeout, chunkSize, envelopeReserve, maxReply, maxReassembly, frameSize);
+        return new ControlSettings(timeout, silentOrigin, chunkSize, envelopeReserve, maxReply, maxReassembly, frameSize);
     }
 }

@@ -6,6 +6,7 @@ using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Migration;
 using Mtcp.Actors.Replication;
+using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
 using Mtcp.Wire;
 using Mtcp.Wire.Control;
@@ -46,6 +47,13 @@ namespace Mtcp.Actors.Control;
 /// logged and counted in <c>mtcp.control.dropped</c>.
 /// </para>
 /// <para>
+/// Takeover from a silent origin: when this node is the peer's buddy, a request the peer leaves unanswered for
+/// <c>mtcp.control.silent-origin-takeover</c> goes to the replica keeper (<see cref="TakeOverFromSilentOrigin"/>),
+/// which answers from the replica if it holds the peer's; which of the two answers reaches the requester, and what
+/// becomes of the other, is <see cref="SilentOriginRace{TAnswer}"/>'s decision. The peer's late state reply to a
+/// request the replica answered is acknowledged: the peer drops the connection, as after a planned migration.
+/// </para>
+/// <para>
 /// Buddy replication: the endpoint actor that replicates a connection to the peer is remembered (watched, forgotten at
 /// its release or stop), and the peer's acks go straight to it, not through the registry: every client byte waits for
 /// its ack before it is acknowledged (docs/failover.md), so each hop on that path delays the client.
@@ -68,6 +76,13 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     /// <summary>Requests this node sent to the peer and not yet answered.</summary>
     private readonly Dictionary<ulong, PendingRequest> _pending = [];
+
+    /// <summary>
+    /// Requests the replica answered, by id, with their connection: the peer's state reply, when it comes, is
+    /// acknowledged (it fences the peer). Forgotten after twice <c>state-request-timeout</c>, longer than the peer keeps
+    /// an answer to send.
+    /// </summary>
+    private readonly Dictionary<ulong, ConnectionId> _takenOver = [];
 
     /// <summary>Peer requests handed to the registry and not yet answered, with the peer connection to answer.</summary>
     private readonly Dictionary<ulong, IActorRef> _serving = [];
@@ -96,10 +111,17 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
         Receive<RequestState>(Request);
         Receive<RequestDeadline>(deadline => TimeOut(deadline.RequestId));
+        Receive<SilenceDeadline>(deadline => OriginSilent(deadline.RequestId));
+        Receive<SilentOriginDecided>(_ => !IsFromPeer, ReplicaDecided);
+        Receive<ForgetTakenOver>(forget =>
+        {
+            _takenOver.Remove(forget.RequestId);
+            _assembler.Abandon(forget.RequestId);
+        });
         Receive<ServeDeadline>(deadline => DropServing(deadline.RequestId));
         Receive<PeerLost>(lost =>
         {
-            FailAll(lost.Reason);
+            FailAll(lost.Reason, deferrable: !lost.StopConnection);
             if (lost.StopConnection)
             {
                 Context.Stop(Self);
@@ -163,7 +185,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
-        FailAll(StateRequestFailure.ControlConnectionStopped);
+        FailAll(StateRequestFailure.ControlConnectionStopped, deferrable: false);
         base.PostStop();
     }
 
@@ -178,13 +200,26 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
         _assembler.Expect(id);
         Timers.StartSingleTimer(new RequestDeadline(id), new RequestDeadline(id), _settings.StateRequestTimeout);
+        if (_replicas is not null && _settings.TakesOverSilentOrigins)
+        {
+            Timers.StartSingleTimer(new SilenceDeadline(id), new SilenceDeadline(id), _settings.SilentOriginTakeover);
+        }
+
         Send(PeerManager, request.Request);
     }
 
     private void Complete(ulong requestId, ControlMessage answer)
     {
-        if (!End(requestId, out var pending))
+        if (!_pending.TryGetValue(requestId, out var pending))
         {
+            if (_takenOver.Remove(requestId, out var cid))
+            {
+                Timers.Cancel(new ForgetTakenOver(requestId));
+                _assembler.Abandon(requestId);
+                FenceLateAnswer(answer, cid);
+                return;
+            }
+
             _log.Info("{0} for request {1} from {2} came after the request ended; not delivered, not acked", answer.GetType().Name, requestId, _peer);
             if (answer is StateReply)
             {
@@ -194,7 +229,75 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
             return;
         }
 
+        if (pending.Race.OriginAnswered(answer) != SilentOriginStep.DeliverOrigin)
+        {
+            // The replica keeper is deciding whether the replica answers instead: held until it has.
+            return;
+        }
+
+        End(requestId, out _);
         pending.ReplyTo.Tell(answer, Self);
+    }
+
+    /// <summary>
+    /// The peer's answer to a request the replica answered: a state reply is acknowledged, so that the peer drops the
+    /// connection as after a planned migration (the ack names the reply it sent, and no later incarnation of the
+    /// connection sent that one); a reject handed nothing over.
+    /// </summary>
+    private void FenceLateAnswer(ControlMessage answer, ConnectionId cid)
+    {
+        if (answer is StateReply)
+        {
+            _log.Info("late state reply {0} from {1} for {2}, answered from this node's replica: acknowledged, so that the peer drops the connection", answer.RequestId, _peer, cid);
+            Send(PeerManager, new StateAck(answer.RequestId, cid));
+        }
+    }
+
+    /// <summary>The peer has left the request unanswered for <c>silent-origin-takeover</c>: the replica keeper may answer instead.</summary>
+    private void OriginSilent(ulong requestId)
+    {
+        if (_replicas is not null && _pending.TryGetValue(requestId, out var pending) && pending.Race.OriginSilent() == SilentOriginStep.AskReplica)
+        {
+            _replicas.Tell(new TakeOverFromSilentOrigin(pending.Request, pending.ReplyTo, _peer), Self);
+        }
+    }
+
+    private void ReplicaDecided(SilentOriginDecided decided)
+    {
+        if (!_pending.TryGetValue(decided.RequestId, out var pending))
+        {
+            return;
+        }
+
+        switch (pending.Race.ReplicaDecided(decided.AnsweredFromReplica, decided.TookOver))
+        {
+            case SilentOriginStep.ReplicaAnswered:
+                End(decided.RequestId, out _);
+                _log.Info("request {0} to {1} answered from this node's replica; the peer's answer is not used", decided.RequestId, _peer);
+                if (!pending.Race.IsTakenOver)
+                {
+                    break;
+                }
+
+                if (pending.Race.OriginAnswer is { } held)
+                {
+                    FenceLateAnswer(held, pending.Request.MigratingCid);
+                    break;
+                }
+
+                // Its answer is still to come, perhaps in chunks: reassembled, to be acknowledged.
+                _takenOver[decided.RequestId] = pending.Request.MigratingCid;
+                _assembler.Expect(decided.RequestId);
+                Timers.StartSingleTimer(new ForgetTakenOver(decided.RequestId), new ForgetTakenOver(decided.RequestId), _settings.StateRequestTimeout * 2);
+                break;
+            case SilentOriginStep.DeliverOrigin:
+                End(decided.RequestId, out _);
+                pending.ReplyTo.Tell(pending.Race.OriginAnswer, Self);
+                break;
+            case SilentOriginStep.EndRequest:
+                pending.DeferredEnd?.Invoke();
+                break;
+        }
     }
 
     private void Reassemble(StateReplyChunk chunk)
@@ -215,13 +318,25 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 break;
             default:
                 _refusals.Refuse(RefusalClass.ControlMessageDropped, $"state reply for request {chunk.RequestId} from {_peer} refused: {result.Status} {result.WireError}");
-                Fail(chunk.RequestId, ToFailure(result.Status));
+                Fail(chunk.RequestId, ToFailure(result.Status), deferrable: true);
                 Sender.Tell(new AbandonStateTransfer(chunk.RequestId, StateTransferAbandonReason.ReplyRefused), Self);
                 break;
         }
     }
 
     private void TimeOut(ulong requestId)
+    {
+        if (_pending.TryGetValue(requestId, out var deciding) && deciding.Race.RequestEnding() != SilentOriginStep.EndRequest)
+        {
+            // The replica keeper is deciding: the replica may still answer; if not, the request times out then.
+            deciding.DeferredEnd = () => TimeOutNow(requestId);
+            return;
+        }
+
+        TimeOutNow(requestId);
+    }
+
+    private void TimeOutNow(ulong requestId)
     {
         if (!End(requestId, out var pending))
         {
@@ -232,7 +347,18 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         PeerManager.Tell(new AbandonStateTransfer(requestId, StateTransferAbandonReason.TimedOut), Self);
     }
 
-    private void Fail(ulong requestId, StateRequestFailure reason)
+    private void Fail(ulong requestId, StateRequestFailure reason, bool deferrable)
+    {
+        if (deferrable && _pending.TryGetValue(requestId, out var deciding) && deciding.Race.RequestEnding() != SilentOriginStep.EndRequest)
+        {
+            deciding.DeferredEnd = () => FailNow(requestId, reason);
+            return;
+        }
+
+        FailNow(requestId, reason);
+    }
+
+    private void FailNow(ulong requestId, StateRequestFailure reason)
     {
         if (!End(requestId, out var pending))
         {
@@ -256,7 +382,8 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         pending.ReplyTo.Tell(new StateRequestFailed(_peer, requestId, pending.Request.NewEndpointCid, reason), Self);
     }
 
-    private void FailAll(StateRequestFailure reason)
+    /// <param name="deferrable">whether a request the replica keeper is deciding on may wait for its word (not when this connection stops).</param>
+    private void FailAll(StateRequestFailure reason, bool deferrable)
     {
         if (_pending.Count > 0)
         {
@@ -265,7 +392,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
         foreach (var requestId in _pending.Keys.ToArray())
         {
-            Fail(requestId, reason);
+            Fail(requestId, reason, deferrable);
         }
     }
 
@@ -277,6 +404,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         }
 
         Timers.Cancel(new RequestDeadline(requestId));
+        Timers.Cancel(new SilenceDeadline(requestId));
         _assembler.Abandon(requestId);
         return true;
     }
@@ -396,13 +524,8 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     }
 
     /// <summary>The connection a replica update (whole state, read log or release) is about.</summary>
-    private static ConnectionId ReplicaCid(ControlMessage update) => update switch
-    {
-        ReplicaState state => state.Cid,
-        ReplicaReadLog readLog => readLog.Cid,
-        ReplicaRelease release => release.Cid,
-        _ => throw new ArgumentException($"{update.GetType().Name} is no replica update", nameof(update)),
-    };
+    private static ConnectionId ReplicaCid(ControlMessage update) =>
+        ReplicaUpdate.TryGetCid(update, out var cid) ? cid : throw new ArgumentException($"{update.GetType().Name} is no replica update", nameof(update));
 
     private void Remember(ConnectionId cid)
     {
@@ -494,10 +617,27 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         _ => StateRequestFailure.MalformedReply,
     };
 
-    private sealed record PendingRequest(StateRequest Request, IActorRef ReplyTo);
+    private sealed class PendingRequest(StateRequest request, IActorRef replyTo)
+    {
+        public StateRequest Request { get; } = request;
+
+        public IActorRef ReplyTo { get; } = replyTo;
+
+        /// <summary>Which answers the requester: the peer, or this node's replica once the peer stays silent.</summary>
+        public SilentOriginRace<ControlMessage> Race { get; } = new();
+
+        /// <summary>The request's end (timeout or failure) that came while the replica keeper decided.</summary>
+        public Action? DeferredEnd { get; set; }
+    }
 
     /// <summary>Timer key and message: the requested state is overdue.</summary>
     private sealed record RequestDeadline(ulong RequestId);
+
+    /// <summary>Timer key and message: the peer's answer to a request the replica answered will not come any more.</summary>
+    private sealed record ForgetTakenOver(ulong RequestId);
+
+    /// <summary>Timer key and message: the peer has been silent on the request for <c>silent-origin-takeover</c>.</summary>
+    private sealed record SilenceDeadline(ulong RequestId);
 
     /// <summary>Timer key and message: the registry's answer would now come too late for the peer.</summary>
     private sealed record ServeDeadline(ulong RequestId);

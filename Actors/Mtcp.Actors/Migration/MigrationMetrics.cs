@@ -103,4 +103,8 @@ internal static class MigrationMetrics
     internal static readonly Counter<long> TakeoverTriggers = Meter.CreateCounter<long>("mtcp.replication.takeover_triggers", "{trigger}", "MIGRATE_TRIGGERs a buddy sent the clients of an unreachable node's connections, naming itself");
 
     internal static readonly Counter<long> TakenOver = Meter.CreateCounter<long>("mtcp.replication.taken_over", "{connection}", "Connections a buddy took over from a lost node (the replica reinstated at a new endpoint)");
+
+    internal static readonly Counter<long> TakenOverFromSilentOrigin = Meter.CreateCounter<long>("mtcp.replication.taken_over_from_silent", "{connection}", "Of mtcp.replication.taken_over, connections whose origin was still a member but left the state request unanswered for mtcp.control.silent-origin-takeover (the origin is fenced at once)");
+
+    internal static readonly Counter<long> RefusedUpdates = Meter.CreateCounter<long>("mtcp.replication.refused_updates", "{update}", "Replica updates a buddy dropped unacknowledged: their connection was already answered for from the replica");
 }

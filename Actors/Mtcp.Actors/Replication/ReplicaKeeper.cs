@@ -1,9 +1,11 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Mtcp.Actors.Api;
 using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Control;
+using Mtcp.Actors.Endpoints;
 using Mtcp.Actors.Migration;
 using Mtcp.Stack.Migration;
 using Mtcp.Stack.Migration.Authentication;
@@ -23,6 +25,11 @@ namespace Mtcp.Actors.Replication;
 /// listening on the connection's port; the client's special SYN then finds the origin lost, and the state request
 /// comes here (<see cref="AnswerFromReplica"/>): the replica answers it as the origin would have, and the new
 /// endpoint reinstates it exactly as after a planned migration.</item>
+/// <item>Takeover from a silent origin: when the live origin of a connection replicated here leaves the state request
+/// of its client's special SYN unanswered for <c>mtcp.control.silent-origin-takeover</c>, the control connection asks
+/// (<see cref="TakeOverFromSilentOrigin"/>) and the replica answers as above; the control connection acknowledges the
+/// origin's late answer, and the origin drops the connection silently. Its updates of that connection are no longer
+/// acknowledged from the moment the replica answers.</item>
 /// <item>Fencing: when a node whose connections were taken over is reachable again (it was only partitioned), it is
 /// sent a state ack for each of them: it drops them silently, as an origin does after a migration, while the client
 /// already blackholes it.</item>
@@ -67,15 +74,24 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
     /// <summary>No membership or reachability change for <see cref="_stableAfter"/>: the far side of a split is all marked.</summary>
     private bool _stable;
 
+    /// <summary>Takeover triggers to send again until their client's special SYN comes (<c>mtcp.cluster.takeover-trigger-*</c>).</summary>
+    private readonly TakeoverTriggerResends _triggerResends;
+    private readonly MonotonicClock _clock = new();
+
+    public const string TakeoverTriggerIntervalPath = "mtcp.cluster.takeover-trigger-interval";
+    public const string TakeoverTriggerResendsPath = "mtcp.cluster.takeover-trigger-resends";
+
     public ReplicaKeeper(ControlSettings settings)
     {
         _takeover = new ReplicaTakeover<Address>(settings.MaxStateReplySize);
         _keepMajority = KeptSide.IsKeepMajority(Context.System.Settings.Config, out _role);
         _stableAfter = KeptSide.TakeoverSettle(Context.System.Settings.Config);
+        _triggerResends = TriggerResends(Context.System.Settings.Config);
         Receive<ReplicaUpdateReceived>(Apply);
         Receive<UseControlAuthenticator>(use => _authenticator = use.Authenticator);
         Receive<ReplicaTakeoverTransport>(transport => _transports[transport.Address] = transport.PacketActor);
         Receive<AnswerFromReplica>(Answer);
+        Receive<TakeOverFromSilentOrigin>(AnswerForSilentOrigin);
         Receive<StateAck>(Reinstated);
         Receive<ClusterEvent.UnreachableMember>(unreachable =>
         {
@@ -83,6 +99,7 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
             _unreachable.Add(unreachable.Member.UniqueAddress);
             Reconsider();
         });
+        Receive<ResendTakeoverTriggers>(_ => ResendTriggers());
         Receive<ViewStable>(_ =>
         {
             _stable = true;
@@ -137,7 +154,7 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
             Reconsider();
         });
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
-        Receive<GetReplicaStatistics>(_ => Sender.Tell(new ReplicaStatistics(_takeover.HeldByOrigin(), _takeover.TakenOverByOrigin())));
+        Receive<GetReplicaStatistics>(_ => Sender.Tell(new ReplicaStatistics(_takeover.HeldByOrigin(), _takeover.TakenOverByOrigin(), _takeover.TakenOverFromSilentOrigin)));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -171,7 +188,15 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
     private void Apply(ReplicaUpdateReceived received)
     {
         var before = _takeover.Store.Count;
-        if (_takeover.Apply(received.Origin, received.Update) is { } ack)
+        var refused = _takeover.RefusedUpdates;
+        var ack = _takeover.Apply(received.Origin, received.Update);
+        if (_takeover.RefusedUpdates != refused)
+        {
+            MigrationMetrics.RefusedUpdates.Add(1);
+            _log.Debug("update {0} from {1} is about a connection answered for from its replica here; not acknowledged", received.Update.RequestId, received.Origin);
+        }
+
+        if (ack is not null)
         {
             Sender.Tell(new ReplicateToPeer(ack));
             if (ack.Status == ReplicaAckStatus.NeedsState)
@@ -240,10 +265,8 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         var decision = KeptSide.Decide(_self, members, _unreachable, _role);
         var originMember = members.Where(member => member.Node.Address.Equals(origin)).Select(member => (SplitMember?)member).LastOrDefault();
         var gone = originMember is null or { Status: MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed };
-        var self = _members.TryGetValue(_self, out var known) ? known.Status : MemberStatus.Removed;
-        if (self is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed)
+        if (IsLeaving(out why))
         {
-            why = $"this node is {self}";
             return false;
         }
 
@@ -265,6 +288,14 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         return decision.Kept;
     }
 
+    /// <summary>Whether this node is downed, exiting or removed: it takes nothing over, the clients would leave with it.</summary>
+    private bool IsLeaving(out string why)
+    {
+        var self = _self is null ? MemberStatus.Up : _members.TryGetValue(_self, out var known) ? known.Status : MemberStatus.Removed;
+        why = $"this node is {self}";
+        return self is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed;
+    }
+
     /// <summary>The origin is lost: every client of its connections held here is asked to come to this node.</summary>
     private void Lose(Address origin, string how)
     {
@@ -281,26 +312,90 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         }
 
         var triggered = 0;
+        var now = _clock.Now;
         foreach (var cid in held)
         {
-            foreach (var (address, packetActor) in _transports)
+            var sent = SendTrigger(cid, authenticator);
+            if (sent > 0)
             {
-                if (address.IsIPv4 == cid.ClientAddress.IsIPv4
-                    && _takeover.Store.TryCreateTakeoverTrigger(cid, new ServerEndpoint(address, cid.ServerPort), authenticator, out var trigger))
-                {
-                    packetActor.Tell(new SendTakeoverTrigger(cid, trigger));
-                    triggered++;
-                }
+                _triggerResends.Sent(cid, now);
             }
+
+            triggered += sent;
         }
 
         _log.Warning("{0} {1}: taking over its {2} replicated connections here (MIGRATE_TRIGGER sent {3} times)", origin, how, held.Count, triggered);
         MigrationMetrics.TakeoverTriggers.Add(triggered);
+        ArmTriggerResends();
+    }
+
+    /// <summary>The takeover trigger of <paramref name="cid"/>, signed for each of this node's transports of its family: how many went.</summary>
+    private int SendTrigger(ConnectionId cid, IMigrationAuthenticator authenticator)
+    {
+        var sent = 0;
+        foreach (var (address, packetActor) in _transports)
+        {
+            if (address.IsIPv4 == cid.ClientAddress.IsIPv4
+                && _takeover.Store.TryCreateTakeoverTrigger(cid, new ServerEndpoint(address, cid.ServerPort), authenticator, out var trigger))
+            {
+                packetActor.Tell(new SendTakeoverTrigger(cid, trigger));
+                sent++;
+            }
+        }
+
+        return sent;
+    }
+
+    /// <summary>
+    /// The triggers whose client has not sent its special SYN yet go again, while the replica is held and its origin
+    /// still lost (a trigger is one segment: lost, it left the client to its own silence detection).
+    /// </summary>
+    private void ResendTriggers()
+    {
+        var resent = 0;
+        foreach (var cid in _triggerResends.Due(_clock.Now))
+        {
+            if (_authenticator is { } authenticator && _takeover.Store.TryGetOrigin(cid, out var origin) && _takeover.IsLost(origin))
+            {
+                resent += SendTrigger(cid, authenticator);
+            }
+            else
+            {
+                _triggerResends.Forget(cid);
+            }
+        }
+
+        if (resent > 0)
+        {
+            _log.Info("MIGRATE_TRIGGER sent again {0} times: their clients' special SYNs have not come yet", resent);
+            MigrationMetrics.TakeoverTriggers.Add(resent);
+        }
+
+        ArmTriggerResends();
+    }
+
+    private void ArmTriggerResends()
+    {
+        if (_triggerResends.NextDue is { } due && !Timers.IsTimerActive(ResendTakeoverTriggers.Instance))
+        {
+            Timers.StartSingleTimer(ResendTakeoverTriggers.Instance, ResendTakeoverTriggers.Instance, due - _clock.Now);
+        }
+    }
+
+    /// <summary>Reads <c>mtcp.cluster.takeover-trigger-interval</c> and <c>-resends</c> (HOCON/mtcp-reference.conf).</summary>
+    private static TakeoverTriggerResends TriggerResends(Akka.Configuration.Config config)
+    {
+        var interval = HoconValues.Duration(config, TakeoverTriggerIntervalPath, allowZero: false);
+        var resends = config.GetInt(TakeoverTriggerResendsPath, -1);
+        return resends >= 0
+            ? new TakeoverTriggerResends(interval, resends)
+            : throw new Akka.Configuration.ConfigurationException($"{TakeoverTriggerResendsPath} must be a count, 0 or more (0: the trigger goes once), not {config.GetString(TakeoverTriggerResendsPath, "missing")}");
     }
 
     private void Answer(AnswerFromReplica answer)
     {
         var request = answer.Request;
+        _triggerResends.Answered(request.MigratingCid);
         if (answer.Origin is { } lost && !_takeover.IsLost(lost) && !MayTakeOver(lost, out var why))
         {
             // The control connection found the origin gone, but this side must not serve its replicas.
@@ -328,18 +423,66 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         answer.ReplyTo.Tell(reply, Self);
     }
 
-    /// <summary>The new endpoint reinstated the replica: the connection is served here now.</summary>
+    /// <summary>
+    /// The live origin left a special SYN's state request unanswered: the replica answers if it is that origin's (this
+    /// node is its buddy and is not leaving); the control connection learns which, and drops the origin's answer if so.
+    /// </summary>
+    private void AnswerForSilentOrigin(TakeOverFromSilentOrigin silent)
+    {
+        var request = silent.Request;
+        ControlMessage? reply = null;
+        var firstCid = request.MigratingCid;
+        var check = MigratedConnectionCheck.Forged;
+        if (IsLeaving(out var why))
+        {
+            if (_takeover.Store.TryGetOrigin(request.MigratingCid, out _))
+            {
+                _log.Info("not answering the state request of {0} from its replica while {1} is silent: {2}", request.MigratingCid, silent.Origin, why);
+            }
+        }
+        else
+        {
+            reply = _takeover.AnswerForSilentOrigin(request, silent.Origin, _authenticator, out firstCid, out check);
+        }
+
+        Sender.Tell(new SilentOriginDecided(request.RequestId, reply is not null, reply is StateReply));
+        switch (reply)
+        {
+            case null:
+                return;
+            case StateReply:
+                _log.Warning("answering the special SYN of cid {0} (now {1}) from its replica: its origin {2} is a member but has not answered the state request (mtcp.control.silent-origin-takeover)", firstCid, request.MigratingCid, silent.Origin);
+                break;
+            case StateReject reject:
+                _log.Warning("replica of {0} refused a state request while its origin {1} is silent: {2} {3} ({4})", request.MigratingCid, silent.Origin, reject.Reason, reject.Diagnostic, check);
+                break;
+        }
+
+        silent.ReplyTo.Tell(reply, Self);
+    }
+
+    /// <summary>The new endpoint reinstated the replica: the connection is served here now; a live origin is fenced at once.</summary>
     private void Reinstated(StateAck ack)
     {
         var before = _takeover.Store.Count;
-        if (!_takeover.Reinstated(ack.MigratingCid, out var origin, out var firstCid))
+        if (!_takeover.Reinstated(ack.MigratingCid, out var origin, out var firstCid, out var fromSilentOrigin))
         {
             return;
         }
 
         MigrationMetrics.ReplicasHeld.Add(_takeover.Store.Count - before);
         MigrationMetrics.TakenOver.Add(1);
-        _log.Warning("took over cid {0} (as {1}) from {2}", firstCid, ack.MigratingCid, origin);
+        if (!fromSilentOrigin)
+        {
+            _log.Warning("took over cid {0} (as {1}) from {2}", firstCid, ack.MigratingCid, origin);
+            return;
+        }
+
+        // The origin is fenced by the acknowledgment of its late answer (the control connection sends it), which names
+        // the reply it sent: a state ack sent now could reach a later incarnation of the connection on the same
+        // 4-tuple, migrated back to the origin meanwhile, and drop that one.
+        MigrationMetrics.TakenOverFromSilentOrigin.Add(1);
+        _log.Warning("took over cid {0} (as {1}) from {2}, which did not answer in time; it drops the connection once its late answer is acknowledged", firstCid, ack.MigratingCid, origin);
     }
 
     /// <summary>A lost node is reachable again: it must drop what was taken over from it (a state ack, as after a migration).</summary>
@@ -355,6 +498,16 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
         {
             _log.Warning("{0} is reachable again: told it to drop the {1} connections taken over from it", origin, fenced.Count);
         }
+    }
+}
+
+/// <summary>Timer key and message of a <see cref="ReplicaKeeper"/>: takeover triggers may be due to go again.</summary>
+internal sealed class ResendTakeoverTriggers
+{
+    public static readonly ResendTakeoverTriggers Instance = new();
+
+    private ResendTakeoverTriggers()
+    {
     }
 }
 

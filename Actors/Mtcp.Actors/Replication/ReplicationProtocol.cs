@@ -49,6 +49,22 @@ internal sealed record SendTakeoverTrigger(ConnectionId Cid, TcpSegmentRepr Segm
 /// </summary>
 internal sealed record AnswerFromReplica(StateRequest Request, IActorRef ReplyTo, Address? Origin, StateRequestFailure Failure);
 
+/// <summary>
+/// To the <see cref="ReplicaKeeper"/>, from the control connection to <paramref name="Origin"/>: that origin, still a
+/// member, has left <paramref name="Request"/> unanswered for <c>mtcp.control.silent-origin-takeover</c>. If this node
+/// holds <paramref name="Origin"/>'s replica of the connection, the keeper answers <paramref name="ReplyTo"/> from it
+/// (with itself as sender, as for a lost origin); either way it tells the control connection with
+/// <see cref="SilentOriginDecided"/>.
+/// </summary>
+internal sealed record TakeOverFromSilentOrigin(StateRequest Request, IActorRef ReplyTo, Address Origin);
+
+/// <summary>
+/// The <see cref="ReplicaKeeper"/>'s word on a <see cref="TakeOverFromSilentOrigin"/>: <paramref name="AnsweredFromReplica"/>,
+/// the requester has its answer (the origin's is not used), the state if <paramref name="TookOver"/> (the origin is then
+/// fenced), else a reject; otherwise only the origin can answer request <paramref name="RequestId"/>.
+/// </summary>
+internal sealed record SilentOriginDecided(ulong RequestId, bool AnsweredFromReplica, bool TookOver);
+
 /// <summary>Asks a <see cref="ReplicaKeeper"/> what it holds; answered with <see cref="ReplicaStatistics"/>.</summary>
 internal sealed record GetReplicaStatistics
 {
@@ -56,8 +72,9 @@ internal sealed record GetReplicaStatistics
 }
 
 /// <summary>The connections of other nodes a <see cref="ReplicaKeeper"/> holds a whole state of, by origin node.</summary>
-/// <paramref name="TakenOver"/>: connections this node took over from a lost node, by that node.
-internal sealed record ReplicaStatistics(IReadOnlyDictionary<Address, int> HeldByOrigin, IReadOnlyDictionary<Address, int> TakenOver)
+/// <paramref name="TakenOver"/>: connections this node took over from a lost node, by that node, until it is fenced or gone.
+/// <paramref name="TakenOverFromSilentOrigins"/>: connections taken over from a live origin that did not answer in time (fenced at once), in all.
+internal sealed record ReplicaStatistics(IReadOnlyDictionary<Address, int> HeldByOrigin, IReadOnlyDictionary<Address, int> TakenOver, int TakenOverFromSilentOrigins)
 {
     public int Held => HeldByOrigin.Values.Sum();
 }

@@ -28,6 +28,8 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     private static readonly IpAddress BuddyAddress = IpAddress.Parse("10.0.0.3");
     private static readonly SeqNumber ClientRcvNxt = new(5_000);
     private static readonly TimeSpan StableAfter = TimeSpan.FromMilliseconds(300);
+    private static readonly TimeSpan TriggerInterval = TimeSpan.FromMilliseconds(200);
+    private const int TriggerResends = 3;
 
     /// <summary>Longer than <see cref="StableAfter"/>, with room for a loaded machine.</summary>
     private static readonly TimeSpan Settled = TimeSpan.FromMilliseconds(1_000);
@@ -46,7 +48,12 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
     /// stay unchanged for mtcp.cluster.takeover-settle before an unreachable origin is taken over: short here.
     /// </summary>
     public ReplicaKeeperTests()
-        : base(TestNodes.ClusterMember([], $"mtcp.cluster.takeover-settle = {StableAfter.TotalMilliseconds}ms\n"))
+        : base(TestNodes.ClusterMember([], $"""
+            mtcp.cluster.takeover-settle = {StableAfter.TotalMilliseconds}ms
+            mtcp.cluster.takeover-trigger-interval = {TriggerInterval.TotalMilliseconds}ms
+            mtcp.cluster.takeover-trigger-resends = {TriggerResends}
+
+            """))
     {
         _selfMember = ClusterMembers.Of(Akka.Cluster.Cluster.Get(Sys).SelfUniqueAddress, MemberStatus.Up);
         _originMember = ClusterMembers.Of(ClusterMembers.Node("127.0.0.0", 4053), MemberStatus.Up);
@@ -104,6 +111,38 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal("APP"u8.ToArray(), reply.AppState.ToArray());
         Assert.True(ServerMigration.TryAdoptCredential(reply, MigrationCluster.Authenticator, out _));
         Assert.Equal(_keeper, endpoint.LastSender);
+    }
+
+    [Fact]
+    public void A_takeover_trigger_must_go_again_until_the_clients_special_syn_comes_and_no_more_than_configured()
+    {
+        var transport = CreateTestProbe();
+        _keeper.Tell(new ReplicaTakeoverTransport(BuddyAddress, transport.Ref));
+        _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
+        _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+        var first = transport.ExpectMsg<SendTakeoverTrigger>();
+        var again = transport.ExpectMsg<SendTakeoverTrigger>(TriggerInterval + Settled);
+        Assert.Equal(first.Cid, again.Cid);
+
+        // The client's special SYN came: no trigger after it.
+        var endpoint = CreateTestProbe();
+        _keeper.Tell(new AnswerFromReplica(Request(30), endpoint.Ref, Origin: null, StateRequestFailure.PeerRemoved));
+        endpoint.ExpectMsg<StateReply>();
+        transport.ReceiveWhile(TriggerInterval, message => message as SendTakeoverTrigger);
+        transport.ExpectNoMsg(TriggerInterval * (TriggerResends + 2));
+    }
+
+    [Fact]
+    public void A_takeover_trigger_whose_client_never_answers_must_go_at_most_the_configured_number_of_times_more()
+    {
+        var transport = CreateTestProbe();
+        _keeper.Tell(new ReplicaTakeoverTransport(BuddyAddress, transport.Ref));
+        _keeper.Tell(new ClusterEvent.MemberUp(_thirdMember));
+        _keeper.Tell(new ClusterEvent.UnreachableMember(_originMember));
+
+        var sent = transport.ReceiveWhile(Settled + (TriggerInterval * (TriggerResends + 3)), message => message as SendTakeoverTrigger, msgs: TriggerResends + 2);
+        Assert.Equal(1 + TriggerResends, sent.Count);
+        Assert.All(sent, trigger => Assert.Equal(Cid, trigger!.Cid));
     }
 
     [Fact]
@@ -180,6 +219,64 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         var fence = ExpectMsg<AcknowledgeState>();
         Assert.Equal(_origin, fence.Peer);
         Assert.Equal(Cid, fence.Ack.MigratingCid);
+    }
+
+    [Fact]
+    public void A_live_origin_silent_on_a_state_request_must_be_answered_for_from_the_replica_and_its_updates_left_unacknowledged()
+    {
+        var endpoint = CreateTestProbe();
+        _keeper.Tell(new TakeOverFromSilentOrigin(Request(20), endpoint.Ref, _origin));
+        Assert.Equal(new SilentOriginDecided(20, AnsweredFromReplica: true, TookOver: true), ExpectMsg<SilentOriginDecided>());
+        var reply = endpoint.ExpectMsg<StateReply>();
+        Assert.Equal(NewCid, reply.NewEndpointCid);
+        Assert.Equal(_keeper, endpoint.LastSender);
+
+        // Client bytes the origin replicates meanwhile are in no reply: their update is never acknowledged.
+        _keeper.Tell(new ReplicaUpdateReceived(_origin, new ReplicaReadLog(2, Cid, 1, new SeqNumber(200), "late"u8.ToArray())));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        // Reinstated: the origin is fenced by the acknowledgment of its late answer (the control connection's), never by
+        // a state ack from here, which could reach a later incarnation of the connection on the origin.
+        _keeper.Tell(new StateAck(20, Cid), endpoint.Ref);
+        _keeper.Tell(GetReplicaStatistics.Instance);
+        var statistics = ExpectMsg<ReplicaStatistics>();
+        Assert.Equal(1, statistics.TakenOverFromSilentOrigins);
+        Assert.Empty(statistics.TakenOver);
+        Assert.Equal(0, statistics.Held);
+    }
+
+    [Fact]
+    public void A_silent_origin_whose_replica_is_not_held_here_a_strangers_request_and_a_forgery_must_take_nothing_over()
+    {
+        var endpoint = CreateTestProbe();
+
+        // The replica here is the origin's, not the third member's: this node is not that connection's buddy.
+        _keeper.Tell(new TakeOverFromSilentOrigin(Request(21), endpoint.Ref, _thirdMember.Address));
+        Assert.False(ExpectMsg<SilentOriginDecided>().AnsweredFromReplica);
+        var stranger = Cid with { ClientPort = (ushort)(Cid.ClientPort + 1) };
+        _keeper.Tell(new TakeOverFromSilentOrigin(new StateRequest(22, stranger, NewCid with { ClientPort = stranger.ClientPort }, ClientRcvNxt, new byte[8]), endpoint.Ref, _origin));
+        Assert.False(ExpectMsg<SilentOriginDecided>().AnsweredFromReplica);
+        endpoint.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        // A forged special SYN is refused from the replica, and takes nothing over: the origin is not fenced.
+        _keeper.Tell(new TakeOverFromSilentOrigin(new StateRequest(24, Cid, NewCid, ClientRcvNxt, new byte[8]), endpoint.Ref, _origin));
+        Assert.Equal(new SilentOriginDecided(24, AnsweredFromReplica: true, TookOver: false), ExpectMsg<SilentOriginDecided>());
+        Assert.Equal(StateRejectReason.AuthFailed, endpoint.ExpectMsg<StateReject>().Reason);
+
+        // Nothing was taken over: the origin's updates are acknowledged as before.
+        _keeper.Tell(new ReplicaUpdateReceived(_origin, new ReplicaReadLog(2, Cid, 1, new SeqNumber(200), "more"u8.ToArray())));
+        Assert.Equal(ReplicaAckStatus.Held, Assert.IsType<ReplicaAck>(ExpectMsg<ReplicateToPeer>().Message).Status);
+    }
+
+    [Fact]
+    public void A_node_downed_itself_must_not_answer_for_a_silent_origin()
+    {
+        _keeper.Tell(new ClusterEvent.MemberDowned(_selfMember.Copy(MemberStatus.Down)));
+        var endpoint = CreateTestProbe();
+        _keeper.Tell(new TakeOverFromSilentOrigin(Request(23), endpoint.Ref, _origin));
+
+        Assert.False(ExpectMsg<SilentOriginDecided>().AnsweredFromReplica);
+        endpoint.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
     }
 
     private StateRequest Request(ulong requestId)

@@ -38,9 +38,7 @@ public sealed class ForgedSpecialSynAcrossNodesTests(ITestOutputHelper output)
         driver.RunUntil(() => driver.Client.State == TcpState.Established && driver.Client.CanMigrate, Patience, "the handshake with the origin");
 
         // A bit of the MIGRATED_CONN authenticator flipped on every special SYN.
-        driver.Tamper = (header, _) => header.Options.MigratedConnection is { } migrated
-            ? header with { Options = header.Options with { MigratedConnection = migrated with { Authenticator = migrated.Authenticator ^ 1 } } }
-            : header;
+        driver.Tamper = SansIoClientDriver.FlipMigratedConnectionAuthenticator;
         driver.Client.BeginMigration(driver.Now, destination, new SeqNumber(0x1000), localPort: 41001);
         var refused = driver.RunUntilMigrationEnds(Patience);
         output.WriteLine($"altered special SYN: {refused.Kind} {refused.Detail}");

@@ -202,7 +202,12 @@ public sealed class MigrationCluster : IAsyncDisposable
             node.Runtimes[transport] = runtime;
         }
 
-        node.Control = system.StartControlConnectionManager(registry);
+        if (_options.GateStateRequests)
+        {
+            node.StateRequestGate = system.ActorOf(StateRequestGate.Props(registry), "mtcp-state-request-gate");
+        }
+
+        node.Control = system.StartControlConnectionManager(_options.GateStateRequests ? node.StateRequestGate : registry);
         node.Directory = system.StartServiceDirectory();
 
         // As MtcpServerNode does: a member whose control port refuses connections (its system stopped) is downed at once.
@@ -298,6 +303,9 @@ public sealed record MigrationClusterOptions
     /// <see cref="LossyPacketTransport"/>; the runtime owns what it returns. Null: the endpoints are used as they are.
     /// </summary>
     public Func<InMemoryPacketTransport, IPacketTransport>? WrapMemoryTransport { get; init; }
+
+    /// <summary>Each node's control connections reach its registry through a <see cref="Migration.StateRequestGate"/>.</summary>
+    public bool GateStateRequests { get; init; }
 }
 
 /// <summary>One server node of <see cref="MigrationCluster"/>.</summary>
@@ -324,6 +332,9 @@ public sealed class ServerNode(int index, ActorSystem system)
 
     /// <summary>The node's <see cref="ConnectionRegistry"/>, shared by its runtimes.</summary>
     public IActorRef Registry { get; set; } = ActorRefs.Nobody;
+
+    /// <summary>With <see cref="MigrationClusterOptions.GateStateRequests"/>: what holds the peers' state requests when told to.</summary>
+    public IActorRef StateRequestGate { get; set; } = ActorRefs.Nobody;
 
     /// <summary>Called with every connection the applications here accept (new or migrated in), before it is served.</summary>
     public Action<ServerNode, MtcpConnection>? Accepted { get; set; }

@@ -34,6 +34,12 @@ internal sealed class SansIoClientDriver(InMemoryPacketTransport transport, IpAd
     /// <summary>Applied to every segment sent while set.</summary>
     public Tampering? Tamper { get; set; }
 
+    /// <summary>A <see cref="Tampering"/> that flips a bit of the MIGRATED_CONN authenticator of every special SYN: a forgery.</summary>
+    public static TcpSegmentRepr FlipMigratedConnectionAuthenticator(TcpSegmentRepr header, Span<byte> payload) =>
+        header.Options.MigratedConnection is { } migrated
+            ? header with { Options = header.Options with { MigratedConnection = migrated with { Authenticator = migrated.Authenticator ^ 1 } } }
+            : header;
+
     /// <summary>Called with the stream offset and the bytes of each read, in order.</summary>
     public Action<long, ReadOnlySpan<byte>>? OnRead { get; set; }
 
