@@ -34,6 +34,17 @@ public sealed class ControlSettingsTests
     }
 
     [Fact]
+    public void Takeover_from_a_silent_origin_must_be_off_in_the_reference_and_on_when_a_node_sets_a_duration()
+    {
+        Assert.False(Parse("").TakesOverSilentOrigins);
+
+        var on = Parse("mtcp.control.silent-origin-takeover = 500ms");
+
+        Assert.True(on.TakesOverSilentOrigins);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), on.SilentOriginTakeover);
+    }
+
+    [Fact]
     public void Node_config_must_win_over_the_reference()
     {
         var settings = Parse("mtcp.control.state-request-timeout = 250ms\nmtcp.control.reply-chunk-size = 64000b");

@@ -44,7 +44,8 @@ internal sealed record ControlSettings
 
     /// <summary>
     /// How long a live origin may leave a state request unanswered before this node, its connection's buddy, answers
-    /// from the replica and fences it; at or above <see cref="StateRequestTimeout"/>, never.
+    /// from the replica and fences it; <see cref="TimeSpan.MaxValue"/> for <c>off</c>, and at or above
+    /// <see cref="StateRequestTimeout"/>, never.
     /// </summary>
     public TimeSpan SilentOriginTakeover { get; }
 
@@ -78,7 +79,9 @@ internal sealed record ControlSettings
         ArgumentNullException.ThrowIfNull(config);
 
         var timeout = HoconValues.Duration(config, StateRequestTimeoutPath, allowZero: false);
-        var silentOrigin = HoconValues.Duration(config, SilentOriginTakeoverPath, allowZero: false);
+        var silentOrigin = config.GetString(SilentOriginTakeoverPath)?.Trim() == "off"
+            ? TimeSpan.MaxValue
+            : HoconValues.Duration(config, SilentOriginTakeoverPath, allowZero: false);
         var chunkSize = HoconValues.Size(config, ReplyChunkSizePath, 1, int.MaxValue);
         var envelopeReserve = HoconValues.Size(config, RemoteEnvelopeReservePath, 1, int.MaxValue);
         var maxReply = HoconValues.Size(config, MaxStateReplySizePath, 1, int.MaxValue);

@@ -32,7 +32,7 @@ public sealed class SilentOriginTakeoverAttackTests(ITestOutputHelper output)
     [Fact]
     public async Task A_forged_special_SYN_must_not_take_a_silent_origins_connection_over_and_the_genuine_one_then_must()
     {
-        await using var cluster = await MigrationCluster.StartAsync(new MigrationClusterOptions { ServerCount = 2, Transports = [Transport], Replication = true, GateStateRequests = true });
+        await using var cluster = await MigrationCluster.StartAsync(new MigrationClusterOptions { ServerCount = 2, Transports = [Transport], Replication = true, GateStateRequests = true, ServerExtra = "mtcp.control.silent-origin-takeover = 500ms" });
         var (driver, origin, buddy) = await ReplicatedSessionAsync(cluster, 42000);
         cluster.Servers[0].StateRequestGate.Tell(new SwallowStateRequests(true));
 

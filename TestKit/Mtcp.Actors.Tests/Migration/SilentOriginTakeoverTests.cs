@@ -30,7 +30,7 @@ public sealed class SilentOriginTakeoverTests(ITestOutputHelper output)
     private const long UploadBytes = 8L << 20;
     private static readonly TimeSpan TestTimeout = TimeSpan.FromSeconds(90);
 
-    /// <summary>The reference special-syn-timeout (1 s), which the reference silent-origin-takeover (500 ms) must beat.</summary>
+    /// <summary>The reference special-syn-timeout (1 s), which a silent-origin-takeover of 500 ms must beat.</summary>
     private static readonly ClientFailover Failover = new()
     {
         ProbeInterval = TimeSpan.FromMilliseconds(500),
@@ -51,6 +51,7 @@ public sealed class SilentOriginTakeoverTests(ITestOutputHelper output)
             Replication = true,
             ClientFailover = Failover,
             GateStateRequests = true,
+            ServerExtra = "mtcp.control.silent-origin-takeover = 500ms",
             WrapMemoryTransport = inner => _links[inner.LocalAddress] = new LossyPacketTransport(inner, new LinkConditions { Latency = TimeSpan.Zero }, seed: 1),
         });
         using var timeout = new CancellationTokenSource(TestTimeout);
