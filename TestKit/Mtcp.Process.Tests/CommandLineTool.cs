@@ -6,7 +6,7 @@ namespace Mtcp.Process.Tests;
 /// <summary>
 /// Runs an unmodified client program (curl, nc, redis-cli) as a user would, with bytes on its standard input; the
 /// process is killed if it outlives <c>timeout</c>. A program that is not installed fails the test with the package
-/// to install (<c>.ci/run</c> installs them as root).
+/// to install (the test command installs them as root: TestKit/install-test-tools.sh).
 /// </summary>
 public static class CommandLineTool
 {
@@ -25,7 +25,7 @@ public static class CommandLineTool
         }
         catch (Win32Exception e)
         {
-            Assert.Fail($"this test runs {program}, which could not be started ({e.Message}): install the {package} package (.ci/run does when run as root)");
+            Assert.Fail($"this test runs {program}, which could not be started ({e.Message}): install the {package} package (the test command does when run as root)");
             throw;
         }
 
