@@ -27,7 +27,9 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
     private long _toService;
     private long _fromService;
     private long _lastActivity = Environment.TickCount64;
-    private int _aborted;
+
+    /// <summary>1 once the relay closed both sides or reset them: from then on nothing of it may be reset again.</summary>
+    private int _ended;
 
     public long Id { get; } = id;
 
@@ -137,6 +139,12 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
             }
 
             await done.CancelAsync().ConfigureAwait(false);
+            if (Interlocked.Exchange(ref _ended, 1) != 0)
+            {
+                // The agent reset the relay (it is stopping) while the last bytes went out.
+                return false;
+            }
+
             client.Close();
             await stream.DisposeAsync().ConfigureAwait(false);
             ConsoleLog.Info($"relay {Id}: closed ({Interlocked.Read(ref _toService)} bytes to the service, {Interlocked.Read(ref _fromService)} from it)");
@@ -144,7 +152,7 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
-            Abort(Volatile.Read(ref _aborted) == 0 ? $"{e.Message}" : "aborted");
+            Abort(e.Message);
             return false;
         }
         finally
@@ -210,10 +218,14 @@ internal sealed class Relay(long id, Socket client, AgentSettings settings)
         }
     }
 
-    /// <summary>Resets both sides: the client's socket closes with RST (linger 0), the MTCP connection aborts.</summary>
+    /// <summary>
+    /// Resets both sides: the client's socket closes with RST (linger 0), the MTCP connection aborts. Nothing once the
+    /// relay ended: a relay that closed normally stays in the agent's table until its MTCP client is disposed, and the
+    /// agent stopping then must not touch its closed socket.
+    /// </summary>
     public void Abort(string reason)
     {
-        if (Interlocked.Exchange(ref _aborted, 1) != 0)
+        if (Interlocked.Exchange(ref _ended, 1) != 0)
         {
             return;
         }

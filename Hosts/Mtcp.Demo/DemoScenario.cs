@@ -198,6 +198,12 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
     private string _migrationKey = "";
     private LoopbackAddresses? _addresses;
 
+    /// <summary>
+    /// The agent numbers its relays in order: the download's relay is the first numbered above this, the last relay
+    /// the agent had before curl started. A companion of the load-balancing act still open cannot be taken for it.
+    /// </summary>
+    private long _lastRelayBeforeDownload;
+
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var servers = Enumerable.Range(0, ServerCount).Select(i => options.Host(i + 2)).ToArray();
@@ -272,6 +278,8 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         await agent.WaitForLineAsync("agent ready", StartTimeout).ConfigureAwait(false);
 
         var balanced = options.LoadBalancing.Enabled ? await BalanceLoadAsync(new AgentControl(control), listen, servers, cancellationToken).ConfigureAwait(false) : [];
+        var before = await new AgentControl(control).StatusAsync(cancellationToken).ConfigureAwait(false);
+        _lastRelayBeforeDownload = before.Connections.Concat(before.RecentlyClosed).Select(relay => relay.Id).DefaultIfEmpty(0).Max();
         var output = Path.Combine(_scratch.FullName, "downloaded.bin");
         var url = $"http://{listen}/{FileName}";
         Say($"curl {url} {(options.RateBytesPerSecond > 0 ? $"at {Megabytes(options.RateBytesPerSecond)}/s" : "at full speed")} through the agent; {options.Migrations} operator-triggered migrations planned; "
@@ -371,7 +379,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         {
             await Task.Delay(10, cancellationToken).ConfigureAwait(false);
             var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
-            if (status.Connections is not [var relay, ..] || relay.BytesFromService < (done + 1) * total / (options.Migrations + 1))
+            if (Download(status.Connections) is not { } relay || relay.BytesFromService < (done + 1) * total / (options.Migrations + 1))
             {
                 continue;
             }
@@ -436,7 +444,7 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         while (!curl.HasExited)
         {
             var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
-            if (status.Connections is [var relay, ..] && relay.BytesFromService >= mark)
+            if (Download(status.Connections) is { } relay && relay.BytesFromService >= mark)
             {
                 var victim = ServerIndex(servers, relay.Service);
                 if (victim < 0)
@@ -606,6 +614,12 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
                 status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
             }
 
+            if (status.Connections.Count > 0)
+            {
+                Say($"load balancing: {status.Connections.Count} companion relay(s) still open {ViewTimeout.TotalSeconds:0} s after their downloads ended: "
+                    + string.Join(", ", status.Connections.Select(relay => $"relay {relay.Id} on {relay.Service}, {Megabytes(relay.BytesFromService)} from it, {relay.Migrations.Count} migrations")));
+            }
+
             pushed = status.RecentlyClosed.Sum(relay => relay.Migrations.Count(m => m.Completed && m.Cause == "server"));
         }
 
@@ -614,13 +628,16 @@ internal sealed partial class DemoScenario(DemoOptions options) : IDisposable
         return status.RecentlyClosed;
     }
 
+    /// <summary>The download's relay among <paramref name="relays"/>, if there.</summary>
+    private AgentRelay? Download(IEnumerable<AgentRelay> relays) => relays.FirstOrDefault(relay => relay.Id > _lastRelayBeforeDownload);
+
     private async Task<AgentRelay?> FinalRelayAsync(AgentControl agent, CancellationToken cancellationToken)
     {
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(15))
         {
             var status = await agent.StatusAsync(cancellationToken).ConfigureAwait(false);
-            if (status.RecentlyClosed is [.., var relay])
+            if (Download(status.RecentlyClosed) is { } relay)
             {
                 return relay;
             }
