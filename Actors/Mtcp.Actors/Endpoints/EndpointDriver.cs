@@ -33,14 +33,15 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
 
     /// <summary>
     /// An ICMP path MTU report for <paramref name="tcb"/>, one of this endpoint's control blocks, given to the engine,
-    /// which checks it (RFC 5927 §4.1) and on <see cref="PacketTooBigVerdict.Lowered"/> has the too-big segments to
-    /// send again at the new MSS: the caller then drives the endpoint. A report the engine refuses goes to the refusal
-    /// summary, so that a flood of forged ones costs a counter each, not a log line.
+    /// which checks it (RFC 5927 §4.1) and, when it believes it (<see cref="PacketTooBigVerdict.Lowered"/>, or
+    /// <see cref="PacketTooBigVerdict.ProbeTooBig"/>: a path MTU probe's report), has the too-big segments to send again:
+    /// the caller then drives the endpoint. A report the engine refuses goes to the refusal summary, so that a flood of
+    /// forged ones costs a counter each, not a log line.
     /// </summary>
     public PacketTooBigVerdict ApplyPacketTooBig(TcpConnection tcb, PacketTooBigReceived report)
     {
         var verdict = tcb.HandlePacketTooBig(report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IPv6, context.Transport.CarrierHeaderLength);
-        if (verdict == PacketTooBigVerdict.Lowered)
+        if (verdict is PacketTooBigVerdict.Lowered or PacketTooBigVerdict.ProbeTooBig)
         {
             context.Counters.PacketTooBigApplied();
         }
