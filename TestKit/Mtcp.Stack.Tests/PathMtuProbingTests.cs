@@ -114,17 +114,34 @@ public sealed class PathMtuProbingTests
 
     /// <summary>
     /// Without SACK a lost probe is told by duplicate ACKs naming its first byte; a stranger who knows the 4-tuple sends
-    /// three such ACKs for every probe, from outside the peer's window (ahead and behind), so that a delivered probe
-    /// would count as lost and the search would never get up: the forgeries must be dropped, the search must reach the
-    /// ceiling exactly as it does without them.
+    /// such ACKs for every probe, from outside the peer's window (ahead and behind), so that a delivered probe would
+    /// count as lost and the search would never get up: the forgeries must be dropped, and the search must reach the
+    /// ceiling without a lost probe. The same ACKs with the peer's own sequence number (what only
+    /// the peer, or one who sees its segments, can send) do make the probes count as lost: the forgeries would matter.
     /// </summary>
     [Fact]
     public void Forged_duplicate_acks_naming_a_probe_must_not_make_it_count_as_lost()
     {
+        var (forged, server) = ProbeUpWithDuplicateAcks(peerSequenceOffset: 1 << 30);
+        var (sentAsThePeer, control) = ProbeUpWithDuplicateAcks(peerSequenceOffset: 0);
+
+        Assert.True(forged >= 10, $"{forged} forgeries");
+        Assert.Equal(Ceiling, server.SendMss);
+        Assert.Equal(0, server.Stats.PathMtuProbesLost);
+        Assert.True(sentAsThePeer >= 5, $"{sentAsThePeer} duplicate ACKs sent as the peer");
+        Assert.True(control.Stats.PathMtuProbesLost >= 1, $"in-window duplicate ACKs made no probe count as lost: {control.Stats.PathMtu}");
+    }
+
+    /// <summary>
+    /// A black hole, then a path that carries everything: for each probe as it is sent, four ACKs naming its first byte
+    /// with the peer's next sequence number plus <paramref name="peerSequenceOffset"/>, and one from behind the window. Returns how many were injected and the server's control block once the transfer is done.
+    /// </summary>
+    private static (int Injected, TcpConnection Server) ProbeUpWithDuplicateAcks(int peerSequenceOffset)
+    {
         var config = Config with { PathMtuRaiseInterval = TimeSpan.FromMilliseconds(500), SelectiveAcknowledgment = false };
         var pair = new TcpPair(seed: 8899, Paced, config, clientBytes: 1_000, serverBytes: 4_000_000);
         var narrow = true;
-        var forged = 0;
+        var injected = 0;
         pair.Network.Drop = packet =>
         {
             var server = pair.ServerConnection!;
@@ -135,20 +152,22 @@ public sealed class PathMtuProbingTests
 
             if (!narrow && packet.Payload.Length > server.SendMss && packet.Header.SequenceNumber == server.SendMax - packet.Payload.Length)
             {
+                // They arrive with the peer's ACKs of the data before the probe and ahead of the probe's own: the first
+                // acknowledges up to the probe, the next three repeat it.
                 var client = pair.ClientConnection;
                 var duplicate = new TcpSegmentRepr
                 {
                     SourcePort = server.RemotePort,
                     DestinationPort = server.LocalPort,
-                    SequenceNumber = client.SendNext + (1 << 30),
+                    SequenceNumber = client.SendNext + peerSequenceOffset,
                     AcknowledgmentNumber = packet.Header.SequenceNumber,
                     Flags = TcpFlags.Ack,
                     Window = (ushort)(server.SendWindow >> server.SendWindowShift),
                 };
-                foreach (var forgery in new[] { duplicate, duplicate, duplicate, duplicate with { SequenceNumber = client.SendNext - (1 << 20) } })
+                foreach (var forgery in new[] { duplicate, duplicate, duplicate, duplicate, duplicate with { SequenceNumber = client.SendNext - (1 << 20) } })
                 {
                     pair.Network.Inject(new SimPacket(pair.Client.Address, pair.Server.Address, forgery, ReadOnlyMemory<byte>.Empty));
-                    forged++;
+                    injected++;
                 }
             }
 
@@ -158,13 +177,9 @@ public sealed class PathMtuProbingTests
         Assert.True(pair.Network.Drive(() => pair.ServerConnection is { Stats.PathMtuBlackHoles: 1 }, Limit), Describe(pair));
         narrow = false;
         Assert.True(pair.DriveToClose(Limit), Describe(pair));
-
-        var server = pair.ServerConnection!;
-        Assert.True(forged >= 8, $"{forged} forgeries");
         Assert.Equal(4_000_000, pair.ClientApp.BytesRead);
         Assert.Equal(-1, pair.ClientApp.FirstMismatch);
-        Assert.Equal(Ceiling, server.SendMss);
-        Assert.Equal(0, server.Stats.PathMtuProbesLost);
+        return (injected, pair.ServerConnection!);
     }
 
     [Fact]
