@@ -24,7 +24,8 @@ internal sealed class CongestionControl
     /// <summary>Keeps arithmetic far from overflow; a window this large is never the limit in practice.</summary>
     private const int MaxWindow = int.MaxValue / 4;
 
-    private const int DuplicateAckThreshold = 3;
+    /// <summary>Duplicate ACKs that signal a loss (RFC 5681 §3.2 dupthresh): reordering rarely reaches three.</summary>
+    public const int DuplicateAckThreshold = 3;
 
     /// <summary>Highest cumulative ACK so far and the one before it, for the RFC 6582 §4.1 ACK heuristic.</summary>
     private SeqNumber _highestAck;

@@ -36,4 +36,7 @@ public interface IPolledEndpoint
     /// stalls that loss recovery without a timeout (SACK, RACK-TLP) did not prevent.
     /// </summary>
     long RetransmissionTimeouts { get; }
+
+    /// <summary>Path MTU events (ICMP reductions, black holes, probes) over the endpoint's life, in every control block it used.</summary>
+    PathMtuCounts PathMtu { get; }
 }

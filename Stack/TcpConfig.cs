@@ -92,8 +92,9 @@ public sealed record TcpConfig
     /// Packetization-layer path MTU discovery (RFC 4821, RFC 8899) on top of ICMP "packet too big": a PMTU black hole
     /// (<see cref="BlackHoleTimeouts"/> timeouts of a segment longer than <see cref="BaseSegmentSize"/>) drops the send
     /// MSS to that base, and probes of real queued data search the MSS back up after any lowering and every
-    /// <see cref="PathMtuRaiseInterval"/>. Probing up needs SACK (a lost probe is told from congestion per segment);
-    /// black-hole detection does not. Off: the MSS only ever goes down, on an ICMP report.
+    /// <see cref="PathMtuRaiseInterval"/>. A lost probe is told from congestion by SACK, or without it by duplicate ACKs
+    /// naming the probe (RFC 4821 §7.5), and costs no congestion window. Off: the MSS only ever goes down, on an ICMP
+    /// report.
     /// </summary>
     public bool PathMtuProbing { get; init; } = true;
 

@@ -444,8 +444,9 @@ public sealed partial class TcpConnection
         {
             // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, repeats SND.UNA and the window,
             // and arrives while data is outstanding. With SACK they are not counted: RACK decides loss (RFC 8985 §6).
+            // One a lost path MTU probe explains is no congestion (RFC 4821 §7.5): NewReno does not count it.
             Stats.DuplicateAcks++;
-            if (_congestion.OnDuplicateAck(ack, _sndMax - _sndUna, _sndMax) == CongestionSignal.RetransmitFirstUnacknowledged)
+            if (!DuplicateAckOfLostProbe(ack) && _congestion.OnDuplicateAck(ack, _sndMax - _sndUna, _sndMax) == CongestionSignal.RetransmitFirstUnacknowledged)
             {
                 Stats.FastRetransmits++;
                 _fastRetransmitPending = true;
@@ -523,6 +524,8 @@ public sealed partial class TcpConnection
 
         _consecutiveTimeouts = 0;
         _fullSizedTimeouts = 0;
+        OnPathMtuProbeAcknowledged(now);
+        OnProbeRepairAcknowledged();
 
         // Congestion control counts data only: the ACK of a SYN or FIN neither grows cwnd nor ends recovery.
         if (!_sackAgreed && freedData > 0 && _congestion.OnNewAck(ack, freedData, flightBefore - newlyAcked, now, _rtt.SmoothedRtt) == CongestionSignal.RetransmitFirstUnacknowledged)

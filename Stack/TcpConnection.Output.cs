@@ -60,6 +60,11 @@ public sealed partial class TcpConnection
             return true;
         }
 
+        if (TryResendLostProbe(now, payloadBuffer, out header, out payloadLength))
+        {
+            return true;
+        }
+
         if (_tailLossProbePending && TryEmitTailLossProbe(now, payloadBuffer, out header, out payloadLength))
         {
             return true;
@@ -187,16 +192,19 @@ public sealed partial class TcpConnection
             return false;
         }
 
-        if (TryEmitPathMtuProbe(now, payloadBuffer, available, out header, out payloadLength))
+        if (TryEmitPathMtuProbe(now, payloadBuffer, available, out header, out payloadLength, out var holdingForProbe))
         {
             return true;
         }
 
+        if (holdingForProbe)
+        {
+            return false;
+        }
+
         var mss = Math.Min(_sendMss, payloadBuffer.Length);
         var inFlight = _sndNxt - _sndUna;
-        var usable = _sackAgreed
-            ? Math.Min(_sndWnd - inFlight, ScoreboardSendBudget(mss))
-            : Math.Min(_sndWnd, _congestion.SendAllowance) - inFlight;
+        var usable = UsableSendWindow(mss);
         var length = Math.Max(0, Math.Min(Math.Min(available, mss), usable));
         var withFin = finPending && _sndNxt + length == dataEnd;
 
@@ -212,6 +220,19 @@ public sealed partial class TcpConnection
 
         header = EmitData(now, _sndNxt, length, payloadBuffer, out payloadLength, advance: true);
         return true;
+    }
+
+    /// <summary>
+    /// Bytes beyond those in flight that the peer's window and cwnd let go now: with SACK cwnd holds the scoreboard's
+    /// pipe (RFC 6675), and <paramref name="segmentSize"/> is what fast recovery lets go above it; without SACK NewReno's
+    /// allowance (limited transmit and recovery's inflation included) holds SND.NXT - SND.UNA.
+    /// </summary>
+    private int UsableSendWindow(int segmentSize)
+    {
+        var inFlight = _sndNxt - _sndUna;
+        return _sackAgreed
+            ? Math.Min(_sndWnd - inFlight, ScoreboardSendBudget(segmentSize))
+            : Math.Min(_sndWnd, _congestion.SendAllowance) - inFlight;
     }
 
     /// <summary>
@@ -304,7 +325,7 @@ public sealed partial class TcpConnection
         {
             Stats.Retransmissions++;
             _timing = false;
-            NotePathMtuProbeResent(now, from, length);
+            NotePathMtuProbeResent(from, length);
         }
         else if (!_timing && length > 0)
         {
@@ -405,7 +426,9 @@ public sealed partial class TcpConnection
         }
         else
         {
+            // Go-back-N resends a lost probe's bytes with everything else.
             _sndNxt = _sndUna;
+            _probeRepairing = false;
         }
     }
 }

@@ -20,7 +20,16 @@ public enum PacketTooBigVerdict
     /// </summary>
     OutOfWindow,
 
-    /// <summary>The reported MTU would not lower the send MSS (RFC 8201 §4, RFC 1191 §6.3: never raise it).</summary>
+    /// <summary>
+    /// The report quoted the path MTU probe in flight and an MTU between the send MSS and the probe: the probe is lost
+    /// and the search's upper bound came down to what the MTU carries (RFC 8899 §4.6.2, RFC 4821 §7.6); the MSS stays.
+    /// </summary>
+    ProbeTooBig,
+
+    /// <summary>
+    /// The reported MTU would not lower the send MSS (RFC 8201 §4, RFC 1191 §6.3: never raise it), and it names no probe
+    /// it is too small for.
+    /// </summary>
     NotSmaller,
 }
 
@@ -57,7 +66,8 @@ public sealed partial class TcpConnection
     /// of the bytes in flight, and the MTU must lower the send MSS. Then the MSS goes down (never below the family's
     /// minimum) and the segments longer than it, which the link dropped, are sent again at the new size without
     /// touching the congestion window: a too-big segment is no sign of congestion (RFC 1191 §6.4, as Linux's
-    /// tcp_simple_retransmit).
+    /// tcp_simple_retransmit). A report that does not lower the MSS but quotes the path MTU probe in flight, with an MTU
+    /// the probe does not fit, narrows the probe search instead (<see cref="NarrowPathMtuSearch"/>).
     /// </summary>
     public PacketTooBigVerdict HandlePacketTooBig(ushort quotedSourcePort, ushort quotedDestinationPort, SeqNumber quotedSequence, int mtu, bool ipv6, int carrierHeaderLength)
     {
@@ -80,7 +90,7 @@ public sealed partial class TcpConnection
         var segmentSize = SegmentSizeForPathMtu(mtu, ipv6, carrierHeaderLength);
         if (segmentSize >= _sendMss)
         {
-            return PacketTooBigVerdict.NotSmaller;
+            return NarrowPathMtuSearch(quotedSequence, segmentSize) ? PacketTooBigVerdict.ProbeTooBig : PacketTooBigVerdict.NotSmaller;
         }
 
         ChangeSendMss(segmentSize);

@@ -5,7 +5,11 @@ namespace Mtcp.Stack;
 /// <summary>
 /// Packetization-layer path MTU discovery (RFC 4821, RFC 8899), beside the ICMP reports of
 /// <see cref="HandlePacketTooBig"/>: black-hole detection lowers the send MSS when full-sized segments vanish without a
-/// report, and probes made of real queued data raise it again. Sizes are payload bytes, as the MSS is.
+/// report, and probes made of real queued data raise it again. Sizes are payload bytes, as the MSS is. A probe is lost
+/// (RFC 4821 §7.5) when the data after it is acknowledged and it is not: with SACK, RACK marks it lost while later
+/// segments are selectively acknowledged; without SACK, <see cref="CongestionControl.DuplicateAckThreshold"/> duplicate
+/// ACKs name its first byte; on either, when the retransmission timer sends it again; and when an ICMP report quotes it
+/// (<see cref="NarrowPathMtuSearch"/>).
 /// </summary>
 public sealed partial class TcpConnection
 {
@@ -34,6 +38,15 @@ public sealed partial class TcpConnection
     /// <summary>Consecutive retransmission timeouts of a segment longer than the base (RFC 4821 §7.2).</summary>
     private int _fullSizedTimeouts;
 
+    /// <summary>Without SACK: duplicate ACKs naming the probe's first byte, each one a segment after the probe that arrived.</summary>
+    private int _probeDuplicateAcks;
+
+    // Without SACK, a lost probe's bytes still to send again at the MSS (the scoreboard does this with SACK): from
+    // _probeRepairNext to _probeRepairEnd, and until SND.UNA passes _probeRepairEnd the duplicate ACKs are the probe's.
+    private bool _probeRepairing;
+    private SeqNumber _probeRepairNext;
+    private SeqNumber _probeRepairEnd;
+
     /// <summary>The handshake settled the send MSS: it is the search's ceiling, and nothing is due below it.</summary>
     private void StartPathMtuSearchAt(int mss)
     {
@@ -43,6 +56,7 @@ public sealed partial class TcpConnection
         _probeDueAt = null;
         _raiseTimerUnarmed = false;
         _probeInFlight = false;
+        _probeRepairing = false;
         _fullSizedTimeouts = 0;
     }
 
@@ -62,14 +76,52 @@ public sealed partial class TcpConnection
     /// An ICMP report lowered the MSS to <paramref name="mss"/> (<see cref="HandlePacketTooBig"/>): a packet of that MSS
     /// plus the option room the engine keeps is what the report says passes, and the search up from there starts after
     /// the raise interval (RFC 8899 §4.6.2, RFC 1191 §6.3): the route may widen, or the report may have been stale.
+    /// A search under way ends there, whatever the report quoted: its lower bound was the old MSS, which the path no
+    /// longer carries, so nothing it learned holds. A probe in flight was longer than the new MSS and counts as lost;
+    /// the caller sends its bytes again with everything else longer than the new MSS.
     /// </summary>
     private void OnPathMtuLoweredByReport(int mss)
     {
+        if (_probeInFlight)
+        {
+            Stats.PathMtuProbesLost++;
+        }
+
         _searchLow = Math.Min(_mssCeiling, mss + TcpSegment.MaxOptionsLength);
         _searchHigh = _mssCeiling;
         _probeInFlight = false;
+        _probeRepairing = false;
         _probeDueAt = null;
         _raiseTimerUnarmed = _config.PathMtuProbing;
+    }
+
+    /// <summary>
+    /// An ICMP report quoting the probe in flight, with an MTU that carries the send MSS but not the probe (RFC 8899
+    /// §4.6.2, RFC 4821 §7.6): the probe is lost, and the search's upper bound comes down to the largest probe payload
+    /// the reported MTU carries with the probe's option bytes, so the next probe (due at once) is sized by the report
+    /// rather than by halving. <paramref name="segmentSize"/> is the MSS the reported MTU allows
+    /// (<see cref="SegmentSizeForPathMtu"/>, which keeps the engine's full option room). False when the report is not
+    /// about the probe or says the probe fitted: then it is no report about this search at all (stale or forged), and
+    /// nothing changes. What a forger who hits the probe's sequence range gains: a search that ends lower, for one
+    /// raise interval; the MSS itself never goes down this way.
+    /// </summary>
+    private bool NarrowPathMtuSearch(SeqNumber quotedSequence, int segmentSize)
+    {
+        if (!_probeInFlight || quotedSequence < _probeStart || quotedSequence >= _probeEnd)
+        {
+            return false;
+        }
+
+        var largestProbe = segmentSize + TcpSegment.MaxOptionsLength - _probeOptionsLength;
+        if (largestProbe >= _probeSize)
+        {
+            return false;
+        }
+
+        OnPathMtuProbeLost();
+        _searchHigh = Math.Min(_searchHigh, largestProbe);
+        ResendLostProbe();
+        return true;
     }
 
     /// <summary>
@@ -111,8 +163,18 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>
-    /// The size of the probe to send now, or 0 (RFC 4821 §7.3-7.4, RFC 8899 §5.1.3): a search is due, SACK tells a lost
-    /// probe from congestion, no probe is in flight and no loss is being recovered. Binary search between the largest
+    /// No loss is being recovered, so a loss of the probe would be the probe's own (RFC 4821 §7.4): with SACK, no
+    /// recovery episode; without it, no NewReno fast recovery, no lost probe's bytes still unacknowledged, and no
+    /// go-back-N after a timeout still resending (a probe must be new data: bytes sent before may already be at the
+    /// peer, and an ACK of them would prove nothing).
+    /// </summary>
+    private bool LossFreeForProbing => _sndNxt == _sndMax && (_sackAgreed
+        ? _recovery == LossRecovery.None
+        : !_congestion.InFastRecovery && !_probeRepairing);
+
+    /// <summary>
+    /// The size of the probe to send now, or 0 (RFC 4821 §7.3-7.4, RFC 8899 §5.1.3): a search is due, no probe is in
+    /// flight and no loss is being recovered (<see cref="LossFreeForProbing"/>). Binary search between the largest
     /// size known to pass and the smallest known to fail, never above the ceiling nor <paramref name="bufferLength"/>;
     /// a range narrower than the step ends the search, and the next one starts after the raise interval.
     /// </summary>
@@ -124,7 +186,7 @@ public sealed partial class TcpConnection
             _probeDueAt = now + _config.PathMtuRaiseInterval;
         }
 
-        if (!_config.PathMtuProbing || !_sackAgreed || _probeInFlight || _recovery != LossRecovery.None || _probeDueAt is not { } due || now < due)
+        if (!_config.PathMtuProbing || _probeInFlight || !LossFreeForProbing || _probeDueAt is not { } due || now < due)
         {
             return 0;
         }
@@ -151,15 +213,31 @@ public sealed partial class TcpConnection
 
     /// <summary>
     /// Sends the probe when one is due and the data, the peer's window and cwnd all hold it (RFC 4821 §7.4: a probe is
-    /// made of real queued data, and there is none when nothing waits to be sent).
+    /// made of real queued data, and there is none when nothing waits to be sent). Without SACK the queued data and the
+    /// peer's window must also hold <see cref="CongestionControl.DuplicateAckThreshold"/> segments after it, as Linux's
+    /// tcp_mtu_probe asks (cwnd need only hold the probe: the ACK clock of the flight sends them): their duplicate ACKs
+    /// are what tells a lost probe within a round trip, where a probe with nothing behind it is found lost only by the
+    /// retransmission timer, and cwnd collapses with it. <paramref name="holding"/>: the probe does not fit yet but will
+    /// once the flight's ACKs free room (the windows themselves hold it), and new data waits meanwhile, as Linux's
+    /// tcp_mtu_probe makes tcp_write_xmit wait: otherwise a flow the peer's window or cwnd limits sends a segment of one
+    /// MSS as each ACK frees one, and room for a larger one never opens.
     /// </summary>
-    private bool TryEmitPathMtuProbe(Instant now, Span<byte> payloadBuffer, int available, out TcpSegmentRepr header, out int payloadLength)
+    private bool TryEmitPathMtuProbe(Instant now, Span<byte> payloadBuffer, int available, out TcpSegmentRepr header, out int payloadLength, out bool holding)
     {
         header = default;
         payloadLength = 0;
+        holding = false;
         var size = PathMtuProbeSize(now, payloadBuffer.Length);
-        if (size == 0 || available < size || _sndWnd - (_sndNxt - _sndUna) < size || ScoreboardSendBudget(size) < size)
+        var needed = _sackAgreed ? size : size + (CongestionControl.DuplicateAckThreshold * _sendMss);
+        if (size == 0 || available < needed)
         {
+            return false;
+        }
+
+        var inFlight = _sndNxt - _sndUna;
+        if (_sndWnd - inFlight < needed || UsableSendWindow(size) < size)
+        {
+            holding = inFlight > 0 && _sndWnd >= needed && _congestion.Window >= size;
             return false;
         }
 
@@ -170,6 +248,7 @@ public sealed partial class TcpConnection
         _probeEnd = start + payloadLength;
         _probeSize = payloadLength;
         _probeOptionsLength = header.Options.PaddedLength;
+        _probeDuplicateAcks = 0;
         Stats.PathMtuProbes++;
         return true;
     }
@@ -201,23 +280,96 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>
-    /// The probe was lost (RFC 4821 §7.5): the search's upper bound comes down below it and the next probe may follow.
-    /// Not a congestion signal: the caller leaves cwnd alone.
+    /// The probe was lost (RFC 4821 §7.5): the search's upper bound comes down below it and the next probe may follow
+    /// (the search was due when the probe went, and stays due). Not a congestion signal: the caller leaves cwnd alone.
     /// </summary>
-    private void OnPathMtuProbeLost(Instant now)
+    private void OnPathMtuProbeLost()
     {
         _probeInFlight = false;
         _searchHigh = Math.Min(_searchHigh, _probeSize - 1);
-        _probeDueAt = now;
         Stats.PathMtuProbesLost++;
     }
 
     /// <summary>Bytes of the probe are sent again (timeout, tail-loss probe, RACK): the probe did not get through.</summary>
-    private void NotePathMtuProbeResent(Instant now, SeqNumber from, int length)
+    private void NotePathMtuProbeResent(SeqNumber from, int length)
     {
         if (_probeInFlight && from < _probeEnd && from + length > _probeStart)
         {
-            OnPathMtuProbeLost(now);
+            OnPathMtuProbeLost();
+        }
+    }
+
+    /// <summary>
+    /// The lost probe's bytes go out again at the send MSS, outside any recovery episode and with cwnd untouched (as
+    /// Linux's tcp_simple_retransmit): with SACK the scoreboard marks them lost (the probe is the one segment longer than
+    /// the MSS) and resends them within cwnd; without it <see cref="TryResendLostProbe"/> does, the bytes having left the
+    /// network already.
+    /// </summary>
+    private void ResendLostProbe()
+    {
+        if (_sackAgreed)
+        {
+            _scoreboard.MarkLongerThanLost(_sendMss);
+            return;
+        }
+
+        _probeRepairing = true;
+        _probeRepairNext = SeqNumber.Max(_probeStart, _sndUna);
+        _probeRepairEnd = _probeEnd;
+    }
+
+    /// <summary>
+    /// A duplicate ACK without SACK (RFC 5681 §2): true when it belongs to the probe and congestion control must not
+    /// count it. While the probe is in flight, a duplicate ACK naming its first byte says a segment after it arrived and
+    /// it did not; at <see cref="CongestionControl.DuplicateAckThreshold"/> of them (reordering rarely reaches three, as
+    /// for a fast retransmit) the probe is lost: this is RFC 4821 §7.5's "not acknowledged when the data after it is",
+    /// the loss SACK would show, within a round trip and without the timeout's stall, as Linux's tcp_fastretrans_alert
+    /// with SND.UNA at the probe. Until its bytes are acknowledged, the later segments' duplicate ACKs are still the
+    /// probe's: a fast recovery would halve cwnd for a loss the probe's size explains.
+    /// </summary>
+    private bool DuplicateAckOfLostProbe(SeqNumber ack)
+    {
+        if (_probeRepairing)
+        {
+            return ack == _sndUna;
+        }
+
+        if (!_probeInFlight || ack != _probeStart)
+        {
+            return false;
+        }
+
+        if (++_probeDuplicateAcks >= CongestionControl.DuplicateAckThreshold)
+        {
+            OnPathMtuProbeLost();
+            ResendLostProbe();
+        }
+
+        return true;
+    }
+
+    /// <summary>Without SACK: the next piece of a lost probe's bytes, at most one MSS, when some are still to resend.</summary>
+    private bool TryResendLostProbe(Instant now, Span<byte> payloadBuffer, out TcpSegmentRepr header, out int payloadLength)
+    {
+        header = default;
+        payloadLength = 0;
+        var from = SeqNumber.Max(_probeRepairNext, _sndUna);
+        if (!_probeRepairing || from >= _probeRepairEnd)
+        {
+            return false;
+        }
+
+        header = EmitData(now, from, Math.Min(_sendMss, _probeRepairEnd - from), payloadBuffer, out payloadLength, advance: false);
+        _probeRepairNext = from + Math.Max(1, payloadLength);
+        return true;
+    }
+
+    /// <summary>SND.UNA moved: a lost probe's bytes all acknowledged end its repair; a timeout's go-back-N ends it too.</summary>
+    private void OnProbeRepairAcknowledged()
+    {
+        if (_probeRepairing && _sndUna >= _probeRepairEnd)
+        {
+            _probeRepairing = false;
         }
     }
 
@@ -226,14 +378,14 @@ public sealed partial class TcpConnection
     /// (RFC 4821 §7.5, as Linux's tcp_mtup_probe_failed with tcp_simple_retransmit): the probe's failure is noted and its
     /// bytes go out again at the send MSS without a recovery episode. Returns whether that was the case.
     /// </summary>
-    private bool OnlyThePathMtuProbeLost(Instant now)
+    private bool OnlyThePathMtuProbeLost()
     {
         if (!_probeInFlight || !_scoreboard.LostOnlyWithin(_probeStart, _probeEnd))
         {
             return false;
         }
 
-        OnPathMtuProbeLost(now);
+        OnPathMtuProbeLost();
         return true;
     }
 }

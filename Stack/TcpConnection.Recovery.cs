@@ -156,7 +156,6 @@ public sealed partial class TcpConnection
         var delivered = _scoreboard.OnCumulativeAck(ack, now);
         delivered += _scoreboard.ApplySack(sack, ack, _sndMax, now, out var dsack);
         FinishTailLossProbe(ack, dsack, freedData, flightBefore);
-        OnPathMtuProbeAcknowledged(now);
 
         var recoveryEnded = _recovery != LossRecovery.None && ack >= _recoveryPoint;
         if (recoveryEnded)
@@ -165,7 +164,7 @@ public sealed partial class TcpConnection
         }
 
         var reorderTimeout = _scoreboard.DetectLoss(now, ReorderWindow(), out var newlyLost);
-        if (newlyLost > 0 && _recovery == LossRecovery.None && !OnlyThePathMtuProbeLost(now))
+        if (newlyLost > 0 && _recovery == LossRecovery.None && !OnlyThePathMtuProbeLost())
         {
             EnterFastRecovery();
         }
@@ -404,7 +403,7 @@ public sealed partial class TcpConnection
 
         // RACK's reorder timer (RFC 8985 §6.2 step 5): the segments waiting out their reorder window are due now.
         var reorderTimeout = _scoreboard.DetectLoss(now, ReorderWindow(), out var newlyLost);
-        if (newlyLost > 0 && _recovery == LossRecovery.None && !OnlyThePathMtuProbeLost(now))
+        if (newlyLost > 0 && _recovery == LossRecovery.None && !OnlyThePathMtuProbeLost())
         {
             EnterFastRecovery();
         }

@@ -54,11 +54,17 @@ public sealed class TcpConnectionStats
     /// <summary>Path MTU probes sent (RFC 4821 §7.3, RFC 8899 §5): segments of real data larger than the send MSS.</summary>
     public long PathMtuProbes { get; internal set; }
 
-    /// <summary>Probes lost (resent, or marked lost while later segments arrived): the search's upper bound came down, cwnd did not.</summary>
+    /// <summary>
+    /// Probes lost (resent; marked lost while later segments arrived, by SACK or by duplicate ACKs naming the probe; quoted
+    /// by an ICMP report; or longer than the MSS a report lowered): the search's upper bound came down, cwnd did not.
+    /// </summary>
     public long PathMtuProbesLost { get; internal set; }
 
     /// <summary>Probes acknowledged that raised the send MSS.</summary>
     public long PathMtuIncreases { get; internal set; }
+
+    /// <summary>The five path MTU counters above as one value.</summary>
+    public PathMtuCounts PathMtu => new(PathMtuReductions, PathMtuBlackHoles, PathMtuProbes, PathMtuProbesLost, PathMtuIncreases);
 
     /// <summary>Challenge ACKs sent for in-window RSTs and SYNs (RFC 5961 §3.2, §4.2).</summary>
     public long ChallengeAcks { get; internal set; }

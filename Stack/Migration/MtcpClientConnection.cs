@@ -59,6 +59,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
 
     /// <summary>Retransmission timeouts of the control blocks this connection left behind at its migrations.</summary>
     private long _retiredRetransmissionTimeouts;
+    private PathMtuCounts _retiredPathMtu;
 
     /// <summary>
     /// The newest sealed state the current server sent (client-stored state, <c>replication = client</c>), and its clear
@@ -120,6 +121,8 @@ public sealed class MtcpClientConnection : IPolledEndpoint
     public MtcpClientStats Stats { get; } = new();
 
     public long RetransmissionTimeouts => _retiredRetransmissionTimeouts + _current.Tcb.Stats.RetransmissionTimeouts;
+
+    public PathMtuCounts PathMtu => _retiredPathMtu + _current.Tcb.Stats.PathMtu;
 
     /// <summary>The TCP state of the current control block.</summary>
     public TcpState State => _current.Tcb.State;
@@ -655,6 +658,7 @@ public sealed class MtcpClientConnection : IPolledEndpoint
         }
 
         _retiredRetransmissionTimeouts += old.Tcb.Stats.RetransmissionTimeouts;
+        _retiredPathMtu += old.Tcb.Stats.PathMtu;
         _current = migration.Next;
         _clientState = null;
         if (_failingOver is not null)

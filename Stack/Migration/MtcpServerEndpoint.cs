@@ -118,6 +118,8 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
 
     public long RetransmissionTimeouts => Connection.Stats.RetransmissionTimeouts;
 
+    public PathMtuCounts PathMtu => Connection.Stats.PathMtu;
+
     public ConnectionId Cid { get; }
 
     /// <summary>

@@ -121,9 +121,12 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>The engine in namespace A sends 10 MB (or <paramref name="payload"/>) to a kernel echo server in namespace B and reads the echo back.</summary>
+    /// <summary>
+    /// The engine in namespace A sends 10 MB (or <paramref name="payload"/>) to a kernel echo server in namespace B and
+    /// reads the echo back, with <see cref="TcpConfig.Default"/> or <paramref name="config"/>.
+    /// </summary>
     internal static TimeSpan EngineClientAgainstKernelServer(
-        VethNamespacePair pair, int seed, ITestOutputHelper output, byte[]? payload = null, Action<TransportConnectionDriver>? inspect = null, AddressFamily family = AddressFamily.InterNetwork)
+        VethNamespacePair pair, int seed, ITestOutputHelper output, byte[]? payload = null, Action<TransportConnectionDriver>? inspect = null, AddressFamily family = AddressFamily.InterNetwork, TcpConfig? config = null)
     {
         var (engineAddress, kernelAddress) = VethNamespacePair.Addresses(family);
         using var listener = pair.B.Run(() =>
@@ -143,7 +146,7 @@ public sealed class KernelInteropTests(ITestOutputHelper output)
             var application = new EngineSendAndHashApplication(payload);
             var stopwatch = Stopwatch.StartNew();
             using var driver = TransportConnectionDriver.Connect(
-                transport, TcpConfig.Default, EnginePort, kernelAddress, KernelPort, new SeqNumber((uint)(0xFFFF_F000 + seed)), application);
+                transport, config ?? TcpConfig.Default, EnginePort, kernelAddress, KernelPort, new SeqNumber((uint)(0xFFFF_F000 + seed)), application);
             var finished = driver.WaitUntilFinished(TransferTimeout);
             stopwatch.Stop();
             Report(driver, transport, output);

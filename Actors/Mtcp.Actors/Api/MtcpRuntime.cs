@@ -39,6 +39,12 @@ public sealed class MtcpRuntime : IAsyncDisposable
     /// <summary>The counter of retransmission-timer expirations of every connection of the process, on <see cref="RuntimeMeterName"/>.</summary>
     public const string RetransmissionTimeoutsInstrument = Endpoints.TcpMetrics.RetransmissionTimeoutsName;
 
+    /// <summary>The counter of path MTU black holes the connections of the process detected, on <see cref="RuntimeMeterName"/>.</summary>
+    public const string PathMtuBlackHolesInstrument = Endpoints.TcpMetrics.PathMtuBlackHolesName;
+
+    /// <summary>The counter of path MTU probes the connections of the process sent, on <see cref="RuntimeMeterName"/>.</summary>
+    public const string PathMtuProbesInstrument = Endpoints.TcpMetrics.PathMtuProbesName;
+
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
     private readonly bool _ownsRegistry;

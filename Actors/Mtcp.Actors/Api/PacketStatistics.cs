@@ -15,7 +15,7 @@ namespace Mtcp.Actors.Api;
 /// <param name="SilencedSegments">segments dropped unanswered because their 4-tuple migrated away from this node (thesis 4.2.3).</param>
 /// <param name="SilencedTuples">4-tuples this node migrated away from and still owes silence (2 MSL each).</param>
 /// <param name="PacketTooBigRouted">ICMP path MTU reports quoting one of our packets that named a live connection's 4-tuple and went to its endpoint, and the UDP transport's sends the local host refused as too big for its interface, reported to their endpoint the same way.</param>
-/// <param name="PacketTooBigApplied">of those, the reports the engine believed: the connection's MSS went down (RFC 1191, RFC 8201).</param>
+/// <param name="PacketTooBigApplied">of those, the reports the engine believed: the connection's MSS went down (RFC 1191, RFC 8201), or the report named its path MTU probe and narrowed the search (RFC 8899 §4.6.2).</param>
 /// <param name="PacketTooBigRefused">of those, the reports the engine refused: sequence number not in flight, or an MTU not lowering the MSS (RFC 5927 §4.1).</param>
 public sealed record PacketStatistics(
     long SegmentsReceived,

@@ -192,7 +192,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     private void OnPacketTooBig(PacketTooBigReceived report)
     {
         if (report.Peer == _client.CurrentServer.Address
-            && _driver.ApplyPacketTooBig(_client.CurrentControlBlock, report) == PacketTooBigVerdict.Lowered)
+            && _driver.ApplyPacketTooBig(_client.CurrentControlBlock, report) is PacketTooBigVerdict.Lowered or PacketTooBigVerdict.ProbeTooBig)
         {
             Drive(_context.Clock.Now);
         }

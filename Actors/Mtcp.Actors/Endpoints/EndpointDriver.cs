@@ -18,6 +18,9 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
     private readonly EngineDeadline _deadline = new();
     private readonly StreamEvents _stream = new(channel, buffers);
 
+    /// <summary>The endpoint's path MTU counts already added to the runtime's counters.</summary>
+    private PathMtuCounts _pathMtuExported;
+
     public EndpointChannel Channel => channel;
 
     public StreamEvents Stream => _stream;
@@ -33,14 +36,15 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
 
     /// <summary>
     /// An ICMP path MTU report for <paramref name="tcb"/>, one of this endpoint's control blocks, given to the engine,
-    /// which checks it (RFC 5927 §4.1) and on <see cref="PacketTooBigVerdict.Lowered"/> has the too-big segments to
-    /// send again at the new MSS: the caller then drives the endpoint. A report the engine refuses goes to the refusal
-    /// summary, so that a flood of forged ones costs a counter each, not a log line.
+    /// which checks it (RFC 5927 §4.1) and, when it believes it (<see cref="PacketTooBigVerdict.Lowered"/>, or
+    /// <see cref="PacketTooBigVerdict.ProbeTooBig"/>: a path MTU probe's report), has the too-big segments to send again:
+    /// the caller then drives the endpoint. A report the engine refuses goes to the refusal summary, so that a flood of
+    /// forged ones costs a counter each, not a log line.
     /// </summary>
     public PacketTooBigVerdict ApplyPacketTooBig(TcpConnection tcb, PacketTooBigReceived report)
     {
         var verdict = tcb.HandlePacketTooBig(report.QuotedSourcePort, report.QuotedDestinationPort, report.QuotedSequence, report.Mtu, report.IPv6, context.Transport.CarrierHeaderLength);
-        if (verdict == PacketTooBigVerdict.Lowered)
+        if (verdict is PacketTooBigVerdict.Lowered or PacketTooBigVerdict.ProbeTooBig)
         {
             context.Counters.PacketTooBigApplied();
         }
@@ -117,7 +121,23 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
         }
     }
 
-    public void ArmTimer(ITimerScheduler timers, Instant now) => _deadline.Arm(timers, endpoint.PollTimeout(), now);
+    /// <summary>After an input: the engine's one deadline is armed, and its path MTU events since the last go to the counters.</summary>
+    public void ArmTimer(ITimerScheduler timers, Instant now)
+    {
+        ExportPathMtu();
+        _deadline.Arm(timers, endpoint.PollTimeout(), now);
+    }
+
+    /// <summary>
+    /// The path MTU events since the last export (an ICMP report, a black hole, probes sent, lost or raising the MSS can
+    /// come from any input: a segment, a timeout, a report, a send) go to the runtime's counters.
+    /// </summary>
+    private void ExportPathMtu()
+    {
+        var counts = endpoint.PathMtu;
+        TcpMetrics.PathMtuChanged(counts - _pathMtuExported);
+        _pathMtuExported = counts;
+    }
 
     /// <summary>
     /// The endpoint is over: its 4-tuples leave the table, and it stops on <see cref="EndpointRetired"/>, which the
@@ -131,6 +151,7 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
         }
 
         IsRetiring = true;
+        ExportPathMtu();
         timers.CancelAll();
         context.Table.Retire(self, keys);
     }

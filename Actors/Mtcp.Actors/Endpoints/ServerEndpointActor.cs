@@ -231,9 +231,10 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
 
     private void OnPacketTooBig(PacketTooBigReceived report)
     {
-        if (_driver.ApplyPacketTooBig(_endpoint.Connection, report) == PacketTooBigVerdict.Lowered)
+        var verdict = _driver.ApplyPacketTooBig(_endpoint.Connection, report);
+        if (verdict is PacketTooBigVerdict.Lowered or PacketTooBigVerdict.ProbeTooBig)
         {
-            _log.Info("endpoint {0}: ICMP packet too big, path MTU {1}: MSS now {2}", _key, report.Mtu, _endpoint.Connection.SendMss);
+            _log.Info("endpoint {0}: ICMP packet too big, path MTU {1} ({2}): MSS now {3}", _key, report.Mtu, verdict, _endpoint.Connection.SendMss);
             Drive(_context.Clock.Now);
         }
     }

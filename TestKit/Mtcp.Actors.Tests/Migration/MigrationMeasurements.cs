@@ -4,8 +4,8 @@ using Mtcp.Actors.Migration;
 namespace Mtcp.Actors.Tests.Migration;
 
 /// <summary>
-/// Records the measurements of one instrument of the runtime's meter (<see cref="MigrationMetrics.MeterName"/>) while it
-/// lives: each value and, when <c>tagKey</c> is given, that tag's value. Tests running at the same time record into
+/// Records the measurements of one instrument of the runtime's migration meter (<see cref="MigrationMetrics.MeterName"/>),
+/// or of <c>meterName</c> when given, while it lives: each value and, when <c>tagKey</c> is given, that tag's value. Tests running at the same time record into
 /// the same instrument, so assertions say "at least" or look for a value rather than count exactly.
 /// </summary>
 internal sealed class MigrationMeasurements : IDisposable
@@ -13,11 +13,11 @@ internal sealed class MigrationMeasurements : IDisposable
     private readonly MeterListener _listener = new();
     private readonly List<(long Value, string? Tag)> _measurements = [];
 
-    public MigrationMeasurements(string instrumentName, string? tagKey = null)
+    public MigrationMeasurements(string instrumentName, string? tagKey = null, string meterName = MigrationMetrics.MeterName)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == MigrationMetrics.MeterName && instrument.Name == instrumentName)
+            if (instrument.Meter.Name == meterName && instrument.Name == instrumentName)
             {
                 listener.EnableMeasurementEvents(instrument);
             }

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Configuration;
 using Mtcp.Actors.Api;
+using Mtcp.Actors.Tests.Migration;
 using Mtcp.TestKit.Netns;
 using Mtcp.Transports;
 using Mtcp.Wire;
@@ -100,14 +101,21 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         // stalls at the first full-sized segment until the test's timeout.
         using var path = RoutedNamespacePath.Create(ipv6, linkMtu);
         using var filter = PacketLoss.DropPacketTooBig(path.Router, ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork);
+        using var blackHoles = new MigrationMeasurements(MtcpRuntime.PathMtuBlackHolesInstrument, meterName: MtcpRuntime.RuntimeMeterName);
+        using var probes = new MigrationMeasurements(MtcpRuntime.PathMtuProbesInstrument, meterName: MtcpRuntime.RuntimeMeterName);
         var started = DateTime.UtcNow;
 
         var (clientStats, serverStats) = await UploadAsync(path, carrier, during: null);
 
-        _output.WriteLine($"{UploadBytes} bytes in {(DateTime.UtcNow - started).TotalSeconds:F1} s; reports the router's filter dropped {filter.DroppedOutgoing}, reports routed to the client {clientStats.PacketTooBigRouted}");
+        _output.WriteLine($"{UploadBytes} bytes in {(DateTime.UtcNow - started).TotalSeconds:F1} s; reports the router's filter dropped {filter.DroppedOutgoing}, reports routed to the client {clientStats.PacketTooBigRouted}; black holes counted {blackHoles.Sum}, probes {probes.Sum}");
         Assert.True(filter.DroppedOutgoing >= 1, "the router reported no packet too big: the path was no black hole");
         Assert.Equal(0, clientStats.PacketTooBigRouted);
         Assert.Equal(0, serverStats.MalformedSegments);
+
+        // The runtime's counters (docs/metrics.md) saw the client's black hole and the search up from the base. Other
+        // tests of the process count into the same instruments: at least, not exactly.
+        Assert.True(blackHoles.Sum >= 1, "mtcp.tcp.path_mtu.black_holes counted nothing");
+        Assert.True(probes.Sum >= 1, "mtcp.tcp.path_mtu.probes counted nothing");
     }
 
     [Theory]
