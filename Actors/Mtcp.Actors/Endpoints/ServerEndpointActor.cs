@@ -665,10 +665,12 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
     /// <summary>Thesis 4.2.3 at S1, on the state ack: the application's calls fail with EMIGRATED; the table keeps the 4-tuple silent for 2 MSL.</summary>
     private void OnMigratedAway(ServerEndpoint? destination)
     {
-        var emigrated = new ConnectionMigratedException($"the connection {_endpoint.Cid} migrated to another server (EMIGRATED)");
-        _driver.Channel.Reader.FailWith(emigrated);
-        _driver.Channel.Writer.FailWith(emigrated);
+        // MigratedAway first: an application whose reads end at the migration (EndOfStreamOnMigration) tells it from the
+        // client's FIN by IsMigratedAway, which must already hold when its read returns.
         _driver.Channel.MigratedAway.TrySetResult(destination);
+        var emigrated = new ConnectionMigratedException($"the connection {_endpoint.Cid} migrated to another server (EMIGRATED)");
+        _driver.Channel.Reader.Emigrate(emigrated);
+        _driver.Channel.Writer.FailWith(emigrated);
         if (_registered)
         {
             _context.Registry!.Tell(new UnregisterEndpoint(_endpoint.Cid, Self));
