@@ -110,13 +110,8 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
                 Drive(_context.Clock.Now);
                 break;
             case CloseRequested:
-                {
-                    var now = _context.Clock.Now;
-                    _client.Close(now);
-                    Drive(now);
-                    break;
-                }
-
+                OnClose();
+                break;
             case MigrateRequested request:
                 OnMigrateRequested(request);
                 break;
@@ -149,6 +144,13 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
             _context.ServersHeard.Probed(server, now);
         }
 
+        Drive(now);
+    }
+
+    private void OnClose()
+    {
+        var now = _context.Clock.Now;
+        _client.Close(now);
         Drive(now);
     }
 

@@ -93,6 +93,8 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
     /// </summary>
     protected override void OnReceive(object message)
     {
+        // Every input goes into the endpoint with the time it arrived.
+        var now = _context.Clock.Now;
         switch (message)
         {
             case InboundSegment segment:
@@ -102,51 +104,36 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
                 OnBurst(burst);
                 break;
             case SynCookieReturned returned:
-                {
-                    var now = _context.Clock.Now;
-                    _endpoint.AcceptCookie(now, returned.Syn);
-                    Drive(now);
-                    break;
-                }
-
+                _endpoint.AcceptCookie(now, returned.Syn);
+                Drive(now);
+                break;
             case EngineTick:
-                {
-                    var now = _context.Clock.Now;
-                    _driver.OnTick(now);
-                    Drive(now);
-                    break;
-                }
-
+                _driver.OnTick(now);
+                Drive(now);
+                break;
             case PacketTooBigReceived report when _endpoint.Phase != ServerEndpointPhase.MigratedAway:
                 OnPacketTooBig(report);
                 break;
             case AbortRequested:
-                {
-                    var now = _context.Clock.Now;
-                    _endpoint.Abort(now);
-                    Drive(now);
-                    break;
-                }
+                _endpoint.Abort(now);
+                Drive(now);
+                break;
 
             // The application's calls; after migrating away its channel fails them (EMIGRATED) before they get here.
             case ReadRequested when _endpoint.Phase != ServerEndpointPhase.MigratedAway:
                 _driver.Stream.ServeRead();
 
                 // Reading may have opened the window enough to announce it (RFC 1122 §4.2.3.3).
-                Drive(_context.Clock.Now);
+                Drive(now);
                 break;
             case WriteRequested when _endpoint.Phase != ServerEndpointPhase.MigratedAway:
                 _driver.Stream.ServeWrite();
-                Drive(_context.Clock.Now);
+                Drive(now);
                 break;
             case CloseRequested when _endpoint.Phase != ServerEndpointPhase.MigratedAway:
-                {
-                    var now = _context.Clock.Now;
-                    _endpoint.Connection.Close(now);
-                    Drive(now);
-                    break;
-                }
-
+                _endpoint.Connection.Close(now);
+                Drive(now);
+                break;
             case ExportRequested export:
                 OnExport(export);
                 break;
@@ -156,43 +143,28 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
                 OnServeStateRequest(serve.Request, Sender);
                 break;
             case MigrateAway migrateAway:
-                {
-                    var now = _context.Clock.Now;
-                    _endpoint.HandleStateAck(now, migrateAway.Ack);
-                    Drive(now);
-                    break;
-                }
+                _endpoint.HandleStateAck(now, migrateAway.Ack);
+                Drive(now);
+                break;
 
             // Destination side (thesis 4.2.3 at S2): the answer to the state request the listener sent.
             case StateReply reply:
                 OnStateReply(reply);
                 break;
             case StateReject reject:
-                {
-                    var now = _context.Clock.Now;
-                    _endpoint.HandleStateReject(now, reject);
-                    Drive(now);
-                    break;
-                }
-
+                _endpoint.HandleStateReject(now, reject);
+                Drive(now);
+                break;
             case StateRequestTimedOut timedOut:
-                {
-                    var now = _context.Clock.Now;
-                    _endpoint.HandleStateRequestFailed(now, $"no state reply from {timedOut.Peer} within {timedOut.Timeout}");
-                    Drive(now);
-                    break;
-                }
-
+                _endpoint.HandleStateRequestFailed(now, $"no state reply from {timedOut.Peer} within {timedOut.Timeout}");
+                Drive(now);
+                break;
             case StateRequestFailed failed:
-                {
-                    var now = _context.Clock.Now;
-                    _endpoint.HandleStateRequestFailed(now, $"the state request to {failed.Peer} failed: {failed.Reason}");
-                    Drive(now);
-                    break;
-                }
-
+                _endpoint.HandleStateRequestFailed(now, $"the state request to {failed.Peer} failed: {failed.Reason}");
+                Drive(now);
+                break;
             case ReplicaAckReceived received:
-                OnReplicaAck(received);
+                OnReplicaAck(now, received);
                 break;
             case EndpointRetired:
                 Context.Stop(Self);
@@ -306,11 +278,10 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
         return true;
     }
 
-    private void OnReplicaAck(ReplicaAckReceived received)
+    private void OnReplicaAck(Instant now, ReplicaAckReceived received)
     {
         if (_replicator is not null && received.Buddy.Equals(_buddy))
         {
-            var now = _context.Clock.Now;
             MeasureReplicaAck(now, received.Ack);
             _replicator.HandleAck(received.Ack, _endpoint.Connection);
             Drive(now);
