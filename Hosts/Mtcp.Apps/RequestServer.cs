@@ -140,6 +140,7 @@ public sealed class RequestServer(RequestServerOptions options, TimeProvider? ti
 
         var count = ParseLength(line, options.MaxArguments, "argument count");
         var arguments = new List<byte[]>(count);
+        var lineEnd = new byte[2];
         for (var i = 0; i < count; i++)
         {
             var header = await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) ?? throw new ProtocolViolationException("the stream ended inside a request");
@@ -148,14 +149,16 @@ public sealed class RequestServer(RequestServerOptions options, TimeProvider? ti
                 throw new ProtocolViolationException($"expected '$', got '{header[..Math.Min(header.Length, 1)]}'");
             }
 
-            var argument = new byte[ParseLength(header, options.MaxValueBytes + 256, "bulk length") + 2];
+            // The argument and its CRLF are read apart, so the argument's bytes are copied once, not again without the CRLF.
+            var argument = new byte[ParseLength(header, options.MaxValueBytes + 256, "bulk length")];
             await reader.ReadExactlyAsync(argument, cancellationToken).ConfigureAwait(false);
-            if (argument[^2] != '\r' || argument[^1] != '\n')
+            await reader.ReadExactlyAsync(lineEnd, cancellationToken).ConfigureAwait(false);
+            if (lineEnd[0] != '\r' || lineEnd[1] != '\n')
             {
                 throw new ProtocolViolationException("a bulk string must end in CRLF");
             }
 
-            arguments.Add(argument[..^2]);
+            arguments.Add(argument);
         }
 
         return arguments;

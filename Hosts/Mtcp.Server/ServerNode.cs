@@ -365,14 +365,22 @@ public sealed class ServerNode
             ConsoleLog.Info($"migration in: cid {cid}, {(object?)arrival?.From ?? "an unknown server"} -> {here}: {application.Name} connection resumes from a {snapshotBytes}-byte application snapshot"
                 + (arrival is null ? "" : string.Create(CultureInfo.InvariantCulture, $"; state reply {arrival.StateReplyBytes} bytes, {arrival.StateWait.TotalMilliseconds:0.000} ms after the state request")));
         });
+        // The applications here end their loops at end of stream: a migration ends their reads there too, without an
+        // exception thrown through each of their frames, and IsMigratedAway tells it from the client's FIN.
+        connection.EndOfStreamOnMigration = true;
         try
         {
             await application.ServeAsync(stream, state, applicationsStopping).ConfigureAwait(false);
+            if (connection.IsMigratedAway)
+            {
+                Emigrated(application, remote, cid, state);
+            }
         }
-        catch (ConnectionMigratedException)
+        catch (Exception e) when (e is ConnectionMigratedException || (connection.IsMigratedAway && e is IOException or ProtocolViolationException))
         {
-            Interlocked.Increment(ref _emigrated);
-            ConsoleLog.Info($"{application.Name} connection from {remote} (cid {cid}): EMIGRATED, its application stops serving here (last snapshot {state.LastSnapshotBytes} bytes)");
+            // A write or export after the migration fails with EMIGRATED; a read that ended inside a request at the
+            // migration ends the application with its own error: both are the migration, not a failure.
+            Emigrated(application, remote, cid, state);
         }
         catch (OperationCanceledException) when (applicationsStopping.IsCancellationRequested)
         {
@@ -392,5 +400,11 @@ public sealed class ServerNode
             _byConnectionId.TryRemove(connectionId, out _);
             _loadBalancing.Tell(new ConnectionEnded(connectionId, Now()));
         }
+    }
+
+    private void Emigrated(IServerApplication application, System.Net.IPEndPoint remote, ConnectionId cid, IConnectionState state)
+    {
+        Interlocked.Increment(ref _emigrated);
+        ConsoleLog.Info($"{application.Name} connection from {remote} (cid {cid}): EMIGRATED, its application stops serving here (last snapshot {state.LastSnapshotBytes} bytes)");
     }
 }

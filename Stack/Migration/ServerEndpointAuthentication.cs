@@ -17,6 +17,12 @@ public sealed class ServerEndpointAuthentication
     /// <summary>The connection's authentication state while it is held here; null until issued or adopted.</summary>
     private ConnectionCredential? _credential;
 
+    /// <summary>
+    /// <see cref="CredentialBytes"/> encoded once per credential: a buddy is sent it with every update, and encoding it
+    /// per segment was a tenth of a node's allocation in an echo.
+    /// </summary>
+    private (ConnectionCredential Credential, byte[] Bytes)? _encodedCredential;
+
     /// <summary>At the origin: the secret its SYN+ACK (and any retransmission of it) gives the client.</summary>
     private MigrationSecret? _issuedSecret;
 
@@ -36,7 +42,24 @@ public sealed class ServerEndpointAuthentication
     public ConnectionId? FirstCid => _credential?.SecretCid;
 
     /// <summary>The connection's credential as a state reply carries it (what a buddy replicates); empty until issued or adopted.</summary>
-    public ReadOnlyMemory<byte> CredentialBytes => _credential is { } held ? held.ToBytes() : ReadOnlyMemory<byte>.Empty;
+    public ReadOnlyMemory<byte> CredentialBytes
+    {
+        get
+        {
+            if (_credential is not { } held)
+            {
+                return ReadOnlyMemory<byte>.Empty;
+            }
+
+            if (_encodedCredential is not { } encoded || encoded.Credential != held)
+            {
+                encoded = (held, held.ToBytes());
+                _encodedCredential = encoded;
+            }
+
+            return encoded.Bytes;
+        }
+    }
 
     /// <summary>At the origin, when the connection's first SYN is accepted: issues the credential and the secret for the SYN+ACK.</summary>
     public void Issue(IMigrationAuthenticator authenticator, ConnectionId cid, SeqNumber clientIsn, SeqNumber serverIsn)

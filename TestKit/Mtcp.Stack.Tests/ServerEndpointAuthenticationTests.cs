@@ -128,6 +128,32 @@ public sealed class ServerEndpointAuthenticationTests
     }
 
     [Fact]
+    public void CredentialBytes_must_be_encoded_once_per_credential_and_follow_its_changes()
+    {
+        var authentication = Issued();
+        var issued = authentication.CredentialBytes.ToArray();
+
+        // Buddy replication reads it on every input: once the comparison is warm (its first run makes the comparers of
+        // the credential's fields), a read of the same credential allocates nothing.
+        _ = authentication.CredentialBytes;
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var again = authentication.CredentialBytes;
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(issued, again.ToArray());
+
+        // An accepted state request consumes an attempt: the credential changes, and so must its bytes.
+        var client = new ConnectionAuthenticator(Secret());
+        var rcvNxt = ScriptedPeer.LocalIss + 1;
+        var answer = authentication.Answer(Authenticator(), EstablishedEndpoint(), S1, Request(client.MigratedConnection(Cid, NewEndpointCid, rcvNxt, 0), rcvNxt), out var check);
+        Assert.Equal(MigratedConnectionCheck.Accepted, check);
+        Assert.IsType<StateReply>(answer);
+
+        Assert.NotEqual(issued, authentication.CredentialBytes.ToArray());
+        Assert.True(ConnectionCredential.TryRead(authentication.CredentialBytes.Span, out var current));
+        Assert.Equal(current.ToBytes(), authentication.CredentialBytes.ToArray());
+    }
+
+    [Fact]
     public void Answer_without_an_endpoint_must_be_CB_NOT_FOUND()
     {
         var answer = new ServerEndpointAuthentication().Answer(Authenticator(), endpoint: null, S1, Request(0, new SeqNumber(1)), out _);

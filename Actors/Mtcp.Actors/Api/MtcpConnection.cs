@@ -16,7 +16,8 @@ namespace Mtcp.Actors.Api;
 /// on a connection that migrated in, <see cref="ImportState"/> returns the last exported state, from which the
 /// application resumes (it re-executes from there; bytes it writes again are discarded, thesis 4.2.3). When the
 /// connection migrates away, <see cref="MigratedAway"/> completes and every read, write and export fails with
-/// <see cref="ConnectionMigratedException"/> (EMIGRATED), never silently.
+/// <see cref="ConnectionMigratedException"/> (EMIGRATED), never silently; with <see cref="EndOfStreamOnMigration"/>
+/// reads end at 0 instead, and <see cref="IsMigratedAway"/> says why.
 /// </remarks>
 public sealed class MtcpConnection : IAsyncDisposable, IDisposable
 {
@@ -44,6 +45,20 @@ public sealed class MtcpConnection : IAsyncDisposable, IDisposable
     /// connection over told this node to drop it (docs/failover.md).
     /// </summary>
     public ServerEndpoint? MigratedTo => _channel.MigratedAway.Task.IsCompletedSuccessfully ? _channel.MigratedAway.Task.Result : null;
+
+    /// <summary>
+    /// How a read ends when the connection migrates away. False (the default): it fails with
+    /// <see cref="ConnectionMigratedException"/> (EMIGRATED), as every write and export does. True: it returns 0, as at
+    /// the client's FIN, and <see cref="IsMigratedAway"/> is already true when it does; writes and exports still fail with
+    /// EMIGRATED. For an application whose serving loop ends at end of stream anyway, this spares throwing an exception
+    /// through every frame of that loop at each migration (allocation and CPU on the migration path). Set it before the
+    /// first read.
+    /// </summary>
+    public bool EndOfStreamOnMigration
+    {
+        get => _channel.Reader.EndOfStreamOnMigration;
+        set => _channel.Reader.EndOfStreamOnMigration = value;
+    }
 
     /// <summary>The connection's first Cid (thesis 3.2.1): the same on every node it visits, so logs name it by this.</summary>
     public ConnectionId FirstCid => _channel.FirstCid;

@@ -20,7 +20,7 @@ namespace Mtcp.Actors.Endpoints;
 /// could close the new endpoint of the same Cid. A left 4-tuple stays routed here for 2 MSL (BLACKHOLE), then is freed. The application's stream never sees a migration;
 /// <see cref="MigrateRequested"/> and authenticated MIGRATE_TRIGGERs start one, and each end is reported.
 /// </summary>
-internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
+internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
 {
 
     private readonly EndpointContext _context;
@@ -30,7 +30,8 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
     private readonly EndpointChannel _channel;
     private readonly TaskCompletionSource<EndpointChannel> _connectCompletion;
     private readonly CancellationToken _connectCancellation;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    /// <summary>Made on the first line logged: most endpoints log none, and an adapter per actor costs its path's string.</summary>
+    private ILoggingAdapter? _log;
 
     /// <summary>Every 4-tuple this actor holds in the connection table: the current one, a migration's, and left ones for 2 MSL.</summary>
     private readonly HashSet<ConnectionKey> _keys = [];
@@ -62,68 +63,107 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         _onFailed = FailAll;
         HoldKey(key);
         _currentKey = key;
-
-        Receive<OpenActive>(_ =>
-        {
-            _opened = _context.Clock.Now;
-            Drive(_opened);
-        });
-        Receive<ConnectCancelled>(_ =>
-        {
-            _connectCompletion.TrySetCanceled(_connectCancellation);
-            Abort();
-        });
-        Receive<InboundSegment>(OnSegment);
-        Receive<InboundBurst>(OnBurst);
-        Receive<ThirdPartyTriggerReceived>(trigger => OnSegment(trigger.Segment));
-        Receive<PacketTooBigReceived>(OnPacketTooBig);
-        Receive<EngineTick>(_ =>
-        {
-            var now = _context.Clock.Now;
-            var server = _client.CurrentServer;
-            var block = _client.CurrentControlBlock;
-            block.PeerHostHeard(_context.ServersHeard.LastHeard(server));
-            block.PeerHostProbed(_context.ServersHeard.ProbeAwaitingAnswer(server));
-            var unanswered = block.UnansweredKeepAlives;
-            _driver.OnTick(now);
-            if (unanswered == 0 && block.UnansweredKeepAlives == 1)
-            {
-                _context.ServersHeard.Probed(server, now);
-            }
-
-            Drive(now);
-        });
-        Receive<AbortRequested>(_ => Abort());
-        Receive<ReadRequested>(_ =>
-        {
-            _driver.Stream.ServeRead();
-
-            // Reading may have opened the window enough to announce it (RFC 1122 §4.2.3.3).
-            Drive(_context.Clock.Now);
-        });
-        Receive<WriteRequested>(_ =>
-        {
-            _driver.Stream.ServeWrite();
-            Drive(_context.Clock.Now);
-        });
-        Receive<CloseRequested>(_ =>
-        {
-            var now = _context.Clock.Now;
-            _client.Close(now);
-            Drive(now);
-        });
-        Receive<MigrateRequested>(OnMigrateRequested);
-        Receive<EndpointRetired>(_ => Context.Stop(Self));
-        Receive<AlternateServersRequested>(request => request.Completion.TrySetResult(_client.AlternateServers.ToArray()));
-        Receive<ReleaseKey>(release =>
-        {
-            if (release.Key != _currentKey && _migration?.Key != release.Key && _keys.Remove(release.Key))
-            {
-                _context.Table.RemoveEndpoint(release.Key, Self);
-                MigrationMetrics.PortsHeld.Add(-1);
-            }
-        });
     }
+
+    /// <summary>
+    /// One switch over the message types, built once with the type rather than a <see cref="ReceiveActor"/> handler
+    /// table per actor (an actor per connection).
+    /// </summary>
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case OpenActive:
+                _opened = _context.Clock.Now;
+                Drive(_opened);
+                break;
+            case ConnectCancelled:
+                _connectCompletion.TrySetCanceled(_connectCancellation);
+                Abort();
+                break;
+            case InboundSegment segment:
+                OnSegment(segment);
+                break;
+            case InboundBurst burst:
+                OnBurst(burst);
+                break;
+            case ThirdPartyTriggerReceived trigger:
+                OnSegment(trigger.Segment);
+                break;
+            case PacketTooBigReceived report:
+                OnPacketTooBig(report);
+                break;
+            case EngineTick:
+                OnTick();
+                break;
+            case AbortRequested:
+                Abort();
+                break;
+            case ReadRequested:
+                _driver.Stream.ServeRead();
+
+                // Reading may have opened the window enough to announce it (RFC 1122 §4.2.3.3).
+                Drive(_context.Clock.Now);
+                break;
+            case WriteRequested:
+                _driver.Stream.ServeWrite();
+                Drive(_context.Clock.Now);
+                break;
+            case CloseRequested:
+                OnClose();
+                break;
+            case MigrateRequested request:
+                OnMigrateRequested(request);
+                break;
+            case EndpointRetired:
+                Context.Stop(Self);
+                break;
+            case AlternateServersRequested request:
+                request.Completion.TrySetResult(_client.AlternateServers.ToArray());
+                break;
+            case ReleaseKey release:
+                OnReleaseKey(release);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void OnTick()
+    {
+        var now = _context.Clock.Now;
+        var server = _client.CurrentServer;
+        var block = _client.CurrentControlBlock;
+        block.PeerHostHeard(_context.ServersHeard.LastHeard(server));
+        block.PeerHostProbed(_context.ServersHeard.ProbeAwaitingAnswer(server));
+        var unanswered = block.UnansweredKeepAlives;
+        _driver.OnTick(now);
+        if (unanswered == 0 && block.UnansweredKeepAlives == 1)
+        {
+            _context.ServersHeard.Probed(server, now);
+        }
+
+        Drive(now);
+    }
+
+    private void OnClose()
+    {
+        var now = _context.Clock.Now;
+        _client.Close(now);
+        Drive(now);
+    }
+
+    private void OnReleaseKey(ReleaseKey release)
+    {
+        if (release.Key != _currentKey && _migration?.Key != release.Key && _keys.Remove(release.Key))
+        {
+            _context.Table.RemoveEndpoint(release.Key, Self);
+            MigrationMetrics.PortsHeld.Add(-1);
+        }
+    }
+
+    private ILoggingAdapter Log => _log ??= Context.GetLogger();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -236,7 +276,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                 $"or held for 2 MSL ({_context.Tcp.TwoMsl.TotalSeconds:0.#} s) by a connection that left {destination} on it; widen " +
                 "mtcp.runtime.ephemeral-port-first/-last or give the client more local addresses");
             MigrationMetrics.PortsExhausted.Add(1, new KeyValuePair<string, object?>("side", "migration"));
-            _log.Warning("client {0}: migration to {1} refused: {2}", _key, destination, exhausted.Message);
+            Log.Warning("client {0}: migration to {1} refused: {2}", _key, destination, exhausted.Message);
             completion?.TrySetException(exhausted);
             return;
         }
@@ -383,18 +423,18 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
                     break;
                 case MigrationEventKind.ServerSilent:
                     MigrationMetrics.FailoversStarted.Add(1);
-                    _log.Warning("client {0}: server {1} fell silent ({2}); failing over to the alternates serving port {3}", _key, e.Destination, e.Detail, e.Destination.Port);
+                    Log.Warning("client {0}: server {1} fell silent ({2}); failing over to the alternates serving port {3}", _key, e.Destination, e.Detail, e.Destination.Port);
                     break;
                 case MigrationEventKind.ServerHeardAgain:
                     MigrationMetrics.FailoversCalledOff.Add(1);
-                    _log.Warning("client {0}: server {1} answered again; the failover is called off and the connection stays", _key, e.Destination);
+                    Log.Warning("client {0}: server {1} answered again; the failover is called off and the connection stays", _key, e.Destination);
                     break;
                 case MigrationEventKind.ClientStateUnusable:
-                    _log.Warning("client {0}: the failover from {1} goes without the held client-stored state: {2}", _key, e.Destination, e.Detail);
+                    Log.Warning("client {0}: the failover from {1} goes without the held client-stored state: {2}", _key, e.Destination, e.Detail);
                     break;
                 case MigrationEventKind.FailoverAbandoned:
                     MigrationMetrics.FailoversAbandoned.Add(1);
-                    _log.Warning("client {0}: failover from silent server {1} gave up ({2}); the connection is aborted", _key, e.Destination, e.Detail);
+                    Log.Warning("client {0}: failover from silent server {1} gave up ({2}); the connection is aborted", _key, e.Destination, e.Detail);
                     break;
                 case MigrationEventKind.Completed or MigrationEventKind.Failed when _migration is { } migration:
                     _migration = null;
@@ -438,7 +478,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         else
         {
             MigrationMetrics.Failed.Add(1, new KeyValuePair<string, object?>("reason", report.FailureReason));
-            _log.Info("client {0}: migration from {1} to {2} failed: {3}", _key, report.From, report.To, report.FailureReason);
+            Log.Info("client {0}: migration from {1} to {2} failed: {3}", _key, report.From, report.To, report.FailureReason);
         }
 
         try
@@ -448,7 +488,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
         catch (Exception e)
         {
             // An application handler must not take the connection down.
-            _log.Error(e, "client {0}: a migration event handler threw", _key);
+            Log.Error(e, "client {0}: a migration event handler threw", _key);
         }
     }
 
@@ -490,7 +530,7 @@ internal sealed class ClientEndpointActor : ReceiveActor, IWithTimers
             }
             catch (Exception e) when (e is ObjectDisposedException or IOException or InvalidOperationException or ArgumentException)
             {
-                _log.Debug("client {0}: could not send the RST while stopping: {1}", _key, e.Message);
+                Log.Debug("client {0}: could not send the RST while stopping: {1}", _key, e.Message);
             }
         }
 

@@ -29,13 +29,14 @@ namespace Mtcp.Actors.Endpoints;
 /// Segments go straight from this actor to the transport, which is thread-safe: a hop through the packet actor
 /// would cost a message and a copy per segment and funnel every connection's output through one mailbox.
 /// </remarks>
-internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
+internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
 {
     private readonly EndpointContext _context;
     private readonly ConnectionKey _key;
     private readonly MtcpServerEndpoint<IActorRef> _endpoint;
     private readonly EndpointDriver _driver;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    /// <summary>Made on the first line logged: most endpoints log none, and an adapter per actor costs its path's string.</summary>
+    private ILoggingAdapter? _log;
     private readonly Action _onConnected;
     private readonly Action<string> _onFailed;
     private bool _registered;
@@ -83,57 +84,110 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         // A server's connection is accepted on the endpoint's own event, once β is applied, not on the engine's Connected.
         _onConnected = () => { };
         _onFailed = reason => _driver.FailStream(reason);
-
-        Receive<InboundSegment>(OnSegment);
-        Receive<InboundBurst>(OnBurst);
-        Receive<SynCookieReturned>(returned => Drive(now => _endpoint.AcceptCookie(now, returned.Syn)));
-        Receive<EngineTick>(_ => Drive(_driver.OnTick));
-        Receive<PacketTooBigReceived>(_ => _endpoint.Phase != ServerEndpointPhase.MigratedAway, OnPacketTooBig);
-        Receive<AbortRequested>(_ => Drive(_endpoint.Abort));
-
-        // The application's calls; after migrating away its channel fails them (EMIGRATED) before they get here.
-        Receive<ReadRequested>(_ => _endpoint.Phase != ServerEndpointPhase.MigratedAway, _ =>
-        {
-            _driver.Stream.ServeRead();
-
-            // Reading may have opened the window enough to announce it (RFC 1122 §4.2.3.3).
-            Drive(_context.Clock.Now);
-        });
-        Receive<WriteRequested>(_ => _endpoint.Phase != ServerEndpointPhase.MigratedAway, _ =>
-        {
-            _driver.Stream.ServeWrite();
-            Drive(_context.Clock.Now);
-        });
-        Receive<CloseRequested>(_ => _endpoint.Phase != ServerEndpointPhase.MigratedAway, _ => Drive(_endpoint.Connection.Close));
-        Receive<ExportRequested>(OnExport);
-
-        // Origin side (thesis 4.2.3 at S1): the registry forwards a peer's request with its control connection as sender.
-        Receive<ServeStateRequest>(serve => OnServeStateRequest(serve.Request, Sender));
-        Receive<MigrateAway>(migrateAway => Drive(now => _endpoint.HandleStateAck(now, migrateAway.Ack)));
-
-        // Destination side (thesis 4.2.3 at S2): the answer to the state request the listener sent.
-        Receive<StateReply>(OnStateReply);
-        Receive<StateReject>(reject => Drive(now => _endpoint.HandleStateReject(now, reject)));
-        Receive<StateRequestTimedOut>(timedOut => Drive(now => _endpoint.HandleStateRequestFailed(now, $"no state reply from {timedOut.Peer} within {timedOut.Timeout}")));
-        Receive<StateRequestFailed>(failed => Drive(now => _endpoint.HandleStateRequestFailed(now, $"the state request to {failed.Peer} failed: {failed.Reason}")));
-
-        Receive<ReplicaAckReceived>(received =>
-        {
-            if (_replicator is not null && received.Buddy.Equals(_buddy))
-            {
-                Drive(now =>
-                {
-                    MeasureReplicaAck(now, received.Ack);
-                    _replicator.HandleAck(received.Ack, _endpoint.Connection);
-                });
-            }
-        });
-
-        Receive<EndpointRetired>(_ => Context.Stop(Self));
-        Receive<TriggerRequested>(OnTrigger);
-        Receive<TriggerKeyRequested>(_ => Sender.Tell(new TriggerKeyAnswer(
-            _endpoint.TryDeriveTriggerKey(out var triggerKey) ? new MigrationTriggerGrant(_endpoint.Cid, triggerKey) : null)));
     }
+
+    /// <summary>
+    /// One switch over the message types, built once with the type rather than a handler table per actor: an actor is
+    /// created per connection and per migration, and <see cref="ReceiveActor"/>'s tables were a tenth of a node's
+    /// allocation per migration. A message the current phase does not take is unhandled, as before.
+    /// </summary>
+    protected override void OnReceive(object message)
+    {
+        // Every input goes into the endpoint with the time it arrived.
+        var now = _context.Clock.Now;
+        switch (message)
+        {
+            case InboundSegment segment:
+                OnSegment(segment);
+                break;
+            case InboundBurst burst:
+                OnBurst(burst);
+                break;
+            case SynCookieReturned returned:
+                _endpoint.AcceptCookie(now, returned.Syn);
+                Drive(now);
+                break;
+            case EngineTick:
+                _driver.OnTick(now);
+                Drive(now);
+                break;
+            case PacketTooBigReceived report when _endpoint.Phase != ServerEndpointPhase.MigratedAway:
+                OnPacketTooBig(report);
+                break;
+            case AbortRequested:
+                _endpoint.Abort(now);
+                Drive(now);
+                break;
+
+            // The application's calls; after migrating away its channel fails them (EMIGRATED) before they get here.
+            case ReadRequested when _endpoint.Phase != ServerEndpointPhase.MigratedAway:
+                _driver.Stream.ServeRead();
+
+                // Reading may have opened the window enough to announce it (RFC 1122 §4.2.3.3).
+                Drive(now);
+                break;
+            case WriteRequested when _endpoint.Phase != ServerEndpointPhase.MigratedAway:
+                _driver.Stream.ServeWrite();
+                Drive(now);
+                break;
+            case CloseRequested when _endpoint.Phase != ServerEndpointPhase.MigratedAway:
+                _endpoint.Connection.Close(now);
+                Drive(now);
+                break;
+
+            // One the application sent while the connection migrated away, before its channel knew: the connection lives
+            // on at its new server, so there is nothing to do here (and nothing for the dead-letter log).
+            case ReadRequested or WriteRequested or CloseRequested:
+                break;
+            case ExportRequested export:
+                OnExport(export);
+                break;
+
+            // Origin side (thesis 4.2.3 at S1): the registry forwards a peer's request with its control connection as sender.
+            case ServeStateRequest serve:
+                OnServeStateRequest(serve.Request, Sender);
+                break;
+            case MigrateAway migrateAway:
+                _endpoint.HandleStateAck(now, migrateAway.Ack);
+                Drive(now);
+                break;
+
+            // Destination side (thesis 4.2.3 at S2): the answer to the state request the listener sent.
+            case StateReply reply:
+                OnStateReply(reply);
+                break;
+            case StateReject reject:
+                _endpoint.HandleStateReject(now, reject);
+                Drive(now);
+                break;
+            case StateRequestTimedOut timedOut:
+                _endpoint.HandleStateRequestFailed(now, $"no state reply from {timedOut.Peer} within {timedOut.Timeout}");
+                Drive(now);
+                break;
+            case StateRequestFailed failed:
+                _endpoint.HandleStateRequestFailed(now, $"the state request to {failed.Peer} failed: {failed.Reason}");
+                Drive(now);
+                break;
+            case ReplicaAckReceived received:
+                OnReplicaAck(now, received);
+                break;
+            case EndpointRetired:
+                Context.Stop(Self);
+                break;
+            case TriggerRequested trigger:
+                OnTrigger(trigger);
+                break;
+            case TriggerKeyRequested:
+                Sender.Tell(new TriggerKeyAnswer(
+                    _endpoint.TryDeriveTriggerKey(out var triggerKey) ? new MigrationTriggerGrant(_endpoint.Cid, triggerKey) : null));
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private ILoggingAdapter Log => _log ??= Context.GetLogger();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -229,12 +283,22 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         return true;
     }
 
+    private void OnReplicaAck(Instant now, ReplicaAckReceived received)
+    {
+        if (_replicator is not null && received.Buddy.Equals(_buddy))
+        {
+            MeasureReplicaAck(now, received.Ack);
+            _replicator.HandleAck(received.Ack, _endpoint.Connection);
+            Drive(now);
+        }
+    }
+
     private void OnPacketTooBig(PacketTooBigReceived report)
     {
         var verdict = _driver.ApplyPacketTooBig(_endpoint.Connection, report);
         if (verdict is PacketTooBigVerdict.Lowered or PacketTooBigVerdict.ProbeTooBig)
         {
-            _log.Info("endpoint {0}: ICMP packet too big, path MTU {1} ({2}): MSS now {3}", _key, report.Mtu, verdict, _endpoint.Connection.SendMss);
+            Log.Info("endpoint {0}: ICMP packet too big, path MTU {1} ({2}): MSS now {3}", _key, report.Mtu, verdict, _endpoint.Connection.SendMss);
             Drive(_context.Clock.Now);
         }
     }
@@ -292,15 +356,8 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         }
         catch (InvalidOperationException e)
         {
-            _log.Warning("endpoint {0}: export_state refused: {1}", _key, e.Message);
+            Log.Warning("endpoint {0}: export_state refused: {1}", _key, e.Message);
         }
-    }
-
-    private void Drive(Action<Instant> input)
-    {
-        var now = _context.Clock.Now;
-        input(now);
-        Drive(now);
     }
 
     /// <summary>The endpoint's outputs in the order it asks: segments, events (which may read, write and so send more), control, deadline.</summary>
@@ -412,7 +469,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         if (outcome == ClientStateOutcome.TooLarge && !_clientStateTooLargeLogged)
         {
             _clientStateTooLargeLogged = true;
-            _log.Warning(
+            Log.Warning(
                 "endpoint {0}: its client-stored state of {1} bytes exceeds mtcp.migration.client-state.max-size or a segment ({2}); the client keeps the older state it holds until one fits",
                 _key,
                 length,
@@ -517,7 +574,11 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             // No other member serves the port: the connection runs unreplicated, and says so (the node logs it too).
             connection.StopAckGating();
             CountUnreplicated(true);
-            _log.Debug("endpoint {0}: no buddy; unreplicated", _key);
+            if (Context.System.Log.IsDebugEnabled)
+            {
+                Log.Debug("endpoint {0}: no buddy; unreplicated", _key);
+            }
+
             return;
         }
 
@@ -527,7 +588,11 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
             connection.AcknowledgeReplicatedUpTo(connection.LastAckSent);
         }
 
-        _log.Debug("endpoint {0}: buddy {1}", _key, buddy);
+        // Chosen on every connection's arrival: the line and its adapter are made only when debug logging is on.
+        if (Context.System.Log.IsDebugEnabled)
+        {
+            Log.Debug("endpoint {0}: buddy {1}", _key, buddy);
+        }
     }
 
     private void CountUnreplicated(bool unreplicated)
@@ -577,10 +642,12 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
     /// <summary>Thesis 4.2.3 at S1, on the state ack: the application's calls fail with EMIGRATED; the table keeps the 4-tuple silent for 2 MSL.</summary>
     private void OnMigratedAway(ServerEndpoint? destination)
     {
-        var emigrated = new ConnectionMigratedException($"the connection {_endpoint.Cid} migrated to another server (EMIGRATED)");
-        _driver.Channel.Reader.FailWith(emigrated);
-        _driver.Channel.Writer.FailWith(emigrated);
+        // MigratedAway first: an application whose reads end at the migration (EndOfStreamOnMigration) tells it from the
+        // client's FIN by IsMigratedAway, which must already hold when its read returns.
         _driver.Channel.MigratedAway.TrySetResult(destination);
+        var emigrated = new ConnectionMigratedException($"the connection {_endpoint.Cid} migrated to another server (EMIGRATED)");
+        _driver.Channel.Reader.Emigrate(emigrated);
+        _driver.Channel.Writer.FailWith(emigrated);
         if (_registered)
         {
             _context.Registry!.Tell(new UnregisterEndpoint(_endpoint.Cid, Self));
@@ -614,7 +681,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         }
         catch (Exception e) when (e is ObjectDisposedException or IOException or InvalidOperationException or ArgumentException)
         {
-            _log.Debug("endpoint {0}: could not send the RST while stopping: {1}", _key, e.Message);
+            Log.Debug("endpoint {0}: could not send the RST while stopping: {1}", _key, e.Message);
         }
 
         _driver.Stopped("the connection's endpoint stopped");

@@ -26,6 +26,8 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
     private string? _failure;
     private Exception? _failureCause;
     private Exception? _failureException;
+    private bool _endOfStreamOnMigration;
+    private bool _ended;
 
     public StreamOperation(string direction) => _direction = direction;
 
@@ -37,6 +39,29 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
             lock (_gate)
             {
                 return _pending;
+            }
+        }
+    }
+
+    /// <summary>
+    /// True: <see cref="Emigrate"/> ends this direction as <see cref="EndOfStream"/> does, with no exception to throw
+    /// (<see cref="Api.MtcpConnection.EndOfStreamOnMigration"/>, for reads); false: it fails every call with EMIGRATED.
+    /// </summary>
+    public bool EndOfStreamOnMigration
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _endOfStreamOnMigration;
+            }
+        }
+
+        set
+        {
+            lock (_gate)
+            {
+                _endOfStreamOnMigration = value;
             }
         }
     }
@@ -136,12 +161,35 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
         }
     }
 
+    /// <summary>
+    /// Actor side: the connection migrated away (thesis 4.2.3, EMIGRATED). The pending and every later call return 0 when
+    /// <see cref="EndOfStreamOnMigration"/> is set, and fail with <paramref name="emigrated"/> otherwise; a later
+    /// <see cref="Fail"/> (the endpoint stopping) changes neither.
+    /// </summary>
+    public void Emigrate(ConnectionMigratedException emigrated)
+    {
+        lock (_gate)
+        {
+            if (!_endOfStreamOnMigration)
+            {
+                FailWith(emigrated);
+                return;
+            }
+
+            if (_failure is null)
+            {
+                _ended = true;
+                EndOfStream();
+            }
+        }
+    }
+
     /// <summary>Actor side: the connection is gone; the pending and every later call fails with an <see cref="IOException"/>.</summary>
     public void Fail(string reason, Exception? cause = null)
     {
         lock (_gate)
         {
-            if (_failure is not null)
+            if (_failure is not null || _ended)
             {
                 return;
             }
@@ -164,7 +212,7 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
     {
         lock (_gate)
         {
-            if (_failure is not null)
+            if (_failure is not null || _ended)
             {
                 return;
             }

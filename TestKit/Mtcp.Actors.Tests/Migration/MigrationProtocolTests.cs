@@ -282,6 +282,52 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task State_ack_must_end_the_pending_read_at_end_of_stream_when_the_application_asked_for_it_and_still_fail_writes_with_EMIGRATED()
+    {
+        await EnableMigrationAsync();
+        var (client, stream, server, listener) = await ConnectAsync(_origin);
+        server.EndOfStreamOnMigration = true;
+        var serverRead = server.Stream.ReadAsync(new byte[16]).AsTask();
+        var clientPort = (ushort)server.RemoteEndPoint.Port;
+        var migratingCid = new ConnectionId(ClientAddress, clientPort, OriginAddress, ServicePort);
+
+        _origin.ConnectionRegistry.Tell(new StateAckReceived(OriginNode, new StateAck(5, migratingCid)), _controlConnection.Ref);
+
+        Assert.Equal(0, await serverRead.WaitAsync(Patience));
+        Assert.True(server.IsMigratedAway, "a read that ended at the migration must find IsMigratedAway already set");
+        await Assert.ThrowsAsync<ConnectionMigratedException>(async () => await server.Stream.WriteAsync(new byte[16]));
+        Assert.Throws<ConnectionMigratedException>(() => server.ExportState("late"u8));
+
+        // The endpoint stops once it has silenced the 4-tuple: later reads still end, they do not fail as on a lost connection.
+        await Task.Delay(300);
+        Assert.Equal(0, await server.Stream.ReadAsync(new byte[16]).AsTask().WaitAsync(Patience));
+        stream.Abort();
+        client.Dispose();
+        await listener.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_client_FIN_must_end_reads_without_IsMigratedAway_when_the_application_asked_for_end_of_stream_on_migration()
+    {
+        await EnableMigrationAsync();
+        var (client, stream, server, listener) = await ConnectAsync(_origin);
+        server.EndOfStreamOnMigration = true;
+        var serverRead = server.Stream.ReadAsync(new byte[16]).AsTask();
+
+        stream.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+
+        Assert.Equal(0, await serverRead.WaitAsync(Patience));
+        Assert.False(server.IsMigratedAway, "a client's FIN is not a migration");
+        await server.Stream.WriteAsync("after the FIN"u8.ToArray());
+        var echoed = new byte[13];
+        await stream.ReadExactlyAsync(echoed).AsTask().WaitAsync(Patience);
+        Assert.Equal("after the FIN"u8.ToArray(), echoed);
+        await server.DisposeAsync();
+        client.Dispose();
+        await listener.DisposeAsync();
+    }
+
+    [Fact]
     public async Task State_ack_must_close_the_origin_endpoint_silently_and_fail_its_application_with_EMIGRATED()
     {
         await EnableMigrationAsync();
