@@ -531,14 +531,16 @@ internal static class FailoverBenchmark
             + $"a replicated upload's bytes all cross the control connection, so this rate (less the sealing and the buddy's work) bounds it."));
         md.AppendLine();
         md.AppendLine("Where buddy replication's time goes, from its serving node's instruments and its buddy's over the measured repetitions (docs/metrics.md; histogram percentiles are bucket upper bounds, means are exact). "
-            + "The buddy's hold is its node's share of the ack delay (`mtcp.replication.buddy.hold`: the update's arrival on its control connection to the ack leaving it); the rest is the serving node's hops and sealing and the two crossings of the control connection:");
+            + "A client byte waits for the pipeline (`mtcp.replication.pipeline_wait.duration`: its segment reaching the endpoint to its read log leaving it), then the ack delay (`mtcp.replication.ack.delay`: the update leaving the endpoint to its ack reaching it). "
+            + "Of the ack delay, the round trip is the serving node's control connection's (`mtcp.replication.round_trip.duration`: the update handed to the transport, sealed, to its ack back), the rest the serving node's actor hops; "
+            + "of the round trip, the buddy's hold is its node's share (`mtcp.replication.buddy.hold`: the update's arrival on its control connection to the ack leaving it), the rest the two crossings of the transport:");
         md.AppendLine();
-        md.AppendLine("| phase | unit | whole-state messages per unit | whole-state KiB per unit | read-log messages per unit | read-log KiB per unit | buddy acks | ack delay p50 (us) | p99 (us) | mean (us) | buddy's hold p50 (us) | mean (us) | client bytes awaiting their ACK at an ack, p50 (KiB) | p99 (KiB) |");
-        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| phase | unit | whole-state messages per unit | whole-state KiB per unit | read-log messages per unit | read-log KiB per unit | buddy acks | pipeline wait p50 (us) | mean (us) | ack delay p50 (us) | p99 (us) | mean (us) | round trip p50 (us) | mean (us) | buddy's hold p50 (us) | mean (us) | client bytes awaiting their ACK at an ack, p50 (KiB) | p99 (KiB) |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var t in measured.BuddyTrace)
         {
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {t.Phase} | {t.Unit} | {t.StateMessagesPerUnit:0.##} | {t.StateBytesPerUnit / 1024:0.#} | {t.ReadLogMessagesPerUnit:0.##} | {t.ReadLogBytesPerUnit / 1024:0.#} | {t.Acks:0} | {t.AckDelayP50Us:0} | {t.AckDelayP99Us:0} | {t.AckDelayMeanUs:0} | {t.BuddyHoldP50Us:0} | {t.BuddyHoldMeanUs:0} | {t.GatedP50Bytes / 1024:0} | {t.GatedP99Bytes / 1024:0} |"));
+                $"| {t.Phase} | {t.Unit} | {t.StateMessagesPerUnit:0.##} | {t.StateBytesPerUnit / 1024:0.#} | {t.ReadLogMessagesPerUnit:0.##} | {t.ReadLogBytesPerUnit / 1024:0.#} | {t.Acks:0} | {t.PipelineWaitP50Us:0} | {t.PipelineWaitMeanUs:0} | {t.AckDelayP50Us:0} | {t.AckDelayP99Us:0} | {t.AckDelayMeanUs:0} | {t.RoundTripP50Us:0} | {t.RoundTripMeanUs:0} | {t.BuddyHoldP50Us:0} | {t.BuddyHoldMeanUs:0} | {t.GatedP50Bytes / 1024:0} | {t.GatedP99Bytes / 1024:0} |"));
         }
 
         md.AppendLine();
