@@ -143,6 +143,38 @@ public sealed class ReplicationTests
     }
 
     [Fact]
+    public void An_ack_naming_an_update_never_sent_must_acknowledge_nothing()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        byte[] credential = [1, 2, 3];
+        replicator.Update(link.Server, credential);
+        Deliver(replicator, store, link.Server);
+
+        // The client's bytes go out as read logs the buddy has not acknowledged; an ack beyond the last update (forged,
+        // or from a buddy confused about what it was sent) would cover them all.
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 3_000));
+        link.Exchange();
+        replicator.Update(link.Server, credential);
+        var unacknowledged = replicator.Unacknowledged;
+        replicator.HandleAck(new ReplicaAck(ulong.MaxValue, Cid, ReplicaAckStatus.Held), link.Server);
+        replicator.HandleAck(new ReplicaAck(1_000, Cid, ReplicaAckStatus.Held), link.Server);
+        link.Exchange();
+
+        Assert.Equal(unacknowledged, replicator.Unacknowledged);
+        Assert.Equal(start, link.Server.ReplicatedUpTo);
+        Assert.Equal(start, link.Client.SendUnacknowledged);
+
+        // The buddy's own acks still acknowledge what it holds.
+        Deliver(replicator, store, link.Server);
+        link.Exchange();
+        Assert.Equal(start + 3_000, link.Client.SendUnacknowledged);
+    }
+
+    [Fact]
     public void A_buddy_that_missed_an_update_must_ask_for_the_whole_state_and_get_it()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
