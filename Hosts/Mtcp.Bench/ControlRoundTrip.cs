@@ -75,17 +75,23 @@ internal static class ControlRoundTrip
 
     private static ActorSystem Start(string certificates, IPAddress address, string name)
     {
+        var config = NodeConfig(certificates, address, name);
+        return HostActorSystem.Create("mtcp", ControlPlaneSecurity.Read(config).SystemSetup(config));
+    }
+
+    /// <summary>A node's configuration as the benchmark's nodes have it, with a certificate <paramref name="name"/> of the CA in <paramref name="certificates"/>.</summary>
+    internal static Config NodeConfig(string certificates, IPAddress address, string name)
+    {
         var certificate = ClusterCertificates.IssueNode(certificates, name, [address.ToString()], certificates, TimeSpan.FromDays(1));
 
         // Untrusted mode would refuse the selection of an actor outside the nodes' trusted paths; it changes nothing on the wire.
-        var config = MtcpConfig.WithFallback(ConfigurationFactory.ParseString($$"""
+        return MtcpConfig.WithFallback(ConfigurationFactory.ParseString($$"""
             akka.actor.provider = remote
             akka.remote.dot-netty.tcp { hostname = "{{address}}", port = {{ListenPorts.PickUnused(address)}} }
             akka.remote.untrusted-mode = off
             akka.loglevel = WARNING
             {{ClusterCertificates.SecurityConfig(certificates, certificate)}}
             """));
-        return HostActorSystem.Create("mtcp", ControlPlaneSecurity.Read(config).SystemSetup(config));
     }
 
     private sealed class Echo : ReceiveActor

@@ -65,7 +65,16 @@ internal sealed record ReplicationCost(string Replication, double DownloadBytesP
 /// per phase, over every measured repetition), and a control round trip on this host measured in the same run.
 /// </summary>
 /// <param name="ControlBulkBytesPerSecond">the control connection's rate for an upload's worth of read-log-sized messages, acked one by one: what bounds a replicated upload.</param>
-internal sealed record ReplicationCosts(ReplicationCost[] Modes, ReplicationTrace[] BuddyTrace, double ControlRoundTripP50Us, double ControlRoundTripP99Us, double ControlBulkBytesPerSecond);
+/// <param name="DirectRoundTripP50Us">the same round trip over one kernel TCP connection with mutual TLS and a thread on each side (<see cref="DirectTlsRoundTrip"/>), and below its p99 and bulk rate.</param>
+internal sealed record ReplicationCosts(
+    ReplicationCost[] Modes,
+    ReplicationTrace[] BuddyTrace,
+    double ControlRoundTripP50Us,
+    double ControlRoundTripP99Us,
+    double ControlBulkBytesPerSecond,
+    double DirectRoundTripP50Us,
+    double DirectRoundTripP99Us,
+    double DirectBulkBytesPerSecond);
 
 /// <summary>
 /// The <c>failover</c> benchmark (issue 11). Two <c>Mtcp.Server</c> processes per cluster, the client an MTCP runtime
@@ -137,15 +146,21 @@ internal static class FailoverBenchmark
                 var costs = await MeasureCostsAsync(runtime, scratch.FullName, transport, options, files, goodputContent, cancellationToken);
                 var (controlRoundTrips, controlBulk) = await ControlRoundTrip.MeasureAsync(
                     scratch.FullName, IPAddress.Parse($"{options.Network}.{ControlRoundTripHost}"), options.Requests, WarmUpRequests, options.EchoBytes, EchoValueBytes, EchoWindow, cancellationToken);
+                var (directRoundTrips, directBulk) = await DirectTlsRoundTrip.MeasureAsync(
+                    scratch.FullName, IPAddress.Parse($"{options.Network}.{ControlRoundTripHost}"), options.Requests, WarmUpRequests, options.EchoBytes, EchoValueBytes, EchoWindow, cancellationToken);
                 costs = costs with
                 {
                     ControlRoundTripP50Us = Statistics.Percentile(controlRoundTrips, 0.5),
                     ControlRoundTripP99Us = Statistics.Percentile(controlRoundTrips, 0.99),
                     ControlBulkBytesPerSecond = controlBulk,
+                    DirectRoundTripP50Us = Statistics.Percentile(directRoundTrips, 0.5),
+                    DirectRoundTripP99Us = Statistics.Percentile(directRoundTrips, 0.99),
+                    DirectBulkBytesPerSecond = directBulk,
                 };
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"control connection (Akka.Remote over mutual TLS on loopback): round trip of {ControlRoundTrip.MessageBytes} B each way ({options.Requests} after {WarmUpRequests} unmeasured) p50 {costs.ControlRoundTripP50Us:F0} us, p99 {costs.ControlRoundTripP99Us:F0} us; "
-                    + $"bulk {controlBulk / 1e6:F1} MB/s ({options.EchoBytes / 1048576} MiB in {EchoValueBytes / 1024} KiB messages, {EchoWindow} unacknowledged at most)"));
+                    + $"bulk {controlBulk / 1e6:F1} MB/s ({options.EchoBytes / 1048576} MiB in {EchoValueBytes / 1024} KiB messages, {EchoWindow} unacknowledged at most); "
+                    + $"the same over kernel TCP with mutual TLS and a thread each side: p50 {costs.DirectRoundTripP50Us:F0} us, p99 {costs.DirectRoundTripP99Us:F0} us, bulk {directBulk / 1e6:F1} MB/s"));
                 var series = new List<FailoverSeries>
                 {
                     await KillSeriesAsync(runtime, scratch.FullName, transport, options, files, failoverContent, options.Kills, "buddy", ReferenceDetectorName, "", cancellationToken),
@@ -274,7 +289,7 @@ internal static class FailoverBenchmark
                 Statistics.Percentile(echoes[i], 0.5),
                 Statistics.Percentile(roundTrips[i], 0.5),
                 Statistics.Percentile(roundTrips[i], 0.99))).ToArray();
-            return new ReplicationCosts(figures, trace, double.NaN, double.NaN, double.NaN);
+            return new ReplicationCosts(figures, trace, double.NaN, double.NaN, double.NaN, double.NaN, double.NaN, double.NaN);
         }
         finally
         {
@@ -456,6 +471,9 @@ internal static class FailoverBenchmark
                 controlRoundTripP50Us = measured.ControlRoundTripP50Us,
                 controlRoundTripP99Us = measured.ControlRoundTripP99Us,
                 controlBulkBytesPerSecond = measured.ControlBulkBytesPerSecond,
+                directRoundTripP50Us = measured.DirectRoundTripP50Us,
+                directRoundTripP99Us = measured.DirectRoundTripP99Us,
+                directBulkBytesPerSecond = measured.DirectBulkBytesPerSecond,
                 buddyTrace = measured.BuddyTrace,
             },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
@@ -528,17 +546,21 @@ internal static class FailoverBenchmark
             + $"A request's bytes are acknowledged once the buddy holds them; the client's next request, a short segment, waits for that ACK (Nagle's algorithm, `mtcp.tcp.nagle`, on as in Linux without TCP_NODELAY), "
             + $"so a request/response round trip gains the replication's ack delay: the control round trip plus the actor hops and the sealing on both nodes. "
             + $"The same two actor systems carried {options.EchoBytes / 1048576} MiB in {EchoValueBytes / 1024} KiB messages, {EchoWindow} unacknowledged at most, at {measured.ControlBulkBytesPerSecond / 1e6:F1} MB/s: "
-            + $"a replicated upload's bytes all cross the control connection, so this rate (less the sealing and the buddy's work) bounds it."));
+            + $"a replicated upload's bytes all cross the control connection, so this rate (less the sealing and the buddy's work) bounds it. "
+            + $"Beside it, the same messages over one kernel TCP connection with mutual TLS (SslStream, the nodes' certificates and peer check), a dedicated thread reading and writing each side, as a direct replication channel would carry them (docs/failover.md): "
+            + $"round trip p50 {measured.DirectRoundTripP50Us:F0} us (x{measured.DirectRoundTripP50Us / measured.ControlRoundTripP50Us:F2} of Akka.Remote's), p99 {measured.DirectRoundTripP99Us:F0} us; bulk {measured.DirectBulkBytesPerSecond / 1e6:F1} MB/s (x{measured.DirectBulkBytesPerSecond / measured.ControlBulkBytesPerSecond:F2})."));
         md.AppendLine();
         md.AppendLine("Where buddy replication's time goes, from its serving node's instruments and its buddy's over the measured repetitions (docs/metrics.md; histogram percentiles are bucket upper bounds, means are exact). "
-            + "The buddy's hold is its node's share of the ack delay (`mtcp.replication.buddy.hold`: the update's arrival on its control connection to the ack leaving it); the rest is the serving node's hops and sealing and the two crossings of the control connection:");
+            + "A client byte waits for the pipeline (`mtcp.replication.pipeline_wait.duration`: its segment reaching the endpoint to its read log leaving it), then the ack delay (`mtcp.replication.ack.delay`: the update leaving the endpoint to its ack reaching it). "
+            + "Of the ack delay, the round trip is the serving node's control connection's (`mtcp.replication.round_trip.duration`: the update handed to the transport, sealed, to its ack back), the rest the serving node's actor hops; "
+            + "of the round trip, the buddy's hold is its node's share (`mtcp.replication.buddy.hold`: the update's arrival on its control connection to the ack leaving it), the rest the two crossings of the transport:");
         md.AppendLine();
-        md.AppendLine("| phase | unit | whole-state messages per unit | whole-state KiB per unit | read-log messages per unit | read-log KiB per unit | buddy acks | ack delay p50 (us) | p99 (us) | mean (us) | buddy's hold p50 (us) | mean (us) | client bytes awaiting their ACK at an ack, p50 (KiB) | p99 (KiB) |");
-        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| phase | unit | whole-state messages per unit | whole-state KiB per unit | read-log messages per unit | read-log KiB per unit | buddy acks | pipeline wait p50 (us) | mean (us) | ack delay p50 (us) | p99 (us) | mean (us) | round trip p50 (us) | mean (us) | buddy's hold p50 (us) | mean (us) | client bytes awaiting their ACK at an ack, p50 (KiB) | p99 (KiB) |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var t in measured.BuddyTrace)
         {
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {t.Phase} | {t.Unit} | {t.StateMessagesPerUnit:0.##} | {t.StateBytesPerUnit / 1024:0.#} | {t.ReadLogMessagesPerUnit:0.##} | {t.ReadLogBytesPerUnit / 1024:0.#} | {t.Acks:0} | {t.AckDelayP50Us:0} | {t.AckDelayP99Us:0} | {t.AckDelayMeanUs:0} | {t.BuddyHoldP50Us:0} | {t.BuddyHoldMeanUs:0} | {t.GatedP50Bytes / 1024:0} | {t.GatedP99Bytes / 1024:0} |"));
+                $"| {t.Phase} | {t.Unit} | {t.StateMessagesPerUnit:0.##} | {t.StateBytesPerUnit / 1024:0.#} | {t.ReadLogMessagesPerUnit:0.##} | {t.ReadLogBytesPerUnit / 1024:0.#} | {t.Acks:0} | {t.PipelineWaitP50Us:0} | {t.PipelineWaitMeanUs:0} | {t.AckDelayP50Us:0} | {t.AckDelayP99Us:0} | {t.AckDelayMeanUs:0} | {t.RoundTripP50Us:0} | {t.RoundTripMeanUs:0} | {t.BuddyHoldP50Us:0} | {t.BuddyHoldMeanUs:0} | {t.GatedP50Bytes / 1024:0} | {t.GatedP99Bytes / 1024:0} |"));
         }
 
         md.AppendLine();

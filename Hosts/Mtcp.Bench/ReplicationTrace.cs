@@ -85,7 +85,9 @@ internal sealed class MetricsScrape
 /// Where buddy replication's time goes in one phase of the cost measurement, from the serving node's instruments
 /// (docs/metrics.md): replica messages and bytes sent per unit of the workload (a MB moved, or a request), the buddy's
 /// ack delay (bucket upper bounds: a control round trip on this host is measured beside it, and its mean), the buddy
-/// node's share of it (from its own instruments: the update's arrival on its control connection to the ack leaving), and
+/// node's share of it (from its own instruments: the update's arrival on its control connection to the ack leaving), the
+/// serving node's control connection's round trip (the update handed to the transport to its ack back: the rest of the ack
+/// delay is the serving node's actor hops), how long a read log's first byte waited for the pipeline before the ack delay, and
 /// how many of the client's bytes waited unacknowledged when an ack came (beside the client's send buffer, which they fill).
 /// </summary>
 internal sealed record ReplicationTrace(
@@ -102,6 +104,10 @@ internal sealed record ReplicationTrace(
     double AckDelayMeanUs,
     double BuddyHoldP50Us,
     double BuddyHoldMeanUs,
+    double RoundTripP50Us,
+    double RoundTripMeanUs,
+    double PipelineWaitP50Us,
+    double PipelineWaitMeanUs,
     double GatedP50Bytes,
     double GatedP99Bytes)
 {
@@ -116,6 +122,8 @@ internal sealed record ReplicationTrace(
         const string Bytes = "mtcp_replication_update_bytes";
         const string AckDelay = "mtcp_replication_ack_delay";
         const string Gated = "mtcp_replication_gated_size";
+        const string RoundTrip = "mtcp_replication_round_trip_duration";
+        const string PipelineWait = "mtcp_replication_pipeline_wait_duration";
         return new ReplicationTrace(
             phase,
             unit,
@@ -130,6 +138,10 @@ internal sealed record ReplicationTrace(
             delta.Sum(AckDelay, "_sum") / delta.Sum(AckDelay, "_count") * 1e6,
             buddyDelta.Percentile(BuddyHold, 0.5) * 1e6,
             buddyDelta.Sum(BuddyHold, "_sum") / buddyDelta.Sum(BuddyHold, "_count") * 1e6,
+            delta.Percentile(RoundTrip, 0.5) * 1e6,
+            delta.Sum(RoundTrip, "_sum") / delta.Sum(RoundTrip, "_count") * 1e6,
+            delta.Percentile(PipelineWait, 0.5) * 1e6,
+            delta.Sum(PipelineWait, "_sum") / delta.Sum(PipelineWait, "_count") * 1e6,
             delta.Percentile(Gated, 0.5),
             delta.Percentile(Gated, 0.99));
     }
@@ -137,5 +149,6 @@ internal sealed record ReplicationTrace(
     public string Describe() => string.Create(
         CultureInfo.InvariantCulture,
         $"{Phase}: per {Unit} {StateMessagesPerUnit:0.##} whole-state messages ({StateBytesPerUnit / 1024:0.#} KiB) and {ReadLogMessagesPerUnit:0.##} read logs ({ReadLogBytesPerUnit / 1024:0.#} KiB); "
-        + $"buddy's ack after p50 <= {AckDelayP50Us:0} us, p99 <= {AckDelayP99Us:0} us, mean {AckDelayMeanUs:0} us ({Acks:0} acks), of which the buddy node held each update p50 <= {BuddyHoldP50Us:0} us, mean {BuddyHoldMeanUs:0} us; client bytes waiting for their ACK at an ack p50 <= {GatedP50Bytes / 1024:0} KiB, p99 <= {GatedP99Bytes / 1024:0} KiB");
+        + $"buddy's ack after p50 <= {AckDelayP50Us:0} us, p99 <= {AckDelayP99Us:0} us, mean {AckDelayMeanUs:0} us ({Acks:0} acks), of which the control connection's round trip p50 <= {RoundTripP50Us:0} us, mean {RoundTripMeanUs:0} us and the buddy node's hold p50 <= {BuddyHoldP50Us:0} us, mean {BuddyHoldMeanUs:0} us; "
+        + $"a read log's first byte waited for the pipeline p50 <= {PipelineWaitP50Us:0} us, mean {PipelineWaitMeanUs:0} us; client bytes waiting for their ACK at an ack p50 <= {GatedP50Bytes / 1024:0} KiB, p99 <= {GatedP99Bytes / 1024:0} KiB");
 }

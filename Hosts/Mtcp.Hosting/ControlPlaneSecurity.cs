@@ -48,6 +48,27 @@ public sealed class ControlPlaneSecurity
     /// <summary>The subject of this node's certificate, for the start-up log; null without TLS.</summary>
     public string? Subject => _certificate?.Subject;
 
+    /// <summary>
+    /// Mutual TLS for a connection of the node's own beside Akka.Remote (<see cref="SslStream"/>), as its associations
+    /// have it: this node's certificate, and the peer's accepted only when it chains to the cluster's CAs in force.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">the control plane runs without TLS.</exception>
+    public SslServerAuthenticationOptions ServerAuthentication() => new()
+    {
+        ServerCertificate = _certificate ?? throw new InvalidOperationException("the control plane runs without TLS"),
+        ClientCertificateRequired = true,
+        RemoteCertificateValidationCallback = (_, peer, _, errors) => ValidatePeer(peer as X509Certificate2, null, "a client", errors, null),
+    };
+
+    /// <inheritdoc cref="ServerAuthentication"/>
+    /// <param name="server">the peer's address, as its certificate names it.</param>
+    public SslClientAuthenticationOptions ClientAuthentication(string server) => new()
+    {
+        TargetHost = server,
+        ClientCertificates = [_certificate ?? throw new InvalidOperationException("the control plane runs without TLS")],
+        RemoteCertificateValidationCallback = (_, peer, _, errors) => ValidatePeer(peer as X509Certificate2, null, server, errors, null),
+    };
+
     /// <summary>The subjects of the CAs whose certificates peers may present; empty without TLS.</summary>
     public IReadOnlyList<string> Authorities => Volatile.Read(ref _authorities).Select(authority => authority.Subject).ToList();
 

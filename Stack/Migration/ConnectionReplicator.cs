@@ -202,7 +202,8 @@ public sealed class ConnectionReplicator
     {
         ArgumentNullException.ThrowIfNull(ack);
         ArgumentNullException.ThrowIfNull(connection);
-        if (ack.Cid != _cid || ack.RequestId < _restartedAt)
+        // An ack naming an update not made yet (forged, or a confused buddy) would cover bytes the buddy never got.
+        if (ack.Cid != _cid || ack.RequestId < _restartedAt || ack.RequestId >= _nextUpdate)
         {
             return;
         }

@@ -109,11 +109,7 @@ public sealed class ReplicationTests
     [Fact]
     public void A_buddy_fed_by_the_replicator_must_hold_the_snapshot_and_every_byte_since_and_release_the_ACK()
     {
-        var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
-        var store = new ReplicaStore<string>(16 * 1024 * 1024);
-        var start = link.Server.ReceiveNext;
-        link.Server.AcknowledgeReplicatedUpTo(start);
+        var (link, replicator, store, start) = GatedLink();
         byte[] credential = [1, 2, 3];
 
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 5_000));
@@ -140,6 +136,34 @@ public sealed class ReplicationTests
         Assert.Equal(credential, state.MigrationCredential.ToArray());
         Assert.Equal(start + 9_500, link.Client.SendUnacknowledged);
         Assert.Equal(1u, replicator.StatesSent);
+    }
+
+    [Fact]
+    public void An_ack_naming_an_update_never_sent_must_acknowledge_nothing()
+    {
+        var (link, replicator, store, start) = GatedLink();
+        byte[] credential = [1, 2, 3];
+        replicator.Update(link.Server, credential);
+        Deliver(replicator, store, link.Server);
+
+        // The client's bytes go out as read logs the buddy has not acknowledged; an ack beyond the last update (forged,
+        // or from a buddy confused about what it was sent) would cover them all.
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 3_000));
+        link.Exchange();
+        replicator.Update(link.Server, credential);
+        var unacknowledged = replicator.Unacknowledged;
+        replicator.HandleAck(new ReplicaAck(ulong.MaxValue, Cid, ReplicaAckStatus.Held), link.Server);
+        replicator.HandleAck(new ReplicaAck(1_000, Cid, ReplicaAckStatus.Held), link.Server);
+        link.Exchange();
+
+        Assert.Equal(unacknowledged, replicator.Unacknowledged);
+        Assert.Equal(start, link.Server.ReplicatedUpTo);
+        Assert.Equal(start, link.Client.SendUnacknowledged);
+
+        // The buddy's own acks still acknowledge what it holds.
+        Deliver(replicator, store, link.Server);
+        link.Exchange();
+        Assert.Equal(start + 3_000, link.Client.SendUnacknowledged);
     }
 
     [Fact]
@@ -354,6 +378,17 @@ public sealed class ReplicationTests
     [InlineData(4_000, 8, 1 << 20, 1 << 20, 1 << 20, true)]
     public void A_snapshot_must_be_due_at_the_larger_of_the_minimum_and_the_ratio_and_at_the_maximum_at_the_latest(long min, int ratio, long max, long progress, long lastState, bool due) =>
         Assert.Equal(due, new ReplicaStateSchedule(min, ratio, max).IsDue(progress, lastState));
+
+    /// <summary>A connection whose ACKs wait for its buddy, from where it is now, with a replicator and the buddy's store.</summary>
+    private static (DirectLink Link, ConnectionReplicator Replicator, ReplicaStore<string> Store, SeqNumber Start) GatedLink()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        return (link, replicator, store, start);
+    }
 
     private static void Deliver(ConnectionReplicator replicator, ReplicaStore<string> store, TcpConnection origin)
     {

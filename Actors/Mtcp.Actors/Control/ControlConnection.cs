@@ -94,10 +94,16 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     private readonly Dictionary<IActorRef, ConnectionId> _replicatingCids = [];
 
     /// <summary>
-    /// As the peer's buddy: replica updates handed to the replica keeper and not yet acknowledged, by connection, with
-    /// when each came (<c>mtcp.replication.buddy.hold</c>: this node's share of the peer's ack delay).
+    /// As the peer's buddy: replica updates handed to the replica keeper and not yet acknowledged, with when each came
+    /// (<c>mtcp.replication.buddy.hold</c>: this node's share of the peer's ack delay).
     /// </summary>
-    private readonly Dictionary<ConnectionId, Queue<(ulong Update, long At)>> _holding = [];
+    private readonly ReplicaUpdateTimes _holding = new();
+
+    /// <summary>
+    /// As the serving node: this node's replica updates sent to the peer and not yet acknowledged, with when each left
+    /// (<c>mtcp.replication.round_trip.duration</c>: the transport's share of the ack delay, with the buddy's hold).
+    /// </summary>
+    private readonly ReplicaUpdateTimes _replicatedTo = new();
 
     public ControlConnection(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator, IActorRef? replicas)
     {
@@ -158,6 +164,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
             }
 
             Send(PeerManager, replicate.Message);
+            Sent(replicate.Message);
         });
         Receive<Terminated>(terminated => Forget(terminated.ActorRef));
         Receive<WarmUp>(_ => _peerManager.Tell(new Identify(nameof(WarmUp)), Self));
@@ -468,6 +475,11 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 break;
             case ReplicaAck replicaAck:
                 // An ack for a connection no endpoint replicates here any more goes to the registry, which drops it.
+                if (_replicatedTo.Acknowledged(replicaAck, Stopwatch.GetTimestamp()) is { } roundTrip)
+                {
+                    MigrationMetrics.ReplicaRoundTrip.Record(roundTrip.TotalSeconds);
+                }
+
                 (_replicating.GetValueOrDefault(replicaAck.Cid) ?? _registry).Tell(new ReplicaAckReceived(_peer, replicaAck), Self);
                 break;
             case ReplicaState or ReplicaReadLog or ReplicaRelease when _replicas is not null:
@@ -557,6 +569,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         if (_replicatingCids.Remove(endpoint, out var cid))
         {
             _replicating.Remove(cid);
+            _replicatedTo.Forget(cid);
             Context.Unwatch(endpoint);
         }
     }
@@ -566,39 +579,32 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         var cid = ReplicaCid(update);
         if (update is ReplicaRelease)
         {
-            _holding.Remove(cid);
+            _holding.Forget(cid);
             return;
         }
 
-        if (!_holding.TryGetValue(cid, out var updates))
-        {
-            _holding[cid] = updates = new Queue<(ulong Update, long At)>();
-        }
-
-        updates.Enqueue((update.RequestId, Stopwatch.GetTimestamp()));
+        _holding.Passed(cid, update.RequestId, Stopwatch.GetTimestamp());
     }
 
     /// <summary>The replica keeper acknowledged updates of a connection up to the ack's: how long each was held here.</summary>
     private void Held(ReplicaAck ack)
     {
-        if (!_holding.TryGetValue(ack.Cid, out var updates))
+        if (_holding.Acknowledged(ack, Stopwatch.GetTimestamp()) is { } held)
         {
-            return;
+            MigrationMetrics.ReplicaBuddyHold.Record(held.TotalSeconds);
         }
+    }
 
-        var now = Stopwatch.GetTimestamp();
-        while (updates.TryPeek(out var update) && update.Update <= ack.RequestId)
+    /// <summary>An update of this node's, now with the transport: its ack's arrival measures the round trip.</summary>
+    private void Sent(ControlMessage update)
+    {
+        if (update is ReplicaState or ReplicaReadLog)
         {
-            updates.Dequeue();
-            if (update.Update == ack.RequestId)
-            {
-                MigrationMetrics.ReplicaBuddyHold.Record(Stopwatch.GetElapsedTime(update.At, now).TotalSeconds);
-            }
+            _replicatedTo.Passed(ReplicaCid(update), update.RequestId, Stopwatch.GetTimestamp());
         }
-
-        if (updates.Count == 0)
+        else if (update is ReplicaRelease)
         {
-            _holding.Remove(ack.Cid);
+            _replicatedTo.Forget(ReplicaCid(update));
         }
     }
 

@@ -47,6 +47,13 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
     /// <summary>Replica updates sent to the buddy and not yet acknowledged, with when they went (for <c>mtcp.replication.ack.delay</c>).</summary>
     private readonly Queue<(ulong Update, Instant At)> _replicaSentAt = new();
 
+    /// <summary>
+    /// When the client's bytes reached this endpoint, by where each input's bytes end, until a read log or an ack covers
+    /// them (for <c>mtcp.replication.pipeline_wait.duration</c>); <see cref="_arrivedUpTo"/>: the end seen last.
+    /// </summary>
+    private readonly Queue<(SeqNumber End, Instant At)> _arrivals = new();
+    private SeqNumber? _arrivedUpTo;
+
     /// <summary>The directory's view the buddy was chosen from; another view means choosing again.</summary>
     private AlternateServersChanged? _replicationView;
     private Address? _buddy;
@@ -439,6 +446,7 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
             return;
         }
 
+        NoteArrivals(_endpoint.Connection.ReceivedDataEnd);
         _replicator.Update(_endpoint.Connection, _endpoint.CredentialBytes.Span);
         Send(control);
     }
@@ -491,6 +499,7 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
                     case ReplicaReadLog readLog:
                         MigrationMetrics.ReplicaUpdateBytes.Add(readLog.Bytes.Length, kind);
                         _replicaSentAt.Enqueue((readLog.RequestId, _context.Clock.Now));
+                        MeasurePipelineWait(readLog.From);
                         break;
                     case ReplicaState piece:
                         MigrationMetrics.ReplicaUpdateBytes.Add(piece.Piece.Length, kind);
@@ -522,6 +531,37 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
         {
             _replicaSentAt.Dequeue();
             MigrationMetrics.ReplicaAckDelay.Record((now - sent.At).TotalSeconds);
+        }
+
+        // Bytes a whole state carried to the buddy went in no read log: the ack covers them.
+        while (_arrivals.TryPeek(out var arrival) && connection.ReplicatedUpTo is { } covered && arrival.End <= covered)
+        {
+            _arrivals.Dequeue();
+        }
+    }
+
+    /// <summary>The client's bytes now end at <paramref name="end"/>: those beyond the last end seen came with this input.</summary>
+    private void NoteArrivals(SeqNumber end)
+    {
+        if (_arrivedUpTo is { } seen && end > seen)
+        {
+            _arrivals.Enqueue((end, _context.Clock.Now));
+        }
+
+        _arrivedUpTo = end;
+    }
+
+    /// <summary>A read log of the client's bytes from <paramref name="from"/> leaves for the buddy: how long its first byte waited here.</summary>
+    private void MeasurePipelineWait(SeqNumber from)
+    {
+        while (_arrivals.TryPeek(out var arrival) && arrival.End <= from)
+        {
+            _arrivals.Dequeue();
+        }
+
+        if (_arrivals.TryPeek(out var first))
+        {
+            MigrationMetrics.ReplicaPipelineWait.Record((_context.Clock.Now - first.At).TotalSeconds);
         }
     }
 

@@ -75,20 +75,36 @@ internal static class MigrationMetrics
     /// <summary>Buckets from 50 us to 1 s: a control round trip on loopback is a few hundred microseconds.</summary>
     private static readonly double[] ReplicationDelayBuckets = [0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1];
 
-    internal static readonly Histogram<double> ReplicaAckDelay = Meter.CreateHistogram(
+    /// <summary>A histogram of a replication delay, in seconds, in <see cref="ReplicationDelayBuckets"/>, so that the delays add up bucket for bucket.</summary>
+    private static Histogram<double> ReplicationDelay(string name, string description) =>
+        Meter.CreateHistogram(name, "s", description, tags: null, new InstrumentAdvice<double> { HistogramBucketBoundaries = ReplicationDelayBuckets });
+
+    internal static readonly Histogram<double> ReplicaAckDelay = ReplicationDelay(
         "mtcp.replication.ack.delay",
-        "s",
-        "Serving node's wait from sending a replica update to its buddy's ack (the delay of the client's ACK)",
-        tags: null,
-        new InstrumentAdvice<double> { HistogramBucketBoundaries = ReplicationDelayBuckets });
+        "Serving node's wait from sending a replica update to its buddy's ack (the delay of the client's ACK)");
 
     /// <summary>The buddy's share of <see cref="ReplicaAckDelay"/>, in the same buckets.</summary>
-    internal static readonly Histogram<double> ReplicaBuddyHold = Meter.CreateHistogram(
+    internal static readonly Histogram<double> ReplicaBuddyHold = ReplicationDelay(
         "mtcp.replication.buddy.hold",
-        "s",
-        "Buddy node's time from a replica update reaching its control connection to the update's ack leaving it (opening, the replica keeper's work and both actor hops)",
-        tags: null,
-        new InstrumentAdvice<double> { HistogramBucketBoundaries = ReplicationDelayBuckets });
+        "Buddy node's time from a replica update reaching its control connection to the update's ack leaving it (opening, the replica keeper's work and both actor hops)");
+
+    /// <summary>
+    /// The control plane's share of <see cref="ReplicaAckDelay"/>, in the same buckets: on the serving node's control
+    /// connection, from a replica update handed to Akka.Remote (sealed) to its ack opened there. The rest of the ack
+    /// delay is the serving node's own actor hops; this less the buddy's <see cref="ReplicaBuddyHold"/> is the two
+    /// crossings of the transport.
+    /// </summary>
+    internal static readonly Histogram<double> ReplicaRoundTrip = ReplicationDelay(
+        "mtcp.replication.round_trip.duration",
+        "Serving node's time from a replica update leaving its control connection for the buddy (sealed, handed to the transport) to the update's ack reaching it (both crossings and the buddy's hold)");
+
+    /// <summary>
+    /// What a client byte waits before <see cref="ReplicaAckDelay"/> starts, in the same buckets: read logs in flight
+    /// are bounded (<c>mtcp.migration.buddy-read-logs-in-flight</c>), and bytes that come meanwhile wait for an ack.
+    /// </summary>
+    internal static readonly Histogram<double> ReplicaPipelineWait = ReplicationDelay(
+        "mtcp.replication.pipeline_wait.duration",
+        "Serving node's wait of each read log's first client byte, from its segment reaching the connection's endpoint to the read log leaving the endpoint for the buddy (zero unless the read logs in flight were at mtcp.migration.buddy-read-logs-in-flight)");
 
     /// <summary>Buckets from 1 KiB to 4 MiB, by powers of two.</summary>
     internal static readonly Histogram<long> ReplicaGatedSize = Meter.CreateHistogram(

@@ -5,13 +5,15 @@ namespace Mtcp.Actors.Tests.Migration;
 
 /// <summary>
 /// Records the measurements of one instrument of the runtime's migration meter (<see cref="MigrationMetrics.MeterName"/>),
-/// or of <c>meterName</c> when given, while it lives: each value and, when <c>tagKey</c> is given, that tag's value. Tests running at the same time record into
-/// the same instrument, so assertions say "at least" or look for a value rather than count exactly.
+/// or of <c>meterName</c> when given, while it lives: each value and, when <c>tagKey</c> is given, that tag's value. Tests
+/// running at the same time record into the same instrument, so assertions say "at least" or look for a value rather
+/// than count exactly. A histogram of durations (in seconds, as doubles) records into <see cref="Seconds"/>.
 /// </summary>
 internal sealed class MigrationMeasurements : IDisposable
 {
     private readonly MeterListener _listener = new();
     private readonly List<(long Value, string? Tag)> _measurements = [];
+    private readonly List<double> _seconds = [];
 
     public MigrationMeasurements(string instrumentName, string? tagKey = null, string meterName = MigrationMetrics.MeterName)
     {
@@ -38,7 +40,26 @@ internal sealed class MigrationMeasurements : IDisposable
                 _measurements.Add((value, tag));
             }
         });
+        _listener.SetMeasurementEventCallback<double>((_, value, _, _) =>
+        {
+            lock (_measurements)
+            {
+                _seconds.Add(value);
+            }
+        });
         _listener.Start();
+    }
+
+    /// <summary>The values of a duration histogram, in seconds.</summary>
+    public double[] Seconds
+    {
+        get
+        {
+            lock (_measurements)
+            {
+                return [.. _seconds];
+            }
+        }
     }
 
     public long[] Values

@@ -89,6 +89,41 @@ public sealed class ReplicationAcrossNodesTests(ReplicatedClusterFixture fixture
     }
 
     [Fact]
+    public async Task Upload_must_measure_the_replication_round_trip_and_the_pipeline_wait()
+    {
+        using var roundTrips = new MigrationMeasurements("mtcp.replication.round_trip.duration");
+        using var pipelineWaits = new MigrationMeasurements("mtcp.replication.pipeline_wait.duration");
+        using var ackDelays = new MigrationMeasurements("mtcp.replication.ack.delay");
+        using var timeout = new CancellationTokenSource(TestTimeout);
+        using var client = new MtcpClient(Cluster.ClientRuntimes[TestTransport.Memory]);
+        var started = Stopwatch.GetTimestamp();
+        var stream = await client.ConnectAsync(EndPoint(0), timeout.Token);
+        const long Bytes = 1L << 20;
+        await stream.WriteAsync(ReferenceApps.Command(ReferenceApps.Upload, Bytes), timeout.Token);
+        var request = new byte[ReferenceApps.RequestLength];
+        var answer = new byte[ReferenceApps.DigestLength];
+        for (long i = 0; i < Bytes / ReferenceApps.RequestLength; i++)
+        {
+            StreamPattern.Fill(ReferenceApps.UploadKey, i * ReferenceApps.RequestLength, request);
+            await stream.WriteAsync(request, timeout.Token);
+            await stream.ReadExactlyAsync(answer, timeout.Token);
+        }
+
+        await stream.DisposeAsync();
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        output.WriteLine($"round trips {roundTrips.Seconds.Length}, mean {Mean(roundTrips.Seconds) * 1e6:F0} us; pipeline waits {pipelineWaits.Seconds.Length}, mean {Mean(pipelineWaits.Seconds) * 1e6:F0} us; ack delays {ackDelays.Seconds.Length}, mean {Mean(ackDelays.Seconds) * 1e6:F0} us");
+
+        // Every read log measures its first byte's wait; every ack naming an update the control connection sent measures
+        // its round trip, a part of that update's ack delay (so none longer than the longest ack delay), within the upload.
+        Assert.NotEmpty(pipelineWaits.Seconds);
+        Assert.All(pipelineWaits.Seconds, wait => Assert.InRange(wait, 0, elapsed));
+        Assert.NotEmpty(roundTrips.Seconds);
+        Assert.All(roundTrips.Seconds, roundTrip => Assert.InRange(roundTrip, double.Epsilon, ackDelays.Seconds.Max()));
+    }
+
+    private static double Mean(double[] values) => values.Length == 0 ? 0 : values.Average();
+
+    [Fact]
     public async Task Download_must_be_byte_exact_with_replication_on()
     {
         using var timeout = new CancellationTokenSource(TestTimeout);
