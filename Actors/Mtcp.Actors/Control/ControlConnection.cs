@@ -149,6 +149,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         Receive<StateReply>(reply => Answer(reply.RequestId, reply));
         Receive<StateReject>(reject => Answer(reject.RequestId, reject));
         Receive<StateAck>(ack => Send(PeerManager, ack));
+        Receive<ConnectionTakenOver>(notice => Send(PeerManager, notice));
         Receive<ReplicateToPeer>(replicate =>
         {
             Replicating(replicate.Message);
@@ -465,6 +466,9 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 break;
             case StateAck ack:
                 _registry.Tell(new StateAckReceived(_peer, ack), Self);
+                break;
+            case ConnectionTakenOver notice:
+                _registry.Tell(new TakenOverReceived(_peer, notice), Self);
                 break;
             case ReplicaAck replicaAck:
                 // An ack for a connection no endpoint replicates here any more goes to the registry, which drops it.

@@ -110,6 +110,7 @@ internal sealed class ServerEndpointActor : ReceiveActor, IWithTimers
         // Origin side (thesis 4.2.3 at S1): the registry forwards a peer's request with its control connection as sender.
         Receive<ServeStateRequest>(serve => OnServeStateRequest(serve.Request, Sender));
         Receive<MigrateAway>(migrateAway => Drive(now => _endpoint.HandleStateAck(now, migrateAway.Ack)));
+        Receive<TakenOverReceived>(takenOver => Drive(now => _endpoint.HandleTakenOver(now, takenOver.Notice)));
 
         // Destination side (thesis 4.2.3 at S2): the answer to the state request the listener sent.
         Receive<StateReply>(OnStateReply);
