@@ -149,9 +149,15 @@ public sealed class ServerEndpointTests
         // A buddy that took the connection over from the replica of this endpoint (epoch 0: no migration yet) tells it so.
         var origin = Established(out _);
 
-        origin.HandleTakenOver(Start, new ConnectionTakenOver(5, Cid, 1));
-        origin.HandleTakenOver(Start, new ConnectionTakenOver(5, Cid with { ClientPort = 40001 }, 0));
+        // A flood naming other incarnations or other connections changes nothing.
+        for (var epoch = 1u; epoch <= 1_000; epoch++)
+        {
+            origin.HandleTakenOver(Start, new ConnectionTakenOver(epoch, Cid, epoch));
+            origin.HandleTakenOver(Start, new ConnectionTakenOver(epoch, Cid with { ClientPort = (ushort)(40000 + epoch) }, 0));
+        }
+
         Assert.Equal(ServerEndpointPhase.Established, origin.Phase);
+        Assert.Empty(Events(origin));
 
         origin.HandleTakenOver(Start, new ConnectionTakenOver(5, Cid, 0));
 
