@@ -51,7 +51,8 @@ namespace Mtcp.Actors.Control;
 /// <c>mtcp.control.silent-origin-takeover</c> goes to the replica keeper (<see cref="TakeOverFromSilentOrigin"/>),
 /// which answers from the replica if it holds the peer's; which of the two answers reaches the requester, and what
 /// becomes of the other, is <see cref="SilentOriginRace{TAnswer}"/>'s decision. The peer's late state reply to a
-/// request the replica answered is acknowledged: the peer drops the connection, as after a planned migration.
+/// request the replica answered is acknowledged (the ack names that reply); the fence that does not wait for it is the
+/// replica keeper's <see cref="ConnectionTakenOver"/>, sent on reinstatement, which this connection carries.
 /// </para>
 /// <para>
 /// Buddy replication: the endpoint actor that replicates a connection to the peer is remembered (watched, forgotten at
