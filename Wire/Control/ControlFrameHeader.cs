@@ -59,7 +59,7 @@ public readonly record struct ControlFrameHeader(ControlMessageType MessageType,
         }
 
         var type = (ControlMessageType)source[MessageTypeOffset];
-        if (type is < ControlMessageType.StateRequest or > ControlMessageType.ConnectionTakenOver)
+        if (type is < ControlMessageType.StateRequest or > ControlMessageType.ReplicaRelease)
         {
             error = ControlWireError.UnknownMessageType;
             return false;
