@@ -14,10 +14,10 @@ namespace Mtcp.Actors.Endpoints;
 /// socket over two control blocks, through the same <see cref="EndpointDriver"/> as <see cref="ServerEndpointActor"/>.
 /// With migration off on this runtime it is a plain TCP client: the connection never migrates and ignores triggers. While migrating, both
 /// 4-tuples (old and new server) are registered in the connection table to this actor; every segment goes to the
-/// server <see cref="MtcpClientConnection.PollTransmit"/> names. Each migration takes a fresh local port
-/// (TCP_MIGRATED_CONN carries the old one), so a 4-tuple is never reused while a server may still hold it: going back
-/// to a server just left would otherwise meet its old endpoint before the state ack silenced it, and a late state ack
-/// could close the new endpoint of the same Cid. A left 4-tuple stays routed here for 2 MSL (BLACKHOLE), then is freed. The application's stream never sees a migration;
+/// server <see cref="MtcpClientConnection.PollTransmit"/> names. A migration keeps the local port where the new
+/// 4-tuple is free and takes another only where it is not (<see cref="TryClaimPort"/>; TCP_MIGRATED_CONN carries the
+/// old Cid either way). A left 4-tuple stays routed here for 2 MSL (BLACKHOLE), then is freed; going back to the server
+/// just left takes that 4-tuple back with sequence numbers above the old incarnation's. The application's stream never sees a migration;
 /// <see cref="MigrateRequested"/> and authenticated MIGRATE_TRIGGERs start one, and each end is reported.
 /// </summary>
 internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
