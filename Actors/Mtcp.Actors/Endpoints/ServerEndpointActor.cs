@@ -158,6 +158,10 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
                 _endpoint.HandleStateAck(now, migrateAway.Ack);
                 Drive(now);
                 break;
+            case TakenOverReceived takenOver:
+                _endpoint.HandleTakenOver(now, takenOver.Notice);
+                Drive(now);
+                break;
 
             // Destination side (thesis 4.2.3 at S2): the answer to the state request the listener sent.
             case StateReply reply:
