@@ -93,12 +93,7 @@ public sealed class SilentOriginFencingTests(ITestOutputHelper output)
         driver.Client.BeginMigration(driver.Now, buddy, new SeqNumber(0x1000), localPort);
         Assert.Equal(MigrationEventKind.Completed, driver.RunUntilMigrationEnds(Patience).Kind);
         Assert.Equal(buddy, driver.Client.CurrentServer);
-        using var patience = new CancellationTokenSource(Patience);
-        while ((await SilentOriginSession.StatisticsAsync(cluster)).TakenOverFromSilentOrigins != 1)
-        {
-            // The buddy counts the takeover on its new endpoint's state ack, which may follow the client's completion.
-            await Task.Delay(50, patience.Token);
-        }
+        await SilentOriginSession.AwaitTakenOverFromSilentOriginsAsync(cluster, 1);
 
         SilentOriginSession.SendRequest(driver, 1);
         driver.RunUntil(() => driver.BytesRead == 2 * ReferenceApps.DigestLength, Patience, "the second answer, from the buddy");

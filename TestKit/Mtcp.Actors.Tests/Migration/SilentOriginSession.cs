@@ -51,6 +51,19 @@ internal static class SilentOriginSession
         }
     }
 
+    /// <summary>
+    /// Waits until node 1 counts <paramref name="count"/> connections taken over from a silent origin (within
+    /// <see cref="Patience"/>): it counts one on its new endpoint's state ack, which may follow the client's completion.
+    /// </summary>
+    public static async Task AwaitTakenOverFromSilentOriginsAsync(MigrationCluster cluster, int count)
+    {
+        using var patience = new CancellationTokenSource(Patience);
+        while ((await StatisticsAsync(cluster)).TakenOverFromSilentOrigins != count)
+        {
+            await Task.Delay(50, patience.Token);
+        }
+    }
+
     public static Task<ReplicaStatistics> StatisticsAsync(MigrationCluster cluster, int node = 1) =>
         cluster.Servers[node].Control.Ask<ReplicaStatistics>(GetReplicaStatistics.Instance, Patience);
 }

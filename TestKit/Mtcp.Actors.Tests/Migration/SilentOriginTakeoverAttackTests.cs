@@ -48,7 +48,7 @@ public sealed class SilentOriginTakeoverAttackTests(ITestOutputHelper output)
         driver.Client.BeginMigration(driver.Now, buddy, new SeqNumber(0x2000), localPort: 42002);
         Assert.Equal(MigrationEventKind.Completed, driver.RunUntilMigrationEnds(Patience).Kind);
         Assert.Equal(buddy, driver.Client.CurrentServer);
-        Assert.Equal(1, (await SilentOriginSession.StatisticsAsync(cluster)).TakenOverFromSilentOrigins);
+        await SilentOriginSession.AwaitTakenOverFromSilentOriginsAsync(cluster, 1);
 
         // The origin answers at last: its reply is acknowledged, and it drops the connection.
         cluster.Servers[0].StateRequestGate.Tell(new SwallowStateRequests(false));
