@@ -369,6 +369,16 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
         {
             Log.Warning("endpoint {0}: export_state refused: {1}", _key, e.Message);
         }
+        finally
+        {
+            _driver.Stream.ExportTaken();
+        }
+
+        // Serving what waited may have read (a window to announce) or written (segments to send).
+        if (_endpoint.Phase != ServerEndpointPhase.MigratedAway)
+        {
+            Drive(_context.Clock.Now);
+        }
     }
 
     /// <summary>The endpoint's outputs in the order it asks: segments, events (which may read, write and so send more), control, deadline.</summary>
