@@ -9,7 +9,8 @@ using Mtcp.Hosting;
 
 namespace Mtcp.Bench;
 
-internal sealed record ScaleOptions(int[] Sizes, TimeSpan Duration, int InFlight, int OpenConcurrency, int EchoBytes, string Network);
+/// <param name="ServerConfig">HOCON appended to each server node's configuration (empty: the shipped configuration).</param>
+internal sealed record ScaleOptions(int[] Sizes, TimeSpan Duration, int InFlight, int OpenConcurrency, int EchoBytes, string Network, string ServerConfig = "");
 
 /// <summary>Resident memory in MiB of the three processes at one moment of the migration phase.</summary>
 internal sealed record ScaleSample(double Seconds, double Server1MiB, double Server2MiB, double ClientMiB);
@@ -134,7 +135,7 @@ internal static class ScaleBenchmark
         try
         {
             var logs = Directory.CreateDirectory(Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench", "scale-logs")).FullName;
-            var servers = await StartServersAsync(scratch.FullName, transport, options.Network, processes, n, logs);
+            var servers = await StartServersAsync(scratch.FullName, transport, options, processes, n, logs);
             var clientAddresses = Enumerable.Range(0, (n + ConnectionsPerClientAddress - 1) / ConnectionsPerClientAddress).Select(i => $"{options.Network}.{10 + i}").ToArray();
             var client = ScaleProcess.Start("client", typeof(ScaleBenchmark).Assembly.Location,
                 ["scale-client", "--transport", transport, "--addresses", string.Join(',', clientAddresses), "--services", $"{options.Network}.2:{RequestPort},{options.Network}.3:{RequestPort}"],
@@ -252,12 +253,12 @@ internal static class ScaleBenchmark
     }
 
     /// <summary>Starts the two server nodes (&lt;network&gt;.2 and .3, the first the seed) and waits until each sees both service endpoints.</summary>
-    private static async Task<ScaleProcess[]> StartServersAsync(string scratch, string transport, string network, List<ScaleProcess> processes, int n, string logs)
+    private static async Task<ScaleProcess[]> StartServersAsync(string scratch, string transport, ScaleOptions options, List<ScaleProcess> processes, int n, string logs)
     {
         var certificates = Directory.CreateDirectory(Path.Combine(scratch, "certificates")).FullName;
         ClusterCertificates.CreateAuthority(certificates, "mtcp-bench-scale-ca", TimeSpan.FromDays(1));
         var key = MigrationKey.Generate();
-        var addresses = new[] { $"{network}.2", $"{network}.3" };
+        var addresses = new[] { $"{options.Network}.2", $"{options.Network}.3" };
         var controls = addresses.Select(address => new IPEndPoint(IPAddress.Parse(address), ListenPorts.PickUnused(IPAddress.Parse(address)))).ToArray();
         var servers = new ScaleProcess[addresses.Length];
         for (var i = 0; i < addresses.Length; i++)
@@ -274,6 +275,7 @@ internal static class ScaleBenchmark
                 mtcp.hosts.server.request { enabled = on, port = {{RequestPort}} }
                 mtcp.hosts.server.runtime-report-interval = 1s
                 mtcp.migration.cluster-key = "{{key}}"
+                {{options.ServerConfig}}
                 """);
             servers[i] = ScaleProcess.Start($"server{i + 1}", HostDll("Mtcp.Server"), ["--config", config], Path.Combine(logs, $"{n}-server{i + 1}.log"));
             processes.Add(servers[i]);
@@ -300,7 +302,7 @@ internal static class ScaleBenchmark
         var directory = Path.Combine(BenchPaths.RepositoryRoot(), "artifacts", "bench");
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.Serialize(
-            new { loadAverage, failure, durationSeconds = options.Duration.TotalSeconds, inFlight = options.InFlight, openConcurrency = options.OpenConcurrency, echoBytes = options.EchoBytes, rows },
+            new { loadAverage, failure, serverConfig = options.ServerConfig, durationSeconds = options.Duration.TotalSeconds, inFlight = options.InFlight, openConcurrency = options.OpenConcurrency, echoBytes = options.EchoBytes, rows },
             new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
         await File.WriteAllTextAsync(Path.Combine(directory, "scale.json"), json);
         ScalePlot.Save(Path.Combine(directory, "scale"), rows);
@@ -309,7 +311,7 @@ internal static class ScaleBenchmark
         table.AppendLine("# Scale: connections per node, migrations per second, memory");
         table.AppendLine();
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Two Mtcp.Server nodes (one Akka.Cluster, control plane on mutual TLS) and one client process, the shipped configuration (MSL 30 s), transport {rows.FirstOrDefault()?.Transport}; load average (1, 5, 15 min) {loadAverage}."));
+            $"Two Mtcp.Server nodes (one Akka.Cluster, control plane on mutual TLS) and one client process, the shipped configuration (MSL 30 s){(options.ServerConfig.Length == 0 ? "" : $" with `{options.ServerConfig}` on the nodes")}, transport {rows.FirstOrDefault()?.Transport}; load average (1, 5, 15 min) {loadAverage}."));
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"N connections opened to node 1's request server ({options.OpenConcurrency} handshakes at a time); {options.EchoBytes} bytes echoed through each; {options.Duration.TotalSeconds:0} s of migrations back and forth, {options.InFlight} in flight."));
         table.AppendLine("Per connection: growth of node 1's RSS (/proc) and managed heap over the idle node, divided by N. Idle CPU: % of one core. RSS at start/end: all three processes.");

@@ -43,6 +43,11 @@ internal static class ScaleCommand
             Description = "three octets of a loopback network: the nodes take .2 and .3, the client .10 and up (one address per 12,000 connections)",
             DefaultValueFactory = _ => "127.0.0",
         };
+        var serverConfig = new Option<string>("--server-config")
+        {
+            Description = "HOCON appended to each server node's configuration, to compare a setting against the shipped one (e.g. \"mtcp.control.silent-origin-takeover = off\")",
+            DefaultValueFactory = _ => "",
+        };
         var scale = new Command("scale", "N connections to two server processes: memory per connection, idle CPU, migrations/s back and forth, every byte checked (issue 13)")
         {
             max,
@@ -52,13 +57,14 @@ internal static class ScaleCommand
             openConcurrency,
             echoBytes,
             network,
+            serverConfig,
         };
         scale.SetAction(async (parse, cancellationToken) =>
         {
             int[] ns = parse.GetValue(sizes) is { } list
                 ? [.. list.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(n => int.Parse(n, System.Globalization.CultureInfo.InvariantCulture))]
                 : [.. new[] { 1_000, 10_000, parse.GetValue(max) }.Where(n => n <= parse.GetValue(max))];
-            var options = new ScaleOptions([.. ns.Distinct().Order()], Duration(parse.GetValue(duration) ?? ""), parse.GetValue(inFlight), parse.GetValue(openConcurrency), parse.GetValue(echoBytes), parse.GetValue(network) ?? "127.0.0");
+            var options = new ScaleOptions([.. ns.Distinct().Order()], Duration(parse.GetValue(duration) ?? ""), parse.GetValue(inFlight), parse.GetValue(openConcurrency), parse.GetValue(echoBytes), parse.GetValue(network) ?? "127.0.0", parse.GetValue(serverConfig) ?? "");
             return await ScaleBenchmark.RunAsync(options, cancellationToken);
         });
 

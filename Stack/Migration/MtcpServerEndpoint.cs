@@ -310,30 +310,38 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
         }
     }
 
-    /// <summary>Thesis 4.2.3 at S1, on the state ack: close without FIN or RST and stay silent for 2 MSL.</summary>
+    /// <summary>
+    /// Thesis 4.2.3 at S1, on the state ack: close without FIN or RST and stay silent for 2 MSL. Only an ack naming a
+    /// reply sent from here counts: the same Cid may name a later incarnation of the connection (it came back on the
+    /// same 4-tuple), which a stale ack must not close; a buddy's fencing comes as <see cref="HandleTakenOver"/>.
+    /// </summary>
     public void HandleStateAck(Instant now, StateAck ack)
     {
         ArgumentNullException.ThrowIfNull(ack);
-        if (ack.MigratingCid != Cid || Phase != ServerEndpointPhase.Established)
+        var index = _stateRepliesSent.FindIndex(sent => sent.RequestId == ack.RequestId);
+        if (ack.MigratingCid != Cid || Phase != ServerEndpointPhase.Established || index < 0)
         {
             return;
         }
 
-        // The ack names the request whose reply carried the state. One for no reply sent from here is a buddy's fencing
-        // after a takeover (docs/failover.md): the connection is gone all the same, to a destination not known here.
-        var index = _stateRepliesSent.FindIndex(sent => sent.RequestId == ack.RequestId);
-        var destination = index < 0 ? (ServerEndpoint?)null : _stateRepliesSent[index].Requester;
+        MigrateAway(now, _stateRepliesSent[index].Requester);
+    }
 
-        Connection.CompleteMigrationAway();
-
-        // The application learns of it from the event; nothing the engine still had to say reaches it.
-        while (Connection.PollEvent(out _))
+    /// <summary>
+    /// Fencing (docs/failover.md): the buddy took the connection over from the replica this endpoint sent, of credential
+    /// epoch <see cref="ConnectionTakenOver.Epoch"/>; the endpoint drops it as after a planned migration, to a
+    /// destination not known here. A notice of another epoch is about another incarnation on the same 4-tuple (one
+    /// that left, or this one that came back since) and changes nothing.
+    /// </summary>
+    public void HandleTakenOver(Instant now, ConnectionTakenOver takenOver)
+    {
+        ArgumentNullException.ThrowIfNull(takenOver);
+        if (takenOver.MigratingCid != Cid || Phase != ServerEndpointPhase.Established || _authentication.Epoch != takenOver.Epoch)
         {
+            return;
         }
 
-        _silentUntil = now + Connection.Config.TwoMsl;
-        _events.Enqueue(new ServerEndpointEvent.MigratedAway(destination));
-        AnswerHeldRequests();
+        MigrateAway(now, destination: null);
     }
 
     /// <summary>The application (or the driver stopping) gives up: a RST for a connection, a refusal for a held special SYN.</summary>
@@ -468,6 +476,20 @@ public sealed class MtcpServerEndpoint<TPeer> : IPolledEndpoint
 
     /// <summary>Segments dropped unanswered because the connection migrated away or its special SYN was refused.</summary>
     public long SilencedSegments { get; private set; }
+
+    private void MigrateAway(Instant now, ServerEndpoint? destination)
+    {
+        Connection.CompleteMigrationAway();
+
+        // The application learns of it from the event; nothing the engine still had to say reaches it.
+        while (Connection.PollEvent(out _))
+        {
+        }
+
+        _silentUntil = now + Connection.Config.TwoMsl;
+        _events.Enqueue(new ServerEndpointEvent.MigratedAway(destination));
+        AnswerHeldRequests();
+    }
 
     private void OnFirstSyn(Instant now, in TcpSegmentRepr syn)
     {

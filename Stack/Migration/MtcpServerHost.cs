@@ -339,6 +339,10 @@ public sealed class MtcpServerHost
                 origin.HandleStateAck(now, ack);
                 Drain(now, origin);
                 break;
+            case ConnectionTakenOver takenOver when TryGetByCid(takenOver.MigratingCid, out var origin):
+                origin.HandleTakenOver(now, takenOver);
+                Drain(now, origin);
+                break;
             default:
                 break;
         }

@@ -17,10 +17,11 @@ namespace Mtcp.Stack.Migration;
 /// <item>Takeover from a silent origin: a special SYN whose state request the live origin has not answered within
 /// <c>mtcp.control.silent-origin-takeover</c> is answered from the replica all the same
 /// (<see cref="AnswerForSilentOrigin"/>; the race with the origin's late answer is <see cref="SilentOriginRace{TAnswer}"/>'s),
-/// and the origin, reachable, is fenced when its late answer comes: the requesting node acknowledges that reply, and the
-/// origin drops the connection as after a planned migration.</item>
+/// and the origin, reachable, is fenced as soon as the new endpoint has reinstated the replica: it is told the connection
+/// was taken over (<see cref="ConnectionTakenOver"/>, naming the epoch of the incarnation the replica came from) and drops
+/// it as after a planned migration, whether or not its late answer ever comes.</item>
 /// <item>Fencing: a lost origin that is reachable again (it was only partitioned) must drop what was taken over from it
-/// (<see cref="Reachable"/> names those connections: each is sent a state ack, as after a migration). From the moment a
+/// (<see cref="Reachable"/> names those connections: each is sent a <see cref="ConnectionTakenOver"/>). From the moment a
 /// replica answers, the origin's further updates of that connection are never acknowledged (<see cref="Apply"/>), so it
 /// can never acknowledge a client byte the new server lacks.</item>
 /// <item>A node removed for good, or back as a new incarnation (<see cref="Removed"/>, <see cref="Rejoined"/>), never
@@ -33,14 +34,15 @@ public sealed class ReplicaTakeover<TOrigin>
 {
     private readonly HashSet<TOrigin> _lost = [];
 
-    /// <summary>Connections taken over and their origin, until the origin is fenced or gone for good.</summary>
-    private readonly Dictionary<ConnectionId, TOrigin> _takenOver = [];
+    /// <summary>Connections taken over from a lost origin, the origin and the epoch it held them at, until it is fenced or gone for good.</summary>
+    private readonly Dictionary<ConnectionId, (TOrigin Origin, uint Epoch)> _takenOver = [];
 
     /// <summary>
-    /// Replicas whose state reply went to a new endpoint, waiting for its state ack: their origin, and the connection's
-    /// first Cid (from the replicated credential), its name in every node's log.
+    /// Replicas whose state reply went to a new endpoint, waiting for its state ack: their origin, the connection's
+    /// first Cid (from the replicated credential), its name in every node's log, the credential's epoch (which of the
+    /// origin's incarnations of the connection is taken over) and the state request answered.
     /// </summary>
-    private readonly Dictionary<ConnectionId, (TOrigin Origin, ConnectionId FirstCid)> _answered = [];
+    private readonly Dictionary<ConnectionId, (TOrigin Origin, ConnectionId FirstCid, uint Epoch, ulong RequestId)> _answered = [];
 
     /// <summary>
     /// Connections a replica answered for, and their origin: what that origin still sends about them is not acknowledged
@@ -125,15 +127,17 @@ public sealed class ReplicaTakeover<TOrigin>
 
     /// <summary>
     /// <paramref name="origin"/>, lost, is reachable again (same incarnation): it must drop the connections taken over
-    /// from it, returned here, each to be sent a state ack (fencing; the client already blackholes it).
+    /// from it, the notices returned here, one per connection (fencing; the client already blackholes it).
     /// </summary>
-    public IReadOnlyList<ConnectionId> Reachable(TOrigin origin)
+    public IReadOnlyList<ConnectionTakenOver> Reachable(TOrigin origin)
     {
         _lost.Remove(origin);
-        var fenced = _takenOver.Where(pair => EqualityComparer<TOrigin>.Default.Equals(pair.Value, origin)).Select(pair => pair.Key).ToList();
-        foreach (var cid in fenced)
+        var fenced = _takenOver.Where(pair => EqualityComparer<TOrigin>.Default.Equals(pair.Value.Origin, origin))
+            .Select(pair => new ConnectionTakenOver(0, pair.Key, pair.Value.Epoch))
+            .ToList();
+        foreach (var notice in fenced)
         {
-            _takenOver.Remove(cid);
+            _takenOver.Remove(notice.MigratingCid);
         }
 
         return fenced;
@@ -158,13 +162,14 @@ public sealed class ReplicaTakeover<TOrigin>
 
     /// <summary>
     /// The new endpoint reinstated the replica answered for <paramref name="migratingCid"/> (its state ack): the
-    /// connection is served here now, the replica goes. False for any other state ack. <paramref name="fromSilentOrigin"/>:
-    /// the origin is not lost (it was alive but silent): it is fenced by the acknowledgment of its late answer, not
-    /// here; a lost origin is fenced when it is reachable again (<see cref="Reachable"/>).
+    /// connection is served here now, the replica goes. False for any other state ack. <paramref name="fence"/>: the
+    /// origin is not lost (it was alive but silent), and this notice is to go to it now, so that it drops the connection
+    /// whether or not its late answer ever comes (an answer past its own <c>state-request-timeout</c> is never sent); a
+    /// lost origin is told when it is reachable again (<see cref="Reachable"/>).
     /// </summary>
-    public bool Reinstated(ConnectionId migratingCid, out TOrigin origin, out ConnectionId firstCid, out bool fromSilentOrigin)
+    public bool Reinstated(ConnectionId migratingCid, out TOrigin origin, out ConnectionId firstCid, out ConnectionTakenOver? fence)
     {
-        fromSilentOrigin = false;
+        fence = null;
         if (!_answered.Remove(migratingCid, out var answered))
         {
             origin = default!;
@@ -172,16 +177,16 @@ public sealed class ReplicaTakeover<TOrigin>
             return false;
         }
 
-        (origin, firstCid) = answered;
+        (origin, firstCid, var epoch, var requestId) = answered;
         Store.Remove(migratingCid);
         TakenOverCount++;
         if (_lost.Contains(origin))
         {
-            _takenOver[migratingCid] = origin;
+            _takenOver[migratingCid] = (origin, epoch);
         }
         else
         {
-            fromSilentOrigin = true;
+            fence = new ConnectionTakenOver(requestId, migratingCid, epoch);
             TakenOverFromSilentOrigin++;
         }
 
@@ -192,7 +197,7 @@ public sealed class ReplicaTakeover<TOrigin>
     public IReadOnlyDictionary<TOrigin, int> HeldByOrigin() => Store.Origins.ToDictionary(origin => origin, origin => Store.HeldFrom(origin).Count);
 
     /// <summary>Connections taken over and not yet fenced or forgotten, by the node they were taken from.</summary>
-    public IReadOnlyDictionary<TOrigin, int> TakenOverByOrigin() => _takenOver.Values.GroupBy(origin => origin).ToDictionary(group => group.Key, group => group.Count());
+    public IReadOnlyDictionary<TOrigin, int> TakenOverByOrigin() => _takenOver.Values.GroupBy(taken => taken.Origin).ToDictionary(group => group.Key, group => group.Count());
 
     private ControlMessage? Answer(StateRequest request, IMigrationAuthenticator? authenticator, AnswerFor answerFor, TOrigin named, out TOrigin origin, out ConnectionId firstCid, out MigratedConnectionCheck check)
     {
@@ -218,12 +223,14 @@ public sealed class ReplicaTakeover<TOrigin>
         var reply = Store.AnswerStateRequest(request, authenticator, out check);
         if (reply is StateReply state)
         {
+            var epoch = 0u;
             if (ConnectionCredential.TryRead(state.MigrationCredential.Span, out var credential))
             {
                 firstCid = credential.SecretCid;
+                epoch = credential.Credential.Epoch;
             }
 
-            _answered[request.MigratingCid] = (origin, firstCid);
+            _answered[request.MigratingCid] = (origin, firstCid, epoch, request.RequestId);
             _refused[request.MigratingCid] = origin;
             AnsweredFromReplica++;
         }
@@ -233,7 +240,7 @@ public sealed class ReplicaTakeover<TOrigin>
 
     private void ForgetTakenOverFrom(TOrigin origin)
     {
-        foreach (var cid in _takenOver.Where(pair => EqualityComparer<TOrigin>.Default.Equals(pair.Value, origin)).Select(pair => pair.Key).ToList())
+        foreach (var cid in _takenOver.Where(pair => EqualityComparer<TOrigin>.Default.Equals(pair.Value.Origin, origin)).Select(pair => pair.Key).ToList())
         {
             _takenOver.Remove(cid);
         }

@@ -41,6 +41,12 @@ public sealed class ServerEndpointAuthentication
     /// </summary>
     public ConnectionId? FirstCid => _credential?.SecretCid;
 
+    /// <summary>
+    /// The credential's epoch (migrations the connection completed before it came here): which incarnation of the
+    /// connection this endpoint is; null until issued or adopted.
+    /// </summary>
+    public uint? Epoch => _credential?.Credential.Epoch;
+
     /// <summary>The connection's credential as a state reply carries it (what a buddy replicates); empty until issued or adopted.</summary>
     public ReadOnlyMemory<byte> CredentialBytes
     {

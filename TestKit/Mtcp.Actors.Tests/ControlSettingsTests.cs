@@ -34,14 +34,15 @@ public sealed class ControlSettingsTests
     }
 
     [Fact]
-    public void Takeover_from_a_silent_origin_must_be_off_in_the_reference_and_on_when_a_node_sets_a_duration()
+    public void Takeover_from_a_silent_origin_must_be_on_in_the_reference_under_the_special_SYN_timeout_and_off_when_a_node_says_so()
     {
-        Assert.False(Parse("").TakesOverSilentOrigins);
+        var reference = Parse("");
+        Assert.True(reference.TakesOverSilentOrigins);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), reference.SilentOriginTakeover);
+        var failover = MtcpConfig.Reference.GetTimeSpan("mtcp.migration.failover.special-syn-timeout");
+        Assert.True(reference.SilentOriginTakeover < failover, $"silent-origin-takeover {reference.SilentOriginTakeover} must leave a failing-over client time to get the SYN+ACK within special-syn-timeout {failover}");
 
-        var on = Parse("mtcp.control.silent-origin-takeover = 500ms");
-
-        Assert.True(on.TakesOverSilentOrigins);
-        Assert.Equal(TimeSpan.FromMilliseconds(500), on.SilentOriginTakeover);
+        Assert.False(Parse("mtcp.control.silent-origin-takeover = off").TakesOverSilentOrigins);
     }
 
     [Fact]

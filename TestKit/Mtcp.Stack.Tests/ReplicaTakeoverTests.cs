@@ -34,9 +34,9 @@ public sealed class ReplicaTakeoverTests
         Assert.Equal(1, takeover.AnsweredFromReplica);
 
         Assert.False(takeover.Reinstated(AuthenticationFixture.NewEndpointCid, out _, out _, out _));
-        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out var from, out _, out var fromSilentOrigin));
+        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out var from, out _, out var fence));
         Assert.Equal("S1", from);
-        Assert.False(fromSilentOrigin);
+        Assert.Null(fence);
         Assert.Equal(0, takeover.Store.Count);
         Assert.Equal(1, takeover.TakenOverCount);
         Assert.Equal(1, takeover.TakenOverByOrigin()["S1"]);
@@ -59,12 +59,16 @@ public sealed class ReplicaTakeoverTests
     [Fact]
     public void An_origin_that_was_only_partitioned_must_be_fenced_and_a_new_incarnation_must_not()
     {
-        var (takeover, good, authenticator) = Replicated();
+        var buddy = ReplicatedBuddy(epoch: 3);
+        var takeover = buddy.Takeover;
         takeover.Lose("S1");
-        takeover.AnswerStateRequest(good, authenticator, out _, out _, out _);
+        takeover.AnswerStateRequest(buddy.Good, buddy.Authenticator, out _, out _, out _);
         takeover.Reinstated(AuthenticationFixture.Cid, out _, out _, out _);
 
-        Assert.Equal([AuthenticationFixture.Cid], takeover.Reachable("S1"));
+        // The notice names the incarnation whose replica was taken over, so that it cannot drop a later one.
+        var notice = Assert.Single(takeover.Reachable("S1"));
+        Assert.Equal(AuthenticationFixture.Cid, notice.MigratingCid);
+        Assert.Equal(3u, notice.Epoch);
         Assert.False(takeover.IsLost("S1"));
         Assert.Empty(takeover.Reachable("S1"));
 
@@ -99,9 +103,9 @@ public sealed class ReplicaTakeoverTests
         Assert.Equal(AuthenticationFixture.NewEndpointCid, reply.NewEndpointCid);
         Assert.False(takeover.IsLost("S1"));
 
-        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out var origin, out _, out var fromSilentOrigin));
+        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out var origin, out _, out var fence));
         Assert.Equal("S1", origin);
-        Assert.True(fromSilentOrigin);
+        Assert.NotNull(fence);
         Assert.Equal(1, takeover.TakenOverCount);
         Assert.Equal(1, takeover.TakenOverFromSilentOrigin);
 
@@ -109,6 +113,24 @@ public sealed class ReplicaTakeoverTests
         Assert.Empty(takeover.TakenOverByOrigin());
         takeover.Lose("S1");
         Assert.Empty(takeover.Reachable("S1"));
+    }
+
+    [Fact]
+    public void A_silent_origin_must_be_told_of_the_takeover_once_reinstated_naming_the_incarnation_taken_over()
+    {
+        // Its late answer may never come (sent after its own state-request-timeout, it is dropped there): the notice does
+        // not wait for it.
+        var buddy = ReplicatedBuddy(epoch: 3);
+        var takeover = buddy.Takeover;
+        Assert.IsType<StateReply>(takeover.AnswerForSilentOrigin(buddy.Good, "S1", buddy.Authenticator, out _, out _));
+
+        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out var origin, out _, out var fence));
+
+        Assert.Equal("S1", origin);
+        Assert.NotNull(fence);
+        Assert.Equal(AuthenticationFixture.Cid, fence.MigratingCid);
+        Assert.Equal(3u, fence.Epoch);
+        Assert.Equal(buddy.Good.RequestId, fence.RequestId);
     }
 
     [Fact]
@@ -158,8 +180,8 @@ public sealed class ReplicaTakeoverTests
         Assert.All(inFlight, update => Assert.Null(takeover.Apply("S1", update)));
 
         // Reinstated and fenced: the origin, not yet told, goes on; nothing is acknowledged.
-        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out _, out _, out var fromSilentOrigin));
-        Assert.True(fromSilentOrigin);
+        Assert.True(takeover.Reinstated(AuthenticationFixture.Cid, out _, out _, out var fence));
+        Assert.NotNull(fence);
         Assert.All(buddy.NextUpdates(500), update => Assert.Null(takeover.Apply("S1", update)));
         Assert.True(takeover.RefusedUpdates >= 2);
         Assert.Equal(0, takeover.Store.Count);
@@ -214,12 +236,14 @@ public sealed class ReplicaTakeoverTests
     }
 
     /// <summary>As <see cref="Replicated"/>, with the connection and its replicator to send more updates from S1.</summary>
-    private static Buddy ReplicatedBuddy()
+    /// <param name="epoch">migrations the connection completed before S1 held it (its credential's epoch).</param>
+    private static Buddy ReplicatedBuddy(uint epoch = 0)
     {
         var authenticator = AuthenticationFixture.Authenticator();
         var cid = AuthenticationFixture.Cid;
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var credential = ServerMigration.IssueCredential(authenticator, cid, AuthenticationFixture.ClientIsn, AuthenticationFixture.ServerIsn, out var secret);
+        var issued = ServerMigration.IssueCredential(authenticator, cid, AuthenticationFixture.ClientIsn, AuthenticationFixture.ServerIsn, out var secret);
+        var credential = issued with { Credential = issued.Credential with { Epoch = epoch } };
         var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
         var takeover = new ReplicaTakeover<string>(16 * 1024 * 1024);
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 2_000));

@@ -129,15 +129,71 @@ public sealed class ServerEndpointTests
     }
 
     [Fact]
-    public void A_state_ack_for_no_reply_sent_here_must_drop_the_connection_without_naming_a_destination()
+    public void A_state_ack_for_no_reply_sent_here_must_not_drop_the_connection()
     {
-        // A buddy that took the connection over fences the origin with an ack for a request the origin never answered.
-        var origin = Established(out _);
+        // The same Cid names every incarnation of the connection on this 4-tuple: an ack this endpoint's replies did not
+        // ask for (a stale one, a fence meant for an incarnation that left before this one came back) must not close it.
+        var origin = Established(out var client);
 
         origin.HandleStateAck(Start, new StateAck(0, Cid));
+        origin.HandleStateAck(Start, new StateAck(7, Cid));
+
+        Assert.Equal(ServerEndpointPhase.Established, origin.Phase);
+        Assert.DoesNotContain(Events(origin), e => e is ServerEndpointEvent.MigratedAway);
+        Assert.True(origin.TryCreateTrigger(null, out _));
+    }
+
+    [Fact]
+    public void A_takeover_notice_must_drop_the_connection_only_at_the_incarnation_of_its_epoch()
+    {
+        // A buddy that took the connection over from the replica of this endpoint (epoch 0: no migration yet) tells it so.
+        var origin = Established(out _);
+
+        // A flood naming other incarnations or other connections changes nothing.
+        for (var epoch = 1u; epoch <= 1_000; epoch++)
+        {
+            origin.HandleTakenOver(Start, new ConnectionTakenOver(epoch, Cid, epoch));
+            origin.HandleTakenOver(Start, new ConnectionTakenOver(epoch, Cid with { ClientPort = (ushort)(40000 + epoch) }, 0));
+        }
+
+        Assert.Equal(ServerEndpointPhase.Established, origin.Phase);
+        Assert.Empty(Events(origin));
+
+        origin.HandleTakenOver(Start, new ConnectionTakenOver(5, Cid, 0));
 
         Assert.Equal(ServerEndpointPhase.MigratedAway, origin.Phase);
         Assert.Null(Assert.Single(Events(origin).OfType<ServerEndpointEvent.MigratedAway>()).Destination);
+        Assert.Equal(Start + Config.TwoMsl, origin.PollTimeout());
+    }
+
+    [Fact]
+    public void A_takeover_notice_for_the_incarnation_a_connection_migrated_from_must_not_drop_it_where_it_went()
+    {
+        // The connection moved on (here to S2, as it comes back to a node on the same 4-tuple): the notice naming the
+        // incarnation it left, late, must not touch the one serving it now.
+        var origin = Established(out var client);
+        var plan = Migrate(client, deadline: null, out var specialSyn);
+        var destination = new MtcpServerEndpoint<string>(Config, plan.Request!.NewEndpointCid, ServerIsn + 5000, Authenticator(), () => [S1], plan);
+        destination.HandleSegment(Start, specialSyn, ReadOnlySpan<byte>.Empty);
+        origin.HandleStateRequest(Start, "control connection to S1", plan.Request!);
+        Assert.True(origin.PollControl(out _, out var answer));
+        destination.HandleStateReply(Start, "control connection to S1", Assert.IsType<StateReply>(answer));
+        foreach (var synAck in Transmitted(destination))
+        {
+            client.HandleSegment(Start, S2, synAck, ReadOnlySpan<byte>.Empty);
+        }
+
+        foreach (var ack in Transmitted(client))
+        {
+            destination.HandleSegment(Start, ack, ReadOnlySpan<byte>.Empty);
+        }
+
+        Assert.Equal(ServerEndpointPhase.Established, destination.Phase);
+
+        destination.HandleTakenOver(Start, new ConnectionTakenOver(5, plan.Request!.NewEndpointCid, 0));
+        Assert.Equal(ServerEndpointPhase.Established, destination.Phase);
+        destination.HandleTakenOver(Start, new ConnectionTakenOver(5, plan.Request!.NewEndpointCid, 1));
+        Assert.Equal(ServerEndpointPhase.MigratedAway, destination.Phase);
     }
 
     [Fact]

@@ -59,7 +59,7 @@ public readonly record struct ControlFrameHeader(ControlMessageType MessageType,
         }
 
         var type = (ControlMessageType)source[MessageTypeOffset];
-        if (type is < ControlMessageType.StateRequest or > ControlMessageType.ReplicaRelease)
+        if (type is < ControlMessageType.StateRequest or > ControlMessageType.ConnectionTakenOver)
         {
             error = ControlWireError.UnknownMessageType;
             return false;

@@ -120,6 +120,9 @@ public static class ControlMessageCodec
             case ReplicaRelease.SerializerManifest:
                 type = ControlMessageType.ReplicaRelease;
                 return true;
+            case ConnectionTakenOver.SerializerManifest:
+                type = ControlMessageType.ConnectionTakenOver;
+                return true;
             default:
                 type = default;
                 return false;
@@ -138,6 +141,7 @@ public static class ControlMessageCodec
             ControlMessageType.ReplicaReadLog => ReplicaReadLog.TryDecode(frame, out var readLog, out error) ? readLog : null,
             ControlMessageType.ReplicaAck => ReplicaAck.TryDecode(frame, out var replicaAck, out error) ? replicaAck : null,
             ControlMessageType.ReplicaRelease => ReplicaRelease.TryDecode(frame, out var release, out error) ? release : null,
+            ControlMessageType.ConnectionTakenOver => ConnectionTakenOver.TryDecode(frame, out var takenOver, out error) ? takenOver : null,
             _ => Fail(ControlWireError.UnknownMessageType, out error),
         };
         return message is not null;

@@ -19,4 +19,7 @@ public enum ControlMessageType : byte
 
     /// <summary>Beyond the thesis: the buddy may forget a connection's replica (<see cref="ReplicaRelease"/>).</summary>
     ReplicaRelease = 8,
+
+    /// <summary>Beyond the thesis: the buddy took a connection over from its replica; the origin drops it (<see cref="ConnectionTakenOver"/>).</summary>
+    ConnectionTakenOver = 9,
 }

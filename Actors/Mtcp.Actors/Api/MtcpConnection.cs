@@ -78,6 +78,8 @@ public sealed class MtcpConnection : IAsyncDisposable, IDisposable
             throw new ConnectionMigratedException("the connection migrated to another server (EMIGRATED)");
         }
 
+        // Counted before it is told: a read or write asked after it waits until the endpoint has taken it.
+        _channel.Exports.Asked();
         _channel.Endpoint.Tell(new ExportRequested(appState.ToArray()), Akka.Actor.ActorRefs.NoSender);
     }
 

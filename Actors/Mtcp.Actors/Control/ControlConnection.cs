@@ -51,7 +51,8 @@ namespace Mtcp.Actors.Control;
 /// <c>mtcp.control.silent-origin-takeover</c> goes to the replica keeper (<see cref="TakeOverFromSilentOrigin"/>),
 /// which answers from the replica if it holds the peer's; which of the two answers reaches the requester, and what
 /// becomes of the other, is <see cref="SilentOriginRace{TAnswer}"/>'s decision. The peer's late state reply to a
-/// request the replica answered is acknowledged: the peer drops the connection, as after a planned migration.
+/// request the replica answered is acknowledged (the ack names that reply); the fence that does not wait for it is the
+/// replica keeper's <see cref="ConnectionTakenOver"/>, sent on reinstatement, which this connection carries.
 /// </para>
 /// <para>
 /// Buddy replication: the endpoint actor that replicates a connection to the peer is remembered (watched, forgotten at
@@ -155,6 +156,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         Receive<StateReply>(reply => Answer(reply.RequestId, reply));
         Receive<StateReject>(reject => Answer(reject.RequestId, reject));
         Receive<StateAck>(ack => Send(PeerManager, ack));
+        Receive<ConnectionTakenOver>(notice => Send(PeerManager, notice));
         Receive<ReplicateToPeer>(replicate =>
         {
             Replicating(replicate.Message);
@@ -472,6 +474,9 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 break;
             case StateAck ack:
                 _registry.Tell(new StateAckReceived(_peer, ack), Self);
+                break;
+            case ConnectionTakenOver notice:
+                _registry.Tell(new TakenOverReceived(_peer, notice), Self);
                 break;
             case ReplicaAck replicaAck:
                 // An ack for a connection no endpoint replicates here any more goes to the registry, which drops it.

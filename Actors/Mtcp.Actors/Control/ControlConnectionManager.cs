@@ -70,6 +70,7 @@ internal sealed class ControlConnectionManager : ReceiveActor
             ConnectionFor(request.Peer).Forward(request);
         });
         Receive<AcknowledgeState>(acknowledge => ConnectionFor(acknowledge.Peer).Tell(acknowledge.Ack, Self));
+        Receive<NotifyTakenOver>(notify => ConnectionFor(notify.Peer).Tell(notify.Notice, Self));
         Receive<ReplicateTo>(replicate =>
         {
             // A buddy the cluster lost gets nothing: the endpoint chooses another when the directory's view changes.

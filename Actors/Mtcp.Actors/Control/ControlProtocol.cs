@@ -24,6 +24,12 @@ internal sealed record RequestState(Address Peer, StateRequest Request, IActorRe
 internal sealed record AcknowledgeState(Address Peer, StateAck Ack);
 
 /// <summary>
+/// Sends <paramref name="Notice"/> to <paramref name="Peer"/> on the control connection: this node took a connection of
+/// the peer's over from its replica, and the peer's endpoint of the notice's epoch is to drop it (fencing, docs/failover.md).
+/// </summary>
+internal sealed record NotifyTakenOver(Address Peer, ConnectionTakenOver Notice);
+
+/// <summary>
 /// No answer came from <paramref name="Peer"/> within <c>mtcp.control.state-request-timeout</c>: the migration
 /// fails and the client stays on its origin. A reply arriving later is never delivered and never acknowledged,
 /// so the origin keeps the connection (it closes only on a <see cref="StateAck"/>, thesis 4.2.3).
@@ -74,6 +80,12 @@ internal sealed record StateRequestReceived(Address Peer, StateRequest Request);
 /// endpoint of <see cref="StateAck.MigratingCid"/> may now close (thesis 4.2.3: passive close, then CLOSED).
 /// </summary>
 internal sealed record StateAckReceived(Address Peer, StateAck Ack);
+
+/// <summary>
+/// Handed to the node's connection registry, and by it to the endpoint of <see cref="ConnectionTakenOver.MigratingCid"/>,
+/// when a peer took that connection over from its replica: the endpoint drops it if it is the incarnation the notice names.
+/// </summary>
+internal sealed record TakenOverReceived(Address Peer, ConnectionTakenOver Notice);
 
 /// <summary>
 /// Handed to the node's connection registry when a peer gave up on a state request it sent (it timed out, or

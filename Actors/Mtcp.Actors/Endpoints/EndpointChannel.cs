@@ -22,6 +22,8 @@ internal sealed class EndpointChannel
         LocalAddress = localAddress;
         _key = key;
         FirstCid = firstCid;
+        Reader = new StreamOperation("read", Exports);
+        Writer = new StreamOperation("write", Exports);
     }
 
     public IActorRef Endpoint { get; }
@@ -51,9 +53,12 @@ internal sealed class EndpointChannel
         }
     }
 
-    public StreamOperation Reader { get; } = new("read");
+    /// <summary>The application's exports the endpoint has not taken yet; reads and writes wait for them.</summary>
+    public ExportsInFlight Exports { get; } = new();
 
-    public StreamOperation Writer { get; } = new("write");
+    public StreamOperation Reader { get; }
+
+    public StreamOperation Writer { get; }
 
     /// <summary>What ImportState returns (thesis 3.3.2): set by a server endpoint before it is handed out.</summary>
     public ImportedState Imported { get; set; } = new(ConnectionOrigin.New, ReadOnlyMemory<byte>.Empty);

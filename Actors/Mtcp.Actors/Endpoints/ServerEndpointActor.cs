@@ -158,6 +158,10 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
                 _endpoint.HandleStateAck(now, migrateAway.Ack);
                 Drive(now);
                 break;
+            case TakenOverReceived takenOver:
+                _endpoint.HandleTakenOver(now, takenOver.Notice);
+                Drive(now);
+                break;
 
             // Destination side (thesis 4.2.3 at S2): the answer to the state request the listener sent.
             case StateReply reply:
@@ -364,6 +368,16 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
         catch (InvalidOperationException e)
         {
             Log.Warning("endpoint {0}: export_state refused: {1}", _key, e.Message);
+        }
+        finally
+        {
+            _driver.Stream.ExportTaken();
+        }
+
+        // Serving what waited may have read (a window to announce) or written (segments to send).
+        if (_endpoint.Phase != ServerEndpointPhase.MigratedAway)
+        {
+            Drive(_context.Clock.Now);
         }
     }
 

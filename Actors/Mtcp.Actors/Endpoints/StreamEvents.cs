@@ -15,6 +15,17 @@ internal sealed class StreamEvents(EndpointChannel channel, IStreamBuffers buffe
 
     public void ServeWrite() => channel.Writer.ServeWrite(buffers);
 
+    /// <summary>
+    /// The endpoint took an export of the application's (recorded its restart point, or refused it): the reads and
+    /// writes asked since, which waited for it (<see cref="ExportsInFlight"/>), are served now.
+    /// </summary>
+    public void ExportTaken()
+    {
+        channel.Exports.Taken();
+        ServeRead();
+        ServeWrite();
+    }
+
     /// <summary>Serves <paramref name="e"/> for the stream; the reason the stream fails with on a reset or a timeout, else null.</summary>
     public string? Serve(TcpEvent e)
     {

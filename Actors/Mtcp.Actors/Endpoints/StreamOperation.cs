@@ -16,6 +16,7 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
 {
     private readonly object _gate = new();
     private readonly string _direction;
+    private readonly ExportsInFlight _exports;
     private ManualResetValueTaskSourceCore<int> _core = new() { RunContinuationsAsynchronously = true };
     private Memory<byte> _buffer;
     private int _transferred;
@@ -29,7 +30,12 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
     private bool _endOfStreamOnMigration;
     private bool _ended;
 
-    public StreamOperation(string direction) => _direction = direction;
+    /// <param name="exports">the connection's exports not yet taken by its actor: the actor serves this direction only when there are none.</param>
+    public StreamOperation(string direction, ExportsInFlight exports)
+    {
+        _direction = direction;
+        _exports = exports;
+    }
 
     /// <summary>True while a call waits for the actor.</summary>
     public bool IsPending
@@ -112,12 +118,16 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
         }
     }
 
-    /// <summary>Actor side: reads what the engine holds into the pending read; completes it with 0 at end of stream.</summary>
+    /// <summary>
+    /// Actor side: reads what the engine holds into the pending read; completes it with 0 at end of stream. Not while an
+    /// export is in flight (<see cref="ExportsInFlight"/>): checked under the lock the call was started under, after the
+    /// application counted its export.
+    /// </summary>
     public void ServeRead(IStreamBuffers connection, bool peerFinished)
     {
         lock (_gate)
         {
-            if (!_pending)
+            if (!_pending || _exports.Any)
             {
                 return;
             }
@@ -130,12 +140,12 @@ internal sealed class StreamOperation : IValueTaskSource<int>, IValueTaskSource
         }
     }
 
-    /// <summary>Actor side: moves as much of the pending write as the send buffer accepts; completes once all is in.</summary>
+    /// <summary>Actor side: moves as much of the pending write as the send buffer accepts; completes once all is in. Not while an export is in flight.</summary>
     public void ServeWrite(IStreamBuffers connection)
     {
         lock (_gate)
         {
-            if (!_pending)
+            if (!_pending || _exports.Any)
             {
                 return;
             }

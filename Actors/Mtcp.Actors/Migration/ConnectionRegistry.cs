@@ -58,6 +58,14 @@ internal sealed class ConnectionRegistry : ReceiveActor
                 _refusals.Refuse(RefusalClass.ControlMessageDropped, $"state ack from {received.Peer} for {received.Ack.MigratingCid}, which no endpoint holds");
             }
         });
+        Receive<TakenOverReceived>(received =>
+        {
+            // None here: the connection ended or left meanwhile, and nothing is left to drop.
+            if (_endpoints.TryGetValue(received.Notice.MigratingCid, out var endpoint))
+            {
+                endpoint.Tell(received);
+            }
+        });
         Receive<ReplicaAckReceived>(received =>
         {
             // An ack for a connection no longer here (it ended or migrated away meanwhile) has nothing left to release.

@@ -465,33 +465,33 @@ internal sealed class ReplicaKeeper : ReceiveActor, IWithTimers
     private void Reinstated(StateAck ack)
     {
         var before = _takeover.Store.Count;
-        if (!_takeover.Reinstated(ack.MigratingCid, out var origin, out var firstCid, out var fromSilentOrigin))
+        if (!_takeover.Reinstated(ack.MigratingCid, out var origin, out var firstCid, out var fence))
         {
             return;
         }
 
         MigrationMetrics.ReplicasHeld.Add(_takeover.Store.Count - before);
         MigrationMetrics.TakenOver.Add(1);
-        if (!fromSilentOrigin)
+        if (fence is null)
         {
             _log.Warning("took over cid {0} (as {1}) from {2}", firstCid, ack.MigratingCid, origin);
             return;
         }
 
-        // The origin is fenced by the acknowledgment of its late answer (the control connection sends it), which names
-        // the reply it sent: a state ack sent now could reach a later incarnation of the connection on the same
-        // 4-tuple, migrated back to the origin meanwhile, and drop that one.
+        // Told now, not only when its late answer comes (that answer may never be sent): the notice names the epoch of
+        // the incarnation taken over, so it cannot drop a later one that came back to the origin on the same 4-tuple.
         MigrationMetrics.TakenOverFromSilentOrigin.Add(1);
-        _log.Warning("took over cid {0} (as {1}) from {2}, which did not answer in time; it drops the connection once its late answer is acknowledged", firstCid, ack.MigratingCid, origin);
+        Context.Parent.Tell(new NotifyTakenOver(origin, fence));
+        _log.Warning("took over cid {0} (as {1}, epoch {2}) from {3}, which did not answer in time: told it to drop the connection", firstCid, ack.MigratingCid, fence.Epoch, origin);
     }
 
-    /// <summary>A lost node is reachable again: it must drop what was taken over from it (a state ack, as after a migration).</summary>
+    /// <summary>A lost node is reachable again: it must drop what was taken over from it (a notice per connection, naming the incarnation).</summary>
     private void Fence(Address origin)
     {
         var fenced = _takeover.Reachable(origin);
-        foreach (var cid in fenced)
+        foreach (var notice in fenced)
         {
-            Context.Parent.Tell(new AcknowledgeState(origin, new StateAck(0, cid)));
+            Context.Parent.Tell(new NotifyTakenOver(origin, notice));
         }
 
         if (fenced.Count > 0)

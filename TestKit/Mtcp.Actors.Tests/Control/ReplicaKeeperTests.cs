@@ -216,9 +216,9 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(0, statistics.Held);
 
         _keeper.Tell(new ClusterEvent.ReachableMember(_originMember));
-        var fence = ExpectMsg<AcknowledgeState>();
+        var fence = ExpectMsg<NotifyTakenOver>();
         Assert.Equal(_origin, fence.Peer);
-        Assert.Equal(Cid, fence.Ack.MigratingCid);
+        Assert.Equal(Cid, fence.Notice.MigratingCid);
     }
 
     [Fact]
@@ -235,9 +235,12 @@ public sealed class ReplicaKeeperTests : Akka.TestKit.Xunit2.TestKit
         _keeper.Tell(new ReplicaUpdateReceived(_origin, new ReplicaReadLog(2, Cid, 1, new SeqNumber(200), "late"u8.ToArray())));
         ExpectNoMsg(TimeSpan.FromMilliseconds(300));
 
-        // Reinstated: the origin is fenced by the acknowledgment of its late answer (the control connection's), never by
-        // a state ack from here, which could reach a later incarnation of the connection on the origin.
+        // Reinstated: the origin is told at once, whether or not its late answer ever comes; the notice names the
+        // incarnation taken over (the replica's epoch), so it cannot drop a later one on the same 4-tuple.
         _keeper.Tell(new StateAck(20, Cid), endpoint.Ref);
+        var fence = ExpectMsg<NotifyTakenOver>();
+        Assert.Equal(_origin, fence.Peer);
+        Assert.Equal(new ConnectionTakenOver(20, Cid, 0), fence.Notice);
         _keeper.Tell(GetReplicaStatistics.Instance);
         var statistics = ExpectMsg<ReplicaStatistics>();
         Assert.Equal(1, statistics.TakenOverFromSilentOrigins);

@@ -64,7 +64,8 @@ public sealed class MigratedAwayOriginTests : Akka.TestKit.Xunit2.TestKit
         var clientPort = (ushort)server.RemoteEndPoint.Port;
         var migratingCid = new ConnectionId(ClientAddress, clientPort, OriginAddress, ServicePort);
 
-        _origin.ConnectionRegistry.Tell(new StateAckReceived(OriginNode, new StateAck(9, migratingCid)), CreateTestProbe().Ref);
+        // Dropped as after any migration away: here its buddy took over the incarnation served (no migration yet: epoch 0).
+        _origin.ConnectionRegistry.Tell(new TakenOverReceived(OriginNode, new ConnectionTakenOver(9, migratingCid, 0)), CreateTestProbe().Ref);
 
         await server.MigratedAway.WaitAsync(Patience);
         await watcher.ExpectTerminatedAsync(endpoint, Patience);

@@ -282,7 +282,7 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public async Task State_ack_must_end_the_pending_read_at_end_of_stream_when_the_application_asked_for_it_and_still_fail_writes_with_EMIGRATED()
+    public async Task Leaving_the_connection_must_end_the_pending_read_at_end_of_stream_when_the_application_asked_for_it_and_still_fail_writes_with_EMIGRATED()
     {
         await EnableMigrationAsync();
         var (client, stream, server, listener) = await ConnectAsync(_origin);
@@ -291,7 +291,8 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
         var clientPort = (ushort)server.RemoteEndPoint.Port;
         var migratingCid = new ConnectionId(ClientAddress, clientPort, OriginAddress, ServicePort);
 
-        _origin.ConnectionRegistry.Tell(new StateAckReceived(OriginNode, new StateAck(5, migratingCid)), _controlConnection.Ref);
+        // The buddy took over the incarnation served here (no migration yet: epoch 0): the origin leaves as at a state ack.
+        _origin.ConnectionRegistry.Tell(new TakenOverReceived(OriginNode, new ConnectionTakenOver(5, migratingCid, 0)), _controlConnection.Ref);
 
         Assert.Equal(0, await serverRead.WaitAsync(Patience));
         Assert.True(server.IsMigratedAway, "a read that ended at the migration must find IsMigratedAway already set");
@@ -328,16 +329,24 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public async Task State_ack_must_close_the_origin_endpoint_silently_and_fail_its_application_with_EMIGRATED()
+    public async Task Takeover_notice_must_close_the_origin_endpoint_silently_and_fail_its_application_with_EMIGRATED()
     {
         await EnableMigrationAsync();
         var (client, stream, server, listener) = await ConnectAsync(_origin);
         var resetsBefore = (await _origin.GetStatisticsAsync()).ResetsSent;
         var clientRead = stream.ReadAsync(new byte[16]).AsTask();
         var clientPort = (ushort)server.RemoteEndPoint.Port;
-        var request = new StateRequest(5, new ConnectionId(ClientAddress, clientPort, OriginAddress, ServicePort), new ConnectionId(ClientAddress, clientPort, DestinationAddress, ServicePort), new SeqNumber(0), new byte[8]);
+        var cid = new ConnectionId(ClientAddress, clientPort, OriginAddress, ServicePort);
 
-        _origin.ConnectionRegistry.Tell(new StateAckReceived(OriginNode, new StateAck(request.RequestId, request.MigratingCid)), _controlConnection.Ref);
+        // A state ack for no reply sent from here (stale, or meant for an incarnation that left) closes nothing; a
+        // buddy's notice for another incarnation neither.
+        _origin.ConnectionRegistry.Tell(new StateAckReceived(OriginNode, new StateAck(5, cid)), _controlConnection.Ref);
+        _origin.ConnectionRegistry.Tell(new TakenOverReceived(OriginNode, new ConnectionTakenOver(5, cid, 1)), _controlConnection.Ref);
+        await Task.Delay(300);
+        Assert.False(server.IsMigratedAway);
+
+        // The buddy took over the incarnation served here (no migration yet: epoch 0).
+        _origin.ConnectionRegistry.Tell(new TakenOverReceived(OriginNode, new ConnectionTakenOver(5, cid, 0)), _controlConnection.Ref);
 
         await server.MigratedAway.WaitAsync(Patience);
         await Assert.ThrowsAsync<ConnectionMigratedException>(async () => await server.Stream.ReadExactlyAsync(new byte[16]));

@@ -21,19 +21,18 @@ namespace Mtcp.Actors.Tests.Migration;
 [Collection(MultiNodeCollection.Name)]
 public sealed class SilentOriginTakeoverAttackTests(ITestOutputHelper output)
 {
-    private const TestTransport Transport = TestTransport.Memory;
+    private const TestTransport Transport = SilentOriginSession.Transport;
     private const int FloodRounds = 3;
 
     /// <summary>One fewer than the attempt window (<see cref="MigrationAuthenticatorOptions.DefaultAttemptWindow"/>).</summary>
     private const int ForgeriesPerRound = MigrationAuthenticatorOptions.DefaultAttemptWindow - 1;
-    private static readonly IpAddress ClientAddress = IpAddress.Parse("10.0.0.9");
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan Patience = SilentOriginSession.Patience;
 
     [Fact]
     public async Task A_forged_special_SYN_must_not_take_a_silent_origins_connection_over_and_the_genuine_one_then_must()
     {
         await using var cluster = await MigrationCluster.StartAsync(new MigrationClusterOptions { ServerCount = 2, Transports = [Transport], Replication = true, GateStateRequests = true, ServerExtra = "mtcp.control.silent-origin-takeover = 500ms" });
-        var (driver, origin, buddy) = await ReplicatedSessionAsync(cluster, 42000);
+        var (driver, origin, buddy) = await SilentOriginSession.StartAsync(cluster, 42000);
         cluster.Servers[0].StateRequestGate.Tell(new SwallowStateRequests(true));
 
         driver.Tamper = SansIoClientDriver.FlipMigratedConnectionAuthenticator;
@@ -42,14 +41,14 @@ public sealed class SilentOriginTakeoverAttackTests(ITestOutputHelper output)
         output.WriteLine($"forged special SYN while the origin is silent: {refused.Kind} {refused.Detail}");
         Assert.Equal(MigrationEventKind.Failed, refused.Kind);
         Assert.Equal(origin, driver.Client.CurrentServer);
-        Assert.Equal(0, (await StatisticsAsync(cluster)).TakenOverFromSilentOrigins);
+        Assert.Equal(0, (await SilentOriginSession.StatisticsAsync(cluster)).TakenOverFromSilentOrigins);
         Assert.Equal(0, cluster.Servers[1].MigratedIn);
 
         driver.Tamper = null;
         driver.Client.BeginMigration(driver.Now, buddy, new SeqNumber(0x2000), localPort: 42002);
         Assert.Equal(MigrationEventKind.Completed, driver.RunUntilMigrationEnds(Patience).Kind);
         Assert.Equal(buddy, driver.Client.CurrentServer);
-        Assert.Equal(1, (await StatisticsAsync(cluster)).TakenOverFromSilentOrigins);
+        await SilentOriginSession.AwaitTakenOverFromSilentOriginsAsync(cluster, 1);
 
         // The origin answers at last: its reply is acknowledged, and it drops the connection.
         cluster.Servers[0].StateRequestGate.Tell(new SwallowStateRequests(false));
@@ -69,7 +68,7 @@ public sealed class SilentOriginTakeoverAttackTests(ITestOutputHelper output)
             Replication = true,
             ServerExtra = "mtcp.control.silent-origin-takeover = 1500ms",
         });
-        var (driver, origin, buddy) = await ReplicatedSessionAsync(cluster, 43000);
+        var (driver, origin, buddy) = await SilentOriginSession.StartAsync(cluster, 43000);
         var localPort = (ushort)43001;
         for (var round = 0; round < FloodRounds; round++)
         {
@@ -83,7 +82,7 @@ public sealed class SilentOriginTakeoverAttackTests(ITestOutputHelper output)
             }
 
             Assert.Equal(origin, driver.Client.CurrentServer);
-            Assert.Equal(0, (await StatisticsAsync(cluster)).TakenOverFromSilentOrigins);
+            Assert.Equal(0, (await SilentOriginSession.StatisticsAsync(cluster)).TakenOverFromSilentOrigins);
 
             // The connection is still the origin's to hand over: a genuine special SYN is answered by the origin itself.
             driver.Tamper = null;
@@ -92,35 +91,9 @@ public sealed class SilentOriginTakeoverAttackTests(ITestOutputHelper output)
             (origin, buddy) = (buddy, origin);
         }
 
-        Assert.Equal(0, (await StatisticsAsync(cluster)).TakenOverFromSilentOrigins);
-        Assert.Equal(0, (await StatisticsAsync(cluster, 0)).TakenOverFromSilentOrigins);
+        Assert.Equal(0, (await SilentOriginSession.StatisticsAsync(cluster)).TakenOverFromSilentOrigins);
+        Assert.Equal(0, (await SilentOriginSession.StatisticsAsync(cluster, 0)).TakenOverFromSilentOrigins);
         driver.RunUntil(() => cluster.Servers.Sum(server => server.MigratedIn) == FloodRounds, Patience, "the applications to resume each genuine migration");
         output.WriteLine($"{FloodRounds * ForgeriesPerRound} forged special SYNs refused by a healthy origin; none taken over from a replica; {FloodRounds} genuine migrations answered by their origin");
     }
-
-    /// <summary>A request session on node 0 whose replica node 1 holds, one request in: the client, its server and the buddy.</summary>
-    private static async Task<(SansIoClientDriver Driver, ServerEndpoint Origin, ServerEndpoint Buddy)> ReplicatedSessionAsync(MigrationCluster cluster, ushort localPort)
-    {
-        var transport = cluster.Fabric.Attach(ClientAddress);
-        var driver = new SansIoClientDriver(transport, ClientAddress);
-        var origin = MigrationCluster.Service(Transport, 0);
-        driver.Open(origin, localPort);
-        driver.RunUntil(() => driver.Client.State == TcpState.Established && driver.Client.CanMigrate, Patience, "the handshake with the origin");
-        driver.Write(ReferenceApps.Command(ReferenceApps.Upload, 2 * ReferenceApps.RequestLength));
-        var request = new byte[ReferenceApps.RequestLength];
-        StreamPattern.Fill(ReferenceApps.UploadKey, 0, request);
-        driver.Write(request);
-        driver.RunUntil(() => driver.BytesRead == ReferenceApps.DigestLength, Patience, "the first answer");
-
-        var originAddress = Akka.Cluster.Cluster.Get(cluster.Servers[0].System).SelfAddress;
-        while (!(await StatisticsAsync(cluster)).HeldByOrigin.ContainsKey(originAddress))
-        {
-            await Task.Delay(50);
-        }
-
-        return (driver, origin, MigrationCluster.Service(Transport, 1));
-    }
-
-    private static Task<ReplicaStatistics> StatisticsAsync(MigrationCluster cluster, int node = 1) =>
-        cluster.Servers[node].Control.Ask<ReplicaStatistics>(GetReplicaStatistics.Instance, Patience);
 }

@@ -7,7 +7,8 @@ namespace Mtcp.Actors.Tests.Migration;
 /// In front of a node's real connection registry, as its control connection manager sees it: everything passes (the
 /// sender kept, so answers go straight back to the control connection), except that while told to swallow, the peers'
 /// state requests are held unanswered: an origin that is alive and a member, but too slow to answer. Released, they
-/// reach the registry late, as an overloaded origin's answers do.
+/// reach the registry late, as an overloaded origin's answers do; dropped, they never get an answer, as when the origin's
+/// answer comes after its own <c>state-request-timeout</c> and its control connection drops it.
 /// </summary>
 internal sealed class StateRequestGate : ReceiveActor
 {
@@ -27,6 +28,11 @@ internal sealed class StateRequestGate : ReceiveActor
             Sender.Tell(_held.Count);
             _held.Clear();
         });
+        Receive<DropHeldStateRequests>(_ =>
+        {
+            Sender.Tell(_held.Count);
+            _held.Clear();
+        });
         Receive<StateRequestReceived>(_ => _swallowing, request => _held.Add((request, Sender)));
         ReceiveAny(message => registry.Forward(message));
     }
@@ -39,3 +45,6 @@ internal sealed record SwallowStateRequests(bool On);
 
 /// <summary>To a <see cref="StateRequestGate"/>: hand the held state requests to the registry now; answered with their count.</summary>
 internal sealed record ReleaseHeldStateRequests;
+
+/// <summary>To a <see cref="StateRequestGate"/>: forget the held state requests, never answered; answered with their count.</summary>
+internal sealed record DropHeldStateRequests;

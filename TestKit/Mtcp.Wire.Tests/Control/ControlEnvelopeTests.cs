@@ -101,7 +101,7 @@ public sealed class ControlEnvelopeTests
     [InlineData(2, 0xFF, ControlWireError.Truncated)]
     [InlineData(3, 0x03, ControlWireError.UnsupportedVersion)]
     [InlineData(8, 0x02, ControlWireError.UnsupportedVersion)]
-    [InlineData(9, 0x09, ControlWireError.UnknownMessageType)]
+    [InlineData(9, 0x0A, ControlWireError.UnknownMessageType)]
     [InlineData(10, 0x01, ControlWireError.ReservedNotZero)]
     [InlineData(15, 0x0E, ControlWireError.BodyLengthMismatch)]
     public void Envelope_or_frame_header_faults_must_be_rejected(int offset, byte value, ControlWireError expected)

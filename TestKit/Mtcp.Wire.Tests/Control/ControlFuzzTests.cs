@@ -76,7 +76,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
         Require(dispatched == (error == ControlWireError.None) && dispatched == (message is not null), "dispatcher result, error and message disagree");
         Require(!dispatched || headerOk, "a frame with a bad header decoded");
 
-        var typed = new bool[(int)ControlMessageType.ReplicaRelease + 1];
+        var typed = new bool[(int)ControlMessageType.ConnectionTakenOver + 1];
         typed[1] = Typed<StateRequest>(StateRequest.TryDecode(input, out var request, out var e1), request, e1);
         typed[2] = Typed<StateReply>(StateReply.TryDecode(input, out var reply, out var e2), reply, e2);
         typed[3] = Typed<StateAck>(StateAck.TryDecode(input, out var ack, out var e3), ack, e3);
@@ -85,6 +85,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
         typed[6] = Typed<ReplicaReadLog>(ReplicaReadLog.TryDecode(input, out var readLog, out var e6), readLog, e6);
         typed[7] = Typed<ReplicaAck>(ReplicaAck.TryDecode(input, out var replicaAck, out var e7), replicaAck, e7);
         typed[8] = Typed<ReplicaRelease>(ReplicaRelease.TryDecode(input, out var release, out var e8), release, e8);
+        typed[9] = Typed<ConnectionTakenOver>(ConnectionTakenOver.TryDecode(input, out var takenOver, out var e9), takenOver, e9);
 
         for (var kind = 1; kind < typed.Length; kind++)
         {
@@ -190,7 +191,7 @@ public sealed class ControlFuzzTests(ITestOutputHelper output)
             var bodyLength = random.Next(96);
             random.NextBytes(buffer.AsSpan(ControlFrameHeader.Length, bodyLength));
             buffer[0] = ControlFrameHeader.CurrentVersion;
-            buffer[1] = (byte)random.Next(1, (int)ControlMessageType.ReplicaRelease + 1);
+            buffer[1] = (byte)random.Next(1, (int)ControlMessageType.ConnectionTakenOver + 1);
             BinaryPrimitives.WriteUInt16BigEndian(buffer.AsSpan(2), 0);
             BinaryPrimitives.WriteUInt32BigEndian(buffer.AsSpan(4), (uint)bodyLength);
             BinaryPrimitives.WriteUInt64BigEndian(buffer.AsSpan(8), (ulong)random.NextInt64());

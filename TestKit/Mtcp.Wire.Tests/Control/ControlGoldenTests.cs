@@ -125,7 +125,7 @@ public sealed class ControlGoldenTests
     [InlineData(0, 0x02, ControlWireError.UnsupportedVersion)]
     [InlineData(0, 0x00, ControlWireError.UnsupportedVersion)]
     [InlineData(1, 0x00, ControlWireError.UnknownMessageType)]
-    [InlineData(1, 0x09, ControlWireError.UnknownMessageType)]
+    [InlineData(1, 0x0A, ControlWireError.UnknownMessageType)]
     [InlineData(1, 0xFF, ControlWireError.UnknownMessageType)]
     [InlineData(2, 0x80, ControlWireError.ReservedNotZero)]
     [InlineData(3, 0x01, ControlWireError.ReservedNotZero)]

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Mtcp.Wire.Control;
 
 namespace Mtcp.Wire.Tests.Control;
@@ -17,6 +18,8 @@ public sealed class ReplicaMessagesTests
         new ReplicaAck(4, Cid, ReplicaAckStatus.Held),
         new ReplicaAck(5, Cid6, ReplicaAckStatus.NeedsState),
         new ReplicaRelease(6, Cid),
+        new ConnectionTakenOver(7, Cid, 0),
+        new ConnectionTakenOver(0, Cid6, uint.MaxValue),
     ];
 
     [Theory]
@@ -59,6 +62,25 @@ public sealed class ReplicaMessagesTests
         Assert.Equal(ControlWireError.BadReplicaAckStatus, error);
 
         Assert.False(ReplicaRelease.TryDecode(new ReplicaAck(1, Cid, ReplicaAckStatus.Held).ToArray(), out _, out error));
+        Assert.Equal(ControlWireError.UnexpectedMessageType, error);
+    }
+
+    [Fact]
+    public void Takeover_notice_without_its_epoch_or_with_trailing_bytes_must_be_refused()
+    {
+        var frame = new ConnectionTakenOver(1, Cid, 5).ToArray();
+        var withoutEpoch = frame[..^4];
+        BinaryPrimitives.WriteUInt32BigEndian(withoutEpoch.AsSpan(4), (uint)(withoutEpoch.Length - ControlFrameHeader.Length));
+        Assert.False(ConnectionTakenOver.TryDecode(withoutEpoch, out _, out var error));
+        Assert.Equal(ControlWireError.Truncated, error);
+
+        var trailing = new byte[frame.Length + 1];
+        frame.CopyTo(trailing, 0);
+        BinaryPrimitives.WriteUInt32BigEndian(trailing.AsSpan(4), (uint)(trailing.Length - ControlFrameHeader.Length));
+        Assert.False(ConnectionTakenOver.TryDecode(trailing, out _, out error));
+        Assert.Equal(ControlWireError.TrailingBytes, error);
+
+        Assert.False(ConnectionTakenOver.TryDecode(new StateAck(1, Cid).ToArray(), out _, out error));
         Assert.Equal(ControlWireError.UnexpectedMessageType, error);
     }
 }
