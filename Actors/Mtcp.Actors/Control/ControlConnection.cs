@@ -580,7 +580,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         if (_sealing is not null && _direct is not null)
         {
             // The channels carry only sealed messages: without the cluster key everything goes over Akka.Remote.
-            _channels = new ReplicationChannelPath(_peer, _direct, Self, _sealing, _refusals, _log);
+            _channels = new ReplicationChannelPath(((ExtendedActorSystem)Context.System).Provider.DefaultAddress, _peer, _direct, Self, _sealing, _refusals, _log);
             _channels.PeerPort(_peerChannelPort);
         }
     }

@@ -64,11 +64,13 @@ internal sealed class ReplicationChannelLink : IDisposable
     }
 
     /// <summary>
-    /// Opens the channel to <paramref name="peer"/>: a kernel TCP connection (no delay: every frame is an update or an
-    /// ack someone waits for) and the client end of mutual TLS 1.3, within <c>handshake-timeout</c>.
+    /// Opens the channel to <paramref name="peer"/> from <paramref name="local"/>, this node's control host (the peer
+    /// admits a member's channel only from that member's host, and the kernel would otherwise pick the source address):
+    /// a kernel TCP connection (no delay: every frame is an update or an ack someone waits for) and the client end of
+    /// mutual TLS 1.3, within <c>handshake-timeout</c>.
     /// </summary>
     /// <exception cref="IOException">the connection or the handshake failed, or took too long; the message says which.</exception>
-    public static async Task<ReplicationChannelLink> ConnectAsync(IPEndPoint peer, string peerHost, ReplicationChannelSettings settings, SslClientAuthenticationOptions tls)
+    public static async Task<ReplicationChannelLink> ConnectAsync(IPAddress local, IPEndPoint peer, string peerHost, ReplicationChannelSettings settings, SslClientAuthenticationOptions tls)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(tls);
@@ -77,6 +79,7 @@ internal sealed class ReplicationChannelLink : IDisposable
         SslStream? stream = null;
         try
         {
+            socket.Bind(new IPEndPoint(local, 0));
             await socket.ConnectAsync(peer, deadline.Token).ConfigureAwait(false);
             stream = new SslStream(new NetworkStream(socket, ownsSocket: true));
             tls.TargetHost ??= peerHost;

@@ -18,7 +18,8 @@ namespace Mtcp.Actors.Replication;
 /// not open its messages go over the control connection; the first time that happens for want of a channel it is
 /// logged (once per peer: a channel that keeps failing costs one line, and one per open, at most every retry-interval).
 /// </summary>
-internal sealed class ReplicationChannelPath(Address peer, DirectReplication direct, IActorRef connection, ControlSealing sealing, RefusalLog refusals, ILoggingAdapter log)
+/// <param name="self">this node's address: the channel leaves from its host.</param>
+internal sealed class ReplicationChannelPath(Address self, Address peer, DirectReplication direct, IActorRef connection, ControlSealing sealing, RefusalLog refusals, ILoggingAdapter log)
 {
     private ReplicationChannelLink? _toPeer;
     private ReplicationChannelLink? _fromPeer;
@@ -128,18 +129,20 @@ internal sealed class ReplicationChannelPath(Address peer, DirectReplication dir
         var port = _peerPort;
         var settings = direct.Settings;
         var security = direct.Security;
-        var self = connection;
+        var node = self;
+        var target = connection;
         _ = Task.Run(async () =>
         {
             try
             {
+                var local = await ResolveAsync(node.Host!).ConfigureAwait(false);
                 var address = await ResolveAsync(peer.Host!).ConfigureAwait(false);
-                var link = await ReplicationChannelLink.ConnectAsync(new IPEndPoint(address, port), peer.Host!, settings, security.Client(peer.Host!)).ConfigureAwait(false);
-                self.Tell(new ReplicationChannelOpened(link), ActorRefs.NoSender);
+                var link = await ReplicationChannelLink.ConnectAsync(local, new IPEndPoint(address, port), peer.Host!, settings, security.Client(peer.Host!)).ConfigureAwait(false);
+                target.Tell(new ReplicationChannelOpened(link), ActorRefs.NoSender);
             }
             catch (Exception e) when (e is IOException or SocketException or AuthenticationException or InvalidOperationException or ArgumentException)
             {
-                self.Tell(new ReplicationChannelUnavailable(e.Message), ActorRefs.NoSender);
+                target.Tell(new ReplicationChannelUnavailable(e.Message), ActorRefs.NoSender);
             }
         });
     }

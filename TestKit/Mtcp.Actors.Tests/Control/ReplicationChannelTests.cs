@@ -44,11 +44,16 @@ public sealed class ReplicationChannelTests : Akka.TestKit.Xunit2.TestKit
 
     private readonly ChannelPair _pair;
 
+    /// <summary>The serving node on 127.0.0.3, the buddy on 127.0.0.2: a channel must leave from its node's own host.</summary>
     public ReplicationChannelTests()
-        : base(TestNodes.Remote(ChannelConfig), "serving")
+        : base(OnHost("127.0.0.3"), "serving")
     {
-        _pair = new ChannelPair(this, Sys);
+        _pair = new ChannelPair(this, Sys, OnHost("127.0.0.2"));
     }
+
+    /// <summary>A node of these tests with its control address on <paramref name="host"/>.</summary>
+    internal static Config OnHost(string host) =>
+        ConfigurationFactory.ParseString($"akka.remote.dot-netty.tcp.hostname = \"{host}\"").WithFallback(TestNodes.Remote(ChannelConfig));
 
     protected override void AfterAll()
     {
@@ -85,7 +90,7 @@ public sealed class ReplicationChannelTests : Akka.TestKit.Xunit2.TestKit
     public async Task Updates_must_go_over_the_control_connection_when_the_channel_cannot_be_opened()
     {
         using var closed = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        closed.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        closed.Bind(new IPEndPoint(IPAddress.Parse(_pair.Buddy.Host!), 0));
         _pair.AnnounceBuddyPort((ushort)((IPEndPoint)closed.LocalEndPoint!).Port);
         var endpoint = CreateTestProbe();
 
@@ -104,7 +109,7 @@ public sealed class ReplicationChannelTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task A_channel_that_breaks_with_updates_in_flight_must_have_them_sent_again_over_the_control_connection()
     {
-        using var proxy = new CuttableProxy(new IPEndPoint(IPAddress.Loopback, _pair.Listener.Port));
+        using var proxy = new CuttableProxy(IPAddress.Parse(_pair.Serving.Host!), new IPEndPoint(IPAddress.Parse(_pair.Buddy.Host!), _pair.Listener.Port));
         _pair.AnnounceBuddyPort(proxy.Port);
         var endpoint = CreateTestProbe();
         _pair.Replicate(ChannelPair.WholeState(1), endpoint);
@@ -153,10 +158,10 @@ public sealed class ReplicationChannelTests : Akka.TestKit.Xunit2.TestKit
         private readonly IActorRef _buddyManager;
         private readonly Dictionary<(string Cluster, string Name), ControlPlaneSecurity> _securities = [];
 
-        public ChannelPair(Akka.TestKit.Xunit2.TestKit test, ActorSystem serving)
+        public ChannelPair(Akka.TestKit.Xunit2.TestKit test, ActorSystem serving, Config buddy)
         {
             _test = test;
-            BuddySystem = ActorSystem.Create("buddy", TestNodes.Remote(ChannelConfig));
+            BuddySystem = ActorSystem.Create("buddy", buddy);
             Serving = TestNodes.AddressOf(serving);
             Buddy = TestNodes.AddressOf(BuddySystem);
             var settings = ReplicationChannelSettings.Create(serving.Settings.Config);
@@ -201,7 +206,7 @@ public sealed class ReplicationChannelTests : Akka.TestKit.Xunit2.TestKit
                 ClusterCertificates.CreateAuthority(certificates, $"mtcp-test-{cluster}-ca", TimeSpan.FromDays(1));
             }
 
-            var node = ClusterCertificates.IssueNode(certificates, name, ["127.0.0.1"], certificates, TimeSpan.FromDays(1));
+            var node = ClusterCertificates.IssueNode(certificates, name, ["127.0.0.1", "127.0.0.2", "127.0.0.3"], certificates, TimeSpan.FromDays(1));
             return _securities[(cluster, name)] = ControlPlaneSecurity.Read(MtcpConfig.WithFallback(ConfigurationFactory.ParseString(ClusterCertificates.SecurityConfig(certificates, node))));
         }
 
@@ -238,7 +243,7 @@ public sealed class ReplicationChannelTests : Akka.TestKit.Xunit2.TestKit
         public async Task<(SslStream? Stream, Exception? Refused)> ConnectAsync(ControlPlaneSecurity? security)
         {
             var tcp = new TcpClient();
-            await tcp.ConnectAsync(IPAddress.Loopback, Listener.Port);
+            await tcp.ConnectAsync(IPAddress.Parse(Buddy.Host!), Listener.Port);
             var stream = security is null
                 ? new SslStream(tcp.GetStream(), leaveInnerStreamOpen: false, (_, _, _, _) => true)
                 : new SslStream(tcp.GetStream());
@@ -274,14 +279,18 @@ public sealed class ReplicationChannelTests : Akka.TestKit.Xunit2.TestKit
     /// </summary>
     private sealed class CuttableProxy : IDisposable
     {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly TcpListener _listener;
+        private readonly IPAddress _from;
         private readonly IPEndPoint _target;
         private readonly List<TcpClient> _connections = [];
         private volatile bool _holdAnswers;
 
-        public CuttableProxy(IPEndPoint target)
+        /// <summary>Listens on <paramref name="target"/>'s host and relays to it from <paramref name="from"/> (the serving node's host, which the buddy admits).</summary>
+        public CuttableProxy(IPAddress from, IPEndPoint target)
         {
+            _from = from;
             _target = target;
+            _listener = new TcpListener(target.Address, 0);
             _listener.Start(4);
             _ = Task.Run(AcceptAsync);
         }
@@ -317,7 +326,7 @@ public sealed class ReplicationChannelTests : Akka.TestKit.Xunit2.TestKit
                 while (true)
                 {
                     var accepted = await _listener.AcceptTcpClientAsync();
-                    var upstream = new TcpClient();
+                    var upstream = new TcpClient(new IPEndPoint(_from, 0));
                     await upstream.ConnectAsync(_target);
                     lock (_connections)
                     {
