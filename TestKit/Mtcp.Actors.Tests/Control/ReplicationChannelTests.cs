@@ -136,7 +136,7 @@ public sealed class ReplicationChannelTests : Akka.TestKit.Xunit2.TestKit
     public void Settings_must_read_the_reference_and_refuse_an_unknown_transport()
     {
         var reference = ReplicationChannelSettings.Create(MtcpConfig.Reference);
-        Assert.Equal(ReplicationTransport.Control, reference.Transport);
+        Assert.Equal(ReplicationTransport.Direct, reference.Transport);
         Assert.Equal(0, reference.Port);
         Assert.Equal(ControlSettings.Create(MtcpConfig.Reference).MaximumFrameSize, reference.MaxFrameLength);
 
