@@ -195,16 +195,23 @@ internal static class FailoverBenchmark
     /// The clusters up at once; each measurement done on one, then the next, --repetitions times; medians. The buddy
     /// cluster's serving node is read before and after each phase for the trace.
     /// </summary>
+    /// <summary>The cost row of buddy replication over the direct replication channel.</summary>
+    internal const string BuddyDirect = "buddy-direct";
+
     private static async Task<ReplicationCosts> MeasureCostsAsync(MtcpRuntime runtime, string scratch, string transport, FailoverOptions options, string files, byte[] goodputContent, CancellationToken cancellationToken)
     {
-        string[] modes = ["off", "buddy", "client"];
+        // Buddy replication twice, its updates and acks over the control connection and over the direct channel
+        // (docs/failover.md), whatever the reference configuration's default.
+        string[] modes = ["off", "buddy", BuddyDirect, "client"];
         var clusters = new FailoverCluster[modes.Length];
         try
         {
             for (var i = 0; i < modes.Length; i++)
             {
                 var directory = Directory.CreateDirectory(Path.Combine(scratch, $"cost-{modes[i]}")).FullName;
-                clusters[i] = await FailoverCluster.StartAsync(directory, transport, options.Network, files, new FailoverClusterSettings(modes[i], FileBestRate: 0, FirstHost: 2 + (2 * i), options.CostConfig, Metrics: modes[i] == "buddy"));
+                var replication = modes[i] == BuddyDirect ? "buddy" : modes[i];
+                var channel = replication == "buddy" ? $"mtcp.migration.buddy-channel.transport = {(modes[i] == BuddyDirect ? "direct" : "control")}\n" : "";
+                clusters[i] = await FailoverCluster.StartAsync(directory, transport, options.Network, files, new FailoverClusterSettings(replication, FileBestRate: 0, FirstHost: 2 + (2 * i), channel + options.CostConfig, Metrics: modes[i] == "buddy"));
             }
 
             using var http = new HttpClient();
@@ -401,6 +408,9 @@ internal static class FailoverBenchmark
         Directory.CreateDirectory(directory);
         var off = costs.Single(c => c.Replication == "off");
         var buddy = costs.Single(c => c.Replication == "buddy");
+        var direct = costs.Single(c => c.Replication == BuddyDirect);
+        var directDownloadRatio = direct.DownloadBytesPerSecond / off.DownloadBytesPerSecond;
+        var directUploadRatio = direct.EchoBytesPerSecond / off.EchoBytesPerSecond;
         var clientCost = costs.Single(c => c.Replication == "client");
         var downloadRatio = buddy.DownloadBytesPerSecond / off.DownloadBytesPerSecond;
         var uploadRatio = buddy.EchoBytesPerSecond / off.EchoBytesPerSecond;
@@ -451,6 +461,15 @@ internal static class FailoverBenchmark
                         requestP50AddedUs = buddy.RequestP50Us - off.RequestP50Us,
                         requestP99AddedUs = buddy.RequestP99Us - off.RequestP99Us,
                         series = series.Where(s => s.Replication == "buddy").Select(Figures).ToArray(),
+                    },
+                    ["buddyDirect"] = new
+                    {
+                        goodputRatio = Math.Min(directDownloadRatio, directUploadRatio),
+                        downloadGoodputRatio = directDownloadRatio,
+                        uploadGoodputRatio = directUploadRatio,
+                        uploadAgainstControl = direct.EchoBytesPerSecond / buddy.EchoBytesPerSecond,
+                        requestP50AddedUs = direct.RequestP50Us - off.RequestP50Us,
+                        requestP99AddedUs = direct.RequestP99Us - off.RequestP99Us,
                     },
                     ["client"] = new
                     {
@@ -523,7 +542,7 @@ internal static class FailoverBenchmark
         md.AppendLine("## The cost of replication (same run)");
         md.AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Both clusters up at once, measured in turn, {options.Repetitions} repetitions after an unmeasured one; medians. One connection each: download of a {options.GoodputBytes / 1048576.0:0} MiB file (file server, unpaced); upload: {options.EchoBytes / 1048576.0:0} MiB of pipelined RESP ECHOs of {EchoValueBytes / 1024} KiB, {EchoWindow} unanswered at most (the client's bytes go up and come back: they are what replication gates); {options.Requests} PINGs one at a time after {WarmUpRequests} unmeasured.{(options.ClientConfig.Length == 0 ? "" : $" The client runtime ran with `{options.ClientConfig}` (--client-config).")}{(options.CostConfig.Length == 0 ? "" : $" The nodes ran with `{options.CostConfig}` (--cost-config).")}"));
+            $"The clusters up at once, measured in turn, {options.Repetitions} repetitions after an unmeasured one; medians. One connection each: download of a {options.GoodputBytes / 1048576.0:0} MiB file (file server, unpaced); upload: {options.EchoBytes / 1048576.0:0} MiB of pipelined RESP ECHOs of {EchoValueBytes / 1024} KiB, {EchoWindow} unanswered at most (the client's bytes go up and come back: they are what replication gates); {options.Requests} PINGs one at a time after {WarmUpRequests} unmeasured.{(options.ClientConfig.Length == 0 ? "" : $" The client runtime ran with `{options.ClientConfig}` (--client-config).")}{(options.CostConfig.Length == 0 ? "" : $" The nodes ran with `{options.CostConfig}` (--cost-config).")}"));
         md.AppendLine();
         md.AppendLine("| replication | download (MB/s) | upload, echo (MB/s) | PING p50 (us) | PING p99 (us) |");
         md.AppendLine("|---|---:|---:|---:|---:|");
@@ -540,6 +559,10 @@ internal static class FailoverBenchmark
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"buddy against off: download x{downloadRatio:F2}, upload x{uploadRatio:F2} (goodputRatio {Math.Min(downloadRatio, uploadRatio):F2}; goal >= 0.8: {(goodputMet ? "met" : "NOT met")}); PING p50 {added:+0;-0} us, p99 {buddy.RequestP99Us - off.RequestP99Us:+0;-0} us, "
             + $"against a control round trip of p50 {measured.ControlRoundTripP50Us:F0} us, p99 {measured.ControlRoundTripP99Us:F0} us (goal: at most one control round trip added to the p50: {(requestMet ? "met" : "NOT met")})."));
+        md.AppendLine();
+        md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"{BuddyDirect} (buddy replication over the direct replication channel, `mtcp.migration.buddy-channel.transport = direct`; the `buddy` row above uses the control connection) against off: download x{directDownloadRatio:F2}, upload x{directUploadRatio:F2} (goodputRatio {Math.Min(directDownloadRatio, directUploadRatio):F2}); "
+            + $"upload x{direct.EchoBytesPerSecond / buddy.EchoBytesPerSecond:F2} of buddy over the control connection; PING p50 {direct.RequestP50Us - off.RequestP50Us:+0;-0} us, p99 {direct.RequestP99Us - off.RequestP99Us:+0;-0} us."));
         md.AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"The control round trip: two actor systems of the benchmark's process on a loopback address, with the nodes' Akka.Remote settings over mutual TLS, a {ControlRoundTrip.MessageBytes}-byte message (a small sealed replica update or ack) there and back, one at a time. "

@@ -69,6 +69,12 @@ public sealed class ControlPlaneSecurity
         RemoteCertificateValidationCallback = (_, peer, _, errors) => ValidatePeer(peer as X509Certificate2, null, server, errors, null),
     };
 
+    /// <summary>
+    /// The direct replication channel's mutual TLS (docs/failover.md): <see cref="ServerAuthentication"/> and
+    /// <see cref="ClientAuthentication"/>; null when the control plane runs without TLS (the channel is then not used).
+    /// </summary>
+    public ReplicationChannelSecurity? ReplicationChannel => Insecure ? null : new ReplicationChannelSecurity(ServerAuthentication, ClientAuthentication);
+
     /// <summary>The subjects of the CAs whose certificates peers may present; empty without TLS.</summary>
     public IReadOnlyList<string> Authorities => Volatile.Read(ref _authorities).Select(authority => authority.Subject).ToList();
 

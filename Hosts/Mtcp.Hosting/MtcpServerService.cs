@@ -62,7 +62,7 @@ public sealed class MtcpServerService : IHostedService, IAsyncDisposable
             _runtime = MtcpRuntime.Start(_system);
 
             // Migration must be on before a listener binds.
-            _node = await MtcpServerNode.StartAsync(_runtime, cancellationToken).ConfigureAwait(false);
+            _node = await MtcpServerNode.StartAsync(_runtime, cancellationToken, security.ReplicationChannel).ConfigureAwait(false);
             _node.ViewChanged += view => _log.LogInformation("cluster view: {View}", view);
             foreach (var (port, handler) in _handlers)
             {

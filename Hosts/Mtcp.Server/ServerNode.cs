@@ -112,7 +112,7 @@ public sealed class ServerNode
             ConsoleLog.Info($"transport: {runtime.TransportDescription} (mtcp.runtime.transport = {runtime.ConfiguredTransport})");
 
             // Migration must be on before a listener binds.
-            node = await MtcpServerNode.StartAsync(runtime, stopping).ConfigureAwait(false);
+            node = await MtcpServerNode.StartAsync(runtime, stopping, _security.ReplicationChannel).ConfigureAwait(false);
             node.ViewChanged += view => ConsoleLog.Info($"cluster view: {view}");
 
             foreach (var hosted in _settings.Applications)

@@ -30,11 +30,25 @@ public sealed class ServerCrashTests(ITestOutputHelper output) : IDisposable
     private readonly ProcessTestbed _testbed = new(output);
 
     [Fact]
-    public async Task A_download_whose_server_was_killed_midway_must_complete_intact_on_its_buddy()
+    public Task A_download_whose_server_was_killed_midway_must_complete_intact_on_its_buddy() => DownloadSurvivesTheCrashAsync("");
+
+    /// <summary>The same with the replica's updates and acks on the direct replication channel (docs/failover.md).</summary>
+    [Fact]
+    public async Task A_download_replicated_over_the_direct_channel_must_complete_intact_on_its_buddy()
+    {
+        var server1 = await DownloadSurvivesTheCrashAsync("mtcp.migration.buddy-channel.transport = direct");
+
+        Assert.Contains(server1.Process.Lines, line => line.Contains("replication channel to ", StringComparison.Ordinal) && line.Contains(" is open", StringComparison.Ordinal));
+        Assert.DoesNotContain(server1.Process.Lines, line => line.Contains("go over the control connection", StringComparison.Ordinal));
+        Assert.DoesNotContain(server1.Process.Lines, line => line.Contains("replication-channel-refused", StringComparison.Ordinal));
+    }
+
+    /// <returns>the node that served the download and was killed.</returns>
+    private async Task<ServerHandle> DownloadSurvivesTheCrashAsync(string replicationConfig)
     {
         var expected = _testbed.WriteRandomFile("crash.bin", DownloadBytes, seed: 11);
-        var server1 = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + PacedFiles);
-        var server2 = await _testbed.StartServerAsync("server2", server1, ProcessTestbed.MigrationConfig + "\n" + PacedFiles);
+        var server1 = await _testbed.StartServerAsync("server1", extraConfig: ProcessTestbed.MigrationConfig + "\n" + PacedFiles + "\n" + replicationConfig);
+        var server2 = await _testbed.StartServerAsync("server2", server1, ProcessTestbed.MigrationConfig + "\n" + PacedFiles + "\n" + replicationConfig);
         foreach (var node in new[] { server1, server2 })
         {
             await node.Process.WaitForLineAsync("cluster view: 4 service endpoints", Bound);
@@ -71,6 +85,7 @@ public sealed class ServerCrashTests(ITestOutputHelper output) : IDisposable
         Assert.False(server2.Process.HasExited, "the surviving node exited after the crash of its peer");
         Assert.DoesNotContain(agent.Process.Lines, line => line.Contains("relay 1", StringComparison.Ordinal) && line.Contains("reset", StringComparison.Ordinal));
         output.WriteLine($"curl's {DownloadBytes} bytes at 2 MiB/s: SHA-256 verified, done {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s after it started and {doneAfterKill.TotalSeconds:0.0} s after the kill of the serving node");
+        return server1;
     }
 
     [Fact]

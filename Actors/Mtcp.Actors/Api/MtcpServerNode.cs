@@ -123,16 +123,21 @@ public sealed class MtcpServerNode
     /// <summary>
     /// Joins <paramref name="runtime"/>'s node to its service: starts the service directory and, with a cluster key
     /// in the system's configuration, the control connection manager, and turns migration on. The actor system must
-    /// run with <c>akka.actor.provider = cluster</c>; at most one node per actor system.
+    /// run with <c>akka.actor.provider = cluster</c>; at most one node per actor system. With buddy replication over
+    /// the direct channel (<c>mtcp.migration.buddy-channel.transport = direct</c>), <paramref name="channelSecurity"/>
+    /// gives the channel its mutual TLS (the node's certificate and the cluster's CAs); without it the replica updates go
+    /// over the control connection, and the node says so in its log.
     /// </summary>
-    /// <exception cref="ConfigurationException">a <c>mtcp.cluster</c>, <c>mtcp.control</c> or the cluster key setting is invalid.</exception>
-    public static async Task<MtcpServerNode> StartAsync(MtcpRuntime runtime, CancellationToken cancellationToken = default)
+    /// <exception cref="ConfigurationException">a <c>mtcp.cluster</c>, <c>mtcp.control</c>, <c>mtcp.migration</c> or the cluster key setting is invalid, or the channel's port cannot be bound.</exception>
+    public static async Task<MtcpServerNode> StartAsync(MtcpRuntime runtime, CancellationToken cancellationToken = default, ReplicationChannelSecurity? channelSecurity = null)
     {
         ArgumentNullException.ThrowIfNull(runtime);
         var system = runtime.System;
         var authenticator = MigrationKey.ReadAuthenticator(system.Settings.Config);
         var node = new MtcpServerNode(runtime, authenticator);
-        var directory = system.StartServiceDirectory(authenticator);
+        ReplicationChannelListener? listener = null;
+        var direct = authenticator is null ? null : StartReplicationChannel(system, authenticator, channelSecurity, out listener);
+        var directory = system.StartServiceDirectory(authenticator, listener?.Port ?? 0);
         var cluster = ClusterSettings.Create(system);
         if (cluster.DownCrashedMembers)
         {
@@ -144,7 +149,7 @@ public sealed class MtcpServerNode
         {
             // Thesis 4.2.3: the control connection manager carries this node's state requests to origins and hands
             // peers' requests to the registry of the runtime's connections.
-            var control = system.StartControlConnectionManager(runtime.ConnectionRegistry);
+            var control = system.StartControlConnectionManager(runtime.ConnectionRegistry, directory, direct);
             ReplicationSupport? replication = null;
             ClientStateSupport? clientState = null;
             var config = MtcpConfig.WithFallback(system.Settings.Config);
@@ -165,6 +170,53 @@ public sealed class MtcpServerNode
         }
 
         return node;
+    }
+
+    /// <summary>
+    /// The direct replication channel's listener, when this node replicates to a buddy over it: bound before the service
+    /// directory starts, so that its port is in this node's first announcement. Null when the channel is not used.
+    /// </summary>
+    private static DirectReplication? StartReplicationChannel(ActorSystem system, IMigrationAuthenticator authenticator, ReplicationChannelSecurity? security, out ReplicationChannelListener? listener)
+    {
+        listener = null;
+        var config = MtcpConfig.WithFallback(system.Settings.Config);
+        if (ReplicationSettings.Create(config) != ReplicationMode.Buddy)
+        {
+            return null;
+        }
+
+        var settings = ReplicationChannelSettings.Create(config);
+        if (settings.Transport != ReplicationTransport.Direct)
+        {
+            return null;
+        }
+
+        if (security is null)
+        {
+            system.Log.Warning("replication: {0}.transport = direct, but the control plane runs without TLS: replica updates go over the control connection", ReplicationChannelSettings.Path);
+            return null;
+        }
+
+        var direct = new DirectReplication(settings, security);
+        var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
+        try
+        {
+            listener = ReplicationChannelListener.Start(system, self, direct, authenticator, system.ActorSelection("/user/" + ControlConnectionManager.ActorName), IsUpMember(system));
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+        {
+            throw HoconValues.Invalid(config, ReplicationChannelSettings.Path + ".port", $"must be a port this node can listen on at {self.Host} ({e.Message})", e);
+        }
+
+        system.Log.Info("replication: direct channel on {0}:{1}; replica updates go on it to buddies that announce one", self.Host, listener.Port);
+        return direct;
+    }
+
+    /// <summary>Whether an address is an Up member of the node's cluster, as the cluster's read view has it now (any thread).</summary>
+    private static Func<Address, bool> IsUpMember(ActorSystem system)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        return address => cluster.State.Members.Any(member => member.Address.Equals(address) && member.Status == Akka.Cluster.MemberStatus.Up);
     }
 
     private void OnViewChanged(AlternateServersChanged view)

@@ -22,8 +22,9 @@ internal enum ServiceAnnouncementError : byte
 /// <summary>
 /// What one server node tells the others through the service directory: where clients reach its MTCP
 /// service (TCP_ADDSERVERS, thesis 4.2.3) and the address of its end of the control connections
-/// (TCP_CONTROL_MAPPINGS). <see cref="ReplyRequested"/> asks the receiver to answer with its own announcement,
-/// so that two directories that started at different times still learn of each other.
+/// (TCP_CONTROL_MAPPINGS), and the port of its direct replication channel when it listens on one (beside the control
+/// endpoint, on its host; docs/failover.md). <see cref="ReplyRequested"/> asks the receiver to answer with its own
+/// announcement, so that two directories that started at different times still learn of each other.
 /// </summary>
 internal sealed record ServiceAnnouncement
 {
@@ -43,15 +44,20 @@ internal sealed record ServiceAnnouncement
     /// +-------------------------------+-------------------------------+
     /// |   ControlAddressLength (16)   | ControlAddress (UTF-8) ...    |
     /// +-------------------------------+-------------------------------+
+    /// | ReplicationChannelPort (16), only with flag bit 1             |
+    /// +-------------------------------+-------------------------------+
     /// </code>
-    /// Flags: bit 0 is <see cref="ReplyRequested"/>; the others are zero. Integers are big-endian.
+    /// Flags: bit 0 is <see cref="ReplyRequested"/>, bit 1 says a replication channel port follows (never zero); the
+    /// others are zero. Integers are big-endian.
     /// </summary>
     private const int HeaderLength = 4;
     private const byte ReplyRequestedFlag = 0x01;
+    private const byte ReplicationChannelFlag = 0x02;
 
     private readonly ServerEndpoint[] _serviceEndpoints;
 
-    public ServiceAnnouncement(IEnumerable<ServerEndpoint> serviceEndpoints, Address controlAddress, bool replyRequested)
+    /// <param name="replicationChannelPort">the port of this node's direct replication channel on its control host; 0: none.</param>
+    public ServiceAnnouncement(IEnumerable<ServerEndpoint> serviceEndpoints, Address controlAddress, bool replyRequested, ushort replicationChannelPort = 0)
     {
         ArgumentNullException.ThrowIfNull(serviceEndpoints);
         ArgumentNullException.ThrowIfNull(controlAddress);
@@ -68,6 +74,7 @@ internal sealed record ServiceAnnouncement
 
         ControlAddress = controlAddress;
         ReplyRequested = replyRequested;
+        ReplicationChannelPort = replicationChannelPort;
     }
 
     /// <summary>Where clients reach the announcing node's MTCP service.</summary>
@@ -79,30 +86,34 @@ internal sealed record ServiceAnnouncement
     /// <summary>The receiver should answer with its own announcement.</summary>
     public bool ReplyRequested { get; }
 
+    /// <summary>Where the announcing node takes replica updates directly, on its control address's host; 0 when it does not.</summary>
+    public ushort ReplicationChannelPort { get; }
+
     public bool Equals(ServiceAnnouncement? other) =>
         other is not null
         && ControlAddress.Equals(other.ControlAddress)
         && ReplyRequested == other.ReplyRequested
+        && ReplicationChannelPort == other.ReplicationChannelPort
         && _serviceEndpoints.AsSpan().SequenceEqual(other._serviceEndpoints);
 
     public override int GetHashCode() => HashCode.Combine(ControlAddress, ReplyRequested, _serviceEndpoints.Length);
 
     /// <summary>The same announcement with <see cref="ReplyRequested"/> set as given.</summary>
     public ServiceAnnouncement WithReplyRequested(bool replyRequested) =>
-        replyRequested == ReplyRequested ? this : new ServiceAnnouncement(_serviceEndpoints, ControlAddress, replyRequested);
+        replyRequested == ReplyRequested ? this : new ServiceAnnouncement(_serviceEndpoints, ControlAddress, replyRequested, ReplicationChannelPort);
 
-    /// <summary>True when both announce the same endpoints and control address, whatever their reply flags.</summary>
+    /// <summary>True when both announce the same endpoints, control address and replication channel, whatever their reply flags.</summary>
     public bool SameContent(ServiceAnnouncement other) =>
-        other is not null && ControlAddress.Equals(other.ControlAddress) && _serviceEndpoints.AsSpan().SequenceEqual(other._serviceEndpoints);
+        other is not null && ControlAddress.Equals(other.ControlAddress) && ReplicationChannelPort == other.ReplicationChannelPort && _serviceEndpoints.AsSpan().SequenceEqual(other._serviceEndpoints);
 
     public byte[] ToArray()
     {
         var control = Encoding.UTF8.GetBytes(ControlAddress.ToString());
-        var length = HeaderLength + _serviceEndpoints.Sum(e => 1 + e.Address.Length + 2) + 2 + control.Length;
+        var length = HeaderLength + _serviceEndpoints.Sum(e => 1 + e.Address.Length + 2) + 2 + control.Length + (ReplicationChannelPort != 0 ? 2 : 0);
         var bytes = new byte[length];
         var span = bytes.AsSpan();
         span[0] = CurrentVersion;
-        span[1] = ReplyRequested ? ReplyRequestedFlag : (byte)0;
+        span[1] = (byte)((ReplyRequested ? ReplyRequestedFlag : 0) | (ReplicationChannelPort != 0 ? ReplicationChannelFlag : 0));
         BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)_serviceEndpoints.Length);
         var at = HeaderLength;
         foreach (var endpoint in _serviceEndpoints)
@@ -115,6 +126,11 @@ internal sealed record ServiceAnnouncement
 
         BinaryPrimitives.WriteUInt16BigEndian(span[at..], checked((ushort)control.Length));
         control.CopyTo(span[(at + 2)..]);
+        if (ReplicationChannelPort != 0)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(span[(at + 2 + control.Length)..], ReplicationChannelPort);
+        }
+
         return bytes;
     }
 
@@ -134,7 +150,7 @@ internal sealed record ServiceAnnouncement
         }
 
         var flags = encoded[1];
-        if ((flags & ~ReplyRequestedFlag) != 0)
+        if ((flags & ~(ReplyRequestedFlag | ReplicationChannelFlag)) != 0)
         {
             error = ServiceAnnouncementError.UnknownFlags;
             return false;
@@ -204,7 +220,14 @@ internal sealed record ServiceAnnouncement
             return false;
         }
 
-        if (rest.Length > 2 + controlLength)
+        var channelLength = (flags & ReplicationChannelFlag) != 0 ? 2 : 0;
+        if (rest.Length < 2 + controlLength + channelLength)
+        {
+            error = ServiceAnnouncementError.Truncated;
+            return false;
+        }
+
+        if (rest.Length > 2 + controlLength + channelLength)
         {
             error = ServiceAnnouncementError.TrailingBytes;
             return false;
@@ -216,7 +239,18 @@ internal sealed record ServiceAnnouncement
             return false;
         }
 
-        announcement = new ServiceAnnouncement(endpoints, controlAddress, (flags & ReplyRequestedFlag) != 0);
+        ushort channelPort = 0;
+        if (channelLength != 0)
+        {
+            channelPort = BinaryPrimitives.ReadUInt16BigEndian(rest[(2 + controlLength)..]);
+            if (channelPort == 0)
+            {
+                error = ServiceAnnouncementError.BadPort;
+                return false;
+            }
+        }
+
+        announcement = new ServiceAnnouncement(endpoints, controlAddress, (flags & ReplyRequestedFlag) != 0, channelPort);
         error = ServiceAnnouncementError.None;
         return true;
     }

@@ -35,12 +35,12 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
     private readonly HashSet<IActorRef> _subscribers = [];
     private ServiceDirectoryState _state;
 
-    public ServiceDirectory(ClusterSettings settings, IMigrationAuthenticator? signer)
+    public ServiceDirectory(ClusterSettings settings, IMigrationAuthenticator? signer, ushort replicationChannelPort)
     {
         _settings = settings;
         _signer = signer;
         _cluster = Akka.Cluster.Cluster.Get(Context.System);
-        _state = ServiceDirectoryState.Initial(new ServiceAnnouncement(settings.ServiceEndpoints, _cluster.SelfAddress, replyRequested: false));
+        _state = ServiceDirectoryState.Initial(new ServiceAnnouncement(settings.ServiceEndpoints, _cluster.SelfAddress, replyRequested: false, replicationChannelPort));
 
         Receive<ClusterEvent.MemberUp>(up =>
         {
@@ -111,10 +111,11 @@ internal sealed class ServiceDirectory : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(ClusterSettings settings, IMigrationAuthenticator? signer)
+    /// <param name="replicationChannelPort">the port this node takes replica updates on directly (announced); 0: none.</param>
+    public static Props Props(ClusterSettings settings, IMigrationAuthenticator? signer, ushort replicationChannelPort = 0)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        return Akka.Actor.Props.Create(() => new ServiceDirectory(settings, signer));
+        return Akka.Actor.Props.Create(() => new ServiceDirectory(settings, signer, replicationChannelPort));
     }
 
     protected override void PreStart()
@@ -195,10 +196,11 @@ internal static class ClusterActorSystemExtensions
     /// validated) from the system's configuration. The system must run with <c>akka.actor.provider = cluster</c>.
     /// With <paramref name="clusterKey"/> (the authenticator under the cluster key, as migration uses) announcements
     /// are signed and only signed ones are taken; every node of a cluster must then hold the same key.
+    /// <paramref name="replicationChannelPort"/>, when not 0, is announced as this node's direct replication channel.
     /// </summary>
-    public static IActorRef StartServiceDirectory(this ActorSystem system, IMigrationAuthenticator? clusterKey = null)
+    public static IActorRef StartServiceDirectory(this ActorSystem system, IMigrationAuthenticator? clusterKey = null, ushort replicationChannelPort = 0)
     {
         ArgumentNullException.ThrowIfNull(system);
-        return system.ActorOf(ServiceDirectory.Props(ClusterSettings.Create(system), clusterKey), ServiceDirectory.ActorName);
+        return system.ActorOf(ServiceDirectory.Props(ClusterSettings.Create(system), clusterKey, replicationChannelPort), ServiceDirectory.ActorName);
     }
 }

@@ -29,7 +29,9 @@ internal sealed class ServiceDirectoryState
             Visible().Where(address => !address.Equals(self.ControlAddress)).SelectMany(address => _announcements[address].ServiceEndpoints));
         ControlMappings = new ControlMappings(
             Visible().SelectMany(address => _announcements[address].ServiceEndpoints.Select(endpoint => KeyValuePair.Create(endpoint, address)))
-                .DistinctBy(pair => pair.Key));
+                .DistinctBy(pair => pair.Key),
+            Visible().Where(address => _announcements[address].ReplicationChannelPort != 0)
+                .Select(address => KeyValuePair.Create(address, _announcements[address].ReplicationChannelPort)));
     }
 
     /// <summary>This node's own announcement (<see cref="ServiceAnnouncement.ReplyRequested"/> clear).</summary>

@@ -46,16 +46,19 @@ internal sealed class AlternateServerList : IEquatable<AlternateServerList>
 /// TCP_CONTROL_MAPPINGS (thesis 4.2.3) from the cluster: which node's control connection serves a service
 /// endpoint. The new server looks up the origin's service endpoint from MIGRATED_CONN here to find the peer
 /// to send its <see cref="RequestState"/> to. Keyed by address and port, since nodes on one host may share an
-/// address. Includes this node's own endpoints. Immutable.
+/// address. Includes this node's own endpoints. Immutable. Beside them, the port of each node's direct replication
+/// channel, on its control host, for the nodes that announce one (docs/failover.md).
 /// </summary>
 internal sealed class ControlMappings : IEquatable<ControlMappings>
 {
     private readonly ImmutableDictionary<ServerEndpoint, Address> _controlByService;
+    private readonly ImmutableDictionary<Address, ushort> _replicationChannelPorts;
 
-    public ControlMappings(IEnumerable<KeyValuePair<ServerEndpoint, Address>> controlByService)
+    public ControlMappings(IEnumerable<KeyValuePair<ServerEndpoint, Address>> controlByService, IEnumerable<KeyValuePair<Address, ushort>>? replicationChannelPorts = null)
     {
         ArgumentNullException.ThrowIfNull(controlByService);
         _controlByService = controlByService.ToImmutableDictionary();
+        _replicationChannelPorts = (replicationChannelPorts ?? []).ToImmutableDictionary();
     }
 
     public static ControlMappings Empty { get; } = new([]);
@@ -64,13 +67,18 @@ internal sealed class ControlMappings : IEquatable<ControlMappings>
 
     public int Count => _controlByService.Count;
 
+    /// <summary>The nodes that take replica updates on a direct channel, and its port on the host of their control address.</summary>
+    public IReadOnlyDictionary<Address, ushort> ReplicationChannelPorts => _replicationChannelPorts;
+
     public bool TryGetControlAddress(ServerEndpoint serviceEndpoint, [NotNullWhen(true)] out Address? controlAddress) =>
         _controlByService.TryGetValue(serviceEndpoint, out controlAddress);
 
     public bool Equals(ControlMappings? other) =>
         other is not null
         && _controlByService.Count == other._controlByService.Count
-        && _controlByService.All(pair => other._controlByService.TryGetValue(pair.Key, out var address) && address.Equals(pair.Value));
+        && _controlByService.All(pair => other._controlByService.TryGetValue(pair.Key, out var address) && address.Equals(pair.Value))
+        && _replicationChannelPorts.Count == other._replicationChannelPorts.Count
+        && _replicationChannelPorts.All(pair => other._replicationChannelPorts.TryGetValue(pair.Key, out var port) && port == pair.Value);
 
     public override bool Equals(object? obj) => Equals(obj as ControlMappings);
 

@@ -59,6 +59,17 @@ namespace Mtcp.Actors.Control;
 /// its release or stop), and the peer's acks go straight to it, not through the registry: every client byte waits for
 /// its ack before it is acknowledged (docs/failover.md), so each hop on that path delays the client.
 /// </para>
+/// <para>
+/// Direct replication channel (<c>mtcp.migration.buddy-channel.transport = direct</c>; docs/failover.md): replica
+/// updates to the peer and acks of the peer's updates go, sealed as they would be here, on the TLS channels of
+/// <see cref="ReplicationChannelPath"/> while those are open, and over Akka.Remote otherwise; what the channels' readers
+/// open comes back here as <see cref="ReceivedOnChannel"/> and is handled as the same message from the peer, so both
+/// paths share one bookkeeping. A connection's update and its successor may cross by different paths: the buddy's
+/// store applies an update only where the previous one ended (in the same generation), so one out of order is
+/// refused, not applied, and costs a whole state; when the channel for this node's updates breaks, every connection
+/// with updates unacknowledged is told (<see cref="ReplicationPathLost"/>) and sends its buddy the whole state again,
+/// since some may have been lost with the channel.
+/// </para>
 /// </summary>
 internal sealed class ControlConnection : ReceiveActor, IWithTimers
 {
@@ -71,6 +82,15 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly RefusalLog _refusals = RefusalLog.Get(Context.System);
     private ControlSealing? _sealing;
+
+    /// <summary>The direct replication channel's settings and TLS; null: replica messages go over Akka.Remote only.</summary>
+    private readonly DirectReplication? _direct;
+
+    /// <summary>The channels with the peer, once this node has its cluster key and the channel is configured.</summary>
+    private ReplicationChannelPath? _channels;
+
+    /// <summary>The port of the peer's channel as last announced (0: none).</summary>
+    private ushort _peerChannelPort;
 
     /// <summary>The peer's manager once <see cref="WarmUp"/> resolved it; until then messages go through the selection.</summary>
     private IActorRef? _peerManagerResolved;
@@ -106,10 +126,11 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     /// </summary>
     private readonly ReplicaUpdateTimes _replicatedTo = new();
 
-    public ControlConnection(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator, IActorRef? replicas)
+    public ControlConnection(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator, IActorRef? replicas, DirectReplication? direct)
     {
         _peer = peer;
         _replicas = replicas;
+        _direct = direct;
         _peerManager = Context.ActorSelection(new RootActorPath(peer) / "user" / ControlConnectionManager.ActorName);
         _registry = registry;
         _settings = settings;
@@ -165,9 +186,44 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 Held(ack);
             }
 
-            Send(PeerManager, replicate.Message);
+            SendReplication(replicate.Message);
             Sent(replicate.Message);
         });
+        Receive<PeerReplicationChannel>(_ => !IsFromPeer, announced =>
+        {
+            _peerChannelPort = announced.Port;
+            _channels?.PeerPort(announced.Port);
+        });
+        Receive<ReplicationChannelOpened>(_ => !IsFromPeer, opened =>
+        {
+            if (_channels is null)
+            {
+                opened.Link.Dispose();
+                return;
+            }
+
+            _channels.Opened(opened.Link);
+        });
+        Receive<ReplicationChannelUnavailable>(_ => !IsFromPeer, unavailable => _channels?.Unavailable(unavailable.Reason));
+        Receive<ReplicationChannelAccepted>(_ => !IsFromPeer, accepted =>
+        {
+            if (_channels is null)
+            {
+                accepted.Link.Dispose();
+                return;
+            }
+
+            _channels.Accepted(accepted.Link);
+        });
+        Receive<ReplicationChannelBroken>(_ => !IsFromPeer, broken =>
+        {
+            if (_channels?.Broken(broken.Link, broken.Reason) == true)
+            {
+                ResendInFlight();
+            }
+        });
+        Receive<ReceivedOnChannel>(_ => !IsFromPeer, received => FromPeer(received.Message));
+        Receive<GetReplicationChannelState>(_ => Sender.Tell(_channels?.State ?? new ReplicationChannelState(false, false, 0, 0)));
         Receive<Terminated>(terminated => Forget(terminated.ActorRef));
         Receive<WarmUp>(_ => _peerManager.Tell(new Identify(nameof(WarmUp)), Self));
         Receive<ActorIdentity>(identity =>
@@ -185,8 +241,9 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <param name="replicas">the node's <see cref="ReplicaKeeper"/>, which takes the peer's replica updates; null: they are dropped.</param>
-    public static Props Props(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator = null, IActorRef? replicas = null) =>
-        Akka.Actor.Props.Create(() => new ControlConnection(peer, registry, settings, authenticator, replicas));
+    /// <param name="direct">the direct replication channel's settings and TLS; null: replica messages go over Akka.Remote only.</param>
+    public static Props Props(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator = null, IActorRef? replicas = null, DirectReplication? direct = null) =>
+        Akka.Actor.Props.Create(() => new ControlConnection(peer, registry, settings, authenticator, replicas, direct));
 
     private bool IsFromPeer => Sender.Path.Address.HasGlobalScope;
 
@@ -194,6 +251,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        _channels?.Dispose();
         FailAll(StateRequestFailure.ControlConnectionStopped, deferrable: false);
         base.PostStop();
     }
@@ -519,8 +577,51 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     private bool ReadReply(ReadOnlyMemory<byte> frame, [NotNullWhen(true)] out StateReply? reply, out ControlWireError error) =>
         _sealing is { } sealing ? sealing.TryOpenReply(frame, out reply, out error) : StateReply.TryDecode(frame.Span, out reply, out error);
 
-    private void UseAuthenticator(IMigrationAuthenticator? authenticator) =>
+    private void UseAuthenticator(IMigrationAuthenticator? authenticator)
+    {
         _sealing = authenticator is null ? null : new ControlSealing(authenticator, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, _peer);
+        _channels?.Dispose();
+        _channels = null;
+        if (_sealing is not null && _direct is not null)
+        {
+            // The channels carry only sealed messages: without the cluster key everything goes over Akka.Remote.
+            _channels = new ReplicationChannelPath(((ExtendedActorSystem)Context.System).Provider.DefaultAddress, _peer, _direct, Self, _sealing, _refusals, _log);
+            _channels.PeerPort(_peerChannelPort);
+        }
+    }
+
+    /// <summary>
+    /// A replica update or ack to the peer: on the channel that carries it while that is open (sealed as it would be
+    /// here), else over Akka.Remote.
+    /// </summary>
+    private void SendReplication(ControlMessage message)
+    {
+        var link = message is ReplicaAck ? _channels?.ForAcks : _channels?.ForUpdates();
+        if (link is not null && _sealing is { } sealing && link.Send(sealing.Seal(message)))
+        {
+            return;
+        }
+
+        Send(PeerManager, message);
+    }
+
+    /// <summary>
+    /// The channel of this node's updates broke: what was queued or in flight on it, or the peer's acks of it, may be
+    /// lost, and a connection whose last updates were lost would wait for their acks for ever. Each connection with
+    /// updates unacknowledged sends the whole state again (the buddy ignores nothing it needs: acks of the updates
+    /// before are ignored by the connection, and the whole state replaces what the buddy held).
+    /// </summary>
+    private void ResendInFlight()
+    {
+        foreach (var cid in _replicatedTo.Awaiting)
+        {
+            _replicatedTo.Forget(cid);
+            if (_replicating.TryGetValue(cid, out var endpoint))
+            {
+                endpoint.Tell(new ReplicationPathLost(_peer), Self);
+            }
+        }
+    }
 
     /// <summary>A replica update from a local endpoint (the sender): its connection's acks go to it until it releases it or stops.</summary>
     private void Replicating(ControlMessage update)

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Remote;
+using Mtcp.Actors.Cluster;
 using Mtcp.Actors.Configuration;
 using Mtcp.Actors.Diagnostics;
 using Mtcp.Actors.Replication;
@@ -28,6 +29,11 @@ namespace Mtcp.Actors.Control;
 /// connection at once, told to <see cref="WarmUp"/>, so that no client's first migration to a node waits for the
 /// Akka.Remote association and the peer's resolution; the connection is kept until the member is removed.
 /// </para>
+/// <para>
+/// Direct replication channel: with <see cref="DirectReplication"/>, the manager follows the service directory's view
+/// and tells each control connection the port its peer announces for the channel; the channel listener asks it for a
+/// member's control connection (<see cref="GetControlConnection"/>) to hand it the channel that member opened.
+/// </para>
 /// </summary>
 internal sealed class ControlConnectionManager : ReceiveActor
 {
@@ -49,13 +55,24 @@ internal sealed class ControlConnectionManager : ReceiveActor
 
     private int _connectionsCreated;
 
+    /// <summary>The service directory whose view names the peers' replication channel ports; null: none is followed.</summary>
+    private readonly IActorRef? _directory;
+
+    /// <summary>The direct replication channel's settings and TLS; null: replica messages go over Akka.Remote only.</summary>
+    private readonly DirectReplication? _direct;
+
+    /// <summary>The replication channel ports the peers announce.</summary>
+    private IReadOnlyDictionary<Address, ushort> _channelPorts = new Dictionary<Address, ushort>();
+
     /// <summary>The cluster key's authenticator once <see cref="UseControlAuthenticator"/> came; control messages are then sealed.</summary>
     private IMigrationAuthenticator? _authenticator;
 
-    public ControlConnectionManager(IActorRef registry, ControlSettings settings)
+    public ControlConnectionManager(IActorRef registry, ControlSettings settings, IActorRef? directory, DirectReplication? direct)
     {
         _registry = registry;
         _settings = settings;
+        _directory = directory;
+        _direct = direct;
         _replicas = Context.ActorOf(ReplicaKeeper.Props(settings), ReplicaKeeper.ActorName);
 
         Receive<RequestState>(request =>
@@ -99,6 +116,15 @@ internal sealed class ControlConnectionManager : ReceiveActor
             Sender.Tell(ControlAuthenticatorInUse.Instance);
         });
         Receive<GetControlConnections>(_ => Sender.Tell(new ControlConnections(new Dictionary<Address, IActorRef>(_connections))));
+        Receive<GetControlConnection>(_ => !Sender.Path.Address.HasGlobalScope, get => Sender.Tell(new ControlConnectionFor(get.Peer, ConnectionFor(get.Peer))));
+        Receive<AlternateServersChanged>(_ => !Sender.Path.Address.HasGlobalScope, changed =>
+        {
+            _channelPorts = changed.ControlMappings.ReplicationChannelPorts;
+            foreach (var (peer, connection) in _connections)
+            {
+                connection.Tell(new PeerReplicationChannel(_channelPorts.GetValueOrDefault(peer)));
+            }
+        });
 
         Receive<ClusterEvent.UnreachableMember>(unreachable => Lose(unreachable.Member.Address, StateRequestFailure.PeerUnreachable, stop: false));
         Receive<ClusterEvent.ReachableMember>(reachable => _lostPeers.Remove(reachable.Member.Address));
@@ -137,16 +163,22 @@ internal sealed class ControlConnectionManager : ReceiveActor
     /// <see cref="StateReply"/> or <see cref="StateReject"/> and receives <see cref="StateAckReceived"/> and
     /// <see cref="StateTransferAbandoned"/>.
     /// </summary>
-    public static Props Props(IActorRef registry, ControlSettings settings)
+    /// <param name="directory">the service directory, whose view names the peers' replication channel ports.</param>
+    /// <param name="direct">the direct replication channel's settings and TLS; null: replica messages go over Akka.Remote only.</param>
+    public static Props Props(IActorRef registry, ControlSettings settings, IActorRef? directory = null, DirectReplication? direct = null)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(settings);
-        return Akka.Actor.Props.Create(() => new ControlConnectionManager(registry, settings));
+        return Akka.Actor.Props.Create(() => new ControlConnectionManager(registry, settings, directory, direct));
     }
 
     protected override void PreStart()
     {
         Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
+        if (_direct is not null)
+        {
+            _directory?.Tell(new SubscribeAlternateServers(Self));
+        }
         if (((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider)
         {
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(
@@ -187,7 +219,12 @@ internal sealed class ControlConnectionManager : ReceiveActor
             return connection;
         }
 
-        connection = Context.ActorOf(ControlConnection.Props(peer, _registry, _settings, _authenticator, _replicas), $"peer-{++_connectionsCreated}");
+        connection = Context.ActorOf(ControlConnection.Props(peer, _registry, _settings, _authenticator, _replicas, _direct), $"peer-{++_connectionsCreated}");
+        if (_channelPorts.TryGetValue(peer, out var channelPort))
+        {
+            connection.Tell(new PeerReplicationChannel(channelPort));
+        }
+
         Context.Watch(connection);
         _connections.Add(peer, connection);
         _peersByConnection.Add(connection, peer);
@@ -222,11 +259,12 @@ internal static class ControlActorSystemExtensions
 {
     /// <summary>
     /// Starts the node's <see cref="ControlConnectionManager"/> at <c>/user/mtcp-control</c>, with settings read
-    /// (and validated) from the system's configuration.
+    /// (and validated) from the system's configuration; with <paramref name="direct"/>, replica messages take the direct
+    /// replication channel to peers that announce one in <paramref name="directory"/>'s view.
     /// </summary>
-    public static IActorRef StartControlConnectionManager(this ActorSystem system, IActorRef registry)
+    public static IActorRef StartControlConnectionManager(this ActorSystem system, IActorRef registry, IActorRef? directory = null, DirectReplication? direct = null)
     {
         ArgumentNullException.ThrowIfNull(system);
-        return system.ActorOf(ControlConnectionManager.Props(registry, ControlSettings.Create(system)), ControlConnectionManager.ActorName);
+        return system.ActorOf(ControlConnectionManager.Props(registry, ControlSettings.Create(system), directory, direct), ControlConnectionManager.ActorName);
     }
 }

@@ -47,6 +47,12 @@ internal enum RefusalClass
     /// in flight, or an MTU that would not lower the MSS (RFC 5927 §4.1, RFC 8201 §4).
     /// </summary>
     PacketTooBigRefused,
+
+    /// <summary>
+    /// A connection to the direct replication channel's port refused: TLS failed, too many handshakes at once, no first
+    /// frame in time, a frame naming no member or a member at another address, or one that does not open.
+    /// </summary>
+    ReplicationChannelRefused,
 }
 
 /// <summary>
@@ -103,6 +109,7 @@ internal sealed class RefusalSummary(TimeSpan interval)
         RefusalClass.SynCookieRefused => "syn-cookie-refused",
         RefusalClass.ClientStateRefused => "client-state-refused",
         RefusalClass.PacketTooBigRefused => "packet-too-big-refused",
+        RefusalClass.ReplicationChannelRefused => "replication-channel-refused",
         _ => throw new ArgumentOutOfRangeException(nameof(refusalClass), refusalClass, null),
     };
 

@@ -182,6 +182,9 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
             case ReplicaAckReceived received:
                 OnReplicaAck(now, received);
                 break;
+            case ReplicationPathLost lost:
+                OnReplicationPathLost(now, lost);
+                break;
             case EndpointRetired:
                 Context.Stop(Self);
                 break;
@@ -300,6 +303,17 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
         {
             MeasureReplicaAck(now, received.Ack);
             _replicator.HandleAck(received.Ack, _endpoint.Connection);
+            Drive(now);
+        }
+    }
+
+    /// <summary>Updates to the buddy or its acks may have been lost with a replication channel: the buddy gets the whole state again.</summary>
+    private void OnReplicationPathLost(Instant now, ReplicationPathLost lost)
+    {
+        if (_replicator is not null && lost.Buddy.Equals(_buddy))
+        {
+            _replicator.Restart();
+            _replicaSentAt.Clear();
             Drive(now);
         }
     }

@@ -27,6 +27,9 @@ internal sealed class ReplicaUpdateTimes
 
     public void Forget(ConnectionId cid) => _pending.Remove(cid);
 
+    /// <summary>The connections with updates awaiting their ack.</summary>
+    public IReadOnlyList<ConnectionId> Awaiting => [.. _pending.Keys];
+
     /// <summary>
     /// <paramref name="ack"/> passed at <paramref name="now"/>: an ack covers every update up to its own, which are
     /// forgotten; the time since the update it names passed, or null when that one was not seen here.

@@ -48,7 +48,7 @@ public sealed class ServiceAnnouncementFuzzTests(ITestOutputHelper output)
                 : new ServerEndpoint(IpAddress.Parse($"10.{random.Next(256)}.{random.Next(256)}.{random.Next(1, 255)}"), (ushort)random.Next(1, 65536))).ToList();
             var host = random.Next(4) == 0 ? $"[2001:db8::{random.Next(1, 0xFFFF):x}]" : $"127.0.{random.Next(256)}.{random.Next(1, 255)}";
             var control = Address.Parse($"akka.tcp://mtcp@{host}:{random.Next(1, 65536)}");
-            var bytes = new ServiceAnnouncement(endpoints, control, replyRequested: random.Next(2) == 0).ToArray();
+            var bytes = new ServiceAnnouncement(endpoints, control, replyRequested: random.Next(2) == 0, replicationChannelPort: (ushort)(random.Next(2) * random.Next(1, 65536))).ToArray();
             var controlLengthField = 4 + endpoints.Sum(endpoint => 1 + endpoint.Address.Length + 2);
             bases.Add((bytes, [2, controlLengthField]));
         }

@@ -18,6 +18,8 @@ public sealed class ServiceAnnouncementTests : Akka.TestKit.Xunit2.TestKit
         Node,
         replyRequested: true);
 
+    private static readonly ServiceAnnouncement WithChannel = new(Sample.ServiceEndpoints, Node, replyRequested: false, replicationChannelPort: 7355);
+
     public ServiceAnnouncementTests()
         : base(MtcpConfig.Reference)
     {
@@ -51,6 +53,22 @@ public sealed class ServiceAnnouncementTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Announcement_with_a_replication_channel_must_set_flag_1_and_end_with_its_port()
+    {
+        var bytes = WithChannel.ToArray();
+
+        Assert.Equal(0x02, bytes[1]);
+        Assert.Equal(Sample.ToArray().Length + 2, bytes.Length);
+        Assert.Equal([0x1C, 0xBB], bytes[^2..]);
+        Assert.True(ServiceAnnouncement.TryDecode(bytes, out var decoded, out _));
+        Assert.Equal(WithChannel, decoded);
+        Assert.Equal(7355, decoded.ReplicationChannelPort);
+        Assert.NotEqual(WithChannel, new ServiceAnnouncement(Sample.ServiceEndpoints, Node, replyRequested: false));
+        Assert.False(WithChannel.SameContent(new ServiceAnnouncement(Sample.ServiceEndpoints, Node, replyRequested: false)));
+        Assert.Equal(7355, WithChannel.WithReplyRequested(true).ReplicationChannelPort);
+    }
+
+    [Fact]
     public void Announcement_without_endpoints_must_round_trip()
     {
         var announcement = new ServiceAnnouncement([], Node, replyRequested: false);
@@ -74,7 +92,10 @@ public sealed class ServiceAnnouncementTests : Akka.TestKit.Xunit2.TestKit
         {
             { "empty", [], nameof(ServiceAnnouncementError.Truncated) },
             { "version 2", With(0, 2), nameof(ServiceAnnouncementError.UnsupportedVersion) },
-            { "unknown flag", With(1, 0x03), nameof(ServiceAnnouncementError.UnknownFlags) },
+            { "unknown flag", With(1, 0x05), nameof(ServiceAnnouncementError.UnknownFlags) },
+            { "channel flag without its port", With(1, 0x03), nameof(ServiceAnnouncementError.Truncated) },
+            { "channel port 0", [.. WithChannel.ToArray()[..^2], 0, 0], nameof(ServiceAnnouncementError.BadPort) },
+            { "channel port and one byte more", [.. WithChannel.ToArray(), 0], nameof(ServiceAnnouncementError.TrailingBytes) },
             { "family 5", With(4, 5), nameof(ServiceAnnouncementError.BadAddressFamily) },
             { "port 0", With(9, 0, count: 2), nameof(ServiceAnnouncementError.BadPort) },
             { "one byte short", good[..^1], nameof(ServiceAnnouncementError.Truncated) },

@@ -50,6 +50,17 @@ public sealed class ServiceDirectoryStateTests
     }
 
     [Fact]
+    public void Replication_channel_ports_must_be_those_of_visible_members_that_announce_one()
+    {
+        var state = Full().WithAnnouncement(new ServiceAnnouncement([Peer2Endpoint], Peer2, replyRequested: false, replicationChannelPort: 7355));
+
+        Assert.Equal(new Dictionary<Address, ushort> { [Peer2] = 7355 }, state.ControlMappings.ReplicationChannelPorts);
+        Assert.NotEqual(Full().ControlMappings, state.ControlMappings);
+        Assert.Empty(state.WithUnreachable(Peer2).ControlMappings.ReplicationChannelPorts);
+        Assert.Empty(state.WithMemberGone(Peer2).ControlMappings.ReplicationChannelPorts);
+    }
+
+    [Fact]
     public void Announcement_before_member_up_must_stay_hidden_until_up()
     {
         var state = Initial().WithAnnouncement(Announcement(Peer1, Peer1Endpoint));
