@@ -1,14 +1,16 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 
 namespace Mtcp.Hosting;
 
 /// <summary>
-/// Where the hosts' log lines go (standard error): each line is encoded into a buffer, and the buffer is written out
-/// <see cref="FlushInterval"/> after its first line, in one write for every line logged meanwhile. A warning or worse
-/// goes out at once with every line before it, and so does whatever is buffered when the process exits or the log is
-/// disposed. With a zero interval every line is written as it is logged, as it is until the configuration is read.
+/// Where the hosts' log lines go (standard error): at most one write per <see cref="FlushInterval"/>. A line logged
+/// an interval or more after the last write goes out at once; a line logged sooner is encoded into a buffer, which is
+/// written at the end of the interval with every line logged meanwhile. A warning or worse goes out at once with every
+/// line before it, and so does whatever is buffered when the process exits or the log is disposed. With a zero interval
+/// every line is written as it is logged, as it is until the configuration is read.
 /// </summary>
 /// <remarks>
 /// A server node logs three lines per migration (in, out, EMIGRATED); at 2,500 migrations/s one write(2) per line
@@ -28,6 +30,9 @@ public sealed class LogLineWriter : IDisposable
     private readonly Timer _timer;
     private TimeSpan _flushInterval;
     private bool _armed;
+
+    /// <summary>When the buffer was last written (a <see cref="Stopwatch"/> timestamp; 0, long ago, before the first).</summary>
+    private long _lastWrite;
 
     public LogLineWriter(Stream output, TimeSpan flushInterval)
     {
@@ -92,7 +97,7 @@ public sealed class LogLineWriter : IDisposable
             }
 
             Append("\n");
-            if (urgent || _flushInterval == TimeSpan.Zero || _pending.WrittenCount >= FlushBytes)
+            if (urgent || _pending.WrittenCount >= FlushBytes || (!_armed && Stopwatch.GetElapsedTime(_lastWrite) >= _flushInterval))
             {
                 FlushPending();
             }
@@ -152,5 +157,6 @@ public sealed class LogLineWriter : IDisposable
         _output.Write(_pending.WrittenSpan);
         _output.Flush();
         _pending.ResetWrittenCount();
+        _lastWrite = Stopwatch.GetTimestamp();
     }
 }

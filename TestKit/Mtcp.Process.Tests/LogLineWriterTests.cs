@@ -4,9 +4,9 @@ using Mtcp.Hosting;
 namespace Mtcp.Process.Tests;
 
 /// <summary>
-/// The hosts' log writer (mtcp.hosts.log-flush-interval): informational lines wait for the interval and go out in one
-/// write, a warning at once with every line before it, nothing is lost on flush, and the lines keep their order and
-/// format.
+/// The hosts' log writer (mtcp.hosts.log-flush-interval): at most one write per interval (a line after a quiet interval
+/// at once, the lines soon after it together at the interval's end), a warning at once with every line before it,
+/// nothing lost on flush, and the lines in their order and format.
 /// </summary>
 [Trait("Category", "Process")]
 public sealed class LogLineWriterTests
@@ -15,19 +15,19 @@ public sealed class LogLineWriterTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
     [Fact]
-    public async Task Informational_lines_must_wait_for_the_interval_and_go_out_in_one_write()
+    public async Task A_line_after_a_quiet_interval_must_go_out_at_once_and_the_lines_soon_after_it_in_one_write()
     {
         var output = new RecordingStream();
-        using var writer = new LogLineWriter(output, TimeSpan.FromMilliseconds(200));
+        using var writer = new LogLineWriter(output, TimeSpan.FromMilliseconds(500));
 
         writer.WriteLine(At, "INFO ", "Mtcp.Server", "first", null, urgent: false);
         writer.WriteLine(At, "INFO ", "Mtcp.Server", "second", null, urgent: false);
         writer.WriteLine(At, "DEBUG", "akka", "third", null, urgent: false);
-        Assert.Empty(output.Writes);
+        Assert.Equal(["01:02:03.456 INFO  Mtcp.Server: first\n"], output.Writes);
 
-        var written = await output.FirstWrite.Task.WaitAsync(Bound);
-        Assert.Equal("01:02:03.456 INFO  Mtcp.Server: first\n01:02:03.456 INFO  Mtcp.Server: second\n01:02:03.456 DEBUG akka: third\n", written);
-        Assert.Single(output.Writes);
+        var written = await output.NextWrite(1).WaitAsync(Bound);
+        Assert.Equal("01:02:03.456 INFO  Mtcp.Server: second\n01:02:03.456 DEBUG akka: third\n", written);
+        Assert.Equal(2, output.Writes.Count);
     }
 
     [Fact]
@@ -36,11 +36,12 @@ public sealed class LogLineWriterTests
         var output = new RecordingStream();
         using var writer = new LogLineWriter(output, TimeSpan.FromHours(1));
 
+        writer.WriteLine(At, "INFO ", "Mtcp.Server", "migration out", null, urgent: false);
         writer.WriteLine(At, "INFO ", "Mtcp.Server", "migration in", null, urgent: false);
         writer.WriteLine(At, "WARN ", "Mtcp.Server", "a warning", new InvalidOperationException("why"), urgent: true);
 
-        var write = Assert.Single(output.Writes);
-        Assert.Equal($"01:02:03.456 INFO  Mtcp.Server: migration in\n01:02:03.456 WARN  Mtcp.Server: a warning\n{new InvalidOperationException("why")}\n", write);
+        Assert.Equal(2, output.Writes.Count);
+        Assert.Equal($"01:02:03.456 INFO  Mtcp.Server: migration in\n01:02:03.456 WARN  Mtcp.Server: a warning\n{new InvalidOperationException("why")}\n", output.Writes[1]);
     }
 
     [Fact]
@@ -61,6 +62,7 @@ public sealed class LogLineWriterTests
         var output = new RecordingStream();
         var writer = new LogLineWriter(output, TimeSpan.FromHours(1));
 
+        writer.WriteLine(At, "INFO ", "Mtcp.Server", "at once", null, urgent: false);
         writer.WriteLine(At, "INFO ", "Mtcp.Server", "flushed", null, urgent: false);
         writer.Flush();
         writer.WriteLine(At, "INFO ", "Mtcp.Server", "at the new interval", null, urgent: false);
@@ -70,7 +72,7 @@ public sealed class LogLineWriterTests
         writer.Dispose();
 
         Assert.Equal(
-            ["01:02:03.456 INFO  Mtcp.Server: flushed\n", "01:02:03.456 INFO  Mtcp.Server: at the new interval\n", "01:02:03.456 INFO  Mtcp.Server: disposed\n"],
+            ["01:02:03.456 INFO  Mtcp.Server: at once\n", "01:02:03.456 INFO  Mtcp.Server: flushed\n", "01:02:03.456 INFO  Mtcp.Server: at the new interval\n", "01:02:03.456 INFO  Mtcp.Server: disposed\n"],
             output.Writes);
     }
 
@@ -83,13 +85,14 @@ public sealed class LogLineWriterTests
         var lineBytes = "01:02:03.456 INFO  Mtcp.Server: ".Length + message.Length + 1;
         var linesToFill = (LogLineWriter.FlushBytes + lineBytes - 1) / lineBytes;
 
-        // One line more than fills the buffer: it stays in the next one.
-        for (var i = 0; i <= linesToFill; i++)
+        // The first line goes out at once; then one line more than fills the buffer: it stays in the next one.
+        for (var i = 0; i <= linesToFill + 1; i++)
         {
             writer.WriteLine(At, "INFO ", "Mtcp.Server", message, null, urgent: false);
         }
 
-        var write = Assert.Single(output.Writes);
+        Assert.Equal(2, output.Writes.Count);
+        var write = output.Writes[1];
         Assert.True(Encoding.UTF8.GetByteCount(write) >= LogLineWriter.FlushBytes, $"{write.Length} chars written");
         Assert.Equal(linesToFill, write.Count(c => c == '\n'));
     }
@@ -106,8 +109,26 @@ public sealed class LogLineWriterTests
     private sealed class RecordingStream : Stream
     {
         private readonly List<string> _writes = [];
+        private readonly List<TaskCompletionSource<string>> _awaited = [];
 
-        public TaskCompletionSource<string> FirstWrite { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>The write after the first <paramref name="index"/> ones, when it comes.</summary>
+        public Task<string> NextWrite(int index)
+        {
+            lock (_writes)
+            {
+                while (_awaited.Count <= index)
+                {
+                    _awaited.Add(new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously));
+                }
+
+                if (index < _writes.Count)
+                {
+                    _awaited[index].TrySetResult(_writes[index]);
+                }
+
+                return _awaited[index].Task;
+            }
+        }
 
         public IReadOnlyList<string> Writes
         {
@@ -136,9 +157,11 @@ public sealed class LogLineWriterTests
             lock (_writes)
             {
                 _writes.Add(text);
+                if (_writes.Count <= _awaited.Count)
+                {
+                    _awaited[_writes.Count - 1].TrySetResult(text);
+                }
             }
-
-            FirstWrite.TrySetResult(text);
         }
 
         public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
