@@ -14,6 +14,8 @@ public static class ConsoleLog
 {
     public const string LevelPath = "mtcp.hosts.log-level";
 
+    public const string FlushIntervalPath = "mtcp.hosts.log-flush-interval";
+
     private static readonly string HostCategory = System.Reflection.Assembly.GetEntryAssembly()?.GetName().Name ?? "Mtcp";
 
     // Information until the configuration is read: a command-line error is reported before any configuration exists.
@@ -23,11 +25,15 @@ public static class ConsoleLog
     /// <summary>The factory every logger of the host comes from, Akka.NET's included.</summary>
     public static ILoggerFactory Factory => Volatile.Read(ref _factory);
 
-    /// <summary>Applies <c>mtcp.hosts.log-level</c> (trace, debug, info, warning, error, off) to every later line.</summary>
-    /// <exception cref="ConfigurationException">the level is none of those.</exception>
+    /// <summary>
+    /// Applies <c>mtcp.hosts.log-level</c> (trace, debug, info, warning, error, off) and <c>mtcp.hosts.log-flush-interval</c>
+    /// to every later line.
+    /// </summary>
+    /// <exception cref="ConfigurationException">the level is none of those, or the interval is not a duration of 0 or more.</exception>
     public static void Configure(Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
+        var flushInterval = HoconValues.Duration(config, FlushIntervalPath, allowZero: true);
         var text = HoconValues.Text(config, LevelPath);
         var level = text switch
         {
@@ -42,6 +48,7 @@ public static class ConsoleLog
         var factory = Create(level);
         Volatile.Write(ref _host, factory.CreateLogger(HostCategory));
         Volatile.Write(ref _factory, factory);
+        LogLineWriter.StandardError.FlushInterval = flushInterval;
     }
 
     public static void Info(string message) => Volatile.Read(ref _host).Log(LogLevel.Information, "{Message}", message);

@@ -3,19 +3,17 @@ using Microsoft.Extensions.Logging;
 namespace Mtcp.Hosting;
 
 /// <summary>
-/// Writes each log line to standard error at once, in one format: <c>HH:mm:ss.fff LEVEL category: message</c> (UTC),
-/// an exception's text on the lines after. Synchronous on purpose, unlike Microsoft.Extensions.Logging.Console's
-/// queue: a host's last lines before it exits (a configuration error, a failure to start) are never lost.
+/// Writes each log line to standard error in one format: <c>HH:mm:ss.fff LEVEL category: message</c> (UTC), an
+/// exception's text on the lines after, through <see cref="LogLineWriter.StandardError"/>: informational lines within
+/// <c>mtcp.hosts.log-flush-interval</c>, a warning or worse at once. No queue of its own, unlike
+/// Microsoft.Extensions.Logging.Console's: a host's last lines before it exits (a configuration error, a failure to
+/// start) are never lost, as the writer flushes at exit.
 /// </summary>
 public sealed class StandardErrorLoggerProvider : ILoggerProvider
 {
-    private static readonly Lock Gate = new();
-
     public ILogger CreateLogger(string categoryName) => new Logger(categoryName);
 
-    public void Dispose()
-    {
-    }
+    public void Dispose() => LogLineWriter.StandardError.Flush();
 
     private static string LevelOf(LogLevel level) => level switch
     {
@@ -37,11 +35,7 @@ public sealed class StandardErrorLoggerProvider : ILoggerProvider
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             ArgumentNullException.ThrowIfNull(formatter);
-            var line = $"{DateTime.UtcNow:HH:mm:ss.fff} {LevelOf(logLevel)} {category}: {formatter(state, exception)}";
-            lock (Gate)
-            {
-                Console.Error.WriteLine(exception is null ? line : $"{line}\n{exception}");
-            }
+            LogLineWriter.StandardError.WriteLine(DateTime.UtcNow, LevelOf(logLevel), category, formatter(state, exception), exception, urgent: logLevel >= LogLevel.Warning);
         }
     }
 }

@@ -19,11 +19,16 @@ internal sealed class AlternateServerList : IEquatable<AlternateServerList>
     {
         ArgumentNullException.ThrowIfNull(servers);
         _servers = [.. servers];
+        Servers = _servers;
     }
 
     public static AlternateServerList Empty { get; } = new([]);
 
-    public IReadOnlyList<ServerEndpoint> Servers => _servers;
+    /// <summary>
+    /// The list boxed once: every segment a server endpoint sends reads it (TCP_MIGRATE may ride on it), and boxing the
+    /// array on each read was an allocation per segment.
+    /// </summary>
+    public IReadOnlyList<ServerEndpoint> Servers { get; }
 
     public int Count => _servers.Length;
 
