@@ -54,11 +54,13 @@ public sealed class PathMtuNetnsTests : Akka.TestKit.Xunit2.TestKit
         var (clientStats, serverStats) = await UploadAsync(path, carrier, during: null);
 
         // Packets that went out before the MSS went down were dropped by the router (IPv6 routers never fragment;
-        // our IPv4 packets carry DF): whatever the server reassembled was fragmented at the source.
+        // our IPv4 packets carry DF): whatever the server reassembled was fragmented at the source. Over UDP the kernel
+        // may hand a report back as the error of the next send (IP_RECVERR), which the transport then sends again
+        // fragmented: at most one datagram per report.
         var fragmented = path.ServerReassemblies() - reassembliesBefore;
         _output.WriteLine($"reports routed {clientStats.PacketTooBigRouted}, applied {clientStats.PacketTooBigApplied}, refused {clientStats.PacketTooBigRefused}; datagrams the server reassembled {fragmented}");
         Assert.True(clientStats.PacketTooBigApplied >= 1, $"no report lowered the MSS: {clientStats}");
-        Assert.InRange(fragmented, 0, carrier == Udp ? 0 : 200);
+        Assert.InRange(fragmented, 0, carrier == Udp ? clientStats.PacketTooBigRouted : 200);
         Assert.Equal(0, serverStats.MalformedSegments);
     }
 
