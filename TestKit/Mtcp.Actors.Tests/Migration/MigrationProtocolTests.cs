@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Net;
 using Akka.Actor;
 using Akka.Configuration;
@@ -264,21 +265,36 @@ public sealed class MigrationProtocolTests : Akka.TestKit.Xunit2.TestKit
     {
         await EnableMigrationAsync();
         await using var destinationListener = await StartDestinationListenerAsync();
-        var (client, stream, server, listener) = await ConnectAsync(_origin);
-        var request = await SpecialSynRequestAsync(client);
+        var timeWait = 2 * Sys.Settings.Config.GetTimeSpan("mtcp.tcp.maximum-segment-lifetime");
 
-        // The server closes first, so it ends in TIME-WAIT (2 MSL = 400 ms here) once the client's FIN is in.
-        await server.DisposeAsync();
-        Assert.Equal(0, await stream.ReadAsync(new byte[1]));
-        await stream.DisposeAsync();
-        await Task.Delay(100);
+        // TIME-WAIT starts when the client's FIN is in, after the client sent it: a reply back within 2 MSL of sending
+        // it was decided in TIME-WAIT. A slower round (a loaded machine) proves nothing either way and is run again.
+        for (var round = 0; round < 5; round++)
+        {
+            var (client, stream, server, listener) = await ConnectAsync(_origin);
+            var request = await SpecialSynRequestAsync(client);
 
-        _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, WithId(request, 6)), _controlConnection.Ref);
+            // The server closes first, so it ends in TIME-WAIT (2 MSL = 400 ms here) once the client's FIN is in.
+            await server.DisposeAsync();
+            Assert.Equal(0, await stream.ReadAsync(new byte[1]));
+            var finSent = Stopwatch.StartNew();
+            await stream.DisposeAsync();
+            await Task.Delay(100);
 
-        var reject = await _controlConnection.ExpectMsgAsync<StateReject>(Patience);
-        Assert.Equal(StateRejectReason.InvalidState, reject.Reason);
-        client.Dispose();
-        await listener.DisposeAsync();
+            _origin.ConnectionRegistry.Tell(new StateRequestReceived(OriginNode, WithId(request, 6)), _controlConnection.Ref);
+
+            var reject = await _controlConnection.ExpectMsgAsync<StateReject>(Patience);
+            var decidedInTimeWait = finSent.Elapsed < timeWait;
+            client.Dispose();
+            await listener.DisposeAsync();
+            if (decidedInTimeWait)
+            {
+                Assert.Equal(StateRejectReason.InvalidState, reject.Reason);
+                return;
+            }
+        }
+
+        Assert.Fail("no round answered within 2 MSL of the client's FIN: the machine is too loaded to tell");
     }
 
     [Fact]
