@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Mtcp.Wire;
 
 namespace Mtcp.Transports;
 
@@ -15,6 +16,29 @@ internal interface IDatagramFilter
 }
 
 /// <summary>
+/// How a transport puts each segment of a batch into its datagram for <see cref="DatagramSocket.SendBatch"/>: the socket
+/// address, a header of its own in front (raw IPv4's), and what its <see cref="IPacketTransport.Send"/> does after a
+/// send failed, so that a segment of a batch meets the same handling as one sent alone.
+/// </summary>
+internal interface IBatchCarrier
+{
+    /// <summary>The bytes of the header each datagram starts with before its segment (raw IPv4's 20), 0 for none.</summary>
+    int BatchHeaderLength { get; }
+
+    /// <summary>The sockaddr a segment to <paramref name="destination"/> is sent to; valid until the next call.</summary>
+    ReadOnlySpan<byte> SocketAddressOf(IpAddress destination);
+
+    /// <summary>Writes the header of a datagram carrying <paramref name="segmentLength"/> bytes to <paramref name="destination"/>.</summary>
+    void WriteBatchHeader(IpAddress destination, int segmentLength, Span<byte> header);
+
+    /// <summary>
+    /// What <see cref="IPacketTransport.Send"/> does once its sendmsg(2) failed with <paramref name="errno"/> (another
+    /// try that an ICMP error took, a fragmentable send of a segment beyond the MTU); the errno that is left, 0 if sent.
+    /// </summary>
+    int AfterFailedSend(IpAddress destination, ReadOnlySpan<byte> segment, int errno);
+}
+
+/// <summary>
 /// The datagram socket under the raw IP (v4 and v6) and UDP transports: their one blocking receive loop (timeout, disposal, ICMP
 /// errors, datagrams the transport does not keep) and their one send path, whose errno is sorted into a lost packet
 /// (<see cref="SendErrors"/>, counted in <see cref="SendDrops"/>) or a failure of the socket.
@@ -24,6 +48,12 @@ internal sealed class DatagramSocket : IDisposable
     /// <summary>The largest datagram either socket can return: an IPv4 packet or a UDP payload of 65,535 bytes.</summary>
     public const int MaxDatagramLength = 65535;
 
+    /// <summary>Room for one socket address of a batch: a sockaddr_in6 (28 bytes) and more.</summary>
+    private const int SocketAddressSlot = 32;
+
+    /// <summary>Room for one carrier header of a batch: an IPv4 header without options.</summary>
+    public const int MaxBatchHeaderLength = 20;
+
     private readonly SocketAddress _receiveAddress;
     private readonly string _description;
     private TimeSpan _currentTimeout = Timeout.InfiniteTimeSpan;
@@ -31,6 +61,12 @@ internal sealed class DatagramSocket : IDisposable
     private volatile bool _disposed;
     private volatile bool _errorQueued;
     private bool _drainingErrors;
+
+    // sendmmsg(2)'s messages, their vectors, socket addresses and carrier headers: pinned, reused by every batch.
+    private Libc.MultiMessageHeader[] _messages = [];
+    private Libc.IoVector[] _vectors = [];
+    private byte[] _addresses = [];
+    private byte[] _headers = [];
 
     /// <param name="transportKind">the <c>transport</c> tag of the drop metric: <c>raw</c> or <c>udp</c>.</param>
     /// <param name="description">how errors name the transport, such as <c>raw IPv4 protocol 253 at 10.0.0.1</c>.</param>
@@ -301,6 +337,128 @@ internal sealed class DatagramSocket : IDisposable
                 {
                     return errno;
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="IPacketTransport.SendBatch"/> for the transports: the batch's segments in order with one sendmmsg(2) per
+    /// <see cref="Libc.UioMaxiov"/> of them, each datagram gathered from its carrier header (if any) and its segment in
+    /// the batch. The caller holds the transport's send lock. A segment that failed first in a call gets its errno and
+    /// the handling <paramref name="carrier"/>'s single send gives it. One that failed after others went in the same
+    /// call is counted lost (<see cref="SendDropReason.StoppedBatch"/>) and not tried again: the kernel keeps its errno
+    /// to itself, and another try would give a firewall's random drop a second chance, so a rule dropping a share of
+    /// packets would drop less than its share. Its connection retransmits it, as any loss.
+    /// </summary>
+    /// <returns>the segments dropped locally.</returns>
+    /// <exception cref="ObjectDisposedException">the socket was disposed.</exception>
+    /// <exception cref="PacketBatchException">the socket could not send some segments at all; the others were tried.</exception>
+    public unsafe int SendBatch(SegmentBatch batch, IBatchCarrier carrier)
+    {
+        var dropped = 0;
+        var failed = 0;
+        var firstFailure = 0;
+        var headerLength = carrier.BatchHeaderLength;
+        for (var first = 0; first < batch.Count; first += Libc.UioMaxiov)
+        {
+            var count = Math.Min(batch.Count - first, Libc.UioMaxiov);
+            PrepareMessages(batch, first, count, carrier, headerLength);
+            fixed (Libc.MultiMessageHeader* messages = _messages)
+            {
+                var next = 0;
+                while (next < count)
+                {
+                    var sent = Libc.SendMultipleMessages(Socket.SafeHandle, messages + next, (uint)(count - next), 0);
+                    if (sent > 0)
+                    {
+                        next += sent;
+                        if (next < count)
+                        {
+                            // The kernel stopped at this one and kept its errno; it may be an ICMP error it took for the queue.
+                            SendDrops.Record(SendDropReason.StoppedBatch, 0);
+                            dropped++;
+                            next++;
+                            if (ReadsErrorQueue)
+                            {
+                                _errorQueued = true;
+                            }
+                        }
+
+                        continue;
+                    }
+
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno == Libc.Eintr)
+                    {
+                        continue;
+                    }
+
+                    var index = first + next;
+                    errno = carrier.AfterFailedSend(batch.DestinationAt(index), batch.SegmentAt(index), errno);
+                    if (errno != 0)
+                    {
+                        if (SendErrors.IsLoss(errno, out var reason))
+                        {
+                            SendDrops.Record(reason, errno);
+                            dropped++;
+                        }
+                        else
+                        {
+                            ObjectDisposedException.ThrowIf(_disposed, this);
+                            firstFailure = failed++ == 0 ? errno : firstFailure;
+                        }
+                    }
+
+                    next++;
+                }
+            }
+        }
+
+        return failed == 0 ? dropped
+            : throw SegmentBatch.Failed(_description, failed, dropped, batch.Count, $"sendmmsg failed: {Marshal.GetPInvokeErrorMessage(firstFailure)} ({SendErrors.Name(firstFailure)})");
+    }
+
+    /// <summary>
+    /// The msghdrs of segments <paramref name="first"/>..+<paramref name="count"/> of the batch, in arrays pinned for the
+    /// socket's lifetime (grown to the largest batch sent, at most <see cref="Libc.UioMaxiov"/> messages).
+    /// </summary>
+    private unsafe void PrepareMessages(SegmentBatch batch, int first, int count, IBatchCarrier carrier, int headerLength)
+    {
+        if (_messages.Length < count)
+        {
+            var capacity = Math.Min(Libc.UioMaxiov, Math.Max(count, 2 * _messages.Length));
+            _messages = GC.AllocateArray<Libc.MultiMessageHeader>(capacity, pinned: true);
+            _vectors = GC.AllocateArray<Libc.IoVector>(2 * capacity, pinned: true);
+            _addresses = GC.AllocateUninitializedArray<byte>(capacity * SocketAddressSlot, pinned: true);
+            _headers = GC.AllocateUninitializedArray<byte>(capacity * MaxBatchHeaderLength, pinned: true);
+        }
+
+        // Every array is pinned (the pinned object heap): these pointers outlive the fixed statements.
+        fixed (byte* bytes = batch.PinnedBytes)
+        fixed (byte* addresses = _addresses)
+        fixed (byte* headers = _headers)
+        fixed (Libc.IoVector* vectors = _vectors)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var index = first + i;
+                var destination = batch.DestinationAt(index);
+                var segmentLength = batch.SegmentAt(index).Length;
+                var address = carrier.SocketAddressOf(destination);
+                address.CopyTo(_addresses.AsSpan(i * SocketAddressSlot, SocketAddressSlot));
+                var vector = vectors + (2 * i);
+                var vectorCount = 0;
+                if (headerLength > 0)
+                {
+                    carrier.WriteBatchHeader(destination, segmentLength, _headers.AsSpan(i * MaxBatchHeaderLength, headerLength));
+                    vector[vectorCount++] = new Libc.IoVector { Base = headers + (i * MaxBatchHeaderLength), Length = (nuint)headerLength };
+                }
+
+                vector[vectorCount++] = new Libc.IoVector { Base = bytes + batch.OffsetAt(index), Length = (nuint)segmentLength };
+                _messages[i] = new Libc.MultiMessageHeader
+                {
+                    Header = new Libc.MessageHeader { Name = addresses + (i * SocketAddressSlot), NameLength = (uint)address.Length, Vectors = vector, VectorCount = (nuint)vectorCount },
+                };
             }
         }
     }

@@ -81,6 +81,17 @@ internal static partial class Libc
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     public static unsafe partial nint SendMessage(SafeHandle socket, MessageHeader* message, int flags);
 
+    /// <summary>
+    /// sendmmsg(2): several datagrams in one system call, each its own msghdr, in order; the number sent, or -1 with the
+    /// errno of the first when it failed. The kernel stops at the first that fails after one was sent and returns the count
+    /// before it, without its errno; it takes at most <see cref="UioMaxiov"/> messages a call (more are cut off, not refused).
+    /// </summary>
+    [LibraryImport("libc", EntryPoint = "sendmmsg", SetLastError = true)]
+    public static unsafe partial int SendMultipleMessages(SafeHandle socket, MultiMessageHeader* messages, uint count, int flags);
+
+    /// <summary>UIO_MAXIOV (<c>linux/uio.h</c>): the most messages one sendmmsg(2) takes.</summary>
+    public const int UioMaxiov = 1024;
+
     /// <summary>struct iovec.</summary>
     [StructLayout(LayoutKind.Sequential)]
     public unsafe struct IoVector
@@ -100,5 +111,13 @@ internal static partial class Libc
         public void* Control;
         public nuint ControlLength;
         public int Flags;
+    }
+
+    /// <summary>struct mmsghdr: one message of a sendmmsg(2), and the bytes the kernel sent of it.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MultiMessageHeader
+    {
+        public MessageHeader Header;
+        public uint SentLength;
     }
 }
