@@ -194,6 +194,77 @@ public sealed class BatchSendTests(ITestOutputHelper output)
         Assert.Throws<ObjectDisposedException>(() => a.SendBatch(batch));
     }
 
+    [Theory]
+    [MemberData(nameof(TransportsAndFamilies))]
+    public void Burst_receive_must_return_every_segment_once_in_order_and_skip_a_strangers_datagrams(string kind, AddressFamily family)
+    {
+        NetnsPrerequisites.RequireRoot();
+        using var pair = VethNamespacePair.Create();
+        var (addressA, addressB) = VethNamespacePair.Addresses(family);
+        using var a = Open(kind, pair.A, addressA);
+        using var b = Open(kind, pair.B, addressB);
+
+        // Between two batches of ours, garbage from a stranger: to the UDP port from another port, and for raw, a packet
+        // of another protocol's socket at the same address, which the raw socket never sees.
+        const int PerBatch = 60;
+        const int StrangerDatagrams = 20;
+        var batch = new SegmentBatch(PerBatch, PerBatch * 1500);
+        for (var i = 0; i < PerBatch; i++)
+        {
+            Assert.True(batch.TryAdd(b.LocalAddress, Numbered(i, 20 + (i * 53 % 1380))));
+        }
+
+        Assert.Equal(0, a.SendBatch(batch));
+        using (var stranger = pair.A.Run(() => new Socket(family, SocketType.Dgram, ProtocolType.Udp)))
+        {
+            for (var i = 0; i < StrangerDatagrams; i++)
+            {
+                stranger.SendTo(SeededBytes(1000 + i, 100), new System.Net.IPEndPoint(b.LocalAddress.ToIPAddress(), UdpPort));
+            }
+        }
+
+        batch.Clear();
+        for (var i = PerBatch; i < 2 * PerBatch; i++)
+        {
+            Assert.True(batch.TryAdd(b.LocalAddress, Numbered(i, 20 + (i * 53 % 1380))));
+        }
+
+        Assert.Equal(0, a.SendBatch(batch));
+
+        // One blocking receive, then up to five of what is queued without blocking (read ahead many at a time), so that
+        // the next blocking receive starts inside what was read ahead, as a burst that ends at its bound does.
+        var buffer = new byte[b.ReceiveBufferLength];
+        var numbers = new List<int>();
+        var withoutBlocking = 0;
+        for (var round = 0; round < 2 * PerBatch && numbers.Count < 2 * PerBatch; round++)
+        {
+            Assert.Equal(ReceiveOutcome.Received, b.Receive(buffer, ReceiveTimeout, out var received));
+            numbers.Add(NumberOfIntact(received));
+            for (var more = 0; more < 5 && b.TryReceiveWaiting(buffer, out received); more++)
+            {
+                numbers.Add(NumberOfIntact(received));
+                withoutBlocking++;
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(0, 2 * PerBatch), numbers);
+        Assert.True(withoutBlocking >= PerBatch, $"only {withoutBlocking} of {numbers.Count} segments were read without blocking");
+        Assert.Equal(ReceiveOutcome.TimedOut, b.Receive(buffer, TimeSpan.FromMilliseconds(200), out _));
+        if (b is UdpEncapsulationTransport udp)
+        {
+            Assert.Equal(StrangerDatagrams, udp.DiscardedDatagrams);
+        }
+
+        int NumberOfIntact(ReceivedSegment received)
+        {
+            Assert.Equal(a.LocalAddress, received.Source);
+            var segment = received.SliceOf(buffer.AsSpan());
+            var number = BitConverter.ToInt32(segment);
+            Assert.True(segment.SequenceEqual(Numbered(number, segment.Length)), $"segment {number} arrived altered");
+            return number;
+        }
+    }
+
     private static IPacketTransport Open(string kind, NetworkNamespace ns, IpAddress address) =>
         ns.Run<IPacketTransport>(() => kind == "raw" ? RawIPTransport.OpenExperimental(address) : UdpEncapsulationTransport.Open(address, UdpPort, UdpPort));
 
