@@ -28,6 +28,11 @@ internal interface IBatchCarrier
     /// <summary>The sockaddr a segment to <paramref name="destination"/> is sent to; valid until the next call.</summary>
     ReadOnlySpan<byte> SocketAddressOf(IpAddress destination);
 
+    /// <summary>Throws as <see cref="IPacketTransport.Send"/> does for a segment it cannot carry (another family's address, too long).</summary>
+    /// <exception cref="ObjectDisposedException">the transport was disposed.</exception>
+    /// <exception cref="ArgumentException">the segment cannot be carried.</exception>
+    void CheckSendable(IpAddress destination, int segmentLength);
+
     /// <summary>Writes the header of a datagram carrying <paramref name="segmentLength"/> bytes to <paramref name="destination"/>.</summary>
     void WriteBatchHeader(IpAddress destination, int segmentLength, Span<byte> header);
 
@@ -93,6 +98,9 @@ internal sealed class DatagramSocket : IDisposable
     }
 
     public Socket Socket { get; }
+
+    /// <summary>Held by every send: the transports' single sends (with their shared address and header buffers) and batches.</summary>
+    public Lock SendLock { get; } = new();
 
     public bool IsDisposed => _disposed;
 
@@ -426,7 +434,8 @@ internal sealed class DatagramSocket : IDisposable
     /// <summary>
     /// <see cref="IPacketTransport.SendBatch"/> for the transports: the batch's segments in order with one sendmmsg(2) per
     /// <see cref="Libc.UioMaxiov"/> of them, each datagram gathered from its carrier header (if any) and its segment in
-    /// the batch. The caller holds the transport's send lock. A segment that failed first in a call gets its errno and
+    /// the batch, under <see cref="SendLock"/>; nothing is sent when a segment cannot be carried at all
+    /// (<see cref="IBatchCarrier.CheckSendable"/>). A segment that failed first in a call gets its errno and
     /// the handling <paramref name="carrier"/>'s single send gives it. One that failed after others went in the same
     /// call is counted lost (<see cref="SendDropReason.StoppedBatch"/>) and not tried again: the kernel keeps its errno
     /// to itself, and another try would give a firewall's random drop a second chance, so a rule dropping a share of
@@ -435,7 +444,21 @@ internal sealed class DatagramSocket : IDisposable
     /// <returns>the segments dropped locally.</returns>
     /// <exception cref="ObjectDisposedException">the socket was disposed.</exception>
     /// <exception cref="PacketBatchException">the socket could not send some segments at all; the others were tried.</exception>
-    public unsafe int SendBatch(SegmentBatch batch, IBatchCarrier carrier)
+    public int SendBatch(SegmentBatch batch, IBatchCarrier carrier)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            carrier.CheckSendable(batch.DestinationAt(i), batch.SegmentAt(i).Length);
+        }
+
+        lock (SendLock)
+        {
+            return SendBatchLocked(batch, carrier);
+        }
+    }
+
+    private unsafe int SendBatchLocked(SegmentBatch batch, IBatchCarrier carrier)
     {
         var dropped = 0;
         var failed = 0;

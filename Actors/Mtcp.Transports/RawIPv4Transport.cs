@@ -44,7 +44,6 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter, IBatchC
     private readonly uint _localAddressValue;
     private readonly SocketAddress _sendAddress = new(AddressFamily.InterNetwork, SockaddrInLength);
     private readonly byte[] _sendHeader = new byte[MinIPv4HeaderLength];
-    private readonly Lock _sendLock = new();
 
     // Opened with the raw socket, so in the same network namespace.
     private readonly RouteMtu _routes = RouteMtu.Open(AddressFamily.InterNetwork);
@@ -139,7 +138,7 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter, IBatchC
     public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)
     {
         CheckSendable(destination, segment.Length);
-        lock (_sendLock)
+        lock (_socket.SendLock)
         {
             var address = ((IBatchCarrier)this).SocketAddressOf(destination);
             WriteHeader(destination, segment.Length, _sendHeader);
@@ -148,19 +147,9 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter, IBatchC
     }
 
     /// <summary>The batch with one sendmmsg(2) (see <see cref="DatagramSocket.SendBatch"/>), each segment behind its own IPv4 header.</summary>
-    public int SendBatch(SegmentBatch batch)
-    {
-        ArgumentNullException.ThrowIfNull(batch);
-        for (var i = 0; i < batch.Count; i++)
-        {
-            CheckSendable(batch.DestinationAt(i), batch.SegmentAt(i).Length);
-        }
+    public int SendBatch(SegmentBatch batch) => _socket.SendBatch(batch, this);
 
-        lock (_sendLock)
-        {
-            return _socket.SendBatch(batch, this);
-        }
-    }
+    void IBatchCarrier.CheckSendable(IpAddress destination, int segmentLength) => CheckSendable(destination, segmentLength);
 
     private void CheckSendable(IpAddress destination, int segmentLength)
     {

@@ -25,7 +25,6 @@ public sealed class RawIPv6Transport : IRawIPTransport, IDatagramFilter, IBatchC
 
     private readonly DatagramSocket _socket;
     private readonly SocketAddress _sendAddress = new(AddressFamily.InterNetworkV6);
-    private readonly Lock _sendLock = new();
 
     // Opened with the raw socket, so in the same network namespace.
     private readonly RouteMtu _routes = RouteMtu.Open(AddressFamily.InterNetworkV6);
@@ -84,26 +83,16 @@ public sealed class RawIPv6Transport : IRawIPTransport, IDatagramFilter, IBatchC
     public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)
     {
         CheckSendable(destination, segment.Length);
-        lock (_sendLock)
+        lock (_socket.SendLock)
         {
             return _socket.Sent(_socket.SendTo(((IBatchCarrier)this).SocketAddressOf(destination), ReadOnlySpan<byte>.Empty, segment));
         }
     }
 
     /// <summary>The batch with one sendmmsg(2) (see <see cref="DatagramSocket.SendBatch"/>); the kernel builds each header.</summary>
-    public int SendBatch(SegmentBatch batch)
-    {
-        ArgumentNullException.ThrowIfNull(batch);
-        for (var i = 0; i < batch.Count; i++)
-        {
-            CheckSendable(batch.DestinationAt(i), batch.SegmentAt(i).Length);
-        }
+    public int SendBatch(SegmentBatch batch) => _socket.SendBatch(batch, this);
 
-        lock (_sendLock)
-        {
-            return _socket.SendBatch(batch, this);
-        }
-    }
+    void IBatchCarrier.CheckSendable(IpAddress destination, int segmentLength) => CheckSendable(destination, segmentLength);
 
     private void CheckSendable(IpAddress destination, int segmentLength)
     {

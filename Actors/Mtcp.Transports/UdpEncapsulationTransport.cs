@@ -51,7 +51,6 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
     private readonly DatagramSocket _socket;
     private readonly ushort _peerPort;
     private readonly SocketAddress _sendAddress;
-    private readonly Lock _sendLock = new();
     private readonly RouteMtu _routes;
 
     // The error queue's socket address, read by the receiving thread only.
@@ -155,7 +154,7 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
     public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)
     {
         CheckSendable(destination, segment.Length);
-        lock (_sendLock)
+        lock (_socket.SendLock)
         {
             var errno = _socket.SendTo(((IBatchCarrier)this).SocketAddressOf(destination), ReadOnlySpan<byte>.Empty, segment);
             return _socket.Sent(AfterFailedSend(destination, segment, errno));
@@ -167,19 +166,9 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
     /// (GSO): a netfilter rule meets the whole super-datagram once, so one drop would take up to 64 segments with it, and
     /// the refusal of one beyond the MTU would refuse them all.
     /// </summary>
-    public int SendBatch(SegmentBatch batch)
-    {
-        ArgumentNullException.ThrowIfNull(batch);
-        for (var i = 0; i < batch.Count; i++)
-        {
-            CheckSendable(batch.DestinationAt(i), batch.SegmentAt(i).Length);
-        }
+    public int SendBatch(SegmentBatch batch) => _socket.SendBatch(batch, this);
 
-        lock (_sendLock)
-        {
-            return _socket.SendBatch(batch, this);
-        }
-    }
+    void IBatchCarrier.CheckSendable(IpAddress destination, int segmentLength) => CheckSendable(destination, segmentLength);
 
     private void CheckSendable(IpAddress destination, int segmentLength)
     {

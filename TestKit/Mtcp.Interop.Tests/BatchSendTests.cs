@@ -48,11 +48,8 @@ public sealed class BatchSendTests(ITestOutputHelper output)
     [MemberData(nameof(TransportsAndFamilies))]
     public void Batch_must_deliver_every_segment_once_in_order(string kind, AddressFamily family)
     {
-        NetnsPrerequisites.RequireRoot();
-        using var pair = VethNamespacePair.Create();
-        var (addressA, addressB) = VethNamespacePair.Addresses(family);
-        using var a = Open(kind, pair.A, addressA);
-        using var b = Open(kind, pair.B, addressB);
+        using var link = Link.Open(kind, family);
+        var (a, b) = (link.A, link.B);
 
         // Sizes from a bare header to a full 1,400-byte segment, as a window's segments and a burst's ACKs mix them.
         var batch = new SegmentBatch(200, 200 * 1500);
@@ -73,11 +70,8 @@ public sealed class BatchSendTests(ITestOutputHelper output)
     [MemberData(nameof(TransportsAndFamilies))]
     public void Batch_longer_than_one_sendmmsg_takes_must_send_the_rest_in_order(string kind, AddressFamily family)
     {
-        NetnsPrerequisites.RequireRoot();
-        using var pair = VethNamespacePair.Create();
-        var (addressA, addressB) = VethNamespacePair.Addresses(family);
-        using var a = Open(kind, pair.A, addressA);
-        using var b = Open(kind, pair.B, addressB);
+        using var link = Link.Open(kind, family);
+        var (a, b) = (link.A, link.B);
 
         // The kernel takes at most UIO_MAXIOV (1,024) messages a call: 1,500 need two calls at least.
         const int Count = 1500;
@@ -98,11 +92,8 @@ public sealed class BatchSendTests(ITestOutputHelper output)
     [MemberData(nameof(RefusingTransports))]
     public void Batch_with_a_segment_beyond_the_mtu_must_lose_no_other(string kind, AddressFamily family)
     {
-        NetnsPrerequisites.RequireRoot();
-        using var pair = VethNamespacePair.Create();
-        var (addressA, addressB) = VethNamespacePair.Addresses(family);
-        using var a = Open(kind, pair.A, addressA);
-        using var b = Open(kind, pair.B, addressB);
+        using var link = Link.Open(kind, family);
+        var (a, b) = (link.A, link.B);
         const int Oversized = 3 * VethMtu;
 
         // Mid-batch the kernel stops at the refused segment without its errno: it is counted lost, the rest go.
@@ -131,14 +122,12 @@ public sealed class BatchSendTests(ITestOutputHelper output)
     [InlineData("udp")]
     public void Batch_through_an_output_drop_rule_must_lose_exactly_what_the_rule_dropped(string kind)
     {
-        NetnsPrerequisites.RequireRoot();
         const int Batches = 20;
         const int PerBatch = 50;
         const int DropPercent = 30;
-        using var pair = VethNamespacePair.Create();
-        using var a = Open(kind, pair.A, VethNamespacePair.AddressA);
-        using var b = Open(kind, pair.B, VethNamespacePair.AddressB);
-        using var loss = PacketLoss.Install(pair.A, DropPercent, LossHooks.Output, kind == "raw" ? "ip protocol 253" : $"udp dport {UdpPort}");
+        using var link = Link.Open(kind, AddressFamily.InterNetwork);
+        var (a, b) = (link.A, link.B);
+        using var loss = PacketLoss.Install(link.Pair.A, DropPercent, LossHooks.Output, kind == "raw" ? "ip protocol 253" : $"udp dport {UdpPort}");
 
         var batch = new SegmentBatch(PerBatch, PerBatch * 128);
         var dropped = 0;
@@ -170,12 +159,9 @@ public sealed class BatchSendTests(ITestOutputHelper output)
     [MemberData(nameof(TransportsAndFamilies))]
     public void Batch_with_a_segment_the_transport_cannot_carry_must_send_nothing(string kind, AddressFamily family)
     {
-        NetnsPrerequisites.RequireRoot();
-        using var pair = VethNamespacePair.Create();
-        var (addressA, addressB) = VethNamespacePair.Addresses(family);
+        using var link = Link.Open(kind, family);
+        var (a, b) = (link.A, link.B);
         var (otherFamilyA, _) = VethNamespacePair.Addresses(family == AddressFamily.InterNetwork ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork);
-        using var a = Open(kind, pair.A, addressA);
-        using var b = Open(kind, pair.B, addressB);
 
         // Garbage in a batch (another family's address, a segment beyond any packet) is refused before any segment goes.
         var batch = new SegmentBatch(4, 4 * 70_000);
@@ -198,11 +184,8 @@ public sealed class BatchSendTests(ITestOutputHelper output)
     [MemberData(nameof(TransportsAndFamilies))]
     public void Burst_receive_must_return_every_segment_once_in_order_and_skip_a_strangers_datagrams(string kind, AddressFamily family)
     {
-        NetnsPrerequisites.RequireRoot();
-        using var pair = VethNamespacePair.Create();
-        var (addressA, addressB) = VethNamespacePair.Addresses(family);
-        using var a = Open(kind, pair.A, addressA);
-        using var b = Open(kind, pair.B, addressB);
+        using var link = Link.Open(kind, family);
+        var (a, b) = (link.A, link.B);
 
         // Between two batches of ours, garbage from a stranger: to the UDP port from another port, and for raw, a packet
         // of another protocol's socket at the same address, which the raw socket never sees.
@@ -215,7 +198,7 @@ public sealed class BatchSendTests(ITestOutputHelper output)
         }
 
         Assert.Equal(0, a.SendBatch(batch));
-        using (var stranger = pair.A.Run(() => new Socket(family, SocketType.Dgram, ProtocolType.Udp)))
+        using (var stranger = link.Pair.A.Run(() => new Socket(family, SocketType.Dgram, ProtocolType.Udp)))
         {
             for (var i = 0; i < StrangerDatagrams; i++)
             {
@@ -265,8 +248,46 @@ public sealed class BatchSendTests(ITestOutputHelper output)
         }
     }
 
-    private static IPacketTransport Open(string kind, NetworkNamespace ns, IpAddress address) =>
-        ns.Run<IPacketTransport>(() => kind == "raw" ? RawIPTransport.OpenExperimental(address) : UdpEncapsulationTransport.Open(address, UdpPort, UdpPort));
+    /// <summary>Two transports of one kind and family, A and B, each in its own namespace of a veth pair (needs root).</summary>
+    private sealed class Link : IDisposable
+    {
+        private Link(VethNamespacePair pair, IPacketTransport a, IPacketTransport b) => (Pair, A, B) = (pair, a, b);
+
+        public VethNamespacePair Pair { get; }
+
+        public IPacketTransport A { get; }
+
+        public IPacketTransport B { get; }
+
+        public static Link Open(string kind, AddressFamily family)
+        {
+            NetnsPrerequisites.RequireRoot();
+            var pair = VethNamespacePair.Create();
+            var (addressA, addressB) = VethNamespacePair.Addresses(family);
+            IPacketTransport? a = null;
+            try
+            {
+                a = OpenIn(pair.A, addressA);
+                return new Link(pair, a, OpenIn(pair.B, addressB));
+            }
+            catch
+            {
+                a?.Dispose();
+                pair.Dispose();
+                throw;
+            }
+
+            IPacketTransport OpenIn(NetworkNamespace ns, IpAddress address) =>
+                ns.Run<IPacketTransport>(() => kind == "raw" ? RawIPTransport.OpenExperimental(address) : UdpEncapsulationTransport.Open(address, UdpPort, UdpPort));
+        }
+
+        public void Dispose()
+        {
+            A.Dispose();
+            B.Dispose();
+            Pair.Dispose();
+        }
+    }
 
     /// <summary>A segment-shaped payload of <paramref name="length"/> bytes that starts with its number, the rest seeded by it.</summary>
     private static byte[] Numbered(int number, int length)
