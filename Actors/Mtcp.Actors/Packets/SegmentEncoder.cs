@@ -6,13 +6,14 @@ namespace Mtcp.Actors.Packets;
 /// <summary>
 /// Drains one endpoint's <see cref="IPolledEndpoint.PollTransmit"/> into wire segments ready for a transport: the
 /// engine copies the payload straight to where it belongs behind the header, and the codec writes the header
-/// and the checksum over the pseudo-header in front of it, so each segment is built in place in one reusable
+/// and the checksum over the pseudo-header in front of it, so each segment is built in place: in the caller's room
+/// (a pooled <see cref="Mtcp.Transports.SegmentBatch"/>) or, for a segment built outside an engine, in one reusable
 /// buffer. Owned by one driver; not thread-safe.
 /// </summary>
 /// <remarks>
-/// The buffer is the calling thread's, shared by every encoder that runs on it: a segment is sent (the transport
-/// copies it) before the next is encoded, and an actor encodes and sends within one message. One buffer per endpoint
-/// cost 1.5 KB (MSS 1460) per idle connection, and as much again per migration on each node it visits.
+/// The reusable buffer is the calling thread's, shared by every encoder that runs on it: a segment is sent (the
+/// transport copies it) before the next is encoded, and an actor encodes and sends within one message. One buffer per
+/// endpoint cost 1.5 KB (MSS 1460) per idle connection, and as much again per migration on each node it visits.
 /// </remarks>
 internal sealed class SegmentEncoder
 {
