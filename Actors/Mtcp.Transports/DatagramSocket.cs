@@ -57,10 +57,17 @@ internal sealed class DatagramSocket : IDisposable
     private const int SocketAddressSlot = 32;
 
     /// <summary>
-    /// Datagrams one recvmmsg(2) reads ahead at most: a burst of 46 segments of 1,420 bytes (mtcp.runtime.receive-burst-bytes)
-    /// takes three calls. Each slot holds the largest datagram, so the read-ahead costs 1 MiB per socket.
+    /// Datagrams one recvmmsg(2) reads at most: a burst of 46 segments of 1,420 bytes (mtcp.runtime.receive-burst-bytes)
+    /// takes three calls. Each slot but the first (the caller's buffer) holds the largest datagram: 960 KiB per socket.
     /// </summary>
     private const int ReadAheadSlots = 16;
+
+    /// <summary>
+    /// What one recvmmsg(2) reads at most, counted in datagrams the size of the last: 64 KiB, as GRO merges and as
+    /// <c>mtcp.runtime.receive-burst-bytes</c> bounds a burst, so that large datagrams (a loopback MTU's 65,000 bytes) are
+    /// read one a call, into the caller's buffer, and not copied again out of a slot.
+    /// </summary>
+    private const int ReadAheadBytes = 64 * 1024;
 
     /// <summary>Room for one carrier header of a batch: an IPv4 header without options.</summary>
     public const int MaxBatchHeaderLength = 20;
@@ -80,6 +87,9 @@ internal sealed class DatagramSocket : IDisposable
     private Libc.MultiMessageHeader[] _readAheadMessages = [];
     private int _readAheadNext;
     private int _readAheadCount;
+
+    // The length of the last datagram received, which sizes the next read-ahead.
+    private int _lastLength = 1;
 
     // sendmmsg(2)'s messages, their vectors, socket addresses and carrier headers: pinned, reused by every batch.
     private Libc.MultiMessageHeader[] _messages = [];
@@ -181,6 +191,7 @@ internal sealed class DatagramSocket : IDisposable
 
             if (length >= 0)
             {
+                _lastLength = length;
                 if (filter.TryLocateSegment(buffer[..length], _receiveAddress, out received))
                 {
                     return ReceiveOutcome.Received;
@@ -198,11 +209,13 @@ internal sealed class DatagramSocket : IDisposable
 
     /// <summary>
     /// <see cref="IPacketTransport.TryReceiveWaiting"/> for both transports: a datagram <paramref name="filter"/> keeps, if
-    /// one is already queued, else false at once; never blocks. The queued datagrams are read ahead with one
-    /// recvmmsg(2) with MSG_DONTWAIT for up to <see cref="ReadAheadSlots"/> of them and handed out one per call, so a
-    /// burst of n datagrams costs about n / <see cref="ReadAheadSlots"/> + 1 system calls: one recvfrom(2) each cost a
-    /// system call's entry and exit per datagram, on this kind of virtual machine a large part of a segment's cost (and
-    /// asking FIONREAD first, before that, a second one).
+    /// one is already queued, else false at once; never blocks. The queued datagrams are read with one recvmmsg(2) with
+    /// MSG_DONTWAIT for several of them, the first straight into <paramref name="buffer"/> and the others ahead into
+    /// slots of the socket's, handed out one per call; so a burst of n small datagrams costs about
+    /// n / <see cref="ReadAheadSlots"/> + 1 system calls, where one recvfrom(2) each cost a system call's entry and exit per
+    /// datagram, on this kind of virtual machine a large part of a segment's cost (and asking FIONREAD first, before
+    /// that, a second one). A datagram read ahead is copied once more, out of its slot: so a call reads ahead about
+    /// <see cref="ReadAheadBytes"/> at most, by the size of the last datagram, and a large one goes alone, uncopied.
     /// </summary>
     public bool TryReceiveWaiting(IDatagramFilter filter, Span<byte> buffer, out ReceivedSegment received)
     {
@@ -214,20 +227,26 @@ internal sealed class DatagramSocket : IDisposable
                 return true;
             }
 
-            bool read;
+            int read;
             try
             {
-                read = ReadAhead();
+                read = ReadAhead(buffer);
             }
             catch (ObjectDisposedException) when (_disposed)
             {
                 return false;
             }
 
-            if (!read)
+            if (read == 0)
             {
                 // Nothing queued, an ICMP error for an earlier datagram, or the socket closing: the next blocking receive carries on.
                 return false;
+            }
+
+            // The first datagram is in the buffer already.
+            if (TryKeep(filter, buffer, 0, out received))
+            {
+                return true;
             }
         }
 
@@ -242,53 +261,69 @@ internal sealed class DatagramSocket : IDisposable
     {
         while (_readAheadNext < _readAheadCount)
         {
-            var slot = _readAheadNext++;
-            var length = (int)_readAheadMessages[slot].Length;
-            _readAhead.AsSpan(slot * MaxDatagramLength, length).CopyTo(buffer);
-            var addressLength = (int)_readAheadMessages[slot].Header.NameLength;
-            _readAheadAddresses.AsSpan(slot * SocketAddressSlot, addressLength).CopyTo(_receiveAddress.Buffer.Span);
-            _receiveAddress.Size = addressLength;
-            if (filter.TryLocateSegment(buffer[..length], _receiveAddress, out received))
+            var message = _readAheadNext++;
+            _readAhead.AsSpan((message - 1) * MaxDatagramLength, (int)_readAheadMessages[message].Length).CopyTo(buffer);
+            if (TryKeep(filter, buffer, message, out received))
             {
                 return true;
             }
-
-            Interlocked.Increment(ref _discarded);
         }
 
         received = default;
         return false;
     }
 
+    /// <summary>Message <paramref name="message"/> of the last recvmmsg(2), its datagram now at the start of <paramref name="buffer"/>, if the filter keeps it.</summary>
+    private bool TryKeep(IDatagramFilter filter, Span<byte> buffer, int message, out ReceivedSegment received)
+    {
+        var length = (int)_readAheadMessages[message].Length;
+        _lastLength = length;
+        var addressLength = (int)_readAheadMessages[message].Header.NameLength;
+        _readAheadAddresses.AsSpan(message * SocketAddressSlot, addressLength).CopyTo(_receiveAddress.Buffer.Span);
+        _receiveAddress.Size = addressLength;
+        if (filter.TryLocateSegment(buffer[..length], _receiveAddress, out received))
+        {
+            return true;
+        }
+
+        Interlocked.Increment(ref _discarded);
+        return false;
+    }
+
     /// <summary>
-    /// recvmmsg(2) with MSG_DONTWAIT of what is queued, up to <see cref="ReadAheadSlots"/> datagrams, into the read-ahead
-    /// slots (pinned, allocated at the first call: <see cref="ReadAheadSlots"/> × 64 KiB, so that no datagram is cut);
-    /// false when nothing was read.
+    /// recvmmsg(2) with MSG_DONTWAIT of what is queued: the first datagram into <paramref name="buffer"/>, then up to
+    /// <see cref="ReadAheadSlots"/> - 1 more into the read-ahead slots (pinned, allocated at the first call, each as large
+    /// as a datagram can be, so that none is cut), as many as <see cref="ReadAheadBytes"/> holds of datagrams the size
+    /// of the last one; the number read, 0 when none was.
     /// </summary>
-    private unsafe bool ReadAhead()
+    private unsafe int ReadAhead(Span<byte> buffer)
     {
         if (_readAhead.Length == 0)
         {
             AllocateReadAhead();
         }
 
+        var wanted = Math.Clamp(ReadAheadBytes / Math.Max(1, _lastLength), 1, ReadAheadSlots);
+        fixed (byte* first = buffer)
         fixed (Libc.MultiMessageHeader* messages = _readAheadMessages)
         {
+            _readAheadVectors[0] = new Libc.IoVector { Base = first, Length = (nuint)buffer.Length };
             while (true)
             {
-                for (var i = 0; i < ReadAheadSlots; i++)
+                for (var i = 0; i < wanted; i++)
                 {
                     // The kernel overwrites each name length with the source's: give each the whole slot again.
                     messages[i].Header.NameLength = SocketAddressSlot;
                     messages[i].Header.Flags = 0;
                 }
 
-                var count = Libc.ReceiveMultipleMessages(Socket.SafeHandle, messages, ReadAheadSlots, Libc.MsgDontwait, null);
+                var count = Libc.ReceiveMultipleMessages(Socket.SafeHandle, messages, (uint)wanted, Libc.MsgDontwait, null);
                 if (count > 0)
                 {
-                    _readAheadNext = 0;
+                    // Message 0 is handed out by the caller now; the pointer to the caller's buffer is not used again.
+                    _readAheadNext = 1;
                     _readAheadCount = count;
-                    return true;
+                    return count;
                 }
 
                 var errno = Marshal.GetLastPInvokeError();
@@ -303,26 +338,30 @@ internal sealed class DatagramSocket : IDisposable
                     _errorQueued = true;
                 }
 
-                return false;
+                return 0;
             }
         }
     }
 
     private unsafe void AllocateReadAhead()
     {
-        _readAhead = GC.AllocateUninitializedArray<byte>(ReadAheadSlots * MaxDatagramLength, pinned: true);
+        _readAhead = GC.AllocateUninitializedArray<byte>((ReadAheadSlots - 1) * MaxDatagramLength, pinned: true);
         _readAheadAddresses = GC.AllocateUninitializedArray<byte>(ReadAheadSlots * SocketAddressSlot, pinned: true);
         _readAheadVectors = GC.AllocateArray<Libc.IoVector>(ReadAheadSlots, pinned: true);
         _readAheadMessages = GC.AllocateArray<Libc.MultiMessageHeader>(ReadAheadSlots, pinned: true);
 
-        // Pinned arrays: these pointers stay valid for the socket's lifetime.
+        // Pinned arrays: these pointers stay valid for the socket's lifetime. Message 0's vector is set per call.
         fixed (byte* slots = _readAhead)
         fixed (byte* addresses = _readAheadAddresses)
         fixed (Libc.IoVector* vectors = _readAheadVectors)
         {
             for (var i = 0; i < ReadAheadSlots; i++)
             {
-                vectors[i] = new Libc.IoVector { Base = slots + (i * MaxDatagramLength), Length = MaxDatagramLength };
+                if (i > 0)
+                {
+                    vectors[i] = new Libc.IoVector { Base = slots + ((i - 1) * MaxDatagramLength), Length = MaxDatagramLength };
+                }
+
                 _readAheadMessages[i].Header = new Libc.MessageHeader { Name = addresses + (i * SocketAddressSlot), NameLength = SocketAddressSlot, Vectors = vectors + i, VectorCount = 1 };
             }
         }
