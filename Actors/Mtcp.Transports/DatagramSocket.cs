@@ -88,6 +88,9 @@ internal sealed class DatagramSocket : IDisposable
     private int _readAheadNext;
     private int _readAheadCount;
 
+    // Whether the last recvmmsg(2) emptied the queue (it read fewer than it asked for).
+    private bool _readAheadFoundEmpty;
+
     // The length of the last datagram received, which sizes the next read-ahead.
     private int _lastLength = 1;
 
@@ -155,6 +158,8 @@ internal sealed class DatagramSocket : IDisposable
             return ReceiveOutcome.Received;
         }
 
+        // What arrives while this receive blocks is not known to be absent: the next burst reads it.
+        _readAheadFoundEmpty = false;
         SetTimeout(Socket, timeout, ref _currentTimeout);
         var deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         while (true)
@@ -225,6 +230,14 @@ internal sealed class DatagramSocket : IDisposable
             if (TryTakeReadAhead(filter, buffer, out received))
             {
                 return true;
+            }
+
+            if (_readAheadFoundEmpty)
+            {
+                // The last recvmmsg(2) read fewer than it asked for: the queue was empty then, and what came since waits
+                // for the next blocking receive, which saves each burst a call that would only say so.
+                _readAheadFoundEmpty = false;
+                return false;
             }
 
             int read;
@@ -323,6 +336,7 @@ internal sealed class DatagramSocket : IDisposable
                     // Message 0 is handed out by the caller now; the pointer to the caller's buffer is not used again.
                     _readAheadNext = 1;
                     _readAheadCount = count;
+                    _readAheadFoundEmpty = count < wanted;
                     return count;
                 }
 
