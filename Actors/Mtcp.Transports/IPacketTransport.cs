@@ -40,6 +40,17 @@ public interface IPacketTransport : IDisposable
     bool Send(IpAddress destination, ReadOnlySpan<byte> segment);
 
     /// <summary>
+    /// Sends the batch's segments in order, each as <see cref="Send"/> would, with as few system calls as the transport
+    /// can (the raw and UDP transports: one sendmmsg(2) per batch); the batch is left as it was. Every segment is tried
+    /// whatever became of the ones before it: one the path refuses (EMSGSIZE) or a firewall drops does not take the
+    /// rest with it. A transport without a call of its own sends each alone (<see cref="SegmentBatch.SendEach"/>).
+    /// </summary>
+    /// <returns>the segments dropped locally (lost, for retransmission to recover), each counted in <see cref="SendDrops"/>.</returns>
+    /// <exception cref="ObjectDisposedException">the transport was disposed.</exception>
+    /// <exception cref="PacketTransportException">the socket could not send some segments at all; the others were tried.</exception>
+    int SendBatch(SegmentBatch batch) => SegmentBatch.SendEach(this, batch);
+
+    /// <summary>
     /// The bytes the carrier puts between the IP header and the segment (UDP's 8-byte header; none for raw IP): what a
     /// path MTU report's MTU must also hold besides the IP header and the segment.
     /// </summary>

@@ -66,9 +66,12 @@ internal static partial class Libc
     /// <summary>recv(2) flag: return EAGAIN at once when nothing is queued, whatever the socket's blocking mode.</summary>
     public const int MsgDontwait = 0x40;
 
-    /// <summary>recvfrom(2): one datagram into one buffer, its source address into a sockaddr.</summary>
-    [LibraryImport("libc", EntryPoint = "recvfrom", SetLastError = true)]
-    public static unsafe partial nint ReceiveFrom(SafeHandle socket, byte* buffer, nuint length, int flags, byte* address, uint* addressLength);
+    /// <summary>
+    /// recvmmsg(2): up to <paramref name="count"/> datagrams in one system call, each into its own msghdr (its length in
+    /// msg_len); with MSG_DONTWAIT, what is queued now; -1 with EAGAIN when nothing is. No timeout here (null).
+    /// </summary>
+    [LibraryImport("libc", EntryPoint = "recvmmsg", SetLastError = true)]
+    public static unsafe partial int ReceiveMultipleMessages(SafeHandle socket, MultiMessageHeader* messages, uint count, int flags, void* timeout);
 
     /// <summary>recvmsg(2) flag: read the socket's error queue (the ICMP errors and local errors IP_RECVERR/IPV6_RECVERR keep), not its data.</summary>
     public const int MsgErrqueue = 0x2000;
@@ -80,6 +83,17 @@ internal static partial class Libc
     /// <summary>sendmsg(2): one datagram gathered from several buffers, so a header and a payload need not be joined first.</summary>
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     public static unsafe partial nint SendMessage(SafeHandle socket, MessageHeader* message, int flags);
+
+    /// <summary>
+    /// sendmmsg(2): several datagrams in one system call, each its own msghdr, in order; the number sent, or -1 with the
+    /// errno of the first when it failed. The kernel stops at the first that fails after one was sent and returns the count
+    /// before it, without its errno; it takes at most <see cref="UioMaxiov"/> messages a call (more are cut off, not refused).
+    /// </summary>
+    [LibraryImport("libc", EntryPoint = "sendmmsg", SetLastError = true)]
+    public static unsafe partial int SendMultipleMessages(SafeHandle socket, MultiMessageHeader* messages, uint count, int flags);
+
+    /// <summary>UIO_MAXIOV (<c>linux/uio.h</c>): the most messages one sendmmsg(2) takes.</summary>
+    public const int UioMaxiov = 1024;
 
     /// <summary>struct iovec.</summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -100,5 +114,13 @@ internal static partial class Libc
         public void* Control;
         public nuint ControlLength;
         public int Flags;
+    }
+
+    /// <summary>struct mmsghdr: one message of a sendmmsg(2) or recvmmsg(2), and the bytes the kernel sent or received of it.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MultiMessageHeader
+    {
+        public MessageHeader Header;
+        public uint Length;
     }
 }

@@ -25,3 +25,25 @@ public sealed class InsufficientPrivilegeException : PacketTransportException
     {
     }
 }
+
+/// <summary>
+/// Some segments of a batch met a socket that could not send them at all (<see cref="IPacketTransport.SendBatch"/>); the
+/// others were tried, and <see cref="Unsent"/> counts every segment that did not go, these and the ones lost locally.
+/// </summary>
+public sealed class PacketBatchException : PacketTransportException
+{
+    public PacketBatchException(string message, int unsent)
+        : base(message)
+    {
+        Unsent = unsent;
+    }
+
+    public PacketBatchException(string message, int unsent, Exception innerException)
+        : base(message, innerException)
+    {
+        Unsent = unsent;
+    }
+
+    /// <summary>The batch's segments that were not sent: those the socket could not send and those dropped locally.</summary>
+    public int Unsent { get; }
+}

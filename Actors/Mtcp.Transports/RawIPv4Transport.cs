@@ -25,7 +25,7 @@ namespace Mtcp.Transports;
 /// fragment such packets, so a segment larger than the route's MTU goes out once more without IP_HDRINCL.
 /// </para>
 /// </remarks>
-public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
+public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter, IBatchCarrier
 {
     /// <summary>IP protocol 253, reserved for experimentation (RFC 3692).</summary>
     public const byte ExperimentalProtocol = RawIPTransport.ExperimentalProtocol;
@@ -44,7 +44,6 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
     private readonly uint _localAddressValue;
     private readonly SocketAddress _sendAddress = new(AddressFamily.InterNetwork, SockaddrInLength);
     private readonly byte[] _sendHeader = new byte[MinIPv4HeaderLength];
-    private readonly Lock _sendLock = new();
 
     // Opened with the raw socket, so in the same network namespace.
     private readonly RouteMtu _routes = RouteMtu.Open(AddressFamily.InterNetwork);
@@ -138,46 +137,76 @@ public sealed class RawIPv4Transport : IRawIPTransport, IDatagramFilter
 
     public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)
     {
+        CheckSendable(destination, segment.Length);
+        lock (_socket.SendLock)
+        {
+            var address = ((IBatchCarrier)this).SocketAddressOf(destination);
+            WriteHeader(destination, segment.Length, _sendHeader);
+            return _socket.Sent(AfterFailedSend(destination, segment, _socket.SendTo(address, _sendHeader, segment)));
+        }
+    }
+
+    /// <summary>The batch with one sendmmsg(2) (see <see cref="DatagramSocket.SendBatch"/>), each segment behind its own IPv4 header.</summary>
+    public int SendBatch(SegmentBatch batch) => _socket.SendBatch(batch, this);
+
+    void IBatchCarrier.CheckSendable(IpAddress destination, int segmentLength) => CheckSendable(destination, segmentLength);
+
+    private void CheckSendable(IpAddress destination, int segmentLength)
+    {
         ObjectDisposedException.ThrowIf(_socket.IsDisposed, this);
         if (!destination.IsIPv4)
         {
             throw new ArgumentException($"a raw IPv4 transport cannot send to {destination}", nameof(destination));
         }
 
-        if (segment.Length > MaxSegmentLength)
+        if (segmentLength > MaxSegmentLength)
         {
-            throw new ArgumentException($"segment of {segment.Length} bytes exceeds the {MaxSegmentLength}-byte IPv4 limit", nameof(segment));
+            throw new ArgumentException($"segment of {segmentLength} bytes exceeds the {MaxSegmentLength}-byte IPv4 limit", nameof(segmentLength));
         }
+    }
 
-        lock (_sendLock)
-        {
-            var address = _sendAddress.Buffer.Span;
-            BinaryPrimitives.WriteUInt16BigEndian(address[2..], 0);
-            destination.WriteTo(address[4..]);
-            destination.WriteTo(_sendHeader.AsSpan(DestinationAddressOffset));
-            BinaryPrimitives.WriteUInt16BigEndian(_sendHeader.AsSpan(TotalLengthOffset), (ushort)(MinIPv4HeaderLength + segment.Length));
-            var errno = _socket.SendTo(_sendAddress.Buffer.Span[..SockaddrInLength], _sendHeader, segment);
-            if (errno == Libc.Emsgsize)
-            {
-                errno = SendFragmentable(segment);
-            }
+    int IBatchCarrier.BatchHeaderLength => MinIPv4HeaderLength;
 
-            return _socket.Sent(errno);
-        }
+    ReadOnlySpan<byte> IBatchCarrier.SocketAddressOf(IpAddress destination)
+    {
+        var address = _sendAddress.Buffer.Span;
+        BinaryPrimitives.WriteUInt16BigEndian(address[2..], 0);
+        destination.WriteTo(address[4..]);
+        return address[..SockaddrInLength];
+    }
+
+    /// <summary>The header template with the datagram's destination and total length.</summary>
+    void IBatchCarrier.WriteBatchHeader(IpAddress destination, int segmentLength, Span<byte> header)
+    {
+        _sendHeader.CopyTo(header);
+        WriteHeader(destination, segmentLength, header);
+    }
+
+    int IBatchCarrier.AfterFailedSend(IpAddress destination, ReadOnlySpan<byte> segment, int errno) => AfterFailedSend(destination, segment, errno);
+
+    /// <summary>A segment the route's MTU refused goes again without IP_HDRINCL, for the kernel to fragment (see the remarks).</summary>
+    private int AfterFailedSend(IpAddress destination, ReadOnlySpan<byte> segment, int errno) =>
+        errno == Libc.Emsgsize ? SendFragmentable(((IBatchCarrier)this).SocketAddressOf(destination), segment) : errno;
+
+    /// <summary>Sets the destination and total length of <paramref name="header"/>, a copy of the template.</summary>
+    private static void WriteHeader(IpAddress destination, int segmentLength, Span<byte> header)
+    {
+        destination.WriteTo(header[DestinationAddressOffset..]);
+        BinaryPrimitives.WriteUInt16BigEndian(header[TotalLengthOffset..], (ushort)(MinIPv4HeaderLength + segmentLength));
     }
 
     /// <summary>
     /// A segment beyond the route's MTU, sent with a kernel-built header, which the kernel may fragment (IP_PMTUDISC_WANT,
     /// the kernel's default, for this send only: under IP_PMTUDISC_PROBE it refuses to fragment); 0 or the errno.
     /// </summary>
-    private int SendFragmentable(ReadOnlySpan<byte> segment)
+    private int SendFragmentable(ReadOnlySpan<byte> address, ReadOnlySpan<byte> segment)
     {
         var socket = _socket.Socket;
         socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.HeaderIncluded, false);
         DatagramSocket.SetOption(socket, Libc.IPProtocolLevel, Libc.IpMtuDiscover, Libc.PmtuDiscoveryWant);
         try
         {
-            return _socket.SendTo(_sendAddress.Buffer.Span[..SockaddrInLength], ReadOnlySpan<byte>.Empty, segment);
+            return _socket.SendTo(address, ReadOnlySpan<byte>.Empty, segment);
         }
         finally
         {

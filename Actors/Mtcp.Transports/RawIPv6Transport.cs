@@ -18,14 +18,13 @@ namespace Mtcp.Transports;
 /// over the IPv6 pseudo-header (RFC 8200 §8.1) travels as written. Link-local addresses, which need a scope, are not
 /// supported.
 /// </remarks>
-public sealed class RawIPv6Transport : IRawIPTransport, IDatagramFilter
+public sealed class RawIPv6Transport : IRawIPTransport, IDatagramFilter, IBatchCarrier
 {
     /// <summary>The fixed IPv6 header (RFC 8200 §3), which the MTU counts.</summary>
     private const int IPv6HeaderLength = 40;
 
     private readonly DatagramSocket _socket;
     private readonly SocketAddress _sendAddress = new(AddressFamily.InterNetworkV6);
-    private readonly Lock _sendLock = new();
 
     // Opened with the raw socket, so in the same network namespace.
     private readonly RouteMtu _routes = RouteMtu.Open(AddressFamily.InterNetworkV6);
@@ -83,24 +82,47 @@ public sealed class RawIPv6Transport : IRawIPTransport, IDatagramFilter
 
     public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)
     {
+        CheckSendable(destination, segment.Length);
+        lock (_socket.SendLock)
+        {
+            return _socket.Sent(_socket.SendTo(((IBatchCarrier)this).SocketAddressOf(destination), ReadOnlySpan<byte>.Empty, segment));
+        }
+    }
+
+    /// <summary>The batch with one sendmmsg(2) (see <see cref="DatagramSocket.SendBatch"/>); the kernel builds each header.</summary>
+    public int SendBatch(SegmentBatch batch) => _socket.SendBatch(batch, this);
+
+    void IBatchCarrier.CheckSendable(IpAddress destination, int segmentLength) => CheckSendable(destination, segmentLength);
+
+    private void CheckSendable(IpAddress destination, int segmentLength)
+    {
         ObjectDisposedException.ThrowIf(_socket.IsDisposed, this);
         if (!destination.IsIPv6)
         {
             throw new ArgumentException($"a raw IPv6 transport cannot send to {destination}", nameof(destination));
         }
 
-        if (segment.Length > MaxSegmentLength)
+        if (segmentLength > MaxSegmentLength)
         {
-            throw new ArgumentException($"segment of {segment.Length} bytes exceeds the {MaxSegmentLength}-byte IPv6 limit", nameof(segment));
-        }
-
-        lock (_sendLock)
-        {
-            // sin6_port 0: the socket's own protocol (rawv6_sendmsg refuses any other).
-            CarrierHeaders.WriteSocketAddress(_sendAddress, destination, 0);
-            return _socket.Sent(_socket.SendTo(_sendAddress.Buffer.Span[.._sendAddress.Size], ReadOnlySpan<byte>.Empty, segment));
+            throw new ArgumentException($"segment of {segmentLength} bytes exceeds the {MaxSegmentLength}-byte IPv6 limit", nameof(segmentLength));
         }
     }
+
+    int IBatchCarrier.BatchHeaderLength => 0;
+
+    ReadOnlySpan<byte> IBatchCarrier.SocketAddressOf(IpAddress destination)
+    {
+        // sin6_port 0: the socket's own protocol (rawv6_sendmsg refuses any other).
+        CarrierHeaders.WriteSocketAddress(_sendAddress, destination, 0);
+        return _sendAddress.Buffer.Span[.._sendAddress.Size];
+    }
+
+    void IBatchCarrier.WriteBatchHeader(IpAddress destination, int segmentLength, Span<byte> header)
+    {
+    }
+
+    /// <summary>Nothing more to try: the kernel already fragments a segment beyond the route's MTU at the source.</summary>
+    int IBatchCarrier.AfterFailedSend(IpAddress destination, ReadOnlySpan<byte> segment, int errno) => errno;
 
     public ReceiveOutcome Receive(Span<byte> buffer, TimeSpan timeout, out ReceivedSegment received) =>
         _socket.Receive(this, buffer, timeout, out received);

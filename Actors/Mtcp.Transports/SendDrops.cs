@@ -28,6 +28,12 @@ public enum SendDropReason
 
     /// <summary>The path could not carry a packet of this size (EMSGSIZE).</summary>
     TooLarge,
+
+    /// <summary>
+    /// sendmmsg(2) sent the segments of a batch before it and stopped at it without its errno (the kernel returns the
+    /// count sent and drops the error): one of the reasons above, which the transport cannot tell apart.
+    /// </summary>
+    StoppedBatch,
 }
 
 /// <summary>
@@ -77,9 +83,13 @@ internal static class SendErrors
         }
     }
 
-    /// <summary>The symbolic name of a send errno, as errno(3) spells it (the number for one not listed here).</summary>
+    /// <summary>
+    /// The symbolic name of a send errno, as errno(3) spells it (the number for one not listed here); <c>unknown</c> for
+    /// 0, a drop whose errno the kernel did not give (<see cref="SendDropReason.StoppedBatch"/>).
+    /// </summary>
     public static string Name(int errno) => errno switch
     {
+        0 => "unknown",
         Libc.Eperm => "EPERM",
         Libc.Ebadf => "EBADF",
         Libc.Eagain => "EAGAIN",
@@ -180,6 +190,7 @@ public sealed class SendDropCounters
         SendDropReason.Unreachable => "unreachable",
         SendDropReason.Refused => "refused",
         SendDropReason.TooLarge => "too_large",
+        SendDropReason.StoppedBatch => "stopped_batch",
         _ => reason.ToString(),
     };
 }

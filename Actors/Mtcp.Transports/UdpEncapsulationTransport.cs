@@ -32,7 +32,7 @@ namespace Mtcp.Transports;
 /// MSS (within <c>mtcp.runtime.receive-poll-interval</c>: the local record raises no error that would end the blocking
 /// receive).
 /// </remarks>
-public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilter
+public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilter, IBatchCarrier
 {
     private const int MaxUdpDatagramLength = DatagramSocket.MaxDatagramLength;
     private const int IPv4AndUdpHeaderLength = 20 + 8;
@@ -51,7 +51,6 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
     private readonly DatagramSocket _socket;
     private readonly ushort _peerPort;
     private readonly SocketAddress _sendAddress;
-    private readonly Lock _sendLock = new();
     private readonly RouteMtu _routes;
 
     // The error queue's socket address, read by the receiving thread only.
@@ -154,38 +153,69 @@ public sealed class UdpEncapsulationTransport : IPacketTransport, IDatagramFilte
 
     public bool Send(IpAddress destination, ReadOnlySpan<byte> segment)
     {
+        CheckSendable(destination, segment.Length);
+        lock (_socket.SendLock)
+        {
+            var errno = _socket.SendTo(((IBatchCarrier)this).SocketAddressOf(destination), ReadOnlySpan<byte>.Empty, segment);
+            return _socket.Sent(AfterFailedSend(destination, segment, errno));
+        }
+    }
+
+    /// <summary>
+    /// The batch with one sendmmsg(2) (see <see cref="DatagramSocket.SendBatch"/>), a datagram per segment. Not UDP_SEGMENT
+    /// (GSO): a netfilter rule meets the whole super-datagram once, so one drop would take up to 64 segments with it, and
+    /// the refusal of one beyond the MTU would refuse them all.
+    /// </summary>
+    public int SendBatch(SegmentBatch batch) => _socket.SendBatch(batch, this);
+
+    void IBatchCarrier.CheckSendable(IpAddress destination, int segmentLength) => CheckSendable(destination, segmentLength);
+
+    private void CheckSendable(IpAddress destination, int segmentLength)
+    {
         ObjectDisposedException.ThrowIf(_socket.IsDisposed, this);
         if (destination.Family != LocalAddress.Family)
         {
             throw new ArgumentException($"cannot send from {LocalAddress} to {destination}: address families differ", nameof(destination));
         }
 
-        if (segment.Length > MaxSegmentLength)
+        if (segmentLength > MaxSegmentLength)
         {
-            throw new ArgumentException($"segment of {segment.Length} bytes exceeds the {MaxSegmentLength}-byte UDP limit", nameof(segment));
+            throw new ArgumentException($"segment of {segmentLength} bytes exceeds the {MaxSegmentLength}-byte UDP limit", nameof(segmentLength));
+        }
+    }
+
+    int IBatchCarrier.BatchHeaderLength => 0;
+
+    ReadOnlySpan<byte> IBatchCarrier.SocketAddressOf(IpAddress destination)
+    {
+        CarrierHeaders.WriteSocketAddress(_sendAddress, destination, _peerPort);
+        return _sendAddress.Buffer.Span[.._sendAddress.Size];
+    }
+
+    void IBatchCarrier.WriteBatchHeader(IpAddress destination, int segmentLength, Span<byte> header)
+    {
+    }
+
+    int IBatchCarrier.AfterFailedSend(IpAddress destination, ReadOnlySpan<byte> segment, int errno) => AfterFailedSend(destination, segment, errno);
+
+    /// <summary>What a send that failed with <paramref name="errno"/> tries next (see the remarks); the errno left, 0 once sent.</summary>
+    private int AfterFailedSend(IpAddress destination, ReadOnlySpan<byte> segment, int errno)
+    {
+        if (errno != 0 && MayBeRaisedByIcmp(errno))
+        {
+            // Perhaps an ICMP error about an earlier datagram, taken by this send before it tried its own (see the
+            // remarks): its entry waits on the error queue, and this datagram gets its own try.
+            _socket.ErrorQueued();
+            errno = _socket.SendTo(((IBatchCarrier)this).SocketAddressOf(destination), ReadOnlySpan<byte>.Empty, segment);
         }
 
-        lock (_sendLock)
+        if (errno == Libc.Emsgsize)
         {
-            CarrierHeaders.WriteSocketAddress(_sendAddress, destination, _peerPort);
-            var address = _sendAddress.Buffer.Span[.._sendAddress.Size];
-            var errno = _socket.SendTo(address, ReadOnlySpan<byte>.Empty, segment);
-            if (errno != 0 && MayBeRaisedByIcmp(errno))
-            {
-                // Perhaps an ICMP error about an earlier datagram, taken by this send before it tried its own (see the
-                // remarks): its entry waits on the error queue, and this datagram gets its own try.
-                _socket.ErrorQueued();
-                errno = _socket.SendTo(address, ReadOnlySpan<byte>.Empty, segment);
-            }
-
-            if (errno == Libc.Emsgsize)
-            {
-                KeepRefused(destination, segment);
-                errno = SendFragmentable(address, segment);
-            }
-
-            return _socket.Sent(errno);
+            KeepRefused(destination, segment);
+            errno = SendFragmentable(((IBatchCarrier)this).SocketAddressOf(destination), segment);
         }
+
+        return errno;
     }
 
     /// <summary>

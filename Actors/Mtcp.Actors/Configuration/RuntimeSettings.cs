@@ -70,6 +70,12 @@ internal sealed record RuntimeSettings
     /// <summary>A burst ends once its segments hold this many bytes, so that large segments are not held back behind each other.</summary>
     public int ReceiveBurstBytes { get; private init; }
 
+    /// <summary>Most segments an endpoint hands the transport in one batch (one sendmmsg); 1: each alone.</summary>
+    public int SendBatch { get; private init; }
+
+    /// <summary>Most bytes of one batch (raised to one segment of the largest size): bounds each pooled batch's memory.</summary>
+    public int SendBatchBytes { get; private init; }
+
     /// <summary>Inbound payload buffers the packet actor's pool keeps per size class.</summary>
     public int InboundPayloadBuffers { get; private init; }
 
@@ -149,6 +155,8 @@ internal sealed record RuntimeSettings
             ReceivePollInterval = HoconValues.Duration(config, Section + ".receive-poll-interval", allowZero: false),
             ReceiveBurst = HoconValues.Integer(config, Section + ".receive-burst", 1, 4096),
             ReceiveBurstBytes = HoconValues.Size(config, Section + ".receive-burst-bytes", 1, int.MaxValue),
+            SendBatch = HoconValues.Integer(config, Section + ".send-batch", 1, 1024),
+            SendBatchBytes = HoconValues.Size(config, Section + ".send-batch-bytes", 1, int.MaxValue),
             InboundPayloadBuffers = HoconValues.Integer(config, Section + ".inbound-payload-buffers", 1, 1 << 20),
             SynBacklog = HoconValues.Integer(config, Section + ".syn-backlog", 1, int.MaxValue),
             AcceptBacklog = HoconValues.Integer(config, Section + ".accept-backlog", 1, int.MaxValue),

@@ -101,6 +101,9 @@ internal sealed class EndpointContext
         return segmentSize;
     }
 
+    /// <summary>The batches endpoints encode their segments into and send with one call (<c>mtcp.runtime.send-batch</c>).</summary>
+    public required SendBatchPool SendBatches { get; init; }
+
     /// <summary>The pool the receive thread rents inbound payloads from and their consumers return them to (<see cref="InboundSegment"/>).</summary>
     public required System.Buffers.ArrayPool<byte> Payloads { get; init; }
 

@@ -25,12 +25,39 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
 
     public StreamEvents Stream => _stream;
 
-    /// <summary>Sends every segment the endpoint has, each to the address it names.</summary>
+    /// <summary>
+    /// Sends every segment the endpoint has, each to the address it names, in the order the endpoint gives them: encoded
+    /// into a batch, which goes to the transport in one call (one sendmmsg(2) on the raw and UDP transports) whenever it
+    /// is full (<c>mtcp.runtime.send-batch</c>, <c>send-batch-bytes</c>) and once the endpoint has no more.
+    /// </summary>
     public void Transmit(Instant now)
     {
-        while (_encoder.TryPoll(endpoint, now, out var destination, out var segment))
+        var batch = context.SendBatches.Rent(_encoder.SegmentRoom);
+        try
         {
-            Send(destination, segment);
+            while (true)
+            {
+                var room = batch.Room(_encoder.SegmentRoom);
+                if (room.IsEmpty)
+                {
+                    // The pool's batches hold at least one segment of the largest size, so this one holds some.
+                    SendBatch(batch);
+                    continue;
+                }
+
+                if (!_encoder.TryPoll(endpoint, now, room, out var destination, out var start, out var length))
+                {
+                    break;
+                }
+
+                batch.Add(destination, start, length);
+            }
+
+            SendBatch(batch);
+        }
+        finally
+        {
+            context.SendBatches.Return(batch);
         }
     }
 
@@ -169,6 +196,33 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
     {
         channel.Reader.Fail(reason, cause);
         channel.Writer.Fail(reason, cause);
+    }
+
+    /// <summary>The batch's segments, then an empty batch; each one the transport could not send is a loss, as in <see cref="Send(IpAddress, ReadOnlySpan{byte})"/>.</summary>
+    private void SendBatch(SegmentBatch batch)
+    {
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
+        int unsent;
+        try
+        {
+            unsent = context.Transport.SendBatch(batch);
+        }
+        catch (PacketBatchException e)
+        {
+            context.Refusals.Refuse(RefusalClass.SendDropped, $"sending a batch failed, counted as lost segments: {e.Message}");
+            unsent = e.Unsent;
+        }
+
+        for (var i = 0; i < unsent; i++)
+        {
+            context.Counters.SendDropped();
+        }
+
+        batch.Clear();
     }
 
     /// <summary>IP is best effort: a segment the transport could not send is a loss that retransmission recovers.</summary>

@@ -59,6 +59,7 @@ internal sealed class PacketActor : ReceiveActor
             SynCookieMode = settings.SynCookies,
             RouteMtuCache = settings.RouteMtuCache,
             Payloads = InboundSegment.CreatePayloadPool(settings.InboundPayloadBuffers),
+            SendBatches = new SendBatchPool(settings.SendBatch, settings.SendBatchBytes),
         };
         _nextEphemeralPort = Random.Shared.Next(settings.EphemeralPortFirst, settings.EphemeralPortLast + 1);
         _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = $"mtcp receive {_transport.LocalAddress}" };

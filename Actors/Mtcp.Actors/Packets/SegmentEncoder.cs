@@ -6,13 +6,14 @@ namespace Mtcp.Actors.Packets;
 /// <summary>
 /// Drains one endpoint's <see cref="IPolledEndpoint.PollTransmit"/> into wire segments ready for a transport: the
 /// engine copies the payload straight to where it belongs behind the header, and the codec writes the header
-/// and the checksum over the pseudo-header in front of it, so each segment is built in place in one reusable
+/// and the checksum over the pseudo-header in front of it, so each segment is built in place: in the caller's room
+/// (a pooled <see cref="Mtcp.Transports.SegmentBatch"/>) or, for a segment built outside an engine, in one reusable
 /// buffer. Owned by one driver; not thread-safe.
 /// </summary>
 /// <remarks>
-/// The buffer is the calling thread's, shared by every encoder that runs on it: a segment is sent (the transport
-/// copies it) before the next is encoded, and an actor encodes and sends within one message. One buffer per endpoint
-/// cost 1.5 KB (MSS 1460) per idle connection, and as much again per migration on each node it visits.
+/// The reusable buffer is the calling thread's, shared by every encoder that runs on it: a segment is sent (the
+/// transport copies it) before the next is encoded, and an actor encodes and sends within one message. One buffer per
+/// endpoint cost 1.5 KB (MSS 1460) per idle connection, and as much again per migration on each node it visits.
 /// </remarks>
 internal sealed class SegmentEncoder
 {
@@ -47,23 +48,26 @@ internal sealed class SegmentEncoder
         return buffer;
     }
 
+    /// <summary>The room <see cref="TryPoll"/> needs for one segment: the largest header and the largest payload.</summary>
+    public int SegmentRoom => _bufferLength;
+
     /// <summary>
-    /// Takes the endpoint's next segment, if any, and encodes it for the address it names. The span stays valid
-    /// until the next call.
+    /// Takes the endpoint's next segment, if any, and encodes it into <paramref name="room"/> (at least
+    /// <see cref="SegmentRoom"/> bytes, such as a <see cref="SegmentBatch.Room"/>) for the address it names: the segment
+    /// lies at <paramref name="start"/>, <paramref name="length"/> bytes long.
     /// </summary>
-    public bool TryPoll(IPolledEndpoint endpoint, Instant now, out IpAddress destination, out ReadOnlySpan<byte> segment)
+    public bool TryPoll(IPolledEndpoint endpoint, Instant now, Span<byte> room, out IpAddress destination, out int start, out int length)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
-        var buffer = Buffer();
-        if (!endpoint.PollTransmit(now, buffer.AsSpan(HeaderRoom, _bufferLength - HeaderRoom), out destination, out var header, out var payloadLength))
+        ArgumentOutOfRangeException.ThrowIfLessThan(room.Length, _bufferLength, nameof(room));
+        if (!endpoint.PollTransmit(now, room.Slice(HeaderRoom, _bufferLength - HeaderRoom), out destination, out var header, out var payloadLength))
         {
-            segment = default;
+            start = length = 0;
             return false;
         }
 
-        var start = HeaderRoom - header.HeaderLength;
-        var written = header.Emit(buffer.AsSpan(start), buffer.AsSpan(HeaderRoom, payloadLength), LocalAddress, destination);
-        segment = buffer.AsSpan(start, written);
+        start = HeaderRoom - header.HeaderLength;
+        length = header.Emit(room[start..], room.Slice(HeaderRoom, payloadLength), LocalAddress, destination);
         return true;
     }
 
