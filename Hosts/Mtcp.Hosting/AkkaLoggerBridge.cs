@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Dispatch;
 using Akka.Event;
 using Microsoft.Extensions.Logging;
+using Mtcp.Actors.Diagnostics;
 
 namespace Mtcp.Hosting;
 
@@ -18,7 +19,48 @@ public sealed class AkkaLoggerBridge : ReceiveActor, IRequiresMessageQueue<ILogg
     public AkkaLoggerBridge()
     {
         Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
-        Receive<LogEvent>(Forward);
+        Receive<LogEvent>(e =>
+        {
+            if (!TakenAsRefusal(e, Context.System))
+            {
+                Forward(e);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Akka.Remote logs each inbound TLS handshake that fails in two or three events, one an error with its stack
+    /// trace: whoever reaches the control port could fill the node's disk with handshakes. They are counted in the
+    /// node's refusal log instead, at most a line per class per interval (docs/threat-model.md).
+    /// </summary>
+    private static bool TakenAsRefusal(LogEvent e, ActorSystem system)
+    {
+        if (!e.LogSource.Contains("TcpServerHandler", StringComparison.Ordinal) && !e.LogSource.Contains("TcpTransport", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var message = e.Message?.ToString() ?? "";
+        if (message.StartsWith("TLS handshake failed on channel", StringComparison.Ordinal))
+        {
+            // Followed by the "Rejected incoming connection" event of the same handshake, which is counted.
+            return true;
+        }
+
+        if (message.StartsWith("Rejected incoming connection from", StringComparison.Ordinal) && message.Contains("TLS handshake failure", StringComparison.Ordinal))
+        {
+            NodeRefusals.TlsHandshakeFailed(system, message);
+            return true;
+        }
+
+        if (message.StartsWith("Mutual TLS required but client did not provide a certificate", StringComparison.Ordinal))
+        {
+            // The certificate check is not called without a certificate; this is its refusal.
+            NodeRefusals.TlsPeerRefused(system, message);
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>Writes one Akka.NET event to the hosts' log, filtered by <c>mtcp.hosts.log-level</c>.</summary>

@@ -8,6 +8,7 @@ using Akka.Event;
 using Akka.Remote.Transport.DotNetty;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
+using Mtcp.Actors.Diagnostics;
 
 namespace Mtcp.Hosting;
 
@@ -31,7 +32,11 @@ public sealed class ControlPlaneSecurity
     private const string SeedNodesPath = "akka.cluster.seed-nodes";
 
     private readonly X509Certificate2? _certificate;
+    private readonly Lock _refusalGate = new();
     private X509Certificate2Collection _authorities;
+    private ActorSystem? _refusalLog;
+    private long _refusedBeforeLog;
+    private string _lastRefusalBeforeLog = "";
 
     private ControlPlaneSecurity(X509Certificate2Collection authorities, X509Certificate2? certificate)
     {
@@ -194,8 +199,48 @@ public sealed class ControlPlaneSecurity
         }
 
         var reason = peer is null ? "presented no certificate" : $"presented {peer.Subject} ({status})";
-        ConsoleLog.Warning($"control plane: refused the TLS association with {remotePeer}: it {reason}, not a certificate of this cluster's CA");
+        Refused($"refused the TLS association with {remotePeer}: it {reason}, not a certificate of this cluster's CA");
         return false;
+    }
+
+    /// <summary>
+    /// From now on refused TLS peers go to <paramref name="system"/>'s refusal log (class tls-peer-refused: a line per
+    /// interval, counted on mtcp.refused), with those refused since the control port opened: a flood of handshakes
+    /// costs bounded log lines, as every other refusal a stranger can cause.
+    /// </summary>
+    public void ReportRefusalsTo(ActorSystem system)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        lock (_refusalGate)
+        {
+            _refusalLog = system;
+            if (_refusedBeforeLog > 0)
+            {
+                NodeRefusals.TlsPeerRefused(system, _lastRefusalBeforeLog, _refusedBeforeLog);
+                _refusedBeforeLog = 0;
+            }
+        }
+    }
+
+    private void Refused(string detail)
+    {
+        lock (_refusalGate)
+        {
+            if (_refusalLog is { } system)
+            {
+                NodeRefusals.TlsPeerRefused(system, detail);
+                return;
+            }
+
+            // Before the node's log is attached (its control port opens while the actor system starts) only the
+            // first refusal is written; the rest are counted and handed over with it.
+            if (_refusedBeforeLog++ == 0)
+            {
+                ConsoleLog.Warning($"control plane: {detail}");
+            }
+
+            _lastRefusalBeforeLog = detail;
+        }
     }
 
     /// <summary>The certificate chains to one of <paramref name="authorities"/> as its only trusted roots, and is valid now for both TLS ends.</summary>

@@ -57,6 +57,7 @@ public sealed class MtcpServerService : IHostedService, IAsyncDisposable
         }
 
         _system = HostActorSystem.Create(_systemName, security.SystemSetup(config));
+        security.ReportRefusalsTo(_system);
         try
         {
             _runtime = MtcpRuntime.Start(_system);

@@ -97,6 +97,7 @@ public sealed class ServerNode
 
         using var metricsEndpoint = _settings.MetricsEndpoint is { } endPoint ? PrometheusEndpoint.Start(endPoint, ServerSettings.MetricsEndpointPath) : null;
         var system = CreateSystem();
+        _security.ReportRefusalsTo(system);
         var cluster = Akka.Cluster.Cluster.Get(system);
         ConsoleLog.Info($"node {cluster.SelfAddress} joining the cluster through seeds [{string.Join(", ", _config.GetStringList("akka.cluster.seed-nodes"))}]");
         cluster.RegisterOnMemberUp(() => ConsoleLog.Info($"node {cluster.SelfAddress} is Up in the cluster"));

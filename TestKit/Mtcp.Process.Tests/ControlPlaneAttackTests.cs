@@ -51,11 +51,7 @@ public sealed class ControlPlaneAttackTests(ITestOutputHelper output) : IDisposa
     {
         var service = await StartServiceAsync();
         var address = ProcessTestbed.NextAddress();
-        var otherCa = _testbed.Directory.CreateSubdirectory("other-ca").FullName;
-        ClusterCertificates.CreateAuthority(otherCa, "another-ca", TimeSpan.FromDays(1));
-        var files = ClusterCertificates.IssueNode(otherCa, "impostor", [address.ToString()], otherCa, TimeSpan.FromDays(1));
-        using var pem = X509Certificate2.CreateFromPemFile(files.CertificatePath, files.KeyPath);
-        using var certificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
+        using var certificate = ImpostorCertificate(address);
         var config = ConfigurationFactory.ParseString("akka.remote.dot-netty.tcp.enable-ssl = true")
             .WithFallback(Plain(address, $"akka.ssl.tcp://mtcp@{service.First.ControlEndPoint}"));
 
@@ -65,8 +61,52 @@ public sealed class ControlPlaneAttackTests(ITestOutputHelper output) : IDisposa
 
         await AttackWithoutMembershipAsync(attacker, service, scheme: "akka.ssl.tcp");
 
-        Assert.Contains(service.First.Process.Lines, line => line.Contains("refused the TLS association", StringComparison.Ordinal) && line.Contains("CN=impostor", StringComparison.Ordinal));
+        Assert.Contains(service.First.Process.Lines, line => line.Contains("tls-peer-refused: refused the TLS association", StringComparison.Ordinal) && line.Contains("CN=impostor", StringComparison.Ordinal));
         await service.AssertIntactAsync();
+    }
+
+    [Fact]
+    public async Task A_flood_of_TLS_handshakes_without_a_cluster_certificate_must_cost_bounded_log_lines_on_both_ports()
+    {
+        const int AttemptsPerKind = 40;
+        var service = await StartServiceAsync();
+        var channelLine = await service.First.Process.WaitForLineAsync("replication: direct channel on ", Bound);
+        var channel = IPEndPoint.Parse(channelLine[(channelLine.IndexOf(" on ", StringComparison.Ordinal) + 4)..].Split(';')[0]);
+        using var impostor = ImpostorCertificate(ProcessTestbed.NextAddress());
+        var linesBefore = service.First.Process.Lines.Count;
+
+        // Sequential handshakes, so the channel's bound on handshakes at once refuses none of them before TLS does.
+        foreach (var port in new[] { service.First.ControlEndPoint, channel })
+        {
+            for (var attempt = 0; attempt < AttemptsPerKind; attempt++)
+            {
+                await HandshakeAsync(port, impostor);
+                await HandshakeAsync(port, clientCertificate: null);
+            }
+        }
+
+        // Every refusal counted (the summary's total), in a few lines: not one per handshake.
+        var total = 4 * AttemptsPerKind;
+        await service.First.Process.WaitForLineAsync("tls-peer-refused: ", Bound);
+        var deadline = DateTime.UtcNow + Bound;
+        while (RefusedSinceStart(service.First.Process.Lines) < total && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(250);
+        }
+
+        Assert.True(RefusedSinceStart(service.First.Process.Lines) >= total, $"the node counted {RefusedSinceStart(service.First.Process.Lines)} refused TLS peers of {total}");
+        var floodLines = service.First.Process.Lines.Skip(linesBefore).ToList();
+        Assert.Contains(floodLines, line => line.Contains("CN=impostor", StringComparison.Ordinal));
+        Assert.True(floodLines.Count(line => line.Contains("tls-", StringComparison.Ordinal)) <= 12, "a line per refused handshake:\n" + string.Join('\n', floodLines));
+        Assert.True(floodLines.Count <= 40, $"{floodLines.Count} node lines for {total} refused handshakes:\n" + string.Join('\n', floodLines));
+        await service.AssertIntactAsync();
+
+        static long RefusedSinceStart(IEnumerable<string> lines) => lines
+            .Where(line => line.Contains("tls-peer-refused: ", StringComparison.Ordinal) && line.Contains(" since start", StringComparison.Ordinal))
+            .Select(line => line[..line.IndexOf(" since start", StringComparison.Ordinal)])
+            .Select(head => long.Parse(head[(head.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture))
+            .DefaultIfEmpty(0)
+            .Max();
     }
 
     [Fact]
@@ -114,6 +154,43 @@ public sealed class ControlPlaneAttackTests(ITestOutputHelper output) : IDisposa
     }
 
     public void Dispose() => _testbed.Dispose();
+
+    /// <summary>A client's TLS handshake with <paramref name="clientCertificate"/> (or none), accepting any server; its outcome is the node's business.</summary>
+    private static async Task HandshakeAsync(IPEndPoint endPoint, X509Certificate2? clientCertificate)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        using var timeout = new CancellationTokenSource(AttackPatience);
+        try
+        {
+            await client.ConnectAsync(endPoint, timeout.Token);
+            await using var tls = new System.Net.Security.SslStream(client.GetStream());
+            await tls.AuthenticateAsClientAsync(
+                new System.Net.Security.SslClientAuthenticationOptions
+                {
+                    TargetHost = "mtcp",
+                    ClientCertificates = clientCertificate is null ? null : [clientCertificate],
+                    RemoteCertificateValidationCallback = (_, _, _, _) => true,
+                },
+                timeout.Token);
+
+            // TLS 1.3 tells a client its certificate was refused only on its first read.
+            _ = await tls.ReadAsync(new byte[1], timeout.Token);
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or System.Security.Authentication.AuthenticationException or OperationCanceledException)
+        {
+            // Refused, as it must be.
+        }
+    }
+
+    /// <summary>A node certificate for <paramref name="address"/> issued by a CA of its own, not the cluster's.</summary>
+    private X509Certificate2 ImpostorCertificate(IPAddress address)
+    {
+        var otherCa = _testbed.Directory.CreateSubdirectory("other-ca").FullName;
+        ClusterCertificates.CreateAuthority(otherCa, "another-ca", TimeSpan.FromDays(1));
+        var files = ClusterCertificates.IssueNode(otherCa, "impostor", [address.ToString()], otherCa, TimeSpan.FromDays(1));
+        using var pem = X509Certificate2.CreateFromPemFile(files.CertificatePath, files.KeyPath);
+        return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
+    }
 
     /// <summary>An Akka.NET cluster system on <paramref name="address"/> that only knows the nodes' seed: no MTCP configuration, no certificate.</summary>
     private static Config Plain(IPAddress address, string seed) => ConfigurationFactory.ParseString($$"""

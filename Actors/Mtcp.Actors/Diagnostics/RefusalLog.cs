@@ -53,6 +53,18 @@ internal enum RefusalClass
     /// frame in time, a frame naming no member or a member at another address, or one that does not open.
     /// </summary>
     ReplicationChannelRefused,
+
+    /// <summary>
+    /// A TLS peer refused on the control port (Akka.Remote) or the replication channel's port: it presented no
+    /// certificate, or one that does not chain to the cluster's CAs (docs/threat-model.md, "control network").
+    /// </summary>
+    TlsPeerRefused,
+
+    /// <summary>
+    /// A TLS handshake on the control port that failed, whatever the cause (a refused or missing certificate, garbage,
+    /// a protocol the node does not speak), as Akka.Remote reports it.
+    /// </summary>
+    TlsHandshakeFailed,
 }
 
 /// <summary>
@@ -110,6 +122,8 @@ internal sealed class RefusalSummary(TimeSpan interval)
         RefusalClass.ClientStateRefused => "client-state-refused",
         RefusalClass.PacketTooBigRefused => "packet-too-big-refused",
         RefusalClass.ReplicationChannelRefused => "replication-channel-refused",
+        RefusalClass.TlsPeerRefused => "tls-peer-refused",
+        RefusalClass.TlsHandshakeFailed => "tls-handshake-failed",
         _ => throw new ArgumentOutOfRangeException(nameof(refusalClass), refusalClass, null),
     };
 
@@ -209,4 +223,19 @@ internal sealed class RefusalLog : IExtension
     {
         public override RefusalLog CreateExtension(ExtendedActorSystem system) => new(system);
     }
+}
+
+/// <summary>
+/// The hosts' way into a node's refusal log for refusals made outside the runtime's actors: the certificate checks run
+/// inside Akka.Remote's and the replication channel's TLS handshakes.
+/// </summary>
+public static class NodeRefusals
+{
+    /// <summary>Counts <paramref name="count"/> TLS peers refused on <paramref name="system"/>'s node; <paramref name="detail"/> names the last.</summary>
+    public static void TlsPeerRefused(ActorSystem system, string detail, long count = 1) =>
+        RefusalLog.Get(system).Refuse(RefusalClass.TlsPeerRefused, detail, count);
+
+    /// <summary>Counts a TLS handshake that failed on <paramref name="system"/>'s control port; <paramref name="detail"/> says whose.</summary>
+    public static void TlsHandshakeFailed(ActorSystem system, string detail) =>
+        RefusalLog.Get(system).Refuse(RefusalClass.TlsHandshakeFailed, detail);
 }
