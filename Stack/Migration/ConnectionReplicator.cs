@@ -60,8 +60,15 @@ public sealed class ConnectionReplicator
     /// <summary>The client's bytes sent to the buddy end here.</summary>
     private SeqNumber _sentUpTo;
 
-    /// <summary>The client's bytes from <see cref="_sentUpTo"/> on, copied out of the connection, waiting for the pipeline to free.</summary>
-    private readonly Queue<byte[]> _waiting = new();
+    /// <summary>
+    /// The client's bytes from <see cref="_sentUpTo"/> on, copied out of the connection, waiting for the pipeline to free:
+    /// each buffer holds up to one read log (<c>maxPiece</c>) and is filled in place as bytes come, so that the read log
+    /// it becomes is the one copy of its bytes before sealing.
+    /// </summary>
+    private readonly Queue<WaitingReadLog> _waiting = new();
+
+    /// <summary>The last of <see cref="_waiting"/>, which the next bytes fill while it has room.</summary>
+    private WaitingReadLog? _waitingTail;
     private int _waitingLength;
 
     /// <param name="cid">the connection, as this server names it.</param>
@@ -133,64 +140,73 @@ public sealed class ConnectionReplicator
         }
 
         var end = connection.ReceivedDataEnd;
-        for (var from = _sentUpTo + _waitingLength; from < end;)
+        var from = _sentUpTo + _waitingLength;
+        while (from < end && _waiting.Count == 0 && _readLogsUnacknowledged < _readLogsInFlight)
         {
+            // The pipeline has room: the bytes go as they are, copied once, in a buffer of their own length.
             var length = Math.Min(end - from, _maxPiece);
             var bytes = new byte[length];
             connection.CopyReceived(from, from + length, bytes);
-            _waiting.Enqueue(bytes);
+            SendReadLog(bytes);
+            from += length;
+        }
+
+        while (from < end)
+        {
+            // The pipeline is full: the bytes wait in buffers of up to one read log, filled in place as more come.
+            if (_waitingTail is not { } tail || tail.Length == _maxPiece)
+            {
+                tail = _waitingTail = new WaitingReadLog(new byte[WaitingCapacity(end - from)]);
+                _waiting.Enqueue(tail);
+            }
+            else if (tail.Length == tail.Buffer.Length)
+            {
+                tail.Grow(WaitingCapacity(tail.Length + (end - from)));
+            }
+
+            var length = Math.Min(end - from, tail.Buffer.Length - tail.Length);
+            connection.CopyReceived(from, from + length, tail.Buffer.AsSpan(tail.Length, length));
+            tail.Length += length;
             _waitingLength += length;
             from += length;
         }
 
         while (_waiting.Count > 0 && _readLogsUnacknowledged < _readLogsInFlight)
         {
-            var bytes = TakeWaiting();
-            var update = _nextUpdate++;
-            _outbox.Enqueue(new ReplicaReadLog(update, _cid, _generation, _sentUpTo, bytes));
-            _sentUpTo += bytes.Length;
-            ReadLogBytesSent += bytes.Length;
-            _unacknowledged.Enqueue((update, _sentUpTo, true));
-            _readLogsUnacknowledged++;
-        }
-    }
-
-    /// <summary>The next read log's bytes: the waiting pieces that fit one message, joined (a lone piece as it is).</summary>
-    private byte[] TakeWaiting()
-    {
-        var first = _waiting.Dequeue();
-        var length = first.Length;
-        foreach (var piece in _waiting)
-        {
-            if (length + piece.Length > _maxPiece)
+            var waiting = _waiting.Dequeue();
+            if (ReferenceEquals(waiting, _waitingTail))
             {
-                break;
+                _waitingTail = null;
             }
 
-            length += piece.Length;
+            _waitingLength -= waiting.Length;
+            SendReadLog(waiting.Buffer.AsMemory(0, waiting.Length));
         }
-
-        _waitingLength -= length;
-        if (length == first.Length)
-        {
-            return first;
-        }
-
-        var joined = new byte[length];
-        first.CopyTo(joined, 0);
-        for (var at = first.Length; at < length;)
-        {
-            var piece = _waiting.Dequeue();
-            piece.CopyTo(joined, at);
-            at += piece.Length;
-        }
-
-        return joined;
     }
+
+    private void SendReadLog(ReadOnlyMemory<byte> bytes)
+    {
+        var update = _nextUpdate++;
+        _outbox.Enqueue(new ReplicaReadLog(update, _cid, _generation, _sentUpTo, bytes));
+        _sentUpTo += bytes.Length;
+        ReadLogBytesSent += bytes.Length;
+        _unacknowledged.Enqueue((update, _sentUpTo, true));
+        _readLogsUnacknowledged++;
+    }
+
+    /// <summary>
+    /// A waiting buffer's size for <paramref name="bytes"/> to wait: one read log's when they come in bulk (a quarter of
+    /// one or more at once, as an upload's segments do), so that they are copied once; else their own size, at least
+    /// twice what the buffer held, so that a few small requests waiting do not each take a read log's memory, and the
+    /// bytes of a growing buffer are copied again at most about once on average.
+    /// </summary>
+    private int WaitingCapacity(int bytes) =>
+        bytes >= _maxPiece / 4 ? _maxPiece : Math.Min(_maxPiece, Math.Max(bytes, 2 * (_waitingTail?.Length ?? 0)));
 
     private void ClearWaiting()
     {
         _waiting.Clear();
+        _waitingTail = null;
         _waitingLength = 0;
     }
 
@@ -305,5 +321,21 @@ public sealed class ConnectionReplicator
         // The state's read log runs to RCV.NXT: it holds every byte that waited.
         _sentUpTo = state.LastAckSent;
         ClearWaiting();
+    }
+
+    /// <summary>A read log's buffer while its bytes wait for the pipeline: <see cref="Length"/> of its bytes are filled.</summary>
+    private sealed class WaitingReadLog(byte[] buffer)
+    {
+        public byte[] Buffer { get; private set; } = buffer;
+
+        public int Length { get; set; }
+
+        /// <summary>Moves the bytes filled into a buffer of <paramref name="capacity"/> bytes.</summary>
+        public void Grow(int capacity)
+        {
+            var grown = new byte[capacity];
+            Buffer.AsSpan(0, Length).CopyTo(grown);
+            Buffer = grown;
+        }
     }
 }
