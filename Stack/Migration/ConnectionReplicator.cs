@@ -24,6 +24,13 @@ namespace Mtcp.Stack.Migration;
 /// application's next export releases the read log up to its snapshot, which the buddy does not hold yet. The buddy acknowledges each update, an ack covers every update
 /// up to its own, and the connection acknowledges the client's bytes the acked updates cover
 /// (<see cref="TcpConnection.AcknowledgeReplicatedUpTo"/>), about one control round trip after they came.
+/// <para>
+/// Never silently lost: an update can be lost on its way (a replication channel that breaks mid-write, a control
+/// connection manager that drops what goes to a peer it marks lost) or refused by a buddy it does not continue, and
+/// until it is acknowledged the client's bytes it carries stay unacknowledged, the client retransmitting them for
+/// nothing. So the oldest update unacknowledged for longer than the ack timeout (<see cref="AckDeadline"/>,
+/// <see cref="HandleAckTimeout"/>) makes the whole state go again, as a buddy's NeedsState does.
+/// </para>
 /// </summary>
 public sealed class ConnectionReplicator
 {
@@ -31,10 +38,14 @@ public sealed class ConnectionReplicator
     private readonly int _maxPiece;
     private readonly int _readLogsInFlight;
     private readonly ReplicaStateSchedule _schedule;
+    private readonly TimeSpan _ackTimeout;
     private readonly Queue<ControlMessage> _outbox = new();
 
-    /// <summary>Updates sent and not yet acknowledged, with the client's sequence number each covers and whether it is a read log.</summary>
-    private readonly Queue<(ulong Update, SeqNumber Covers, bool ReadLog)> _unacknowledged = new();
+    /// <summary>
+    /// Updates sent and not yet acknowledged, with the client's sequence number each covers, whether it is a read log and
+    /// when it was sent.
+    /// </summary>
+    private readonly Queue<(ulong Update, SeqNumber Covers, bool ReadLog, Instant SentAt)> _unacknowledged = new();
 
     /// <summary>The read logs among <see cref="_unacknowledged"/>.</summary>
     private int _readLogsUnacknowledged;
@@ -75,15 +86,18 @@ public sealed class ConnectionReplicator
     /// <param name="maxPiece">most state or read-log bytes in one message, so that each sealed message fits one control frame.</param>
     /// <param name="readLogsInFlight">most read logs unacknowledged at once; the client's bytes that come meanwhile wait for an ack and go together.</param>
     /// <param name="schedule">when a new application snapshot goes to the buddy as a whole state.</param>
-    public ConnectionReplicator(ConnectionId cid, int maxPiece, int readLogsInFlight, ReplicaStateSchedule schedule)
+    /// <param name="ackTimeout">how long the oldest update may wait for its ack before the whole state goes again.</param>
+    public ConnectionReplicator(ConnectionId cid, int maxPiece, int readLogsInFlight, ReplicaStateSchedule schedule, TimeSpan ackTimeout)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPiece);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(readLogsInFlight);
         ArgumentNullException.ThrowIfNull(schedule);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ackTimeout, TimeSpan.Zero);
         _cid = cid;
         _maxPiece = maxPiece;
         _readLogsInFlight = readLogsInFlight;
         _schedule = schedule;
+        _ackTimeout = ackTimeout;
     }
 
     /// <summary>Updates sent and not yet acknowledged.</summary>
@@ -94,6 +108,32 @@ public sealed class ConnectionReplicator
 
     /// <summary>The client's bytes sent as read logs so far (to every buddy).</summary>
     public long ReadLogBytesSent { get; private set; }
+
+    /// <summary>Times the whole state went again because an update's ack did not come within the ack timeout.</summary>
+    public int AckTimeouts { get; private set; }
+
+    /// <summary>
+    /// When the oldest unacknowledged update has waited the ack timeout (the driver's timer; <see cref="HandleAckTimeout"/>
+    /// then); null while nothing is unacknowledged.
+    /// </summary>
+    public Instant? AckDeadline => _unacknowledged.TryPeek(out var oldest) ? oldest.SentAt + _ackTimeout : null;
+
+    /// <summary>
+    /// The driver's timer for <see cref="AckDeadline"/> fired: when the oldest update is still unacknowledged at its
+    /// deadline, it or its ack was lost (or the buddy refused it and its NeedsState was lost), and the next
+    /// <see cref="Update"/> sends the whole state, acks of what went before ignored. True when it restarted.
+    /// </summary>
+    public bool HandleAckTimeout(Instant now)
+    {
+        if (AckDeadline is not { } deadline || now < deadline)
+        {
+            return false;
+        }
+
+        AckTimeouts++;
+        Restart();
+        return true;
+    }
 
     /// <summary>
     /// A new buddy, or one that lost what it held: the next <see cref="Update"/> sends the whole state, and acks of
@@ -112,11 +152,11 @@ public sealed class ConnectionReplicator
     }
 
     /// <summary>
-    /// Queues for the buddy what changed in <paramref name="connection"/> since the last call; <paramref name="credential"/>
-    /// is the connection's migration credential as a state reply carries it. Nothing while the connection is in no
-    /// state to migrate (before ESTABLISHED, after it closed or migrated away).
+    /// Queues for the buddy what changed in <paramref name="connection"/> since the last call, sent at <paramref name="now"/>;
+    /// <paramref name="credential"/> is the connection's migration credential as a state reply carries it. Nothing while
+    /// the connection is in no state to migrate (before ESTABLISHED, after it closed or migrated away).
     /// </summary>
-    public void Update(TcpConnection connection, ReadOnlySpan<byte> credential)
+    public void Update(Instant now, TcpConnection connection, ReadOnlySpan<byte> credential)
     {
         ArgumentNullException.ThrowIfNull(connection);
         if (_released)
@@ -130,7 +170,7 @@ public sealed class ConnectionReplicator
             || SnapshotDue(connection.LastSnapshot);
         if (changed && _stateInFlight is null)
         {
-            SendState(connection, credential);
+            SendState(now, connection, credential);
             return;
         }
 
@@ -147,7 +187,7 @@ public sealed class ConnectionReplicator
             var length = Math.Min(end - from, _maxPiece);
             var bytes = new byte[length];
             connection.CopyReceived(from, from + length, bytes);
-            SendReadLog(bytes);
+            SendReadLog(now, bytes);
             from += length;
         }
 
@@ -180,17 +220,17 @@ public sealed class ConnectionReplicator
             }
 
             _waitingLength -= waiting.Length;
-            SendReadLog(waiting.Buffer.AsMemory(0, waiting.Length));
+            SendReadLog(now, waiting.Buffer.AsMemory(0, waiting.Length));
         }
     }
 
-    private void SendReadLog(ReadOnlyMemory<byte> bytes)
+    private void SendReadLog(Instant now, ReadOnlyMemory<byte> bytes)
     {
         var update = _nextUpdate++;
         _outbox.Enqueue(new ReplicaReadLog(update, _cid, _generation, _sentUpTo, bytes));
         _sentUpTo += bytes.Length;
         ReadLogBytesSent += bytes.Length;
-        _unacknowledged.Enqueue((update, _sentUpTo, true));
+        _unacknowledged.Enqueue((update, _sentUpTo, true, now));
         _readLogsUnacknowledged++;
     }
 
@@ -290,7 +330,7 @@ public sealed class ConnectionReplicator
     /// <summary>The next message for the buddy, in order.</summary>
     public bool PollOutgoing(out ControlMessage message) => _outbox.TryDequeue(out message!);
 
-    private void SendState(TcpConnection connection, ReadOnlySpan<byte> credential)
+    private void SendState(Instant now, TcpConnection connection, ReadOnlySpan<byte> credential)
     {
         var state = connection.PackageReplica(_cid, credential.ToArray());
         if (state is null)
@@ -311,7 +351,7 @@ public sealed class ConnectionReplicator
         }
 
         // The state's read log runs to RCV.NXT's data; a FIN received counts too, as the transition log carries it.
-        _unacknowledged.Enqueue((update, connection.ReceiveNext, false));
+        _unacknowledged.Enqueue((update, connection.ReceiveNext, false, now));
         _stateInFlight = update;
         _stateSent = true;
         _sentSnapshot = connection.LastSnapshot;
