@@ -525,13 +525,7 @@ public sealed class ReplicationTests
     [Fact]
     public void Bytes_that_wait_for_the_pipeline_must_fill_read_logs_of_the_largest_size_in_order()
     {
-        var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 5_000, readLogsInFlight: 1, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 0, MaxProgress: 1 << 20), AckTimeout);
-        var store = new ReplicaStore<string>(16 * 1024 * 1024);
-        var start = link.Server.ReceiveNext;
-        link.Server.AcknowledgeReplicatedUpTo(start);
-        replicator.Update(link.Now, link.Server, []);
-        Deliver(replicator, store, link.Server);
+        var (link, replicator, store, start) = OneReadLogInFlight(maxPiece: 5_000);
 
         // One read log in flight; then 9,000 bytes in bursts of 1,500 wait: they fill a 5,000-byte read log, then a second.
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 1_000));
@@ -570,13 +564,7 @@ public sealed class ReplicationTests
     [Fact]
     public void Small_requests_that_wait_for_the_pipeline_must_go_together_in_order_in_one_read_log()
     {
-        var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 8_000, readLogsInFlight: 1, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 0, MaxProgress: 1 << 20), AckTimeout);
-        var store = new ReplicaStore<string>(16 * 1024 * 1024);
-        var start = link.Server.ReceiveNext;
-        link.Server.AcknowledgeReplicatedUpTo(start);
-        replicator.Update(link.Now, link.Server, []);
-        Deliver(replicator, store, link.Server);
+        var (link, replicator, store, start) = OneReadLogInFlight(maxPiece: 8_000);
 
         // One request in flight; thirty more of 100 bytes each wait, in a buffer that grows as they come.
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 100));
@@ -622,6 +610,22 @@ public sealed class ReplicationTests
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         var start = link.Server.ReceiveNext;
         link.Server.AcknowledgeReplicatedUpTo(start);
+        return (link, replicator, store, start);
+    }
+
+    /// <summary>
+    /// A gated connection whose buddy holds its first state, with one read log in flight at most and read logs of up to
+    /// <paramref name="maxPiece"/> bytes; no snapshot is due (its bytes go only as read logs).
+    /// </summary>
+    private static (DirectLink Link, ConnectionReplicator Replicator, ReplicaStore<string> Store, SeqNumber Start) OneReadLogInFlight(int maxPiece)
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece, readLogsInFlight: 1, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 0, MaxProgress: 1 << 20), AckTimeout);
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        replicator.Update(link.Now, link.Server, []);
+        Deliver(replicator, store, link.Server);
         return (link, replicator, store, start);
     }
 
