@@ -211,11 +211,12 @@ internal static class FailoverBenchmark
                 var directory = Directory.CreateDirectory(Path.Combine(scratch, $"cost-{modes[i]}")).FullName;
                 var replication = modes[i] == BuddyDirect ? "buddy" : modes[i];
                 var channel = replication == "buddy" ? $"mtcp.migration.buddy-channel.transport = {(modes[i] == BuddyDirect ? "direct" : "control")}\n" : "";
-                clusters[i] = await FailoverCluster.StartAsync(directory, transport, options.Network, files, new FailoverClusterSettings(replication, FileBestRate: 0, FirstHost: 2 + (2 * i), channel + options.CostConfig, Metrics: modes[i] == "buddy"));
+                clusters[i] = await FailoverCluster.StartAsync(directory, transport, options.Network, files, new FailoverClusterSettings(replication, FileBestRate: 0, FirstHost: 2 + (2 * i), channel + options.CostConfig, Metrics: modes[i] == BuddyDirect));
             }
 
             using var http = new HttpClient();
-            var buddy = Array.IndexOf(modes, "buddy");
+            // The instruments are read on the default path, the direct replication channel.
+            var buddy = Array.IndexOf(modes, BuddyDirect);
             string[] phases = ["download", "upload (echo)", "PING"];
             var traced = phases.Select(_ => MetricsScrape.Empty).ToArray();
             var tracedAtBuddy = phases.Select(_ => MetricsScrape.Empty).ToArray();
@@ -284,7 +285,7 @@ internal static class FailoverBenchmark
                 ReplicationTrace.From(phases[1], "MB uploaded", options.Repetitions * options.EchoBytes / 1e6, traced[1], tracedAtBuddy[1]),
                 ReplicationTrace.From(phases[2], "request", options.Repetitions * (options.Requests + WarmUpRequests), traced[2], tracedAtBuddy[2]),
             ];
-            Console.WriteLine("buddy replication, its serving node's instruments over the measured repetitions:");
+            Console.WriteLine($"buddy replication over the direct replication channel ({BuddyDirect}), its serving node's instruments over the measured repetitions:");
             foreach (var phase in trace)
             {
                 Console.WriteLine("  " + phase.Describe());
@@ -573,7 +574,7 @@ internal static class FailoverBenchmark
             + $"Beside it, the same messages over one kernel TCP connection with mutual TLS (SslStream, the nodes' certificates and peer check), a dedicated thread reading and writing each side, as a direct replication channel would carry them (docs/failover.md): "
             + $"round trip p50 {measured.DirectRoundTripP50Us:F0} us (x{measured.DirectRoundTripP50Us / measured.ControlRoundTripP50Us:F2} of Akka.Remote's), p99 {measured.DirectRoundTripP99Us:F0} us; bulk {measured.DirectBulkBytesPerSecond / 1e6:F1} MB/s (x{measured.DirectBulkBytesPerSecond / measured.ControlBulkBytesPerSecond:F2})."));
         md.AppendLine();
-        md.AppendLine("Where buddy replication's time goes, from its serving node's instruments and its buddy's over the measured repetitions (docs/metrics.md; histogram percentiles are bucket upper bounds, means are exact). "
+        md.AppendLine("Where buddy replication's time goes over the direct replication channel (the `buddy-direct` row), from its serving node's instruments and its buddy's over the measured repetitions (docs/metrics.md; histogram percentiles are bucket upper bounds, means are exact). "
             + "A client byte waits for the pipeline (`mtcp.replication.pipeline_wait.duration`: its segment reaching the endpoint to its read log leaving it), then the ack delay (`mtcp.replication.ack.delay`: the update leaving the endpoint to its ack reaching it). "
             + "Of the ack delay, the round trip is the serving node's control connection's (`mtcp.replication.round_trip.duration`: the update handed to the transport, sealed, to its ack back), the rest the serving node's actor hops; "
             + "of the round trip, the buddy's hold is its node's share (`mtcp.replication.buddy.hold`: the update's arrival on its control connection to the ack leaving it), the rest the two crossings of the transport:");

@@ -24,6 +24,13 @@ namespace Mtcp.Stack.Migration;
 /// application's next export releases the read log up to its snapshot, which the buddy does not hold yet. The buddy acknowledges each update, an ack covers every update
 /// up to its own, and the connection acknowledges the client's bytes the acked updates cover
 /// (<see cref="TcpConnection.AcknowledgeReplicatedUpTo"/>), about one control round trip after they came.
+/// <para>
+/// Never silently lost: an update can be lost on its way (a replication channel that breaks mid-write, a control
+/// connection manager that drops what goes to a peer it marks lost) or refused by a buddy it does not continue, and
+/// until it is acknowledged the client's bytes it carries stay unacknowledged, the client retransmitting them for
+/// nothing. So the oldest update unacknowledged for longer than the ack timeout (<see cref="AckDeadline"/>,
+/// <see cref="HandleAckTimeout"/>) makes the whole state go again, as a buddy's NeedsState does.
+/// </para>
 /// </summary>
 public sealed class ConnectionReplicator
 {
@@ -31,10 +38,14 @@ public sealed class ConnectionReplicator
     private readonly int _maxPiece;
     private readonly int _readLogsInFlight;
     private readonly ReplicaStateSchedule _schedule;
+    private readonly TimeSpan _ackTimeout;
     private readonly Queue<ControlMessage> _outbox = new();
 
-    /// <summary>Updates sent and not yet acknowledged, with the client's sequence number each covers and whether it is a read log.</summary>
-    private readonly Queue<(ulong Update, SeqNumber Covers, bool ReadLog)> _unacknowledged = new();
+    /// <summary>
+    /// Updates sent and not yet acknowledged, with the client's sequence number each covers, whether it is a read log and
+    /// when it was sent.
+    /// </summary>
+    private readonly Queue<(ulong Update, SeqNumber Covers, bool ReadLog, Instant SentAt)> _unacknowledged = new();
 
     /// <summary>The read logs among <see cref="_unacknowledged"/>.</summary>
     private int _readLogsUnacknowledged;
@@ -60,23 +71,33 @@ public sealed class ConnectionReplicator
     /// <summary>The client's bytes sent to the buddy end here.</summary>
     private SeqNumber _sentUpTo;
 
-    /// <summary>The client's bytes from <see cref="_sentUpTo"/> on, copied out of the connection, waiting for the pipeline to free.</summary>
-    private readonly Queue<byte[]> _waiting = new();
+    /// <summary>
+    /// The client's bytes from <see cref="_sentUpTo"/> on, copied out of the connection, waiting for the pipeline to free:
+    /// each buffer holds up to one read log (<c>maxPiece</c>) and is filled in place as bytes come, so that the read log
+    /// it becomes is the one copy of its bytes before sealing.
+    /// </summary>
+    private readonly Queue<WaitingReadLog> _waiting = new();
+
+    /// <summary>The last of <see cref="_waiting"/>, which the next bytes fill while it has room.</summary>
+    private WaitingReadLog? _waitingTail;
     private int _waitingLength;
 
     /// <param name="cid">the connection, as this server names it.</param>
     /// <param name="maxPiece">most state or read-log bytes in one message, so that each sealed message fits one control frame.</param>
     /// <param name="readLogsInFlight">most read logs unacknowledged at once; the client's bytes that come meanwhile wait for an ack and go together.</param>
     /// <param name="schedule">when a new application snapshot goes to the buddy as a whole state.</param>
-    public ConnectionReplicator(ConnectionId cid, int maxPiece, int readLogsInFlight, ReplicaStateSchedule schedule)
+    /// <param name="ackTimeout">how long the oldest update may wait for its ack before the whole state goes again.</param>
+    public ConnectionReplicator(ConnectionId cid, int maxPiece, int readLogsInFlight, ReplicaStateSchedule schedule, TimeSpan ackTimeout)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPiece);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(readLogsInFlight);
         ArgumentNullException.ThrowIfNull(schedule);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ackTimeout, TimeSpan.Zero);
         _cid = cid;
         _maxPiece = maxPiece;
         _readLogsInFlight = readLogsInFlight;
         _schedule = schedule;
+        _ackTimeout = ackTimeout;
     }
 
     /// <summary>Updates sent and not yet acknowledged.</summary>
@@ -87,6 +108,32 @@ public sealed class ConnectionReplicator
 
     /// <summary>The client's bytes sent as read logs so far (to every buddy).</summary>
     public long ReadLogBytesSent { get; private set; }
+
+    /// <summary>Times the whole state went again because an update's ack did not come within the ack timeout.</summary>
+    public int AckTimeouts { get; private set; }
+
+    /// <summary>
+    /// When the oldest unacknowledged update has waited the ack timeout (the driver's timer; <see cref="HandleAckTimeout"/>
+    /// then); null while nothing is unacknowledged.
+    /// </summary>
+    public Instant? AckDeadline => _unacknowledged.TryPeek(out var oldest) ? oldest.SentAt + _ackTimeout : null;
+
+    /// <summary>
+    /// The driver's timer for <see cref="AckDeadline"/> fired: when the oldest update is still unacknowledged at its
+    /// deadline, it or its ack was lost (or the buddy refused it and its NeedsState was lost), and the next
+    /// <see cref="Update"/> sends the whole state, acks of what went before ignored. True when it restarted.
+    /// </summary>
+    public bool HandleAckTimeout(Instant now)
+    {
+        if (AckDeadline is not { } deadline || now < deadline)
+        {
+            return false;
+        }
+
+        AckTimeouts++;
+        Restart();
+        return true;
+    }
 
     /// <summary>
     /// A new buddy, or one that lost what it held: the next <see cref="Update"/> sends the whole state, and acks of
@@ -105,11 +152,11 @@ public sealed class ConnectionReplicator
     }
 
     /// <summary>
-    /// Queues for the buddy what changed in <paramref name="connection"/> since the last call; <paramref name="credential"/>
-    /// is the connection's migration credential as a state reply carries it. Nothing while the connection is in no
-    /// state to migrate (before ESTABLISHED, after it closed or migrated away).
+    /// Queues for the buddy what changed in <paramref name="connection"/> since the last call, sent at <paramref name="now"/>;
+    /// <paramref name="credential"/> is the connection's migration credential as a state reply carries it. Nothing while
+    /// the connection is in no state to migrate (before ESTABLISHED, after it closed or migrated away).
     /// </summary>
-    public void Update(TcpConnection connection, ReadOnlySpan<byte> credential)
+    public void Update(Instant now, TcpConnection connection, ReadOnlySpan<byte> credential)
     {
         ArgumentNullException.ThrowIfNull(connection);
         if (_released)
@@ -123,7 +170,7 @@ public sealed class ConnectionReplicator
             || SnapshotDue(connection.LastSnapshot);
         if (changed && _stateInFlight is null)
         {
-            SendState(connection, credential);
+            SendState(now, connection, credential);
             return;
         }
 
@@ -133,64 +180,73 @@ public sealed class ConnectionReplicator
         }
 
         var end = connection.ReceivedDataEnd;
-        for (var from = _sentUpTo + _waitingLength; from < end;)
+        var from = _sentUpTo + _waitingLength;
+        while (from < end && _waiting.Count == 0 && _readLogsUnacknowledged < _readLogsInFlight)
         {
+            // The pipeline has room: the bytes go as they are, copied once, in a buffer of their own length.
             var length = Math.Min(end - from, _maxPiece);
             var bytes = new byte[length];
             connection.CopyReceived(from, from + length, bytes);
-            _waiting.Enqueue(bytes);
+            SendReadLog(now, bytes);
+            from += length;
+        }
+
+        while (from < end)
+        {
+            // The pipeline is full: the bytes wait in buffers of up to one read log, filled in place as more come.
+            if (_waitingTail is not { } tail || tail.Length == _maxPiece)
+            {
+                tail = _waitingTail = new WaitingReadLog(new byte[WaitingCapacity(end - from)]);
+                _waiting.Enqueue(tail);
+            }
+            else if (tail.Length == tail.Buffer.Length)
+            {
+                tail.Grow(WaitingCapacity(tail.Length + (end - from)));
+            }
+
+            var length = Math.Min(end - from, tail.Buffer.Length - tail.Length);
+            connection.CopyReceived(from, from + length, tail.Buffer.AsSpan(tail.Length, length));
+            tail.Length += length;
             _waitingLength += length;
             from += length;
         }
 
         while (_waiting.Count > 0 && _readLogsUnacknowledged < _readLogsInFlight)
         {
-            var bytes = TakeWaiting();
-            var update = _nextUpdate++;
-            _outbox.Enqueue(new ReplicaReadLog(update, _cid, _generation, _sentUpTo, bytes));
-            _sentUpTo += bytes.Length;
-            ReadLogBytesSent += bytes.Length;
-            _unacknowledged.Enqueue((update, _sentUpTo, true));
-            _readLogsUnacknowledged++;
-        }
-    }
-
-    /// <summary>The next read log's bytes: the waiting pieces that fit one message, joined (a lone piece as it is).</summary>
-    private byte[] TakeWaiting()
-    {
-        var first = _waiting.Dequeue();
-        var length = first.Length;
-        foreach (var piece in _waiting)
-        {
-            if (length + piece.Length > _maxPiece)
+            var waiting = _waiting.Dequeue();
+            if (ReferenceEquals(waiting, _waitingTail))
             {
-                break;
+                _waitingTail = null;
             }
 
-            length += piece.Length;
+            _waitingLength -= waiting.Length;
+            SendReadLog(now, waiting.Buffer.AsMemory(0, waiting.Length));
         }
-
-        _waitingLength -= length;
-        if (length == first.Length)
-        {
-            return first;
-        }
-
-        var joined = new byte[length];
-        first.CopyTo(joined, 0);
-        for (var at = first.Length; at < length;)
-        {
-            var piece = _waiting.Dequeue();
-            piece.CopyTo(joined, at);
-            at += piece.Length;
-        }
-
-        return joined;
     }
+
+    private void SendReadLog(Instant now, ReadOnlyMemory<byte> bytes)
+    {
+        var update = _nextUpdate++;
+        _outbox.Enqueue(new ReplicaReadLog(update, _cid, _generation, _sentUpTo, bytes));
+        _sentUpTo += bytes.Length;
+        ReadLogBytesSent += bytes.Length;
+        _unacknowledged.Enqueue((update, _sentUpTo, true, now));
+        _readLogsUnacknowledged++;
+    }
+
+    /// <summary>
+    /// A waiting buffer's size for <paramref name="bytes"/> to wait: one read log's when they come in bulk (a quarter of
+    /// one or more at once, as an upload's segments do), so that they are copied once; else their own size, at least
+    /// twice what the buffer held, so that a few small requests waiting do not each take a read log's memory, and the
+    /// bytes of a growing buffer are copied again at most about once on average.
+    /// </summary>
+    private int WaitingCapacity(int bytes) =>
+        bytes >= _maxPiece / 4 ? _maxPiece : Math.Min(_maxPiece, Math.Max(bytes, 2 * (_waitingTail?.Length ?? 0)));
 
     private void ClearWaiting()
     {
         _waiting.Clear();
+        _waitingTail = null;
         _waitingLength = 0;
     }
 
@@ -274,7 +330,7 @@ public sealed class ConnectionReplicator
     /// <summary>The next message for the buddy, in order.</summary>
     public bool PollOutgoing(out ControlMessage message) => _outbox.TryDequeue(out message!);
 
-    private void SendState(TcpConnection connection, ReadOnlySpan<byte> credential)
+    private void SendState(Instant now, TcpConnection connection, ReadOnlySpan<byte> credential)
     {
         var state = connection.PackageReplica(_cid, credential.ToArray());
         if (state is null)
@@ -295,7 +351,7 @@ public sealed class ConnectionReplicator
         }
 
         // The state's read log runs to RCV.NXT's data; a FIN received counts too, as the transition log carries it.
-        _unacknowledged.Enqueue((update, connection.ReceiveNext, false));
+        _unacknowledged.Enqueue((update, connection.ReceiveNext, false, now));
         _stateInFlight = update;
         _stateSent = true;
         _sentSnapshot = connection.LastSnapshot;
@@ -305,5 +361,21 @@ public sealed class ConnectionReplicator
         // The state's read log runs to RCV.NXT: it holds every byte that waited.
         _sentUpTo = state.LastAckSent;
         ClearWaiting();
+    }
+
+    /// <summary>A read log's buffer while its bytes wait for the pipeline: <see cref="Length"/> of its bytes are filled.</summary>
+    private sealed class WaitingReadLog(byte[] buffer)
+    {
+        public byte[] Buffer { get; private set; } = buffer;
+
+        public int Length { get; set; }
+
+        /// <summary>Moves the bytes filled into a buffer of <paramref name="capacity"/> bytes.</summary>
+        public void Grow(int capacity)
+        {
+            var grown = new byte[capacity];
+            Buffer.AsSpan(0, Length).CopyTo(grown);
+            Buffer = grown;
+        }
     }
 }

@@ -16,6 +16,7 @@ public sealed class ReplicaTakeoverTests
 {
     private static readonly TcpConfig ServerConfig = TcpConfig.Default with { RetainReadLog = true, DelayedAckTimeout = TimeSpan.Zero };
     private static readonly TcpConfig ClientConfig = TcpConfig.Default with { DelayedAckTimeout = TimeSpan.Zero };
+    private static readonly TimeSpan AckTimeout = TimeSpan.FromMilliseconds(500);
 
     [Fact]
     public void A_replica_must_answer_only_for_a_lost_origin_and_the_state_ack_must_complete_the_takeover()
@@ -244,11 +245,11 @@ public sealed class ReplicaTakeoverTests
         var link = new DirectLink(ServerConfig, ClientConfig);
         var issued = ServerMigration.IssueCredential(authenticator, cid, AuthenticationFixture.ClientIsn, AuthenticationFixture.ServerIsn, out var secret);
         var credential = issued with { Credential = issued.Credential with { Epoch = epoch } };
-        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot, AckTimeout);
         var takeover = new ReplicaTakeover<string>(16 * 1024 * 1024);
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 2_000));
         link.Exchange();
-        replicator.Update(link.Server, credential.ToBytes());
+        replicator.Update(link.Now, link.Server, credential.ToBytes());
         var updates = new List<ControlMessage>();
         while (replicator.PollOutgoing(out var message))
         {
@@ -279,7 +280,7 @@ public sealed class ReplicaTakeoverTests
         {
             Link.Client.Write(MigrationSnapshotTests.Pattern(2, 0, bytes));
             Link.Exchange();
-            Replicator.Update(Link.Server, Credential);
+            Replicator.Update(Link.Now, Link.Server, Credential);
             var updates = new List<ControlMessage>();
             while (Replicator.PollOutgoing(out var update))
             {

@@ -15,6 +15,7 @@ public sealed class ReplicationTests
 {
     private static readonly TcpConfig ServerConfig = TcpConfig.Default with { RetainReadLog = true, DelayedAckTimeout = TimeSpan.Zero };
     private static readonly TcpConfig ClientConfig = TcpConfig.Default with { DelayedAckTimeout = TimeSpan.Zero };
+    private static readonly TimeSpan AckTimeout = TimeSpan.FromMilliseconds(500);
     private static readonly ConnectionId Cid = new(IpAddress.Parse("10.0.0.1"), 40000, IpAddress.Parse("10.0.0.11"), 80);
 
     [Fact]
@@ -117,12 +118,12 @@ public sealed class ReplicationTests
         link.Exchange();
         link.Server.Read(new byte[2_000]);
         link.Server.ExportState([9, 9]);
-        replicator.Update(link.Server, credential);
+        replicator.Update(link.Now, link.Server, credential);
         Deliver(replicator, store, link.Server);
 
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 5_000, 4_500));
         link.Exchange();
-        replicator.Update(link.Server, credential);
+        replicator.Update(link.Now, link.Server, credential);
         Assert.True(replicator.Unacknowledged > 1, "the read log goes in pieces, without waiting for acks");
         Deliver(replicator, store, link.Server);
         link.Exchange();
@@ -143,14 +144,14 @@ public sealed class ReplicationTests
     {
         var (link, replicator, store, start) = GatedLink();
         byte[] credential = [1, 2, 3];
-        replicator.Update(link.Server, credential);
+        replicator.Update(link.Now, link.Server, credential);
         Deliver(replicator, store, link.Server);
 
         // The client's bytes go out as read logs the buddy has not acknowledged; an ack beyond the last update (forged,
         // or from a buddy confused about what it was sent) would cover them all.
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 3_000));
         link.Exchange();
-        replicator.Update(link.Server, credential);
+        replicator.Update(link.Now, link.Server, credential);
         var unacknowledged = replicator.Unacknowledged;
         replicator.HandleAck(new ReplicaAck(ulong.MaxValue, Cid, ReplicaAckStatus.Held), link.Server);
         replicator.HandleAck(new ReplicaAck(1_000, Cid, ReplicaAckStatus.Held), link.Server);
@@ -170,20 +171,20 @@ public sealed class ReplicationTests
     public void A_buddy_that_missed_an_update_must_ask_for_the_whole_state_and_get_it()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot, AckTimeout);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         link.Server.AcknowledgeReplicatedUpTo(link.Server.ReceiveNext);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Deliver(replicator, store, link.Server);
 
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 3_000));
         link.Exchange();
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Assert.True(replicator.PollOutgoing(out _), "the first read-log piece is lost");
         Deliver(replicator, store, link.Server);
         Assert.Equal(link.Server.ReceiveNext - 3_000, link.Client.SendUnacknowledged);
 
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Deliver(replicator, store, link.Server);
         link.Exchange();
 
@@ -197,9 +198,9 @@ public sealed class ReplicationTests
     public void A_released_connection_must_leave_the_buddy()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot, AckTimeout);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Deliver(replicator, store, link.Server);
         Assert.Equal(1, store.Count);
 
@@ -216,11 +217,11 @@ public sealed class ReplicationTests
         var cid = AuthenticationFixture.Cid;
         var link = new DirectLink(ServerConfig, ClientConfig);
         var credential = ServerMigration.IssueCredential(authenticator, cid, AuthenticationFixture.ClientIsn, AuthenticationFixture.ServerIsn, out var secret);
-        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot, AckTimeout);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 2_000));
         link.Exchange();
-        replicator.Update(link.Server, credential.ToBytes());
+        replicator.Update(link.Now, link.Server, credential.ToBytes());
         Deliver(replicator, store, link.Server);
 
         var rcvNxt = link.Client.ReceiveNext;
@@ -245,22 +246,22 @@ public sealed class ReplicationTests
     {
         // A request/response session: each request read and answered, then a snapshot exported (as the request server does).
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, new ReplicaStateSchedule(MinProgress: 4_000, ProgressPerStateByte: 0, MaxProgress: 1 << 20));
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, new ReplicaStateSchedule(MinProgress: 4_000, ProgressPerStateByte: 0, MaxProgress: 1 << 20), AckTimeout);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         var start = link.Server.ReceiveNext;
         link.Server.AcknowledgeReplicatedUpTo(start);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Deliver(replicator, store, link.Server);
         for (var request = 0; request < 10; request++)
         {
             link.Client.Write(MigrationSnapshotTests.Pattern(1, request * 500, 500));
             link.Exchange();
-            replicator.Update(link.Server, []);
+            replicator.Update(link.Now, link.Server, []);
             Deliver(replicator, store, link.Server);
             Assert.Equal(500, link.Server.Read(new byte[500]));
             link.Server.Write(MigrationSnapshotTests.Pattern(2, request * 100, 100));
             link.Server.ExportState([(byte)request]);
-            replicator.Update(link.Server, []);
+            replicator.Update(link.Now, link.Server, []);
             Deliver(replicator, store, link.Server);
             link.Exchange();
         }
@@ -282,23 +283,23 @@ public sealed class ReplicationTests
     public void A_state_change_must_go_to_the_buddy_at_once_whatever_the_schedule()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 8, MaxProgress: 1 << 20));
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 8, MaxProgress: 1 << 20), AckTimeout);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         link.Server.AcknowledgeReplicatedUpTo(link.Server.ReceiveNext);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Deliver(replicator, store, link.Server);
         link.Server.ExportState([1]);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Deliver(replicator, store, link.Server);
         link.Server.ExportState([2]);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Deliver(replicator, store, link.Server);
         Assert.Equal(2u, replicator.StatesSent);
 
         link.Client.Close(link.Now);
         link.Exchange();
         Assert.Equal(TcpState.CloseWait, link.Server.State);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Deliver(replicator, store, link.Server);
         link.Exchange();
 
@@ -312,12 +313,12 @@ public sealed class ReplicationTests
     public void Bytes_that_come_while_the_pipeline_is_full_must_wait_for_an_ack_and_go_in_one_read_log()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 8_000, readLogsInFlight: 2, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 0, MaxProgress: 1 << 20));
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 8_000, readLogsInFlight: 2, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 0, MaxProgress: 1 << 20), AckTimeout);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         var start = link.Server.ReceiveNext;
         link.Server.AcknowledgeReplicatedUpTo(start);
         link.Server.ExportState([1]);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Deliver(replicator, store, link.Server);
 
         // Four bursts of 3,000 bytes, each followed by an update: two read logs go, the later bursts wait.
@@ -326,7 +327,7 @@ public sealed class ReplicationTests
         {
             link.Client.Write(MigrationSnapshotTests.Pattern(1, burst * 3_000, 3_000));
             link.Exchange();
-            replicator.Update(link.Server, []);
+            replicator.Update(link.Now, link.Server, []);
             while (replicator.PollOutgoing(out var message))
             {
                 inFlight.Add(message);
@@ -341,7 +342,7 @@ public sealed class ReplicationTests
         // held bytes the buddy has not got yet.
         Assert.Equal(12_000, link.Server.Read(new byte[12_000]));
         link.Server.ExportState([2]);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Assert.False(replicator.PollOutgoing(out _));
 
         // The buddy holds both; its acks free the pipeline, and the next update sends what waited as one message.
@@ -354,7 +355,7 @@ public sealed class ReplicationTests
 
         link.Exchange();
         Assert.Equal(start + 6_000, link.Client.SendUnacknowledged);
-        replicator.Update(link.Server, []);
+        replicator.Update(link.Now, link.Server, []);
         Assert.True(replicator.PollOutgoing(out var together));
         var readLog = Assert.IsType<ReplicaReadLog>(together);
         Assert.Equal((start + 6_000, 6_000), (readLog.From, readLog.Bytes.Length));
@@ -367,6 +368,228 @@ public sealed class ReplicationTests
         Assert.Equal([1], state.AppState.ToArray());
         Assert.Equal(MigrationSnapshotTests.Pattern(1, 0, 12_000), state.ReadBufferState.ToArray());
         Assert.Equal(1u, replicator.StatesSent);
+    }
+
+    [Fact]
+    public void A_lost_update_must_make_the_whole_state_go_again_once_it_waited_the_ack_timeout()
+    {
+        var (link, replicator, store, start) = GatedLink();
+        replicator.Update(link.Now, link.Server, []);
+        Deliver(replicator, store, link.Server);
+        Assert.Null(replicator.AckDeadline);
+
+        // The read log is lost on its way (a channel broken mid-write, a peer the manager marks lost): no ack, no NeedsState.
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 3_000));
+        link.Exchange();
+        var sentAt = link.Now;
+        replicator.Update(link.Now, link.Server, []);
+        while (replicator.PollOutgoing(out _))
+        {
+        }
+
+        Assert.Equal(sentAt + AckTimeout, replicator.AckDeadline);
+
+        // Nothing is due before the deadline, and nothing new goes meanwhile.
+        link.Now = sentAt + AckTimeout - TimeSpan.FromMilliseconds(1);
+        Assert.False(replicator.HandleAckTimeout(link.Now));
+        replicator.Update(link.Now, link.Server, []);
+        Assert.False(replicator.PollOutgoing(out _));
+        Assert.Equal(start, link.Client.SendUnacknowledged);
+
+        // At the deadline the whole state goes again, carrying the lost bytes, and the client's bytes are acknowledged.
+        link.Now = sentAt + AckTimeout;
+        Assert.True(replicator.HandleAckTimeout(link.Now));
+        Assert.Null(replicator.AckDeadline);
+        replicator.Update(link.Now, link.Server, []);
+        Assert.Equal(link.Now + AckTimeout, replicator.AckDeadline);
+        Deliver(replicator, store, link.Server);
+        link.Exchange();
+
+        Assert.Equal(2u, replicator.StatesSent);
+        Assert.Equal(1, replicator.AckTimeouts);
+        Assert.Null(replicator.AckDeadline);
+        Assert.True(store.TryGetState(Cid, out var state, out _));
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 0, 3_000), state.ReadBufferState.ToArray());
+        Assert.Equal(start + 3_000, link.Client.SendUnacknowledged);
+    }
+
+    [Fact]
+    public void Acks_that_keep_coming_must_never_make_the_whole_state_go_again_however_long_the_upload()
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 2, ReplicaStateSchedule.EverySnapshot, AckTimeout);
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        replicator.Update(link.Now, link.Server, []);
+        Deliver(replicator, store, link.Server);
+
+        // Forty rounds of 300 ms, twelve seconds in all, each one's bytes acknowledged by the buddy 200 ms after they go:
+        // every update is acknowledged well within the timeout, though the connection always has one unacknowledged.
+        for (var round = 0; round < 40; round++)
+        {
+            link.Client.Write(MigrationSnapshotTests.Pattern(1, round * 1_500, 1_500));
+            link.Exchange();
+            replicator.Update(link.Now, link.Server, []);
+            var sent = new List<ControlMessage>();
+            while (replicator.PollOutgoing(out var message))
+            {
+                sent.Add(message);
+            }
+
+            link.Now += TimeSpan.FromMilliseconds(200);
+            Assert.False(replicator.HandleAckTimeout(link.Now));
+            foreach (var message in sent)
+            {
+                replicator.HandleAck(Assert.IsType<ReplicaAck>(store.Apply("origin", message)), link.Server);
+            }
+
+            link.Exchange();
+            link.Now += TimeSpan.FromMilliseconds(100);
+            Assert.False(replicator.HandleAckTimeout(link.Now));
+        }
+
+        Assert.Equal(0, replicator.AckTimeouts);
+        Assert.Equal(1u, replicator.StatesSent);
+        Assert.Equal(start + 60_000, link.Client.SendUnacknowledged);
+    }
+
+    [Fact]
+    public void An_ack_of_the_oldest_update_must_move_the_deadline_to_the_next_and_that_one_lost_must_still_time_out()
+    {
+        var (link, replicator, store, start) = GatedLink();
+        replicator.Update(link.Now, link.Server, []);
+        Deliver(replicator, store, link.Server);
+
+        // Two read logs 400 ms apart; the first reaches the buddy, the second is lost.
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 800));
+        link.Exchange();
+        var firstAt = link.Now;
+        replicator.Update(link.Now, link.Server, []);
+        Assert.True(replicator.PollOutgoing(out var first));
+        Assert.False(replicator.PollOutgoing(out _));
+        link.Now += TimeSpan.FromMilliseconds(400);
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 800, 800));
+        link.Exchange();
+        var secondAt = link.Now;
+        replicator.Update(link.Now, link.Server, []);
+        Assert.True(replicator.PollOutgoing(out _));
+        Assert.Equal(firstAt + AckTimeout, replicator.AckDeadline);
+
+        // The first's ack, late but before its deadline, acknowledges its bytes and moves the deadline to the second's.
+        link.Now += TimeSpan.FromMilliseconds(50);
+        replicator.HandleAck(Assert.IsType<ReplicaAck>(store.Apply("origin", first)), link.Server);
+        link.Exchange();
+        Assert.Equal(start + 800, link.Client.SendUnacknowledged);
+        Assert.Equal(secondAt + AckTimeout, replicator.AckDeadline);
+        Assert.False(replicator.HandleAckTimeout(firstAt + AckTimeout));
+
+        // The second's deadline passes without its ack: the whole state goes and covers its bytes.
+        link.Now = secondAt + AckTimeout;
+        Assert.True(replicator.HandleAckTimeout(link.Now));
+        replicator.Update(link.Now, link.Server, []);
+        Deliver(replicator, store, link.Server);
+        link.Exchange();
+
+        Assert.Equal(2u, replicator.StatesSent);
+        Assert.Equal(start + 1_600, link.Client.SendUnacknowledged);
+        Assert.True(store.TryGetState(Cid, out var state, out _));
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 0, 1_600), state.ReadBufferState.ToArray());
+    }
+
+    [Fact]
+    public void A_whole_state_lost_on_its_way_must_go_again_once_it_waited_the_ack_timeout()
+    {
+        var (link, replicator, store, start) = GatedLink();
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 2_500));
+        link.Exchange();
+        replicator.Update(link.Now, link.Server, []);
+        while (replicator.PollOutgoing(out _))
+        {
+        }
+
+        // The whole state is lost on its way: nothing comes back and the buddy holds nothing; only the deadline brings
+        // the state back.
+        link.Now += AckTimeout;
+        Assert.True(replicator.HandleAckTimeout(link.Now));
+        replicator.Update(link.Now, link.Server, []);
+        Deliver(replicator, store, link.Server);
+        link.Exchange();
+
+        Assert.Equal(2u, replicator.StatesSent);
+        Assert.True(store.TryGetState(Cid, out var state, out _));
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 0, 2_500), state.ReadBufferState.ToArray());
+        Assert.Equal(start + 2_500, link.Client.SendUnacknowledged);
+    }
+
+    [Fact]
+    public void Bytes_that_wait_for_the_pipeline_must_fill_read_logs_of_the_largest_size_in_order()
+    {
+        var (link, replicator, store, start) = OneReadLogInFlight(maxPiece: 5_000);
+
+        // One read log in flight; then 9,000 bytes in bursts of 1,500 wait: they fill a 5,000-byte read log, then a second.
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 1_000));
+        link.Exchange();
+        replicator.Update(link.Now, link.Server, []);
+        Assert.True(replicator.PollOutgoing(out var inFlight));
+        for (var burst = 0; burst < 6; burst++)
+        {
+            link.Client.Write(MigrationSnapshotTests.Pattern(1, 1_000 + (burst * 1_500), 1_500));
+            link.Exchange();
+            replicator.Update(link.Now, link.Server, []);
+            Assert.False(replicator.PollOutgoing(out _));
+        }
+
+        var sent = new List<ReplicaReadLog>();
+        var next = inFlight;
+        for (var round = 0; round < 3; round++)
+        {
+            replicator.HandleAck(Assert.IsType<ReplicaAck>(store.Apply("origin", next)), link.Server);
+            replicator.Update(link.Now, link.Server, []);
+            if (!replicator.PollOutgoing(out next))
+            {
+                break;
+            }
+
+            sent.Add(Assert.IsType<ReplicaReadLog>(next));
+        }
+
+        Assert.Equal([(start + 1_000, 5_000), (start + 6_000, 4_000)], sent.Select(log => (log.From, log.Bytes.Length)));
+        link.Exchange();
+        Assert.Equal(start + 10_000, link.Client.SendUnacknowledged);
+        Assert.True(store.TryGetState(Cid, out var state, out _));
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 0, 10_000), state.ReadBufferState.ToArray());
+    }
+
+    [Fact]
+    public void Small_requests_that_wait_for_the_pipeline_must_go_together_in_order_in_one_read_log()
+    {
+        var (link, replicator, store, start) = OneReadLogInFlight(maxPiece: 8_000);
+
+        // One request in flight; thirty more of 100 bytes each wait, in a buffer that grows as they come.
+        link.Client.Write(MigrationSnapshotTests.Pattern(1, 0, 100));
+        link.Exchange();
+        replicator.Update(link.Now, link.Server, []);
+        Assert.True(replicator.PollOutgoing(out var inFlight));
+        for (var request = 1; request <= 30; request++)
+        {
+            link.Client.Write(MigrationSnapshotTests.Pattern(1, request * 100, 100));
+            link.Exchange();
+            replicator.Update(link.Now, link.Server, []);
+            Assert.False(replicator.PollOutgoing(out _));
+        }
+
+        replicator.HandleAck(Assert.IsType<ReplicaAck>(store.Apply("origin", inFlight)), link.Server);
+        replicator.Update(link.Now, link.Server, []);
+        Assert.True(replicator.PollOutgoing(out var together));
+        var readLog = Assert.IsType<ReplicaReadLog>(together);
+        Assert.Equal((start + 100, 3_000), (readLog.From, readLog.Bytes.Length));
+        replicator.HandleAck(Assert.IsType<ReplicaAck>(store.Apply("origin", readLog)), link.Server);
+        link.Exchange();
+
+        Assert.Equal(start + 3_100, link.Client.SendUnacknowledged);
+        Assert.True(store.TryGetState(Cid, out var state, out _));
+        Assert.Equal(MigrationSnapshotTests.Pattern(1, 0, 3_100), state.ReadBufferState.ToArray());
     }
 
     [Theory]
@@ -383,10 +606,26 @@ public sealed class ReplicationTests
     private static (DirectLink Link, ConnectionReplicator Replicator, ReplicaStore<string> Store, SeqNumber Start) GatedLink()
     {
         var link = new DirectLink(ServerConfig, ClientConfig);
-        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot);
+        var replicator = new ConnectionReplicator(Cid, maxPiece: 1_000, readLogsInFlight: 1_000, ReplicaStateSchedule.EverySnapshot, AckTimeout);
         var store = new ReplicaStore<string>(16 * 1024 * 1024);
         var start = link.Server.ReceiveNext;
         link.Server.AcknowledgeReplicatedUpTo(start);
+        return (link, replicator, store, start);
+    }
+
+    /// <summary>
+    /// A gated connection whose buddy holds its first state, with one read log in flight at most and read logs of up to
+    /// <paramref name="maxPiece"/> bytes; no snapshot is due (its bytes go only as read logs).
+    /// </summary>
+    private static (DirectLink Link, ConnectionReplicator Replicator, ReplicaStore<string> Store, SeqNumber Start) OneReadLogInFlight(int maxPiece)
+    {
+        var link = new DirectLink(ServerConfig, ClientConfig);
+        var replicator = new ConnectionReplicator(Cid, maxPiece, readLogsInFlight: 1, new ReplicaStateSchedule(MinProgress: 1 << 20, ProgressPerStateByte: 0, MaxProgress: 1 << 20), AckTimeout);
+        var store = new ReplicaStore<string>(16 * 1024 * 1024);
+        var start = link.Server.ReceiveNext;
+        link.Server.AcknowledgeReplicatedUpTo(start);
+        replicator.Update(link.Now, link.Server, []);
+        Deliver(replicator, store, link.Server);
         return (link, replicator, store, start);
     }
 

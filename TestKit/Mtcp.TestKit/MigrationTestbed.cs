@@ -149,6 +149,9 @@ public sealed class MigrationTestbed
     /// <summary>Most bytes in one replica update (so that each fits one control frame, as in the runtime).</summary>
     public const int ReplicaPiece = 60 * 1024;
 
+    /// <summary>How long a replica update waits for its ack before the whole state goes again (the runtime's <c>mtcp.migration.buddy-ack-timeout</c> default).</summary>
+    public static readonly TimeSpan ReplicaAckTimeout = TimeSpan.FromMilliseconds(500);
+
     public const ulong StreamKey = 0x5354524541;
 
     public const ulong FileName = 0x66696C652E62696E;
@@ -257,7 +260,8 @@ public sealed class MigrationTestbed
             MaxReplicaLength,
             ReplicaPiece,
             Options.ReplicaReadLogsInFlight,
-            Options.ReplicaStates)
+            Options.ReplicaStates,
+            ReplicaAckTimeout)
         : null;
 
     private ServerSession CreateSession(TcpConnection connection, ImportedState imported) => Options.Service switch

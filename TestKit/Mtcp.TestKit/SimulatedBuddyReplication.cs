@@ -27,8 +27,10 @@ public sealed class SimulatedBuddyReplication
     /// <param name="maxPiece">most state or read-log bytes in one replica update.</param>
     /// <param name="readLogsInFlight">most read logs unacknowledged at once per connection.</param>
     /// <param name="stateSchedule">when a new snapshot goes to the buddy as a whole state.</param>
-    public SimulatedBuddyReplication(IpAddress self, Func<IReadOnlySet<IpAddress>, IpAddress?> chooseBuddy, int maxStateLength, int maxPiece, int readLogsInFlight, ReplicaStateSchedule stateSchedule)
+    /// <param name="ackTimeout">how long an update may wait for its ack before the whole state goes again.</param>
+    public SimulatedBuddyReplication(IpAddress self, Func<IReadOnlySet<IpAddress>, IpAddress?> chooseBuddy, int maxStateLength, int maxPiece, int readLogsInFlight, ReplicaStateSchedule stateSchedule, TimeSpan ackTimeout)
     {
+        AckTimeout = ackTimeout;
         Self = self;
         ChooseBuddy = chooseBuddy;
         MaxPiece = maxPiece;
@@ -46,6 +48,8 @@ public sealed class SimulatedBuddyReplication
     public int ReadLogsInFlight { get; }
 
     public ReplicaStateSchedule StateSchedule { get; }
+
+    public TimeSpan AckTimeout { get; }
 
     /// <summary>The replicas of other servers' connections held here, and what was decided about them (the runtime's).</summary>
     public ReplicaTakeover<IpAddress> Takeover { get; }
@@ -70,9 +74,10 @@ public sealed class SimulatedBuddyReplication
 
     /// <summary>
     /// What changed in the host's connections goes to their buddy, chosen again when this server's view changed; a
-    /// connection that ended or left releases its replica. Call after every input and before any transmission.
+    /// connection that ended or left releases its replica; one whose oldest update waited its ack past the ack timeout
+    /// sends the whole state again. Call at <paramref name="now"/>, after every input and before any transmission.
     /// </summary>
-    public void Replicate(MtcpServerHost host, Action<IpAddress, ControlMessage> send)
+    public void Replicate(Instant now, MtcpServerHost host, Action<IpAddress, ControlMessage> send)
     {
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(send);
@@ -101,7 +106,7 @@ public sealed class SimulatedBuddyReplication
 
             if (!_replicating.TryGetValue(endpoint, out var replicated))
             {
-                replicated = new Replicated(new ConnectionReplicator(endpoint.Cid, MaxPiece, ReadLogsInFlight, StateSchedule));
+                replicated = new Replicated(new ConnectionReplicator(endpoint.Cid, MaxPiece, ReadLogsInFlight, StateSchedule, AckTimeout));
                 _replicating[endpoint] = replicated;
                 Rechoose(endpoint, replicated, buddy, send);
             }
@@ -115,7 +120,8 @@ public sealed class SimulatedBuddyReplication
                 continue;
             }
 
-            replicated.Replicator.Update(endpoint.Connection, endpoint.CredentialBytes.Span);
+            replicated.Replicator.HandleAckTimeout(now);
+            replicated.Replicator.Update(now, endpoint.Connection, endpoint.CredentialBytes.Span);
             while (replicated.Replicator.PollOutgoing(out var update))
             {
                 send(to, update);

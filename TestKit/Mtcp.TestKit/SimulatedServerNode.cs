@@ -181,6 +181,6 @@ public sealed class SimulatedServerNode : ISimNode
         }
         while (answers.Count > 0);
 
-        Replication?.Replicate(Host, (to, update) => _control.Send(now, Address, to, update));
+        Replication?.Replicate(now, Host, (to, update) => _control.Send(now, Address, to, update));
     }
 }

@@ -50,17 +50,19 @@ internal static class ReplicationSettings
 
     public const string ReadLogsInFlightPath = "mtcp.migration.buddy-read-logs-in-flight";
 
+    public const string AckTimeoutPath = "mtcp.migration.buddy-ack-timeout";
+
     /// <summary>Most state or read-log bytes in one replica message, for control messages cut at <paramref name="replyChunkSize"/>.</summary>
     public static int MaxPiece(int replyChunkSize) => Math.Max(1, replyChunkSize - EnvelopeOverhead);
 
     /// <summary>Buddy replication on the node of <paramref name="system"/>, known in its cluster as <paramref name="self"/>, as configured.</summary>
-    /// <exception cref="ConfigurationException">a key of <c>mtcp.control</c>, <c>mtcp.migration.buddy-read-logs-in-flight</c> or <c>mtcp.migration.buddy-state</c> is invalid.</exception>
+    /// <exception cref="ConfigurationException">a key of <c>mtcp.control</c>, <c>mtcp.migration.buddy-read-logs-in-flight</c>, <c>mtcp.migration.buddy-ack-timeout</c> or <c>mtcp.migration.buddy-state</c> is invalid.</exception>
     public static ReplicationSupport Support(Akka.Actor.ActorSystem system, Akka.Actor.Address self)
     {
         ArgumentNullException.ThrowIfNull(system);
         var control = ControlSettings.Create(system);
         var config = MtcpConfig.WithFallback(system.Settings.Config);
-        return new ReplicationSupport(self, MaxPiece(control.ReplyChunkSize), ReadLogsInFlight(config), StateSchedule(config, control.MaxStateReplySize));
+        return new ReplicationSupport(self, MaxPiece(control.ReplyChunkSize), ReadLogsInFlight(config), StateSchedule(config, control.MaxStateReplySize), AckTimeout(config));
     }
 
     /// <summary><c>mtcp.migration.buddy-read-logs-in-flight</c>: most read logs of one connection unacknowledged by its buddy at once.</summary>
@@ -69,6 +71,14 @@ internal static class ReplicationSettings
     {
         ArgumentNullException.ThrowIfNull(config);
         return HoconValues.Integer(config, ReadLogsInFlightPath, 1, 1_000);
+    }
+
+    /// <summary><c>mtcp.migration.buddy-ack-timeout</c>: how long a replica update waits for the buddy's ack before the whole state goes again.</summary>
+    /// <exception cref="ConfigurationException">the key is missing or not a positive duration.</exception>
+    public static TimeSpan AckTimeout(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return HoconValues.Duration(config, AckTimeoutPath, allowZero: false);
     }
 
     /// <summary>

@@ -57,15 +57,17 @@ namespace Mtcp.Actors.Control;
 /// <para>
 /// Buddy replication: the endpoint actor that replicates a connection to the peer is remembered (watched, forgotten at
 /// its release or stop), and the peer's acks go straight to it, not through the registry: every client byte waits for
-/// its ack before it is acknowledged (docs/failover.md), so each hop on that path delays the client.
+/// its ack before it is acknowledged (docs/failover.md), so each hop on that path delays the client. The routes
+/// (<see cref="ReplicaAckRoutes"/>) are shared with the reader of this node's direct replication channel, which
+/// delivers the acks it opens to the endpoints itself, not through this actor's mailbox.
 /// </para>
 /// <para>
 /// Direct replication channel (<c>mtcp.migration.buddy-channel.transport = direct</c>; docs/failover.md): replica
 /// updates to the peer and acks of the peer's updates go, sealed as they would be here, on the TLS channels of
 /// <see cref="ReplicationChannelPath"/> while those are open, and over Akka.Remote otherwise; what the channels' readers
-/// open comes back here as <see cref="ReceivedOnChannel"/> and is handled as the same message from the peer, so both
-/// paths share one bookkeeping. A connection's update and its successor may cross by different paths: the buddy's
-/// store applies an update only where the previous one ended (in the same generation), so one out of order is
+/// open (but the acks delivered to the endpoints) comes back here as <see cref="ReceivedOnChannel"/> and is handled as
+/// the same message from the peer, so both paths share one bookkeeping. A connection's update and its successor may
+/// cross by different paths: the buddy's store applies an update only where the previous one ended (in the same generation), so one out of order is
 /// refused, not applied, and costs a whole state; when the channel for this node's updates breaks, every connection
 /// with updates unacknowledged is told (<see cref="ReplicationPathLost"/>) and sends its buddy the whole state again,
 /// since some may have been lost with the channel.
@@ -108,10 +110,14 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     /// <summary>Peer requests handed to the registry and not yet answered, with the peer connection to answer.</summary>
     private readonly Dictionary<ulong, IActorRef> _serving = [];
 
-    /// <summary>The endpoint actor replicating each connection to the peer, which the peer's acks go to.</summary>
-    private readonly Dictionary<ConnectionId, IActorRef> _replicating = [];
+    /// <summary>
+    /// The endpoint actor replicating each connection to the peer, which the peer's acks go to, and this node's updates
+    /// awaiting them (<c>mtcp.replication.round_trip.duration</c>); shared with the reader of this node's channel, which
+    /// delivers the acks it opens itself.
+    /// </summary>
+    private readonly ReplicaAckRoutes _acks;
 
-    /// <summary>The connection each endpoint of <see cref="_replicating"/> replicates, to forget it when the endpoint stops.</summary>
+    /// <summary>The connection each endpoint of <see cref="_acks"/> replicates, to forget it when the endpoint stops.</summary>
     private readonly Dictionary<IActorRef, ConnectionId> _replicatingCids = [];
 
     /// <summary>
@@ -120,15 +126,10 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     /// </summary>
     private readonly ReplicaUpdateTimes _holding = new();
 
-    /// <summary>
-    /// As the serving node: this node's replica updates sent to the peer and not yet acknowledged, with when each left
-    /// (<c>mtcp.replication.round_trip.duration</c>: the transport's share of the ack delay, with the buddy's hold).
-    /// </summary>
-    private readonly ReplicaUpdateTimes _replicatedTo = new();
-
     public ControlConnection(Address peer, IActorRef registry, ControlSettings settings, IMigrationAuthenticator? authenticator, IActorRef? replicas, DirectReplication? direct)
     {
         _peer = peer;
+        _acks = new ReplicaAckRoutes(peer);
         _replicas = replicas;
         _direct = direct;
         _peerManager = Context.ActorSelection(new RootActorPath(peer) / "user" / ControlConnectionManager.ActorName);
@@ -186,8 +187,9 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 Held(ack);
             }
 
-            SendReplication(replicate.Message);
+            // Noted before it goes: on the channel, its ack may be opened by the reader before this returns.
             Sent(replicate.Message);
+            SendReplication(replicate.Message);
         });
         Receive<PeerReplicationChannel>(_ => !IsFromPeer, announced =>
         {
@@ -538,12 +540,11 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
                 break;
             case ReplicaAck replicaAck:
                 // An ack for a connection no endpoint replicates here any more goes to the registry, which drops it.
-                if (_replicatedTo.Acknowledged(replicaAck, Stopwatch.GetTimestamp()) is { } roundTrip)
+                if (!_acks.TryDeliver(replicaAck, Self))
                 {
-                    MigrationMetrics.ReplicaRoundTrip.Record(roundTrip.TotalSeconds);
+                    _registry.Tell(new ReplicaAckReceived(_peer, replicaAck), Self);
                 }
 
-                (_replicating.GetValueOrDefault(replicaAck.Cid) ?? _registry).Tell(new ReplicaAckReceived(_peer, replicaAck), Self);
                 break;
             case ReplicaState or ReplicaReadLog or ReplicaRelease when _replicas is not null:
                 Holding(message);
@@ -585,7 +586,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         if (_sealing is not null && _direct is not null)
         {
             // The channels carry only sealed messages: without the cluster key everything goes over Akka.Remote.
-            _channels = new ReplicationChannelPath(((ExtendedActorSystem)Context.System).Provider.DefaultAddress, _peer, _direct, Self, _sealing, _refusals, _log);
+            _channels = new ReplicationChannelPath(((ExtendedActorSystem)Context.System).Provider.DefaultAddress, _peer, _direct, Self, _acks, _sealing, _refusals, _log);
             _channels.PeerPort(_peerChannelPort);
         }
     }
@@ -613,13 +614,9 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     /// </summary>
     private void ResendInFlight()
     {
-        foreach (var cid in _replicatedTo.Awaiting)
+        foreach (var (_, endpoint) in _acks.TakeAwaiting())
         {
-            _replicatedTo.Forget(cid);
-            if (_replicating.TryGetValue(cid, out var endpoint))
-            {
-                endpoint.Tell(new ReplicationPathLost(_peer), Self);
-            }
+            endpoint?.Tell(new ReplicationPathLost(_peer), Self);
         }
     }
 
@@ -635,7 +632,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
         {
             Remember(ReplicaCid(update));
         }
-        else if (_replicating.TryGetValue(ReplicaCid(update), out var endpoint) && endpoint.Equals(Sender))
+        else if (_acks.EndpointOf(ReplicaCid(update)) is { } endpoint && endpoint.Equals(Sender))
         {
             Forget(endpoint);
         }
@@ -647,7 +644,8 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
     private void Remember(ConnectionId cid)
     {
-        if (_replicating.TryGetValue(cid, out var known) && known.Equals(Sender))
+        var known = _acks.EndpointOf(cid);
+        if (known is not null && known.Equals(Sender))
         {
             return;
         }
@@ -659,14 +657,14 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
 
         if (_replicatingCids.Remove(Sender, out var previous))
         {
-            _replicating.Remove(previous);
+            _acks.Unroute(previous);
         }
         else
         {
             Context.Watch(Sender);
         }
 
-        _replicating[cid] = Sender;
+        _acks.Route(cid, Sender);
         _replicatingCids[Sender] = cid;
     }
 
@@ -674,8 +672,7 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     {
         if (_replicatingCids.Remove(endpoint, out var cid))
         {
-            _replicating.Remove(cid);
-            _replicatedTo.Forget(cid);
+            _acks.Unroute(cid);
             Context.Unwatch(endpoint);
         }
     }
@@ -706,11 +703,11 @@ internal sealed class ControlConnection : ReceiveActor, IWithTimers
     {
         if (update is ReplicaState or ReplicaReadLog)
         {
-            _replicatedTo.Passed(ReplicaCid(update), update.RequestId, Stopwatch.GetTimestamp());
+            _acks.Sent(ReplicaCid(update), update.RequestId, Stopwatch.GetTimestamp());
         }
         else if (update is ReplicaRelease)
         {
-            _replicatedTo.Forget(ReplicaCid(update));
+            _acks.Released(ReplicaCid(update));
         }
     }
 

@@ -388,7 +388,7 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
             return;
         }
 
-        _driver.ArmTimer(Timers, now);
+        _driver.ArmTimer(Timers, now, null);
     }
 
     private void OnConnected()

@@ -149,10 +149,11 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
     }
 
     /// <summary>After an input: the engine's one deadline is armed, and its path MTU events since the last go to the counters.</summary>
-    public void ArmTimer(ITimerScheduler timers, Instant now)
+    /// <param name="alsoAt">a deadline of the actor's own that the same timer serves (null: none); the actor checks it on the tick.</param>
+    public void ArmTimer(ITimerScheduler timers, Instant now, Instant? alsoAt)
     {
         ExportPathMtu();
-        _deadline.Arm(timers, endpoint.PollTimeout(), now);
+        _deadline.Arm(timers, Instant.Earliest(endpoint.PollTimeout(), alsoAt), now);
     }
 
     /// <summary>

@@ -77,7 +77,7 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
         _endpoint = new MtcpServerEndpoint<IActorRef>(context.TcpTo(key.RemoteAddress), context.ConnectionIdOf(key), iss ?? context.NextIss(key), context.Migration?.Authenticator, () => _context.View.Alternates.Servers, plan);
         if (context.Migration is { Replication: { } replication, Authenticator: not null })
         {
-            _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece, replication.ReadLogsInFlight, replication.StateSchedule);
+            _replicator = new ConnectionReplicator(_endpoint.Cid, replication.MaxPiece, replication.ReadLogsInFlight, replication.StateSchedule, replication.AckTimeout);
         }
 
         if (context.Migration is { ClientState: { } clientState, Authenticator: not null })
@@ -116,6 +116,7 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
                 break;
             case EngineTick:
                 _driver.OnTick(now);
+                ResendIfAckOverdue(now);
                 Drive(now);
                 break;
             case PacketTooBigReceived report when _endpoint.Phase != ServerEndpointPhase.MigratedAway:
@@ -440,7 +441,26 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
             return;
         }
 
-        _driver.ArmTimer(Timers, now);
+        // The engine's timer also wakes the replicator when its oldest update's ack is overdue.
+        _driver.ArmTimer(Timers, now, _replicator?.AckDeadline);
+    }
+
+    /// <summary>
+    /// The buddy has not acknowledged the oldest update within <c>mtcp.migration.buddy-ack-timeout</c>: it or its ack was
+    /// lost, and the whole state goes again with the next <see cref="Replicate"/> (docs/failover.md).
+    /// </summary>
+    private void ResendIfAckOverdue(Instant now)
+    {
+        if (_replicator is not null && _replicator.HandleAckTimeout(now))
+        {
+            _replicaSentAt.Clear();
+            MigrationMetrics.ReplicaAckTimeouts.Add(1);
+            // Counted, and logged only at debug: a buddy that stays unreachable times every connection out again each period.
+            if (Context.System.Log.IsDebugEnabled)
+            {
+                Log.Debug("endpoint {0}: no ack from buddy {1} within {2}; it gets the whole state again", _key, _buddy, _context.Migration?.Replication?.AckTimeout);
+            }
+        }
     }
 
     /// <summary>
@@ -475,7 +495,7 @@ internal sealed class ServerEndpointActor : UntypedActor, IWithTimers
         }
 
         NoteArrivals(_endpoint.Connection.ReceivedDataEnd);
-        _replicator.Update(_endpoint.Connection, _endpoint.CredentialBytes.Span);
+        _replicator.Update(_context.Clock.Now, _endpoint.Connection, _endpoint.CredentialBytes.Span);
         Send(control);
     }
 

@@ -70,6 +70,8 @@ internal static class MigrationMetrics
 
     internal static readonly Counter<long> ReplicaUpdates = Meter.CreateCounter<long>("mtcp.replication.updates", "{update}", "Replica updates sent to buddies (tag kind: state, read-log)");
 
+    internal static readonly Counter<long> ReplicaAckTimeouts = Meter.CreateCounter<long>("mtcp.replication.ack_timeouts", "{timeout}", "Connections that sent their buddy the whole state again because an update waited mtcp.migration.buddy-ack-timeout for its ack");
+
     internal static readonly Counter<long> ReplicaUpdateBytes = Meter.CreateCounter<long>("mtcp.replication.update.bytes", "By", "Bytes of whole states and read logs sent to buddies, before sealing (tag kind: state, read-log)");
 
     /// <summary>Buckets from 50 us to 1 s: a control round trip on loopback is a few hundred microseconds.</summary>

@@ -35,9 +35,10 @@ internal sealed record MigrationSupport(
 /// another member serving the same port, <c>BuddyChoice</c>), <paramref name="MaxPiece"/> the most bytes one replica
 /// message carries, <paramref name="ReadLogsInFlight"/> the most read logs of a connection unacknowledged at once
 /// (<c>mtcp.migration.buddy-read-logs-in-flight</c>), <paramref name="StateSchedule"/> when a new snapshot goes as a
-/// whole state (<c>mtcp.migration.buddy-state</c>).
+/// whole state (<c>mtcp.migration.buddy-state</c>), <paramref name="AckTimeout"/> how long an update waits for its ack
+/// before the whole state goes again (<c>mtcp.migration.buddy-ack-timeout</c>).
 /// </summary>
-internal sealed record ReplicationSupport(Address Self, int MaxPiece, int ReadLogsInFlight, Stack.Migration.ReplicaStateSchedule StateSchedule);
+internal sealed record ReplicationSupport(Address Self, int MaxPiece, int ReadLogsInFlight, Stack.Migration.ReplicaStateSchedule StateSchedule, TimeSpan AckTimeout);
 
 /// <summary>
 /// Client-stored state on a server node (docs/failover.md): <paramref name="MaxLength"/> bounds a sealed state

@@ -19,7 +19,8 @@ namespace Mtcp.Actors.Replication;
 /// logged (once per peer: a channel that keeps failing costs one line, and one per open, at most every retry-interval).
 /// </summary>
 /// <param name="self">this node's address: the channel leaves from its host.</param>
-internal sealed class ReplicationChannelPath(Address self, Address peer, DirectReplication direct, IActorRef connection, ControlSealing sealing, RefusalLog refusals, ILoggingAdapter log)
+/// <param name="acks">where the peer's acks go: the reader of this node's channel delivers each to its endpoint itself.</param>
+internal sealed class ReplicationChannelPath(Address self, Address peer, DirectReplication direct, IActorRef connection, ReplicaAckRoutes acks, ControlSealing sealing, RefusalLog refusals, ILoggingAdapter log)
 {
     private ReplicationChannelLink? _toPeer;
     private ReplicationChannelLink? _fromPeer;
@@ -59,7 +60,7 @@ internal sealed class ReplicationChannelPath(Address self, Address peer, DirectR
             return;
         }
 
-        var receiver = new ReplicationChannelReceiver(sealing, carriesUpdates: false, $"{peer} ({link.Remote})", refusals) { Connection = connection };
+        var receiver = new ReplicationChannelReceiver(sealing, carriesUpdates: false, $"{peer} ({link.Remote})", refusals) { Connection = connection, Acks = acks };
         _toPeer = link;
         link.Start($"to {link.Remote}", receiver.Receive, (closed, reason) => connection.Tell(new ReplicationChannelBroken(closed, reason)));
         log.Info("replication channel to {0} ({1}) is open: this node's replica updates for it go on it", peer, link.Remote);

@@ -12,14 +12,19 @@ namespace Mtcp.Actors.Replication;
 /// key for the pair of nodes (<see cref="ControlSealing"/>, the peer as sender, this node as receiver) and carry what
 /// that end of the channel carries, the peer's updates (<see cref="ReplicaState"/>, <see cref="ReplicaReadLog"/>,
 /// <see cref="ReplicaRelease"/>) on a channel the peer opened, the peer's <see cref="ReplicaAck"/>s on one this node
-/// opened. What opens goes to the peer's control connection as <see cref="ReceivedOnChannel"/>, which handles it as
-/// the same message from the control connection; anything else is refused through the node's refusal log, and the
-/// reader closes the channel.
+/// opened. An ack that opens goes straight to the endpoint replicating its connection (<see cref="Acks"/>): that
+/// ack is what the client's ACK waits for, and the control connection's mailbox would be one hand-off more on its way.
+/// Anything else that opens goes to the peer's control connection as <see cref="ReceivedOnChannel"/>, which handles it
+/// as the same message from the control connection; what does not open, or is not what this end carries, is refused
+/// through the node's refusal log, and the reader closes the channel.
 /// </summary>
 internal sealed class ReplicationChannelReceiver(ControlSealing sealing, bool carriesUpdates, string peer, RefusalLog refusals)
 {
     /// <summary>The peer's control connection, once known; what opens before is only checked.</summary>
     public IActorRef Connection { get; set; } = ActorRefs.Nobody;
+
+    /// <summary>On the serving node's end: the endpoints the peer's acks go to; null on the buddy's end.</summary>
+    public ReplicaAckRoutes? Acks { get; init; }
 
     /// <summary>Opens <paramref name="envelope"/>; false (refused and logged) when it does not open or is not a message this end carries.</summary>
     public bool TryOpen(ReadOnlySpan<byte> envelope, [NotNullWhen(true)] out ControlMessage? message)
@@ -49,6 +54,11 @@ internal sealed class ReplicationChannelReceiver(ControlSealing sealing, bool ca
         if (!TryOpen(envelope.Span, out var message))
         {
             return false;
+        }
+
+        if (message is ReplicaAck ack && Acks is { } acks && acks.TryDeliver(ack, Connection))
+        {
+            return true;
         }
 
         Connection.Tell(new ReceivedOnChannel(message), ActorRefs.NoSender);

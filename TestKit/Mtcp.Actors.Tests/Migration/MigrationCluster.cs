@@ -227,7 +227,8 @@ public sealed class MigrationCluster : IAsyncDisposable
             var replication = _options.Replication
                 ? ReplicationSettings.Support(system, Akka.Cluster.Cluster.Get(system).SelfAddress)
                 : null;
-            await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, node.Control, node.Directory, Replication: replication, ClientState: clientState));
+            var endpointsControl = _options.WrapControlManager is { } wrapControl ? wrapControl(system, node.Control) : node.Control;
+            await runtime.EnableMigrationAsync(new MigrationSupport(Authenticator, endpointsControl, node.Directory, Replication: replication, ClientState: clientState));
             var listener = new MtcpListener(runtime, ServicePort(transport));
             await listener.StartAsync();
             node.Listeners.Add(listener);
@@ -303,6 +304,13 @@ public sealed record MigrationClusterOptions
     /// <see cref="LossyPacketTransport"/>; the runtime owns what it returns. Null: the endpoints are used as they are.
     /// </summary>
     public Func<InMemoryPacketTransport, IPacketTransport>? WrapMemoryTransport { get; init; }
+
+    /// <summary>
+    /// Stands between each server node's runtimes and its control connection manager (the node's system and manager in,
+    /// what the endpoints and listeners send to out), e.g. to lose a replica update on its way. Null: they send to the
+    /// manager itself.
+    /// </summary>
+    public Func<ActorSystem, IActorRef, IActorRef>? WrapControlManager { get; init; }
 
     /// <summary>Each node's control connections reach its registry through a <see cref="Migration.StateRequestGate"/>.</summary>
     public bool GateStateRequests { get; init; }
