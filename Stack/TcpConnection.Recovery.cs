@@ -289,7 +289,10 @@ public sealed partial class TcpConnection
             _lastSentAlone = _scoreboard.Count == 1;
         }
 
-        if (newData && !_tailLossProbePending)
+        // New data restarts the probe timeout (RFC 8985 §7.2), but never in place of RACK's reorder timer: that timer is
+        // what marks a hole lost once its reorder window has passed (§6.2 step 5), and a probe in its place would
+        // leave the hole to the probe's later timeout, or to the retransmission timer when the probe is lost.
+        if (newData && !_tailLossProbePending && !ReorderTimerArmed)
         {
             ArmLossTimer(now, reorderTimeout: null);
         }
@@ -390,6 +393,9 @@ public sealed partial class TcpConnection
         _lossTimerAt = at;
         _lossTimer = LossTimer.TailLossProbe;
     }
+
+    /// <summary>RACK's reorder timer is running: a segment waits out its reorder window (RFC 8985 §6.2 step 5).</summary>
+    private bool ReorderTimerArmed => _lossTimerAt is not null && _lossTimer == LossTimer.Reorder;
 
     /// <summary>The reorder timer or the probe timeout expired.</summary>
     private void OnLossTimer(Instant now)

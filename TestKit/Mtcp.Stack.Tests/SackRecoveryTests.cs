@@ -160,6 +160,26 @@ public sealed class SackRecoveryTests
     }
 
     [Fact]
+    public void New_data_sent_while_a_hole_waits_out_its_reorder_window_must_not_postpone_its_retransmission()
+    {
+        var peer = EstablishedWithSack();
+        peer.Connection.Write(new byte[20_000]);
+        Assert.Equal(10, peer.Drain().Count);
+        peer.Now += 100 * Ms;
+        var ackedAt = peer.Now;
+
+        // Segment 1 lost, segment 2 SACKed: the SACK takes a segment out of the pipe and a new one goes, while the hole
+        // waits out RACK's reorder window (min_RTT / 4 = 25 ms). The new data re-arms the probe timeout (2 SRTT), but not
+        // in place of the reorder timer, which would leave the hole to the probe, or to the RTO if the probe is lost.
+        peer.Send(AckWithSack(peer, Byte(0), (1000, 2000)));
+        Assert.Equal([Byte(10_000)], peer.Drain().Select(s => s.Seq));
+        Assert.Equal(ackedAt + (25 * Ms), peer.FireNextTimer());
+        Assert.Equal(Byte(0), peer.Drain()[0].Seq);
+        Assert.True(peer.Connection.InLossRecovery);
+        Assert.Equal(0, peer.Connection.Stats.TailLossProbes);
+    }
+
+    [Fact]
     public void Lost_retransmission_must_be_detected_by_time_and_sent_again_without_a_timeout()
     {
         var peer = EstablishedWithSack();
