@@ -105,7 +105,7 @@ public sealed partial class TcpConnection
                 if (arrival.InRange(range.Left, range.Right))
                 {
                     first = i;
-                    blocks = blocks.Add(range);
+                    blocks = blocks.Add(WithPendingFin(range));
                     break;
                 }
             }
@@ -116,12 +116,21 @@ public sealed partial class TcpConnection
         {
             if (i != first)
             {
-                blocks = blocks.Add(_receive.OutOfOrderRange(i));
+                blocks = blocks.Add(WithPendingFin(_receive.OutOfOrderRange(i)));
             }
         }
 
         return blocks;
     }
+
+    /// <summary>
+    /// A range that ends where the peer's FIN, received out of order, sits is reported with the FIN's sequence number:
+    /// a block's right edge follows the last sequence number received (RFC 2018 §3), and the FIN takes one, as Linux
+    /// reports it. Without it the sender could not match the block to its last segment (data and FIN), would never
+    /// count it delivered, and RACK could not tell a lost retransmission sent before it (RFC 8985 §6.2).
+    /// </summary>
+    private SackBlock WithPendingFin(SackBlock range) =>
+        _pendingPeerFin is { } fin && range.Right == fin ? range with { Right = fin + 1 } : range;
 
     /// <summary>
     /// The receiving side of RFC 2018 §4 and RFC 2883: <paramref name="seq"/> and <paramref name="length"/> arrived with

@@ -180,6 +180,27 @@ public sealed class SackRecoveryTests
     }
 
     [Fact]
+    public void Sack_block_ending_at_a_fin_received_out_of_order_must_cover_the_fin()
+    {
+        var peer = EstablishedWithSack();
+        var next = peer.RemoteNext;
+
+        // The last 500 bytes and the FIN arrive ahead of a hole. The block's right edge follows the last sequence number
+        // received (RFC 2018 §3), the FIN's, as Linux reports it: otherwise the sender cannot match the block to its
+        // last segment, and RACK never learns that it was delivered.
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack | TcpFlags.Fin, next + 1000, LocalIss + 1), new byte[500]);
+        var ack = peer.Single();
+        Assert.Equal(next, ack.Ack);
+        Assert.Equal(new SackBlock(next + 1000, next + 1501), ack.Header.Options.Sack[0]);
+
+        // The hole fills: the FIN is taken with the data before it, and no block is left.
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, next, LocalIss + 1), new byte[1000]);
+        var filled = peer.Single();
+        Assert.Equal(next + 1501, filled.Ack);
+        Assert.Equal(0, filled.Header.Options.Sack.Count);
+    }
+
+    [Fact]
     public void Lost_retransmission_must_be_detected_by_time_and_sent_again_without_a_timeout()
     {
         var peer = EstablishedWithSack();
