@@ -394,9 +394,13 @@ public sealed partial class TcpConnection
 
         pto += _config.ClockGranularity;
         var at = now + pto;
-        if (_retransmitAt is { } rto && rto <= at)
+
+        // RFC 8985 §7.2: a probe timeout later than the retransmission timer is scheduled at the timer's time, and the
+        // probe goes in place of the timeout (HandleTimeout lets it). A one-segment flight (PTO += WCDelAckT) otherwise
+        // never had a probe: its loss always cost a timeout, cwnd at one segment and everything resent.
+        if (_retransmitAt is { } rto && rto < at)
         {
-            return;
+            at = rto;
         }
 
         _lossTimerAt = at;
@@ -406,13 +410,22 @@ public sealed partial class TcpConnection
     /// <summary>RACK's reorder timer is running: a segment waits out its reorder window (RFC 8985 §6.2 step 5).</summary>
     private bool ReorderTimerArmed => _lossTimerAt is not null && _lossTimer == LossTimer.Reorder;
 
+    /// <summary>The probe timeout is due at <paramref name="now"/>: it fires before, and in place of, a retransmission timeout due then.</summary>
+    private bool TailLossProbeDue(Instant now) => _lossTimerAt is { } at && at <= now && _lossTimer == LossTimer.TailLossProbe;
+
     /// <summary>The reorder timer or the probe timeout expired.</summary>
     private void OnLossTimer(Instant now)
     {
         _lossTimerAt = null;
         if (_lossTimer == LossTimer.TailLossProbe)
         {
+            // Due with the retransmission timer, the probe goes in its place; sending it re-arms the timer (§7.3).
             _tailLossProbePending = true;
+            if (_retransmitAt is { } rto && rto <= now)
+            {
+                _retransmitAt = now + _rtt.Rto;
+            }
+
             return;
         }
 

@@ -180,6 +180,29 @@ public sealed class SackRecoveryTests
     }
 
     [Fact]
+    public void Probe_of_a_one_segment_flight_must_go_in_place_of_the_retransmission_timeout()
+    {
+        var peer = EstablishedWithSack();
+        peer.Connection.Write(new byte[1000]);
+        var sentAt = peer.Now;
+        Assert.Single(peer.Drain());
+
+        // PTO = 2 SRTT + WCDelAckT + 1 ms = 401 ms lies beyond the RTO (300 ms): RFC 8985 §7.2 schedules the probe at the
+        // RTO's time, and the probe goes in place of the timeout: no loss window, nothing marked lost.
+        Assert.Equal(sentAt + (300 * Ms), peer.FireNextTimer());
+        Assert.Equal(Byte(0), peer.Single().Seq);
+        Assert.Equal(1, peer.Connection.Stats.TailLossProbes);
+        Assert.Equal(0, peer.Connection.Stats.RetransmissionTimeouts);
+        Assert.Equal(10_000, peer.Connection.CongestionWindow);
+        Assert.Equal(sentAt + (600 * Ms), peer.Connection.PollTimeout()); // the RTO, re-armed as the probe went (§7.3)
+
+        peer.Now += 100 * Ms;
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, Byte(1000)));
+        Assert.Equal(0, peer.Connection.Stats.RetransmissionTimeouts);
+        Assert.Null(peer.Connection.PollTimeout());
+    }
+
+    [Fact]
     public void Sack_block_ending_at_a_fin_received_out_of_order_must_cover_the_fin()
     {
         var peer = EstablishedWithSack();
