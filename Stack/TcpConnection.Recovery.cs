@@ -105,7 +105,7 @@ public sealed partial class TcpConnection
                 if (arrival.InRange(range.Left, range.Right))
                 {
                     first = i;
-                    blocks = blocks.Add(range);
+                    blocks = blocks.Add(WithPendingFin(range));
                     break;
                 }
             }
@@ -116,12 +116,21 @@ public sealed partial class TcpConnection
         {
             if (i != first)
             {
-                blocks = blocks.Add(_receive.OutOfOrderRange(i));
+                blocks = blocks.Add(WithPendingFin(_receive.OutOfOrderRange(i)));
             }
         }
 
         return blocks;
     }
+
+    /// <summary>
+    /// A range that ends where the peer's FIN, received out of order, sits is reported with the FIN's sequence number:
+    /// a block's right edge follows the last sequence number received (RFC 2018 §3), and the FIN takes one, as Linux
+    /// reports it. Without it the sender could not match the block to its last segment (data and FIN), would never
+    /// count it delivered, and RACK could not tell a lost retransmission sent before it (RFC 8985 §6.2).
+    /// </summary>
+    private SackBlock WithPendingFin(SackBlock range) =>
+        _pendingPeerFin is { } fin && range.Right == fin ? range with { Right = fin + 1 } : range;
 
     /// <summary>
     /// The receiving side of RFC 2018 §4 and RFC 2883: <paramref name="seq"/> and <paramref name="length"/> arrived with
@@ -289,7 +298,10 @@ public sealed partial class TcpConnection
             _lastSentAlone = _scoreboard.Count == 1;
         }
 
-        if (newData && !_tailLossProbePending)
+        // New data restarts the probe timeout (RFC 8985 §7.2), but never in place of RACK's reorder timer: that timer is
+        // what marks a hole lost once its reorder window has passed (§6.2 step 5), and a probe in its place would
+        // leave the hole to the probe's later timeout, or to the retransmission timer when the probe is lost.
+        if (newData && !_tailLossProbePending && !ReorderTimerArmed)
         {
             ArmLossTimer(now, reorderTimeout: null);
         }
@@ -382,14 +394,24 @@ public sealed partial class TcpConnection
 
         pto += _config.ClockGranularity;
         var at = now + pto;
-        if (_retransmitAt is { } rto && rto <= at)
+
+        // RFC 8985 §7.2: a probe timeout later than the retransmission timer is scheduled at the timer's time, and the
+        // probe goes in place of the timeout (HandleTimeout lets it). A one-segment flight (PTO += WCDelAckT) otherwise
+        // never had a probe: its loss always cost a timeout, cwnd at one segment and everything resent.
+        if (_retransmitAt is { } rto && rto < at)
         {
-            return;
+            at = rto;
         }
 
         _lossTimerAt = at;
         _lossTimer = LossTimer.TailLossProbe;
     }
+
+    /// <summary>RACK's reorder timer is running: a segment waits out its reorder window (RFC 8985 §6.2 step 5).</summary>
+    private bool ReorderTimerArmed => _lossTimerAt is not null && _lossTimer == LossTimer.Reorder;
+
+    /// <summary>The probe timeout is due at <paramref name="now"/>: it fires before, and in place of, a retransmission timeout due then.</summary>
+    private bool TailLossProbeDue(Instant now) => _lossTimerAt is { } at && at <= now && _lossTimer == LossTimer.TailLossProbe;
 
     /// <summary>The reorder timer or the probe timeout expired.</summary>
     private void OnLossTimer(Instant now)
@@ -397,7 +419,13 @@ public sealed partial class TcpConnection
         _lossTimerAt = null;
         if (_lossTimer == LossTimer.TailLossProbe)
         {
+            // Due with the retransmission timer, the probe goes in its place; sending it re-arms the timer (§7.3).
             _tailLossProbePending = true;
+            if (_retransmitAt is { } rto && rto <= now)
+            {
+                _retransmitAt = now + _rtt.Rto;
+            }
+
             return;
         }
 

@@ -395,7 +395,7 @@ public sealed partial class TcpConnection
             return;
         }
 
-        if (_retransmitAt is { } retransmit && retransmit <= now)
+        if (_retransmitAt is { } retransmit && retransmit <= now && !TailLossProbeDue(now))
         {
             OnRetransmissionTimeout(now);
             if (_state == TcpState.Closed)

@@ -160,6 +160,70 @@ public sealed class SackRecoveryTests
     }
 
     [Fact]
+    public void New_data_sent_while_a_hole_waits_out_its_reorder_window_must_not_postpone_its_retransmission()
+    {
+        var peer = EstablishedWithSack();
+        peer.Connection.Write(new byte[20_000]);
+        Assert.Equal(10, peer.Drain().Count);
+        peer.Now += 100 * Ms;
+        var ackedAt = peer.Now;
+
+        // Segment 1 lost, segment 2 SACKed: the SACK takes a segment out of the pipe and a new one goes, while the hole
+        // waits out RACK's reorder window (min_RTT / 4 = 25 ms). The new data re-arms the probe timeout (2 SRTT), but not
+        // in place of the reorder timer, which would leave the hole to the probe, or to the RTO if the probe is lost.
+        peer.Send(AckWithSack(peer, Byte(0), (1000, 2000)));
+        Assert.Equal([Byte(10_000)], peer.Drain().Select(s => s.Seq));
+        Assert.Equal(ackedAt + (25 * Ms), peer.FireNextTimer());
+        Assert.Equal(Byte(0), peer.Drain()[0].Seq);
+        Assert.True(peer.Connection.InLossRecovery);
+        Assert.Equal(0, peer.Connection.Stats.TailLossProbes);
+    }
+
+    [Fact]
+    public void Probe_of_a_one_segment_flight_must_go_in_place_of_the_retransmission_timeout()
+    {
+        var peer = EstablishedWithSack();
+        peer.Connection.Write(new byte[1000]);
+        var sentAt = peer.Now;
+        Assert.Single(peer.Drain());
+
+        // PTO = 2 SRTT + WCDelAckT + 1 ms = 401 ms lies beyond the RTO (300 ms): RFC 8985 §7.2 schedules the probe at the
+        // RTO's time, and the probe goes in place of the timeout: no loss window, nothing marked lost.
+        Assert.Equal(sentAt + (300 * Ms), peer.FireNextTimer());
+        Assert.Equal(Byte(0), peer.Single().Seq);
+        Assert.Equal(1, peer.Connection.Stats.TailLossProbes);
+        Assert.Equal(0, peer.Connection.Stats.RetransmissionTimeouts);
+        Assert.Equal(10_000, peer.Connection.CongestionWindow);
+        Assert.Equal(sentAt + (600 * Ms), peer.Connection.PollTimeout()); // the RTO, re-armed as the probe went (§7.3)
+
+        peer.Now += 100 * Ms;
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, peer.RemoteNext, Byte(1000)));
+        Assert.Equal(0, peer.Connection.Stats.RetransmissionTimeouts);
+        Assert.Null(peer.Connection.PollTimeout());
+    }
+
+    [Fact]
+    public void Sack_block_ending_at_a_fin_received_out_of_order_must_cover_the_fin()
+    {
+        var peer = EstablishedWithSack();
+        var next = peer.RemoteNext;
+
+        // The last 500 bytes and the FIN arrive ahead of a hole. The block's right edge follows the last sequence number
+        // received (RFC 2018 §3), the FIN's, as Linux reports it: otherwise the sender cannot match the block to its
+        // last segment, and RACK never learns that it was delivered.
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack | TcpFlags.Fin, next + 1000, LocalIss + 1), new byte[500]);
+        var ack = peer.Single();
+        Assert.Equal(next, ack.Ack);
+        Assert.Equal(new SackBlock(next + 1000, next + 1501), ack.Header.Options.Sack[0]);
+
+        // The hole fills: the FIN is taken with the data before it, and no block is left.
+        peer.Send(ScriptedPeer.Segment(TcpFlags.Ack, next, LocalIss + 1), new byte[1000]);
+        var filled = peer.Single();
+        Assert.Equal(next + 1501, filled.Ack);
+        Assert.Equal(0, filled.Header.Options.Sack.Count);
+    }
+
+    [Fact]
     public void Lost_retransmission_must_be_detected_by_time_and_sent_again_without_a_timeout()
     {
         var peer = EstablishedWithSack();
