@@ -148,11 +148,15 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
         }
     }
 
-    /// <summary>After an input: the engine's one deadline is armed, and its path MTU events since the last go to the counters.</summary>
-    public void ArmTimer(ITimerScheduler timers, Instant now)
+    /// <summary>
+    /// After an input: the engine's one deadline is armed, and its path MTU events since the last go to the counters.
+    /// <paramref name="driverDeadline"/> is a deadline of the actor's own that the same timer fires for (a left
+    /// 4-tuple's release), so that the actor arms no timer of its own.
+    /// </summary>
+    public void ArmTimer(ITimerScheduler timers, Instant now, Instant? driverDeadline = null)
     {
         ExportPathMtu();
-        _deadline.Arm(timers, endpoint.PollTimeout(), now);
+        _deadline.Arm(timers, Instant.Earliest(endpoint.PollTimeout(), driverDeadline), now);
     }
 
     /// <summary>
