@@ -56,6 +56,7 @@ public sealed class MtcpServerService : IHostedService, IAsyncDisposable
             _log.LogWarning("control plane WITHOUT TLS ({Key} = on): any host that reaches this node's Akka.Remote port can join the cluster", ControlPlaneSecurity.InsecurePath);
         }
 
+        RemoteBufferLeakDetection.Configure(MtcpConfig.WithFallback(config));
         _system = HostActorSystem.Create(_systemName, security.SystemSetup(config));
         security.ReportRefusalsTo(_system);
         try

@@ -51,6 +51,7 @@ root.SetAction(async (parseResult, _) =>
     {
         var config = ReadConfiguration();
         ConsoleLog.Configure(config);
+        RemoteBufferLeakDetection.Configure(config);
         node = ServerNode.Create(config, metrics);
     }
     catch (ConfigurationException e)

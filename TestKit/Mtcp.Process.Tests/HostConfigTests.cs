@@ -76,6 +76,34 @@ public sealed class HostConfigTests : IDisposable
     }
 
     [Fact]
+    public void Remote_buffer_leak_detection_must_follow_the_key_and_refuse_a_level_DotNetty_has_not()
+    {
+        var before = DotNetty.Common.ResourceLeakDetector.Level;
+        try
+        {
+            // The shipped value: off, whatever DotNetty started with.
+            DotNetty.Common.ResourceLeakDetector.Level = DotNetty.Common.ResourceLeakDetector.DetectionLevel.Simple;
+            RemoteBufferLeakDetection.Configure(MtcpConfig.Reference);
+            Assert.Equal(DotNetty.Common.ResourceLeakDetector.DetectionLevel.Disabled, DotNetty.Common.ResourceLeakDetector.Level);
+
+            RemoteBufferLeakDetection.Configure(Load(Write("node.conf", $"{RemoteBufferLeakDetection.Path} = paranoid")));
+            Assert.Equal(DotNetty.Common.ResourceLeakDetector.DetectionLevel.Paranoid, DotNetty.Common.ResourceLeakDetector.Level);
+
+            // DotNetty's own spelling of a level is not one of ours, and garbage leaves the level as it was.
+            foreach (var garbage in new[] { "Disabled", "off", "0", "\"\"" })
+            {
+                var error = Assert.Throws<ConfigurationException>(() => RemoteBufferLeakDetection.Configure(Load(Write("node.conf", $"{RemoteBufferLeakDetection.Path} = {garbage}"))));
+                Assert.Contains(RemoteBufferLeakDetection.Path, error.Message, StringComparison.Ordinal);
+                Assert.Equal(DotNetty.Common.ResourceLeakDetector.DetectionLevel.Paranoid, DotNetty.Common.ResourceLeakDetector.Level);
+            }
+        }
+        finally
+        {
+            DotNetty.Common.ResourceLeakDetector.Level = before;
+        }
+    }
+
+    [Fact]
     public void A_key_left_without_a_value_must_be_refused()
     {
         var file = Write("node.conf", "mtcp.tcp.min-rto =\n");

@@ -36,6 +36,9 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
     /// <summary>Every 4-tuple this actor holds in the connection table: the current one, a migration's, and left ones for 2 MSL.</summary>
     private readonly HashSet<ConnectionKey> _keys = [];
 
+    /// <summary>The left ones of <see cref="_keys"/> with their release times, which the engine timer also fires for.</summary>
+    private readonly TupleHolds<ConnectionKey> _holds = new();
+
     private ConnectionKey _currentKey;
 
     private CancellationTokenRegistration _connectCancellationRegistration;
@@ -122,7 +125,7 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
                 request.Completion.TrySetResult(_client.AlternateServers.ToArray());
                 break;
             case ReleaseKey release:
-                OnReleaseKey(release);
+                ReleaseNow(release.Key);
                 break;
             default:
                 Unhandled(message);
@@ -144,6 +147,11 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
             _context.ServersHeard.Probed(server, now);
         }
 
+        while (_holds.PollReleased(now, out var released))
+        {
+            ReleaseNow(released);
+        }
+
         Drive(now);
     }
 
@@ -154,11 +162,11 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
         Drive(now);
     }
 
-    private void OnReleaseKey(ReleaseKey release)
+    private void ReleaseNow(ConnectionKey key)
     {
-        if (release.Key != _currentKey && _migration?.Key != release.Key && _keys.Remove(release.Key))
+        if (key != _currentKey && _migration?.Key != key && _keys.Remove(key))
         {
-            _context.Table.RemoveEndpoint(release.Key, Self);
+            _context.Table.RemoveEndpoint(key, Self);
             MigrationMetrics.PortsHeld.Add(-1);
         }
     }
@@ -341,7 +349,7 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
         if (_keys.Contains(key))
         {
             // Left in BLACKHOLE by this connection: taken back.
-            Timers.Cancel(new ReleaseKey(key));
+            _holds.TakeBack(key);
             reclaimed = true;
             return true;
         }
@@ -361,17 +369,21 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
         MigrationMetrics.PortsHeld.Add(1);
     }
 
-    /// <summary>Frees a 4-tuple this connection no longer uses, after <paramref name="after"/> (2 MSL for one it left: BLACKHOLE).</summary>
+    /// <summary>
+    /// Frees a 4-tuple this connection no longer uses, after <paramref name="after"/> (2 MSL for one it left: BLACKHOLE),
+    /// when the engine timer fires at its release time.
+    /// </summary>
     private void Release(ConnectionKey key, TimeSpan after)
     {
         if (after <= TimeSpan.Zero)
         {
             Self.Tell(new ReleaseKey(key));
+            return;
         }
-        else
-        {
-            Timers.StartSingleTimer(new ReleaseKey(key), new ReleaseKey(key), after);
-        }
+
+        var now = _context.Clock.Now;
+        _holds.Hold(key, now + after);
+        _driver.ArmTimer(Timers, now, _holds.PollTimeout());
     }
 
     private void Drive(Instant now)
@@ -388,7 +400,7 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
             return;
         }
 
-        _driver.ArmTimer(Timers, now, null);
+        _driver.ArmTimer(Timers, now, _holds.PollTimeout());
     }
 
     private void OnConnected()
@@ -541,6 +553,6 @@ internal sealed class ClientEndpointActor : UntypedActor, IWithTimers
 
     private sealed record PendingMigration(ServerEndpoint From, ServerEndpoint To, ConnectionKey Key, Instant Started, bool Triggered, bool FailedOver, TaskCompletionSource<MigrationReport>? Completion);
 
-    /// <summary>Timer key and message: the 4-tuple's time in BLACKHOLE is over.</summary>
+    /// <summary>A 4-tuple a migration claimed and could not use, free at once.</summary>
     private sealed record ReleaseKey(ConnectionKey Key);
 }

@@ -148,8 +148,12 @@ internal sealed class EndpointDriver(EndpointContext context, IPolledEndpoint en
         }
     }
 
-    /// <summary>After an input: the engine's one deadline is armed, and its path MTU events since the last go to the counters.</summary>
-    /// <param name="alsoAt">a deadline of the actor's own that the same timer serves (null: none); the actor checks it on the tick.</param>
+    /// <summary>
+    /// After an input: the engine's one deadline is armed, and its path MTU events since the last go to the counters.
+    /// <paramref name="alsoAt"/> is a deadline of the actor's own that the same timer fires for (a client's left
+    /// 4-tuple's release, a server's replica ack timeout; null: none), so that the actor arms no timer of its own; the
+    /// actor checks it on the tick.
+    /// </summary>
     public void ArmTimer(ITimerScheduler timers, Instant now, Instant? alsoAt)
     {
         ExportPathMtu();

@@ -46,26 +46,8 @@ public sealed class ConstantMemoryMigrationTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task Twenty_thousand_migrations_of_one_connection_must_leave_memory_and_port_use_flat()
     {
-        var servers = new[] { IpAddress.Parse("10.4.0.1"), IpAddress.Parse("10.4.0.2") };
-        var nodes = servers.Select((_, i) => new Address("akka.tcp", "mtcp", "127.0.0.1", 2600 + i)).ToArray();
-        var services = servers.Select(address => new ServerEndpoint(address, ServicePort)).ToArray();
-        var runtimes = servers.Select((address, i) => MtcpRuntime.Start(Sys, _fabric, NodeConfig(address.ToString()), $"server-{i}")).ToArray();
-        var registries = new Dictionary<Address, IActorRef> { [nodes[0]] = runtimes[0].ConnectionRegistry, [nodes[1]] = runtimes[1].ConnectionRegistry };
         using var stopping = new CancellationTokenSource();
-        var applications = new List<Task>();
-        for (var i = 0; i < runtimes.Length; i++)
-        {
-            var control = Sys.ActorOf(InProcessControl.Props(nodes[i], registries), $"control-{i}");
-            await runtimes[i].EnableMigrationAsync(new MigrationSupport(_authenticator, control));
-            var other = 1 - i;
-            runtimes[i].PacketActor.Tell(new AlternateServersChanged(
-                new AlternateServerList([services[other]]),
-                new ControlMappings([new KeyValuePair<ServerEndpoint, Address>(services[other], nodes[other])])));
-            var listener = new MtcpListener(runtimes[i], ServicePort);
-            await listener.StartAsync();
-            applications.Add(EchoAsync(listener, stopping.Token));
-        }
-
+        var (servers, services, runtimes) = await StartServersAsync("", stopping.Token);
         var clientRuntime = MtcpRuntime.Start(Sys, _fabric, NodeConfig(ClientAddress.ToString()), "client");
         await clientRuntime.EnableMigrationAsync(new MigrationSupport(_authenticator));
         using var client = new MtcpClient(clientRuntime);
@@ -107,6 +89,84 @@ public sealed class ConstantMemoryMigrationTests : Akka.TestKit.Xunit2.TestKit
 
         await stopping.CancelAsync();
         stream.Abort();
+    }
+
+    /// <summary>
+    /// The 4-tuple a migration left stays routed to the client for 2 MSL (BLACKHOLE, thesis 4.2.3 step 4) and is then
+    /// freed by the connection's one engine timer, which arms for it with no timer of its own: on an idle connection
+    /// too, where the engine has nothing else due. A migration back within 2 MSL takes it back.
+    /// </summary>
+    [Fact]
+    public async Task Left_tuple_must_stay_held_for_2_MSL_then_be_freed_on_an_idle_connection_and_taken_back_within_it()
+    {
+        var msl = TimeSpan.FromMilliseconds(300);
+        var mslConfig = $"mtcp.tcp.maximum-segment-lifetime = {msl.TotalMilliseconds}ms";
+        using var stopping = new CancellationTokenSource();
+        var (servers, services, _) = await StartServersAsync(mslConfig, stopping.Token);
+        var clientRuntime = MtcpRuntime.Start(Sys, _fabric, NodeConfig(ClientAddress.ToString(), extra: mslConfig), "client");
+        await clientRuntime.EnableMigrationAsync(new MigrationSupport(_authenticator));
+        using var client = new MtcpClient(clientRuntime);
+        var stream = await client.ConnectAsync(new IPEndPoint(servers[0].ToIPAddress(), ServicePort));
+        await EchoRoundTripAsync(stream, 0);
+        Assert.Equal(1, (await clientRuntime.GetStatisticsAsync()).Endpoints);
+
+        // Back and forth: the second migration takes back the 4-tuple the first left (if 2 MSL have not gone by).
+        await MigrateAsync(client, services[1]);
+        Assert.Equal(2, (await clientRuntime.GetStatisticsAsync()).Endpoints);
+        await MigrateAsync(client, services[0]);
+        await EchoRoundTripAsync(stream, 1);
+        Assert.Equal(2, (await clientRuntime.GetStatisticsAsync()).Endpoints);
+
+        // Then idle: the left 4-tuple is freed 2 MSL after the migration completed, not before, and only it.
+        var migrating = Stopwatch.GetTimestamp();
+        await MigrateAsync(client, services[1]);
+        while ((await clientRuntime.GetStatisticsAsync()).Endpoints != 1)
+        {
+            Assert.True(Stopwatch.GetElapsedTime(migrating) < 2 * msl + Patience, $"the left 4-tuple was still held {(2 * msl + Patience).TotalSeconds:F1} s after the migration");
+            await Task.Delay(20);
+        }
+
+        var freedAfter = Stopwatch.GetElapsedTime(migrating);
+        Assert.True(freedAfter >= 2 * msl, $"the left 4-tuple was freed {freedAfter.TotalMilliseconds:F0} ms after the migration began, within 2 MSL ({(2 * msl).TotalMilliseconds:F0} ms)");
+        await EchoRoundTripAsync(stream, 2);
+
+        // A migration back opens the freed 4-tuple anew and holds the one it left.
+        await MigrateAsync(client, services[0]);
+        await EchoRoundTripAsync(stream, 3);
+        Assert.Equal(2, (await clientRuntime.GetStatisticsAsync()).Endpoints);
+
+        await stopping.CancelAsync();
+        stream.Abort();
+    }
+
+    /// <summary>Two server runtimes, each the other's alternate, serving <see cref="EchoAsync"/> on <see cref="ServicePort"/>.</summary>
+    private async Task<(IpAddress[] Servers, ServerEndpoint[] Services, MtcpRuntime[] Runtimes)> StartServersAsync(string extra, CancellationToken stopping)
+    {
+        var servers = new[] { IpAddress.Parse("10.4.0.1"), IpAddress.Parse("10.4.0.2") };
+        var nodes = servers.Select((_, i) => new Address("akka.tcp", "mtcp", "127.0.0.1", 2600 + i)).ToArray();
+        var services = servers.Select(address => new ServerEndpoint(address, ServicePort)).ToArray();
+        var runtimes = servers.Select((address, i) => MtcpRuntime.Start(Sys, _fabric, NodeConfig(address.ToString(), extra: extra), $"server-{i}")).ToArray();
+        var registries = new Dictionary<Address, IActorRef> { [nodes[0]] = runtimes[0].ConnectionRegistry, [nodes[1]] = runtimes[1].ConnectionRegistry };
+        for (var i = 0; i < runtimes.Length; i++)
+        {
+            var control = Sys.ActorOf(InProcessControl.Props(nodes[i], registries), $"control-{i}");
+            await runtimes[i].EnableMigrationAsync(new MigrationSupport(_authenticator, control));
+            var other = 1 - i;
+            runtimes[i].PacketActor.Tell(new AlternateServersChanged(
+                new AlternateServerList([services[other]]),
+                new ControlMappings([new KeyValuePair<ServerEndpoint, Address>(services[other], nodes[other])])));
+            var listener = new MtcpListener(runtimes[i], ServicePort);
+            await listener.StartAsync();
+            _ = EchoAsync(listener, stopping);
+        }
+
+        return (servers, services, runtimes);
+    }
+
+    private static async Task MigrateAsync(MtcpClient client, ServerEndpoint destination)
+    {
+        var report = await client.MigrateAsync(destination).WaitAsync(Patience);
+        Assert.True(report.Outcome == MigrationOutcome.Completed, $"migration to {destination} failed: {report.FailureReason}");
     }
 
     private static async Task EchoRoundTripAsync(MtcpStream stream, int round)
