@@ -2,7 +2,7 @@ using Akka.Actor;
 using Akka.Dispatch;
 using Akka.Event;
 using Microsoft.Extensions.Logging;
-using Mtcp.Actors.Diagnostics;
+using Mtcp.Actors.Api;
 
 namespace Mtcp.Hosting;
 

@@ -8,7 +8,6 @@ using Akka.Event;
 using Akka.Remote.Transport.DotNetty;
 using Mtcp.Actors.Api;
 using Mtcp.Actors.Configuration;
-using Mtcp.Actors.Diagnostics;
 
 namespace Mtcp.Hosting;
 

@@ -70,7 +70,7 @@ internal static class MigrationMetrics
 
     internal static readonly Counter<long> ReplicaUpdates = Meter.CreateCounter<long>("mtcp.replication.updates", "{update}", "Replica updates sent to buddies (tag kind: state, read-log)");
 
-    internal static readonly Counter<long> ReplicaAckTimeouts = Meter.CreateCounter<long>("mtcp.replication.ack_timeouts", "{timeout}", "Connections that sent their buddy the whole state again because an update waited mtcp.migration.buddy-ack-timeout for its ack");
+    internal static readonly Counter<long> ReplicaAckTimeouts = Meter.CreateCounter<long>("mtcp.replication.ack_timeouts", "{timeout}", "Connections that sent their buddy the whole state again because an update waited mtcp.migration.buddy-ack-timeout for its ack (it or its ack was lost)");
 
     internal static readonly Counter<long> ReplicaUpdateBytes = Meter.CreateCounter<long>("mtcp.replication.update.bytes", "By", "Bytes of whole states and read logs sent to buddies, before sealing (tag kind: state, read-log)");
 
